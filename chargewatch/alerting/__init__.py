@@ -1,0 +1,1 @@
+"""Operator alert rules: expression language, evaluation and alert state (pure, no I/O)."""

@@ -1,0 +1,1 @@
+"""Sessions, per-session energy, OCPI 2.2.1 tariffs and CDRs (pure, no I/O)."""

@@ -1,0 +1,1 @@
+"""Vectorised fault and anomaly detectors (pure numpy/scipy, no I/O)."""

@@ -1,0 +1,1 @@
+"""A seeded fleet simulator: realistic sessions, injectable faults, ground truth."""
