@@ -98,7 +98,9 @@ class MqttIngest:
     def start(self) -> None:
         self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
         self.client.loop_start()
-        self.client._thread.name = "collector.mqtt_loop"
+        thread = self.client._thread  # named for thread dumps
+        if thread is not None:
+            thread.name = "collector.mqtt_loop"
 
     def stop(self) -> None:
         self.client.disconnect()
