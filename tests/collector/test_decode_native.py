@@ -109,13 +109,18 @@ def test_columnar_batch_keeps_good_samples_and_rejects_bad_ones() -> None:
         ("ev/A/1/meter", {"ts": [NOW] * 10_001}, "oversized"),
         ("ev/A/0/meter", {"ts": NOW}, "bad_connector_id"),
         ("ev/A/1/status", {"ts": NOW, "status": "Sleeping"}, "unknown_status"),
-        ("ev/A/1/status", {"ts": NOW, "status": "Faulted", "error_code": "Oops"},
-         "unknown_error_code"),
-        ("ev/A/1/transaction", {"ts": NOW, "event": "begin", "transaction_id": "t"},
-         "wrong_value"),
+        (
+            "ev/A/1/status",
+            {"ts": NOW, "status": "Faulted", "error_code": "Oops"},
+            "unknown_error_code",
+        ),
+        ("ev/A/1/transaction", {"ts": NOW, "event": "begin", "transaction_id": "t"}, "wrong_value"),
         ("ev/A/1/transaction", {"ts": NOW, "event": "start"}, "missing_field"),
-        ("ev/A/1/transaction",
-         {"ts": NOW, "event": "stop", "transaction_id": "t", "meter_wh": "12"}, "wrong_type"),
+        (
+            "ev/A/1/transaction",
+            {"ts": NOW, "event": "stop", "transaction_id": "t", "meter_wh": "12"},
+            "wrong_type",
+        ),
         ("ev/A/online", b'"maybe"', "wrong_value"),
         ("ev/A/heartbeat", b"[]", "wrong_type"),
     ],
@@ -151,11 +156,14 @@ def test_topic_errors(topic: str, reason: str) -> None:
 
 
 def test_events() -> None:
-    sink, _ = decode("ev/A/2/status", {"ts": NOW, "status": "Faulted", "error_code": "GroundFailure",
-                                       "info": "RCD tripped"})
+    sink, _ = decode(
+        "ev/A/2/status",
+        {"ts": NOW, "status": "Faulted", "error_code": "GroundFailure", "info": "RCD tripped"},
+    )
     assert sink.events == [StatusEvent("A", 2, NOW, NOW, "Faulted", "GroundFailure", "RCD tripped")]
-    sink, _ = decode("ev/A/1/transaction",
-                     {"ts": NOW, "event": "start", "transaction_id": 42, "meter_wh": 1000})
+    sink, _ = decode(
+        "ev/A/1/transaction", {"ts": NOW, "event": "start", "transaction_id": 42, "meter_wh": 1000}
+    )
     ev = sink.events[0]
     assert isinstance(ev, TransactionEvent)
     assert (ev.kind, ev.transaction_id, ev.meter_wh) == ("start", "42", 1000.0)
@@ -179,8 +187,10 @@ def test_batch_and_singles_agree() -> None:
     single = DecodeSink()
     dec = NativeDecoder(index)
     for k in range(n):
-        payload = orjson.dumps({"ts": ts[k], "power_w": power[k], "energy_wh": energy[k]},
-                               option=orjson.OPT_SERIALIZE_NUMPY)
+        payload = orjson.dumps(
+            {"ts": ts[k], "power_w": power[k], "energy_wh": energy[k]},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
         dec.decode(TopicRouter().route("ev/A/1/meter"), "ev/A/1/meter", payload, NOW, single)
     a, b = batch_sink.meter.build(), single.meter.build()
     np.testing.assert_array_equal(a.ts, b.ts)
