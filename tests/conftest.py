@@ -17,7 +17,7 @@ from tests.services import (
     InfluxDB,
     Mosquitto,
     Service,
-    ServiceMissing,
+    ServiceMissingError,
     VictoriaMetrics,
 )
 
@@ -29,7 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def _start(factory: Callable[[], S]) -> S:
     try:
         svc = factory()
-    except ServiceMissing as exc:
+    except ServiceMissingError as exc:
         if IN_CI:
             pytest.fail(f"service missing under CI=true: {exc}")
         pytest.skip(str(exc))

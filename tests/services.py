@@ -20,19 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 
 __all__ = [
     "Alertmanager",
     "InfluxDB",
     "Mosquitto",
     "Service",
-    "ServiceMissing",
+    "ServiceMissingError",
     "VictoriaMetrics",
     "free_port",
 ]
 
 
-class ServiceMissing(RuntimeError):
+class ServiceMissingError(RuntimeError):
     """The service's binary is not installed."""
 
 
@@ -48,7 +49,7 @@ def _which(*names: str) -> str:
             p = shutil.which(d + name) if d else shutil.which(name)
             if p:
                 return p
-    raise ServiceMissing(f"none of {names} is installed (run scripts/test.sh to install)")
+    raise ServiceMissingError(f"none of {names} is installed (run scripts/test.sh to install)")
 
 
 class Service:
@@ -234,8 +235,6 @@ class VictoriaMetrics(Service):
         httpx.get(f"{self.url}/internal/force_flush", timeout=10)
 
     def export(self, match: str) -> list[dict[str, object]]:
-        import orjson
-
         self.flush()
         r = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match}, timeout=30)
         r.raise_for_status()
