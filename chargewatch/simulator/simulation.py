@@ -227,6 +227,8 @@ class Simulation:
             while emit_i < len(self.events) and (self.events[emit_i].recv < c_hi or last_chunk):
                 ev = self.events[emit_i]
                 emit_i += 1
+                if not t0 <= ev.recv < t1:
+                    continue
                 cid = chargers[ev.charger].id
                 if ocpp:
                     spec = chargers[ev.charger]
