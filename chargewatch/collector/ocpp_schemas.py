@@ -52,7 +52,13 @@ class SchemaError:
 
 def _strip_formats(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: _strip_formats(v) for k, v in node.items() if k != "format"}
+        # The keyword's value is a string; a property *named* format (1.6
+        # sampledValue.format) is a schema object and stays.
+        return {
+            k: _strip_formats(v)
+            for k, v in node.items()
+            if not (k == "format" and isinstance(v, str))
+        }
     if isinstance(node, list):
         return [_strip_formats(v) for v in node]
     return node
