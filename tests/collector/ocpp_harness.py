@@ -99,10 +99,9 @@ def check(fixture: dict[str, Any]) -> None:
             if key == "type":
                 continue
             actual = fields[key]
-            if key == "ts":
-                value = epoch(value)
+            expected = epoch(value) if key == "ts" else value
             if isinstance(actual, tuple):
                 actual = list(actual)
-            assert actual == value, (kind, key, actual, value)
+            assert actual == expected, (kind, key, actual, expected)
 
     assert dict(decoder.quirks) == expect.get("quirks", {})
