@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Any
 
-import orjson
-
-from chargewatch.collector.batch import METER_FIELDS
+from chargewatch.collector.batch import METER_FIELDS, MeterBatch
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import DecodeSink
 from chargewatch.fleet import ConnectorIndex
@@ -22,6 +21,7 @@ class Feed:
         self.index = ConnectorIndex()
         self.decoder = OcppDecoder(self.index, **options)
         self.sink = DecodeSink()
+        self._batches: list[MeterBatch] = []
 
     def send(
         self,
@@ -35,7 +35,7 @@ class Feed:
     ) -> Feed:
         version = version or self.version
         topic = f"ocpp/{version}/{charger}/{source}"
-        payload = raw if raw is not None else orjson.dumps(frame)
+        payload = raw if raw is not None else json.dumps(frame).encode()
         self.decoder.decode(topic, version, charger, source, payload, recv, self.sink)
         return self
 
@@ -49,7 +49,9 @@ class Feed:
     def rows(self) -> list[dict[str, float]]:
         """Each row as {field: value} without the NaN fields, plus conn/ts."""
         out = []
-        batch = self.sink.meter.build()
+        if len(self.sink.meter):  # build() drains the builder: keep what it gave
+            self._batches.append(self.sink.meter.build())
+        batch = MeterBatch.concat(self._batches)
         for i in range(len(batch)):
             row = {n: float(v) for n, v in zip(METER_FIELDS, batch.values[i], strict=True)}
             row = {n: v for n, v in row.items() if not math.isnan(v)}
