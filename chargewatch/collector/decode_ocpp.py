@@ -164,7 +164,17 @@ class _RejectError(Exception):
 class _Frame:
     """What every handler needs about the frame being decoded."""
 
-    __slots__ = ("charger", "frame", "recv", "sink", "source", "state", "topic", "version")
+    __slots__ = (
+        "charger",
+        "digest",
+        "frame",
+        "recv",
+        "sink",
+        "source",
+        "state",
+        "topic",
+        "version",
+    )
 
     def __init__(  # noqa: PLR0917  # one argument per slot, built twice per frame at most
         self,
@@ -175,8 +185,10 @@ class _Frame:
         recv: float,
         sink: DecodeSink,
         state: ChargerState,
+        digest: int = 0,
     ) -> None:
         self.topic = topic
+        self.digest = digest
         self.version = version
         self.charger = charger
         self.frame = frame
@@ -223,6 +235,7 @@ class OcppDecoder:
         self._chargers: dict[str, ChargerState] = {}
         self._ts_text = ""
         self._ts_value = 0.0
+        self._ts_naive = False
         self._calls: dict[tuple[str, str], Callable[[_Frame, dict[str, Any]], None]] = {
             ("1.6", "BootNotification"): self._boot16,
             ("1.6", "Heartbeat"): self._heartbeat,
@@ -251,6 +264,8 @@ class OcppDecoder:
         sink: DecodeSink,
     ) -> None:
         """Decode one MQTT message of ``ocpp/<version>/<charger>/<source>``. Never raises."""
+        if not isinstance(payload, bytes):  # tolerate bytearray/memoryview/str from callers
+            payload = _as_bytes(payload)
         try:
             self._decode(topic, version, charger, source, payload, recv, sink)
         except Exception as exc:  # the ingest loop must survive any bug in here
@@ -309,7 +324,7 @@ class OcppDecoder:
             return
         state = self._state(charger)
         self._expire(charger, state, recv, sink)
-        f = _Frame(topic, version, charger, frame, recv, sink, state)
+        f = _Frame(topic, version, charger, frame, recv, sink, state, hash(payload))
         kind: int = frame[0]
         if kind == _CALL:
             self._call(f, source)
@@ -325,12 +340,16 @@ class OcppDecoder:
         side: Side = "cp" if source == "cp" else "csms"
         key = (side, msg_id)
         state = f.state
-        if key in state.recent or key in state.pending:
-            f.reject("duplicate_call", f"{action} CALL id {msg_id!r} already seen from {side}")
+        seen = state.recent.get(key)
+        if seen is not None and seen.call == f.digest:
+            f.reject("duplicate_call", f"{action} CALL id {msg_id!r} repeated byte for byte")
             return
         if action not in known_actions(f.version):
             f.reject("unknown_action", f"{action!r} is not an OCPP {f.version} action")
             return
+        old = state.pending.pop(key, None)
+        if old is not None:  # the id was reused by a new connection: the old CALL is lost
+            self._give_up(f.charger, old, msg_id, f.recv, f.sink)
         pending = Pending(action, f.recv, command=source == "command")
         self._add_pending(f, key, pending)
         if side == "cp":
@@ -344,16 +363,16 @@ class OcppDecoder:
         early = state.early.pop(key, None)
         if early is not None:  # its answer overtook it
             state.pending.pop(key, None)
-            state.remember(key, True, 4 * self.max_pending)
-            self._resolve(
-                _Frame(early.topic, f.version, f.charger, early.frame, early.recv, f.sink, state),
-                pending,
+            state.recent[key].answer = early.digest
+            answer = _Frame(
+                early.topic, f.version, f.charger, early.frame, early.recv, f.sink, state
             )
+            self._resolve(answer, pending)
 
     def _add_pending(self, f: _Frame, key: tuple[Side, str], pending: Pending) -> None:
         state = f.state
         state.pending[key] = pending
-        state.remember(key, False, 4 * self.max_pending)
+        state.remember(key, f.digest, 4 * self.max_pending)
         while len(state.pending) > self.max_pending:
             # Unanswered CALLs pile up when the bridge forwards one direction
             # only; the oldest is given up as if it had timed out.
@@ -365,19 +384,24 @@ class OcppDecoder:
         key = (side, msg_id)
         state = f.state
         pending = state.pending.pop(key, None)
+        seen = state.recent.get(key)
         if pending is None:
-            if state.recent.get(key) is True or key in state.early:
+            early = state.early.get(key)
+            if (seen is not None and seen.answer == f.digest) or (
+                early is not None and early.digest == f.digest
+            ):
                 f.reject("duplicate_result", f"CALL id {msg_id!r} was already answered")
                 return
             # The answer may have overtaken its CALL (different topics): hold it.
-            state.early[key] = Early(f.topic, f.frame, f.recv)
+            state.early[key] = Early(f.topic, f.frame, f.recv, f.digest)
             while len(state.early) > self.max_pending:
                 old = state.early.pop(next(iter(state.early)))
                 f.sink.reject(
                     old.topic, "orphan_result", "too many unmatched answers", old.frame, old.recv
                 )
             return
-        state.remember(key, True, 4 * self.max_pending)
+        if seen is not None:
+            seen.answer = f.digest
         self._resolve(f, pending)
 
     def _resolve(self, f: _Frame, pending: Pending) -> None:
@@ -590,6 +614,8 @@ class OcppDecoder:
         """Epoch seconds of an RFC 3339 timestamp, checked against ``recv``."""
         if text == self._ts_text:  # one frame's meterValues often share a timestamp
             ts = self._ts_value
+            if self._ts_naive:
+                self.quirks["timestamp_without_offset"] += 1
         else:
             # fromisoformat also takes dates without a time; RFC 3339 needs both.
             if len(text) < 19 or text[10] not in "Tt ":
@@ -600,11 +626,12 @@ class OcppDecoder:
                 raise _RejectError(
                     "bad_timestamp", f"{text!r} is not an RFC 3339 date-time"
                 ) from None
-            if dt.tzinfo is None:
+            naive = dt.tzinfo is None
+            if naive:
                 self.quirks["timestamp_without_offset"] += 1
                 dt = dt.replace(tzinfo=UTC)
             ts = dt.timestamp()
-            self._ts_text, self._ts_value = text, ts
+            self._ts_text, self._ts_value, self._ts_naive = text, ts, naive
         if ts < _T2010:
             raise _RejectError("timestamp_before_2010", f"{text!r} is before 2010")
         if ts > recv + self.future_tolerance:
@@ -1144,3 +1171,9 @@ def _describe(errors: list[SchemaError]) -> str:
 
 def _text(payload: bytes) -> str:
     return payload[:_MAX_RAW].decode("utf-8", "replace")
+
+
+def _as_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    return str(payload).encode("utf-8", "replace")

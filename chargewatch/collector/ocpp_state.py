@@ -7,8 +7,11 @@ result can overtake its CALL. Each charger therefore keeps, per direction:
 * ``pending``: CALLs waiting for their answer, oldest first, bounded and expiring;
 * ``early``: answers that arrived before their CALL, held until the CALL comes
   or they expire (then they are rejected as ``orphan_result``);
-* ``recent``: ids seen lately, so a retransmitted CALL or a second answer is
-  recognised as a duplicate instead of being decoded twice.
+* ``recent``: ids seen lately with a digest of their frames, so a retransmitted
+  CALL or a repeated answer (same id, same bytes) is recognised as a duplicate
+  instead of being decoded twice. The same id with *different* content is a new
+  message: ids need only be unique per WebSocket connection (OCPP-J §4.1.1),
+  and chargers that count from 1 again after reconnecting are common.
 
 Message ids are unique per sender only (OCPP-J §4.1.1), so the direction is part
 of every key. Nothing here is shared between chargers.
@@ -16,7 +19,7 @@ of every key. Nothing here is shared between chargers.
 
 from __future__ import annotations
 
-__all__ = ["ChargerState", "Early", "Pending", "Side", "StartInfo"]
+__all__ = ["ChargerState", "Early", "Evse", "Pending", "Seen", "Side", "StartInfo"]
 
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,6 +56,15 @@ class Early:
     topic: str
     frame: list[Any]
     recv: float
+    digest: int
+
+
+@dataclass(slots=True)
+class Seen:
+    """Digests (``hash`` of the raw bytes) of a recent CALL and of its answer."""
+
+    call: int
+    answer: int | None = None
 
 
 @dataclass(slots=True)
@@ -72,15 +84,16 @@ class ChargerState:
     def __init__(self) -> None:
         self.pending: dict[tuple[Side, str], Pending] = {}
         self.early: dict[tuple[Side, str], Early] = {}
-        # id -> answered?; insertion-ordered, trimmed from the oldest end.
-        self.recent: dict[tuple[Side, str], bool] = {}
+        # Insertion-ordered, trimmed from the oldest end.
+        self.recent: dict[tuple[Side, str], Seen] = {}
         # transaction id -> connector (1.6 StopTransaction names no connector;
         # 2.0.1 TransactionEvent names its EVSE only in the first message).
         self.tx_connector: dict[str, int] = {}
         self.evse: dict[int, Evse] = {}
 
-    def remember(self, key: tuple[Side, str], answered: bool, limit: int) -> None:
-        self.recent[key] = answered
+    def remember(self, key: tuple[Side, str], digest: int, limit: int) -> None:
+        self.recent.pop(key, None)  # move to the young end
+        self.recent[key] = Seen(digest)
         _trim(self.recent, limit)
 
     def learn_transaction(self, transaction_id: str, connector: int, limit: int) -> None:

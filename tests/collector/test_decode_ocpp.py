@@ -246,7 +246,7 @@ def test_16_unit_less_non_energy_uses_natural_unit_and_counts_quirk() -> None:
     ],
 )
 def test_16_contexts_decide_billing_readings(context: str, tx: bool, reading: bool) -> None:
-    extra = {"transactionId": 12} if tx else {}
+    extra: dict[str, Any] = {"transactionId": 12} if tx else {}
     f = Feed().call("MeterValues", mv16({"value": "500", "context": context}, **extra))
     readings = f.events("MeterReading")
     assert len(f.rows()) == 1  # every context is telemetry

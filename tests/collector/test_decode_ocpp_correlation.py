@@ -63,6 +63,21 @@ def test_retransmitted_call_is_rejected_not_decoded_twice() -> None:
     assert f.reasons() == ["duplicate_call", "duplicate_call"]
 
 
+def test_reused_id_with_new_content_is_a_new_call() -> None:
+    # Ids are unique per WebSocket connection only; after a reconnect "1" comes again.
+    f = Feed().call("StartTransaction", START, "1").result("1", ACCEPTED)
+    f.call("StartTransaction", {**START, "meterStart": 2000}, "1")
+    f.result("1", {**ACCEPTED, "transactionId": 43})
+    assert starts(f) == [("42", 2, ()), ("43", 2, ())]
+    assert f.reasons() == []
+
+
+def test_reused_id_before_the_answer_gives_up_the_old_call() -> None:
+    f = Feed().call("StartTransaction", START, "1")
+    f.call("StartTransaction", {**START, "connectorId": 1}, "1").result("1", ACCEPTED)
+    assert starts(f) == [("", 2, ("transaction_id_unknown",)), ("42", 1, ())]
+
+
 def test_second_answer_is_a_duplicate() -> None:
     f = Feed().call("StartTransaction", START, "s1").result("s1", ACCEPTED).result("s1", ACCEPTED)
     assert starts(f) == [("42", 2, ())]
