@@ -130,10 +130,15 @@ class Schemas:
             pass
         else:
             return []
-        found = [
-            SchemaError(tuple(e.absolute_path), _short(e.message))
-            for e in compiled.slow.iter_errors(payload)
-        ]
+        try:
+            found = [
+                SchemaError(tuple(e.absolute_path), _short(e.message))
+                for e in compiled.slow.iter_errors(payload)
+            ]
+        except RecursionError:
+            # jsonschema's messages repr() the offending value; orjson accepts
+            # nesting (1024) deeper than repr can go.
+            return [SchemaError((), "a value is nested too deeply to describe")]
         if not found:  # the two engines disagree; trust the stricter, say so
             found = [SchemaError((), "rejected by the compiled schema")]
         found.sort(key=lambda e: tuple(str(p) for p in e.path))

@@ -171,6 +171,14 @@ TABLE: list[tuple[str, str, Any, list[str], str]] = [
         ["out_of_range"],
         "$.meterStart: -3 Wh",
     ),
+    (
+        "deeply_nested",
+        "1.6",
+        b'[2,"1","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-24T03:00:00Z",'
+        b'"sampledValue":[{"value":' + b"[" * 1000 + b"]" * 1000 + b"}]}]}]",
+        ["schema_violation"],
+        "nested too deeply",
+    ),
     ("unknown_version", "1.5", [2, "1", "Heartbeat", {}], ["unknown_version"], "'1.5'"),
     (
         "201_value_not_number",
