@@ -176,7 +176,7 @@ class _Frame:
         "version",
     )
 
-    def __init__(  # one argument per slot, built twice per frame at most
+    def __init__(
         self,
         topic: str,
         version: str,
@@ -253,7 +253,7 @@ class OcppDecoder:
 
     # ------------------------------------------------------------------ entry
 
-    def decode(  # the topic router's calling convention (issue 3)
+    def decode(
         self,
         topic: str,
         version: str,
@@ -297,7 +297,7 @@ class OcppDecoder:
             state = self._chargers[charger] = ChargerState()
         return state
 
-    def _decode(  # same arguments as decode()
+    def _decode(
         self,
         topic: str,
         version: str,
