@@ -24,6 +24,7 @@ from chargewatch.collector.mqtt import MqttIngest
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.config import Config
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
+from chargewatch.fleetstate import FleetState
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class Collector:
             self.writer = InfluxWriter(config.influx, data / "spool")
         elif config.influx_file is not None:
             self.linefile = LineFile(config.influx_file)
-        stages: list[Stage] = []
+        self.state = FleetState(self.index)
+        stages: list[Stage] = [self.state]
         self.pipeline = Pipeline(
             self.index,
             lines=self.writer or self.linefile,
@@ -135,6 +137,15 @@ class Collector:
                 metrics.CONNECTORS.labels(inventory="unknown").set(
                     len(self.index) - int(self.index.known[: len(self.index)].sum())
                 )
+
+    def demo_rows(self) -> list[tuple[str, str]]:
+        """Extra lines for the demo's live table, from the stages that have them."""
+        rows: list[tuple[str, str]] = []
+        if self.writer is not None:
+            rows.append(("lines written to InfluxDB", f"{self.writer.lines_written:,}"))
+        if self.linefile is not None:
+            rows.append(("lines written to file", f"{self.linefile.lines_written:,}"))
+        return rows
 
     # -- health ---------------------------------------------------------------
 
