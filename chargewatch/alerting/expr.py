@@ -142,7 +142,8 @@ def tokenize(text: str) -> list[Token]:
                 kind = "keyword"
             out.append(Token(kind, tok, pos))
         pos = m.end()
-    out.append(Token("end", "", len(text)))
+    # Point "unexpected end" at the last character, not past a block scalar's newline.
+    out.append(Token("end", "", len(text.rstrip())))
     return out
 
 

@@ -149,6 +149,8 @@ class _Checker:
                 )
                 self.fail(ctx, (*rp, key), f"unknown key {key!r}{hint}")
                 ok = False
+        if "record" in r:
+            return None  # the rest would only repeat that this is not an alerting rule
         if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
             what = "missing 'alert'" if name is None else f"invalid alert name {name!r}"
             self.fail(ctx, (*rp, "alert") if name is not None else rp, f"{what} (letters, digits, _)")
