@@ -397,6 +397,20 @@ class History:
         rows = rows[np.argsort(self.times[rows], kind="stable")]
         return self.times[rows], self.values[name][rows, :n]
 
+    def window_anchored(
+        self, name: str, now: float, seconds: float, n: int
+    ) -> tuple[NDArray[np.float64], NDArray[Any]] | None:
+        """Like :meth:`window` plus the last sample at or before ``now - seconds``.
+
+        "Unchanged for 10m" must see a sample from 10 minutes ago; None when
+        the history does not reach back that far.
+        """
+        older = self.times[self.times <= now - seconds]
+        if older.size == 0:
+            return None
+        anchor = float(older.max())
+        return self.window(name, now, now - anchor + 1e-9, n)
+
     def covers(self, now: float, seconds: float) -> bool:
         return bool(self.count) and now - self.since >= seconds
 
@@ -714,7 +728,9 @@ class _Compiler:
             raise self.fail(f"{name}() takes a signal and a duration, e.g. {name}(power_w, 5m)", node)
         sig_node, dur_node = node.args
         if not isinstance(sig_node, Name):
-            raise self.fail(f"{name}() reads the history of a signal; give a signal name", sig_node)
+            raise ExprError(
+                f"{name}() reads the history of a signal; give a signal name", _start(sig_node), self.text
+            )
         if not isinstance(dur_node, Num) or not self._is_duration_token(dur_node):
             raise self.fail(f"{name}() needs a duration such as 5m as its second argument", dur_node)
         sig = self._signal(sig_node)
@@ -734,11 +750,25 @@ class _Compiler:
         return bool(re.match(r"\d+(?:ms|s|m|h|d|w)", self.text[node.pos :]))
 
 
+def _start(node: Node) -> int:
+    """Position of the leftmost character of ``node`` (a Binary's own pos is its operator)."""
+    if isinstance(node, Binary):
+        return _start(node.left)
+    if isinstance(node, In):
+        return _start(node.operand)
+    return node.pos
+
+
 def _window_fn(func: str, name: str, kind: Kind, seconds: float) -> Fn:
     def fn(ctx: Context) -> NDArray[Any]:
         h = ctx.history
         if h is None or h.count == 0:
             return np.full(ctx.n, np.nan) if func not in ("absent_for", "stale_for") else np.zeros(ctx.n, np.bool_)
+        if func == "stale_for":
+            got = h.window_anchored(name, ctx.now, seconds, ctx.n)
+            if got is None:
+                return np.zeros(ctx.n, np.bool_)
+            return _reduce(func, kind, got[0], got[1], ctx.n, True)
         times, vals = h.window(name, ctx.now, seconds, ctx.n)
         return _reduce(func, kind, times, vals, ctx.n, h.covers(ctx.now, seconds))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from chargewatch.alerting import AlertEngine
 from chargewatch.alerting.testing import make_frame
 from chargewatch.collector.notifiers import AlertmanagerNotifier
+from tests.services import Alertmanager
 
 pytestmark = pytest.mark.integration
 
@@ -27,17 +27,14 @@ groups:
 """
 
 
-def _alerts(url: str) -> list[dict[str, object]]:
-    resp = httpx.get(f"{url}/api/v2/alerts", params={"filter": 'alertname="OverTemperatureIT"'})
-    resp.raise_for_status()
-    out: list[dict[str, object]] = resp.json()
-    return out
+def _alerts(am: Alertmanager) -> list[dict[str, object]]:
+    return am.alerts(filter='alertname="OverTemperatureIT"')
 
 
-def test_firing_alert_appears_with_labels_then_resolves(alertmanager: str, tmp_path: Path) -> None:
+def test_firing_alert_appears_with_labels_then_resolves(alertmanager: Alertmanager, tmp_path: Path) -> None:
     (tmp_path / "it.yaml").write_text(RULE)
     engine = AlertEngine(tmp_path, resend_delay_s=60)
-    notifier = AlertmanagerNotifier(alertmanager, retries=1, backoff_s=0.1)
+    notifier = AlertmanagerNotifier(alertmanager.url, retries=1, backoff_s=0.1)
     # Alertmanager judges endsAt by its own clock, so the engine runs on real time here.
     t0 = time.time() - 10
     hot = make_frame([("CP-IT", 2)], site="depot", temperature_c=95.0)
