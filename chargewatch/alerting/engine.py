@@ -46,7 +46,9 @@ def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any
     if "site" not in out:
         out["site"] = np.array([index.site_of(i) for i in range(n)], dtype=object)
     if "model" not in out:
-        out["model"] = np.array([index.fleet.charger(index.keys[i][0]).model for i in range(n)], dtype=object)
+        out["model"] = np.array(
+            [index.fleet.charger(index.keys[i][0]).model for i in range(n)], dtype=object
+        )
     for name in ("max_power_w", "nominal_voltage_v", "rated_current_a"):
         if name not in out:
             out[name] = np.asarray(getattr(index, name)[:n], dtype=np.float64)
@@ -124,7 +126,11 @@ class AlertEngine:
                     continue
                 r.alerts.alerts = prev.alerts.alerts
                 r.overrides = prev.overrides
-                if prev.expr.text == r.expr.text and prev.history is not None and r.history is not None:
+                if (
+                    prev.expr.text == r.expr.text
+                    and prev.history is not None
+                    and r.history is not None
+                ):
                     r.history.restore(prev.history.snapshot())
         self.groups = groups
         self._signature = self._pending_signature

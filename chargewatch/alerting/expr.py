@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting.signals import SIGNALS, Frame, Kind, Signal, frame_length
+from chargewatch.collector.events import CONNECTOR_STATUSES, ERROR_CODES
 
 
 class ExprError(ValueError):
@@ -81,7 +82,7 @@ def format_duration(seconds: float) -> str:
     if seconds == 0:
         return "0s"
     out = ""
-    rest = int(round(seconds * 1000))
+    rest = round(seconds * 1000)
     for unit, size in (("w", 604800000), ("d", 86400000), ("h", 3600000), ("m", 60000)):
         if rest >= size:
             out += f"{rest // size}{unit}"
@@ -288,7 +289,9 @@ class _Parser:
         while True:
             tok = self.next()
             if tok.kind != "string":
-                raise self.fail("'in' takes a list of strings, e.g. (\"Faulted\", \"Unavailable\")", tok)
+                raise self.fail(
+                    '\'in\' takes a list of strings, e.g. ("Faulted", "Unavailable")', tok
+                )
             values.append(_unquote(tok.text))
             sep = self.next()
             if sep.text == ")" and sep.kind == "op":
@@ -358,7 +361,9 @@ class History:
     values: dict[str, NDArray[Any]] = field(init=False)
     head: int = 0  # next row to write
     count: int = 0
-    since: float = float("nan")  # time of the first sample: windows longer than this are not covered
+    since: float = float(
+        "nan"
+    )  # time of the first sample: windows longer than this are not covered
 
     def __post_init__(self) -> None:
         self.times = np.full(self.capacity, np.nan)
@@ -391,7 +396,9 @@ class History:
         self.head = (self.head + 1) % self.capacity
         self.count = min(self.count + 1, self.capacity)
 
-    def window(self, name: str, now: float, seconds: float, n: int) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    def window(
+        self, name: str, now: float, seconds: float, n: int
+    ) -> tuple[NDArray[np.float64], NDArray[Any]]:
         """Samples with ``now - seconds < t <= now``, oldest first: (times (k,), values (k, n))."""
         rows = np.nonzero((self.times > now - seconds) & (self.times <= now))[0]
         rows = rows[np.argsort(self.times[rows], kind="stable")]
@@ -519,7 +526,7 @@ def _nan(ctx: Context) -> NDArray[np.float64]:
 def _missing(kind: Kind, v: NDArray[Any]) -> NDArray[np.bool_]:
     if kind == "string":
         return np.asarray(v == "", dtype=np.bool_)
-    return np.isnan(v)
+    return np.asarray(np.isnan(v), dtype=np.bool_)
 
 
 class _Compiler:
@@ -620,7 +627,9 @@ class _Compiler:
         if op in ("and", "or"):
             for side in (left, right):
                 if side.kind != "bool":
-                    raise self.fail(f"'{op}' needs conditions on both sides, got a {side.kind}", node)
+                    raise self.fail(
+                        f"'{op}' needs conditions on both sides, got a {side.kind}", node
+                    )
             if op == "and":
                 lv, rv = left.value, right.value
 
@@ -687,15 +696,17 @@ class _Compiler:
 
     def _check_vocabulary(self, node: Binary, lit: Str) -> None:
         # Comparing status to "Faulty" would silently never fire; catch the typo at load.
-        from chargewatch.collector.events import CONNECTOR_STATUSES, ERROR_CODES
-
         other = node.left if node.right is lit else node.right
         if not isinstance(other, Name):
             return
         vocab = {"status": CONNECTOR_STATUSES, "error_code": ERROR_CODES}.get(other.name)
         if vocab and lit.value not in vocab:
             close = difflib.get_close_matches(lit.value, vocab, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(vocab)}"
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; expected one of {', '.join(vocab)}"
+            )
             raise self.fail(f"{lit.value!r} is not a known {other.name}{hint}", lit)
 
     def _c_call(self, node: Call) -> _Compiled:
@@ -725,14 +736,20 @@ class _Compiler:
     def _window(self, node: Call) -> _Compiled:
         name = node.func
         if len(node.args) != 2:
-            raise self.fail(f"{name}() takes a signal and a duration, e.g. {name}(power_w, 5m)", node)
+            raise self.fail(
+                f"{name}() takes a signal and a duration, e.g. {name}(power_w, 5m)", node
+            )
         sig_node, dur_node = node.args
         if not isinstance(sig_node, Name):
             raise ExprError(
-                f"{name}() reads the history of a signal; give a signal name", _start(sig_node), self.text
+                f"{name}() reads the history of a signal; give a signal name",
+                _start(sig_node),
+                self.text,
             )
         if not isinstance(dur_node, Num) or not self._is_duration_token(dur_node):
-            raise self.fail(f"{name}() needs a duration such as 5m as its second argument", dur_node)
+            raise self.fail(
+                f"{name}() needs a duration such as 5m as its second argument", dur_node
+            )
         sig = self._signal(sig_node)
         seconds = dur_node.value
         if seconds <= 0:
@@ -763,7 +780,11 @@ def _window_fn(func: str, name: str, kind: Kind, seconds: float) -> Fn:
     def fn(ctx: Context) -> NDArray[Any]:
         h = ctx.history
         if h is None or h.count == 0:
-            return np.full(ctx.n, np.nan) if func not in ("absent_for", "stale_for") else np.zeros(ctx.n, np.bool_)
+            return (
+                np.full(ctx.n, np.nan)
+                if func not in ("absent_for", "stale_for")
+                else np.zeros(ctx.n, np.bool_)
+            )
         if func == "stale_for":
             got = h.window_anchored(name, ctx.now, seconds, ctx.n)
             if got is None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from chargewatch.alerting.signals import Frame
 from chargewatch.alerting.state import Alert, AlertState, Key, Transition, key_of
+from chargewatch.yamlsrc import Reader, load_yaml
 
 if TYPE_CHECKING:
     from chargewatch.alerting.rule import Rule
@@ -85,10 +86,14 @@ class Command:
 
     @property
     def frame(self) -> str:
-        return json.dumps([2, self.message_id, self.action, dict(self.payload)], separators=(",", ":"))
+        return json.dumps(
+            [2, self.message_id, self.action, dict(self.payload)], separators=(",", ":")
+        )
 
 
-def ocpp_payload(action: str, params: Mapping[str, Any], connector: int, version: str) -> dict[str, Any]:
+def ocpp_payload(
+    action: str, params: Mapping[str, Any], connector: int, version: str
+) -> dict[str, Any]:
     """The CALL payload of ``action`` in the charger's OCPP dialect."""
     p = {**COMMANDS.get(action, {}), **params}
     if version != "2.0.1":
@@ -107,7 +112,10 @@ def ocpp_payload(action: str, params: Mapping[str, Any], connector: int, version
         status = "Operative" if p.get("type") == "Operative" else "Inoperative"
         return {"operationalStatus": status, "evse": {"id": connector}}
     if action == "TriggerMessage":
-        return {"requestedMessage": p.get("requestedMessage", "StatusNotification"), "evse": {"id": connector}}
+        return {
+            "requestedMessage": p.get("requestedMessage", "StatusNotification"),
+            "evse": {"id": connector},
+        }
     return p
 
 
@@ -120,8 +128,6 @@ def allowed(allowlist: Allowlist, site: str, command: str) -> bool:
 
 def load_allowlist(path: str | Path) -> dict[str, list[str]]:
     """Read ``{sites: {site-a: [Reset], "*": [Reset, UnlockConnector]}}`` from YAML."""
-    from chargewatch.yamlsrc import Reader, load_yaml
-
     src = load_yaml(path)
     r = Reader(src)
     top = r.mapping(src.data, (), allowed=("sites",), required=("sites",))
@@ -133,7 +139,9 @@ def load_allowlist(path: str | Path) -> dict[str, list[str]]:
             continue
         for i, c in enumerate(cmds):
             if c not in COMMANDS:
-                r.fail(("sites", site, i), f"unknown command {c!r}; expected one of {sorted(COMMANDS)}")
+                r.fail(
+                    ("sites", site, i), f"unknown command {c!r}; expected one of {sorted(COMMANDS)}"
+                )
         out[str(site)] = [str(c) for c in cmds]
     r.raise_if_failed()
     return out
@@ -174,7 +182,8 @@ class Planner:
                 last = track.last_attempt_at
                 cooldown = max(a.cooldown_s for a in rule.actions)
                 if last is not None and not track.escalated and now - last <= cooldown:
-                    note = f"auto-remediated by {self._action_at(rule, track.attempts).command} (attempt {track.attempts})"
+                    cmd = self._action_at(rule, track.attempts).command
+                    note = f"auto-remediated by {cmd} (attempt {track.attempts})"
                     t.annotations["remediation"] = note
                     a = rule.alerts.alerts.get(key_of(t.labels))
                     if a is not None:
@@ -182,9 +191,10 @@ class Planner:
         for alert in rule.alerts.firing():
             k = key_of(alert.labels)
             tk = (rule.ident, k)
-            track = self.tracks.get(tk)
-            if track is None:
-                track = self.tracks[tk] = _Track(alert.fired_at or now)
+            found = self.tracks.get(tk)
+            if found is None:
+                found = self.tracks[tk] = _Track(alert.fired_at or now)
+            track = found
             if track.escalated or track.blocked:
                 continue
             total = sum(a.max_attempts for a in rule.actions) if spec is None else spec.max_attempts
@@ -203,12 +213,21 @@ class Planner:
                     track.attempts += 1
                     track.last_attempt_at = now
                     version = "1.6"
-                    if frame is not None and "ocpp_version" in frame and 0 <= alert.connector < len(frame["ocpp_version"]):
+                    if (
+                        frame is not None
+                        and "ocpp_version" in frame
+                        and 0 <= alert.connector < len(frame["ocpp_version"])
+                    ):
                         version = str(frame["ocpp_version"][alert.connector]) or "1.6"
-                    self.outbox.append(self._command(now, rule, alert, action, track.attempts, version))
+                    self.outbox.append(
+                        self._command(now, rule, alert, action, track.attempts, version)
+                    )
                 continue
             last_action = self._action_at(rule, track.attempts)
-            if track.last_attempt_at is not None and now - track.last_attempt_at >= last_action.cooldown_s:
+            if (
+                track.last_attempt_at is not None
+                and now - track.last_attempt_at >= last_action.cooldown_s
+            ):
                 track.escalated = True
                 extra += self._escalate(now, rule, alert, k, track.attempts)
         return extra
@@ -237,12 +256,20 @@ class Planner:
             f"{rule.ident}|{sorted(alert.labels.items())}|{alert.fired_at}|{attempt}".encode()
         ).hexdigest()[:16]
         return Command(
-            now, charger, connector, version, action.command,
+            now,
+            charger,
+            connector,
+            version,
+            action.command,
             ocpp_payload(action.command, action.params, connector, version),
-            f"cw-{digest}", rule.name, attempt,
+            f"cw-{digest}",
+            rule.name,
+            attempt,
         )
 
-    def _escalate(self, now: float, rule: Rule, alert: Alert, k: Key, attempts: int) -> list[Transition]:
+    def _escalate(
+        self, now: float, rule: Rule, alert: Alert, k: Key, attempts: int
+    ) -> list[Transition]:
         # New label set = new alert for Alertmanager (so routes for critical page
         # on-call); the old label set resolves so it does not linger.
         base = dict(k)
@@ -254,14 +281,29 @@ class Planner:
         note = f"remediation failed after {attempts} attempt(s); paging on-call"
         annotations = dict(alert.annotations) | {"remediation": note}
         new = Alert(
-            new_labels, annotations, alert.value, AlertState.FIRING, alert.active_at,
-            alert.connector, fired_at=now,
+            new_labels,
+            annotations,
+            alert.value,
+            AlertState.FIRING,
+            alert.active_at,
+            alert.connector,
+            fired_at=now,
         )
         rule.alerts.alerts[key_of(new_labels)] = new
         self.tracks[(rule.ident, key_of(new_labels))] = _Track(now, attempts, now, escalated=True)
         return [
-            Transition(now, "resolved", rule.name, dict(old.labels), dict(old.annotations), old.value, old.connector),
-            Transition(now, "firing", rule.name, dict(new_labels), annotations, new.value, new.connector),
+            Transition(
+                now,
+                "resolved",
+                rule.name,
+                dict(old.labels),
+                dict(old.annotations),
+                old.value,
+                old.connector,
+            ),
+            Transition(
+                now, "firing", rule.name, dict(new_labels), annotations, new.value, new.connector
+            ),
         ]
 
     def take(self) -> list[Command]:
@@ -272,8 +314,13 @@ class Planner:
     def snapshot(self) -> list[dict[str, Any]]:
         return [
             {
-                "rule": ident, "labels": dict(k), "fired_at": t.fired_at, "attempts": t.attempts,
-                "last_attempt_at": t.last_attempt_at, "escalated": t.escalated, "blocked": t.blocked,
+                "rule": ident,
+                "labels": dict(k),
+                "fired_at": t.fired_at,
+                "attempts": t.attempts,
+                "last_attempt_at": t.last_attempt_at,
+                "escalated": t.escalated,
+                "blocked": t.blocked,
             }
             for (ident, k), t in self.tracks.items()
         ]
@@ -281,6 +328,9 @@ class Planner:
     def restore(self, items: list[Mapping[str, Any]]) -> None:
         for d in items:
             self.tracks[(str(d["rule"]), key_of(d["labels"]))] = _Track(
-                float(d["fired_at"]), int(d["attempts"]), d.get("last_attempt_at"),
-                bool(d.get("escalated")), bool(d.get("blocked")),
+                float(d["fired_at"]),
+                int(d["attempts"]),
+                d.get("last_attempt_at"),
+                bool(d.get("escalated")),
+                bool(d.get("blocked")),
             )

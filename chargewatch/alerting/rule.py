@@ -16,7 +16,7 @@ import numpy as np
 
 from chargewatch.alerting.expr import CompiledExpr, History
 from chargewatch.alerting.remediation import ActionSpec
-from chargewatch.alerting.signals import ALERT_LABEL_COLUMNS, Frame, frame_length
+from chargewatch.alerting.signals import ALERT_LABEL_COLUMNS, SIGNALS, Frame, Kind, frame_length
 from chargewatch.alerting.state import AlertSet, Key, Observation, Transition, key_of
 from chargewatch.alerting.templates import Template
 
@@ -52,7 +52,7 @@ class Rule:
         if self.expr.windows:
             longest = max(self.expr.windows.values())
             # One row per evaluation plus slack for evaluations that come early.
-            cap = int(math.ceil(longest / max(self.interval_s, 1e-3))) + 2
+            cap = math.ceil(longest / max(self.interval_s, 1e-3)) + 2
             kinds = {name: _kind(name) for name in self.expr.windows}
             self.history = History(kinds, cap)
 
@@ -65,7 +65,9 @@ class Rule:
         for idx in np.flatnonzero(cond):
             i = int(idx)
             v = float(value[i])
-            base = {c: str(frame[c][i]) for c in ALERT_LABEL_COLUMNS if c in frame and frame[c][i] != ""}
+            base = {
+                c: str(frame[c][i]) for c in ALERT_LABEL_COLUMNS if c in frame and frame[c][i] != ""
+            }
             series = dict(base)
             for name, tmpl in self.labels.items():
                 series[name] = tmpl.render(base | {"alertname": self.name}, v)
@@ -100,9 +102,7 @@ class Rule:
             self.history.restore(data["history"])
 
 
-def _kind(name: str) -> Any:
-    from chargewatch.alerting.signals import SIGNALS
-
+def _kind(name: str) -> Kind:
     return SIGNALS[name].kind if name in SIGNALS else "number"
 
 

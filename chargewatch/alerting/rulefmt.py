@@ -49,7 +49,9 @@ class _Checker:
         self.catalogue = catalogue
         self.problems: list[ConfigProblem] = []
 
-    def fail(self, ctx: str, path: tuple[str | int, ...], message: str, col_offset: int = 0) -> None:
+    def fail(
+        self, ctx: str, path: tuple[str | int, ...], message: str, col_offset: int = 0
+    ) -> None:
         line, col = self.src.where(path)
         self.problems.append(ConfigProblem(self.src.file, ctx, message, line, col + col_offset))
 
@@ -79,7 +81,11 @@ class _Checker:
                 self.fail("", (key,), "unknown key; a rule file has only 'groups'")
         raw_groups = data.get("groups")
         if not isinstance(raw_groups, list):
-            self.fail("", ("groups",) if "groups" in data else (), "expected 'groups': a list of rule groups")
+            self.fail(
+                "",
+                ("groups",) if "groups" in data else (),
+                "expected 'groups': a list of rule groups",
+            )
             return groups
         names: set[str] = set()
         for gi, g in enumerate(raw_groups):
@@ -91,7 +97,11 @@ class _Checker:
             ctx = f'group "{gname}"' if isinstance(gname, str) else f"group {gi + 1}"
             for key in g:
                 if key not in _GROUP_KEYS:
-                    self.fail(ctx, (*gp, key), f"unknown key {key!r}; expected one of: {', '.join(_GROUP_KEYS)}")
+                    self.fail(
+                        ctx,
+                        (*gp, key),
+                        f"unknown key {key!r}; expected one of: {', '.join(_GROUP_KEYS)}",
+                    )
             if not isinstance(gname, str) or not gname:
                 self.fail(ctx, (*gp, "name"), "missing group name")
                 gname = f"group{gi + 1}"
@@ -104,7 +114,9 @@ class _Checker:
                 interval = default_interval_s
             raw_rules = g.get("rules")
             if not isinstance(raw_rules, list):
-                self.fail(ctx, (*gp, "rules") if "rules" in g else gp, "expected 'rules': a list of rules")
+                self.fail(
+                    ctx, (*gp, "rules") if "rules" in g else gp, "expected 'rules': a list of rules"
+                )
                 continue
             rules: list[Rule] = []
             seen: dict[str, int] = {}
@@ -153,7 +165,9 @@ class _Checker:
             return None  # the rest would only repeat that this is not an alerting rule
         if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
             what = "missing 'alert'" if name is None else f"invalid alert name {name!r}"
-            self.fail(ctx, (*rp, "alert") if name is not None else rp, f"{what} (letters, digits, _)")
+            self.fail(
+                ctx, (*rp, "alert") if name is not None else rp, f"{what} (letters, digits, _)"
+            )
             ok = False
         expr_text = r.get("expr")
         compiled = None
@@ -175,14 +189,24 @@ class _Checker:
         hold = self.duration(ctx, (*rp, "for"), r.get("for"), 0.0)
         keep = self.duration(ctx, (*rp, "keep_firing_for"), r.get("keep_firing_for"), 0.0)
         labels = self.templates(ctx, (*rp, "labels"), r.get("labels"), is_labels=True)
-        annotations = self.templates(ctx, (*rp, "annotations"), r.get("annotations"), is_labels=False)
+        annotations = self.templates(
+            ctx, (*rp, "annotations"), r.get("annotations"), is_labels=False
+        )
         actions = self.actions(ctx, (*rp, "actions"), r.get("actions"))
         if not ok or compiled is None or labels is None or annotations is None or actions is None:
             return None
         return Rule(
-            name=str(name), expr=compiled, group=group, interval_s=interval, hold_s=hold,
-            keep_firing_for_s=keep, labels=labels, annotations=annotations, actions=actions,
-            file=self.src.file, index=ri + 1,
+            name=str(name),
+            expr=compiled,
+            group=group,
+            interval_s=interval,
+            hold_s=hold,
+            keep_firing_for_s=keep,
+            labels=labels,
+            annotations=annotations,
+            actions=actions,
+            file=self.src.file,
+            index=ri + 1,
         )
 
     def templates(
@@ -222,7 +246,9 @@ class _Checker:
                 ok = False
         return out if ok else None
 
-    def actions(self, ctx: str, path: tuple[str | int, ...], value: Any) -> tuple[ActionSpec, ...] | None:
+    def actions(
+        self, ctx: str, path: tuple[str | int, ...], value: Any
+    ) -> tuple[ActionSpec, ...] | None:
         if value is None:
             return ()
         if not isinstance(value, list):
@@ -238,12 +264,19 @@ class _Checker:
                 continue
             for key in a:
                 if key not in _ACTION_KEYS:
-                    self.fail(ctx, (*p, key), f"unknown key {key!r}; expected one of: {', '.join(_ACTION_KEYS)}")
+                    self.fail(
+                        ctx,
+                        (*p, key),
+                        f"unknown key {key!r}; expected one of: {', '.join(_ACTION_KEYS)}",
+                    )
                     ok = False
             cmd = a.get("command")
             if cmd not in COMMANDS:
-                self.fail(ctx, (*p, "command") if cmd is not None else p,
-                          f"command {cmd!r}; expected one of: {', '.join(COMMANDS)}")
+                self.fail(
+                    ctx,
+                    (*p, "command") if cmd is not None else p,
+                    f"command {cmd!r}; expected one of: {', '.join(COMMANDS)}",
+                )
                 ok = False
             params = a.get("params", {})
             if not isinstance(params, dict):
@@ -251,7 +284,11 @@ class _Checker:
                 ok = False
                 params = {}
             attempts = a.get("max_attempts", 1)
-            if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
+            if (
+                isinstance(attempts, bool)
+                or not isinstance(attempts, int)
+                or not 1 <= attempts <= 10
+            ):
                 self.fail(ctx, (*p, "max_attempts"), f"expected an integer 1..10, got {attempts!r}")
                 ok = False
                 attempts = 1
@@ -297,7 +334,9 @@ def check_files(
             # Alert state is keyed by group name, so names are unique across files.
             if g.name in seen and seen[g.name] != g.file:
                 problems.append(
-                    ConfigProblem(g.file, f'group "{g.name}"', f"group name also used in {seen[g.name]}")
+                    ConfigProblem(
+                        g.file, f'group "{g.name}"', f"group name also used in {seen[g.name]}"
+                    )
                 )
             seen.setdefault(g.name, g.file)
         groups += gs
@@ -311,7 +350,9 @@ def load_groups(
     default_interval_s: float = DEFAULT_INTERVAL_S,
 ) -> list[Group]:
     """Like :func:`check_files` but raises :class:`ConfigError` with every problem."""
-    groups, problems = check_files(paths, catalogue=catalogue, default_interval_s=default_interval_s)
+    groups, problems = check_files(
+        paths, catalogue=catalogue, default_interval_s=default_interval_s
+    )
     if problems:
         raise ConfigError(problems)
     return groups

@@ -105,7 +105,7 @@ def expand_values(text: str, kind: str) -> list[Any]:
         if kind == "string":
             sm = re.fullmatch(r'("(?:[^"\\]|\\.)*"|[A-Za-z][A-Za-z0-9_.-]*?)(?:x(\d+))?', tok)
             if not sm:
-                raise ValueError(f"bad string sample {tok!r} (a word, or \"quoted\", optionally xN)")
+                raise ValueError(f'bad string sample {tok!r} (a word, or "quoted", optionally xN)')
             word = sm.group(1).strip('"')
             out += [word] * (int(sm.group(2)) + 1 if sm.group(2) else 1)
             continue
@@ -134,7 +134,7 @@ class _Series:
 
     def at(self, t: float, step: float) -> Any:
         """The value a query sees at ``t``: last sample within the lookback, else None."""
-        j = int(math.floor(t / step + 1e-9))
+        j = math.floor(t / step + 1e-9)
         j = min(j, len(self.values) - 1)
         while j >= 0 and t - j * step <= LOOKBACK_S + 1e-9:
             v = self.values[j]
@@ -149,7 +149,9 @@ class _Series:
 def _parse_series(text: str) -> tuple[str, dict[str, str]]:
     m = _SERIES_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"bad series selector {text!r}; expected name{{charger=\"CP1\",connector=\"1\"}}")
+        raise ValueError(
+            f'bad series selector {text!r}; expected name{{charger="CP1",connector="1"}}'
+        )
     labels: dict[str, str] = {}
     body = m.group(2) or ""
     pos = 0
@@ -189,7 +191,9 @@ def run_test_file(path: str | Path) -> FileResult:
         res.errors.append(f"unknown keys: {', '.join(sorted(unknown))}")
     files = data.get("rule_files") or []
     if not isinstance(files, list) or not files:
-        res.errors.append("rule_files: name at least one rule file; a test that loads no rules tests nothing")
+        res.errors.append(
+            "rule_files: name at least one rule file; a test that loads no rules tests nothing"
+        )
         return res
     rule_paths = [path.parent / str(f) for f in files]
     try:
@@ -209,7 +213,9 @@ def run_test_file(path: str | Path) -> FileResult:
         res.errors.append("tests: expected a non-empty list")
         return res
     for i, t in enumerate(tests):
-        name = f'test #{i + 1}' + (f' "{t["name"]}"' if isinstance(t, dict) and t.get("name") else "")
+        name = f"test #{i + 1}" + (
+            f' "{t["name"]}"' if isinstance(t, dict) and t.get("name") else ""
+        )
         case = CaseResult(str(path), name)
         try:
             _run_case(t, rule_paths, interval, case)
@@ -231,7 +237,14 @@ def _fresh_groups(rule_paths: list[Path], interval: float) -> list[Group]:
 def _run_case(t: Any, rule_paths: list[Path], interval: float, case: CaseResult) -> None:
     if not isinstance(t, dict):
         raise ValueError("a test is a mapping with input_series and alert_rule_test")
-    unknown = set(t) - {"name", "interval", "input_series", "alert_rule_test", "promql_expr_test", "external_labels"}
+    unknown = set(t) - {
+        "name",
+        "interval",
+        "input_series",
+        "alert_rule_test",
+        "promql_expr_test",
+        "external_labels",
+    }
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
     step = _duration(t.get("interval"), interval)
@@ -246,12 +259,14 @@ def _run_case(t: Any, rule_paths: list[Path], interval: float, case: CaseResult)
             raise ValueError(f"series {s['series']!r} needs a charger label")
         extra = set(labels) - set(LABEL_COLUMNS)
         if extra:
-            raise ValueError(f"series {s['series']!r}: unknown labels {sorted(extra)}; use {LABEL_COLUMNS}")
+            raise ValueError(
+                f"series {s['series']!r}: unknown labels {sorted(extra)}; use {LABEL_COLUMNS}"
+            )
         conn = (labels["charger"], labels.get("connector", "1"))
         info = connectors.setdefault(conn, {})
-        for k in ("site", "model", "ocpp_version"):
-            if k in labels:
-                info[k] = labels[k]
+        for lab in ("site", "model", "ocpp_version"):
+            if lab in labels:
+                info[lab] = labels[lab]
         series.append(_Series(sig, conn, expand_values(str(s.get("values", "")), sig.kind)))
     order = list(connectors)
     pos = {c: i for i, c in enumerate(order)}
@@ -263,7 +278,9 @@ def _run_case(t: Any, rule_paths: list[Path], interval: float, case: CaseResult)
     by_time: dict[float, list[dict[str, Any]]] = {}
     for c in checks:
         if c.get("alertname") not in names:
-            case.failures.append(f"alertname {c.get('alertname')!r}: no such rule in {[str(p) for p in rule_paths]}")
+            case.failures.append(
+                f"alertname {c.get('alertname')!r}: no such rule in {[str(p) for p in rule_paths]}"
+            )
             continue
         by_time.setdefault(_duration(c.get("eval_time")), []).append(c)
     if not by_time:
@@ -280,7 +297,7 @@ def _run_case(t: Any, rule_paths: list[Path], interval: float, case: CaseResult)
     frame["phases"][:] = DEFAULT_CHARGER.phases
     frame["nominal_voltage_v"][:] = DEFAULT_CHARGER.nominal_voltage_v
     frame["rated_current_a"][:] = DEFAULT_CHARGER.rated_current_a
-    steps = int(math.floor(end / interval + 1e-9))
+    steps = math.floor(end / interval + 1e-9)
     check_times = sorted(by_time)
     ci = 0
     for k in range(steps + 1):
@@ -331,8 +348,7 @@ def _check(at: float, checks: list[dict[str, Any]], groups: list[Group], case: C
                 actual = got[hit].annotations.get(k)
                 if actual != v:
                     problems.append(f"labels {el}: annotation {k!r} is {actual!r}, expected {v!r}")
-        for i in unmatched:
-            problems.append(f"unexpected firing alert with labels {got_l[i]}")
+        problems += [f"unexpected firing alert with labels {got_l[i]}" for i in unmatched]
         if problems:
             when = format_duration(at)
             case.failures.append(f"alertname {name} at {when}: " + "; ".join(problems))

@@ -51,7 +51,8 @@ class AlertState(Enum):
     INACTIVE = "inactive"
     #: The condition is true, for less than the rule's ``for`` so far; nothing is sent.
     PENDING = "pending"
-    #: The condition has held for ``for`` (or is within ``keep_firing_for`` after clearing); sent and resent.
+    #: The condition has held for ``for`` (or cleared less than ``keep_firing_for`` ago);
+    #: sent, and resent every resend interval.
     FIRING = "firing"
     #: Was firing, the condition cleared; sent with endsAt and resent for 15 minutes.
     RESOLVED = "resolved"
@@ -220,8 +221,13 @@ class AlertSet:
     @staticmethod
     def _transition(now: float, state: Literal["firing", "resolved"], a: Alert) -> Transition:
         return Transition(
-            now, state, a.labels.get("alertname", ""), dict(a.labels), dict(a.annotations),
-            a.value, a.connector,
+            now,
+            state,
+            a.labels.get("alertname", ""),
+            dict(a.labels),
+            dict(a.annotations),
+            a.value,
+            a.connector,
         )
 
     def firing(self) -> list[Alert]:
@@ -235,6 +241,7 @@ class AlertSet:
         for a in self.alerts.values():
             if not a.needs_sending(now, resend_delay_s):
                 continue
+            status: Literal["firing", "resolved"]
             if a.state is AlertState.RESOLVED and a.resolved_at is not None:
                 ends, status = a.resolved_at, "resolved"
             else:
@@ -245,8 +252,12 @@ class AlertSet:
             a.last_sent_at = now
             out.append(
                 Notification(
-                    dict(a.labels), dict(a.annotations), a.fired_at or a.active_at, ends,
-                    generator_url, status,  # type: ignore[arg-type]  # narrowed above
+                    dict(a.labels),
+                    dict(a.annotations),
+                    a.fired_at or a.active_at,
+                    ends,
+                    generator_url,
+                    status,
                 )
             )
         return out

@@ -60,7 +60,7 @@ _PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])")
 _BLOCK_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _BARE_RE = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\$value\b")
 _TERM_RE = re.compile(
-    r'\s*(?:(?P<label>\$labels\.[A-Za-z_][A-Za-z0-9_]*|\.Labels\.[A-Za-z_][A-Za-z0-9_]*)'
+    r"\s*(?:(?P<label>\$labels\.[A-Za-z_][A-Za-z0-9_]*|\.Labels\.[A-Za-z_][A-Za-z0-9_]*)"
     r'|(?P<value>\$value|\.Value)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)'
     r"|(?P<pipe>\|))"
 )
@@ -87,7 +87,9 @@ def _printf(fmt: str, v: float | str) -> str:
             return format(_plain(v), flags.replace("#", "") + "s") if flags else _plain(v)
         x = float(v) if not isinstance(v, float) else v
         if verb == "d":
-            return format(int(x) if math.isfinite(x) else x, flags + ("d" if math.isfinite(x) else ""))
+            return format(
+                int(x) if math.isfinite(x) else x, flags + ("d" if math.isfinite(x) else "")
+            )
         if verb == "x":
             return format(int(x), flags + "x") if math.isfinite(x) else str(x)
         return format(x, flags + verb)
@@ -100,7 +102,11 @@ def _printf(fmt: str, v: float | str) -> str:
 
 def _plain(v: float | str) -> str:
     if isinstance(v, float):
-        return f"{v:g}" if math.isfinite(v) and v != int(v) else (str(int(v)) if math.isfinite(v) else str(v))
+        return (
+            f"{v:g}"
+            if math.isfinite(v) and v != int(v)
+            else (str(int(v)) if math.isfinite(v) else str(v))
+        )
     return v
 
 
@@ -165,7 +171,9 @@ class Template:
             args = [t for t in stage if t[0] != "word"]
             words = [t for t in stage if t[0] == "word"]
             if len(words) > 1:
-                raise TemplateError(f"one function per stage, got {[w[1] for w in words]}", words[1][2])
+                raise TemplateError(
+                    f"one function per stage, got {[w[1] for w in words]}", words[1][2]
+                )
             if words:
                 fname, fpos = words[0][1], words[0][2]
                 if fname not in FILTERS and fname not in _STRING_FILTERS and fname != "printf":
@@ -173,7 +181,9 @@ class Template:
                 fmt = ""
                 if fname == "printf":
                     if not args or args[0][0] != "str":
-                        raise TemplateError('printf needs a format string, e.g. printf "%.1f"', fpos)
+                        raise TemplateError(
+                            'printf needs a format string, e.g. printf "%.1f"', fpos
+                        )
                     fmt = args[0][1][1:-1].encode().decode("unicode_escape")
                     args = args[1:]
                 if i == 0:
@@ -181,7 +191,9 @@ class Template:
                         raise TemplateError(f"{fname} needs $value or $labels.NAME", fpos)
                     head = self._arg(args[0])
                 elif args:
-                    raise TemplateError("a piped function takes its input from the pipe", args[0][2])
+                    raise TemplateError(
+                        "a piped function takes its input from the pipe", args[0][2]
+                    )
                 funcs.append((fname, fmt))
             else:
                 if i != 0 or len(args) != 1:

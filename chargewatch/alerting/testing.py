@@ -43,7 +43,10 @@ def assert_rules_valid(*paths: str | Path) -> None:
 
 
 def assert_rule_tests_pass(*paths: str | Path) -> int:
-    """Run rule unit test files (or directories of them); fail with every failure. Returns the number of tests."""
+    """Run rule unit test files (or directories of them); fail with every failure.
+
+    Returns the number of tests run.
+    """
     results = run_test_files(paths)
     if not results:
         raise AssertionError(f"no rule test files in {', '.join(map(str, paths))}")

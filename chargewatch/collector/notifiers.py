@@ -173,7 +173,9 @@ class WebhookNotifier(_HttpNotifier):
 
     name = "webhook"
 
-    def __init__(self, url: str, *, receiver: str = "chargewatch", external_url: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, receiver: str = "chargewatch", external_url: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.url = url
         self.receiver = receiver
@@ -188,7 +190,9 @@ class WebhookNotifier(_HttpNotifier):
         ok = True
         for name, batch in groups.items():
             body = webhook_payload(
-                batch, receiver=self.receiver, external_url=self.external_url,
+                batch,
+                receiver=self.receiver,
+                external_url=self.external_url,
                 group_labels={"alertname": name},
             )
             delivered = self._post(self.url, body)

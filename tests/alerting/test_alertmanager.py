@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from chargewatch.alerting import AlertEngine
+from chargewatch.alerting.state import Notification
 from chargewatch.alerting.testing import make_frame
 from chargewatch.collector.notifiers import AlertmanagerNotifier
 from tests.services import Alertmanager
@@ -31,7 +32,9 @@ def _alerts(am: Alertmanager) -> list[dict[str, object]]:
     return am.alerts(filter='alertname="OverTemperatureIT"')
 
 
-def test_firing_alert_appears_with_labels_then_resolves(alertmanager: Alertmanager, tmp_path: Path) -> None:
+def test_firing_alert_appears_with_labels_then_resolves(
+    alertmanager: Alertmanager, tmp_path: Path
+) -> None:
     (tmp_path / "it.yaml").write_text(RULE)
     engine = AlertEngine(tmp_path, resend_delay_s=60)
     notifier = AlertmanagerNotifier(alertmanager.url, retries=1, backoff_s=0.1)
@@ -53,7 +56,7 @@ def test_firing_alert_appears_with_labels_then_resolves(alertmanager: Alertmanag
         "fault": "over_temperature",
     }
     assert alerts[0]["annotations"] == {"summary": "CP-IT/2 is at 95 C"}
-    assert alerts[0]["status"] == {"state": "active", "silencedBy": [], "inhibitedBy": []}  # type: ignore[comparison-overlap]
+    assert alerts[0]["status"] == {"state": "active", "silencedBy": [], "inhibitedBy": []}
 
     cool = make_frame([("CP-IT", 2)], site="depot", temperature_c=40.0)
     resolved = engine.evaluate(t0 + 5, cool)  # endsAt = t0 + 5, already past for Alertmanager
@@ -66,8 +69,8 @@ def test_firing_alert_appears_with_labels_then_resolves(alertmanager: Alertmanag
 
 def test_unreachable_alertmanager_is_reported_not_raised() -> None:
     slept: list[float] = []
-    notifier = AlertmanagerNotifier("http://127.0.0.1:9", retries=2, backoff_s=0.5, sleep=slept.append)
-    from chargewatch.alerting.state import Notification
-
+    notifier = AlertmanagerNotifier(
+        "http://127.0.0.1:9", retries=2, backoff_s=0.5, sleep=slept.append
+    )
     assert not notifier.send([Notification({"alertname": "X"}, {}, 0.0, 60.0)])
     assert slept == [0.5, 1.0]

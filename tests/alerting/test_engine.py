@@ -47,7 +47,9 @@ def test_groups_run_on_their_interval_however_often_evaluate_is_called(tmp_path:
     assert [(t.at, t.state) for t in fired] == [(180.0, "firing")]
 
 
-def test_broken_reload_keeps_previous_rules_and_sets_gauge(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_reload_keeps_previous_rules_and_sets_gauge(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write(tmp_path)
     engine = AlertEngine(tmp_path)
     assert gauge() == 1.0
@@ -72,7 +74,9 @@ def test_reload_carries_alert_state_so_nothing_re_pages(tmp_path: Path) -> None:
     write(tmp_path, limit=85)
     (tmp_path / "hot.yaml").touch()
     assert engine.reload(240.0)
-    assert step(engine, HOT, start=240, interval=60, steps=3) == []  # still firing, no new transition
+    assert (
+        step(engine, HOT, start=240, interval=60, steps=3) == []
+    )  # still firing, no new transition
     assert len(engine.active()) == 1
 
 
@@ -95,13 +99,21 @@ def test_snapshot_restore_survives_a_restart_mid_for(tmp_path: Path) -> None:
 
 def test_inventory_and_labels_come_from_the_connector_index(tmp_path: Path) -> None:
     write(tmp_path)
-    fleet = Fleet({"north": SiteSpec("north")}, {"CP9": ChargerSpec("CP9", site="north", connectors=2)})
+    fleet = Fleet(
+        {"north": SiteSpec("north")}, {"CP9": ChargerSpec("CP9", site="north", connectors=2)}
+    )
     index = ConnectorIndex(fleet)
     engine = AlertEngine(tmp_path, index)
     frame = {"temperature_c": np.array([20.0, 95.0])}
     fired = step(engine, frame, start=0, interval=60, steps=4)
     assert [t.labels for t in fired] == [
-        {"charger": "CP9", "connector": "2", "site": "north", "severity": "warning", "alertname": "Hot"}
+        {
+            "charger": "CP9",
+            "connector": "2",
+            "site": "north",
+            "severity": "warning",
+            "alertname": "Hot",
+        }
     ]
     assert fired[0].to_json()["at"] == "1970-01-01T00:03:00Z"
     assert fired[0].annotations == {"summary": "CP9 hot"}

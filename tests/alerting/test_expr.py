@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargewatch.alerting.expr import ExprError, History, compile_expr, format_duration, parse_duration
+from chargewatch.alerting.expr import (
+    ExprError,
+    History,
+    compile_expr,
+    format_duration,
+    parse_duration,
+)
 from chargewatch.alerting.testing import make_frame
 
 CONN = [("CP1", 1), ("CP1", 2), ("CP2", 1)]
 
 
-def ev(text: str, **cols: object) -> list[bool]:
+def ev(text: str, **cols: Any) -> list[bool]:
     cond, _ = compile_expr(text).evaluate(0.0, make_frame(CONN, **cols))
     return [bool(x) for x in cond]
 
 
 def test_precedence_and_arithmetic() -> None:
-    assert ev("power_w / 1000 + 1 > 2 * 2", power_w=[2000.0, 3500.0, 3000.0]) == [False, True, False]
-    assert ev("not online or power_w > 0 and session_active", online=[True, False, True], power_w=1.0) == [
-        False, True, False,
+    assert ev("power_w / 1000 + 1 > 2 * 2", power_w=[2000.0, 3500.0, 3000.0]) == [
+        False,
+        True,
+        False,
+    ]
+    assert ev(
+        "not online or power_w > 0 and session_active", online=[True, False, True], power_w=1.0
+    ) == [
+        False,
+        True,
+        False,
     ]
     assert ev("-power_w < -5", power_w=[1.0, 6.0, 10.0]) == [False, True, True]
     assert ev("status_age_s >= 5m", status_age_s=[299.0, 300.0, 301.0]) == [False, True, True]
@@ -38,7 +54,11 @@ def test_missing_values_neither_fire_nor_clear() -> None:
     nan = float("nan")
     assert ev("power_w > 5", power_w=[nan, 6.0, nan]) == [False, True, False]
     assert ev("power_w != 5", power_w=[nan, 6.0, 5.0]) == [False, True, False]
-    assert ev('error_code != "NoError"', error_code=["", "GroundFailure", "NoError"]) == [False, True, False]
+    assert ev('error_code != "NoError"', error_code=["", "GroundFailure", "NoError"]) == [
+        False,
+        True,
+        False,
+    ]
     assert ev("present(power_w)", power_w=[nan, 1.0, 0.0]) == [False, True, True]
 
 

@@ -13,11 +13,19 @@ from chargewatch.collector.notifiers import AlertmanagerNotifier, LogNotifier, W
 
 FIRING = Notification(
     {"alertname": "Hot", "charger": "CP1", "connector": "1", "site": "s", "severity": "warning"},
-    {"summary": "CP1 hot"}, 0.0, 240.0, "http://cw/alerts", "firing",
+    {"summary": "CP1 hot"},
+    0.0,
+    240.0,
+    "http://cw/alerts",
+    "firing",
 )
 RESOLVED = Notification(
     {"alertname": "Hot", "charger": "CP2", "connector": "1", "site": "s", "severity": "warning"},
-    {"summary": "CP2 hot"}, 0.0, 90.5, "", "resolved",
+    {"summary": "CP2 hot"},
+    0.0,
+    90.5,
+    "",
+    "resolved",
 )
 
 
@@ -60,13 +68,26 @@ def test_webhook_speaks_alertmanagers_version_4_payload() -> None:
     p = json.loads(req.content)
     assert p["version"] == "4"
     assert (p["status"], p["receiver"], p["groupLabels"]) == ("firing", "noc", {"alertname": "Hot"})
-    assert p["commonLabels"] == {"alertname": "Hot", "connector": "1", "site": "s", "severity": "warning"}
+    assert p["commonLabels"] == {
+        "alertname": "Hot",
+        "connector": "1",
+        "site": "s",
+        "severity": "warning",
+    }
     assert p["groupKey"] == '{}:{alertname="Hot"}'
     assert [a["status"] for a in p["alerts"]] == ["firing", "resolved"]
     assert p["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
     assert p["alerts"][1]["endsAt"] == "1970-01-01T00:01:30.500Z"
     assert len(p["alerts"][0]["fingerprint"]) == 16
-    assert set(p["alerts"][0]) == {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
+    assert set(p["alerts"][0]) == {
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
+    }
 
 
 def test_log_notifier(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,31 +15,49 @@ DATA = Path(__file__).parent / "testdata"
 CTX = 'group "g", rule 1'
 
 BAD = [
-    ("for_without_expr.bad.yaml", [f'4:9: {CTX}, "NoExpr": missing \'expr\'']),
+    ("for_without_expr.bad.yaml", [f"4:9: {CTX}, \"NoExpr\": missing 'expr'"]),
     ("unknown_rule_key.bad.yaml", [f"6:18: {CTX}, \"Hot\": unknown key 'summary'"]),
     (
         "unknown_signal.bad.yaml",
-        [f"5:15: {CTX}, \"Hot\": expr: unknown signal 'temprature_c'; did you mean 'temperature_c'?"],
+        [
+            f"5:15: {CTX}, \"Hot\": expr: unknown signal 'temprature_c'; "
+            "did you mean 'temperature_c'?"
+        ],
     ),
     ("parse_error_column.bad.yaml", [f"5:43: {CTX}, \"Hot\": expr: unexpected ')'"]),
     ("block_expr_error.bad.yaml", [f'8:37: {CTX}, "Stuck": expr: unexpected end of expression']),
-    ("unsafe_template.bad.yaml", [f"7:23: {CTX}, \"Hot\": annotations.summary: unknown template function 'exec'"]),
+    (
+        "unsafe_template.bad.yaml",
+        [f"7:23: {CTX}, \"Hot\": annotations.summary: unknown template function 'exec'"],
+    ),
     ("bad_for_duration.bad.yaml", [f"6:14: {CTX}, \"Hot\": not a duration: '5 minutes'"]),
-    ("bad_severity.bad.yaml", [f"7:21: {CTX}, \"Hot\": severity 'page'; expected one of: critical, warning, info"]),
-    ("recording_rule.bad.yaml", [f"4:17: {CTX}: unknown key 'record'; recording rules are not supported"]),
-    ("unknown_status.bad.yaml", [f"5:25: {CTX}, \"Broken\": expr: 'Faulty' is not a known status; did you mean 'Faulted'?"]),
+    (
+        "bad_severity.bad.yaml",
+        [f"7:21: {CTX}, \"Hot\": severity 'page'; expected one of: critical, warning, info"],
+    ),
+    (
+        "recording_rule.bad.yaml",
+        [f"4:17: {CTX}: unknown key 'record'; recording rules are not supported"],
+    ),
+    (
+        "unknown_status.bad.yaml",
+        [f"5:25: {CTX}, \"Broken\": expr: 'Faulty' is not a known status; did you mean 'Faulted'?"],
+    ),
     ("number_condition.bad.yaml", [f'5:23: {CTX}, "Power": expr: the expression is a number']),
     (
         "unknown_action.bad.yaml",
-        [f"7:22: {CTX}, \"Lock\": command 'Reboot'", f'8:27: {CTX}, "Lock": expected an integer 1..10, got 0'],
+        [
+            f"7:22: {CTX}, \"Lock\": command 'Reboot'",
+            f'8:27: {CTX}, "Lock": expected an integer 1..10, got 0',
+        ],
     ),
     (
         "every_problem_reported.bad.yaml",
         [
             "3:15: group \"g\": not a duration: 'soon'",
             'group "g", rule 1, "A": expr: unexpected end of expression',
-            "9:17: group \"g\", rule 2, \"B\": unknown key 'colour'",
-            "13:20: group \"g\", rule 3, \"C\": label 'charger' is set from the alert itself",
+            '9:17: group "g", rule 2, "B": unknown key \'colour\'',
+            '13:20: group "g", rule 3, "C": label \'charger\' is set from the alert itself',
         ],
     ),
 ]
@@ -79,7 +97,9 @@ def test_cli_check_exit_codes(rules_dir: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "chargewatch", "rules", "check", *args],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
 
     ok = run(str(rules_dir))

@@ -18,7 +18,12 @@ def test_expand_values_follows_promtool_notation() -> None:
     assert expand_values("1+2x3", "number") == [1.0, 3.0, 5.0, 7.0]
     assert expand_values("10-1x2 5x2", "number") == [10.0, 9.0, 8.0, 5.0, 5.0, 5.0]
     assert expand_values("_x3 1", "number") == [None, None, None, 1.0]
-    assert expand_values("Available Faultedx2", "string") == ["Available", "Faulted", "Faulted", "Faulted"]
+    assert expand_values("Available Faultedx2", "string") == [
+        "Available",
+        "Faulted",
+        "Faulted",
+        "Faulted",
+    ]
     assert expand_values("true 0 1x1", "bool") == [1.0, 0.0, 1.0, 1.0]
     with pytest.raises(ValueError):
         expand_values("1+x3", "number")
@@ -47,7 +52,8 @@ def test_cli_exit_code() -> None:
     def run(name: str) -> int:
         return subprocess.run(
             [sys.executable, "-m", "chargewatch", "rules", "test", str(DATA / name)],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         ).returncode
 
     assert run("lookback_and_stale.pass.yaml") == 0

@@ -39,8 +39,13 @@ def test_pending_then_firing_after_for_then_resolved() -> None:
 def test_pending_that_clears_is_dropped_without_a_resolution() -> None:
     s = AlertSet(hold_s=180.0)
     assert [r[1:] for r in run(s, "1101111")] == [
-        ("", "pending"), ("", "pending"), ("", "-"), ("", "pending"), ("", "pending"),
-        ("", "pending"), ("firing", "firing"),
+        ("", "pending"),
+        ("", "pending"),
+        ("", "-"),
+        ("", "pending"),
+        ("", "pending"),
+        ("", "pending"),
+        ("firing", "firing"),
     ]
 
 
@@ -57,7 +62,11 @@ def test_resolved_alert_that_returns_starts_a_new_for() -> None:
     s = AlertSet(hold_s=60.0)
     res = run(s, "11011")
     assert [r[1:] for r in res] == [
-        ("", "pending"), ("firing", "firing"), ("resolved", "resolved"), ("", "pending"), ("firing", "firing"),
+        ("", "pending"),
+        ("firing", "firing"),
+        ("resolved", "resolved"),
+        ("", "pending"),
+        ("firing", "firing"),
     ]
 
 

@@ -31,7 +31,7 @@ def test_render(text: str, out: str) -> None:
         "{{ $labels.charger ",
         '{{ index $labels "x" }}',
         "{{ }}",
-        "{{ template \"x\" }}",
+        '{{ template "x" }}',
         "{{ .Value | call }}",
     ],
 )
@@ -42,4 +42,6 @@ def test_anything_outside_the_vocabulary_is_rejected_at_load(text: str) -> None:
 
 def test_label_values_are_not_re_evaluated() -> None:
     # A label value that looks like a template is data, never code.
-    assert Template("{{ $labels.charger }}").render({"charger": "{{ $value }}"}, 1.0) == "{{ $value }}"
+    assert (
+        Template("{{ $labels.charger }}").render({"charger": "{{ $value }}"}, 1.0) == "{{ $value }}"
+    )
