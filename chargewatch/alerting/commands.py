@@ -7,6 +7,7 @@ import sys
 
 from chargewatch.alerting.rulefmt import check_files, rule_files
 from chargewatch.alerting.ruletest import run_test_files, summary
+from chargewatch.alerting.signals import SIGNALS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +19,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test = rsub.add_parser("test", help="run rule unit tests (promtool test rules format)")
     test.add_argument("files", nargs="+", metavar="FILE")
     test.set_defaults(func=_test)
+    signals = rsub.add_parser("signals", help="list the signals rule expressions may use")
+    signals.set_defaults(func=_signals)
+
+
+def _signals(args: argparse.Namespace) -> int:
+    # The same catalogue the rule loader checks names against (signals.py).
+    print("| signal | kind | unit | meaning |\n|---|---|---|---|")
+    for s in SIGNALS.values():
+        print(f"| `{s.name}` | {s.kind} | {s.unit} | {s.help} |")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
