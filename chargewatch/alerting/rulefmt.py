@@ -55,6 +55,19 @@ class _Checker:
         line, col = self.src.where(path)
         self.problems.append(ConfigProblem(self.src.file, ctx, message, line, col + col_offset))
 
+    def fail_key(self, ctx: str, path: tuple[str | int, ...], message: str) -> None:
+        """Report at the key itself (the loader marks values; a key sits on the value's
+        line, or on the line above when the value is a nested block)."""
+        line, col = self.src.where(path)
+        key = str(path[-1])
+        for ln in (line, line - 1):
+            raw = self.lines[ln - 1] if 0 < ln <= len(self.lines) else ""
+            at = raw.find(f"{key}:")
+            if at >= 0:
+                line, col = ln, at + 1
+                break
+        self.problems.append(ConfigProblem(self.src.file, ctx, message, line, col))
+
     def expr_position(self, path: tuple[str | int, ...], pos: int, text: str) -> tuple[int, int]:
         """File line/col of character ``pos`` of an expression scalar."""
         line, col = self.src.where(path)
@@ -78,7 +91,7 @@ class _Checker:
             return groups
         for key in data:
             if key != "groups":
-                self.fail("", (key,), "unknown key; a rule file has only 'groups'")
+                self.fail_key("", (key,), "unknown key; a rule file has only 'groups'")
         raw_groups = data.get("groups")
         if not isinstance(raw_groups, list):
             self.fail(
@@ -97,7 +110,7 @@ class _Checker:
             ctx = f'group "{gname}"' if isinstance(gname, str) else f"group {gi + 1}"
             for key in g:
                 if key not in _GROUP_KEYS:
-                    self.fail(
+                    self.fail_key(
                         ctx,
                         (*gp, key),
                         f"unknown key {key!r}; expected one of: {', '.join(_GROUP_KEYS)}",
@@ -159,7 +172,7 @@ class _Checker:
                     if key == "record"
                     else f"; expected one of: {', '.join(_RULE_KEYS)}"
                 )
-                self.fail(ctx, (*rp, key), f"unknown key {key!r}{hint}")
+                self.fail_key(ctx, (*rp, key), f"unknown key {key!r}{hint}")
                 ok = False
         if "record" in r:
             return None  # the rest would only repeat that this is not an alerting rule
@@ -264,7 +277,7 @@ class _Checker:
                 continue
             for key in a:
                 if key not in _ACTION_KEYS:
-                    self.fail(
+                    self.fail_key(
                         ctx,
                         (*p, key),
                         f"unknown key {key!r}; expected one of: {', '.join(_ACTION_KEYS)}",

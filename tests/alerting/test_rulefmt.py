@@ -16,7 +16,7 @@ CTX = 'group "g", rule 1'
 
 BAD = [
     ("for_without_expr.bad.yaml", [f"4:9: {CTX}, \"NoExpr\": missing 'expr'"]),
-    ("unknown_rule_key.bad.yaml", [f"6:18: {CTX}, \"Hot\": unknown key 'summary'"]),
+    ("unknown_rule_key.bad.yaml", [f"6:9: {CTX}, \"Hot\": unknown key 'summary'"]),
     (
         "unknown_signal.bad.yaml",
         [
@@ -37,7 +37,7 @@ BAD = [
     ),
     (
         "recording_rule.bad.yaml",
-        [f"4:17: {CTX}: unknown key 'record'; recording rules are not supported"],
+        [f"4:9: {CTX}: unknown key 'record'; recording rules are not supported"],
     ),
     (
         "unknown_status.bad.yaml",
@@ -56,7 +56,7 @@ BAD = [
         [
             "3:15: group \"g\": not a duration: 'soon'",
             'group "g", rule 1, "A": expr: unexpected end of expression',
-            '9:17: group "g", rule 2, "B": unknown key \'colour\'',
+            '9:9: group "g", rule 2, "B": unknown key \'colour\'',
             '13:20: group "g", rule 3, "C": label \'charger\' is set from the alert itself',
         ],
     ),
