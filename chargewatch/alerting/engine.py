@@ -97,6 +97,7 @@ class AlertEngine:
         self.groups: list[Group] = []
         self._signature: tuple[tuple[str, int, int], ...] = ()
         self._outbox: list[Notification] = []
+        self._inventory: dict[str, NDArray[Any]] | None = None
         groups, problems = self._load()
         if problems:
             RELOAD_SUCCESS.set(0)
@@ -174,7 +175,12 @@ class AlertEngine:
         Call it as often as you like (each batch): groups run on their own intervals.
         """
         if self.index is not None:
-            frame = with_inventory(frame, self.index)
+            n = frame_length(frame) or len(self.index)
+            # Label columns change only when connectors are added: build them once per size.
+            if self._inventory is None or frame_length(self._inventory) != n:
+                self._inventory = with_inventory({"_n": np.zeros(n)}, self.index)
+                del self._inventory["_n"]
+            frame = {**self._inventory, **frame}
         out: list[Transition] = []
         for g in self.groups:
             if not g.due(now):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from chargewatch.alerting.state import (
     RESOLVED_RETENTION_S,
     AlertSet,
@@ -107,3 +110,22 @@ def test_snapshot_restore_keeps_the_for_clock() -> None:
     [t] = restored.update(300.0, [Observation(dict(LABELS), {}, 1.0, 0)])
     assert t.state == "firing" and t.at == 300.0
     assert next(iter(restored.alerts.values())).state is AlertState.FIRING
+
+
+@given(
+    st.lists(st.booleans(), max_size=40),
+    st.integers(0, 4),
+    st.integers(0, 3),
+)
+def test_transitions_alternate_and_respect_for(pattern: list[bool], hold: int, keep: int) -> None:
+    s = AlertSet(hold_s=60.0 * hold, keep_firing_for_s=60.0 * keep)
+    text = "".join("1" if b else "0" for b in pattern)
+    events = [(t, tr) for t, tr, _ in run(s, text) if tr]
+    states = [tr for _, tr in events]
+    assert states == ["firing", "resolved"] * (len(states) // 2) + ["firing"] * (len(states) % 2)
+    for t, tr in events:
+        i = int(t // 60)
+        if tr == "firing":  # true for the last `hold` steps and now
+            assert all(pattern[i - hold : i + 1]) and i - hold >= 0
+        else:  # false now and for the last `keep` steps
+            assert not any(pattern[i - keep : i + 1])
