@@ -23,10 +23,18 @@ the columns of :data:`chargewatch.alerting.signals.SIGNALS` (missing columns
 read as unknown; label and inventory columns are filled from ``index``).
 """
 
-from chargewatch.alerting.engine import AlertEngine, with_inventory
+from chargewatch.alerting.engine import AlertEngine, default_rules_dir, with_inventory
 from chargewatch.alerting.expr import ExprError, compile_expr, parse_duration
+from chargewatch.alerting.manager import RuleSet
 from chargewatch.alerting.remediation import Command, load_allowlist
-from chargewatch.alerting.signals import FAULTS, SIGNALS, Frame, Signal, empty_frame
+from chargewatch.alerting.signals import (
+    FAULTS,
+    SIGNALS,
+    Frame,
+    Signal,
+    empty_frame,
+    error_code_for_problem,
+)
 from chargewatch.alerting.state import AlertState, Notification, Transition
 
 __all__ = [
@@ -38,10 +46,13 @@ __all__ = [
     "ExprError",
     "Frame",
     "Notification",
+    "RuleSet",
     "Signal",
     "Transition",
     "compile_expr",
+    "default_rules_dir",
     "empty_frame",
+    "error_code_for_problem",
     "load_allowlist",
     "parse_duration",
     "with_inventory",

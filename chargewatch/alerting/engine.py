@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AlertEngine", "with_inventory"]
+__all__ = ["AlertEngine", "default_rules_dir", "with_inventory"]
 
 import logging
 import os
@@ -12,26 +12,17 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from prometheus_client import Gauge
 
+from chargewatch.alerting.manager import RuleSet
 from chargewatch.alerting.remediation import Allowlist, Command, Planner
 from chargewatch.alerting.rule import Group, Rule
-from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S, check_files, rule_files
+from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S
 from chargewatch.alerting.signals import Frame, Signal, frame_length
 from chargewatch.alerting.state import Alert, AlertState, Notification, Transition
-from chargewatch.errors import ConfigError
 from chargewatch.fleet import ConnectorIndex
 
 log = logging.getLogger("chargewatch.alerting")
 
-RELOAD_SUCCESS = Gauge(
-    "chargewatch_rules_last_reload_success",
-    "Whether the last rule reload succeeded (1) or kept the previous rules (0).",
-)
-RELOAD_TIME = Gauge(
-    "chargewatch_rules_last_reload_success_timestamp_seconds",
-    "When the rules were last loaded successfully (the engine's clock).",
-)
 SNAPSHOT_VERSION = 1
 
 
@@ -57,17 +48,6 @@ def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any
     return out
 
 
-def _signature(files: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
-    sig = []
-    for f in files:
-        try:
-            st = f.stat()
-            sig.append((str(f), st.st_mtime_ns, st.st_size))
-        except OSError:
-            sig.append((str(f), -1, -1))
-    return tuple(sig)
-
-
 class AlertEngine:
     """Evaluates operator rules over per-connector frames.
 
@@ -87,85 +67,31 @@ class AlertEngine:
         catalogue: Mapping[str, Signal] | None = None,
         default_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
-        self.paths: list[str | Path] = [rules] if isinstance(rules, str | Path) else list(rules)
+        self.ruleset = RuleSet(rules, catalogue=catalogue, default_interval_s=default_interval_s)
         self.index = index
         self.resend_delay_s = resend_delay_s
         self.generator_url = generator_url
-        self.catalogue = catalogue
-        self.default_interval_s = default_interval_s
         self.planner = Planner(allowlist or {})
-        self.groups: list[Group] = []
-        self._signature: tuple[tuple[str, int, int], ...] = ()
         self._outbox: list[Notification] = []
         self._inventory: dict[str, NDArray[Any]] | None = None
-        groups, problems = self._load()
-        if problems:
-            RELOAD_SUCCESS.set(0)
-            raise ConfigError(problems)
-        self._install(groups)
-        RELOAD_SUCCESS.set(1)
 
     # ------------------------------------------------------------ rules
 
-    def _load(self) -> tuple[list[Group], list[Any]]:
-        self._pending_signature = _signature(rule_files(self.paths))
-        return check_files(
-            self.paths, catalogue=self.catalogue, default_interval_s=self.default_interval_s
-        )
-
-    def _install(self, groups: list[Group]) -> None:
-        # Carry state across a reload for rules that keep their identity, as
-        # Prometheus does, so a reload neither re-pages nor restarts `for`.
-        old = {r.ident: r for g in self.groups for r in g.rules}
-        old_groups = {g.name: g for g in self.groups}
-        for g in groups:
-            if g.name in old_groups:
-                g.last_eval = old_groups[g.name].last_eval
-            for r in g.rules:
-                prev = old.get(r.ident)
-                if prev is None:
-                    continue
-                r.alerts.alerts = prev.alerts.alerts
-                r.overrides = prev.overrides
-                if (
-                    prev.expr.text == r.expr.text
-                    and prev.history is not None
-                    and r.history is not None
-                ):
-                    r.history.restore(prev.history.snapshot())
-        self.groups = groups
-        self._signature = self._pending_signature
-
-    def changed(self) -> bool:
-        """Whether any rule file was added, removed or modified since the last load."""
-        return _signature(rule_files(self.paths)) != self._signature
-
-    def reload(self, now: float | None = None) -> bool:
-        """Reload the rules; on any problem keep the previous ones, log and set the gauge to 0."""
-        groups, problems = self._load()
-        if problems:
-            RELOAD_SUCCESS.set(0)
-            # Remember the broken signature: do not retry (and re-log) until the files change again.
-            self._signature = self._pending_signature
-            log.error(
-                "rule reload failed; keeping the previous rules:\n%s",
-                "\n".join(str(p) for p in problems),
-            )
-            return False
-        self._install(groups)
-        RELOAD_SUCCESS.set(1)
-        if now is not None:
-            RELOAD_TIME.set(now)
-        log.info("rules reloaded: %d groups, %d rules", len(groups), len(self.rules))
-        return True
-
-    def maybe_reload(self, now: float | None = None) -> bool | None:
-        """Reload when the files changed: True/False for success, None when unchanged."""
-        return self.reload(now) if self.changed() else None
+    @property
+    def groups(self) -> list[Group]:
+        return self.ruleset.groups
 
     @property
     def rules(self) -> list[Rule]:
-        return [r for g in self.groups for r in g.rules]
+        return self.ruleset.rules
+
+    def reload(self, now: float | None = None) -> bool:
+        """Reload the rules; on any problem keep the previous ones (see :class:`RuleSet`)."""
+        return self.ruleset.reload(now)
+
+    def maybe_reload(self, now: float | None = None) -> bool | None:
+        """Reload when the rule files changed: True/False for success, None when unchanged."""
+        return self.ruleset.maybe_reload(now)
 
     # ------------------------------------------------------------ evaluation
 

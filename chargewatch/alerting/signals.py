@@ -21,6 +21,7 @@ __all__ = [
     "Kind",
     "Signal",
     "empty_frame",
+    "error_code_for_problem",
     "frame_length",
 ]
 
@@ -145,6 +146,11 @@ NOTIFY_EVENT_ERROR_CODES: dict[tuple[str, str], str] = {
     ("ChargingStation", "ResetFailure"): "ResetFailure",
     ("Connectivity", "SignalStrength"): "WeakSignal",
 }
+
+
+def error_code_for_problem(component: str, variable: str) -> str:
+    """The 1.6 error code for an OCPP 2.0.1 NotifyEvent problem (``OtherError`` if unmapped)."""
+    return NOTIFY_EVENT_ERROR_CODES.get((component, variable), "OtherError")
 
 
 def frame_length(frame: Frame) -> int:
