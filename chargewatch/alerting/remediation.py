@@ -277,6 +277,8 @@ class Planner:
         rule.overrides[k] = extra
         old = rule.alerts.alerts[k]
         old.state, old.resolved_at = AlertState.RESOLVED, now
+        old.annotations["remediation"] = f"escalated after {attempts} failed attempt(s)"
+        self.tracks.pop((rule.ident, k), None)
         new_labels = base | extra
         note = f"remediation failed after {attempts} attempt(s); paging on-call"
         annotations = dict(alert.annotations) | {"remediation": note}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
@@ -95,3 +97,32 @@ def test_log_notifier(caplog: pytest.LogCaptureFixture) -> None:
         assert LogNotifier().send([FIRING, RESOLVED])
     assert 'FIRING {alertname="Hot",charger="CP1"' in caplog.text
     assert "RESOLVED" in caplog.text and "CP2 hot" in caplog.text
+
+
+def test_webhook_delivers_over_real_http() -> None:
+    """End to end over a socket: engine notifications -> WebhookNotifier -> an HTTP receiver."""
+    received: list[dict[str, object]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, name="test.webhook", daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        with httpx.Client(timeout=5) as client:
+            assert WebhookNotifier(url, client=client).send([FIRING])
+    finally:
+        server.shutdown()
+        server.server_close()
+    [payload] = received
+    assert payload["version"] == "4"
+    assert payload["alerts"][0]["labels"]["charger"] == "CP1"  # type: ignore[index]

@@ -77,6 +77,7 @@ def test_unfixed_fault_gets_each_attempt_once_then_escalates(engine: AlertEngine
         (660.0, "firing", "critical", "true"),
     ]
     assert "remediation failed after 2 attempt(s)" in transitions[2][2]["remediation"]
+    assert transitions[1][2]["remediation"] == "escalated after 2 failed attempt(s)"
     # The escalated alert keeps firing while the fault lasts, and resolves with it.
     more, _ = run(engine, ["InternalError", "NoError"], 14)
     assert [(s, lab.get("severity")) for _, s, lab in more] == [("resolved", "critical")]
