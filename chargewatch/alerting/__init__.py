@@ -33,7 +33,6 @@ from chargewatch.alerting.signals import (
     Frame,
     Signal,
     empty_frame,
-    error_code_for_problem,
 )
 from chargewatch.alerting.state import AlertState, Notification, Transition
 
@@ -52,7 +51,6 @@ __all__ = [
     "compile_expr",
     "default_rules_dir",
     "empty_frame",
-    "error_code_for_problem",
     "load_allowlist",
     "parse_duration",
     "with_inventory",

@@ -15,13 +15,11 @@ __all__ = [
     "ALERT_LABEL_COLUMNS",
     "FAULTS",
     "LABEL_COLUMNS",
-    "NOTIFY_EVENT_ERROR_CODES",
     "SIGNALS",
     "Frame",
     "Kind",
     "Signal",
     "empty_frame",
-    "error_code_for_problem",
     "frame_length",
 ]
 
@@ -89,6 +87,8 @@ _BASE: tuple[Signal, ...] = (
     Signal("offered_a", "number", "A", "current offered to the EV"),
     # status
     Signal("status", "string", "", "OCPP 1.6 ChargePointStatus"),
+    # OCPP 2.0.1 NotifyEvent problems arrive here already mapped onto 1.6's
+    # codes by the OCPP decoder (collector/decode_ocpp.py), so one rule covers both.
     Signal("error_code", "string", "", "OCPP 1.6 ChargePointErrorCode; NoError when fine"),
     Signal("status_age_s", "number", "s", "seconds in the current status"),
     Signal("online", "bool", "", "the charger's connection is up"),
@@ -120,37 +120,6 @@ _LABELS: tuple[Signal, ...] = tuple(
 
 #: Every name an expression may use, with its kind.
 SIGNALS: dict[str, Signal] = {s.name: s for s in (*_BASE, *_DETECTORS, *_LABELS)}
-
-#: OCPP 2.0.1 reports problems with NotifyEvent (component, variable) rather
-#: than an error code; the OCPP decoder maps the common ones onto 1.6's
-#: ChargePointErrorCode so one set of rules covers both (unmapped: OtherError).
-NOTIFY_EVENT_ERROR_CODES: dict[tuple[str, str], str] = {
-    ("ConnectorPlugRetentionLock", "Problem"): "ConnectorLockFailure",
-    ("ConnectorPlugRetentionLock", "Tripped"): "ConnectorLockFailure",
-    ("ControlPilot", "Problem"): "EVCommunicationError",
-    ("ISO15118Ctrlr", "Problem"): "EVCommunicationError",
-    ("RCD", "Tripped"): "GroundFailure",
-    ("ElectricalFeed", "Problem"): "GroundFailure",
-    ("TemperatureSensor", "Problem"): "HighTemperature",
-    ("ChargingStation", "Overheat"): "HighTemperature",
-    ("Controller", "Problem"): "InternalError",
-    ("LocalAuthListCtrlr", "Problem"): "LocalListConflict",
-    ("OverCurrentProtection", "Tripped"): "OverCurrentFailure",
-    ("OverCurrentProtection", "Problem"): "OverCurrentFailure",
-    ("PowerContactor", "Problem"): "PowerSwitchFailure",
-    ("PowerContactor", "Tripped"): "PowerSwitchFailure",
-    ("ElectricalFeed", "OverVoltage"): "OverVoltage",
-    ("ElectricalFeed", "UnderVoltage"): "UnderVoltage",
-    ("PowerMeter", "Problem"): "PowerMeterFailure",
-    ("TokenReader", "Problem"): "ReaderFailure",
-    ("ChargingStation", "ResetFailure"): "ResetFailure",
-    ("Connectivity", "SignalStrength"): "WeakSignal",
-}
-
-
-def error_code_for_problem(component: str, variable: str) -> str:
-    """The 1.6 error code for an OCPP 2.0.1 NotifyEvent problem (``OtherError`` if unmapped)."""
-    return NOTIFY_EVENT_ERROR_CODES.get((component, variable), "OtherError")
 
 
 def frame_length(frame: Frame) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from chargewatch.alerting.rulefmt import load_groups
-from chargewatch.alerting.signals import FAULTS, NOTIFY_EVENT_ERROR_CODES, error_code_for_problem
+from chargewatch.alerting.signals import FAULTS
 from chargewatch.alerting.testing import assert_rule_tests_pass, assert_rules_valid
 from chargewatch.collector.events import ERROR_CODES
 
@@ -40,9 +40,3 @@ def test_every_default_rule_has_unit_tests(rules_dir: Path) -> None:
 
 def test_default_rule_unit_tests_pass(rules_dir: Path) -> None:
     assert assert_rule_tests_pass(rules_dir / "tests") >= 32
-
-
-def test_notify_event_problems_map_onto_error_codes_with_rules() -> None:
-    assert set(NOTIFY_EVENT_ERROR_CODES.values()) <= set(ERROR_CODES) - {"NoError"}
-    assert error_code_for_problem("RCD", "Tripped") == "GroundFailure"
-    assert error_code_for_problem("Unheard", "Of") == "OtherError"
