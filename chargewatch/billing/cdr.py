@@ -163,7 +163,7 @@ def _dimensions(
 
 
 def _seconds(a: datetime, b: datetime) -> Decimal:
-    d = b - a
+    d = b.astimezone(UTC) - a.astimezone(UTC)  # same-zone subtraction would use wall time
     return Decimal((d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds).scaleb(-6)
 
 
@@ -424,6 +424,7 @@ def _periods_of(a: datetime, b: datetime, dims: dict[str, Decimal]) -> list[Sess
         return [make(a, b, PeriodState.RESERVATION, Decimal(0))]
     if charging > 0 and parking > 0:
         # Charging first, for the TIME volume (to the microsecond), then parking.
+        a, b = a.astimezone(UTC), b.astimezone(UTC)
         split = min(b, a + timedelta(microseconds=int(charging * _S_PER_H * 1_000_000)))
         return [
             make(a, split, PeriodState.CHARGING, energy),

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -374,9 +374,15 @@ def _find(tariff: Tariff, dim: Dimension, ctx: _Context) -> tuple[int, PriceComp
 # --- the engine -----------------------------------------------------------------
 
 
-def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datetime) -> None:
+def _check_aware(periods: Sequence[SessionPeriod], start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("session start and end must be timezone-aware")
+    for i, p in enumerate(periods):
+        if p.start.tzinfo is None or p.end.tzinfo is None:
+            raise ValueError(f"periods[{i}]: start and end must be timezone-aware")
+
+
+def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datetime) -> None:
     if end < start:
         raise ValueError(f"session ends ({end}) before it starts ({start})")
     if not periods:
@@ -384,8 +390,6 @@ def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datet
     expected = start
     seen_session = False
     for i, p in enumerate(periods):
-        if p.start.tzinfo is None or p.end.tzinfo is None:
-            raise ValueError(f"periods[{i}]: start and end must be timezone-aware")
         if p.start != expected:
             raise ValueError(
                 f"periods[{i}] starts at {p.start.isoformat()}, expected {expected.isoformat()}"
@@ -470,6 +474,12 @@ def price_session(
     restriction times, dates and weekdays are read. Duration restrictions count
     from ``start``. Raises ValueError for inconsistent periods.
     """
+    _check_aware(periods, start, end)
+    # Aware datetimes sharing a ZoneInfo add and subtract in wall time; UTC does not.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    periods = [
+        replace(p, start=p.start.astimezone(UTC), end=p.end.astimezone(UTC)) for p in periods
+    ]
     _check_periods(periods, start, end)
     minutes = _time_boundaries(tariff)
     thresholds = _energy_thresholds(tariff)

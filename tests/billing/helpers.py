@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ class Span:
     """One period: state, length in minutes, energy in kWh, optional bounds (kW, A)."""
 
     state: PeriodState
-    minutes: Decimal | int
+    minutes: Decimal | int | str
     kwh: Decimal | int | str = 0
     min_kw: Decimal | int | None = None
     max_kw: Decimal | int | None = None
@@ -55,6 +55,9 @@ def _d(x: Decimal | int | str | None, scale: int = 1) -> Decimal | None:
 
 def session(start: datetime, *spans: Span) -> tuple[datetime, datetime, list[SessionPeriod]]:
     periods: list[SessionPeriod] = []
+    zone = start.tzinfo
+    # Step in UTC: adding to a ZoneInfo datetime would step wall time across DST.
+    start = start.astimezone(UTC)
     t = start
     for s in spans:
         end = t + timedelta(microseconds=int(Decimal(s.minutes) * 60_000_000))
@@ -62,8 +65,8 @@ def session(start: datetime, *spans: Span) -> tuple[datetime, datetime, list[Ses
         assert energy is not None
         periods.append(
             SessionPeriod(
-                t,
-                end,
+                t.astimezone(zone),
+                end.astimezone(zone),
                 s.state,
                 energy,
                 _d(s.min_kw, 1000),
@@ -73,7 +76,7 @@ def session(start: datetime, *spans: Span) -> tuple[datetime, datetime, list[Ses
             )
         )
         t = end
-    return start, t, periods
+    return start.astimezone(zone), t.astimezone(zone), periods
 
 
 def price(t: Tariff, start: datetime, *spans: Span) -> PricedCdr:
