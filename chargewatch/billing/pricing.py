@@ -574,16 +574,22 @@ def price_session(
     for part in (fixed, energy, time_cost, parking, reservation):
         total.absorb(part)
     min_applied = max_applied = False
+    # The spec applies each bound to excl. and incl. VAT separately. A bound
+    # without incl_vat that replaces the excl. total leaves the incl. total unknown.
     if tariff.min_price is not None:
         lo = tariff.min_price
         if total.excl < lo.excl_vat:
             total.excl, min_applied = lo.excl_vat, True
+            if lo.incl_vat is None:
+                total.incl = None
         if lo.incl_vat is not None and total.incl is not None and total.incl < lo.incl_vat:
             total.incl, min_applied = lo.incl_vat, True
     if tariff.max_price is not None:
         hi = tariff.max_price
         if total.excl > hi.excl_vat:
             total.excl, max_applied = hi.excl_vat, True
+            if hi.incl_vat is None:
+                total.incl = None
         if hi.incl_vat is not None and total.incl is not None and total.incl > hi.incl_vat:
             total.incl, max_applied = hi.incl_vat, True
 

@@ -173,6 +173,21 @@ def test_min_price_with_unknown_vat_keeps_incl_unknown() -> None:
     assert cdr.result.min_price_applied
 
 
+def test_bound_without_incl_vat_makes_incl_unknown_when_it_applies() -> None:
+    t = tariff(
+        {
+            "max_price": {"excl_vat": 5.00},
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": 0.5, "vat": 21, "step_size": 1}]}
+            ],
+        }
+    )
+    under = price(t, ams("2026-11-18T10:00"), Span(C, 60, 8))
+    over = price(t, ams("2026-11-18T10:00"), Span(C, 60, 12))
+    assert under.total_cost == Price(D("4.00"), D("4.84"))
+    assert over.total_cost == Price(D("5.00"), None)  # VAT of the cap is not known
+
+
 def test_example_max_price_cap() -> None:
     cdr = price(example("max_price_cap"), ams("2026-11-18T10:00"), Span(C, 240, 40))
     assert cdr.total_energy_cost.excl_vat + cdr.total_time_cost.excl_vat == D("16.80")
