@@ -14,26 +14,27 @@ __all__ = [
     "PricedCdr",
     "UnpricedCdr",
     "build_cdr",
+    "json_text",
     "periods_from_cdr",
-    "price_json",
 ]
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from chargewatch.billing.pricing import (
     PeriodState,
+    PricedPeriod,
     PricingResult,
     SessionCosts,
     SessionPeriod,
     price_session,
     round_reported,
 )
-from chargewatch.billing.tariff import Price, Tariff, parse_datetime, to_decimal
+from chargewatch.billing.tariff import Dimension, Price, Tariff, parse_datetime, to_decimal
 from chargewatch.errors import ConfigError, ConfigProblem
 
 _KILO = Decimal(1000)
@@ -167,6 +168,33 @@ def _seconds(a: datetime, b: datetime) -> Decimal:
     return Decimal((d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds).scaleb(-6)
 
 
+def _merged(pieces: Sequence[PricedPeriod]) -> list[PricedPeriod]:
+    """Join neighbouring pieces of one input period that the same elements priced.
+
+    The engine also cuts where nothing changed for this tariff (a DST change, a
+    boundary of a dimension the period does not use); the CDR needs a period
+    only where the price may change (mod_cdrs, ChargingPeriod).
+    """
+    out: list[PricedPeriod] = []
+    for p in pieces:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.source is p.source
+            and _priced_by(prev) == _priced_by(p)
+            and prev.end == p.start
+        ):
+            out[-1] = replace(prev, end=p.end, energy_wh=prev.energy_wh + p.energy_wh)
+        else:
+            out.append(p)
+    return out
+
+
+def _priced_by(p: PricedPeriod) -> dict[Dimension, int]:
+    # FLAT is charged once, so where it was found is no reason for a new period.
+    return {d: i for d, i in p.elements.items() if d is not Dimension.FLAT}
+
+
 def build_cdr(
     tariff: Tariff | None,
     *,
@@ -227,7 +255,7 @@ def build_cdr(
         tariff=tariff,
         charging_periods=tuple(
             CdrPeriod(p.start, _dimensions(p.state, p.seconds, p.energy_wh, p.source), tariff.id)
-            for p in result.periods
+            for p in _merged(result.periods)
         ),
         total_cost=costs.total,
         total_fixed_cost=costs.fixed,
@@ -435,22 +463,29 @@ def _periods_of(a: datetime, b: datetime, dims: dict[str, Decimal]) -> list[Sess
     return [make(a, b, PeriodState.CHARGING, energy)]
 
 
-def price_json(value: Any, indent: int = 2, _level: int = 0) -> str:
-    """JSON text with Decimals written as numbers, digit for digit (json cannot)."""
-    pad = " " * (indent * (_level + 1))
-    end_pad = " " * (indent * _level)
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        items = [
-            f"{pad}{_string(str(k))}: {price_json(v, indent, _level + 1)}" for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + f"\n{end_pad}}}"
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        items = [f"{pad}{price_json(v, indent, _level + 1)}" for v in value]
-        return "[\n" + ",\n".join(items) + f"\n{end_pad}]"
+def json_text(value: Any, *, indent: int | None = 2) -> str:
+    """JSON text with Decimals written as numbers, digit for digit (json cannot).
+
+    ``indent=None`` gives one line (for JSON Lines such as cdrs.jsonl).
+    """
+    return _json(value, indent, 0)
+
+
+def _json(value: Any, indent: int | None, level: int) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        pairs = isinstance(value, Mapping)
+        items = (
+            [f"{_string(str(k))}: {_json(v, indent, level + 1)}" for k, v in value.items()]
+            if isinstance(value, Mapping)
+            else [_json(v, indent, level + 1) for v in value]
+        )
+        left, right = ("{", "}") if pairs else ("[", "]")
+        if not items:
+            return left + right
+        if indent is None:
+            return left + ", ".join(items) + right
+        pad, end_pad = " " * (indent * (level + 1)), " " * (indent * level)
+        return f"{left}\n{pad}" + f",\n{pad}".join(items) + f"\n{end_pad}{right}"
     if isinstance(value, Decimal):
         return format(value, "f")
     if value is None:

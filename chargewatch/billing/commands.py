@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from chargewatch.billing.cdr import PricedCdr, build_cdr, periods_from_cdr, price_json
+from chargewatch.billing.cdr import PricedCdr, build_cdr, json_text, periods_from_cdr
 from chargewatch.billing.tariff import Tariff, parse_tariff
 from chargewatch.errors import ConfigError, ConfigProblem
 
@@ -72,7 +72,7 @@ def _price(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError([ConfigProblem(args.cdr, "charging_periods", str(exc))]) from exc
     assert isinstance(cdr, PricedCdr)
-    print(price_json(cdr.totals()))
+    print(json_text(cdr.totals()))
     return 0
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chargewatch.billing.cdr import PricedCdr, UnpricedCdr, build_cdr
+from chargewatch.billing.cdr import PricedCdr, UnpricedCdr, build_cdr, json_text
 from chargewatch.billing.commands import load_tariff
 from chargewatch.billing.pricing import PeriodState, SessionPeriod, price_session
 from chargewatch.billing.tariff import Price, Tariff
@@ -401,3 +401,27 @@ def test_inconsistent_periods_are_rejected() -> None:
     negative = [SessionPeriod(a, c, PeriodState.CHARGING, D(-1))]
     with pytest.raises(ValueError, match="negative"):
         price_session(t, negative, start=a, end=c, timezone=AMS)
+
+
+def test_cdr_periods_are_cut_only_where_the_pricing_element_changes() -> None:
+    # Saturday 10:00 to Sunday 10:00: weekend price, night price, weekend price.
+    # The engine also cuts at midnight (weekday restrictions); the CDR does not.
+    cdr = price(example("time_of_use"), ams("2026-11-21T10:00"), Span(C, 24 * 60, 24))
+    assert period_starts(cdr) == [
+        utc("2026-11-21T09:00"),
+        utc("2026-11-21T22:00"),
+        utc("2026-11-22T06:00"),
+    ]
+    assert [p.dimensions[0] for p in cdr.charging_periods] == [
+        ("ENERGY", D("13.0000")),
+        ("ENERGY", D("8.0000")),
+        ("ENERGY", D("3.0000")),
+    ]
+    assert len(cdr.result.periods) == 4
+    assert cdr.total_energy_cost.excl_vat == D("6.72")
+
+
+def test_json_text_writes_decimals_digit_for_digit() -> None:
+    doc = {"a": [D("0.3833"), D("1E+1"), None, True, 3], "b": {}, "c": 'é"'}
+    assert json_text(doc, indent=None) == '{"a": [0.3833, 10, null, true, 3], "b": {}, "c": "é\\""}'
+    assert json_text({"x": [D("1.50")]}) == '{\n  "x": [\n    1.50\n  ]\n}'
