@@ -5,7 +5,7 @@ The only module of billing that reads files: the engine stays pure.
 
 from __future__ import annotations
 
-__all__ = ["load_json", "load_tariff", "register"]
+__all__ = ["load_json", "load_tariff", "load_tariff_dir", "register"]
 
 import argparse
 import json
@@ -39,6 +39,35 @@ def load_json(path: str | Path) -> Any:
 def load_tariff(path: str | Path) -> Tariff:
     """Read and validate one OCPI Tariff file; ConfigError lists every problem."""
     return parse_tariff(load_json(path), file=str(path))
+
+
+def load_tariff_dir(directory: str | Path) -> dict[str, Tariff]:
+    """Every ``*.json`` tariff in a directory, by tariff id (for ``--tariffs DIR``).
+
+    Raises one ConfigError with the problems of all files, including two files
+    that share an id (a fleet names tariffs by id, so that would be ambiguous).
+    """
+    tariffs: dict[str, Tariff] = {}
+    where: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            tariff = load_tariff(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if tariff.id in tariffs:
+            problems.append(
+                ConfigProblem(
+                    str(path), "id", f"tariff {tariff.id!r} is also in {where[tariff.id]}"
+                )
+            )
+            continue
+        tariffs[tariff.id] = tariff
+        where[tariff.id] = str(path)
+    if problems:
+        raise ConfigError(problems)
+    return tariffs
 
 
 def _check(args: argparse.Namespace) -> int:

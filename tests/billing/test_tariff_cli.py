@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from chargewatch.billing.commands import load_tariff_dir
 from chargewatch.cli import main
+from chargewatch.errors import ConfigError
 from tests.billing.helpers import OCPI, REPO
 
 TOTAL_KEYS = [
@@ -153,3 +155,15 @@ def test_check_reports_every_problem_and_fails(
         f"{bad}: elements[2].price_components[0].step_size: expected a positive integer, got 0",
     ]
     assert f"{good}: ok" in out
+
+
+def test_load_tariff_dir_by_id_and_duplicates(tmp_path: Path) -> None:
+    tariffs = load_tariff_dir(REPO / "tariffs")
+    assert {"flat-energy", "time-of-use", "idle-fee", "dc-fast", "max-price-cap"} <= set(tariffs)
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text((REPO / "tariffs" / "flat_energy.json").read_text())
+    with pytest.raises(ConfigError) as info:
+        load_tariff_dir(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'b.json'}: id: tariff 'flat-energy' is also in {tmp_path / 'a.json'}"
+    ]

@@ -285,6 +285,19 @@ def test_energy_threshold_splits_the_period_where_the_kwh_is_reached() -> None:
     assert cdr.total_energy_cost.excl_vat == D("0.20")
 
 
+def test_duration_restrictions_count_from_the_session_start() -> None:
+    # The "first hour of parking free" example with 15 min of charging: parking
+    # runs 0:15-3:00 into the session, free until 1:00, then 2.00/h for 2 h.
+    cdr = price(
+        ocpi_tariff("tariff_7_first_hour_kwh_free"),
+        ams("2026-11-18T10:00"),
+        Span(C, 15, 20),
+        Span(P, 165),
+    )
+    assert cdr.total_parking_cost.excl_vat == D("4.00")
+    assert cdr.total_cost.excl_vat == D("7.80")
+
+
 def test_duration_threshold_splits_the_period() -> None:
     # One 40 min period of 6.2 kWh: the first 30 min (4.65 kWh) are free.
     cdr = price(
