@@ -31,6 +31,7 @@ from chargewatch.billing.pricing import (
     PricingResult,
     SessionCosts,
     SessionPeriod,
+    exact_context,
     price_session,
     round_reported,
 )
@@ -226,6 +227,18 @@ def build_cdr(
     tariffs) or, without a tariff, :class:`UnpricedCdr` (no cost fields; do not
     emit it as a CDR). Raises ValueError if the periods are inconsistent.
     """
+    with exact_context():
+        return _build_cdr(tariff, start=start, end=end, timezone=timezone, periods=periods)
+
+
+def _build_cdr(
+    tariff: Tariff | None,
+    *,
+    start: datetime,
+    end: datetime,
+    timezone: tzinfo,
+    periods: Sequence[SessionPeriod],
+) -> PricedCdr | UnpricedCdr:
     if tariff is None:
         cdr_periods = tuple(
             CdrPeriod(p.start, _dimensions(p.state, _seconds(p.start, p.end), p.energy_wh, p), None)
@@ -408,7 +421,10 @@ def periods_from_cdr(
             if dim["type"] in ("ENERGY", *_TIME_DIMS) and volume < 0:
                 bad(f"{dpath}.volume", "negative volumes are not supported")
                 continue
-            dims[dim["type"]] = dims.get(dim["type"], Decimal(0)) + volume
+            if dim["type"] in ("ENERGY", *_TIME_DIMS):
+                dims[dim["type"]] = dims.get(dim["type"], Decimal(0)) + volume
+            else:  # a bound or an average: a repeated one replaces the earlier
+                dims[dim["type"]] = volume
         volumes.append(dims)
     if start and starts and starts[0] and starts[0] != start:
         bad("charging_periods[0].start_date_time", "differs from the CDR's start_date_time")

@@ -38,7 +38,7 @@ How the spec is applied (mod_tariffs.asciidoc, mod_cdrs.asciidoc):
 
 Rounding policy (one, also in docs/pricing.md): volumes (seconds, Wh) are
 summed exactly as Decimal per price component; each component's cost is
-``price × volume / unit`` at 28 significant digits (far below a cent); costs are
+``price × volume / unit`` at 34 significant digits (far below a cent); costs are
 summed, min/max price applied, and only then every reported figure is rounded
 once, half-up, to 4 decimals — OCPI's precision for numbers (types.asciidoc).
 Reported category totals are rounded independently, so their sum may differ from
@@ -61,14 +61,16 @@ __all__ = [
     "PricingResult",
     "SessionCosts",
     "SessionPeriod",
+    "exact_context",
     "price_session",
     "round_reported",
 ]
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
 from enum import Enum
 from itertools import pairwise
 
@@ -88,9 +90,14 @@ _S_PER_H = Decimal(3600)
 _US = timedelta(microseconds=1)
 
 
+def exact_context() -> AbstractContextManager[Context]:
+    """The decimal context billing computes in (34 digits), whatever the caller's is."""
+    return localcontext(Context(prec=34, rounding=ROUND_HALF_EVEN))
+
+
 def round_reported(value: Decimal) -> Decimal:
     """The one rounding step: half-up to 4 decimals, applied to reported figures only."""
-    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP, context=Context(prec=34))
 
 
 class PeriodState(Enum):

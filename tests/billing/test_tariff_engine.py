@@ -4,7 +4,7 @@ across element switches, parking, reservations, no tariff, and the example tarif
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -438,3 +438,13 @@ def test_json_text_writes_decimals_digit_for_digit() -> None:
     doc = {"a": [D("0.3833"), D("1E+1"), None, True, 3], "b": {}, "c": 'é"'}
     assert json_text(doc, indent=None) == '{"a": [0.3833, 10, null, true, 3], "b": {}, "c": "é\\""}'
     assert json_text({"x": [D("1.50")]}) == '{\n  "x": [\n    1.50\n  ]\n}'
+
+
+def test_callers_decimal_context_does_not_change_the_price() -> None:
+    t = ocpi_tariff("tariff_13_simple_3hour_5parking")
+    expected = price(t, ams("2026-11-18T10:00"), Span(C, 151, 30), Span(P, 41)).total_cost
+    with localcontext() as ctx:
+        ctx.prec = 3
+        assert (
+            price(t, ams("2026-11-18T10:00"), Span(C, 151, 30), Span(P, 41)).total_cost == expected
+        )
