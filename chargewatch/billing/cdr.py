@@ -365,7 +365,8 @@ def periods_from_cdr(
     A period ends where the next starts (the last at end_date_time); durations
     come from these timestamps, the TIME/PARKING_TIME volumes only tell which is
     which. A period with both TIME and PARKING_TIME is charging first, then
-    parking. ENERGY (kWh), MIN/MAX_POWER (kW; POWER as both when they are
+    parking. When no period has ENERGY, the CDR's total_energy is spread over
+    the charging time. ENERGY (kWh), MIN/MAX_POWER (kW; POWER as both when they are
     absent) and MIN/MAX_CURRENT (A; likewise CURRENT) are carried over.
     Raises ConfigError with the key path of every problem.
     """
@@ -442,7 +443,30 @@ def periods_from_cdr(
     for a, b, dims in zip(starts, ends, volumes, strict=True):
         assert a and b
         periods.extend(_periods_of(a, b, dims))
+    total_energy = to_decimal(doc.get("total_energy"))
+    if total_energy and not any("ENERGY" in dims for dims in volumes):
+        periods = _spread_energy(periods, total_energy * _KILO)
     return start, end, periods
+
+
+def _spread_energy(periods: list[SessionPeriod], wh: Decimal) -> list[SessionPeriod]:
+    """Share a CDR's total_energy over its charging time when no period states ENERGY.
+
+    Periods without ENERGY (the spec's own example CDR) would otherwise price as
+    0 kWh; constant power over the charging periods is the least-informed guess.
+    """
+    charging = [i for i, p in enumerate(periods) if p.state is PeriodState.CHARGING]
+    total_s = sum((_seconds(periods[i].start, periods[i].end) for i in charging), Decimal(0))
+    if not charging or total_s == 0:
+        return periods
+    out = list(periods)
+    left = wh
+    for n, i in enumerate(charging):
+        p = periods[i]
+        share = left if n == len(charging) - 1 else wh * _seconds(p.start, p.end) / total_s
+        left -= share
+        out[i] = replace(p, energy_wh=share)
+    return out
 
 
 def _periods_of(a: datetime, b: datetime, dims: dict[str, Decimal]) -> list[SessionPeriod]:

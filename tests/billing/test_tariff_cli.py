@@ -167,3 +167,17 @@ def test_load_tariff_dir_by_id_and_duplicates(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         f"{tmp_path / 'b.json'}: id: tariff 'flat-energy' is also in {tmp_path / 'a.json'}"
     ]
+
+
+def test_total_energy_is_spread_when_periods_have_no_energy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The spec's example CDR has only TIME in its period, and total_energy 15.342.
+    tariff = str(OCPI / "tariff_8_simple_025kwh.json")
+    rc, out, _ = run(
+        capsys, "tariff", "price", "--tariff", tariff, "--cdr", str(OCPI / "cdr_example.json")
+    )
+    assert rc == 0
+    totals = json.loads(out, parse_float=Decimal)
+    assert totals["total_energy"] == Decimal("15.3420")
+    assert totals["total_energy_cost"]["excl_vat"] == Decimal("3.8355")
