@@ -448,3 +448,55 @@ def test_callers_decimal_context_does_not_change_the_price() -> None:
         assert (
             price(t, ams("2026-11-18T10:00"), Span(C, 151, 30), Span(P, 41)).total_cost == expected
         )
+
+
+def test_flat_energy_example() -> None:
+    cdr = price(example("flat_energy"), ams("2026-11-18T10:00"), Span(C, 120, 20), Span(P, 30))
+    assert cdr.total_cost == Price(D("7.00"), D("8.47"))
+    assert cdr.total_parking_cost == Price(D(0), D(0))
+
+
+def test_ad_hoc_example_prices_its_elements_not_its_text() -> None:
+    # Its alt text promises 2.00/h incl. VAT; the elements say 0.40 + 1.90/h excl.
+    cdr = price(
+        ocpi_tariff("tariff_11_not_possible_alt_text"), ams("2026-11-18T10:00"), Span(C, 150, 9)
+    )
+    assert cdr.total_cost == Price(D("5.15"), D("5.497"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.stem for p in (REPO / "tariffs").glob("*.json"))
+    + sorted(
+        p.stem
+        for p in (REPO / "tests" / "billing" / "testdata" / "ocpi").glob("tariff*.json")
+        if p.stem != "tariff_put_example"
+    ),
+)
+def test_every_example_tariff_prices_a_long_mixed_session(name: str) -> None:
+    # Reservation, 5 h of charging over midnight in three power steps, 14 h idle.
+    path = REPO / "tariffs" / f"{name}.json"
+    t = load_tariff(path) if path.exists() else ocpi_tariff(name)
+    cdr = price(
+        t,
+        ams("2026-11-20T21:40"),
+        Span(R, 20),
+        Span(C, 60, 40, min_kw=35, max_kw=45, min_a=55, max_a=65),
+        Span(C, 120, 20, min_kw=9, max_kw=11, min_a=14, max_a=16),
+        Span(C, 120, 6, min_kw=2, max_kw=4, min_a=3, max_a=6),
+        Span(P, 840),
+    )
+    assert cdr.total_energy == D("66.0000")
+    assert cdr.total_time == D("19.0000")
+    assert cdr.total_parking_time == D("14.0000")
+    parts = [
+        cdr.total_fixed_cost,
+        cdr.total_energy_cost,
+        cdr.total_time_cost,
+        cdr.total_parking_cost,
+        cdr.total_reservation_cost,
+    ]
+    assert all(p.excl_vat >= 0 for p in parts)
+    if not (cdr.result.min_price_applied or cdr.result.max_price_applied):
+        assert abs(cdr.total_cost.excl_vat - sum(p.excl_vat for p in parts)) <= D("0.0003")
+    assert cdr.to_ocpi()["charging_periods"][0]["start_date_time"] == "2026-11-20T20:40:00Z"
