@@ -66,6 +66,7 @@ __all__ = [
     "round_reported",
 ]
 
+import operator
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -462,6 +463,32 @@ class _Money:
         )
 
 
+def _apply_bounds(total: _Money, tariff: Tariff) -> tuple[bool, bool]:
+    """Apply min_price then max_price to ``total``; say which of them applied.
+
+    The spec applies each bound to excl. and incl. VAT separately. A bound
+    without incl_vat that replaces the excl. total leaves the incl. total unknown.
+    """
+    applied = [False, False]
+    for n, bound, beyond in (
+        (0, tariff.min_price, operator.lt),
+        (1, tariff.max_price, operator.gt),
+    ):
+        if bound is None:
+            continue
+        if beyond(total.excl, bound.excl_vat):
+            total.excl, applied[n] = bound.excl_vat, True
+            if bound.incl_vat is None:
+                total.incl = None
+        if (
+            bound.incl_vat is not None
+            and total.incl is not None
+            and beyond(total.incl, bound.incl_vat)
+        ):
+            total.incl, applied[n] = bound.incl_vat, True
+    return applied[0], applied[1]
+
+
 _UNIT = {Dimension.ENERGY: _WH_PER_KWH, Dimension.TIME: _S_PER_H, Dimension.PARKING_TIME: _S_PER_H}
 
 
@@ -580,25 +607,7 @@ def price_session(
     total = _Money()
     for part in (fixed, energy, time_cost, parking, reservation):
         total.absorb(part)
-    min_applied = max_applied = False
-    # The spec applies each bound to excl. and incl. VAT separately. A bound
-    # without incl_vat that replaces the excl. total leaves the incl. total unknown.
-    if tariff.min_price is not None:
-        lo = tariff.min_price
-        if total.excl < lo.excl_vat:
-            total.excl, min_applied = lo.excl_vat, True
-            if lo.incl_vat is None:
-                total.incl = None
-        if lo.incl_vat is not None and total.incl is not None and total.incl < lo.incl_vat:
-            total.incl, min_applied = lo.incl_vat, True
-    if tariff.max_price is not None:
-        hi = tariff.max_price
-        if total.excl > hi.excl_vat:
-            total.excl, max_applied = hi.excl_vat, True
-            if hi.incl_vat is None:
-                total.incl = None
-        if hi.incl_vat is not None and total.incl is not None and total.incl > hi.incl_vat:
-            total.incl, max_applied = hi.incl_vat, True
+    min_applied, max_applied = _apply_bounds(total, tariff)
 
     session_start = next((p.start for p in periods if p.state is not PeriodState.RESERVATION), end)
     return PricingResult(
