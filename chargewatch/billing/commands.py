@@ -16,7 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from chargewatch.billing.cdr import PricedCdr, build_cdr, json_text, periods_from_cdr
+from chargewatch.billing.cdr import PricedCdr, build_cdr
+from chargewatch.billing.cdr_reader import periods_from_cdr
+from chargewatch.billing.ocpi_json import json_text
 from chargewatch.billing.tariff import Tariff, parse_tariff
 from chargewatch.errors import ConfigError, ConfigProblem
 

@@ -170,7 +170,7 @@ def test_load_tariff_dir_by_id_and_duplicates(tmp_path: Path) -> None:
 
 
 def test_total_energy_is_spread_when_periods_have_no_energy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The spec's example CDR has only TIME in its period, and total_energy 15.342.
     tariff = str(OCPI / "tariff_8_simple_025kwh.json")

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chargewatch.billing.cdr import PricedCdr, build_cdr, periods_from_cdr
+from chargewatch.billing.cdr import PricedCdr, build_cdr
+from chargewatch.billing.cdr_reader import periods_from_cdr
 from chargewatch.billing.pricing import PeriodState
 from chargewatch.billing.tariff import Price, parse_tariff
 from tests.billing.helpers import OCPI, C, P, R, Span, as_printed, ocpi_tariff, price
