@@ -67,20 +67,25 @@ __all__ = [
 ]
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
-from enum import Enum
-from itertools import pairwise
 
+from chargewatch.billing.cutting import (
+    duration_cuts,
+    energy_thresholds,
+    local_cuts,
+    split_period,
+    time_boundaries,
+)
+from chargewatch.billing.matching import MatchContext, both_bounds, find_component
+from chargewatch.billing.periods import PeriodState, SessionPeriod, seconds
 from chargewatch.billing.tariff import (
     Dimension,
     Price,
     PriceComponent,
-    ReservationKind,
-    Restrictions,
     Tariff,
 )
 
@@ -88,7 +93,6 @@ MONEY_QUANTUM = Decimal("0.0001")
 _ZERO = Decimal(0)
 _WH_PER_KWH = Decimal(1000)
 _S_PER_H = Decimal(3600)
-_US = timedelta(microseconds=1)
 
 
 def exact_context() -> AbstractContextManager[Context]:
@@ -99,33 +103,6 @@ def exact_context() -> AbstractContextManager[Context]:
 def round_reported(value: Decimal) -> Decimal:
     """The one rounding step: half-up to 4 decimals, applied to reported figures only."""
     return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP, context=Context(prec=34))
-
-
-class PeriodState(Enum):
-    """What the connector was doing during a period."""
-
-    CHARGING = "CHARGING"  # energy flowing: TIME and ENERGY apply
-    PARKING = "PARKING"  # connected, not charging (idle): PARKING_TIME applies
-    RESERVATION = "RESERVATION"  # reserved, not yet in use: reservation TIME applies
-
-
-@dataclass(frozen=True, slots=True)
-class SessionPeriod:
-    """One stretch of a session with constant state (input to the engine).
-
-    ``start``/``end`` are timezone-aware. ``energy_wh`` is the energy delivered
-    in the period (>= 0). Power bounds are in W and current bounds in A summed
-    over phases; ``None`` means unknown.
-    """
-
-    start: datetime
-    end: datetime
-    state: PeriodState
-    energy_wh: Decimal = _ZERO
-    min_power_w: Decimal | None = None
-    max_power_w: Decimal | None = None
-    min_current_a: Decimal | None = None
-    max_current_a: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +122,7 @@ class PricedPeriod:
 
     @property
     def seconds(self) -> Decimal:
-        return _seconds(self.end - self.start)
+        return seconds(self.end - self.start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,213 +147,6 @@ class PricingResult:
     total_parking_time_h: Decimal  # rounded
     min_price_applied: bool = False
     max_price_applied: bool = False
-
-
-# --- splitting ------------------------------------------------------------------
-
-
-def _seconds(delta: timedelta) -> Decimal:
-    # Exact: timedelta holds whole microseconds.
-    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return Decimal(us).scaleb(-6)
-
-
-def _offset_changes(a: datetime, b: datetime, zone: tzinfo) -> list[datetime]:
-    """Instants in (a, b) where the zone's UTC offset changes (DST)."""
-    out: list[datetime] = []
-    step = timedelta(hours=6)  # far shorter than any gap between two transitions
-    t = a
-    off = t.astimezone(zone).utcoffset()
-    while t < b:
-        n = min(t + step, b)
-        if n.astimezone(zone).utcoffset() != off:
-            # Transitions fall on whole seconds: bisect on epoch seconds.
-            lo, hi = int(t.timestamp()), int(n.timestamp()) + 1
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == off:
-                    lo = mid
-                else:
-                    hi = mid
-            n = datetime.fromtimestamp(hi, UTC)
-            if a < n < b:
-                out.append(n)
-            off = n.astimezone(zone).utcoffset()
-        t = n
-    return out
-
-
-def _local_cuts(a: datetime, b: datetime, zone: tzinfo, minutes: Sequence[int]) -> list[datetime]:
-    """Instants in (a, b) where local wall time passes one of ``minutes`` (of the day)."""
-    if not minutes:
-        return []
-    changes = _offset_changes(a, b, zone)
-    cuts = list(changes)
-    edges = [a, *changes, b]
-    for x, y in pairwise(edges):
-        # Within one offset, wall time is UTC plus a constant: plain arithmetic.
-        offset = x.astimezone(zone).utcoffset() or timedelta(0)
-        lx = x.astimezone(UTC).replace(tzinfo=None) + offset
-        ly = y.astimezone(UTC).replace(tzinfo=None) + offset
-        day = lx.date()
-        while day <= ly.date():
-            midnight = datetime.combine(day, time())
-            for m in minutes:
-                wall = midnight + timedelta(minutes=m)
-                if lx < wall < ly:
-                    cuts.append((wall - offset).replace(tzinfo=UTC))
-            day += timedelta(days=1)
-    return cuts
-
-
-def _time_boundaries(tariff: Tariff) -> list[int]:
-    minutes: set[int] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r is None:
-            continue
-        for t in (r.start_time, r.end_time):
-            if t is not None:
-                minutes.add(t.hour * 60 + t.minute)
-        if r.day_of_week or r.start_date or r.end_date:
-            minutes.add(0)
-    return sorted(minutes)
-
-
-def _energy_thresholds(tariff: Tariff) -> list[Decimal]:
-    out: set[Decimal] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r is not None:
-            out.update(k * _WH_PER_KWH for k in (r.min_kwh, r.max_kwh) if k is not None)
-    return sorted(out)
-
-
-def _duration_cuts(tariff: Tariff, start: datetime) -> list[datetime]:
-    out: set[datetime] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r is not None:
-            out.update(start + timedelta(seconds=s) for s in (r.min_duration, r.max_duration) if s)
-    return sorted(out)
-
-
-def _split(
-    period: SessionPeriod,
-    cuts: Iterable[datetime],
-    cum_wh: Decimal,
-    thresholds: Sequence[Decimal],
-) -> list[tuple[datetime, datetime, Decimal]]:
-    """Cut one period; energy is shared in proportion to time (constant power)."""
-    points = sorted({c for c in cuts if period.start < c < period.end})
-    edges = [period.start, *points, period.end]
-    total_s = _seconds(period.end - period.start)
-    pieces: list[tuple[datetime, datetime, Decimal]] = []
-    left = period.energy_wh
-    for i, (x, y) in enumerate(pairwise(edges)):
-        last = i == len(edges) - 2
-        # The last piece takes the remainder so the parts sum exactly to the whole.
-        e = left if last else period.energy_wh * _seconds(y - x) / total_s
-        left -= e
-        pieces.extend(_split_energy(x, y, e, cum_wh, thresholds))
-        cum_wh += e
-    return pieces
-
-
-def _split_energy(
-    x: datetime, y: datetime, e: Decimal, cum_wh: Decimal, thresholds: Sequence[Decimal]
-) -> list[tuple[datetime, datetime, Decimal]]:
-    out: list[tuple[datetime, datetime, Decimal]] = []
-    for th in thresholds:
-        if e > 0 and cum_wh < th < cum_wh + e:
-            need = th - cum_wh
-            # The piece before the threshold gets exactly the energy up to it.
-            us = int((y - x) / _US)
-            t = x + _US * int((Decimal(us) * need / e).to_integral_value(ROUND_HALF_UP))
-            out.append((x, t, need))
-            x, e, cum_wh = t, e - need, th
-    out.append((x, y, e))
-    return out
-
-
-# --- matching -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    local: datetime  # naive wall time in the site's zone at the piece's start
-    elapsed_s: Decimal  # since the session's start
-    cum_kwh: Decimal  # energy delivered before the piece
-    power_kw: tuple[Decimal | None, Decimal | None]  # (low, high)
-    current_a: tuple[Decimal | None, Decimal | None]
-    state: PeriodState
-    expired: bool
-
-
-def _in_window(t: time, start: time | None, end: time | None) -> bool:
-    s = start or time(0)
-    if end is None or end == time(0):  # 00:00 as end_time means end of the day
-        return t >= s
-    if s < end:
-        return s <= t < end
-    return t >= s or t < end  # end before start wraps over midnight
-
-
-def _bounds(lo: Decimal | None, hi: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
-    return (lo if lo is not None else hi, hi if hi is not None else lo)
-
-
-def _matches(r: Restrictions | None, ctx: _Context) -> bool:
-    if r is None:
-        return True
-    local = ctx.local
-    checks: list[bool] = []
-    if r.start_time is not None or r.end_time is not None:
-        checks.append(_in_window(local.time(), r.start_time, r.end_time))
-    if r.start_date is not None:
-        checks.append(local.date() >= r.start_date)
-    if r.end_date is not None:
-        checks.append(local.date() < r.end_date)
-    if r.day_of_week:
-        checks.append(any(d.value == local.weekday() for d in r.day_of_week))
-    if r.min_kwh is not None:
-        checks.append(ctx.cum_kwh >= r.min_kwh)
-    if r.max_kwh is not None:
-        checks.append(ctx.cum_kwh < r.max_kwh)
-    if r.min_duration is not None:
-        checks.append(ctx.elapsed_s >= r.min_duration)
-    if r.max_duration is not None:
-        checks.append(ctx.elapsed_s < r.max_duration)
-    p_lo, p_hi = ctx.power_kw
-    if r.min_power is not None:
-        checks.append(p_lo is not None and p_lo >= r.min_power)
-    if r.max_power is not None:
-        checks.append(p_hi is not None and p_hi < r.max_power)
-    c_lo, c_hi = ctx.current_a
-    if r.min_current is not None:
-        checks.append(c_lo is not None and c_lo >= r.min_current)
-    if r.max_current is not None:
-        checks.append(c_hi is not None and c_hi < r.max_current)
-    return all(checks)
-
-
-def _find(tariff: Tariff, dim: Dimension, ctx: _Context) -> tuple[int, PriceComponent] | None:
-    kinds: tuple[ReservationKind | None, ...]
-    if ctx.state is not PeriodState.RESERVATION:
-        kinds = (None,)
-    elif ctx.expired:
-        kinds = (ReservationKind.RESERVATION_EXPIRES, ReservationKind.RESERVATION)
-    else:
-        kinds = (ReservationKind.RESERVATION,)
-    for kind in kinds:
-        for i, el in enumerate(tariff.elements):
-            el_kind = el.restrictions.reservation if el.restrictions else None
-            if el_kind is not kind:
-                continue
-            pc = el.component(dim)
-            if pc is not None and _matches(el.restrictions, ctx):
-                return i, pc
-    return None
 
 
 # --- the engine -----------------------------------------------------------------
@@ -416,11 +186,11 @@ def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datet
 
 
 def _power_bounds(p: SessionPeriod) -> tuple[Decimal | None, Decimal | None]:
-    lo, hi = _bounds(p.min_power_w, p.max_power_w)
+    lo, hi = both_bounds(p.min_power_w, p.max_power_w)
     if lo is None and p.state is PeriodState.CHARGING:
-        seconds = _seconds(p.end - p.start)
-        if seconds > 0:
-            lo = hi = p.energy_wh * _S_PER_H / seconds  # average power
+        span_s = seconds(p.end - p.start)
+        if span_s > 0:
+            lo = hi = p.energy_wh * _S_PER_H / span_s  # average power
     if lo is None and p.state is not PeriodState.CHARGING:
         lo = hi = _ZERO
     return _kw(lo), _kw(hi)
@@ -431,7 +201,7 @@ def _kw(watts: Decimal | None) -> Decimal | None:
 
 
 def _current_bounds(p: SessionPeriod) -> tuple[Decimal | None, Decimal | None]:
-    lo, hi = _bounds(p.min_current_a, p.max_current_a)
+    lo, hi = both_bounds(p.min_current_a, p.max_current_a)
     if lo is None and p.state is not PeriodState.CHARGING:
         lo = hi = _ZERO
     return lo, hi
@@ -515,9 +285,9 @@ def price_session(
         replace(p, start=p.start.astimezone(UTC), end=p.end.astimezone(UTC)) for p in periods
     ]
     _check_periods(periods, start, end)
-    minutes = _time_boundaries(tariff)
-    thresholds = _energy_thresholds(tariff)
-    duration_cuts = _duration_cuts(tariff, start)
+    minutes = time_boundaries(tariff)
+    thresholds = energy_thresholds(tariff)
+    duration_points = duration_cuts(tariff, start)
     expired = all(p.state is PeriodState.RESERVATION for p in periods)
 
     priced: list[PricedPeriod] = []
@@ -530,36 +300,36 @@ def price_session(
 
     for period in periods:
         cuts = [
-            *_local_cuts(period.start, period.end, timezone, minutes),
-            *duration_cuts,
+            *local_cuts(period.start, period.end, timezone, minutes),
+            *duration_points,
         ]
-        pieces = _split(period, cuts, cum_wh, thresholds)
+        pieces = split_period(period, cuts, cum_wh, thresholds)
         power, current = _power_bounds(period), _current_bounds(period)
         for x, y, e in pieces:
-            ctx = _Context(
+            ctx = MatchContext(
                 local=x.astimezone(timezone).replace(tzinfo=None),
-                elapsed_s=_seconds(x - start),
+                elapsed_s=seconds(x - start),
                 cum_kwh=cum_wh / _WH_PER_KWH,
                 power_kw=power,
                 current_a=current,
                 state=period.state,
                 expired=expired,
             )
-            seconds = _seconds(y - x)
+            piece_s = seconds(y - x)
             used: dict[Dimension, int] = {}
             is_res = period.state is PeriodState.RESERVATION
             dims: list[tuple[Dimension, str, Decimal]] = []
             if is_res:
-                dims.append((Dimension.TIME, "reservation", seconds))
+                dims.append((Dimension.TIME, "reservation", piece_s))
             else:
                 dims.append((Dimension.ENERGY, "energy", e))
                 if period.state is PeriodState.CHARGING:
-                    dims.append((Dimension.TIME, "time", seconds))
+                    dims.append((Dimension.TIME, "time", piece_s))
                 else:
-                    dims.append((Dimension.PARKING_TIME, "time", seconds))
-                    parking_s += seconds
+                    dims.append((Dimension.PARKING_TIME, "time", piece_s))
+                    parking_s += piece_s
             for dim, group, volume in dims:
-                found = _find(tariff, dim, ctx)
+                found = find_component(tariff, dim, ctx)
                 if found is None:
                     continue
                 idx, _pc = found
@@ -570,7 +340,7 @@ def price_session(
                     group_total[group] = group_total.get(group, _ZERO) + volume
                     group_last[group] = key
             if is_res not in flat:
-                found = _find(tariff, Dimension.FLAT, ctx)
+                found = find_component(tariff, Dimension.FLAT, ctx)
                 if found is not None:
                     flat[is_res] = found
                     used[Dimension.FLAT] = found[0]
@@ -622,7 +392,7 @@ def price_session(
             reservation=reservation.reported(),
         ),
         total_energy_kwh=round_reported(cum_wh / _WH_PER_KWH),
-        total_time_h=round_reported(_seconds(end - session_start) / _S_PER_H),
+        total_time_h=round_reported(seconds(end - session_start) / _S_PER_H),
         total_parking_time_h=round_reported(parking_s / _S_PER_H),
         min_price_applied=min_applied,
         max_price_applied=max_applied,
