@@ -211,6 +211,29 @@ def build_cdr(
     start_date_time, dimensions and tariff_id, every total_* field, currency and
     tariffs) or, without a tariff, :class:`UnpricedCdr` (no cost fields; do not
     emit it as a CDR). Raises ValueError if the periods are inconsistent.
+
+    Example (the wiring for sessions)::
+
+        from zoneinfo import ZoneInfo
+        from chargewatch.billing.cdr import PricedCdr, build_cdr
+        from chargewatch.billing.commands import load_tariff_dir
+        from chargewatch.billing.ocpi_json import json_text
+        from chargewatch.billing.pricing import PeriodState, SessionPeriod
+
+        tariffs = load_tariff_dir("tariffs")             # {tariff id: Tariff}
+        site = fleet.site(fleet.charger(charger_id).site)
+        cdr = build_cdr(
+            tariffs.get(fleet.tariff_for(charger_id)),   # None: unpriced
+            start=t0, end=t2, timezone=ZoneInfo(site.timezone),
+            periods=[
+                SessionPeriod(t0, t1, PeriodState.CHARGING, Decimal("7400"),
+                              min_power_w=Decimal("7000"), max_power_w=Decimal("7400"),
+                              max_current_a=Decimal("32")),
+                SessionPeriod(t1, t2, PeriodState.PARKING),
+            ],
+        )
+        if isinstance(cdr, PricedCdr):
+            line = json_text(cdr.to_ocpi() | {"id": ..., "last_updated": ...}, indent=None)
     """
     with exact_context():
         return _build_cdr(tariff, start=start, end=end, timezone=timezone, periods=periods)
