@@ -3,6 +3,7 @@ across element switches, parking, reservations, no tariff, and the example tarif
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
@@ -396,6 +397,9 @@ def test_cdr_json_fields() -> None:
         "2024-06-03T15:05:00Z",
     ]
     assert {p["tariff_id"] for p in doc["charging_periods"]} == {"22"}
+    line = json_text(doc, indent=None)
+    assert "\n" not in line
+    assert json.loads(line, parse_float=D)["total_cost"] == {"excl_vat": D("0.3833")}
     assert doc["charging_periods"][2]["dimensions"] == [
         {"type": "PARKING_TIME", "volume": D("0.0333")}
     ]
