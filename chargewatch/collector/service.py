@@ -12,11 +12,11 @@ __all__ = ["Collector"]
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from chargewatch.collector import metrics
 from chargewatch.collector.deadletter import DeadLetter
+from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.http import HttpServer
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
@@ -152,13 +152,5 @@ class Collector:
         return ok, detail
 
 
-def _ocpp_decoder(index: ConnectorIndex) -> Any:
-    try:
-        from chargewatch.collector.decode_ocpp import OcppDecoder  # noqa: PLC0415
-    except ImportError:
-        return None
+def _ocpp_decoder(index: ConnectorIndex) -> OcppDecoder:
     return OcppDecoder(index)
-
-
-def data_dir_default() -> Path:
-    return Path("chargewatch-data")
