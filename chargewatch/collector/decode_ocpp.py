@@ -56,6 +56,7 @@ from chargewatch.collector.events import (
 from chargewatch.collector.ocpp_schemas import SchemaError, schemas
 from chargewatch.collector.ocpp_schemas import actions as known_actions
 from chargewatch.collector.ocpp_state import ChargerState, Early, Evse, Pending, Side, StartInfo
+from chargewatch.collector.ocpp_units import plan
 from chargewatch.fleet import ConnectorIndex
 
 #: Every rejection reason this decoder produces.
@@ -108,9 +109,6 @@ _METER_CONTAINER: Final = {
 _CONTAINER_REQUIRED: Final = {("1.6", "MeterValues"), ("2.0.1", "MeterValues")}
 _NOTIFY = ("2.0.1", "NotifyEvent")
 _TEMPERATURE: Final = FIELD_INDEX["temperature_c"]
-_UNIT_LOWER: Final = {
-    unit.lower(): (quantity, unit) for quantity, table in units.UNITS.items() for unit in table
-}
 
 # OCPP 2.0.1 ConnectorStatus Occupied -> 1.6 ChargePointStatus from the EVSE's
 # transaction chargingState (2.0.1 Part 2, G01/E: Occupied covers 1.6's
@@ -692,20 +690,48 @@ class OcppDecoder:
                     smv = sv.get("signedMeterValue")
                     if smv is not None and not signed:
                         signed = smv["signedMeterData"]
+                if v16:
+                    unit = sv.get("unit")
+                    multiplier = 0
+                else:
+                    uom = sv.get("unitOfMeasure")
+                    unit = uom.get("unit") if uom is not None else None
+                    multiplier = uom.get("multiplier", 0) if uom is not None else 0
                 measurand = sv.get("measurand", "Energy.Active.Import.Register")
-                tgt = units.target(measurand, sv.get("phase"), sv.get("location", "Outlet"))
-                if tgt.kept_out:
+                pl = plan(measurand, sv.get("phase"), sv.get("location", "Outlet"), unit, v16)
+                if pl is None:
                     continue
+                raw = sv["value"]
                 try:
-                    value = self._sample_value(sv, tgt, measurand, v16)
+                    if pl.error:
+                        raise _RejectError("unknown_unit", pl.error)
+                    value = _number(raw) if v16 else float(raw)
+                    if multiplier:
+                        if not -9 <= multiplier <= 9:
+                            raise _RejectError(
+                                "out_of_range",
+                                f"unitOfMeasure.multiplier {multiplier} outside -9..9",
+                            )
+                        value *= 10.0**multiplier
+                    value = value * pl.scale + pl.offset
+                    if not pl.low <= value <= pl.high:
+                        if not math.isfinite(value):
+                            raise _RejectError("non_finite", f"value {raw!r} is not finite")
+                        raise _RejectError(
+                            "out_of_range",
+                            f"{measurand} {raw!r} {pl.unit} = {value:g}"
+                            f" outside {pl.low:g}..{pl.high:g}",
+                        )
                 except _RejectError as bad:
-                    if tgt.field == units.POWER_PHASE:
+                    if pl.field == units.POWER_PHASE:
                         phase_power_bad = True
                     f.reject(bad.reason, f"$.{container}[{i}].sampledValue[{j}]: {bad.detail}", i)
                     continue
-                field = tgt.field
+                if pl.quirk:
+                    self.quirks[pl.quirk] += 1
+                field = pl.field
                 if field == units.POWER_PHASE:
-                    phase_power[tgt.line] = value
+                    phase_power[pl.line] = value
                 elif field == _TEMPERATURE:
                     old = row[field]
                     row[field] = value if math.isnan(old) else max(old, value)
@@ -741,55 +767,6 @@ class OcppDecoder:
                     )
                 )
         return readings
-
-    def _sample_value(
-        self, sv: dict[str, Any], tgt: units.Target, measurand: str, v16: bool
-    ) -> float:
-        raw: Any = sv["value"]
-        multiplier = 0
-        if v16:
-            unit = sv.get("unit")
-            try:
-                value = float(raw)
-            except ValueError:
-                raise _RejectError("bad_number", f"value {raw!r} is not a number") from None
-        else:
-            uom = sv.get("unitOfMeasure")
-            unit = None
-            if uom is not None:
-                unit = uom.get("unit")
-                multiplier = uom.get("multiplier", 0)
-            value = float(raw)
-        if not math.isfinite(value):
-            raise _RejectError("non_finite", f"value {raw!r} is not finite")
-        table = units.UNITS[tgt.quantity]
-        if unit is None:
-            unit = units.NATURAL_UNIT[tgt.quantity]
-            if tgt.quantity != "energy":
-                self.quirks["unit_defaulted"] += 1
-        conv = table.get(unit)
-        if conv is None and not v16:
-            # 2.0.1 units are free text; accept a case slip of a known unit.
-            found = _UNIT_LOWER.get(unit.lower())
-            if found is not None and found[0] == tgt.quantity:
-                conv = table[found[1]]
-                self.quirks["unit_case"] += 1
-        if conv is None:
-            raise _RejectError("unknown_unit", f"unit {unit!r} is not a unit of {measurand}")
-        if multiplier:
-            if not -9 <= multiplier <= 9:
-                raise _RejectError(
-                    "out_of_range", f"unitOfMeasure.multiplier {multiplier} outside -9..9"
-                )
-            value *= 10.0**multiplier
-        si = value * conv[0] + conv[1]
-        if not units.in_range(tgt.field, si):
-            low, high = units.FIELD_RANGE[tgt.field]
-            raise _RejectError(
-                "out_of_range",
-                f"{measurand} {raw!r} {unit} = {si:g} outside {low:g}..{high:g}",
-            )
-        return si
 
     # ------------------------------------------------------------- OCPP 1.6
 
@@ -1167,6 +1144,16 @@ def _frame_problem(frame: Any) -> str:
 def _describe(errors: list[SchemaError]) -> str:
     shown = "; ".join(str(e) for e in errors[:3])
     return shown + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+
+
+def _number(raw: str) -> float:
+    """A 1.6 sampledValue.value: a decimal string (float() alone also takes "1_000")."""
+    try:
+        if "_" in raw:
+            raise ValueError
+        return float(raw)
+    except ValueError:
+        raise _RejectError("bad_number", f"value {raw!r} is not a number") from None
 
 
 def _text(payload: bytes) -> str:
