@@ -270,13 +270,17 @@ class OcppDecoder:
             detail = f"{type(exc).__name__}: {exc}"
             sink.reject(topic, "internal_error", detail, _text(payload), recv)
 
-    def note_command(self, charger: str, message_id: str, action: str, recv: float) -> None:
+    def note_command(
+        self, charger: str, version: str, message_id: str, action: str, recv: float
+    ) -> None:
         """Register a command chargewatch sent, when its ``command`` topic is not decoded.
 
-        The charger's answer (on ``cp``) then yields a :class:`CommandResult`.
+        The charger's answer (on ``cp``) then yields a :class:`CommandResult`
+        (``Timeout`` when none comes within ``pending_timeout``).
         """
+        source: Source = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
         state = self._state(charger)
-        state.pending[("csms", message_id)] = Pending(action, recv, command=True)
+        state.pending[("csms", message_id)] = Pending(action, recv, source, command=True)
 
     def expire(self, now: float, sink: DecodeSink) -> None:
         """Expire pending CALLs and early answers of every charger (call every few s).
@@ -348,7 +352,7 @@ class OcppDecoder:
         old = state.pending.pop(key, None)
         if old is not None:  # the id was reused by a new connection: the old CALL is lost
             self._give_up(f.charger, old, msg_id, f.recv, f.sink)
-        pending = Pending(action, f.recv, command=source == "command")
+        pending = Pending(action, f.recv, f.source, command=source == "command")
         self._add_pending(f, key, pending)
         if side == "cp":
             handler = self._calls.get((f.version, action))
@@ -390,6 +394,14 @@ class OcppDecoder:
             ):
                 f.reject("duplicate_result", f"CALL id {msg_id!r} was already answered")
                 return
+            if early is not None:
+                f.sink.reject(
+                    early.topic,
+                    "orphan_result",
+                    f"answer to CALL id {msg_id!r} replaced by another before its CALL came",
+                    early.frame,
+                    early.recv,
+                )
             # The answer may have overtaken its CALL (different topics): hold it.
             state.early[key] = Early(f.topic, f.frame, f.recv, f.digest)
             while len(state.early) > self.max_pending:
@@ -513,7 +525,11 @@ class OcppDecoder:
                 )
             )
         elif pending.command:
-            sink.events.append(CommandResult(charger, now, now, pending.action, msg_id, "Timeout"))
+            sink.events.append(
+                CommandResult(
+                    charger, now, now, pending.action, msg_id, "Timeout", source=pending.source
+                )
+            )
 
     # ------------------------------------------------------------ validation
 

@@ -24,6 +24,8 @@ __all__ = ["ChargerState", "Early", "Evse", "Pending", "Seen", "Side", "StartInf
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chargewatch.collector.events import Source
+
 #: Who sent the CALL: the charge point ("cp"; answered on the csms topic) or the
 #: central side ("csms"; the CSMS itself or chargewatch's own commands,
 #: answered on the cp topic).
@@ -45,6 +47,7 @@ class StartInfo:
 class Pending:
     action: str
     recv: float
+    source: Source
     command: bool = False  # sent by chargewatch (command topic): report the answer
     start: StartInfo | None = None  # set for a valid StartTransaction
 
