@@ -25,7 +25,23 @@ What is rejected, and how much of the frame goes with it:
 Valid frames of actions that carry no telemetry (Authorize, DataTransfer, ...)
 are not rejected; they are counted in :attr:`OcppDecoder.ignored`.
 Accepted deviations from the spec are counted in :attr:`OcppDecoder.quirks`
-(see :data:`QUIRKS`).
+(see :data:`QUIRKS`); where a sample's value goes is decided in
+:mod:`chargewatch.collector.ocpp_units`.
+
+Correlation (:mod:`chargewatch.collector.ocpp_state`): a 1.6 StartTransaction
+becomes a start :class:`TransactionEvent` when the CSMS's answer (``csms``
+topic) brings the transaction id, or after ``pending_timeout`` with
+``transaction_id=""`` and the flag ``transaction_id_unknown``. Answers to
+chargewatch's own commands (CALLs on the ``command`` topic, or announced with
+:meth:`OcppDecoder.note_command`) become :class:`CommandResult` events. Call
+:meth:`OcppDecoder.expire` periodically so that silent chargers' pending CALLs
+expire too; each charger's own frames expire its state as they arrive.
+
+Mapping choices: a 2.0.1 EVSE is chargewatch's connector (``evseId`` /
+``evse.id``; 0 = the station); 2.0.1 Occupied becomes Preparing, Charging,
+SuspendedEV/EVSE or Finishing from the EVSE's transaction, and a chargingState
+change while Occupied emits a derived StatusEvent; NotifyEvent problems become
+:class:`ProblemEvent` with the 1.6 error code they map onto.
 """
 
 from __future__ import annotations
@@ -74,8 +90,8 @@ REASONS: Final = (
     "non_finite",  # NaN or ±Infinity
     "out_of_range",  # outside ocpp_units.FIELD_RANGE, negative register, bad connector id
     "unknown_unit",  # a unit that does not fit the measurand
-    "duplicate_call",  # a CALL id seen before from the same sender (retransmission)
-    "duplicate_result",  # a second answer to an already answered CALL
+    "duplicate_call",  # the same CALL again, byte for byte (a retransmission)
+    "duplicate_result",  # the same answer again to an already answered CALL
     "orphan_result",  # an answer that matched no CALL within ``pending_timeout``
     "unexpected_frame",  # a CALLRESULT/CALLERROR on the command topic
     "internal_error",  # a bug in this decoder; the frame is dropped, the loop goes on
