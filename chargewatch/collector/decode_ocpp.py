@@ -691,6 +691,7 @@ class OcppDecoder:
         transaction whose start was not seen), so no batch row, only readings.
         """
         v16 = f.version == "1.6"
+        main_meter = connector == 0
         conn_id = self.index.id(f.charger, connector) if connector is not None else -1
         readings: list[MeterReading] = []
         for i, mv in enumerate(items):
@@ -730,7 +731,10 @@ class OcppDecoder:
                     unit = uom.get("unit") if uom is not None else None
                     multiplier = uom.get("multiplier", 0) if uom is not None else 0
                 measurand = sv.get("measurand", "Energy.Active.Import.Register")
-                pl = plan(measurand, sv.get("phase"), sv.get("location", "Outlet"), unit, v16)
+                location = sv.get("location", "Outlet")
+                if location == "Inlet" and main_meter:
+                    location = "Outlet"  # connector 0's meter is the grid connection's
+                pl = plan(measurand, sv.get("phase"), location, unit, v16)
                 if pl is None:
                     continue
                 raw = sv["value"]
