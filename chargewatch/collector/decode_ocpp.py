@@ -127,7 +127,7 @@ _NOTIFY = ("2.0.1", "NotifyEvent")
 _TEMPERATURE: Final = FIELD_INDEX["temperature_c"]
 
 # OCPP 2.0.1 ConnectorStatus Occupied -> 1.6 ChargePointStatus from the EVSE's
-# transaction chargingState (2.0.1 Part 2, G01/E: Occupied covers 1.6's
+# transaction chargingState (2.0.1 ConnectorStatus Occupied covers 1.6's
 # Preparing, Charging, SuspendedEV(SE) and Finishing).
 _OCCUPIED_BY_STATE: Final = {
     "Charging": "Charging",
@@ -137,7 +137,7 @@ _OCCUPIED_BY_STATE: Final = {
     "Idle": "Preparing",
 }
 
-# OCPP 2.0.1 NotifyEvent component -> 1.6 ChargePointErrorCode (2.0.1 Part 2
+# OCPP 2.0.1 NotifyEvent component -> 1.6 ChargePointErrorCode (2.0.1
 # Appendices, referenced components). Matched on the component first, then on
 # the variable; an unmatched problem is OtherError.
 _ERROR_BY_COMPONENT: Final = {
@@ -713,7 +713,7 @@ class OcppDecoder:
                 if v16:
                     if sv.get("format") == "SignedData":
                         # Signed data (OCMF, ...) is passed through for the CDR,
-                        # never read as a number (OCPP 1.6 §7.45 ValueFormat).
+                        # never read as a number (OCPP 1.6 ValueFormat SignedData).
                         if signed:
                             self.quirks["signed_value_extra"] += 1
                         else:
@@ -912,7 +912,7 @@ class OcppDecoder:
                 tx_id,
                 meter_wh=meter,
                 id_tag=p.get("idTag", ""),
-                reason=p.get("reason", "Local"),  # 1.6 §7.43: absent means Local
+                reason=p.get("reason", "Local"),  # 1.6 StopTransaction.req: absent means Local
                 source=f.source,
                 flags=flags + meter_flags,
             )
@@ -942,7 +942,7 @@ class OcppDecoder:
     def _status201(self, f: _Frame, p: dict[str, Any]) -> None:
         try:
             # chargewatch's connector of a 2.0.1 station is the EVSE: the unit
-            # that has one transaction and one meter (2.0.1 Part 1 §3.2).
+            # that has one transaction and one meter (OCPP 2.0.1 device model).
             evse = self._connector(p["evseId"], "evseId")
             ts = self._ts(p["timestamp"], f.recv)
         except _RejectError as bad:
@@ -1000,7 +1000,7 @@ class OcppDecoder:
         if evse_id is not None:
             state.learn_transaction(tx_id, evse_id, 4 * self.max_pending)
             connector: int | None = evse_id
-        else:  # evse is sent only with the first message of a transaction (E01.FR.16)
+        else:  # evse is sent only with the first message of a transaction (2.0.1 use case E01)
             connector = state.tx_connector.get(tx_id)
         flags: tuple[str, ...] = () if connector is not None else ("connector_unknown",)
         kind = {"Started": "start", "Updated": "update", "Ended": "stop"}[p["eventType"]]
@@ -1144,7 +1144,7 @@ def _with_tx(r: MeterReading, tx_id: str) -> MeterReading:
 
 
 def _frame_problem(frame: Any) -> str:
-    """Why ``frame`` is not an OCPP-J message (OCPP-J 1.6 §4.1, 2.0.1 Part 4 §4.2), or ""."""
+    """Why ``frame`` is not an OCPP-J message (OCPP-J RPC framework), or ""."""
     if not isinstance(frame, list):
         return f"a frame is a JSON array, got {type(frame).__name__}"
     if len(frame) < 3:

@@ -10,10 +10,10 @@ result can overtake its CALL. Each charger therefore keeps, per direction:
 * ``recent``: ids seen lately with a digest of their frames, so a retransmitted
   CALL or a repeated answer (same id, same bytes) is recognised as a duplicate
   instead of being decoded twice. The same id with *different* content is a new
-  message: ids need only be unique per WebSocket connection (OCPP-J §4.1.1),
+  message: ids need only be unique per WebSocket connection (OCPP-J RPC framework),
   and chargers that count from 1 again after reconnecting are common.
 
-Message ids are unique per sender only (OCPP-J §4.1.1), so the direction is part
+Message ids are unique per sender only (OCPP-J RPC framework), so the direction is part
 of every key. Nothing here is shared between chargers.
 """
 

@@ -1,13 +1,13 @@
 """Where an OCPP sampledValue goes in a meter row, and how its unit converts.
 
-The rules (OCPP 1.6 §7.31/7.45 and 2.0.1 SampledValueType, with their defaults
+The rules (OCPP 1.6 SampledValue and 2.0.1 SampledValueType, with their defaults
 measurand = Energy.Active.Import.Register, unit = Wh, location = Outlet):
 
 * Only what flows through the outlet to the EV goes in the batch: energy, power,
   current and voltage at location Outlet (the default). Inlet (grid side,
   includes the charger's own consumption), Cable and EV readings of those
   measurands are kept out, except on connector 0 (the station's main meter,
-  OCPP 1.6 §7.42 / 2.0.1 evseId 0), whose Inlet readings are its readings; the
+  OCPP 1.6 connectorId 0 / 2.0.1 evseId 0), whose Inlet readings are its readings; the
   decoder maps them before calling :func:`plan`.
 * Temperature (1.6 only; 2.0.1 moved it to NotifyEvent monitors) from Outlet,
   Cable, Body or Inlet goes to ``temperature_c``, the hottest one winning: the
