@@ -16,7 +16,10 @@ from chargewatch import __version__
 from chargewatch.errors import ConfigError
 
 # Modules that contribute subcommands, in help order.
-_COMMAND_MODULES: tuple[str, ...] = ("chargewatch.collector.commands",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "chargewatch.collector.commands",
+    "chargewatch.simulator.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,11 +12,11 @@ __all__ = ["Collector"]
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from chargewatch.collector import metrics
 from chargewatch.collector.deadletter import DeadLetter
+from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.http import HttpServer
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
@@ -112,14 +112,14 @@ class Collector:
             now = time.time()
             if items:
                 try:
-                    self.pipeline.process([(i.topic, i.payload, i.recv) for i in items], now)
+                    self.pipeline.process([i[:3] for i in items], now)
                 except Exception:
                     # A bug in one stage must not stop ingest; the batch's raw
                     # messages are already in the broker's retry path via no-ack.
                     log.exception("pipeline failed on a batch of %d messages", len(items))
                     continue
                 self.ingest.ack(items)
-                metrics.INGEST_LAG.set(max(0.0, now - items[0].recv))
+                metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
             else:
                 metrics.INGEST_LAG.set(0.0)
@@ -152,13 +152,5 @@ class Collector:
         return ok, detail
 
 
-def _ocpp_decoder(index: ConnectorIndex) -> Any:
-    try:
-        from chargewatch.collector.decode_ocpp import OcppDecoder  # noqa: PLC0415
-    except ImportError:
-        return None
+def _ocpp_decoder(index: ConnectorIndex) -> OcppDecoder:
     return OcppDecoder(index)
-
-
-def data_dir_default() -> Path:
-    return Path("chargewatch-data")
