@@ -7,7 +7,9 @@
   with numeric functions) and ``vendor_error_code`` (string, "" when none).
   Time = the charger's clock (the receive time when the charger sent none).
 * ``alert`` — tags ``alertname``, ``severity``, ``charger``, ``connector``,
-  ``site`` and ``fault`` or ``error_code`` (whichever labels the alert carries);
+  ``site`` and ``fault`` or ``error_code`` (whichever labels the alert carries),
+  plus ``model`` (the charger model from the fleet inventory, when given and
+  known, so panels can rank models);
   fields ``state`` (string ``firing``/``resolved``), ``firing`` (int 1/0),
   ``value`` (float, omitted when NaN) and ``duration_s`` (float: 0 when firing;
   on resolve, the seconds since it fired, when the firing transition was seen).
@@ -26,7 +28,7 @@ from collections.abc import Iterable, MutableMapping
 from chargewatch.alerting.state import Key, Transition, key_of
 from chargewatch.collector.events import CONNECTOR_STATUSES, Event, StatusEvent
 from chargewatch.collector.lineproto import escape_field_string, series_prefix
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.fleet import ConnectorIndex, Fleet
 
 #: ``status_code`` per status. 0 is an unknown status (a charger outside the
 #: vocabulary); the order follows a session's life, then the out-of-service states,
@@ -74,7 +76,9 @@ def status_lines(events: Iterable[Event], index: ConnectorIndex) -> list[str]:
 
 
 def alert_lines(
-    transitions: Iterable[Transition], fired_at: MutableMapping[Key, float] | None = None
+    transitions: Iterable[Transition],
+    fired_at: MutableMapping[Key, float] | None = None,
+    fleet: Fleet | None = None,
 ) -> list[str]:
     """An ``alert`` line per transition.
 
@@ -88,6 +92,10 @@ def alert_lines(
         labels = dict(tr.labels)
         labels.setdefault("alertname", tr.alertname)
         tags = {k: labels[k] for k in ALERT_TAGS if labels.get(k)}
+        if fleet is not None and labels.get("charger"):
+            model = fleet.charger(labels["charger"]).model
+            if model:
+                tags["model"] = model
         key = key_of(labels)
         fields = [f"state={escape_field_string(tr.state)}"]
         if tr.state == "firing":
@@ -109,8 +117,9 @@ def alert_lines(
 class AlertLines:
     """Keeps firing times between calls so resolved lines carry ``duration_s``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fleet: Fleet | None = None) -> None:
+        self.fleet = fleet
         self.fired_at: dict[Key, float] = {}
 
     def lines(self, transitions: Iterable[Transition]) -> list[str]:
-        return alert_lines(transitions, self.fired_at)
+        return alert_lines(transitions, self.fired_at, self.fleet)

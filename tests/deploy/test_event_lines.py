@@ -81,3 +81,9 @@ def test_alert_lines_error_code_label_and_unknown_start() -> None:
     tags, fields, _ = line.split(" ")
     assert "error_code=GroundFailure" in tags and "fault" not in tags and "runbook" not in tags
     assert "duration_s" not in fields  # never saw it fire: no made-up duration
+
+
+def test_alert_lines_model_from_fleet() -> None:
+    fleet = Fleet({}, {"CP1": ChargerSpec("CP1", site="s1", model="Easee Charge")})
+    (line,) = AlertLines(fleet).lines([_tr(1.0, "firing")])
+    assert r"model=Easee\ Charge," in line
