@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.simulator.commands",
     "chargewatch.alerting.commands",
     "chargewatch.billing.commands",
+    "chargewatch.dashboards_push",
     "chargewatch.demo",
 )
 
