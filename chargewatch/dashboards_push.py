@@ -93,7 +93,7 @@ def push(api: Any, dashboards: list[dict[str, Any]], folder: str = DEFAULT_FOLDE
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from grafana_client import GrafanaApi  # noqa: PLC0415 - only this command needs it
+    from grafana_client.api import GrafanaApi  # noqa: PLC0415 - only this command needs it
 
     if args.token and (args.user or args.password):
         raise ConfigError([ConfigProblem("command line", "--token", "give a token or a user")])
