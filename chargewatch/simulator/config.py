@@ -48,6 +48,9 @@ class SimConfig:
     suspended_ev_prob: float = 0.2  # sessions with 1-3 SuspendedEV pauses
     suspended_evse_prob: float = 0.1  # sessions with a SuspendedEVSE pause (load management)
     long_idle_fraction: float = 0.0  # sessions kept plugged 1-3 h after charging (normal idle)
+    # Sessions already under way at the start, as when a collector starts on a
+    # live fleet (their start messages precede the simulation and are not sent).
+    warm_start: bool = True
     # Reporting quirks and infrastructure.
     kw_power_fraction: float = 0.2  # OCPP chargers that report Power.Active.Import in kW
     reboot_prob: float = 0.05  # per idle gap between sessions: the charger reboots

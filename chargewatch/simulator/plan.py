@@ -32,7 +32,10 @@ F64 = NDArray[np.float64]
 POWER_FACTOR = 0.99  # onboard chargers run with PFC; close to 1
 AC_EFFICIENCY = 0.9  # grid → battery, onboard charger + battery losses
 DC_EFFICIENCY = 0.95
-AC_TAPER_SOC = 0.92  # AC cars taper only close to full (BMS balancing)
+AC_TAPER_SOC = 0.92
+WARM_START_S = (
+    12 * 3600.0
+)  # how far back arrivals start, so the run opens mid-activity  # AC cars taper only close to full (BMS balancing)
 
 # Sessions starting per hour of local day, from the two real datasets in
 # /work/shared/data (Caltech ACN JPL workplace, 2021; Norwegian residential,
@@ -620,7 +623,7 @@ def build_plan(cfg: SimConfig) -> Plan:
             _tag(h)
         blocked = [(h.plug_in - 120.0, h.unplug + 120.0) for h in hosts]
         own: list[Session] = list(hosts)
-        t = cfg.start
+        t = cfg.start - (WARM_START_S if cfg.warm_start else 0.0)
         while True:
             arr = _next_arrival(r, conn, cfg.arrival_rate, t)
             if arr >= cfg.end:
@@ -630,7 +633,8 @@ def build_plan(cfg: SimConfig) -> Plan:
             if clash:
                 t = max(b[1] for b in clash)
                 continue
-            own.append(s)
+            if s.unplug > cfg.start + 60.0:  # else over before the simulation begins
+                own.append(s)
             t = s.unplug + 60.0
         sessions.extend(own)
     # Errors on the charger/connector also stop delivery in whatever session is on.

@@ -71,7 +71,7 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
 
     # The status timeline each connector would report without faults.
     base: dict[int, list[tuple[float, str]]] = {
-        c.idx: [(cfg.start, "Available")] for c in plan.conns
+        c.idx: [(-math.inf, "Available")] for c in plan.conns
     }
     for s in plan.sessions:
         base[s.conn.idx].extend(s.statuses)
@@ -87,7 +87,7 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
         add(cfg.start, "online", ci, online=True)
         add(cfg.start + 0.5, "boot", ci)
         for row in rows_of[ci]:
-            add(cfg.start + 1.0, "status", ci, row, status="Available")
+            add(cfg.start + 1.0, "status", ci, row, status=status_at(row, cfg.start + 1.0))
     for s in plan.sessions:
         ci = s.conn.charger_idx
         for t, st in s.statuses:

@@ -47,7 +47,7 @@ class SessionTruth:
     soc_target: float
     stop_reason: str
     tags: tuple[str, ...]
-    complete: bool = True  # False: the car was still plugged in at the simulation's end
+    complete: bool = True  # False: plugged in before the simulation's start or after its end
 
 
 @dataclass(frozen=True, slots=True)

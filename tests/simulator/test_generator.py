@@ -175,3 +175,24 @@ def test_session_shapes_are_physical() -> None:
         if s.full is not None:
             assert s.full <= s.unplug
             assert math.isclose(s.idle_s, s.unplug - s.full)
+
+
+def test_warm_start_opens_mid_session_with_the_right_status() -> None:
+    cfg = SimConfig(chargers=30, sites=3, seed=2, start=DEFAULT_START + 14 * 3600, duration=600)
+    sim = Simulation(cfg.replace(interval=10.0))
+    ongoing = [s for s in sim.truth().sessions if s.plug_in < cfg.start < s.unplug]
+    assert ongoing and all(not s.complete for s in ongoing)
+    first: dict[str, str] = {}
+    for _, topic, payload in sim.messages():
+        if topic.endswith("/status"):
+            first.setdefault(topic, orjson.loads(payload)["status"])
+    for s in ongoing:
+        assert first[f"ev/{s.charger}/{s.connector}/status"] != "Available"
+
+
+def test_a_time_slice_equals_the_same_slice_of_the_whole_run() -> None:
+    cfg = SimConfig(chargers=5, sites=2, seed=13, duration=3 * 3600, interval=10.0, batch=6)
+    cfg = cfg.replace(random_faults=3)
+    lo, hi = cfg.start + 3600, cfg.start + 7200
+    whole = [m for m in Simulation(cfg).messages() if lo <= m[0] < hi]
+    assert list(Simulation(cfg).messages(lo, hi)) == whole
