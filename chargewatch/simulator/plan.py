@@ -32,10 +32,8 @@ F64 = NDArray[np.float64]
 POWER_FACTOR = 0.99  # onboard chargers run with PFC; close to 1
 AC_EFFICIENCY = 0.9  # grid → battery, onboard charger + battery losses
 DC_EFFICIENCY = 0.95
-AC_TAPER_SOC = 0.92
-WARM_START_S = (
-    12 * 3600.0
-)  # how far back arrivals start, so the run opens mid-activity  # AC cars taper only close to full (BMS balancing)
+AC_TAPER_SOC = 0.92  # AC cars taper only close to full (BMS balancing)
+WARM_START_S = 12 * 3600.0  # arrivals begin this long before the start: a run opens mid-activity
 
 # Sessions starting per hour of local day, from the two real datasets in
 # /work/shared/data (Caltech ACN JPL workplace, 2021; Norwegian residential,
