@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from chargewatch.cli import main
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.fleet import ConnectorIndex, load_fleet
 from chargewatch.simulator import DEFAULT_START, FaultSpec, SimConfig, Simulation, parse_fault
@@ -196,3 +197,21 @@ def test_a_time_slice_equals_the_same_slice_of_the_whole_run() -> None:
     lo, hi = cfg.start + 3600, cfg.start + 7200
     whole = [m for m in Simulation(cfg).messages() if lo <= m[0] < hi]
     assert list(Simulation(cfg).messages(lo, hi)) == whole
+
+
+def test_cli_writes_capture_truth_and_fleet(tmp_path, capsys) -> None:
+    cap, truth, fleet = tmp_path / "c.jsonl", tmp_path / "t.jsonl", tmp_path / "f.yaml"
+    rc = main([
+        "simulate", "--chargers", "3", "--duration", "30m", "--interval", "30", "--batch", "4",
+        "--fault", "meter_stuck@CP0002:1@5m+10m", "--faults", "1", "--capture", str(cap),
+        "--truth", str(truth), "--fleet-out", str(fleet), "--protocol", "ocpp1.6",
+    ])  # fmt: skip
+    assert rc == 0
+    lines = [orjson.loads(x) for x in cap.read_bytes().splitlines()]
+    assert lines and all(x["topic"].startswith("ocpp/1.6/") for x in lines)
+    faults = [r for r in map(orjson.loads, truth.read_bytes().splitlines()) if r["type"] == "fault"]
+    assert {f["fault"] for f in faults} >= {"meter_stuck"} and len(faults) == 2
+    assert len(load_fleet(fleet).chargers) == 3
+    assert main(["simulate", "--chargers", "3", "--fault", "meter_stuck@CP0009", "--capture",
+                 str(cap)]) == 2  # fmt: skip
+    assert "unknown charger" in capsys.readouterr().err
