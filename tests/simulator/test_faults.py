@@ -22,7 +22,8 @@ def _specs() -> list[FaultSpec]:
     three = [c.id for c in fleet if c.phases == 3]
     others = [c.id for c in fleet if c.id not in three[:2]]
     names = [n for n in TELEMETRY_FAULTS if n not in ("phase_loss", "phase_imbalance")]
-    specs = [FaultSpec(n, others[i], 1, START, DUR) for i, n in enumerate(names)]
+    params = {"meter_mismatch": {"factor": 0.3}}
+    specs = [FaultSpec(n, others[i], 1, START, DUR, params.get(n, {})) for i, n in enumerate(names)]
     specs.append(FaultSpec("GroundFailure", others[len(names)], 1, START, 900.0))
     specs.append(FaultSpec("phase_loss", three[0], 1, START, DUR))
     specs.append(FaultSpec("phase_imbalance", three[1], 1, START, DUR))
@@ -83,7 +84,7 @@ def test_meter_faults(run: dict[str, Any]) -> None:
     assert e.min() < _before(run, "meter_regression", "energy_wh") - 4000
     e = _window(run, "meter_mismatch", "energy_wh")
     p = _window(run, "meter_mismatch", "power_w")
-    assert (p[1:].sum() * BASE.interval / 3600) / (e[-1] - e[0]) == pytest.approx(0.5, rel=0.01)
+    assert (p[1:].sum() * BASE.interval / 3600) / (e[-1] - e[0]) == pytest.approx(0.3, rel=0.01)
     e = _window(run, "meter_unit_error", "energy_wh")
     assert e.max() < _before(run, "meter_unit_error", "energy_wh") / 500
 
@@ -170,3 +171,8 @@ def test_ocpp_error_code_fault_and_recovery(run: dict[str, Any]) -> None:
     c = run["meter"][(charger, 1)]
     m = (c["recv"] > t0 + 15) & (c["recv"] < t1 - 15)
     assert np.all(c["power_w"][m] == 0) and np.all(c["offered_a"][m] == 0)
+
+
+def test_unknown_fault_parameter_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['factr'\]"):
+        FaultSpec("meter_mismatch", "CP0001", params={"factr": 0.3})

@@ -120,6 +120,9 @@ def test_parse_fault_syntax() -> None:
     assert (f.name, f.charger, f.connector, f.start, f.duration) == (
         "meter_stuck", "CP0003", 2, 7200.0, 1800.0,
     )  # fmt: skip
+    assert parse_fault("meter_mismatch@CP0001@1h+5m,factor=0.3").params == {"factor": 0.3}
+    with pytest.raises(ValueError, match="bad fault parameter"):
+        parse_fault("meter_mismatch@CP0001,factor")
     g = parse_fault("GroundFailure@4")
     assert (g.charger, g.connector, g.start, g.duration) == ("4", None, None, None)
     assert parse_duration("90") == 90.0
