@@ -54,6 +54,7 @@ class SimConfig:
     # Reporting quirks and infrastructure.
     kw_power_fraction: float = 0.2  # OCPP chargers that report Power.Active.Import in kW
     reboot_prob: float = 0.05  # per idle gap between sessions: the charger reboots
+    boot_blip_prob: float = 0.3  # a reboot shows a brief Faulted/NoError status
     gap_rate_per_hour: float = 0.05  # short telemetry gaps (5-120 s) per connector-hour
     ocpp_csms_results: bool = True  # also emit the CSMS's CALLRESULTs (not for MeterValues)
 
@@ -95,6 +96,7 @@ _QUIET: dict[str, Any] = {
     "long_idle_fraction": 0.0,
     "kw_power_fraction": 0.0,
     "reboot_prob": 0.0,
+    "boot_blip_prob": 0.0,
     "gap_rate_per_hour": 0.0,
     "single_phase_car_fraction": 0.0,
 }
@@ -117,7 +119,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "kw_power": {**_QUIET, "kw_power_fraction": 1.0, "protocol": "ocpp1.6"},
     "idle_after_charging": {**_QUIET, "long_idle_fraction": 1.0},
-    "reboots": {**_QUIET, "reboot_prob": 1.0},
+    "reboots": {**_QUIET, "reboot_prob": 1.0, "boot_blip_prob": 0.5},
     "telemetry_gaps": {**_QUIET, "gap_rate_per_hour": 1.0},
 }
 

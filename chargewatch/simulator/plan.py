@@ -697,7 +697,12 @@ def _normal_events(
         for a, b in gaps:
             if b - a > 900.0 and r.random() < cfg.reboot_prob:
                 t0 = float(r.uniform(a + 120.0, b - 600.0))
-                out.append(NormalEvent("reboot", cid, None, t0, t0 + float(r.uniform(30.0, 120.0))))
+                t1 = t0 + float(r.uniform(30.0, 120.0))
+                out.append(NormalEvent("reboot", cid, None, t0, t1))
+                if r.random() < cfg.boot_blip_prob:
+                    # Some firmware reports Faulted/NoError for a moment while
+                    # booting (sap-labs-france/ev-server#3904): normal, not a fault.
+                    out.append(NormalEvent("boot_faulted_blip", cid, None, t1 + 1.5, t1 + 3.5))
     for conn in conns:
         r = _rng(cfg.seed, 9, conn.idx)
         n = int(r.poisson(cfg.gap_rate_per_hour * cfg.duration / 3600.0))

@@ -95,9 +95,13 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
         add(s.start, "tx_start", ci, s.conn.idx, session=s)
         add(s.stop, "tx_stop", ci, s.conn.idx, session=s)
     for ne in plan.normals:
+        ci = cidx[ne.charger]
+        if ne.name == "boot_faulted_blip":
+            for row in rows_of[ci]:
+                add(ne.start, "status", ci, row, status="Faulted")  # errorCode NoError
+                add(ne.end, "status", ci, row, status=status_at(row, ne.end))
         if ne.name != "reboot":
             continue
-        ci = cidx[ne.charger]
         add(ne.start, "online", ci, online=False)
         add(ne.end, "online", ci, online=True)
         add(ne.end + 0.5, "boot", ci)

@@ -67,7 +67,9 @@ class FaultTruth:
 
 @dataclass(frozen=True, slots=True)
 class NormalTruth:
-    """A hard normal case that must not raise an alert (reboot, telemetry_gap)."""
+    """A hard normal case that must not raise an alert: ``reboot`` (offline and
+    boot), ``boot_faulted_blip`` (Faulted/NoError for ~2 s after a boot),
+    ``telemetry_gap`` (5-120 s without meter samples)."""
 
     name: str
     charger: str

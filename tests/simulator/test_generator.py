@@ -218,3 +218,31 @@ def test_cli_writes_capture_truth_and_fleet(tmp_path, capsys) -> None:
     assert main(["simulate", "--chargers", "3", "--fault", "meter_stuck@CP0009", "--capture",
                  str(cap)]) == 2  # fmt: skip
     assert "unknown charger" in capsys.readouterr().err
+
+
+def test_reboot_scenario_reboots_between_sessions_with_boot_blips() -> None:
+    cfg = SimConfig(chargers=6, sites=2, seed=3, duration=24 * 3600, interval=60.0)
+    sim = Simulation(cfg.with_scenario("reboots"))
+    truth = sim.truth()
+    reboots = [n for n in truth.normals if n.name == "reboot"]
+    blips = [n for n in truth.normals if n.name == "boot_faulted_blip"]
+    assert len(reboots) >= 6 and blips
+    for n in reboots:  # never during a session
+        assert not [
+            s
+            for s in truth.sessions
+            if s.charger == n.charger and s.plug_in < n.end and n.start < s.unplug
+        ]
+    msgs = list(sim.messages())
+    b = blips[0]
+    st = [
+        orjson.loads(p) for r, t, p in msgs
+        if t.startswith(f"ev/{b.charger}/") and t.endswith("/status") and b.start <= r < b.end + 1
+    ]  # fmt: skip
+    assert [d["status"] for d in st][:1] == ["Faulted"] and st[0]["error_code"] == "NoError"
+    rb = reboots[0]
+    flags = [
+        orjson.loads(p)["online"] for r, t, p in msgs
+        if t == f"ev/{rb.charger}/online" and rb.start - 1 <= r <= rb.end + 1
+    ]  # fmt: skip
+    assert flags == [False, True]
