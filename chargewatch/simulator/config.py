@@ -34,6 +34,7 @@ class SimConfig:
     protocol: Protocol = "native"
     batch: int = 1  # samples per meter message (native columnar batch / OCPP meterValue entries)
     heartbeat_interval: float = 60.0
+    tx_update_interval: float = 900.0  # native "update" transaction events; 0: none
     faults: tuple[FaultSpec, ...] = ()
     random_faults: int = 0  # this many extra faults at random chargers and times
     # Fleet mix.

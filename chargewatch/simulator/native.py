@@ -22,6 +22,7 @@ from chargewatch.simulator.timeline import Ev
 
 Msg = tuple[float, str, bytes]  # (receive time, topic, payload)
 _NP = orjson.OPT_SERIALIZE_NUMPY
+_TX_EVENTS = {"tx_start": "start", "tx_update": "update", "tx_stop": "stop"}
 
 
 def _groups(k: np.ndarray, key: np.ndarray, batch: int) -> list[tuple[int, int]]:
@@ -102,13 +103,13 @@ def event_messages(ev: Ev, charger_id: str) -> list[Msg]:
             "vendor_error_code": ev.vendor_error,
         }
         return [(ev.recv, f"ev/{charger_id}/{ev.connector}/status", orjson.dumps(d))]
-    if ev.kind in ("tx_start", "tx_stop"):
+    if ev.kind in _TX_EVENTS:
         s = ev.session
         assert s is not None
         stop = ev.kind == "tx_stop"
         d = {
             "ts": round(ev.ts, 3),
-            "event": "stop" if stop else "start",
+            "event": _TX_EVENTS[ev.kind],
             "transaction_id": str(s.transaction_id),
             "meter_wh": round(ev.meter_wh, 3),
             "id_tag": s.id_tag,

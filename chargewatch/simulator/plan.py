@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["Car", "ConnInfo", "NormalEvent", "Plan", "PlannedFault", "Session", "Window"]
 
+import itertools
 import math
 import zoneinfo
 from dataclasses import dataclass, field, replace
@@ -559,6 +560,11 @@ def build_plan(cfg: SimConfig) -> Plan:
             raise ValueError(f"fault {spec.name} needs a three-phase AC charger; {ch.id} is not")
         dur = spec.duration if spec.duration is not None else kind.default_duration
         rel = spec.start if spec.start is not None else float(rf.uniform(0.1, 0.7)) * cfg.duration
+        if rel >= cfg.duration:
+            raise ValueError(
+                f"fault {spec.name}@{spec.charger}: starts at {rel:g} s, after the"
+                f" simulation's end ({cfg.duration:g} s)"
+            )
         t0 = cfg.start + rel
         t1 = t0 + dur
         params = dict(spec.params)
@@ -616,6 +622,14 @@ def build_plan(cfg: SimConfig) -> Plan:
     for conn in conns:
         r = _rng(cfg.seed, 6, conn.idx)
         hosts = sorted(fixed.get(conn.idx, []), key=lambda s: s.plug_in)
+        for h0, h1 in itertools.pairwise(hosts):
+            if h1.plug_in < h0.unplug + 60.0:
+                raise ValueError(
+                    f"faults on {conn.charger}:{conn.connector} at"
+                    f" {h0.plug_in - cfg.start:.0f}-{h0.unplug - cfg.start:.0f} s and"
+                    f" {h1.plug_in - cfg.start:.0f}-{h1.unplug - cfg.start:.0f} s need"
+                    " sessions that overlap; move one or use another connector"
+                )
         for h in hosts:
             h.finalize()
             _tag(h)

@@ -33,7 +33,7 @@ class Ev:
     t: float  # true time the charger raised it
     recv: float  # when the broker has it
     ts: float  # the charger's clock
-    kind: str  # status | tx_start | tx_stop | online | boot
+    kind: str  # status | tx_start | tx_update | tx_stop | online | boot
     charger: int
     connector: int  # 0: the charger as a whole
     row: int = -1  # connector row, -1 for charger-wide
@@ -93,6 +93,11 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
         for t, st in s.statuses:
             add(t, "status", ci, s.conn.idx, status=st)
         add(s.start, "tx_start", ci, s.conn.idx, session=s)
+        if cfg.tx_update_interval > 0:
+            t = s.start + cfg.tx_update_interval
+            while t < s.stop:
+                add(t, "tx_update", ci, s.conn.idx, session=s)
+                t += cfg.tx_update_interval
         add(s.stop, "tx_stop", ci, s.conn.idx, session=s)
     for ne in plan.normals:
         ci = cidx[ne.charger]
@@ -147,7 +152,7 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
             kept: list[Ev] = []
             for e in evs:
                 if e.charger == ci and f.start <= e.t < f.end:
-                    if e.kind in ("tx_start", "tx_stop"):
+                    if e.kind in ("tx_start", "tx_update", "tx_stop"):
                         # queued by the charger, delivered after reconnecting
                         e.recv = f.end + 1.0 + (e.t - f.start) / (f.end - f.start)
                         kept.append(e)

@@ -144,8 +144,8 @@ def test_session_faults(run: dict[str, Any]) -> None:
     charger, t0, t1 = _where(run, "failed_start")
     assert np.all(_window(run, "failed_start", "power_w", pad=40) == 0)
     tx = [d for r, d in _topic_msgs(run, charger, "transaction") if t0 <= r <= t1 + 5]
-    assert [d["event"] for d in tx] == ["start", "stop"]
-    assert tx[0]["meter_wh"] == tx[1]["meter_wh"]
+    assert [d["event"] for d in tx] == ["start", "update", "stop"]
+    assert tx[0]["meter_wh"] == tx[1]["meter_wh"] == tx[2]["meter_wh"]
     st = [d["status"] for r, d in _topic_msgs(run, charger, "status") if t0 <= r <= t1 + 5]
     assert st[:2] == ["Preparing", "Charging"] and st[-1] == "Available"
     # idle blocking: the car is full at the start and leaves at the end

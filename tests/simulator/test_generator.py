@@ -53,6 +53,8 @@ def test_register_delta_equals_integral_of_power() -> None:
 def test_truth_energy_matches_transaction_meter_values() -> None:
     sim = Simulation(QUIET.with_scenario("quiet"))
     tx = by_topic_kind(sim.messages(), "transaction")
+    updates = [d for _, _, d in tx if d["event"] == "update"]
+    assert updates and all(d["transaction_id"] and d["meter_wh"] > 0 for d in updates)
     starts = {d["transaction_id"]: d["meter_wh"] for _, _, d in tx if d["event"] == "start"}
     stops = {d["transaction_id"]: d["meter_wh"] for _, _, d in tx if d["event"] == "stop"}
     sessions = [s for s in sim.truth().sessions if s.complete and s.start >= QUIET.start]
@@ -133,9 +135,15 @@ def test_parse_fault_syntax() -> None:
     assert len(FAULTS) == len(TELEMETRY_FAULTS) + 15
 
 
-def test_unknown_charger_is_reported() -> None:
+def test_bad_fault_placements_are_reported() -> None:
     with pytest.raises(ValueError, match="unknown charger"):
         Simulation(SimConfig(chargers=3, faults=(FaultSpec("meter_stuck", "CP9999"),)))
+    with pytest.raises(ValueError, match="after the simulation's end"):
+        Simulation(SimConfig(chargers=3, duration=600, faults=(parse_fault("meter_stuck@0@1h"),)))
+    clash = (parse_fault("meter_stuck@0:1@1h+30m"), parse_fault("phase_loss@0:1@80m+30m"))
+    with pytest.raises(ValueError, match="overlap"):
+        Simulation(SimConfig(chargers=3, single_phase_charger_fraction=0, dc_fraction=0,
+                             faults=clash))  # fmt: skip
 
 
 @pytest.mark.parametrize(
