@@ -76,6 +76,14 @@ def main() -> None:
     dt = time.perf_counter() - t
     out["native_single_messages_per_s"] = round(k / dt)
 
+    oc = Simulation(cfg.replace(protocol="ocpp1.6", batch=10))
+    samples = sum(len(b) for b in oc.meter_batches(cfg.start, cfg.start + span))
+    t = time.perf_counter()
+    k = sum(1 for _ in oc.messages(cfg.start, cfg.start + span))
+    dt = time.perf_counter() - t
+    out["ocpp_batch10_samples_per_s"] = round(samples / dt)
+    out["ocpp_batch10_frames_per_s"] = round(k / dt)
+
     t = time.perf_counter()
     sim.truth()
     out["truth_s"] = round(time.perf_counter() - t, 2)
