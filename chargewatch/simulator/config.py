@@ -70,6 +70,11 @@ class SimConfig:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.protocol not in ("native", "ocpp1.6"):
             raise ValueError(f"protocol must be native or ocpp1.6, got {self.protocol!r}")
+        if self.heartbeat_interval <= 0 or self.arrival_rate < 0 or self.random_faults < 0:
+            raise ValueError("heartbeat_interval > 0, arrival_rate >= 0, random_faults >= 0")
+        for f in fields(self):
+            if f.name.endswith(("_prob", "_fraction")) and not 0.0 <= getattr(self, f.name) <= 1.0:
+                raise ValueError(f"{f.name} must be within 0..1, got {getattr(self, f.name)}")
 
     @property
     def end(self) -> float:

@@ -663,8 +663,7 @@ def build_plan(cfg: SimConfig) -> Plan:
         s.transaction_id = 1000 + i
         s.id_tag = f"{int(ids.integers(0, 1 << 32)):08X}"
     normals = _normal_events(cfg, conns, by_charger, sessions, faults)
-    sites_used = sites
-    return Plan(cfg, sites_used, chargers, conns, sessions, faults, normals)
+    return Plan(cfg, sites, chargers, conns, sessions, faults, normals)
 
 
 def _physical_window(f: PlannedFault, host: Session) -> Window | None:

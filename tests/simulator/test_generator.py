@@ -135,6 +135,15 @@ def test_parse_fault_syntax() -> None:
     assert len(FAULTS) == len(TELEMETRY_FAULTS) + 15
 
 
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="reboot_prob must be within 0..1"):
+        SimConfig(reboot_prob=1.5)
+    with pytest.raises(ValueError, match="sites must be"):
+        SimConfig(chargers=2, sites=3)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        SimConfig().with_scenario("sunny")
+
+
 def test_bad_fault_placements_are_reported() -> None:
     with pytest.raises(ValueError, match="unknown charger"):
         Simulation(SimConfig(chargers=3, faults=(FaultSpec("meter_stuck", "CP9999"),)))
