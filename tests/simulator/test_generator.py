@@ -136,7 +136,7 @@ def test_parse_fault_syntax() -> None:
 
 
 def test_config_is_validated() -> None:
-    with pytest.raises(ValueError, match="reboot_prob must be within 0..1"):
+    with pytest.raises(ValueError, match=r"reboot_prob must be within 0\.\.1"):
         SimConfig(reboot_prob=1.5)
     with pytest.raises(ValueError, match="sites must be"):
         SimConfig(chargers=2, sites=3)
