@@ -52,7 +52,8 @@ class FaultKind:
     #: means the fault builds its own session.
     needs: ClassVar[Needs] = "any"
     default_duration: ClassVar[float] = 1800.0
-    params: ClassVar[tuple[str, ...]] = ()  # tunable parameters (see the docstring)
+    #: Tunable parameters and their values when not given (see the docstring).
+    defaults: ClassVar[dict[str, float]] = {}
     kind: ClassVar[Literal["plan", "physical", "reporting", "delivery"]] = "reporting"
 
     @classmethod
@@ -114,7 +115,7 @@ class MeterRegression(FaultKind):
     """
 
     name = "meter_regression"
-    params: ClassVar[tuple[str, ...]] = ("drop_wh",)
+    defaults: ClassVar[dict[str, float]] = {"drop_wh": 5000.0}
     needs = "charging"
     kind = "reporting"
 
@@ -129,7 +130,7 @@ class MeterMismatch(FaultKind):
     """
 
     name = "meter_mismatch"
-    params: ClassVar[tuple[str, ...]] = ("factor",)
+    defaults: ClassVar[dict[str, float]] = {"factor": 0.5}
     needs = "charging"
     kind = "reporting"
 
@@ -155,7 +156,7 @@ class OverTemperature(FaultKind):
     """
 
     name = "over_temperature"
-    params: ClassVar[tuple[str, ...]] = ("rise_c",)
+    defaults: ClassVar[dict[str, float]] = {"rise_c": 55.0}
     needs = "charging"
     kind = "reporting"
 
@@ -168,7 +169,7 @@ class OverCurrent(FaultKind):
     """
 
     name = "over_current"
-    params: ClassVar[tuple[str, ...]] = ("factor",)
+    defaults: ClassVar[dict[str, float]] = {"factor": 1.35}
     needs = "charging"
     kind = "physical"
 
@@ -181,7 +182,7 @@ class VoltageOutOfBand(FaultKind):
     """
 
     name = "voltage_out_of_band"
-    params: ClassVar[tuple[str, ...]] = ("offset_pct",)
+    defaults: ClassVar[dict[str, float]] = {"offset_pct": 13.0}
     kind = "reporting"
 
 
@@ -195,7 +196,7 @@ class PhaseLoss(FaultKind):
     """
 
     name = "phase_loss"
-    params: ClassVar[tuple[str, ...]] = ("phase",)
+    defaults: ClassVar[dict[str, float]] = {"phase": 3.0}
     needs = "three_phase"
     kind = "physical"
 
@@ -208,7 +209,7 @@ class PhaseImbalance(FaultKind):
     """
 
     name = "phase_imbalance"
-    params: ClassVar[tuple[str, ...]] = ("phase", "ratio")
+    defaults: ClassVar[dict[str, float]] = {"phase": 2.0, "ratio": 0.4}
     needs = "three_phase"
     kind = "physical"
 
@@ -237,7 +238,7 @@ class PowerOscillation(FaultKind):
     """
 
     name = "power_oscillation"
-    params: ClassVar[tuple[str, ...]] = ("period_s", "depth")
+    defaults: ClassVar[dict[str, float]] = {"period_s": 20.0, "depth": 0.7}
     needs = "charging"
     kind = "physical"
 
@@ -251,7 +252,7 @@ class ClockSkew(FaultKind):
     """
 
     name = "clock_skew"
-    params: ClassVar[tuple[str, ...]] = ("offset_s",)
+    defaults: ClassVar[dict[str, float]] = {"offset_s": 900.0}
     scope = "charger"
     default_duration = 3600.0
     kind = "reporting"
@@ -296,7 +297,7 @@ class StatusFlapping(FaultKind):
     """
 
     name = "status_flapping"
-    params: ClassVar[tuple[str, ...]] = ("period_s",)
+    defaults: ClassVar[dict[str, float]] = {"period_s": 10.0}
     default_duration = 600.0
     kind = "delivery"
 
@@ -370,11 +371,11 @@ class FaultSpec:
 
     def __post_init__(self) -> None:
         kind = fault_kind(self.name)  # validates the name early, listing the vocabulary
-        unknown = sorted(set(self.params) - set(kind.params))
+        unknown = sorted(set(self.params) - set(kind.defaults))
         if unknown:
             raise ValueError(
                 f"fault {self.name}: unknown parameter(s) {unknown};"
-                f" expected {list(kind.params) or 'none'}"
+                f" expected {list(kind.defaults) or 'none'}"
             )
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"fault {self.name}: duration must be > 0, got {self.duration}")

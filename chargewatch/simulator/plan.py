@@ -567,7 +567,7 @@ def build_plan(cfg: SimConfig) -> Plan:
             )
         t0 = cfg.start + rel
         t1 = t0 + dur
-        params = dict(spec.params)
+        params = {**kind.defaults, **spec.params}  # the truth records every value used
         r = _rng(cfg.seed, 5, n)
         if kind.needs in ("charging", "three_phase"):
             host = _host_session(r, conn, t0, t1, kind.needs == "three_phase")

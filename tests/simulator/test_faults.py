@@ -75,6 +75,8 @@ def test_every_injected_fault_is_in_the_truth_with_its_times(run: dict[str, Any]
         assert f.end == DEFAULT_START + START + s.duration
         assert f.kind == ("error_code" if s.name == "GroundFailure" else "telemetry")
         assert f.connector == (None if s.name in ("charger_offline", "clock_skew") else 1)
+    assert truth["meter_mismatch"].params == {"factor": 0.3}  # given
+    assert truth["phase_imbalance"].params == {"phase": 2.0, "ratio": 0.4}  # defaults
 
 
 def test_meter_faults(run: dict[str, Any]) -> None:
