@@ -77,3 +77,18 @@ def test_publish_paces_by_speed(mosquitto: Mosquitto) -> None:
     stats = publish(sim, port=mosquitto.port, speed=60.0)  # one simulated minute in ~1 s
     assert stats.messages > 20
     assert 0.7 < stats.wall_s < 5.0
+
+
+def test_publish_ocpp_frames_through_per_charger_clients(mosquitto: Mosquitto) -> None:
+    cfg = SimConfig(chargers=2, sites=1, seed=5, duration=300, interval=10.0, protocol="ocpp1.6")
+    sim = Simulation(cfg)
+    got: list[tuple[str, bytes, bool]] = []
+    sub = _subscriber(mosquitto.port, "ocpp/#", got)
+    stats = publish(sim, port=mosquitto.port, speed=0, per_charger_clients=True)
+    deadline = time.monotonic() + 10
+    while len(got) < stats.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.loop_stop()
+    sub.disconnect()
+    assert stats.clients == 2 and len(got) == stats.messages
+    assert {t.split("/")[3] for t, _, _ in got} == {"cp", "csms"}
