@@ -85,6 +85,16 @@ def test_compose_services_and_profiles() -> None:
     assert services["collector"]["build"] == "."
 
 
+def test_env_example_names_every_compose_variable() -> None:
+    used = set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert used == set(example)
+
+
 def test_every_mounted_file_and_secret_exists() -> None:
     compose = _compose()
     for name, svc in compose["services"].items():
@@ -148,6 +158,7 @@ def test_collector_config_loads(tmp_path: Path) -> None:
     assert cfg.influx is not None and cfg.influx.url == "http://influxdb:8086"
     assert cfg.influx.password == (DEPLOY / "secrets/influxdb_write_password").read_text().strip()
     assert cfg.http.listen == "0.0.0.0:9108"
+    assert cfg.alerting.alertmanager == ("http://alertmanager:9093",)
     prom = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     targets = [
         t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
