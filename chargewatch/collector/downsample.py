@@ -27,7 +27,14 @@ the output depends only on the rows and the tick times, not on how the stream
 was cut into batches. A row for a bucket that has already closed is dropped
 and counted in ``late``; one dated more than ``max_ahead_s`` past the batch's
 ``now`` (a charger clock far ahead) is dropped and counted in ``future``,
-because it would hold an open bucket for as long as the skew.
+because it would hold an open bucket for as long as the skew; one dated more
+than ``max_behind_s`` before ``now`` (a charger whose clock reset to 2000) is
+dropped and counted in ``late``, because the first tick would otherwise write a
+site row for every minute since then.
+
+After an outage the broker's backlog arrives after the first tick has closed the
+minutes it belongs to: those rows are in ``meter`` but not in the rollups
+(counted in ``late``). That is the price of rollups that never change once written.
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ class Downsampler:
         interval_s: int = 60,
         grace_s: float = 10.0,
         max_ahead_s: float = 300.0,
+        max_behind_s: float = 86_400.0,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
@@ -110,17 +118,20 @@ class Downsampler:
             raise ValueError(f"grace_s must be >= 0, got {grace_s}")
         if max_ahead_s < 0:
             raise ValueError(f"max_ahead_s must be >= 0, got {max_ahead_s}")
+        if max_behind_s <= 0:
+            raise ValueError(f"max_behind_s must be > 0, got {max_behind_s}")
         self.index = index
         self.sink = sink
         self.interval = interval_s
         self.grace = grace_s
         self.max_ahead = max_ahead_s
+        self.max_behind = max_behind_s
         self._open: dict[int, _Bucket] = {}  # bucket start (s) -> accumulators
         #: Every bucket starting before this has been written (or was empty).
         self.closed_until: int | None = None
         self._first: int | None = None  # start of the first bucket that saw data
         self._prefix: list[str] = []  # meter_1m series prefix per connector id
-        self.late = 0  # rows dropped: their bucket had closed
+        self.late = 0  # rows dropped: their bucket had closed, or older than max_behind_s
         self.future = 0  # rows dropped: dated too far past `now`
         self.lines_written = 0
 
@@ -136,6 +147,9 @@ class Downsampler:
         too_new = ts_ok > now + self.max_ahead
         self.future += int((too_new & keep).sum())
         keep &= ~too_new
+        ancient = keep & (ts_ok < now - self.max_behind)
+        self.late += int(ancient.sum())
+        keep &= ~ancient
         if self.closed_until is not None:
             late = keep & (start < self.closed_until)
             self.late += int(late.sum())

@@ -20,14 +20,23 @@ Timestamps are in milliseconds, like ``meter``.
 
 from __future__ import annotations
 
-__all__ = ["ALERT_TAGS", "STATUS_CODES", "AlertLines", "alert_lines", "status_lines"]
+__all__ = [
+    "ALERT_TAGS",
+    "STATUS_CODES",
+    "AlertLines",
+    "StatusStage",
+    "alert_lines",
+    "status_lines",
+]
 
 import math
 from collections.abc import Iterable, MutableMapping
 
 from chargewatch.alerting.state import Key, Transition, key_of
+from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import CONNECTOR_STATUSES, Event, StatusEvent
 from chargewatch.collector.lineproto import escape_field_string, series_prefix
+from chargewatch.collector.pipeline import LineSink
 from chargewatch.fleet import ConnectorIndex, Fleet
 
 #: ``status_code`` per status. 0 is an unknown status (a charger outside the
@@ -123,3 +132,19 @@ class AlertLines:
 
     def lines(self, transitions: Iterable[Transition]) -> list[str]:
         return alert_lines(transitions, self.fired_at, self.fleet)
+
+
+class StatusStage:
+    """A pipeline Stage that writes every batch's status events as ``status`` lines."""
+
+    def __init__(self, index: ConnectorIndex, sink: LineSink) -> None:
+        self.index = index
+        self.sink = sink
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        lines = status_lines(events, self.index)
+        if lines:
+            self.sink.write(lines)
+
+    def tick(self, now: float) -> None:
+        pass  # status lines are written as the events arrive

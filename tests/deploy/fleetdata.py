@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chargewatch.alerting.state import Transition
-from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.capture import read_capture
 from chargewatch.collector.downsample import Downsampler
-from chargewatch.collector.event_lines import AlertLines, status_lines
-from chargewatch.collector.events import Event
+from chargewatch.collector.event_lines import AlertLines, StatusStage
 from chargewatch.collector.lineproto import escape_field_string, series_prefix
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.collector.replay import replay
@@ -41,19 +39,6 @@ class ListSink:
 
     def write(self, lines: list[str]) -> None:
         self.lines.extend(lines)
-
-
-class StatusStage:
-    """Collects ``status`` lines, as the collector will from every batch's events."""
-
-    def __init__(self, index: ConnectorIndex, sink: ListSink) -> None:
-        self.index, self.sink = index, sink
-
-    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
-        self.sink.write(status_lines(events, self.index))
-
-    def tick(self, now: float) -> None:
-        pass
 
 
 @dataclass

@@ -143,6 +143,17 @@ def test_late_and_future_rows_are_dropped_and_counted() -> None:
     assert sum(line.startswith("site_1m,site=s1 ") for line in sink.lines[n:]) == 119
 
 
+def test_rows_from_a_reset_clock_do_not_start_the_series_in_2000() -> None:
+    sink = Sink()
+    ds = Downsampler(_index(), sink, grace_s=0)
+    ds.on_batch(
+        _batch([(0, 946_684_800.0, {"power_w": 1.0}), (0, T0 + 1, {"power_w": 2.0})]), [], T0 + 1
+    )
+    assert ds.late == 1
+    ds.tick(T0 + 60)
+    assert len(sink.lines) == 1 + 2  # one connector, two sites, one minute
+
+
 def test_connector_first_seen_after_bucket_opened() -> None:
     index = _index()
     sink = Sink()
