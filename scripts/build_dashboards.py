@@ -1240,7 +1240,7 @@ def collector_health() -> Dash:
             "label": "Collector",
             "type": "query",
             "datasource": PROM,
-            "query": {"query": 'label_values(up{job="chargewatch"}, instance)', "refId": "var"},
+            "query": 'label_values(up{job="chargewatch"}, instance)',
             "definition": 'label_values(up{job="chargewatch"}, instance)',
             "refresh": 1,
             "multi": True,

@@ -247,7 +247,7 @@ def _influx_panels() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
 @pytest.mark.parametrize(
     ("uid", "dash", "panel"),
     _influx_panels(),
-    ids=[f"{u}:{p['title']}" for u, _, p in _influx_panels()],
+    ids=[f"{u}:{p['id']}:{p['title']}" for u, _, p in _influx_panels()],
 )
 def test_panel_queries_return_rows(
     influxdb: InfluxDB, loaded: FleetData, uid: str, dash: dict[str, Any], panel: dict[str, Any]
