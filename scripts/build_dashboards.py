@@ -84,6 +84,25 @@ def prom(expr: str, ref: str = "A", legend: str = "") -> dict[str, Any]:
     }
 
 
+def charger_link() -> dict[str, Any]:
+    """A field override: clicking a charger id opens its Charger detail dashboard."""
+    return {
+        "matcher": {"id": "byName", "options": "charger"},
+        "properties": [
+            {
+                "id": "links",
+                "value": [
+                    {
+                        "title": "Charger detail",
+                        "url": "/d/cw-charger-detail?var-charger=${__value.raw}"
+                        "&${__url_time_range}",
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def status_mappings() -> list[dict[str, Any]]:
     return [
         {
@@ -279,7 +298,7 @@ def stat_opts(reduce: str = "lastNotNull", text: str = "value") -> dict[str, Any
     }
 
 
-def ts_opts(stack: bool = False) -> dict[str, Any]:
+def ts_opts() -> dict[str, Any]:
     return {
         "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
         "tooltip": {"mode": "multi", "sort": "desc"},
@@ -505,6 +524,7 @@ def fleet_overview() -> Dash:
         w=10,
         h=9,
         options={"showHeader": True, "sortBy": [{"displayName": "severity", "desc": False}]},
+        overrides=[charger_link()],
         transformations=[
             # Time is the lookback's start (a subquery artefact), not the alert's.
             {"id": "organize", "options": {"excludeByName": {"firing": True, "Time": True}}},
@@ -1121,6 +1141,7 @@ def faults_reliability() -> Dash:
         w=8,
         h=9,
         options={"showHeader": True, "sortBy": [{"displayName": "faults", "desc": True}]},
+        overrides=[charger_link()],
         transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
     )
     d.panel(
@@ -1165,7 +1186,8 @@ def faults_reliability() -> Dash:
             {
                 "matcher": {"id": "byName", "options": "availability"},
                 "properties": [{"id": "unit", "value": "percent"}, {"id": "decimals", "value": 2}],
-            }
+            },
+            charger_link(),
         ],
         transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
     )
