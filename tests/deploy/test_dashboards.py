@@ -312,3 +312,67 @@ def test_every_measurement_queried_exists(influxdb: InfluxDB, loaded: FleetData)
                 assert meas in stored, (path.name, q)
                 # Raw samples live in the default policy; everything else in the long one.
                 assert rp == ("" if meas == "meter" else "downsampled"), (path.name, q)
+
+
+@pytest.mark.integration
+def test_rollups_agree_with_influxdb_over_the_raw_samples(
+    influxdb: InfluxDB, loaded: FleetData
+) -> None:
+    """meter_1m computed in the pipeline = InfluxQL over the stored raw samples."""
+    t0, t1 = int(loaded.start * 1000), int(loaded.end * 1000) + 300_000
+    where = f"WHERE time >= {t0}ms AND time < {t1}ms"
+    raw = influxdb.query(
+        'SELECT mean("power_w"), max("power_w"), last("energy_wh"), max("temperature_c"), '
+        f'count("power_w") FROM "meter" {where} '
+        'GROUP BY time(1m), "charger", "connector" fill(none)',
+        DB,
+    )
+    rolled = influxdb.query(
+        'SELECT "power_w_mean", "power_w_max", "energy_wh_last", "temperature_c_max", "samples" '
+        f'FROM "downsampled"."meter_1m" {where} GROUP BY "charger", "connector"',
+        DB,
+    )
+
+    def by_key(series: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[Any]]:
+        return {
+            (s["tags"]["charger"], s["tags"]["connector"], row[0]): row[1:]
+            for s in series
+            for row in s["values"]
+        }
+
+    want, got = by_key(raw), by_key(rolled)
+    assert len(got) > 1000
+    # Every stored minute is rolled up, except the last (open when the run ended).
+    missing = set(want) - set(got)
+    assert all(k[2] >= t1 - 400_000 for k in missing), sorted(missing)[:5]
+    compared = 0
+    for key, (mean, mx, e_last, t_max, samples) in got.items():
+        w_mean, w_max, w_e, w_t, w_count = want[key]
+        if samples != w_count:  # rows that arrived after their minute closed
+            continue
+        compared += 1
+        assert mean == pytest.approx(w_mean, abs=1e-3), key
+        assert (mx, t_max) == (w_max, w_t), key
+        assert e_last == w_e, key
+    assert compared >= 0.95 * len(got)
+
+
+@pytest.mark.integration
+def test_site_rollup_sums_the_connector_rollups(influxdb: InfluxDB, loaded: FleetData) -> None:
+    per_conn = influxdb.query(
+        'SELECT sum("power_w_mean"), count("samples") FROM "downsampled"."meter_1m" '
+        'GROUP BY time(1m), "site" fill(none)',
+        DB,
+    )
+    sites = influxdb.query(
+        'SELECT "power_w_sum", "connectors_reporting", "connectors_total" '
+        'FROM "downsampled"."site_1m" GROUP BY "site"',
+        DB,
+    )
+    want = {(s["tags"]["site"], r[0]): r[1:] for s in per_conn for r in s["values"]}
+    got = {(s["tags"]["site"], r[0]): r[1:] for s in sites for r in s["values"]}
+    assert set(want) <= set(got)
+    for key, (power_sum, reporting, total) in got.items():
+        w_sum, w_reporting = want.get(key, (0.0, 0))
+        assert power_sum == pytest.approx(w_sum, abs=1e-3), key
+        assert reporting == w_reporting <= total, key
