@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +378,38 @@ def test_site_rollup_sums_the_connector_rollups(influxdb: InfluxDB, loaded: Flee
         w_sum, w_reporting = want.get(key, (0.0, 0))
         assert power_sum == pytest.approx(w_sum, abs=1e-3), key
         assert reporting == w_reporting <= total, key
+
+
+@pytest.mark.integration
+def test_influxdb_user_script_creates_a_writer_and_a_reader(
+    influxdb: InfluxDB, loaded: FleetData, tmp_path: Path
+) -> None:
+    """deploy/influxdb/init/02-users.sh, as the image's init sources it, on the real server."""
+    bash = shutil.which("bash")
+    assert bash
+    # The image's $INFLUX_CMD is `influx ... -execute `; this stand-in posts the
+    # query to the test server instead (the influx CLI is not packaged here).
+    fake = tmp_path / "influx"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, httpx\n"
+        f"r = httpx.post('{influxdb.url}/query', params={{'q': sys.argv[-1]}})\n"
+        "sys.exit(0 if r.status_code == 200 and 'error' not in r.text else print(r.text) or 1)\n"
+    )
+    fake.chmod(0o755)
+    script = (ROOT / "deploy/influxdb/init/02-users.sh").read_text()
+    script = script.replace("/run/secrets/", f"{ROOT}/deploy/secrets/")
+    script = script.replace('ON \\"chargewatch\\"', f'ON \\"{DB}\\"')
+    runner = f"set -e\nINFLUX_CMD='{fake} -execute '\n. {tmp_path / 'users.sh'}\n"
+    (tmp_path / "users.sh").write_text(script)
+    r = subprocess.run([bash, "-c", runner], check=False, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    users = {row[0]: row[1] for s in influxdb.query("SHOW USERS") for row in s["values"]}
+    assert users.get("chargewatch") is False and users.get("grafana") is False  # not admins
+    grants = {
+        user: {
+            tuple(row) for s in influxdb.query(f'SHOW GRANTS FOR "{user}"') for row in s["values"]
+        }
+        for user in ("chargewatch", "grafana")
+    }
+    assert grants == {"chargewatch": {(DB, "WRITE")}, "grafana": {(DB, "READ")}}
