@@ -102,7 +102,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
     config = Config(
         data_dir=data,
-        mqtt=MqttConfig(host=host, port=port, client_id="chargewatch-demo"),
+        # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5.
+        mqtt=MqttConfig(
+            host=host,
+            port=port,
+            client_id="chargewatch-demo",
+            protocol="5" if args.broker else "3.1.1",
+        ),
         influx=influx,
         influx_file=None if influx else data / "meter.lp",
         http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),
