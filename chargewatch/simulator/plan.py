@@ -350,12 +350,20 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
 
 def _car(r: np.random.Generator, cfg: SimConfig, conn: ConnInfo, high_soc: bool) -> Car:
     cap = float(r.choice([40e3, 58e3, 64e3, 77e3, 82e3, 100e3]))
-    soc0 = float(r.uniform(0.75, 0.92) if high_soc else r.uniform(0.08, 0.55))
     full = r.random() < cfg.full_charge_fraction or high_soc
     if conn.dc:
         target = 1.0 if full else float(r.uniform(0.78, 0.85))
     else:
         target = 1.0 if full else float(r.choice([0.8, 0.9, 1.0]))
+    if high_soc:
+        soc0 = float(r.uniform(0.75, 0.92))
+    else:
+        # The energy a driver needs, lognormal: AC median 10 kWh, 90th percentile
+        # ~32 kWh, as delivered in the ACN (6.8 / 32.8) and Norwegian (9 / 26)
+        # datasets; DC stops are bigger. The arrival SoC follows from it.
+        med, sigma = (28e3, 0.5) if conn.dc else (10e3, 0.9)
+        need = float(np.clip(r.lognormal(math.log(med), sigma), 500.0, 0.9 * cap))
+        soc0 = max(0.05, target - need / cap)
     target = max(target, soc0 + 0.02)
     one_phase = r.random() < cfg.single_phase_car_fraction
     pack = 800.0 if (r.random() < 0.25 and cap >= 77e3) else 400.0
@@ -458,6 +466,8 @@ def _tag(sess: Session, high: bool = False) -> None:
         extra.append("full_charge")
     if sess.t_full > sess.stop:
         extra.append("unplugged_while_charging")
+    if sess.idle_s() >= 3600.0 and "fault_host" not in sess.tags:
+        extra.append("long_idle")  # natural (e.g. overnight at home) or forced: normal
     sess.tags.extend(t for t in extra if t not in sess.tags)
 
 
