@@ -318,7 +318,8 @@ class Engine:
                     ch.emit[row, inw] = False
         by_charger = self.rows_of
         for ev in self.plan.normals:
-            if ev.end < t_lo or ev.start > t_hi:
+            # only these two silence the meter; the others are status or format cases
+            if ev.name not in ("reboot", "telemetry_gap") or ev.end < t_lo or ev.start > t_hi:
                 continue
             rows = (
                 by_charger[ev.charger]

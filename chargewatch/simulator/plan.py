@@ -8,7 +8,16 @@ in the engine, vectorised. Everything is drawn from generators seeded by
 
 from __future__ import annotations
 
-__all__ = ["Car", "ConnInfo", "NormalEvent", "Plan", "PlannedFault", "Session", "Window"]
+__all__ = [
+    "OCPP_QUIRKS",
+    "Car",
+    "ConnInfo",
+    "NormalEvent",
+    "Plan",
+    "PlannedFault",
+    "Session",
+    "Window",
+]
 
 import itertools
 import math
@@ -67,6 +76,20 @@ _VENDORS = (("Alfen", "Eve Single"), ("ABB", "Terra AC"), ("Wallbox", "Pulsar Pl
             ("Easee", "Charge"), ("Kempower", "S-Series"), ("Growatt", "THOR 22AS"))  # fmt: skip
 
 
+#: How real chargers bend OCPP 1.6 without being wrong about the energy
+#: (/work/shared/reference/ocpp/field-quirks.md): the register with neither
+#: measurand nor unit (spec defaults: Energy.Active.Import.Register in Wh; steve
+#: fixture), the register missing from some samples (ABB Terra, lbbrhzn/ocpp#374),
+#: power per phase instead of a total (Growatt, #1709), timestamps with the local
+#: offset instead of Z (Growatt THOR, #1838).
+OCPP_QUIRKS: tuple[str, ...] = (
+    "implicit_register",
+    "register_dropout",
+    "per_phase_power",
+    "local_offset",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnInfo:
     """One connector, with the row it gets in every per-connector array (``idx``)."""
@@ -84,6 +107,7 @@ class ConnInfo:
     offset_s: float  # the charger's sampling phase within one interval
     utc_offset_h: float  # for the time-of-day shape
     kw_power: bool  # OCPP: reports Power.Active.Import in kW
+    quirk: str = ""  # OCPP: one of OCPP_QUIRKS, or ""
 
     @property
     def dc(self) -> bool:
@@ -322,6 +346,11 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
         chargers.append(spec)
         offset = float(r.random()) * cfg.interval
         kw = bool(r.random() < cfg.kw_power_fraction)
+        rq = _rng(cfg.seed, 12, i)  # own stream: quirks do not reshuffle the fleet
+        quirk = ""
+        if rq.random() < cfg.ocpp_quirk_fraction:
+            options = [q for q in OCPP_QUIRKS if q != "per_phase_power" or phases == 3]
+            quirk = options[int(rq.integers(len(options)))]
         for c in range(1, n_conn + 1):
             conns.append(
                 ConnInfo(
@@ -338,6 +367,7 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
                     offset_s=offset,
                     utc_offset_h=offsets[si],
                     kw_power=kw,
+                    quirk=quirk,
                 )
             )
     return sites, chargers, conns
@@ -726,6 +756,12 @@ def _normal_events(
                     # Some firmware reports Faulted/NoError for a moment while
                     # booting (sap-labs-france/ev-server#3904): normal, not a fault.
                     out.append(NormalEvent("boot_faulted_blip", cid, None, t1 + 1.5, t1 + 3.5))
+    if cfg.protocol == "ocpp1.6":
+        out.extend(
+            NormalEvent(f"ocpp_quirk:{c.quirk}", c.charger, None, cfg.start, cfg.end)
+            for c in conns
+            if c.quirk and c.connector == 1
+        )
     for conn in conns:
         r = _rng(cfg.seed, 9, conn.idx)
         n = int(r.poisson(cfg.gap_rate_per_hour * cfg.duration / 3600.0))
