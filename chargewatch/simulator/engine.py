@@ -33,6 +33,7 @@ _NOISE_MASK = (1 << _NOISE_BITS) - 1
 THERMAL_TAU_S = 600.0  # charger enclosure warms/cools with ~10 min time constant
 HEAT_AT_FULL_POWER_C = 30.0  # steady-state rise above ambient at rated power
 LINE_RESISTANCE_OHM = 0.03  # voltage drop with load on the supply line
+MAX_CHUNK_S = 900.0
 
 
 @dataclass(slots=True)
@@ -92,6 +93,9 @@ class Engine:
         self.thermal_a = math.exp(-self.dt / THERMAL_TAU_S)
         self.kmax = math.ceil(cfg.duration / self.dt)
         k = max(1, target_chunk_samples // max(n, 1))
+        # At most 15 simulated minutes a chunk: a small fleet published live
+        # should not encode hours of messages before sending the first.
+        k = min(k, max(1, math.ceil(MAX_CHUNK_S / self.dt)))
         k = max(cfg.batch, (k // cfg.batch) * cfg.batch)
         self.chunk_len = k
         ss = plan.sessions
@@ -240,7 +244,10 @@ class Engine:
         heat, zi = lfilter([1.0 - ka], [1.0, -ka], power * gain[:, None], axis=1, zi=zi)
         temperature = amb + self.amb_off[:, None] + heat + 0.1 * self._noise(6, rows, kk)
         # Register: exact integral of the reported power, carried across chunks.
-        energy_true = reg[:, None] + np.cumsum(power * (dt / 3600.0), axis=1)
+        # Summing from the carried register, in order, makes the values independent
+        # of where chunks begin (reg + cumsum(x) would round differently).
+        steps = np.concatenate((reg[:, None], power * (dt / 3600.0)), axis=1)
+        energy_true = np.cumsum(steps, axis=1)[:, 1:]
         reg = energy_true[:, -1].copy()
         ch = Chunk(
             k0=k0,
