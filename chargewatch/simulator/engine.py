@@ -248,7 +248,7 @@ class Engine:
         # of where chunks begin (reg + cumsum(x) would round differently).
         steps = np.concatenate((reg[:, None], power * (dt / 3600.0)), axis=1)
         energy_true = np.cumsum(steps, axis=1)[:, 1:]
-        reg = energy_true[:, -1].copy()
+        reg_in, reg = reg, energy_true[:, -1].copy()
         ch = Chunk(
             k0=k0,
             k1=k1,
@@ -265,13 +265,13 @@ class Engine:
             offered=np.round(offered, 1),
             tx=tx,
         )
-        self._apply_reporting(ch)
+        self._apply_reporting(ch, reg_in)
         ch.temperature = np.round(ch.temperature, 2)
         ch.ts = np.round(ch.ts, 3)
         return ch, reg, zi
 
     # -- reporting and delivery effects -----------------------------------------------
-    def _apply_reporting(self, ch: Chunk) -> None:
+    def _apply_reporting(self, ch: Chunk, reg_in: F64) -> None:
         t_lo = float(ch.t.min())
         t_hi = float(ch.t.max())
         for fi, f in enumerate(self.plan.faults):
@@ -286,10 +286,12 @@ class Engine:
                 if name in ("meter_stuck", "meter_regression"):
                     if fi not in self._stuck:
                         before = np.nonzero(t <= f.start)[0]
+                        # the register at the last sample before the fault: in this
+                        # chunk, or the value carried in from the previous one
                         self._stuck[fi] = (
                             float(ch.energy_true[row, before[-1]])
                             if before.size
-                            else float(ch.energy_true[row, 0] - ch.power[row, 0] * self.dt / 3600)
+                            else float(reg_in[row])
                         )
                     base = self._stuck[fi]
                     if name == "meter_stuck":
