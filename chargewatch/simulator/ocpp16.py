@@ -161,10 +161,10 @@ def event_frames(
     model: str,
     heartbeat_interval: float,
     csms: bool,
-    meter_start: float,
+    meter_start: tuple[float, float],
 ) -> list[Msg]:
     """Frames for one event; ``meter_start`` is the register at the transaction's
-    start (for StopTransaction's transactionData)."""
+    start and the charger's time of it (for StopTransaction's transactionData)."""
     if ev.kind == "status":
         body: dict[str, object] = {
             "connectorId": ev.connector,
@@ -210,7 +210,7 @@ def event_frames(
             "timestamp": iso(ev.ts),
             "reason": s.stop_reason,
             "transactionData": [
-                _reading(s.start, meter_start, "Transaction.Begin"),
+                _reading(meter_start[1] or s.start, meter_start[0], "Transaction.Begin"),
                 _reading(ev.ts, ev.meter_wh, "Transaction.End"),
             ],
         }
