@@ -91,7 +91,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sites=3,
         seed=args.seed,
         start=start,
-        duration=args.duration or 7 * 86400.0,
+        # Beyond the demo's end: the publisher marks every charger offline when it finishes.
+        duration=(args.duration + 120.0) if args.duration else 7 * 86400.0,
         interval=args.interval,
         arrival_rate=args.arrival_rate,
     )
