@@ -87,11 +87,11 @@ class Count:
         pass
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--payloads", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     seeds: list[tuple[str, bytes]] = []
     for protocol in ("native", "ocpp1.6"):
