@@ -103,11 +103,9 @@ class ChargerOffline(_Silence):
             strict=True,
         ):
             if on:
+                # The episode itself closes in _gaps: "online" is a message like any other.
                 self.online[c] = True
                 self.offline_since[c] = np.nan
-                if c in self.episodes.open:
-                    self.episodes.force(np.array([c]), np.array([False]), np.array([t]),
-                                        np.array([t]))
             elif self.online[c]:
                 self.online[c] = False
                 self.offline_since[c] = t
@@ -115,6 +113,12 @@ class ChargerOffline(_Silence):
             np.concatenate([frame.conn, events.seen_conn]),
             np.concatenate([frame.recv, events.seen_recv]),
         )
+        # Any message after the last will proves the charger back (a missed
+        # "online" retained message must not keep it offline forever).
+        back = np.flatnonzero(self.last_seen[: self.n] > self.offline_since[: self.n])
+        if back.size:
+            self.online[back] = True
+            self.offline_since[back] = np.nan
         self.tick(now)
 
     def tick(self, now: float) -> None:

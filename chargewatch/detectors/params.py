@@ -62,7 +62,7 @@ class Params:
 @dataclass(frozen=True, slots=True)
 class ChargerOfflineParams(Params):
     silence_s: float = _p(600.0, 1, 86400, "no message at all from the charger for this long")
-    lwt_grace_s: float = _p(30.0, 0, 3600, "online flag false (MQTT last will) for this long")
+    lwt_grace_s: float = _p(120.0, 0, 3600, "online flag false (MQTT last will) for this long")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,158 @@
+"""Scores detectors against ground truth: precision, recall, time to detect.
+
+Matching, per fault and connector:
+- a truth episode is *detected* when a finding of that fault was detected
+  between ``truth.start - lead`` and ``truth.end + allowance``; time to detect
+  is the earliest such ``detected - truth.start`` (floored at 0);
+- a finding is *correct* when its span [start, end] overlaps
+  [truth.start - lead, truth.end + allowance] of a truth of that fault.
+``allowance`` covers what a detector legitimately adds after the fault: its
+hold time, or the window it judges. Targets: precision and recall >= 0.95;
+time to detect within the detector's minimum duration plus one sample interval.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Row", "evaluate", "run_scenario", "score", "ttd_budget"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chargewatch.detectors.detector_set import DetectorSet
+from chargewatch.detectors.episodes import Finding
+from chargewatch.detectors.params import FAULTS, DetectorConfig, Params
+from chargewatch.detectors.standin import Scenario, Truth, generate
+
+LEAD_S = 60.0
+
+
+def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
+    """The detector's minimum duration plus one sample interval (the TTD target)."""
+    g = p.__getattribute__
+    minimum = {
+        "charger_offline": lambda: min(g("silence_s"), g("lwt_grace_s") + 45.0),
+        "stale_telemetry": lambda: g("silence_s"),
+        # Windowed: a fault that starts mid-window is judged when the first
+        # whole faulty window closes, at most two windows later.
+        "meter_mismatch": lambda: 2 * g("window_s"),
+        "meter_unit_error": lambda: g("min_duration_s"),
+        "meter_regression": lambda: 0.0,
+        "idle_blocking": lambda: 0.0,  # truth starts when the grace ends
+        "failed_start": lambda: g("timeout_s"),
+        "status_flapping": lambda: g("window_s"),
+        "power_oscillation": lambda: g("min_duration_s") + g("window_samples") * sample_s,
+    }.get(fault, lambda: float(g("min_duration_s")))
+    return float(minimum()) + sample_s
+
+
+def _allowance(fault: str, p: Params, sample_s: float) -> float:
+    g = p.__getattribute__
+    extra = {
+        "meter_regression": lambda: g("hold_s"),
+        "meter_mismatch": lambda: 2 * g("window_s"),
+        "meter_unit_error": lambda: 2 * g("window_s"),
+        "charging_interrupted": lambda: g("hold_s") + g("min_duration_s"),
+        "status_flapping": lambda: g("window_s"),
+        "power_oscillation": lambda: g("window_samples") * sample_s,
+    }.get(fault, lambda: 0.0)
+    return float(extra()) + 3 * sample_s + 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    fault: str
+    truths: int
+    detected: int
+    findings: int
+    correct: int
+    precision: float
+    recall: float
+    ttd_median_s: float
+    ttd_worst_s: float
+    ttd_budget_s: float
+
+    @property
+    def passed(self) -> bool:
+        ok_p = self.findings == 0 or self.precision >= 0.95
+        ok_r = self.truths == 0 or self.recall >= 0.95
+        ok_t = not np.isfinite(self.ttd_worst_s) or self.ttd_worst_s <= self.ttd_budget_s
+        return ok_p and ok_r and ok_t
+
+
+def score(
+    findings: Sequence[Finding], truth: Sequence[Truth], config: DetectorConfig, sample_s: float
+) -> list[Row]:
+    params = config.params()
+    rows = []
+    for fault in FAULTS:
+        p = params[fault]
+        allow = _allowance(fault, p, sample_s)
+        tr = [t for t in truth if t.fault == fault]
+        fs = [f for f in findings if f.fault == fault]
+        ttds = []
+        for t in tr:
+            hits = [
+                f.detected - t.start
+                for f in fs
+                if f.connector == t.connector and t.start - LEAD_S <= f.detected <= t.end + allow
+            ]
+            if hits:
+                ttds.append(max(0.0, min(hits)))
+        correct = 0
+        for f in fs:
+            end = f.end if f.end is not None else np.inf
+            if any(
+                t.connector == f.connector and f.start <= t.end + allow and end >= t.start - LEAD_S
+                for t in tr
+            ):
+                correct += 1
+        n_t, n_f = len(tr), len(fs)
+        rows.append(
+            Row(
+                fault,
+                n_t,
+                len(ttds),
+                n_f,
+                correct,
+                correct / n_f if n_f else float("nan"),
+                len(ttds) / n_t if n_t else float("nan"),
+                float(np.median(ttds)) if ttds else float("nan"),
+                float(max(ttds)) if ttds else float("nan"),
+                ttd_budget(fault, p, sample_s),
+            )
+        )
+    return rows
+
+
+def run_scenario(sc: Scenario, config: DetectorConfig, batch_s: float = 60.0) -> DetectorSet:
+    """Replay a scenario through a DetectorSet, cut every ``batch_s`` of receive time."""
+    ds = DetectorSet(config)
+    for now, batch, events in sc.batches(batch_s):
+        ds.update(batch, events, sc.index, now)
+    return ds
+
+
+def evaluate(
+    chargers: int = 120, hours: float = 8.0, seed: int = 1, config: DetectorConfig | None = None
+) -> tuple[list[Row], dict[str, int]]:
+    cfg = config or DetectorConfig()
+    sc = generate(chargers, hours, seed)
+    ds = run_scenario(sc, cfg)
+    return score(ds.findings, sc.truth, cfg, sc.sample_s), ds.counters
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    head = (
+        f"{'fault':22} {'truth':>5} {'found':>5} {'recall':>6} {'finds':>5} {'prec':>6} "
+        f"{'ttd_med':>8} {'ttd_max':>8} {'budget':>7} ok"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r.fault:22} {r.truths:5d} {r.detected:5d} {r.recall:6.3f} {r.findings:5d} "
+            f"{r.precision:6.3f} {r.ttd_median_s:8.0f} {r.ttd_worst_s:8.0f} "
+            f"{r.ttd_budget_s:7.0f} {'yes' if r.passed else 'NO'}"
+        )
+    return "\n".join(lines)
