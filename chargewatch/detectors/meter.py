@@ -118,7 +118,8 @@ class MeterRegression(Detector):
         pe, _ = self._e.prev(f.conn, f.first, e, f.ts)
         drop = pe - e
         tol = self.p["tolerance_wh"][f.conn]
-        bad = drop > tol
+        # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
+        bad = (drop > tol) & ~_thousandfold(pe / np.where(e > 0, e, np.nan))
         self.episodes.step(
             f.conn, f.ts, bad, ~bad, 0.0, self.p["hold_s"][f.conn],
             {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},

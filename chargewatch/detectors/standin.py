@@ -90,6 +90,7 @@ class _Conn:
         self.ts: list[NDArray[np.float64]] = []
         self.events: list[Event] = []
         self.register = float(np.random.default_rng(cid).uniform(1e5, 5e6))
+        self.skew_from, self.skew = np.inf, 0.0
 
 
 def _session(
@@ -117,8 +118,9 @@ def _session(
     if dc:
         car_p = c.pmax * (rng.uniform(0.6, 1.0) if fault is None else 0.4)
     else:
-        car_p = min(c.pmax, car_phases * 230.0 * rng.choice([16.0, 32.0]))
-    offered = 32.0 if not dc else np.nan
+        rated = c.pmax / (max(c.phases, 1) * c.vnom)
+        car_p = min(c.pmax, car_phases * 230.0 * min(rng.choice([16.0, 32.0]), rated))
+    offered = min(32.0, round(c.pmax / (max(c.phases, 1) * c.vnom))) if not dc else np.nan
     coarse = rng.random() < 0.2  # "kW units": 0.1 kW power, 10 Wh register steps
     plugged_for = rng.uniform(1.0, 4.0) * 3600.0
     if fault == "idle_blocking":
@@ -220,12 +222,11 @@ def _session(
     w = (tt >= f_start) & (tt < f_start + f_len)
     f_end = f_start + f_len
     if fault == "meter_stuck":
-        w &= p > 1500
-        if w.any():
-            i0 = int(np.flatnonzero(w)[0])
-            v[w, E] = v[i0 - 1, E] if i0 else v[i0, E]
-            after = tt >= f_end
-            v[after, E] = v[after, E]  # the register resumes from the true value
+        loaded = np.flatnonzero(w & (p > 1500))
+        if loaded.size:
+            i0 = int(loaded[0])
+            w &= tt >= tt[i0]
+            v[w, E] = v[i0 - 1, E] if i0 else v[i0, E]  # frozen; resumes at the true value
             f_start, f_end = float(tt[i0]), float(tt[np.flatnonzero(w)[-1]])
     elif fault == "meter_regression":
         drop = rng.uniform(2000, 20000)
@@ -259,7 +260,7 @@ def _session(
     elif fault == "phase_imbalance":
         v[w, I1 + 2] *= 0.4
     elif fault == "clock_skew":
-        f_end = t_leave
+        f_end = horizon
     if fault in ("meter_stuck", "meter_regression", "meter_mismatch", "meter_unit_error",
                  "over_temperature", "over_current", "voltage_out_of_band", "phase_loss",
                  "phase_imbalance", "power_oscillation", "clock_skew"):
@@ -275,11 +276,12 @@ def _session(
         truth.append(Truth(fault, c.cid, f_start, f_end))
     ts = tt.copy()
     if fault == "clock_skew":
-        ts[tt >= f_start] += rng.choice([900.0, 3600.0])
+        c.skew_from, c.skew = f_start, float(rng.choice([900.0, 3600.0]))
+    ts[tt >= c.skew_from] += c.skew  # a wrong clock stays wrong for later sessions
     c.rows.append(v[keep])
     c.ts.append(np.stack([ts[keep], tt[keep]], axis=1))
     # Status events along the way.
-    if pause:
+    if pause and pause[0] + pause[1] < t_leave:
         ev.append(StatusEvent(ch, k, pause[0], pause[0], "SuspendedEV"))
         ev.append(StatusEvent(ch, k, pause[0] + pause[1], pause[0] + pause[1], "Charging"))
     full = np.flatnonzero(status == 2)
