@@ -230,8 +230,10 @@ class ClockSkew(Detector):
         good = np.abs(off) <= 0.5 * lim
         # Durations on the receive clock: a burst of queued samples spans
         # minutes of meter time but arrives within seconds.
+        # 1 s of slack: receive times jitter with delivery latency, and a run of
+        # exactly min_duration_s must not wait one more sample for it.
         self.episodes.step(
-            frame.conn, frame.recv, bad, good, self.p["min_duration_s"][frame.conn], 0.0,
+            frame.conn, frame.recv, bad, good, self.p["min_duration_s"][frame.conn] - 1.0, 0.0,
             {"offset_s": off},
         )
         self._set_score(frame.conn, np.abs(off) / lim, frame.last)

@@ -18,9 +18,11 @@ meter_mismatch
     meter_unit_error or meter_stuck).
 meter_unit_error
     Catches: register in kWh labelled Wh, or power in kW labelled W: reported
-    power vs sum of V*I off by ~1000x for ``min_duration_s``, or register delta
-    vs integral of V*I (or of power when V/I are not reported) off by ~1000x
-    over a window. Ignores: rows with total current below ``min_current_a``.
+    power vs sum of V*I off by ~1000x for ``min_duration_s``, or the register's
+    step per interval vs V*I*dt (or power*dt when V/I are not reported) off by
+    ~1000x for ``min_duration_s``. Ignores: rows with total current below
+    ``min_current_a``, intervals expecting under ``min_expected_wh`` or longer
+    than ``max_gap_s``, zero register steps (resolution), drops.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ class _Windows:
 
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
-        self.sums = np.zeros((0, 5))  # dE, int P, int Pref, regressions, frozen seconds
+        # dE, int P, int Pref, regressions, frozen seconds, suspect intervals
+        self.sums = np.zeros((0, 6))
         self.e, self.p, self.r = _Carry(), _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
@@ -152,7 +155,10 @@ class _Windows:
     def step(
         self, f: Frame, window_s: F64, max_gap_s: F64
     ) -> tuple[I64, F64, NDArray[np.float64]]:
-        """Returns completed windows: connector, end time, sums (k, 4)."""
+        """Returns completed windows: connector, end time, sums (k, 6).
+
+        ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
+        """
         e, p, r = f.col("energy_wh"), f.col("power_w"), reference_power(f)
         pe, pt = self.e.prev(f.conn, f.first, e, f.ts)
         pp, ppt = self.p.prev(f.conn, f.first, p, f.ts)
@@ -168,28 +174,34 @@ class _Windows:
                 carry.v[c[lastk]] = x[idx[lastk]]
                 carry.t[c[lastk]] = f.ts[idx[lastk]]
         # Prev values above are from the previous *row*; intervals need both ends known.
+        gap_ok = max_gap_s[f.conn]
         dt = f.ts - pt
-        ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= max_gap_s)
+        ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= gap_ok)
         de = np.where(ok_e, e - pe, 0.0)
         reg = ok_e & (de < 0)
         de = np.where(reg, 0.0, de)
         dtp = f.ts - ppt
         ip = np.where(
-            np.isfinite(p) & np.isfinite(pp) & (dtp <= max_gap_s) & ok_e,
+            np.isfinite(p) & np.isfinite(pp) & (dtp <= gap_ok) & ok_e,
             (p + pp) * 0.5 * dtp / 3600.0,
             0.0,
         )
         dtr = f.ts - prt
         ir = np.where(
-            np.isfinite(r) & np.isfinite(pr) & (dtr <= max_gap_s) & ok_e,
+            np.isfinite(r) & np.isfinite(pr) & (dtr <= gap_ok) & ok_e,
             (r + pr) * 0.5 * dtr / 3600.0,
             0.0,
         )
         # Seconds the register stood still under load: such windows belong to
         # meter_stuck, and comparing them would report the same fault twice.
         frozen = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
-        wid = np.floor(f.ts / window_s)
-        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen], axis=1)
+        # Intervals no calibration error explains: a catch-up jump after a freeze
+        # or lost samples, or power off by ~1000x against V*I (a unit error).
+        jump = de > 5.0 * np.abs(ip) + 50.0
+        unit = _thousandfold(p / np.where(r > 0, r, np.nan))
+        suspect = (jump | unit).astype(np.float64)
+        wid = np.floor(f.ts / window_s[f.conn])
+        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect], axis=1)
         # Prepend each connector's open window as a pseudo-row, then group by (conn, window).
         ends = np.flatnonzero(f.last)
         cc = f.conn[ends]
@@ -203,7 +215,7 @@ class _Windows:
         conn, w, vals = conn[order], w[order], vals[order]
         n = conn.shape[0]
         if n == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty((0, 5))
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
         start = np.ones(n, np.bool_)
         start[1:] = (conn[1:] != conn[:-1]) | (w[1:] != w[:-1])
         gi = np.flatnonzero(start)
@@ -228,11 +240,13 @@ class MeterMismatch(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         f = _known(frame, frame.col("energy_wh"))
-        conn, t_end, s = self._w.step(f, self.p["window_s"][f.conn], self.p["max_gap_s"][f.conn])
+        conn, t_end, s = self._w.step(f, self.p["window_s"], self.p["max_gap_s"])
         if conn.size == 0:
             return
         de, ip = s[:, 0], s[:, 1]
-        judged = (ip >= self.p["min_energy_wh"][conn]) & (s[:, 3] == 0) & (s[:, 4] < 60.0)
+        judged = (
+            (ip >= self.p["min_energy_wh"][conn]) & (s[:, 3] == 0) & (s[:, 4] < 60.0) & (s[:, 5] == 0)
+        )
         ratio = np.where(judged, de / np.where(judged, ip, 1.0), np.nan)
         dev = np.abs(ratio - 1.0)
         tol = self.p["tolerance"][conn]
@@ -270,9 +284,9 @@ class MeterUnitError(Detector):
         return (self.episodes.active | self._energy.active)[: self.n]
 
     def _grow(self, n: int) -> None:
-        if not hasattr(self, "_w"):
-            self._w = _Windows()
-        self._w.grow(n)
+        if not hasattr(self, "_e"):
+            self._e = _Carry()
+        self._e.grow(n)
         self._energy.ensure(n)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
@@ -290,19 +304,24 @@ class MeterUnitError(Detector):
         )
         score = np.abs(np.log10(np.maximum(ratio, 1e-12))) / 3.0
         self._set_score(f.conn, score, f.last)
-        # Energy path: register delta vs integral of V*I (or of power without V*I).
+        # Energy path, per interval: register delta vs V*I (or power) times dt.
         g = _known(frame, frame.col("energy_wh"))
-        conn, t_end, s = self._w.step(g, self.p["window_s"][g.conn], self.p["max_gap_s"][g.conn])
-        if conn.size == 0:
-            return
-        de, ip, ir = s[:, 0], s[:, 1], s[:, 2]
-        minwh = self.p["min_energy_wh"][conn]
-        ref = np.where(ir >= minwh, ir, ip)
-        ok = (ref >= minwh) & (s[:, 3] == 0)
-        # A kWh register labelled Wh may advance by 0 over a window: treat 0 as 1/1000-ish.
-        er = np.where(ok, np.maximum(de, 1e-3) / np.where(ok, ref, 1.0), np.nan)
-        ebad = ok & _thousandfold(er)
+        e = g.col("energy_wh")
+        pe, pt = self._e.prev(g.conn, g.first, e, g.ts)
+        self._e.store(g.conn, g.last, e, g.ts)
+        ref = reference_power(g)
+        ref = np.where(np.isfinite(ref), ref, g.col("power_w"))
+        dt = g.ts - pt
+        expected = ref * dt / 3600.0
+        de = e - pe
+        # Zero steps say nothing (register resolution); drops are meter_regression's.
+        ok = (expected >= self.p["min_expected_wh"][g.conn]) & (dt <= self.p["max_gap_s"][g.conn])
+        # The step where the unit changes is itself evidence: the level jumps ~1000x.
+        switch = _thousandfold(pe / np.where(e > 0, e, np.nan))
+        ok = (ok & (de > 0)) | switch
+        er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
+        ebad = _thousandfold(er)
         self._energy.step(
-            conn[ok], t_end[ok], ebad[ok], ~ebad[ok], 0.0, 0.0,
-            {"register_delta_wh": de[ok], "reference_wh": ref[ok], "ratio": er[ok]},
+            g.conn[ok], g.ts[ok], ebad[ok], ~ebad[ok], self.p["min_duration_s"][g.conn][ok], 0.0,
+            {"register_delta_wh": de[ok], "expected_wh": expected[ok], "ratio": er[ok]},
         )

@@ -91,7 +91,7 @@ class MeterRegressionParams(Params):
 @dataclass(frozen=True, slots=True)
 class MeterMismatchParams(Params):
     window_s: float = _p(600.0, 10, 86400, "register delta and power integral compared per window")
-    min_energy_wh: float = _p(300.0, 1, 1e7, "windows with less integrated energy are not judged")
+    min_energy_wh: float = _p(500.0, 1, 1e7, "windows with less integrated energy are not judged")
     tolerance: float = _p(0.15, 0.01, 0.9, "|delta / integral - 1| above this is a mismatch")
     max_gap_s: float = _p(120.0, 1, 86400, "intervals longer than this are left out of both")
 
@@ -99,9 +99,8 @@ class MeterMismatchParams(Params):
 @dataclass(frozen=True, slots=True)
 class MeterUnitErrorParams(Params):
     min_current_a: float = _p(2.0, 0.1, 1000, "power vs V*I is judged above this total current")
-    min_duration_s: float = _p(60.0, 0, 86400, "power off by ~1000x for this long")
-    window_s: float = _p(600.0, 10, 86400, "register delta vs integral of V*I per window")
-    min_energy_wh: float = _p(300.0, 1, 1e7, "windows with less integrated energy are not judged")
+    min_duration_s: float = _p(60.0, 0, 86400, "power or register off by ~1000x this long")
+    min_expected_wh: float = _p(2.0, 0.01, 1e6, "register steps judged when V*I*dt exceeds this")
     max_gap_s: float = _p(120.0, 1, 86400, "intervals longer than this are left out")
 
 

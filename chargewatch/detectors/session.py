@@ -141,7 +141,11 @@ class ChargingInterrupted(Detector):
         armed = np.where(src >= 0, on[np.maximum(src, 0)], self._armed[c])
         soc = f.col("soc_pct")
         full = soc >= self.p["full_soc_pct"][c]
-        stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full
+        # "Nothing flows" by the currents too, when reported: a power value in kW
+        # read as W is tiny but is not a stop (that is meter_unit_error).
+        itot = np.nansum(f.values[:, 2:5], axis=1)
+        flowing = np.isfinite(f.values[:, 2:5]).any(axis=1) & (itot >= 1.0)
+        stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full & ~flowing
         self.episodes.step(
             c, f.ts, stalled, on | ~charging, self.p["min_duration_s"][c], 0.0, {"power_w": p}
         )

@@ -115,13 +115,16 @@ def _session(
     if fault == "idle_blocking":
         target = soc + 15.0
     car_phases = 3 if (c.phases == 3 and rng.random() < 0.7) else 1
+    if fault in ("phase_loss", "phase_imbalance") and c.phases == 3:
+        car_phases = 3  # the fault is only visible on a three-phase load
     if dc:
         car_p = c.pmax * (rng.uniform(0.6, 1.0) if fault is None else 0.4)
     else:
         rated = c.pmax / (max(c.phases, 1) * c.vnom)
         car_p = min(c.pmax, car_phases * 230.0 * min(rng.choice([16.0, 32.0]), rated))
     offered = min(32.0, round(c.pmax / (max(c.phases, 1) * c.vnom))) if not dc else np.nan
-    coarse = rng.random() < 0.2  # "kW units": 0.1 kW power, 10 Wh register steps
+    # "kW units": 0.1 kW power, 10 Wh register steps (decoded to W and Wh correctly).
+    coarse = rng.random() < 0.2 and fault != "meter_unit_error"
     plugged_for = rng.uniform(1.0, 4.0) * 3600.0
     if fault == "idle_blocking":
         plugged_for = 4.0 * 3600.0
@@ -131,6 +134,8 @@ def _session(
     f_start = t_start + rng.uniform(600, 1200)
     f_len = rng.uniform(900, 1500)
     pause = (t_start + rng.uniform(900, 2400), rng.uniform(300, 900)) if rng.random() < 0.3 else None
+    if fault is not None:
+        pause = None  # a fault hidden inside a pause has nothing to show
     gap = t_start + rng.uniform(600, 3000) if rng.random() < 0.3 else None
     ev.append(StatusEvent(ch, k, t_start + 1, t_start + 1, "Charging"))
     if fault == "failed_start":
@@ -251,7 +256,7 @@ def _session(
             v[w, I1] = c.pmax / c.vnom * 1.35
         else:
             lim = offered if np.isfinite(offered) else 32.0
-            v[w, I1] = lim * 1.35
+            v[w, I1 : I1 + car_phases] = lim * 1.35  # every loaded phase: no imbalance
     elif fault == "voltage_out_of_band":
         v[w, V1] = c.vnom * rng.choice([0.82, 1.15])
     elif fault == "phase_loss":
@@ -295,7 +300,7 @@ def _session(
     elif full.size:
         t_full = float(tt[full[0]])
         ev.append(StatusEvent(ch, k, t_full, t_full, "SuspendedEV"))
-        if fault == "idle_blocking":
+        if fault == "idle_blocking" and t_full + 1800.0 < t_leave:
             truth.append(Truth(fault, c.cid, t_full + 1800.0, t_leave))
     if fault == "status_flapping":
         fl = np.arange(f_start, f_start + 300.0, 20.0)
