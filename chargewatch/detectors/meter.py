@@ -176,7 +176,10 @@ class _Windows:
         # Prev values above are from the previous *row*; intervals need both ends known.
         gap_ok = max_gap_s[f.conn]
         dt = f.ts - pt
+        # An interval counts for the register only when its power integral counts
+        # too, so a sample with unknown power cannot skew the ratio.
         ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= gap_ok)
+        ok_e &= np.isfinite(p) & np.isfinite(pp) & (f.ts - ppt == dt)
         de = np.where(ok_e, e - pe, 0.0)
         reg = ok_e & (de < 0)
         de = np.where(reg, 0.0, de)
@@ -258,12 +261,12 @@ class MeterMismatch(Detector):
             conn[k], t_end[k], bad[k], good[k], 0.0, 0.0,
             {"register_delta_wh": de[k], "power_integral_wh": ip[k], "ratio": ratio[k]},
         )
-        last = np.ones(conn.shape[0], np.bool_)
-        last[:-1] = conn[1:] != conn[:-1]
-        score = np.where(plausible, dev / tol, 0.0)
-        score[~judged] = np.nan
-        sel = last & judged
-        self.score[conn[sel]] = score[sel]
+        # Score: the last judged window of each connector (unjudged windows keep it).
+        jc = conn[judged]
+        jscore = np.where(plausible, dev / tol, 0.0)[judged]
+        last = np.ones(jc.shape[0], np.bool_)
+        last[:-1] = jc[1:] != jc[:-1]
+        self.score[jc[last]] = jscore[last]
 
 
 def _thousandfold(ratio: F64) -> B:

@@ -191,7 +191,7 @@ class IdleBlocking(Detector):
             if c not in self.episodes.open and t - since > grace:
                 # Idle period that no tick saw: the finding a tick would have made.
                 self.episodes.force(_c(c), _ONE, _f(since), _f(since + grace),
-                                    {"idle_s": _f(t - since)})
+                                    {"idle_since": _f(since), "grace_s": _f(grace)})
             self.episodes.force(_c(c), _ZERO, _f(since), _f(t))
             self._since[c] = np.nan
         self.tick(now)
@@ -204,7 +204,8 @@ class IdleBlocking(Detector):
         idx = np.flatnonzero((idle > grace) & ~self.episodes.active[:n])
         if idx.size:
             self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), since[idx],
-                                since[idx] + grace[idx], {"idle_s": idle[idx]})
+                                since[idx] + grace[idx],
+                                {"idle_since": since[idx], "grace_s": grace[idx]})
         self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
 
 
@@ -226,7 +227,8 @@ class FailedStart(Detector):
             return
         to = self._timeout[c]
         if c not in self.episodes.open and not self._paused[c] and t - arm > to:
-            self.episodes.force(_c(c), _ONE, _f(arm), _f(arm + to), {"waited_s": _f(t - arm)})
+            self.episodes.force(_c(c), _ONE, _f(arm), _f(arm + to),
+                                {"armed_at": _f(arm), "timeout_s": _f(to)})
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
 
@@ -281,7 +283,7 @@ class FailedStart(Detector):
         idx = np.flatnonzero((waited > to) & ~self._paused[:n] & ~self.episodes.active[:n])
         if idx.size:
             self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), arm[idx],
-                                arm[idx] + to[idx], {"waited_s": waited[idx]})
+                                arm[idx] + to[idx], {"armed_at": arm[idx], "timeout_s": to[idx]})
         self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
 
 

@@ -137,6 +137,8 @@ def _session(
     if fault is not None:
         pause = None  # a fault hidden inside a pause has nothing to show
     gap = t_start + rng.uniform(600, 3000) if rng.random() < 0.3 else None
+    if fault is not None:
+        gap = None  # one thing at a time: lost samples would delay any detector
     ev.append(StatusEvent(ch, k, t_start + 1, t_start + 1, "Charging"))
     if fault == "failed_start":
         t_end = t_start + rng.uniform(900, 1500)
