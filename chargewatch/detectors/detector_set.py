@@ -67,9 +67,14 @@ class DetectorSet:
     """All detectors (or ``faults``), one shared sequencer, one findings list."""
 
     def __init__(
-        self, config: DetectorConfig | None = None, *, faults: Iterable[str] = FAULTS
+        self,
+        config: DetectorConfig | None = None,
+        *,
+        faults: Iterable[str] = FAULTS,
+        index: ConnectorIndex | None = None,
     ) -> None:
         self.config = config or DetectorConfig()
+        self.index = index  # for use as a collector pipeline stage (on_batch)
         self.findings: list[Finding] = []
         wanted = list(faults)
         unknown = [f for f in wanted if f not in DETECTORS]
@@ -101,6 +106,12 @@ class DetectorSet:
         frame = self._seq.frame(batch, ev, n, self._counters)
         for d in self.detectors.values():
             d.update(frame, ev, index, now)
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        """The collector pipeline's Stage protocol: ``update`` with the set's index."""
+        if self.index is None:
+            raise ValueError("DetectorSet(index=...) is needed to run as a pipeline stage")
+        self.update(batch, events, self.index, now)
 
     def update_frame(self, frame: Frame, ev: Events, index: ConnectorIndex, now: float) -> None:
         """Like ``update`` for a frame that is already cleaned and sorted (benchmarks)."""

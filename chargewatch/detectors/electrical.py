@@ -12,7 +12,7 @@ over_current
     margin_a`` for ``min_duration_s``, where limit = min(offered current,
     rated current of the inventory). Ignores: the few seconds an EV is allowed
     to follow a lowered pilot (IEC 61851-1), unknown offered current (rated
-    only).
+    only), DC connectors (their current is the charger's to set).
 voltage_out_of_band
     Catches: any AC phase voltage outside nominal +-``band`` (EN 50160) for
     ``min_duration_s``; clears within +-``clear_band``. Ignores: DC connectors
@@ -107,7 +107,9 @@ class OverCurrent(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         cur = frame.values[:, 2:5]
-        known = np.isfinite(cur).any(axis=1)
+        # AC only: a DC charger's own controller sets the current, and DC data
+        # (the fleet simulator's too) runs above offered_a at low pack voltage.
+        known = np.isfinite(cur).any(axis=1) & (self.phases[frame.conn] > 0)
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         i = np.nanmax(f.values[:, 2:5], axis=1)

@@ -17,6 +17,7 @@ __all__ = ["Row", "evaluate", "run_scenario", "score", "ttd_budget"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from chargewatch.detectors.detector_set import DetectorSet
 from chargewatch.detectors.episodes import Finding
 from chargewatch.detectors.params import FAULTS, DetectorConfig, Params
 from chargewatch.detectors.standin import Scenario, Truth, generate
+from chargewatch.fleet import ConnectorIndex
 
 LEAD_S = 60.0
 LATENCY_S = 1.0  # delivery latency allowed on top (receive-clock detectors see it)
@@ -40,7 +42,7 @@ def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
         "meter_mismatch": lambda: 2 * g("window_s"),
         "meter_unit_error": lambda: g("min_duration_s"),
         "meter_regression": lambda: 0.0,
-        "idle_blocking": lambda: 0.0,  # truth starts when the grace ends
+        "idle_blocking": lambda: g("grace_s"),
         "failed_start": lambda: g("timeout_s"),
         "status_flapping": lambda: g("window_s"),
         "power_oscillation": lambda: g("min_duration_s") + g("window_samples") * sample_s,
@@ -134,9 +136,91 @@ def run_scenario(sc: Scenario, config: DetectorConfig, batch_s: float = 60.0) ->
     return ds
 
 
+def simulate(
+    chargers: int = 60, hours: float = 10.0, seed: int = 1, per_fault: int = 2,
+    interval: float = 10.0,
+) -> tuple[Any, list[Truth]]:
+    """A simulator run with every telemetry fault injected ``per_fault`` times,
+    one fault per charger (so truth windows never overlap), plus the simulator's
+    hard normal cases (pauses, taper, DC, single-phase cars, kW units, reboots,
+    gaps, long idle). Returns the simulation and the truth per connector."""
+    from chargewatch.simulator import FaultSpec, SimConfig, Simulation
+
+    base = SimConfig(chargers=chargers, sites=max(1, min(3, chargers)), seed=seed,
+                     duration=hours * 3600.0, interval=interval)
+    fleet = Simulation(base).fleet()
+    specs = sorted(fleet.chargers.values(), key=lambda c: c.id)
+    three = [c.id for c in specs if c.phases == 3]
+    ac = [c.id for c in specs if c.phases > 0]
+    used: set[str] = set()
+    rng = np.random.default_rng(seed)
+    faults = []
+    for k in range(per_fault):
+        for name in FAULTS:
+            # Faults that need a three-phase load, or an AC supply, go where they can show.
+            # over_current too: the simulator's normal DC data draws more than
+            # offered_a (670 A against 375 A), so DC over_current is not judged.
+            pool = three if name in ("phase_loss", "phase_imbalance") else (
+                ac if name in ("voltage_out_of_band", "over_current") else [c.id for c in specs])
+            free = [c for c in pool if c not in used] or [c for c in specs if c.id not in used]
+            if not free:
+                raise ValueError(f"{chargers} chargers are too few for {per_fault} x 17 faults")
+            cid = str(free[int(rng.integers(len(free)))])
+            used.add(cid)
+            start = float(rng.uniform(0.1, 0.45)) * base.duration
+            faults.append(FaultSpec(name, cid, 1, start=round(start)))
+        del k
+    sim = Simulation(base.replace(faults=tuple(faults)))
+    index = ConnectorIndex(sim.fleet())
+    truth: list[Truth] = []
+    for f in sim.truth().faults:
+        if f.kind != "telemetry":
+            continue
+        conns = (
+            [c for c in range(len(index)) if index.charger_of(c) == f.charger]
+            if f.connector is None
+            else [index.id(f.charger, f.connector)]
+        )
+        truth.extend(Truth(f.fault, c, f.start, f.end) for c in conns)
+    return sim, truth
+
+
+def run_simulation(sim: Any, config: DetectorConfig, batch_s: float = 30.0) -> DetectorSet:
+    """Decode the simulator's MQTT messages with the collector's pipeline (as live
+    and replay do) and run the detectors as a pipeline stage."""
+    from chargewatch.collector.pipeline import Pipeline
+
+    index = ConnectorIndex(sim.fleet())
+    ds = DetectorSet(config, index=index)
+    pipe = Pipeline(index, stages=[ds])
+    chunk: list[tuple[str, bytes, float]] = []
+    edge = sim.config.start + batch_s
+    for recv, topic, payload in sim.messages():
+        while recv >= edge:
+            pipe.process(chunk, edge)
+            chunk = []
+            edge += batch_s
+        chunk.append((topic, payload, recv))
+    pipe.process(chunk, edge)
+    pipe.tick(sim.config.end)
+    return ds
+
+
 def evaluate(
+    chargers: int = 60, hours: float = 10.0, seed: int = 1, config: DetectorConfig | None = None,
+    *, per_fault: int = 2, interval: float = 10.0,
+) -> tuple[list[Row], dict[str, int]]:
+    """Simulate, detect, score. Returns the table rows and the detector counters."""
+    cfg = config or DetectorConfig()
+    sim, truth = simulate(chargers, hours, seed, per_fault, interval)
+    ds = run_simulation(sim, cfg)
+    return score(ds.findings, truth, cfg, interval), ds.counters
+
+
+def evaluate_standin(
     chargers: int = 120, hours: float = 8.0, seed: int = 1, config: DetectorConfig | None = None
 ) -> tuple[list[Row], dict[str, int]]:
+    """The same scoring on the stand-in generator (kept for the invariance tests)."""
     cfg = config or DetectorConfig()
     sc = generate(chargers, hours, seed)
     ds = run_scenario(sc, cfg)

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,11 @@ class Frame:
     seg_start: I64
     status: NDArray[np.int8]
     n_conn: int  # len(index) at this update: state arrays must cover it
+    # Every row received for a known connector, duplicates and late rows included,
+    # sorted by (conn, recv): liveness and clock checks are about *receiving*.
+    raw_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    raw_ts: F64 = field(default_factory=lambda: np.empty(0))
+    raw_recv: F64 = field(default_factory=lambda: np.empty(0))
 
     def __len__(self) -> int:
         return int(self.conn.shape[0])
@@ -337,6 +342,8 @@ class Sequencer:
             count("negative_values", nn)
             values = np.where(bad_val | neg, np.nan, values)
         conn, ts, recv, values = conn[ok], batch.ts[ok], batch.recv[ok], values[ok]
+        raw = np.lexsort((recv, conn))
+        raw_conn, raw_ts, raw_recv = conn[raw], ts[raw], recv[raw]
         order = np.lexsort((ts, conn))
         conn, ts, recv, values = conn[order], ts[order], recv[order], values[order]
         first = np.ones(conn.shape[0], np.bool_)
@@ -354,6 +361,7 @@ class Sequencer:
             conn, ts, recv, values = conn[keep], ts[keep], recv[keep], values[keep]
         status = self._status(conn, recv, ev)
         f = Frame.build(conn, ts, recv, values, status, n_conn)
+        f = replace(f, raw_conn=raw_conn, raw_ts=raw_ts, raw_recv=raw_recv)
         self.last_ts[f.conn[f.last]] = f.ts[f.last]
         return f
 

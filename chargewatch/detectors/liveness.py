@@ -9,11 +9,12 @@ charger_offline
     data resumes (no tick in between) gives the same finding, so replay and live
     agree. Ignores: a reboot shorter than the timeout.
 stale_telemetry
-    Catches: a connector in a live session (transaction started, or status
-    Charging/SuspendedEV/SuspendedEVSE) that sends no meter sample for
-    ``silence_s`` while its charger is online. Ignores: connectors without a
-    session (chargers sample only during transactions), offline chargers
-    (charger_offline covers them).
+    Catches: a connector that should be reporting — in a session (transaction
+    started, or status Charging/SuspendedEV/SuspendedEVSE), or one that has been
+    seen reporting while idle (native telemetry) — that sends no meter sample
+    for ``silence_s`` while its charger is online. Ignores: OCPP connectors
+    without a session (MeterValues come only in transactions), offline
+    chargers (charger_offline covers them), gaps shorter than ``silence_s``.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
     samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
@@ -137,8 +138,8 @@ class ChargerOffline(_Silence):
                 self.lwt_at[c] = t
         # A will that is answered within its grace is a reboot, not an outage.
         self._gaps(
-            np.concatenate([frame.conn, events.seen_conn]),
-            np.concatenate([frame.recv, events.seen_recv]),
+            np.concatenate([frame.raw_conn, events.seen_conn]),
+            np.concatenate([frame.raw_recv, events.seen_recv]),
         )
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
@@ -184,13 +185,17 @@ class StaleTelemetry(_Silence):
             self.status = np.full(0, -1, np.int8)
             self.live_since = np.full(0, np.nan)
             self.online = np.ones(0, np.bool_)
+        if not hasattr(self, "reporter"):
+            self.reporter = np.zeros(0, np.bool_)
+        self.reporter = grown(self.reporter, n, False)
         self.in_tx = grown(self.in_tx, n, False)
         self.status = grown(self.status, n, -1)
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
 
     def _watching(self, c: I64) -> B:
-        return (self.in_tx[c] | np.isin(self.status[c], _LIVE)) & self.online[c]
+        live = self.in_tx[c] | np.isin(self.status[c], _LIVE) | self.reporter[c]
+        return live & self.online[c]
 
     def _silence(self, c: int, start: float, end: float) -> None:
         """A silence from ``start`` to ``end`` longer than the timeout: close the
@@ -203,6 +208,10 @@ class StaleTelemetry(_Silence):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         n = self.n
+        # Connectors that report while idle (native telemetry does; OCPP MeterValues
+        # come only in transactions) are expected to keep reporting at all times.
+        idle_rows = np.isin(frame.status, _NO_SESSION) & np.isfinite(frame.col("power_w"))
+        self.reporter[frame.conn[idle_rows]] = True
         live0 = self._watching(np.arange(n))
         since0 = self.live_since[:n].copy()
         # Session state from events, in receive order (events are rare).
@@ -230,7 +239,7 @@ class StaleTelemetry(_Silence):
             if live != was:
                 trans.setdefault(c, []).append((t, live))
                 self.live_since[c] = t if live else np.nan
-        conn, t, first, _ = _merge(frame.conn, frame.recv)
+        conn, t, first, _ = _merge(frame.raw_conn, frame.raw_recv)
         silence = self.p["silence_s"]
         # Connectors whose session state did not change: one vectorised pass.
         changed = np.zeros(n, np.bool_)
@@ -295,8 +304,13 @@ class ClockSkew(Detector):
     fault = "clock_skew"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        off = frame.recv - frame.ts
-        lim = self.p["max_offset_s"][frame.conn]
+        # All received rows: rows dropped as "older than processed" after a clock
+        # jumps back are exactly the evidence this detector needs.
+        conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
+        last = np.ones(conn.shape[0], np.bool_)
+        last[:-1] = conn[1:] != conn[:-1]
+        off = recv - ts
+        lim = self.p["max_offset_s"][conn]
         bad = np.abs(off) > lim
         good = np.abs(off) <= 0.5 * lim
         # Durations on the receive clock: a burst of queued samples spans
@@ -304,7 +318,6 @@ class ClockSkew(Detector):
         # 1 s of slack: receive times jitter with delivery latency, and a run of
         # exactly min_duration_s must not wait one more sample for it.
         self.episodes.step(
-            frame.conn, frame.recv, bad, good, self.p["min_duration_s"][frame.conn] - 1.0, 0.0,
-            {"offset_s": off},
+            conn, recv, bad, good, self.p["min_duration_s"][conn] - 1.0, 0.0, {"offset_s": off}
         )
-        self._set_score(frame.conn, np.abs(off) / lim, frame.last)
+        self._set_score(conn, np.abs(off) / lim, last)

@@ -67,7 +67,7 @@ class ChargerOfflineParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class StaleTelemetryParams(Params):
-    silence_s: float = _p(120.0, 1, 86400, "no meter sample while a session is live")
+    silence_s: float = _p(180.0, 1, 86400, "no meter sample while one is expected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +166,9 @@ class ChargingInterruptedParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class IdleBlockingParams(Params):
-    grace_s: float = _p(1800.0, 0, 7 * 86400, "connected without charging beyond this")
+    # Normal "idle after charging" runs to 3 h in the fleet simulator's sessions;
+    # sites with idle fees override this (e.g. 1800 s).
+    grace_s: float = _p(12600.0, 0, 7 * 86400, "connected without charging beyond this")
     idle_power_w: float = _p(100.0, 0, 1e6, "below this counts as not charging")
 
 

@@ -6,12 +6,13 @@ walked in order; meter rows stay vectorised.
 
 charging_interrupted
     Catches: a connector that was delivering above ``on_power_w`` and (a) stays
-    in status Charging below ``off_power_w`` for ``min_duration_s``, or (b) goes
-    Faulted, or stops its transaction for an abnormal reason (EmergencyStop,
+    in status Charging below ``off_power_w`` for ``min_duration_s``, or (b)
+    stops its transaction for an abnormal reason (EmergencyStop,
     PowerLoss, Reboot, resets, Other, UnlockCommand) while power was flowing;
     (b) stays active ``hold_s``. Ignores: SuspendedEV/SuspendedEVSE (the car or
     load management paused), SoC at or above ``full_soc_pct`` (taper to full),
-    normal stops (Local, Remote, EVDisconnected, DeAuthorized).
+    normal stops (Local, Remote, EVDisconnected, DeAuthorized), Faulted (an
+    OCPP error code alert covers it).
 idle_blocking
     Catches: a connector in SuspendedEV or Finishing (connected, not charging)
     continuously for longer than ``grace_s``. Start = when it became idle;
@@ -19,7 +20,8 @@ idle_blocking
     charging within the grace.
 failed_start
     Catches: a transaction (or a Charging request after a pause) that does not
-    deliver more than ``min_power_w`` within ``timeout_s``; a Preparing
+    deliver more than ``min_power_w`` within ``timeout_s`` of plug-in (Preparing;
+    of the transaction start when no Preparing was seen); a Preparing
     connector that never starts a transaction within ``preparing_timeout_s``.
     Ignores: time spent in SuspendedEV/SuspendedEVSE (scheduled or
     load-managed charging), sessions that stop before the timeout.
@@ -113,9 +115,8 @@ class ChargingInterrupted(Detector):
         on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
         for t, c, kind, code, reason in _ordered(events):
             self._expire(c, t)
-            abnormal = (kind == 0 and code == FAULTED) or (
-                kind == 1 and code == 2 and reason in ABNORMAL_STOPS
-            )
+            # Faulted carries an OCPP error code: that alert is the error_code's, not ours.
+            abnormal = kind == 1 and code == 2 and reason in ABNORMAL_STOPS
             if not abnormal or c in self._stop.open:
                 continue
             lo, hi = np.searchsorted(frame.conn, [c, c + 1])
@@ -214,12 +215,14 @@ class FailedStart(Detector):
 
     def _grow(self, n: int) -> None:
         if not hasattr(self, "_arm"):
+            self._prep = np.zeros(0, np.bool_)
             self._arm = np.full(0, np.nan)
             self._timeout = np.full(0, np.nan)
             self._paused = np.zeros(0, np.bool_)
         self._arm = grown(self._arm, n, np.nan)
         self._timeout = grown(self._timeout, n, np.nan)
         self._paused = grown(self._paused, n, False)
+        self._prep = grown(self._prep, n, False)
 
     def _disarm(self, c: int, t: float) -> None:
         arm = self._arm[c]
@@ -231,6 +234,7 @@ class FailedStart(Detector):
                                 {"armed_at": _f(arm), "timeout_s": _f(to)})
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
+        self._prep[c] = False
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         deliver = frame.col("power_w") > self.p["min_power_w"][frame.conn]
@@ -239,15 +243,21 @@ class FailedStart(Detector):
             self._deliveries(frame, deliver, c, t)
             if kind == 1:
                 if code == 0:
+                    # The clock runs from plug-in (Preparing) when there was one: the
+                    # driver has been waiting since then.
+                    plugged = self._arm[c] if self._prep[c] else np.nan
                     self._disarm(c, t)
-                    self._arm[c], self._timeout[c] = t, self.p["timeout_s"][c]
+                    self._arm[c] = t if np.isnan(plugged) else plugged
+                    self._timeout[c] = self.p["timeout_s"][c]
                     self._paused[c] = False
+                    self._prep[c] = False
                 elif code == 2:
                     self._disarm(c, t)
                 continue
             if code == PREPARING and np.isnan(self._arm[c]):
                 self._arm[c], self._timeout[c] = t, self.p["preparing_timeout_s"][c]
                 self._paused[c] = False
+                self._prep[c] = True
             elif code in _PAUSED:
                 self._paused[c] = True
             elif code == CHARGING:
