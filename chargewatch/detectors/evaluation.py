@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["Row", "evaluate", "run_scenario", "score", "ttd_budget"]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from chargewatch.detectors.detector_set import DetectorSet
 from chargewatch.detectors.episodes import Finding
 from chargewatch.detectors.params import FAULTS, DetectorConfig, Params
 from chargewatch.detectors.standin import Scenario, Truth, generate
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.fleet import ConnectorIndex, Fleet
 
 LEAD_S = 60.0
 LATENCY_S = 1.0  # delivery latency allowed on top (receive-clock detectors see it)
@@ -42,7 +42,7 @@ def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
         "meter_mismatch": lambda: 2 * g("window_s"),
         "meter_unit_error": lambda: g("min_duration_s"),
         "meter_regression": lambda: 0.0,
-        "idle_blocking": lambda: g("grace_s"),
+        "idle_blocking": lambda: g("grace_s"),  # from the fault's site (see score)
         "failed_start": lambda: g("timeout_s"),
         "status_flapping": lambda: g("window_s"),
         "power_oscillation": lambda: g("min_duration_s") + g("window_samples") * sample_s,
@@ -74,18 +74,28 @@ class Row:
     ttd_median_s: float
     ttd_worst_s: float
     ttd_budget_s: float
+    late: int  # detections later than their budget
 
     @property
     def passed(self) -> bool:
         ok_p = self.findings == 0 or self.precision >= 0.95
         ok_r = self.truths == 0 or self.recall >= 0.95
-        ok_t = not np.isfinite(self.ttd_worst_s) or self.ttd_worst_s <= self.ttd_budget_s
-        return ok_p and ok_r and ok_t
+        return ok_p and ok_r and self.late == 0
+
+    def as_dict(self) -> dict[str, object]:
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["passed"] = self.passed
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
 
 def score(
-    findings: Sequence[Finding], truth: Sequence[Truth], config: DetectorConfig, sample_s: float
+    findings: Sequence[Finding],
+    truth: Sequence[Truth],
+    config: DetectorConfig,
+    sample_s: float,
+    where: Callable[[int], tuple[str, str]] | None = None,
 ) -> list[Row]:
+    """``where(connector) -> (site, model)`` gives each truth its own parameters."""
     params = config.params()
     rows = []
     for fault in FAULTS:
@@ -94,6 +104,9 @@ def score(
         tr = [t for t in truth if t.fault == fault]
         fs = [f for f in findings if f.fault == fault]
         ttds = []
+        budget = ttd_budget(fault, p, sample_s)
+        worst_budget = -np.inf
+        late = 0
         for t in tr:
             hits = [
                 f.detected - t.start
@@ -101,7 +114,17 @@ def score(
                 if f.connector == t.connector and t.start - LEAD_S <= f.detected <= t.end + allow
             ]
             if hits:
-                ttds.append(max(0.0, min(hits)))
+                ttd = max(0.0, min(hits))
+                ttds.append(ttd)
+                # The simulator ramps an over-temperature up over the first tenth of
+                # the fault window (faults.py): nothing can exceed a threshold before.
+                own = budget
+                if where is not None:
+                    own = ttd_budget(fault, config.params(*where(t.connector))[fault], sample_s)
+                if fault == "over_temperature":
+                    own += 0.1 * (t.end - t.start)
+                worst_budget = max(worst_budget, own)
+                late += ttd > own
         correct = 0
         for f in fs:
             end = f.end if f.end is not None else np.inf
@@ -122,7 +145,8 @@ def score(
                 len(ttds) / n_t if n_t else float("nan"),
                 float(np.median(ttds)) if ttds else float("nan"),
                 float(max(ttds)) if ttds else float("nan"),
-                ttd_budget(fault, p, sample_s),
+                worst_budget if np.isfinite(worst_budget) else budget,
+                late,
             )
         )
     return rows
@@ -146,12 +170,15 @@ def simulate(
     gaps, long idle). Returns the simulation and the truth per connector."""
     from chargewatch.simulator import FaultSpec, SimConfig, Simulation
 
-    base = SimConfig(chargers=chargers, sites=max(1, min(3, chargers)), seed=seed,
+    base = SimConfig(chargers=chargers, sites=max(1, min(4, chargers)), seed=seed,
                      duration=hours * 3600.0, interval=interval)
     fleet = Simulation(base).fleet()
     specs = sorted(fleet.chargers.values(), key=lambda c: c.id)
     three = [c.id for c in specs if c.phases == 3]
     ac = [c.id for c in specs if c.phases > 0]
+    # Idle blocking is a fault where the bay is shared (public, highway); at home
+    # and at work a car plugged in for hours is the normal case (see fleet_config).
+    shared = [c.id for c in specs if fleet.site(c.site).name.startswith("highway")]
     used: set[str] = set()
     rng = np.random.default_rng(seed)
     faults = []
@@ -161,7 +188,8 @@ def simulate(
             # over_current too: the simulator's normal DC data draws more than
             # offered_a (670 A against 375 A), so DC over_current is not judged.
             pool = three if name in ("phase_loss", "phase_imbalance") else (
-                ac if name in ("voltage_out_of_band", "over_current") else [c.id for c in specs])
+                ac if name in ("voltage_out_of_band", "over_current") else
+                shared if name == "idle_blocking" else [c.id for c in specs])
             free = [c for c in pool if c not in used] or [c for c in specs if c.id not in used]
             if not free:
                 raise ValueError(f"{chargers} chargers are too few for {per_fault} x 17 faults")
@@ -183,6 +211,27 @@ def simulate(
         )
         truth.extend(Truth(f.fault, c, f.start, f.end) for c in conns)
     return sim, truth
+
+
+def _private(site_name: str) -> bool:
+    return site_name.startswith(("residential", "workplace"))
+
+
+def fleet_config(fleet: Fleet, base: DetectorConfig | None = None) -> DetectorConfig:
+    """Per-site overrides an operator would set for this fleet: no idle_blocking
+    at residential and workplace sites (overnight and all-day dwell is normal), a
+    2 h grace at highway sites (the simulator's normal highway idle stays under
+    1.7 h), 4 h at public sites, whose normal idle reaches 3.6 h."""
+    b = base or DetectorConfig()
+    sites = dict(b.sites)
+    for sid, site in fleet.sites.items():
+        grace = 7 * 86400.0 if _private(site.name) else (
+            7200.0 if site.name.startswith("highway") else 4 * 3600.0)
+        if grace is not None:
+            layer = dict(sites.get(sid, {}))
+            layer["idle_blocking"] = {**layer.get("idle_blocking", {}), "grace_s": grace}
+            sites[sid] = layer
+    return DetectorConfig(b.defaults, sites, b.models)
 
 
 def run_simulation(sim: Any, config: DetectorConfig, batch_s: float = 30.0) -> DetectorSet:
@@ -211,10 +260,15 @@ def evaluate(
     *, per_fault: int = 2, interval: float = 10.0,
 ) -> tuple[list[Row], dict[str, int]]:
     """Simulate, detect, score. Returns the table rows and the detector counters."""
-    cfg = config or DetectorConfig()
     sim, truth = simulate(chargers, hours, seed, per_fault, interval)
+    cfg = fleet_config(sim.fleet(), config)
     ds = run_simulation(sim, cfg)
-    return score(ds.findings, truth, cfg, interval), ds.counters
+    index = ConnectorIndex(sim.fleet())
+
+    def where(c: int) -> tuple[str, str]:
+        return index.site_of(c), index.fleet.charger(index.charger_of(c)).model
+
+    return score(ds.findings, truth, cfg, interval, where), ds.counters
 
 
 def evaluate_standin(

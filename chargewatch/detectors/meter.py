@@ -14,7 +14,9 @@ meter_mismatch
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
     epoch so batch cuts do not matter). Ignores: windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
-    windows with a regression, ratios beyond 20x either way (those are
+    windows with a regression, windows with less than half their time in
+    judged intervals, intervals with a power step (their integral is
+    unknowable from samples), ratios beyond 20x either way (those are
     meter_unit_error or meter_stuck).
 meter_unit_error
     Catches: register in kWh labelled Wh, or power in kW labelled W: reported
@@ -142,7 +144,7 @@ class _Windows:
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
         # dE, int P, int Pref, regressions, frozen seconds, suspect intervals
-        self.sums = np.zeros((0, 6))
+        self.sums = np.zeros((0, 7))  # ... and counted seconds
         self.e, self.p, self.r = _Carry(), _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
@@ -180,6 +182,10 @@ class _Windows:
         # too, so a sample with unknown power cannot skew the ratio.
         ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= gap_ok)
         ok_e &= np.isfinite(p) & np.isfinite(pp) & (f.ts - ppt == dt)
+        # A step in power between two samples has an unknowable integral (the
+        # register knows, the samples do not): leave such intervals out of both.
+        big = np.fmax(p, pp)
+        ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
         de = np.where(ok_e, e - pe, 0.0)
         reg = ok_e & (de < 0)
         de = np.where(reg, 0.0, de)
@@ -204,7 +210,8 @@ class _Windows:
         unit = _thousandfold(p / np.where(r > 0, r, np.nan))
         suspect = (jump | unit).astype(np.float64)
         wid = np.floor(f.ts / window_s[f.conn])
-        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect], axis=1)
+        counted = np.where(ok_e, dt, 0.0)
+        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect, counted], axis=1)
         # Prepend each connector's open window as a pseudo-row, then group by (conn, window).
         ends = np.flatnonzero(f.last)
         cc = f.conn[ends]
@@ -218,7 +225,7 @@ class _Windows:
         conn, w, vals = conn[order], w[order], vals[order]
         n = conn.shape[0]
         if n == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 7))
         start = np.ones(n, np.bool_)
         start[1:] = (conn[1:] != conn[:-1]) | (w[1:] != w[:-1])
         gi = np.flatnonzero(start)
@@ -249,6 +256,7 @@ class MeterMismatch(Detector):
         de, ip = s[:, 0], s[:, 1]
         judged = (
             (ip >= self.p["min_energy_wh"][conn]) & (s[:, 3] == 0) & (s[:, 4] < 60.0) & (s[:, 5] == 0)
+            & (s[:, 6] >= 0.5 * self.p["window_s"][conn])  # at least half the window judged
         )
         ratio = np.where(judged, de / np.where(judged, ip, 1.0), np.nan)
         dev = np.abs(ratio - 1.0)
