@@ -187,9 +187,9 @@ def test_idle_blocking_after_grace_and_pause_within_grace() -> None:
     ev = [StatusEvent("CP0", 1, T0, T0, "SuspendedEV"),
           StatusEvent("CP1", 1, T0, T0, "SuspendedEV"),
           StatusEvent("CP1", 1, T0 + 600, T0 + 600, "Charging")]
-    ds = run(MeterBatch.empty(), ev, idx, faults=["idle_blocking"], now=T0 + 4000)
+    ds = run(MeterBatch.empty(), ev, idx, faults=["idle_blocking"], now=T0 + 20000)
     (f,) = of(ds, "idle_blocking")
-    assert f.connector == 0 and f.detected == T0 + 1800 and f.end is None
+    assert f.connector == 0 and f.detected == T0 + 12600 and f.end is None
 
 
 def test_failed_start_and_scheduled_charging() -> None:
