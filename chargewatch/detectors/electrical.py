@@ -52,7 +52,19 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, History, ffill_index, grown, prev_in_segment
+from chargewatch.detectors.frame import (
+    Events,
+    Frame,
+    History,
+    ffill_index,
+    grown,
+    prev_in_segment,
+    rall,
+    rany,
+    rcount,
+    rmax,
+    rmin,
+)
 
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
@@ -109,10 +121,10 @@ class OverCurrent(Detector):
         cur = frame.values[:, 2:5]
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
-        known = np.isfinite(cur).any(axis=1) & (self.phases[frame.conn] > 0)
+        known = rany(np.isfinite(cur)) & (self.phases[frame.conn] > 0)
         f = frame if known.all() else frame.rows(known)
         c = f.conn
-        i = np.nanmax(f.values[:, 2:5], axis=1)
+        i = rmax(f.values[:, 2:5])
         offered = f.col("offered_a")
         rated = np.where(self.rated_a[c] > 0, self.rated_a[c], np.inf)
         limit = np.fmin(offered, rated)  # fmin: a NaN offered falls back to rated
@@ -139,7 +151,7 @@ class VoltageOutOfBand(Detector):
         r = _phase_voltage_ratio(frame, self.nominal_v[frame.conn])
         live = r >= self.p["loss_fraction"][frame.conn][:, None]  # NaN compares False
         dev = np.where(live, np.abs(r - 1.0), -1.0)
-        worst = dev.max(axis=1)
+        worst = rmax(dev)
         judged = ac & (worst >= 0)
         f = frame if judged.all() else frame.rows(judged)
         worst = worst[judged]
@@ -169,16 +181,16 @@ class PhaseLoss(Detector):
         v_known = np.isfinite(r)
         lost_v = v_known & (r < frac)
         live_v = v_known & (r >= frac)
-        v_judged = live_v.any(axis=1) & v_known.all(axis=1)
-        v_loss = v_judged & lost_v.any(axis=1)
+        v_judged = rany(live_v) & rall(v_known)
+        v_loss = v_judged & rany(lost_v)
         # Current side: the session drew on all three phases, now one carries nothing
         # while the others still carry. A single-phase car never sets `three`.
         cur = f.values[:, 2:5]
-        i_known = np.isfinite(cur).all(axis=1)
+        i_known = rall(np.isfinite(cur))
         imin = self.p["min_current_a"][c][:, None]
         carrying = i_known[:, None] & (cur >= imin)
-        ncarry = carrying.sum(axis=1)
-        idle = i_known & (np.nanmax(np.where(i_known[:, None], cur, 0.0), axis=1) < 1.0)
+        ncarry = rcount(carrying)
+        idle = i_known & (rmax(np.where(i_known[:, None], cur, 0.0)) < 1.0)
         # `three` per row: set by a 3-phase row, reset by an idle row (session over),
         # carried between batches.
         mark = (ncarry == 3) | idle
@@ -192,7 +204,7 @@ class PhaseLoss(Detector):
         g_c, g_ts = c[k], f.ts[k]
         self.episodes.step(
             g_c, g_ts, loss[k], ok[k], self.p["min_duration_s"][g_c], 0.0,
-            {"min_phase_voltage_ratio": np.nanmin(np.where(v_known, r, np.inf), axis=1)[k],
+            {"min_phase_voltage_ratio": rmin(np.where(v_known, r, np.inf))[k],
              "phases_carrying": ncarry[k].astype(np.float64)},
         )
         self._three[c[f.last]] = three_now[f.last]
@@ -205,15 +217,15 @@ class PhaseImbalance(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         cur = frame.values[:, 2:5]
-        judged = (self.phases[frame.conn] == 3) & np.isfinite(cur).all(axis=1)
+        judged = (self.phases[frame.conn] == 3) & rall(np.isfinite(cur))
         f = frame if judged.all() else frame.rows(judged)
         c = f.conn
         cur = f.values[:, 2:5]
         floor = self.p["floor_a"][c][:, None]
         loaded = cur > floor
-        imax = cur.max(axis=1)
-        imin = np.where(loaded, cur, np.inf).min(axis=1)
-        busy = (loaded.sum(axis=1) >= 2) & (imax >= self.p["min_current_a"][c])
+        imax = rmax(cur)
+        imin = rmin(np.where(loaded, cur, np.inf))
+        busy = (rcount(loaded) >= 2) & (imax >= self.p["min_current_a"][c])
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
         thr = self.p["threshold"][c]
         self.episodes.step(

@@ -29,7 +29,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
-from chargewatch.detectors.frame import STATUS_CODE, Events, Frame, grown, prev_in_segment
+from chargewatch.detectors.frame import (
+    STATUS_CODE,
+    Events,
+    Frame,
+    grown,
+    prev_in_segment,
+    sort_by_conn_then,
+)
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -52,7 +59,8 @@ _NO_SESSION = np.array([STATUS_CODE[s] for s in ("Available", "Unavailable", "Fa
 
 
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
-    order = np.lexsort((t, conn))
+    """Messages sorted by (connector, time), with segment first/last marks."""
+    order = sort_by_conn_then(conn, t)
     conn, t = conn[order], t[order]
     n = conn.shape[0]
     first = np.ones(n, np.bool_)

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment
+from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment, rany, rnansum
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -45,12 +45,17 @@ B = NDArray[np.bool_]
 
 def reference_power(f: Frame) -> F64:
     """Sum of V*I over the phases where both are reported (DC: line 1); NaN if none."""
+    out: F64 = f.derived("v_times_i", _reference_power)
+    return out
+
+
+def _reference_power(f: Frame) -> F64:
     v = f.values[:, 5:8]
     i = f.values[:, 2:5]
     vi = v * i
     known = np.isfinite(vi)
-    out = np.where(known, vi, 0.0).sum(axis=1)
-    out[~known.any(axis=1)] = np.nan
+    out = rnansum(vi)
+    out[~rany(known)] = np.nan
     return out
 
 
@@ -304,7 +309,7 @@ class MeterUnitError(Detector):
         # Power path: reported power vs V*I, per sample.
         p = frame.col("power_w")
         pref = reference_power(frame)
-        itot = np.nansum(frame.values[:, 2:5], axis=1)
+        itot = frame.derived("i_total", lambda f: rnansum(f.values[:, 2:5]))
         judged = np.isfinite(p) & np.isfinite(pref) & (itot >= self.p["min_current_a"][frame.conn])
         f = frame.rows(judged) if not judged.all() else frame
         ratio = f.col("power_w") / reference_power(f)

@@ -40,7 +40,15 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import STATUS_CODE, Events, Frame, ffill_index, grown
+from chargewatch.detectors.frame import (
+    STATUS_CODE,
+    Events,
+    Frame,
+    ffill_index,
+    grown,
+    rany,
+    rnansum,
+)
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -144,8 +152,8 @@ class ChargingInterrupted(Detector):
         full = soc >= self.p["full_soc_pct"][c]
         # "Nothing flows" by the currents too, when reported: a power value in kW
         # read as W is tiny but is not a stop (that is meter_unit_error).
-        itot = np.nansum(f.values[:, 2:5], axis=1)
-        flowing = np.isfinite(f.values[:, 2:5]).any(axis=1) & (itot >= 1.0)
+        itot = rnansum(f.values[:, 2:5])
+        flowing = rany(np.isfinite(f.values[:, 2:5])) & (itot >= 1.0)
         stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full & ~flowing
         self.episodes.step(
             c, f.ts, stalled, on | ~charging, self.p["min_duration_s"][c], 0.0, {"power_w": p}
