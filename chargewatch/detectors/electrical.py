@@ -121,7 +121,8 @@ class OverCurrent(Detector):
         cur = frame.values[:, 2:5]
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
-        known = rany(np.isfinite(cur)) & (self.phases[frame.conn] > 0)
+        frame = _ac(frame, self.phases)
+        known = rany(np.isfinite(frame.values[:, 2:5]))
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         i = rmax(f.values[:, 2:5])
@@ -139,6 +140,28 @@ class OverCurrent(Detector):
         self._set_score(c, score, f.last)
 
 
+def _ac(frame: Frame, phases: NDArray[np.int8]) -> Frame:
+    """The AC connectors' rows (shared by the detectors of this module)."""
+
+    def make(f: Frame) -> Frame:
+        ac = phases[f.conn] > 0
+        return f if ac.all() else f.rows(ac)
+
+    out: Frame = frame.derived("ac_rows", make)
+    return out
+
+
+def _three(frame: Frame, phases: NDArray[np.int8]) -> Frame:
+    """The three-phase AC connectors' rows."""
+
+    def make(f: Frame) -> Frame:
+        three = phases[f.conn] == 3
+        return f if three.all() else f.rows(three)
+
+    out: Frame = frame.derived("three_phase_rows", make)
+    return out
+
+
 def _phase_voltage_ratio(f: Frame, nominal: F64) -> F64:
     return f.values[:, 5:8] / nominal[:, None]
 
@@ -147,12 +170,12 @@ class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        ac = self.phases[frame.conn] > 0
+        frame = _ac(frame, self.phases)
         r = _phase_voltage_ratio(frame, self.nominal_v[frame.conn])
         live = r >= self.p["loss_fraction"][frame.conn][:, None]  # NaN compares False
         dev = np.where(live, np.abs(r - 1.0), -1.0)
         worst = rmax(dev)
-        judged = ac & (worst >= 0)
+        judged = worst >= 0
         f = frame if judged.all() else frame.rows(judged)
         worst = worst[judged]
         c = f.conn
@@ -173,8 +196,7 @@ class PhaseLoss(Detector):
         self._three = grown(self._three, n, False)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        three = self.phases[frame.conn] == 3
-        f = frame if three.all() else frame.rows(three)
+        f = _three(frame, self.phases)
         c = f.conn
         r = _phase_voltage_ratio(f, self.nominal_v[c])
         frac = self.p["loss_fraction"][c][:, None]
@@ -216,8 +238,9 @@ class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        frame = _three(frame, self.phases)
         cur = frame.values[:, 2:5]
-        judged = (self.phases[frame.conn] == 3) & rall(np.isfinite(cur))
+        judged = rall(np.isfinite(cur))
         f = frame if judged.all() else frame.rows(judged)
         c = f.conn
         cur = f.values[:, 2:5]

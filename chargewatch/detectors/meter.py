@@ -217,32 +217,35 @@ class _Windows:
         wid = np.floor(f.ts / window_s[f.conn])
         counted = np.where(ok_e, dt, 0.0)
         rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect, counted], axis=1)
-        # Prepend each connector's open window as a pseudo-row, then group by (conn, window).
-        ends = np.flatnonzero(f.last)
-        cc = f.conn[ends]
-        has = np.isfinite(self.w[cc])
-        pc = cc[has]
-        conn = np.concatenate([pc, f.conn])
-        w = np.concatenate([self.w[pc], wid])
-        vals = np.concatenate([self.sums[pc], rows])
-        pseudo = np.concatenate([np.zeros(pc.shape[0], np.int8), np.ones(f.conn.shape[0], np.int8)])
-        order = np.lexsort((pseudo, w, conn))
-        conn, w, vals = conn[order], w[order], vals[order]
-        n = conn.shape[0]
+        n = f.conn.shape[0]
         if n == 0:
             return np.empty(0, np.int64), np.empty(0), np.empty((0, 7))
-        start = np.ones(n, np.bool_)
-        start[1:] = (conn[1:] != conn[:-1]) | (w[1:] != w[:-1])
+        # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
+        start = f.first.copy()
+        start[1:] |= wid[1:] != wid[:-1]
         gi = np.flatnonzero(start)
-        sums = np.add.reduceat(vals, gi, axis=0)
-        gconn, gw = conn[gi], w[gi]
+        sums = np.add.reduceat(rows, gi, axis=0)
+        gconn, gw = f.conn[gi], wid[gi]
+        gfirst = f.first[gi]
         glast = np.ones(gi.shape[0], np.bool_)
         glast[:-1] = gconn[1:] != gconn[:-1]
+        # Each connector's carried open window either continues in its first
+        # group, or was complete already (a later window has begun).
+        fc = gconn[gfirst]
+        cw = self.w[fc]
+        carried = self.sums[fc]
+        same = cw == gw[gfirst]
+        sums[np.flatnonzero(gfirst)[same]] += carried[same]
+        closed = np.isfinite(cw) & ~same
         self.w[gconn[glast]] = gw[glast]
         self.sums[gconn[glast]] = sums[glast]
         done = ~glast
-        dc = gconn[done]
-        return dc, (gw[done] + 1.0) * window_s[dc], sums[done]
+        dc = np.concatenate([fc[closed], gconn[done]])
+        dw = np.concatenate([cw[closed], gw[done]])
+        dsum = np.concatenate([carried[closed], sums[done]])
+        order = np.argsort(dc, kind="stable")  # per connector, the carried window first
+        dc, dw, dsum = dc[order], dw[order], dsum[order]
+        return dc, (dw + 1.0) * window_s[dc], dsum
 
 
 class MeterMismatch(Detector):
