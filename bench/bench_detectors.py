@@ -18,13 +18,12 @@ import time
 
 import numpy as np
 
+from bench.reference_detectors import ReferenceDetectors
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
 from chargewatch.collector.events import StatusEvent, TransactionEvent
 from chargewatch.detectors import DetectorSet
 from chargewatch.detectors.frame import Events, Sequencer
 from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
-
-from bench.reference_detectors import ReferenceDetectors
 
 T0 = 1_800_000_000.0
 
@@ -34,8 +33,9 @@ def fleet(n: int) -> ConnectorIndex:
     specs = {}
     for i in range(n):
         p, ph, v = kinds[i % 4]
-        specs[f"CP{i:05d}"] = ChargerSpec(f"CP{i:05d}", site=f"s{i % 50}", max_power_w=p,
-                                          phases=ph, nominal_voltage_v=v)
+        specs[f"CP{i:05d}"] = ChargerSpec(
+            f"CP{i:05d}", site=f"s{i % 50}", max_power_w=p, phases=ph, nominal_voltage_v=v
+        )
     return ConnectorIndex(Fleet({}, specs))
 
 
@@ -81,9 +81,14 @@ def main() -> None:
     index = fleet(args.connectors)
     data = telemetry(index, args.seconds, rng)
     n = args.connectors
-    events = [e for i in range(n) for e in (
-        TransactionEvent(index.keys[i][0], 1, T0 - 2, T0 - 2, "start", f"t{i}"),
-        StatusEvent(index.keys[i][0], 1, T0 - 1, T0 - 1, "Charging"))]
+    events = [
+        e
+        for i in range(n)
+        for e in (
+            TransactionEvent(index.keys[i][0], 1, T0 - 2, T0 - 2, "start", f"t{i}"),
+            StatusEvent(index.keys[i][0], 1, T0 - 1, T0 - 1, "Charging"),
+        )
+    ]
     per = n * args.batch_seconds
     cuts = list(range(0, len(data), per))
 

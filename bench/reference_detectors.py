@@ -58,18 +58,51 @@ class ReferenceDetectors:
         st = self.state.get(c)
         if st is None:
             st = self.state[c] = {
-                "last_ts": -math.inf, "e": NAN, "p": NAN, "t": NAN, "temps": [], "tss": [],
-                "sign": 0.0, "revs": [], "win": NAN, "sums": [0.0, 0.0], "armed": False,
-                "ep": {k: _Episode() for k in (
-                    "stuck", "regr", "mism", "unit", "temp", "rate", "cur", "volt", "loss",
-                    "imb", "osc", "intr", "skew")},
+                "last_ts": -math.inf,
+                "e": NAN,
+                "p": NAN,
+                "t": NAN,
+                "temps": [],
+                "tss": [],
+                "sign": 0.0,
+                "revs": [],
+                "win": NAN,
+                "sums": [0.0, 0.0],
+                "armed": False,
+                "ep": {
+                    k: _Episode()
+                    for k in (
+                        "stuck",
+                        "regr",
+                        "mism",
+                        "unit",
+                        "temp",
+                        "rate",
+                        "cur",
+                        "volt",
+                        "loss",
+                        "imb",
+                        "osc",
+                        "intr",
+                        "skew",
+                    )
+                },
             }
         return st
 
-    def sample(self, c: int, ts: float, recv: float, v: list[float], status: int,
-               rated_a: float, nominal_v: float, phases: int) -> None:
+    def sample(
+        self,
+        c: int,
+        ts: float,
+        recv: float,
+        v: list[float],
+        status: int,
+        rated_a: float,
+        nominal_v: float,
+        phases: int,
+    ) -> None:
         st = self._st(c)
-        P = self.p
+        prm = self.p
         if not (math.isfinite(ts) and math.isfinite(recv)) or ts <= st["last_ts"]:
             return
         st["last_ts"] = ts
@@ -82,15 +115,15 @@ class ReferenceDetectors:
         n = 0
         # meter_stuck / meter_regression
         if math.isfinite(e) and math.isfinite(pw):
-            mp = P["meter_stuck"]
+            mp = prm["meter_stuck"]
             n += ep["stuck"].step(ts, e == pe and pw > mp.min_power_w, e > pe, mp.min_duration_s, 0)
         if math.isfinite(e):
-            mr = P["meter_regression"]
+            mr = prm["meter_regression"]
             drop = pe - e
             bad = drop > mr.tolerance_wh and not (e > 0 and 2 < abs(math.log10(pe / e)) < 4)
             n += ep["regr"].step(ts, bad, not bad, 0, mr.hold_s)
         # meter_mismatch: tumbling windows of register delta vs power integral
-        mm = P["meter_mismatch"]
+        mm = prm["meter_mismatch"]
         w = math.floor(ts / mm.window_s)
         if w != st["win"]:
             de, ip = st["sums"]
@@ -108,28 +141,32 @@ class ReferenceDetectors:
         # meter_unit_error: power vs V*I
         vi = sum(a * b for a, b in zip(cur, volt, strict=True) if math.isfinite(a * b))
         itot = sum(a for a in cur if math.isfinite(a))
-        mu = P["meter_unit_error"]
+        mu = prm["meter_unit_error"]
         if math.isfinite(pw) and vi > 0 and itot >= mu.min_current_a:
             r = pw / vi
             bad = r > 0 and 2 < abs(math.log10(r)) < 4
             n += ep["unit"].step(ts, bad, not bad, mu.min_duration_s, 0)
         # over_temperature: level and rise over k samples
-        ot = P["over_temperature"]
+        ot = prm["over_temperature"]
         if math.isfinite(temp):
             n += ep["temp"].step(ts, temp > ot.level_c, temp < ot.clear_c, ot.min_duration_s, 0)
             temps, tss = st["temps"], st["tss"]
             if len(temps) >= ot.rate_lag_samples:
                 rate = (temp - temps[0]) / (ts - tss[0]) * 60.0
                 hot = temp > ot.rate_floor_c
-                n += ep["rate"].step(ts, hot and rate > ot.rate_c_per_min,
-                                     not hot or rate <= 0.5 * ot.rate_c_per_min,
-                                     ot.rate_min_duration_s, 0)
+                n += ep["rate"].step(
+                    ts,
+                    hot and rate > ot.rate_c_per_min,
+                    not hot or rate <= 0.5 * ot.rate_c_per_min,
+                    ot.rate_min_duration_s,
+                    0,
+                )
                 temps.pop(0)
                 tss.pop(0)
             temps.append(temp)
             tss.append(ts)
         # over_current (AC)
-        oc = P["over_current"]
+        oc = prm["over_current"]
         known = [a for a in cur if math.isfinite(a)]
         if known and phases > 0:
             lim = min(offered, rated_a) if math.isfinite(offered) else rated_a
@@ -138,27 +175,31 @@ class ReferenceDetectors:
             n += ep["cur"].step(ts, over, not over, oc.min_duration_s, 0)
         # voltage_out_of_band, phase_loss, phase_imbalance (AC)
         if phases > 0:
-            vb = P["voltage_out_of_band"]
-            devs = [abs(x / nominal_v - 1) for x in volt
-                    if math.isfinite(x) and x / nominal_v >= vb.loss_fraction]
+            vb = prm["voltage_out_of_band"]
+            devs = [
+                abs(x / nominal_v - 1)
+                for x in volt
+                if math.isfinite(x) and x / nominal_v >= vb.loss_fraction
+            ]
             if devs:
                 worst = max(devs)
-                n += ep["volt"].step(ts, worst > vb.band, worst < vb.clear_band,
-                                     vb.min_duration_s, 0)
+                n += ep["volt"].step(
+                    ts, worst > vb.band, worst < vb.clear_band, vb.min_duration_s, 0
+                )
         if phases == 3 and all(math.isfinite(x) for x in volt):
-            pl = P["phase_loss"]
+            pl = prm["phase_loss"]
             lost = [x / nominal_v < pl.loss_fraction for x in volt]
             loss = any(lost) and not all(lost)
             n += ep["loss"].step(ts, loss, not loss, pl.min_duration_s, 0)
         if phases == 3 and len(known) == 3:
-            pi = P["phase_imbalance"]
+            pi = prm["phase_imbalance"]
             loaded = [a for a in cur if a > pi.floor_a]
             imb = 0.0
             if len(loaded) >= 2 and max(cur) >= pi.min_current_a:
                 imb = (max(cur) - min(loaded)) / max(cur)
             n += ep["imb"].step(ts, imb > pi.threshold, imb < pi.clear, pi.min_duration_s, 0)
         # power_oscillation: reversals of large steps in the last k samples
-        po = P["power_oscillation"]
+        po = prm["power_oscillation"]
         if math.isfinite(pw):
             rev = False
             if math.isfinite(pp):
@@ -173,10 +214,11 @@ class ReferenceDetectors:
             if len(revs) > po.window_samples:
                 revs.pop(0)
             cnt = sum(revs)
-            n += ep["osc"].step(ts, cnt >= po.min_reversals, cnt < 0.5 * po.min_reversals,
-                                po.min_duration_s, 0)
+            n += ep["osc"].step(
+                ts, cnt >= po.min_reversals, cnt < 0.5 * po.min_reversals, po.min_duration_s, 0
+            )
             # charging_interrupted (stall in Charging)
-            ci = P["charging_interrupted"]
+            ci = prm["charging_interrupted"]
             on = pw > ci.on_power_w
             charging = status == 2
             if on or not charging:
@@ -186,10 +228,11 @@ class ReferenceDetectors:
             stall = st["armed"] and charging and pw < ci.off_power_w and not full and not flowing
             n += ep["intr"].step(ts, stall, on or not charging, ci.min_duration_s, 0)
         # clock_skew on the receive clock
-        cs = P["clock_skew"]
+        cs = prm["clock_skew"]
         off = abs(recv - ts)
-        n += ep["skew"].step(recv, off > cs.max_offset_s, off <= 0.5 * cs.max_offset_s,
-                             cs.min_duration_s - 1, 0)
+        n += ep["skew"].step(
+            recv, off > cs.max_offset_s, off <= 0.5 * cs.max_offset_s, cs.min_duration_s - 1, 0
+        )
         if math.isfinite(e):
             st["e"] = e
         if math.isfinite(pw):

@@ -35,26 +35,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--config", help="YAML file with detector parameters (DetectorConfig)")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r.set_defaults(func=_report)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from chargewatch.detectors.evaluation import evaluate, format_table
+    # Imported here: the evaluation pulls in the simulator, which `chargewatch
+    # --help` and every other subcommand do not need.
+    from chargewatch.detectors.evaluation import evaluate, format_table  # noqa: PLC0415
 
     cfg = None
     if args.config:
         src = load_yaml(args.config)
         cfg = DetectorConfig.from_mapping(src.data, src.file, src)
     rows, counters = evaluate(
-        args.chargers, args.hours, args.seed, cfg, per_fault=args.per_fault,
+        args.chargers,
+        args.hours,
+        args.seed,
+        cfg,
+        per_fault=args.per_fault,
         interval=args.interval,
     )
     passed = all(r.passed for r in rows)
     if args.json:
         out = {
-            "chargers": args.chargers, "hours": args.hours, "seed": args.seed,
-            "per_fault": args.per_fault, "interval_s": args.interval,
-            "detectors": [r.as_dict() for r in rows], "counters": counters, "passed": passed,
+            "chargers": args.chargers,
+            "hours": args.hours,
+            "seed": args.seed,
+            "per_fault": args.per_fault,
+            "interval_s": args.interval,
+            "detectors": [r.as_dict() for r in rows],
+            "counters": counters,
+            "passed": passed,
         }
         json.dump(out, sys.stdout, indent=2)
         print()

@@ -17,6 +17,8 @@ __all__ = [
     "History",
     "Sequencer",
     "ffill_index",
+    "grown",
+    "prev_in_segment",
     "rall",
     "rany",
     "rcount",
@@ -24,8 +26,6 @@ __all__ = [
     "rmin",
     "rnansum",
     "sort_by_conn_then",
-    "grown",
-    "prev_in_segment",
 ]
 
 from collections.abc import Iterable, Sequence
@@ -378,9 +378,7 @@ class Sequencer:
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
 
-    def frame(
-        self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]
-    ) -> Frame:
+    def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
 

@@ -22,6 +22,7 @@ __all__ = ["FAULTS", "PARAMS", "DetectorConfig", "Params", "validate"]
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,8 +225,9 @@ def problems(fault: str, p: Params) -> list[tuple[str, str]]:
         if isinstance(v, bool) or not isinstance(v, int | float) or (is_int and v != int(v)):
             out.append((f.name, f"expected {'an integer' if is_int else 'a number'}, got {v!r}"))
         elif not (math.isfinite(v) and lo <= v <= hi):
-            out.append((f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), "
-                        f"got {v!r}"))
+            out.append(
+                (f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), got {v!r}")
+            )
     if not out:
         for a, op, b in _ORDERED.get(fault, []):
             va, vb = getattr(p, a), getattr(p, b)
@@ -243,6 +245,13 @@ def validate(fault: str, p: Params) -> None:
 
 
 Overrides = dict[str, dict[str, Any]]  # fault -> {parameter: value}
+
+
+def _in_range(lo: float, hi: float) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return bool(lo <= v <= hi)
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -277,7 +286,9 @@ class DetectorConfig:
         return out
 
     @staticmethod
-    def from_mapping(data: Any, file: str = "<config>", source: Source | None = None) -> DetectorConfig:
+    def from_mapping(
+        data: Any, file: str = "<config>", source: Source | None = None
+    ) -> DetectorConfig:
         """Build from plain data (e.g. the ``detectors:`` section of a YAML file).
 
         Every problem is collected and raised together as a :class:`ConfigError`
@@ -308,7 +319,7 @@ class DetectorConfig:
                         f.name,
                         kind,
                         f.default,
-                        check=lambda v, f=f: f.metadata["lo"] <= v <= f.metadata["hi"],
+                        check=_in_range(f.metadata["lo"], f.metadata["hi"]),
                         expected=f"{'an integer' if kind is int else 'a number'} in "
                         f"[{f.metadata['lo']:g}, {f.metadata['hi']:g}] ({f.metadata['doc']})",
                     )

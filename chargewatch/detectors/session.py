@@ -77,7 +77,10 @@ def _c(c: int) -> I64:
 
 
 def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
-    """Status (kind 0) and transaction (kind 1) events in receive order: (t, conn, kind, code, reason)."""
+    """Status (kind 0) and transaction (kind 1) events in receive order.
+
+    Tuples are (t, conn, kind, code, reason).
+    """
     out = [
         (t, c, 0, k, "")
         for c, t, k in zip(
@@ -87,8 +90,11 @@ def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     out += [
         (t, c, 1, k, r)
         for c, t, k, r in zip(
-            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(),
-            events.tx_reason, strict=True,
+            events.tx_conn.tolist(),
+            events.tx_recv.tolist(),
+            events.tx_kind.tolist(),
+            events.tx_reason,
+            strict=True,
         )
     ]
     out.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -121,23 +127,23 @@ class ChargingInterrupted(Detector):
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # (b) abnormal ends, judged against power flow received before the event.
         on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
-        for t, c, kind, code, reason in _ordered(events):
-            self._expire(c, t)
+        for t, ci, kind, code, reason in _ordered(events):
+            self._expire(ci, t)
             # Faulted carries an OCPP error code: that alert is the error_code's, not ours.
             abnormal = kind == 1 and code == 2 and reason in ABNORMAL_STOPS
-            if not abnormal or c in self._stop.open:
+            if not abnormal or ci in self._stop.open:
                 continue
-            lo, hi = np.searchsorted(frame.conn, [c, c + 1])
+            lo, hi = np.searchsorted(frame.conn, [ci, ci + 1])
             r = frame.recv[lo:hi]
             sel = on_rows[lo:hi] & (r <= t)
-            last_on = float(r[sel].max()) if sel.any() else float(self._last_on[c])
+            last_on = float(r[sel].max()) if sel.any() else float(self._last_on[ci])
             soc = frame.col("soc_pct")[lo:hi][r <= t]
             soc = soc[np.isfinite(soc)]
-            soc_now = float(soc[-1]) if soc.size else float(self._soc[c])
-            flowing = t - last_on <= 2 * self.p["min_duration_s"][c] + 60.0
-            if flowing and not (soc_now >= self.p["full_soc_pct"][c]):
-                self._stop.force(_c(c), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
-                self._until[c] = t + self.p["hold_s"][c]
+            soc_now = float(soc[-1]) if soc.size else float(self._soc[ci])
+            flowing = t - last_on <= 2 * self.p["min_duration_s"][ci] + 60.0
+            if flowing and not (soc_now >= self.p["full_soc_pct"][ci]):
+                self._stop.force(_c(ci), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
+                self._until[ci] = t + self.p["hold_s"][ci]
         # (a) still "Charging" but nothing flows.
         p = frame.col("power_w")
         known = np.isfinite(p)
@@ -199,8 +205,13 @@ class IdleBlocking(Detector):
             grace = self.p["grace_s"][c]
             if c not in self.episodes.open and t - since > grace:
                 # Idle period that no tick saw: the finding a tick would have made.
-                self.episodes.force(_c(c), _ONE, _f(since), _f(since + grace),
-                                    {"idle_since": _f(since), "grace_s": _f(grace)})
+                self.episodes.force(
+                    _c(c),
+                    _ONE,
+                    _f(since),
+                    _f(since + grace),
+                    {"idle_since": _f(since), "grace_s": _f(grace)},
+                )
             self.episodes.force(_c(c), _ZERO, _f(since), _f(t))
             self._since[c] = np.nan
         self.tick(now)
@@ -212,9 +223,13 @@ class IdleBlocking(Detector):
         idle = now - since
         idx = np.flatnonzero((idle > grace) & ~self.episodes.active[:n])
         if idx.size:
-            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), since[idx],
-                                since[idx] + grace[idx],
-                                {"idle_since": since[idx], "grace_s": grace[idx]})
+            self.episodes.force(
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                since[idx],
+                since[idx] + grace[idx],
+                {"idle_since": since[idx], "grace_s": grace[idx]},
+            )
         self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
 
 
@@ -238,8 +253,9 @@ class FailedStart(Detector):
             return
         to = self._timeout[c]
         if c not in self.episodes.open and not self._paused[c] and t - arm > to:
-            self.episodes.force(_c(c), _ONE, _f(arm), _f(arm + to),
-                                {"armed_at": _f(arm), "timeout_s": _f(to)})
+            self.episodes.force(
+                _c(c), _ONE, _f(arm), _f(arm + to), {"armed_at": _f(arm), "timeout_s": _f(to)}
+            )
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
         self._prep[c] = False
@@ -300,8 +316,13 @@ class FailedStart(Detector):
         waited = now - arm
         idx = np.flatnonzero((waited > to) & ~self._paused[:n] & ~self.episodes.active[:n])
         if idx.size:
-            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), arm[idx],
-                                arm[idx] + to[idx], {"armed_at": arm[idx], "timeout_s": to[idx]})
+            self.episodes.force(
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                arm[idx],
+                arm[idx] + to[idx],
+                {"armed_at": arm[idx], "timeout_s": to[idx]},
+            )
         self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
 
 

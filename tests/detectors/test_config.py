@@ -49,11 +49,14 @@ def test_model_override_beats_site_and_applies_per_connector() -> None:
             "models": {"hot": {"over_temperature": {"level_c": 95, "clear_c": 90}}},
         }
     )
-    fleet = Fleet({}, {
-        "A": ChargerSpec("A", site="s"),
-        "B": ChargerSpec("B", site="s", model="hot"),
-        "C": ChargerSpec("C", site="t"),
-    })
+    fleet = Fleet(
+        {},
+        {
+            "A": ChargerSpec("A", site="s"),
+            "B": ChargerSpec("B", site="s", model="hot"),
+            "C": ChargerSpec("C", site="t"),
+        },
+    )
     idx = ConnectorIndex(fleet)
     ds = DetectorSet(cfg, faults=["over_temperature"])
     b = charging(3)

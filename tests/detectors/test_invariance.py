@@ -25,8 +25,14 @@ def _replay(sc: Scenario, cuts: np.ndarray) -> DetectorSet:
 def _key(ds: DetectorSet) -> list[tuple[object, ...]]:
     return sorted(
         # Evidence sums may differ in the last bits with the summation order.
-        (f.fault, f.connector, f.start, f.detected, f.end,
-         tuple((k, float(f"{v:.9g}")) for k, v in sorted(f.evidence.items())))
+        (
+            f.fault,
+            f.connector,
+            f.start,
+            f.detected,
+            f.end,
+            tuple((k, float(f"{v:.9g}")) for k, v in sorted(f.evidence.items())),
+        )
         for f in ds.findings
     )
 
@@ -41,7 +47,9 @@ def test_same_stream_different_cuts_same_findings(scenario: Scenario) -> None:
     rng = np.random.default_rng(3)
     regular = np.arange(sc.start - 1, sc.end + 61, 60.0)
     coarse = np.arange(sc.start - 1, sc.end + 1801, 1800.0)
-    random = np.sort(np.concatenate([[sc.start - 1, sc.end + 1], rng.uniform(sc.start, sc.end, 500)]))
+    random = np.sort(
+        np.concatenate([[sc.start - 1, sc.end + 1], rng.uniform(sc.start, sc.end, 500)])
+    )
     base = _replay(sc, regular)
     assert len(base.findings) > 10  # the scenario exercises the detectors
     for cuts in (coarse, random):
@@ -51,8 +59,9 @@ def test_same_stream_different_cuts_same_findings(scenario: Scenario) -> None:
             if arr.dtype == np.bool_:
                 np.testing.assert_array_equal(other.signals[name], arr, err_msg=name)
             else:  # window sums differ in the last bits with the summation order
-                np.testing.assert_allclose(other.signals[name], arr, rtol=1e-9, atol=1e-9,
-                                           err_msg=name)
+                np.testing.assert_allclose(
+                    other.signals[name], arr, rtol=1e-9, atol=1e-9, err_msg=name
+                )
 
 
 def test_one_batch_equals_many(scenario: Scenario) -> None:
