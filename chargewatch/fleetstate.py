@@ -9,10 +9,12 @@ from __future__ import annotations
 
 __all__ = ["FleetState"]
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.collector.batch import N_FIELDS, MeterBatch
+from chargewatch.collector.batch import METER_FIELDS, N_FIELDS, MeterBatch
 from chargewatch.collector.events import (
     BootEvent,
     Event,
@@ -132,6 +134,23 @@ class FleetState:
             for c, on in self.online.items()
             if on and now - self.charger_seen.get(c, -np.inf) <= stale_s
         )
+
+    def frame(self, now: float) -> dict[str, NDArray[Any]]:
+        """Meter, status and liveness columns for the alert rules (see alerting.signals)."""
+        self._grow()
+        n = len(self.index)
+        out: dict[str, NDArray[Any]] = {
+            name: self.values[:n, i].copy() for i, name in enumerate(METER_FIELDS)
+        }
+        status = self.status[:n].copy()
+        out["status"] = status
+        out["error_code"] = self.error_code[:n].copy()
+        out["status_age_s"] = now - self.status_since[:n]
+        out["last_seen_age_s"] = now - self.last_seen[:n]
+        chargers = [k[0] for k in self.index.keys]
+        online = self.online
+        out["online"] = np.fromiter((online.get(c, False) for c in chargers), np.bool_, n)
+        return out
 
     def power_w(self) -> NDArray[np.float64]:
         n = len(self.index)

@@ -150,7 +150,11 @@ class Mosquitto(Service):
             "autosave_interval 1\n"
             # Large enough queues that tests exercise the collector, not broker limits.
             "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
-            "log_dest stdout\nlog_type error\nlog_type warning\n" + body
+            "log_dest stdout\nlog_type error\nlog_type warning\n"
+            # Started as root (CI), mosquitto would drop to its own user and then
+            # fail to read the private temp directory the test created.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + body
         )
         return [self.binary, "-c", str(conf)]
 

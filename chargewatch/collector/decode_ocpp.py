@@ -25,7 +25,23 @@ What is rejected, and how much of the frame goes with it:
 Valid frames of actions that carry no telemetry (Authorize, DataTransfer, ...)
 are not rejected; they are counted in :attr:`OcppDecoder.ignored`.
 Accepted deviations from the spec are counted in :attr:`OcppDecoder.quirks`
-(see :data:`QUIRKS`).
+(see :data:`QUIRKS`); where a sample's value goes is decided in
+:mod:`chargewatch.collector.ocpp_units`.
+
+Correlation (:mod:`chargewatch.collector.ocpp_state`): a 1.6 StartTransaction
+becomes a start :class:`TransactionEvent` when the CSMS's answer (``csms``
+topic) brings the transaction id, or after ``pending_timeout`` with
+``transaction_id=""`` and the flag ``transaction_id_unknown``. Answers to
+chargewatch's own commands (CALLs on the ``command`` topic, or announced with
+:meth:`OcppDecoder.note_command`) become :class:`CommandResult` events. Call
+:meth:`OcppDecoder.expire` periodically so that silent chargers' pending CALLs
+expire too; each charger's own frames expire its state as they arrive.
+
+Mapping choices: a 2.0.1 EVSE is chargewatch's connector (``evseId`` /
+``evse.id``; 0 = the station); 2.0.1 Occupied becomes Preparing, Charging,
+SuspendedEV/EVSE or Finishing from the EVSE's transaction, and a chargingState
+change while Occupied emits a derived StatusEvent; NotifyEvent problems become
+:class:`ProblemEvent` with the 1.6 error code they map onto.
 """
 
 from __future__ import annotations
@@ -56,6 +72,7 @@ from chargewatch.collector.events import (
 from chargewatch.collector.ocpp_schemas import SchemaError, schemas
 from chargewatch.collector.ocpp_schemas import actions as known_actions
 from chargewatch.collector.ocpp_state import ChargerState, Early, Evse, Pending, Side, StartInfo
+from chargewatch.collector.ocpp_units import plan
 from chargewatch.fleet import ConnectorIndex
 
 #: Every rejection reason this decoder produces.
@@ -73,8 +90,8 @@ REASONS: Final = (
     "non_finite",  # NaN or ±Infinity
     "out_of_range",  # outside ocpp_units.FIELD_RANGE, negative register, bad connector id
     "unknown_unit",  # a unit that does not fit the measurand
-    "duplicate_call",  # a CALL id seen before from the same sender (retransmission)
-    "duplicate_result",  # a second answer to an already answered CALL
+    "duplicate_call",  # the same CALL again, byte for byte (a retransmission)
+    "duplicate_result",  # the same answer again to an already answered CALL
     "orphan_result",  # an answer that matched no CALL within ``pending_timeout``
     "unexpected_frame",  # a CALLRESULT/CALLERROR on the command topic
     "internal_error",  # a bug in this decoder; the frame is dropped, the loop goes on
@@ -108,12 +125,9 @@ _METER_CONTAINER: Final = {
 _CONTAINER_REQUIRED: Final = {("1.6", "MeterValues"), ("2.0.1", "MeterValues")}
 _NOTIFY = ("2.0.1", "NotifyEvent")
 _TEMPERATURE: Final = FIELD_INDEX["temperature_c"]
-_UNIT_LOWER: Final = {
-    unit.lower(): (quantity, unit) for quantity, table in units.UNITS.items() for unit in table
-}
 
 # OCPP 2.0.1 ConnectorStatus Occupied -> 1.6 ChargePointStatus from the EVSE's
-# transaction chargingState (2.0.1 Part 2, G01/E: Occupied covers 1.6's
+# transaction chargingState (2.0.1 ConnectorStatus Occupied covers 1.6's
 # Preparing, Charging, SuspendedEV(SE) and Finishing).
 _OCCUPIED_BY_STATE: Final = {
     "Charging": "Charging",
@@ -123,7 +137,7 @@ _OCCUPIED_BY_STATE: Final = {
     "Idle": "Preparing",
 }
 
-# OCPP 2.0.1 NotifyEvent component -> 1.6 ChargePointErrorCode (2.0.1 Part 2
+# OCPP 2.0.1 NotifyEvent component -> 1.6 ChargePointErrorCode (2.0.1
 # Appendices, referenced components). Matched on the component first, then on
 # the variable; an unmatched problem is OtherError.
 _ERROR_BY_COMPONENT: Final = {
@@ -272,13 +286,17 @@ class OcppDecoder:
             detail = f"{type(exc).__name__}: {exc}"
             sink.reject(topic, "internal_error", detail, _text(payload), recv)
 
-    def note_command(self, charger: str, message_id: str, action: str, recv: float) -> None:
+    def note_command(
+        self, charger: str, version: str, message_id: str, action: str, recv: float
+    ) -> None:
         """Register a command chargewatch sent, when its ``command`` topic is not decoded.
 
-        The charger's answer (on ``cp``) then yields a :class:`CommandResult`.
+        The charger's answer (on ``cp``) then yields a :class:`CommandResult`
+        (``Timeout`` when none comes within ``pending_timeout``).
         """
+        source: Source = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
         state = self._state(charger)
-        state.pending[("csms", message_id)] = Pending(action, recv, command=True)
+        state.pending[("csms", message_id)] = Pending(action, recv, source, command=True)
 
     def expire(self, now: float, sink: DecodeSink) -> None:
         """Expire pending CALLs and early answers of every charger (call every few s).
@@ -350,7 +368,7 @@ class OcppDecoder:
         old = state.pending.pop(key, None)
         if old is not None:  # the id was reused by a new connection: the old CALL is lost
             self._give_up(f.charger, old, msg_id, f.recv, f.sink)
-        pending = Pending(action, f.recv, command=source == "command")
+        pending = Pending(action, f.recv, f.source, command=source == "command")
         self._add_pending(f, key, pending)
         if side == "cp":
             handler = self._calls.get((f.version, action))
@@ -392,6 +410,14 @@ class OcppDecoder:
             ):
                 f.reject("duplicate_result", f"CALL id {msg_id!r} was already answered")
                 return
+            if early is not None:
+                f.sink.reject(
+                    early.topic,
+                    "orphan_result",
+                    f"answer to CALL id {msg_id!r} replaced by another before its CALL came",
+                    early.frame,
+                    early.recv,
+                )
             # The answer may have overtaken its CALL (different topics): hold it.
             state.early[key] = Early(f.topic, f.frame, f.recv, f.digest)
             while len(state.early) > self.max_pending:
@@ -515,7 +541,11 @@ class OcppDecoder:
                 )
             )
         elif pending.command:
-            sink.events.append(CommandResult(charger, now, now, pending.action, msg_id, "Timeout"))
+            sink.events.append(
+                CommandResult(
+                    charger, now, now, pending.action, msg_id, "Timeout", source=pending.source
+                )
+            )
 
     # ------------------------------------------------------------ validation
 
@@ -661,6 +691,7 @@ class OcppDecoder:
         transaction whose start was not seen), so no batch row, only readings.
         """
         v16 = f.version == "1.6"
+        main_meter = connector == 0
         conn_id = self.index.id(f.charger, connector) if connector is not None else -1
         readings: list[MeterReading] = []
         for i, mv in enumerate(items):
@@ -682,7 +713,7 @@ class OcppDecoder:
                 if v16:
                     if sv.get("format") == "SignedData":
                         # Signed data (OCMF, ...) is passed through for the CDR,
-                        # never read as a number (OCPP 1.6 §7.45 ValueFormat).
+                        # never read as a number (OCPP 1.6 ValueFormat SignedData).
                         if signed:
                             self.quirks["signed_value_extra"] += 1
                         else:
@@ -692,20 +723,51 @@ class OcppDecoder:
                     smv = sv.get("signedMeterValue")
                     if smv is not None and not signed:
                         signed = smv["signedMeterData"]
+                if v16:
+                    unit = sv.get("unit")
+                    multiplier = 0
+                else:
+                    uom = sv.get("unitOfMeasure")
+                    unit = uom.get("unit") if uom is not None else None
+                    multiplier = uom.get("multiplier", 0) if uom is not None else 0
                 measurand = sv.get("measurand", "Energy.Active.Import.Register")
-                tgt = units.target(measurand, sv.get("phase"), sv.get("location", "Outlet"))
-                if tgt.kept_out:
+                location = sv.get("location", "Outlet")
+                if location == "Inlet" and main_meter:
+                    location = "Outlet"  # connector 0's meter is the grid connection's
+                pl = plan(measurand, sv.get("phase"), location, unit, v16)
+                if pl is None:
                     continue
+                raw = sv["value"]
                 try:
-                    value = self._sample_value(sv, tgt, measurand, v16)
+                    if pl.error:
+                        raise _RejectError("unknown_unit", pl.error)
+                    value = _number(raw) if v16 else float(raw)
+                    if multiplier:
+                        if not -9 <= multiplier <= 9:
+                            raise _RejectError(
+                                "out_of_range",
+                                f"unitOfMeasure.multiplier {multiplier} outside -9..9",
+                            )
+                        value *= 10.0**multiplier
+                    value = value * pl.scale + pl.offset
+                    if not pl.low <= value <= pl.high:
+                        if not math.isfinite(value):
+                            raise _RejectError("non_finite", f"value {raw!r} is not finite")
+                        raise _RejectError(
+                            "out_of_range",
+                            f"{measurand} {raw!r} {pl.unit} = {value:g}"
+                            f" outside {pl.low:g}..{pl.high:g}",
+                        )
                 except _RejectError as bad:
-                    if tgt.field == units.POWER_PHASE:
+                    if pl.field == units.POWER_PHASE:
                         phase_power_bad = True
                     f.reject(bad.reason, f"$.{container}[{i}].sampledValue[{j}]: {bad.detail}", i)
                     continue
-                field = tgt.field
+                if pl.quirk:
+                    self.quirks[pl.quirk] += 1
+                field = pl.field
                 if field == units.POWER_PHASE:
-                    phase_power[tgt.line] = value
+                    phase_power[pl.line] = value
                 elif field == _TEMPERATURE:
                     old = row[field]
                     row[field] = value if math.isnan(old) else max(old, value)
@@ -741,55 +803,6 @@ class OcppDecoder:
                     )
                 )
         return readings
-
-    def _sample_value(
-        self, sv: dict[str, Any], tgt: units.Target, measurand: str, v16: bool
-    ) -> float:
-        raw: Any = sv["value"]
-        multiplier = 0
-        if v16:
-            unit = sv.get("unit")
-            try:
-                value = float(raw)
-            except ValueError:
-                raise _RejectError("bad_number", f"value {raw!r} is not a number") from None
-        else:
-            uom = sv.get("unitOfMeasure")
-            unit = None
-            if uom is not None:
-                unit = uom.get("unit")
-                multiplier = uom.get("multiplier", 0)
-            value = float(raw)
-        if not math.isfinite(value):
-            raise _RejectError("non_finite", f"value {raw!r} is not finite")
-        table = units.UNITS[tgt.quantity]
-        if unit is None:
-            unit = units.NATURAL_UNIT[tgt.quantity]
-            if tgt.quantity != "energy":
-                self.quirks["unit_defaulted"] += 1
-        conv = table.get(unit)
-        if conv is None and not v16:
-            # 2.0.1 units are free text; accept a case slip of a known unit.
-            found = _UNIT_LOWER.get(unit.lower())
-            if found is not None and found[0] == tgt.quantity:
-                conv = table[found[1]]
-                self.quirks["unit_case"] += 1
-        if conv is None:
-            raise _RejectError("unknown_unit", f"unit {unit!r} is not a unit of {measurand}")
-        if multiplier:
-            if not -9 <= multiplier <= 9:
-                raise _RejectError(
-                    "out_of_range", f"unitOfMeasure.multiplier {multiplier} outside -9..9"
-                )
-            value *= 10.0**multiplier
-        si = value * conv[0] + conv[1]
-        if not units.in_range(tgt.field, si):
-            low, high = units.FIELD_RANGE[tgt.field]
-            raise _RejectError(
-                "out_of_range",
-                f"{measurand} {raw!r} {unit} = {si:g} outside {low:g}..{high:g}",
-            )
-        return si
 
     # ------------------------------------------------------------- OCPP 1.6
 
@@ -899,7 +912,7 @@ class OcppDecoder:
                 tx_id,
                 meter_wh=meter,
                 id_tag=p.get("idTag", ""),
-                reason=p.get("reason", "Local"),  # 1.6 §7.43: absent means Local
+                reason=p.get("reason", "Local"),  # 1.6 StopTransaction.req: absent means Local
                 source=f.source,
                 flags=flags + meter_flags,
             )
@@ -929,7 +942,7 @@ class OcppDecoder:
     def _status201(self, f: _Frame, p: dict[str, Any]) -> None:
         try:
             # chargewatch's connector of a 2.0.1 station is the EVSE: the unit
-            # that has one transaction and one meter (2.0.1 Part 1 §3.2).
+            # that has one transaction and one meter (OCPP 2.0.1 device model).
             evse = self._connector(p["evseId"], "evseId")
             ts = self._ts(p["timestamp"], f.recv)
         except _RejectError as bad:
@@ -987,7 +1000,7 @@ class OcppDecoder:
         if evse_id is not None:
             state.learn_transaction(tx_id, evse_id, 4 * self.max_pending)
             connector: int | None = evse_id
-        else:  # evse is sent only with the first message of a transaction (E01.FR.16)
+        else:  # evse is sent only with the first message of a transaction (2.0.1 use case E01)
             connector = state.tx_connector.get(tx_id)
         flags: tuple[str, ...] = () if connector is not None else ("connector_unknown",)
         kind = {"Started": "start", "Updated": "update", "Ended": "stop"}[p["eventType"]]
@@ -1131,7 +1144,7 @@ def _with_tx(r: MeterReading, tx_id: str) -> MeterReading:
 
 
 def _frame_problem(frame: Any) -> str:
-    """Why ``frame`` is not an OCPP-J message (OCPP-J 1.6 §4.1, 2.0.1 Part 4 §4.2), or ""."""
+    """Why ``frame`` is not an OCPP-J message (OCPP-J RPC framework), or ""."""
     if not isinstance(frame, list):
         return f"a frame is a JSON array, got {type(frame).__name__}"
     if len(frame) < 3:
@@ -1167,6 +1180,16 @@ def _frame_problem(frame: Any) -> str:
 def _describe(errors: list[SchemaError]) -> str:
     shown = "; ".join(str(e) for e in errors[:3])
     return shown + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+
+
+def _number(raw: str) -> float:
+    """A 1.6 sampledValue.value: a decimal string (float() alone also takes "1_000")."""
+    try:
+        if "_" in raw:
+            raise ValueError
+        return float(raw)
+    except ValueError:
+        raise _RejectError("bad_number", f"value {raw!r} is not a number") from None
 
 
 def _text(payload: bytes) -> str:

@@ -10,10 +10,10 @@ result can overtake its CALL. Each charger therefore keeps, per direction:
 * ``recent``: ids seen lately with a digest of their frames, so a retransmitted
   CALL or a repeated answer (same id, same bytes) is recognised as a duplicate
   instead of being decoded twice. The same id with *different* content is a new
-  message: ids need only be unique per WebSocket connection (OCPP-J §4.1.1),
+  message: ids need only be unique per WebSocket connection (OCPP-J RPC framework),
   and chargers that count from 1 again after reconnecting are common.
 
-Message ids are unique per sender only (OCPP-J §4.1.1), so the direction is part
+Message ids are unique per sender only (OCPP-J RPC framework), so the direction is part
 of every key. Nothing here is shared between chargers.
 """
 
@@ -23,6 +23,8 @@ __all__ = ["ChargerState", "Early", "Evse", "Pending", "Seen", "Side", "StartInf
 
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from chargewatch.collector.events import Source
 
 #: Who sent the CALL: the charge point ("cp"; answered on the csms topic) or the
 #: central side ("csms"; the CSMS itself or chargewatch's own commands,
@@ -45,6 +47,7 @@ class StartInfo:
 class Pending:
     action: str
     recv: float
+    source: Source
     command: bool = False  # sent by chargewatch (command topic): report the answer
     start: StartInfo | None = None  # set for a valid StartTransaction
 

@@ -1,12 +1,14 @@
 """Where an OCPP sampledValue goes in a meter row, and how its unit converts.
 
-The rules (OCPP 1.6 §7.31/7.45 and 2.0.1 SampledValueType, with their defaults
+The rules (OCPP 1.6 SampledValue and 2.0.1 SampledValueType, with their defaults
 measurand = Energy.Active.Import.Register, unit = Wh, location = Outlet):
 
 * Only what flows through the outlet to the EV goes in the batch: energy, power,
   current and voltage at location Outlet (the default). Inlet (grid side,
   includes the charger's own consumption), Cable and EV readings of those
-  measurands are kept out.
+  measurands are kept out, except on connector 0 (the station's main meter,
+  OCPP 1.6 connectorId 0 / 2.0.1 evseId 0), whose Inlet readings are its readings; the
+  decoder maps them before calling :func:`plan`.
 * Temperature (1.6 only; 2.0.1 moved it to NotifyEvent monitors) from Outlet,
   Cable, Body or Inlet goes to ``temperature_c``, the hottest one winning: the
   over-temperature detector wants the worst spot. EV (battery) temperature is
@@ -41,13 +43,15 @@ __all__ = [
     "POWER",
     "POWER_PHASE",
     "UNITS",
+    "Plan",
     "Target",
     "in_range",
+    "plan",
     "target",
 ]
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final
 
 from chargewatch.collector.batch import FIELD_INDEX
@@ -175,3 +179,60 @@ def target(measurand: str, phase: str | None, location: str) -> Target:
 def in_range(field: int, value: float) -> bool:
     low, high = FIELD_RANGE[field]
     return low <= value <= high and not math.isnan(value)
+
+
+_UNIT_LOWER: Final = {
+    unit.lower(): (quantity, unit) for quantity, table in UNITS.items() for unit in table
+}
+
+
+class Plan:
+    """Everything needed to turn one kind of sample into a batch value, worked out once.
+
+    ``error`` is set (and the rest unused) when the unit does not fit the
+    measurand; ``quirk`` names the accepted deviation the sample shows, if any.
+    """
+
+    __slots__ = ("error", "field", "high", "line", "low", "offset", "quirk", "scale", "unit")
+
+    def __init__(
+        self, tgt: Target, unit: str, conv: tuple[float, float], quirk: str, error: str
+    ) -> None:
+        self.field = tgt.field
+        self.line = tgt.line
+        self.unit = unit
+        self.scale, self.offset = conv
+        self.low, self.high = FIELD_RANGE[tgt.field]
+        self.quirk = quirk
+        self.error = error
+
+
+# Keyed by strings the charger chose (2.0.1 units are free text): bounded.
+@lru_cache(maxsize=2048)
+def plan(
+    measurand: str, phase: str | None, location: str, unit: str | None, strict_units: bool
+) -> Plan | None:
+    """How to read a sample; None when it is kept out of the batch.
+
+    ``strict_units`` (1.6, whose units are a schema enum): no case-insensitive
+    matching; 2.0.1 units are free text and a case slip of a known unit is
+    accepted as the ``unit_case`` quirk.
+    """
+    tgt = target(measurand, phase, location)
+    if tgt.kept_out:
+        return None
+    table = UNITS[tgt.quantity]
+    quirk = ""
+    if unit is None:
+        unit = NATURAL_UNIT[tgt.quantity]
+        if tgt.quantity != "energy":
+            quirk = "unit_defaulted"
+    conv = table.get(unit)
+    if conv is None and not strict_units:
+        found = _UNIT_LOWER.get(unit.lower())
+        if found is not None and found[0] == tgt.quantity:
+            conv = table[found[1]]
+            quirk = "unit_case"
+    if conv is None:
+        return Plan(tgt, unit, (1.0, 0.0), "", f"unit {unit!r} is not a unit of {measurand}")
+    return Plan(tgt, unit, conv, quirk, "")

@@ -14,13 +14,29 @@ import threading
 import time
 from typing import Any
 
+import orjson
+
+from chargewatch.alerting import (
+    AlertEngine,
+    Command,
+    Transition,
+    default_rules_dir,
+    load_allowlist,
+)
 from chargewatch.collector import metrics
+from chargewatch.collector.alerts import AlertStage, NotifyWorker
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.http import HttpServer
+from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.mqtt import MqttIngest
+from chargewatch.collector.notifiers import (
+    AlertmanagerNotifier,
+    LogNotifier,
+    Notifier,
+    WebhookNotifier,
+)
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.config import Config
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
@@ -50,12 +66,32 @@ class Collector:
             self.linefile = LineFile(config.influx_file)
         self.state = FleetState(self.index)
         stages: list[Stage] = [self.state]
+        self.alert_engine = build_alert_engine(config, self.index)
+        self._alert_state_file = data / "alert_state.json"
+        self._restore_alert_state()
+        notifiers: list[Notifier] = []
+        if config.alerting.alertmanager:
+            notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))
+        if config.alerting.webhook:
+            notifiers.append(WebhookNotifier(config.alerting.webhook))
+        if config.alerting.log:
+            notifiers.append(LogNotifier())
+        self.notify = NotifyWorker(notifiers)
+        self.alerts = AlertStage(
+            self.alert_engine,
+            self.state,
+            deliver=self.notify.submit,
+            publish=self._publish_command,
+            on_transitions=self._on_transitions,
+        )
+        stages.append(self.alerts)
+        self.ocpp = _ocpp_decoder(self.index)
         self.pipeline = Pipeline(
             self.index,
             lines=self.writer or self.linefile,
             deadletter=self.deadletter,
             stages=stages,
-            ocpp=_ocpp_decoder(self.index),
+            ocpp=self.ocpp,
             max_payload_bytes=lim.max_payload_bytes,
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
@@ -66,6 +102,8 @@ class Collector:
             self.http = HttpServer(
                 config.http.listen, health=self.health, ready=self.ready, token=config.http.token
             )
+            self.http.routes["alerts"] = self._api_alerts
+            self.http.routes["fleet"] = self._api_fleet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_batch_at = time.time()
@@ -73,6 +111,7 @@ class Collector:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self.notify.start()
         if self.writer is not None:
             self.writer.start()
         if self.http is not None:
@@ -87,6 +126,8 @@ class Collector:
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
+        self._save_alert_state()
+        self.notify.stop()
         if self.writer is not None:
             self.writer.stop()
         if self.linefile is not None:
@@ -129,6 +170,8 @@ class Collector:
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
                 self.pipeline.tick(now)
+                if now - self._state_saved_at >= 10.0:
+                    self._save_alert_state()
                 if self.linefile is not None:
                     self.linefile.flush()
                 metrics.CONNECTORS.labels(inventory="known").set(
@@ -138,9 +181,76 @@ class Collector:
                     len(self.index) - int(self.index.known[: len(self.index)].sum())
                 )
 
+    # -- alerts -------------------------------------------------------------------
+
+    def _publish_command(self, cmd: Command) -> None:
+        log.warning(
+            "remediation: %s to %s connector %s (alert %s, attempt %d)",
+            cmd.action, cmd.charger, cmd.connector, cmd.alertname, cmd.attempt,
+        )  # fmt: skip
+        self.ocpp.note_command(cmd.charger, cmd.ocpp_version, cmd.message_id, cmd.action, cmd.at)
+        self.ingest.publish(cmd.topic, cmd.frame.encode(), qos=1)
+
+    def _on_transitions(self, transitions: list[Transition]) -> None:
+        self.recent_transitions.extend(transitions)
+        del self.recent_transitions[:-200]
+
+    def _restore_alert_state(self) -> None:
+        self._state_saved_at = 0.0
+        self.recent_transitions: list[Transition] = []
+        try:
+            raw = self._alert_state_file.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            self.alert_engine.restore(orjson.loads(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.error("ignoring unreadable alert state %s: %s", self._alert_state_file, exc)
+
+    def _save_alert_state(self) -> None:
+        # Written atomically: a crash mid-write must not lose the previous state.
+        tmp = self._alert_state_file.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
+        tmp.replace(self._alert_state_file)
+        self._state_saved_at = time.time()
+
+    # -- HTTP API ---------------------------------------------------------------
+
+    def _api_alerts(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Pending and firing alerts; ``?state=firing`` filters."""
+        want = params.get("state")
+        alerts = [a.to_dict() for a in self.alert_engine.active()]
+        if want:
+            alerts = [a for a in alerts if str(a.get("state", "")).lower() == want.lower()]
+        return json_response({"alerts": alerts})
+
+    def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Current state of every connector (latest values, status, liveness)."""
+        now = time.time()
+        frame = self.state.frame(now)
+        rows = []
+        for i, (charger, connector) in enumerate(self.index.keys):
+            row: dict[str, Any] = {
+                "charger": charger,
+                "connector": connector,
+                "site": self.index.site_of(i),
+            }
+            for key, col in frame.items():
+                v = col[i]
+                if isinstance(v, float) and v != v:  # noqa: PLR0124 - NaN: unknown, left out
+                    continue
+                row[key] = v.item() if hasattr(v, "item") else v
+            rows.append(row)
+        return json_response(
+            {"connectors": rows, "chargers_online": self.state.chargers_online(now)}
+        )
+
     def demo_rows(self) -> list[tuple[str, str]]:
         """Extra lines for the demo's live table, from the stages that have them."""
-        rows: list[tuple[str, str]] = []
+        rows: list[tuple[str, str]] = [
+            ("alerts firing", str(self.alerts.firing)),
+            ("alert transitions", str(self.alerts.transitions)),
+        ]
         if self.writer is not None:
             rows.append(("lines written to InfluxDB", f"{self.writer.lines_written:,}"))
         if self.linefile is not None:
@@ -161,6 +271,21 @@ class Collector:
             detail["influx_error"] = self.writer.last_error
             detail["spool_bytes"] = self.writer.spool.bytes
         return ok, detail
+
+
+def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:
+    allow = (
+        load_allowlist(config.alerting.remediation_allowlist)
+        if config.alerting.remediation_allowlist
+        else None
+    )
+    return AlertEngine(
+        config.rules or default_rules_dir(),
+        index,
+        allowlist=allow,
+        resend_delay_s=config.alerting.resend_delay_s,
+        generator_url=config.alerting.external_url,
+    )
 
 
 def _ocpp_decoder(index: ConnectorIndex) -> OcppDecoder:

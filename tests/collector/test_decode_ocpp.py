@@ -215,6 +215,12 @@ def test_16_locations(sample: dict[str, str], field: str | None) -> None:
     assert (rows[0][field] == 5.0) if field else rows == []
 
 
+def test_16_main_meter_inlet_readings_are_kept() -> None:
+    sample = {"value": "5", "location": "Inlet"}
+    f = Feed().call("MeterValues", {**mv16(sample), "connectorId": 0})
+    assert f.rows()[0]["energy_wh"] == 5.0
+
+
 def test_16_hottest_temperature_wins() -> None:
     f = Feed().call(
         "MeterValues",

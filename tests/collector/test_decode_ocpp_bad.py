@@ -160,6 +160,27 @@ TABLE: list[tuple[str, str, Any, list[str], str]] = [
         "'yesterday noon'",
     ),
     (
+        "impossible_date",
+        "1.6",
+        [2, "1", "MeterValues", mv16(OK, ts="2026-02-30T00:00:00Z")],
+        ["bad_timestamp"],
+        "'2026-02-30T00:00:00Z'",
+    ),
+    (
+        "impossible_offset",
+        "1.6",
+        [2, "1", "MeterValues", mv16(OK, ts="2026-11-24T03:00:00+25:00")],
+        ["bad_timestamp"],
+        "+25:00",
+    ),
+    (
+        "underscore_number",
+        "1.6",
+        [2, "1", "MeterValues", mv16({"value": "1_000"}, OK)],
+        ["bad_number"],
+        "'1_000'",
+    ),
+    (
         "start_negative_meter",
         "1.6",
         [

@@ -233,11 +233,12 @@ def test_command_call_error_and_timeout() -> None:
         "no soft reset",
     )
     assert (timeout.message_id, timeout.status, timeout.ts) == ("c2", "Timeout", T0 + 40)
+    assert timeout.source == "ocpp1.6"
 
 
 def test_note_command_when_the_command_topic_is_not_subscribed() -> None:
     f = Feed("2.0.1")
-    f.decoder.note_command("CP1", "c9", "Reset", T0)
+    f.decoder.note_command("CP1", "2.0.1", "c9", "Reset", T0)
     f.send([3, "c9", {"status": "Scheduled"}])
     (result,) = f.events()
     assert (result.action, result.status, result.source) == ("Reset", "Scheduled", "ocpp2.0.1")
