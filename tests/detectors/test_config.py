@@ -37,7 +37,7 @@ models:
     with pytest.raises(ConfigError) as err:
         DetectorConfig.from_mapping(src.data, src.file, src)
     msg = str(err.value)
-    assert "det.yaml:3:15: defaults.meter_stuk: unknown key" in msg
+    assert "det.yaml:3:3: defaults.meter_stuk: unknown key" in msg
     assert "sites.north.idle_blocking.grace_s: expected a number" in msg
     assert "models.DC150.over_current.tolerence: unknown key" in msg
 
