@@ -170,7 +170,6 @@ class IdleBlockingParams(Params):
     # Normal "idle after charging" runs to 3 h in the fleet simulator's sessions;
     # sites with idle fees override this (e.g. 1800 s).
     grace_s: float = _p(12600.0, 0, 7 * 86400, "connected without charging beyond this")
-    idle_power_w: float = _p(100.0, 0, 1e6, "below this counts as not charging")
 
 
 @dataclass(frozen=True, slots=True)

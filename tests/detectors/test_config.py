@@ -62,3 +62,15 @@ def test_model_override_beats_site_and_applies_per_connector() -> None:
     b = charging(3)
     ds.update(b, [], idx, float(b.recv[-1]))
     np.testing.assert_array_equal(ds.detectors["over_temperature"].p["level_c"][:3], [85, 95, 75])
+
+
+def test_docs_are_generated_from_the_code() -> None:
+    from pathlib import Path
+
+    from chargewatch.detectors.docs import render
+
+    doc = Path(__file__).parents[2] / "docs" / "detectors.md"
+    assert doc.read_text(encoding="utf-8") == render(), (
+        "docs/detectors.md is stale: PYTHONPATH=. python -m chargewatch.detectors.docs "
+        "> docs/detectors.md"
+    )
