@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from chargewatch.detectors import DetectorConfig, DetectorSet
+from chargewatch.detectors.docs import render
 from chargewatch.detectors.params import OverTemperatureParams, validate
 from chargewatch.errors import ConfigError
 from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
@@ -65,10 +68,6 @@ def test_model_override_beats_site_and_applies_per_connector() -> None:
 
 
 def test_docs_are_generated_from_the_code() -> None:
-    from pathlib import Path
-
-    from chargewatch.detectors.docs import render
-
     doc = Path(__file__).parents[2] / "docs" / "detectors.md"
     assert doc.read_text(encoding="utf-8") == render(), (
         "docs/detectors.md is stale: PYTHONPATH=. python -m chargewatch.detectors.docs "
