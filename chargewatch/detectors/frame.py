@@ -56,25 +56,10 @@ B = NDArray[np.bool_]
 STATUS_CODE: dict[str, int] = {s: i for i, s in enumerate(CONNECTOR_STATUSES)}
 UNKNOWN_STATUS = -1
 
-# Fields that cannot be negative in a sane meter reading. Temperature can (winter);
-# power is import power here, so a negative value is a sign or wiring error.
-_NON_NEGATIVE = np.array(
-    [
-        FIELD_INDEX[f]
-        for f in (
-            "energy_wh",
-            "power_w",
-            "current_l1_a",
-            "current_l2_a",
-            "current_l3_a",
-            "voltage_l1_v",
-            "voltage_l2_v",
-            "voltage_l3_v",
-            "soc_pct",
-            "offered_a",
-        )
-    ]
-)
+# Every field but temperature must be >= 0 in a sane reading. Temperature can be
+# negative (winter); power is import power here, so a negative value is a sign or
+# wiring error.
+_SIGNED = np.array([FIELD_INDEX["temperature_c"]])
 
 
 def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
@@ -115,6 +100,22 @@ def rcount(b: B) -> NDArray[np.int64]:
 def rnansum(a: F64) -> F64:
     z = np.nan_to_num(a, nan=0.0)
     return z[:, 0] + z[:, 1] + z[:, 2]
+
+
+def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64]:
+    """(conn, ts) order and (conn, recv) order; one stable sort when rows arrive
+    in time order (the usual case), lexsorts only for what is out of order."""
+    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable")
+    c = conn[order]
+    same = c[1:] == c[:-1]
+
+    def ordered(t: F64) -> bool:
+        tt = t[order]
+        return not bool(((tt[1:] < tt[:-1]) & same).any())
+
+    by_ts = order if ordered(ts) else np.lexsort((ts, conn))
+    by_recv = order if ordered(recv) else np.lexsort((recv, conn))
+    return by_ts.astype(np.int64, copy=False), by_recv.astype(np.int64, copy=False)
 
 
 def sort_by_conn_then(conn: I64, t: F64) -> I64:
@@ -388,20 +389,25 @@ class Sequencer:
 
         conn = batch.conn.astype(np.int64)
         ok = (conn >= 0) & (conn < n_conn) & np.isfinite(batch.ts) & np.isfinite(batch.recv)
-        count("bad_rows", int(ok.size - np.count_nonzero(ok)))
+        all_ok = bool(ok.all())
+        if not all_ok:
+            count("bad_rows", int(ok.size - np.count_nonzero(ok)))
         values = batch.values
-        bad_val = ~np.isfinite(values) & ~np.isnan(values)
-        neg = np.zeros_like(bad_val)
-        neg[:, _NON_NEGATIVE] = values[:, _NON_NEGATIVE] < 0
+        # One pass each for the common, clean case; masks only when needed.
+        bad_val = np.isinf(values)
+        neg = values < 0
+        neg[:, _SIGNED] = False
         nb, nn = int(np.count_nonzero(bad_val)), int(np.count_nonzero(neg))
         if nb or nn:
             count("nonfinite_values", nb)
             count("negative_values", nn)
             values = np.where(bad_val | neg, np.nan, values)
-        conn, ts, recv, values = conn[ok], batch.ts[ok], batch.recv[ok], values[ok]
-        raw = sort_by_conn_then(conn, recv)
+        if not all_ok:
+            conn, ts, recv, values = conn[ok], batch.ts[ok], batch.recv[ok], values[ok]
+        else:
+            ts, recv = batch.ts, batch.recv
+        order, raw = _orders(conn, ts, recv)
         raw_conn, raw_ts, raw_recv = conn[raw], ts[raw], recv[raw]
-        order = sort_by_conn_then(conn, ts)
         conn, ts, recv, values = conn[order], ts[order], recv[order], values[order]
         first = np.ones(conn.shape[0], np.bool_)
         first[1:] = conn[1:] != conn[:-1]
