@@ -68,7 +68,7 @@ class ChargerOfflineParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class StaleTelemetryParams(Params):
-    silence_s: float = _p(180.0, 1, 86400, "no meter sample while one is expected")
+    silence_s: float = _p(300.0, 1, 86400, "no meter sample while one is expected")
 
 
 @dataclass(frozen=True, slots=True)

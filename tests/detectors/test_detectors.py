@@ -186,7 +186,7 @@ def test_stale_telemetry_only_in_a_session() -> None:
     ev += [StatusEvent("CP0", 1, T0 + 1000, T0 + 1000, "Charging")]  # alive, still charging
     ds = run(MeterBatch.concat([a, b]), ev, idx, faults=["stale_telemetry"], now=T0 + 1200)
     (f,) = of(ds, "stale_telemetry")
-    assert f.connector == 0 and f.detected == pytest.approx(a.recv[-1] + 120)
+    assert f.connector == 0 and f.detected == pytest.approx(a.recv[-1] + 300)
 
 
 def test_idle_blocking_after_grace_and_pause_within_grace() -> None:
