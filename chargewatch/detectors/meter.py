@@ -14,7 +14,8 @@ meter_mismatch
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
     epoch so batch cuts do not matter). Ignores: windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
-    windows with a regression, windows with less than half their time in
+    windows with a regression, windows where the register stood still under
+    load for more than 20 s (meter_stuck's), windows with less than half their time in
     judged intervals, intervals with a power step (their integral is
     unknowable from samples), ratios beyond 20x either way (those are
     meter_unit_error or meter_stuck).
@@ -273,7 +274,7 @@ class MeterMismatch(Detector):
         judged = (
             (ip >= self.p["min_energy_wh"][conn])
             & (s[:, 3] == 0)
-            & (s[:, 4] < 60.0)
+            & (s[:, 4] <= 20.0)
             & (s[:, 5] == 0)
             & (s[:, 6] >= 0.5 * self.p["window_s"][conn])  # at least half the window judged
         )
