@@ -174,6 +174,7 @@ class Frame:
     raw_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     raw_ts: F64 = field(default_factory=lambda: np.empty(0))
     raw_recv: F64 = field(default_factory=lambda: np.empty(0))
+    raw_power: F64 = field(default_factory=lambda: np.empty(0))
     cache: dict[str, Any] = field(default_factory=dict)  # derived columns, computed once
 
     def derived(self, name: str, make: Any) -> Any:
@@ -408,6 +409,7 @@ class Sequencer:
             ts, recv = batch.ts, batch.recv
         order, raw = _orders(conn, ts, recv)
         raw_conn, raw_ts, raw_recv = conn[raw], ts[raw], recv[raw]
+        raw_power = values[raw, FIELD_INDEX["power_w"]]
         conn, ts, recv, values = conn[order], ts[order], recv[order], values[order]
         first = np.ones(conn.shape[0], np.bool_)
         first[1:] = conn[1:] != conn[:-1]
@@ -424,7 +426,7 @@ class Sequencer:
             conn, ts, recv, values = conn[keep], ts[keep], recv[keep], values[keep]
         status = self._status(conn, recv, ev)
         f = Frame.build(conn, ts, recv, values, status, n_conn)
-        f = replace(f, raw_conn=raw_conn, raw_ts=raw_ts, raw_recv=raw_recv)
+        f = replace(f, raw_conn=raw_conn, raw_ts=raw_ts, raw_recv=raw_recv, raw_power=raw_power)
         self.last_ts[f.conn[f.last]] = f.ts[f.last]
         return f
 

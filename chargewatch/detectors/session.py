@@ -24,7 +24,10 @@ failed_start
     of the transaction start when no Preparing was seen); a Preparing
     connector that never starts a transaction within ``preparing_timeout_s``.
     Ignores: time spent in SuspendedEV/SuspendedEVSE (scheduled or
-    load-managed charging), sessions that stop before the timeout.
+    load-managed charging), sessions that stop before the timeout, connectors
+    whose meter rows stopped arriving in the second half of the wait (no
+    evidence: that is stale_telemetry). Delivery is judged on every received
+    row, including rows a wrong clock put behind processed ones.
 status_flapping
     Catches: ``changes`` status changes within ``window_s``. Clears when fewer
     than half that many remain within the window. Ignores: repeated identical
@@ -246,13 +249,33 @@ class FailedStart(Detector):
         self._timeout = grown(self._timeout, n, np.nan)
         self._paused = grown(self._paused, n, False)
         self._prep = grown(self._prep, n, False)
+        if not hasattr(self, "_last_row"):
+            self._last_row = np.full(0, -np.inf)
+            self._frame = Frame.empty(0)
+        self._last_row = grown(self._last_row, n, -np.inf)
+
+    def _seen_late(self, c: int, deadline: float, t: float) -> bool:
+        """Were meter rows received near the deadline (so "no energy" is evidence,
+        not missing telemetry)? Rows up to ``t`` count: this batch's, or earlier."""
+        since = deadline - 0.5 * float(self._timeout[c])
+        if self._last_row[c] >= since:
+            return True
+        f = self._frame
+        lo, hi = np.searchsorted(f.raw_conn, [c, c + 1])
+        r = f.raw_recv[lo:hi]
+        return bool(((r >= since) & (r <= t)).any())
 
     def _disarm(self, c: int, t: float) -> None:
         arm = self._arm[c]
         if np.isnan(arm):
             return
         to = self._timeout[c]
-        if c not in self.episodes.open and not self._paused[c] and t - arm > to:
+        if (
+            c not in self.episodes.open
+            and not self._paused[c]
+            and t - arm > to
+            and self._seen_late(c, float(arm + to), t)
+        ):
             self.episodes.force(
                 _c(c), _ONE, _f(arm), _f(arm + to), {"armed_at": _f(arm), "timeout_s": _f(to)}
             )
@@ -261,7 +284,10 @@ class FailedStart(Detector):
         self._prep[c] = False
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        deliver = frame.col("power_w") > self.p["min_power_w"][frame.conn]
+        # Received rows, in receive order: delivery is about what the charger
+        # said, even when its clock (ts) puts the rows behind processed ones.
+        self._frame = frame
+        deliver = frame.raw_power > self.p["min_power_w"][frame.raw_conn]
         for t, c, kind, code, _ in _ordered(events):
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
@@ -292,20 +318,25 @@ class FailedStart(Detector):
             elif code in _ENDED:
                 self._disarm(c, t)
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
-        armed_rows = deliver & (frame.recv >= self._arm[frame.conn])
+        rc, rr = frame.raw_conn, frame.raw_recv
+        armed_rows = deliver & (rr >= self._arm[rc])
         idx = np.flatnonzero(armed_rows)
         if idx.size:
             first = np.ones(idx.size, np.bool_)
-            first[1:] = frame.conn[idx[1:]] != frame.conn[idx[:-1]]
+            first[1:] = rc[idx[1:]] != rc[idx[:-1]]
             for i in idx[first].tolist():  # one per connector that started delivering
-                self._disarm(int(frame.conn[i]), float(frame.recv[i]))
+                self._disarm(int(rc[i]), float(rr[i]))
+        if rc.size:
+            ends = np.ones(rc.shape[0], np.bool_)
+            ends[:-1] = rc[1:] != rc[:-1]
+            self._last_row[rc[ends]] = np.fmax(self._last_row[rc[ends]], rr[ends])
         self.tick(now)
 
     def _deliveries(self, frame: Frame, deliver: NDArray[np.bool_], c: int, t: float) -> None:
         if np.isnan(self._arm[c]):
             return
-        lo, hi = np.searchsorted(frame.conn, [c, c + 1])
-        r = frame.recv[lo:hi]
+        lo, hi = np.searchsorted(frame.raw_conn, [c, c + 1])
+        r = frame.raw_recv[lo:hi]
         sel = deliver[lo:hi] & (r >= self._arm[c]) & (r <= t)
         if sel.any():
             self._disarm(c, float(r[sel].min()))
@@ -314,7 +345,11 @@ class FailedStart(Detector):
         n = self.n
         arm, to = self._arm[:n], self._timeout[:n]
         waited = now - arm
-        idx = np.flatnonzero((waited > to) & ~self._paused[:n] & ~self.episodes.active[:n])
+        # Only with telemetry near the deadline: silence is stale_telemetry's.
+        evidence = self._last_row[:n] >= arm + 0.5 * to
+        idx = np.flatnonzero(
+            (waited > to) & ~self._paused[:n] & ~self.episodes.active[:n] & evidence
+        )
         if idx.size:
             self.episodes.force(
                 idx.astype(np.int64),

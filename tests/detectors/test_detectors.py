@@ -209,10 +209,13 @@ def test_failed_start_and_scheduled_charging() -> None:
         TransactionEvent("CP1", 1, T0, T0, "start", "b"),
         StatusEvent("CP1", 1, T0 + 1, T0 + 1, "SuspendedEV"),
     ]  # car waits for its timer
-    b = charging(60, conn=1, power=0.0)
+    b = MeterBatch.concat([charging(60, conn=0, power=0.0), charging(60, conn=1, power=0.0)])
     ds = run(b, ev, idx, faults=["failed_start"], now=T0 + 1000)
     (f,) = of(ds, "failed_start")
     assert f.connector == 0 and f.detected == T0 + 180
+    # Without meter rows there is no evidence of "no energy": stale, not failed.
+    quiet = run(MeterBatch.empty(), ev, idx, faults=["failed_start"], now=T0 + 1000)
+    assert of(quiet, "failed_start") == []
 
 
 def test_status_flapping() -> None:
