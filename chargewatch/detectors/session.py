@@ -249,21 +249,21 @@ class FailedStart(Detector):
         self._timeout = grown(self._timeout, n, np.nan)
         self._paused = grown(self._paused, n, False)
         self._prep = grown(self._prep, n, False)
-        if not hasattr(self, "_last_row"):
-            self._last_row = np.full(0, -np.inf)
+        if not hasattr(self, "_evid"):
+            self._evid = np.zeros(0, np.bool_)
             self._frame = Frame.empty(0)
-        self._last_row = grown(self._last_row, n, -np.inf)
+        self._evid = grown(self._evid, n, False)
 
-    def _seen_late(self, c: int, deadline: float, t: float) -> bool:
-        """Were meter rows received near the deadline (so "no energy" is evidence,
-        not missing telemetry)? Rows up to ``t`` count: this batch's, or earlier."""
-        since = deadline - 0.5 * float(self._timeout[c])
-        if self._last_row[c] >= since:
+    def _seen_late(self, c: int, deadline: float) -> bool:
+        """Were meter rows received in the second half of the wait (so "no energy"
+        is evidence, not missing telemetry)? From earlier batches or this one."""
+        if self._evid[c]:
             return True
+        since = deadline - 0.5 * float(self._timeout[c])
         f = self._frame
         lo, hi = np.searchsorted(f.raw_conn, [c, c + 1])
         r = f.raw_recv[lo:hi]
-        return bool(((r >= since) & (r <= t)).any())
+        return bool(((r >= since) & (r <= deadline)).any())
 
     def _disarm(self, c: int, t: float) -> None:
         arm = self._arm[c]
@@ -274,7 +274,7 @@ class FailedStart(Detector):
             c not in self.episodes.open
             and not self._paused[c]
             and t - arm > to
-            and self._seen_late(c, float(arm + to), t)
+            and self._seen_late(c, float(arm + to))
         ):
             self.episodes.force(
                 _c(c), _ONE, _f(arm), _f(arm + to), {"armed_at": _f(arm), "timeout_s": _f(to)}
@@ -282,6 +282,7 @@ class FailedStart(Detector):
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
         self._prep[c] = False
+        self._evid[c] = False
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # Received rows, in receive order: delivery is about what the charger
@@ -299,6 +300,7 @@ class FailedStart(Detector):
                     self._disarm(c, t)
                     self._arm[c] = t if np.isnan(plugged) else plugged
                     self._timeout[c] = self.p["timeout_s"][c]
+                    self._evid[c] = False
                     self._paused[c] = False
                     self._prep[c] = False
                 elif code == 2:
@@ -308,12 +310,14 @@ class FailedStart(Detector):
                 self._arm[c], self._timeout[c] = t, self.p["preparing_timeout_s"][c]
                 self._paused[c] = False
                 self._prep[c] = True
+                self._evid[c] = False
             elif code in _PAUSED:
                 self._paused[c] = True
             elif code == CHARGING:
                 if self._paused[c] and not np.isnan(self._arm[c]):
                     self._arm[c] = t  # the EV asks for energy now: the clock restarts
                     self._timeout[c] = self.p["timeout_s"][c]
+                    self._evid[c] = False
                 self._paused[c] = False
             elif code in _ENDED:
                 self._disarm(c, t)
@@ -326,10 +330,10 @@ class FailedStart(Detector):
             first[1:] = rc[idx[1:]] != rc[idx[:-1]]
             for i in idx[first].tolist():  # one per connector that started delivering
                 self._disarm(int(rc[i]), float(rr[i]))
-        if rc.size:
-            ends = np.ones(rc.shape[0], np.bool_)
-            ends[:-1] = rc[1:] != rc[:-1]
-            self._last_row[rc[ends]] = np.fmax(self._last_row[rc[ends]], rr[ends])
+        # Evidence for the armed connectors: a row in the second half of the wait.
+        arm, to = self._arm[rc], self._timeout[rc]
+        hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
+        self._evid[rc[hit]] = True
         self.tick(now)
 
     def _deliveries(self, frame: Frame, deliver: NDArray[np.bool_], c: int, t: float) -> None:
@@ -346,7 +350,7 @@ class FailedStart(Detector):
         arm, to = self._arm[:n], self._timeout[:n]
         waited = now - arm
         # Only with telemetry near the deadline: silence is stale_telemetry's.
-        evidence = self._last_row[:n] >= arm + 0.5 * to
+        evidence = self._evid[:n]
         idx = np.flatnonzero(
             (waited > to) & ~self._paused[:n] & ~self.episodes.active[:n] & evidence
         )
