@@ -92,7 +92,7 @@ class MeterRegressionParams(Params):
 @dataclass(frozen=True, slots=True)
 class MeterMismatchParams(Params):
     window_s: float = _p(600.0, 10, 86400, "register delta and power integral compared per window")
-    min_energy_wh: float = _p(500.0, 1, 1e7, "windows with less integrated energy are not judged")
+    min_energy_wh: float = _p(200.0, 1, 1e7, "windows with less integrated energy are not judged")
     tolerance: float = _p(0.15, 0.01, 0.9, "|delta / integral - 1| above this is a mismatch")
     max_gap_s: float = _p(120.0, 1, 86400, "intervals longer than this are left out of both")
 
