@@ -27,6 +27,7 @@ from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
+from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
@@ -156,10 +157,23 @@ class Collector:
             if items:
                 try:
                     self.pipeline.process([i[:3] for i in items], now)
-                except Exception:
-                    # A bug in one stage must not stop ingest; the batch's raw
-                    # messages are already in the broker's retry path via no-ack.
+                except Exception as exc:
+                    # A bug in one stage must not stop ingest. The batch is kept
+                    # whole in the dead-letter file (reason internal_error) and
+                    # acknowledged: unacknowledged, the broker would hold it back
+                    # until the next reconnect and then redeliver the same poison.
                     log.exception("pipeline failed on a batch of %d messages", len(items))
+                    self.deadletter.write(
+                        Rejection(
+                            i[0],
+                            "internal_error",
+                            f"{type(exc).__name__}: {exc}",
+                            i[1][:4096].decode("utf-8", "replace"),
+                            i[2],
+                        )
+                        for i in items
+                    )
+                    self.ingest.ack(items)
                     continue
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
