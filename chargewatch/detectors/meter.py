@@ -150,85 +150,80 @@ class MeterRegression(Detector):
 
 
 class _Windows:
-    """Tumbling per-connector windows of (register delta, integral of power, of V*I).
+    """Tumbling per-connector windows of register delta and integral of power.
 
     Windows are aligned to the epoch (``floor(ts / window_s)``), so where a
     stream is cut into batches does not move them. A window is complete once a
     row of a later window arrives; its sums are returned then.
     """
 
+    # Columns of the sums.
+    DE, IP, REG, FROZEN, SUSPECT, COUNTED = range(6)
+
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
-        # dE, int P, int Pref, regressions, frozen seconds, suspect intervals
-        self.sums = np.zeros((0, 7))  # ... and counted seconds
-        self.e, self.p, self.r = _Carry(), _Carry(), _Carry()
+        self.sums = np.zeros((0, 6))
+        self.e, self.p = _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
         self.w = grown(self.w, n, np.nan)
         self.sums = grown(self.sums, n, 0.0)
         self.e.grow(n)
         self.p.grow(n)
-        self.r.grow(n)
 
     def step(self, f: Frame, window_s: F64, max_gap_s: F64) -> tuple[I64, F64, NDArray[np.float64]]:
         """Returns completed windows: connector, end time, sums (k, 6).
 
         ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
         """
-        e, p, r = f.col("energy_wh"), f.col("power_w"), reference_power(f)
+        e, p = f.col("energy_wh"), f.col("power_w")
         pe, pt = self.e.prev(f.conn, f.first, e, f.ts)
         pp, ppt = self.p.prev(f.conn, f.first, p, f.ts)
-        pr, prt = self.r.prev(f.conn, f.first, r, f.ts)
         # Carry the last *known* value of each quantity, not the last row's NaN.
-        for carry, x in ((self.e, e), (self.p, p), (self.r, r)):
+        for carry, x in ((self.e, e), (self.p, p)):
             ok = np.isfinite(x)
-            if ok.any():
+            if ok.all():
+                carry.store(f.conn, f.last, x, f.ts)
+            elif ok.any():
                 idx = np.flatnonzero(ok)
                 c = f.conn[idx]
                 lastk = np.ones(idx.shape[0], np.bool_)
                 lastk[:-1] = c[1:] != c[:-1]
                 carry.v[c[lastk]] = x[idx[lastk]]
                 carry.t[c[lastk]] = f.ts[idx[lastk]]
-        # Prev values above are from the previous *row*; intervals need both ends known.
-        gap_ok = max_gap_s[f.conn]
+        # Prev values above are from the previous *row*; an interval counts for
+        # the register only when its power integral counts too (both ends known,
+        # the same interval), so a sample with unknown power cannot skew a ratio.
         dt = f.ts - pt
-        # An interval counts for the register only when its power integral counts
-        # too, so a sample with unknown power cannot skew the ratio.
-        ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= gap_ok)
-        ok_e &= np.isfinite(p) & np.isfinite(pp) & (f.ts - ppt == dt)
+        ok_e = (dt <= max_gap_s[f.conn]) & (f.ts - ppt == dt)
+        ok_e &= np.isfinite(e) & np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
         # A step in power between two samples has an unknowable integral (the
         # register knows, the samples do not): leave such intervals out of both.
         big = np.fmax(p, pp)
         ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
         de = np.where(ok_e, e - pe, 0.0)
-        reg = ok_e & (de < 0)
-        de = np.where(reg, 0.0, de)
-        dtp = f.ts - ppt
-        ip = np.where(
-            np.isfinite(p) & np.isfinite(pp) & (dtp <= gap_ok) & ok_e,
-            (p + pp) * 0.5 * dtp / 3600.0,
-            0.0,
-        )
-        dtr = f.ts - prt
-        ir = np.where(
-            np.isfinite(r) & np.isfinite(pr) & (dtr <= gap_ok) & ok_e,
-            (r + pr) * 0.5 * dtr / 3600.0,
-            0.0,
-        )
+        reg = de < 0
+        de[reg] = 0.0
+        ip = np.where(ok_e, (p + pp) * (0.5 / 3600.0) * dt, 0.0)
+        n = f.conn.shape[0]
+        rows = np.empty((n, 6))
+        rows[:, self.DE] = de
+        rows[:, self.IP] = ip
+        rows[:, self.REG] = reg
         # Seconds the register stood still under load: such windows belong to
         # meter_stuck, and comparing them would report the same fault twice.
-        frozen = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
+        rows[:, self.FROZEN] = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
         # Intervals no calibration error explains: a catch-up jump after a freeze
         # or lost samples, or power off by ~1000x against V*I (a unit error).
-        jump = de > 5.0 * np.abs(ip) + 50.0
-        unit = _thousandfold(p / np.where(r > 0, r, np.nan))
-        suspect = (jump | unit).astype(np.float64)
+        r = reference_power(f)
+        rows[:, self.SUSPECT] = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(
+            p / np.where(r > 0, r, np.nan)
+        )
+        rows[:, self.COUNTED] = np.where(ok_e, dt, 0.0)
         wid = np.floor(f.ts / window_s[f.conn])
-        counted = np.where(ok_e, dt, 0.0)
-        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect, counted], axis=1)
         n = f.conn.shape[0]
         if n == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty((0, 7))
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
         # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
         start = f.first.copy()
         start[1:] |= wid[1:] != wid[:-1]
@@ -270,13 +265,14 @@ class MeterMismatch(Detector):
         conn, t_end, s = self._w.step(f, self.p["window_s"], self.p["max_gap_s"])
         if conn.size == 0:
             return
-        de, ip = s[:, 0], s[:, 1]
+        w = _Windows
+        de, ip = s[:, w.DE], s[:, w.IP]
         judged = (
             (ip >= self.p["min_energy_wh"][conn])
-            & (s[:, 3] == 0)
-            & (s[:, 4] <= 20.0)
-            & (s[:, 5] == 0)
-            & (s[:, 6] >= 0.5 * self.p["window_s"][conn])  # at least half the window judged
+            & (s[:, w.REG] == 0)
+            & (s[:, w.FROZEN] <= 20.0)
+            & (s[:, w.SUSPECT] == 0)
+            & (s[:, w.COUNTED] >= 0.5 * self.p["window_s"][conn])  # half the window judged
         )
         ratio = np.where(judged, de / np.where(judged, ip, 1.0), np.nan)
         dev = np.abs(ratio - 1.0)
