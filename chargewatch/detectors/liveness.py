@@ -297,7 +297,10 @@ class StaleTelemetry(_Silence):
         for c, tl in trans.items():
             lo, hi = np.searchsorted(conn, [c, c + 1])
             times = tr[lo:hi]
-            bounds = [(float(since0[c]) if live0[c] else None)]
+            # A connector watched since before any recorded start (an idle
+            # reporter) has no live_since: its segment starts at -inf.
+            start0 = float(since0[c]) if np.isfinite(since0[c]) else -np.inf
+            bounds = [start0 if live0[c] else None]
             segs: list[tuple[float, float]] = []
             a = bounds[0]
             for tt, live in tl:
@@ -314,7 +317,10 @@ class StaleTelemetry(_Silence):
                     np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
                 )
                 inside = times[(times >= a0) & (times < b0)]
-                xs = np.concatenate([[np.fmax(a0, seen)], inside, [b0] if np.isfinite(b0) else []])
+                head = np.fmax(a0, seen)
+                xs = np.concatenate(
+                    [[head] if np.isfinite(head) else [], inside, [b0] if np.isfinite(b0) else []]
+                )
                 for k in np.flatnonzero(np.diff(xs) > silence[c]).tolist():
                     self._silence(c, float(xs[k]), float(xs[k + 1]))
         ends = np.ones(conn.shape[0], np.bool_)
