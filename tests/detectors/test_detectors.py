@@ -256,3 +256,18 @@ def test_charging_interrupted_stall_and_abnormal_stop_but_not_full() -> None:
 def test_unknown_fault_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown"):
         DetectorSet(faults=["meter_stuk"])
+
+
+def test_index_growth_between_batches_keeps_state() -> None:
+    idx = fleet(1)
+    ds = DetectorSet(faults=["meter_stuck", "over_temperature"])
+    a = charging(30)
+    a.values[8:, E] = a.values[7, E]
+    ds.update(a.take(np.arange(10)), [], idx, float(a.recv[9]))
+    new = idx.id("NEW", 1)  # an unknown charger appears: the index grows
+    b = charging(20, conn=new)
+    b.values[:, TEMP] = 90.0
+    rest = MeterBatch.concat([a.take(np.arange(10, 30)), b])
+    ds.update(rest, [], idx, float(rest.recv.max()))
+    assert ds.signals["meter_stuck"].tolist() == [True, False]
+    assert ds.signals["over_temperature"].tolist() == [False, True]
