@@ -27,6 +27,7 @@ import yaml
 
 from chargewatch.collector.influx import InfluxConfig
 from chargewatch.collector.mqtt import MqttConfig
+from chargewatch.detectors import DetectorConfig
 from chargewatch.errors import ConfigError, ConfigProblem
 from chargewatch.yamlsrc import Path as KeyPath
 from chargewatch.yamlsrc import Reader, Source, load_yaml
@@ -72,13 +73,14 @@ class Config:
     rules: Path | None = None
     tariffs: Path | None = None
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    detectors: DetectorConfig = field(default_factory=DetectorConfig)
     batch_max_messages: int = 20_000
     tick_interval_s: float = 1.0
 
 
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
-    "pipeline",
+    "pipeline", "detectors",
 )  # fmt: skip
 _ALERTING = (
     "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
@@ -293,6 +295,22 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         external_url=r.get(ax, p, "external_url", str, ""),
         remediation_allowlist=path_of(ax, p, "remediation_allowlist"),
     )
+    detectors = DetectorConfig()
+    if top.get("detectors") is not None:
+        # The detectors' own reader checks their section; hand it the section's marks.
+        sub = Source(
+            src.file,
+            top["detectors"],
+            {k[1:]: v for k, v in src.marks.items() if k[:1] == ("detectors",)},
+            {k[1:]: v for k, v in src.key_marks.items() if k[:1] == ("detectors",)},
+        )
+        try:
+            detectors = DetectorConfig.from_mapping(top["detectors"], src.file, sub)
+        except ConfigError as exc:
+            r.problems += [
+                ConfigProblem(p.file, f"detectors.{p.path}", p.message, p.line, p.column)
+                for p in exc.problems
+            ]
     px = r.mapping(top.get("pipeline"), ("pipeline",), allowed=_PIPELINE)
     data_dir = path_of(top, (), "data_dir") or base / "chargewatch-data"
     cfg = Config(
@@ -307,6 +325,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         rules=path_of(top, (), "rules"),
         tariffs=path_of(top, (), "tariffs"),
         alerting=alerting,
+        detectors=detectors,
         batch_max_messages=r.get(
             px, ("pipeline",), "batch_max_messages", int, 20_000, check=_positive, expected="> 0"
         ),

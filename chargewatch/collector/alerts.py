@@ -8,7 +8,7 @@ commands through the collector's MQTT client.
 
 from __future__ import annotations
 
-__all__ = ["AlertStage", "NotifyWorker"]
+__all__ = ["AlertStage", "NotifyWorker", "detector_signals"]
 
 import logging
 import queue
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting import AlertEngine, Command, Notification, Transition
@@ -24,6 +25,8 @@ from chargewatch.collector import metrics
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import Event
 from chargewatch.collector.notifiers import Notifier
+from chargewatch.detectors import DetectorSet
+from chargewatch.fleet import ConnectorIndex
 from chargewatch.fleetstate import FleetState
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,27 @@ class NotifyWorker:
                     n.send(batch)
                 except Exception:  # a receiver bug must not end delivery to the others
                     log.exception("notifier %s failed", getattr(n, "name", n))
+
+
+def detector_signals(detectors: DetectorSet, index: ConnectorIndex) -> SignalProvider:
+    """The detectors' ``<fault>``/``<fault>_score`` columns, sized to every known connector."""
+
+    def provide(now: float) -> dict[str, NDArray[Any]]:
+        n = len(index)
+        out: dict[str, NDArray[Any]] = {}
+        for name, col in detectors.signals.items():
+            if col.shape[0] >= n:
+                out[name] = col[:n]
+                continue
+            # Connectors seen only through events so far: not active, score unknown.
+            fill: NDArray[Any] = (
+                np.zeros(n, col.dtype) if col.dtype == np.bool_ else np.full(n, np.nan)
+            )
+            fill[: col.shape[0]] = col
+            out[name] = fill
+        return out
+
+    return provide
 
 
 class AlertStage:

@@ -12,12 +12,13 @@ from pathlib import Path
 import orjson
 
 from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
-from chargewatch.collector.alerts import AlertStage
+from chargewatch.collector.alerts import AlertStage, detector_signals
 from chargewatch.collector.capture import read_capture
 from chargewatch.collector.deadletter import rejection_record
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
+from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.fleet import ConnectorIndex, Fleet
 from chargewatch.fleetstate import FleetState
 
@@ -42,6 +43,7 @@ def replay(
     fleet: Fleet | None = None,
     lines_file: Path | None = None,
     rules: Path | None = None,
+    detector_config: DetectorConfig | None = None,
 ) -> ReplayResult:
     out.mkdir(parents=True, exist_ok=True)
     index = ConnectorIndex(fleet)
@@ -53,12 +55,16 @@ def replay(
         for t in transitions:
             alerts_out.write(orjson.dumps(t.to_json(), default=str) + b"\n")
 
+    detectors = DetectorSet(detector_config, index=index)
     alerts = AlertStage(
         AlertEngine(rules or default_rules_dir(), index),
         state,
+        providers=[detector_signals(detectors, index)],
         on_transitions=record_transitions,
     )
-    pipeline = Pipeline(index, lines=lines, ocpp=_ocpp_decoder(index), stages=[state, alerts])
+    pipeline = Pipeline(
+        index, lines=lines, ocpp=_ocpp_decoder(index), stages=[state, detectors, alerts]
+    )
     messages = read_capture(capture) if isinstance(capture, Path) else capture
     t0 = time.perf_counter()
     first = last = None

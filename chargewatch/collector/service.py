@@ -25,7 +25,7 @@ from chargewatch.alerting import (
     load_allowlist,
 )
 from chargewatch.collector import metrics
-from chargewatch.collector.alerts import AlertStage, NotifyWorker
+from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
@@ -43,6 +43,7 @@ from chargewatch.collector.notifiers import (
 )
 from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
 from chargewatch.config import Config
+from chargewatch.detectors import DetectorSet
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
 from chargewatch.fleetstate import FleetState
 
@@ -84,6 +85,8 @@ class Collector:
         stages: list[Stage] = [self.state]
         if rollups is not None:
             stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
+        self.detectors = DetectorSet(config.detectors, index=self.index)
+        stages.append(self.detectors)
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
         self._restore_alert_state()
@@ -98,6 +101,7 @@ class Collector:
         self.alerts = AlertStage(
             self.alert_engine,
             self.state,
+            providers=[detector_signals(self.detectors, self.index)],
             deliver=self.notify.submit,
             publish=self._publish_command,
             on_transitions=self._on_transitions,
@@ -202,7 +206,10 @@ class Collector:
             metrics.QUEUE_DEPTH.set(len(self.ingest.inbox))
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
-                self.pipeline.tick(now)
+                try:
+                    self.pipeline.tick(now)
+                except Exception:  # as for batches: a stage bug must not stop ingest
+                    log.exception("pipeline tick failed")
                 if now - self._state_saved_at >= 10.0:
                     self._save_alert_state()
                 if self.linefile is not None:

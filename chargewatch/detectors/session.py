@@ -188,10 +188,10 @@ class ChargingInterrupted(Detector):
 
 class IdleBlocking(Detector):
     fault = "idle_blocking"
+    # Defined before any update, so a tick that comes first (a quiet start) works.
+    _since: F64 = np.full(0, np.nan)
 
     def _grow(self, n: int) -> None:
-        if not hasattr(self, "_since"):
-            self._since = np.full(0, np.nan)
         self._since = grown(self._since, n, np.nan)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
