@@ -43,6 +43,9 @@ class Detector:
         self.phases = np.zeros(0, np.int8)
         self.n = 0
         self.episodes = self._episodes()
+        # Subclasses create their state in _grow; doing it once here means a
+        # tick that arrives before any data (a quiet start) finds it in place.
+        self._grow(0)
 
     def _episodes(self) -> Episodes:
         return Episodes(self.fault, self.findings)
