@@ -210,6 +210,15 @@ class PowerTrack:
                 merged.append(pc)
         self.pieces = merged
 
+    def integral_between(self, a: float, b: float) -> float:
+        """Power integral over [a, b] (Wh), pieces clipped pro rata."""
+        total = 0.0
+        for pc in self.pieces:
+            lo, hi = max(pc[1], a), min(pc[2], b)
+            if hi > lo and pc[2] > pc[1]:
+                total += pc[3] * (hi - lo) / (pc[2] - pc[1])
+        return total
+
     def last_active(self, threshold_w: float) -> float | None:
         """End of the last charging piece (or the last sample if it is charging)."""
         if self.last is not None and self.last[1] > threshold_w:

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 import hashlib
+from itertools import pairwise
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -95,11 +96,12 @@ class SessionConfig:
     available_grace_s: float = 300.0  # wait for a stop after Available
     stale_timeout_s: float = 86_400.0  # no growth and no power: close (rule 5)
     power_idle_timeout_s: float = 1_800.0  # same, for power-inferred sessions
-    retain_closed_s: float = 7 * 86_400.0  # closed sessions kept for late data
+    retain_closed_s: float = 14 * 86_400.0  # closed sessions kept for late data / late stops
     future_tolerance_s: float = 3_600.0  # timestamps further ahead of `now` are rejected
     late_after_s: float = 300.0  # received this long after its timestamp: late
     register_tolerance_wh: float = 1.0
     reset_ratio: float = 0.5
+    reset_from_zero_wh: float = 1_000.0  # first reading after a reset counted from 0 up to this
     max_power_w: float = 400_000.0
     mismatch_pct: float = 5.0
     mismatch_min_wh: float = 100.0
@@ -240,6 +242,9 @@ class _Session:
     last_seen: float = 0.0
     last_growth: float = 0.0
     available_at: float | None = None
+    # Trapezoid of the power samples at the two ends of each reset interval
+    # ("t1:t0" of the segments around it): the pieces are too coarse for it.
+    bridges: dict[str, float] = field(default_factory=dict)
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
 
@@ -618,6 +623,7 @@ class SessionEngine:
             po = np.argsort(tp, kind="stable")
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)
+            prev = s.track.last
             late, _ign = s.track.merge(
                 tp[pf],
                 p[pf],
@@ -627,10 +633,26 @@ class SessionEngine:
             )
             if late:
                 s.flag("late_data")
+            if len(s.segs) > 1:
+                tb, pb = tp[pf], p[pf]
+                if prev is not None and (tb.size == 0 or prev[0] < tb[0]):
+                    # The reset may fall between the previous batch's last sample and ours.
+                    tb = np.concatenate(([prev[0]], tb))
+                    pb = np.concatenate(([prev[1]], pb))
+                self._bridge(s, tb, pb)
             s.last_seen = max(s.last_seen, float(tp[-1]))
         if t.size:
             s.last_seen = max(s.last_seen, float(t[-1]))
         self._dirty.add(s.sid)
+
+    def _bridge(self, s: _Session, tp: NDArray[np.float64], p: NDArray[np.float64]) -> None:
+        for a, b in pairwise(s.segs):
+            key = _bridge_key(a, b)
+            if key in s.bridges or tp.size == 0:
+                continue
+            i, j = np.searchsorted(tp, [a[2], b[0]])
+            if i < tp.size and j < tp.size and tp[i] == a[2] and tp[j] == b[0]:
+                s.bridges[key] = float((p[i] + p[j]) * 0.5 * (b[0] - a[2]) / 3600.0)
 
     # ------------------------------------------------------------------ closing
 
@@ -687,15 +709,31 @@ class SessionEngine:
         out.sort(key=lambda r: (r.stop, r.session_id))
         return out
 
+    def _across_reset(
+        self, tr: PowerTrack, bridges: dict[str, float], a: list[float], b: list[float]
+    ) -> float:
+        """Energy between the last reading before a reset and the first after it.
+
+        It is in no segment. A rebooted register restarts at 0, so its first
+        reading *is* the energy since the reboot — when that reading is no more
+        than the power integral over the interval allows (or than
+        ``reset_from_zero_wh`` without power). Otherwise (a swapped meter with
+        its own total) the power integral over the interval stands in.
+        """
+        est = bridges.get(_bridge_key(a, b))
+        if est is None:
+            est = tr.integral_between(a[2], b[0])
+        if b[1] <= max(1.2 * est + self.config.register_tolerance_wh, 0.0) or (
+            est == 0.0 and b[1] <= self.config.reset_from_zero_wh
+        ):
+            return b[1]
+        return est
+
     def _record(self, s: _Session) -> SessionRecord:
         cfg = self.config
         stop = s.stop if s.stop is not None else s.last_seen
-        integral = 0.0
-        for pc in s.track.pieces:
-            a, b = max(pc[1], s.start), min(pc[2], stop)
-            if b > a and pc[2] > pc[1]:
-                integral += pc[3] * (b - a) / (pc[2] - pc[1])
         tr = s.track
+        integral = tr.integral_between(s.start, stop)
         complete = (
             tr.first is not None
             and tr.last is not None
@@ -704,6 +742,8 @@ class SessionEngine:
             and not any(g[3] > s.start and g[0] < stop for g in tr.gaps)
         )
         reg = register_energy(s.segs) if s.n_reg >= 2 else None
+        if reg is not None:
+            reg += sum(self._across_reset(tr, s.bridges, a, b) for a, b in pairwise(s.segs))
         used_tx = (
             s.meter_start is not None
             and s.meter_stop is not None
@@ -759,6 +799,10 @@ class SessionEngine:
             signed_start=s.signed_start,
             signed_stop=s.signed_stop,
         )
+
+
+def _bridge_key(a: list[float], b: list[float]) -> str:
+    return f"{a[2]:.3f}:{b[0]:.3f}"
 
 
 def _event_order(ev: TransactionEvent | MeterReading | StatusEvent) -> tuple[float, int, int]:
