@@ -1,6 +1,6 @@
 """Session accuracy on real datasets, clean and with faults; prints JSON figures.
 
-    PYTHONPATH=. python bench/accuracy_sessions.py [--limit N]
+PYTHONPATH=. python bench/accuracy_sessions.py [--limit N]
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ def main() -> None:
     ap.add_argument("--fault-rate", type=float, default=0.3)
     args = ap.parse_args()
     out = {}
-    for name, plans, interval in (
+    for name, all_plans, interval in (
         ("acn_jpl", acn_plans(DATA / "acn-jpl-sessions-2021.json"), 60.0),
         ("norway", norway_plans(DATA / "norway-residential-sessions.csv"), 300.0),
     ):
-        if args.limit:
-            plans = plans[: args.limit]
+        plans = all_plans[: args.limit] if args.limit else all_plans
         for label, pl in (("clean", plans), ("faults", with_faults(plans, args.fault_rate, 7))):
             t0 = time.perf_counter()
             fig = evaluate(pl, interval_s=interval)

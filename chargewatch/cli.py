@@ -18,6 +18,7 @@ from chargewatch.errors import ConfigError
 # Modules that contribute subcommands, in help order.
 _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.collector.commands",
+    "chargewatch.billing.commands_sessions",
 )
 
 

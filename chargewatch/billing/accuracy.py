@@ -39,9 +39,9 @@ def evaluate(
     final: dict[str, SessionRecord] = {}
     emitted = 0
     for now, batch, events in stream.steps(step_s):
-        for rec in engine.update(batch, events, now):
+        for out in engine.update(batch, events, now):
             emitted += 1
-            final[rec.session_id] = rec
+            final[out.session_id] = out
     by_tx = {(r.charger_id, r.connector_id, r.transaction_id): r for r in final.values()}
     abs_err = []
     rel_err = []

@@ -157,8 +157,8 @@ def merge_register(
                     new = new[:-1]
                 else:
                     del segs[slot - 1]
-                    slot -= 1
-        segs[slot:slot] = new
+        if new:
+            segs[slot:slot] = new
     return stats, ignored
 
 

@@ -108,9 +108,7 @@ def pieces_from(
     ims = np.fmax.reduceat(si, idx)
     pieces = [
         [float(sk[i]), float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
-        for i, j, w, a, b, c in zip(
-            idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True
-        )
+        for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
     ]
     return pieces, gaps
 
@@ -252,7 +250,9 @@ def build_periods(
     """
     if stop <= start:
         return [
-            Period("charging" if energy_wh > 0 else "idle", start, stop, energy_wh, None, None, None)
+            Period(
+                "charging" if energy_wh > 0 else "idle", start, stop, energy_wh, None, None, None
+            )
         ]
     spans: list[Piece] = []
     nan = float("nan")

@@ -50,10 +50,10 @@ __all__ = [
 ]
 
 import hashlib
-from itertools import pairwise
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -191,9 +191,7 @@ def _r3(x: float | None) -> float | None:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def period_dict(p: Period) -> dict[str, Any]:
@@ -440,7 +438,9 @@ class SessionEngine:
                     self._drop(cur.sid)
                 else:
                     self._close(cur, cur.last_seen, ev.ts, "next_start")
-            s = self._open_session(ev.charger, ev.connector, ev.transaction_id, ev.ts, "transaction")
+            s = self._open_session(
+                ev.charger, ev.connector, ev.transaction_id, ev.ts, "transaction"
+            )
             s.meter_start = ev.meter_wh
             s.id_tag = ev.id_tag
             s.signed_start = ev.signed_data

@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.collector.events import Event, Source, StatusEvent, TransactionEvent
 from chargewatch.fleet import ConnectorIndex
 
 FAULTS: tuple[str, ...] = (
@@ -92,6 +92,7 @@ class Plan:
 def _plan(
     charger: str,
     tx: str,
+    *,
     plug: float,
     unplug: float,
     done: float | None,
@@ -109,7 +110,9 @@ def _plan(
     taper = min(900.0, dur / 3)
     eff = dur - 0.5 * ramp - 0.5 * taper
     power = energy_wh * 3600.0 / eff if energy_wh > 0 else 0.0
-    return Plan(charger, 1, tx, plug, unplug, start, start + dur, energy_wh, power, ramp, taper, base)
+    return Plan(
+        charger, 1, tx, plug, unplug, start, start + dur, energy_wh, power, ramp, taper, base
+    )
 
 
 def acn_plans(path: str | Path) -> list[Plan]:
@@ -128,7 +131,18 @@ def acn_plans(path: str | Path) -> list[Plan]:
         wh = round(float(r["kWhDelivered"]) * 1000.0)
         ch = "JPL-" + r["stationID"]
         base = registers.get(ch, 1_000_000.0 + 1000.0 * (i % 97))
-        plans.append(_plan(ch, str(i + 1), plug, unplug, done, wh, base, 6600.0))
+        plans.append(
+            _plan(
+                ch,
+                str(i + 1),
+                plug=plug,
+                unplug=unplug,
+                done=done,
+                energy_wh=wh,
+                base=base,
+                nominal_w=6600.0,
+            )
+        )
         registers[ch] = base + wh
     return _no_overlap(plans)
 
@@ -149,7 +163,18 @@ def norway_plans(path: str | Path) -> list[Plan]:
             continue
         ch = "NO-" + f[2]  # one charge point per user (User_ID), as in the study
         base = registers.get(ch, 500_000.0)
-        plans.append(_plan(ch, "no" + f[0], plug, unplug, None, wh, base, 3600.0))
+        plans.append(
+            _plan(
+                ch,
+                "no" + f[0],
+                plug=plug,
+                unplug=unplug,
+                done=None,
+                energy_wh=wh,
+                base=base,
+                nominal_w=3600.0,
+            )
+        )
         registers[ch] = base + wh
     plans.sort(key=lambda p: p.plug)
     return _no_overlap(plans)
@@ -280,20 +305,31 @@ def render(plans: list[Plan], index: ConnectorIndex, interval_s: float = 60.0) -
         tss.append(t)
         recvs.append(recv)
         vals.append(row)
-        src = "ocpp1.6"
+        src: Source = "ocpp1.6"
         events.append(StatusEvent(ch, cn, p.plug, p.plug + 0.2, "Preparing", source=src))
         events.append(
             TransactionEvent(
                 ch, cn, p.plug, p.plug + 0.5, "start", tx, meter_wh=start_wh, source=src
             )
         )
-        events.append(StatusEvent(ch, cn, p.charge_start, p.charge_start + 0.2, "Charging"))
-        events.append(StatusEvent(ch, cn, p.charge_end, p.charge_end + 0.2, "SuspendedEV"))
+        events.append(
+            StatusEvent(ch, cn, p.charge_start, p.charge_start + 0.2, "Charging", source=src)
+        )
+        events.append(
+            StatusEvent(ch, cn, p.charge_end, p.charge_end + 0.2, "SuspendedEV", source=src)
+        )
         if fault != "missing_stop":
             events.append(
                 TransactionEvent(
-                    ch, cn, p.unplug, p.unplug + 0.5, "stop", tx, meter_wh=stop_wh,
-                    reason="EVDisconnected", source=src,
+                    ch,
+                    cn,
+                    p.unplug,
+                    p.unplug + 0.5,
+                    "stop",
+                    tx,
+                    meter_wh=stop_wh,
+                    reason="EVDisconnected",
+                    source=src,
                 )
             )
         events.append(StatusEvent(ch, cn, p.unplug, p.unplug + 0.7, "Available", source=src))
@@ -318,8 +354,10 @@ def ocpp16_capture(plans: list[Plan], interval_s: float = 60.0) -> list[dict[str
     n = 0
 
     def iso(ts: float) -> str:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
+        return (
+            datetime.fromtimestamp(ts, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
         )
 
     def put(recv: float, charger: str, source: str, frame: list[Any]) -> None:
@@ -333,33 +371,104 @@ def ocpp16_capture(plans: list[Plan], interval_s: float = 60.0) -> list[dict[str
         mid = f"{ch}-{p.transaction_id}"
 
         def status(ts: float, st: str, mid: str = mid, ch: str = ch, cn: int = cn) -> None:
-            put(ts + 0.2, ch, "cp", [2, f"{mid}-s{ts:.0f}", "StatusNotification", {
-                "connectorId": cn, "errorCode": "NoError", "status": st, "timestamp": iso(ts)}])
+            put(
+                ts + 0.2,
+                ch,
+                "cp",
+                [
+                    2,
+                    f"{mid}-s{ts:.0f}",
+                    "StatusNotification",
+                    {"connectorId": cn, "errorCode": "NoError", "status": st, "timestamp": iso(ts)},
+                ],
+            )
 
         status(p.plug, "Preparing")
-        put(p.plug + 0.5, ch, "cp", [2, f"{mid}-start", "StartTransaction", {
-            "connectorId": cn, "idTag": "TAG", "meterStart": int(p.meter_base_wh),
-            "timestamp": iso(p.plug)}])
-        put(p.plug + 0.6, ch, "csms", [3, f"{mid}-start", {
-            "transactionId": int(p.transaction_id) if p.transaction_id.isdigit() else n,
-            "idTagInfo": {"status": "Accepted"}}])
+        put(
+            p.plug + 0.5,
+            ch,
+            "cp",
+            [
+                2,
+                f"{mid}-start",
+                "StartTransaction",
+                {
+                    "connectorId": cn,
+                    "idTag": "TAG",
+                    "meterStart": int(p.meter_base_wh),
+                    "timestamp": iso(p.plug),
+                },
+            ],
+        )
+        put(
+            p.plug + 0.6,
+            ch,
+            "csms",
+            [
+                3,
+                f"{mid}-start",
+                {
+                    "transactionId": int(p.transaction_id) if p.transaction_id.isdigit() else n,
+                    "idTagInfo": {"status": "Accepted"},
+                },
+            ],
+        )
         status(p.charge_start, "Charging")
         t = _sample_times(p, interval_s)
         e = p.meter_base_wh + p.energy(t)
         pw = p.power(t)
         tx = int(p.transaction_id) if p.transaction_id.isdigit() else 0
         for k in range(t.size):
-            put(float(t[k]) + 0.5, ch, "cp", [2, f"{mid}-m{k}", "MeterValues", {
-                "connectorId": cn, "transactionId": tx, "meterValue": [{
-                    "timestamp": iso(float(t[k])), "sampledValue": [
-                        {"value": f"{e[k]:.1f}", "context": "Sample.Periodic",
-                         "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-                        {"value": f"{pw[k]:.1f}", "context": "Sample.Periodic",
-                         "measurand": "Power.Active.Import", "unit": "W"}]}]}])
+            put(
+                float(t[k]) + 0.5,
+                ch,
+                "cp",
+                [
+                    2,
+                    f"{mid}-m{k}",
+                    "MeterValues",
+                    {
+                        "connectorId": cn,
+                        "transactionId": tx,
+                        "meterValue": [
+                            {
+                                "timestamp": iso(float(t[k])),
+                                "sampledValue": [
+                                    {
+                                        "value": f"{e[k]:.1f}",
+                                        "context": "Sample.Periodic",
+                                        "measurand": "Energy.Active.Import.Register",
+                                        "unit": "Wh",
+                                    },
+                                    {
+                                        "value": f"{pw[k]:.1f}",
+                                        "context": "Sample.Periodic",
+                                        "measurand": "Power.Active.Import",
+                                        "unit": "W",
+                                    },
+                                ],
+                            }
+                        ],
+                    },
+                ],
+            )
         status(p.charge_end, "SuspendedEV")
-        put(p.unplug + 0.5, ch, "cp", [2, f"{mid}-stop", "StopTransaction", {
-            "transactionId": tx, "meterStop": int(p.meter_base_wh + p.energy_wh),
-            "timestamp": iso(p.unplug), "reason": "EVDisconnected"}])
+        put(
+            p.unplug + 0.5,
+            ch,
+            "cp",
+            [
+                2,
+                f"{mid}-stop",
+                "StopTransaction",
+                {
+                    "transactionId": tx,
+                    "meterStop": int(p.meter_base_wh + p.energy_wh),
+                    "timestamp": iso(p.unplug),
+                    "reason": "EVDisconnected",
+                },
+            ],
+        )
         status(p.unplug, "Available")
     lines.sort(key=lambda x: (x[0], x[1]))
     return [x[2] for x in lines]
