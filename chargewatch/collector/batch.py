@@ -87,16 +87,22 @@ class BatchBuilder:
     conversion to numpy happens once per batch.
     """
 
-    __slots__ = ("conn", "recv", "rows", "ts")
+    __slots__ = ("blocks", "conn", "recv", "rows", "ts")
 
     def __init__(self) -> None:
         self.conn: list[int] = []
         self.ts: list[float] = []
         self.recv: list[float] = []
         self.rows: list[tuple[float, ...]] = []
+        # Columnar messages arrive as arrays already; keep them whole.
+        self.blocks: list[MeterBatch] = []
 
     def __len__(self) -> int:
-        return len(self.conn)
+        return len(self.conn) + sum(len(b) for b in self.blocks)
+
+    def add_block(self, block: MeterBatch) -> None:
+        if len(block):
+            self.blocks.append(block)
 
     def add(self, conn: int, ts: float, recv: float, row: tuple[float, ...]) -> None:
         self.conn.append(conn)
@@ -105,8 +111,9 @@ class BatchBuilder:
         self.rows.append(row)
 
     def build(self) -> MeterBatch:
+        blocks, self.blocks = self.blocks, []
         if not self.conn:
-            return MeterBatch.empty()
+            return MeterBatch.concat(blocks)
         batch = MeterBatch(
             np.fromiter(self.conn, np.int32, len(self.conn)),
             np.fromiter(self.ts, np.float64, len(self.ts)),
@@ -114,4 +121,4 @@ class BatchBuilder:
             np.array(self.rows, dtype=np.float64).reshape(len(self.rows), N_FIELDS),
         )
         self.conn, self.ts, self.recv, self.rows = [], [], [], []
-        return batch
+        return MeterBatch.concat([batch, *blocks]) if blocks else batch

@@ -1,0 +1,444 @@
+"""Decoder for chargewatch's native telemetry (``ev/<charger>/<connector>/...``).
+
+The contract (also in README.md):
+
+* ``ev/<charger>/<connector>/meter`` — one sample ``{"ts": 1795487165.25,
+  "energy_wh": .., "power_w": .., "current_a": [l1, l2, l3], "voltage_v": [..],
+  "temperature_c": .., "soc_pct": .., "offered_a": ..}`` or a columnar batch with
+  the same keys holding equal-length arrays. All keys but ``ts`` are optional.
+* ``ev/<charger>/<connector>/status`` — ``{"ts", "status", "error_code", "info",
+  "vendor_error_code"}`` (OCPP 1.6 vocabularies).
+* ``ev/<charger>/<connector>/transaction`` — ``{"ts", "event":
+  "start"|"update"|"stop", "transaction_id", "meter_wh", "id_tag", "reason"}``.
+* ``ev/<charger>/heartbeat`` — ``{"ts"}``; ``ev/<charger>/online`` (retained,
+  last will) — ``{"online": true|false}``.
+
+``ts`` is the meter's clock: epoch seconds or an RFC 3339 string with offset.
+
+A sample is stored whole or rejected whole, with a reason; one bad sample of a
+columnar batch never costs the batch's good samples.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LIMITS", "NativeDecoder", "parse_ts"]
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.collector.decoding import DecodeSink
+from chargewatch.collector.events import (
+    CONNECTOR_STATUSES,
+    ERROR_CODES,
+    HeartbeatEvent,
+    OnlineEvent,
+    StatusEvent,
+    TransactionEvent,
+)
+from chargewatch.collector.topics import Route
+from chargewatch.errors import DecodeError
+from chargewatch.fleet import ConnectorIndex
+
+#: Plausible ranges; a value outside is absurd (a broken sensor or unit), not data.
+LIMITS: dict[str, tuple[float, float]] = {
+    "energy_wh": (0.0, 1e10),  # 10 GWh: far beyond any charger's lifetime register
+    "power_w": (-2e6, 2e6),  # negative: V2G export; 2 MW covers megawatt charging
+    "current_l1_a": (-3000.0, 3000.0),
+    "current_l2_a": (-3000.0, 3000.0),
+    "current_l3_a": (-3000.0, 3000.0),
+    "voltage_l1_v": (0.0, 1500.0),
+    "voltage_l2_v": (0.0, 1500.0),
+    "voltage_l3_v": (0.0, 1500.0),
+    "temperature_c": (-60.0, 200.0),
+    "soc_pct": (0.0, 100.0),
+    "offered_a": (0.0, 3000.0),
+}
+_LO = np.array([LIMITS[f][0] for f in FIELD_INDEX])
+_HI = np.array([LIMITS[f][1] for f in FIELD_INDEX])
+
+_SCALARS: tuple[tuple[str, int], ...] = tuple(
+    (k, FIELD_INDEX[k]) for k in ("energy_wh", "power_w", "temperature_c", "soc_pct", "offered_a")
+)
+_PHASED: tuple[tuple[str, int], ...] = (
+    ("current_a", FIELD_INDEX["current_l1_a"]),
+    ("voltage_v", FIELD_INDEX["voltage_l1_v"]),
+)
+_METER_KEYS = frozenset(("ts", *(k for k, _ in _SCALARS), *(k for k, _ in _PHASED)))
+
+_FIELD_NAMES = tuple(FIELD_INDEX)
+_MIN_TS = 1_262_304_000.0  # 2010-01-01: older meter clocks are unset, not history
+_NAN = math.nan
+_NUM = (int, float)
+
+
+def parse_ts(value: Any, recv: float, max_future_s: float) -> float:
+    """Meter time as epoch seconds; raises DecodeError(bad_timestamp/future_timestamp)."""
+    if type(value) in _NUM:
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise DecodeError("bad_timestamp", f"not RFC 3339: {value!r}") from None
+        if dt.tzinfo is None:
+            raise DecodeError("bad_timestamp", f"no UTC offset in {value!r}")
+        ts = dt.timestamp()
+    elif value is None:
+        raise DecodeError("missing_field", "ts is required")
+    else:
+        raise DecodeError("wrong_type", f"ts must be a number or RFC 3339 string, got {value!r}")
+    if not math.isfinite(ts) or ts < _MIN_TS:
+        if ts > 1e11:
+            raise DecodeError("bad_timestamp", f"ts {value!r} looks like milliseconds; use seconds")
+        raise DecodeError("bad_timestamp", f"ts {value!r} is before 2010")
+    if ts > 1e11:
+        raise DecodeError("bad_timestamp", f"ts {value!r} looks like milliseconds; use seconds")
+    if ts > recv + max_future_s:
+        raise DecodeError("future_timestamp", f"ts {value!r} is {ts - recv:.0f}s ahead of receipt")
+    return ts
+
+
+_LO_L = [float(x) for x in _LO]
+_HI_L = [float(x) for x in _HI]
+
+
+def _checked(v: Any, i: int, key: str) -> float:
+    if type(v) not in _NUM:
+        raise DecodeError("wrong_type", f"{key} must be a number, got {v!r}")
+    if _LO_L[i] <= v <= _HI_L[i]:
+        return float(v)
+    if not math.isfinite(v):
+        raise DecodeError("non_finite", f"{key} is {v!r}")
+    name = _FIELD_NAMES[i]
+    raise DecodeError("out_of_range", f"{key}={v!r} outside {LIMITS[name]}")
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        # Some firmware writes NaN/Infinity (Python's json.dumps default). Parse
+        # those leniently so only the affected samples are rejected, not the batch.
+        if b"NaN" in payload or b"Infinity" in payload:
+            try:
+                return json.loads(payload)
+            except (ValueError, RecursionError):
+                pass
+        raise DecodeError("malformed_json", str(exc)) from None
+
+
+def _text(payload: bytes) -> str:
+    return payload[:4096].decode("utf-8", "replace")
+
+
+class NativeDecoder:
+    """Decodes native messages into a :class:`DecodeSink`. Never raises."""
+
+    def __init__(
+        self,
+        index: ConnectorIndex,
+        *,
+        max_samples_per_message: int = 10_000,
+        max_future_s: float = 86_400.0,
+    ) -> None:
+        if max_samples_per_message < 1:
+            raise ValueError("max_samples_per_message must be >= 1")
+        self.index = index
+        self.max_samples = max_samples_per_message
+        self.max_future_s = max_future_s
+
+    def decode(
+        self, route: Route, topic: str, payload: bytes, recv: float, sink: DecodeSink
+    ) -> None:
+        try:
+            doc = _loads(payload)
+        except DecodeError as exc:
+            sink.reject(topic, exc.reason, exc.detail, _text(payload), recv)
+            return
+        try:
+            kind = route.kind
+            if kind == "meter":
+                self._meter(route, topic, doc, recv, sink)
+            elif kind == "status":
+                self._status(route, doc, recv, sink)
+            elif kind == "transaction":
+                self._transaction(route, doc, recv, sink)
+            elif kind == "heartbeat":
+                ts = recv
+                if isinstance(doc, dict) and doc.get("ts") is not None:
+                    ts = parse_ts(doc["ts"], recv, self.max_future_s)
+                elif not isinstance(doc, dict):
+                    raise DecodeError("wrong_type", "heartbeat payload must be an object")
+                sink.events.append(HeartbeatEvent(route.charger, ts, recv))
+            elif kind == "online":
+                sink.events.append(OnlineEvent(route.charger, _online(doc), recv))
+            else:  # pragma: no cover - the router only produces the kinds above
+                raise DecodeError("unknown_topic", f"kind {kind}")
+        except DecodeError as exc:
+            sink.reject(topic, exc.reason, exc.detail, doc, recv)
+
+    # -- meter ---------------------------------------------------------------
+
+    def _meter(self, route: Route, topic: str, doc: Any, recv: float, sink: DecodeSink) -> None:
+        if not isinstance(doc, dict):
+            raise DecodeError("wrong_type", f"meter payload must be an object, got {_tname(doc)}")
+        if route.connector == 0:
+            raise DecodeError("bad_connector_id", "meter samples need a connector 1..64")
+        if isinstance(doc.get("ts"), list):
+            self._meter_batch(route, topic, doc, recv, sink)
+            return
+        ts = parse_ts(doc.get("ts"), recv, self.max_future_s)
+        row = [_NAN] * N_FIELDS
+        get = doc.get
+        for key, i in _SCALARS:
+            v = get(key)
+            if v is not None:
+                row[i] = _checked(v, i, key)
+        for key, i in _PHASED:
+            v = get(key)
+            if v is None:
+                continue
+            if type(v) in _NUM:
+                row[i] = _checked(v, i, key)
+            elif isinstance(v, list) and 1 <= len(v) <= 3:
+                for k, x in enumerate(v):
+                    if x is not None:
+                        row[i + k] = _checked(x, i + k, f"{key}[{k}]")
+            else:
+                raise DecodeError("wrong_type", f"{key} must be a number or 1-3 numbers, got {v!r}")
+        sink.meter.add(self.index.id(route.charger, route.connector), ts, recv, tuple(row))
+
+    def _meter_batch(
+        self, route: Route, topic: str, doc: dict[str, Any], recv: float, sink: DecodeSink
+    ) -> None:
+        ts_list: list[Any] = doc["ts"]
+        n = len(ts_list)
+        if n == 0:
+            raise DecodeError("empty_batch", "ts is an empty array")
+        if n > self.max_samples:
+            raise DecodeError("oversized", f"{n} samples > limit {self.max_samples}")
+        values = np.full((n, N_FIELDS), np.nan)
+        bad: list[tuple[str, str] | None] = [None] * n
+
+        def mark(rows: NDArray[np.intp] | list[int], reason: str, detail: str) -> None:
+            for r in rows:
+                if bad[r] is None:
+                    bad[r] = (reason, detail)
+
+        ts = np.full(n, np.nan)
+        try:
+            ts[:] = np.asarray(ts_list, dtype=np.float64)
+        except (TypeError, ValueError):
+            for k, v in enumerate(ts_list):
+                try:
+                    ts[k] = parse_ts(v, recv, self.max_future_s)
+                except DecodeError as exc:
+                    mark([k], exc.reason, f"ts[{k}]: {exc.detail}")
+        else:
+            for kk in np.flatnonzero(
+                ~np.isfinite(ts) | (ts < _MIN_TS) | (ts > recv + self.max_future_s)
+            ):
+                k = int(kk)
+                try:
+                    parse_ts(float(ts[k]), recv, self.max_future_s)
+                except DecodeError as exc:
+                    mark([int(k)], exc.reason, f"ts[{k}]: {exc.detail}")
+
+        for key, i in _SCALARS:
+            col = doc.get(key)
+            if col is None:
+                continue
+            if not isinstance(col, list) or len(col) != n:
+                raise DecodeError("length_mismatch", f"{key} must be an array of {n} values")
+            values[:, i] = self._column(col, key, mark)
+        for key, i in _PHASED:
+            col = doc.get(key)
+            if col is None:
+                continue
+            if not isinstance(col, list) or len(col) != n:
+                raise DecodeError("length_mismatch", f"{key} must be an array of {n} values")
+            values[:, i : i + 3] = self._phased_column(col, key, mark)
+
+        with np.errstate(invalid="ignore"):
+            present = ~np.isnan(values)
+            inf = np.isinf(values)
+            out = present & ~inf & ((values < _LO) | (values > _HI))
+        for r in np.flatnonzero(inf.any(axis=1)):
+            mark([int(r)], "non_finite", f"sample {r}: a value is infinite")
+        for r in np.flatnonzero(out.any(axis=1)):
+            f = int(np.flatnonzero(out[r])[0])
+            name = _FIELD_NAMES[f]
+            mark(
+                [int(r)],
+                "out_of_range",
+                f"sample {r}: {name}={values[r, f]!r} outside {LIMITS[name]}",
+            )
+
+        good = np.fromiter((b is None for b in bad), np.bool_, n)
+        for kk in np.flatnonzero(~good):
+            k = int(kk)
+            reason, detail = bad[k]  # type: ignore[misc]
+            sink.reject(topic, reason, detail, _sample(doc, k, n), recv, index=k)
+        m = int(good.sum())
+        if m:
+            conn = self.index.id(route.charger, route.connector)
+            sink.meter.add_block(
+                MeterBatch(
+                    np.full(m, conn, np.int32),
+                    ts[good],
+                    np.full(m, recv),
+                    values[good],
+                )
+            )
+
+    @staticmethod
+    def _column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
+        try:
+            # None -> NaN (a missing value in one sample is allowed)
+            arr = np.asarray(col, dtype=np.float64)
+            if arr.ndim == 1:
+                if any(type(v) is bool for v in col):
+                    raise TypeError
+                for kk in np.flatnonzero(np.isnan(arr)):
+                    k = int(kk)
+                    if col[k] is not None:  # a NaN literal, not a missing value
+                        mark([int(k)], "non_finite", f"{key}[{k}] is NaN")
+                return arr
+        except (TypeError, ValueError):
+            pass
+        out = np.full(len(col), np.nan)
+        for k, v in enumerate(col):
+            if v is None:
+                continue
+            if type(v) not in _NUM:
+                mark([k], "wrong_type", f"{key}[{k}] must be a number, got {v!r}")
+                continue
+            if v != v:  # noqa: PLR0124 - NaN literal from a lenient parse
+                mark([k], "non_finite", f"{key}[{k}] is NaN")
+            out[k] = v
+        return out
+
+    @staticmethod
+    def _phased_column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
+        out = np.full((len(col), 3), np.nan)
+        for k, v in enumerate(col):
+            if v is None:
+                continue
+            if type(v) in _NUM and v == v:  # noqa: PLR0124 - rejects NaN literals
+                out[k, 0] = v
+            elif (
+                isinstance(v, list)
+                and 1 <= len(v) <= 3
+                and all(x is None or type(x) in _NUM for x in v)
+            ):
+                for j, x in enumerate(v):
+                    if x is not None:
+                        out[k, j] = x
+            else:
+                mark([k], "wrong_type", f"{key}[{k}] must be a number or 1-3 numbers, got {v!r}")
+        return out
+
+    # -- events ----------------------------------------------------------------
+
+    def _status(self, route: Route, doc: Any, recv: float, sink: DecodeSink) -> None:
+        if not isinstance(doc, dict):
+            raise DecodeError("wrong_type", f"status payload must be an object, got {_tname(doc)}")
+        ts = parse_ts(doc.get("ts", recv), recv, self.max_future_s)
+        status = doc.get("status")
+        if status not in CONNECTOR_STATUSES:
+            raise DecodeError(
+                "unknown_status", f"status {status!r}; expected one of {list(CONNECTOR_STATUSES)}"
+            )
+        error_code = doc.get("error_code", "NoError")
+        if error_code not in ERROR_CODES:
+            raise DecodeError("unknown_error_code", f"error_code {error_code!r}")
+        sink.events.append(
+            StatusEvent(
+                route.charger,
+                route.connector,
+                ts,
+                recv,
+                status,
+                error_code,
+                _str(doc, "info"),
+                _str(doc, "vendor_error_code"),
+            )
+        )
+
+    def _transaction(self, route: Route, doc: Any, recv: float, sink: DecodeSink) -> None:
+        if not isinstance(doc, dict):
+            raise DecodeError(
+                "wrong_type", f"transaction payload must be an object, got {_tname(doc)}"
+            )
+        if route.connector == 0:
+            raise DecodeError("bad_connector_id", "transactions need a connector 1..64")
+        ts = parse_ts(doc.get("ts"), recv, self.max_future_s)
+        event = doc.get("event")
+        if event not in ("start", "update", "stop"):
+            raise DecodeError("wrong_value", f"event {event!r}; expected start, update or stop")
+        tid = doc.get("transaction_id")
+        if type(tid) is int:
+            tid = str(tid)
+        if not isinstance(tid, str) or not tid or len(tid) > 64:
+            raise DecodeError("missing_field", "transaction_id must be a non-empty string")
+        meter = doc.get("meter_wh")
+        if meter is not None:
+            if type(meter) not in _NUM:
+                raise DecodeError("wrong_type", f"meter_wh must be a number, got {meter!r}")
+            if not (LIMITS["energy_wh"][0] <= meter <= LIMITS["energy_wh"][1]):
+                raise DecodeError("out_of_range", f"meter_wh={meter!r}")
+        sink.events.append(
+            TransactionEvent(
+                route.charger,
+                route.connector,
+                ts,
+                recv,
+                event,
+                tid,
+                None if meter is None else float(meter),
+                id_tag=_str(doc, "id_tag"),
+                reason=_str(doc, "reason"),
+                signed_data=_str(doc, "signed_data", 65536),
+            )
+        )
+
+
+def _online(doc: Any) -> bool:
+    if isinstance(doc, dict):
+        doc = doc.get("online")
+    if doc in (True, 1, "true", "online", "1"):
+        return True
+    if doc in (False, 0, "false", "offline", "0"):
+        return False
+    raise DecodeError("wrong_value", f"online flag must be true or false, got {doc!r}")
+
+
+def _str(doc: dict[str, Any], key: str, limit: int = 512) -> str:
+    v = doc.get(key)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise DecodeError("wrong_type", f"{key} must be a string, got {v!r}")
+    if len(v) > limit:
+        raise DecodeError("oversized", f"{key} longer than {limit} characters")
+    return v
+
+
+def _tname(v: Any) -> str:
+    return type(v).__name__
+
+
+def _sample(doc: dict[str, Any], k: int, n: int) -> dict[str, Any]:
+    """The k-th sample of a columnar message, for the dead-letter record."""
+    return {
+        key: (col[k] if isinstance(col, list) and len(col) == n else col)
+        for key, col in doc.items()
+        if key in _METER_KEYS
+    }

@@ -1,0 +1,136 @@
+"""InfluxDB line protocol built from columnar batches.
+
+Measurements, tags and fields (documented in README "Stored series"):
+
+* ``meter`` — tags ``charger``, ``connector``, ``site``; one float field per
+  reported meter value (``energy_wh``, ``power_w``, ``current_l1_a`` ...); time =
+  the meter's clock. Unreported values are omitted, never written as 0.
+
+Tags are only the low-cardinality identity of a connector; everything that
+varies per sample is a field. Timestamps are written in milliseconds.
+
+Rows are grouped by which fields they carry, and each group is formatted with
+one precompiled template, so the per-row work is a single ``%`` format.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PRECISION",
+    "escape_field_string",
+    "escape_measurement",
+    "escape_tag",
+    "format_value",
+    "meter_lines",
+    "series_prefix",
+]
+
+import numpy as np
+
+from chargewatch.collector.batch import METER_FIELDS, MeterBatch
+from chargewatch.fleet import ConnectorIndex
+
+PRECISION = "ms"
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
+_MEAS_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
+
+
+def escape_tag(value: str) -> str:
+    """Escape a tag key or value (commas, equals signs, spaces)."""
+    # A trailing backslash would escape the separator that follows it.
+    out = value.translate(_TAG_ESCAPES)
+    return out + " " if out.endswith("\\") else out
+
+
+def escape_measurement(value: str) -> str:
+    return value.translate(_MEAS_ESCAPES)
+
+
+def escape_field_string(value: str) -> str:
+    """A string field value, quoted."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def format_value(value: float | int | bool | str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return escape_field_string(value)
+
+
+def series_prefix(measurement: str, tags: dict[str, str]) -> str:
+    """``measurement,k=v,...`` with tags sorted by key (InfluxDB's preferred order)."""
+    parts = [escape_measurement(measurement)]
+    for k in sorted(tags):
+        v = tags[k]
+        if v:  # empty tag values are not allowed in line protocol
+            parts.append(f"{escape_tag(k)}={escape_tag(v)}")
+    return ",".join(parts)
+
+
+class MeterLines:
+    """Formats ``meter`` lines; caches each connector's series prefix."""
+
+    def __init__(self, index: ConnectorIndex, measurement: str = "meter") -> None:
+        self.index = index
+        self.measurement = measurement
+        self._prefix: list[str] = []
+        self._templates: dict[bytes, tuple[str, list[int]]] = {}
+
+    def _prefixes(self) -> list[str]:
+        n = len(self.index)
+        while len(self._prefix) < n:
+            i = len(self._prefix)
+            charger, connector = self.index.keys[i]
+            self._prefix.append(
+                series_prefix(
+                    self.measurement,
+                    {
+                        "charger": charger,
+                        "connector": str(connector),
+                        "site": self.index.site_of(i),
+                    },
+                )
+                + " "
+            )
+        return self._prefix
+
+    def _template(self, mask: np.ndarray) -> tuple[str, list[int]]:
+        key = mask.tobytes()
+        hit = self._templates.get(key)
+        if hit is None:
+            cols = [int(i) for i in np.flatnonzero(mask)]
+            fields = ",".join(f"{METER_FIELDS[i]}=%r" for i in cols)
+            hit = self._templates[key] = ("%s" + fields + " %d", cols)
+        return hit
+
+    def lines(self, batch: MeterBatch) -> list[str]:
+        n = len(batch)
+        if n == 0:
+            return []
+        prefixes = self._prefixes()
+        present = ~np.isnan(batch.values)
+        nonempty = present.any(axis=1)
+        ts_ms = np.round(batch.ts * 1000.0).astype(np.int64)
+        # Pack each row's field mask into an integer to group rows by shape.
+        weights = 1 << np.arange(present.shape[1], dtype=np.int64)
+        shape = present.astype(np.int64) @ weights
+        out: list[str] = []
+        for code in np.unique(shape[nonempty]):
+            rows = np.flatnonzero(shape == code)
+            tmpl, cols = self._template(present[rows[0]])
+            vals = batch.values[rows][:, cols].tolist()
+            pre = [prefixes[c] for c in batch.conn[rows].tolist()]
+            out.extend(
+                [tmpl % (p, *v, t) for p, v, t in zip(pre, vals, ts_ms[rows].tolist(), strict=True)]
+            )
+        return out
+
+
+def meter_lines(index: ConnectorIndex, batch: MeterBatch) -> list[str]:
+    """One-off convenience; long-running code keeps a :class:`MeterLines`."""
+    return MeterLines(index).lines(batch)

@@ -1,0 +1,35 @@
+"""The collector's own Prometheus metrics (low cardinality: no charger labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("chargewatch_messages_total", "MQTT messages received", ["kind"])
+SAMPLES = Counter("chargewatch_samples_total", "Meter samples accepted")
+REJECTED = Counter(
+    "chargewatch_rejected_total", "Messages or samples rejected, by reason", ["reason"]
+)
+DEADLETTER_BYTES = Gauge("chargewatch_deadletter_bytes", "Size of the dead-letter files")
+INGEST_LAG = Gauge(
+    "chargewatch_ingest_lag_seconds", "Age of the oldest message waiting to be processed"
+)
+QUEUE_DEPTH = Gauge("chargewatch_queue_depth", "Messages received and not yet processed")
+BATCH_SECONDS = Histogram(
+    "chargewatch_batch_seconds",
+    "Time to process one batch through the pipeline",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+LINES_WRITTEN = Counter("chargewatch_influx_lines_written_total", "Lines accepted by InfluxDB")
+WRITE_ERRORS = Counter(
+    "chargewatch_influx_write_errors_total", "Failed InfluxDB writes", ["reason"]
+)
+WRITE_SECONDS = Histogram(
+    "chargewatch_influx_write_seconds",
+    "InfluxDB write request latency",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SPOOL_BYTES = Gauge("chargewatch_influx_spool_bytes", "Bytes waiting in the InfluxDB spool")
+MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the broker")
+MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")
+CONNECTORS = Gauge("chargewatch_connectors", "Connectors seen", ["inventory"])
+CHARGERS_ONLINE = Gauge("chargewatch_chargers_online", "Chargers currently online")

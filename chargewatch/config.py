@@ -1,0 +1,292 @@
+"""Service configuration (``chargewatch run --config FILE``).
+
+YAML, every key optional except where noted; environment variables override
+any key: ``CHARGEWATCH__INFLUX__URL=http://...`` sets ``influx.url`` (double
+underscores separate the path; values are parsed as YAML scalars). Secrets can
+also come from files: ``password_file``, ``token_file``. A wrong file fails at
+start with the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Config", "HttpConfig", "LimitsConfig", "load_config", "parse_config"]
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chargewatch.collector.influx import InfluxConfig
+from chargewatch.collector.mqtt import MqttConfig
+from chargewatch.errors import ConfigError, ConfigProblem
+from chargewatch.yamlsrc import Path as KeyPath
+from chargewatch.yamlsrc import Reader, Source, load_yaml
+
+ENV_PREFIX = "CHARGEWATCH__"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:9108"  # "" disables the HTTP server
+    token: str = field(default="", repr=False)  # bearer token for /api/v1 ("" = open)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_payload_bytes: int = 1 << 20
+    max_samples_per_message: int = 10_000
+    max_future_s: float = 86_400.0
+    deadletter_max_bytes: int = 64 << 20
+    deadletter_keep: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str = ""
+    data_dir: Path = Path("chargewatch-data")
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    influx: InfluxConfig | None = None
+    influx_file: Path | None = None  # write line protocol to a local file instead
+    http: HttpConfig = field(default_factory=HttpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    fleet: Path | None = None
+    rules: Path | None = None
+    tariffs: Path | None = None
+    batch_max_messages: int = 20_000
+    tick_interval_s: float = 1.0
+
+
+_TOP = ("data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "pipeline")
+_MQTT = (
+    "host", "port", "client_id", "username", "password", "password_file", "tls", "ca_file",
+    "cert_file", "key_file", "tls_insecure", "keepalive_s", "qos", "clean_session",
+    "subscriptions", "max_inbox",
+)  # fmt: skip
+_INFLUX = (
+    "url", "api", "database", "retention_policy", "username", "password", "password_file",
+    "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
+    "timeout_s", "spool_max_bytes", "file",
+)  # fmt: skip
+_HTTP = ("listen", "token", "token_file")
+_LIMITS = tuple(LimitsConfig.__dataclass_fields__)
+_PIPELINE = ("batch_max_messages", "tick_interval_s")
+
+
+def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        for p in parts[:-1]:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                child = node[p] = {}
+            node = child
+        node[parts[-1]] = value
+        src.marks.setdefault(tuple(parts), (0, 0))
+
+
+def _secret(r: Reader, m: dict[str, Any], path: KeyPath, key: str, base: Path) -> str:
+    value: str = r.get(m, path, key, str, "")
+    file_key = f"{key}_file"
+    file_value = r.get(m, path, file_key, str, "")
+    if file_value:
+        p = Path(file_value)
+        if not p.is_absolute():
+            p = base / p
+        try:
+            value = p.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            r.fail((*path, file_key), f"cannot read secret file: {exc.strerror}")
+    return value
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
+    if src.data is None:
+        src.data = {}
+    if not isinstance(src.data, dict):
+        raise ConfigError([ConfigProblem(src.file, "", "expected a mapping at the top level")])
+    _apply_env(src.data, dict(os.environ) if env is None else env, src)
+    base = Path(src.file).parent if src.file else Path()
+    r = Reader(src)
+    top = r.mapping(src.data, (), allowed=_TOP)
+
+    def path_of(m: dict[str, Any], p: KeyPath, key: str) -> Path | None:
+        v = r.get(m, p, key, str, "")
+        if not v:
+            return None
+        out = Path(v)
+        return out if out.is_absolute() else base / out
+
+    mq = r.mapping(top.get("mqtt"), ("mqtt",), allowed=_MQTT)
+    p: KeyPath = ("mqtt",)
+    subs = r.get(mq, p, "subscriptions", list, list(MqttConfig.subscriptions))
+    mqtt_cfg = MqttConfig(
+        host=r.get(mq, p, "host", str, "127.0.0.1"),
+        port=r.get(
+            mq, p, "port", int, 1883, check=lambda v: 0 < v < 65536, expected="a TCP port 1..65535"
+        ),
+        client_id=r.get(mq, p, "client_id", str, "chargewatch-collector"),
+        username=r.get(mq, p, "username", str, ""),
+        password=_secret(r, mq, p, "password", base),
+        tls=r.get(mq, p, "tls", bool, False),
+        ca_file=r.get(mq, p, "ca_file", str, ""),
+        cert_file=r.get(mq, p, "cert_file", str, ""),
+        key_file=r.get(mq, p, "key_file", str, ""),
+        tls_insecure=r.get(mq, p, "tls_insecure", bool, False),
+        keepalive_s=r.get(
+            mq,
+            p,
+            "keepalive_s",
+            int,
+            30,
+            check=lambda v: 5 <= v <= 3600,
+            expected="seconds, 5..3600",
+        ),
+        qos=r.get(mq, p, "qos", int, 1, check=lambda v: v in (0, 1), expected="0 or 1"),
+        clean_session=r.get(mq, p, "clean_session", bool, False),
+        subscriptions=tuple(str(s) for s in subs or ()),
+        max_inbox=r.get(
+            mq, p, "max_inbox", int, 200_000, check=_positive, expected="a positive integer"
+        ),
+    )
+
+    influx_cfg: InfluxConfig | None = None
+    influx_file: Path | None = None
+    if top.get("influx") is not None:
+        ix = r.mapping(top.get("influx"), ("influx",), allowed=_INFLUX)
+        p = ("influx",)
+        influx_file = path_of(ix, p, "file")
+        if influx_file is None:
+            api = r.get(
+                ix,
+                p,
+                "api",
+                str,
+                "v1",
+                check=lambda v: v in ("v1", "v2"),
+                expected="v1 (/write) or v2 (/api/v2/write)",
+            )
+            url = r.get(
+                ix,
+                p,
+                "url",
+                str,
+                expected="the server URL, e.g. http://influxdb:8086",
+                check=lambda v: v.startswith(("http://", "https://")),
+            )
+            influx_cfg = InfluxConfig(
+                url=url or "http://invalid",
+                api=api or "v1",
+                database=r.get(ix, p, "database", str, "chargewatch"),
+                retention_policy=r.get(ix, p, "retention_policy", str, ""),
+                username=r.get(ix, p, "username", str, ""),
+                password=_secret(r, ix, p, "password", base),
+                org=r.get(ix, p, "org", str, ""),
+                bucket=r.get(ix, p, "bucket", str, "chargewatch"),
+                token=_secret(r, ix, p, "token", base),
+                batch_lines=r.get(
+                    ix,
+                    p,
+                    "batch_lines",
+                    int,
+                    5000,
+                    check=lambda v: 1 <= v <= 1_000_000,
+                    expected="1..1000000",
+                ),
+                flush_interval_s=r.get(
+                    ix, p, "flush_interval_s", float, 1.0, check=_positive, expected="seconds > 0"
+                ),
+                gzip=r.get(ix, p, "gzip", bool, True),
+                timeout_s=r.get(
+                    ix, p, "timeout_s", float, 10.0, check=_positive, expected="seconds > 0"
+                ),
+                spool_max_bytes=r.get(
+                    ix,
+                    p,
+                    "spool_max_bytes",
+                    int,
+                    1 << 30,
+                    check=lambda v: v >= 1 << 16,
+                    expected=">= 65536 bytes",
+                ),
+            )
+
+    hx = r.mapping(top.get("http"), ("http",), allowed=_HTTP)
+    http_cfg = HttpConfig(
+        listen=r.get(hx, ("http",), "listen", str, "127.0.0.1:9108"),
+        token=_secret(r, hx, ("http",), "token", base),
+    )
+    lx = r.mapping(top.get("limits"), ("limits",), allowed=_LIMITS)
+    p = ("limits",)
+    limits = LimitsConfig(
+        max_payload_bytes=r.get(
+            lx, p, "max_payload_bytes", int, 1 << 20, check=_positive, expected="bytes > 0"
+        ),
+        max_samples_per_message=r.get(
+            lx, p, "max_samples_per_message", int, 10_000, check=_positive, expected="> 0"
+        ),
+        max_future_s=r.get(
+            lx, p, "max_future_s", float, 86_400.0, check=_positive, expected="seconds > 0"
+        ),
+        deadletter_max_bytes=r.get(
+            lx,
+            p,
+            "deadletter_max_bytes",
+            int,
+            64 << 20,
+            check=lambda v: v >= 4096,
+            expected=">= 4096 bytes",
+        ),
+        deadletter_keep=r.get(
+            lx, p, "deadletter_keep", int, 5, check=_positive, expected="> 0 files"
+        ),
+    )
+    px = r.mapping(top.get("pipeline"), ("pipeline",), allowed=_PIPELINE)
+    data_dir = path_of(top, (), "data_dir") or base / "chargewatch-data"
+    cfg = Config(
+        file=src.file,
+        data_dir=data_dir,
+        mqtt=mqtt_cfg,
+        influx=influx_cfg,
+        influx_file=influx_file,
+        http=http_cfg,
+        limits=limits,
+        fleet=path_of(top, (), "fleet"),
+        rules=path_of(top, (), "rules"),
+        tariffs=path_of(top, (), "tariffs"),
+        batch_max_messages=r.get(
+            px, ("pipeline",), "batch_max_messages", int, 20_000, check=_positive, expected="> 0"
+        ),
+        tick_interval_s=r.get(
+            px,
+            ("pipeline",),
+            "tick_interval_s",
+            float,
+            1.0,
+            check=_positive,
+            expected="seconds > 0",
+        ),
+    )
+    for key, value in (("fleet", cfg.fleet), ("rules", cfg.rules), ("tariffs", cfg.tariffs)):
+        if value is not None and not value.exists():
+            r.fail((key,), f"{value} does not exist")
+    r.raise_if_failed()
+    return cfg
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    return parse_config(load_yaml(path), env)

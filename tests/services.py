@@ -1,0 +1,290 @@
+"""Private instances of the real services that integration tests and benchmarks use.
+
+Each service runs from its Debian package's binary on a free loopback port with
+a temporary data directory, and is stopped afterwards. ``scripts/test.sh``
+installs the packages; when a binary is missing here, tests skip locally but
+fail under ``CI=true`` (a missing service must never look like a pass).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+
+__all__ = [
+    "Alertmanager",
+    "InfluxDB",
+    "Mosquitto",
+    "Service",
+    "ServiceMissingError",
+    "VictoriaMetrics",
+    "free_port",
+]
+
+
+class ServiceMissingError(RuntimeError):
+    """The service's binary is not installed."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _which(*names: str) -> str:
+    for name in names:
+        for d in ("", "/usr/sbin/", "/usr/bin/", "/usr/local/bin/", "/usr/local/sbin/"):
+            p = shutil.which(d + name) if d else shutil.which(name)
+            if p:
+                return p
+    raise ServiceMissingError(f"none of {names} is installed (run scripts/test.sh to install)")
+
+
+class Service:
+    """A child process with a private directory, started and stopped by tests."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"cw-{self.name}-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.dir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        cmd = self.command()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def _http_ok(self, path: str) -> bool:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code < 500
+
+    def __enter__(self) -> Service:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class Mosquitto(Service):
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path | None = None, extra_conf: str = "") -> None:
+        super().__init__(workdir)
+        self.extra_conf = extra_conf
+        self.binary = _which("mosquitto")
+
+    def command(self) -> list[str]:
+        conf = self.dir / "mosquitto.conf"
+        (self.dir / "data").mkdir(exist_ok=True)
+        body = self.extra_conf or "allow_anonymous true\n"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"persistence true\npersistence_location {self.dir}/data/\n"
+            "autosave_interval 1\n"
+            # Large enough queues that tests exercise the collector, not broker limits.
+            "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
+            "log_dest stdout\nlog_type error\nlog_type warning\n" + body
+        )
+        return [self.binary, "-c", str(conf)]
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+
+class InfluxDB(Service):
+    """InfluxDB 1.x (Debian's 1.6): ``/write`` and InfluxQL ``/query``."""
+
+    name = "influxdb"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = _which("influxd")
+        self.rpc_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        d = self.dir
+        conf = d / "influxdb.conf"
+        conf.write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{d}/meta"\n'
+            f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
+            f"  max-values-per-tag = 0\n"
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "  max-body-size = 0\n"
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+        return [self.binary, "-config", str(conf)]
+
+    def ready(self) -> bool:
+        return self._http_ok("/ping")
+
+    def query(self, q: str, db: str = "") -> list[dict[str, object]]:
+        """Run InfluxQL; return the series of the first statement (empty when none)."""
+        r = httpx.post(f"{self.url}/query", params={"q": q, "db": db, "epoch": "ms"}, timeout=30)
+        r.raise_for_status()
+        result = r.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return list(result.get("series", []))
+
+    def create_db(self, db: str) -> None:
+        self.query(f'CREATE DATABASE "{db}"')
+
+
+class VictoriaMetrics(Service):
+    """VictoriaMetrics: InfluxDB line protocol on ``/api/v2/write``, read via ``/api/v1/export``."""
+
+    name = "victoria-metrics"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = _which("victoria-metrics")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"-storageDataPath={self.dir}/data",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",
+            "-loggerLevel=ERROR",
+        ]
+
+    def ready(self) -> bool:
+        return self._http_ok("/health")
+
+    def flush(self) -> None:
+        # Make just-written samples visible to queries without waiting for the
+        # background flush (VictoriaMetrics' /internal/force_flush).
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10)
+
+    def export(self, match: str) -> list[dict[str, object]]:
+        self.flush()
+        r = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match}, timeout=30)
+        r.raise_for_status()
+        return [orjson.loads(line) for line in r.content.splitlines() if line.strip()]
+
+
+class Alertmanager(Service):
+    name = "alertmanager"
+
+    def __init__(self, workdir: Path | None = None, config: str = "") -> None:
+        super().__init__(workdir)
+        self.binary = _which("prometheus-alertmanager", "alertmanager")
+        self.config = config or (
+            "route:\n  receiver: default\n  group_wait: 0s\n  group_interval: 1s\n"
+            "  repeat_interval: 1h\nreceivers:\n  - name: default\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        conf = self.dir / "alertmanager.yml"
+        conf.write_text(self.config)
+        return [
+            self.binary,
+            f"--config.file={conf}",
+            f"--storage.path={self.dir}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            r = httpx.get(f"{self.url}/-/ready", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    def alerts(self, **params: str) -> list[dict[str, object]]:
+        r = httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
+        r.raise_for_status()
+        return list(r.json())
+
+
+@contextlib.contextmanager
+def running(service: Service) -> Iterator[Service]:
+    service.start()
+    try:
+        yield service
+    finally:
+        service.cleanup()
