@@ -464,7 +464,8 @@ class SessionEngine:
                 )
                 return
             if ev.kind == "stop":
-                s2.meter_stop = ev.meter_wh
+                if ev.meter_wh is not None:
+                    s2.meter_stop = ev.meter_wh
                 s2.reason = ev.reason
                 s2.signed_stop = ev.signed_data
                 if s2.is_open:
@@ -615,7 +616,11 @@ class SessionEngine:
         s.jumps += stats.jumps
         s.bad += stats.bad
         if fin.any() and register_energy(s.segs) > before + cfg.register_tolerance_wh:
-            s.last_growth = max(s.last_growth, float(t[fin][-1]))
+            # Growth ended where the readings first reach their final level.
+            tf, ef = t[fin], e[fin]
+            top = np.maximum.accumulate(ef[::-1])[::-1]  # max of each reading and all later
+            reached = np.flatnonzero(ef >= top[-1] - cfg.register_tolerance_wh)
+            s.last_growth = max(s.last_growth, float(tf[reached[0]]))
         if rows.size:
             tp = batch.ts[rows]
             p = batch.values[rows, _P]
