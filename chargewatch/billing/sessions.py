@@ -102,7 +102,7 @@ class SessionConfig:
     register_tolerance_wh: float = 1.0
     reset_ratio: float = 0.5
     reset_from_zero_wh: float = 1_000.0  # first reading after a reset counted from 0 up to this
-    max_power_w: float = 400_000.0
+    max_power_w: float = 4_000_000.0  # megawatt charging (MCS); faster register rises are jumps
     mismatch_pct: float = 5.0
     mismatch_min_wh: float = 100.0
 
@@ -240,9 +240,10 @@ class _Session:
     last_seen: float = 0.0
     last_growth: float = 0.0
     available_at: float | None = None
-    # Trapezoid of the power samples at the two ends of each reset interval
-    # ("t1:t0" of the segments around it): the pieces are too coarse for it.
-    bridges: dict[str, float] = field(default_factory=dict)
+    # Power samples at the two ends of each reset interval ("t1:t0" of the
+    # segments around it), as trapezoid and peak-power energy: the pieces are
+    # too coarse for it.
+    bridges: dict[str, list[float]] = field(default_factory=dict)  # [trapezoid, peak] Wh
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
 
@@ -657,7 +658,8 @@ class SessionEngine:
                 continue
             i, j = np.searchsorted(tp, [a[2], b[0]])
             if i < tp.size and j < tp.size and tp[i] == a[2] and tp[j] == b[0]:
-                s.bridges[key] = float((p[i] + p[j]) * 0.5 * (b[0] - a[2]) / 3600.0)
+                dt_h = (b[0] - a[2]) / 3600.0
+                s.bridges[key] = [float((p[i] + p[j]) * 0.5 * dt_h), float(max(p[i], p[j]) * dt_h)]
 
     # ------------------------------------------------------------------ closing
 
@@ -715,22 +717,23 @@ class SessionEngine:
         return out
 
     def _across_reset(
-        self, tr: PowerTrack, bridges: dict[str, float], a: list[float], b: list[float]
+        self, tr: PowerTrack, bridges: dict[str, list[float]], a: list[float], b: list[float]
     ) -> float:
         """Energy between the last reading before a reset and the first after it.
 
         It is in no segment. A rebooted register restarts at 0, so its first
         reading *is* the energy since the reboot — when that reading is no more
-        than the power integral over the interval allows (or than
-        ``reset_from_zero_wh`` without power). Otherwise (a swapped meter with
-        its own total) the power integral over the interval stands in.
+        than the peak power seen around the interval could deliver in it (or
+        than ``reset_from_zero_wh`` without power samples). Otherwise (a swapped
+        meter with its own total) the power trapezoid over the interval stands in.
         """
-        est = bridges.get(_bridge_key(a, b))
-        if est is None:
+        found = bridges.get(_bridge_key(a, b))
+        if found is None:
             est = tr.integral_between(a[2], b[0])
-        if b[1] <= max(1.2 * est + self.config.register_tolerance_wh, 0.0) or (
-            est == 0.0 and b[1] <= self.config.reset_from_zero_wh
-        ):
+            bound = self.config.reset_from_zero_wh
+        else:
+            est, bound = found
+        if b[1] <= 1.1 * bound + self.config.register_tolerance_wh:
             return b[1]
         return est
 
