@@ -96,6 +96,7 @@ class SessionConfig:
     available_grace_s: float = 300.0  # wait for a stop after Available
     stale_timeout_s: float = 86_400.0  # no growth and no power: close (rule 5)
     power_idle_timeout_s: float = 1_800.0  # same, for power-inferred sessions
+    occupied_timeout_s: float = 7 * 86_400.0  # same, while the connector status is occupied
     retain_closed_s: float = 14 * 86_400.0  # closed sessions kept for late data / late stops
     future_tolerance_s: float = 3_600.0  # timestamps further ahead of `now` are rejected
     late_after_s: float = 300.0  # received this long after its timestamp: late
@@ -286,6 +287,8 @@ class SessionEngine:
         self._tx_chargers: set[str] = set()  # chargers that send transaction events
         self._status_chargers: set[str] = set()
         self._pending: dict[str, list[tuple[float, float]]] = {}  # event-borne register points
+        self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
+        self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
         self.rejected: list[Rejected] = []
 
@@ -340,6 +343,7 @@ class SessionEngine:
             "open": sorted(self._open.values()),
             "tx_chargers": sorted(self._tx_chargers),
             "status_chargers": sorted(self._status_chargers),
+            "status": [[*self.index.keys[c], st] for c, st in sorted(self._status.items())],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -355,6 +359,7 @@ class SessionEngine:
                 self._open[self.index.id(s.charger, s.connector)] = s.sid
         self._tx_chargers = set(state["tx_chargers"])
         self._status_chargers = set(state["status_chargers"])
+        self._status = {self.index.id(ch, cn): st for ch, cn, st in state.get("status", [])}
 
     # ------------------------------------------------------------------ events
 
@@ -377,6 +382,7 @@ class SessionEngine:
         if s.transaction_id and self._by_tx.get((s.charger, s.transaction_id)) == sid:
             del self._by_tx[(s.charger, s.transaction_id)]
         self._pending.pop(sid, None)
+        self._pending_p.pop(sid, None)
         self._dirty.discard(sid)
 
     def _open_session(
@@ -504,23 +510,49 @@ class SessionEngine:
         self._status_chargers.add(ev.charger)
         conn = self.index.id(ev.charger, ev.connector)
         cur = self._current(conn)
+        prev = self._status.get(conn)
+        self._status[conn] = ev.status
+        if ev.charger not in self._tx_chargers and ev.status in _OCCUPIED and cur is None:
+            cur = self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
+        if (
+            cur is not None
+            and prev is not None
+            and (prev == "Charging") != (ev.status == "Charging")
+        ):
+            # Energy starts flowing when the connector enters Charging and stops when
+            # it leaves it: a zero-power point there keeps the power integral from
+            # smearing a ramp or a stop across a whole (often 5-15 min) sample interval.
+            self._pending_p.setdefault(cur.sid, []).append(ev.ts)
+            self._dirty.add(cur.sid)
         if ev.charger in self._tx_chargers:
             if cur is not None and cur.transaction_id:
                 if ev.status == "Available":
                     cur.available_at = ev.ts if cur.available_at is None else cur.available_at
                 elif ev.status in _OCCUPIED:
                     cur.available_at = None
+            elif cur is None and ev.status == "Available":
+                self._available_after_timeout(conn, ev.ts)
             return
-        if ev.status in _OCCUPIED and cur is None:
-            self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
-        elif ev.status == "Available" and cur is not None and not cur.transaction_id:
+        if ev.status == "Available" and cur is not None and not cur.transaction_id:
             self._close(cur, ev.ts, ev.ts, "status")
+
+    def _available_after_timeout(self, conn: int, ts: float) -> None:
+        """A session closed by the timeout ends for real when the connector frees up."""
+        sids = self._by_conn.get(conn)
+        if not sids:
+            return
+        s = self._sessions[sids[-1]]
+        if s.closed_by == "timeout" and s.stop is not None and ts >= s.stop:
+            s.stop = ts
+            s.window_end = max(s.window_end or ts, ts)
+            s.closed_by = "available"
+            self._dirty.add(s.sid)
 
     # ------------------------------------------------------------------ samples
 
     def _apply_batch(self, batch: MeterBatch, now: float) -> None:
         cfg = self.config
-        touched: set[str] = set(self._pending)
+        touched: set[str] = set(self._pending) | set(self._pending_p)
         chunks: dict[str, list[NDArray[np.intp]]] = {}
         n = len(batch)
         order = np.empty(0, np.intp)
@@ -550,6 +582,7 @@ class SessionEngine:
             rows = np.concatenate(chunks[sid]) if sid in chunks else np.empty(0, np.intp)
             self._apply(s, batch, rows)
         self._pending.clear()
+        self._pending_p.clear()
 
     def _route(
         self,
@@ -600,8 +633,6 @@ class SessionEngine:
         t, e = t[order], e[order]
         if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
             s.flag("late_data")
-        if not s.is_open and s.revision >= 0:
-            s.flag("late_data")
         fin = np.isfinite(e)
         before = register_energy(s.segs)
         stats, _ignored = merge_register(
@@ -622,10 +653,13 @@ class SessionEngine:
             top = np.maximum.accumulate(ef[::-1])[::-1]  # max of each reading and all later
             reached = np.flatnonzero(ef >= top[-1] - cfg.register_tolerance_wh)
             s.last_growth = max(s.last_growth, float(tf[reached[0]]))
-        if rows.size:
-            tp = batch.ts[rows]
-            p = batch.values[rows, _P]
-            cur = np.fmax.reduce(batch.values[rows][:, _I], axis=1)
+        anchors = self._pending_p.get(s.sid, [])
+        if rows.size or anchors:
+            tp = np.concatenate((batch.ts[rows], anchors))
+            p = np.concatenate((batch.values[rows, _P], np.zeros(len(anchors))))
+            cur = np.concatenate(
+                (np.fmax.reduce(batch.values[rows][:, _I], axis=1), np.full(len(anchors), np.nan))
+            )
             po = np.argsort(tp, kind="stable")
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)
@@ -672,6 +706,10 @@ class SessionEngine:
                 continue
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
             limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
+            if self._status.get(self.index.id(s.charger, s.connector)) in _OCCUPIED:
+                # The connector still says a car is plugged in: a long idle stay,
+                # not a lost stop (residential sessions last 10 days and more).
+                limit = max(limit, cfg.occupied_timeout_s)
             if now - active > limit:
                 self._close(s, active, max(active, s.last_seen), "timeout")
 
@@ -690,8 +728,8 @@ class SessionEngine:
             if s is None or s.is_open:
                 continue
             rec = self._record(s)
-            # What billing sees; late_data/revised alone are not a change worth a revision.
-            quality = tuple(q for q in rec.quality if q not in ("late_data", "revised"))
+            # What billing sees, and whether late data arrived; "revised" itself is no change.
+            quality = tuple(q for q in rec.quality if q != "revised")
             fp = repr(
                 (
                     rec.start,

@@ -215,9 +215,7 @@ class Ledger:
                 )
         return changed
 
-    def save_state(
-        self, state: dict[str, Any], *, name: str = "sessions", at: float = 0.0
-    ) -> None:
+    def save_state(self, state: dict[str, Any], *, name: str = "sessions", at: float = 0.0) -> None:
         """Checkpoint ``SessionEngine.snapshot()`` so that a restart resumes open sessions."""
         with self._tx():
             self.db.execute(

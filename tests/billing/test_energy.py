@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.billing.energy import choose_energy, merge_register, register_energy, split_register
+from chargewatch.billing.energy import (
+    choose_energy,
+    merge_register,
+    register_energy,
+    split_register,
+)
 from chargewatch.billing.periods import PowerTrack, build_periods
 
 KW = {"tol_wh": 1.0, "reset_ratio": 0.5, "max_power_w": 400_000.0, "jump_slack_wh": 1000.0}
@@ -69,8 +74,8 @@ def test_register_energy_independent_of_arrival_order(powers, nchunks, rnd) -> N
     chunks = np.array_split(np.array(idx), nchunks)
     many: list[list[float]] = []
     for c in chunks:
-        c = np.sort(c)
-        merge_register(many, t[c], e[c])
+        rows = np.sort(c)
+        merge_register(many, t[rows], e[rows])
     assert register_energy(many) == pytest.approx(register_energy(one), abs=1e-6)
 
 
@@ -120,23 +125,39 @@ def test_periods_without_power_spread_energy_over_session() -> None:
 
 def test_choose_energy_rules() -> None:
     e, src, flags, mm, pct = choose_energy(
-        register_wh=7000, integral_wh=6990, integral_complete=True, used_tx_meter=True,
-        mismatch_pct=5, mismatch_min_wh=100,
+        register_wh=7000,
+        integral_wh=6990,
+        integral_complete=True,
+        used_tx_meter=True,
+        mismatch_pct=5,
+        mismatch_min_wh=100,
     )
     assert (e, src, flags) == (7000, "transaction_meter", [])
     assert mm == pytest.approx(10) and pct == pytest.approx(10 / 70)
     e, src, flags, *_ = choose_energy(
-        register_wh=9.4, integral_wh=9400, integral_complete=True, used_tx_meter=False,
-        mismatch_pct=5, mismatch_min_wh=100,
+        register_wh=9.4,
+        integral_wh=9400,
+        integral_complete=True,
+        used_tx_meter=False,
+        mismatch_pct=5,
+        mismatch_min_wh=100,
     )
     assert (e, src, flags) == (pytest.approx(9400), "register", ["unit_corrected"])
     e, src, flags, *_ = choose_energy(
-        register_wh=None, integral_wh=1234, integral_complete=False, used_tx_meter=False,
-        mismatch_pct=5, mismatch_min_wh=100,
+        register_wh=None,
+        integral_wh=1234,
+        integral_complete=False,
+        used_tx_meter=False,
+        mismatch_pct=5,
+        mismatch_min_wh=100,
     )
     assert (e, src, flags) == (1234, "power_integral", ["estimated", "gap"])
     e, src, flags, *_ = choose_energy(
-        register_wh=8000, integral_wh=5000, integral_complete=True, used_tx_meter=False,
-        mismatch_pct=5, mismatch_min_wh=100,
+        register_wh=8000,
+        integral_wh=5000,
+        integral_complete=True,
+        used_tx_meter=False,
+        mismatch_pct=5,
+        mismatch_min_wh=100,
     )
     assert (e, flags) == (8000, ["power_register_mismatch"])

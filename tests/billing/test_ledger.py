@@ -36,7 +36,9 @@ def test_schema_version_and_wal(tmp_path: Path) -> None:
         assert led.version == MIGRATIONS[-1][0]
         assert led.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with Ledger(tmp_path / "l.db") as led:  # reopening applies nothing twice
-        assert led.db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+        assert led.db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(
+            MIGRATIONS
+        )
 
 
 def test_writes_are_idempotent_and_revision_aware(tmp_path: Path) -> None:
@@ -90,7 +92,9 @@ def test_checkpoint_restart_resumes_open_session(tmp_path: Path) -> None:
     eng2 = SessionEngine(ConnectorIndex())  # a fresh process: fresh dense ids
     eng2.restore(state)
     idx2 = eng2.index
-    (r,) = eng2.update(batch(idx2, "CP", 1, ts[10:], e[10:], p[10:]), [stop("CP", "1", ts[-1], e[-1])], ts[-1])
+    (r,) = eng2.update(
+        batch(idx2, "CP", 1, ts[10:], e[10:], p[10:]), [stop("CP", "1", ts[-1], e[-1])], ts[-1]
+    )
     assert r.energy_wh == pytest.approx(3500.0)
     assert r.quality == ()
 
@@ -109,8 +113,17 @@ def test_csv_json_and_line_protocol() -> None:
     assert 'energy_source="transaction_meter"' in line and ",revision=0i," in line
     assert line.endswith(f" {round(r.start * 1e9)}")
     line_d = json.loads(jsonl_line(recs[0]))
-    assert {"session_id", "charger_id", "connector_id", "transaction_id", "start", "stop",
-            "energy_wh", "energy_source", "quality"} <= set(line_d)
+    assert {
+        "session_id",
+        "charger_id",
+        "connector_id",
+        "transaction_id",
+        "start",
+        "stop",
+        "energy_wh",
+        "energy_source",
+        "quality",
+    } <= set(line_d)
     assert line_d["start"].endswith("Z")
 
 
@@ -119,7 +132,9 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Ledger(db) as led:
         led.write(records(3))
     out = tmp_path / "s.csv"
-    assert main(["sessions", "export", "--ledger", str(db), "--format", "csv", "--out", str(out)]) == 0
+    assert (
+        main(["sessions", "export", "--ledger", str(db), "--format", "csv", "--out", str(out)]) == 0
+    )
     assert len(out.read_text().splitlines()) == 4
     frm = "2023-11-14T23:00:00Z"  # T0 is 2023-11-14T22:13:20Z: leaves out the first session
     assert main(["sessions", "export", "--ledger", str(db), "--format", "json", "--from", frm]) == 0

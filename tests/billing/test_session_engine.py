@@ -198,7 +198,11 @@ def test_late_samples_fill_energy_when_there_is_no_register() -> None:
     steps = [
         (T0 + 1, EMPTY, [status("X", "Charging", T0)]),
         (ts[19] + 1, batch(index, "X", 1, ts[first], power=p[first]), []),
-        (ts[-1] + 1, batch(index, "X", 1, ts[rest], power=p[rest]), [status("X", "Available", ts[-1])]),
+        (
+            ts[-1] + 1,
+            batch(index, "X", 1, ts[rest], power=p[rest]),
+            [status("X", "Available", ts[-1])],
+        ),
     ]
     eng, recs = run(steps, index, SessionConfig(gap_s=900))
     (r0,) = recs
@@ -291,9 +295,15 @@ def test_ocpp201_offline_transaction_events_with_seqno() -> None:
     # The whole transaction happened offline; the queue arrives in one go, out of order.
     evs = [
         TransactionEvent("V", 1, T0, T0 + 7200, "start", "tx-a", 1000.0, seq_no=0, offline=True),
-        TransactionEvent("V", 1, T0 + 900, T0 + 7200, "update", "tx-a", 2500.0, seq_no=1, offline=True),
-        TransactionEvent("V", 1, T0 + 1800, T0 + 7200, "update", "tx-a", 4000.0, seq_no=2, offline=True),
-        TransactionEvent("V", 1, T0 + 2700, T0 + 7200, "stop", "tx-a", 4100.0, seq_no=3, offline=True),
+        TransactionEvent(
+            "V", 1, T0 + 900, T0 + 7200, "update", "tx-a", 2500.0, seq_no=1, offline=True
+        ),
+        TransactionEvent(
+            "V", 1, T0 + 1800, T0 + 7200, "update", "tx-a", 4000.0, seq_no=2, offline=True
+        ),
+        TransactionEvent(
+            "V", 1, T0 + 2700, T0 + 7200, "stop", "tx-a", 4100.0, seq_no=3, offline=True
+        ),
     ]
     _, (r,) = run([(T0 + 7201, EMPTY, list(reversed(evs)))], index)
     assert r.energy_wh == pytest.approx(3100.0)
@@ -313,7 +323,10 @@ def test_transaction_begin_end_readings_used_when_events_lack_meter() -> None:
         MeterReading("G", 1, ts[-1], ts[-1] + 1, e[-1], None, "Transaction.End", "5"),
         stop("G", "5", ts[-1], None),
     ]
-    steps = [(T0 + 1, EMPTY, evs_a), (ts[-1] + 2, batch(index, "G", 1, ts[1:-1], e[1:-1], p[1:-1]), evs_b)]
+    steps = [
+        (T0 + 1, EMPTY, evs_a),
+        (ts[-1] + 2, batch(index, "G", 1, ts[1:-1], e[1:-1], p[1:-1]), evs_b),
+    ]
     _, (r,) = run(steps, index)
     assert r.meter_start_wh == e[0] and r.meter_stop_wh == e[-1]
     assert r.energy_source == "transaction_meter"
@@ -341,7 +354,8 @@ def test_snapshot_restore_resumes_open_session() -> None:
     state = json.loads(json.dumps(eng.snapshot()))
     eng2 = SessionEngine(index)
     eng2.restore(state)
-    (r,) = eng2.update(*steps[2][1:], steps[2][0]) if False else eng2.update(steps[2][1], steps[2][2], steps[2][0])
+    now, b, ev = steps[2]
+    (r,) = eng2.update(b, ev, now)
     _, (ref,) = run(steps, index)
     assert r == ref
     assert r.energy_wh == pytest.approx(truth)
