@@ -18,7 +18,11 @@ from chargewatch.errors import ConfigError
 # Modules that contribute subcommands, in help order.
 _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.collector.commands",
+    "chargewatch.simulator.commands",
+    "chargewatch.alerting.commands",
+    "chargewatch.billing.commands",
     "chargewatch.billing.commands_sessions",
+    "chargewatch.demo",
 )
 
 

@@ -9,7 +9,14 @@ start with the file, the key path and what was expected.
 
 from __future__ import annotations
 
-__all__ = ["Config", "HttpConfig", "LimitsConfig", "load_config", "parse_config"]
+__all__ = [
+    "AlertingConfig",
+    "Config",
+    "HttpConfig",
+    "LimitsConfig",
+    "load_config",
+    "parse_config",
+]
 
 import os
 from dataclasses import dataclass, field
@@ -43,6 +50,16 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AlertingConfig:
+    alertmanager: tuple[str, ...] = ()  # Alertmanager base URLs (every one gets every alert)
+    webhook: str = ""  # Alertmanager-compatible webhook receiver (payload version 4)
+    log: bool = True  # also log every notification
+    resend_delay_s: float = 60.0
+    external_url: str = ""  # generatorURL base in alerts
+    remediation_allowlist: Path | None = None  # YAML {sites: {site: [Reset, ...]}}
+
+
+@dataclass(frozen=True)
 class Config:
     file: str = ""
     data_dir: Path = Path("chargewatch-data")
@@ -54,11 +71,18 @@ class Config:
     fleet: Path | None = None
     rules: Path | None = None
     tariffs: Path | None = None
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     batch_max_messages: int = 20_000
     tick_interval_s: float = 1.0
 
 
-_TOP = ("data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "pipeline")
+_TOP = (
+    "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
+    "pipeline",
+)  # fmt: skip
+_ALERTING = (
+    "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
+)  # fmt: skip
 _MQTT = (
     "host", "port", "client_id", "username", "password", "password_file", "tls", "ca_file",
     "cert_file", "key_file", "tls_insecure", "keepalive_s", "qos", "clean_session",
@@ -255,6 +279,19 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             lx, p, "deadletter_keep", int, 5, check=_positive, expected="> 0 files"
         ),
     )
+    ax = r.mapping(top.get("alerting"), ("alerting",), allowed=_ALERTING)
+    p = ("alerting",)
+    am = r.get(ax, p, "alertmanager", (list, str), [])
+    alerting = AlertingConfig(
+        alertmanager=tuple(str(u) for u in ([am] if isinstance(am, str) else am or [])),
+        webhook=r.get(ax, p, "webhook", str, ""),
+        log=r.get(ax, p, "log", bool, True),
+        resend_delay_s=r.get(
+            ax, p, "resend_delay_s", float, 60.0, check=_positive, expected="seconds > 0"
+        ),
+        external_url=r.get(ax, p, "external_url", str, ""),
+        remediation_allowlist=path_of(ax, p, "remediation_allowlist"),
+    )
     px = r.mapping(top.get("pipeline"), ("pipeline",), allowed=_PIPELINE)
     data_dir = path_of(top, (), "data_dir") or base / "chargewatch-data"
     cfg = Config(
@@ -268,6 +305,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         fleet=path_of(top, (), "fleet"),
         rules=path_of(top, (), "rules"),
         tariffs=path_of(top, (), "tariffs"),
+        alerting=alerting,
         batch_max_messages=r.get(
             px, ("pipeline",), "batch_max_messages", int, 20_000, check=_positive, expected="> 0"
         ),

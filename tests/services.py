@@ -131,9 +131,12 @@ class Service:
 class Mosquitto(Service):
     name = "mosquitto"
 
-    def __init__(self, workdir: Path | None = None, extra_conf: str = "") -> None:
+    def __init__(
+        self, workdir: Path | None = None, extra_conf: str = "", persistence: bool = True
+    ) -> None:
         super().__init__(workdir)
         self.extra_conf = extra_conf
+        self.persistence = persistence
         self.binary = _which("mosquitto")
 
     def command(self) -> list[str]:
@@ -142,11 +145,16 @@ class Mosquitto(Service):
         body = self.extra_conf or "allow_anonymous true\n"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            f"persistence true\npersistence_location {self.dir}/data/\n"
+            f"persistence {'true' if self.persistence else 'false'}\n"
+            f"persistence_location {self.dir}/data/\n"
             "autosave_interval 1\n"
             # Large enough queues that tests exercise the collector, not broker limits.
             "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
-            "log_dest stdout\nlog_type error\nlog_type warning\n" + body
+            "log_dest stdout\nlog_type error\nlog_type warning\n"
+            # Started as root (CI), mosquitto would drop to its own user and then
+            # fail to read the private temp directory the test created.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + body
         )
         return [self.binary, "-c", str(conf)]
 

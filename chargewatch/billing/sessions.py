@@ -60,7 +60,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
-from chargewatch.billing.periods import Period, PowerTrack, build_periods
+from chargewatch.billing.power_track import Period, PowerTrack, build_periods
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
 from chargewatch.fleet import ConnectorIndex

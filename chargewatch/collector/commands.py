@@ -55,7 +55,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from chargewatch.collector.replay import replay  # noqa: PLC0415
 
     fleet = load_fleet(args.fleet) if args.fleet else None
-    result = replay(Path(args.capture), Path(args.out), fleet=fleet, lines_file=args.lines)
+    result = replay(
+        Path(args.capture),
+        Path(args.out),
+        fleet=fleet,
+        lines_file=args.lines,
+        rules=Path(args.rules) if args.rules else None,
+    )
     s = result.stats
     summary = {
         "messages": s.messages,

@@ -70,7 +70,8 @@ _PHASED: tuple[tuple[str, int], ...] = (
     ("current_a", FIELD_INDEX["current_l1_a"]),
     ("voltage_v", FIELD_INDEX["voltage_l1_v"]),
 )
-_METER_KEYS = frozenset(("ts", *(k for k, _ in _SCALARS), *(k for k, _ in _PHASED)))
+_METER_KEY_ORDER = ("ts", *(k for k, _ in _SCALARS), *(k for k, _ in _PHASED))
+_METER_KEYS = frozenset(_METER_KEY_ORDER)
 
 _FIELD_NAMES = tuple(FIELD_INDEX)
 _MIN_TS = 1_262_304_000.0  # 2010-01-01: older meter clocks are unset, not history
@@ -103,21 +104,6 @@ def parse_ts(value: Any, recv: float, max_future_s: float) -> float:
     if ts > recv + max_future_s:
         raise DecodeError("future_timestamp", f"ts {value!r} is {ts - recv:.0f}s ahead of receipt")
     return ts
-
-
-_LO_L = [float(x) for x in _LO]
-_HI_L = [float(x) for x in _HI]
-
-
-def _checked(v: Any, i: int, key: str) -> float:
-    if type(v) not in _NUM:
-        raise DecodeError("wrong_type", f"{key} must be a number, got {v!r}")
-    if _LO_L[i] <= v <= _HI_L[i]:
-        return float(v)
-    if not math.isfinite(v):
-        raise DecodeError("non_finite", f"{key} is {v!r}")
-    name = _FIELD_NAMES[i]
-    raise DecodeError("out_of_range", f"{key}={v!r} outside {LIMITS[name]}")
 
 
 def _loads(payload: bytes) -> Any:
@@ -153,20 +139,24 @@ class NativeDecoder:
         self.index = index
         self.max_samples = max_samples_per_message
         self.max_future_s = max_future_s
+        # topic -> connector id: one dict lookup per message on the hot path.
+        self._conn_by_topic: dict[str, int] = {}
 
     def decode(
         self, route: Route, topic: str, payload: bytes, recv: float, sink: DecodeSink
     ) -> None:
+        """Decode one message (the pipeline batches meter messages via decode_meters)."""
+        kind = route.kind
+        if kind == "meter":
+            self.decode_meters([(route, topic, payload, recv)], sink)
+            return
         try:
             doc = _loads(payload)
         except DecodeError as exc:
             sink.reject(topic, exc.reason, exc.detail, _text(payload), recv)
             return
         try:
-            kind = route.kind
-            if kind == "meter":
-                self._meter(route, topic, doc, recv, sink)
-            elif kind == "status":
+            if kind == "status":
                 self._status(route, doc, recv, sink)
             elif kind == "transaction":
                 self._transaction(route, doc, recv, sink)
@@ -186,164 +176,181 @@ class NativeDecoder:
 
     # -- meter ---------------------------------------------------------------
 
-    def _meter(self, route: Route, topic: str, doc: Any, recv: float, sink: DecodeSink) -> None:
-        if not isinstance(doc, dict):
-            raise DecodeError("wrong_type", f"meter payload must be an object, got {_tname(doc)}")
-        if route.connector == 0:
-            raise DecodeError("bad_connector_id", "meter samples need a connector 1..64")
-        if isinstance(doc.get("ts"), list):
-            self._meter_batch(route, topic, doc, recv, sink)
-            return
-        ts = parse_ts(doc.get("ts"), recv, self.max_future_s)
-        row = [_NAN] * N_FIELDS
-        get = doc.get
-        for key, i in _SCALARS:
-            v = get(key)
-            if v is not None:
-                row[i] = _checked(v, i, key)
-        for key, i in _PHASED:
-            v = get(key)
-            if v is None:
+    def decode_meters(
+        self, messages: list[tuple[Route, str, bytes, float]], sink: DecodeSink
+    ) -> None:
+        """Many ``meter`` messages at once: the hot path.
+
+        Single-sample messages are gathered into columns and validated together,
+        exactly as one columnar batch message is, so both share one code path
+        and per-message Python work is a JSON parse and a few list appends.
+        """
+        docs: list[dict[str, Any]] = []
+        conns: list[int] = []
+        recvs: list[float] = []
+        topics: list[str] = []
+        has_bool = False
+        conn_of = self._conn_by_topic
+        for route, topic, payload, recv in messages:
+            try:
+                doc = _loads(payload)
+            except DecodeError as exc:
+                sink.reject(topic, exc.reason, exc.detail, _text(payload), recv)
                 continue
-            if type(v) in _NUM:
-                row[i] = _checked(v, i, key)
-            elif isinstance(v, list) and 1 <= len(v) <= 3:
-                for k, x in enumerate(v):
-                    if x is not None:
-                        row[i + k] = _checked(x, i + k, f"{key}[{k}]")
-            else:
-                raise DecodeError("wrong_type", f"{key} must be a number or 1-3 numbers, got {v!r}")
-        sink.meter.add(self.index.id(route.charger, route.connector), ts, recv, tuple(row))
+            if type(doc) is not dict:
+                sink.reject(
+                    topic, "wrong_type", f"meter payload must be an object, got {_tname(doc)}",
+                    doc, recv,
+                )  # fmt: skip
+                continue
+            if route.connector == 0:
+                sink.reject(
+                    topic, "bad_connector_id", "meter samples need a connector 1..64", doc, recv
+                )
+                continue
+            if type(doc.get("ts")) is list:
+                flagged = b"true" in payload or b"false" in payload
+                self._meter_batch(route, topic, doc, recv, flagged, sink)
+                continue
+            # Booleans are the one wrong type numpy would silently take as 1.0/0.0;
+            # a substring test on the raw bytes tells whether to look for them.
+            if not has_bool and (b"true" in payload or b"false" in payload):
+                has_bool = True
+            docs.append(doc)
+            conn = conn_of.get(topic)
+            if conn is None:
+                conn = conn_of[topic] = self.index.id(route.charger, route.connector)
+            conns.append(conn)
+            recvs.append(recv)
+            topics.append(topic)
+        n = len(docs)
+        if not n:
+            return
+        cols: dict[str, list[Any] | None] = {
+            key: [d.get(key) for d in docs] for key in _METER_KEY_ORDER
+        }
+        self._block(
+            cols,
+            n,
+            np.fromiter(conns, np.int32, n),
+            np.fromiter(recvs, np.float64, n),
+            has_bool,
+            sink,
+            lambda k: (topics[k], docs[k], recvs[k], None, ""),
+        )
 
     def _meter_batch(
-        self, route: Route, topic: str, doc: dict[str, Any], recv: float, sink: DecodeSink
+        self,
+        route: Route,
+        topic: str,
+        doc: dict[str, Any],
+        recv: float,
+        has_bool: bool,
+        sink: DecodeSink,
     ) -> None:
         ts_list: list[Any] = doc["ts"]
         n = len(ts_list)
         if n == 0:
-            raise DecodeError("empty_batch", "ts is an empty array")
+            sink.reject(topic, "empty_batch", "ts is an empty array", doc, recv)
+            return
         if n > self.max_samples:
-            raise DecodeError("oversized", f"{n} samples > limit {self.max_samples}")
+            detail = f"{n} samples > limit {self.max_samples}"
+            sink.reject(topic, "oversized", detail, {"ts": f"[{n} values]"}, recv)
+            return
+        cols: dict[str, list[Any] | None] = {}
+        for key in _METER_KEY_ORDER:
+            col = doc.get(key)
+            if col is not None and (not isinstance(col, list) or len(col) != n):
+                detail = f"{key} must be an array of {n} values"
+                sink.reject(topic, "length_mismatch", detail, doc, recv)
+                return
+            cols[key] = col
+        conn = self.index.id(route.charger, route.connector)
+        self._block(
+            cols,
+            n,
+            np.full(n, conn, np.int32),
+            np.full(n, recv),
+            has_bool,
+            sink,
+            lambda k: (topic, _sample(doc, k, n), recv, k, f"sample {k}: "),
+        )
+
+    def _block(
+        self,
+        cols: dict[str, list[Any] | None],
+        n: int,
+        conn: NDArray[np.int32],
+        recv: NDArray[np.float64],
+        has_bool: bool,
+        sink: DecodeSink,
+        where: Any,
+    ) -> None:
+        """Validate columns of n samples; add the good rows, reject the bad ones."""
         values = np.full((n, N_FIELDS), np.nan)
-        bad: list[tuple[str, str] | None] = [None] * n
+        bad: dict[int, tuple[str, str]] = {}
 
-        def mark(rows: NDArray[np.intp] | list[int], reason: str, detail: str) -> None:
+        def mark(rows: Any, reason: str, detail: str) -> None:
             for r in rows:
-                if bad[r] is None:
-                    bad[r] = (reason, detail)
+                bad.setdefault(int(r), (reason, detail))
 
-        ts = np.full(n, np.nan)
-        try:
-            ts[:] = np.asarray(ts_list, dtype=np.float64)
-        except (TypeError, ValueError):
-            for k, v in enumerate(ts_list):
-                try:
-                    ts[k] = parse_ts(v, recv, self.max_future_s)
-                except DecodeError as exc:
-                    mark([k], exc.reason, f"ts[{k}]: {exc.detail}")
-        else:
-            for kk in np.flatnonzero(
-                ~np.isfinite(ts) | (ts < _MIN_TS) | (ts > recv + self.max_future_s)
-            ):
-                k = int(kk)
-                try:
-                    parse_ts(float(ts[k]), recv, self.max_future_s)
-                except DecodeError as exc:
-                    mark([int(k)], exc.reason, f"ts[{k}]: {exc.detail}")
-
+        ts = self._ts_column(cols["ts"], recv, mark)
         for key, i in _SCALARS:
-            col = doc.get(key)
-            if col is None:
-                continue
-            if not isinstance(col, list) or len(col) != n:
-                raise DecodeError("length_mismatch", f"{key} must be an array of {n} values")
-            values[:, i] = self._column(col, key, mark)
+            col = cols.get(key)
+            if col is not None:
+                values[:, i] = _column(col, key, has_bool, mark)
         for key, i in _PHASED:
-            col = doc.get(key)
-            if col is None:
-                continue
-            if not isinstance(col, list) or len(col) != n:
-                raise DecodeError("length_mismatch", f"{key} must be an array of {n} values")
-            values[:, i : i + 3] = self._phased_column(col, key, mark)
-
+            col = cols.get(key)
+            if col is not None:
+                values[:, i : i + 3] = _phased_column(col, key, has_bool, mark)
         with np.errstate(invalid="ignore"):
-            present = ~np.isnan(values)
-            inf = np.isinf(values)
-            out = present & ~inf & ((values < _LO) | (values > _HI))
-        for r in np.flatnonzero(inf.any(axis=1)):
-            mark([int(r)], "non_finite", f"sample {r}: a value is infinite")
-        for r in np.flatnonzero(out.any(axis=1)):
-            f = int(np.flatnonzero(out[r])[0])
-            name = _FIELD_NAMES[f]
-            mark(
-                [int(r)],
-                "out_of_range",
-                f"sample {r}: {name}={values[r, f]!r} outside {LIMITS[name]}",
-            )
+            out = ~np.isnan(values) & ((values < _LO) | (values > _HI))
+        if out.any():
+            for r in np.flatnonzero(out.any(axis=1)):
+                f = int(np.flatnonzero(out[r])[0])
+                v = float(values[r, f])
+                name = _FIELD_NAMES[f]
+                if math.isinf(v):
+                    mark([r], "non_finite", f"{name} is {v!r}")
+                else:
+                    mark([r], "out_of_range", f"{name}={v!r} outside {LIMITS[name]}")
+        if bad:
+            good = np.ones(n, np.bool_)
+            for k, (reason, detail) in sorted(bad.items()):
+                good[k] = False
+                topic, payload, at, index, prefix = where(k)
+                sink.reject(topic, reason, prefix + detail, payload, at, index=index)
+            if not good.any():
+                return
+            conn, ts, recv, values = conn[good], ts[good], recv[good], values[good]
+        sink.meter.add_block(MeterBatch(conn, ts, recv, values))
 
-        good = np.fromiter((b is None for b in bad), np.bool_, n)
-        for kk in np.flatnonzero(~good):
-            k = int(kk)
-            reason, detail = bad[k]  # type: ignore[misc]
-            sink.reject(topic, reason, detail, _sample(doc, k, n), recv, index=k)
-        m = int(good.sum())
-        if m:
-            conn = self.index.id(route.charger, route.connector)
-            sink.meter.add_block(
-                MeterBatch(
-                    np.full(m, conn, np.int32),
-                    ts[good],
-                    np.full(m, recv),
-                    values[good],
-                )
-            )
-
-    @staticmethod
-    def _column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
+    def _ts_column(
+        self, col: list[Any] | None, recv: NDArray[np.float64], mark: Any
+    ) -> NDArray[np.float64]:
+        n = recv.shape[0]
+        if col is None:
+            mark(range(n), "missing_field", "ts is required")
+            return np.full(n, np.nan)
         try:
-            # None -> NaN (a missing value in one sample is allowed)
-            arr = np.asarray(col, dtype=np.float64)
-            if arr.ndim == 1:
-                if any(type(v) is bool for v in col):
-                    raise TypeError
-                for kk in np.flatnonzero(np.isnan(arr)):
-                    k = int(kk)
-                    if col[k] is not None:  # a NaN literal, not a missing value
-                        mark([int(k)], "non_finite", f"{key}[{k}] is NaN")
-                return arr
+            ts = np.array(col, dtype=np.float64)
+            if ts.ndim != 1 or any(type(v) is bool for v in col):
+                raise TypeError
         except (TypeError, ValueError):
-            pass
-        out = np.full(len(col), np.nan)
-        for k, v in enumerate(col):
-            if v is None:
-                continue
-            if type(v) not in _NUM:
-                mark([k], "wrong_type", f"{key}[{k}] must be a number, got {v!r}")
-                continue
-            if v != v:  # noqa: PLR0124 - NaN literal from a lenient parse
-                mark([k], "non_finite", f"{key}[{k}] is NaN")
-            out[k] = v
-        return out
-
-    @staticmethod
-    def _phased_column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
-        out = np.full((len(col), 3), np.nan)
-        for k, v in enumerate(col):
-            if v is None:
-                continue
-            if type(v) in _NUM and v == v:  # noqa: PLR0124 - rejects NaN literals
-                out[k, 0] = v
-            elif (
-                isinstance(v, list)
-                and 1 <= len(v) <= 3
-                and all(x is None or type(x) in _NUM for x in v)
-            ):
-                for j, x in enumerate(v):
-                    if x is not None:
-                        out[k, j] = x
-            else:
-                mark([k], "wrong_type", f"{key}[{k}] must be a number or 1-3 numbers, got {v!r}")
-        return out
+            ts = np.full(n, np.nan)
+            for k, v in enumerate(col):
+                try:
+                    ts[k] = parse_ts(v, float(recv[k]), self.max_future_s)
+                except DecodeError as exc:
+                    mark([k], exc.reason, exc.detail)
+            return ts
+        suspect = ~np.isfinite(ts) | (ts < _MIN_TS) | (ts > recv + self.max_future_s)
+        for k in np.flatnonzero(suspect).tolist():
+            try:
+                parse_ts(col[k], float(recv[k]), self.max_future_s)
+            except DecodeError as exc:
+                mark([k], exc.reason, exc.detail)
+        return ts
 
     # -- events ----------------------------------------------------------------
 
@@ -408,6 +415,72 @@ class NativeDecoder:
                 signed_data=_str(doc, "signed_data", 65536),
             )
         )
+
+
+def _column(col: list[Any], key: str, has_bool: bool, mark: Any) -> NDArray[np.float64]:
+    """A scalar field's column; None -> NaN (a value one sample did not report)."""
+    if not has_bool:
+        try:
+            arr = np.array(col, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if arr.ndim == 1:
+                nan = np.isnan(arr)
+                if nan.any():
+                    for k in np.flatnonzero(nan).tolist():
+                        if col[k] is not None:  # a NaN literal, not a missing value
+                            mark([k], "non_finite", f"{key} is NaN")
+                return arr
+    out = np.full(len(col), np.nan)
+    for k, v in enumerate(col):
+        if v is None:
+            continue
+        if type(v) not in _NUM:
+            mark([k], "wrong_type", f"{key} must be a number, got {v!r}")
+        elif v != v:  # noqa: PLR0124 - NaN literal from a lenient parse
+            mark([k], "non_finite", f"{key} is NaN")
+        else:
+            out[k] = v
+    return out
+
+
+def _phased_column(col: list[Any], key: str, has_bool: bool, mark: Any) -> NDArray[np.float64]:
+    """Per-phase values: each sample a number or a list of 1-3 numbers."""
+    out = np.full((len(col), 3), np.nan)
+    if not has_bool:
+        try:
+            arr = np.array(col, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and (arr.ndim == 1 or (arr.ndim == 2 and 1 <= arr.shape[1] <= 3)):
+            if arr.ndim == 1:
+                out[:, 0] = arr
+            else:
+                out[:, : arr.shape[1]] = arr
+            nan_rows = np.isnan(arr).reshape(len(col), -1).any(axis=1)
+            for k in np.flatnonzero(nan_rows).tolist():
+                if col[k] is not None:  # NaN literal (a missing sample is null)
+                    mark([k], "non_finite", f"{key} holds NaN")
+            return out
+    for k, v in enumerate(col):
+        if v is None:
+            continue
+        if type(v) in _NUM and v == v:  # noqa: PLR0124 - rejects NaN literals
+            out[k, 0] = v
+        elif isinstance(v, list) and 1 <= len(v) <= 3:
+            for j, x in enumerate(v):
+                if x is None:
+                    continue
+                if type(x) not in _NUM:
+                    mark([k], "wrong_type", f"{key}[{j}] must be a number, got {x!r}")
+                elif x != x:  # noqa: PLR0124
+                    mark([k], "non_finite", f"{key}[{j}] is NaN")
+                else:
+                    out[k, j] = x
+        else:
+            mark([k], "wrong_type", f"{key} must be a number or 1-3 numbers, got {v!r}")
+    return out
 
 
 def _online(doc: Any) -> bool:

@@ -12,10 +12,12 @@ __all__ = [
     "CONNECTOR_STATUSES",
     "ERROR_CODES",
     "BootEvent",
+    "CommandResult",
     "Event",
     "HeartbeatEvent",
     "MeterReading",
     "OnlineEvent",
+    "ProblemEvent",
     "StatusEvent",
     "TransactionEvent",
 ]
@@ -97,6 +99,9 @@ class TransactionEvent:
     charging_state: str = ""  # OCPP 2.0.1 chargingState
     signed_data: str = ""  # OCMF or other signed meter data, passed through to the CDR
     source: Source = "native"
+    #: Data-quality marks set by the decoder, e.g. "transaction_id_unknown" (the
+    #: CSMS's StartTransaction result never arrived) or "connector_unknown".
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,7 @@ class MeterReading:
     transaction_id: str = ""
     signed_data: str = ""
     source: Source = "native"
+    flags: tuple[str, ...] = ()  # data-quality marks, as on TransactionEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,4 +158,59 @@ class BootEvent:
     source: Source = "native"
 
 
-Event = StatusEvent | TransactionEvent | MeterReading | HeartbeatEvent | OnlineEvent | BootEvent
+@dataclass(frozen=True, slots=True)
+class ProblemEvent:
+    """A component/variable problem a charger reported (OCPP 2.0.1 NotifyEvent).
+
+    ``error_code`` is the OCPP 1.6 ChargePointErrorCode it maps onto (one of
+    ERROR_CODES; "NoError" when ``cleared``; "" when the event is informational,
+    e.g. a periodic monitor value); the original component/variable are kept.
+    """
+
+    charger: str
+    connector: int  # EVSE id, 0 for the station as a whole
+    ts: float
+    recv: float
+    error_code: str
+    component: str
+    variable: str
+    actual_value: str = ""
+    cleared: bool = False
+    trigger: str = ""  # Alerting | Delta | Periodic
+    tech_code: str = ""
+    tech_info: str = ""
+    event_id: int = 0
+    transaction_id: str = ""
+    source: Source = "native"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The charger's answer to a command chargewatch sent (e.g. a remediation Reset).
+
+    ``status`` is the response's ``status`` field (Accepted, Rejected, ...),
+    "CallError" when the charger answered with a CALLERROR (``error_code`` then
+    holds its code), or "Timeout" when no answer came in time.
+    """
+
+    charger: str
+    ts: float
+    recv: float
+    action: str
+    message_id: str
+    status: str
+    error_code: str = ""
+    detail: str = ""
+    source: Source = "native"
+
+
+Event = (
+    StatusEvent
+    | TransactionEvent
+    | MeterReading
+    | HeartbeatEvent
+    | OnlineEvent
+    | BootEvent
+    | ProblemEvent
+    | CommandResult
+)

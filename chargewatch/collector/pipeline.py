@@ -22,7 +22,7 @@ from chargewatch.collector.decode_native import NativeDecoder
 from chargewatch.collector.decoding import DecodeSink, Rejection
 from chargewatch.collector.events import Event
 from chargewatch.collector.lineproto import MeterLines
-from chargewatch.collector.topics import TopicRouter
+from chargewatch.collector.topics import Route, TopicRouter
 from chargewatch.errors import DecodeError
 from chargewatch.fleet import ConnectorIndex
 
@@ -103,6 +103,7 @@ class Pipeline:
         route = self.router.route
         native = self.native.decode
         by_kind = self.stats.by_kind
+        meters: list[tuple[Route, str, bytes, float]] = []
         n = 0
         for topic, payload, recv in messages:
             n += 1
@@ -122,8 +123,11 @@ class Pipeline:
                     topic, exc.reason, exc.detail, payload[:4096].decode("utf-8", "replace"), recv
                 )
                 continue
-            by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
-            if r.kind == "ocpp":
+            kind = r.kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if kind == "meter":
+                meters.append((r, topic, payload, recv))
+            elif kind == "ocpp":
                 if self.ocpp is None:
                     sink.reject(
                         topic,
@@ -136,6 +140,8 @@ class Pipeline:
                     self.ocpp.decode(topic, r.version, r.charger, r.source, payload, recv, sink)
             else:
                 native(r, topic, payload, recv, sink)
+        if meters:
+            self.native.decode_meters(meters, sink)
         batch = sink.meter.build()
         self.stats.messages += n
         self.stats.samples += len(batch)

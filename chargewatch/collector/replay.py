@@ -11,12 +11,15 @@ from pathlib import Path
 
 import orjson
 
+from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
+from chargewatch.collector.alerts import AlertStage
 from chargewatch.collector.capture import read_capture
 from chargewatch.collector.deadletter import rejection_record
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.fleet import ConnectorIndex, Fleet
+from chargewatch.fleetstate import FleetState
 
 # Messages are processed in chunks that span at most this much capture time, so
 # stages see time advance the way it did live (the collector's live batches are
@@ -38,11 +41,24 @@ def replay(
     *,
     fleet: Fleet | None = None,
     lines_file: Path | None = None,
+    rules: Path | None = None,
 ) -> ReplayResult:
     out.mkdir(parents=True, exist_ok=True)
     index = ConnectorIndex(fleet)
     lines = LineFile(lines_file) if lines_file else None
-    pipeline = Pipeline(index, lines=lines, ocpp=_ocpp_decoder(index))
+    state = FleetState(index)
+    alerts_out = (out / "alerts.jsonl").open("wb")
+
+    def record_transitions(transitions: list[Transition]) -> None:
+        for t in transitions:
+            alerts_out.write(orjson.dumps(t.to_json(), default=str) + b"\n")
+
+    alerts = AlertStage(
+        AlertEngine(rules or default_rules_dir(), index),
+        state,
+        on_transitions=record_transitions,
+    )
+    pipeline = Pipeline(index, lines=lines, ocpp=_ocpp_decoder(index), stages=[state, alerts])
     messages = read_capture(capture) if isinstance(capture, Path) else capture
     t0 = time.perf_counter()
     first = last = None
@@ -67,6 +83,7 @@ def replay(
             last = recv
         if chunk:
             run(chunk, chunk[-1][2])
+    alerts_out.close()
     if lines is not None:
         lines.stop()
     span = (last - first) if first is not None and last is not None else 0.0

@@ -12,18 +12,35 @@ __all__ = ["Collector"]
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
+import orjson
+
+from chargewatch.alerting import (
+    AlertEngine,
+    Command,
+    Transition,
+    default_rules_dir,
+    load_allowlist,
+)
 from chargewatch.collector import metrics
+from chargewatch.collector.alerts import AlertStage, NotifyWorker
 from chargewatch.collector.deadletter import DeadLetter
+from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.http import HttpServer
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.mqtt import MqttIngest
+from chargewatch.collector.notifiers import (
+    AlertmanagerNotifier,
+    LogNotifier,
+    Notifier,
+    WebhookNotifier,
+)
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.config import Config
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
+from chargewatch.fleetstate import FleetState
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +64,34 @@ class Collector:
             self.writer = InfluxWriter(config.influx, data / "spool")
         elif config.influx_file is not None:
             self.linefile = LineFile(config.influx_file)
-        stages: list[Stage] = []
+        self.state = FleetState(self.index)
+        stages: list[Stage] = [self.state]
+        self.alert_engine = build_alert_engine(config, self.index)
+        self._alert_state_file = data / "alert_state.json"
+        self._restore_alert_state()
+        notifiers: list[Notifier] = []
+        if config.alerting.alertmanager:
+            notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))
+        if config.alerting.webhook:
+            notifiers.append(WebhookNotifier(config.alerting.webhook))
+        if config.alerting.log:
+            notifiers.append(LogNotifier())
+        self.notify = NotifyWorker(notifiers)
+        self.alerts = AlertStage(
+            self.alert_engine,
+            self.state,
+            deliver=self.notify.submit,
+            publish=self._publish_command,
+            on_transitions=self._on_transitions,
+        )
+        stages.append(self.alerts)
+        self.ocpp = _ocpp_decoder(self.index)
         self.pipeline = Pipeline(
             self.index,
             lines=self.writer or self.linefile,
             deadletter=self.deadletter,
             stages=stages,
-            ocpp=_ocpp_decoder(self.index),
+            ocpp=self.ocpp,
             max_payload_bytes=lim.max_payload_bytes,
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
@@ -71,6 +109,7 @@ class Collector:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self.notify.start()
         if self.writer is not None:
             self.writer.start()
         if self.http is not None:
@@ -85,6 +124,8 @@ class Collector:
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
+        self._save_alert_state()
+        self.notify.stop()
         if self.writer is not None:
             self.writer.stop()
         if self.linefile is not None:
@@ -112,14 +153,14 @@ class Collector:
             now = time.time()
             if items:
                 try:
-                    self.pipeline.process([(i.topic, i.payload, i.recv) for i in items], now)
+                    self.pipeline.process([i[:3] for i in items], now)
                 except Exception:
                     # A bug in one stage must not stop ingest; the batch's raw
                     # messages are already in the broker's retry path via no-ack.
                     log.exception("pipeline failed on a batch of %d messages", len(items))
                     continue
                 self.ingest.ack(items)
-                metrics.INGEST_LAG.set(max(0.0, now - items[0].recv))
+                metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
             else:
                 metrics.INGEST_LAG.set(0.0)
@@ -127,6 +168,8 @@ class Collector:
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
                 self.pipeline.tick(now)
+                if now - self._state_saved_at >= 10.0:
+                    self._save_alert_state()
                 if self.linefile is not None:
                     self.linefile.flush()
                 metrics.CONNECTORS.labels(inventory="known").set(
@@ -135,6 +178,51 @@ class Collector:
                 metrics.CONNECTORS.labels(inventory="unknown").set(
                     len(self.index) - int(self.index.known[: len(self.index)].sum())
                 )
+
+    # -- alerts -------------------------------------------------------------------
+
+    def _publish_command(self, cmd: Command) -> None:
+        log.warning(
+            "remediation: %s to %s connector %s (alert %s, attempt %d)",
+            cmd.action, cmd.charger, cmd.connector, cmd.alertname, cmd.attempt,
+        )  # fmt: skip
+        self.ocpp.note_command(cmd.charger, cmd.ocpp_version, cmd.message_id, cmd.action, cmd.at)
+        self.ingest.publish(cmd.topic, cmd.frame.encode(), qos=1)
+
+    def _on_transitions(self, transitions: list[Transition]) -> None:
+        self.recent_transitions.extend(transitions)
+        del self.recent_transitions[:-200]
+
+    def _restore_alert_state(self) -> None:
+        self._state_saved_at = 0.0
+        self.recent_transitions: list[Transition] = []
+        try:
+            raw = self._alert_state_file.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            self.alert_engine.restore(orjson.loads(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.error("ignoring unreadable alert state %s: %s", self._alert_state_file, exc)
+
+    def _save_alert_state(self) -> None:
+        # Written atomically: a crash mid-write must not lose the previous state.
+        tmp = self._alert_state_file.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
+        tmp.replace(self._alert_state_file)
+        self._state_saved_at = time.time()
+
+    def demo_rows(self) -> list[tuple[str, str]]:
+        """Extra lines for the demo's live table, from the stages that have them."""
+        rows: list[tuple[str, str]] = [
+            ("alerts firing", str(self.alerts.firing)),
+            ("alert transitions", str(self.alerts.transitions)),
+        ]
+        if self.writer is not None:
+            rows.append(("lines written to InfluxDB", f"{self.writer.lines_written:,}"))
+        if self.linefile is not None:
+            rows.append(("lines written to file", f"{self.linefile.lines_written:,}"))
+        return rows
 
     # -- health ---------------------------------------------------------------
 
@@ -152,13 +240,20 @@ class Collector:
         return ok, detail
 
 
-def _ocpp_decoder(index: ConnectorIndex) -> Any:
-    try:
-        from chargewatch.collector.decode_ocpp import OcppDecoder  # noqa: PLC0415
-    except ImportError:
-        return None
+def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:
+    allow = (
+        load_allowlist(config.alerting.remediation_allowlist)
+        if config.alerting.remediation_allowlist
+        else None
+    )
+    return AlertEngine(
+        config.rules or default_rules_dir(),
+        index,
+        allowlist=allow,
+        resend_delay_s=config.alerting.resend_delay_s,
+        generator_url=config.alerting.external_url,
+    )
+
+
+def _ocpp_decoder(index: ConnectorIndex) -> OcppDecoder:
     return OcppDecoder(index)
-
-
-def data_dir_default() -> Path:
-    return Path("chargewatch-data")

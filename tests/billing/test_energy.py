@@ -13,7 +13,7 @@ from chargewatch.billing.energy import (
     register_energy,
     split_register,
 )
-from chargewatch.billing.periods import PowerTrack, build_periods
+from chargewatch.billing.power_track import PowerTrack, build_periods
 
 KW = {"tol_wh": 1.0, "reset_ratio": 0.5, "max_power_w": 400_000.0, "jump_slack_wh": 1000.0}
 

@@ -1,0 +1,238 @@
+"""Ingest and writer benchmarks, each side by side with its limit in one run.
+
+1. Collector full path (receive, decode, batch, line protocol) vs a bare paho
+   subscriber that only receives, on the same stream of single-sample QoS 1
+   messages from a real Mosquitto. Both drain a backlog the broker queued for
+   their persistent session, so the publisher's speed does not enter. Target
+   >= 0.8x.
+2. InfluxWriter vs posting the same pre-encoded line protocol straight to
+   InfluxDB 1.6 in 5,000-line requests. Target >= 0.8x.
+
+Prints one JSON document. Usage: python -m bench.bench_ingest [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.influx import InfluxConfig, InfluxWriter
+from chargewatch.collector.lineproto import MeterLines
+from chargewatch.collector.mqtt import MqttConfig, MqttIngest
+from chargewatch.collector.pipeline import Pipeline
+from chargewatch.fleet import ConnectorIndex
+from tests.services import InfluxDB, Mosquitto
+
+T0 = 1_795_000_000.0
+
+
+def make_stream(n: int, chargers: int = 1000) -> list[tuple[str, bytes]]:
+    rng = np.random.default_rng(7)
+    out = []
+    for k in range(n):
+        c = k % chargers
+        out.append(
+            (
+                f"ev/CP{c:05d}/1/meter",
+                orjson.dumps(
+                    {
+                        "ts": T0 + k // chargers,
+                        "energy_wh": round(1000.0 + k * 0.5, 1),
+                        "power_w": round(float(rng.uniform(6500, 7400)), 1),
+                        "current_a": [10.1, 10.2, 10.3],
+                        "voltage_v": [230.1, 229.8, 231.2],
+                        "temperature_c": 31.5,
+                    }
+                ),
+            )
+        )
+    return out
+
+
+def register_session(port: int, client_id: str) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.subscribe("ev/+/+/meter", qos=1)
+    done.wait(5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish_backlog(port: int, msgs: list[tuple[str, bytes]]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    # Wait per chunk: paho's message ids wrap at 65,535 outstanding messages.
+    for i in range(0, len(msgs), 20_000):
+        infos = [c.publish(t, p, qos=1) for t, p in msgs[i : i + 20_000]]
+        infos[-1].wait_for_publish(120)
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def bare_subscriber(port: int, client_id: str, n: int) -> float:
+    count = 0
+    done = threading.Event()
+    t_first = [0.0]
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        nonlocal count
+        if count == 0:
+            t_first[0] = time.perf_counter()
+        count += 1
+        if count >= n:
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    c.max_inflight_messages_set(1000)
+    c.on_message = on_message
+    t0 = time.perf_counter()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    done.wait(300)
+    dt = time.perf_counter() - t0
+    c.disconnect()
+    c.loop_stop()
+    assert count >= n, f"bare subscriber got {count}/{n}"
+    return n / dt
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def write(self, lines: list[str]) -> None:
+        self.lines += len(lines)
+
+
+def collector_path(port: int, client_id: str, n: int, manual_ack: bool) -> tuple[float, int]:
+    index = ConnectorIndex()
+    sink = CountingSink()
+    pipeline = Pipeline(index, lines=sink)
+    ingest = MqttIngest(MqttConfig(port=port, client_id=client_id, subscriptions=("ev/+/+/meter",)))
+    t0 = time.perf_counter()
+    ingest.start()
+    done = 0
+    while done < n and time.perf_counter() - t0 < 300:
+        items = ingest.take(20_000, 0.05)
+        if items:
+            pipeline.process([i[:3] for i in items], items[-1][2])
+            ingest.ack(items)
+            done += len(items)
+    dt = time.perf_counter() - t0
+    ingest.stop()
+    assert done >= n and sink.lines >= n, (done, sink.lines)
+    return n / dt, sink.lines
+
+
+def bench_mqtt(n: int) -> dict[str, Any]:
+    msgs = make_stream(n)
+    results: dict[str, list[float]] = {"bare": [], "collector": [], "collector_ack_on_receipt": []}
+    # Broker persistence off: saving a 100k-message backlog every second would
+    # disturb whichever side happens to run during the save.
+    with Mosquitto(persistence=False) as broker:
+        for _ in range(2):  # alternate, twice, so drift affects both alike
+            for name, runs in results.items():
+                cid = f"{name}-{uuid.uuid4().hex[:6]}"
+                register_session(broker.port, cid)
+                publish_backlog(broker.port, msgs)
+                if name == "bare":
+                    runs.append(bare_subscriber(broker.port, cid, n))
+                else:
+                    manual = name == "collector"
+                    runs.append(collector_path(broker.port, cid, n, manual)[0])
+    bare, coll = max(results["bare"]), max(results["collector"])
+    return {
+        "messages": n,
+        "payload_bytes_avg": round(sum(len(p) for _, p in msgs) / n, 1),
+        "bare_paho_msg_per_s": round(bare),
+        "collector_msg_per_s": round(coll),
+        "ratio": round(coll / bare, 3),
+        "collector_ack_on_receipt_msg_per_s": round(max(results["collector_ack_on_receipt"])),
+        "ratio_ack_on_receipt": round(max(results["collector_ack_on_receipt"]) / bare, 3),
+        "target_ratio": 0.8,
+        "pass": coll / bare >= 0.8,
+        "runs": {k: [round(v) for v in vs] for k, vs in results.items()},
+    }
+
+
+def bench_writer(points: int) -> dict[str, Any]:
+    index = ConnectorIndex()
+    for c in range(1000):
+        index.id(f"CP{c:05d}", 1)
+    rng = np.random.default_rng(3)
+    vals = np.full((points, 11), np.nan)
+    vals[:, :9] = rng.uniform(0, 1000, (points, 9)).round(2)
+    batch = MeterBatch(
+        (np.arange(points) % 1000).astype(np.int32),
+        T0 + np.arange(points) // 1000 + (np.arange(points) % 1000) * 1e-3,
+        np.zeros(points),
+        vals,
+    )
+    lines = MeterLines(index).lines(batch)
+    out: dict[str, Any] = {"points": points, "fields_per_point": 9}
+    with InfluxDB() as influx:
+        # Limit: the same pre-encoded lines posted straight, 5,000 per request.
+        influx.create_db("raw")
+        with httpx.Client(base_url=influx.url, timeout=60) as client:
+            t0 = time.perf_counter()
+            for i in range(0, points, 5000):
+                body = ("\n".join(lines[i : i + 5000]) + "\n").encode()
+                r = client.post("/write", params={"db": "raw", "precision": "ms"}, content=body)
+                r.raise_for_status()
+            raw = points / (time.perf_counter() - t0)
+        for gzip_on in (False, True):
+            db = f"writer_{int(gzip_on)}"
+            with tempfile.TemporaryDirectory() as tmp:
+                w = InfluxWriter(
+                    InfluxConfig(url=influx.url, database=db, gzip=gzip_on), Path(tmp) / "spool"
+                )
+                w.start()
+                t0 = time.perf_counter()
+                for i in range(0, points, 20_000):
+                    w.write(lines[i : i + 20_000])
+                assert w.drain(300), w.last_error
+                rate = points / (time.perf_counter() - t0)
+                w.stop()
+            n = influx.query("SELECT count(energy_wh) FROM meter", db)[0]["values"]
+            assert n[0][1] == points, n  # type: ignore[index]
+            out[f"writer_points_per_s_gzip_{'on' if gzip_on else 'off'}"] = round(rate)
+    out["raw_post_points_per_s"] = round(raw)
+    best = max(out["writer_points_per_s_gzip_on"], out["writer_points_per_s_gzip_off"])
+    out["ratio_gzip_on"] = round(out["writer_points_per_s_gzip_on"] / raw, 3)
+    out["ratio_gzip_off"] = round(out["writer_points_per_s_gzip_off"] / raw, 3)
+    out["target_ratio"] = 0.8
+    out["pass"] = best / raw >= 0.8
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--points", type=int, default=500_000)
+    args = ap.parse_args()
+    report = {"mqtt_ingest": bench_mqtt(args.messages), "influx_writer": bench_writer(args.points)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

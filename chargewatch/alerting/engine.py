@@ -1,0 +1,179 @@
+"""The alert engine: rule groups on their intervals, hot reload, remediation, persistence."""
+
+from __future__ import annotations
+
+__all__ = ["AlertEngine", "default_rules_dir", "with_inventory"]
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.alerting.manager import RuleSet
+from chargewatch.alerting.remediation import Allowlist, Command, Planner
+from chargewatch.alerting.rule import Group, Rule
+from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S
+from chargewatch.alerting.signals import Frame, Signal, frame_length
+from chargewatch.alerting.state import Alert, AlertState, Notification, Transition
+from chargewatch.fleet import ConnectorIndex
+
+log = logging.getLogger("chargewatch.alerting")
+
+SNAPSHOT_VERSION = 1
+
+
+def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any]]:
+    """``frame`` plus the label and inventory columns it lacks, taken from ``index``."""
+    n = frame_length(frame) or len(index)
+    out = dict(frame)
+    if "charger" not in out:
+        out["charger"] = np.array([index.keys[i][0] for i in range(n)], dtype=object)
+    if "connector" not in out:
+        out["connector"] = np.array([str(index.keys[i][1]) for i in range(n)], dtype=object)
+    if "site" not in out:
+        out["site"] = np.array([index.site_of(i) for i in range(n)], dtype=object)
+    if "model" not in out:
+        out["model"] = np.array(
+            [index.fleet.charger(index.keys[i][0]).model for i in range(n)], dtype=object
+        )
+    for name in ("max_power_w", "nominal_voltage_v", "rated_current_a"):
+        if name not in out:
+            out[name] = np.asarray(getattr(index, name)[:n], dtype=np.float64)
+    if "phases" not in out:
+        out["phases"] = index.phases[:n].astype(np.float64)
+    return out
+
+
+class AlertEngine:
+    """Evaluates operator rules over per-connector frames.
+
+    ``rules`` is a directory of rule files or a list of files/directories.
+    A broken rule set at construction raises :class:`ConfigError`; a broken
+    set at :meth:`reload` keeps the previous rules.
+    """
+
+    def __init__(
+        self,
+        rules: str | Path | Sequence[str | Path],
+        index: ConnectorIndex | None = None,
+        *,
+        allowlist: Allowlist | None = None,
+        resend_delay_s: float = 60.0,
+        generator_url: str = "",
+        catalogue: Mapping[str, Signal] | None = None,
+        default_interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
+        self.ruleset = RuleSet(rules, catalogue=catalogue, default_interval_s=default_interval_s)
+        self.index = index
+        self.resend_delay_s = resend_delay_s
+        self.generator_url = generator_url
+        self.planner = Planner(allowlist or {})
+        self._outbox: list[Notification] = []
+        self._inventory: dict[str, NDArray[Any]] | None = None
+
+    # ------------------------------------------------------------ rules
+
+    @property
+    def groups(self) -> list[Group]:
+        return self.ruleset.groups
+
+    @property
+    def rules(self) -> list[Rule]:
+        return self.ruleset.rules
+
+    def reload(self, now: float | None = None) -> bool:
+        """Reload the rules; on any problem keep the previous ones (see :class:`RuleSet`)."""
+        return self.ruleset.reload(now)
+
+    def maybe_reload(self, now: float | None = None) -> bool | None:
+        """Reload when the rule files changed: True/False for success, None when unchanged."""
+        return self.ruleset.maybe_reload(now)
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, now: float, frame: Frame) -> list[Transition]:
+        """Evaluate every group that is due at ``now``; return firing/resolved transitions.
+
+        Call it as often as you like (each batch): groups run on their own intervals.
+        """
+        if self.index is not None:
+            n = frame_length(frame) or len(self.index)
+            # Label columns change only when connectors are added: build them once per size.
+            if self._inventory is None or frame_length(self._inventory) != n:
+                self._inventory = with_inventory({"_n": np.zeros(n)}, self.index)
+                del self._inventory["_n"]
+            frame = {**self._inventory, **frame}
+        out: list[Transition] = []
+        for g in self.groups:
+            if not g.due(now):
+                continue
+            g.last_eval = now
+            for r in g.rules:
+                ts = r.evaluate(now, frame)
+                out += ts
+                out += self.planner.observe(now, r, ts, frame)
+        for g in self.groups:
+            for r in g.rules:
+                self._outbox += r.alerts.notifications(
+                    now,
+                    resend_delay_s=self.resend_delay_s,
+                    interval_s=g.interval_s,
+                    generator_url=self.generator_url,
+                )
+        return out
+
+    def notifications(self) -> list[Notification]:
+        """Alerts due to be sent (new, resent, resolved) since the last call."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def commands(self, now: float | None = None) -> list[Command]:
+        """Remediation commands planned by :meth:`evaluate`, each handed out once."""
+        return self.planner.take()
+
+    def active(self) -> list[Alert]:
+        """Pending and firing alerts, for /api/v1/alerts and dashboards."""
+        return [
+            a
+            for r in self.rules
+            for a in r.alerts.alerts.values()
+            if a.state in (AlertState.PENDING, AlertState.FIRING)
+        ]
+
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state: alerts (with their `for` clocks), window history, remediation."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "groups": {g.name: g.last_eval for g in self.groups},
+            "rules": {r.ident: r.snapshot() for r in self.rules},
+            "remediation": self.planner.snapshot(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != SNAPSHOT_VERSION:
+            log.warning("ignoring alert state snapshot of version %r", data.get("version"))
+            return
+        rules = data.get("rules", {})
+        for r in self.rules:
+            if r.ident in rules:
+                r.restore(rules[r.ident])
+        last = data.get("groups", {})
+        for g in self.groups:
+            if last.get(g.name) is not None:
+                g.last_eval = float(last[g.name])
+        self.planner.restore(data.get("remediation", []))
+
+
+def default_rules_dir() -> Path:
+    """The shipped rules: ``rules/`` in a checkout, ``_defaults/rules`` in a wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "rules", here / "_defaults" / "rules"):
+        if candidate.is_dir():
+            return candidate
+    return Path(os.environ.get("CHARGEWATCH_RULES", "rules"))

@@ -1,0 +1,120 @@
+"""One alerting rule and one rule group: evaluate a condition over all connectors.
+
+``Rule.evaluate(now, frame)`` is handed the time and never reads the clock.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Group", "Rule"]
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chargewatch.alerting.expr import CompiledExpr, History
+from chargewatch.alerting.remediation import ActionSpec
+from chargewatch.alerting.signals import ALERT_LABEL_COLUMNS, SIGNALS, Frame, Kind, frame_length
+from chargewatch.alerting.state import AlertSet, Key, Observation, Transition, key_of
+from chargewatch.alerting.templates import Template
+
+
+@dataclass
+class Rule:
+    name: str
+    expr: CompiledExpr
+    group: str
+    interval_s: float
+    hold_s: float = 0.0
+    keep_firing_for_s: float = 0.0
+    labels: dict[str, Template] = field(default_factory=dict)
+    annotations: dict[str, Template] = field(default_factory=dict)
+    actions: tuple[ActionSpec, ...] = ()
+    file: str = ""
+    index: int = 0  # 1-based position in its group, as error messages count
+    ident: str = ""  # stable identity for snapshots and reloads: "group/alert#n"
+    alerts: AlertSet = field(init=False)
+    history: History | None = field(init=False, default=None)
+    #: Labels that replace the rule's own for one alert (remediation escalates
+    #: severity this way), keyed by the alert's label set before the override.
+    overrides: dict[Key, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.alerts = AlertSet(self.hold_s, self.keep_firing_for_s)
+        self.set_interval(self.interval_s)
+
+    def set_interval(self, interval_s: float) -> None:
+        """(Re)size the window history for evaluations every ``interval_s`` (clears it)."""
+        self.interval_s = interval_s
+        self.history = None
+        if self.expr.windows:
+            longest = max(self.expr.windows.values())
+            # One row per evaluation plus slack for evaluations that come early.
+            cap = math.ceil(longest / max(self.interval_s, 1e-3)) + 2
+            kinds = {name: _kind(name) for name in self.expr.windows}
+            self.history = History(kinds, cap)
+
+    def evaluate(self, now: float, frame: Frame) -> list[Transition]:
+        n = frame_length(frame)
+        if self.history is not None:
+            self.history.push(now, frame, n)
+        cond, value = self.expr.evaluate(now, frame, self.history)
+        observed: list[Observation] = []
+        for idx in np.flatnonzero(cond):
+            i = int(idx)
+            v = float(value[i])
+            base = {
+                c: str(frame[c][i]) for c in ALERT_LABEL_COLUMNS if c in frame and frame[c][i] != ""
+            }
+            series = dict(base)
+            for name, tmpl in self.labels.items():
+                series[name] = tmpl.render(base | {"alertname": self.name}, v)
+            series["alertname"] = self.name
+            override = self.overrides.get(key_of(series))
+            if override:
+                series |= override
+            annotations = {k: t.render(series, v) for k, t in self.annotations.items()}
+            observed.append(Observation(series, annotations, v, i))
+        transitions = self.alerts.update(now, observed)
+        # An override lives as long as its alert.
+        if self.overrides:
+            live = {key_of(a.labels) for a in self.alerts.alerts.values()}
+            for base_key, extra in list(self.overrides.items()):
+                if key_of(dict(base_key) | extra) not in live:
+                    del self.overrides[base_key]
+        return transitions
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"alerts": self.alerts.snapshot()}
+        if self.overrides:
+            out["overrides"] = [[list(map(list, k)), v] for k, v in self.overrides.items()]
+        if self.history is not None and self.history.count:
+            out["history"] = self.history.snapshot()
+        return out
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.alerts.restore(data.get("alerts", []))
+        for k, v in data.get("overrides", []):
+            self.overrides[tuple((str(a), str(b)) for a, b in k)] = dict(v)
+        if self.history is not None and "history" in data:
+            self.history.restore(data["history"])
+
+
+def _kind(name: str) -> Kind:
+    return SIGNALS[name].kind if name in SIGNALS else "number"
+
+
+@dataclass
+class Group:
+    """Rules evaluated together at one interval (Prometheus's rule group)."""
+
+    name: str
+    interval_s: float
+    rules: list[Rule]
+    file: str = ""
+    last_eval: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.last_eval is None or now - self.last_eval >= self.interval_s - 1e-9

@@ -1,0 +1,238 @@
+"""Annotation and label templates, rendered without executing anything.
+
+Operators write Prometheus-style templates: ``{{ $labels.charger }}``,
+``{{ $value | humanize }}``, ``{{ printf "%.1f" $value }}``, and the bare
+shorthands ``$labels.charger`` and ``$value``. Only that small vocabulary is
+understood; anything else is a load-time error, so a rule file can never run
+code (Go templates, and Jinja, can).
+"""
+
+from __future__ import annotations
+
+__all__ = ["FILTERS", "Template", "TemplateError"]
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from chargewatch.alerting.expr import format_duration
+
+
+class TemplateError(ValueError):
+    def __init__(self, message: str, pos: int) -> None:
+        self.message = message
+        self.pos = pos
+        super().__init__(f"{message} (at column {pos + 1})")
+
+
+def _humanize(v: float) -> str:
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    for size, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= size:
+            return f"{v / size:.4g}{prefix}"
+    return f"{v:.4g}"
+
+
+def _humanize_duration(v: float) -> str:
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    return ("-" if v < 0 else "") + format_duration(round(abs(v), 3))
+
+
+def _humanize_percentage(v: float) -> str:
+    return f"{v * 100:.4g}%"
+
+
+FILTERS: dict[str, Callable[[float], str]] = {
+    "humanize": _humanize,
+    "humanizeDuration": _humanize_duration,
+    "humanizePercentage": _humanize_percentage,
+}
+_STRING_FILTERS: dict[str, Callable[[str], str]] = {
+    "toUpper": str.upper,
+    "toLower": str.lower,
+    "title": str.title,
+}
+
+_PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])")
+_BLOCK_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_BARE_RE = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\$value\b")
+_TERM_RE = re.compile(
+    r"\s*(?:(?P<label>\$labels\.[A-Za-z_][A-Za-z0-9_]*|\.Labels\.[A-Za-z_][A-Za-z0-9_]*)"
+    r'|(?P<value>\$value|\.Value)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)'
+    r"|(?P<pipe>\|))"
+)
+
+
+@dataclass(frozen=True)
+class _Arg:
+    kind: str  # label, value, str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Block:
+    head: _Arg
+    funcs: tuple[tuple[str, str], ...]  # (name, printf format or "")
+
+
+def _printf(fmt: str, v: float | str) -> str:
+    def one(m: re.Match[str]) -> str:
+        flags, verb = m.group(1), m.group(2)
+        if verb == "%":
+            return "%"
+        if verb in "sv":
+            return format(_plain(v), flags.replace("#", "") + "s") if flags else _plain(v)
+        x = float(v) if not isinstance(v, float) else v
+        if verb == "d":
+            return format(
+                int(x) if math.isfinite(x) else x, flags + ("d" if math.isfinite(x) else "")
+            )
+        if verb == "x":
+            return format(int(x), flags + "x") if math.isfinite(x) else str(x)
+        return format(x, flags + verb)
+
+    try:
+        return _PRINTF_RE.sub(one, fmt)
+    except (ValueError, TypeError):
+        return f"%!({fmt})"
+
+
+def _plain(v: float | str) -> str:
+    if isinstance(v, float):
+        return (
+            f"{v:g}"
+            if math.isfinite(v) and v != int(v)
+            else (str(int(v)) if math.isfinite(v) else str(v))
+        )
+    return v
+
+
+class Template:
+    """A parsed template; :meth:`render` never fails."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.parts: list[str | _Block] = []
+        pos = 0
+        for m in _BLOCK_RE.finditer(text):
+            self._literal(text[pos : m.start()], pos)
+            self.parts.append(self._block(m.group(1), m.start(1)))
+            pos = m.end()
+        rest = text[pos:]
+        if "{{" in rest:
+            raise TemplateError("'{{' without a closing '}}'", pos + rest.index("{{"))
+        self._literal(rest, pos)
+
+    def _literal(self, text: str, offset: int) -> None:
+        # The bare $labels.x / $value shorthands outside {{ }}.
+        pos = 0
+        for m in _BARE_RE.finditer(text):
+            if m.start() > pos:
+                self.parts.append(text[pos : m.start()])
+            arg = _Arg("label", m.group(1)) if m.group(1) else _Arg("value", "")
+            self.parts.append(_Block(arg, ()))
+            pos = m.end()
+        if pos < len(text):
+            self.parts.append(text[pos:])
+
+    def _block(self, body: str, offset: int) -> _Block:
+        tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(body):
+            m = _TERM_RE.match(body, pos)
+            if m is None or m.end() == pos:
+                if body[pos:].strip() == "":
+                    break
+                raise TemplateError(
+                    f"unsupported template syntax {body[pos:].strip()!r}; use $labels.NAME, "
+                    "$value, printf and " + ", ".join(sorted({*FILTERS, *_STRING_FILTERS})),
+                    offset + pos,
+                )
+            kind = m.lastgroup or ""
+            tokens.append((kind, m.group(kind), offset + m.start(kind)))
+            pos = m.end()
+        if not tokens:
+            raise TemplateError("empty {{ }}", offset)
+        # Split into pipeline stages: "head | f | g" or "f args | g".
+        stages: list[list[tuple[str, str, int]]] = [[]]
+        for tok in tokens:
+            if tok[0] == "pipe":
+                stages.append([])
+            else:
+                stages[-1].append(tok)
+        head: _Arg | None = None
+        funcs: list[tuple[str, str]] = []
+        for i, stage in enumerate(stages):
+            if not stage:
+                raise TemplateError("empty pipeline stage", offset)
+            args = [t for t in stage if t[0] != "word"]
+            words = [t for t in stage if t[0] == "word"]
+            if len(words) > 1:
+                raise TemplateError(
+                    f"one function per stage, got {[w[1] for w in words]}", words[1][2]
+                )
+            if words:
+                fname, fpos = words[0][1], words[0][2]
+                if fname not in FILTERS and fname not in _STRING_FILTERS and fname != "printf":
+                    raise TemplateError(f"unknown template function {fname!r}", fpos)
+                fmt = ""
+                if fname == "printf":
+                    if not args or args[0][0] != "str":
+                        raise TemplateError(
+                            'printf needs a format string, e.g. printf "%.1f"', fpos
+                        )
+                    fmt = args[0][1][1:-1].encode().decode("unicode_escape")
+                    args = args[1:]
+                if i == 0:
+                    if len(args) != 1 or args[0][0] == "str":
+                        raise TemplateError(f"{fname} needs $value or $labels.NAME", fpos)
+                    head = self._arg(args[0])
+                elif args:
+                    raise TemplateError(
+                        "a piped function takes its input from the pipe", args[0][2]
+                    )
+                funcs.append((fname, fmt))
+            else:
+                if i != 0 or len(args) != 1:
+                    raise TemplateError("expected a function after '|'", stage[0][2])
+                head = self._arg(args[0])
+        assert head is not None
+        return _Block(head, tuple(funcs))
+
+    @staticmethod
+    def _arg(tok: tuple[str, str, int]) -> _Arg:
+        kind, text, _ = tok
+        if kind == "label":
+            return _Arg("label", text.split(".")[-1])
+        if kind == "value":
+            return _Arg("value", "")
+        return _Arg("str", text[1:-1])
+
+    def render(self, labels: Mapping[str, str], value: float) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            v: float | str
+            if part.head.kind == "label":
+                v = labels.get(part.head.text, "")
+            elif part.head.kind == "value":
+                v = value
+            else:
+                v = part.head.text
+            for fname, fmt in part.funcs:
+                if fname == "printf":
+                    v = _printf(fmt, v)
+                elif fname in FILTERS:
+                    try:
+                        v = FILTERS[fname](float(v))
+                    except ValueError:
+                        v = str(v)
+                else:
+                    v = _STRING_FILTERS[fname](_plain(v))
+            out.append(_plain(v))
+        return "".join(out)

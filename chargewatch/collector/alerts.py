@@ -1,0 +1,124 @@
+"""Wiring of the alert engine into the pipeline: frames in, notifications and commands out.
+
+The engine is pure; this stage builds its frame from the fleet state and the
+other stages' signals, hands notifications to a sender thread (a slow or
+unreachable Alertmanager never stalls ingest) and publishes remediation
+commands through the collector's MQTT client.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AlertStage", "NotifyWorker"]
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from numpy.typing import NDArray
+
+from chargewatch.alerting import AlertEngine, AlertState, Command, Notification, Transition
+from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.events import Event
+from chargewatch.collector.notifiers import Notifier
+from chargewatch.fleetstate import FleetState
+
+log = logging.getLogger(__name__)
+
+SignalProvider = Callable[[float], dict[str, NDArray[Any]]]
+
+
+class NotifyWorker:
+    """Delivers notification batches from a bounded queue on thread ``collector.notify``."""
+
+    def __init__(self, notifiers: Sequence[Notifier], max_batches: int = 1000) -> None:
+        self.notifiers = list(notifiers)
+        self._q: queue.Queue[list[Notification] | None] = queue.Queue(max_batches)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="collector.notify", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: list[Notification]) -> None:
+        try:
+            self._q.put_nowait(batch)
+        except queue.Full:
+            # The engine resends firing alerts every resend interval, so a
+            # dropped batch is repaired later; blocking ingest is never right.
+            self.dropped += 1
+            log.error("notification queue full; dropped a batch of %d alerts", len(batch))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._q.get()
+            if batch is None:
+                return
+            for n in self.notifiers:
+                try:
+                    n.send(batch)
+                except Exception:  # a receiver bug must not end delivery to the others
+                    log.exception("notifier %s failed", getattr(n, "name", n))
+
+
+class AlertStage:
+    """Evaluates the rules as time advances (at most every ``min_eval_interval_s``)."""
+
+    def __init__(
+        self,
+        engine: AlertEngine,
+        state: FleetState,
+        *,
+        providers: Sequence[SignalProvider] = (),
+        deliver: Callable[[list[Notification]], None] | None = None,
+        publish: Callable[[Command], None] | None = None,
+        on_transitions: Callable[[list[Transition]], None] | None = None,
+        min_eval_interval_s: float = 0.25,
+        reload_interval_s: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.state = state
+        self.providers = list(providers)
+        self.deliver = deliver
+        self.publish = publish
+        self.on_transitions = on_transitions
+        self.min_eval = min_eval_interval_s
+        self.reload_interval = reload_interval_s
+        self._last_eval = float("-inf")
+        self._last_reload = float("-inf")
+        self.transitions = 0
+        self.firing: int = 0
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        self._evaluate(now)
+
+    def tick(self, now: float) -> None:
+        self._evaluate(now)
+        if now - self._last_reload >= self.reload_interval:
+            self._last_reload = now
+            self.engine.maybe_reload(now)
+
+    def _evaluate(self, now: float) -> None:
+        if now - self._last_eval < self.min_eval:
+            return
+        self._last_eval = now
+        frame = self.state.frame(now)
+        for provide in self.providers:
+            frame.update(provide(now))
+        transitions = self.engine.evaluate(now, frame)
+        if transitions:
+            self.transitions += len(transitions)
+            if self.on_transitions is not None:
+                self.on_transitions(transitions)
+        notes = self.engine.notifications()
+        if notes and self.deliver is not None:
+            self.deliver(notes)
+        if self.publish is not None:
+            for cmd in self.engine.commands(now):
+                self.publish(cmd)
+        self.firing = sum(1 for a in self.engine.active() if a.state is AlertState.FIRING)

@@ -1,0 +1,184 @@
+"""``chargewatch demo``: the whole system on one machine, with nothing to set up.
+
+An embedded broker (amqtt) unless ``--broker`` is given, a simulated fleet of
+~50 chargers with a few injected faults, and the collector, with a live table.
+Everything it writes goes under one folder (``--data-dir``), which it names at
+the start and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from chargewatch.collector.commands import _broker
+from chargewatch.collector.embedded_broker import EmbeddedBroker, free_port
+from chargewatch.collector.influx import InfluxConfig
+from chargewatch.collector.mqtt import MqttConfig
+from chargewatch.collector.service import Collector
+from chargewatch.config import Config, HttpConfig
+from chargewatch.fleet import ChargerSpec
+from chargewatch.simulator import FaultSpec, SimConfig, Simulation
+from chargewatch.simulator.publish import publish
+
+
+def _demo_faults(chargers: list[ChargerSpec]) -> tuple[FaultSpec, ...]:
+    """A few faults early in the run, so the demo shows them within minutes."""
+    three_phase = [c.id for c in chargers if c.phases == 3]
+    others = [c.id for c in chargers if c.id not in three_phase[:1]]
+    picks = [
+        ("GroundFailure", others[0:1], 30.0, 180.0),
+        ("over_temperature", others[1:2], 45.0, 240.0),
+        ("meter_stuck", others[2:3], 60.0, 300.0),
+        ("charger_offline", others[3:4], 90.0, 120.0),
+        ("phase_loss", three_phase[0:1], 120.0, 240.0),
+    ]
+    return tuple(
+        FaultSpec(name, ids[0], 1, start=start, duration=dur)
+        for name, ids, start, dur in picks
+        if ids
+    )
+
+
+def _table(collector: Collector, sim: Simulation, started: float, rates: dict[str, Any]) -> Table:
+    now = time.time()
+    stats = collector.pipeline.stats
+    state = collector.state
+    n = len(collector.index)
+    charging = int(sum(1 for s in state.status[:n] if s == "Charging"))
+    faulted = int(sum(1 for s in state.status[:n] if s == "Faulted"))
+    t = Table(title="chargewatch demo", show_header=True, header_style="bold")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("running for", f"{now - started:.0f} s")
+    t.add_row("messages/s", f"{rates.get('msg_per_s', 0.0):,.0f}")
+    t.add_row("messages received", f"{stats.messages:,}")
+    t.add_row("meter samples stored", f"{stats.samples:,}")
+    t.add_row("rejected (dead-letter)", f"{stats.rejected:,}")
+    t.add_row("chargers online", f"{state.chargers_online(now)} / {len(sim.plan.chargers)}")
+    t.add_row("connectors charging", f"{charging} / {n}")
+    t.add_row("connectors faulted", str(faulted))
+    for key, value in collector.demo_rows():
+        t.add_row(key, value)
+    return t
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    console = Console()
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]chargewatch demo[/bold]: data in [cyan]{data}[/cyan]")
+
+    broker: EmbeddedBroker | None = None
+    if args.broker:
+        host, port = args.broker
+    else:
+        host, port = "127.0.0.1", free_port(1883)
+        broker = EmbeddedBroker(host, port)
+        broker.start()
+        console.print(f"embedded MQTT broker (amqtt) on {host}:{port}")
+
+    start = time.time()
+    sim_cfg = SimConfig(
+        chargers=args.chargers,
+        sites=3,
+        seed=args.seed,
+        start=start,
+        duration=args.duration or 7 * 86400.0,
+        interval=args.interval,
+        arrival_rate=args.arrival_rate,
+    )
+    sim = Simulation(sim_cfg.replace(faults=_demo_faults(Simulation(sim_cfg).plan.chargers)))
+    sim.write_fleet(str(data / "fleet.yaml"))
+    sim.write_truth(str(data / "truth.jsonl"))
+
+    influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
+    config = Config(
+        data_dir=data,
+        mqtt=MqttConfig(host=host, port=port, client_id="chargewatch-demo"),
+        influx=influx,
+        influx_file=None if influx else data / "meter.lp",
+        http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),
+    )
+    collector = Collector(config, fleet=sim.fleet())
+    collector.start()
+    if not collector.ingest.wait_connected(15):
+        console.print("[red]collector could not connect to the broker[/red]")
+        collector.stop()
+        return 1
+    if collector.http is not None:
+        console.print(f"metrics and API: http://127.0.0.1:{collector.http.port}/metrics")
+
+    pub_error: list[BaseException] = []
+
+    def run_publisher() -> None:
+        try:
+            publish(sim, host=host, port=port, speed=args.speed, qos=1)
+        except BaseException as exc:  # shown in the summary
+            pub_error.append(exc)
+
+    threading.Thread(target=run_publisher, name="demo.simulator", daemon=True).start()
+
+    rates: dict[str, Any] = {}
+    last_n, last_t = 0, time.time()
+    try:
+        with Live(
+            _table(collector, sim, start, rates),
+            console=console,
+            refresh_per_second=2,
+            transient=False,
+        ) as live:
+            while args.duration is None or time.time() - start < args.duration:
+                time.sleep(1.0)
+                now = time.time()
+                n = collector.pipeline.stats.messages
+                rates["msg_per_s"] = (n - last_n) / (now - last_t)
+                last_n, last_t = n, now
+                live.update(_table(collector, sim, start, rates))
+                if pub_error:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+        if broker is not None:
+            broker.stop()
+    stats = collector.pipeline.stats
+    console.print(
+        f"\n[bold]summary[/bold]: {stats.messages:,} messages, {stats.samples:,} samples, "
+        f"{stats.rejected:,} rejected {dict(stats.rejected_by_reason) or ''}"
+    )
+    for key, value in collector.demo_rows():
+        console.print(f"  {key}: {value}")
+    if pub_error:
+        console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
+    console.print(
+        f"data kept in [cyan]{data}[/cyan] (fleet.yaml, truth.jsonl, meter.lp, rejected.jsonl)"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run broker, simulated fleet and collector with a live view")
+    p.add_argument("--broker", type=_broker, help="use this MQTT broker instead of an embedded one")
+    p.add_argument("--chargers", type=int, default=50)
+    p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulation speed (x real time)")
+    p.add_argument("--interval", type=float, default=2.0, help="meter sample interval, s")
+    p.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=4.0,
+        help="multiplier on session arrivals, so a short demo sees sessions",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--influx", help="InfluxDB URL (default: a local line-protocol file)")
+    p.add_argument("--data-dir", default="chargewatch-demo", help="where everything is written")
+    p.set_defaults(func=cmd_demo)

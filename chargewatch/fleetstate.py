@@ -1,0 +1,161 @@
+"""Current state of every connector: latest meter values, status, liveness.
+
+Pure (no I/O, the clock is handed in). The alert rules read their meter,
+status and liveness signals from here; the demo and the fleet dashboards show
+the same numbers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FleetState"]
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.collector.batch import METER_FIELDS, N_FIELDS, MeterBatch
+from chargewatch.collector.events import (
+    BootEvent,
+    Event,
+    HeartbeatEvent,
+    MeterReading,
+    OnlineEvent,
+    StatusEvent,
+    TransactionEvent,
+)
+from chargewatch.fleet import ConnectorIndex
+
+
+class FleetState:
+    """Per-connector arrays indexed by the dense connector id, grown on demand."""
+
+    def __init__(self, index: ConnectorIndex) -> None:
+        self.index = index
+        self._cap = 0
+        self.values = np.empty((0, N_FIELDS))  # latest value of each field (NaN = never)
+        self.value_ts = np.empty(0)  # meter ts of the latest sample
+        self.last_seen = np.empty(0)  # receive time of anything from the connector
+        self.status = np.empty(0, dtype=object)  # OCPP 1.6 status string ("" = unknown)
+        self.error_code = np.empty(0, dtype=object)
+        self.status_since = np.empty(0)
+        self.online: dict[str, bool] = {}  # charger -> retained online flag
+        self.charger_seen: dict[str, float] = {}  # charger -> last receive time
+        self.boot: dict[str, BootEvent] = {}
+        self._grow()
+
+    def _grow(self) -> None:
+        n = len(self.index)
+        if n <= self._cap:
+            return
+        cap = max(64, 2 * n)
+
+        def grown(a: NDArray[np.generic], fill: object) -> NDArray[np.generic]:
+            out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self.values = grown(self.values, np.nan)  # type: ignore[assignment]
+        self.value_ts = grown(self.value_ts, np.nan)  # type: ignore[assignment]
+        self.last_seen = grown(self.last_seen, np.nan)  # type: ignore[assignment]
+        self.status = grown(self.status, "")
+        self.error_code = grown(self.error_code, "NoError")
+        self.status_since = grown(self.status_since, np.nan)  # type: ignore[assignment]
+        self._cap = cap
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        self._grow()
+        if len(batch):
+            self._meter(batch)
+        for ev in events:
+            if isinstance(ev, StatusEvent):
+                self._charger_seen(ev.charger, ev.recv)
+                if ev.connector == 0:
+                    continue
+                i = self.index.id(ev.charger, ev.connector)
+                self._grow()
+                if self.status[i] != ev.status or self.error_code[i] != ev.error_code:
+                    self.status_since[i] = ev.ts
+                self.status[i] = ev.status
+                self.error_code[i] = ev.error_code
+                self.last_seen[i] = max(_nan0(self.last_seen[i]), ev.recv)
+            elif isinstance(ev, OnlineEvent):
+                self.online[ev.charger] = ev.online
+                if ev.online:
+                    self._charger_seen(ev.charger, ev.recv)
+            elif isinstance(ev, HeartbeatEvent | TransactionEvent | MeterReading):
+                self._charger_seen(ev.charger, ev.recv)
+            elif isinstance(ev, BootEvent):
+                self.boot[ev.charger] = ev
+                self._charger_seen(ev.charger, ev.recv)
+
+    def tick(self, now: float) -> None:
+        self._grow()
+
+    def _charger_seen(self, charger: str, recv: float) -> None:
+        if recv > self.charger_seen.get(charger, 0.0):
+            self.charger_seen[charger] = recv
+        # Anything heard from a charger proves it connected, whatever the retained flag says.
+        self.online.setdefault(charger, True)
+
+    def _meter(self, b: MeterBatch) -> None:
+        # Latest sample per connector by meter time, then per field the latest
+        # non-NaN value: sort rows by (conn, ts) and take the last of each group.
+        order = np.lexsort((b.ts, b.conn))
+        conn = b.conn[order]
+        last = np.flatnonzero(np.r_[conn[1:] != conn[:-1], True])
+        ids = conn[last]
+        newer = ~(b.ts[order][last] < self.value_ts[ids])  # NaN (never) counts as older
+        vals = b.values[order]
+        for f in range(N_FIELDS):
+            col = vals[:, f]
+            present = ~np.isnan(col)
+            if not present.any():
+                continue
+            # Index of the last present value of each group (forward-filled positions).
+            pos = np.where(present, np.arange(len(col)), -1)
+            pos = np.maximum.accumulate(pos)
+            starts = np.r_[0, last[:-1] + 1]
+            take = pos[last]
+            ok = (take >= starts) & newer
+            self.values[ids[ok], f] = col[take[ok]]
+        self.value_ts[ids[newer]] = b.ts[order][last][newer]
+        np.fmax.at(self.last_seen, b.conn, b.recv)
+        for c in np.unique(b.conn).tolist():
+            charger = self.index.keys[c][0]
+            self._charger_seen(charger, float(self.last_seen[c]))
+
+    # -- views ------------------------------------------------------------------
+
+    def chargers_online(self, now: float, stale_s: float = 300.0) -> int:
+        """Chargers whose online flag is set and that were heard from recently."""
+        return sum(
+            1
+            for c, on in self.online.items()
+            if on and now - self.charger_seen.get(c, -np.inf) <= stale_s
+        )
+
+    def frame(self, now: float) -> dict[str, NDArray[Any]]:
+        """Meter, status and liveness columns for the alert rules (see alerting.signals)."""
+        self._grow()
+        n = len(self.index)
+        out: dict[str, NDArray[Any]] = {
+            name: self.values[:n, i].copy() for i, name in enumerate(METER_FIELDS)
+        }
+        status = self.status[:n].copy()
+        out["status"] = status
+        out["error_code"] = self.error_code[:n].copy()
+        out["status_age_s"] = now - self.status_since[:n]
+        out["last_seen_age_s"] = now - self.last_seen[:n]
+        chargers = [k[0] for k in self.index.keys]
+        online = self.online
+        out["online"] = np.fromiter((online.get(c, False) for c in chargers), np.bool_, n)
+        return out
+
+    def power_w(self) -> NDArray[np.float64]:
+        n = len(self.index)
+        return self.values[:n, 1]
+
+
+def _nan0(x: float) -> float:
+    return 0.0 if x != x else x  # noqa: PLR0124 - NaN check without numpy overhead

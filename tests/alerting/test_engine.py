@@ -1,0 +1,119 @@
+"""AlertEngine: group intervals, hot reload, persistence across a restart."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from chargewatch.alerting import AlertEngine
+from chargewatch.alerting.testing import make_frame, step
+from chargewatch.errors import ConfigError
+from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+
+RULES = """\
+groups:
+  - name: g
+    interval: 1m
+    rules:
+      - alert: Hot
+        expr: temperature_c > {limit}
+        for: 3m
+        labels: {{severity: warning}}
+        annotations: {{summary: "{{{{ $labels.charger }}}} hot"}}
+"""
+
+
+def write(d: Path, limit: int = 80) -> None:
+    (d / "hot.yaml").write_text(RULES.format(limit=limit))
+
+
+def gauge() -> float | None:
+    return REGISTRY.get_sample_value("chargewatch_rules_last_reload_success")
+
+
+HOT = make_frame([("CP1", 1)], site="depot", temperature_c=90.0)
+
+
+def test_groups_run_on_their_interval_however_often_evaluate_is_called(tmp_path: Path) -> None:
+    write(tmp_path)
+    engine = AlertEngine(tmp_path)
+    # Called every 10s; the 1m group and its 3m `for` still fire at 3m.
+    fired = step(engine, HOT, start=0, interval=10, steps=25)
+    assert [(t.at, t.state) for t in fired] == [(180.0, "firing")]
+
+
+def test_broken_reload_keeps_previous_rules_and_sets_gauge(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path)
+    engine = AlertEngine(tmp_path)
+    assert gauge() == 1.0
+    assert engine.maybe_reload(0.0) is None  # nothing changed
+    (tmp_path / "hot.yaml").write_text(RULES.format(limit="") + "      - alert: Bad\n")
+    with caplog.at_level(logging.ERROR, "chargewatch.alerting"):
+        assert engine.maybe_reload(1.0) is False
+    assert gauge() == 0.0
+    assert "keeping the previous rules" in caplog.text and "hot.yaml:" in caplog.text
+    assert engine.maybe_reload(2.0) is None  # logged once, not on every poll
+    assert [t.state for t in step(engine, HOT, start=0, interval=60, steps=4)] == ["firing"]
+    write(tmp_path, limit=85)
+    assert engine.maybe_reload(300.0) is True
+    assert gauge() == 1.0
+    assert engine.rules[0].expr.text == "temperature_c > 85"
+
+
+def test_reload_carries_alert_state_so_nothing_re_pages(tmp_path: Path) -> None:
+    write(tmp_path)
+    engine = AlertEngine(tmp_path)
+    step(engine, HOT, start=0, interval=60, steps=4)  # firing at 3m
+    write(tmp_path, limit=85)
+    (tmp_path / "hot.yaml").touch()
+    assert engine.reload(240.0)
+    assert (
+        step(engine, HOT, start=240, interval=60, steps=3) == []
+    )  # still firing, no new transition
+    assert len(engine.active()) == 1
+
+
+def test_bad_rules_at_startup_raise(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("groups: [{name: g, rules: [{alert: X, expr: 'nope >'}]}]\n")
+    with pytest.raises(ConfigError):
+        AlertEngine(tmp_path)
+
+
+def test_snapshot_restore_survives_a_restart_mid_for(tmp_path: Path) -> None:
+    write(tmp_path)
+    before = AlertEngine(tmp_path)
+    step(before, HOT, start=0, interval=60, steps=2)  # pending since 0
+    saved = json.loads(json.dumps(before.snapshot()))  # the ledger stores JSON
+    after = AlertEngine(tmp_path)
+    after.restore(saved)
+    fired = step(after, HOT, start=120, interval=60, steps=2)
+    assert [(t.at, t.state) for t in fired] == [(180.0, "firing")]  # not 120 + 3m
+
+
+def test_inventory_and_labels_come_from_the_connector_index(tmp_path: Path) -> None:
+    write(tmp_path)
+    fleet = Fleet(
+        {"north": SiteSpec("north")}, {"CP9": ChargerSpec("CP9", site="north", connectors=2)}
+    )
+    index = ConnectorIndex(fleet)
+    engine = AlertEngine(tmp_path, index)
+    frame = {"temperature_c": np.array([20.0, 95.0])}
+    fired = step(engine, frame, start=0, interval=60, steps=4)
+    assert [t.labels for t in fired] == [
+        {
+            "charger": "CP9",
+            "connector": "2",
+            "site": "north",
+            "severity": "warning",
+            "alertname": "Hot",
+        }
+    ]
+    assert fired[0].to_json()["at"] == "1970-01-01T00:03:00Z"
+    assert fired[0].annotations == {"summary": "CP9 hot"}
