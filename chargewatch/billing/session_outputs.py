@@ -6,14 +6,17 @@ Pure functions over :class:`SessionRecord` or the dicts the ledger returns
 
 from __future__ import annotations
 
-__all__ = ["CSV_COLUMNS", "influx_lines", "jsonl_line", "to_csv", "to_json"]
+__all__ = ["CSV_COLUMNS", "influx_lines", "jsonl_line", "session_periods", "to_csv", "to_json"]
 
 import csv
 import io
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from chargewatch.billing.periods import PeriodState, SessionPeriod
 from chargewatch.billing.sessions import SessionRecord
 
 #: CSV columns, in order. Quality flags are joined with "|"; periods are left out.
@@ -96,4 +99,37 @@ def influx_lines(records: Iterable[SessionRecord], measurement: str = "session")
             f"session_id={_str_field(r.session_id)}"
         )
         out.append(f"{tags} {fields} {round(r.start * 1e9)}")
+    return out
+
+
+def _dec(x: float | None, places: str = "0.001") -> Decimal | None:
+    return None if x is None else Decimal(repr(x)).quantize(Decimal(places))
+
+
+def session_periods(record: SessionRecord) -> list[SessionPeriod]:
+    """The record's charging/idle periods as the tariff engine's input (``build_cdr``).
+
+    Contiguous from ``record.start`` to ``record.stop`` (UTC): each period
+    starts where the previous one ended, so rounding to microseconds cannot
+    open a hole. Idle periods are PARKING; energies in Wh to the milliwatt-hour.
+    """
+    out: list[SessionPeriod] = []
+    end_last = datetime.fromtimestamp(record.start, UTC)
+    for p in record.periods:
+        start = end_last
+        end = datetime.fromtimestamp(p.end, UTC)
+        if end <= start:
+            continue
+        out.append(
+            SessionPeriod(
+                start,
+                end,
+                PeriodState.CHARGING if p.kind == "charging" else PeriodState.PARKING,
+                _dec(max(p.energy_wh, 0.0)) or Decimal(0),
+                min_power_w=_dec(p.min_power_w, "0.1"),
+                max_power_w=_dec(p.max_power_w, "0.1"),
+                max_current_a=_dec(p.max_current_a, "0.01"),
+            )
+        )
+        end_last = end
     return out

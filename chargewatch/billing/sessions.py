@@ -657,9 +657,10 @@ class SessionEngine:
         if rows.size or anchors:
             tp = np.concatenate((batch.ts[rows], anchors))
             p = np.concatenate((batch.values[rows, _P], np.zeros(len(anchors))))
-            cur = np.concatenate(
-                (np.fmax.reduce(batch.values[rows][:, _I], axis=1), np.full(len(anchors), np.nan))
-            )
+            # Current summed over phases (what OCPI max_current and the tariff engine use).
+            phases = batch.values[rows][:, _I]
+            amps = np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
+            cur = np.concatenate((amps, np.full(len(anchors), np.nan)))
             po = np.argsort(tp, kind="stable")
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)

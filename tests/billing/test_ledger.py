@@ -6,11 +6,23 @@ import csv
 import io
 import json
 from dataclasses import replace
+from datetime import UTC
+from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from chargewatch.billing.session_outputs import influx_lines, jsonl_line, to_csv, to_json
+from chargewatch.billing.cdr import UnpricedCdr, build_cdr
+from chargewatch.billing.periods import PeriodState
+from chargewatch.billing.session_outputs import (
+    influx_lines,
+    jsonl_line,
+    session_periods,
+    to_csv,
+    to_json,
+)
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.cli import main
 from chargewatch.collector.ledger import MIGRATIONS, Ledger, get_session, query_sessions
@@ -141,3 +153,24 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert [d["transaction_id"] for d in data] == ["1", "2"]
     assert main(["sessions", "export", "--ledger", str(tmp_path / "none.db")]) == 2
+
+
+def test_session_periods_feed_the_tariff_engine() -> None:
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 60, 7.0, 0.0, idle_after=30)
+    steps = [
+        (T0 + 1, batch(index, "x", 1, [], [], []), [start("P", "1", T0, 0.0)]),
+        (ts[-1] + 1, batch(index, "P", 1, ts, e, p), [stop("P", "1", ts[-1], e[-1])]),
+    ]
+    _, (r,) = run(steps, index)
+    periods = session_periods(r)
+    assert [x.state for x in periods] == [PeriodState.CHARGING, PeriodState.PARKING]
+    assert periods[0].start.timestamp() == r.start and periods[-1].end.timestamp() == r.stop
+    assert all(a.end == b.start for a, b in pairwise(periods))
+    assert sum(x.energy_wh for x in periods) == pytest.approx(Decimal("7000"), abs=Decimal("0.01"))
+    cdr = build_cdr(
+        None, start=periods[0].start, end=periods[-1].end, timezone=ZoneInfo("UTC"), periods=periods
+    )
+    assert isinstance(cdr, UnpricedCdr)
+    assert cdr.total_energy == pytest.approx(Decimal("7.000"), abs=Decimal("0.001"))
+    assert periods[0].start.tzinfo is UTC
