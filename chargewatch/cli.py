@@ -19,6 +19,7 @@ from chargewatch.errors import ConfigError
 _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.collector.commands",
     "chargewatch.simulator.commands",
+    "chargewatch.detectors.commands",
     "chargewatch.alerting.commands",
     "chargewatch.billing.commands",
     "chargewatch.billing.commands_sessions",

@@ -39,6 +39,7 @@ class Source:
     file: str
     data: Any
     marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)  # where each key is
 
     def where(self, path: Path) -> tuple[int, int]:
         # Fall back to the closest enclosing node that has a mark.
@@ -49,13 +50,19 @@ class Source:
             p = p[:-1]
         return self.marks.get((), (0, 0))
 
-    def problem(self, path: Path, message: str) -> ConfigProblem:
-        line, col = self.where(path)
+    def problem(self, path: Path, message: str, *, at_key: bool = False) -> ConfigProblem:
+        line, col = self.key_marks.get(path, (0, 0)) if at_key else (0, 0)
+        if not line:
+            line, col = self.where(path)
         return ConfigProblem(self.file, path_str(path), message, line, col)
 
 
 def _construct(
-    node: yaml.Node, path: Path, marks: dict[Path, tuple[int, int]], loader: yaml.SafeLoader
+    node: yaml.Node,
+    path: Path,
+    marks: dict[Path, tuple[int, int]],
+    loader: yaml.SafeLoader,
+    key_marks: dict[Path, tuple[int, int]],
 ) -> Any:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
@@ -63,10 +70,13 @@ def _construct(
         for key_node, value_node in node.value:
             # Keys are names; a structured key is kept as its text.
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            out[key] = _construct(value_node, (*path, key), marks, loader)
+            key_marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _construct(value_node, (*path, key), marks, loader, key_marks)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, (*path, i), marks, loader) for i, v in enumerate(node.value)]
+        return [
+            _construct(v, (*path, i), marks, loader, key_marks) for i, v in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)
 
 
@@ -87,8 +97,9 @@ def load_yaml(source: str | FsPath, *, text: str | None = None) -> Source:
             [ConfigProblem(name, "", f"YAML syntax: {exc.problem or exc}", line, col)]
         ) from exc
     marks: dict[Path, tuple[int, int]] = {}
-    data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""))
-    return Source(name, data, marks)
+    key_marks: dict[Path, tuple[int, int]] = {}
+    data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""), key_marks)
+    return Source(name, data, marks, key_marks)
 
 
 class _Missing:
@@ -120,8 +131,8 @@ class Reader:
         self.source = source
         self.problems: list[ConfigProblem] = []
 
-    def fail(self, path: Path, message: str) -> None:
-        self.problems.append(self.source.problem(path, message))
+    def fail(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.source.problem(path, message, at_key=at_key))
 
     def raise_if_failed(self) -> None:
         if self.problems:
@@ -146,7 +157,7 @@ class Reader:
             for key in value:
                 if key not in allowed_set:
                     hint = ", ".join(sorted(allowed_set))
-                    self.fail((*path, key), f"unknown key; expected one of: {hint}")
+                    self.fail((*path, key), f"unknown key; expected one of: {hint}", at_key=True)
         for key in required:
             if key not in value:
                 self.fail(path, f"missing required key {key!r}")

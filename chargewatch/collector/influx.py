@@ -256,12 +256,13 @@ class InfluxWriter:
             self._set_aside(seq, body, WriteError(413, "a single line is too large"))
             return
         log.warning("InfluxDB: request too large; splitting a chunk of %d lines", len(lines))
-        self.spool.pop(seq)
-        # Re-queue the halves at the back; order across chunks is not a contract
-        # of line protocol (each point carries its own timestamp).
+        # Re-queue the halves at the back (order across chunks is not a contract
+        # of line protocol: each point carries its own timestamp), and only then
+        # drop the original, so the spool is never momentarily empty.
         half = len(lines) // 2
         for part in (lines[:half], lines[half:]):
             self._spool(part)
+        self.spool.pop(seq)
 
 
 def _retry_after(r: httpx.Response) -> float | None:

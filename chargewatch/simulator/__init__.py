@@ -28,7 +28,7 @@ Labelled *normal* datasets: ``SimConfig().with_scenario(name)`` for each name in
 single_phase_cars, kw_power, idle_after_charging, reboots, telemetry_gaps,
 quiet, default). Faults: :data:`FAULTS` (DESIGN.md's telemetry vocabulary plus
 every OCPP 1.6 error code); each fault class in :mod:`.faults` documents what it
-means physically and how it looks in the data.
+means physically and how it looks in the data. More in docs/simulator.md.
 """
 
 from chargewatch.simulator.config import DEFAULT_START, SCENARIOS, SimConfig

@@ -17,8 +17,10 @@ from chargewatch.simulator.simulation import Simulation, write_capture
 
 _EPILOG = f"""\
 faults: {", ".join(FAULTS)}
-  --fault NAME@CHARGER[:CONNECTOR][@START+DURATION], e.g. meter_stuck@CP0003:1@2h+30m
-  (START is relative to the simulation start; without it the simulator picks a time.)
+  --fault NAME@CHARGER[:CONNECTOR][@START+DURATION][,PARAM=VALUE...],
+  e.g. meter_stuck@CP0003:1@2h+30m or meter_mismatch@CP0002@1h+20m,factor=0.3
+  (START is relative to the simulation start; without it the simulator picks a time.
+  PARAMs: see the fault classes in chargewatch/simulator/faults.py.)
 scenarios (hard normal cases, labelled in the truth): {", ".join(SCENARIOS)}
 """
 

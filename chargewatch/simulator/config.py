@@ -34,6 +34,7 @@ class SimConfig:
     protocol: Protocol = "native"
     batch: int = 1  # samples per meter message (native columnar batch / OCPP meterValue entries)
     heartbeat_interval: float = 60.0
+    tx_update_interval: float = 900.0  # native "update" transaction events; 0: none
     faults: tuple[FaultSpec, ...] = ()
     random_faults: int = 0  # this many extra faults at random chargers and times
     # Fleet mix.
@@ -48,9 +49,13 @@ class SimConfig:
     suspended_ev_prob: float = 0.2  # sessions with 1-3 SuspendedEV pauses
     suspended_evse_prob: float = 0.1  # sessions with a SuspendedEVSE pause (load management)
     long_idle_fraction: float = 0.0  # sessions kept plugged 1-3 h after charging (normal idle)
+    # Sessions already under way at the start, as when a collector starts on a
+    # live fleet (their start messages precede the simulation and are not sent).
+    warm_start: bool = True
     # Reporting quirks and infrastructure.
     kw_power_fraction: float = 0.2  # OCPP chargers that report Power.Active.Import in kW
     reboot_prob: float = 0.05  # per idle gap between sessions: the charger reboots
+    boot_blip_prob: float = 0.3  # a reboot shows a brief Faulted/NoError status
     gap_rate_per_hour: float = 0.05  # short telemetry gaps (5-120 s) per connector-hour
     ocpp_csms_results: bool = True  # also emit the CSMS's CALLRESULTs (not for MeterValues)
 
@@ -65,6 +70,11 @@ class SimConfig:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.protocol not in ("native", "ocpp1.6"):
             raise ValueError(f"protocol must be native or ocpp1.6, got {self.protocol!r}")
+        if self.heartbeat_interval <= 0 or self.arrival_rate < 0 or self.random_faults < 0:
+            raise ValueError("heartbeat_interval > 0, arrival_rate >= 0, random_faults >= 0")
+        for f in fields(self):
+            if f.name.endswith(("_prob", "_fraction")) and not 0.0 <= getattr(self, f.name) <= 1.0:
+                raise ValueError(f"{f.name} must be within 0..1, got {getattr(self, f.name)}")
 
     @property
     def end(self) -> float:
@@ -92,6 +102,7 @@ _QUIET: dict[str, Any] = {
     "long_idle_fraction": 0.0,
     "kw_power_fraction": 0.0,
     "reboot_prob": 0.0,
+    "boot_blip_prob": 0.0,
     "gap_rate_per_hour": 0.0,
     "single_phase_car_fraction": 0.0,
 }
@@ -114,7 +125,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "kw_power": {**_QUIET, "kw_power_fraction": 1.0, "protocol": "ocpp1.6"},
     "idle_after_charging": {**_QUIET, "long_idle_fraction": 1.0},
-    "reboots": {**_QUIET, "reboot_prob": 1.0},
+    "reboots": {**_QUIET, "reboot_prob": 1.0, "boot_blip_prob": 0.5},
     "telemetry_gaps": {**_QUIET, "gap_rate_per_hour": 1.0},
 }
 

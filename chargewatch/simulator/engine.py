@@ -304,7 +304,9 @@ class Engine:
                     ch.temperature[row] += extra
                 elif name == "voltage_out_of_band":
                     dv = p.get("offset_pct", 13.0) / 100.0 * self.vnom[row]
-                    ch.voltage[:, row, inw] += dv
+                    v = ch.voltage[:, row, inw]
+                    # an open DC output (0 V) stays at 0 V
+                    ch.voltage[:, row, inw] = np.where(v > 0, v + dv, v)
                 elif name == "phase_loss":
                     ph = int(p.get("phase", 3)) - 1
                     # a dead phase reads a few volts induced from its neighbours

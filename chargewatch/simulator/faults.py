@@ -52,6 +52,8 @@ class FaultKind:
     #: means the fault builds its own session.
     needs: ClassVar[Needs] = "any"
     default_duration: ClassVar[float] = 1800.0
+    #: Tunable parameters and their values when not given (see the docstring).
+    defaults: ClassVar[dict[str, float]] = {}
     kind: ClassVar[Literal["plan", "physical", "reporting", "delivery"]] = "reporting"
 
     @classmethod
@@ -113,6 +115,7 @@ class MeterRegression(FaultKind):
     """
 
     name = "meter_regression"
+    defaults: ClassVar[dict[str, float]] = {"drop_wh": 5000.0}
     needs = "charging"
     kind = "reporting"
 
@@ -127,6 +130,7 @@ class MeterMismatch(FaultKind):
     """
 
     name = "meter_mismatch"
+    defaults: ClassVar[dict[str, float]] = {"factor": 0.5}
     needs = "charging"
     kind = "reporting"
 
@@ -152,6 +156,7 @@ class OverTemperature(FaultKind):
     """
 
     name = "over_temperature"
+    defaults: ClassVar[dict[str, float]] = {"rise_c": 55.0}
     needs = "charging"
     kind = "reporting"
 
@@ -164,6 +169,7 @@ class OverCurrent(FaultKind):
     """
 
     name = "over_current"
+    defaults: ClassVar[dict[str, float]] = {"factor": 1.35}
     needs = "charging"
     kind = "physical"
 
@@ -176,6 +182,7 @@ class VoltageOutOfBand(FaultKind):
     """
 
     name = "voltage_out_of_band"
+    defaults: ClassVar[dict[str, float]] = {"offset_pct": 13.0}
     kind = "reporting"
 
 
@@ -189,6 +196,7 @@ class PhaseLoss(FaultKind):
     """
 
     name = "phase_loss"
+    defaults: ClassVar[dict[str, float]] = {"phase": 3.0}
     needs = "three_phase"
     kind = "physical"
 
@@ -201,6 +209,7 @@ class PhaseImbalance(FaultKind):
     """
 
     name = "phase_imbalance"
+    defaults: ClassVar[dict[str, float]] = {"phase": 2.0, "ratio": 0.4}
     needs = "three_phase"
     kind = "physical"
 
@@ -229,6 +238,7 @@ class PowerOscillation(FaultKind):
     """
 
     name = "power_oscillation"
+    defaults: ClassVar[dict[str, float]] = {"period_s": 20.0, "depth": 0.7}
     needs = "charging"
     kind = "physical"
 
@@ -242,6 +252,7 @@ class ClockSkew(FaultKind):
     """
 
     name = "clock_skew"
+    defaults: ClassVar[dict[str, float]] = {"offset_s": 900.0}
     scope = "charger"
     default_duration = 3600.0
     kind = "reporting"
@@ -286,6 +297,7 @@ class StatusFlapping(FaultKind):
     """
 
     name = "status_flapping"
+    defaults: ClassVar[dict[str, float]] = {"period_s": 10.0}
     default_duration = 600.0
     kind = "delivery"
 
@@ -358,7 +370,13 @@ class FaultSpec:
     params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        fault_kind(self.name)  # validates the name early, with the vocabulary in the message
+        kind = fault_kind(self.name)  # validates the name early, listing the vocabulary
+        unknown = sorted(set(self.params) - set(kind.defaults))
+        if unknown:
+            raise ValueError(
+                f"fault {self.name}: unknown parameter(s) {unknown};"
+                f" expected {list(kind.defaults) or 'none'}"
+            )
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"fault {self.name}: duration must be > 0, got {self.duration}")
         if self.start is not None and self.start < 0:
@@ -378,8 +396,22 @@ def parse_duration(text: str) -> float:
 
 
 def parse_fault(text: str) -> FaultSpec:
-    """Parse ``NAME@CHARGER[:CONNECTOR][@START+DURATION]`` (START, DURATION as in
-    :func:`parse_duration`; START is relative to the simulation start)."""
+    """Parse ``NAME@CHARGER[:CONNECTOR][@START+DURATION][,PARAM=VALUE...]``.
+
+    START and DURATION as in :func:`parse_duration`, START relative to the
+    simulation start; PARAMs tune the effect, e.g.
+    ``meter_mismatch@CP0003:1@2h+30m,factor=0.3`` (see each fault's docstring).
+    """
+    text, *extra = text.split(",")
+    params: dict[str, float] = {}
+    for item in extra:
+        key, eq, value = item.partition("=")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not key.strip():
+            raise ValueError(f"bad fault parameter {item!r}; expected NAME=NUMBER")
     parts = text.split("@")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise ValueError(
@@ -395,4 +427,4 @@ def parse_fault(text: str) -> FaultSpec:
         s, plus, d = parts[2].partition("+")
         start = parse_duration(s)
         duration = parse_duration(d) if plus else None
-    return FaultSpec(name, charger.strip(), connector, start, duration)
+    return FaultSpec(name, charger.strip(), connector, start, duration, params)

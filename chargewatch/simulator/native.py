@@ -22,6 +22,7 @@ from chargewatch.simulator.timeline import Ev
 
 Msg = tuple[float, str, bytes]  # (receive time, topic, payload)
 _NP = orjson.OPT_SERIALIZE_NUMPY
+_TX_EVENTS = {"tx_start": "start", "tx_update": "update", "tx_stop": "stop"}
 
 
 def _groups(k: np.ndarray, key: np.ndarray, batch: int) -> list[tuple[int, int]]:
@@ -37,30 +38,41 @@ def _groups(k: np.ndarray, key: np.ndarray, batch: int) -> list[tuple[int, int]]
 def meter_messages(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: int) -> list[Msg]:
     out: list[Msg] = []
     kk = np.arange(ch.k0, ch.k1)
+    all_rows: np.ndarray = np.all(ch.emit, axis=1)
+    soc_known = np.isfinite(ch.soc)
+    # Current and voltage sample-major (samples, phases), as the contract nests them.
+    cur_all = np.ascontiguousarray(ch.current.transpose(1, 2, 0))
+    vol_all = np.ascontiguousarray(ch.voltage.transpose(1, 2, 0))
     for c in conns:
         row = c.idx
-        idx = np.nonzero(ch.emit[row])[0]
-        if idx.size == 0:
-            continue
+        sel: slice | np.ndarray
+        if all_rows[row]:
+            sel = slice(None)  # the common case: views, no copies
+            n = ch.m
+        else:
+            sel = np.nonzero(ch.emit[row])[0]
+            n = sel.size
+            if n == 0:
+                continue
         topic = f"ev/{c.charger}/{c.connector}/meter"
         lat = float(latency[c.charger_idx])
         nph = 1 if c.phases <= 1 else 3
-        ts = ch.ts[row, idx]
-        recv = ch.t[row, idx] + lat
-        e = ch.energy[row, idx]
-        p = ch.power[row, idx]
-        cur = ch.current[:nph, row, idx].T
-        vol = ch.voltage[:nph, row, idx].T
-        tmp = ch.temperature[row, idx]
-        soc = ch.soc[row, idx]
-        off = ch.offered[row, idx]
-        has_soc = np.isfinite(soc)
+        ts = ch.ts[row, sel]
+        recv = ch.t[row, sel] + lat
+        e = ch.energy[row, sel]
+        p = ch.power[row, sel]
+        cur = cur_all[row, sel, :nph]
+        vol = vol_all[row, sel, :nph]
+        tmp = ch.temperature[row, sel]
+        soc = ch.soc[row, sel]
+        off = ch.offered[row, sel]
+        has_soc = soc_known[row, sel]
         if batch == 1:
             tl, el, pl, tml, sl, ol = (
                 ts.tolist(), e.tolist(), p.tolist(), tmp.tolist(), soc.tolist(), off.tolist()
             )  # fmt: skip
             cl, vl, rl = cur.tolist(), vol.tolist(), recv.tolist()
-            for i in range(idx.size):
+            for i in range(n):
                 d: dict[str, object] = {
                     "ts": tl[i],
                     "energy_wh": el[i],
@@ -74,13 +86,18 @@ def meter_messages(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch:
                     d["soc_pct"] = sl[i]
                 out.append((rl[i], topic, orjson.dumps(d)))
             continue
-        for a, b in _groups(kk[idx], has_soc.astype(np.int64), batch):
+        if isinstance(sel, slice) and (has_soc.all() or not has_soc.any()):
+            # whole chunk, one key set: batches are plain multiples of ``batch``
+            bounds = [(a, min(a + batch, n)) for a in range(0, n, batch)]
+        else:
+            bounds = _groups(kk[sel], has_soc.astype(np.int64), batch)
+        for a, b in bounds:
             d = {
                 "ts": ts[a:b],
                 "energy_wh": e[a:b],
                 "power_w": p[a:b],
-                "current_a": cur[a:b],
-                "voltage_v": vol[a:b],
+                "current_a": np.ascontiguousarray(cur[a:b]),  # orjson needs C order
+                "voltage_v": np.ascontiguousarray(vol[a:b]),
                 "temperature_c": tmp[a:b],
                 "offered_a": off[a:b],
             }
@@ -102,13 +119,13 @@ def event_messages(ev: Ev, charger_id: str) -> list[Msg]:
             "vendor_error_code": ev.vendor_error,
         }
         return [(ev.recv, f"ev/{charger_id}/{ev.connector}/status", orjson.dumps(d))]
-    if ev.kind in ("tx_start", "tx_stop"):
+    if ev.kind in _TX_EVENTS:
         s = ev.session
         assert s is not None
         stop = ev.kind == "tx_stop"
         d = {
             "ts": round(ev.ts, 3),
-            "event": "stop" if stop else "start",
+            "event": _TX_EVENTS[ev.kind],
             "transaction_id": str(s.transaction_id),
             "meter_wh": round(ev.meter_wh, 3),
             "id_tag": s.id_tag,

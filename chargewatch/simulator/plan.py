@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["Car", "ConnInfo", "NormalEvent", "Plan", "PlannedFault", "Session", "Window"]
 
+import itertools
 import math
 import zoneinfo
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ POWER_FACTOR = 0.99  # onboard chargers run with PFC; close to 1
 AC_EFFICIENCY = 0.9  # grid → battery, onboard charger + battery losses
 DC_EFFICIENCY = 0.95
 AC_TAPER_SOC = 0.92  # AC cars taper only close to full (BMS balancing)
+WARM_START_S = 12 * 3600.0  # arrivals begin this long before the start: a run opens mid-activity
 
 # Sessions starting per hour of local day, from the two real datasets in
 # /work/shared/data (Caltech ACN JPL workplace, 2021; Norwegian residential,
@@ -558,9 +560,14 @@ def build_plan(cfg: SimConfig) -> Plan:
             raise ValueError(f"fault {spec.name} needs a three-phase AC charger; {ch.id} is not")
         dur = spec.duration if spec.duration is not None else kind.default_duration
         rel = spec.start if spec.start is not None else float(rf.uniform(0.1, 0.7)) * cfg.duration
+        if rel >= cfg.duration:
+            raise ValueError(
+                f"fault {spec.name}@{spec.charger}: starts at {rel:g} s, after the"
+                f" simulation's end ({cfg.duration:g} s)"
+            )
         t0 = cfg.start + rel
         t1 = t0 + dur
-        params = dict(spec.params)
+        params = {**kind.defaults, **spec.params}  # the truth records every value used
         r = _rng(cfg.seed, 5, n)
         if kind.needs in ("charging", "three_phase"):
             host = _host_session(r, conn, t0, t1, kind.needs == "three_phase")
@@ -615,12 +622,20 @@ def build_plan(cfg: SimConfig) -> Plan:
     for conn in conns:
         r = _rng(cfg.seed, 6, conn.idx)
         hosts = sorted(fixed.get(conn.idx, []), key=lambda s: s.plug_in)
+        for h0, h1 in itertools.pairwise(hosts):
+            if h1.plug_in < h0.unplug + 60.0:
+                raise ValueError(
+                    f"faults on {conn.charger}:{conn.connector} at"
+                    f" {h0.plug_in - cfg.start:.0f}-{h0.unplug - cfg.start:.0f} s and"
+                    f" {h1.plug_in - cfg.start:.0f}-{h1.unplug - cfg.start:.0f} s need"
+                    " sessions that overlap; move one or use another connector"
+                )
         for h in hosts:
             h.finalize()
             _tag(h)
         blocked = [(h.plug_in - 120.0, h.unplug + 120.0) for h in hosts]
         own: list[Session] = list(hosts)
-        t = cfg.start
+        t = cfg.start - (WARM_START_S if cfg.warm_start else 0.0)
         while True:
             arr = _next_arrival(r, conn, cfg.arrival_rate, t)
             if arr >= cfg.end:
@@ -630,7 +645,8 @@ def build_plan(cfg: SimConfig) -> Plan:
             if clash:
                 t = max(b[1] for b in clash)
                 continue
-            own.append(s)
+            if s.unplug > cfg.start + 60.0:  # else over before the simulation begins
+                own.append(s)
             t = s.unplug + 60.0
         sessions.extend(own)
     # Errors on the charger/connector also stop delivery in whatever session is on.
@@ -647,8 +663,7 @@ def build_plan(cfg: SimConfig) -> Plan:
         s.transaction_id = 1000 + i
         s.id_tag = f"{int(ids.integers(0, 1 << 32)):08X}"
     normals = _normal_events(cfg, conns, by_charger, sessions, faults)
-    sites_used = sites
-    return Plan(cfg, sites_used, chargers, conns, sessions, faults, normals)
+    return Plan(cfg, sites, chargers, conns, sessions, faults, normals)
 
 
 def _physical_window(f: PlannedFault, host: Session) -> Window | None:
@@ -695,7 +710,12 @@ def _normal_events(
         for a, b in gaps:
             if b - a > 900.0 and r.random() < cfg.reboot_prob:
                 t0 = float(r.uniform(a + 120.0, b - 600.0))
-                out.append(NormalEvent("reboot", cid, None, t0, t0 + float(r.uniform(30.0, 120.0))))
+                t1 = t0 + float(r.uniform(30.0, 120.0))
+                out.append(NormalEvent("reboot", cid, None, t0, t1))
+                if r.random() < cfg.boot_blip_prob:
+                    # Some firmware reports Faulted/NoError for a moment while
+                    # booting (sap-labs-france/ev-server#3904): normal, not a fault.
+                    out.append(NormalEvent("boot_faulted_blip", cid, None, t1 + 1.5, t1 + 3.5))
     for conn in conns:
         r = _rng(cfg.seed, 9, conn.idx)
         n = int(r.poisson(cfg.gap_rate_per_hour * cfg.duration / 3600.0))

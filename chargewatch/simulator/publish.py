@@ -154,7 +154,11 @@ def publish(
                     time.sleep(ahead)
                 else:
                     stats.max_lag_s = max(stats.max_lag_s, -ahead)
-            client = shared if shared is not None else clients[topic.split("/", 2)[1]]
+            if shared is not None:
+                client = shared
+            else:  # ev/<charger>/... or ocpp/<version>/<charger>/...
+                parts = topic.split("/", 3)
+                client = clients[parts[1] if parts[0] == "ev" else parts[2]]
             retain = topic.endswith("/online")
             client.publish(topic, payload, qos=1 if retain else qos, retain=retain)
             stats.messages += 1

@@ -110,7 +110,7 @@ class Simulation:
                 soc_target=s.car.soc_target,
                 stop_reason=s.stop_reason,
                 tags=tuple(s.tags),
-                complete=s.unplug <= self.config.end,
+                complete=self.config.start <= s.plug_in and s.unplug <= self.config.end,
             )
             for s in self.plan.sessions
         ]
@@ -179,9 +179,19 @@ class Simulation:
                 "soc_pct": ch.soc,
                 "offered_a": ch.offered,
             }
-            values = np.stack([cols[f].T[em] for f in METER_FIELDS], axis=1)
-            conn = np.broadcast_to(np.arange(self.engine.n, dtype=np.int32), em.shape)[em]
-            yield MeterBatch(conn.copy(), ch.ts.T[em], recv.T[em], values)
+            m, n = em.shape
+            full = np.empty((m, n, len(METER_FIELDS)))
+            for i, f in enumerate(METER_FIELDS):
+                full[:, :, i] = cols[f].T
+            flat = em.ravel()
+            values = full.reshape(m * n, len(METER_FIELDS))
+            conn = np.tile(np.arange(n, dtype=np.int32), m)
+            if flat.all():
+                yield MeterBatch(conn, ch.ts.T.ravel(), recv.T.ravel(), values)
+            else:
+                yield MeterBatch(
+                    conn[flat], ch.ts.T.ravel()[flat], recv.T.ravel()[flat], values[flat]
+                )
 
     # -- messages ------------------------------------------------------------------
     def messages(self, start: float | None = None, end: float | None = None) -> Iterator[Msg]:

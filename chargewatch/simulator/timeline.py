@@ -33,7 +33,7 @@ class Ev:
     t: float  # true time the charger raised it
     recv: float  # when the broker has it
     ts: float  # the charger's clock
-    kind: str  # status | tx_start | tx_stop | online | boot
+    kind: str  # status | tx_start | tx_update | tx_stop | online | boot
     charger: int
     connector: int  # 0: the charger as a whole
     row: int = -1  # connector row, -1 for charger-wide
@@ -71,7 +71,7 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
 
     # The status timeline each connector would report without faults.
     base: dict[int, list[tuple[float, str]]] = {
-        c.idx: [(cfg.start, "Available")] for c in plan.conns
+        c.idx: [(-math.inf, "Available")] for c in plan.conns
     }
     for s in plan.sessions:
         base[s.conn.idx].extend(s.statuses)
@@ -87,17 +87,26 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
         add(cfg.start, "online", ci, online=True)
         add(cfg.start + 0.5, "boot", ci)
         for row in rows_of[ci]:
-            add(cfg.start + 1.0, "status", ci, row, status="Available")
+            add(cfg.start + 1.0, "status", ci, row, status=status_at(row, cfg.start + 1.0))
     for s in plan.sessions:
         ci = s.conn.charger_idx
         for t, st in s.statuses:
             add(t, "status", ci, s.conn.idx, status=st)
         add(s.start, "tx_start", ci, s.conn.idx, session=s)
+        if cfg.tx_update_interval > 0:
+            t = s.start + cfg.tx_update_interval
+            while t < s.stop:
+                add(t, "tx_update", ci, s.conn.idx, session=s)
+                t += cfg.tx_update_interval
         add(s.stop, "tx_stop", ci, s.conn.idx, session=s)
     for ne in plan.normals:
+        ci = cidx[ne.charger]
+        if ne.name == "boot_faulted_blip":
+            for row in rows_of[ci]:
+                add(ne.start, "status", ci, row, status="Faulted")  # errorCode NoError
+                add(ne.end, "status", ci, row, status=status_at(row, ne.end))
         if ne.name != "reboot":
             continue
-        ci = cidx[ne.charger]
         add(ne.start, "online", ci, online=False)
         add(ne.end, "online", ci, online=True)
         add(ne.end + 0.5, "boot", ci)
@@ -143,7 +152,7 @@ def build_events(plan: Plan, latency: np.ndarray) -> list[Ev]:
             kept: list[Ev] = []
             for e in evs:
                 if e.charger == ci and f.start <= e.t < f.end:
-                    if e.kind in ("tx_start", "tx_stop"):
+                    if e.kind in ("tx_start", "tx_update", "tx_stop"):
                         # queued by the charger, delivered after reconnecting
                         e.recv = f.end + 1.0 + (e.t - f.start) / (f.end - f.start)
                         kept.append(e)

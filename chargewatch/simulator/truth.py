@@ -47,7 +47,7 @@ class SessionTruth:
     soc_target: float
     stop_reason: str
     tags: tuple[str, ...]
-    complete: bool = True  # False: the car was still plugged in at the simulation's end
+    complete: bool = True  # False: plugged in before the simulation's start or after its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,9 @@ class FaultTruth:
 
 @dataclass(frozen=True, slots=True)
 class NormalTruth:
-    """A hard normal case that must not raise an alert (reboot, telemetry_gap)."""
+    """A hard normal case that must not raise an alert: ``reboot`` (offline and
+    boot), ``boot_faulted_blip`` (Faulted/NoError for ~2 s after a boot),
+    ``telemetry_gap`` (5-120 s without meter samples)."""
 
     name: str
     charger: str

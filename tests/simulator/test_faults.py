@@ -22,7 +22,8 @@ def _specs() -> list[FaultSpec]:
     three = [c.id for c in fleet if c.phases == 3]
     others = [c.id for c in fleet if c.id not in three[:2]]
     names = [n for n in TELEMETRY_FAULTS if n not in ("phase_loss", "phase_imbalance")]
-    specs = [FaultSpec(n, others[i], 1, START, DUR) for i, n in enumerate(names)]
+    params = {"meter_mismatch": {"factor": 0.3}}
+    specs = [FaultSpec(n, others[i], 1, START, DUR, params.get(n, {})) for i, n in enumerate(names)]
     specs.append(FaultSpec("GroundFailure", others[len(names)], 1, START, 900.0))
     specs.append(FaultSpec("phase_loss", three[0], 1, START, DUR))
     specs.append(FaultSpec("phase_imbalance", three[1], 1, START, DUR))
@@ -74,6 +75,8 @@ def test_every_injected_fault_is_in_the_truth_with_its_times(run: dict[str, Any]
         assert f.end == DEFAULT_START + START + s.duration
         assert f.kind == ("error_code" if s.name == "GroundFailure" else "telemetry")
         assert f.connector == (None if s.name in ("charger_offline", "clock_skew") else 1)
+    assert truth["meter_mismatch"].params == {"factor": 0.3}  # given
+    assert truth["phase_imbalance"].params == {"phase": 2.0, "ratio": 0.4}  # defaults
 
 
 def test_meter_faults(run: dict[str, Any]) -> None:
@@ -83,7 +86,7 @@ def test_meter_faults(run: dict[str, Any]) -> None:
     assert e.min() < _before(run, "meter_regression", "energy_wh") - 4000
     e = _window(run, "meter_mismatch", "energy_wh")
     p = _window(run, "meter_mismatch", "power_w")
-    assert (p[1:].sum() * BASE.interval / 3600) / (e[-1] - e[0]) == pytest.approx(0.5, rel=0.01)
+    assert (p[1:].sum() * BASE.interval / 3600) / (e[-1] - e[0]) == pytest.approx(0.3, rel=0.01)
     e = _window(run, "meter_unit_error", "energy_wh")
     assert e.max() < _before(run, "meter_unit_error", "energy_wh") / 500
 
@@ -143,8 +146,8 @@ def test_session_faults(run: dict[str, Any]) -> None:
     charger, t0, t1 = _where(run, "failed_start")
     assert np.all(_window(run, "failed_start", "power_w", pad=40) == 0)
     tx = [d for r, d in _topic_msgs(run, charger, "transaction") if t0 <= r <= t1 + 5]
-    assert [d["event"] for d in tx] == ["start", "stop"]
-    assert tx[0]["meter_wh"] == tx[1]["meter_wh"]
+    assert [d["event"] for d in tx] == ["start", "update", "stop"]
+    assert tx[0]["meter_wh"] == tx[1]["meter_wh"] == tx[2]["meter_wh"]
     st = [d["status"] for r, d in _topic_msgs(run, charger, "status") if t0 <= r <= t1 + 5]
     assert st[:2] == ["Preparing", "Charging"] and st[-1] == "Available"
     # idle blocking: the car is full at the start and leaves at the end
@@ -170,3 +173,8 @@ def test_ocpp_error_code_fault_and_recovery(run: dict[str, Any]) -> None:
     c = run["meter"][(charger, 1)]
     m = (c["recv"] > t0 + 15) & (c["recv"] < t1 - 15)
     assert np.all(c["power_w"][m] == 0) and np.all(c["offered_a"][m] == 0)
+
+
+def test_unknown_fault_parameter_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['factr'\]"):
+        FaultSpec("meter_mismatch", "CP0001", params={"factr": 0.3})

@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from chargewatch.cli import main
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.fleet import ConnectorIndex, load_fleet
 from chargewatch.simulator import DEFAULT_START, FaultSpec, SimConfig, Simulation, parse_fault
@@ -52,6 +53,8 @@ def test_register_delta_equals_integral_of_power() -> None:
 def test_truth_energy_matches_transaction_meter_values() -> None:
     sim = Simulation(QUIET.with_scenario("quiet"))
     tx = by_topic_kind(sim.messages(), "transaction")
+    updates = [d for _, _, d in tx if d["event"] == "update"]
+    assert updates and all(d["transaction_id"] and d["meter_wh"] > 0 for d in updates)
     starts = {d["transaction_id"]: d["meter_wh"] for _, _, d in tx if d["event"] == "start"}
     stops = {d["transaction_id"]: d["meter_wh"] for _, _, d in tx if d["event"] == "stop"}
     sessions = [s for s in sim.truth().sessions if s.complete and s.start >= QUIET.start]
@@ -119,6 +122,9 @@ def test_parse_fault_syntax() -> None:
     assert (f.name, f.charger, f.connector, f.start, f.duration) == (
         "meter_stuck", "CP0003", 2, 7200.0, 1800.0,
     )  # fmt: skip
+    assert parse_fault("meter_mismatch@CP0001@1h+5m,factor=0.3").params == {"factor": 0.3}
+    with pytest.raises(ValueError, match="bad fault parameter"):
+        parse_fault("meter_mismatch@CP0001,factor")
     g = parse_fault("GroundFailure@4")
     assert (g.charger, g.connector, g.start, g.duration) == ("4", None, None, None)
     assert parse_duration("90") == 90.0
@@ -129,9 +135,24 @@ def test_parse_fault_syntax() -> None:
     assert len(FAULTS) == len(TELEMETRY_FAULTS) + 15
 
 
-def test_unknown_charger_is_reported() -> None:
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"reboot_prob must be within 0\.\.1"):
+        SimConfig(reboot_prob=1.5)
+    with pytest.raises(ValueError, match="sites must be"):
+        SimConfig(chargers=2, sites=3)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        SimConfig().with_scenario("sunny")
+
+
+def test_bad_fault_placements_are_reported() -> None:
     with pytest.raises(ValueError, match="unknown charger"):
         Simulation(SimConfig(chargers=3, faults=(FaultSpec("meter_stuck", "CP9999"),)))
+    with pytest.raises(ValueError, match="after the simulation's end"):
+        Simulation(SimConfig(chargers=3, duration=600, faults=(parse_fault("meter_stuck@0@1h"),)))
+    clash = (parse_fault("meter_stuck@0:1@1h+30m"), parse_fault("phase_loss@0:1@80m+30m"))
+    with pytest.raises(ValueError, match="overlap"):
+        Simulation(SimConfig(chargers=3, single_phase_charger_fraction=0, dc_fraction=0,
+                             faults=clash))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -175,3 +196,70 @@ def test_session_shapes_are_physical() -> None:
         if s.full is not None:
             assert s.full <= s.unplug
             assert math.isclose(s.idle_s, s.unplug - s.full)
+
+
+def test_warm_start_opens_mid_session_with_the_right_status() -> None:
+    cfg = SimConfig(chargers=30, sites=3, seed=2, start=DEFAULT_START + 14 * 3600, duration=600)
+    sim = Simulation(cfg.replace(interval=10.0))
+    ongoing = [s for s in sim.truth().sessions if s.plug_in < cfg.start < s.unplug]
+    assert ongoing and all(not s.complete for s in ongoing)
+    first: dict[str, str] = {}
+    for _, topic, payload in sim.messages():
+        if topic.endswith("/status"):
+            first.setdefault(topic, orjson.loads(payload)["status"])
+    for s in ongoing:
+        assert first[f"ev/{s.charger}/{s.connector}/status"] != "Available"
+
+
+def test_a_time_slice_equals_the_same_slice_of_the_whole_run() -> None:
+    cfg = SimConfig(chargers=5, sites=2, seed=13, duration=3 * 3600, interval=10.0, batch=6)
+    cfg = cfg.replace(random_faults=3)
+    lo, hi = cfg.start + 3600, cfg.start + 7200
+    whole = [m for m in Simulation(cfg).messages() if lo <= m[0] < hi]
+    assert list(Simulation(cfg).messages(lo, hi)) == whole
+
+
+def test_cli_writes_capture_truth_and_fleet(tmp_path, capsys) -> None:
+    cap, truth, fleet = tmp_path / "c.jsonl", tmp_path / "t.jsonl", tmp_path / "f.yaml"
+    rc = main([
+        "simulate", "--chargers", "3", "--duration", "30m", "--interval", "30", "--batch", "4",
+        "--fault", "meter_stuck@CP0002:1@5m+10m", "--faults", "1", "--capture", str(cap),
+        "--truth", str(truth), "--fleet-out", str(fleet), "--protocol", "ocpp1.6",
+    ])  # fmt: skip
+    assert rc == 0
+    lines = [orjson.loads(x) for x in cap.read_bytes().splitlines()]
+    assert lines and all(x["topic"].startswith("ocpp/1.6/") for x in lines)
+    faults = [r for r in map(orjson.loads, truth.read_bytes().splitlines()) if r["type"] == "fault"]
+    assert {f["fault"] for f in faults} >= {"meter_stuck"} and len(faults) == 2
+    assert len(load_fleet(fleet).chargers) == 3
+    assert main(["simulate", "--chargers", "3", "--fault", "meter_stuck@CP0009", "--capture",
+                 str(cap)]) == 2  # fmt: skip
+    assert "unknown charger" in capsys.readouterr().err
+
+
+def test_reboot_scenario_reboots_between_sessions_with_boot_blips() -> None:
+    cfg = SimConfig(chargers=6, sites=2, seed=3, duration=24 * 3600, interval=60.0)
+    sim = Simulation(cfg.with_scenario("reboots"))
+    truth = sim.truth()
+    reboots = [n for n in truth.normals if n.name == "reboot"]
+    blips = [n for n in truth.normals if n.name == "boot_faulted_blip"]
+    assert len(reboots) >= 6 and blips
+    for n in reboots:  # never during a session
+        assert not [
+            s
+            for s in truth.sessions
+            if s.charger == n.charger and s.plug_in < n.end and n.start < s.unplug
+        ]
+    msgs = list(sim.messages())
+    b = blips[0]
+    st = [
+        orjson.loads(p) for r, t, p in msgs
+        if t.startswith(f"ev/{b.charger}/") and t.endswith("/status") and b.start <= r < b.end + 1
+    ]  # fmt: skip
+    assert [d["status"] for d in st][:1] == ["Faulted"] and st[0]["error_code"] == "NoError"
+    rb = reboots[0]
+    flags = [
+        orjson.loads(p)["online"] for r, t, p in msgs
+        if t == f"ev/{rb.charger}/online" and rb.start - 1 <= r <= rb.end + 1
+    ]  # fmt: skip
+    assert flags == [False, True]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,24 @@ def frames() -> list[tuple[float, str, Any]]:
     return [(r, t, orjson.loads(p)) for r, t, p in Simulation(cfg).messages()]
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _check_date_times(doc: Any) -> None:
+    """The schemas' ``format: date-time``, which jsonschema checks only with an
+    optional package installed."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k in ("timestamp", "currentTime"):
+                assert isinstance(v, str) and _RFC3339.match(v), v
+                datetime.fromisoformat(v.replace("Z", "+00:00"))
+            else:
+                _check_date_times(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            _check_date_times(v)
+
+
 def test_every_frame_validates_against_the_official_schemas(frames: list[Any]) -> None:
     validators: dict[str, jsonschema.Draft4Validator] = {}
     actions: dict[tuple[str, str], str] = {}
@@ -48,7 +68,9 @@ def test_every_frame_validates_against_the_official_schemas(frames: list[Any]) -
             assert source == "csms" and frame[0] == 3
             name = actions[(charger, frame[1])] + "Response"
         v = validators.get(name) or validators.setdefault(name, _validator(name))
-        v.validate(frame[-1] if source == "cp" else frame[2])
+        body = frame[-1] if source == "cp" else frame[2]
+        v.validate(body)
+        _check_date_times(body)
         seen.add(name)
     assert {
         "BootNotification", "BootNotificationResponse", "Heartbeat", "HeartbeatResponse",

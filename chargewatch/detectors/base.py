@@ -1,0 +1,106 @@
+"""The one protocol every detector follows.
+
+``update(frame, events, index, now)`` consumes one cleaned batch;
+``tick(now)`` advances time without data (only silence-based detectors use it).
+After either, ``active`` (bool) and ``score`` (float, NaN = unknown) hold one
+value per connector. Scores are normalised so that 1.0 is the detector's
+threshold. Parameters are held per connector (``self.p[name][conn]``) so that
+site and model overrides cost nothing in the hot path.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Detector"]
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.detectors.episodes import Episodes, Finding
+from chargewatch.detectors.frame import Events, Frame, grown
+from chargewatch.detectors.params import DetectorConfig, Params
+from chargewatch.fleet import ConnectorIndex
+
+F64 = NDArray[np.float64]
+
+
+class Detector:
+    """Base class: per-connector parameters, state growth, signals, findings."""
+
+    fault: ClassVar[str]
+
+    def __init__(self, config: DetectorConfig | None = None, sink: list[Finding] | None = None):
+        self.config = config or DetectorConfig()
+        self.params: Params = self.config.params()[self.fault]  # validated defaults
+        self.findings: list[Finding] = sink if sink is not None else []
+        self.counters: dict[str, int] = {}
+        self.p: dict[str, F64] = {
+            f.name: np.zeros(0) for f in dataclasses.fields(self.params)
+        }
+        self.score = np.full(0, np.nan)
+        self.rated_a = np.zeros(0)  # inventory columns, copied from the index on growth
+        self.nominal_v = np.zeros(0)
+        self.phases = np.zeros(0, np.int8)
+        self.n = 0
+        self.episodes = self._episodes()
+
+    def _episodes(self) -> Episodes:
+        return Episodes(self.fault, self.findings)
+
+    @property
+    def active(self) -> NDArray[np.bool_]:
+        return self.episodes.active[: self.n]
+
+    def ensure(self, index: ConnectorIndex | None, n: int) -> None:
+        """Grow state to ``n`` connectors; new connectors get their site/model parameters."""
+        if n <= self.n:
+            return
+        for name in self.p:
+            self.p[name] = grown(self.p[name], n, 0.0)
+        cache: dict[tuple[str, str], Params] = {}
+        for c in range(self.n, n):  # once per new connector, not per sample
+            site = model = ""
+            if index is not None and c < len(index):
+                charger = index.charger_of(c)
+                site = index.site_of(c)
+                model = index.fleet.charger(charger).model
+            key = (site, model)
+            if key not in cache:
+                cache[key] = self.config.params(site, model)[self.fault]
+            for name in self.p:
+                self.p[name][c] = float(getattr(cache[key], name))
+        self.score = grown(self.score, n, np.nan)
+        self.rated_a = np.zeros(n)
+        self.nominal_v = np.full(n, 230.0)
+        self.phases = np.full(n, 3, np.int8)
+        if index is not None:
+            m = min(n, len(index))
+            self.rated_a[:m] = index.rated_current_a[:m]
+            self.nominal_v[:m] = index.nominal_voltage_v[:m]
+            self.phases[:m] = index.phases[:m]
+        self.episodes.ensure(n)
+        self._grow(n)
+        self.n = n
+
+    def _grow(self, n: int) -> None:
+        """Subclasses grow their own state arrays here."""
+
+    def update(self, frame: Frame, events: Events, index: ConnectorIndex | None, now: float) -> None:
+        self.ensure(index, frame.n_conn)
+        self._update(frame, events, now)
+
+    def _update(self, frame: Frame, events: Events, now: float) -> None:
+        raise NotImplementedError
+
+    def tick(self, now: float) -> None:
+        """Advance time without data; only silence-based detectors override this."""
+
+    def _count(self, key: str, k: int) -> None:
+        if k:
+            self.counters[key] = self.counters.get(key, 0) + k
+
+    def _set_score(self, conn: NDArray[np.int64], score: F64, last: NDArray[np.bool_]) -> None:
+        """Each connector's score becomes that of its last row (NaN stays NaN: unknown)."""
+        self.score[conn[last]] = score[last]

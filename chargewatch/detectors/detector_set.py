@@ -1,0 +1,145 @@
+"""Runs every detector over each batch and exposes signals and findings.
+
+``signals[fault]`` is a bool array (active now) and ``signals[fault + "_score"]``
+a float array (NaN = unknown), one entry per connector of the index; alert
+rules reference exactly these names.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DETECTORS", "DetectorSet"]
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.events import Event
+from chargewatch.detectors.base import Detector
+from chargewatch.detectors.electrical import (
+    OverCurrent,
+    OverTemperature,
+    PhaseImbalance,
+    PhaseLoss,
+    PowerOscillation,
+    VoltageOutOfBand,
+)
+from chargewatch.detectors.episodes import Finding
+from chargewatch.detectors.frame import Events, Frame, Sequencer
+from chargewatch.detectors.liveness import ChargerOffline, ClockSkew, StaleTelemetry
+from chargewatch.detectors.meter import MeterMismatch, MeterRegression, MeterStuck, MeterUnitError
+from chargewatch.detectors.params import FAULTS, DetectorConfig
+from chargewatch.detectors.session import (
+    ChargingInterrupted,
+    FailedStart,
+    IdleBlocking,
+    StatusFlapping,
+)
+from chargewatch.fleet import ConnectorIndex
+
+DETECTORS: dict[str, type[Detector]] = {
+    cls.fault: cls
+    for cls in (
+        ChargerOffline,
+        StaleTelemetry,
+        MeterStuck,
+        MeterRegression,
+        MeterMismatch,
+        MeterUnitError,
+        OverTemperature,
+        OverCurrent,
+        VoltageOutOfBand,
+        PhaseLoss,
+        PhaseImbalance,
+        ChargingInterrupted,
+        PowerOscillation,
+        ClockSkew,
+        IdleBlocking,
+        FailedStart,
+        StatusFlapping,
+    )
+}
+assert tuple(DETECTORS) == FAULTS  # the vocabulary and the implementations agree
+
+
+class DetectorSet:
+    """All detectors (or ``faults``), one shared sequencer, one findings list."""
+
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        *,
+        faults: Iterable[str] = FAULTS,
+        index: ConnectorIndex | None = None,
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self.index = index  # for use as a collector pipeline stage (on_batch)
+        self.findings: list[Finding] = []
+        wanted = list(faults)
+        unknown = [f for f in wanted if f not in DETECTORS]
+        if unknown:
+            raise ValueError(f"faults: unknown {unknown}; expected names from {list(FAULTS)}")
+        self.detectors: dict[str, Detector] = {
+            f: DETECTORS[f](self.config, self.findings) for f in wanted
+        }
+        self._seq = Sequencer()
+        self._counters: dict[str, int] = {}
+        self._by_charger: dict[str, list[int]] = {}
+        self._indexed = 0
+        self.n = 0
+
+    def _index(self, index: ConnectorIndex) -> None:
+        # Charger -> connector ids, for charger-wide events; grows with the index.
+        for c in range(self._indexed, len(index)):
+            self._by_charger.setdefault(index.charger_of(c), []).append(c)
+        self._indexed = len(index)
+
+    def update(
+        self, batch: MeterBatch, events: Sequence[Event], index: ConnectorIndex, now: float
+    ) -> None:
+        """Consume one batch of meter rows and events; ``now`` is the caller's clock."""
+        self._index(index)
+        n = len(index)
+        self.n = max(self.n, n)
+        ev = Events.build(events, index, self._by_charger, self._counters)
+        frame = self._seq.frame(batch, ev, n, self._counters)
+        for d in self.detectors.values():
+            d.update(frame, ev, index, now)
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        """The collector pipeline's Stage protocol: ``update`` with the set's index."""
+        if self.index is None:
+            raise ValueError("DetectorSet(index=...) is needed to run as a pipeline stage")
+        self.update(batch, events, self.index, now)
+
+    def update_frame(self, frame: Frame, ev: Events, index: ConnectorIndex, now: float) -> None:
+        """Like ``update`` for a frame that is already cleaned and sorted (benchmarks)."""
+        self.n = max(self.n, frame.n_conn)
+        for d in self.detectors.values():
+            d.update(frame, ev, index, now)
+
+    def tick(self, now: float) -> None:
+        """Advance time without data: silence-based detectors time out here."""
+        for d in self.detectors.values():
+            d.tick(now)
+
+    @property
+    def signals(self) -> dict[str, NDArray[np.bool_] | NDArray[np.float64]]:
+        out: dict[str, NDArray[np.bool_] | NDArray[np.float64]] = {}
+        for name, d in self.detectors.items():
+            d.ensure(None, self.n)
+            out[name] = d.active[: self.n].copy()
+            out[f"{name}_score"] = d.score[: self.n].copy()
+        return out
+
+    @property
+    def counters(self) -> dict[str, int]:
+        out = dict(self._counters)
+        for name, d in self.detectors.items():
+            for k, v in d.counters.items():
+                out[f"{name}.{k}"] = v
+        return out
+
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.end is None]

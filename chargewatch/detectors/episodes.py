@@ -1,0 +1,171 @@
+"""Findings, and the hysteresis/minimum-duration state machine every detector shares.
+
+An episode opens when the *set* condition has held on consecutive known rows
+of a connector for ``min_duration`` seconds, and closes when the *clear*
+condition has held for ``clear_duration`` seconds. Rows where neither holds
+(between the two thresholds) keep the current state: that is the hysteresis.
+Rows a detector cannot judge (NaN input) are not passed in at all, so they
+neither count towards nor break a run.
+
+The scan is vectorised: run starts are found with a segmented forward fill,
+and the state of every row is the latest decisive row's verdict. Only rows
+where a connector's state changes go through Python (to create or close a
+:class:`Finding`), and those are rare by construction.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Episodes", "Finding"]
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.detectors.frame import ffill_index, grown, prev_in_segment
+
+F64 = NDArray[np.float64]
+B = NDArray[np.bool_]
+
+
+@dataclass(slots=True)
+class Finding:
+    """One episode of one fault on one connector.
+
+    ``start``: when the condition began (first offending sample, or last sign of
+    life for silence detectors); ``detected``: when the detector asserted it;
+    ``end``: when it cleared (None while open). Times are epoch seconds on the
+    clock the detector documents (meter ``ts`` for sample detectors, receive
+    time for liveness and event detectors). ``evidence``: the values that
+    triggered it, at detection.
+    """
+
+    fault: str
+    connector: int
+    start: float
+    detected: float
+    end: float | None = None
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "fault": self.fault,
+            "connector": self.connector,
+            "start": self.start,
+            "detected": self.detected,
+            "end": self.end,
+            "evidence": dict(self.evidence),
+        }
+
+
+def _segments(conn: NDArray[np.int64]) -> tuple[B, B, NDArray[np.int64]]:
+    n = conn.shape[0]
+    first = np.ones(n, np.bool_)
+    last = np.ones(n, np.bool_)
+    if n > 1:
+        first[1:] = conn[1:] != conn[:-1]
+        last[:-1] = first[1:]
+    seg_start = np.where(first, np.arange(n), 0)
+    np.maximum.accumulate(seg_start, out=seg_start)
+    return first, last, seg_start
+
+
+class Episodes:
+    """Per-connector episode state for one fault; appends to a shared findings list."""
+
+    def __init__(self, fault: str, sink: list[Finding]) -> None:
+        self.fault = fault
+        self.sink = sink
+        self.active = np.zeros(0, np.bool_)
+        self.set_since = np.full(0, np.nan)
+        self.clear_since = np.full(0, np.nan)
+        self.open: dict[int, Finding] = {}
+
+    def ensure(self, n: int) -> None:
+        self.active = grown(self.active, n, False)
+        self.set_since = grown(self.set_since, n, np.nan)
+        self.clear_since = grown(self.clear_since, n, np.nan)
+
+    def _runs(self, cond: B, ts: F64, first: B, seg_start: NDArray[np.int64], carried: F64) -> F64:
+        """Per row, the ts where the current run of ``cond`` began (NaN off-run)."""
+        in_run_before = prev_in_segment(cond, first, ~np.isnan(carried))
+        start = cond & ~in_run_before
+        idx = ffill_index(start, seg_start)
+        since = np.where(idx >= 0, ts[np.maximum(idx, 0)], carried)
+        since[~cond] = np.nan
+        return since
+
+    def step(
+        self,
+        conn: NDArray[np.int64],
+        ts: F64,
+        set_cond: B,
+        clear_cond: B,
+        min_duration: F64 | float,
+        clear_duration: F64 | float = 0.0,
+        evidence: dict[str, F64] | None = None,
+    ) -> None:
+        """Advance with rows sorted by (conn, ts); every row must be judgeable.
+
+        Durations are per row (the connector's parameter) or one scalar.
+        """
+        n = conn.shape[0]
+        if n == 0:
+            return
+        first, last, seg_start = _segments(conn)
+        clear_cond = clear_cond & ~set_cond
+        s_since = self._runs(set_cond, ts, first, seg_start, self.set_since[conn])
+        c_since = self._runs(clear_cond, ts, first, seg_start, self.clear_since[conn])
+        set_evt = set_cond & (ts - s_since >= min_duration)
+        clr_evt = clear_cond & (ts - c_since >= clear_duration)
+        di = ffill_index(set_evt | clr_evt, seg_start)
+        was = self.active[conn]
+        state = np.where(di >= 0, set_evt[np.maximum(di, 0)], was)
+        before = prev_in_segment(state, first, was)
+        changed = np.flatnonzero(state != before)
+        for i in changed.tolist():  # transitions only: rare by construction
+            c = int(conn[i])
+            if state[i]:
+                ev = {k: float(v[i]) for k, v in (evidence or {}).items()}
+                self._open(c, float(s_since[i]), float(ts[i]), ev)
+            else:
+                self._close(c, float(c_since[i]))
+        lc = conn[last]
+        self.active[lc] = state[last]
+        self.set_since[lc] = s_since[last]
+        self.clear_since[lc] = c_since[last]
+
+    def _open(self, c: int, start: float, detected: float, evidence: dict[str, float]) -> None:
+        f = Finding(self.fault, c, start, detected, None, evidence)
+        self.open[c] = f
+        self.sink.append(f)
+
+    def _close(self, c: int, end: float) -> None:
+        f = self.open.pop(c, None)
+        if f is not None:
+            f.end = max(end, f.start)
+
+    def force(
+        self,
+        conns: NDArray[np.int64],
+        active: B,
+        start: F64,
+        at: F64,
+        evidence: dict[str, F64] | None = None,
+    ) -> None:
+        """Set state directly (silence and event detectors that decide themselves).
+
+        ``start``/``at``: per connector, the onset and the time of the decision
+        (detection time on opening, end time on closing).
+        """
+        if conns.size == 0:
+            return
+        was = self.active[conns]
+        for i in np.flatnonzero(was != active).tolist():
+            c = int(conns[i])
+            if active[i]:
+                ev = {k: float(v[i]) for k, v in (evidence or {}).items()}
+                self._open(c, float(start[i]), float(at[i]), ev)
+            else:
+                self._close(c, float(at[i]))
+        self.active[conns] = active

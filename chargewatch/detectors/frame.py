@@ -1,0 +1,396 @@
+"""What detectors see: meter rows sorted per connector, and events as arrays.
+
+:class:`Sequencer` turns an arrival-ordered :class:`MeterBatch` into a
+:class:`Frame`: bad rows dropped and counted, rows sorted by (connector, ts),
+rows at or before the connector's last processed ``ts`` dropped and counted.
+Every detector then works on contiguous per-connector segments with the
+segmented helpers below (forward fill, previous value, lag through a ring
+buffer), so no Python loop runs over samples or connectors.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "STATUS_CODE",
+    "Events",
+    "Frame",
+    "History",
+    "Sequencer",
+    "ffill_index",
+    "grown",
+    "prev_in_segment",
+]
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.collector.events import (
+    CONNECTOR_STATUSES,
+    BootEvent,
+    Event,
+    HeartbeatEvent,
+    MeterReading,
+    OnlineEvent,
+    StatusEvent,
+    TransactionEvent,
+)
+from chargewatch.fleet import ConnectorIndex
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+#: Status names to small ints; -1 = never heard.
+STATUS_CODE: dict[str, int] = {s: i for i, s in enumerate(CONNECTOR_STATUSES)}
+UNKNOWN_STATUS = -1
+
+# Fields that cannot be negative in a sane meter reading. Temperature can (winter);
+# power is import power here, so a negative value is a sign or wiring error.
+_NON_NEGATIVE = np.array(
+    [
+        FIELD_INDEX[f]
+        for f in (
+            "energy_wh",
+            "power_w",
+            "current_l1_a",
+            "current_l2_a",
+            "current_l3_a",
+            "voltage_l1_v",
+            "voltage_l2_v",
+            "voltage_l3_v",
+            "soc_pct",
+            "offered_a",
+        )
+    ]
+)
+
+
+def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
+    """``a`` extended to at least ``n`` rows (capacity doubles), new rows = ``fill``."""
+    if a.shape[0] >= n:
+        return a
+    cap = max(n, 2 * a.shape[0], 64)
+    out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def ffill_index(mask: B, seg_start: I64) -> I64:
+    """Per row, the index of the latest row at or before it in its segment where
+    ``mask`` holds; -1 when there is none."""
+    idx = np.where(mask, np.arange(mask.shape[0]), -1)
+    np.maximum.accumulate(idx, out=idx)
+    idx[idx < seg_start] = -1
+    return idx
+
+
+def prev_in_segment(x: NDArray[Any], first: B, carried: NDArray[Any]) -> NDArray[Any]:
+    """``x`` shifted by one row within each segment; the first row of a segment
+    takes ``carried`` (one value per row: the state from earlier batches)."""
+    out = np.empty_like(x)
+    if x.shape[0]:
+        out[1:] = x[:-1]
+        out[first] = carried[first]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Meter rows sorted by (connector, ts), cleaned, for one update.
+
+    ``first``/``last`` mark each connector's first and last row;
+    ``seg_start`` is, per row, the index of its segment's first row.
+    ``status`` is the connector status in force when the row was received.
+    """
+
+    conn: I64
+    ts: F64
+    recv: F64
+    values: F64
+    first: B
+    last: B
+    seg_start: I64
+    status: NDArray[np.int8]
+    n_conn: int  # len(index) at this update: state arrays must cover it
+    # Every row received for a known connector, duplicates and late rows included,
+    # sorted by (conn, recv): liveness and clock checks are about *receiving*.
+    raw_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    raw_ts: F64 = field(default_factory=lambda: np.empty(0))
+    raw_recv: F64 = field(default_factory=lambda: np.empty(0))
+
+    def __len__(self) -> int:
+        return int(self.conn.shape[0])
+
+    def col(self, name: str) -> F64:
+        return self.values[:, FIELD_INDEX[name]]
+
+    def rows(self, mask: B) -> Frame:
+        """The rows where ``mask`` holds, with segment markers recomputed."""
+        return Frame.build(
+            self.conn[mask],
+            self.ts[mask],
+            self.recv[mask],
+            self.values[mask],
+            self.status[mask],
+            self.n_conn,
+        )
+
+    @staticmethod
+    def build(
+        conn: I64, ts: F64, recv: F64, values: F64, status: NDArray[np.int8], n_conn: int
+    ) -> Frame:
+        n = conn.shape[0]
+        first = np.ones(n, np.bool_)
+        last = np.ones(n, np.bool_)
+        if n > 1:
+            first[1:] = conn[1:] != conn[:-1]
+            last[:-1] = first[1:]
+        seg_start = np.where(first, np.arange(n), 0)
+        np.maximum.accumulate(seg_start, out=seg_start)
+        return Frame(conn, ts, recv, values, first, last, seg_start, status, n_conn)
+
+    @staticmethod
+    def empty(n_conn: int) -> Frame:
+        z = np.empty(0, np.float64)
+        return Frame.build(
+            np.empty(0, np.int64), z, z, np.empty((0, N_FIELDS)), np.empty(0, np.int8), n_conn
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """The discrete events of one update as per-connector arrays, by receive time.
+
+    Charger-wide messages (heartbeat, boot, online, connector 0) are expanded to
+    every connector of the charger known to the index.
+    """
+
+    st_conn: I64  # status changes
+    st_recv: F64
+    st_code: NDArray[np.int8]
+    tx_conn: I64  # transactions: kind 0 start, 1 update, 2 stop
+    tx_recv: F64
+    tx_kind: NDArray[np.int8]
+    tx_reason: list[str]
+    seen_conn: I64  # any message from the charger, meter rows excluded
+    seen_recv: F64
+    off_conn: I64  # retained online flag (last will): False = offline
+    off_recv: F64
+    off_online: B
+    boot_conn: I64
+    boot_recv: F64
+
+    @staticmethod
+    def build(
+        events: Iterable[Event],
+        index: ConnectorIndex,
+        by_charger: dict[str, list[int]],
+        counters: dict[str, int],
+    ) -> Events:
+        st: list[tuple[int, float, int]] = []
+        tx: list[tuple[int, float, int, str]] = []
+        seen: list[tuple[int, float]] = []
+        off: list[tuple[int, float, bool]] = []
+        boot: list[tuple[int, float]] = []
+        kinds = {"start": 0, "update": 1, "stop": 2}
+        for ev in events:
+            recv = float(ev.recv)
+            if not np.isfinite(recv):
+                counters["bad_event_time"] = counters.get("bad_event_time", 0) + 1
+                continue
+            conns: Sequence[int]
+            connector = getattr(ev, "connector", 0)
+            if connector:
+                cid = index.get(ev.charger, connector)
+                conns = () if cid is None else (cid,)
+            else:
+                conns = by_charger.get(ev.charger, ())
+            if not conns:
+                counters["event_unknown_connector"] = counters.get("event_unknown_connector", 0) + 1
+                continue
+            for c in conns:
+                if isinstance(ev, OnlineEvent):
+                    off.append((c, recv, ev.online))
+                    if ev.online:
+                        seen.append((c, recv))
+                    continue
+                seen.append((c, recv))
+                if isinstance(ev, StatusEvent):
+                    code = STATUS_CODE.get(ev.status)
+                    if code is None:
+                        counters["unknown_status"] = counters.get("unknown_status", 0) + 1
+                    else:
+                        st.append((c, recv, code))
+                elif isinstance(ev, TransactionEvent):
+                    tx.append((c, recv, kinds[ev.kind], ev.reason))
+                elif isinstance(ev, BootEvent):
+                    boot.append((c, recv))
+                elif isinstance(ev, HeartbeatEvent | MeterReading):
+                    pass
+
+        def cols(rows: list[Any], k: int) -> list[NDArray[Any]]:
+            # Stable sort by (connector, recv): events of one update arrive in any order.
+            arr = [np.array([r[j] for r in rows]) for j in range(k)]
+            if rows:
+                order = np.lexsort((arr[1], arr[0]))
+                arr = [a[order] for a in arr]
+            return arr
+
+        s = cols(st, 3)
+        t = cols(tx, 4)
+        e = cols(seen, 2)
+        o = cols(off, 3)
+        b = cols(boot, 2)
+        return Events(
+            s[0].astype(np.int64),
+            s[1].astype(np.float64),
+            s[2].astype(np.int8),
+            t[0].astype(np.int64),
+            t[1].astype(np.float64),
+            t[2].astype(np.int8),
+            [str(x) for x in t[3]],
+            e[0].astype(np.int64),
+            e[1].astype(np.float64),
+            o[0].astype(np.int64),
+            o[1].astype(np.float64),
+            o[2].astype(np.bool_),
+            b[0].astype(np.int64),
+            b[1].astype(np.float64),
+        )
+
+    @staticmethod
+    def none() -> Events:
+        return Events.build((), ConnectorIndex(), {}, {})
+
+
+class History:
+    """The last ``k`` values of one quantity per connector, for lags across batches.
+
+    ``lag(frame, x)`` gives, per row, the value ``k`` rows earlier on the same
+    connector (NaN when the connector has fewer than ``k`` earlier rows), and
+    remembers each connector's last ``k`` values for the next batch.
+    """
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError("History needs k >= 1")
+        self.k = k
+        self.buf = np.full((0, k), np.nan)  # oldest .. newest
+
+    def lag(self, f: Frame, x: F64) -> F64:
+        k = self.k
+        self.buf = grown(self.buf, f.n_conn, np.nan)
+        n = x.shape[0]
+        pos = np.arange(n) - f.seg_start  # position within segment
+        out = np.empty(n)
+        inside = pos >= k
+        out[inside] = x[np.flatnonzero(inside) - k]
+        outside = ~inside
+        out[outside] = self.buf[f.conn[outside], pos[outside]]
+        # New buffer: the last k of (old buffer ++ this batch's rows), per connector.
+        ends = np.flatnonzero(f.last)
+        if ends.size:
+            starts = f.seg_start[ends]
+            cnt = ends - starts + 1
+            conns = f.conn[ends]
+            j = np.arange(k)[None, :]
+            src = j + cnt[:, None]  # index into (old buffer ++ rows) of length k + cnt
+            old = self.buf[conns]
+            from_old = src < k
+            row_idx = starts[:, None] + (src - k)
+            new = np.where(
+                from_old,
+                np.take_along_axis(old, np.minimum(src, k - 1), axis=1),
+                x[np.clip(row_idx, 0, max(n - 1, 0))],
+            )
+            self.buf[conns] = new
+        return out
+
+
+class Sequencer:
+    """Cleans and orders meter rows, keeping each connector's last processed ts."""
+
+    def __init__(self) -> None:
+        self.last_ts = np.full(0, -np.inf)
+        self.status = np.full(0, UNKNOWN_STATUS, np.int8)
+
+    def frame(
+        self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]
+    ) -> Frame:
+        self.last_ts = grown(self.last_ts, n_conn, -np.inf)
+        self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
+
+        def count(key: str, k: int) -> None:
+            if k:
+                counters[key] = counters.get(key, 0) + k
+
+        conn = batch.conn.astype(np.int64)
+        ok = (conn >= 0) & (conn < n_conn) & np.isfinite(batch.ts) & np.isfinite(batch.recv)
+        count("bad_rows", int(ok.size - np.count_nonzero(ok)))
+        values = batch.values
+        bad_val = ~np.isfinite(values) & ~np.isnan(values)
+        neg = np.zeros_like(bad_val)
+        neg[:, _NON_NEGATIVE] = values[:, _NON_NEGATIVE] < 0
+        nb, nn = int(np.count_nonzero(bad_val)), int(np.count_nonzero(neg))
+        if nb or nn:
+            count("nonfinite_values", nb)
+            count("negative_values", nn)
+            values = np.where(bad_val | neg, np.nan, values)
+        conn, ts, recv, values = conn[ok], batch.ts[ok], batch.recv[ok], values[ok]
+        raw = np.lexsort((recv, conn))
+        raw_conn, raw_ts, raw_recv = conn[raw], ts[raw], recv[raw]
+        order = np.lexsort((ts, conn))
+        conn, ts, recv, values = conn[order], ts[order], recv[order], values[order]
+        first = np.ones(conn.shape[0], np.bool_)
+        first[1:] = conn[1:] != conn[:-1]
+        carried = self.last_ts[conn]
+        # A row older than what was already processed cannot be placed in the
+        # past of stateful detectors; a repeated ts is a resend (chargers resend
+        # queued MeterValues after reconnecting). Both are dropped and counted.
+        old = ts < carried
+        dup = (ts == carried) | (~first & (ts == np.concatenate([[np.nan], ts[:-1]])))
+        count("out_of_order", int(np.count_nonzero(old)))
+        count("duplicate_ts", int(np.count_nonzero(dup)))
+        keep = ~(dup | old)
+        if not keep.all():
+            conn, ts, recv, values = conn[keep], ts[keep], recv[keep], values[keep]
+        status = self._status(conn, recv, ev)
+        f = Frame.build(conn, ts, recv, values, status, n_conn)
+        f = replace(f, raw_conn=raw_conn, raw_ts=raw_ts, raw_recv=raw_recv)
+        self.last_ts[f.conn[f.last]] = f.ts[f.last]
+        return f
+
+    def _status(self, conn: I64, recv: F64, ev: Events) -> NDArray[np.int8]:
+        """Status in force at each row's receive time, then remember the latest."""
+        base = self.status[conn]
+        if ev.st_conn.size == 0:
+            return base
+        m = ev.st_conn.shape[0]
+        all_conn = np.concatenate([ev.st_conn, conn])
+        all_t = np.concatenate([ev.st_recv, recv])
+        kind = np.concatenate([np.zeros(m, np.int8), np.ones(conn.shape[0], np.int8)])
+        order = np.lexsort((kind, all_t, all_conn))
+        sc = all_conn[order]
+        first = np.ones(order.shape[0], np.bool_)
+        first[1:] = sc[1:] != sc[:-1]
+        seg_start = np.where(first, np.arange(order.shape[0]), 0)
+        np.maximum.accumulate(seg_start, out=seg_start)
+        is_ev = order < m
+        src = ffill_index(is_ev, seg_start)
+        code_sorted = np.full(order.shape[0], UNKNOWN_STATUS, np.int8)
+        has = src >= 0
+        code_sorted[has] = ev.st_code[order[src[has]]]
+        rows_sorted = ~is_ev
+        out = np.empty(conn.shape[0], np.int8)
+        out[order[rows_sorted] - m] = code_sorted[rows_sorted]
+        out = np.where(out == UNKNOWN_STATUS, base, out).astype(np.int8)
+        # Remember the last status per connector (events sorted by conn, recv).
+        last_ev = np.ones(m, np.bool_)
+        last_ev[:-1] = ev.st_conn[1:] != ev.st_conn[:-1]
+        self.status[ev.st_conn[last_ev]] = ev.st_code[last_ev]
+        return out

@@ -1,0 +1,323 @@
+"""Liveness faults: charger_offline, stale_telemetry, clock_skew. Receive clock.
+
+charger_offline
+    Catches: no message at all from a connector's charger (meter rows,
+    heartbeats, status, transactions, boot) for ``silence_s``, or its retained
+    online flag false (MQTT last will) for ``lwt_grace_s``. Start = last sign of
+    life; detected = start + timeout (the moment the silence became provable;
+    ``tick`` reports it at the first tick after that). A silence found only when
+    data resumes (no tick in between) gives the same finding, so replay and live
+    agree. Ignores: a reboot shorter than the timeout.
+stale_telemetry
+    Catches: a connector that should be reporting — in a session (transaction
+    started, or status Charging/SuspendedEV/SuspendedEVSE), or one that has been
+    seen reporting while idle (native telemetry) — that sends no meter sample
+    for ``silence_s`` while its charger is online. Ignores: OCPP connectors
+    without a session (MeterValues come only in transactions), offline
+    chargers (charger_offline covers them), gaps shorter than ``silence_s``.
+clock_skew
+    Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
+    samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
+    samples after a reconnect (old ts, but they all arrive within seconds).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.detectors.base import Detector
+from chargewatch.detectors.frame import STATUS_CODE, Events, Frame, grown, prev_in_segment
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+_ONE = np.ones(1, np.bool_)
+_ZERO = np.zeros(1, np.bool_)
+
+
+def _f(x: float) -> F64:
+    return np.array([x], np.float64)
+
+
+def _c(c: int) -> I64:
+    return np.array([c], np.int64)
+
+
+_LIVE = np.array([STATUS_CODE[s] for s in ("Charging", "SuspendedEV", "SuspendedEVSE")], np.int8)
+_NO_SESSION = np.array([STATUS_CODE[s] for s in ("Available", "Unavailable", "Faulted")], np.int8)
+
+
+def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
+    order = np.lexsort((t, conn))
+    conn, t = conn[order], t[order]
+    n = conn.shape[0]
+    first = np.ones(n, np.bool_)
+    last = np.ones(n, np.bool_)
+    if n > 1:
+        first[1:] = conn[1:] != conn[:-1]
+        last[:-1] = first[1:]
+    return conn, t, first, last
+
+
+class _Silence(Detector):
+    """A connector whose stream of messages stops: shared by offline and stale."""
+
+    def _grow(self, n: int) -> None:
+        if not hasattr(self, "last_seen"):
+            self.last_seen = np.full(0, np.nan)
+        self.last_seen = grown(self.last_seen, n, np.nan)
+
+    def _ref(self, conn: I64, prev: F64) -> F64:
+        """When the silence clock of each row started (default: the previous message)."""
+        return prev
+
+    def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
+        """Rows that end a silence long enough to be a finding."""
+        return np.asarray((t - prev) > self.p["silence_s"][conn])
+
+    def _deadline(self, c: int, since: float, silence: float) -> tuple[float, dict[str, F64]]:
+        """When a silence that began at ``since`` became provable, and the evidence."""
+        return since + silence, {"last_seen": _f(since), "timeout_s": _f(silence)}
+
+    def _gaps(self, conn: I64, t: F64, watching: B | None = None) -> None:
+        """Close open episodes when messages resume; report silences no tick saw."""
+        if conn.size == 0:
+            return
+        conn, t, first, last = _merge(conn, t)
+        prev = self._ref(conn, prev_in_segment(t, first, self.last_seen[conn]))
+        silence = self.p["silence_s"][conn]
+        gap = self._is_gap(conn, t, prev)
+        if watching is not None:
+            gap &= watching[conn]
+        for i in np.flatnonzero(gap | (first & self.episodes.active[conn])).tolist():
+            c = int(conn[i])
+            f = self.episodes.open.get(c)
+            if f is None and gap[i]:
+                # A silence that no tick reported: the same record a tick would have made.
+                at, ev = self._deadline(c, float(prev[i]), float(silence[i]))
+                self.episodes.force(_c(c), _ONE, _f(float(prev[i])), _f(at), ev)
+            self.episodes.force(_c(c), _ZERO, prev[i : i + 1], t[i : i + 1])
+        self.last_seen[conn[last]] = np.fmax(self.last_seen[conn[last]], t[last])
+
+
+class ChargerOffline(_Silence):
+    fault = "charger_offline"
+
+    def _grow(self, n: int) -> None:
+        super()._grow(n)
+        if not hasattr(self, "online"):
+            self.online = np.ones(0, np.bool_)
+            self.lwt_at = np.full(0, np.nan)
+        self.online = grown(self.online, n, True)
+        self.lwt_at = grown(self.lwt_at, n, np.nan)  # last "offline" will, kept after "online"
+
+    def _deadline(self, c: int, since: float, silence: float) -> tuple[float, dict[str, F64]]:
+        # Provable at the earlier of: the silence timeout, or the last will's grace
+        # (when the will was published during this silence).
+        at, lwt = since + silence, 0.0
+        will = float(self.lwt_at[c])
+        if will > since:
+            by_will = will + float(self.p["lwt_grace_s"][c])
+            if by_will < at:
+                at, lwt = by_will, 1.0
+        return at, {"last_seen": _f(since), "lwt": _f(lwt)}
+
+    def _update(self, frame: Frame, events: Events, now: float) -> None:
+        for c, t, on in zip(
+            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
+            strict=True,
+        ):
+            # "online" is a message like any other (it is in events.seen and closes the
+            # episode in _gaps); the will is remembered for the deadline.
+            self.online[c] = on
+            if not on:
+                self.lwt_at[c] = t
+        # A will that is answered within its grace is a reboot, not an outage.
+        self._gaps(
+            np.concatenate([frame.raw_conn, events.seen_conn]),
+            np.concatenate([frame.raw_recv, events.seen_recv]),
+        )
+        # Any message after the will proves the charger back (a missed "online"
+        # retained message must not keep it offline forever).
+        back = self.last_seen[: self.n] > self.lwt_at[: self.n]
+        self.online[: self.n] |= back
+        self.tick(now)
+
+    def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
+        # A gap also counts when a will fell inside it and its grace ran out.
+        will = self.lwt_at[conn]
+        by_will = (will > prev) & (t - will > self.p["lwt_grace_s"][conn])
+        return super()._is_gap(conn, t, prev) | by_will
+
+    def tick(self, now: float) -> None:
+        n = self.n
+        if n == 0:
+            return
+        seen = self.last_seen[:n]
+        silence = self.p["silence_s"][:n]
+        grace = self.p["lwt_grace_s"][:n]
+        will = self.lwt_at[:n]
+        by_silence = np.where(now - seen > silence, seen + silence, np.inf)
+        after = (will > seen) | (np.isnan(seen) & np.isfinite(will))
+        by_will = np.where(~self.online[:n] & after & (now - will > grace), will + grace, np.inf)
+        at = np.fmin(by_silence, by_will)  # NaN last_seen (never heard): unknown, not offline
+        idx = np.flatnonzero(np.isfinite(at) & ~self.episodes.active[:n])
+        if idx.size:
+            start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
+            self.episodes.force(
+                idx.astype(np.int64), np.ones(idx.size, np.bool_), start, at[idx],
+                {"last_seen": seen[idx], "lwt": (by_will[idx] < by_silence[idx]).astype(float)},
+            )
+        self.score[:n] = (now - seen) / silence
+
+
+class StaleTelemetry(_Silence):
+    fault = "stale_telemetry"
+
+    def _grow(self, n: int) -> None:
+        super()._grow(n)
+        if not hasattr(self, "in_tx"):
+            self.in_tx = np.zeros(0, np.bool_)
+            self.status = np.full(0, -1, np.int8)
+            self.live_since = np.full(0, np.nan)
+            self.online = np.ones(0, np.bool_)
+        if not hasattr(self, "reporter"):
+            self.reporter = np.zeros(0, np.bool_)
+        self.reporter = grown(self.reporter, n, False)
+        self.in_tx = grown(self.in_tx, n, False)
+        self.status = grown(self.status, n, -1)
+        self.live_since = grown(self.live_since, n, np.nan)
+        self.online = grown(self.online, n, True)
+
+    def _watching(self, c: I64) -> B:
+        live = self.in_tx[c] | np.isin(self.status[c], _LIVE) | self.reporter[c]
+        return live & self.online[c]
+
+    def _silence(self, c: int, start: float, end: float) -> None:
+        """A silence from ``start`` to ``end`` longer than the timeout: close the
+        episode a tick opened, or record the one no tick saw."""
+        if c not in self.episodes.open:
+            silence = float(self.p["silence_s"][c])
+            self.episodes.force(_c(c), _ONE, _f(start), _f(start + silence),
+                                {"last_seen": _f(start), "timeout_s": _f(silence)})
+        self.episodes.force(_c(c), _ZERO, _f(start), _f(end))
+
+    def _update(self, frame: Frame, events: Events, now: float) -> None:
+        n = self.n
+        # Connectors that report while idle (native telemetry does; OCPP MeterValues
+        # come only in transactions) are expected to keep reporting at all times.
+        idle_rows = np.isin(frame.status, _NO_SESSION) & np.isfinite(frame.col("power_w"))
+        self.reporter[frame.conn[idle_rows]] = True
+        live0 = self._watching(np.arange(n))
+        since0 = self.live_since[:n].copy()
+        # Session state from events, in receive order (events are rare).
+        changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
+        changes += [(t, c, 0, k) for c, t, k in zip(
+            events.st_conn.tolist(), events.st_recv.tolist(), events.st_code.tolist(), strict=True)]
+        changes += [(t, c, 1, k) for c, t, k in zip(
+            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(), strict=True)]
+        changes += [(t, c, 2, int(o)) for c, t, o in zip(
+            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
+            strict=True)]
+        changes.sort()
+        trans: dict[int, list[tuple[float, bool]]] = {}
+        for t, c, kind, v in changes:
+            was = bool(self._watching(_c(c))[0])
+            if kind == 0:
+                self.status[c] = v
+                if v in _NO_SESSION:
+                    self.in_tx[c] = False
+            elif kind == 1:
+                self.in_tx[c] = v != 2
+            else:
+                self.online[c] = bool(v)
+            live = bool(self._watching(_c(c))[0])
+            if live != was:
+                trans.setdefault(c, []).append((t, live))
+                self.live_since[c] = t if live else np.nan
+        conn, t, first, _ = _merge(frame.raw_conn, frame.raw_recv)
+        silence = self.p["silence_s"]
+        # Connectors whose session state did not change: one vectorised pass.
+        changed = np.zeros(n, np.bool_)
+        changed[list(trans)] = True
+        simple = ~changed[conn]
+        sc, st = conn[simple], t[simple]
+        sfirst = np.ones(sc.shape[0], np.bool_)
+        sfirst[1:] = sc[1:] != sc[:-1]
+        prev = prev_in_segment(st, sfirst, self.last_seen[sc])
+        ref = np.fmax(prev, since0[sc])  # the clock starts at session start at the earliest
+        gap = live0[sc] & (st - ref > silence[sc])
+        for i in np.flatnonzero(gap).tolist():  # rare: only real silences
+            self._silence(int(sc[i]), float(ref[i]), float(st[i]))
+        # Connectors whose session started or ended in this batch: walk their
+        # live segments (per transition, not per sample).
+        for c, tl in trans.items():
+            lo, hi = np.searchsorted(conn, [c, c + 1])
+            times = t[lo:hi]
+            bounds = [(float(since0[c]) if live0[c] else None)]
+            segs: list[tuple[float, float]] = []
+            a = bounds[0]
+            for tt, live in tl:
+                if live:
+                    a = tt
+                elif a is not None:
+                    segs.append((a, tt))
+                    a = None
+            if a is not None:
+                segs.append((a, np.inf))
+            for a0, b0 in segs:
+                before = times[times < a0]
+                seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
+                inside = times[(times >= a0) & (times < b0)]
+                xs = np.concatenate([[np.fmax(a0, seen)], inside, [b0] if np.isfinite(b0) else []])
+                for k in np.flatnonzero(np.diff(xs) > silence[c]).tolist():
+                    self._silence(c, float(xs[k]), float(xs[k + 1]))
+        ends = np.ones(conn.shape[0], np.bool_)
+        ends[:-1] = conn[1:] != conn[:-1]
+        if conn.size:
+            self.last_seen[conn[ends]] = np.fmax(self.last_seen[conn[ends]], t[ends])
+        self.tick(now)
+
+    def tick(self, now: float) -> None:
+        n = self.n
+        if n == 0:
+            return
+        watching = self._watching(np.arange(n))
+        ref = np.fmax(self.last_seen[:n], self.live_since[:n])
+        silence = self.p["silence_s"][:n]
+        quiet = now - ref
+        opening = watching & (quiet > silence) & ~self.episodes.active[:n]
+        idx = np.flatnonzero(opening)
+        if idx.size:
+            self.episodes.force(
+                idx.astype(np.int64), np.ones(idx.size, np.bool_), ref[idx],
+                ref[idx] + silence[idx], {"last_seen": ref[idx], "timeout_s": silence[idx]},
+            )
+        self.score[:n] = np.where(watching, quiet / silence, np.nan)
+
+
+class ClockSkew(Detector):
+    fault = "clock_skew"
+
+    def _update(self, frame: Frame, events: Events, now: float) -> None:
+        # All received rows: rows dropped as "older than processed" after a clock
+        # jumps back are exactly the evidence this detector needs.
+        conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
+        last = np.ones(conn.shape[0], np.bool_)
+        last[:-1] = conn[1:] != conn[:-1]
+        off = recv - ts
+        lim = self.p["max_offset_s"][conn]
+        bad = np.abs(off) > lim
+        good = np.abs(off) <= 0.5 * lim
+        # Durations on the receive clock: a burst of queued samples spans
+        # minutes of meter time but arrives within seconds.
+        # 1 s of slack: receive times jitter with delivery latency, and a run of
+        # exactly min_duration_s must not wait one more sample for it.
+        self.episodes.step(
+            conn, recv, bad, good, self.p["min_duration_s"][conn] - 1.0, 0.0, {"offset_s": off}
+        )
+        self._set_score(conn, np.abs(off) / lim, last)

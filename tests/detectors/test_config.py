@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chargewatch.detectors import DetectorConfig, DetectorSet
+from chargewatch.detectors.params import OverTemperatureParams, validate
+from chargewatch.errors import ConfigError
+from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.yamlsrc import load_yaml
+
+from .helpers import charging
+
+
+def test_bad_parameter_is_named() -> None:
+    with pytest.raises(ValueError, match=r"over_temperature\.level_c"):
+        validate("over_temperature", OverTemperatureParams(level_c=float("nan")))
+    with pytest.raises(ValueError, match=r"over_temperature\.clear_c"):
+        DetectorConfig(defaults={"over_temperature": {"level_c": 60.0}})
+    with pytest.raises(ValueError, match=r"idle_blocking\.grace_s"):
+        DetectorConfig(sites={"x": {"idle_blocking": {"grace_s": -1.0}}})
+
+
+def test_from_mapping_reports_file_line_key_path() -> None:
+    text = """\
+defaults:
+  over_temperature: {level_c: 80, clear_c: 75}
+  meter_stuk: {}
+sites:
+  north:
+    idle_blocking: {grace_s: "long"}
+models:
+  DC150:
+    over_current: {tolerence: 0.2}
+"""
+    src = load_yaml("det.yaml", text=text)
+    with pytest.raises(ConfigError) as err:
+        DetectorConfig.from_mapping(src.data, src.file, src)
+    msg = str(err.value)
+    assert "det.yaml:3:15: defaults.meter_stuk: unknown key" in msg
+    assert "sites.north.idle_blocking.grace_s: expected a number" in msg
+    assert "models.DC150.over_current.tolerence: unknown key" in msg
+
+
+def test_model_override_beats_site_and_applies_per_connector() -> None:
+    cfg = DetectorConfig.from_mapping(
+        {
+            "sites": {"s": {"over_temperature": {"level_c": 85, "clear_c": 80}}},
+            "models": {"hot": {"over_temperature": {"level_c": 95, "clear_c": 90}}},
+        }
+    )
+    fleet = Fleet({}, {
+        "A": ChargerSpec("A", site="s"),
+        "B": ChargerSpec("B", site="s", model="hot"),
+        "C": ChargerSpec("C", site="t"),
+    })
+    idx = ConnectorIndex(fleet)
+    ds = DetectorSet(cfg, faults=["over_temperature"])
+    b = charging(3)
+    ds.update(b, [], idx, float(b.recv[-1]))
+    np.testing.assert_array_equal(ds.detectors["over_temperature"].p["level_c"][:3], [85, 95, 75])

@@ -1,0 +1,239 @@
+"""Each detector on synthetic streams: it fires on its fault, stays quiet on the
+normal case next to it, and reports start/detection times that make sense."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
+from chargewatch.collector.events import HeartbeatEvent, OnlineEvent, StatusEvent, TransactionEvent
+from chargewatch.detectors import FAULTS, DetectorSet
+
+from .helpers import DT, T0, charging, fleet, of, run, session_start
+
+E, P, TEMP = FIELD_INDEX["energy_wh"], FIELD_INDEX["power_w"], FIELD_INDEX["temperature_c"]
+
+
+def test_healthy_session_raises_nothing() -> None:
+    idx = fleet(1)
+    ds = run(charging(360), session_start(idx), idx)
+    assert ds.findings == []
+    sig = ds.signals
+    for fault in FAULTS:
+        assert sig[fault].dtype == np.bool_ and not sig[fault].any(), fault
+        assert f"{fault}_score" in sig
+
+
+def test_meter_stuck_fires_after_min_duration_and_clears() -> None:
+    idx = fleet(1)
+    b = charging(120)
+    b.values[30:60, E] = b.values[29, E]
+    ds = run(b, session_start(idx), idx, faults=["meter_stuck"])
+    (f,) = of(ds, "meter_stuck")
+    assert f.start == b.ts[30]
+    assert f.detected == b.ts[30] + 120.0
+    assert f.end == b.ts[60]
+
+
+def test_meter_stuck_ignores_idle_register() -> None:
+    idx = fleet(1)
+    b = charging(120, power=0.0)
+    b.values[:, E] = 5000.0
+    assert of(run(b, [], idx, faults=["meter_stuck"]), "meter_stuck") == []
+
+
+def test_meter_regression_and_unit_switch_is_not_a_regression() -> None:
+    idx = fleet(2)
+    a = charging(60)
+    a.values[30:, E] -= 3000.0
+    b = charging(60, conn=1)
+    b.values[30:, E] /= 1000.0  # kWh labelled Wh: a unit error, not a regression
+    ds = run(MeterBatch.concat([a, b]), [], idx, faults=["meter_regression", "meter_unit_error"])
+    reg = of(ds, "meter_regression")
+    assert [f.connector for f in reg] == [0]
+    assert reg[0].evidence["drop_wh"] == pytest.approx(3000.0 - 11000 * DT / 3600, rel=1e-6)
+    assert [f.connector for f in of(ds, "meter_unit_error")] == [1]
+
+
+def test_meter_mismatch_needs_sustained_ratio_error() -> None:
+    idx = fleet(2)
+    a = charging(400)
+    inc = np.diff(a.values[:, E], prepend=a.values[0, E])
+    inc[100:] *= 0.7
+    a.values[:, E] = a.values[0, E] + np.cumsum(inc)
+    b = charging(400, conn=1)
+    b.values[:, P] *= np.random.default_rng(0).normal(1, 0.02, 400)  # noise is not mismatch
+    ds = run(MeterBatch.concat([a, b]), [], idx, faults=["meter_mismatch"])
+    found = of(ds, "meter_mismatch")
+    assert {f.connector for f in found} == {0}
+    assert found[0].evidence["ratio"] == pytest.approx(0.7, abs=0.02)
+
+
+def test_power_in_kw_labelled_w() -> None:
+    idx = fleet(1)
+    b = charging(60)
+    b.values[20:, P] /= 1000.0
+    ds = run(b, [], idx, faults=["meter_unit_error", "charging_interrupted"])
+    assert len(of(ds, "meter_unit_error")) == 1
+    assert of(ds, "charging_interrupted") == []
+
+
+def test_over_temperature_level_with_hysteresis() -> None:
+    idx = fleet(1)
+    b = charging(100)
+    b.values[20:60, TEMP] = 80.0
+    b.values[60:70, TEMP] = 72.0  # between clear (70) and level (75): stays active
+    b.values[70:, TEMP] = 60.0
+    (f,) = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
+    assert f.detected == b.ts[23] and f.end == b.ts[70]
+
+
+def test_over_temperature_rate_of_rise() -> None:
+    idx = fleet(1)
+    b = charging(100)
+    b.values[:, TEMP] = np.minimum(40 + np.maximum(np.arange(100) - 20, 0) * 0.8, 74)  # 4.8 C/min
+    fs = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
+    assert len(fs) == 1 and fs[0].evidence["rate_c_per_min"] > 3.0
+
+
+def test_over_current_against_offered_and_lowered_pilot() -> None:
+    idx = fleet(2)
+    a = charging(60)
+    a.values[20:40, 2] = 40.0  # 40 A against 32 A offered
+    b = charging(60, conn=1)
+    b.values[20, FIELD_INDEX["offered_a"]] = 10.0  # pilot lowered; EV follows within 5 s
+    b.values[21:, FIELD_INDEX["offered_a"]] = 10.0
+    b.values[21:, 2:5] = 10.0
+    ds = run(MeterBatch.concat([a, b]), [], idx, faults=["over_current"])
+    assert [f.connector for f in of(ds, "over_current")] == [0]
+
+
+def test_voltage_band_phase_loss_and_single_phase_car() -> None:
+    idx = fleet(3)
+    a = charging(60)
+    a.values[10:, 5] = 260.0  # +13 %
+    b = charging(60, conn=1)
+    b.values[10:, 7] = 0.0  # L3 gone
+    b.values[10:, 4] = 0.0
+    c = charging(60, conn=2, power=7_000)
+    c.values[:, 2] = 7000 / 230.0  # a single-phase car on a three-phase charger
+    c.values[:, 3:5] = 0.0
+    ds = run(MeterBatch.concat([a, b, c]), [], idx,
+             faults=["voltage_out_of_band", "phase_loss", "phase_imbalance"])
+    assert [f.connector for f in of(ds, "voltage_out_of_band")] == [0]
+    assert [f.connector for f in of(ds, "phase_loss")] == [1]
+    assert of(ds, "phase_imbalance") == []
+
+
+def test_phase_imbalance() -> None:
+    idx = fleet(1)
+    b = charging(60)
+    b.values[10:, 4] *= 0.4
+    (f,) = of(run(b, [], idx, faults=["phase_imbalance"]), "phase_imbalance")
+    assert f.evidence["imbalance"] == pytest.approx(0.6)
+
+
+def test_power_oscillation_but_not_a_single_pause() -> None:
+    idx = fleet(2)
+    a = charging(100)
+    a.values[30:70:2, P] *= 0.3
+    b = charging(100, conn=1)
+    b.values[30:50, P] = 0.0  # SuspendedEV pause and resume
+    ds = run(MeterBatch.concat([a, b]), [], idx, faults=["power_oscillation"])
+    assert [f.connector for f in of(ds, "power_oscillation")] == [0]
+
+
+def test_clock_skew_but_not_a_queued_burst() -> None:
+    idx = fleet(2)
+    a = charging(100)
+    a = MeterBatch(a.conn, a.ts - 600.0, a.recv, a.values)  # meter clock 10 min behind
+    b = charging(100, conn=1)
+    recv = b.recv.copy()
+    recv[:40] = b.ts[40] + np.linspace(0, 3, 40)  # 40 queued samples delivered at once
+    b = MeterBatch(b.conn, b.ts, recv, b.values)
+    ds = run(MeterBatch.concat([a, b]), [], idx, faults=["clock_skew"])
+    (f,) = of(ds, "clock_skew")
+    assert f.connector == 0 and f.evidence["offset_s"] == pytest.approx(600.5)
+
+
+def test_charger_offline_by_silence_and_by_last_will_and_reboot_is_fine() -> None:
+    idx = fleet(3)
+    a = charging(30)
+    ev = [OnlineEvent("CP1", False, T0 + 100), OnlineEvent("CP2", False, T0 + 100),
+          OnlineEvent("CP2", True, T0 + 160)]  # CP2 reboots within the grace
+    ev += [HeartbeatEvent("CP2", T0 + h, T0 + h) for h in range(300, 2001, 300)]
+    ds = run(a, ev, idx, faults=["charger_offline"], now=T0 + 2000)
+    fs = sorted(of(ds, "charger_offline"), key=lambda f: f.connector)
+    assert [f.connector for f in fs] == [0, 1]
+    assert fs[0].start == a.recv[-1] and fs[0].detected == a.recv[-1] + 600
+    assert fs[1].detected == T0 + 100 + 120
+    assert ds.signals["charger_offline"].tolist() == [True, True, False]
+
+
+def test_stale_telemetry_only_in_a_session() -> None:
+    idx = fleet(2)
+    a = charging(30)
+    b = charging(30, conn=1)
+    ev = session_start(idx, 0)  # connector 1 has no session: sampling may stop
+    ev += [StatusEvent("CP0", 1, T0 + 1000, T0 + 1000, "Charging")]  # alive, still charging
+    ds = run(MeterBatch.concat([a, b]), ev, idx, faults=["stale_telemetry"], now=T0 + 1200)
+    (f,) = of(ds, "stale_telemetry")
+    assert f.connector == 0 and f.detected == pytest.approx(a.recv[-1] + 120)
+
+
+def test_idle_blocking_after_grace_and_pause_within_grace() -> None:
+    idx = fleet(2)
+    ev = [StatusEvent("CP0", 1, T0, T0, "SuspendedEV"),
+          StatusEvent("CP1", 1, T0, T0, "SuspendedEV"),
+          StatusEvent("CP1", 1, T0 + 600, T0 + 600, "Charging")]
+    ds = run(MeterBatch.empty(), ev, idx, faults=["idle_blocking"], now=T0 + 20000)
+    (f,) = of(ds, "idle_blocking")
+    assert f.connector == 0 and f.detected == T0 + 12600 and f.end is None
+
+
+def test_failed_start_and_scheduled_charging() -> None:
+    idx = fleet(2)
+    ev = [TransactionEvent("CP0", 1, T0, T0, "start", "a"),
+          StatusEvent("CP0", 1, T0 + 1, T0 + 1, "Charging"),
+          TransactionEvent("CP1", 1, T0, T0, "start", "b"),
+          StatusEvent("CP1", 1, T0 + 1, T0 + 1, "SuspendedEV")]  # car waits for its timer
+    b = charging(60, conn=1, power=0.0)
+    ds = run(b, ev, idx, faults=["failed_start"], now=T0 + 1000)
+    (f,) = of(ds, "failed_start")
+    assert f.connector == 0 and f.detected == T0 + 180
+
+
+def test_status_flapping() -> None:
+    idx = fleet(2)
+    ev = [StatusEvent("CP0", 1, T0 + 20 * i, T0 + 20 * i, ("Charging", "SuspendedEVSE")[i % 2])
+          for i in range(20)]
+    ev += [StatusEvent("CP1", 1, T0 + 400 * i, T0 + 400 * i, ("Charging", "SuspendedEV")[i % 2])
+           for i in range(8)]
+    ds = run(MeterBatch.empty(), ev, idx, faults=["status_flapping"], now=T0 + 5000)
+    (f,) = of(ds, "status_flapping")
+    assert f.connector == 0 and f.detected == T0 + 120 and f.end is not None
+
+
+def test_charging_interrupted_stall_and_abnormal_stop_but_not_full() -> None:
+    idx = fleet(3)
+    a = charging(60)
+    a.values[30:, P] = 0.0
+    a.values[30:, 2:5] = 0.0
+    b = charging(30, conn=1)
+    c = charging(30, conn=2)
+    c.values[:, FIELD_INDEX["soc_pct"]] = 99.0
+    ev = session_start(idx, 0) + session_start(idx, 1) + session_start(idx, 2)
+    t = float(b.recv[-1]) + 1
+    ev += [TransactionEvent("CP1", 1, t, t, "stop", "tx1", reason="EmergencyStop"),
+           TransactionEvent("CP2", 1, t, t, "stop", "tx2", reason="PowerLoss")]
+    ds = run(MeterBatch.concat([a, b, c]), ev, idx, faults=["charging_interrupted"],
+             now=t + 1000)
+    fs = sorted(of(ds, "charging_interrupted"), key=lambda f: f.connector)
+    assert [f.connector for f in fs] == [0, 1]
+    assert fs[1].end == t + 300
+
+
+def test_unknown_fault_name_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        DetectorSet(faults=["meter_stuk"])
