@@ -20,6 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0, help="first N sessions of each dataset")
     ap.add_argument("--fault-rate", type=float, default=0.3)
+    ap.add_argument("--direct", action="store_true", help="bypass OCPP frames and decoder")
     args = ap.parse_args()
     out = {}
     for name, all_plans, interval in (
@@ -29,7 +30,7 @@ def main() -> None:
         plans = all_plans[: args.limit] if args.limit else all_plans
         for label, pl in (("clean", plans), ("faults", with_faults(plans, args.fault_rate, 7))):
             t0 = time.perf_counter()
-            fig = evaluate(pl, interval_s=interval)
+            fig = evaluate(pl, interval_s=interval, via_ocpp=not args.direct)
             fig["seconds"] = round(time.perf_counter() - t0, 2)
             out[f"{name}_{label}"] = fig
             print(json.dumps({f"{name}_{label}": fig}), flush=True)

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+#: An interval longer than this many typical sample spacings is refinable by late samples.
+SOFT_FACTOR = 2.5
+
 Sample = list[float]  # [t, power_w, current_a]  (current NaN when unknown)
 Piece = list[float]  # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax]
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
@@ -53,7 +56,8 @@ def pieces_from(
     *,
     threshold_w: float,
     gap_s: float,
-) -> tuple[list[Piece], list[Gap]]:
+    soft_s: float = float("inf"),
+) -> tuple[list[Piece], list[Gap], list[Gap]]:
     """Pieces and gaps of a time-sorted sample run (vectorised; loops only over pieces).
 
     Each interval is integrated by the trapezoid over its real length. Where
@@ -62,15 +66,14 @@ def pieces_from(
     snap to the sampling grid.
     """
     if t.size < 2:
-        return [], []
+        return [], [], []
     dt = np.diff(t)
     pa, pb = p[:-1], p[1:]
     ia, ib = cur[:-1], cur[1:]
     bridged = (dt <= gap_s) & (dt > 0)
-    gaps: list[Gap] = [
-        [float(x) for x in row]
-        for row in np.column_stack((t[:-1], pa, ia, t[1:], pb, ib))[(dt > gap_s)]
-    ]
+    ends = np.column_stack((t[:-1], pa, ia, t[1:], pb, ib))
+    gaps: list[Gap] = [[float(x) for x in row] for row in ends[dt > gap_s]]
+    soft: list[Gap] = [[float(x) for x in row] for row in ends[bridged & (dt > soft_s)]]
     ka = pa > threshold_w
     kb = pb > threshold_w
     ta, tb = t[:-1], t[1:]
@@ -94,7 +97,7 @@ def pieces_from(
     x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
     si = np.concatenate([imax[m] for m, *_ in parts])
     if s0.size == 0:
-        return [], gaps
+        return [], gaps, soft
     order = np.argsort(s0, kind="stable")
     s0, s1, sk, x0, x1, si = s0[order], s1[order], sk[order], x0[order], x1[order], si[order]
     wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
@@ -112,7 +115,7 @@ def pieces_from(
         [float(sk[i]), float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
         for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
     ]
-    return pieces, gaps
+    return pieces, gaps, soft
 
 
 @dataclass(slots=True)
@@ -121,6 +124,10 @@ class PowerTrack:
     last: Sample | None = None
     pieces: list[Piece] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    # Bridged intervals clearly longer than the usual sample spacing (a short
+    # offline spell): late samples that land in one replace its trapezoid.
+    soft: list[Gap] = field(default_factory=list)
+    spacing: float = 0.0  # median sample spacing seen first (0: not known yet)
 
     @property
     def integral_wh(self) -> float:
@@ -142,26 +149,34 @@ class PowerTrack:
         """
         if t.size == 0:
             return 0, 0
-        kw = {"threshold_w": threshold_w, "gap_s": gap_s}
+        if not self.spacing and t.size >= 3:
+            d = np.diff(t)
+            self.spacing = float(np.median(d[d > 0])) if (d > 0).any() else 0.0
+        # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
+        soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
+        kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
         if self.first is None or self.last is None:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
-            self.pieces, self.gaps = pieces_from(t, p, cur, **kw)
+            self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
             self.first = [float(t[0]), float(p[0]), float(cur[0])]
             self.last = [float(t[-1]), float(p[-1]), float(cur[-1])]
             return 0, int((~keep).sum())
         f, la = self.first, self.last
-        # Region of each sample: -1 head, 0..G-1 inside gap g, G tail, -2 ignored.
+        holes = [(g, False) for g in self.gaps] + [(g, True) for g in self.soft]
+        n_holes = len(holes)
+        # Region of each sample: -1 head, 0..H-1 inside hole h, H tail, -2 ignored.
         region = np.full(t.size, -2, np.int64)
         region[t < f[0]] = -1
-        region[t > la[0]] = len(self.gaps)
-        for g, gap in enumerate(self.gaps):
-            region[(t > gap[0]) & (t < gap[3])] = g
+        region[t > la[0]] = n_holes
+        for h, (gap, _soft) in enumerate(holes):
+            region[(t > gap[0]) & (t < gap[3])] = h
         ignored = int((region == -2).sum())
-        late = int(((region >= 0) & (region < len(self.gaps))).sum() + (region == -1).sum())
+        late = int(((region >= 0) & (region < n_holes)).sum() + (region == -1).sum())
         filled: list[int] = []
         new_pieces: list[Piece] = []
         new_gaps: list[Gap] = []
+        new_soft: list[Gap] = []
         for r in np.unique(region[region != -2]).tolist():
             m = region == r
             tt, pp, cc = t[m], p[m], cur[m]
@@ -172,24 +187,59 @@ class PowerTrack:
                 pp = np.append(pp, f[1])
                 cc = np.append(cc, f[2])
                 self.first = [float(tt[0]), float(pp[0]), float(cc[0])]
-            elif r == len(self.gaps):
+            elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
                 pp = np.concatenate(([la[1]], pp))
                 cc = np.concatenate(([la[2]], cc))
                 self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
             else:
-                gap = self.gaps[r]
+                gap, is_soft = holes[r]
                 tt = np.concatenate(([gap[0]], tt, [gap[3]]))
                 pp = np.concatenate(([gap[1]], pp, [gap[4]]))
                 cc = np.concatenate(([gap[2]], cc, [gap[5]]))
                 filled.append(r)
-            pcs, gps = pieces_from(tt, pp, cc, **kw)
+                if is_soft:
+                    self._unbridge(gap, threshold_w)
+            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
             new_pieces.extend(pcs)
             new_gaps.extend(gps)
-        self.gaps = [g for i, g in enumerate(self.gaps) if i not in filled] + new_gaps
+            new_soft.extend(sfs)
+        self.gaps = [g for i, (g, soft) in enumerate(holes) if not soft and i not in filled]
+        self.gaps += new_gaps
         self.gaps.sort(key=lambda g: g[0])
+        self.soft = [g for i, (g, soft) in enumerate(holes) if soft and i not in filled]
+        self.soft += new_soft
+        self.soft.sort(key=lambda g: g[0])
         self._add_pieces(new_pieces)
         return late, ignored
+
+    def _unbridge(self, g: Gap, threshold_w: float) -> None:
+        """Take a bridged interval's trapezoid back out of the pieces (late samples refine it).
+
+        The piece that held it is cut around the interval; its remaining energy
+        is shared by the two sides in proportion to their length (the pieces do
+        not remember where inside them energy was delivered).
+        """
+        nan = float("nan")
+        old, _, _ = pieces_from(
+            np.array([g[0], g[3]]),
+            np.array([g[1], g[4]]),
+            np.array([nan, nan]),
+            threshold_w=threshold_w,
+            gap_s=float("inf"),
+        )
+        for op in old:
+            for k, pc in enumerate(self.pieces):
+                if pc[0] == op[0] and pc[1] <= op[1] + 1e-6 and op[2] <= pc[2] + 1e-6:
+                    left, right = op[1] - pc[1], pc[2] - op[2]
+                    rest = pc[3] - op[3]
+                    parts = []
+                    if left > 0:
+                        parts.append([pc[0], pc[1], op[1], rest * left / (left + right), *pc[4:]])
+                    if right > 0:
+                        parts.append([pc[0], op[2], pc[2], rest * right / (left + right), *pc[4:]])
+                    self.pieces[k : k + 1] = parts
+                    break
 
     def _add_pieces(self, new: list[Piece]) -> None:
         if not new:

@@ -265,6 +265,8 @@ def _session_from(d: dict[str, Any]) -> _Session:
         last=_nan_list(tr["last"]),
         pieces=[_nan_list(x) or [] for x in tr["pieces"]],
         gaps=[_nan_list(x) or [] for x in tr["gaps"]],
+        soft=[_nan_list(x) or [] for x in tr.get("soft", [])],
+        spacing=float(tr.get("spacing", 0.0)),
     )
     return _Session(track=track, **d)
 

@@ -22,8 +22,10 @@ __all__ = [
     "norway_plans",
     "ocpp16_capture",
     "render",
+    "with_faults",
 ]
 
+import itertools
 import json
 import random
 from collections.abc import Iterable
@@ -166,7 +168,7 @@ def norway_plans(path: str | Path) -> list[Plan]:
         plans.append(
             _plan(
                 ch,
-                "no" + f[0],
+                f[0],
                 plug=plug,
                 unplug=unplug,
                 done=None,
@@ -265,60 +267,74 @@ def _sample_times(p: Plan, interval_s: float) -> NDArray[np.float64]:
     return np.unique(np.concatenate(([p.plug], t, [p.unplug])))
 
 
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """One session's samples and transaction meter values, faults applied."""
+
+    t: NDArray[np.float64]
+    e: NDArray[np.float64]  # NaN: register not reported
+    pw: NDArray[np.float64]
+    recv: NDArray[np.float64]
+    start_wh: float
+    stop_wh: float
+    fault: str
+
+
+def _series(p: Plan, interval_s: float) -> _Series:
+    t = _sample_times(p, interval_s)
+    e = np.round(p.meter_base_wh + p.energy(t), 1)
+    pw = np.round(p.power(t), 1)
+    recv = t + 0.5
+    stop_wh: float = p.meter_base_wh + p.energy_wh
+    start_wh: float = p.meter_base_wh
+    fault = p.faults[0] if p.faults else ""
+    if fault == "register_reset":
+        k = int(np.searchsorted(t, 0.5 * (p.charge_start + p.charge_end)))
+        e = e.copy()
+        e[k:] = e[k:] - e[k - 1]  # reboot right after sample k-1: restarts from 0
+        stop_wh = float(e[-1])
+    elif fault == "no_register":
+        e = np.full_like(e, np.nan)
+        start_wh = stop_wh = 0.0  # "identical start/stop values" (steve#1264)
+    elif fault == "register_dropout":
+        e = e.copy()
+        e[1:-1:2] = np.nan
+    elif fault == "late_offline":
+        a = 0.3 * p.charge_start + 0.7 * p.charge_end
+        b = min(a + 1800.0, p.unplug - 1)
+        off = (t > a - 1800.0) & (t < b)
+        recv = np.where(off, b + 900.0, recv)
+    elif fault == "kwh_as_wh":
+        e = np.round(e) / 1000.0
+        start_wh, stop_wh = start_wh / 1000.0, stop_wh / 1000.0
+    return _Series(t, e, pw, recv, start_wh, stop_wh, fault)
+
+
 def render(plans: list[Plan], index: ConnectorIndex, interval_s: float = 60.0) -> Stream:
     """Events and meter rows for the plans (what the OCPP 1.6 decoder produces)."""
     conns, tss, recvs, vals = [], [], [], []
     events: list[Event] = []
+    src: Source = "ocpp1.6"
     for p in plans:
         ch, cn, tx = p.charger, p.connector, p.transaction_id
-        t = _sample_times(p, interval_s)
-        e = p.meter_base_wh + p.energy(t)
-        pw = p.power(t)
-        recv = t + 0.5
-        stop_wh: float = p.meter_base_wh + p.energy_wh
-        start_wh: float = p.meter_base_wh
-        fault = p.faults[0] if p.faults else ""
-        if fault == "register_reset":
-            k = int(np.searchsorted(t, 0.5 * (p.charge_start + p.charge_end)))
-            e = e.copy()
-            e[k:] = e[k:] - e[k - 1]  # reboot right after sample k-1: restarts from 0
-            stop_wh = float(e[-1])
-        elif fault == "no_register":
-            e = np.full_like(e, np.nan)
-            start_wh = stop_wh = 0.0
-        elif fault == "register_dropout":
-            e = e.copy()
-            e[1:-1:2] = np.nan
-        elif fault == "late_offline":
-            a = 0.3 * p.charge_start + 0.7 * p.charge_end
-            b = min(a + 1800.0, p.unplug - 1)
-            off = (t > a - 1800.0) & (t < b)
-            recv = np.where(off, b + 900.0, recv)
-        elif fault == "kwh_as_wh":
-            e = np.round(e) / 1000.0
-            start_wh, stop_wh = start_wh / 1000.0, stop_wh / 1000.0
-        row = np.full((t.size, N_FIELDS), np.nan)
-        row[:, FIELD_INDEX["energy_wh"]] = np.round(e, 1) if fault != "kwh_as_wh" else e
-        row[:, FIELD_INDEX["power_w"]] = np.round(pw, 1)
-        cid = index.id(ch, cn)
-        conns.append(np.full(t.size, cid, np.int32))
-        tss.append(t)
-        recvs.append(recv)
+        sr = _series(p, interval_s)
+        row = np.full((sr.t.size, N_FIELDS), np.nan)
+        row[:, FIELD_INDEX["energy_wh"]] = sr.e
+        row[:, FIELD_INDEX["power_w"]] = sr.pw
+        conns.append(np.full(sr.t.size, index.id(ch, cn), np.int32))
+        tss.append(sr.t)
+        recvs.append(sr.recv)
         vals.append(row)
-        src: Source = "ocpp1.6"
-        events.append(StatusEvent(ch, cn, p.plug, p.plug + 0.2, "Preparing", source=src))
-        events.append(
+        events += [
+            StatusEvent(ch, cn, p.plug, p.plug + 0.2, "Preparing", source=src),
             TransactionEvent(
-                ch, cn, p.plug, p.plug + 0.5, "start", tx, meter_wh=start_wh, source=src
-            )
-        )
-        events.append(
-            StatusEvent(ch, cn, p.charge_start, p.charge_start + 0.2, "Charging", source=src)
-        )
-        events.append(
-            StatusEvent(ch, cn, p.charge_end, p.charge_end + 0.2, "SuspendedEV", source=src)
-        )
-        if fault != "missing_stop":
+                ch, cn, p.plug, p.plug + 0.5, "start", tx, meter_wh=sr.start_wh, source=src
+            ),
+            StatusEvent(ch, cn, p.charge_start, p.charge_start + 0.2, "Charging", source=src),
+            StatusEvent(ch, cn, p.charge_end, p.charge_end + 0.2, "SuspendedEV", source=src),
+            StatusEvent(ch, cn, p.unplug, p.unplug + 0.7, "Available", source=src),
+        ]
+        if sr.fault != "missing_stop":
             events.append(
                 TransactionEvent(
                     ch,
@@ -327,12 +343,11 @@ def render(plans: list[Plan], index: ConnectorIndex, interval_s: float = 60.0) -
                     p.unplug + 0.5,
                     "stop",
                     tx,
-                    meter_wh=stop_wh,
+                    meter_wh=sr.stop_wh,
                     reason="EVDisconnected",
                     source=src,
                 )
             )
-        events.append(StatusEvent(ch, cn, p.unplug, p.unplug + 0.7, "Available", source=src))
     cat = np.concatenate
     return Stream(
         cat(conns) if conns else np.empty(0, np.int32),
@@ -343,132 +358,83 @@ def render(plans: list[Plan], index: ConnectorIndex, interval_s: float = 60.0) -
     )
 
 
-def ocpp16_capture(plans: list[Plan], interval_s: float = 60.0) -> list[dict[str, Any]]:
-    """The plans as an OCPP 1.6 capture: one forwarded frame a line, in receive order.
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    For the OCPP decoder: StatusNotification, StartTransaction (+ the CSMS
-    CALLRESULT assigning transactionId), MeterValues, StopTransaction.
-    Faults are not rendered here (the accuracy bench injects them on events).
+
+def _num(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def ocpp16_capture(plans: list[Plan], interval_s: float = 60.0) -> list[tuple[float, str, bytes]]:
+    """The plans as OCPP 1.6-J frames forwarded over MQTT: (recv, topic, payload), recv order.
+
+    StatusNotification, StartTransaction with the CSMS CALLRESULT that assigns
+    the transactionId (the plan's, numeric), MeterValues (register and power,
+    strings, as the spec wants), StopTransaction; faults as in :func:`render`
+    (a missing register is left out of the frame, kWh values go out labelled Wh).
     """
-    lines: list[tuple[float, int, dict[str, Any]]] = []
-    n = 0
-
-    def iso(ts: float) -> str:
-        return (
-            datetime.fromtimestamp(ts, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+    out: list[tuple[float, int, str, bytes]] = []
+    seq = itertools.count()
 
     def put(recv: float, charger: str, source: str, frame: list[Any]) -> None:
-        nonlocal n
-        n += 1
         topic = f"ocpp/1.6/{charger}/{source}"
-        lines.append((recv, n, {"ts": iso(recv), "topic": topic, "payload": frame}))
+        out.append((recv, next(seq), topic, json.dumps(frame).encode()))
 
     for p in plans:
-        ch, cn = p.charger, p.connector
-        mid = f"{ch}-{p.transaction_id}"
+        ch, cn, tx = p.charger, p.connector, int(p.transaction_id)
+        sr = _series(p, interval_s)
+        mid = f"{tx}"
 
-        def status(ts: float, st: str, mid: str = mid, ch: str = ch, cn: int = cn) -> None:
-            put(
-                ts + 0.2,
-                ch,
-                "cp",
-                [
-                    2,
-                    f"{mid}-s{ts:.0f}",
-                    "StatusNotification",
-                    {"connectorId": cn, "errorCode": "NoError", "status": st, "timestamp": iso(ts)},
-                ],
-            )
+        def status(ts: float, st: str, ch: str = ch, cn: int = cn, mid: str = mid) -> None:
+            body = {"connectorId": cn, "errorCode": "NoError", "status": st, "timestamp": _iso(ts)}
+            put(ts + 0.2, ch, "cp", [2, f"s{mid}-{st}", "StatusNotification", body])
 
         status(p.plug, "Preparing")
-        put(
-            p.plug + 0.5,
-            ch,
-            "cp",
-            [
-                2,
-                f"{mid}-start",
-                "StartTransaction",
-                {
-                    "connectorId": cn,
-                    "idTag": "TAG",
-                    "meterStart": int(p.meter_base_wh),
-                    "timestamp": iso(p.plug),
-                },
-            ],
-        )
-        put(
-            p.plug + 0.6,
-            ch,
-            "csms",
-            [
-                3,
-                f"{mid}-start",
-                {
-                    "transactionId": int(p.transaction_id) if p.transaction_id.isdigit() else n,
-                    "idTagInfo": {"status": "Accepted"},
-                },
-            ],
-        )
+        start = {
+            "connectorId": cn,
+            "idTag": "TAG",
+            "meterStart": int(sr.start_wh),  # an integer in 1.6; a kWh register loses decimals
+            "timestamp": _iso(p.plug),
+        }
+        put(p.plug + 0.5, ch, "cp", [2, f"b{mid}", "StartTransaction", start])
+        answer = {"transactionId": tx, "idTagInfo": {"status": "Accepted"}}
+        put(p.plug + 0.6, ch, "csms", [3, f"b{mid}", answer])
         status(p.charge_start, "Charging")
-        t = _sample_times(p, interval_s)
-        e = p.meter_base_wh + p.energy(t)
-        pw = p.power(t)
-        tx = int(p.transaction_id) if p.transaction_id.isdigit() else 0
-        for k in range(t.size):
-            put(
-                float(t[k]) + 0.5,
-                ch,
-                "cp",
-                [
-                    2,
-                    f"{mid}-m{k}",
-                    "MeterValues",
+        for k in range(sr.t.size):
+            sv = []
+            if np.isfinite(sr.e[k]):
+                sv.append(
                     {
-                        "connectorId": cn,
-                        "transactionId": tx,
-                        "meterValue": [
-                            {
-                                "timestamp": iso(float(t[k])),
-                                "sampledValue": [
-                                    {
-                                        "value": f"{e[k]:.1f}",
-                                        "context": "Sample.Periodic",
-                                        "measurand": "Energy.Active.Import.Register",
-                                        "unit": "Wh",
-                                    },
-                                    {
-                                        "value": f"{pw[k]:.1f}",
-                                        "context": "Sample.Periodic",
-                                        "measurand": "Power.Active.Import",
-                                        "unit": "W",
-                                    },
-                                ],
-                            }
-                        ],
-                    },
-                ],
-            )
-        status(p.charge_end, "SuspendedEV")
-        put(
-            p.unplug + 0.5,
-            ch,
-            "cp",
-            [
-                2,
-                f"{mid}-stop",
-                "StopTransaction",
+                        "value": _num(float(sr.e[k])),
+                        "context": "Sample.Periodic",
+                        "measurand": "Energy.Active.Import.Register",
+                        "unit": "Wh",
+                    }
+                )
+            sv.append(
                 {
-                    "transactionId": tx,
-                    "meterStop": int(p.meter_base_wh + p.energy_wh),
-                    "timestamp": iso(p.unplug),
-                    "reason": "EVDisconnected",
-                },
-            ],
-        )
+                    "value": _num(float(sr.pw[k])),
+                    "context": "Sample.Periodic",
+                    "measurand": "Power.Active.Import",
+                    "unit": "W",
+                }
+            )
+            body = {
+                "connectorId": cn,
+                "transactionId": tx,
+                "meterValue": [{"timestamp": _iso(float(sr.t[k])), "sampledValue": sv}],
+            }
+            put(float(sr.recv[k]), ch, "cp", [2, f"m{mid}-{k}", "MeterValues", body])
+        status(p.charge_end, "SuspendedEV")
+        if sr.fault != "missing_stop":
+            body = {
+                "transactionId": tx,
+                "meterStop": int(sr.stop_wh),
+                "timestamp": _iso(p.unplug),
+                "reason": "EVDisconnected",
+            }
+            put(p.unplug + 0.5, ch, "cp", [2, f"e{mid}", "StopTransaction", body])
         status(p.unplug, "Available")
-    lines.sort(key=lambda x: (x[0], x[1]))
-    return [x[2] for x in lines]
+    out.sort(key=lambda x: (x[0], x[1]))
+    return [(r, t, b) for r, _, t, b in out]

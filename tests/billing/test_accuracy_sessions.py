@@ -42,6 +42,19 @@ def test_clean_sessions_exact(which: str, request: pytest.FixtureRequest) -> Non
     assert fig["idle_abs_err_s"]["max"] <= interval
 
 
+def test_ocpp_frames_through_the_decoder(acn: list) -> None:
+    """The production path: OCPP 1.6 frames, the OCPP decoder, the engine."""
+    plans = with_faults(acn[:150], 0.4, seed=5)
+    fig = evaluate(plans, interval_s=60.0, via_ocpp=True)
+    assert fig["decoder_rejected"] == 0
+    assert fig["sessions_found"] == len(plans) and fig["extra_sessions"] == 0
+    assert fig["flags_missing"] == {}
+    assert fig["per_fault"]["none"]["max_rel_err_pct"] == 0.0
+    for fault, f in fig["per_fault"].items():
+        assert f["max_rel_err_pct"] <= (1.0 if fault == "no_register" else 0.5), (fault, f)
+        assert f["max_idle_err_s"] <= 60.0, (fault, f)
+
+
 @pytest.mark.parametrize("which", ["acn", "norway"])
 def test_faults_within_half_percent_with_flags(which: str, request: pytest.FixtureRequest) -> None:
     plans = with_faults(request.getfixturevalue(which), 0.5, seed=11)
