@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 #: An interval longer than this many typical sample spacings is refinable by late samples.
 SOFT_FACTOR = 2.5
+MAX_SOFT = 64
 
 Sample = list[float]  # [t, power_w, current_a]  (current NaN when unknown)
 Piece = list[float]  # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax]
@@ -128,6 +129,7 @@ class PowerTrack:
     # offline spell): late samples that land in one replace its trapezoid.
     soft: list[Gap] = field(default_factory=list)
     spacing: float = 0.0  # median sample spacing seen first (0: not known yet)
+    dts: list[float] = field(default_factory=list)  # first intervals, until spacing is known
 
     @property
     def integral_wh(self) -> float:
@@ -149,9 +151,14 @@ class PowerTrack:
         """
         if t.size == 0:
             return 0, 0
-        if not self.spacing and t.size >= 3:
-            d = np.diff(t)
-            self.spacing = float(np.median(d[d > 0])) if (d > 0).any() else 0.0
+        if not self.spacing:
+            # The first few intervals (across batches: live data often comes one
+            # sample per batch) give the charger's sample spacing.
+            prev = [self.last[0]] if self.last is not None else []
+            d = np.diff(np.concatenate((prev, t)))
+            self.dts += [float(x) for x in d[d > 0]][: 5 - len(self.dts)]
+            if len(self.dts) >= 3:
+                self.spacing = float(np.median(self.dts))
         # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
         soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
         kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
@@ -163,6 +170,21 @@ class PowerTrack:
             self.last = [float(t[-1]), float(p[-1]), float(cur[-1])]
             return 0, int((~keep).sum())
         f, la = self.first, self.last
+        if t[0] > la[0]:
+            # Live data: everything after the last sample; just extend the tail.
+            tt = np.concatenate(([la[0]], t))
+            keep = np.concatenate(([True], np.diff(tt) > 0))
+            tt = tt[keep]
+            pp = np.concatenate(([la[1]], p))[keep]
+            cc = np.concatenate(([la[2]], cur))[keep]
+            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
+            self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+            self.gaps += gps
+            if sfs:
+                self.soft += sfs
+                del self.soft[:-MAX_SOFT]
+            self._append_pieces(pcs)
+            return 0, int((~keep).sum())
         holes = [(g, False) for g in self.gaps] + [(g, True) for g in self.soft]
         n_holes = len(holes)
         # Region of each sample: -1 head, 0..H-1 inside hole h, H tail, -2 ignored.
@@ -210,6 +232,8 @@ class PowerTrack:
         self.soft = [g for i, (g, soft) in enumerate(holes) if soft and i not in filled]
         self.soft += new_soft
         self.soft.sort(key=lambda g: g[0])
+        # Bounded state: the oldest refinable intervals stay as bridged.
+        del self.soft[:-MAX_SOFT]
         self._add_pieces(new_pieces)
         return late, ignored
 
@@ -240,6 +264,19 @@ class PowerTrack:
                         parts.append([pc[0], op[2], pc[2], rest * right / (left + right), *pc[4:]])
                     self.pieces[k : k + 1] = parts
                     break
+
+    def _append_pieces(self, new: list[Piece]) -> None:
+        """Pieces that all start at or after the last one ends (the live case)."""
+        for pc in new:
+            last = self.pieces[-1] if self.pieces else None
+            if last is not None and pc[0] == last[0] and pc[1] == last[2]:
+                last[2] = pc[2]
+                last[3] += pc[3]
+                last[4] = min(last[4], pc[4])
+                last[5] = max(last[5], pc[5])
+                last[6] = float(np.fmax(last[6], pc[6]))
+            else:
+                self.pieces.append(pc)
 
     def _add_pieces(self, new: list[Piece]) -> None:
         if not new:

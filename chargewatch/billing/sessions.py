@@ -267,6 +267,7 @@ def _session_from(d: dict[str, Any]) -> _Session:
         gaps=[_nan_list(x) or [] for x in tr["gaps"]],
         soft=[_nan_list(x) or [] for x in tr.get("soft", [])],
         spacing=float(tr.get("spacing", 0.0)),
+        dts=[float(x) for x in tr.get("dts", [])],
     )
     return _Session(track=track, **d)
 
@@ -292,6 +293,7 @@ class SessionEngine:
         self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
+        self._last_prune = -math.inf
         self.rejected: list[Rejected] = []
 
     # ------------------------------------------------------------------ public
@@ -717,6 +719,10 @@ class SessionEngine:
                 self._close(s, active, max(active, s.last_seen), "timeout")
 
     def _prune(self, now: float) -> None:
+        # A sweep over every retained session: cheap, but not on every batch.
+        if now - self._last_prune < 600.0:
+            return
+        self._last_prune = now
         for sid in [
             x
             for x, s in self._sessions.items()

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.skipif(not ACN.exists(), reason="shared datasets not pr
 
 @pytest.fixture(scope="module")
 def acn() -> list:
-    return acn_plans(ACN)[:400]
+    return acn_plans(ACN)[:300]
 
 
 @pytest.fixture(scope="module")
 def norway() -> list:
-    # Every 10th session: micro-sessions and multi-day sessions included.
-    return norway_plans(NORWAY)[::10][:400]
+    # Every 25th session: micro-sessions and multi-day sessions included.
+    return norway_plans(NORWAY)[::25][:250]
 
 
 @pytest.mark.parametrize("which", ["acn", "norway"])
