@@ -294,6 +294,9 @@ class SessionEngine:
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
         self._last_prune = -math.inf
+        self.fast_path = (
+            True  # the vectorised live path; False only to test it against the general one
+        )
         self.rejected: list[Rejected] = []
 
     # ------------------------------------------------------------------ public
@@ -575,7 +578,11 @@ class SessionEngine:
             bounds = np.flatnonzero(np.diff(conns)) + 1
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [order.size]))
-            done = self._fast_tail(batch, order, starts, ends, touched)
+            done = (
+                self._fast_tail(batch, order, starts, ends, touched)
+                if self.fast_path
+                else np.zeros(starts.size, np.bool_)
+            )
             # The rest (late rows, resets, state changes, no open session): one
             # iteration per connector; its samples stay vectorised.
             for g in np.flatnonzero(~done).tolist():

@@ -386,3 +386,60 @@ def test_batching_and_row_order_do_not_change_the_result() -> None:
         assert last.energy_wh == pytest.approx(ref.energy_wh, abs=1e-6)
         assert last.idle_s == pytest.approx(ref.idle_s, abs=1e-6)
         assert last.power_integral_wh == pytest.approx(ref.power_integral_wh, abs=1e-6)
+
+
+def test_vectorised_live_path_matches_the_general_path() -> None:
+    rng = np.random.default_rng(3)
+    index = ConnectorIndex()
+    n_conn, n_steps, per = 12, 40, 6
+    keys = [(f"M{k // 2}", k % 2 + 1) for k in range(n_conn)]
+    power = rng.uniform(0, 22000, (n_conn, n_steps * per))
+    power[:, 100:130] = 0.0  # an idle stretch: charging/idle changes
+    energy = 1000.0 + np.cumsum(power * 10 / 3600, axis=1)
+    energy[3, 150:] -= energy[3, 149]  # a reset on one connector
+    steps = [(T0 + 1, EMPTY, [start(ch, str(cn), T0, 1000.0, conn=cn) for ch, cn in keys])]
+    for k in range(n_steps):
+        cols = np.arange(k * per, (k + 1) * per)
+        ts = T0 + 10 + cols * 10.0
+        b = MeterBatch.concat(
+            [
+                batch(index, ch, cn, ts, energy[i, cols], power[i, cols])
+                for i, (ch, cn) in enumerate(keys)
+            ]
+        )
+        steps.append((float(ts[-1]) + 1, b.take(rng.permutation(len(b))), []))
+    end = T0 + 10 + n_steps * per * 10.0
+    steps.append(
+        (
+            end + 1,
+            EMPTY,
+            [
+                stop(ch, str(cn), end, float(energy[i, -1]), conn=cn)
+                for i, (ch, cn) in enumerate(keys)
+            ],
+        )
+    )
+    results = []
+    for fast in (True, False):
+        eng = SessionEngine(index)
+        eng.fast_path = fast
+        _, recs = run(steps, index, engine=eng)
+        results.append(sorted(recs, key=lambda r: r.session_id))
+    assert len(results[0]) == n_conn
+    for a, b in zip(results[0], results[1], strict=True):
+        assert a.energy_wh == pytest.approx(b.energy_wh, abs=1e-6)
+        assert a.power_integral_wh == pytest.approx(b.power_integral_wh, abs=1e-6)
+        assert a.quality == b.quality
+        assert len(a.periods) == len(b.periods)
+        for pa, pb in zip(a.periods, b.periods, strict=True):
+            assert (pa.kind, pa.max_power_w, pa.min_power_w) == (
+                pb.kind,
+                pb.max_power_w,
+                pb.min_power_w,
+            )
+            assert pa.start == pytest.approx(pb.start) and pa.end == pytest.approx(pb.end)
+            assert pa.energy_wh == pytest.approx(pb.energy_wh, abs=1e-6)
+    assert (
+        "register_reset"
+        in next(r for r in results[0] if r.charger_id == "M1" and r.connector_id == 2).quality
+    )
