@@ -450,6 +450,9 @@ class SessionEngine:
                     # transactions: the transaction is the session; drop the guess.
                     del self._open[conn]
                     self._drop(cur.sid)
+                elif cur.available_at is not None:
+                    # Freed before this start: rule 3 applies, whatever the grace.
+                    self._close(cur, cur.available_at, ev.ts, "available")
                 else:
                     self._close(cur, cur.last_seen, ev.ts, "next_start")
             s = self._open_session(
@@ -838,6 +841,8 @@ class SessionEngine:
             if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
                 self._close(s, s.available_at, max(s.available_at, s.last_seen), "available")
                 continue
+            if s.available_at is not None:
+                continue  # the Available rule decides, once its grace has passed
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
             limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
             if self._status.get(self.index.id(s.charger, s.connector)) in _OCCUPIED:

@@ -443,3 +443,20 @@ def test_vectorised_live_path_matches_the_general_path() -> None:
         "register_reset"
         in next(r for r in results[0] if r.charger_id == "M1" and r.connector_id == 2).quality
     )
+
+
+def test_available_after_days_idle_wins_over_the_timeout() -> None:
+    """Plugged in for days, done charging early, StopTransaction lost: stop at Available."""
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 60, 7.0, 0.0)
+    unplug = T0 + 5 * 86400
+    steps = [
+        (T0 + 1, EMPTY, [status("L", "Preparing", T0), start("L", "1", T0, 0.0)]),
+        (ts[-1] + 1, batch(index, "L", 1, ts, e, p), [status("L", "SuspendedEV", ts[-1])]),
+        (unplug + 1, EMPTY, [status("L", "Available", unplug)]),
+    ]
+    eng, recs = run(steps, index)
+    assert recs == []  # occupied: no 24 h timeout; Available: wait for the grace
+    (r,) = eng.update(EMPTY, [], unplug + 400)
+    assert r.stop == unplug and r.stop_reason == "available"
+    assert r.idle_s == pytest.approx(5 * 86400 - 3600, abs=60)
