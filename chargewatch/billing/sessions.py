@@ -444,6 +444,9 @@ class SessionEngine:
                     known.meter_start = ev.meter_wh
                     self._point(known, ev.ts, ev.meter_wh)
                 return
+            if cur is not None and ev.ts < cur.start:
+                self._late_start(ev, cur)
+                return
             if cur is not None:
                 if not cur.transaction_id and cur.n_reg < 2 and cur.track.integral_wh < 1.0:
                     # A status-inferred session before the charger showed it sends
@@ -500,6 +503,34 @@ class SessionEngine:
         target = known or self._sessions.get(self._by_tx.get((ev.charger, ev.transaction_id), ""))
         if target is not None and (ev.offline or ev.recv - ev.ts > self.config.late_after_s):
             target.flag("late_data")
+
+    def _late_start(self, ev: TransactionEvent, cur: _Session) -> None:
+        """A start older than the connector's current session (queued offline, 2.0.1).
+
+        It belongs before the current session: its window ends where that one
+        starts, and it stays inferred-stopped until its own stop arrives.
+        """
+        s = _Session(
+            sid=session_id(ev.charger, ev.connector, ev.transaction_id, ev.ts),
+            charger=ev.charger,
+            connector=ev.connector,
+            transaction_id=ev.transaction_id,
+            start=ev.ts,
+            start_source="transaction",
+            window_end=cur.start,
+            last_seen=ev.ts,
+            closed_by="next_start",
+            meter_start=ev.meter_wh,
+            id_tag=ev.id_tag,
+            signed_start=ev.signed_data,
+        )
+        if s.sid in self._sessions:
+            return
+        s.flag("inferred_stop")
+        s.flag("late_data")
+        self._add(s)
+        self._point(s, ev.ts, ev.meter_wh)
+        self._dirty.add(s.sid)
 
     def _on_reading(self, ev: MeterReading) -> None:
         if ev.context not in ("Transaction.Begin", "Transaction.End"):

@@ -460,3 +460,29 @@ def test_available_after_days_idle_wins_over_the_timeout() -> None:
     (r,) = eng.update(EMPTY, [], unplug + 400)
     assert r.stop == unplug and r.stop_reason == "available"
     assert r.idle_s == pytest.approx(5 * 86400 - 3600, abs=60)
+
+
+def test_offline_transaction_delivered_after_a_newer_one_started() -> None:
+    """2.0.1: a whole transaction queued offline arrives while the next one is running."""
+    index = ConnectorIndex()
+    old = [
+        TransactionEvent("Q", 1, T0, T0 + 9000, "start", "a", 100.0, seq_no=0, offline=True),
+        TransactionEvent(
+            "Q", 1, T0 + 1800, T0 + 9000, "update", "a", 1100.0, seq_no=1, offline=True
+        ),
+        TransactionEvent("Q", 1, T0 + 3600, T0 + 9000, "stop", "a", 2100.0, seq_no=2, offline=True),
+    ]
+    new_start = TransactionEvent("Q", 1, T0 + 7200, T0 + 7201, "start", "b", 2100.0)
+    ts, e, p = charge(T0 + 7200, 30, 7.0, 2100.0)
+    steps = [
+        (T0 + 7201, EMPTY, [new_start]),
+        (T0 + 9001, batch(index, "Q", 1, ts, e, p), old),
+    ]
+    eng, recs = run(steps, index)
+    (r,) = recs
+    assert r.transaction_id == "a" and r.start == T0 and r.stop == T0 + 3600
+    assert r.energy_wh == pytest.approx(2000.0)
+    assert "late_data" in r.quality and "inferred_stop" not in r.quality
+    assert [s["transaction_id"] for s in eng.open_sessions()] == ["b"]
+    (rb,) = eng.update(EMPTY, [stop("Q", "b", ts[-1], e[-1])], ts[-1] + 1)
+    assert rb.energy_wh == pytest.approx(3500.0)
