@@ -33,9 +33,7 @@ def main() -> None:
     ids = np.array([index.id(f"C{k // 2}", k % 2 + 1) for k in range(n)], np.int32)
     t0 = 1_700_000_000.0
     engine = SessionEngine(index)
-    starts = [
-        TransactionEvent(*index.keys[int(c)], t0, t0, "start", f"t{c}", 0.0) for c in ids
-    ]
+    starts = [TransactionEvent(*index.keys[int(c)], t0, t0, "start", f"t{c}", 0.0) for c in ids]
     engine.update(MeterBatch.empty(), list(starts), t0)
     power = rng.uniform(3000, 22000, n)
     spent = 0.0
