@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.detectors.commands",
     "chargewatch.alerting.commands",
     "chargewatch.billing.commands",
+    "chargewatch.billing.commands_sessions",
     "chargewatch.dashboards_push",
     "chargewatch.demo",
 )

@@ -1,0 +1,61 @@
+"""``chargewatch sessions export``: billed sessions from the ledger as CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from chargewatch.billing.session_outputs import to_csv, to_json
+from chargewatch.collector.ledger import Ledger, query_sessions
+from chargewatch.errors import ConfigError, ConfigProblem
+
+
+def _when(text: str) -> float:
+    """RFC 3339 or a date (UTC midnight)."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time or date: {text!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sessions", help="billed charging sessions")
+    ssub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
+    e = ssub.add_parser("export", help="export sessions from the ledger (start in [from, to))")
+    e.add_argument("--ledger", required=True, help="SQLite ledger file")
+    e.add_argument("--from", dest="start_from", type=_when, default=None)
+    e.add_argument("--to", dest="start_to", type=_when, default=None)
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--charger", default=None)
+    e.add_argument("--site", default=None)
+    e.add_argument("--out", default="-", help="file to write (default: stdout)")
+    e.set_defaults(func=export)
+
+
+def export(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.ledger):
+        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
+    ledger = Ledger(args.ledger, read_only=True)
+    with ledger:
+        rows = query_sessions(
+            ledger,
+            start_from=args.start_from,
+            start_to=args.start_to,
+            charger=args.charger,
+            site=args.site,
+            limit=10**9,
+            periods=args.format == "json",
+        )
+    text = to_csv(rows) if args.format == "csv" else to_json(rows) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return 0

@@ -1,0 +1,400 @@
+"""Power track of a session: power integral, charging/idle pieces, unbridged gaps.
+
+(Named power_track, not periods: billing/periods.py is the tariff engine's.)
+
+Per session we keep only summary state: the first and last power samples, the
+*pieces* (contiguous spans of one kind — charging or idle — with energy, min/max
+power and max current) and the *gaps* (intervals between consecutive samples
+longer than ``gap_s``, not bridged because nobody knows what happened there).
+Late samples land in a gap, before the first sample or after the last, and are
+integrated against the neighbouring samples, so summary state stays exact.
+
+Charging periods for OCPI (:func:`build_periods`) are the pieces merged, with
+the unmeasured head, tail and gaps given to a neighbouring kind.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: An interval longer than this many typical sample spacings is refinable by late samples.
+SOFT_FACTOR = 2.5
+MAX_SOFT = 64
+
+Sample = list[float]  # [t, power_w, current_a]  (current NaN when unknown)
+Piece = list[float]  # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax]
+Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    kind: str  # "charging" | "idle"
+    start: float
+    end: float
+    energy_wh: float
+    min_power_w: float | None
+    max_power_w: float | None
+    max_current_a: float | None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end - self.start
+
+
+def _fmax(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.fmax(a, b)
+
+
+def pieces_from(
+    t: NDArray[np.float64],
+    p: NDArray[np.float64],
+    cur: NDArray[np.float64],
+    *,
+    threshold_w: float,
+    gap_s: float,
+    soft_s: float = float("inf"),
+) -> tuple[list[Piece], list[Gap], list[Gap]]:
+    """Pieces and gaps of a time-sorted sample run (vectorised; loops only over pieces).
+
+    Each interval is integrated by the trapezoid over its real length. Where
+    power crosses ``threshold_w`` inside an interval, the crossing time is
+    interpolated and the interval split there, so a period boundary does not
+    snap to the sampling grid.
+    """
+    if t.size < 2:
+        return [], [], []
+    dt = np.diff(t)
+    pa, pb = p[:-1], p[1:]
+    ia, ib = cur[:-1], cur[1:]
+    bridged = (dt <= gap_s) & (dt > 0)
+    ends = np.column_stack((t[:-1], pa, ia, t[1:], pb, ib))
+    gaps: list[Gap] = [[float(x) for x in row] for row in ends[dt > gap_s]]
+    soft: list[Gap] = [[float(x) for x in row] for row in ends[bridged & (dt > soft_s)]]
+    ka = pa > threshold_w
+    kb = pb > threshold_w
+    ta, tb = t[:-1], t[1:]
+    cross = bridged & (ka != kb)
+    same = bridged & (ka == kb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
+    tc = ta + frac * dt
+    imax = _fmax(ia, ib)
+    thr = np.full_like(pa, threshold_w)
+    # Sub-intervals: whole intervals without a crossing, and both halves of those with one.
+    parts = [
+        (same, ta, tb, ka, pa, pb),
+        (cross, ta, tc, ka, pa, thr),
+        (cross, tc, tb, kb, thr, pb),
+    ]
+    s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
+    s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
+    sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
+    x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
+    x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
+    si = np.concatenate([imax[m] for m, *_ in parts])
+    if s0.size == 0:
+        return [], gaps, soft
+    order = np.argsort(s0, kind="stable")
+    s0, s1, sk, x0, x1, si = s0[order], s1[order], sk[order], x0[order], x1[order], si[order]
+    wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
+    lo = np.minimum(x0, x1)
+    hi = np.maximum(x0, x1)
+    # A new piece starts where the kind changes or the sub-intervals are not contiguous.
+    brk = np.concatenate(([True], (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1])))
+    idx = np.flatnonzero(brk)
+    end_idx = np.concatenate((idx[1:], [s0.size])) - 1
+    whs = np.add.reduceat(wh, idx)
+    los = np.minimum.reduceat(lo, idx)
+    his = np.maximum.reduceat(hi, idx)
+    ims = np.fmax.reduceat(si, idx)
+    pieces = [
+        [float(sk[i]), float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
+        for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
+    ]
+    return pieces, gaps, soft
+
+
+@dataclass(slots=True)
+class PowerTrack:
+    first: Sample | None = None
+    last: Sample | None = None
+    pieces: list[Piece] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    # Bridged intervals clearly longer than the usual sample spacing (a short
+    # offline spell): late samples that land in one replace its trapezoid.
+    soft: list[Gap] = field(default_factory=list)
+    spacing: float = 0.0  # median sample spacing seen first (0: not known yet)
+    dts: list[float] = field(default_factory=list)  # first intervals, until spacing is known
+
+    @property
+    def integral_wh(self) -> float:
+        return float(sum(pc[3] for pc in self.pieces))
+
+    def merge(
+        self,
+        t: NDArray[np.float64],
+        p: NDArray[np.float64],
+        cur: NDArray[np.float64],
+        *,
+        threshold_w: float,
+        gap_s: float,
+    ) -> tuple[int, int]:
+        """Merge time-sorted samples; return (samples used out of order, samples ignored).
+
+        Samples at or inside already-integrated spans are ignored: a charger that
+        re-sends queued MeterValues after reconnecting must not be billed twice.
+        """
+        if t.size == 0:
+            return 0, 0
+        if not self.spacing:
+            # The first few intervals (across batches: live data often comes one
+            # sample per batch) give the charger's sample spacing.
+            prev = [self.last[0]] if self.last is not None else []
+            d = np.diff(np.concatenate((prev, t)))
+            self.dts += [float(x) for x in d[d > 0]][: 5 - len(self.dts)]
+            if len(self.dts) >= 3:
+                self.spacing = float(np.median(self.dts))
+        # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
+        soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
+        kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
+        if self.first is None or self.last is None:
+            keep = np.concatenate(([True], np.diff(t) > 0))
+            t, p, cur = t[keep], p[keep], cur[keep]
+            self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
+            self.first = [float(t[0]), float(p[0]), float(cur[0])]
+            self.last = [float(t[-1]), float(p[-1]), float(cur[-1])]
+            return 0, int((~keep).sum())
+        f, la = self.first, self.last
+        if t[0] > la[0]:
+            # Live data: everything after the last sample; just extend the tail.
+            tt = np.concatenate(([la[0]], t))
+            keep = np.concatenate(([True], np.diff(tt) > 0))
+            tt = tt[keep]
+            pp = np.concatenate(([la[1]], p))[keep]
+            cc = np.concatenate(([la[2]], cur))[keep]
+            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
+            self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+            self.gaps += gps
+            if sfs:
+                self.soft += sfs
+                del self.soft[:-MAX_SOFT]
+            self._append_pieces(pcs)
+            return 0, int((~keep).sum())
+        holes = [(g, False) for g in self.gaps] + [(g, True) for g in self.soft]
+        n_holes = len(holes)
+        # Region of each sample: -1 head, 0..H-1 inside hole h, H tail, -2 ignored.
+        region = np.full(t.size, -2, np.int64)
+        region[t < f[0]] = -1
+        region[t > la[0]] = n_holes
+        for h, (gap, _soft) in enumerate(holes):
+            region[(t > gap[0]) & (t < gap[3])] = h
+        ignored = int((region == -2).sum())
+        late = int(((region >= 0) & (region < n_holes)).sum() + (region == -1).sum())
+        filled: list[int] = []
+        new_pieces: list[Piece] = []
+        new_gaps: list[Gap] = []
+        new_soft: list[Gap] = []
+        for r in np.unique(region[region != -2]).tolist():
+            m = region == r
+            tt, pp, cc = t[m], p[m], cur[m]
+            keep = np.concatenate(([True], np.diff(tt) > 0))
+            tt, pp, cc = tt[keep], pp[keep], cc[keep]
+            if r == -1:
+                tt = np.append(tt, f[0])
+                pp = np.append(pp, f[1])
+                cc = np.append(cc, f[2])
+                self.first = [float(tt[0]), float(pp[0]), float(cc[0])]
+            elif r == n_holes:
+                tt = np.concatenate(([la[0]], tt))
+                pp = np.concatenate(([la[1]], pp))
+                cc = np.concatenate(([la[2]], cc))
+                self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+            else:
+                gap, is_soft = holes[r]
+                tt = np.concatenate(([gap[0]], tt, [gap[3]]))
+                pp = np.concatenate(([gap[1]], pp, [gap[4]]))
+                cc = np.concatenate(([gap[2]], cc, [gap[5]]))
+                filled.append(r)
+                if is_soft:
+                    self._unbridge(gap, threshold_w)
+            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
+            new_pieces.extend(pcs)
+            new_gaps.extend(gps)
+            new_soft.extend(sfs)
+        self.gaps = [g for i, (g, soft) in enumerate(holes) if not soft and i not in filled]
+        self.gaps += new_gaps
+        self.gaps.sort(key=lambda g: g[0])
+        self.soft = [g for i, (g, soft) in enumerate(holes) if soft and i not in filled]
+        self.soft += new_soft
+        self.soft.sort(key=lambda g: g[0])
+        # Bounded state: the oldest refinable intervals stay as bridged.
+        del self.soft[:-MAX_SOFT]
+        self._add_pieces(new_pieces)
+        return late, ignored
+
+    def _unbridge(self, g: Gap, threshold_w: float) -> None:
+        """Take a bridged interval's trapezoid back out of the pieces (late samples refine it).
+
+        The piece that held it is cut around the interval; its remaining energy
+        is shared by the two sides in proportion to their length (the pieces do
+        not remember where inside them energy was delivered).
+        """
+        nan = float("nan")
+        old, _, _ = pieces_from(
+            np.array([g[0], g[3]]),
+            np.array([g[1], g[4]]),
+            np.array([nan, nan]),
+            threshold_w=threshold_w,
+            gap_s=float("inf"),
+        )
+        for op in old:
+            for k, pc in enumerate(self.pieces):
+                if pc[0] == op[0] and pc[1] <= op[1] + 1e-6 and op[2] <= pc[2] + 1e-6:
+                    left, right = op[1] - pc[1], pc[2] - op[2]
+                    rest = pc[3] - op[3]
+                    parts = []
+                    if left > 0:
+                        parts.append([pc[0], pc[1], op[1], rest * left / (left + right), *pc[4:]])
+                    if right > 0:
+                        parts.append([pc[0], op[2], pc[2], rest * right / (left + right), *pc[4:]])
+                    self.pieces[k : k + 1] = parts
+                    break
+
+    def _append_pieces(self, new: list[Piece]) -> None:
+        """Pieces that all start at or after the last one ends (the live case)."""
+        for pc in new:
+            last = self.pieces[-1] if self.pieces else None
+            if last is not None and pc[0] == last[0] and pc[1] == last[2]:
+                last[2] = pc[2]
+                last[3] += pc[3]
+                last[4] = min(last[4], pc[4])
+                last[5] = max(last[5], pc[5])
+                last[6] = float(np.fmax(last[6], pc[6]))
+            else:
+                self.pieces.append(pc)
+
+    def _add_pieces(self, new: list[Piece]) -> None:
+        if not new:
+            return
+        allp = self.pieces + new
+        allp.sort(key=lambda pc: pc[1])
+        merged: list[Piece] = [allp[0]]
+        for pc in allp[1:]:
+            cur = merged[-1]
+            # Contiguous pieces of one kind are one piece: keeps state small.
+            if pc[0] == cur[0] and pc[1] == cur[2]:
+                cur[2] = pc[2]
+                cur[3] += pc[3]
+                cur[4] = min(cur[4], pc[4])
+                cur[5] = max(cur[5], pc[5])
+                cur[6] = float(np.fmax(cur[6], pc[6]))
+            else:
+                merged.append(pc)
+        self.pieces = merged
+
+    def integral_between(self, a: float, b: float) -> float:
+        """Power integral over [a, b] (Wh), pieces clipped pro rata."""
+        total = 0.0
+        for pc in self.pieces:
+            lo, hi = max(pc[1], a), min(pc[2], b)
+            if hi > lo and pc[2] > pc[1]:
+                total += pc[3] * (hi - lo) / (pc[2] - pc[1])
+        return total
+
+    def last_active(self, threshold_w: float) -> float | None:
+        """End of the last charging piece (or the last sample if it is charging)."""
+        if self.last is not None and self.last[1] > threshold_w:
+            return self.last[0]
+        for pc in reversed(self.pieces):
+            if pc[0] == 1.0:
+                return pc[2]
+        return None
+
+
+def _nan_none(x: float) -> float | None:
+    return None if np.isnan(x) else x
+
+
+def build_periods(
+    track: PowerTrack,
+    start: float,
+    stop: float,
+    energy_wh: float,
+    *,
+    threshold_w: float,
+) -> list[Period]:
+    """Charging and idle periods covering [start, stop], whose energies sum to ``energy_wh``.
+
+    Measured pieces are clipped to the session. The spans without samples (head,
+    tail, unbridged gaps) take the kind of the sample next to them: a car that
+    was charging at the last sample before a gap is assumed still charging.
+    Energy is spread over the measured charging energy in proportion (the
+    register is the truth; the power integral only says *when*); with no
+    measured energy at all it is spread over the charging time, else the session.
+    """
+    if stop <= start:
+        return [
+            Period(
+                "charging" if energy_wh > 0 else "idle", start, stop, energy_wh, None, None, None
+            )
+        ]
+    spans: list[Piece] = []
+    nan = float("nan")
+    for pc in track.pieces:
+        a, b = max(pc[1], start), min(pc[2], stop)
+        if b <= a:
+            continue
+        frac = (b - a) / (pc[2] - pc[1]) if pc[2] > pc[1] else 1.0
+        spans.append([pc[0], a, b, pc[3] * frac, pc[4], pc[5], pc[6]])
+    if track.first is not None and track.last is not None:
+        fk = 1.0 if track.first[1] > threshold_w else 0.0
+        lk = 1.0 if track.last[1] > threshold_w else 0.0
+        if track.first[0] > start:
+            spans.append([fk, start, min(track.first[0], stop), 0.0, nan, nan, nan])
+        if track.last[0] < stop:
+            spans.append([lk, max(track.last[0], start), stop, 0.0, nan, nan, nan])
+        for g in track.gaps:
+            a, b = max(g[0], start), min(g[3], stop)
+            if b > a:
+                spans.append([1.0 if g[1] > threshold_w else 0.0, a, b, 0.0, nan, nan, nan])
+    else:
+        spans.append([1.0 if energy_wh > 0 else 0.0, start, stop, 0.0, nan, nan, nan])
+    spans.sort(key=lambda s: s[1])
+    merged: list[Piece] = []
+    for s in spans:
+        if merged and merged[-1][0] == s[0] and s[1] <= merged[-1][2] + 1e-6:
+            m = merged[-1]
+            m[2] = max(m[2], s[2])
+            m[3] += s[3]
+            m[4] = float(np.fmin(m[4], s[4]))
+            m[5] = float(np.fmax(m[5], s[5]))
+            m[6] = float(np.fmax(m[6], s[6]))
+        else:
+            merged.append(list(s))
+    measured = sum(m[3] for m in merged)
+    if measured > 0:
+        scale = energy_wh / measured
+        wh = [m[3] * scale for m in merged]
+    else:
+        charging = [m for m in merged if m[0] == 1.0]
+        pool = charging or merged
+        ids = {id(m) for m in pool}
+        total = sum(m[2] - m[1] for m in pool) or 1.0
+        wh = [energy_wh * (m[2] - m[1]) / total if id(m) in ids else 0.0 for m in merged]
+    return [
+        Period(
+            "charging" if m[0] == 1.0 else "idle",
+            m[1],
+            m[2],
+            w,
+            _nan_none(m[4]),
+            _nan_none(m[5]),
+            _nan_none(m[6]),
+        )
+        for m, w in zip(merged, wh, strict=True)
+    ]

@@ -1,0 +1,311 @@
+"""The session ledger: SQLite (WAL) holding billed sessions, their charging
+periods, the raw start/stop meter readings and the engine's checkpoint.
+
+Writes are idempotent: a session row is keyed by its deterministic
+``session_id`` and only replaced by an equal or higher ``revision``, so
+replaying the same capture twice leaves the same rows. The schema carries a
+version table and grows through :data:`MIGRATIONS` (append, never edit): the
+CDR and alert-history tables of other areas go there.
+
+Query functions (:func:`query_sessions`, :func:`get_session`) return plain
+dicts in the ``sessions.jsonl`` shape of DESIGN.md, for the HTTP API and the
+exporter.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "Ledger", "get_session", "query_sessions"]
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chargewatch.billing.sessions import SessionRecord
+
+#: (version, statements). Append new versions; never edit an applied one.
+MIGRATIONS: list[tuple[int, Sequence[str]]] = [
+    (
+        1,
+        (
+            """CREATE TABLE sessions (
+                session_id TEXT PRIMARY KEY,
+                charger_id TEXT NOT NULL,
+                connector_id INTEGER NOT NULL,
+                site TEXT NOT NULL,
+                transaction_id TEXT NOT NULL,
+                start REAL NOT NULL,            -- epoch s (meter clock)
+                stop REAL NOT NULL,
+                energy_wh REAL NOT NULL,
+                energy_source TEXT NOT NULL,    -- register | transaction_meter | power_integral
+                quality TEXT NOT NULL,          -- JSON list of flags
+                revision INTEGER NOT NULL,
+                stop_reason TEXT NOT NULL,
+                duration_s REAL NOT NULL,
+                idle_s REAL NOT NULL,
+                charging_s REAL NOT NULL,
+                register_wh REAL,
+                power_integral_wh REAL NOT NULL,
+                mismatch_wh REAL,
+                mismatch_pct REAL,
+                id_tag TEXT NOT NULL,
+                record TEXT NOT NULL,           -- the sessions.jsonl object, as emitted
+                written_at REAL NOT NULL
+            )""",
+            "CREATE INDEX sessions_by_start ON sessions(start)",
+            "CREATE INDEX sessions_by_charger ON sessions(charger_id, start)",
+            "CREATE INDEX sessions_by_site ON sessions(site, start)",
+            """CREATE TABLE periods (
+                session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL,             -- charging | idle
+                start REAL NOT NULL,
+                end REAL NOT NULL,
+                energy_wh REAL NOT NULL,
+                min_power_w REAL,
+                max_power_w REAL,
+                max_current_a REAL,
+                PRIMARY KEY (session_id, seq)
+            )""",
+            """CREATE TABLE meter_readings (
+                session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,             -- start | stop
+                ts REAL NOT NULL,
+                energy_wh REAL,
+                signed_data TEXT NOT NULL,
+                PRIMARY KEY (session_id, kind)
+            )""",
+            """CREATE TABLE engine_state (
+                name TEXT PRIMARY KEY,
+                state TEXT NOT NULL,            -- JSON (NaN allowed)
+                saved_at REAL NOT NULL
+            )""",
+        ),
+    ),
+]
+
+
+class Ledger:
+    """One SQLite file.
+
+    The writer (the pipeline) opens it normally and uses it from one thread.
+    Readers (the HTTP API) open ``Ledger(path, read_only=True)``: no
+    migrations, no writes, usable from any thread (queries are serialised by
+    a lock); WAL lets them read while the pipeline writes.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self.lock = threading.Lock()
+        if read_only:
+            uri = f"file:{Path(self.path).resolve()}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        if read_only:
+            return
+        if self.path != ":memory:":
+            # WAL: the HTTP API reads while the pipeline writes.
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        current = self.version
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self._tx():
+                for sql in statements:
+                    self.db.execute(sql)
+                self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+    def write(self, records: Iterable[SessionRecord], *, written_at: float = 0.0) -> int:
+        """Insert or revise sessions; return how many rows changed.
+
+        A record replaces the stored one only if its revision is at least as
+        high, so re-applying old output (a replay, a restart) never rolls back.
+        """
+        changed = 0
+        with self._tx():
+            for r in records:
+                d = r.to_dict()
+                cur = self.db.execute(
+                    """INSERT INTO sessions VALUES
+                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       ON CONFLICT(session_id) DO UPDATE SET
+                         charger_id=excluded.charger_id, connector_id=excluded.connector_id,
+                         site=excluded.site, transaction_id=excluded.transaction_id,
+                         start=excluded.start, stop=excluded.stop,
+                         energy_wh=excluded.energy_wh, energy_source=excluded.energy_source,
+                         quality=excluded.quality, revision=excluded.revision,
+                         stop_reason=excluded.stop_reason, duration_s=excluded.duration_s,
+                         idle_s=excluded.idle_s, charging_s=excluded.charging_s,
+                         register_wh=excluded.register_wh,
+                         power_integral_wh=excluded.power_integral_wh,
+                         mismatch_wh=excluded.mismatch_wh, mismatch_pct=excluded.mismatch_pct,
+                         id_tag=excluded.id_tag, record=excluded.record,
+                         written_at=excluded.written_at
+                       WHERE excluded.revision >= sessions.revision
+                         AND excluded.record != sessions.record""",
+                    (
+                        r.session_id,
+                        r.charger_id,
+                        r.connector_id,
+                        r.site,
+                        r.transaction_id,
+                        r.start,
+                        r.stop,
+                        r.energy_wh,
+                        r.energy_source,
+                        json.dumps(list(r.quality)),
+                        r.revision,
+                        r.stop_reason,
+                        r.duration_s,
+                        r.idle_s,
+                        r.charging_s,
+                        r.register_wh,
+                        r.power_integral_wh,
+                        r.mismatch_wh,
+                        r.mismatch_pct,
+                        r.id_tag,
+                        json.dumps(d, sort_keys=True),
+                        written_at,
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue
+                changed += 1
+                self.db.execute("DELETE FROM periods WHERE session_id=?", (r.session_id,))
+                self.db.executemany(
+                    "INSERT INTO periods VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            r.session_id,
+                            i,
+                            p.kind,
+                            p.start,
+                            p.end,
+                            p.energy_wh,
+                            p.min_power_w,
+                            p.max_power_w,
+                            p.max_current_a,
+                        )
+                        for i, p in enumerate(r.periods)
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO meter_readings VALUES (?,?,?,?,?)",
+                    [
+                        (r.session_id, "start", r.start, r.meter_start_wh, r.signed_start),
+                        (r.session_id, "stop", r.stop, r.meter_stop_wh, r.signed_stop),
+                    ],
+                )
+        return changed
+
+    def save_state(self, state: dict[str, Any], *, name: str = "sessions", at: float = 0.0) -> None:
+        """Checkpoint ``SessionEngine.snapshot()`` so that a restart resumes open sessions."""
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                (name, json.dumps(state), at),
+            )
+
+    def load_state(self, name: str = "sessions") -> dict[str, Any] | None:
+        row = self.db.execute("SELECT state FROM engine_state WHERE name=?", (name,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+
+class _Tx:
+    """BEGIN IMMEDIATE .. COMMIT/ROLLBACK: one batch of records is all or nothing."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def query_sessions(
+    ledger: Ledger,
+    *,
+    start_from: float | None = None,
+    start_to: float | None = None,
+    charger: str | None = None,
+    site: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+    periods: bool = True,
+) -> list[dict[str, Any]]:
+    """Sessions whose start is in [start_from, start_to), newest revision, ordered by start.
+
+    Each item is the ``sessions.jsonl`` object (``GET /api/v1/sessions``);
+    ``periods=False`` leaves the charging periods out of list responses.
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    if start_from is not None:
+        where.append("start >= ?")
+        args.append(start_from)
+    if start_to is not None:
+        where.append("start < ?")
+        args.append(start_to)
+    if charger:
+        where.append("charger_id = ?")
+        args.append(charger)
+    if site:
+        where.append("site = ?")
+        args.append(site)
+    sql = "SELECT record FROM sessions"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY start, session_id LIMIT ? OFFSET ?"
+    args += [max(0, int(limit)), max(0, int(offset))]
+    with ledger.lock:
+        rows = ledger.db.execute(sql, args).fetchall()
+    out = []
+    for row in rows:
+        d: dict[str, Any] = json.loads(row[0])
+        if not periods:
+            d.pop("periods", None)
+        out.append(d)
+    return out
+
+
+def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
+    """One session with its periods (``GET /api/v1/sessions/{id}``), or None."""
+    with ledger.lock:
+        row = ledger.db.execute(
+            "SELECT record FROM sessions WHERE session_id=?", (session_id,)
+        ).fetchone()
+    return None if row is None else dict(json.loads(row[0]))
