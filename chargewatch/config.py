@@ -86,7 +86,7 @@ _ALERTING = (
 _MQTT = (
     "host", "port", "client_id", "username", "password", "password_file", "tls", "ca_file",
     "cert_file", "key_file", "tls_insecure", "keepalive_s", "qos", "clean_session",
-    "subscriptions", "max_inbox",
+    "subscriptions", "max_inbox", "protocol", "receive_maximum", "session_expiry_s",
 )  # fmt: skip
 _INFLUX = (
     "url", "api", "database", "retention_policy", "username", "password", "password_file",

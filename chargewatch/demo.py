@@ -91,7 +91,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sites=3,
         seed=args.seed,
         start=start,
-        duration=args.duration or 7 * 86400.0,
+        # Beyond the demo's end: the publisher marks every charger offline when it finishes.
+        duration=(args.duration + 120.0) if args.duration else 7 * 86400.0,
         interval=args.interval,
         arrival_rate=args.arrival_rate,
     )
@@ -102,7 +103,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
     config = Config(
         data_dir=data,
-        mqtt=MqttConfig(host=host, port=port, client_id="chargewatch-demo"),
+        # amqtt speaks MQTT 3.1.1 only; an external broker gets MQTT 5.
+        mqtt=MqttConfig(
+            host=host,
+            port=port,
+            client_id="chargewatch-demo",
+            protocol="5" if args.broker else "3.1.1",
+        ),
         influx=influx,
         influx_file=None if influx else data / "meter.lp",
         http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),

@@ -7,7 +7,7 @@ JSON/CSV reads; heavy lifting stays in the pipeline thread. Routes under
 
 from __future__ import annotations
 
-__all__ = ["ApiRoute", "HttpServer"]
+__all__ = ["ApiRoute", "HttpServer", "Response", "json_response"]
 
 import hmac
 import logging

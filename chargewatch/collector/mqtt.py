@@ -22,6 +22,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from chargewatch.collector import metrics
 from chargewatch.collector.topics import NATIVE_SUBSCRIPTIONS, OCPP_SUBSCRIPTIONS
@@ -49,6 +51,13 @@ class MqttConfig:
     keepalive_s: int = 30
     qos: int = 1
     clean_session: bool = False  # persistent session: the broker queues while we are away
+    # MQTT 5 lets the collector bound what the broker sends it unacknowledged
+    # (Receive Maximum): that bound is the backpressure. "3.1.1" is for brokers
+    # without MQTT 5 (the embedded amqtt), where only the broker's own
+    # in-flight setting limits it.
+    protocol: str = "5"
+    receive_maximum: int = 1000
+    session_expiry_s: int = 7 * 86400  # how long the broker keeps our session while away
     subscriptions: tuple[str, ...] = NATIVE_SUBSCRIPTIONS + OCPP_SUBSCRIPTIONS
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
@@ -64,11 +73,15 @@ class MqttIngest:
         self.connected = threading.Event()
         self.shed = 0
         self.connects = 0
+        if config.protocol not in ("5", "3.1.1"):
+            raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {config.protocol!r}")
+        self.v5 = config.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
-            clean_session=config.clean_session,
-            protocol=mqtt.MQTTv311,
+            # MQTT 5 has no clean_session; clean_start is given at connect.
+            clean_session=None if self.v5 else config.clean_session,
+            protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
             manual_ack=config.manual_ack,
         )
         if config.username:
@@ -93,7 +106,20 @@ class MqttIngest:
         self.client = client
 
     def start(self) -> None:
-        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        cfg = self.config
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0 if cfg.clean_session else cfg.session_expiry_s
+            props.ReceiveMaximum = cfg.receive_maximum
+            self.client.connect_async(
+                cfg.host,
+                cfg.port,
+                cfg.keepalive_s,
+                clean_start=cfg.clean_session,
+                properties=props,
+            )
+        else:
+            self.client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
         self.client.loop_start()
         thread = self.client._thread  # named for thread dumps
         if thread is not None:

@@ -27,7 +27,8 @@ from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.http import HttpServer
+from chargewatch.collector.decoding import Rejection
+from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.mqtt import MqttIngest
@@ -102,6 +103,8 @@ class Collector:
             self.http = HttpServer(
                 config.http.listen, health=self.health, ready=self.ready, token=config.http.token
             )
+            self.http.routes["alerts"] = self._api_alerts
+            self.http.routes["fleet"] = self._api_fleet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_batch_at = time.time()
@@ -154,10 +157,23 @@ class Collector:
             if items:
                 try:
                     self.pipeline.process([i[:3] for i in items], now)
-                except Exception:
-                    # A bug in one stage must not stop ingest; the batch's raw
-                    # messages are already in the broker's retry path via no-ack.
+                except Exception as exc:
+                    # A bug in one stage must not stop ingest. The batch is kept
+                    # whole in the dead-letter file (reason internal_error) and
+                    # acknowledged: unacknowledged, the broker would hold it back
+                    # until the next reconnect and then redeliver the same poison.
                     log.exception("pipeline failed on a batch of %d messages", len(items))
+                    self.deadletter.write(
+                        Rejection(
+                            i[0],
+                            "internal_error",
+                            f"{type(exc).__name__}: {exc}",
+                            i[1][:4096].decode("utf-8", "replace"),
+                            i[2],
+                        )
+                        for i in items
+                    )
+                    self.ingest.ack(items)
                     continue
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
@@ -211,6 +227,37 @@ class Collector:
         tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
         tmp.replace(self._alert_state_file)
         self._state_saved_at = time.time()
+
+    # -- HTTP API ---------------------------------------------------------------
+
+    def _api_alerts(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Pending and firing alerts; ``?state=firing`` filters."""
+        want = params.get("state")
+        alerts = [a.to_dict() for a in self.alert_engine.active()]
+        if want:
+            alerts = [a for a in alerts if str(a.get("state", "")).lower() == want.lower()]
+        return json_response({"alerts": alerts})
+
+    def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Current state of every connector (latest values, status, liveness)."""
+        now = time.time()
+        frame = self.state.frame(now)
+        rows = []
+        for i, (charger, connector) in enumerate(self.index.keys):
+            row: dict[str, Any] = {
+                "charger": charger,
+                "connector": connector,
+                "site": self.index.site_of(i),
+            }
+            for key, col in frame.items():
+                v = col[i]
+                if isinstance(v, float) and v != v:  # noqa: PLR0124 - NaN: unknown, left out
+                    continue
+                row[key] = v.item() if hasattr(v, "item") else v
+            rows.append(row)
+        return json_response(
+            {"connectors": rows, "chargers_online": self.state.chargers_online(now)}
+        )
 
     def demo_rows(self) -> list[tuple[str, str]]:
         """Extra lines for the demo's live table, from the stages that have them."""

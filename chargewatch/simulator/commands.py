@@ -113,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
             faults=tuple(args.fault),
             random_faults=args.faults,
         ).with_scenario(args.scenario)
+        for f in args.fault:
+            if f.start is not None and f.start >= cfg.duration:
+                raise ValueError(
+                    f"fault {f.name}@{f.charger} starts at {f.start:g} s, after the"
+                    f" simulation's end ({cfg.duration:g} s)"
+                )
         if args.protocol:  # an explicit protocol wins over the scenario's
             cfg = cfg.replace(protocol=args.protocol)
         sim = Simulation(cfg)

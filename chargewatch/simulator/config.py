@@ -54,6 +54,9 @@ class SimConfig:
     warm_start: bool = True
     # Reporting quirks and infrastructure.
     kw_power_fraction: float = 0.2  # OCPP chargers that report Power.Active.Import in kW
+    # OCPP chargers with one field quirk each (plan.OCPP_QUIRKS: register without
+    # measurand/unit, register drop-outs, per-phase power, local-offset timestamps)
+    ocpp_quirk_fraction: float = 0.0
     reboot_prob: float = 0.05  # per idle gap between sessions: the charger reboots
     boot_blip_prob: float = 0.3  # a reboot shows a brief Faulted/NoError status
     gap_rate_per_hour: float = 0.05  # short telemetry gaps (5-120 s) per connector-hour
@@ -124,6 +127,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "single_phase_charger_fraction": 0.0,
     },
     "kw_power": {**_QUIET, "kw_power_fraction": 1.0, "protocol": "ocpp1.6"},
+    "ocpp_quirks": {**_QUIET, "ocpp_quirk_fraction": 1.0, "protocol": "ocpp1.6"},
     "idle_after_charging": {**_QUIET, "long_idle_fraction": 1.0},
     "reboots": {**_QUIET, "reboot_prob": 1.0, "boot_blip_prob": 0.5},
     "telemetry_gaps": {**_QUIET, "gap_rate_per_hour": 1.0},

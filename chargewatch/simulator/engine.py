@@ -33,6 +33,7 @@ _NOISE_MASK = (1 << _NOISE_BITS) - 1
 THERMAL_TAU_S = 600.0  # charger enclosure warms/cools with ~10 min time constant
 HEAT_AT_FULL_POWER_C = 30.0  # steady-state rise above ambient at rated power
 LINE_RESISTANCE_OHM = 0.03  # voltage drop with load on the supply line
+MAX_CHUNK_S = 900.0
 
 
 @dataclass(slots=True)
@@ -92,6 +93,9 @@ class Engine:
         self.thermal_a = math.exp(-self.dt / THERMAL_TAU_S)
         self.kmax = math.ceil(cfg.duration / self.dt)
         k = max(1, target_chunk_samples // max(n, 1))
+        # At most 15 simulated minutes a chunk: a small fleet published live
+        # should not encode hours of messages before sending the first.
+        k = min(k, max(1, math.ceil(MAX_CHUNK_S / self.dt)))
         k = max(cfg.batch, (k // cfg.batch) * cfg.batch)
         self.chunk_len = k
         ss = plan.sessions
@@ -240,8 +244,11 @@ class Engine:
         heat, zi = lfilter([1.0 - ka], [1.0, -ka], power * gain[:, None], axis=1, zi=zi)
         temperature = amb + self.amb_off[:, None] + heat + 0.1 * self._noise(6, rows, kk)
         # Register: exact integral of the reported power, carried across chunks.
-        energy_true = reg[:, None] + np.cumsum(power * (dt / 3600.0), axis=1)
-        reg = energy_true[:, -1].copy()
+        # Summing from the carried register, in order, makes the values independent
+        # of where chunks begin (reg + cumsum(x) would round differently).
+        steps = np.concatenate((reg[:, None], power * (dt / 3600.0)), axis=1)
+        energy_true = np.cumsum(steps, axis=1)[:, 1:]
+        reg_in, reg = reg, energy_true[:, -1].copy()
         ch = Chunk(
             k0=k0,
             k1=k1,
@@ -258,13 +265,13 @@ class Engine:
             offered=np.round(offered, 1),
             tx=tx,
         )
-        self._apply_reporting(ch)
+        self._apply_reporting(ch, reg_in)
         ch.temperature = np.round(ch.temperature, 2)
         ch.ts = np.round(ch.ts, 3)
         return ch, reg, zi
 
     # -- reporting and delivery effects -----------------------------------------------
-    def _apply_reporting(self, ch: Chunk) -> None:
+    def _apply_reporting(self, ch: Chunk, reg_in: F64) -> None:
         t_lo = float(ch.t.min())
         t_hi = float(ch.t.max())
         for fi, f in enumerate(self.plan.faults):
@@ -279,10 +286,12 @@ class Engine:
                 if name in ("meter_stuck", "meter_regression"):
                     if fi not in self._stuck:
                         before = np.nonzero(t <= f.start)[0]
+                        # the register at the last sample before the fault: in this
+                        # chunk, or the value carried in from the previous one
                         self._stuck[fi] = (
                             float(ch.energy_true[row, before[-1]])
                             if before.size
-                            else float(ch.energy_true[row, 0] - ch.power[row, 0] * self.dt / 3600)
+                            else float(reg_in[row])
                         )
                     base = self._stuck[fi]
                     if name == "meter_stuck":
@@ -318,7 +327,8 @@ class Engine:
                     ch.emit[row, inw] = False
         by_charger = self.rows_of
         for ev in self.plan.normals:
-            if ev.end < t_lo or ev.start > t_hi:
+            # only these two silence the meter; the others are status or format cases
+            if ev.name not in ("reboot", "telemetry_gap") or ev.end < t_lo or ev.start > t_hi:
                 continue
             rows = (
                 by_charger[ev.charger]

@@ -36,10 +36,17 @@ def csms_topic(charger: str) -> str:
     return f"ocpp/1.6/{charger}/csms"
 
 
-def iso_array(ts: np.ndarray) -> list[str]:
-    """Vectorised RFC 3339 (ms, Z) for epoch seconds."""
-    ms = np.round(ts * 1000.0).astype(np.int64).astype("datetime64[ms]")
-    return [s + "Z" for s in np.datetime_as_string(ms, unit="ms").tolist()]
+def iso_array(ts: np.ndarray, offset_h: float = 0.0) -> list[str]:
+    """Vectorised RFC 3339 (ms) for epoch seconds: UTC with Z, or local time with
+    its offset (``+01:00``) when ``offset_h`` is given."""
+    ms = np.round((ts + offset_h * 3600.0) * 1000.0).astype(np.int64).astype("datetime64[ms]")
+    if not offset_h:
+        suffix = "Z"
+    else:
+        sign = "+" if offset_h > 0 else "-"
+        minutes = round(abs(offset_h) * 60)
+        suffix = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return [s + suffix for s in np.datetime_as_string(ms, unit="ms").tolist()]
 
 
 def _sv(value: str, measurand: str, unit: str, **extra: str) -> dict[str, str]:
@@ -59,7 +66,8 @@ def meter_frames(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: i
         topic = cp_topic(c.charger)
         lat = float(latency[c.charger_idx])
         nph = 1 if c.phases <= 1 else 3
-        stamps = iso_array(ch.ts[row, idx])
+        quirk = c.quirk
+        stamps = iso_array(ch.ts[row, idx], c.utc_offset_h if quirk == "local_offset" else 0.0)
         recv = (ch.t[row, idx] + lat).tolist()
         e = ch.energy[row, idx].tolist()
         p = ch.power[row, idx].tolist()
@@ -76,8 +84,21 @@ def meter_frames(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: i
         for a, b in itertools.pairwise(bounds):
             values = []
             for i in range(a, b):
-                svs = [_sv(f"{e[i]:.3f}", "Energy.Active.Import.Register", "Wh")]
-                if c.kw_power:
+                if quirk == "implicit_register":
+                    # no measurand, no unit: the spec's defaults make it the register in Wh
+                    svs = [{"value": f"{e[i]:.3f}", "context": "Sample.Periodic"}]
+                elif quirk == "register_dropout" and (int(k[i]) * 2654435761) % 97 < 10:
+                    svs = []  # ~10 % of samples lack the register
+                else:
+                    svs = [_sv(f"{e[i]:.3f}", "Energy.Active.Import.Register", "Wh")]
+                if quirk == "per_phase_power":
+                    total = sum(cur[i]) or 1.0
+                    svs.extend(
+                        _sv(f"{p[i] * cur[i][ph] / total:.3f}", "Power.Active.Import", "W",
+                            phase=_PHASES[ph])
+                        for ph in range(nph)
+                    )  # fmt: skip
+                elif c.kw_power:
                     svs.append(_sv(f"{p[i] / 1000.0:.5f}", "Power.Active.Import", "kW"))
                 else:
                     svs.append(_sv(f"{p[i]:.2f}", "Power.Active.Import", "W"))
@@ -140,10 +161,10 @@ def event_frames(
     model: str,
     heartbeat_interval: float,
     csms: bool,
-    meter_start: float,
+    meter_start: tuple[float, float],
 ) -> list[Msg]:
     """Frames for one event; ``meter_start`` is the register at the transaction's
-    start (for StopTransaction's transactionData)."""
+    start and the charger's time of it (for StopTransaction's transactionData)."""
     if ev.kind == "status":
         body: dict[str, object] = {
             "connectorId": ev.connector,
@@ -189,7 +210,7 @@ def event_frames(
             "timestamp": iso(ev.ts),
             "reason": s.stop_reason,
             "transactionData": [
-                _reading(s.start, meter_start, "Transaction.Begin"),
+                _reading(meter_start[1] or s.start, meter_start[0], "Transaction.Begin"),
                 _reading(ev.ts, ev.meter_wh, "Transaction.End"),
             ],
         }

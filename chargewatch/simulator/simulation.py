@@ -207,7 +207,7 @@ class Simulation:
         fill_i = 0
         emit_i = 0
         prev_last = self.engine.reg0.copy()
-        meter_start: dict[int, float] = {}
+        meter_start: dict[int, tuple[float, float]] = {}  # transaction → (register, ts)
         carry: list[Msg] = []
         # From the first chunk: transaction messages need the register before t0.
         for ch in self.engine.run(0, self._k_range(start, end)[2]):
@@ -222,13 +222,13 @@ class Simulation:
                     continue
                 j = math.floor((ev.t - cfg.start - conns[ev.row].offset_s) / cfg.interval)
                 if j < 0:
-                    ev.meter_wh = float(self.engine.reg0[ev.row])
+                    ev.meter_wh = self._register_before_start(ev, j)
                 elif j < ch.k0:
                     ev.meter_wh = float(prev_last[ev.row])
                 else:
                     ev.meter_wh = float(ch.energy[ev.row, min(j, ch.k1 - 1) - ch.k0])
                 if ev.kind == "tx_start" and ev.session is not None:
-                    meter_start[ev.session.transaction_id] = ev.meter_wh
+                    meter_start[ev.session.transaction_id] = (ev.meter_wh, ev.ts)
             prev_last = ch.energy[:, -1].copy()
             if c_hi <= t0:
                 continue
@@ -243,7 +243,11 @@ class Simulation:
                 if ocpp:
                     spec = chargers[ev.charger]
                     vendor, _, model = spec.model.partition(" ")
-                    ms = meter_start.get(ev.session.transaction_id, 0.0) if ev.session else 0.0
+                    ms = (
+                        meter_start.get(ev.session.transaction_id, (0.0, 0.0))
+                        if ev.session
+                        else (0.0, 0.0)
+                    )
                     out.extend(
                         ocpp16.event_frames(
                             ev,
@@ -275,6 +279,20 @@ class Simulation:
                     yield msg
             if last_chunk:
                 break
+
+    def _register_before_start(self, ev: Ev, j: int) -> float:
+        """The register at grid index ``j < 0``, before the simulation's first sample.
+
+        ``reg0`` is the register just before sample 0; going back, subtract what
+        the session under way (at most one per connector) delivered since ``j``.
+        """
+        reg0 = float(self.engine.reg0[ev.row])
+        s = ev.session
+        if s is None or j >= -1:
+            return reg0
+        kk = np.arange(j + 1, 0, dtype=np.int64)
+        delivered = float(self.engine.session_power(s, kk)[0].sum()) * self.config.interval / 3600
+        return reg0 - delivered
 
     def _heartbeats(self, lo: float, hi: float, ocpp: bool) -> list[Msg]:
         cfg = self.config

@@ -117,3 +117,26 @@ def test_error_code_fault_is_a_faulted_status_notification(frames: list[Any]) ->
         and f[3]["status"] == "Faulted"
     ]  # fmt: skip
     assert [b["errorCode"] for b in faulted] == ["GroundFailure"]
+
+
+def test_stop_transaction_energy_matches_the_truth_also_for_sessions_begun_before_the_start() -> (
+    None
+):
+    cfg = SimConfig(
+        chargers=16, sites=2, seed=4, start=DEFAULT_START + 9 * 3600, duration=4 * 3600,
+        interval=30.0, protocol="ocpp1.6", arrival_rate=3.0, reboot_prob=0, gap_rate_per_hour=0,
+    )  # fmt: skip
+    sim = Simulation(cfg)
+    truth = {s.transaction_id: s for s in sim.truth().sessions}
+    checked = warm = 0
+    for _, _, payload in sim.messages():
+        frame = orjson.loads(payload)
+        if frame[0] != 2 or frame[2] != "StopTransaction":
+            continue
+        begin, end = frame[3]["transactionData"]
+        delta = float(end["sampledValue"][0]["value"]) - float(begin["sampledValue"][0]["value"])
+        s = truth[str(frame[3]["transactionId"])]
+        assert delta == pytest.approx(s.energy_wh, abs=2e-3)
+        checked += 1
+        warm += s.plug_in < cfg.start
+    assert checked >= 5 and warm >= 1
