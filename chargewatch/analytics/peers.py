@@ -76,8 +76,10 @@ def peers(
     for site in sorted(set(site_of.tolist())):
         m = (site_of == site) & eligible
         rows = np.flatnonzero(m)
-        zs = {k: robust_z(v[rows]) if len(rows) >= min_peers else np.full(len(rows), np.nan)
-              for k, v in figures.items()}
+        zs = {
+            k: robust_z(v[rows]) if len(rows) >= min_peers else np.full(len(rows), np.nan)
+            for k, v in figures.items()
+        }
         for j, g in enumerate(rows.tolist()):
             z = {k: None if np.isnan(v[j]) else float(v[j]) for k, v in zs.items()}
             out.append(
@@ -86,9 +88,13 @@ def peers(
                     "site": site,
                     "peers": len(rows),
                     "sessions": int(n[g]),
-                    "figures": {k: None if np.isnan(v[g]) else float(v[g]) for k, v in figures.items()},
+                    "figures": {
+                        k: None if np.isnan(v[g]) else float(v[g]) for k, v in figures.items()
+                    },
                     "z": z,
-                    "deviates": sorted(k for k, v in z.items() if v is not None and abs(v) > threshold),
+                    "deviates": sorted(
+                        k for k, v in z.items() if v is not None and abs(v) > threshold
+                    ),
                 }
             )
     out.sort(key=lambda r: -max((abs(v) for v in r["z"].values() if v is not None), default=0.0))

@@ -60,7 +60,8 @@ def revenue(
         by_currency: dict[str, dict[str, Any]] = {}
         for (cur, tariff), a in sorted(acc[g].items()):
             cur_d = by_currency.setdefault(
-                cur, {"excl_vat": 0.0, "incl_vat": 0.0, "incl_known": True, "kwh": 0.0, "tariffs": []}
+                cur,
+                {"excl_vat": 0.0, "incl_vat": 0.0, "incl_known": True, "kwh": 0.0, "tariffs": []},
             )
             cur_d["excl_vat"] += a["excl_vat"]
             cur_d["incl_vat"] += a["incl_vat"]
@@ -73,7 +74,9 @@ def revenue(
                     "revenue_excl_vat": a["excl_vat"],
                     "revenue_incl_vat": a["incl_vat"] if a["incl_known"] else None,
                     "energy_kwh": a["kwh"],
-                    "avg_price_per_kwh_excl_vat": a["excl_vat"] / a["kwh"] if a["kwh"] > 0 else None,
+                    "avg_price_per_kwh_excl_vat": a["excl_vat"] / a["kwh"]
+                    if a["kwh"] > 0
+                    else None,
                 }
             )
         currencies = [

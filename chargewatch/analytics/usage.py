@@ -70,7 +70,8 @@ def _capacity(frame: SessionFrame, connectors: Mapping[str, int] | None) -> dict
 
 def _how_bins(window: Window, zone: str) -> tuple[F64, NDArray[np.int64]]:
     """Edges of the local clock hours covering ``window`` (clipped) and each bin's hour of week."""
-    # Whole UTC hours are local hour edges except in half/quarter-hour zones: shift by the remainder.
+    # Whole UTC hours are local hour edges, except in half/quarter-hour zones:
+    # shift by the remainder.
     shift = float(utc_offsets(np.array([window.lo]), zone)[0]) % 3600.0
     first = np.floor((window.lo - shift) / 3600.0) * 3600.0 + shift
     edges = np.arange(first, window.hi + 3600.0, 3600.0)
@@ -79,9 +80,7 @@ def _how_bins(window: Window, zone: str) -> tuple[F64, NDArray[np.int64]]:
     return np.clip(edges, window.lo, window.hi), labels
 
 
-def _how_share(
-    starts: F64, ends: F64, window: Window, zone: str
-) -> tuple[F64, F64]:
+def _how_share(starts: F64, ends: F64, window: Window, zone: str) -> tuple[F64, F64]:
     """(covered seconds, available seconds per connector) per hour of week."""
     edges, labels = _how_bins(window, zone)
     a, b = np.clip(starts, window.lo, window.hi), np.clip(ends, window.lo, window.hi)
@@ -194,7 +193,9 @@ def daily(
                 "level": level,
                 "days": [
                     {"date": str(dt), "sessions": int(s), "energy_kwh": float(e)}
-                    for dt, s, e in zip(dates.tolist(), sessions.tolist(), energy.tolist(), strict=True)
+                    for dt, s, e in zip(
+                        dates.tolist(), sessions.tolist(), energy.tolist(), strict=True
+                    )
                 ],
             }
         )
@@ -246,8 +247,14 @@ def distributions(
             {
                 "group": label,
                 "level": level,
-                "duration_h": {"summary": _summary(duration_h[m]), "histogram": _hist(duration_h[m], DURATION_BINS_H)},
-                "energy_kwh": {"summary": _summary(energy_kwh[m]), "histogram": _hist(energy_kwh[m], ENERGY_BINS_KWH)},
+                "duration_h": {
+                    "summary": _summary(duration_h[m]),
+                    "histogram": _hist(duration_h[m], DURATION_BINS_H),
+                },
+                "energy_kwh": {
+                    "summary": _summary(energy_kwh[m]),
+                    "histogram": _hist(energy_kwh[m], ENERGY_BINS_KWH),
+                },
                 "blocking_idle_h": {
                     "summary": _summary(idle),
                     "histogram": _hist(idle, IDLE_BINS_H),

@@ -6,7 +6,7 @@ from the JSON records), so a year of a large fleet loads as arrays quickly.
 
 from __future__ import annotations
 
-__all__ = ["has_alert_history", "load_cdrs", "load_frame", "load_transitions"]
+__all__ = ["has_alert_history", "load_cdr", "load_cdrs", "load_frame", "load_transitions"]
 
 import json
 from typing import Any
@@ -50,7 +50,16 @@ def load_frame(
     s: dict[str, list[Any]] = {
         k: [r[i] for r in rows]
         for i, k in enumerate(
-            ("session_id", "charger", "connector", "site", "start", "stop", "energy_wh", "stop_reason")
+            (
+                "session_id",
+                "charger",
+                "connector",
+                "site",
+                "start",
+                "stop",
+                "energy_wh",
+                "stop_reason",
+            )
         )
     }
     index = {sid: i for i, sid in enumerate(s["session_id"])}
@@ -109,9 +118,13 @@ def has_alert_history(ledger: Ledger) -> bool:
 
 
 def load_transitions(
-    ledger: Ledger, *, until: float | None = None, site: str | None = None, charger: str | None = None
+    ledger: Ledger,
+    *,
+    until: float | None = None,
+    site: str | None = None,
+    charger: str | None = None,
 ) -> list[dict[str, Any]]:
-    """All transitions up to ``until`` (earlier ones too: an alert may have fired before the window)."""
+    """Transitions before ``until``, also before the window: an alert may have fired earlier."""
     where: list[str] = []
     args: list[Any] = []
     if until is not None:
