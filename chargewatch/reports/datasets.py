@@ -9,15 +9,28 @@ the engine, so a report on 7,000 sessions takes a second.
 
 from __future__ import annotations
 
-__all__ = ["DATASETS", "DatasetInfo", "load_dataset", "plan_records"]
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "load_dataset",
+    "plan_records",
+    "price_records",
+    "record_from_dict",
+]
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.power_track import Period
+from chargewatch.billing.session_outputs import session_periods
 from chargewatch.billing.sessions import SessionRecord
+from chargewatch.billing.tariff import Tariff
 from chargewatch.collector.ledger import Ledger
 from chargewatch.simulator.datasets import Plan, acn_plans, norway_plans
 
@@ -116,9 +129,83 @@ def plan_records(plans: list[Plan], site_of: Callable[[str], str]) -> list[Sessi
     return out
 
 
-def load_dataset(name: str, ledger: Ledger, path: Path | None = None) -> DatasetInfo:
-    """Write dataset ``name`` (``acn`` | ``norway``) into ``ledger``; return its description."""
+def load_dataset(
+    name: str, ledger: Ledger, path: Path | None = None
+) -> tuple[DatasetInfo, list[SessionRecord]]:
+    """Write dataset ``name`` (``acn`` | ``norway``) into ``ledger``; return it and its records."""
     info = DATASETS[name]
     src = path or info.path
-    ledger.write(plan_records(info.plans(src), info.site_of(src)))
-    return info
+    records = plan_records(info.plans(src), info.site_of(src))
+    ledger.write(records)
+    return info, records
+
+
+def _epoch(v: Any) -> float:
+    if isinstance(v, str):
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    return float(v)
+
+
+def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
+    """Rebuild a :class:`SessionRecord` from its ``sessions.jsonl`` dict (ledger ``record``)."""
+    return SessionRecord(
+        session_id=d["session_id"],
+        charger_id=d["charger_id"],
+        connector_id=int(d["connector_id"]),
+        site=d.get("site", ""),
+        transaction_id=str(d.get("transaction_id", "")),
+        start=_epoch(d["start"]),
+        stop=_epoch(d["stop"]),
+        energy_wh=float(d["energy_wh"]),
+        energy_source=d.get("energy_source", ""),
+        quality=tuple(d.get("quality", ())),
+        revision=int(d.get("revision", 0)),
+        stop_reason=d.get("stop_reason", ""),
+        idle_s=float(d.get("idle_s", 0.0)),
+        charging_s=float(d.get("charging_s", 0.0)),
+        meter_start_wh=d.get("meter_start_wh"),
+        meter_stop_wh=d.get("meter_stop_wh"),
+        register_wh=d.get("register_wh"),
+        power_integral_wh=float(d.get("power_integral_wh", 0.0)),
+        mismatch_wh=d.get("mismatch_wh"),
+        mismatch_pct=d.get("mismatch_pct"),
+        id_tag=d.get("id_tag", ""),
+        periods=tuple(
+            Period(
+                p["kind"],
+                _epoch(p["start"]),
+                _epoch(p["end"]),
+                float(p["energy_wh"]),
+                p.get("min_power_w"),
+                p.get("max_power_w"),
+                p.get("max_current_a"),
+            )
+            for p in d.get("periods", ())
+        ),
+    )
+
+
+def price_records(
+    ledger: Ledger, records: Sequence[SessionRecord], tariff: Tariff, zones: Mapping[str, str]
+) -> int:
+    """Price each record with ``tariff`` and store its CDR in the ledger; return how many."""
+    n = 0
+    for r in records:
+        zone = zones.get(r.site, zones.get("*", "UTC"))
+        cdr = build_cdr(
+            tariff,
+            start=datetime.fromtimestamp(r.start, UTC),
+            end=datetime.fromtimestamp(r.stop, UTC),
+            timezone=ZoneInfo(zone),
+            periods=session_periods(r),
+        )
+        if isinstance(cdr, PricedCdr):
+            ledger.write_cdr(
+                session_id=r.session_id,
+                charger_id=r.charger_id,
+                site=r.site,
+                start=r.start,
+                cdr=cdr.to_ocpi(),
+            )
+            n += 1
+    return n
