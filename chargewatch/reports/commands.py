@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         connectors = {c.id: c.connectors for c in fleet.chargers.values()}
     tariff = load_tariff(args.tariff) if args.tariff else None
     notes: list[str] = []
+    clock = None
     if args.dataset:
         ledger = Ledger(":memory:")
         info, records = load_dataset(
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
                 zones=zones,
                 connectors=connectors,
                 notes=notes,
+                clock=clock,
             )
     (out / "report.html").write_text(report.html, encoding="utf-8")
     for name, png in report.figures.items():

@@ -133,7 +133,9 @@ def fleet_report(
     zones: Mapping[str, str] | None = None,
     connectors: Mapping[str, int] | None = None,
     notes: Sequence[str] = (),
+    clock: str | None = None,
 ) -> Report:
+    """Usage report over ``window``; ``clock`` names local time where a zone name would mislead."""
     zones = zones or {}
     frame = load_frame(ledger, window, site=site)
     level: Level = "site" if site else "fleet"
@@ -180,7 +182,7 @@ def fleet_report(
     label = site or "fleet"
     if util:
         page.h2("Utilisation by hour of week")
-        page.figure("utilisation.png", plots.utilisation_heatmap(util[0], label), "heatmap")
+        page.figure("utilisation.png", plots.utilisation_heatmap(util[0], label, clock), "heatmap")
         if len(util_sites) > 1:
             page.table(
                 ["site", "connectors", "occupied", "charging", "occupied h", "charging h"],

@@ -38,13 +38,13 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def utilisation_heatmap(group: dict[str, Any], title: str) -> bytes:
+def utilisation_heatmap(group: dict[str, Any], title: str, clock: str | None = None) -> bytes:
     """Occupied and charging share by local weekday × hour, one shared colour scale (%)."""
     occ = np.array([np.nan if v is None else v for v in group["hour_of_week"]["occupied_share"]])
     chg = np.array([np.nan if v is None else v for v in group["hour_of_week"]["charging_share"]])
     occ, chg = occ.reshape(7, 24) * 100.0, chg.reshape(7, 24) * 100.0
     top = float(np.nanmax(occ)) if np.isfinite(occ).any() else 1.0
-    fig = Figure(figsize=(11, 5.2))
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     im = None
     for ax, data, name in zip(axes, (occ, chg), ("occupied (plugged in)", "charging"), strict=True):
@@ -52,7 +52,7 @@ def utilisation_heatmap(group: dict[str, Any], title: str) -> bytes:
         ax.set_title(name)
         ax.set_xticks(range(0, 24, 3), [f"{h:02d}" for h in range(0, 24, 3)])
         ax.set_yticks(range(7), WEEKDAYS)
-        ax.set_xlabel(f"local hour of day ({', '.join(group['timezones'])})")
+        ax.set_xlabel(f"local hour of day ({clock or ', '.join(group['timezones'])})")
     assert im is not None
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
     cb.set_label("share of connector time (%)")
@@ -73,7 +73,7 @@ def daily_figure(group: dict[str, Any], title: str) -> bytes:
     x = np.array([np.datetime64(d["date"]) for d in days]).astype("datetime64[D]").astype(object)
     sessions = np.array([d["sessions"] for d in days])
     energy = np.array([d["energy_kwh"] for d in days])
-    fig = Figure(figsize=(11, 5.5))
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.bar(x, sessions, width=1.0, color="#3b75af", linewidth=0)
     ax1.set_ylabel("sessions started")
@@ -110,7 +110,7 @@ def _bin_label(b: dict[str, Any]) -> str:
 
 def histograms_figure(group: dict[str, Any], title: str) -> bytes:
     """Session duration, energy and blocking idle histograms (uneven bins shown as categories)."""
-    fig = Figure(figsize=(13, 4.2))
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = (
         ("duration_h", "plugged-in duration (h)", "#3b75af"),
@@ -134,7 +134,7 @@ def histograms_figure(group: dict[str, Any], title: str) -> bytes:
 def reliability_figure(rows: Sequence[dict[str, Any]], title: str) -> bytes:
     """Failed-session share of the chargers with the most failures (horizontal bars)."""
     worst = sorted(rows, key=lambda r: (-(r["failed_rate"] or 0.0), -r["sessions"]))[:15]
-    fig = Figure(figsize=(9, 0.35 * max(len(worst), 3) + 1.5))
+    fig = Figure(figsize=(9, 0.35 * max(len(worst), 3) + 1.5), layout="constrained")
     ax = fig.subplots()
     names = [r["group"] for r in worst][::-1]
     vals = [(r["failed_rate"] or 0.0) * 100.0 for r in worst][::-1]
@@ -158,7 +158,7 @@ def revenue_figure(doc: Sequence[dict[str, Any]], title: str) -> bytes | None:
                 totals[key] = totals.get(key, 0.0) + t["revenue_excl_vat"]
     if not totals:
         return None
-    fig = Figure(figsize=(9, 0.4 * len(totals) + 1.6))
+    fig = Figure(figsize=(9, 0.4 * len(totals) + 1.6), layout="constrained")
     ax = fig.subplots()
     items = sorted(totals.items(), key=lambda kv: kv[1])
     ax.barh([f"{k[0]} ({k[1]})" for k, _ in items], [v for _, v in items], color="#55a868")
@@ -168,13 +168,21 @@ def revenue_figure(doc: Sequence[dict[str, Any]], title: str) -> bytes | None:
     return _png(fig)
 
 
+_METRIC_LABELS = {
+    "kwh_per_connected_hour": "kWh per plugged-in hour (average kW)",
+    "avg_charging_kw": "average charging power (kW)",
+    "kwh_per_session": "energy per session (kWh)",
+    "failed_share": "failed-session share",
+}
+
+
 def peers_figure(doc: Sequence[dict[str, Any]], title: str, metric: str) -> bytes | None:
     """Each charger's figure against its site's median; deviating chargers in red."""
     pts = [r for r in doc if r["figures"].get(metric) is not None]
     if not pts:
         return None
     sites = sorted({r["site"] for r in pts})
-    fig = Figure(figsize=(max(6.0, 0.5 * len(sites) + 3), 4.5))
+    fig = Figure(figsize=(max(6.0, 0.5 * len(sites) + 3), 4.5), layout="constrained")
     ax = fig.subplots()
     for i, site in enumerate(sites):
         rs = [r for r in pts if r["site"] == site]
@@ -185,8 +193,9 @@ def peers_figure(doc: Sequence[dict[str, Any]], title: str, metric: str) -> byte
         ax.scatter(i + jitter[bad], v[bad], s=30, color="#c44e52", marker="D")
         ax.hlines(np.median(v), i - 0.3, i + 0.3, color="black", lw=1)
     ax.set_xticks(range(len(sites)), sites, rotation=60, fontsize=8)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{title}: chargers vs their site (red: |robust z| > 3.5, line: median)")
+    ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
+    ax.set_xlabel("site (each dot: one charger with enough sessions)")
+    ax.set_title(f"{title}: chargers vs their site (red: |robust z| > 3.5, line: site median)")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
@@ -197,7 +206,7 @@ def _dt(ts: float) -> datetime:
 
 def session_figure(session: dict[str, Any], periods: Sequence[dict[str, Any]]) -> bytes:
     """Average power per period (steps, W) with idle periods shaded and the energy register."""
-    fig = Figure(figsize=(11, 5))
+    fig = Figure(figsize=(11, 5), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     e = 0.0
     for p in periods:
