@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
             notes.append(
                 "Times are the file's local wall-clock times (the converter reads them as UTC)."
             )
+            clock = "the file's Norwegian wall clock"
         if tariff is not None:
             n = price_records(ledger, records, tariff, zones)
             notes.append(f"Priced {n} sessions with tariff {tariff.id} for this report.")
