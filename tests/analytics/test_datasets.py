@@ -18,8 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from chargewatch.analytics.usage import utilisation
 from chargewatch.cli import main
-from chargewatch.reports.datasets import DATASETS
+from chargewatch.collector.analytics_source import load_frame
+from chargewatch.collector.ledger import Ledger
+from chargewatch.reports.datasets import DATASETS, load_dataset
 
 ACN = DATASETS["acn"].path
 NORWAY = DATASETS["norway"].path
@@ -111,10 +114,6 @@ def test_report_figures_agree_with_the_raw_file(
 
 @pytest.mark.parametrize(("name", "raw"), [("acn", raw_acn), ("norway", raw_norway)])
 def test_busiest_hour_of_week_agrees_with_the_raw_file(name: str, raw: Any) -> None:
-    from chargewatch.analytics.usage import utilisation
-    from chargewatch.collector.analytics_source import load_frame
-    from chargewatch.collector.ledger import Ledger
-    from chargewatch.reports.datasets import load_dataset
 
     expected = raw()
     with Ledger(":memory:") as ledger:
@@ -127,7 +126,7 @@ def test_busiest_hour_of_week_agrees_with_the_raw_file(name: str, raw: Any) -> N
             zones=info.zones,  # type: ignore[arg-type]
             connectors={r.charger_id: 1 for r in records},
         )
-    how, secs = busiest_hour_of_week(expected)
+    how, _ = busiest_hour_of_week(expected)
     share = u["hour_of_week"]["occupied_share"]
     got = max(range(168), key=lambda h: share[h] or 0.0)
     assert got == how
