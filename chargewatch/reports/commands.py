@@ -89,10 +89,13 @@ def _run(args: argparse.Namespace) -> int:
     with ledger:
         report: Report | None
         if args.session:
-            zone = zones.get("*", "UTC")
-            report = session_report(ledger, args.session, tariff=tariff, zone=zone)
+            report = session_report(ledger, args.session, tariff=tariff, zones=zones)
             if report is None:
-                print(f"chargewatch report: no session {args.session!r}", file=sys.stderr)
+                some = [r[0] for r in ledger.db.execute("SELECT session_id FROM sessions LIMIT 3")]
+                print(
+                    f"chargewatch report: no session {args.session!r} (e.g. {', '.join(some)})",
+                    file=sys.stderr,
+                )
                 return 1
         else:
             span = ledger_span(ledger, args.site)

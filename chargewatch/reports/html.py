@@ -338,7 +338,7 @@ def session_report(
     session_id: str,
     *,
     tariff: Tariff | None = None,
-    zone: str = "UTC",
+    zones: Mapping[str, str] | None = None,
 ) -> Report | None:
     """One session: power curve, register, periods and how each period was priced."""
     s = get_session(ledger, session_id)
@@ -387,8 +387,13 @@ def session_report(
             if k in s
         ],
     )
+    stored = load_cdr(ledger, session_id)
+    cuts = [
+        datetime.fromisoformat(p["start_date_time"].replace("Z", "+00:00")).timestamp()
+        for p in (stored or {}).get("charging_periods", [])
+    ]
     page.h2("Power and energy")
-    page.figure("session.png", plots.session_figure(s, periods), "power curve")
+    page.figure("session.png", plots.session_figure(s, periods, cuts), "power curve")
     page.h2("Register")
     page.table(
         ["reading", "time", "register (Wh)", "signed"],
@@ -417,7 +422,6 @@ def session_report(
         left=2,
     )
     page.h2("Pricing")
-    stored = load_cdr(ledger, session_id)
     if stored is not None:
         page.p(
             f"Stored CDR, tariff {stored['tariffs'][0]['id'] if stored.get('tariffs') else '?'}"
@@ -425,7 +429,8 @@ def session_report(
         )
         _cdr_tables(page, stored)
     elif tariff is not None:
-        _price_now(page, s, tariff, zone)
+        zones = zones or {}
+        _price_now(page, s, tariff, zones.get(s.get("site", ""), zones.get("*", "UTC")))
     else:
         page.p("Unpriced: no CDR stored for this session and no tariff given (--tariff).", "note")
     return Report(f"Session {session_id}", page.done(), page.figures, {"session": s})

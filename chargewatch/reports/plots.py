@@ -204,10 +204,18 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def session_figure(session: dict[str, Any], periods: Sequence[dict[str, Any]]) -> bytes:
-    """Average power per period (steps, W) with idle periods shaded and the energy register."""
+def session_figure(
+    session: dict[str, Any],
+    periods: Sequence[dict[str, Any]],
+    price_cuts: Sequence[float] = (),
+) -> bytes:
+    """Average power per period (kW) with idle periods shaded, the delivered energy, and
+    red dashed lines where the CDR starts a new charging period (a price may change there)."""
     fig = Figure(figsize=(11, 5), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    for t in price_cuts:
+        for ax in (ax1, ax2):
+            ax.axvline(_dt(t), color="#c44e52", lw=1, ls="--")
     e = 0.0
     for p in periods:
         a, b = _dt(p["start"]), _dt(p["end"])
@@ -222,10 +230,10 @@ def session_figure(session: dict[str, Any], periods: Sequence[dict[str, Any]]) -
             ax2.axvspan(a, b, color="#bbbbbb", alpha=0.4)
         ax2.plot([a, b], [e / 1000.0, (e + p["energy_wh"]) / 1000.0], color="#e08b2c", lw=2)
         e += p["energy_wh"]
-    ax1.set_ylabel("power (kW)\nbars: period average\ndots: period max")
+    ax1.set_ylabel("power (kW)\nbars: period average\ndotted: period max")
     ax1.set_title(
         f"session {session['session_id']} on {session['charger_id']}/{session['connector_id']}"
-        " — grey: idle (parking)"
+        " — grey: idle (parking), red: CDR period starts"
     )
     ax2.set_ylabel("energy delivered (kWh)")
     ax2.set_xlabel("time (UTC)")
