@@ -8,14 +8,14 @@ currencies are never added together.
 
 from __future__ import annotations
 
-__all__ = ["revenue"]
+__all__ = ["revenue", "revenue_per_day"]
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from chargewatch.analytics.frame import Level, SessionFrame, Window
+from chargewatch.analytics.frame import Level, SessionFrame, Window, local_day
 from chargewatch.analytics.usage import starting_in
 
 
@@ -103,3 +103,40 @@ def revenue(
             }
         )
     return out
+
+
+def revenue_per_day(
+    frame: SessionFrame,
+    cdrs: Iterable[Mapping[str, Any]],
+    window: Window,
+    *,
+    zones: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Revenue and priced energy per local day of the session start, currency and tariff."""
+    zones = zones or {}
+    scoped = frame.select(starting_in(frame, window))
+    day = np.zeros(len(scoped), dtype=np.int64)
+    for site in np.unique(scoped.site).tolist():
+        m = scoped.site == site
+        day[m] = local_day(scoped.start[m], zones.get(site, zones.get("*", "UTC")))
+    day_of = dict(zip(scoped.session_id.tolist(), day.tolist(), strict=True))
+    acc: dict[tuple[int, str, str], list[float]] = {}
+    for c in cdrs:
+        d = day_of.get(str(c["session_id"]))
+        if d is None:
+            continue
+        a = acc.setdefault((d, str(c["currency"]), str(c["tariff_id"])), [0.0, 0.0, 0.0])
+        a[0] += float(c["total_cost_excl_vat"])
+        a[1] += float(c["total_energy_kwh"])
+        a[2] += 1
+    return [
+        {
+            "date": str(np.datetime64(d, "D")),
+            "currency": cur,
+            "tariff_id": tariff,
+            "revenue_excl_vat": v[0],
+            "energy_kwh": v[1],
+            "sessions": int(v[2]),
+        }
+        for (d, cur, tariff), v in sorted(acc.items())
+    ]

@@ -30,6 +30,7 @@ from chargewatch.analytics import (
     utilisation,
 )
 from chargewatch.analytics.frame import Level, Window
+from chargewatch.analytics.revenue import revenue_per_day
 from chargewatch.analytics.usage import starting_in
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.session_outputs import session_periods
@@ -148,7 +149,9 @@ def fleet_report(
         load_transitions(ledger, until=window.hi, site=site) if has_alert_history(ledger) else None
     )
     rel = reliability(frame, history, window, level="charger")
-    rev = revenue(frame, load_cdrs(ledger, window, site=site), window, level="site")
+    cdrs = load_cdrs(ledger, window, site=site)
+    rev = revenue(frame, cdrs, window, level="site")
+    rev_days = revenue_per_day(frame, cdrs, window, zones=zones)
     peer = peers(frame, window)
     peak = peak_power(frame, window)
 
@@ -254,7 +257,7 @@ def fleet_report(
     if not priced:
         page.p("Unpriced: no CDRs stored for these sessions (no tariff applied).", "note")
     else:
-        page.figure("revenue.png", plots.revenue_figure(rev, label), "revenue")
+        page.figure("revenue.png", plots.revenue_figure(rev, rev_days, label), "revenue")
         page.table(
             [
                 "site",

@@ -148,23 +148,56 @@ def reliability_figure(rows: Sequence[dict[str, Any]], title: str) -> bytes:
     return _png(fig)
 
 
-def revenue_figure(doc: Sequence[dict[str, Any]], title: str) -> bytes | None:
-    """Revenue excl. VAT per tariff and currency; None when nothing was priced."""
-    totals: dict[tuple[str, str], float] = {}
+def revenue_figure(
+    doc: Sequence[dict[str, Any]], per_day: Sequence[dict[str, Any]], title: str
+) -> bytes | None:
+    """Weekly revenue excl. VAT stacked by tariff (one panel per currency), with each
+    tariff's total and average price per kWh in the legend; None when nothing was priced."""
+    totals: dict[tuple[str, str], list[float]] = {}
     for g in doc:
         for c in g["currencies"]:
             for t in c["tariffs"]:
-                key = (t["tariff_id"], c["currency"])
-                totals[key] = totals.get(key, 0.0) + t["revenue_excl_vat"]
-    if not totals:
+                a = totals.setdefault((c["currency"], t["tariff_id"]), [0.0, 0.0])
+                a[0] += t["revenue_excl_vat"]
+                a[1] += t["energy_kwh"]
+    if not totals or not per_day:
         return None
-    fig = Figure(figsize=(9, 0.4 * len(totals) + 1.6), layout="constrained")
-    ax = fig.subplots()
-    items = sorted(totals.items(), key=lambda kv: kv[1])
-    ax.barh([f"{k[0]} ({k[1]})" for k, _ in items], [v for _, v in items], color="#55a868")
-    ax.set_xlabel("revenue excl. VAT (currency of the tariff)")
-    ax.set_title(f"{title}: revenue by tariff")
-    ax.grid(axis="x", alpha=0.3)
+    currencies = sorted({k[0] for k in totals})
+    fig = Figure(figsize=(11, 3.6 * len(currencies)), layout="constrained")
+    axes = fig.subplots(len(currencies), 1, squeeze=False)[:, 0]
+    days = np.array([np.datetime64(r["date"], "D") for r in per_day])
+    # Weeks start on Monday: 1970-01-01 was a Thursday, so shift by 3 days.
+    week = ((days.astype(np.int64) + 3) // 7) * 7 - 3
+    weeks = np.unique(week)
+    for ax, cur in zip(axes, currencies, strict=True):
+        bottom = np.zeros(len(weeks))
+        for cur2, tariff in sorted(k for k in totals if k[0] == cur):
+            m = np.array([r["currency"] == cur2 and r["tariff_id"] == tariff for r in per_day])
+            vals = np.zeros(len(weeks))
+            np.add.at(
+                vals,
+                np.searchsorted(weeks, week[m]),
+                np.array([r["revenue_excl_vat"] for r in per_day])[m],
+            )
+            rev, kwh = totals[(cur2, tariff)]
+            avg = f"{rev / kwh:.3f} {cur}/kWh" if kwh > 0 else "no energy"
+            x = weeks.astype("datetime64[D]").astype(object)
+            ax.bar(
+                x,
+                vals,
+                bottom=bottom,
+                width=6.0,
+                align="edge",
+                label=f"{tariff}: {rev:,.2f} {cur}, avg {avg}",
+            )
+            bottom += vals
+        ax.set_ylabel(f"revenue per week ({cur}, excl. VAT)")
+        ax.legend(loc="upper left", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        loc = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))  # type: ignore[no-untyped-call]
+    axes[0].set_title(f"{title}: revenue by tariff (weeks from Monday, by session start)")
     return _png(fig)
 
 

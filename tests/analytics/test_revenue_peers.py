@@ -95,3 +95,20 @@ def test_peers_need_enough_chargers() -> None:
     ]
     out = peers(frame(*sessions), W)
     assert all(r["deviates"] == [] and r["z"]["kwh_per_session"] is None for r in out)
+
+
+def test_revenue_per_day_by_local_start_day() -> None:
+    from chargewatch.analytics.revenue import revenue_per_day
+
+    f = frame(
+        session("a", T0 + 23.5 * H, T0 + 25 * H, charge=(T0 + 23.5 * H, T0 + 24 * H)),
+        session("b", T0 + 2 * H, T0 + 3 * H, charge=(T0 + 2 * H, T0 + 3 * H)),
+    )
+    rows = revenue_per_day(
+        f, [cdr("a", 2.0, 5.0), cdr("b", 1.0, 3.0)], W, zones={"S1": "Europe/Oslo"}
+    )
+    # 23:30 UTC on 4 March is 00:30 on 5 March in Oslo.
+    assert [(r["date"], r["revenue_excl_vat"]) for r in rows] == [
+        ("2024-03-04", 1.0),
+        ("2024-03-05", 2.0),
+    ]
