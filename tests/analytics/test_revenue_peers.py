@@ -5,7 +5,7 @@ import pytest
 
 from chargewatch.analytics.frame import Window
 from chargewatch.analytics.peers import peers, robust_z
-from chargewatch.analytics.revenue import revenue
+from chargewatch.analytics.revenue import revenue, revenue_per_day
 from tests.analytics.helpers import H, frame, session, ts
 
 T0 = ts("2024-03-04 00:00")
@@ -98,8 +98,6 @@ def test_peers_need_enough_chargers() -> None:
 
 
 def test_revenue_per_day_by_local_start_day() -> None:
-    from chargewatch.analytics.revenue import revenue_per_day
-
     f = frame(
         session("a", T0 + 23.5 * H, T0 + 25 * H, charge=(T0 + 23.5 * H, T0 + 24 * H)),
         session("b", T0 + 2 * H, T0 + 3 * H, charge=(T0 + 2 * H, T0 + 3 * H)),
