@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
 def export(args: argparse.Namespace) -> int:
     if not os.path.exists(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
-    ledger = Ledger(args.ledger)
+    ledger = Ledger(args.ledger, read_only=True)
     with ledger:
         rows = query_sessions(
             ledger,

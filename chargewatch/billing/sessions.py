@@ -294,6 +294,9 @@ class SessionEngine:
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
         self._last_prune = -math.inf
+        self.fast_path = (
+            True  # the vectorised live path; False only to test it against the general one
+        )
         self.rejected: list[Rejected] = []
 
     # ------------------------------------------------------------------ public
@@ -441,12 +444,18 @@ class SessionEngine:
                     known.meter_start = ev.meter_wh
                     self._point(known, ev.ts, ev.meter_wh)
                 return
+            if cur is not None and ev.ts < cur.start:
+                self._late_start(ev, cur)
+                return
             if cur is not None:
                 if not cur.transaction_id and cur.n_reg < 2 and cur.track.integral_wh < 1.0:
                     # A status-inferred session before the charger showed it sends
                     # transactions: the transaction is the session; drop the guess.
                     del self._open[conn]
                     self._drop(cur.sid)
+                elif cur.available_at is not None:
+                    # Freed before this start: rule 3 applies, whatever the grace.
+                    self._close(cur, cur.available_at, ev.ts, "available")
                 else:
                     self._close(cur, cur.last_seen, ev.ts, "next_start")
             s = self._open_session(
@@ -494,6 +503,34 @@ class SessionEngine:
         target = known or self._sessions.get(self._by_tx.get((ev.charger, ev.transaction_id), ""))
         if target is not None and (ev.offline or ev.recv - ev.ts > self.config.late_after_s):
             target.flag("late_data")
+
+    def _late_start(self, ev: TransactionEvent, cur: _Session) -> None:
+        """A start older than the connector's current session (queued offline, 2.0.1).
+
+        It belongs before the current session: its window ends where that one
+        starts, and it stays inferred-stopped until its own stop arrives.
+        """
+        s = _Session(
+            sid=session_id(ev.charger, ev.connector, ev.transaction_id, ev.ts),
+            charger=ev.charger,
+            connector=ev.connector,
+            transaction_id=ev.transaction_id,
+            start=ev.ts,
+            start_source="transaction",
+            window_end=cur.start,
+            last_seen=ev.ts,
+            closed_by="next_start",
+            meter_start=ev.meter_wh,
+            id_tag=ev.id_tag,
+            signed_start=ev.signed_data,
+        )
+        if s.sid in self._sessions:
+            return
+        s.flag("inferred_stop")
+        s.flag("late_data")
+        self._add(s)
+        self._point(s, ev.ts, ev.meter_wh)
+        self._dirty.add(s.sid)
 
     def _on_reading(self, ev: MeterReading) -> None:
         if ev.context not in ("Transaction.Begin", "Transaction.End"):
@@ -575,8 +612,15 @@ class SessionEngine:
             bounds = np.flatnonzero(np.diff(conns)) + 1
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [order.size]))
-            # One iteration per connector present in the batch; samples stay vectorised.
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            done = (
+                self._fast_tail(batch, order, starts, ends, touched)
+                if self.fast_path
+                else np.zeros(starts.size, np.bool_)
+            )
+            # The rest (late rows, resets, state changes, no open session): one
+            # iteration per connector; its samples stay vectorised.
+            for g in np.flatnonzero(~done).tolist():
+                a, b = int(starts[g]), int(ends[g])
                 self._route(int(conns[a]), order[a:b], ts[a:b], batch, chunks)
         touched |= set(chunks)
         for sid in touched:
@@ -587,6 +631,125 @@ class SessionEngine:
             self._apply(s, batch, rows)
         self._pending.clear()
         self._pending_p.clear()
+
+    def _fast_tail(
+        self,
+        batch: MeterBatch,
+        order: NDArray[np.intp],
+        starts: NDArray[np.intp],
+        ends: NDArray[np.intp],
+        busy: set[str],
+    ) -> NDArray[np.bool_]:
+        """The live case for every connector at once; return which groups it handled.
+
+        A group qualifies when it continues its open session in order: after the
+        last register reading and power sample, register and power in every row,
+        the register monotonic, no charging/idle change, no interval longer than
+        the refinable spacing, nothing received late, no event-borne points
+        pending. Then segment end, power integral and the last piece are
+        updated from per-group reductions (np.add.reduceat and friends): no
+        Python work per sample, a few scalar writes per connector.
+        """
+        cfg = self.config
+        n_groups = starts.size
+        done = np.zeros(n_groups, np.bool_)
+        conn_first = batch.conn[order[starts]]
+        sess: list[_Session | None] = []
+        nan = math.nan
+        # Per group: [session start, last power t, p, i, seg t1, seg e1, soft spacing limit]
+        prev = np.full((n_groups, 7), nan)
+        for g in range(n_groups):
+            sid = self._open.get(int(conn_first[g]))
+            s = self._sessions[sid] if sid is not None else None
+            tr = s.track if s is not None else None
+            if s is None or s.sid in busy or tr is None or tr.last is None or not s.segs:
+                sess.append(None)
+                continue
+            if not tr.spacing:
+                sess.append(None)
+                continue
+            seg = s.segs[-1]
+            prev[g] = (s.start, *tr.last, seg[2], seg[3], 2.5 * tr.spacing)
+            sess.append(s)
+        ok_g = ~np.isnan(prev[:, 0])
+        if not ok_g.any():
+            return done
+        gid = np.repeat(np.arange(n_groups), ends - starts)
+        t = batch.ts[order]
+        vals = batch.values[order]
+        e = vals[:, _E]
+        p = vals[:, _P]
+        phases = vals[:, _I]
+        amps = np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
+        first_row = np.zeros(t.size, np.bool_)
+        first_row[starts] = True
+        # Previous sample of each row: the row before it, or the track's last sample.
+        pt = np.where(first_row, prev[gid, 1], np.roll(t, 1))
+        pp = np.where(first_row, prev[gid, 2], np.roll(p, 1))
+        pi = np.where(first_row, prev[gid, 3], np.roll(amps, 1))
+        pe = np.where(first_row, prev[gid, 5], np.roll(e, 1))
+        dt = t - pt
+        kind = p > cfg.charging_threshold_w
+        row_ok = (
+            np.isfinite(e)
+            & np.isfinite(p)
+            & (dt > 0)
+            & (dt <= prev[gid, 6])
+            & (t > prev[gid, 4])
+            & (t >= prev[gid, 0])
+            & (e >= pe - cfg.register_tolerance_wh)
+            & (e - pe <= cfg.max_power_w * dt / 3600.0 + 1000.0)
+            & (kind == (pp > cfg.charging_threshold_w))
+            & (batch.recv[order] - t <= cfg.late_after_s)
+        )
+        ok_g &= np.logical_and.reduceat(row_ok, starts)
+        if not ok_g.any():
+            return done
+        wh = np.add.reduceat((p + pp) * 0.5 * dt / 3600.0, starts)
+        lo = np.minimum.reduceat(np.minimum(p, pp), starts)
+        hi = np.maximum.reduceat(np.maximum(p, pp), starts)
+        imax = np.fmax.reduceat(np.fmax(amps, pi), starts)
+        last = ends - 1
+        e_last = e[last]
+        # When the register reached its final value in the group (growth time).
+        reached = e >= e_last[gid] - cfg.register_tolerance_wh
+        first_reach = np.minimum.reduceat(np.where(reached, np.arange(t.size), t.size), starts)
+        for g in np.flatnonzero(ok_g).tolist():
+            s2 = sess[g]
+            assert s2 is not None
+            tr = s2.track
+            assert tr.last is not None
+            seg = s2.segs[-1]
+            t_last = float(t[last[g]])
+            if e_last[g] > seg[3] + cfg.register_tolerance_wh:
+                s2.last_growth = max(s2.last_growth, float(t[first_reach[g]]))
+            seg[2], seg[3] = t_last, max(seg[3], float(e_last[g]))
+            s2.n_reg += int(ends[g] - starts[g])
+            k = 1.0 if tr.last[1] > cfg.charging_threshold_w else 0.0
+            pc = tr.pieces[-1] if tr.pieces else None
+            if pc is not None and pc[0] == k and pc[2] == tr.last[0]:
+                pc[2] = t_last
+                pc[3] += float(wh[g])
+                pc[4] = min(pc[4], float(lo[g]))
+                pc[5] = max(pc[5], float(hi[g]))
+                pc[6] = float(np.fmax(pc[6], imax[g]))
+            else:
+                tr.pieces.append(
+                    [
+                        k,
+                        tr.last[0],
+                        t_last,
+                        float(wh[g]),
+                        float(lo[g]),
+                        float(hi[g]),
+                        float(imax[g]),
+                    ]
+                )
+            tr.last = [t_last, float(p[last[g]]), float(amps[last[g]])]
+            s2.last_seen = max(s2.last_seen, t_last)
+            self._dirty.add(s2.sid)
+        done[ok_g] = True
+        return done
 
     def _route(
         self,
@@ -709,6 +872,8 @@ class SessionEngine:
             if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
                 self._close(s, s.available_at, max(s.available_at, s.last_seen), "available")
                 continue
+            if s.available_at is not None:
+                continue  # the Available rule decides, once its grace has passed
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
             limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
             if self._status.get(self.index.id(s.charger, s.connector)) in _OCCUPIED:

@@ -18,6 +18,7 @@ __all__ = ["MIGRATIONS", "Ledger", "get_session", "query_sessions"]
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -120,12 +121,26 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
 
 
 class Ledger:
-    """One SQLite file. Use from one thread (the pipeline's); readers open their own."""
+    """One SQLite file.
 
-    def __init__(self, path: str | Path) -> None:
+    The writer (the pipeline) opens it normally and uses it from one thread.
+    Readers (the HTTP API) open ``Ledger(path, read_only=True)``: no
+    migrations, no writes, usable from any thread (queries are serialised by
+    a lock); WAL lets them read while the pipeline writes.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.read_only = read_only
+        self.lock = threading.Lock()
+        if read_only:
+            uri = f"file:{Path(self.path).resolve()}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        if read_only:
+            return
         if self.path != ":memory:":
             # WAL: the HTTP API reads while the pipeline writes.
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -360,8 +375,10 @@ def query_sessions(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY start, session_id LIMIT ? OFFSET ?"
     args += [max(0, int(limit)), max(0, int(offset))]
+    with ledger.lock:
+        rows = ledger.db.execute(sql, args).fetchall()
     out = []
-    for row in ledger.db.execute(sql, args):
+    for row in rows:
         d: dict[str, Any] = json.loads(row[0])
         if not periods:
             d.pop("periods", None)
@@ -371,7 +388,8 @@ def query_sessions(
 
 def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
     """One session with its periods (``GET /api/v1/sessions/{id}``), or None."""
-    row = ledger.db.execute(
-        "SELECT record FROM sessions WHERE session_id=?", (session_id,)
-    ).fetchone()
+    with ledger.lock:
+        row = ledger.db.execute(
+            "SELECT record FROM sessions WHERE session_id=?", (session_id,)
+        ).fetchone()
     return None if row is None else dict(json.loads(row[0]))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
+import threading
 from dataclasses import replace
 from datetime import UTC
 from decimal import Decimal
@@ -174,3 +176,19 @@ def test_session_periods_feed_the_tariff_engine() -> None:
     assert isinstance(cdr, UnpricedCdr)
     assert cdr.total_energy == pytest.approx(Decimal("7.000"), abs=Decimal("0.001"))
     assert periods[0].start.tzinfo is UTC
+
+
+def test_read_only_reader_from_another_thread(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    recs = records(2)
+    with Ledger(db) as writer:
+        writer.write(recs)
+        reader = Ledger(db, read_only=True)
+        got: list = []
+        th = threading.Thread(target=lambda: got.append(query_sessions(reader)))
+        th.start()
+        th.join()
+        assert [d["session_id"] for d in got[0]] == [r.session_id for r in recs]
+        with pytest.raises(sqlite3.OperationalError):
+            reader.db.execute("DELETE FROM sessions")
+        reader.close()

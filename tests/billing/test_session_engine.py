@@ -386,3 +386,103 @@ def test_batching_and_row_order_do_not_change_the_result() -> None:
         assert last.energy_wh == pytest.approx(ref.energy_wh, abs=1e-6)
         assert last.idle_s == pytest.approx(ref.idle_s, abs=1e-6)
         assert last.power_integral_wh == pytest.approx(ref.power_integral_wh, abs=1e-6)
+
+
+def test_vectorised_live_path_matches_the_general_path() -> None:
+    rng = np.random.default_rng(3)
+    index = ConnectorIndex()
+    n_conn, n_steps, per = 12, 40, 6
+    keys = [(f"M{k // 2}", k % 2 + 1) for k in range(n_conn)]
+    power = rng.uniform(0, 22000, (n_conn, n_steps * per))
+    power[:, 100:130] = 0.0  # an idle stretch: charging/idle changes
+    energy = 1000.0 + np.cumsum(power * 10 / 3600, axis=1)
+    energy[3, 150:] -= energy[3, 149]  # a reset on one connector
+    steps = [(T0 + 1, EMPTY, [start(ch, str(cn), T0, 1000.0, conn=cn) for ch, cn in keys])]
+    for k in range(n_steps):
+        cols = np.arange(k * per, (k + 1) * per)
+        ts = T0 + 10 + cols * 10.0
+        b = MeterBatch.concat(
+            [
+                batch(index, ch, cn, ts, energy[i, cols], power[i, cols])
+                for i, (ch, cn) in enumerate(keys)
+            ]
+        )
+        steps.append((float(ts[-1]) + 1, b.take(rng.permutation(len(b))), []))
+    end = T0 + 10 + n_steps * per * 10.0
+    steps.append(
+        (
+            end + 1,
+            EMPTY,
+            [
+                stop(ch, str(cn), end, float(energy[i, -1]), conn=cn)
+                for i, (ch, cn) in enumerate(keys)
+            ],
+        )
+    )
+    results = []
+    for fast in (True, False):
+        eng = SessionEngine(index)
+        eng.fast_path = fast
+        _, recs = run(steps, index, engine=eng)
+        results.append(sorted(recs, key=lambda r: r.session_id))
+    assert len(results[0]) == n_conn
+    for a, b in zip(results[0], results[1], strict=True):
+        assert a.energy_wh == pytest.approx(b.energy_wh, abs=1e-6)
+        assert a.power_integral_wh == pytest.approx(b.power_integral_wh, abs=1e-6)
+        assert a.quality == b.quality
+        assert len(a.periods) == len(b.periods)
+        for pa, pb in zip(a.periods, b.periods, strict=True):
+            assert (pa.kind, pa.max_power_w, pa.min_power_w) == (
+                pb.kind,
+                pb.max_power_w,
+                pb.min_power_w,
+            )
+            assert pa.start == pytest.approx(pb.start) and pa.end == pytest.approx(pb.end)
+            assert pa.energy_wh == pytest.approx(pb.energy_wh, abs=1e-6)
+    assert (
+        "register_reset"
+        in next(r for r in results[0] if r.charger_id == "M1" and r.connector_id == 2).quality
+    )
+
+
+def test_available_after_days_idle_wins_over_the_timeout() -> None:
+    """Plugged in for days, done charging early, StopTransaction lost: stop at Available."""
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 60, 7.0, 0.0)
+    unplug = T0 + 5 * 86400
+    steps = [
+        (T0 + 1, EMPTY, [status("L", "Preparing", T0), start("L", "1", T0, 0.0)]),
+        (ts[-1] + 1, batch(index, "L", 1, ts, e, p), [status("L", "SuspendedEV", ts[-1])]),
+        (unplug + 1, EMPTY, [status("L", "Available", unplug)]),
+    ]
+    eng, recs = run(steps, index)
+    assert recs == []  # occupied: no 24 h timeout; Available: wait for the grace
+    (r,) = eng.update(EMPTY, [], unplug + 400)
+    assert r.stop == unplug and r.stop_reason == "available"
+    assert r.idle_s == pytest.approx(5 * 86400 - 3600, abs=60)
+
+
+def test_offline_transaction_delivered_after_a_newer_one_started() -> None:
+    """2.0.1: a whole transaction queued offline arrives while the next one is running."""
+    index = ConnectorIndex()
+    old = [
+        TransactionEvent("Q", 1, T0, T0 + 9000, "start", "a", 100.0, seq_no=0, offline=True),
+        TransactionEvent(
+            "Q", 1, T0 + 1800, T0 + 9000, "update", "a", 1100.0, seq_no=1, offline=True
+        ),
+        TransactionEvent("Q", 1, T0 + 3600, T0 + 9000, "stop", "a", 2100.0, seq_no=2, offline=True),
+    ]
+    new_start = TransactionEvent("Q", 1, T0 + 7200, T0 + 7201, "start", "b", 2100.0)
+    ts, e, p = charge(T0 + 7200, 30, 7.0, 2100.0)
+    steps = [
+        (T0 + 7201, EMPTY, [new_start]),
+        (T0 + 9001, batch(index, "Q", 1, ts, e, p), old),
+    ]
+    eng, recs = run(steps, index)
+    (r,) = recs
+    assert r.transaction_id == "a" and r.start == T0 and r.stop == T0 + 3600
+    assert r.energy_wh == pytest.approx(2000.0)
+    assert "late_data" in r.quality and "inferred_stop" not in r.quality
+    assert [s["transaction_id"] for s in eng.open_sessions()] == ["b"]
+    (rb,) = eng.update(EMPTY, [stop("Q", "b", ts[-1], e[-1])], ts[-1] + 1)
+    assert rb.energy_wh == pytest.approx(3500.0)
