@@ -24,6 +24,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.billing.commands",
     "chargewatch.billing.commands_sessions",
     "chargewatch.reports.commands",
+    "chargewatch.dashboards_push",
     "chargewatch.demo",
 )
 

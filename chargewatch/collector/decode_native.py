@@ -23,6 +23,7 @@ from __future__ import annotations
 
 __all__ = ["LIMITS", "NativeDecoder", "parse_ts"]
 
+import itertools
 import json
 import math
 from datetime import datetime
@@ -189,7 +190,6 @@ class NativeDecoder:
         conns: list[int] = []
         recvs: list[float] = []
         topics: list[str] = []
-        has_bool = False
         conn_of = self._conn_by_topic
         for route, topic, payload, recv in messages:
             try:
@@ -209,13 +209,8 @@ class NativeDecoder:
                 )
                 continue
             if type(doc.get("ts")) is list:
-                flagged = b"true" in payload or b"false" in payload
-                self._meter_batch(route, topic, doc, recv, flagged, sink)
+                self._meter_batch(route, topic, doc, recv, sink)
                 continue
-            # Booleans are the one wrong type numpy would silently take as 1.0/0.0;
-            # a substring test on the raw bytes tells whether to look for them.
-            if not has_bool and (b"true" in payload or b"false" in payload):
-                has_bool = True
             docs.append(doc)
             conn = conn_of.get(topic)
             if conn is None:
@@ -234,7 +229,6 @@ class NativeDecoder:
             n,
             np.fromiter(conns, np.int32, n),
             np.fromiter(recvs, np.float64, n),
-            has_bool,
             sink,
             lambda k: (topics[k], docs[k], recvs[k], None, ""),
         )
@@ -245,7 +239,6 @@ class NativeDecoder:
         topic: str,
         doc: dict[str, Any],
         recv: float,
-        has_bool: bool,
         sink: DecodeSink,
     ) -> None:
         ts_list: list[Any] = doc["ts"]
@@ -271,7 +264,6 @@ class NativeDecoder:
             n,
             np.full(n, conn, np.int32),
             np.full(n, recv),
-            has_bool,
             sink,
             lambda k: (topic, _sample(doc, k, n), recv, k, f"sample {k}: "),
         )
@@ -282,7 +274,6 @@ class NativeDecoder:
         n: int,
         conn: NDArray[np.int32],
         recv: NDArray[np.float64],
-        has_bool: bool,
         sink: DecodeSink,
         where: Any,
     ) -> None:
@@ -298,11 +289,11 @@ class NativeDecoder:
         for key, i in _SCALARS:
             col = cols.get(key)
             if col is not None:
-                values[:, i] = _column(col, key, has_bool, mark)
+                values[:, i] = _column(col, key, mark)
         for key, i in _PHASED:
             col = cols.get(key)
             if col is not None:
-                values[:, i : i + 3] = _phased_column(col, key, has_bool, mark)
+                values[:, i : i + 3] = _phased_column(col, key, mark)
         with np.errstate(invalid="ignore"):
             out = ~np.isnan(values) & ((values < _LO) | (values > _HI))
         if out.any():
@@ -417,21 +408,22 @@ class NativeDecoder:
         )
 
 
-def _column(col: list[Any], key: str, has_bool: bool, mark: Any) -> NDArray[np.float64]:
+_NUMERIC = frozenset((int, float))
+_NUMERIC_OR_NONE = frozenset((int, float, type(None)))
+
+
+def _column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
     """A scalar field's column; None -> NaN (a value one sample did not report)."""
-    if not has_bool:
-        try:
-            arr = np.array(col, dtype=np.float64)
-        except (TypeError, ValueError):
-            pass
-        else:
-            if arr.ndim == 1:
-                nan = np.isnan(arr)
-                if nan.any():
-                    for k in np.flatnonzero(nan).tolist():
-                        if col[k] is not None:  # a NaN literal, not a missing value
-                            mark([k], "non_finite", f"{key} is NaN")
-                return arr
+    # numpy would silently take True as 1.0 and "7" as 7.0: only columns made of
+    # numbers (and None) take the fast path; anything else is checked per value.
+    if set(map(type, col)) <= _NUMERIC_OR_NONE:
+        arr = np.array(col, dtype=np.float64)
+        nan = np.isnan(arr)
+        if nan.any():
+            for k in np.flatnonzero(nan).tolist():
+                if col[k] is not None:  # a NaN literal, not a missing value
+                    mark([k], "non_finite", f"{key} is NaN")
+        return arr
     out = np.full(len(col), np.nan)
     for k, v in enumerate(col):
         if v is None:
@@ -445,24 +437,24 @@ def _column(col: list[Any], key: str, has_bool: bool, mark: Any) -> NDArray[np.f
     return out
 
 
-def _phased_column(col: list[Any], key: str, has_bool: bool, mark: Any) -> NDArray[np.float64]:
+def _phased_column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
     """Per-phase values: each sample a number or a list of 1-3 numbers."""
     out = np.full((len(col), 3), np.nan)
-    if not has_bool:
-        try:
-            arr = np.array(col, dtype=np.float64)
-        except (TypeError, ValueError):
-            arr = None
-        if arr is not None and (arr.ndim == 1 or (arr.ndim == 2 and 1 <= arr.shape[1] <= 3)):
-            if arr.ndim == 1:
-                out[:, 0] = arr
-            else:
-                out[:, : arr.shape[1]] = arr
-            nan_rows = np.isnan(arr).reshape(len(col), -1).any(axis=1)
-            for k in np.flatnonzero(nan_rows).tolist():
-                if col[k] is not None:  # NaN literal (a missing sample is null)
-                    mark([k], "non_finite", f"{key} holds NaN")
-            return out
+    outer = set(map(type, col))
+    fast = outer <= _NUMERIC
+    if outer == {list}:
+        widths = set(map(len, col))
+        fast = (
+            len(widths) == 1
+            and 1 <= min(widths) <= 3
+            and set(map(type, itertools.chain.from_iterable(col))) <= _NUMERIC
+        )
+    if fast:
+        arr = np.array(col, dtype=np.float64).reshape(len(col), -1)
+        out[:, : arr.shape[1]] = arr
+        for k in np.flatnonzero(np.isnan(arr).any(axis=1)).tolist():
+            mark([k], "non_finite", f"{key} holds NaN")  # NaN literals (null is not fast)
+        return out
     for k, v in enumerate(col):
         if v is None:
             continue

@@ -33,3 +33,10 @@ MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the b
 MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")
 CONNECTORS = Gauge("chargewatch_connectors", "Connectors seen", ["inventory"])
 CHARGERS_ONLINE = Gauge("chargewatch_chargers_online", "Chargers currently online")
+# Set by the alerting stage (the collector-health dashboard and docs/deploy.md read them).
+RULE_EVAL_SECONDS = Histogram(
+    "chargewatch_rule_evaluation_seconds",
+    "Time to evaluate every alert rule once",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["state", "severity"])
