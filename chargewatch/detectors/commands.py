@@ -46,24 +46,15 @@ def _report(args: argparse.Namespace) -> int:
         src = load_yaml(args.config)
         cfg = DetectorConfig.from_mapping(src.data, src.file, src)
     rows, counters = evaluate(
-        args.chargers,
-        args.hours,
-        args.seed,
-        cfg,
-        per_fault=args.per_fault,
+        args.chargers, args.hours, args.seed, cfg, per_fault=args.per_fault,
         interval=args.interval,
     )
     passed = all(r.passed for r in rows)
     if args.json:
         out = {
-            "chargers": args.chargers,
-            "hours": args.hours,
-            "seed": args.seed,
-            "per_fault": args.per_fault,
-            "interval_s": args.interval,
-            "detectors": [r.as_dict() for r in rows],
-            "counters": counters,
-            "passed": passed,
+            "chargers": args.chargers, "hours": args.hours, "seed": args.seed,
+            "per_fault": args.per_fault, "interval_s": args.interval,
+            "detectors": [r.as_dict() for r in rows], "counters": counters, "passed": passed,
         }
         json.dump(out, sys.stdout, indent=2)
         print()

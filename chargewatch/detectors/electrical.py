@@ -82,12 +82,7 @@ class OverTemperature(Detector):
         c = f.conn
         level = self.p["level_c"][c]
         self.episodes.step(
-            c,
-            f.ts,
-            t > level,
-            t < self.p["clear_c"][c],
-            self.p["min_duration_s"][c],
-            0.0,
+            c, f.ts, t > level, t < self.p["clear_c"][c], self.p["min_duration_s"][c], 0.0,
             {"temperature_c": t, "level_c": level},
         )
         # Rise over k samples: robust to per-sample noise that a 1-step slope is not.
@@ -100,12 +95,7 @@ class OverTemperature(Detector):
         calm = ~hot | (rate <= 0.5 * lim)
         ok = np.isfinite(rate)
         self._rate.step(
-            c[ok],
-            f.ts[ok],
-            fast[ok],
-            calm[ok],
-            self.p["rate_min_duration_s"][c][ok],
-            0.0,
+            c[ok], f.ts[ok], fast[ok], calm[ok], self.p["rate_min_duration_s"][c][ok], 0.0,
             {"temperature_c": t[ok], "rate_c_per_min": rate[ok]},
         )
         score = np.maximum(t / level, np.where(hot & ok, rate / lim, 0.0))
@@ -130,12 +120,7 @@ class OverCurrent(Detector):
         allowed = limit * (1.0 + tol) + margin
         over = i > allowed
         self.episodes.step(
-            c,
-            f.ts,
-            over,
-            ~over,
-            self.p["min_duration_s"][c],
-            0.0,
+            c, f.ts, over, ~over, self.p["min_duration_s"][c], 0.0,
             {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
         )
         score = np.where(np.isfinite(allowed), i / allowed, np.nan)
@@ -161,13 +146,8 @@ class VoltageOutOfBand(Detector):
         c = f.conn
         band = self.p["band"][c]
         self.episodes.step(
-            c,
-            f.ts,
-            worst > band,
-            worst < self.p["clear_band"][c],
-            self.p["min_duration_s"][c],
-            0.0,
-            {"worst_deviation": worst, "band": band},
+            c, f.ts, worst > band, worst < self.p["clear_band"][c], self.p["min_duration_s"][c],
+            0.0, {"worst_deviation": worst, "band": band},
         )
         self._set_score(c, worst / band, f.last)
 
@@ -211,16 +191,9 @@ class PhaseLoss(Detector):
         k = judged
         g_c, g_ts = c[k], f.ts[k]
         self.episodes.step(
-            g_c,
-            g_ts,
-            loss[k],
-            ok[k],
-            self.p["min_duration_s"][g_c],
-            0.0,
-            {
-                "min_phase_voltage_ratio": np.nanmin(np.where(v_known, r, np.inf), axis=1)[k],
-                "phases_carrying": ncarry[k].astype(np.float64),
-            },
+            g_c, g_ts, loss[k], ok[k], self.p["min_duration_s"][g_c], 0.0,
+            {"min_phase_voltage_ratio": np.nanmin(np.where(v_known, r, np.inf), axis=1)[k],
+             "phases_carrying": ncarry[k].astype(np.float64)},
         )
         self._three[c[f.last]] = three_now[f.last]
         score = np.where(loss, 1.0, np.where(judged, 0.0, np.nan))
@@ -244,12 +217,7 @@ class PhaseImbalance(Detector):
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
         thr = self.p["threshold"][c]
         self.episodes.step(
-            c,
-            f.ts,
-            imb > thr,
-            imb < self.p["clear"][c],
-            self.p["min_duration_s"][c],
-            0.0,
+            c, f.ts, imb > thr, imb < self.p["clear"][c], self.p["min_duration_s"][c], 0.0,
             {"imbalance": imb, "max_a": imax, "min_loaded_a": imin},
         )
         self._set_score(c, imb / thr, f.last)
@@ -294,12 +262,7 @@ class PowerOscillation(Detector):
         count = run - np.where(np.isnan(lagged), 0.0, lagged)
         need = self.p["min_reversals"][c]
         self.episodes.step(
-            c,
-            f.ts,
-            count >= need,
-            count < 0.5 * need,
-            self.p["min_duration_s"][c],
-            0.0,
+            c, f.ts, count >= need, count < 0.5 * need, self.p["min_duration_s"][c], 0.0,
             {"reversals": count, "power_w": p},
         )
         last = f.last

@@ -85,9 +85,7 @@ class Row:
     def as_dict(self) -> dict[str, object]:
         d = {k: getattr(self, k) for k in self.__slots__}
         d["passed"] = self.passed
-        return {
-            k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()
-        }
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
 
 def score(
@@ -163,10 +161,7 @@ def run_scenario(sc: Scenario, config: DetectorConfig, batch_s: float = 60.0) ->
 
 
 def simulate(
-    chargers: int = 60,
-    hours: float = 10.0,
-    seed: int = 1,
-    per_fault: int = 2,
+    chargers: int = 60, hours: float = 10.0, seed: int = 1, per_fault: int = 2,
     interval: float = 10.0,
 ) -> tuple[Any, list[Truth]]:
     """A simulator run with every telemetry fault injected ``per_fault`` times,
@@ -175,13 +170,8 @@ def simulate(
     gaps, long idle). Returns the simulation and the truth per connector."""
     from chargewatch.simulator import FaultSpec, SimConfig, Simulation
 
-    base = SimConfig(
-        chargers=chargers,
-        sites=max(1, min(4, chargers)),
-        seed=seed,
-        duration=hours * 3600.0,
-        interval=interval,
-    )
+    base = SimConfig(chargers=chargers, sites=max(1, min(4, chargers)), seed=seed,
+                     duration=hours * 3600.0, interval=interval)
     fleet = Simulation(base).fleet()
     specs = sorted(fleet.chargers.values(), key=lambda c: c.id)
     three = [c.id for c in specs if c.phases == 3]
@@ -197,17 +187,9 @@ def simulate(
             # Faults that need a three-phase load, or an AC supply, go where they can show.
             # over_current too: the simulator's normal DC data draws more than
             # offered_a (670 A against 375 A), so DC over_current is not judged.
-            pool = (
-                three
-                if name in ("phase_loss", "phase_imbalance")
-                else (
-                    ac
-                    if name in ("voltage_out_of_band", "over_current")
-                    else shared
-                    if name == "idle_blocking"
-                    else [c.id for c in specs]
-                )
-            )
+            pool = three if name in ("phase_loss", "phase_imbalance") else (
+                ac if name in ("voltage_out_of_band", "over_current") else
+                shared if name == "idle_blocking" else [c.id for c in specs])
             free = [c for c in pool if c not in used] or [c for c in specs if c.id not in used]
             if not free:
                 raise ValueError(f"{chargers} chargers are too few for {per_fault} x 17 faults")
@@ -243,11 +225,8 @@ def fleet_config(fleet: Fleet, base: DetectorConfig | None = None) -> DetectorCo
     b = base or DetectorConfig()
     sites = dict(b.sites)
     for sid, site in fleet.sites.items():
-        grace = (
-            7 * 86400.0
-            if _private(site.name)
-            else (7200.0 if site.name.startswith("highway") else 4 * 3600.0)
-        )
+        grace = 7 * 86400.0 if _private(site.name) else (
+            7200.0 if site.name.startswith("highway") else 4 * 3600.0)
         if grace is not None:
             layer = dict(sites.get(sid, {}))
             layer["idle_blocking"] = {**layer.get("idle_blocking", {}), "grace_s": grace}
@@ -277,13 +256,8 @@ def run_simulation(sim: Any, config: DetectorConfig, batch_s: float = 30.0) -> D
 
 
 def evaluate(
-    chargers: int = 60,
-    hours: float = 10.0,
-    seed: int = 1,
-    config: DetectorConfig | None = None,
-    *,
-    per_fault: int = 2,
-    interval: float = 10.0,
+    chargers: int = 60, hours: float = 10.0, seed: int = 1, config: DetectorConfig | None = None,
+    *, per_fault: int = 2, interval: float = 10.0,
 ) -> tuple[list[Row], dict[str, int]]:
     """Simulate, detect, score. Returns the table rows and the detector counters."""
     sim, truth = simulate(chargers, hours, seed, per_fault, interval)

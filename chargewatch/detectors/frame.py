@@ -319,7 +319,9 @@ class Sequencer:
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
 
-    def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
+    def frame(
+        self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]
+    ) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
 

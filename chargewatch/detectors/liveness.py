@@ -128,9 +128,7 @@ class ChargerOffline(_Silence):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         for c, t, on in zip(
-            events.off_conn.tolist(),
-            events.off_recv.tolist(),
-            events.off_online.tolist(),
+            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
             strict=True,
         ):
             # "online" is a message like any other (it is in events.seen and closes the
@@ -171,10 +169,7 @@ class ChargerOffline(_Silence):
         if idx.size:
             start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
             self.episodes.force(
-                idx.astype(np.int64),
-                np.ones(idx.size, np.bool_),
-                start,
-                at[idx],
+                idx.astype(np.int64), np.ones(idx.size, np.bool_), start, at[idx],
                 {"last_seen": seen[idx], "lwt": (by_will[idx] < by_silence[idx]).astype(float)},
             )
         self.score[:n] = (now - seen) / silence
@@ -207,13 +202,8 @@ class StaleTelemetry(_Silence):
         episode a tick opened, or record the one no tick saw."""
         if c not in self.episodes.open:
             silence = float(self.p["silence_s"][c])
-            self.episodes.force(
-                _c(c),
-                _ONE,
-                _f(start),
-                _f(start + silence),
-                {"last_seen": _f(start), "timeout_s": _f(silence)},
-            )
+            self.episodes.force(_c(c), _ONE, _f(start), _f(start + silence),
+                                {"last_seen": _f(start), "timeout_s": _f(silence)})
         self.episodes.force(_c(c), _ZERO, _f(start), _f(end))
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
@@ -226,33 +216,13 @@ class StaleTelemetry(_Silence):
         since0 = self.live_since[:n].copy()
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
-        changes += [
-            (t, c, 0, k)
-            for c, t, k in zip(
-                events.st_conn.tolist(),
-                events.st_recv.tolist(),
-                events.st_code.tolist(),
-                strict=True,
-            )
-        ]
-        changes += [
-            (t, c, 1, k)
-            for c, t, k in zip(
-                events.tx_conn.tolist(),
-                events.tx_recv.tolist(),
-                events.tx_kind.tolist(),
-                strict=True,
-            )
-        ]
-        changes += [
-            (t, c, 2, int(o))
-            for c, t, o in zip(
-                events.off_conn.tolist(),
-                events.off_recv.tolist(),
-                events.off_online.tolist(),
-                strict=True,
-            )
-        ]
+        changes += [(t, c, 0, k) for c, t, k in zip(
+            events.st_conn.tolist(), events.st_recv.tolist(), events.st_code.tolist(), strict=True)]
+        changes += [(t, c, 1, k) for c, t, k in zip(
+            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(), strict=True)]
+        changes += [(t, c, 2, int(o)) for c, t, o in zip(
+            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
+            strict=True)]
         changes.sort()
         trans: dict[int, list[tuple[float, bool]]] = {}
         for t, c, kind, v in changes:
@@ -301,9 +271,7 @@ class StaleTelemetry(_Silence):
                 segs.append((a, np.inf))
             for a0, b0 in segs:
                 before = times[times < a0]
-                seen = (
-                    np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
-                )
+                seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
                 inside = times[(times >= a0) & (times < b0)]
                 xs = np.concatenate([[np.fmax(a0, seen)], inside, [b0] if np.isfinite(b0) else []])
                 for k in np.flatnonzero(np.diff(xs) > silence[c]).tolist():
@@ -326,11 +294,8 @@ class StaleTelemetry(_Silence):
         idx = np.flatnonzero(opening)
         if idx.size:
             self.episodes.force(
-                idx.astype(np.int64),
-                np.ones(idx.size, np.bool_),
-                ref[idx],
-                ref[idx] + silence[idx],
-                {"last_seen": ref[idx], "timeout_s": silence[idx]},
+                idx.astype(np.int64), np.ones(idx.size, np.bool_), ref[idx],
+                ref[idx] + silence[idx], {"last_seen": ref[idx], "timeout_s": silence[idx]},
             )
         self.score[:n] = np.where(watching, quiet / silence, np.nan)
 

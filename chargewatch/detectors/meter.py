@@ -99,12 +99,7 @@ class MeterStuck(Detector):
         stuck = same & (p > minp)
         moved = e > pe
         self.episodes.step(
-            f.conn,
-            f.ts,
-            stuck,
-            moved,
-            self.p["min_duration_s"][f.conn],
-            0.0,
+            f.conn, f.ts, stuck, moved, self.p["min_duration_s"][f.conn], 0.0,
             {"energy_wh": e, "power_w": p},
         )
         self._e.store(f.conn, f.last, e, f.ts)
@@ -130,12 +125,7 @@ class MeterRegression(Detector):
         # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
         bad = (drop > tol) & ~_thousandfold(pe / np.where(e > 0, e, np.nan))
         self.episodes.step(
-            f.conn,
-            f.ts,
-            bad,
-            ~bad,
-            0.0,
-            self.p["hold_s"][f.conn],
+            f.conn, f.ts, bad, ~bad, 0.0, self.p["hold_s"][f.conn],
             {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
         )
         self._e.store(f.conn, f.last, e, f.ts)
@@ -164,7 +154,9 @@ class _Windows:
         self.p.grow(n)
         self.r.grow(n)
 
-    def step(self, f: Frame, window_s: F64, max_gap_s: F64) -> tuple[I64, F64, NDArray[np.float64]]:
+    def step(
+        self, f: Frame, window_s: F64, max_gap_s: F64
+    ) -> tuple[I64, F64, NDArray[np.float64]]:
         """Returns completed windows: connector, end time, sums (k, 6).
 
         ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
@@ -263,10 +255,7 @@ class MeterMismatch(Detector):
             return
         de, ip = s[:, 0], s[:, 1]
         judged = (
-            (ip >= self.p["min_energy_wh"][conn])
-            & (s[:, 3] == 0)
-            & (s[:, 4] < 60.0)
-            & (s[:, 5] == 0)
+            (ip >= self.p["min_energy_wh"][conn]) & (s[:, 3] == 0) & (s[:, 4] < 60.0) & (s[:, 5] == 0)
             & (s[:, 6] >= 0.5 * self.p["window_s"][conn])  # at least half the window judged
         )
         ratio = np.where(judged, de / np.where(judged, ip, 1.0), np.nan)
@@ -277,12 +266,7 @@ class MeterMismatch(Detector):
         good = judged & ((dev <= tol) | ~plausible)
         k = judged
         self.episodes.step(
-            conn[k],
-            t_end[k],
-            bad[k],
-            good[k],
-            0.0,
-            0.0,
+            conn[k], t_end[k], bad[k], good[k], 0.0, 0.0,
             {"register_delta_wh": de[k], "power_integral_wh": ip[k], "ratio": ratio[k]},
         )
         # Score: the last judged window of each connector (unjudged windows keep it).
@@ -326,12 +310,7 @@ class MeterUnitError(Detector):
         ratio = f.col("power_w") / reference_power(f)
         bad = _thousandfold(ratio)
         self.episodes.step(
-            f.conn,
-            f.ts,
-            bad,
-            ~bad,
-            self.p["min_duration_s"][f.conn],
-            0.0,
+            f.conn, f.ts, bad, ~bad, self.p["min_duration_s"][f.conn], 0.0,
             {"power_w": f.col("power_w"), "v_times_i_w": reference_power(f), "ratio": ratio},
         )
         score = np.abs(np.log10(np.maximum(ratio, 1e-12))) / 3.0
@@ -354,11 +333,6 @@ class MeterUnitError(Detector):
         er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
         ebad = _thousandfold(er)
         self._energy.step(
-            g.conn[ok],
-            g.ts[ok],
-            ebad[ok],
-            ~ebad[ok],
-            self.p["min_duration_s"][g.conn][ok],
-            0.0,
+            g.conn[ok], g.ts[ok], ebad[ok], ~ebad[ok], self.p["min_duration_s"][g.conn][ok], 0.0,
             {"register_delta_wh": de[ok], "expected_wh": expected[ok], "ratio": er[ok]},
         )

@@ -224,9 +224,8 @@ def problems(fault: str, p: Params) -> list[tuple[str, str]]:
         if isinstance(v, bool) or not isinstance(v, int | float) or (is_int and v != int(v)):
             out.append((f.name, f"expected {'an integer' if is_int else 'a number'}, got {v!r}"))
         elif not (math.isfinite(v) and lo <= v <= hi):
-            out.append(
-                (f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), got {v!r}")
-            )
+            out.append((f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), "
+                        f"got {v!r}"))
     if not out:
         for a, op, b in _ORDERED.get(fault, []):
             va, vb = getattr(p, a), getattr(p, b)
@@ -278,9 +277,7 @@ class DetectorConfig:
         return out
 
     @staticmethod
-    def from_mapping(
-        data: Any, file: str = "<config>", source: Source | None = None
-    ) -> DetectorConfig:
+    def from_mapping(data: Any, file: str = "<config>", source: Source | None = None) -> DetectorConfig:
         """Build from plain data (e.g. the ``detectors:`` section of a YAML file).
 
         Every problem is collected and raised together as a :class:`ConfigError`

@@ -79,11 +79,8 @@ def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     out += [
         (t, c, 1, k, r)
         for c, t, k, r in zip(
-            events.tx_conn.tolist(),
-            events.tx_recv.tolist(),
-            events.tx_kind.tolist(),
-            events.tx_reason,
-            strict=True,
+            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(),
+            events.tx_reason, strict=True,
         )
     ]
     out.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -194,13 +191,8 @@ class IdleBlocking(Detector):
             grace = self.p["grace_s"][c]
             if c not in self.episodes.open and t - since > grace:
                 # Idle period that no tick saw: the finding a tick would have made.
-                self.episodes.force(
-                    _c(c),
-                    _ONE,
-                    _f(since),
-                    _f(since + grace),
-                    {"idle_since": _f(since), "grace_s": _f(grace)},
-                )
+                self.episodes.force(_c(c), _ONE, _f(since), _f(since + grace),
+                                    {"idle_since": _f(since), "grace_s": _f(grace)})
             self.episodes.force(_c(c), _ZERO, _f(since), _f(t))
             self._since[c] = np.nan
         self.tick(now)
@@ -212,13 +204,9 @@ class IdleBlocking(Detector):
         idle = now - since
         idx = np.flatnonzero((idle > grace) & ~self.episodes.active[:n])
         if idx.size:
-            self.episodes.force(
-                idx.astype(np.int64),
-                np.ones(idx.size, np.bool_),
-                since[idx],
-                since[idx] + grace[idx],
-                {"idle_since": since[idx], "grace_s": grace[idx]},
-            )
+            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), since[idx],
+                                since[idx] + grace[idx],
+                                {"idle_since": since[idx], "grace_s": grace[idx]})
         self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
 
 
@@ -242,9 +230,8 @@ class FailedStart(Detector):
             return
         to = self._timeout[c]
         if c not in self.episodes.open and not self._paused[c] and t - arm > to:
-            self.episodes.force(
-                _c(c), _ONE, _f(arm), _f(arm + to), {"armed_at": _f(arm), "timeout_s": _f(to)}
-            )
+            self.episodes.force(_c(c), _ONE, _f(arm), _f(arm + to),
+                                {"armed_at": _f(arm), "timeout_s": _f(to)})
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
         self._prep[c] = False
@@ -305,13 +292,8 @@ class FailedStart(Detector):
         waited = now - arm
         idx = np.flatnonzero((waited > to) & ~self._paused[:n] & ~self.episodes.active[:n])
         if idx.size:
-            self.episodes.force(
-                idx.astype(np.int64),
-                np.ones(idx.size, np.bool_),
-                arm[idx],
-                arm[idx] + to[idx],
-                {"armed_at": arm[idx], "timeout_s": to[idx]},
-            )
+            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), arm[idx],
+                                arm[idx] + to[idx], {"armed_at": arm[idx], "timeout_s": to[idx]})
         self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
 
 
