@@ -70,7 +70,7 @@ def peers(
             "kwh_per_session": np.where(n > 0, energy / n, np.nan),
             "failed_share": np.where(n > 0, failed / n, np.nan),
         }
-    site_of = np.array([str(f.site[groups.index == g][0]) for g in range(len(groups))])
+    site_of = f.site[groups.first()] if len(f) else np.zeros(0, dtype=np.str_)
     eligible = n >= min_sessions
     out: list[dict[str, Any]] = []
     for site in sorted(set(site_of.tolist())):

@@ -123,21 +123,26 @@ def reliability(
     groups = scoped.groups(level)
     n = groups.count()
     nf = groups.count(failed)
+    n_empty = groups.count(scoped.energy_wh < MIN_ENERGY_WH)
     sessions = [
         {
             "group": g,
             "sessions": int(k),
             "failed": int(f),
             "failed_rate": float(f) / k if k else None,
-            "no_energy": int(((scoped.energy_wh < MIN_ENERGY_WH) & (groups.index == i)).sum()),
+            "no_energy": int(e),
         }
-        for i, (g, k, f) in enumerate(zip(groups.labels, n.tolist(), nf.tolist(), strict=True))
+        for g, k, f, e in zip(groups.labels, n.tolist(), nf.tolist(), n_empty.tolist(), strict=True)
     ]
     chargers: list[dict[str, Any]] = []
     if transitions is not None:
-        known = set(scoped.charger.tolist()) | {i["charger"] for i in intervals}
+        site_of = dict(zip(scoped.charger.tolist(), scoped.site.tolist(), strict=True))
+        by_charger: dict[str, list[dict[str, Any]]] = {}
+        for i in intervals:
+            by_charger.setdefault(i["charger"], []).append(i)
+        known = set(site_of) | set(by_charger)
         for charger in sorted(known):
-            mine = [i for i in intervals if i["charger"] == charger]
+            mine = by_charger.get(charger, [])
             down = [i for i in mine if i["severity"] in down_severities]
             a, b = _union(
                 np.array([i["start"] for i in down], dtype=np.float64),
@@ -149,8 +154,7 @@ def reliability(
             up_s = window.seconds - down_s
             kinds = Counter(i["fault"] for i in mine)
             site = next((i["site"] for i in mine if i["site"]), "")
-            if not site and (scoped.charger == charger).any():
-                site = str(scoped.site[scoped.charger == charger][0])
+            site = site or site_of.get(charger, "")
             chargers.append(
                 {
                     "charger": charger,

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from numpy.typing import NDArray
 
 from chargewatch.analytics.frame import (
     F64,
+    Groups,
     Level,
     SessionFrame,
     Window,
@@ -70,14 +72,24 @@ def _capacity(frame: SessionFrame, connectors: Mapping[str, int] | None) -> dict
 
 def _how_bins(window: Window, zone: str) -> tuple[F64, NDArray[np.int64]]:
     """Edges of the local clock hours covering ``window`` (clipped) and each bin's hour of week."""
+    return _how_bins_cached(window.lo, window.hi, zone)
+
+
+@lru_cache(maxsize=32)
+def _how_bins_cached(lo: float, hi: float, zone: str) -> tuple[F64, NDArray[np.int64]]:
+    # Cached: every group of a report shares the window and, mostly, the zone;
+    # a year is 8,760 bins whose zone offsets need a Python call per distinct hour.
     # Whole UTC hours are local hour edges, except in half/quarter-hour zones:
     # shift by the remainder.
-    shift = float(utc_offsets(np.array([window.lo]), zone)[0]) % 3600.0
-    first = np.floor((window.lo - shift) / 3600.0) * 3600.0 + shift
-    edges = np.arange(first, window.hi + 3600.0, 3600.0)
-    edges = edges[: np.searchsorted(edges, window.hi, side="left") + 1]
+    shift = float(utc_offsets(np.array([lo]), zone)[0]) % 3600.0
+    first = np.floor((lo - shift) / 3600.0) * 3600.0 + shift
+    edges = np.arange(first, hi + 3600.0, 3600.0)
+    edges = edges[: np.searchsorted(edges, hi, side="left") + 1]
     labels = hour_of_week(edges[:-1] + 1800.0, zone)
-    return np.clip(edges, window.lo, window.hi), labels
+    edges = np.clip(edges, lo, hi)
+    edges.flags.writeable = False
+    labels.flags.writeable = False
+    return edges, labels
 
 
 def _how_share(starts: F64, ends: F64, window: Window, zone: str) -> tuple[F64, F64]:
@@ -108,24 +120,27 @@ def utilisation(
     frame = frame.scoped(window)
     cap = _capacity(frame, connectors)
     groups = frame.groups(level)
-    pcharge = frame.p_charging
+    # Charging periods grouped the same way as their sessions.
+    ch = np.flatnonzero(frame.p_charging)
+    p_groups = Groups(level, groups.labels, groups.index[frame.p_session[ch]])
+    p_members = [ch[m] for m in p_groups.members()]
     out = []
-    for g, label in enumerate(groups.labels):
+    for g, (label, rows) in enumerate(zip(groups.labels, groups.members(), strict=True)):
         occ = np.zeros(168)
         chg = np.zeros(168)
         avail = np.zeros(168)
-        in_g = groups.index == g
         n_conn = 0
-        for site in np.unique(frame.site[in_g]).tolist():
-            m = in_g & (frame.site == site)
+        prow = p_members[g]
+        for site in np.unique(frame.site[rows]).tolist():
+            m = rows[frame.site[rows] == site]
             zone = _zone(site, zones)
             n = (
-                int(m.sum() > 0)
+                1
                 if level == "connector"
                 else sum(cap[c] for c in np.unique(frame.charger[m]).tolist())
             )
             o, per_conn = _how_share(frame.start[m], frame.stop[m], window, zone)
-            pm = m[frame.p_session] & pcharge
+            pm = prow[frame.site[frame.p_session[prow]] == site]
             c, _ = _how_share(frame.p_start[pm], frame.p_end[pm], window, zone)
             occ += o
             chg += c
@@ -135,7 +150,7 @@ def utilisation(
         with np.errstate(invalid="ignore", divide="ignore"):
             occ_h = np.where(avail > 0, occ / avail, np.nan)
             chg_h = np.where(avail > 0, chg / avail, np.nan)
-        sites = sorted(set(frame.site[in_g].tolist()))
+        sites = sorted(set(frame.site[rows].tolist()))
         out.append(
             {
                 "group": label,
@@ -177,8 +192,7 @@ def daily(
         m = frame.site == site
         day[m] = local_day(frame.start[m], _zone(site, zones))
     out = []
-    for g, label in enumerate(groups.labels):
-        m = groups.index == g
+    for label, m in zip(groups.labels, groups.members(), strict=True):
         zone = _zone(str(frame.site[m][0]), zones)
         d0 = int(local_day(np.array([window.lo]), zone)[0])
         d1 = int(local_day(np.array([window.hi - 1e-3]), zone)[0])
@@ -239,8 +253,7 @@ def distributions(
     energy_kwh = frame.energy_wh / 1000.0
     blocking_h = (frame.stop - frame.last_charging_end()) / 3600.0
     out = []
-    for g, label in enumerate(groups.labels):
-        m = groups.index == g
+    for label, m in zip(groups.labels, groups.members(), strict=True):
         idle = blocking_h[m]
         idle = idle[~np.isnan(idle)]
         out.append(
