@@ -221,6 +221,15 @@ def fleet_report(
         "charger while plugged in."
     )
     page.figure("reliability.png", plots.reliability_figure(rel["sessions"], label), "failures")
+    worst_failed = sorted(rel["sessions"], key=lambda r: (-r["failed"], r["group"]))[:10]
+    page.table(
+        ["charger", "sessions", "failed", "no energy", "failed share"],
+        [
+            [r["group"], r["sessions"], r["failed"], r["no_energy"], _pct(r["failed_rate"])]
+            for r in worst_failed
+            if r["failed"]
+        ],
+    )
     if rel["fault_history"]:
         page.table(
             [
