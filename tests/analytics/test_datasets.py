@@ -74,18 +74,26 @@ def occupied_share(raw: dict[str, Any]) -> float:
     return busy / (raw["stations"] * (hi - lo).total_seconds())
 
 
+def _walk(a: datetime, b: datetime, zone: Any, into: dict[int, float]) -> None:
+    """Add the seconds of [a, b) to each local (weekday, hour), one clock hour at a time."""
+    t = a
+    while t < b:
+        nxt = min(b, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        local = t.astimezone(zone)
+        into[local.weekday() * 24 + local.hour] += (nxt - t).total_seconds()
+        t = nxt
+
+
 def busiest_hour_of_week(raw: dict[str, Any]) -> tuple[int, float]:
-    """Occupied seconds per local (weekday, hour), walked hour by hour per session."""
+    """The local hour of week with the most occupied time, and its occupied share."""
     secs: dict[int, float] = defaultdict(float)
     for a, b in raw["spans"]:
-        t = a
-        while t < b:
-            nxt = min(b, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
-            local = t.astimezone(raw["zone"])
-            secs[local.weekday() * 24 + local.hour] += (nxt - t).total_seconds()
-            t = nxt
-    how = max(secs, key=lambda k: secs[k])
-    return how, secs[how]
+        _walk(a, b, raw["zone"], secs)
+    available: dict[int, float] = defaultdict(float)
+    _walk(min(a for a, _ in raw["spans"]), max(b for _, b in raw["spans"]), raw["zone"], available)
+    share = {h: secs[h] / (raw["stations"] * available[h]) for h in secs}
+    how = max(share, key=lambda h: share[h])
+    return how, share[how]
 
 
 @pytest.mark.parametrize(("name", "raw"), [("acn", raw_acn), ("norway", raw_norway)])
@@ -126,10 +134,11 @@ def test_busiest_hour_of_week_agrees_with_the_raw_file(name: str, raw: Any) -> N
             zones=info.zones,  # type: ignore[arg-type]
             connectors={r.charger_id: 1 for r in records},
         )
-    how, _ = busiest_hour_of_week(expected)
+    how, how_share = busiest_hour_of_week(expected)
     share = u["hour_of_week"]["occupied_share"]
     got = max(range(168), key=lambda h: share[h] or 0.0)
     assert got == how
+    assert share[how] == pytest.approx(how_share, rel=1e-9)
     assert u["occupied_hours"] == pytest.approx(
         sum((b - a).total_seconds() for a, b in expected["spans"]) / 3600, rel=1e-9
     )
