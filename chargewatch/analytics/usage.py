@@ -96,6 +96,7 @@ def _how_share(starts: F64, ends: F64, window: Window, zone: str) -> tuple[F64, 
     """(covered seconds, available seconds per connector) per hour of week."""
     edges, labels = _how_bins(window, zone)
     a, b = np.clip(starts, window.lo, window.hi), np.clip(ends, window.lo, window.hi)
+    b = np.maximum(a, b)  # a stop before its start (clock trouble) covers nothing, not less
     covered = np.diff(coverage_integral(a, b, edges))
     return (
         np.bincount(labels, weights=covered, minlength=168).astype(np.float64),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargewatch.analytics.frame import Window
 from chargewatch.analytics.usage import daily, distributions, peak_power, utilisation
@@ -92,3 +94,54 @@ def test_peak_power_sums_concurrent_period_averages_and_not_back_to_back_ones() 
     (p,) = peak_power(f, Window(MON, MON + 24 * H))
     assert p["peak_power_w"] == pytest.approx(18_000)
     assert p["at"] == MON + H
+
+
+def test_connector_level_and_a_fleet_across_zones() -> None:
+    f = frame(
+        session("a", MON + 16 * H, MON + 17 * H, site="LA"),  # 08:00 Monday in Los Angeles
+        session("b", MON + 7 * H, MON + 8 * H, charger="C2", site="OSL"),  # 08:00 in Oslo
+        session("c", MON + 20 * H, MON + 19 * H, charger="C3", site="OSL"),  # stop before start
+    )
+    w = Window(MON, MON + 7 * 24 * H)
+    zones = {"LA": "America/Los_Angeles", "OSL": "Europe/Oslo"}
+    (fleet,) = utilisation(f, w, level="fleet", zones=zones)
+    assert fleet["connectors"] == 3
+    assert fleet["occupied_hours"] == pytest.approx(2.0)
+    # Both sessions fall in local Monday 08:00-09:00; the LA site's window starts at
+    # 16:00 local on Sunday, so that hour of week has one full week for all three.
+    assert fleet["hour_of_week"]["occupied_share"][8] == pytest.approx(2 / 3)
+    conns = utilisation(f, w, level="connector", zones=zones)
+    assert [g["group"] for g in conns] == ["C1/1", "C2/1", "C3/1"]
+    assert [g["connectors"] for g in conns] == [1, 1, 1]
+
+
+spans = st.lists(
+    st.tuples(st.floats(-20, 200, allow_nan=False), st.floats(0, 60, allow_nan=False)),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spans)
+def test_hour_of_week_seconds_add_up_to_the_clipped_occupied_time(
+    hours: list[tuple[float, float]],
+) -> None:
+    f = frame(
+        *[
+            session(str(i), MON + a * H, MON + (a + d) * H, connector=i + 1)
+            for i, (a, d) in enumerate(hours)
+        ]
+    )
+    w = Window(MON, MON + 168 * H)
+    got = utilisation(f, w, level="site", zones={"S1": "Asia/Kolkata"})
+    want = sum(max(0.0, min(a + d, 168) - max(a, 0)) for a, d in hours)
+    if not got:  # no session overlaps the window
+        assert want == 0
+        return
+    (u,) = got
+    assert u["occupied_hours"] == pytest.approx(want, abs=1e-6)
+    # Each hour of week appears exactly once in a one-week window (+05:30 zone: shifted bins).
+    occ = u["hour_of_week"]["occupied_share"]
+    total = sum(x for x in occ if x is not None) * u["connectors"]
+    assert total == pytest.approx(want, abs=1e-6)
