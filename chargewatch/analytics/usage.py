@@ -285,7 +285,8 @@ def peak_power(frame: SessionFrame, window: Window) -> list[dict[str, Any]]:
     Each period contributes its *average* power (energy / duration): the
     sessions engine cuts periods where power changes materially, so this is
     the period-resolution load curve, not the instantaneous peak (``max_power_sum_w``
-    — concurrent per-period maxima — bounds that from above).
+    — concurrent per-period maxima — bounds that from above). ``p99_power_w``:
+    the load is at or below it for 99 % of the time anything charges.
     """
     frame = frame.scoped(window)
     out = []
@@ -300,12 +301,15 @@ def peak_power(frame: SessionFrame, window: Window) -> list[dict[str, Any]]:
         mx = np.where(np.isnan(frame.p_max_power_w[pm]), avg, frame.p_max_power_w[pm])
         peak, at = _sweep_max(a[keep], b[keep], avg[keep])
         peak_mx, _ = _sweep_max(a[keep], b[keep], mx[keep])
+        p99 = _time_quantile(a[keep], b[keep], avg[keep], 0.99)
         out.append(
             {
                 "site": site,
                 "peak_power_w": peak,
                 "at": at,
                 "max_power_sum_w": peak_mx,
+                # A peak far above p99 is a spike of minutes (or a data error), not a load level.
+                "p99_power_w": p99,
                 "charging_periods": int(keep.sum()),
             }
         )
@@ -314,12 +318,33 @@ def peak_power(frame: SessionFrame, window: Window) -> list[dict[str, Any]]:
 
 def _sweep_max(a: F64, b: F64, w: F64) -> tuple[float, float | None]:
     """Maximum of Σ w·[a <= t < b] and the first instant it is reached."""
-    if len(a) == 0:
+    t, level = _load_steps(a, b, w)
+    if len(t) == 0:
         return 0.0, None
+    i = int(np.argmax(level))
+    return float(level[i]), float(t[i])
+
+
+def _load_steps(a: F64, b: F64, w: F64) -> tuple[F64, F64]:
+    """The step function Σ w·[a <= t < b]: event times and the level after each."""
     t = np.concatenate([a, b])
     d = np.concatenate([w, -w])
     # At equal times ends (negative) sort first: back-to-back periods are not concurrent.
     order = np.lexsort((d, t))
-    level = np.cumsum(d[order])
-    i = int(np.argmax(level))
-    return float(level[i]), float(t[order][i])
+    return t[order], np.cumsum(d[order])
+
+
+def _time_quantile(a: F64, b: F64, w: F64, q: float) -> float:
+    """The level the load stays at or below for share ``q`` of the time it is above zero."""
+    t, level = _load_steps(a, b, w)
+    if len(t) < 2:
+        return 0.0
+    dt = np.diff(t)
+    lv = level[:-1]
+    on = lv > 1e-9
+    if not on.any():
+        return 0.0
+    order = np.argsort(lv[on])
+    cum = np.cumsum(dt[on][order])
+    k = int(np.searchsorted(cum, q * cum[-1]))
+    return float(lv[on][order][min(k, len(cum) - 1)])

@@ -220,16 +220,19 @@ def fleet_report(
         f"Failed session: under {rel['min_energy_wh']:g} Wh delivered, or a fault alert on the "
         "charger while plugged in."
     )
-    page.figure("reliability.png", plots.reliability_figure(rel["sessions"], label), "failures")
     worst_failed = sorted(rel["sessions"], key=lambda r: (-r["failed"], r["group"]))[:10]
-    page.table(
-        ["charger", "sessions", "failed", "no energy", "failed share"],
-        [
-            [r["group"], r["sessions"], r["failed"], r["no_energy"], _pct(r["failed_rate"])]
-            for r in worst_failed
-            if r["failed"]
-        ],
-    )
+    if worst_failed and worst_failed[0]["failed"]:
+        page.figure("reliability.png", plots.reliability_figure(rel["sessions"], label), "failures")
+        page.table(
+            ["charger", "sessions", "failed", "no energy", "failed share"],
+            [
+                [r["group"], r["sessions"], r["failed"], r["no_energy"], _pct(r["failed_rate"])]
+                for r in worst_failed
+                if r["failed"]
+            ],
+        )
+    else:
+        page.p("No failed sessions.")
     if rel["fault_history"]:
         page.table(
             [
@@ -336,9 +339,21 @@ def fleet_report(
     page.p(f"{len(dev)} of {len(peer)} chargers deviate (robust z beyond ±3.5).", "note")
     page.h2("Peak concurrent power per site")
     page.table(
-        ["site", "peak (kW, period averages)", "at", "sum of period maxima (kW)"],
         [
-            [p["site"], p["peak_power_w"] / 1000.0, _iso(p["at"]), p["max_power_sum_w"] / 1000.0]
+            "site",
+            "peak (kW, period averages)",
+            "at",
+            "sum of period maxima (kW)",
+            "p99 while charging (kW)",
+        ],
+        [
+            [
+                p["site"],
+                p["peak_power_w"] / 1000.0,
+                _iso(p["at"]),
+                p["max_power_sum_w"] / 1000.0,
+                p["p99_power_w"] / 1000.0,
+            ]
             for p in sorted(peak, key=lambda p: -p["peak_power_w"])
         ],
     )

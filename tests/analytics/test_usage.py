@@ -137,7 +137,7 @@ def test_hour_of_week_seconds_add_up_to_the_clipped_occupied_time(
     got = utilisation(f, w, level="site", zones={"S1": "Asia/Kolkata"})
     want = sum(max(0.0, min(a + d, 168) - max(a, 0)) for a, d in hours)
     if not got:  # no session overlaps the window
-        assert want == 0
+        assert want == pytest.approx(0.0, abs=1e-6)
         return
     (u,) = got
     assert u["occupied_hours"] == pytest.approx(want, abs=1e-6)
@@ -145,3 +145,20 @@ def test_hour_of_week_seconds_add_up_to_the_clipped_occupied_time(
     occ = u["hour_of_week"]["occupied_share"]
     total = sum(x for x in occ if x is not None) * u["connectors"]
     assert total == pytest.approx(want, abs=1e-6)
+
+
+def test_peak_power_p99_ignores_a_short_spike() -> None:
+    f = frame(
+        session("a", MON, MON + 10 * H, charge=(MON, MON + 10 * H), energy_wh=70_000),  # 7 kW
+        session(
+            "spike",
+            MON + H,
+            MON + H + 60,
+            connector=2,
+            charge=(MON + H, MON + H + 60),
+            energy_wh=5_000,
+        ),  # 300 kW for a minute
+    )
+    (p,) = peak_power(f, Window(MON, MON + 24 * H))
+    assert p["peak_power_w"] == pytest.approx(307_000)
+    assert p["p99_power_w"] == pytest.approx(7_000)
