@@ -91,7 +91,7 @@ _MQTT = (
 _INFLUX = (
     "url", "api", "database", "retention_policy", "username", "password", "password_file",
     "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
-    "timeout_s", "spool_max_bytes", "file",
+    "timeout_s", "spool_max_bytes", "file", "rollup_retention_policy",
 )  # fmt: skip
 _HTTP = ("listen", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
@@ -217,6 +217,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
                 api=api or "v1",
                 database=r.get(ix, p, "database", str, "chargewatch"),
                 retention_policy=r.get(ix, p, "retention_policy", str, ""),
+                rollup_retention_policy=r.get(ix, p, "rollup_retention_policy", str, ""),
                 username=r.get(ix, p, "username", str, ""),
                 password=_secret(r, ix, p, "password", base),
                 org=r.get(ix, p, "org", str, ""),

@@ -13,12 +13,14 @@ __all__ = ["AlertStage", "NotifyWorker"]
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from numpy.typing import NDArray
 
-from chargewatch.alerting import AlertEngine, AlertState, Command, Notification, Transition
+from chargewatch.alerting import AlertEngine, Command, Notification, Transition
+from chargewatch.collector import metrics
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import Event
 from chargewatch.collector.notifiers import Notifier
@@ -93,6 +95,7 @@ class AlertStage:
         self._last_reload = float("-inf")
         self.transitions = 0
         self.firing: int = 0
+        self._gauged: set[tuple[str, str]] = set()
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         self._evaluate(now)
@@ -110,7 +113,9 @@ class AlertStage:
         frame = self.state.frame(now)
         for provide in self.providers:
             frame.update(provide(now))
+        t0 = time.perf_counter()
         transitions = self.engine.evaluate(now, frame)
+        metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
         if transitions:
             self.transitions += len(transitions)
             if self.on_transitions is not None:
@@ -121,4 +126,13 @@ class AlertStage:
         if self.publish is not None:
             for cmd in self.engine.commands(now):
                 self.publish(cmd)
-        self.firing = sum(1 for a in self.engine.active() if a.state is AlertState.FIRING)
+        counts: dict[tuple[str, str], int] = {}
+        for a in self.engine.active():
+            key = (a.state.name.lower(), a.labels.get("severity", ""))
+            counts[key] = counts.get(key, 0) + 1
+        for key in self._gauged - counts.keys():
+            metrics.ALERTS.labels(state=key[0], severity=key[1]).set(0)
+        for (state, severity), n in counts.items():
+            metrics.ALERTS.labels(state=state, severity=severity).set(n)
+        self._gauged = set(counts)
+        self.firing = sum(n for (state, _), n in counts.items() if state == "firing")

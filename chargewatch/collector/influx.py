@@ -64,6 +64,9 @@ class InfluxConfig:
     max_backoff_s: float = 30.0
     spool_max_bytes: int = 1 << 30
     create_database: bool = True  # v1: CREATE DATABASE at start (idempotent)
+    # v1: the retention policy of the per-minute rollups and the status, alert
+    # and session series ("" = the same as the raw meter series).
+    rollup_retention_policy: str = ""
 
     def __repr__(self) -> str:  # never print secrets
         return f"InfluxConfig(url={self.url!r}, api={self.api!r})"

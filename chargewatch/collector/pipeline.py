@@ -102,7 +102,7 @@ class Pipeline:
         sink = DecodeSink()
         route = self.router.route
         native = self.native.decode
-        by_kind = self.stats.by_kind
+        by_kind: dict[str, int] = {}
         meters: list[tuple[Route, str, bytes, float]] = []
         n = 0
         for topic, payload, recv in messages:
@@ -144,6 +144,9 @@ class Pipeline:
             self.native.decode_meters(meters, sink)
         batch = sink.meter.build()
         self.stats.messages += n
+        for kind_seen, count in by_kind.items():
+            self.stats.by_kind[kind_seen] = self.stats.by_kind.get(kind_seen, 0) + count
+            metrics.MESSAGES.labels(kind=kind_seen).inc(count)
         self.stats.samples += len(batch)
         self.stats.events += len(sink.events)
         self.rejected = sink.rejects

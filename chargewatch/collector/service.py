@@ -12,6 +12,7 @@ __all__ = ["Collector"]
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from chargewatch.collector.alerts import AlertStage, NotifyWorker
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
+from chargewatch.collector.downsample import Downsampler
+from chargewatch.collector.event_lines import AlertLines, StatusStage
 from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.linefile import LineFile
@@ -38,7 +41,7 @@ from chargewatch.collector.notifiers import (
     Notifier,
     WebhookNotifier,
 )
-from chargewatch.collector.pipeline import Pipeline, Stage
+from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
 from chargewatch.config import Config
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
 from chargewatch.fleetstate import FleetState
@@ -60,13 +63,27 @@ class Collector:
             data / "rejected.jsonl", max_bytes=lim.deadletter_max_bytes, keep=lim.deadletter_keep
         )
         self.writer: InfluxWriter | None = None
+        self.rollup_writer: InfluxWriter | None = None
         self.linefile: LineFile | None = None
         if config.influx is not None:
             self.writer = InfluxWriter(config.influx, data / "spool")
+            rp = config.influx.rollup_retention_policy
+            if rp and config.influx.api == "v1" and rp != config.influx.retention_policy:
+                # Rollups and events live longer than raw samples: their own
+                # retention policy, so their own writer and spool.
+                self.rollup_writer = InfluxWriter(
+                    replace(config.influx, retention_policy=rp, create_database=False),
+                    data / "spool-rollup",
+                )
         elif config.influx_file is not None:
             self.linefile = LineFile(config.influx_file)
+        rollups: LineSink | None = self.rollup_writer or self.writer or self.linefile
+        self.alert_lines = AlertLines(fleet)
+        self.rollups = rollups
         self.state = FleetState(self.index)
         stages: list[Stage] = [self.state]
+        if rollups is not None:
+            stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
         self._restore_alert_state()
@@ -113,8 +130,9 @@ class Collector:
 
     def start(self) -> None:
         self.notify.start()
-        if self.writer is not None:
-            self.writer.start()
+        for w in (self.writer, self.rollup_writer):
+            if w is not None:
+                w.start()
         if self.http is not None:
             self.http.start()
             log.info("HTTP on port %d (/metrics, /healthz, /readyz, /api/v1)", self.http.port)
@@ -129,8 +147,9 @@ class Collector:
         self.ingest.stop()
         self._save_alert_state()
         self.notify.stop()
-        if self.writer is not None:
-            self.writer.stop()
+        for w in (self.writer, self.rollup_writer):
+            if w is not None:
+                w.stop()
         if self.linefile is not None:
             self.linefile.stop()
         if self.http is not None:
@@ -188,6 +207,7 @@ class Collector:
                     self._save_alert_state()
                 if self.linefile is not None:
                     self.linefile.flush()
+                metrics.CHARGERS_ONLINE.set(self.state.chargers_online(now))
                 metrics.CONNECTORS.labels(inventory="known").set(
                     int(self.index.known[: len(self.index)].sum())
                 )
@@ -206,6 +226,8 @@ class Collector:
         self.ingest.publish(cmd.topic, cmd.frame.encode(), qos=1)
 
     def _on_transitions(self, transitions: list[Transition]) -> None:
+        if self.rollups is not None:
+            self.rollups.write(self.alert_lines.lines(transitions))
         self.recent_transitions.extend(transitions)
         del self.recent_transitions[:-200]
 

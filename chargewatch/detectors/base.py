@@ -36,9 +36,7 @@ class Detector:
         self.params: Params = self.config.params()[self.fault]  # validated defaults
         self.findings: list[Finding] = sink if sink is not None else []
         self.counters: dict[str, int] = {}
-        self.p: dict[str, F64] = {
-            f.name: np.zeros(0) for f in dataclasses.fields(self.params)
-        }
+        self.p: dict[str, F64] = {f.name: np.zeros(0) for f in dataclasses.fields(self.params)}
         self.score = np.full(0, np.nan)
         self.rated_a = np.zeros(0)  # inventory columns, copied from the index on growth
         self.nominal_v = np.zeros(0)
@@ -87,7 +85,9 @@ class Detector:
     def _grow(self, n: int) -> None:
         """Subclasses grow their own state arrays here."""
 
-    def update(self, frame: Frame, events: Events, index: ConnectorIndex | None, now: float) -> None:
+    def update(
+        self, frame: Frame, events: Events, index: ConnectorIndex | None, now: float
+    ) -> None:
         self.ensure(index, frame.n_conn)
         self._update(frame, events, now)
 

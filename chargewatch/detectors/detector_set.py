@@ -103,9 +103,12 @@ class DetectorSet:
         n = len(index)
         self.n = max(self.n, n)
         ev = Events.build(events, index, self._by_charger, self._counters)
-        frame = self._seq.frame(batch, ev, n, self._counters)
-        for d in self.detectors.values():
-            d.update(frame, ev, index, now)
+        # Garbage values (1e308, inf) overflow in ratios; they are counted by the
+        # sequencer and their NaN/inf results are judged unknown, so no warnings.
+        with np.errstate(all="ignore"):
+            frame = self._seq.frame(batch, ev, n, self._counters)
+            for d in self.detectors.values():
+                d.update(frame, ev, index, now)
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         """The collector pipeline's Stage protocol: ``update`` with the set's index."""
@@ -121,8 +124,9 @@ class DetectorSet:
 
     def tick(self, now: float) -> None:
         """Advance time without data: silence-based detectors time out here."""
-        for d in self.detectors.values():
-            d.tick(now)
+        with np.errstate(all="ignore"):
+            for d in self.detectors.values():
+                d.tick(now)
 
     @property
     def signals(self) -> dict[str, NDArray[np.bool_] | NDArray[np.float64]]:

@@ -52,7 +52,19 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, History, ffill_index, grown, prev_in_segment
+from chargewatch.detectors.frame import (
+    Events,
+    Frame,
+    History,
+    ffill_index,
+    grown,
+    prev_in_segment,
+    rall,
+    rany,
+    rcount,
+    rmax,
+    rmin,
+)
 
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
@@ -82,7 +94,12 @@ class OverTemperature(Detector):
         c = f.conn
         level = self.p["level_c"][c]
         self.episodes.step(
-            c, f.ts, t > level, t < self.p["clear_c"][c], self.p["min_duration_s"][c], 0.0,
+            c,
+            f.ts,
+            t > level,
+            t < self.p["clear_c"][c],
+            self.p["min_duration_s"][c],
+            0.0,
             {"temperature_c": t, "level_c": level},
         )
         # Rise over k samples: robust to per-sample noise that a 1-step slope is not.
@@ -95,7 +112,12 @@ class OverTemperature(Detector):
         calm = ~hot | (rate <= 0.5 * lim)
         ok = np.isfinite(rate)
         self._rate.step(
-            c[ok], f.ts[ok], fast[ok], calm[ok], self.p["rate_min_duration_s"][c][ok], 0.0,
+            c[ok],
+            f.ts[ok],
+            fast[ok],
+            calm[ok],
+            self.p["rate_min_duration_s"][c][ok],
+            0.0,
             {"temperature_c": t[ok], "rate_c_per_min": rate[ok]},
         )
         score = np.maximum(t / level, np.where(hot & ok, rate / lim, 0.0))
@@ -106,13 +128,14 @@ class OverCurrent(Detector):
     fault = "over_current"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        cur = frame.values[:, 2:5]
+        frame.values[:, 2:5]
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
-        known = np.isfinite(cur).any(axis=1) & (self.phases[frame.conn] > 0)
+        frame = _ac(frame, self.phases)
+        known = rany(np.isfinite(frame.values[:, 2:5]))
         f = frame if known.all() else frame.rows(known)
         c = f.conn
-        i = np.nanmax(f.values[:, 2:5], axis=1)
+        i = rmax(f.values[:, 2:5])
         offered = f.col("offered_a")
         rated = np.where(self.rated_a[c] > 0, self.rated_a[c], np.inf)
         limit = np.fmin(offered, rated)  # fmin: a NaN offered falls back to rated
@@ -120,11 +143,38 @@ class OverCurrent(Detector):
         allowed = limit * (1.0 + tol) + margin
         over = i > allowed
         self.episodes.step(
-            c, f.ts, over, ~over, self.p["min_duration_s"][c], 0.0,
+            c,
+            f.ts,
+            over,
+            ~over,
+            self.p["min_duration_s"][c],
+            0.0,
             {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
         )
         score = np.where(np.isfinite(allowed), i / allowed, np.nan)
         self._set_score(c, score, f.last)
+
+
+def _ac(frame: Frame, phases: NDArray[np.int8]) -> Frame:
+    """The AC connectors' rows (shared by the detectors of this module)."""
+
+    def make(f: Frame) -> Frame:
+        ac = phases[f.conn] > 0
+        return f if ac.all() else f.rows(ac)
+
+    out: Frame = frame.derived("ac_rows", make)
+    return out
+
+
+def _three(frame: Frame, phases: NDArray[np.int8]) -> Frame:
+    """The three-phase AC connectors' rows."""
+
+    def make(f: Frame) -> Frame:
+        three = phases[f.conn] == 3
+        return f if three.all() else f.rows(three)
+
+    out: Frame = frame.derived("three_phase_rows", make)
+    return out
 
 
 def _phase_voltage_ratio(f: Frame, nominal: F64) -> F64:
@@ -135,19 +185,24 @@ class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        ac = self.phases[frame.conn] > 0
+        frame = _ac(frame, self.phases)
         r = _phase_voltage_ratio(frame, self.nominal_v[frame.conn])
         live = r >= self.p["loss_fraction"][frame.conn][:, None]  # NaN compares False
         dev = np.where(live, np.abs(r - 1.0), -1.0)
-        worst = dev.max(axis=1)
-        judged = ac & (worst >= 0)
+        worst = rmax(dev)
+        judged = worst >= 0
         f = frame if judged.all() else frame.rows(judged)
         worst = worst[judged]
         c = f.conn
         band = self.p["band"][c]
         self.episodes.step(
-            c, f.ts, worst > band, worst < self.p["clear_band"][c], self.p["min_duration_s"][c],
-            0.0, {"worst_deviation": worst, "band": band},
+            c,
+            f.ts,
+            worst > band,
+            worst < self.p["clear_band"][c],
+            self.p["min_duration_s"][c],
+            0.0,
+            {"worst_deviation": worst, "band": band},
         )
         self._set_score(c, worst / band, f.last)
 
@@ -161,24 +216,23 @@ class PhaseLoss(Detector):
         self._three = grown(self._three, n, False)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        three = self.phases[frame.conn] == 3
-        f = frame if three.all() else frame.rows(three)
+        f = _three(frame, self.phases)
         c = f.conn
         r = _phase_voltage_ratio(f, self.nominal_v[c])
         frac = self.p["loss_fraction"][c][:, None]
         v_known = np.isfinite(r)
         lost_v = v_known & (r < frac)
         live_v = v_known & (r >= frac)
-        v_judged = live_v.any(axis=1) & v_known.all(axis=1)
-        v_loss = v_judged & lost_v.any(axis=1)
+        v_judged = rany(live_v) & rall(v_known)
+        v_loss = v_judged & rany(lost_v)
         # Current side: the session drew on all three phases, now one carries nothing
         # while the others still carry. A single-phase car never sets `three`.
         cur = f.values[:, 2:5]
-        i_known = np.isfinite(cur).all(axis=1)
+        i_known = rall(np.isfinite(cur))
         imin = self.p["min_current_a"][c][:, None]
         carrying = i_known[:, None] & (cur >= imin)
-        ncarry = carrying.sum(axis=1)
-        idle = i_known & (np.nanmax(np.where(i_known[:, None], cur, 0.0), axis=1) < 1.0)
+        ncarry = rcount(carrying)
+        idle = i_known & (rmax(np.where(i_known[:, None], cur, 0.0)) < 1.0)
         # `three` per row: set by a 3-phase row, reset by an idle row (session over),
         # carried between batches.
         mark = (ncarry == 3) | idle
@@ -191,9 +245,16 @@ class PhaseLoss(Detector):
         k = judged
         g_c, g_ts = c[k], f.ts[k]
         self.episodes.step(
-            g_c, g_ts, loss[k], ok[k], self.p["min_duration_s"][g_c], 0.0,
-            {"min_phase_voltage_ratio": np.nanmin(np.where(v_known, r, np.inf), axis=1)[k],
-             "phases_carrying": ncarry[k].astype(np.float64)},
+            g_c,
+            g_ts,
+            loss[k],
+            ok[k],
+            self.p["min_duration_s"][g_c],
+            0.0,
+            {
+                "min_phase_voltage_ratio": rmin(np.where(v_known, r, np.inf))[k],
+                "phases_carrying": ncarry[k].astype(np.float64),
+            },
         )
         self._three[c[f.last]] = three_now[f.last]
         score = np.where(loss, 1.0, np.where(judged, 0.0, np.nan))
@@ -204,20 +265,26 @@ class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        frame = _three(frame, self.phases)
         cur = frame.values[:, 2:5]
-        judged = (self.phases[frame.conn] == 3) & np.isfinite(cur).all(axis=1)
+        judged = rall(np.isfinite(cur))
         f = frame if judged.all() else frame.rows(judged)
         c = f.conn
         cur = f.values[:, 2:5]
         floor = self.p["floor_a"][c][:, None]
         loaded = cur > floor
-        imax = cur.max(axis=1)
-        imin = np.where(loaded, cur, np.inf).min(axis=1)
-        busy = (loaded.sum(axis=1) >= 2) & (imax >= self.p["min_current_a"][c])
+        imax = rmax(cur)
+        imin = rmin(np.where(loaded, cur, np.inf))
+        busy = (rcount(loaded) >= 2) & (imax >= self.p["min_current_a"][c])
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
         thr = self.p["threshold"][c]
         self.episodes.step(
-            c, f.ts, imb > thr, imb < self.p["clear"][c], self.p["min_duration_s"][c], 0.0,
+            c,
+            f.ts,
+            imb > thr,
+            imb < self.p["clear"][c],
+            self.p["min_duration_s"][c],
+            0.0,
             {"imbalance": imb, "max_a": imax, "min_loaded_a": imin},
         )
         self._set_score(c, imb / thr, f.last)
@@ -262,7 +329,12 @@ class PowerOscillation(Detector):
         count = run - np.where(np.isnan(lagged), 0.0, lagged)
         need = self.p["min_reversals"][c]
         self.episodes.step(
-            c, f.ts, count >= need, count < 0.5 * need, self.p["min_duration_s"][c], 0.0,
+            c,
+            f.ts,
+            count >= need,
+            count < 0.5 * need,
+            self.p["min_duration_s"][c],
+            0.0,
             {"reversals": count, "power_w": p},
         )
         last = f.last

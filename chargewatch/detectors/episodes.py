@@ -112,6 +112,13 @@ class Episodes:
         n = conn.shape[0]
         if n == 0:
             return
+        if not set_cond.any():
+            # Fast path (the common, healthy case): nothing to open; only
+            # connectors already active can change state.
+            act = self.active[conn]
+            if not act.any():
+                self.set_since[conn] = np.nan
+                return
         first, last, seg_start = _segments(conn)
         clear_cond = clear_cond & ~set_cond
         s_since = self._runs(set_cond, ts, first, seg_start, self.set_since[conn])

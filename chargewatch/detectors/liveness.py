@@ -29,7 +29,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
-from chargewatch.detectors.frame import STATUS_CODE, Events, Frame, grown, prev_in_segment
+from chargewatch.detectors.frame import (
+    STATUS_CODE,
+    Events,
+    Frame,
+    grown,
+    prev_in_segment,
+    sort_by_conn_then,
+)
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -52,7 +59,8 @@ _NO_SESSION = np.array([STATUS_CODE[s] for s in ("Available", "Unavailable", "Fa
 
 
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
-    order = np.lexsort((t, conn))
+    """Messages sorted by (connector, time), with segment first/last marks."""
+    order = sort_by_conn_then(conn, t)
     conn, t = conn[order], t[order]
     n = conn.shape[0]
     first = np.ones(n, np.bool_)
@@ -128,7 +136,9 @@ class ChargerOffline(_Silence):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         for c, t, on in zip(
-            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
+            events.off_conn.tolist(),
+            events.off_recv.tolist(),
+            events.off_online.tolist(),
             strict=True,
         ):
             # "online" is a message like any other (it is in events.seen and closes the
@@ -150,8 +160,9 @@ class ChargerOffline(_Silence):
     def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
         # A gap also counts when a will fell inside it and its grace ran out.
         will = self.lwt_at[conn]
-        by_will = (will > prev) & (t - will > self.p["lwt_grace_s"][conn])
-        return super()._is_gap(conn, t, prev) | by_will
+        by_will: B = (will > prev) & (t - will > self.p["lwt_grace_s"][conn])
+        gap: B = super()._is_gap(conn, t, prev)
+        return gap | by_will
 
     def tick(self, now: float) -> None:
         n = self.n
@@ -169,7 +180,10 @@ class ChargerOffline(_Silence):
         if idx.size:
             start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
             self.episodes.force(
-                idx.astype(np.int64), np.ones(idx.size, np.bool_), start, at[idx],
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                start,
+                at[idx],
                 {"last_seen": seen[idx], "lwt": (by_will[idx] < by_silence[idx]).astype(float)},
             )
         self.score[:n] = (now - seen) / silence
@@ -202,8 +216,13 @@ class StaleTelemetry(_Silence):
         episode a tick opened, or record the one no tick saw."""
         if c not in self.episodes.open:
             silence = float(self.p["silence_s"][c])
-            self.episodes.force(_c(c), _ONE, _f(start), _f(start + silence),
-                                {"last_seen": _f(start), "timeout_s": _f(silence)})
+            self.episodes.force(
+                _c(c),
+                _ONE,
+                _f(start),
+                _f(start + silence),
+                {"last_seen": _f(start), "timeout_s": _f(silence)},
+            )
         self.episodes.force(_c(c), _ZERO, _f(start), _f(end))
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
@@ -216,13 +235,33 @@ class StaleTelemetry(_Silence):
         since0 = self.live_since[:n].copy()
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
-        changes += [(t, c, 0, k) for c, t, k in zip(
-            events.st_conn.tolist(), events.st_recv.tolist(), events.st_code.tolist(), strict=True)]
-        changes += [(t, c, 1, k) for c, t, k in zip(
-            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(), strict=True)]
-        changes += [(t, c, 2, int(o)) for c, t, o in zip(
-            events.off_conn.tolist(), events.off_recv.tolist(), events.off_online.tolist(),
-            strict=True)]
+        changes += [
+            (t, c, 0, k)
+            for c, t, k in zip(
+                events.st_conn.tolist(),
+                events.st_recv.tolist(),
+                events.st_code.tolist(),
+                strict=True,
+            )
+        ]
+        changes += [
+            (t, c, 1, k)
+            for c, t, k in zip(
+                events.tx_conn.tolist(),
+                events.tx_recv.tolist(),
+                events.tx_kind.tolist(),
+                strict=True,
+            )
+        ]
+        changes += [
+            (t, c, 2, int(o))
+            for c, t, o in zip(
+                events.off_conn.tolist(),
+                events.off_recv.tolist(),
+                events.off_online.tolist(),
+                strict=True,
+            )
+        ]
         changes.sort()
         trans: dict[int, list[tuple[float, bool]]] = {}
         for t, c, kind, v in changes:
@@ -239,13 +278,13 @@ class StaleTelemetry(_Silence):
             if live != was:
                 trans.setdefault(c, []).append((t, live))
                 self.live_since[c] = t if live else np.nan
-        conn, t, first, _ = _merge(frame.raw_conn, frame.raw_recv)
+        conn, tr, _first, _ = _merge(frame.raw_conn, frame.raw_recv)
         silence = self.p["silence_s"]
         # Connectors whose session state did not change: one vectorised pass.
         changed = np.zeros(n, np.bool_)
         changed[list(trans)] = True
         simple = ~changed[conn]
-        sc, st = conn[simple], t[simple]
+        sc, st = conn[simple], tr[simple]
         sfirst = np.ones(sc.shape[0], np.bool_)
         sfirst[1:] = sc[1:] != sc[:-1]
         prev = prev_in_segment(st, sfirst, self.last_seen[sc])
@@ -257,8 +296,11 @@ class StaleTelemetry(_Silence):
         # live segments (per transition, not per sample).
         for c, tl in trans.items():
             lo, hi = np.searchsorted(conn, [c, c + 1])
-            times = t[lo:hi]
-            bounds = [(float(since0[c]) if live0[c] else None)]
+            times = tr[lo:hi]
+            # A connector watched since before any recorded start (an idle
+            # reporter) has no live_since: its segment starts at -inf.
+            start0 = float(since0[c]) if np.isfinite(since0[c]) else -np.inf
+            bounds = [start0 if live0[c] else None]
             segs: list[tuple[float, float]] = []
             a = bounds[0]
             for tt, live in tl:
@@ -271,15 +313,20 @@ class StaleTelemetry(_Silence):
                 segs.append((a, np.inf))
             for a0, b0 in segs:
                 before = times[times < a0]
-                seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
+                seen = (
+                    np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
+                )
                 inside = times[(times >= a0) & (times < b0)]
-                xs = np.concatenate([[np.fmax(a0, seen)], inside, [b0] if np.isfinite(b0) else []])
+                head = np.fmax(a0, seen)
+                xs = np.concatenate(
+                    [[head] if np.isfinite(head) else [], inside, [b0] if np.isfinite(b0) else []]
+                )
                 for k in np.flatnonzero(np.diff(xs) > silence[c]).tolist():
                     self._silence(c, float(xs[k]), float(xs[k + 1]))
         ends = np.ones(conn.shape[0], np.bool_)
         ends[:-1] = conn[1:] != conn[:-1]
         if conn.size:
-            self.last_seen[conn[ends]] = np.fmax(self.last_seen[conn[ends]], t[ends])
+            self.last_seen[conn[ends]] = np.fmax(self.last_seen[conn[ends]], tr[ends])
         self.tick(now)
 
     def tick(self, now: float) -> None:
@@ -294,8 +341,11 @@ class StaleTelemetry(_Silence):
         idx = np.flatnonzero(opening)
         if idx.size:
             self.episodes.force(
-                idx.astype(np.int64), np.ones(idx.size, np.bool_), ref[idx],
-                ref[idx] + silence[idx], {"last_seen": ref[idx], "timeout_s": silence[idx]},
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                ref[idx],
+                ref[idx] + silence[idx],
+                {"last_seen": ref[idx], "timeout_s": silence[idx]},
             )
         self.score[:n] = np.where(watching, quiet / silence, np.nan)
 

@@ -14,7 +14,8 @@ meter_mismatch
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
     epoch so batch cuts do not matter). Ignores: windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
-    windows with a regression, windows with less than half their time in
+    windows with a regression, windows where the register stood still under
+    load for more than 20 s (meter_stuck's), windows with less than half their time in
     judged intervals, intervals with a power step (their integral is
     unknowable from samples), ratios beyond 20x either way (those are
     meter_unit_error or meter_stuck).
@@ -36,7 +37,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment
+from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment, rany, rnansum
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -45,12 +46,17 @@ B = NDArray[np.bool_]
 
 def reference_power(f: Frame) -> F64:
     """Sum of V*I over the phases where both are reported (DC: line 1); NaN if none."""
+    out: F64 = f.derived("v_times_i", _reference_power)
+    return out
+
+
+def _reference_power(f: Frame) -> F64:
     v = f.values[:, 5:8]
     i = f.values[:, 2:5]
     vi = v * i
     known = np.isfinite(vi)
-    out = np.where(known, vi, 0.0).sum(axis=1)
-    out[~known.any(axis=1)] = np.nan
+    out = rnansum(vi)
+    out[~rany(known)] = np.nan
     return out
 
 
@@ -99,7 +105,12 @@ class MeterStuck(Detector):
         stuck = same & (p > minp)
         moved = e > pe
         self.episodes.step(
-            f.conn, f.ts, stuck, moved, self.p["min_duration_s"][f.conn], 0.0,
+            f.conn,
+            f.ts,
+            stuck,
+            moved,
+            self.p["min_duration_s"][f.conn],
+            0.0,
             {"energy_wh": e, "power_w": p},
         )
         self._e.store(f.conn, f.last, e, f.ts)
@@ -125,7 +136,12 @@ class MeterRegression(Detector):
         # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
         bad = (drop > tol) & ~_thousandfold(pe / np.where(e > 0, e, np.nan))
         self.episodes.step(
-            f.conn, f.ts, bad, ~bad, 0.0, self.p["hold_s"][f.conn],
+            f.conn,
+            f.ts,
+            bad,
+            ~bad,
+            0.0,
+            self.p["hold_s"][f.conn],
             {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
         )
         self._e.store(f.conn, f.last, e, f.ts)
@@ -134,110 +150,106 @@ class MeterRegression(Detector):
 
 
 class _Windows:
-    """Tumbling per-connector windows of (register delta, integral of power, of V*I).
+    """Tumbling per-connector windows of register delta and integral of power.
 
     Windows are aligned to the epoch (``floor(ts / window_s)``), so where a
     stream is cut into batches does not move them. A window is complete once a
     row of a later window arrives; its sums are returned then.
     """
 
+    # Columns of the sums.
+    DE, IP, REG, FROZEN, SUSPECT, COUNTED = range(6)
+
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
-        # dE, int P, int Pref, regressions, frozen seconds, suspect intervals
-        self.sums = np.zeros((0, 7))  # ... and counted seconds
-        self.e, self.p, self.r = _Carry(), _Carry(), _Carry()
+        self.sums = np.zeros((0, 6))
+        self.e, self.p = _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
         self.w = grown(self.w, n, np.nan)
         self.sums = grown(self.sums, n, 0.0)
         self.e.grow(n)
         self.p.grow(n)
-        self.r.grow(n)
 
-    def step(
-        self, f: Frame, window_s: F64, max_gap_s: F64
-    ) -> tuple[I64, F64, NDArray[np.float64]]:
+    def step(self, f: Frame, window_s: F64, max_gap_s: F64) -> tuple[I64, F64, NDArray[np.float64]]:
         """Returns completed windows: connector, end time, sums (k, 6).
 
         ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
         """
-        e, p, r = f.col("energy_wh"), f.col("power_w"), reference_power(f)
+        e, p = f.col("energy_wh"), f.col("power_w")
         pe, pt = self.e.prev(f.conn, f.first, e, f.ts)
         pp, ppt = self.p.prev(f.conn, f.first, p, f.ts)
-        pr, prt = self.r.prev(f.conn, f.first, r, f.ts)
         # Carry the last *known* value of each quantity, not the last row's NaN.
-        for carry, x in ((self.e, e), (self.p, p), (self.r, r)):
+        for carry, x in ((self.e, e), (self.p, p)):
             ok = np.isfinite(x)
-            if ok.any():
+            if ok.all():
+                carry.store(f.conn, f.last, x, f.ts)
+            elif ok.any():
                 idx = np.flatnonzero(ok)
                 c = f.conn[idx]
                 lastk = np.ones(idx.shape[0], np.bool_)
                 lastk[:-1] = c[1:] != c[:-1]
                 carry.v[c[lastk]] = x[idx[lastk]]
                 carry.t[c[lastk]] = f.ts[idx[lastk]]
-        # Prev values above are from the previous *row*; intervals need both ends known.
-        gap_ok = max_gap_s[f.conn]
+        # Prev values above are from the previous *row*; an interval counts for
+        # the register only when its power integral counts too (both ends known,
+        # the same interval), so a sample with unknown power cannot skew a ratio.
         dt = f.ts - pt
-        # An interval counts for the register only when its power integral counts
-        # too, so a sample with unknown power cannot skew the ratio.
-        ok_e = np.isfinite(e) & np.isfinite(pe) & (dt <= gap_ok)
-        ok_e &= np.isfinite(p) & np.isfinite(pp) & (f.ts - ppt == dt)
+        ok_e = (dt <= max_gap_s[f.conn]) & (f.ts - ppt == dt)
+        ok_e &= np.isfinite(e) & np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
         # A step in power between two samples has an unknowable integral (the
         # register knows, the samples do not): leave such intervals out of both.
         big = np.fmax(p, pp)
         ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
         de = np.where(ok_e, e - pe, 0.0)
-        reg = ok_e & (de < 0)
-        de = np.where(reg, 0.0, de)
-        dtp = f.ts - ppt
-        ip = np.where(
-            np.isfinite(p) & np.isfinite(pp) & (dtp <= gap_ok) & ok_e,
-            (p + pp) * 0.5 * dtp / 3600.0,
-            0.0,
-        )
-        dtr = f.ts - prt
-        ir = np.where(
-            np.isfinite(r) & np.isfinite(pr) & (dtr <= gap_ok) & ok_e,
-            (r + pr) * 0.5 * dtr / 3600.0,
-            0.0,
-        )
+        reg = de < 0
+        de[reg] = 0.0
+        ip = np.where(ok_e, (p + pp) * (0.5 / 3600.0) * dt, 0.0)
+        n = f.conn.shape[0]
+        rows = np.empty((n, 6))
+        rows[:, self.DE] = de
+        rows[:, self.IP] = ip
+        rows[:, self.REG] = reg
         # Seconds the register stood still under load: such windows belong to
         # meter_stuck, and comparing them would report the same fault twice.
-        frozen = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
+        rows[:, self.FROZEN] = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
         # Intervals no calibration error explains: a catch-up jump after a freeze
         # or lost samples, or power off by ~1000x against V*I (a unit error).
-        jump = de > 5.0 * np.abs(ip) + 50.0
-        unit = _thousandfold(p / np.where(r > 0, r, np.nan))
-        suspect = (jump | unit).astype(np.float64)
+        r = reference_power(f)
+        rows[:, self.SUSPECT] = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(
+            p / np.where(r > 0, r, np.nan)
+        )
+        rows[:, self.COUNTED] = np.where(ok_e, dt, 0.0)
         wid = np.floor(f.ts / window_s[f.conn])
-        counted = np.where(ok_e, dt, 0.0)
-        rows = np.stack([de, ip, ir, reg.astype(np.float64), frozen, suspect, counted], axis=1)
-        # Prepend each connector's open window as a pseudo-row, then group by (conn, window).
-        ends = np.flatnonzero(f.last)
-        cc = f.conn[ends]
-        has = np.isfinite(self.w[cc])
-        pc = cc[has]
-        conn = np.concatenate([pc, f.conn])
-        w = np.concatenate([self.w[pc], wid])
-        vals = np.concatenate([self.sums[pc], rows])
-        pseudo = np.concatenate([np.zeros(pc.shape[0], np.int8), np.ones(f.conn.shape[0], np.int8)])
-        order = np.lexsort((pseudo, w, conn))
-        conn, w, vals = conn[order], w[order], vals[order]
-        n = conn.shape[0]
+        n = f.conn.shape[0]
         if n == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty((0, 7))
-        start = np.ones(n, np.bool_)
-        start[1:] = (conn[1:] != conn[:-1]) | (w[1:] != w[:-1])
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+        # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
+        start = f.first.copy()
+        start[1:] |= wid[1:] != wid[:-1]
         gi = np.flatnonzero(start)
-        sums = np.add.reduceat(vals, gi, axis=0)
-        gconn, gw = conn[gi], w[gi]
+        sums = np.add.reduceat(rows, gi, axis=0)
+        gconn, gw = f.conn[gi], wid[gi]
+        gfirst = f.first[gi]
         glast = np.ones(gi.shape[0], np.bool_)
         glast[:-1] = gconn[1:] != gconn[:-1]
+        # Each connector's carried open window either continues in its first
+        # group, or was complete already (a later window has begun).
+        fc = gconn[gfirst]
+        cw = self.w[fc]
+        carried = self.sums[fc]
+        same = cw == gw[gfirst]
+        sums[np.flatnonzero(gfirst)[same]] += carried[same]
+        closed = np.isfinite(cw) & ~same
         self.w[gconn[glast]] = gw[glast]
         self.sums[gconn[glast]] = sums[glast]
         done = ~glast
-        dc = gconn[done]
-        return dc, (gw[done] + 1.0) * window_s[dc], sums[done]
+        dc = np.concatenate([fc[closed], gconn[done]])
+        dw = np.concatenate([cw[closed], gw[done]])
+        dsum = np.concatenate([carried[closed], sums[done]])
+        order = np.argsort(dc, kind="stable")  # per connector, the carried window first
+        dc, dw, dsum = dc[order], dw[order], dsum[order]
+        return dc, (dw + 1.0) * window_s[dc], dsum
 
 
 class MeterMismatch(Detector):
@@ -253,10 +265,14 @@ class MeterMismatch(Detector):
         conn, t_end, s = self._w.step(f, self.p["window_s"], self.p["max_gap_s"])
         if conn.size == 0:
             return
-        de, ip = s[:, 0], s[:, 1]
+        w = _Windows
+        de, ip = s[:, w.DE], s[:, w.IP]
         judged = (
-            (ip >= self.p["min_energy_wh"][conn]) & (s[:, 3] == 0) & (s[:, 4] < 60.0) & (s[:, 5] == 0)
-            & (s[:, 6] >= 0.5 * self.p["window_s"][conn])  # at least half the window judged
+            (ip >= self.p["min_energy_wh"][conn])
+            & (s[:, w.REG] == 0)
+            & (s[:, w.FROZEN] <= 20.0)
+            & (s[:, w.SUSPECT] == 0)
+            & (s[:, w.COUNTED] >= 0.5 * self.p["window_s"][conn])  # half the window judged
         )
         ratio = np.where(judged, de / np.where(judged, ip, 1.0), np.nan)
         dev = np.abs(ratio - 1.0)
@@ -266,7 +282,12 @@ class MeterMismatch(Detector):
         good = judged & ((dev <= tol) | ~plausible)
         k = judged
         self.episodes.step(
-            conn[k], t_end[k], bad[k], good[k], 0.0, 0.0,
+            conn[k],
+            t_end[k],
+            bad[k],
+            good[k],
+            0.0,
+            0.0,
             {"register_delta_wh": de[k], "power_integral_wh": ip[k], "ratio": ratio[k]},
         )
         # Score: the last judged window of each connector (unjudged windows keep it).
@@ -304,13 +325,18 @@ class MeterUnitError(Detector):
         # Power path: reported power vs V*I, per sample.
         p = frame.col("power_w")
         pref = reference_power(frame)
-        itot = np.nansum(frame.values[:, 2:5], axis=1)
+        itot = frame.derived("i_total", lambda f: rnansum(f.values[:, 2:5]))
         judged = np.isfinite(p) & np.isfinite(pref) & (itot >= self.p["min_current_a"][frame.conn])
         f = frame.rows(judged) if not judged.all() else frame
         ratio = f.col("power_w") / reference_power(f)
         bad = _thousandfold(ratio)
         self.episodes.step(
-            f.conn, f.ts, bad, ~bad, self.p["min_duration_s"][f.conn], 0.0,
+            f.conn,
+            f.ts,
+            bad,
+            ~bad,
+            self.p["min_duration_s"][f.conn],
+            0.0,
             {"power_w": f.col("power_w"), "v_times_i_w": reference_power(f), "ratio": ratio},
         )
         score = np.abs(np.log10(np.maximum(ratio, 1e-12))) / 3.0
@@ -333,6 +359,11 @@ class MeterUnitError(Detector):
         er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
         ebad = _thousandfold(er)
         self._energy.step(
-            g.conn[ok], g.ts[ok], ebad[ok], ~ebad[ok], self.p["min_duration_s"][g.conn][ok], 0.0,
+            g.conn[ok],
+            g.ts[ok],
+            ebad[ok],
+            ~ebad[ok],
+            self.p["min_duration_s"][g.conn][ok],
+            0.0,
             {"register_delta_wh": de[ok], "expected_wh": expected[ok], "ratio": er[ok]},
         )

@@ -22,6 +22,7 @@ __all__ = ["FAULTS", "PARAMS", "DetectorConfig", "Params", "validate"]
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ class ChargerOfflineParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class StaleTelemetryParams(Params):
-    silence_s: float = _p(180.0, 1, 86400, "no meter sample while one is expected")
+    silence_s: float = _p(300.0, 1, 86400, "no meter sample while one is expected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ class MeterRegressionParams(Params):
 @dataclass(frozen=True, slots=True)
 class MeterMismatchParams(Params):
     window_s: float = _p(600.0, 10, 86400, "register delta and power integral compared per window")
-    min_energy_wh: float = _p(500.0, 1, 1e7, "windows with less integrated energy are not judged")
+    min_energy_wh: float = _p(200.0, 1, 1e7, "windows with less integrated energy are not judged")
     tolerance: float = _p(0.15, 0.01, 0.9, "|delta / integral - 1| above this is a mismatch")
     max_gap_s: float = _p(120.0, 1, 86400, "intervals longer than this are left out of both")
 
@@ -169,7 +170,6 @@ class IdleBlockingParams(Params):
     # Normal "idle after charging" runs to 3 h in the fleet simulator's sessions;
     # sites with idle fees override this (e.g. 1800 s).
     grace_s: float = _p(12600.0, 0, 7 * 86400, "connected without charging beyond this")
-    idle_power_w: float = _p(100.0, 0, 1e6, "below this counts as not charging")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +224,9 @@ def problems(fault: str, p: Params) -> list[tuple[str, str]]:
         if isinstance(v, bool) or not isinstance(v, int | float) or (is_int and v != int(v)):
             out.append((f.name, f"expected {'an integer' if is_int else 'a number'}, got {v!r}"))
         elif not (math.isfinite(v) and lo <= v <= hi):
-            out.append((f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), "
-                        f"got {v!r}"))
+            out.append(
+                (f.name, f"expected {lo:g} <= {f.name} <= {hi:g} ({f.metadata['doc']}), got {v!r}")
+            )
     if not out:
         for a, op, b in _ORDERED.get(fault, []):
             va, vb = getattr(p, a), getattr(p, b)
@@ -243,6 +244,13 @@ def validate(fault: str, p: Params) -> None:
 
 
 Overrides = dict[str, dict[str, Any]]  # fault -> {parameter: value}
+
+
+def _in_range(lo: float, hi: float) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return bool(lo <= v <= hi)
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -277,7 +285,9 @@ class DetectorConfig:
         return out
 
     @staticmethod
-    def from_mapping(data: Any, file: str = "<config>", source: Source | None = None) -> DetectorConfig:
+    def from_mapping(
+        data: Any, file: str = "<config>", source: Source | None = None
+    ) -> DetectorConfig:
         """Build from plain data (e.g. the ``detectors:`` section of a YAML file).
 
         Every problem is collected and raised together as a :class:`ConfigError`
@@ -308,7 +318,7 @@ class DetectorConfig:
                         f.name,
                         kind,
                         f.default,
-                        check=lambda v, f=f: f.metadata["lo"] <= v <= f.metadata["hi"],
+                        check=_in_range(f.metadata["lo"], f.metadata["hi"]),
                         expected=f"{'an integer' if kind is int else 'a number'} in "
                         f"[{f.metadata['lo']:g}, {f.metadata['hi']:g}] ({f.metadata['doc']})",
                     )

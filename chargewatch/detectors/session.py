@@ -24,7 +24,10 @@ failed_start
     of the transaction start when no Preparing was seen); a Preparing
     connector that never starts a transaction within ``preparing_timeout_s``.
     Ignores: time spent in SuspendedEV/SuspendedEVSE (scheduled or
-    load-managed charging), sessions that stop before the timeout.
+    load-managed charging), sessions that stop before the timeout, connectors
+    whose meter rows stopped arriving in the second half of the wait (no
+    evidence: that is stale_telemetry). Delivery is judged on every received
+    row, including rows a wrong clock put behind processed ones.
 status_flapping
     Catches: ``changes`` status changes within ``window_s``. Clears when fewer
     than half that many remain within the window. Ignores: repeated identical
@@ -40,7 +43,15 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import STATUS_CODE, Events, Frame, ffill_index, grown
+from chargewatch.detectors.frame import (
+    STATUS_CODE,
+    Events,
+    Frame,
+    ffill_index,
+    grown,
+    rany,
+    rnansum,
+)
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -69,7 +80,10 @@ def _c(c: int) -> I64:
 
 
 def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
-    """Status (kind 0) and transaction (kind 1) events in receive order: (t, conn, kind, code, reason)."""
+    """Status (kind 0) and transaction (kind 1) events in receive order.
+
+    Tuples are (t, conn, kind, code, reason).
+    """
     out = [
         (t, c, 0, k, "")
         for c, t, k in zip(
@@ -79,8 +93,11 @@ def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     out += [
         (t, c, 1, k, r)
         for c, t, k, r in zip(
-            events.tx_conn.tolist(), events.tx_recv.tolist(), events.tx_kind.tolist(),
-            events.tx_reason, strict=True,
+            events.tx_conn.tolist(),
+            events.tx_recv.tolist(),
+            events.tx_kind.tolist(),
+            events.tx_reason,
+            strict=True,
         )
     ]
     out.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -113,23 +130,23 @@ class ChargingInterrupted(Detector):
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # (b) abnormal ends, judged against power flow received before the event.
         on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
-        for t, c, kind, code, reason in _ordered(events):
-            self._expire(c, t)
+        for t, ci, kind, code, reason in _ordered(events):
+            self._expire(ci, t)
             # Faulted carries an OCPP error code: that alert is the error_code's, not ours.
             abnormal = kind == 1 and code == 2 and reason in ABNORMAL_STOPS
-            if not abnormal or c in self._stop.open:
+            if not abnormal or ci in self._stop.open:
                 continue
-            lo, hi = np.searchsorted(frame.conn, [c, c + 1])
+            lo, hi = np.searchsorted(frame.conn, [ci, ci + 1])
             r = frame.recv[lo:hi]
             sel = on_rows[lo:hi] & (r <= t)
-            last_on = float(r[sel].max()) if sel.any() else float(self._last_on[c])
+            last_on = float(r[sel].max()) if sel.any() else float(self._last_on[ci])
             soc = frame.col("soc_pct")[lo:hi][r <= t]
             soc = soc[np.isfinite(soc)]
-            soc_now = float(soc[-1]) if soc.size else float(self._soc[c])
-            flowing = t - last_on <= 2 * self.p["min_duration_s"][c] + 60.0
-            if flowing and not (soc_now >= self.p["full_soc_pct"][c]):
-                self._stop.force(_c(c), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
-                self._until[c] = t + self.p["hold_s"][c]
+            soc_now = float(soc[-1]) if soc.size else float(self._soc[ci])
+            flowing = t - last_on <= 2 * self.p["min_duration_s"][ci] + 60.0
+            if flowing and not (soc_now >= self.p["full_soc_pct"][ci]):
+                self._stop.force(_c(ci), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
+                self._until[ci] = t + self.p["hold_s"][ci]
         # (a) still "Charging" but nothing flows.
         p = frame.col("power_w")
         known = np.isfinite(p)
@@ -144,8 +161,8 @@ class ChargingInterrupted(Detector):
         full = soc >= self.p["full_soc_pct"][c]
         # "Nothing flows" by the currents too, when reported: a power value in kW
         # read as W is tiny but is not a stop (that is meter_unit_error).
-        itot = np.nansum(f.values[:, 2:5], axis=1)
-        flowing = np.isfinite(f.values[:, 2:5]).any(axis=1) & (itot >= 1.0)
+        itot = rnansum(f.values[:, 2:5])
+        flowing = rany(np.isfinite(f.values[:, 2:5])) & (itot >= 1.0)
         stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full & ~flowing
         self.episodes.step(
             c, f.ts, stalled, on | ~charging, self.p["min_duration_s"][c], 0.0, {"power_w": p}
@@ -191,8 +208,13 @@ class IdleBlocking(Detector):
             grace = self.p["grace_s"][c]
             if c not in self.episodes.open and t - since > grace:
                 # Idle period that no tick saw: the finding a tick would have made.
-                self.episodes.force(_c(c), _ONE, _f(since), _f(since + grace),
-                                    {"idle_since": _f(since), "grace_s": _f(grace)})
+                self.episodes.force(
+                    _c(c),
+                    _ONE,
+                    _f(since),
+                    _f(since + grace),
+                    {"idle_since": _f(since), "grace_s": _f(grace)},
+                )
             self.episodes.force(_c(c), _ZERO, _f(since), _f(t))
             self._since[c] = np.nan
         self.tick(now)
@@ -204,9 +226,13 @@ class IdleBlocking(Detector):
         idle = now - since
         idx = np.flatnonzero((idle > grace) & ~self.episodes.active[:n])
         if idx.size:
-            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), since[idx],
-                                since[idx] + grace[idx],
-                                {"idle_since": since[idx], "grace_s": grace[idx]})
+            self.episodes.force(
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                since[idx],
+                since[idx] + grace[idx],
+                {"idle_since": since[idx], "grace_s": grace[idx]},
+            )
         self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
 
 
@@ -223,21 +249,46 @@ class FailedStart(Detector):
         self._timeout = grown(self._timeout, n, np.nan)
         self._paused = grown(self._paused, n, False)
         self._prep = grown(self._prep, n, False)
+        if not hasattr(self, "_evid"):
+            self._evid = np.zeros(0, np.bool_)
+            self._frame = Frame.empty(0)
+        self._evid = grown(self._evid, n, False)
+
+    def _seen_late(self, c: int, deadline: float) -> bool:
+        """Were meter rows received in the second half of the wait (so "no energy"
+        is evidence, not missing telemetry)? From earlier batches or this one."""
+        if self._evid[c]:
+            return True
+        since = deadline - 0.5 * float(self._timeout[c])
+        f = self._frame
+        lo, hi = np.searchsorted(f.raw_conn, [c, c + 1])
+        r = f.raw_recv[lo:hi]
+        return bool(((r >= since) & (r <= deadline)).any())
 
     def _disarm(self, c: int, t: float) -> None:
         arm = self._arm[c]
         if np.isnan(arm):
             return
         to = self._timeout[c]
-        if c not in self.episodes.open and not self._paused[c] and t - arm > to:
-            self.episodes.force(_c(c), _ONE, _f(arm), _f(arm + to),
-                                {"armed_at": _f(arm), "timeout_s": _f(to)})
+        if (
+            c not in self.episodes.open
+            and not self._paused[c]
+            and t - arm > to
+            and self._seen_late(c, float(arm + to))
+        ):
+            self.episodes.force(
+                _c(c), _ONE, _f(arm), _f(arm + to), {"armed_at": _f(arm), "timeout_s": _f(to)}
+            )
         self.episodes.force(_c(c), _ZERO, _f(arm), _f(t))
         self._arm[c] = np.nan
         self._prep[c] = False
+        self._evid[c] = False
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        deliver = frame.col("power_w") > self.p["min_power_w"][frame.conn]
+        # Received rows, in receive order: delivery is about what the charger
+        # said, even when its clock (ts) puts the rows behind processed ones.
+        self._frame = frame
+        deliver = frame.raw_power > self.p["min_power_w"][frame.raw_conn]
         for t, c, kind, code, _ in _ordered(events):
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
@@ -249,6 +300,7 @@ class FailedStart(Detector):
                     self._disarm(c, t)
                     self._arm[c] = t if np.isnan(plugged) else plugged
                     self._timeout[c] = self.p["timeout_s"][c]
+                    self._evid[c] = False
                     self._paused[c] = False
                     self._prep[c] = False
                 elif code == 2:
@@ -258,30 +310,37 @@ class FailedStart(Detector):
                 self._arm[c], self._timeout[c] = t, self.p["preparing_timeout_s"][c]
                 self._paused[c] = False
                 self._prep[c] = True
+                self._evid[c] = False
             elif code in _PAUSED:
                 self._paused[c] = True
             elif code == CHARGING:
                 if self._paused[c] and not np.isnan(self._arm[c]):
                     self._arm[c] = t  # the EV asks for energy now: the clock restarts
                     self._timeout[c] = self.p["timeout_s"][c]
+                    self._evid[c] = False
                 self._paused[c] = False
             elif code in _ENDED:
                 self._disarm(c, t)
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
-        armed_rows = deliver & (frame.recv >= self._arm[frame.conn])
+        rc, rr = frame.raw_conn, frame.raw_recv
+        armed_rows = deliver & (rr >= self._arm[rc])
         idx = np.flatnonzero(armed_rows)
         if idx.size:
             first = np.ones(idx.size, np.bool_)
-            first[1:] = frame.conn[idx[1:]] != frame.conn[idx[:-1]]
+            first[1:] = rc[idx[1:]] != rc[idx[:-1]]
             for i in idx[first].tolist():  # one per connector that started delivering
-                self._disarm(int(frame.conn[i]), float(frame.recv[i]))
+                self._disarm(int(rc[i]), float(rr[i]))
+        # Evidence for the armed connectors: a row in the second half of the wait.
+        arm, to = self._arm[rc], self._timeout[rc]
+        hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
+        self._evid[rc[hit]] = True
         self.tick(now)
 
     def _deliveries(self, frame: Frame, deliver: NDArray[np.bool_], c: int, t: float) -> None:
         if np.isnan(self._arm[c]):
             return
-        lo, hi = np.searchsorted(frame.conn, [c, c + 1])
-        r = frame.recv[lo:hi]
+        lo, hi = np.searchsorted(frame.raw_conn, [c, c + 1])
+        r = frame.raw_recv[lo:hi]
         sel = deliver[lo:hi] & (r >= self._arm[c]) & (r <= t)
         if sel.any():
             self._disarm(c, float(r[sel].min()))
@@ -290,10 +349,19 @@ class FailedStart(Detector):
         n = self.n
         arm, to = self._arm[:n], self._timeout[:n]
         waited = now - arm
-        idx = np.flatnonzero((waited > to) & ~self._paused[:n] & ~self.episodes.active[:n])
+        # Only with telemetry near the deadline: silence is stale_telemetry's.
+        evidence = self._evid[:n]
+        idx = np.flatnonzero(
+            (waited > to) & ~self._paused[:n] & ~self.episodes.active[:n] & evidence
+        )
         if idx.size:
-            self.episodes.force(idx.astype(np.int64), np.ones(idx.size, np.bool_), arm[idx],
-                                arm[idx] + to[idx], {"armed_at": arm[idx], "timeout_s": to[idx]})
+            self.episodes.force(
+                idx.astype(np.int64),
+                np.ones(idx.size, np.bool_),
+                arm[idx],
+                arm[idx] + to[idx],
+                {"armed_at": arm[idx], "timeout_s": to[idx]},
+            )
         self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
 
 

@@ -26,8 +26,8 @@ from chargewatch.collector.events import (
     StatusEvent,
     TransactionEvent,
 )
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
 from chargewatch.detectors.params import FAULTS
+from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
 
 SAMPLE_S = 10.0  # meter sample interval
 HEARTBEAT_S = 300.0
@@ -94,7 +94,11 @@ class _Conn:
 
 
 def _session(
-    rng: np.random.Generator, c: _Conn, t_plug: float, horizon: float, fault: str | None,
+    rng: np.random.Generator,
+    c: _Conn,
+    t_plug: float,
+    horizon: float,
+    fault: str | None,
     truth: list[Truth],
 ) -> float:
     """Generate one session from plug-in; returns the time the connector is free."""
@@ -133,7 +137,9 @@ def _session(
     # Fault timing (inside the charging part).
     f_start = t_start + rng.uniform(600, 1200)
     f_len = rng.uniform(900, 1500)
-    pause = (t_start + rng.uniform(900, 2400), rng.uniform(300, 900)) if rng.random() < 0.3 else None
+    pause = (
+        (t_start + rng.uniform(900, 2400), rng.uniform(300, 900)) if rng.random() < 0.3 else None
+    )
     if fault is not None:
         pause = None  # a fault hidden inside a pause has nothing to show
     gap = t_start + rng.uniform(600, 3000) if rng.random() < 0.3 else None
@@ -220,7 +226,9 @@ def _session(
             volts[:, 1:] = np.nan
         v[:, V1 : V1 + 3] = volts
         cur = np.zeros((n, 3))
-        cur[:, :car_phases] = (p / (car_phases * c.vnom))[:, None] * rng.normal(1, 0.01, (n, car_phases))
+        cur[:, :car_phases] = (p / (car_phases * c.vnom))[:, None] * rng.normal(
+            1, 0.01, (n, car_phases)
+        )
         if c.phases == 1:
             cur[:, 1:] = np.nan
         v[:, I1 : I1 + 3] = cur
@@ -268,9 +276,19 @@ def _session(
         v[w, I1 + 2] *= 0.4
     elif fault == "clock_skew":
         f_end = horizon
-    if fault in ("meter_stuck", "meter_regression", "meter_mismatch", "meter_unit_error",
-                 "over_temperature", "over_current", "voltage_out_of_band", "phase_loss",
-                 "phase_imbalance", "power_oscillation", "clock_skew"):
+    if fault in (
+        "meter_stuck",
+        "meter_regression",
+        "meter_mismatch",
+        "meter_unit_error",
+        "over_temperature",
+        "over_current",
+        "voltage_out_of_band",
+        "phase_loss",
+        "phase_imbalance",
+        "power_oscillation",
+        "clock_skew",
+    ):
         truth.append(Truth(fault, c.cid, f_start, min(f_end, t_leave)))
     if fault == "coarse" or coarse:
         v[:, P] = np.round(v[:, P], -2)
@@ -294,10 +312,21 @@ def _session(
     full = np.flatnonzero(status == 2)
     if interrupted_at is not None:
         if rng.random() < 0.5:
-            ev.append(StatusEvent(ch, k, interrupted_at, interrupted_at, "Faulted",
-                                  "PowerSwitchFailure"))
-            ev.append(TransactionEvent(ch, k, interrupted_at + 2, interrupted_at + 2, "stop", tx,
-                                       c.register, reason="EmergencyStop"))
+            ev.append(
+                StatusEvent(ch, k, interrupted_at, interrupted_at, "Faulted", "PowerSwitchFailure")
+            )
+            ev.append(
+                TransactionEvent(
+                    ch,
+                    k,
+                    interrupted_at + 2,
+                    interrupted_at + 2,
+                    "stop",
+                    tx,
+                    c.register,
+                    reason="EmergencyStop",
+                )
+            )
         truth.append(Truth("charging_interrupted", c.cid, interrupted_at, t_leave))
     elif full.size:
         t_full = float(tt[full[0]])
@@ -309,10 +338,15 @@ def _session(
         for j, tf in enumerate(fl):
             ev.append(StatusEvent(ch, k, tf, tf, "SuspendedEVSE" if j % 2 == 0 else "Charging"))
         truth.append(Truth(fault, c.cid, f_start, f_start + 300.0))
-    if interrupted_at is None or all(not isinstance(e, TransactionEvent) or e.kind != "stop"
-                                     or e.transaction_id != tx for e in ev):
-        ev.append(TransactionEvent(ch, k, t_leave, t_leave, "stop", tx, c.register,
-                                   reason="EVDisconnected"))
+    if interrupted_at is None or all(
+        not isinstance(e, TransactionEvent) or e.kind != "stop" or e.transaction_id != tx
+        for e in ev
+    ):
+        ev.append(
+            TransactionEvent(
+                ch, k, t_leave, t_leave, "stop", tx, c.register, reason="EVDisconnected"
+            )
+        )
     ev.append(StatusEvent(ch, k, t_leave + 1, t_leave + 1, "Finishing"))
     ev.append(StatusEvent(ch, k, t_leave + 20, t_leave + 20, "Available"))
     return t_leave + 20
@@ -327,8 +361,15 @@ def generate(chargers: int = 40, hours: float = 8.0, seed: int = 1) -> Scenario:
     for i in range(chargers):
         kind = _KINDS[i % len(_KINDS)]
         cid = f"CP{i:04d}"
-        specs[cid] = ChargerSpec(cid, site=f"site{i % 3}", connectors=1, max_power_w=kind[1],
-                                 phases=kind[2], nominal_voltage_v=kind[3], model=kind[0])
+        specs[cid] = ChargerSpec(
+            cid,
+            site=f"site{i % 3}",
+            connectors=1,
+            max_power_w=kind[1],
+            phases=kind[2],
+            nominal_voltage_v=kind[3],
+            model=kind[0],
+        )
     fleet = Fleet({f"site{j}": SiteSpec(f"site{j}") for j in range(3)}, specs)
     index = ConnectorIndex(fleet)
     # Assign faults round-robin to connectors; every third connector stays healthy.

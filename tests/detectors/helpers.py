@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,8 +18,13 @@ DT = 10.0
 
 def fleet(n: int = 2, *, phases: int = 3, max_power_w: float = 22_000.0) -> ConnectorIndex:
     specs = {
-        f"CP{i}": ChargerSpec(f"CP{i}", site="s", max_power_w=max_power_w, phases=phases,
-                              nominal_voltage_v=230.0 if phases else 400.0)
+        f"CP{i}": ChargerSpec(
+            f"CP{i}",
+            site="s",
+            max_power_w=max_power_w,
+            phases=phases,
+            nominal_voltage_v=230.0 if phases else 400.0,
+        )
         for i in range(n)
     }
     return ConnectorIndex(Fleet({}, specs))
@@ -60,7 +66,7 @@ def run(
     times = [*batch.recv.tolist(), *(e.recv for e in events)] or [T0]
     lo, hi = min(times), max(times)
     edges = np.linspace(lo - 1, hi + 1e-6, cuts + 1)
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         rows = np.flatnonzero((batch.recv > a) & (batch.recv <= b))
         evs = [e for e in events if a < e.recv <= b]
         ds.update(batch.take(rows), evs, index, float(b))

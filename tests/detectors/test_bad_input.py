@@ -57,8 +57,13 @@ _floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 2), st.floats(-100, 5000), st.lists(_floats, min_size=11,
-             max_size=11)), min_size=1, max_size=60)
+    st.lists(
+        st.tuples(
+            st.integers(0, 2), st.floats(-100, 5000), st.lists(_floats, min_size=11, max_size=11)
+        ),
+        min_size=1,
+        max_size=60,
+    )
 )
 def test_any_rows_never_raise(rows: list[tuple[int, float, list[float]]]) -> None:
     idx = fleet(3)
@@ -70,9 +75,10 @@ def test_any_rows_never_raise(rows: list[tuple[int, float, list[float]]]) -> Non
     ds.tick(float(ts.max() + 10_000))
     sig = ds.signals
     assert sig["meter_stuck"].shape == (3,)
-    assert np.isnan(sig["over_temperature_score"]).any() or np.isfinite(
-        sig["over_temperature_score"]
-    ).all()
+    assert (
+        np.isnan(sig["over_temperature_score"]).any()
+        or np.isfinite(sig["over_temperature_score"]).all()
+    )
 
 
 def test_nan_in_means_unknown_out() -> None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from chargewatch.detectors import DetectorConfig, DetectorSet
+from chargewatch.detectors.docs import render
 from chargewatch.detectors.params import OverTemperatureParams, validate
 from chargewatch.errors import ConfigError
 from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
@@ -37,7 +40,7 @@ models:
     with pytest.raises(ConfigError) as err:
         DetectorConfig.from_mapping(src.data, src.file, src)
     msg = str(err.value)
-    assert "det.yaml:3:15: defaults.meter_stuk: unknown key" in msg
+    assert "det.yaml:3:3: defaults.meter_stuk: unknown key" in msg
     assert "sites.north.idle_blocking.grace_s: expected a number" in msg
     assert "models.DC150.over_current.tolerence: unknown key" in msg
 
@@ -49,13 +52,24 @@ def test_model_override_beats_site_and_applies_per_connector() -> None:
             "models": {"hot": {"over_temperature": {"level_c": 95, "clear_c": 90}}},
         }
     )
-    fleet = Fleet({}, {
-        "A": ChargerSpec("A", site="s"),
-        "B": ChargerSpec("B", site="s", model="hot"),
-        "C": ChargerSpec("C", site="t"),
-    })
+    fleet = Fleet(
+        {},
+        {
+            "A": ChargerSpec("A", site="s"),
+            "B": ChargerSpec("B", site="s", model="hot"),
+            "C": ChargerSpec("C", site="t"),
+        },
+    )
     idx = ConnectorIndex(fleet)
     ds = DetectorSet(cfg, faults=["over_temperature"])
     b = charging(3)
     ds.update(b, [], idx, float(b.recv[-1]))
     np.testing.assert_array_equal(ds.detectors["over_temperature"].p["level_c"][:3], [85, 95, 75])
+
+
+def test_docs_are_generated_from_the_code() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "detectors.md"
+    assert doc.read_text(encoding="utf-8") == render(), (
+        "docs/detectors.md is stale: PYTHONPATH=. python -m chargewatch.detectors.docs "
+        "> docs/detectors.md"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chargewatch.detectors import DetectorConfig, Finding
-from chargewatch.detectors.evaluation import evaluate, format_table, score
+from chargewatch.detectors.evaluation import evaluate, format_table, normal_scenarios, score
 from chargewatch.detectors.standin import Truth
 
 
@@ -35,3 +35,11 @@ def test_score_counts_misses_false_alarms_and_late_detections() -> None:
     (row,) = [r for r in score(findings, truth, DetectorConfig(), 10.0) if r.fault == "meter_stuck"]
     assert (row.recall, row.precision, row.late) == (0.5, 0.5, 1)
     assert not row.passed
+
+
+def test_hard_normal_cases_raise_nothing() -> None:
+    # Each of the simulator's normal scenarios isolates one hard case (pauses,
+    # taper, DC curves, single-phase cars, kW units, long idle, reboots, gaps).
+    found = normal_scenarios(chargers=10, hours=4, seed=2)
+    bad = {name: {f: n for f, n in c.items() if n} for name, c in found.items()}
+    assert not any(bad.values()), bad

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from chargewatch.detectors import DetectorSet
+from chargewatch.detectors.evaluation import fleet_config, run_simulation, simulate
 from chargewatch.detectors.standin import Scenario, generate
 
 
@@ -25,8 +26,14 @@ def _replay(sc: Scenario, cuts: np.ndarray) -> DetectorSet:
 def _key(ds: DetectorSet) -> list[tuple[object, ...]]:
     return sorted(
         # Evidence sums may differ in the last bits with the summation order.
-        (f.fault, f.connector, f.start, f.detected, f.end,
-         tuple((k, float(f"{v:.9g}")) for k, v in sorted(f.evidence.items())))
+        (
+            f.fault,
+            f.connector,
+            f.start,
+            f.detected,
+            f.end,
+            tuple((k, float(f"{v:.9g}")) for k, v in sorted(f.evidence.items())),
+        )
         for f in ds.findings
     )
 
@@ -41,7 +48,9 @@ def test_same_stream_different_cuts_same_findings(scenario: Scenario) -> None:
     rng = np.random.default_rng(3)
     regular = np.arange(sc.start - 1, sc.end + 61, 60.0)
     coarse = np.arange(sc.start - 1, sc.end + 1801, 1800.0)
-    random = np.sort(np.concatenate([[sc.start - 1, sc.end + 1], rng.uniform(sc.start, sc.end, 500)]))
+    random = np.sort(
+        np.concatenate([[sc.start - 1, sc.end + 1], rng.uniform(sc.start, sc.end, 500)])
+    )
     base = _replay(sc, regular)
     assert len(base.findings) > 10  # the scenario exercises the detectors
     for cuts in (coarse, random):
@@ -51,8 +60,9 @@ def test_same_stream_different_cuts_same_findings(scenario: Scenario) -> None:
             if arr.dtype == np.bool_:
                 np.testing.assert_array_equal(other.signals[name], arr, err_msg=name)
             else:  # window sums differ in the last bits with the summation order
-                np.testing.assert_allclose(other.signals[name], arr, rtol=1e-9, atol=1e-9,
-                                           err_msg=name)
+                np.testing.assert_allclose(
+                    other.signals[name], arr, rtol=1e-9, atol=1e-9, err_msg=name
+                )
 
 
 def test_one_batch_equals_many(scenario: Scenario) -> None:
@@ -60,3 +70,14 @@ def test_one_batch_equals_many(scenario: Scenario) -> None:
     whole = _replay(sc, np.array([sc.start - 1, sc.end + 1]))
     many = _replay(sc, np.arange(sc.start - 1, sc.end + 11, 10.0))
     assert _key(whole) == _key(many)
+
+
+def test_simulator_stream_cut_differently_gives_the_same_findings() -> None:
+    # The real path: simulator messages through the collector pipeline, chunked
+    # every 10 s or every 10 min of receive time.
+    sim, _ = simulate(chargers=20, hours=5, seed=3, per_fault=1)
+    cfg = fleet_config(sim.fleet())
+    fine = run_simulation(sim, cfg, batch_s=10.0)
+    coarse = run_simulation(sim, cfg, batch_s=600.0)
+    assert len(fine.findings) >= 10
+    assert _key(coarse) == _key(fine)

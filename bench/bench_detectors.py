@@ -1,0 +1,148 @@
+"""Samples per second through the full DetectorSet on 10,000 connectors, against
+the per-sample Python reference (bench/reference_detectors.py), in one run.
+
+    PYTHONPATH=. python bench/bench_detectors.py [--connectors 10000] [--seconds 60]
+        [--batch-seconds 10] [--reference-samples 50000]
+
+Prints JSON: both rates, the ratio, and each target (>= 5 M samples/s on one
+core; >= 50x the per-sample version) with pass/fail. Not a test: no timing
+asserts in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from bench.reference_detectors import ReferenceDetectors
+from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.collector.events import StatusEvent, TransactionEvent
+from chargewatch.detectors import DetectorSet
+from chargewatch.detectors.frame import Events, Sequencer
+from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+
+T0 = 1_800_000_000.0
+
+
+def fleet(n: int) -> ConnectorIndex:
+    kinds = ((22_000.0, 3, 230.0), (11_000.0, 3, 230.0), (7_400.0, 1, 230.0), (150_000.0, 0, 400.0))
+    specs = {}
+    for i in range(n):
+        p, ph, v = kinds[i % 4]
+        specs[f"CP{i:05d}"] = ChargerSpec(
+            f"CP{i:05d}", site=f"s{i % 50}", max_power_w=p, phases=ph, nominal_voltage_v=v
+        )
+    return ConnectorIndex(Fleet({}, specs))
+
+
+def telemetry(index: ConnectorIndex, seconds: int, rng: np.random.Generator) -> MeterBatch:
+    """One sample per connector per second, time-major (as a collector receives them)."""
+    n = len(index)
+    k = np.arange(seconds)
+    conn = np.tile(np.arange(n, dtype=np.int32), seconds)
+    ts = T0 + np.repeat(k.astype(np.float64), n)
+    recv = ts + rng.uniform(0.05, 0.5, ts.shape[0])
+    p_nom = np.minimum(index.max_power_w[:n], 11_000.0)
+    power = np.repeat(p_nom[None, :], seconds, axis=0) * rng.normal(1.0, 0.01, (seconds, n))
+    energy = 1e6 + np.cumsum(power / 3600.0, axis=0)
+    v = np.full((seconds, n, N_FIELDS), np.nan)
+    v[:, :, FIELD_INDEX["energy_wh"]] = energy
+    v[:, :, FIELD_INDEX["power_w"]] = power
+    ph = index.phases[:n]
+    nominal = index.nominal_voltage_v[:n]
+    lines = np.where(ph == 0, 1, ph)
+    amps = power / (lines * nominal)
+    for j in range(3):
+        on = (ph == 3) | (j == 0)
+        v[:, :, 2 + j] = np.where(on, amps, np.nan)
+        v[:, :, 5 + j] = np.where(on, nominal * rng.normal(1.0, 0.01, (seconds, n)), np.nan)
+    v[:, :, FIELD_INDEX["temperature_c"]] = 35.0 + rng.normal(0, 0.3, (seconds, n))
+    v[:, :, FIELD_INDEX["offered_a"]] = np.where(ph > 0, 32.0, np.nan)
+    v[:, :, FIELD_INDEX["soc_pct"]] = np.where(ph == 0, 50.0, np.nan)
+    return MeterBatch(conn, ts, recv, v.reshape(-1, N_FIELDS))
+
+
+def _slice(b: MeterBatch, lo: int, hi: int) -> MeterBatch:
+    return MeterBatch(b.conn[lo:hi], b.ts[lo:hi], b.recv[lo:hi], b.values[lo:hi])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--connectors", type=int, default=10_000)
+    ap.add_argument("--seconds", type=int, default=60, help="one sample per connector per second")
+    ap.add_argument("--batch-seconds", type=int, default=10, help="seconds of data per update")
+    ap.add_argument("--reference-samples", type=int, default=50_000)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    index = fleet(args.connectors)
+    data = telemetry(index, args.seconds, rng)
+    n = args.connectors
+    events = [
+        e
+        for i in range(n)
+        for e in (
+            TransactionEvent(index.keys[i][0], 1, T0 - 2, T0 - 2, "start", f"t{i}"),
+            StatusEvent(index.keys[i][0], 1, T0 - 1, T0 - 1, "Charging"),
+        )
+    ]
+    per = n * args.batch_seconds
+    cuts = list(range(0, len(data), per))
+
+    # Vectorised: the full DetectorSet (sequencer included), one core.
+    ds = DetectorSet(index=index)
+    ds.update(MeterBatch.empty(), events, index, T0)
+    t = time.perf_counter()
+    for c in cuts:
+        b = _slice(data, c, c + per)
+        ds.update(b, [], index, float(b.recv.max()))
+    vec_s = time.perf_counter() - t
+    vec_rate = len(data) / vec_s
+
+    # Per-sample reference on a prefix (it is slow), same data and order.
+    ref = ReferenceDetectors()
+    m = min(args.reference_samples, len(data))
+    rows = data.values[:m].tolist()
+    conn, ts, recv = data.conn[:m].tolist(), data.ts[:m].tolist(), data.recv[:m].tolist()
+    rated = index.rated_current_a.tolist()
+    nominal = index.nominal_voltage_v.tolist()
+    phases = index.phases.tolist()
+    t = time.perf_counter()
+    for i in range(m):
+        c = conn[i]
+        ref.sample(c, ts[i], recv[i], rows[i], 2, rated[c], nominal[c], phases[c])
+    ref_s = time.perf_counter() - t
+    ref_rate = m / ref_s
+
+    # Where the time goes (sequencer vs detectors), for whoever optimises next.
+    seq = Sequencer()
+    t = time.perf_counter()
+    for c in cuts:
+        seq.frame(_slice(data, c, c + per), Events.none(), n, {})
+    seq_s = time.perf_counter() - t
+
+    out = {
+        "connectors": n,
+        "samples": len(data),
+        "batch_rows": per,
+        "cpu_count": os.cpu_count(),
+        "vectorised_samples_per_s": round(vec_rate),
+        "vectorised_seconds": round(vec_s, 3),
+        "sequencer_share": round(seq_s / vec_s, 3),
+        "reference_samples_per_s": round(ref_rate),
+        "reference_samples": m,
+        "ratio": round(vec_rate / ref_rate, 1),
+        "findings_on_healthy_data": len(ds.findings),
+        "targets": {
+            "vectorised >= 5M samples/s": vec_rate >= 5e6,
+            "ratio >= 50x": vec_rate / ref_rate >= 50.0,
+        },
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
