@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.alerting.commands",
     "chargewatch.billing.commands",
     "chargewatch.billing.commands_sessions",
+    "chargewatch.reports.commands",
     "chargewatch.dashboards_push",
     "chargewatch.demo",
 )

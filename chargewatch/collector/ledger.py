@@ -85,6 +85,38 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             )""",
         ),
     ),
+    (
+        # Priced CDRs (one per session) and the alert history, for revenue and
+        # reliability analytics. Costs are REAL for aggregation; ``cdr`` keeps the
+        # exact OCPI object (decimal strings) for billing.
+        2,
+        (
+            """CREATE TABLE cdrs (
+                session_id TEXT PRIMARY KEY,
+                charger_id TEXT NOT NULL,
+                site TEXT NOT NULL,
+                start REAL NOT NULL,
+                tariff_id TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                total_cost_excl_vat REAL NOT NULL,
+                total_cost_incl_vat REAL,       -- NULL: VAT unknown
+                total_energy_kwh REAL NOT NULL,
+                cdr TEXT NOT NULL,              -- OCPI 2.2.1 CDR JSON
+                written_at REAL NOT NULL
+            )""",
+            "CREATE INDEX cdrs_by_start ON cdrs(start)",
+            """CREATE TABLE alert_transitions (
+                at REAL NOT NULL,
+                state TEXT NOT NULL,            -- firing | resolved
+                alertname TEXT NOT NULL,
+                labels TEXT NOT NULL,           -- JSON object, sorted keys
+                charger TEXT NOT NULL,
+                site TEXT NOT NULL,
+                PRIMARY KEY (alertname, labels, at, state)
+            )""",
+            "CREATE INDEX alert_transitions_by_at ON alert_transitions(at)",
+        ),
+    ),
 ]
 
 
@@ -229,6 +261,58 @@ class Ledger:
                     ],
                 )
         return changed
+
+    def write_cdr(
+        self,
+        *,
+        session_id: str,
+        charger_id: str,
+        site: str,
+        start: float,
+        cdr: dict[str, Any],
+        written_at: float = 0.0,
+    ) -> None:
+        """Store (or replace) a session's priced CDR (``PricedCdr.to_ocpi()`` plus ids)."""
+        cost = cdr["total_cost"]
+        incl = cost.get("incl_vat")
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO cdrs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    session_id,
+                    charger_id,
+                    site,
+                    start,
+                    str(cdr["tariffs"][0]["id"]) if cdr.get("tariffs") else "",
+                    str(cdr["currency"]),
+                    float(cost["excl_vat"]),
+                    None if incl is None else float(incl),
+                    float(cdr["total_energy"]),
+                    json.dumps(cdr, default=str, sort_keys=True),
+                    written_at,
+                ),
+            )
+
+    def write_alert_transitions(self, transitions: Iterable[dict[str, Any]]) -> int:
+        """Append alert transitions (``{"at": epoch s, "state", "alertname", "labels"}``);
+        a transition already stored is ignored, so re-recording a replay is harmless."""
+        rows = [
+            (
+                float(t["at"]),
+                str(t["state"]),
+                str(t["alertname"]),
+                json.dumps(t.get("labels") or {}, sort_keys=True),
+                str((t.get("labels") or {}).get("charger", "")),
+                str((t.get("labels") or {}).get("site", "")),
+            )
+            for t in transitions
+        ]
+        with self._tx():
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO alert_transitions VALUES (?,?,?,?,?,?)", rows
+            )
+            return self.db.total_changes - before
 
     def save_state(self, state: dict[str, Any], *, name: str = "sessions", at: float = 0.0) -> None:
         """Checkpoint ``SessionEngine.snapshot()`` so that a restart resumes open sessions."""

@@ -1,0 +1,1 @@
+"""HTML reports over the analytics: ``chargewatch report``."""
