@@ -61,7 +61,12 @@ class MqttConfig:
     subscriptions: tuple[str, ...] = NATIVE_SUBSCRIPTIONS + OCPP_SUBSCRIPTIONS
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
-    max_inbox: int = 200_000  # QoS 0 has no broker window; beyond this, QoS 0 is shed
+    # Messages received and not yet taken by the pipeline. At this bound QoS 0
+    # is shed (counted) and, for QoS 1, the network thread stops reading until
+    # the pipeline has taken a fifth of them: TCP flow control then holds the
+    # rest at the broker. Receive Maximum should keep us below it anyway, but
+    # brokers overshoot it (mosquitto 2.0.11 does after PUBACKs).
+    max_inbox: int = 5000
     manual_ack: bool = True
 
 
@@ -70,6 +75,10 @@ class MqttIngest:
         self.config = config
         self.inbox: collections.deque[Inbound] = collections.deque()
         self._ready = threading.Condition()
+        self._space = threading.Condition()
+        self._reader_waiting = False
+        self._closing = False
+        self.paused = 0  # times the network thread waited for inbox space
         self.connected = threading.Event()
         self.shed = 0
         self.connects = 0
@@ -126,6 +135,9 @@ class MqttIngest:
             thread.name = "collector.mqtt_loop"
 
     def stop(self) -> None:
+        self._closing = True
+        with self._space:
+            self._space.notify_all()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -164,13 +176,24 @@ class MqttIngest:
             log.warning("MQTT disconnected: %s; reconnecting with backoff", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.qos == 0 and len(self.inbox) >= self.config.max_inbox:
-            self.shed += 1  # counted; QoS 1 is never shed (the broker holds it for us)
-            return
+        if len(self.inbox) >= self.config.max_inbox:
+            if msg.qos == 0:
+                self.shed += 1  # counted; QoS 1 is never shed (the broker holds it for us)
+                return
+            self._wait_for_space()
         self.inbox.append((msg.topic, msg.payload, time.time(), msg.mid, msg.qos))  # type: ignore[arg-type]
         if len(self.inbox) == 1:
             with self._ready:
                 self._ready.notify()
+
+    def _wait_for_space(self) -> None:
+        low = self.config.max_inbox * 4 // 5
+        self.paused += 1
+        with self._space:
+            self._reader_waiting = True
+            while len(self.inbox) > low and not self._closing:
+                self._space.wait(0.5)
+            self._reader_waiting = False
 
     # -- pipeline side --------------------------------------------------------
 
@@ -182,7 +205,11 @@ class MqttIngest:
                 self._ready.wait(timeout)
         n = min(len(inbox), max_items)
         popleft = inbox.popleft
-        return [popleft() for _ in range(n)]
+        items = [popleft() for _ in range(n)]
+        if self._reader_waiting:
+            with self._space:
+                self._space.notify()
+        return items
 
     def ack(self, items: list[Inbound]) -> None:
         if not self.config.manual_ack:

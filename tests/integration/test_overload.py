@@ -1,10 +1,12 @@
 """Overload: input outruns processing; the broker's QoS 1 window is the backpressure.
 
 Messages are acknowledged only after processing, and the collector connects
-with MQTT 5 Receive Maximum = 1000, so the broker never has more than 1000
-unacknowledged messages out to it: the collector's inbox stays bounded however
-large the burst, the rest waits in the broker's queue (persisted), and nothing
-is lost once the burst ends.
+with MQTT 5 Receive Maximum = 1000, so a compliant broker never has more than
+1000 unacknowledged messages out to it. Debian's mosquitto 2.0.11 overshoots
+that window after PUBACKs (seen here: inboxes of 26,000), so the collector also
+stops reading at ``max_inbox`` and TCP flow control holds the rest at the
+broker. Either way the inbox stays bounded however large the burst, the rest
+waits in the broker's queue, and nothing is lost once the burst ends.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tests.services import Mosquitto
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-WINDOW = 1000  # MqttConfig.receive_maximum
+MAX_INBOX = 2000
 
 
 class SlowStage:
@@ -51,7 +53,9 @@ class SlowStage:
 def test_burst_is_held_by_the_broker_not_in_memory(tmp_path: Path, mosquitto: Mosquitto) -> None:
     cfg = Config(
         data_dir=tmp_path,
-        mqtt=MqttConfig(port=mosquitto.port, client_id=f"cw-{uuid.uuid4().hex[:6]}"),
+        mqtt=MqttConfig(
+            port=mosquitto.port, client_id=f"cw-{uuid.uuid4().hex[:6]}", max_inbox=MAX_INBOX
+        ),
         http=HttpConfig(listen=""),
         batch_max_messages=500,
     )
@@ -60,7 +64,7 @@ def test_burst_is_held_by_the_broker_not_in_memory(tmp_path: Path, mosquitto: Mo
     c.pipeline.stages.append(slow)
     c.start()
     pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.max_inflight_messages_set(WINDOW)
+    pub.max_inflight_messages_set(1000)
     pub.max_queued_messages_set(0)
     pub.connect("127.0.0.1", mosquitto.port)
     pub.loop_start()
@@ -90,7 +94,8 @@ def test_burst_is_held_by_the_broker_not_in_memory(tmp_path: Path, mosquitto: Mo
         done.set()
         unique = np.unique(np.array(slow.ts)).shape[0]
         assert unique == n, f"{n - unique} messages lost after the burst ({len(slow.ts)} rows)"
-        assert peak[0] <= WINDOW, f"inbox grew to {peak[0]}, beyond the broker's window"
+        assert peak[0] <= MAX_INBOX, f"inbox grew to {peak[0]}, beyond its bound"
+        assert c.ingest.shed == 0
     finally:
         pub.disconnect()
         pub.loop_stop()
