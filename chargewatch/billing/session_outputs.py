@@ -83,7 +83,8 @@ def _str_field(v: str) -> str:
 
 
 def influx_lines(records: Iterable[SessionRecord], measurement: str = "session") -> list[str]:
-    """``session`` points, one per record, timestamped at the session start (ns).
+    """``session`` points, one per record, timestamped at the session start (ms,
+    the writer's precision: chargewatch.collector.lineproto.PRECISION).
 
     A revision is written at the same series and timestamp, so InfluxDB
     overwrites the earlier point instead of counting the session twice.
@@ -98,7 +99,7 @@ def influx_lines(records: Iterable[SessionRecord], measurement: str = "session")
             f"energy_source={_str_field(r.energy_source)},revision={r.revision}i,"
             f"session_id={_str_field(r.session_id)}"
         )
-        out.append(f"{tags} {fields} {round(r.start * 1e9)}")
+        out.append(f"{tags} {fields} {round(r.start * 1e3)}")
     return out
 
 

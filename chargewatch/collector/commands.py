@@ -61,6 +61,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         fleet=fleet,
         lines_file=args.lines,
         rules=Path(args.rules) if args.rules else None,
+        tariffs=Path(args.tariffs) if args.tariffs else None,
     )
     s = result.stats
     summary = {

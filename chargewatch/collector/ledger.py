@@ -117,6 +117,32 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             "CREATE INDEX alert_transitions_by_at ON alert_transitions(at)",
         ),
     ),
+    (
+        3,
+        (
+            # Every CDR ever issued, credits included: a CDR is never changed
+            # silently (OCPI: credit the old one, issue a new one). ``cdrs``
+            # keeps the current CDR of each session for queries and analytics.
+            """CREATE TABLE cdr_history (
+                cdr_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                kind TEXT NOT NULL,             -- issued | credit
+                revision INTEGER NOT NULL,
+                issued_at REAL NOT NULL,
+                cdr TEXT NOT NULL
+            )""",
+            "CREATE INDEX cdr_history_by_session ON cdr_history(session_id)",
+            # Sessions that could not be priced (no tariff), never priced as 0.
+            """CREATE TABLE unpriced (
+                session_id TEXT PRIMARY KEY,
+                charger_id TEXT NOT NULL,
+                site TEXT NOT NULL,
+                start REAL NOT NULL,
+                reason TEXT NOT NULL,
+                at REAL NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 
@@ -137,7 +163,9 @@ class Ledger:
             uri = f"file:{Path(self.path).resolve()}?mode=ro"
             self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
-            self.db = sqlite3.connect(self.path, isolation_level=None)
+            # Opened by the service's main thread, written by the pipeline thread
+            # only (and closed after it stopped): one user at a time.
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         if read_only:
             return
@@ -326,6 +354,60 @@ class Ledger:
         row = self.db.execute("SELECT state FROM engine_state WHERE name=?", (name,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def issued_cdr(self, session_id: str) -> dict[str, Any] | None:
+        """The session's current CDR (as issued), or None."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT cdr FROM cdrs WHERE session_id=?", (session_id,)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def record_cdr_history(
+        self,
+        *,
+        cdr_id: str,
+        session_id: str,
+        kind: str,
+        revision: int,
+        at: float,
+        cdr: dict[str, Any],
+    ) -> bool:
+        """Append to the CDR history; False when this CDR id was recorded before."""
+        with self._tx():
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO cdr_history VALUES (?,?,?,?,?,?)",
+                (
+                    cdr_id,
+                    session_id,
+                    kind,
+                    revision,
+                    at,
+                    json.dumps(cdr, default=str, sort_keys=True),
+                ),
+            )
+        return cur.rowcount > 0
+
+    def mark_unpriced(
+        self,
+        *,
+        session_id: str,
+        charger_id: str,
+        site: str,
+        start: float,
+        reason: str,
+        at: float,
+    ) -> None:
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO unpriced VALUES (?,?,?,?,?,?)",
+                (session_id, charger_id, site, start, reason, at),
+            )
+            self.db.execute("DELETE FROM cdrs WHERE session_id=?", (session_id,))
+
+    def clear_unpriced(self, session_id: str) -> None:
+        with self._tx():
+            self.db.execute("DELETE FROM unpriced WHERE session_id=?", (session_id,))
+
 
 class _Tx:
     """BEGIN IMMEDIATE .. COMMIT/ROLLBACK: one batch of records is all or nothing."""
@@ -384,6 +466,51 @@ def query_sessions(
             d.pop("periods", None)
         out.append(d)
     return out
+
+
+def query_cdrs(
+    ledger: Ledger,
+    *,
+    start_from: float | None = None,
+    start_to: float | None = None,
+    charger: str | None = None,
+    site: str | None = None,
+    history: bool = False,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Current CDRs by session start (``GET /api/v1/cdrs``); ``history``: every
+    CDR issued or credited, in issue order."""
+    where, args = [], []
+    for cond, value in (
+        ("start >= ?", start_from), ("start < ?", start_to),
+        ("charger_id = ?", charger), ("site = ?", site),
+    ):  # fmt: skip
+        if value is not None:
+            where.append(cond)
+            args.append(value)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    if history:
+        sql = (
+            "SELECT h.cdr FROM cdr_history h JOIN cdrs c USING (session_id)"
+            + clause.replace("start", "c.start")
+            .replace("charger_id", "c.charger_id")
+            .replace("site", "c.site")
+            + " ORDER BY h.issued_at, h.cdr_id LIMIT ? OFFSET ?"
+        )
+    else:
+        sql = "SELECT cdr FROM cdrs" + clause + " ORDER BY start, session_id LIMIT ? OFFSET ?"
+    with ledger.lock:
+        rows = ledger.db.execute(sql, (*args, limit, offset)).fetchall()
+    return [dict(json.loads(r[0])) for r in rows]
+
+
+def query_unpriced(ledger: Ledger) -> list[dict[str, Any]]:
+    with ledger.lock:
+        rows = ledger.db.execute(
+            "SELECT session_id, charger_id, site, start, reason FROM unpriced ORDER BY start"
+        ).fetchall()
+    return [dict(r) for r in rows]
 
 
 def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:

@@ -170,5 +170,13 @@ class Pipeline:
         return batch
 
     def tick(self, now: float) -> None:
+        """Advance every stage's clock; one stage's failure does not stop the others."""
+        failed: Exception | None = None
         for stage in self.stages:
-            stage.tick(now)
+            try:
+                stage.tick(now)
+            except Exception as exc:
+                log.exception("stage %s failed on tick", type(stage).__name__)
+                failed = exc
+        if failed is not None:
+            raise failed

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 __all__ = ["Collector"]
 
+import csv
+import io
 import logging
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,8 +27,13 @@ from chargewatch.alerting import (
     default_rules_dir,
     load_allowlist,
 )
+from chargewatch.billing.commands import load_tariff_dir
+from chargewatch.billing.session_outputs import influx_lines, to_csv
+from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals
+from chargewatch.collector.analytics_api import register_routes as register_analytics
+from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
@@ -33,6 +41,13 @@ from chargewatch.collector.downsample import Downsampler
 from chargewatch.collector.event_lines import AlertLines, StatusStage
 from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
+from chargewatch.collector.ledger import (
+    Ledger,
+    get_session,
+    query_cdrs,
+    query_sessions,
+    query_unpriced,
+)
 from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.mqtt import MqttIngest
 from chargewatch.collector.notifiers import (
@@ -42,6 +57,7 @@ from chargewatch.collector.notifiers import (
     WebhookNotifier,
 )
 from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
+from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.config import Config
 from chargewatch.detectors import DetectorSet
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
@@ -87,6 +103,22 @@ class Collector:
             stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
         stages.append(self.detectors)
+        # Sessions and billing: every finished session priced into a CDR, all in the ledger.
+        self.ledger = Ledger(data / "ledger.sqlite")
+        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
+        self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
+        session_listeners: list[RecordListener] = [self.cdrs]
+        if rollups is not None:
+            session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
+        self.sessions = SessionStage(
+            SessionEngine(self.index), ledger=self.ledger, listeners=session_listeners
+        )
+        if self.sessions.resume():
+            log.info(
+                "resumed %d open sessions from the ledger",
+                len(self.sessions.engine.open_sessions()),
+            )
+        stages.append(self.sessions)
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
         self._restore_alert_state()
@@ -126,6 +158,10 @@ class Collector:
             )
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
+            self.api_ledger = Ledger(data / "ledger.sqlite", read_only=True)
+            self.http.routes["sessions"] = self._api_sessions
+            self.http.routes["cdrs"] = self._api_cdrs
+            register_analytics(self.http, self.api_ledger)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_batch_at = time.time()
@@ -149,6 +185,7 @@ class Collector:
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
+        self.sessions.close(time.time())
         self._save_alert_state()
         self.notify.stop()
         for w in (self.writer, self.rollup_writer):
@@ -159,6 +196,7 @@ class Collector:
         if self.http is not None:
             self.http.stop()
         self.deadletter.close()
+        self.ledger.close()
 
     def run_forever(self) -> None:
         self.start()
@@ -198,6 +236,9 @@ class Collector:
                     )
                     self.ingest.ack(items)
                     continue
+                if self.sessions.rejected:
+                    self.deadletter.write(as_rejections(self.sessions.rejected))
+                    self.sessions.rejected.clear()
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
@@ -233,6 +274,10 @@ class Collector:
         self.ingest.publish(cmd.topic, cmd.frame.encode(), qos=1)
 
     def _on_transitions(self, transitions: list[Transition]) -> None:
+        self.ledger.write_alert_transitions(
+            {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
+            for t in transitions
+        )
         if self.rollups is not None:
             self.rollups.write(self.alert_lines.lines(transitions))
         self.recent_transitions.extend(transitions)
@@ -288,11 +333,44 @@ class Collector:
             {"connectors": rows, "chargers_online": self.state.chargers_online(now)}
         )
 
+    def _api_sessions(self, params: dict[str, str], rest: list[str]) -> Response:
+        """``/api/v1/sessions[/{id}]``: filters from, to (RFC 3339 or epoch s), charger,
+        site, limit, offset; ``format=csv``."""
+        if rest:
+            one = get_session(self.api_ledger, rest[0])
+            if one is None:
+                return json_response({"error": f"no session {rest[0]}"}, 404)
+            one["cdr"] = self.api_ledger.issued_cdr(rest[0])
+            return json_response(one)
+        try:
+            q = _query_params(params)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        rows = query_sessions(self.api_ledger, periods=params.get("format") != "csv", **q)
+        if params.get("format") == "csv":
+            return 200, "text/csv; charset=utf-8", to_csv(rows).encode()
+        return json_response({"sessions": rows, "unpriced": query_unpriced(self.api_ledger)})
+
+    def _api_cdrs(self, params: dict[str, str], rest: list[str]) -> Response:
+        """``/api/v1/cdrs``: the current CDR of each session (``history=1``: every CDR
+        issued and credited); filters as for sessions; ``format=csv``."""
+        try:
+            q = _query_params(params)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        rows = query_cdrs(self.api_ledger, history=params.get("history") in ("1", "true"), **q)
+        if params.get("format") == "csv":
+            return 200, "text/csv; charset=utf-8", cdrs_csv(rows).encode()
+        return json_response({"cdrs": rows})
+
     def demo_rows(self) -> list[tuple[str, str]]:
         """Extra lines for the demo's live table, from the stages that have them."""
         rows: list[tuple[str, str]] = [
             ("alerts firing", str(self.alerts.firing)),
             ("alert transitions", str(self.alerts.transitions)),
+            ("open sessions", str(len(self.sessions.engine.open_sessions()))),
+            ("sessions finished", str(self.sessions.records_written)),
+            ("CDRs issued / unpriced", f"{self.cdrs.issued} / {self.cdrs.unpriced}"),
         ]
         if self.writer is not None:
             rows.append(("lines written to InfluxDB", f"{self.writer.lines_written:,}"))
@@ -314,6 +392,49 @@ class Collector:
             detail["influx_error"] = self.writer.last_error
             detail["spool_bytes"] = self.writer.spool.bytes
         return ok, detail
+
+
+def _epoch(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text).timestamp()
+
+
+def _query_params(params: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        if "from" in params:
+            out["start_from"] = _epoch(params["from"])
+        if "to" in params:
+            out["start_to"] = _epoch(params["to"])
+        out["limit"] = min(int(params.get("limit", "1000")), 100_000)
+        out["offset"] = int(params.get("offset", "0"))
+    except ValueError as exc:
+        raise ValueError(f"bad query parameter: {exc}") from None
+    for key in ("charger", "site"):
+        if key in params:
+            out[key] = params[key]
+    return out
+
+
+def cdrs_csv(rows: list[dict[str, Any]]) -> str:
+    """One CSV row per CDR: the figures billing reconciles."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
+                "tariff_id", "total_energy", "total_time", "total_parking_time",
+                "total_cost_excl_vat", "total_cost_incl_vat"])  # fmt: skip
+    for c in rows:
+        cost = c.get("total_cost", {})
+        w.writerow([
+            c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
+            c.get("end_date_time"), c.get("currency"),
+            (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
+            c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),
+            cost.get("incl_vat"),
+        ])  # fmt: skip
+    return buf.getvalue()
 
 
 def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:

@@ -17,7 +17,7 @@ Wiring (service and replay)::
 
 from __future__ import annotations
 
-__all__ = ["SessionStage", "SessionsJsonl"]
+__all__ = ["SessionStage", "SessionsJsonl", "as_rejections"]
 
 import logging
 from collections.abc import Callable, Sequence
@@ -26,6 +26,7 @@ from pathlib import Path
 from chargewatch.billing.session_outputs import jsonl_line
 from chargewatch.billing.sessions import Rejected, SessionEngine, SessionRecord
 from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.events import Event
 from chargewatch.collector.ledger import Ledger
 
@@ -95,6 +96,20 @@ class SessionStage:
         if force or due:
             self.ledger.save_state(self.engine.snapshot(), at=now)
             self._last_checkpoint = now
+
+
+def as_rejections(rejected: Sequence[Rejected]) -> list[Rejection]:
+    """The engine's refusals as dead-letter records (``rejected.jsonl``)."""
+    return [
+        Rejection(
+            f"sessions/{r.charger}/{r.connector}",
+            r.reason,
+            r.detail,
+            {"charger": r.charger, "connector": r.connector, "ts": r.ts},
+            r.ts,
+        )
+        for r in rejected
+    ]
 
 
 class SessionsJsonl:

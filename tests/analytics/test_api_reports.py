@@ -107,7 +107,7 @@ def get(srv: HttpServer, name: str, query: str) -> tuple[int, str, bytes]:
 
 def test_ledger_keeps_cdrs_and_ignores_repeated_alert_transitions(ledger_path: Path) -> None:
     with Ledger(ledger_path) as ledger:
-        assert ledger.version == 2
+        assert ledger.version >= 2  # the CDR and alert tables arrived in migration 2
         cdrs = {c["session_id"]: c for c in load_cdrs(ledger)}
         assert set(cdrs) == {"s1", "s2"}
         assert cdrs["s1"]["total_cost_excl_vat"] == pytest.approx(14 * 0.35)

@@ -125,7 +125,7 @@ def test_csv_json_and_line_protocol() -> None:
     (line,) = influx_lines([r])
     assert line.startswith("session,charger=CP\\ 1\\,a\\=b,connector=1,site=Site\\ One ")
     assert 'energy_source="transaction_meter"' in line and ",revision=0i," in line
-    assert line.endswith(f" {round(r.start * 1e9)}")
+    assert line.endswith(f" {round(r.start * 1e3)}")
     line_d = json.loads(jsonl_line(recs[0]))
     assert {
         "session_id",

@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+import pytest
+import yaml
 
 from chargewatch.cli import main
 from chargewatch.simulator import FaultSpec, SimConfig, Simulation
@@ -42,11 +44,14 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     )
 
     rejected = [orjson.loads(x) for x in (out / "rejected.jsonl").read_bytes().splitlines()]
-    assert sorted(r["reason"] for r in rejected) == [
+    decoded = [r for r in rejected if not r["topic"].startswith("sessions/")]
+    assert sorted(r["reason"] for r in decoded) == [
         "bad_timestamp",
         "malformed_json",
         "schema_violation",
     ]
+    # Sessions running when the capture starts end without a start the engine saw.
+    assert {r["reason"] for r in rejected if r not in decoded} <= {"stop_without_session"}
     alerts = [orjson.loads(x) for x in (out / "alerts.jsonl").read_bytes().splitlines()]
     ground = [a for a in alerts if a["alertname"] == "OcppGroundFailure"]
     assert [a["state"] for a in ground] == ["firing", "resolved"]
@@ -60,3 +65,56 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     t_res = datetime.fromisoformat(resolved).timestamp() - start
     assert 1800 < t_fire < 1800 + 300
     assert 3000 <= t_res < 3000 + 300
+
+
+def test_replay_writes_sessions_and_priced_cdrs_idempotently(tmp_path: Path) -> None:
+    sim = Simulation(
+        SimConfig(
+            chargers=8,
+            duration=24 * 3600,
+            interval=60.0,
+            seed=5,
+            protocol="ocpp1.6",
+            arrival_rate=3.0,
+        )
+    )
+    capture = tmp_path / "capture.jsonl"
+    sim.write_capture(str(capture))
+    fleet = tmp_path / "fleet.yaml"
+    sim.write_fleet(str(fleet))
+    # every site on the flat tariff, but the first site has none: its sessions are unpriced
+    doc = yaml.safe_load(fleet.read_text())
+    for k, site in enumerate(doc["sites"]):
+        if k:
+            site["tariff"] = "flat-energy"
+    fleet.write_text(yaml.safe_dump(doc))
+    tariffs = Path(__file__).resolve().parents[2] / "tariffs"
+    out = tmp_path / "out"
+    args = [
+        "replay",
+        str(capture),
+        "--out",
+        str(out),
+        "--fleet",
+        str(fleet),
+        "--tariffs",
+        str(tariffs),
+    ]
+    assert main(args) == 0
+    sessions = [orjson.loads(x) for x in (out / "sessions.jsonl").read_bytes().splitlines()]
+    cdrs = [orjson.loads(x) for x in (out / "cdrs.jsonl").read_bytes().splitlines()]
+    truth = [s for s in sim.truth().sessions if s.start >= sim.config.start]
+    assert sessions and cdrs
+    unpriced_site = doc["sites"][0]["id"]
+    priced = [s for s in sessions if s["site"] != unpriced_site]
+    assert len(cdrs) == len(priced)
+    by_session = {c["session_id"]: c for c in cdrs}
+    for s in priced:
+        c = by_session[s["session_id"]]
+        # flat-energy: energy priced at the tariff's price, totals consistent
+        assert float(c["total_energy"]) == pytest.approx(s["energy_wh"] / 1000, abs=1e-4)
+        assert float(c["total_cost"]["excl_vat"]) > 0 or s["energy_wh"] < 1
+    assert len(sessions) >= len(truth) - 2
+    first = (out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()
+    assert main(args) == 0  # again, into the same ledger: the same files, no new CDRs
+    assert ((out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()) == first

@@ -1,0 +1,190 @@
+"""Prices every finished session with its tariff and issues OCPI 2.2.1 CDRs.
+
+Listens to the session stage. The tariff is the charger's own, else its site's
+default (fleet inventory). A session without a tariff is recorded as
+unpriced (ledger, metric, API), never priced as 0. A session revised after its
+CDR was issued gets a credit CDR for the old one and a new CDR, as OCPI
+requires (a CDR is never changed silently).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CdrIssuer"]
+
+import json
+import logging
+import zoneinfo
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter
+
+from chargewatch.billing.cdr import PricedCdr, build_cdr
+from chargewatch.billing.ocpi_json import json_text
+from chargewatch.billing.session_outputs import session_periods
+from chargewatch.billing.sessions import SessionRecord
+from chargewatch.billing.tariff import Tariff
+from chargewatch.collector.ledger import Ledger
+from chargewatch.collector.lineproto import escape_field_string, escape_tag
+from chargewatch.collector.pipeline import LineSink
+from chargewatch.fleet import Fleet
+
+log = logging.getLogger(__name__)
+
+CDRS = Counter("chargewatch_cdrs_total", "CDRs issued, by kind", ["kind"])
+UNPRICED = Counter(
+    "chargewatch_sessions_unpriced_total", "Finished sessions without a tariff", ["reason"]
+)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class CdrIssuer:
+    """A session-stage listener: ``issuer(records)`` for closed or revised sessions."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        tariffs: dict[str, Tariff],
+        *,
+        ledger: Ledger | None = None,
+        emit: Callable[[str], None] | None = None,
+        lines: LineSink | None = None,
+        country_code: str = "NL",
+        party_id: str = "CWX",
+    ) -> None:
+        self.fleet = fleet
+        self.tariffs = tariffs
+        self.ledger = ledger
+        self.emit = emit  # one OCPI CDR as a JSON line (replay's cdrs.jsonl)
+        self.lines = lines
+        self.country_code = country_code
+        self.party_id = party_id
+        self._issued: dict[str, dict[str, Any]] = {}  # without a ledger (replay to files)
+        self.issued = 0
+        self.credited = 0
+        self.unpriced = 0
+
+    def __call__(self, records: list[SessionRecord]) -> None:
+        for rec in records:
+            try:
+                self._price(rec)
+            except (ValueError, ArithmeticError) as exc:
+                # A session the engine cannot price (inconsistent periods) is
+                # unpriced with the reason, never dropped and never 0.
+                log.error("cannot price session %s: %s", rec.session_id, exc)
+                self._unpriced(rec, f"pricing failed: {exc}")
+
+    def _price(self, rec: SessionRecord) -> None:
+        spec = self.fleet.charger(rec.charger_id)
+        tariff_id = self.fleet.tariff_for(rec.charger_id)
+        tariff = self.tariffs.get(tariff_id) if tariff_id else None
+        if tariff is None:
+            reason = f"no tariff {tariff_id!r} loaded" if tariff_id else "no tariff assigned"
+            self._unpriced(rec, reason)
+            return
+        site = self.fleet.site(spec.site)
+        result = build_cdr(
+            tariff,
+            start=datetime.fromtimestamp(rec.start, UTC),
+            end=datetime.fromtimestamp(rec.stop, UTC),
+            timezone=zoneinfo.ZoneInfo(site.timezone),
+            periods=session_periods(rec),
+        )
+        if not isinstance(result, PricedCdr):  # only without a tariff, handled above
+            self._unpriced(rec, "the tariff engine returned no price")
+            return
+        cdr_id = rec.session_id[:32] + (f"-r{rec.revision}" if rec.revision else "")
+        doc: dict[str, Any] = {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "id": cdr_id,
+            "end_date_time": _iso(rec.stop),
+            "session_id": rec.session_id,
+            "cdr_location": {
+                "evse_uid": f"{rec.charger_id}*{rec.connector_id}",
+                "connector_id": str(rec.connector_id),
+            },
+            "cdr_token": {"uid": rec.id_tag or "unknown", "type": "RFID"},
+            "auth_method": "WHITELIST",
+            "last_updated": _iso(rec.stop),
+            **result.to_ocpi(),
+        }
+        if rec.signed_start or rec.signed_stop:
+            # Signed meter data passes through untouched (OCMF and the like).
+            doc["signed_data"] = {
+                "encoding_method": "OCMF",
+                "signed_values": [
+                    {"nature": nature, "plain_data": "", "signed_data": data}
+                    for nature, data in (("Start", rec.signed_start), ("End", rec.signed_stop))
+                    if data
+                ],
+            }
+        previous = self._previous(rec.session_id)
+        if previous is not None and previous.get("id") == cdr_id:
+            # Issued already (a replay into the same ledger, a restart): nothing
+            # new for billing, but this run's output still lists it.
+            if self.emit is not None:
+                self.emit(json_text(doc, indent=None))
+            return
+        if previous is not None:
+            credit = dict(previous, id=f"{previous['id']}-C", credit=True,
+                          credit_reference_id=previous["id"])  # fmt: skip
+            self._record(rec, credit, "credit")
+            self.credited += 1
+        self._record(rec, doc, "issued")
+        self.issued += 1
+        if self.ledger is not None:
+            self.ledger.clear_unpriced(rec.session_id)
+            self.ledger.write_cdr(
+                session_id=rec.session_id, charger_id=rec.charger_id, site=rec.site,
+                start=rec.start, cdr=_plain(doc), written_at=rec.stop,
+            )  # fmt: skip
+        self._issued[rec.session_id] = _plain(doc)
+        if self.lines is not None:
+            totals = result.totals()
+            incl = totals["total_cost"]["incl_vat"]
+            fields = f"total_cost_excl_vat={float(totals['total_cost']['excl_vat'])!r}"
+            if incl is not None:
+                fields += f",total_cost_incl_vat={float(incl)!r}"
+            fields += (
+                f",currency={escape_field_string(tariff.currency)}"
+                f",tariff_id={escape_field_string(tariff.id)}"
+            )
+            tags = f"session,charger={escape_tag(rec.charger_id)},connector={rec.connector_id}" + (
+                f",site={escape_tag(rec.site)}" if rec.site else ""
+            )
+            # Same series and timestamp as the session point: InfluxDB merges the fields.
+            self.lines.write([f"{tags} {fields} {round(rec.start * 1e3)}"])
+
+    def _previous(self, session_id: str) -> dict[str, Any] | None:
+        if self.ledger is not None:
+            return self.ledger.issued_cdr(session_id)
+        return self._issued.get(session_id)
+
+    def _record(self, rec: SessionRecord, doc: dict[str, Any], kind: str) -> None:
+        CDRS.labels(kind=kind).inc()
+        if self.ledger is not None:
+            self.ledger.record_cdr_history(
+                cdr_id=str(doc["id"]), session_id=rec.session_id, kind=kind,
+                revision=rec.revision, at=rec.stop, cdr=_plain(doc),
+            )  # fmt: skip
+        if self.emit is not None:
+            self.emit(json_text(doc, indent=None))
+
+    def _unpriced(self, rec: SessionRecord, reason: str) -> None:
+        self.unpriced += 1
+        UNPRICED.labels(reason="no_tariff" if "tariff" in reason else "error").inc()
+        if self.ledger is not None:
+            self.ledger.mark_unpriced(
+                session_id=rec.session_id, charger_id=rec.charger_id, site=rec.site,
+                start=rec.start, reason=reason, at=rec.stop,
+            )  # fmt: skip
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    """Decimal-exact OCPI JSON as plain JSON values (numbers keep their digits)."""
+    return dict(json.loads(json_text(doc, indent=None)))
