@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -24,7 +26,8 @@ from chargewatch.collector.influx import InfluxConfig
 from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
 from chargewatch.config import Config, HttpConfig
-from chargewatch.fleet import ChargerSpec
+from chargewatch.fleet import ChargerSpec, Fleet
+from chargewatch.resources import default_dir
 from chargewatch.simulator import FaultSpec, SimConfig, Simulation
 from chargewatch.simulator.publish import publish
 
@@ -34,17 +37,52 @@ def _demo_faults(chargers: list[ChargerSpec]) -> tuple[FaultSpec, ...]:
     three_phase = [c.id for c in chargers if c.phases == 3]
     others = [c.id for c in chargers if c.id not in three_phase[:1]]
     picks = [
-        ("GroundFailure", others[0:1], 30.0, 180.0),
-        ("over_temperature", others[1:2], 45.0, 240.0),
-        ("meter_stuck", others[2:3], 60.0, 300.0),
-        ("charger_offline", others[3:4], 90.0, 120.0),
-        ("phase_loss", three_phase[0:1], 120.0, 240.0),
+        ("GroundFailure", others[0:1], 5.0, 240.0),
+        ("over_temperature", others[1:2], 20.0, 300.0),
+        ("meter_stuck", others[2:3], 30.0, 400.0),
+        ("charger_offline", others[3:4], 40.0, 400.0),
+        ("phase_loss", three_phase[0:1], 60.0, 300.0),
     ]
     return tuple(
         FaultSpec(name, ids[0], 1, start=start, duration=dur)
         for name, ids, start, dur in picks
         if ids
     )
+
+
+# The shipped example tariffs, by the kind of site the simulator plans.
+_SITE_TARIFFS = {"residential": "flat-energy", "workplace": "time-of-use",
+                 "public": "idle-fee", "highway": "dc-fast"}  # fmt: skip
+
+
+def _with_tariffs(fleet: Fleet) -> Fleet:
+    """Give every simulated site a default tariff and DC chargers the DC tariff."""
+    sites = {
+        k: replace(s, tariff=_SITE_TARIFFS.get(s.name.split(" ")[0], "flat-energy"))
+        for k, s in fleet.sites.items()
+    }
+    chargers = {
+        k: replace(c, tariff="dc-fast") if c.is_dc else c for k, c in fleet.chargers.items()
+    }
+    return Fleet(sites, chargers, fleet.file)
+
+
+def _fleet_yaml(fleet: Fleet) -> str:
+    doc = {
+        "sites": [
+            {"id": s.id, "timezone": s.timezone, "tariff": s.tariff, "name": s.name}
+            for s in fleet.sites.values()
+        ],
+        "chargers": [
+            {k: v for k, v in {
+                "id": c.id, "site": c.site, "connectors": c.connectors,
+                "max_power_w": c.max_power_w, "phases": c.phases,
+                "nominal_voltage_v": c.nominal_voltage_v, "model": c.model, "tariff": c.tariff,
+            }.items() if v != ""}
+            for c in fleet.chargers.values()
+        ],
+    }  # fmt: skip
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _table(collector: Collector, sim: Simulation, started: float, rates: dict[str, Any]) -> Table:
@@ -97,7 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         arrival_rate=args.arrival_rate,
     )
     sim = Simulation(sim_cfg.replace(faults=_demo_faults(Simulation(sim_cfg).plan.chargers)))
-    sim.write_fleet(str(data / "fleet.yaml"))
+    fleet = _with_tariffs(sim.fleet())
+    (data / "fleet.yaml").write_text(_fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
 
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
@@ -113,8 +152,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         influx=influx,
         influx_file=None if influx else data / "meter.lp",
         http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),
+        tariffs=default_dir("tariffs"),
     )
-    collector = Collector(config, fleet=sim.fleet())
+    collector = Collector(config, fleet=fleet)
     collector.start()
     if not collector.ingest.wait_connected(15):
         console.print("[red]collector could not connect to the broker[/red]")
@@ -167,7 +207,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
     console.print(
-        f"data kept in [cyan]{data}[/cyan] (fleet.yaml, truth.jsonl, meter.lp, rejected.jsonl)"
+        f"data kept in [cyan]{data}[/cyan]: fleet.yaml, truth.jsonl, meter.lp, rejected.jsonl, "
+        "ledger.sqlite (chargewatch sessions export / cdrs export / report --ledger)"
     )
     return 0
 

@@ -9,8 +9,10 @@ requires (a CDR is never changed silently).
 
 from __future__ import annotations
 
-__all__ = ["CdrIssuer"]
+__all__ = ["CdrIssuer", "cdrs_csv"]
 
+import csv
+import io
 import json
 import logging
 import zoneinfo
@@ -85,6 +87,13 @@ class CdrIssuer:
         if tariff is None:
             reason = f"no tariff {tariff_id!r} loaded" if tariff_id else "no tariff assigned"
             self._unpriced(rec, reason)
+            return
+        start_dt = datetime.fromtimestamp(rec.start, UTC)
+        if (tariff.start_date_time and start_dt < tariff.start_date_time) or (
+            tariff.end_date_time and start_dt >= tariff.end_date_time
+        ):
+            # OCPI: a tariff applies only within its validity window.
+            self._unpriced(rec, f"tariff {tariff_id!r} is not valid at the session start")
             return
         site = self.fleet.site(spec.site)
         result = build_cdr(
@@ -166,14 +175,18 @@ class CdrIssuer:
         return self._issued.get(session_id)
 
     def _record(self, rec: SessionRecord, doc: dict[str, Any], kind: str) -> None:
+        # A credit is built from the stored CDR (plain JSON numbers, already at
+        # the reported precision); a new CDR still holds the engine's Decimals.
+        plain = doc if kind == "credit" else _plain(doc)
+        text = json.dumps(doc) if kind == "credit" else json_text(doc, indent=None)
         CDRS.labels(kind=kind).inc()
         if self.ledger is not None:
             self.ledger.record_cdr_history(
                 cdr_id=str(doc["id"]), session_id=rec.session_id, kind=kind,
-                revision=rec.revision, at=rec.stop, cdr=_plain(doc),
+                revision=rec.revision, at=rec.stop, cdr=plain,
             )  # fmt: skip
         if self.emit is not None:
-            self.emit(json_text(doc, indent=None))
+            self.emit(text)
 
     def _unpriced(self, rec: SessionRecord, reason: str) -> None:
         self.unpriced += 1
@@ -188,3 +201,22 @@ class CdrIssuer:
 def _plain(doc: dict[str, Any]) -> dict[str, Any]:
     """Decimal-exact OCPI JSON as plain JSON values (numbers keep their digits)."""
     return dict(json.loads(json_text(doc, indent=None)))
+
+
+def cdrs_csv(rows: list[dict[str, Any]]) -> str:
+    """One CSV row per CDR: the figures billing reconciles."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
+                "tariff_id", "total_energy", "total_time", "total_parking_time",
+                "total_cost_excl_vat", "total_cost_incl_vat"])  # fmt: skip
+    for c in rows:
+        cost = c.get("total_cost", {})
+        w.writerow([
+            c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
+            c.get("end_date_time"), c.get("currency"),
+            (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
+            c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),
+            cost.get("incl_vat"),
+        ])  # fmt: skip
+    return buf.getvalue()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 __all__ = ["Collector"]
 
-import csv
-import io
 import logging
 import threading
 import time
@@ -33,7 +31,7 @@ from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals
 from chargewatch.collector.analytics_api import register_routes as register_analytics
-from chargewatch.collector.cdr_issuer import CdrIssuer
+from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
@@ -416,25 +414,6 @@ def _query_params(params: dict[str, str]) -> dict[str, Any]:
         if key in params:
             out[key] = params[key]
     return out
-
-
-def cdrs_csv(rows: list[dict[str, Any]]) -> str:
-    """One CSV row per CDR: the figures billing reconciles."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
-                "tariff_id", "total_energy", "total_time", "total_parking_time",
-                "total_cost_excl_vat", "total_cost_incl_vat"])  # fmt: skip
-    for c in rows:
-        cost = c.get("total_cost", {})
-        w.writerow([
-            c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
-            c.get("end_date_time"), c.get("currency"),
-            (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
-            c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),
-            cost.get("incl_vat"),
-        ])  # fmt: skip
-    return buf.getvalue()
 
 
 def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:

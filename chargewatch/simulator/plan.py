@@ -770,6 +770,8 @@ def _normal_events(
     for conn in conns:
         r = _rng(cfg.seed, 9, conn.idx)
         n = int(r.poisson(cfg.gap_rate_per_hour * cfg.duration / 3600.0))
+        if cfg.end - 200.0 <= cfg.start + 300.0:
+            n = 0  # too short a run to place a gap away from its start and end
         for _ in range(n):
             t0 = float(r.uniform(cfg.start + 300.0, cfg.end - 200.0))
             out.append(

@@ -1,0 +1,92 @@
+"""Issuing CDRs from sessions: priced, unpriced (never 0), credit and re-issue on revision."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chargewatch.billing.commands import load_tariff_dir
+from chargewatch.billing.power_track import Period
+from chargewatch.billing.sessions import SessionRecord
+from chargewatch.collector.cdr_issuer import CdrIssuer
+from chargewatch.collector.ledger import Ledger, query_cdrs, query_unpriced
+from chargewatch.fleet import parse_fleet
+from chargewatch.yamlsrc import load_yaml
+
+T0 = 1_795_400_000.0  # a Tuesday
+TARIFFS = load_tariff_dir(Path(__file__).resolve().parents[2] / "tariffs")
+FLEET = parse_fleet(load_yaml("fleet.yaml", text=(
+    "sites: [{id: a, timezone: Europe/Amsterdam, tariff: flat-energy}, {id: b}]\n"
+    "chargers: [{id: CA, site: a}, {id: CB, site: b}, {id: CX, site: a, tariff: nope}]\n"
+)))  # fmt: skip
+
+
+def record(charger: str, energy_wh: float, revision: int = 0) -> SessionRecord:
+    return SessionRecord(
+        session_id=f"s-{charger}", charger_id=charger, connector_id=1,
+        site=FLEET.charger(charger).site, transaction_id="T", start=T0, stop=T0 + 5400,
+        energy_wh=energy_wh, energy_source="register", quality=(), revision=revision,
+        stop_reason="transaction", idle_s=1800.0, charging_s=3600.0,
+        meter_start_wh=0.0, meter_stop_wh=energy_wh, register_wh=energy_wh,
+        power_integral_wh=energy_wh, mismatch_wh=0.0, mismatch_pct=0.0, id_tag="TAG1",
+        periods=(
+            Period("charging", T0, T0 + 3600, energy_wh, 7000.0, 7400.0, 32.0),
+            Period("idle", T0 + 3600, T0 + 5400, 0.0, 0.0, 0.0, 0.0),
+        ),
+    )  # fmt: skip
+
+
+def test_priced_unpriced_and_revised(tmp_path: Path) -> None:
+    lines: list[str] = []
+    emitted: list[str] = []
+
+    class Sink:
+        def write(self, ls: list[str]) -> None:
+            lines.extend(ls)
+
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        issuer = CdrIssuer(FLEET, TARIFFS, ledger=ledger, emit=emitted.append, lines=Sink())
+        issuer([record("CA", 7000.0), record("CB", 5000.0), record("CX", 1000.0)])
+        (cdr,) = query_cdrs(ledger)
+        assert cdr["session_id"] == "s-CA" and cdr["tariffs"][0]["id"] == "flat-energy"
+        assert float(cdr["total_energy"]) == pytest.approx(7.0)
+        assert float(cdr["total_cost"]["excl_vat"]) == pytest.approx(7.0 * 0.35)  # flat 0.35/kWh
+        unpriced = {u["session_id"]: u["reason"] for u in query_unpriced(ledger)}
+        assert unpriced == {"s-CB": "no tariff assigned", "s-CX": "no tariff 'nope' loaded"}
+        assert len(lines) == 1 and "total_cost_excl_vat=" in lines[0]
+
+        # The same record again (a replay): nothing new for billing.
+        issuer([record("CA", 7000.0)])
+        assert len(query_cdrs(ledger, history=True)) == 1
+
+        # A revision: the issued CDR is credited, a new one issued; never a silent change.
+        issuer([record("CA", 7100.0, revision=1)])
+        history = query_cdrs(ledger, history=True)
+        assert [(h["id"], h.get("credit", False)) for h in history] == [
+            (cdr["id"], False),
+            (f"{cdr['id']}-C", True),
+            (f"{cdr['id']}-r1", False),
+        ]
+        assert history[1]["credit_reference_id"] == cdr["id"]
+        assert history[1]["total_cost"] == cdr["total_cost"]  # a credit repeats the original
+        (current,) = query_cdrs(ledger)
+        assert current["id"] == f"{cdr['id']}-r1"
+        assert float(current["total_energy"]) == pytest.approx(7.1)
+        assert float(current["total_cost"]["excl_vat"]) == pytest.approx(7.1 * 0.35)
+        # CA issued, CA listed again by the repeat, then the credit and the re-issue;
+        # unpriced sessions produce no CDR line.
+        assert len(emitted) == 4
+
+
+def test_tariff_outside_its_validity_is_not_used(tmp_path: Path) -> None:
+    expired = {
+        k: replace(v, end_date_time=datetime.fromtimestamp(T0 - 1, UTC)) for k, v in TARIFFS.items()
+    }
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        CdrIssuer(FLEET, expired, ledger=ledger)([record("CA", 7000.0)])
+        assert query_cdrs(ledger) == []
+        (u,) = query_unpriced(ledger)
+        assert "not valid at the session start" in u["reason"]
