@@ -35,6 +35,7 @@ from chargewatch.collector.influx import InfluxConfig, InfluxWriter
 from chargewatch.collector.lineproto import MeterLines
 from chargewatch.collector.mqtt import MqttConfig, MqttIngest
 from chargewatch.collector.pipeline import Pipeline
+from chargewatch.config import Config
 from chargewatch.fleet import ConnectorIndex
 from tests.services import InfluxDB, Mosquitto
 
@@ -140,13 +141,26 @@ def collector_path(port: int, client_id: str, n: int, manual_ack: bool) -> tuple
     index = ConnectorIndex()
     sink = CountingSink()
     pipeline = Pipeline(index, lines=sink)
-    ingest = MqttIngest(MqttConfig(port=port, client_id=client_id, subscriptions=("ev/+/+/meter",)))
+    ingest = MqttIngest(
+        MqttConfig(
+            port=port,
+            client_id=client_id,
+            subscriptions=("ev/+/+/meter",),
+            manual_ack=manual_ack,
+        )
+    )
+    cfg = Config()  # the service's batching defaults
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     ingest.start()
     done = 0
     while done < n and time.perf_counter() - t0 < 300:
-        items = ingest.take(20_000, 0.05)
+        items = ingest.take(
+            cfg.batch_max_messages,
+            0.05,
+            min_items=cfg.batch_min_messages,
+            linger_s=cfg.batch_linger_s,
+        )
         if items:
             pipeline.process([i[:3] for i in items], items[-1][2])
             ingest.ack(items)

@@ -76,6 +76,9 @@ class Config:
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     batch_max_messages: int = 20_000
     tick_interval_s: float = 1.0
+    # A batch smaller than batch_min_messages waits batch_linger_s to fill.
+    batch_min_messages: int = 1000
+    batch_linger_s: float = 0.005
 
 
 _TOP = (
@@ -97,7 +100,7 @@ _INFLUX = (
 )  # fmt: skip
 _HTTP = ("listen", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
-_PIPELINE = ("batch_max_messages", "tick_interval_s")
+_PIPELINE = ("batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s")
 
 
 def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:

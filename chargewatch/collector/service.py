@@ -211,7 +211,12 @@ class Collector:
         cfg = self.config
         last_tick = 0.0
         while not self._stop.is_set():
-            items = self.ingest.take(cfg.batch_max_messages, timeout=cfg.tick_interval_s / 4)
+            items = self.ingest.take(
+                cfg.batch_max_messages,
+                timeout=cfg.tick_interval_s / 4,
+                min_items=cfg.batch_min_messages,
+                linger_s=cfg.batch_linger_s,
+            )
             now = time.time()
             if items:
                 try:
