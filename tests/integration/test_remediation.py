@@ -157,7 +157,7 @@ def wait_for(pred: Callable[[], object], timeout: float) -> bool:
 @pytest.fixture
 def env(tmp_path: Path, mosquitto: Mosquitto, alertmanager: Alertmanager) -> Iterator[Env]:
     tag = uuid.uuid4().hex[:6]
-    chargers = {role: f"RM-{role}-{tag}" for role in ("fixed", "stuck", "blocked")}
+    chargers = {role: f"RM-{role}-{tag}" for role in ("fixed", "stuck", "blocked", "v201")}
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "remediation.yaml").write_text(RULES)
@@ -169,6 +169,7 @@ def env(tmp_path: Path, mosquitto: Mosquitto, alertmanager: Alertmanager) -> Ite
         f"- {{id: {chargers['fixed']}, site: depot, connectors: 1}}\n"
         f"- {{id: {chargers['stuck']}, site: depot, connectors: 1}}\n"
         f"- {{id: {chargers['blocked']}, site: mall, connectors: 1}}\n"
+        f"- {{id: {chargers['v201']}, site: depot, connectors: 1}}\n"
     )
     cfg = Config(
         data_dir=tmp_path / "data",
@@ -315,3 +316,20 @@ def test_command_not_allowlisted_for_the_site_is_never_published(env: Env) -> No
     assert env.bridge.commands_for(blocked) == []
     site = next(t for t in env.transitions(blocked) if t.state == "firing").labels["site"]
     assert site == "mall"
+
+
+def test_command_to_an_ocpp_201_charger_uses_its_topic_and_dialect(env: Env) -> None:
+    charger = env.chargers["v201"]
+    # The bridge forwards the charger's 2.0.1 traffic; the fault itself comes
+    # over the native status topic (both feed the same connector).
+    env.pub.publish(
+        f"ocpp/2.0.1/{charger}/cp", orjson.dumps([2, "hb-1", "Heartbeat", {}]), qos=1
+    ).wait_for_publish(5)
+    assert wait_for(lambda: env.collector.ocpp.versions.get(charger) == "2.0.1", 10)
+    env.status(charger, "Faulted", "ConnectorLockFailure")
+    assert wait_for(lambda: env.bridge.commands_for(charger), 15), "no command was published"
+    rec = env.bridge.commands_for(charger)[0]
+    assert rec.topic == f"ocpp/2.0.1/{charger}/command"
+    assert rec.frame[0] == 2 and rec.frame[2] == "UnlockConnector"
+    # OCPP 2.0.1 UnlockConnectorRequest: evseId and connectorId, both required.
+    assert rec.frame[3] == {"evseId": 1, "connectorId": 1}
