@@ -1,6 +1,6 @@
 """Alerting benchmarks, each with its limit in the same run.
 
-    PYTHONPATH=. python bench/bench_alerting.py [--chargers 1000] [--faults 30]
+    PYTHONPATH=. python bench/bench_alerting.py [--chargers 1000] [--faults 40]
         [--rule-interval 1s] [--connectors 10000] [--evaluations 200]
 
 1. ``latency``: 1,000 chargers stream one native meter sample a second each
@@ -337,7 +337,7 @@ def bench_rule_eval(n: int, evaluations: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chargers", type=int, default=1000)
-    ap.add_argument("--faults", type=int, default=30)
+    ap.add_argument("--faults", type=int, default=40)
     ap.add_argument("--rule-interval", default="1s", help="the bench rule group's interval")
     ap.add_argument("--connectors", type=int, default=10_000)
     ap.add_argument("--evaluations", type=int, default=200)
