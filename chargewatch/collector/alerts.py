@@ -8,7 +8,7 @@ commands through the collector's MQTT client.
 
 from __future__ import annotations
 
-__all__ = ["AlertStage", "NotifyWorker", "detector_signals"]
+__all__ = ["AlertStage", "NotifyWorker", "detector_signals", "ocpp_versions"]
 
 import logging
 import queue
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from chargewatch.alerting import AlertEngine, Command, Notification, Transition
 from chargewatch.collector import metrics
 from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.events import Event
 from chargewatch.collector.notifiers import Notifier
 from chargewatch.detectors import DetectorSet
@@ -88,6 +89,29 @@ def detector_signals(detectors: DetectorSet, index: ConnectorIndex) -> SignalPro
             fill[: col.shape[0]] = col
             out[name] = fill
         return out
+
+    return provide
+
+
+def ocpp_versions(decoder: OcppDecoder, index: ConnectorIndex) -> SignalProvider:
+    """The ``ocpp_version`` label column: the version each connector's charger last spoke.
+
+    Remediation reads it to choose the command topic and dialect; without it a
+    2.0.1 charger would be sent 1.6 frames on ``ocpp/1.6/...``. "" (never heard
+    over OCPP) falls back to 1.6 in the planner.
+    """
+    cached: list[Any] = [None, None]  # (len(index), decoder.versions_changed), column
+
+    def provide(now: float) -> dict[str, NDArray[Any]]:
+        n = len(index)
+        key = (n, decoder.versions_changed)
+        if cached[0] != key:
+            # Rebuilt only when a connector or a charger's version is new: rare.
+            versions = decoder.versions
+            cached[0] = key
+            cached[1] = np.array([versions.get(c, "") for c, _ in index.keys[:n]], dtype=object)
+        col: NDArray[Any] = cached[1]
+        return {"ocpp_version": col}
 
     return provide
 

@@ -247,6 +247,10 @@ class OcppDecoder:
         #: Valid CALLs of actions that carry no telemetry, by action.
         self.ignored: Counter[str] = Counter()
         self._chargers: dict[str, ChargerState] = {}
+        #: The OCPP version each charger last spoke (from its topic): remediation
+        #: must answer in that dialect on that version's command topic.
+        self.versions: dict[str, str] = {}
+        self.versions_changed = 0  # bumped on every change, so readers can cache
         self._ts_text = ""
         self._ts_value = 0.0
         self._ts_naive = False
@@ -340,6 +344,9 @@ class OcppDecoder:
         if problem:
             sink.reject(topic, "not_a_frame", problem, frame, recv)
             return
+        if source != "command" and self.versions.get(charger) != version:
+            self.versions[charger] = version
+            self.versions_changed += 1
         state = self._state(charger)
         self._expire(charger, state, recv, sink)
         f = _Frame(topic, version, charger, frame, recv, sink, state, hash(payload))

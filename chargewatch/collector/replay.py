@@ -14,7 +14,7 @@ import orjson
 from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
 from chargewatch.billing.commands import load_tariff_dir
 from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.alerts import AlertStage, detector_signals
+from chargewatch.collector.alerts import AlertStage, detector_signals, ocpp_versions
 from chargewatch.collector.capture import read_capture
 from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.collector.deadletter import rejection_record
@@ -81,16 +81,18 @@ def replay(
         )
 
     detectors = DetectorSet(detector_config, index=index)
+    ocpp = _ocpp_decoder(index)
     alerts = AlertStage(
         AlertEngine(rules or default_rules_dir(), index),
         state,
-        providers=[detector_signals(detectors, index)],
+        # The same frame as live (service.py), so rules behave the same.
+        providers=[detector_signals(detectors, index), ocpp_versions(ocpp, index)],
         on_transitions=record_transitions,
     )
     pipeline = Pipeline(
         index,
         lines=lines,
-        ocpp=_ocpp_decoder(index),
+        ocpp=ocpp,
         stages=[state, detectors, alerts, sessions],
     )
     messages = read_capture(capture) if isinstance(capture, Path) else capture

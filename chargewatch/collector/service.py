@@ -29,7 +29,7 @@ from chargewatch.billing.commands import load_tariff_dir
 from chargewatch.billing.session_outputs import influx_lines, to_csv
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector import metrics
-from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals
+from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals, ocpp_versions
 from chargewatch.collector.analytics_api import register_routes as register_analytics
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.deadletter import DeadLetter
@@ -128,16 +128,19 @@ class Collector:
         if config.alerting.log:
             notifiers.append(LogNotifier())
         self.notify = NotifyWorker(notifiers)
+        self.ocpp = _ocpp_decoder(self.index)
         self.alerts = AlertStage(
             self.alert_engine,
             self.state,
-            providers=[detector_signals(self.detectors, self.index)],
+            providers=[
+                detector_signals(self.detectors, self.index),
+                ocpp_versions(self.ocpp, self.index),
+            ],
             deliver=self.notify.submit,
             publish=self._publish_command,
             on_transitions=self._on_transitions,
         )
         stages.append(self.alerts)
-        self.ocpp = _ocpp_decoder(self.index)
         self.pipeline = Pipeline(
             self.index,
             lines=self.writer or self.linefile,
