@@ -27,12 +27,15 @@ from chargewatch.billing.session_outputs import jsonl_line
 from chargewatch.billing.sessions import Rejected, SessionEngine, SessionRecord
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.decoding import Rejection
-from chargewatch.collector.events import Event
+from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
 from chargewatch.collector.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 RecordListener = Callable[[list[SessionRecord]], None]
+
+# Inputs the session engine keeps state from that a restart cannot re-derive.
+_SESSION_EVENTS = (TransactionEvent, StatusEvent, MeterReading)
 
 
 class SessionStage:
@@ -65,7 +68,14 @@ class SessionStage:
         return True
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
-        self._step(batch, events, now)
+        # The collector acknowledges a batch to the broker once every stage has
+        # run, so an event that opens, closes or anchors a session must be in the
+        # checkpoint by then: after a crash the broker does not redeliver it, and
+        # a session opened since the last periodic checkpoint would be lost (its
+        # stop rejected as stop_without_session). Events are rare next to meter
+        # samples, whose loss between checkpoints only thins the power track.
+        durable = any(isinstance(e, _SESSION_EVENTS) for e in events)
+        self._step(batch, events, now, force=durable)
 
     def tick(self, now: float) -> None:
         # Timeouts (Available grace, stale sessions) advance with time alone.
@@ -74,7 +84,9 @@ class SessionStage:
     def close(self, now: float) -> None:
         self._checkpoint(now, force=True)
 
-    def _step(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+    def _step(
+        self, batch: MeterBatch, events: list[Event], now: float, *, force: bool = False
+    ) -> None:
         records = self.engine.update(batch, events, now)
         self.rejected += self.engine.drain_rejected()
         if records:
@@ -85,7 +97,7 @@ class SessionStage:
                     listener(records)
                 except Exception:  # a broken listener must not stop billing
                     log.exception("session listener %r failed", listener)
-        self._checkpoint(now, force=bool(records))
+        self._checkpoint(now, force=force or bool(records))
 
     def _checkpoint(self, now: float, *, force: bool) -> None:
         if self.ledger is None:
