@@ -52,6 +52,11 @@ groups:
         for: 1s
         labels: {severity: critical, error_code: HighTemperature}
         annotations: {summary: "high temperature"}
+      - alert: CrashInternalError
+        expr: error_code == "InternalError"
+        for: 3s
+        labels: {severity: warning, error_code: InternalError}
+        annotations: {summary: "internal error"}
 """
 
 POWER_W = 11_000.0
@@ -187,7 +192,7 @@ def test_sigkill_mid_stream_loses_nothing(
         "chargers:\n"
         + "".join(
             f"  - {{id: CR{n}-{tag}, site: depot, connectors: 1, max_power_w: 22000}}\n"
-            for n in range(1, 6)
+            for n in range(1, 7)
         )
     )
     http_port = free_port()
@@ -233,6 +238,18 @@ def test_sigkill_mid_stream_loses_nothing(
             time.sleep(1.0)
             fleet.start_session(c(5), f"T5-{tag}")
             time.sleep(1.0)
+            # A fault reported once and still pending (`for: 3s`) at the kill: its
+            # status message is acknowledged, so only the collector's own state
+            # can remember it.
+            fleet.status(c(6), "Faulted", "InternalError")
+            wait_for(
+                lambda: any(
+                    a["labels"].get("charger") == c(6)
+                    for a in api.get("/api/v1/alerts", params={"state": "pending"}).json()["alerts"]
+                ),
+                10,
+                "the internal error to be pending",
+            )
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             # While it is down: metering goes on, one session ends, one fault clears.
@@ -261,6 +278,11 @@ def test_sigkill_mid_stream_loses_nothing(
             history: list[dict[str, Any]] = api.get("/api/v1/cdrs", params={"history": "1"}).json()[
                 "cdrs"
             ]
+            wait_for(
+                lambda: is_active(am_alert(alertmanager, "CrashInternalError", c(6))),
+                20,
+                "the fault pending at the kill to fire",
+            )
             resolved = wait_for(
                 lambda: not is_active(am_alert(alertmanager, "CrashHighTemperature", c(4))),
                 20,
@@ -305,6 +327,7 @@ def test_sigkill_mid_stream_loses_nothing(
             ("CrashGroundFault", "firing", c(3)),
             ("CrashHighTemperature", "firing", c(4)),
             ("CrashHighTemperature", "resolved", c(4)),
+            ("CrashInternalError", "firing", c(6)),
         ]
     ), transitions
     stored = db.execute("SELECT COUNT(*), COUNT(DISTINCT session_id) FROM sessions").fetchone()
