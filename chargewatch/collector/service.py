@@ -270,6 +270,9 @@ class Collector:
     # -- alerts -------------------------------------------------------------------
 
     def _publish_command(self, cmd: Command) -> None:
+        # The planner counted this attempt: on disk before the command leaves, so
+        # a crash does not repeat it (commands are rare; the save is cheap enough).
+        self._save_alert_state()
         log.warning(
             "remediation: %s to %s connector %s (alert %s, attempt %d)",
             cmd.action, cmd.charger, cmd.connector, cmd.alertname, cmd.attempt,
