@@ -329,6 +329,8 @@ def test_sigkill_mid_stream_loses_nothing(
     assert not any(x.get("credit") for x in history)
 
     # The ground fault kept firing across the crash, with its original startsAt.
+    # (Alertmanager keeps the earliest startsAt of overlapping alerts, so this
+    # alone would miss a re-page; the ledger's transitions below would not.)
     assert is_active(ground_after), ground_after
     assert ground_after is not None and ground_after["startsAt"] == ground["startsAt"]
 
