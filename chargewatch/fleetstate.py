@@ -42,6 +42,10 @@ class FleetState:
         self.online: dict[str, bool] = {}  # charger -> retained online flag
         self.charger_seen: dict[str, float] = {}  # charger -> last receive time
         self.boot: dict[str, BootEvent] = {}
+        # Bumped when a status, error code or online flag changes: those come
+        # once, on change, so the collector persists this state before it
+        # acknowledges the message (see snapshot).
+        self.changes = 0
         self._grow()
 
     def _grow(self) -> None:
@@ -76,10 +80,13 @@ class FleetState:
                 self._grow()
                 if self.status[i] != ev.status or self.error_code[i] != ev.error_code:
                     self.status_since[i] = ev.ts
+                    self.changes += 1
                 self.status[i] = ev.status
                 self.error_code[i] = ev.error_code
                 self.last_seen[i] = max(_nan0(self.last_seen[i]), ev.recv)
             elif isinstance(ev, OnlineEvent):
+                if self.online.get(ev.charger) != ev.online:
+                    self.changes += 1
                 self.online[ev.charger] = ev.online
                 if ev.online:
                     self._charger_seen(ev.charger, ev.recv)
@@ -125,6 +132,55 @@ class FleetState:
             charger = self.index.keys[c][0]
             self._charger_seen(charger, float(self.last_seen[c]))
 
+    # -- persistence ------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state, keyed by (charger, connector) so it survives a new index.
+
+        A charger sends its status once, when it changes: a restart that forgot
+        it would resolve every fault alert and never raise it again.
+        """
+        n = len(self.index)
+        rows = []
+        for i in range(n):
+            charger, connector = self.index.keys[i]
+            rows.append(
+                [
+                    charger,
+                    connector,
+                    str(self.status[i]),
+                    str(self.error_code[i]),
+                    _num(self.status_since[i]),
+                    _num(self.last_seen[i]),
+                    _num(self.value_ts[i]),
+                    [_num(v) for v in self.values[i].tolist()],
+                ]
+            )
+        return {
+            "version": 1,
+            "connectors": rows,
+            "online": dict(self.online),
+            "charger_seen": dict(self.charger_seen),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        if data.get("version") != 1:
+            raise ValueError(f"unknown fleet state version {data.get('version')!r}")
+        for charger, connector, status, error, since, seen, vts, values in data["connectors"]:
+            i = self.index.id(str(charger), int(connector))
+            self._grow()
+            self.status[i] = str(status)
+            self.error_code[i] = str(error)
+            self.status_since[i] = _nan(since)
+            self.last_seen[i] = _nan(seen)
+            self.value_ts[i] = _nan(vts)
+            if len(values) == N_FIELDS:
+                self.values[i] = [_nan(v) for v in values]
+        self.online.update({str(k): bool(v) for k, v in data.get("online", {}).items()})
+        self.charger_seen.update(
+            {str(k): float(v) for k, v in data.get("charger_seen", {}).items()}
+        )
+
     # -- views ------------------------------------------------------------------
 
     def chargers_online(self, now: float, stale_s: float = 300.0) -> int:
@@ -159,3 +215,11 @@ class FleetState:
 
 def _nan0(x: float) -> float:
     return 0.0 if x != x else x  # noqa: PLR0124 - NaN check without numpy overhead
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else float(x)  # noqa: PLR0124 - NaN as JSON null
+
+
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else float(x)

@@ -245,6 +245,10 @@ class Collector:
                 if self.sessions.rejected:
                     self.deadletter.write(as_rejections(self.sessions.rejected))
                     self.sessions.rejected.clear()
+                if self.state.changes != self._saved_changes:
+                    # A status or online flag is sent once, on change: it must be on
+                    # disk before the broker forgets the message (the ack below).
+                    self._save_alert_state()
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
@@ -272,6 +276,9 @@ class Collector:
     # -- alerts -------------------------------------------------------------------
 
     def _publish_command(self, cmd: Command) -> None:
+        # The planner counted this attempt: on disk before the command leaves, so
+        # a crash does not repeat it (commands are rare; the save is cheap enough).
+        self._save_alert_state()
         log.warning(
             "remediation: %s to %s connector %s (alert %s, attempt %d)",
             cmd.action, cmd.charger, cmd.connector, cmd.alertname, cmd.attempt,
@@ -284,6 +291,10 @@ class Collector:
             {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
             for t in transitions
         )
+        # Saved before the AlertStage hands the notifications to the sender: an
+        # alert that paged is firing (with its startsAt) in the state a restart
+        # reads, so it is not paged again as new, nor lost.
+        self._save_alert_state()
         if self.rollups is not None:
             self.rollups.write(self.alert_lines.lines(transitions))
         self.recent_transitions.extend(transitions)
@@ -291,22 +302,32 @@ class Collector:
 
     def _restore_alert_state(self) -> None:
         self._state_saved_at = 0.0
+        self._saved_changes = self.state.changes
         self.recent_transitions: list[Transition] = []
         try:
             raw = self._alert_state_file.read_bytes()
         except FileNotFoundError:
             return
         try:
-            self.alert_engine.restore(orjson.loads(raw))
+            data = orjson.loads(raw)
+            self.alert_engine.restore(data)
+            if "fleet_state" in data:
+                # The rules' inputs: without them the first evaluation after a
+                # restart would resolve every status-based alert.
+                self.state.restore(data["fleet_state"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.error("ignoring unreadable alert state %s: %s", self._alert_state_file, exc)
+        self._saved_changes = self.state.changes
 
     def _save_alert_state(self) -> None:
         # Written atomically: a crash mid-write must not lose the previous state.
+        # The alert engine's state and the fleet state it evaluates go together.
+        doc = {**self.alert_engine.snapshot(), "fleet_state": self.state.snapshot()}
         tmp = self._alert_state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
+        tmp.write_bytes(orjson.dumps(doc, default=str))
         tmp.replace(self._alert_state_file)
         self._state_saved_at = time.time()
+        self._saved_changes = self.state.changes
 
     # -- HTTP API ---------------------------------------------------------------
 

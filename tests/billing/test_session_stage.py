@@ -70,3 +70,30 @@ def test_replaying_twice_gives_identical_rows(tmp_path: Path) -> None:
         assert written == (1 if k == 0 else 0)
         assert n_periods == 2  # charging, then idle after the last charging sample
     assert dumps[0] == dumps[1]
+
+
+def test_a_start_since_the_checkpoint_survives_a_crash(tmp_path: Path) -> None:
+    # The collector acknowledges the batch right after the stages ran: a session
+    # opened since the last periodic checkpoint must survive a crash (no close()),
+    # through the journal written in the start's own batch.
+    db = tmp_path / "ledger.db"
+    ts, e, p = charge(T0, 120, 7.0, 100.0)
+    index = ConnectorIndex()
+    with Ledger(db) as led:
+        stage = SessionStage(SessionEngine(index), ledger=led, checkpoint_every_s=3600)
+        # Another connector's samples: the first (periodic) checkpoint, without S.
+        stage.on_batch(batch(index, "X", 1, ts[:10], [0.0] * 10, [0.0] * 10), [], ts[9])
+        stage.on_batch(MeterBatch.empty(), [start("S", "1", ts[10], e[10])], ts[10])
+        stage.on_batch(batch(index, "S", 1, ts[11:60], e[11:60], p[11:60]), [], ts[59])
+        assert [kind for kind, _ in led.journal()] == ["TransactionEvent"]
+    index2 = ConnectorIndex()
+    with Ledger(db) as led:
+        stage2 = SessionStage(SessionEngine(index2), ledger=led)
+        assert stage2.resume()
+        assert [s["transaction_id"] for s in stage2.engine.open_sessions()] == ["1"]
+        assert led.journal() == []  # absorbed by the checkpoint after the replay
+        stage2.on_batch(batch(index2, "S", 1, ts[60:], e[60:], p[60:]), [], ts[-1])
+        stage2.on_batch(MeterBatch.empty(), [stop("S", "1", ts[-1], e[-1])], ts[-1] + 1)
+        rows = query_sessions(led)
+    assert stage2.rejected == []
+    assert len(rows) == 1 and rows[0]["energy_wh"] == pytest.approx(e[-1] - e[10])

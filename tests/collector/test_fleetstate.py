@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import OnlineEvent, StatusEvent
@@ -50,3 +51,27 @@ def test_status_and_online() -> None:
     assert st.status[i] == "Charging" and st.status_since[i] == 10
     assert st.chargers_online(now=20) == 1
     assert math.isnan(st.values[i, P])
+
+
+def test_snapshot_restores_status_into_a_new_index() -> None:
+    index = ConnectorIndex()
+    st = FleetState(index)
+    st.on_batch(batch([index.id("A", 1)], [5], [7], [100]), [], 6)
+    before = st.changes
+    st.on_batch(
+        MeterBatch.empty(),
+        [StatusEvent("B", 2, 10, 10, "Faulted", "GroundFailure"), OnlineEvent("B", False, 11)],
+        12,
+    )
+    assert st.changes == before + 2
+    # A restart: another process, connectors in another order.
+    index2 = ConnectorIndex()
+    index2.id("C", 1)
+    st2 = FleetState(index2)
+    st2.restore(orjson.loads(orjson.dumps(st.snapshot())))
+    b, a = index2.id("B", 2), index2.id("A", 1)
+    assert st2.status[b] == "Faulted" and st2.error_code[b] == "GroundFailure"
+    assert st2.status_since[b] == 10 and st2.online["B"] is False
+    assert st2.values[a, P] == 7 and st2.value_ts[a] == 5
+    assert math.isnan(st2.values[b, P])
+    assert st2.frame(20)["error_code"][b] == "GroundFailure"
