@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from chargewatch.billing.accuracy import evaluate
+from chargewatch.resources import shared_data_dir
 from chargewatch.simulator.datasets import acn_plans, norway_plans, with_faults
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ layout); an installed wheel carries them in ``chargewatch/_defaults``.
 
 from __future__ import annotations
 
-__all__ = ["default_dir"]
+__all__ = ["default_dir", "shared_data_dir"]
 
 from pathlib import Path
 
@@ -17,3 +17,19 @@ def default_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"the shipped {name}/ folder is missing from this installation")
+
+
+def shared_data_dir() -> Path:
+    """The project's shared datasets (ACN-Data JPL, Norwegian sessions).
+
+    ``$CHARGEWATCH_SHARED_DATA`` if set, else ``shared/data`` beside the
+    checkout (where CI puts it), else ``/work/shared/data``. The returned path
+    may not exist: callers say so.
+    """
+    import os  # noqa: PLC0415
+
+    env = os.environ.get("CHARGEWATCH_SHARED_DATA")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else Path("/work/shared/data")

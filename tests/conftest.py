@@ -63,3 +63,17 @@ def alertmanager() -> Iterator[Alertmanager]:
     svc = _start(Alertmanager)
     yield svc
     svc.cleanup()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under CI=true the shared datasets must be there: a dataset test may not skip."""
+    if not IN_CI:
+        return
+    from chargewatch.resources import shared_data_dir  # noqa: PLC0415
+
+    if (shared_data_dir() / "acn-jpl-sessions-2021.json").exists():
+        return
+    for item in items:
+        for m in item.iter_markers("skipif"):
+            if "shared datasets" in str(m.kwargs.get("reason", "")):
+                pytest.exit(f"shared datasets missing under CI=true ({shared_data_dir()})", 1)

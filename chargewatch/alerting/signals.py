@@ -30,6 +30,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from chargewatch.faults import FAULTS
+
 Kind = Literal["number", "bool", "string"]
 Frame = Mapping[str, NDArray[Any]]
 
@@ -42,27 +44,7 @@ class Signal:
     help: str
 
 
-#: DESIGN.md's telemetry fault vocabulary; each is a bool signal from the
-#: detectors plus a ``<fault>_score`` number (NaN when the detector cannot tell).
-FAULTS: tuple[str, ...] = (
-    "charger_offline",
-    "stale_telemetry",
-    "meter_stuck",
-    "meter_regression",
-    "meter_mismatch",
-    "meter_unit_error",
-    "over_temperature",
-    "over_current",
-    "voltage_out_of_band",
-    "phase_loss",
-    "phase_imbalance",
-    "charging_interrupted",
-    "power_oscillation",
-    "clock_skew",
-    "idle_blocking",
-    "failed_start",
-    "status_flapping",
-)
+# The fault vocabulary lives in chargewatch.faults (one definition for all).
 
 #: Label columns of the frame: strings, copied onto every alert of the connector.
 #: ``connector`` is the OCPP connector id as text; ``ocpp_version`` ("1.6" or

@@ -27,28 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chargewatch.errors import ConfigError, ConfigProblem
+from chargewatch.faults import FAULTS
 from chargewatch.yamlsrc import Reader, Source
 
-#: The fault vocabulary (DESIGN.md), in documentation order.
-FAULTS: tuple[str, ...] = (
-    "charger_offline",
-    "stale_telemetry",
-    "meter_stuck",
-    "meter_regression",
-    "meter_mismatch",
-    "meter_unit_error",
-    "over_temperature",
-    "over_current",
-    "voltage_out_of_band",
-    "phase_loss",
-    "phase_imbalance",
-    "charging_interrupted",
-    "power_oscillation",
-    "clock_skew",
-    "idle_blocking",
-    "failed_start",
-    "status_flapping",
-)
+# The fault vocabulary lives in chargewatch.faults (one definition for all).
 
 
 def _p(default: float, lo: float, hi: float, doc: str) -> Any:

@@ -32,9 +32,10 @@ from chargewatch.billing.session_outputs import session_periods
 from chargewatch.billing.sessions import SessionRecord
 from chargewatch.billing.tariff import Tariff
 from chargewatch.collector.ledger import Ledger
+from chargewatch.resources import shared_data_dir
 from chargewatch.simulator.datasets import Plan, acn_plans, norway_plans
 
-SHARED = Path("/work/shared/data")
+SHARED = shared_data_dir()
 
 
 @dataclass(frozen=True, slots=True)
