@@ -51,7 +51,7 @@ __all__ = [
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -272,6 +272,17 @@ def _session_from(d: dict[str, Any]) -> _Session:
     return _Session(track=track, **d)
 
 
+_SESSION_FIELDS = tuple(f.name for f in fields(_Session) if f.name != "track")
+_TRACK_FIELDS = tuple(f.name for f in fields(PowerTrack))
+
+
+def _session_dict(s: _Session) -> dict[str, Any]:
+    """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
+    d = {name: getattr(s, name) for name in _SESSION_FIELDS}
+    d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
+    return d
+
+
 def _nan_list(x: list[Any] | None) -> list[float] | None:
     # JSON encoders write NaN as null; the state uses NaN for "unknown".
     return None if x is None else [math.nan if v is None else float(v) for v in x]
@@ -343,10 +354,15 @@ class SessionEngine:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        """Engine state (open and recently closed sessions) as plain JSON-able data."""
+        """Engine state (open and recently closed sessions) as plain JSON-able data.
+
+        The lists inside share storage with the live sessions (a deep copy of
+        every power track, per checkpoint, cost more than the rest of a replay):
+        encode the snapshot before the next update, as the ledger does.
+        """
         return {
             "version": 1,
-            "sessions": [asdict(s) for s in self._sessions.values()],
+            "sessions": [_session_dict(s) for s in self._sessions.values()],
             "open": sorted(self._open.values()),
             "tx_chargers": sorted(self._tx_chargers),
             "status_chargers": sorted(self._status_chargers),

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 __all__ = ["LIMITS", "NativeDecoder", "parse_ts"]
 
+import bisect
+import gc
 import itertools
 import json
 import math
@@ -182,14 +184,60 @@ class NativeDecoder:
     ) -> None:
         """Many ``meter`` messages at once: the hot path.
 
-        Single-sample messages are gathered into columns and validated together,
-        exactly as one columnar batch message is, so both share one code path
-        and per-message Python work is a JSON parse and a few list appends.
+        Single-sample messages are gathered into columns, and the columns of
+        every columnar batch message are concatenated, so each kind is
+        validated and converted in one vectorised pass however the stream is
+        cut into messages. Per-message Python work is a JSON parse and a few
+        list appends or extends.
         """
         docs: list[dict[str, Any]] = []
         conns: list[int] = []
         recvs: list[float] = []
         topics: list[str] = []
+        batches = _Batches()
+        # The parsed documents stay alive until the block is converted: with the
+        # cyclic GC on, every few hundred parses would rescan all of their
+        # lists. JSON cannot hold a cycle, so pausing it here loses nothing.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._gather(messages, sink, docs, conns, recvs, topics, batches)
+        finally:
+            if paused:
+                gc.enable()
+        n = len(docs)
+        if n:
+            cols: dict[str, list[Any] | None] = {
+                key: [d.get(key) for d in docs] for key in _METER_KEY_ORDER
+            }
+            self._block(
+                cols,
+                n,
+                np.fromiter(conns, np.int32, n),
+                np.fromiter(recvs, np.float64, n),
+                sink,
+                lambda k: (topics[k], docs[k], recvs[k], None, ""),
+            )
+        if batches.total:
+            self._block(
+                batches.columns(),
+                batches.total,
+                np.repeat(np.array(batches.conns, np.int32), batches.sizes),
+                np.repeat(np.array(batches.recvs, np.float64), batches.sizes),
+                sink,
+                batches.where,
+            )
+
+    def _gather(
+        self,
+        messages: list[tuple[Route, str, bytes, float]],
+        sink: DecodeSink,
+        docs: list[dict[str, Any]],
+        conns: list[int],
+        recvs: list[float],
+        topics: list[str],
+        batches: _Batches,
+    ) -> None:
         conn_of = self._conn_by_topic
         for route, topic, payload, recv in messages:
             try:
@@ -208,34 +256,21 @@ class NativeDecoder:
                     topic, "bad_connector_id", "meter samples need a connector 1..64", doc, recv
                 )
                 continue
-            if type(doc.get("ts")) is list:
-                self._meter_batch(route, topic, doc, recv, sink)
-                continue
-            docs.append(doc)
             conn = conn_of.get(topic)
             if conn is None:
                 conn = conn_of[topic] = self.index.id(route.charger, route.connector)
+            if type(doc.get("ts")) is list:
+                self._meter_batch(batches, conn, topic, doc, recv, sink)
+                continue
+            docs.append(doc)
             conns.append(conn)
             recvs.append(recv)
             topics.append(topic)
-        n = len(docs)
-        if not n:
-            return
-        cols: dict[str, list[Any] | None] = {
-            key: [d.get(key) for d in docs] for key in _METER_KEY_ORDER
-        }
-        self._block(
-            cols,
-            n,
-            np.fromiter(conns, np.int32, n),
-            np.fromiter(recvs, np.float64, n),
-            sink,
-            lambda k: (topics[k], docs[k], recvs[k], None, ""),
-        )
 
     def _meter_batch(
         self,
-        route: Route,
+        batches: _Batches,
+        conn: int,
         topic: str,
         doc: dict[str, Any],
         recv: float,
@@ -250,23 +285,13 @@ class NativeDecoder:
             detail = f"{n} samples > limit {self.max_samples}"
             sink.reject(topic, "oversized", detail, {"ts": f"[{n} values]"}, recv)
             return
-        cols: dict[str, list[Any] | None] = {}
         for key in _METER_KEY_ORDER:
             col = doc.get(key)
-            if col is not None and (not isinstance(col, list) or len(col) != n):
+            if col is not None and (type(col) is not list or len(col) != n):
                 detail = f"{key} must be an array of {n} values"
                 sink.reject(topic, "length_mismatch", detail, doc, recv)
                 return
-            cols[key] = col
-        conn = self.index.id(route.charger, route.connector)
-        self._block(
-            cols,
-            n,
-            np.full(n, conn, np.int32),
-            np.full(n, recv),
-            sink,
-            lambda k: (topic, _sample(doc, k, n), recv, k, f"sample {k}: "),
-        )
+        batches.add(conn, topic, doc, recv, n)
 
     def _block(
         self,
@@ -325,7 +350,7 @@ class NativeDecoder:
             return np.full(n, np.nan)
         try:
             ts = np.array(col, dtype=np.float64)
-            if ts.ndim != 1 or any(type(v) is bool for v in col):
+            if ts.ndim != 1 or bool in set(map(type, col)):
                 raise TypeError
         except (TypeError, ValueError):
             ts = np.full(n, np.nan)
@@ -408,8 +433,49 @@ class NativeDecoder:
         )
 
 
+class _Batches:
+    """The columns of many columnar meter messages, concatenated."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {key: [] for key in _METER_KEY_ORDER}
+        self.seen: set[str] = set()
+        self.conns: list[int] = []
+        self.recvs: list[float] = []
+        self.sizes: list[int] = []
+        self.starts: list[int] = []
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.total = 0
+
+    def add(self, conn: int, topic: str, doc: dict[str, Any], recv: float, n: int) -> None:
+        for key, col in self.cols.items():
+            values = doc.get(key)
+            if values is None:
+                col.extend(itertools.repeat(None, n))
+            else:
+                col.extend(values)
+                self.seen.add(key)
+        self.conns.append(conn)
+        self.recvs.append(recv)
+        self.sizes.append(n)
+        self.starts.append(self.total)
+        self.messages.append((topic, doc))
+        self.total += n
+
+    def columns(self) -> dict[str, list[Any] | None]:
+        # A key no message carried stays None: no all-NaN column to convert.
+        return {key: (col if key in self.seen else None) for key, col in self.cols.items()}
+
+    def where(self, k: int) -> tuple[str, dict[str, Any], float, int, str]:
+        """The message and position of sample k, for its rejection record."""
+        i = bisect.bisect_right(self.starts, k) - 1
+        j = k - self.starts[i]
+        topic, doc = self.messages[i]
+        return topic, _sample(doc, j, self.sizes[i]), self.recvs[i], j, f"sample {j}: "
+
+
 _NUMERIC = frozenset((int, float))
 _NUMERIC_OR_NONE = frozenset((int, float, type(None)))
+_LIST_OR_NONE = frozenset((list, type(None)))
 
 
 def _column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
@@ -438,23 +504,37 @@ def _column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
 
 
 def _phased_column(col: list[Any], key: str, mark: Any) -> NDArray[np.float64]:
-    """Per-phase values: each sample a number or a list of 1-3 numbers."""
-    out = np.full((len(col), 3), np.nan)
+    """Per-phase values: each sample a number, a list of 1-3 numbers, or None."""
+    n = len(col)
+    out = np.full((n, 3), np.nan)
     outer = set(map(type, col))
-    fast = outer <= _NUMERIC
-    if outer == {list}:
-        widths = set(map(len, col))
-        fast = (
-            len(widths) == 1
-            and 1 <= min(widths) <= 3
-            and set(map(type, itertools.chain.from_iterable(col))) <= _NUMERIC
-        )
-    if fast:
-        arr = np.array(col, dtype=np.float64).reshape(len(col), -1)
-        out[:, : arr.shape[1]] = arr
-        for k in np.flatnonzero(np.isnan(arr).any(axis=1)).tolist():
-            mark([k], "non_finite", f"{key} holds NaN")  # NaN literals (null is not fast)
+    if outer <= _NUMERIC_OR_NONE:  # one number per sample: phase 1
+        out[:, 0] = np.array(col, dtype=np.float64)
+        for k in np.flatnonzero(np.isnan(out[:, 0])).tolist():
+            if col[k] is not None:
+                mark([k], "non_finite", f"{key} holds NaN")
         return out
+    if outer <= _LIST_OR_NONE:
+        gaps = type(None) in outer
+        rows = [k for k, v in enumerate(col) if v is not None] if gaps else range(n)
+        lists = [col[k] for k in rows] if gaps else col
+        flat = list(itertools.chain.from_iterable(lists))
+        widths = np.fromiter(map(len, lists), np.int64, len(lists))
+        if (
+            widths.size
+            and int(widths.min()) >= 1
+            and int(widths.max()) <= 3
+            and set(map(type, flat)) <= _NUMERIC
+        ):
+            # Scatter the flattened values to (row, phase); widths may differ
+            # from sample to sample (one-phase and three-phase connectors).
+            row = np.repeat(np.asarray(rows, np.int64), widths)
+            phase = np.arange(row.size) - np.repeat(np.cumsum(widths) - widths, widths)
+            arr = np.array(flat, dtype=np.float64)
+            out[row, phase] = arr
+            for k in np.unique(row[np.isnan(arr)]).tolist():
+                mark([k], "non_finite", f"{key} holds NaN")  # NaN literals
+            return out
     for k, v in enumerate(col):
         if v is None:
             continue

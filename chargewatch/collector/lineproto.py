@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 import numpy as np
+import orjson
 
 from chargewatch.collector.batch import METER_FIELDS, MeterBatch
 from chargewatch.fleet import ConnectorIndex
@@ -104,8 +105,8 @@ class MeterLines:
         hit = self._templates.get(key)
         if hit is None:
             cols = [int(i) for i in np.flatnonzero(mask)]
-            fields = ",".join(f"{METER_FIELDS[i]}=%r" for i in cols)
-            hit = self._templates[key] = ("%s" + fields + " %d", cols)
+            fields = ",".join(f"{METER_FIELDS[i]}=%s" for i in cols)
+            hit = self._templates[key] = ("%s" + fields + " %s", cols)
         return hit
 
     def lines(self, batch: MeterBatch) -> list[str]:
@@ -113,7 +114,8 @@ class MeterLines:
         if n == 0:
             return []
         prefixes = self._prefixes()
-        present = ~np.isnan(batch.values)
+        # inf has no line-protocol form (and the decoders reject it): unreported.
+        present = np.isfinite(batch.values)
         nonempty = present.any(axis=1)
         ts_ms = np.round(batch.ts * 1000.0).astype(np.int64)
         # Pack each row's field mask into an integer to group rows by shape.
@@ -123,12 +125,20 @@ class MeterLines:
         for code in np.unique(shape[nonempty]):
             rows = np.flatnonzero(shape == code)
             tmpl, cols = self._template(present[rows[0]])
-            vals = batch.values[rows][:, cols].tolist()
+            block = batch.values[rows]
+            # orjson writes each column's floats in C with the shortest text that
+            # reads back to the same double (as repr does): a third of the cost
+            # of formatting every value in Python.
+            texts = [_texts(block[:, c]) for c in cols]
             pre = [prefixes[c] for c in batch.conn[rows].tolist()]
-            out.extend(
-                [tmpl % (p, *v, t) for p, v, t in zip(pre, vals, ts_ms[rows].tolist(), strict=True)]
-            )
+            out.extend(map(tmpl.__mod__, zip(pre, *texts, _texts(ts_ms[rows]), strict=True)))
         return out
+
+
+def _texts(column: np.ndarray) -> list[str]:
+    """Each number of a column as its JSON text."""
+    doc = orjson.dumps(np.ascontiguousarray(column), option=orjson.OPT_SERIALIZE_NUMPY)
+    return doc[1:-1].decode("ascii").split(",")
 
 
 def meter_lines(index: ConnectorIndex, batch: MeterBatch) -> list[str]:

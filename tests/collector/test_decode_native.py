@@ -196,3 +196,46 @@ def test_batch_and_singles_agree() -> None:
     np.testing.assert_array_equal(a.ts, b.ts)
     np.testing.assert_array_equal(a.values, b.values)
     assert FIELD_INDEX["power_w"] == 1
+
+
+def test_many_columnar_messages_decode_as_one_block_and_keep_their_identity() -> None:
+    """decode_meters concatenates every batch message's columns; a rejection
+    must still name its own message and sample, and the others lose nothing."""
+    index = ConnectorIndex()
+    dec = NativeDecoder(index)
+    router = TopicRouter()
+    msgs = [
+        # three-phase lists, all keys
+        ("ev/A/1/meter", {"ts": [NOW, NOW + 1], "energy_wh": [1.0, 2.0],
+                          "current_a": [[1, 2, 3], [4, 5, 6]], "voltage_v": [[230] * 3] * 2}),
+        # one-phase lists, no energy, a null current and a bad power
+        ("ev/B/2/meter", {"ts": [NOW, NOW + 1, NOW + 2], "power_w": [5.0, "x", 7.0],
+                          "current_a": [[9.5], None, [8]]}),
+        # scalar currents (phase 1)
+        ("ev/C/1/meter", {"ts": [NOW + 5], "current_a": [12.5], "soc_pct": [40]}),
+    ]  # fmt: skip
+    sink = DecodeSink()
+    dec.decode_meters(
+        [(router.route(t), t, orjson.dumps(p), NOW + 10) for t, p in msgs],
+        sink,
+    )
+    assert [(r.topic, r.index, r.reason) for r in sink.rejects] == [
+        ("ev/B/2/meter", 1, "wrong_type")
+    ]
+    assert sink.rejects[0].payload["power_w"] == "x"
+    b = sink.meter.build()
+    rows = {
+        (index.keys[c], t): v
+        for c, t, v in zip(b.conn.tolist(), b.ts.tolist(), b.values.tolist(), strict=True)
+    }
+    assert len(rows) == 5
+    a1 = rows[(("A", 1), NOW + 1)]
+    assert a1[FIELD_INDEX["energy_wh"]] == 2.0
+    assert a1[FIELD_INDEX["current_l1_a"] : FIELD_INDEX["current_l3_a"] + 1] == [4, 5, 6]
+    b0 = rows[(("B", 2), NOW)]
+    assert b0[FIELD_INDEX["current_l1_a"]] == 9.5
+    assert math.isnan(b0[FIELD_INDEX["current_l2_a"]]) and math.isnan(b0[FIELD_INDEX["energy_wh"]])
+    b2 = rows[(("B", 2), NOW + 2)]
+    assert b2[FIELD_INDEX["current_l1_a"]] == 8.0 and b2[FIELD_INDEX["power_w"]] == 7.0
+    c = rows[(("C", 1), NOW + 5)]
+    assert c[FIELD_INDEX["current_l1_a"]] == 12.5 and c[FIELD_INDEX["soc_pct"]] == 40.0
