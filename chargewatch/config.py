@@ -79,6 +79,9 @@ class Config:
     # A batch smaller than batch_min_messages waits batch_linger_s to fill.
     batch_min_messages: int = 1000
     batch_linger_s: float = 0.005
+    # Detectors and sessions run on the batches of this long at once (rules
+    # still see every sample: they flush the detectors before evaluating).
+    stage_interval_s: float = 0.5
 
 
 _TOP = (
@@ -100,7 +103,10 @@ _INFLUX = (
 )  # fmt: skip
 _HTTP = ("listen", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
-_PIPELINE = ("batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s")
+_PIPELINE = (
+    "batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s",
+    "stage_interval_s",
+)  # fmt: skip
 
 
 def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:
@@ -340,6 +346,15 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             1.0,
             check=_positive,
             expected="seconds > 0",
+        ),
+        stage_interval_s=r.get(
+            px,
+            ("pipeline",),
+            "stage_interval_s",
+            float,
+            0.5,
+            check=lambda v: v >= 0,
+            expected="seconds >= 0",
         ),
     )
     for key, value in (("fleet", cfg.fleet), ("rules", cfg.rules), ("tariffs", cfg.tariffs)):

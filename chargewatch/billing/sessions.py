@@ -867,6 +867,16 @@ class SessionEngine:
             s.last_seen = max(s.last_seen, float(tp[-1]))
         if t.size:
             s.last_seen = max(s.last_seen, float(t[-1]))
+        if (
+            s.closed_by == "next_start"
+            and s.stop is not None
+            and s.window_end is not None
+            and s.stop < s.last_seen <= s.window_end
+        ):
+            # "Stop at the last data seen": data of the window that reaches us
+            # after the next start (a later batch, or late) moves it too, so
+            # the stop does not depend on where the stream was cut.
+            s.stop = s.last_seen
         self._dirty.add(s.sid)
 
     def _bridge(self, s: _Session, tp: NDArray[np.float64], p: NDArray[np.float64]) -> None:

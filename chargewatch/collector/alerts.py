@@ -72,10 +72,20 @@ class NotifyWorker:
                     log.exception("notifier %s failed", getattr(n, "name", n))
 
 
-def detector_signals(detectors: DetectorSet, index: ConnectorIndex) -> SignalProvider:
-    """The detectors' ``<fault>``/``<fault>_score`` columns, sized to every known connector."""
+def detector_signals(
+    detectors: DetectorSet,
+    index: ConnectorIndex,
+    flush: Callable[[float], None] | None = None,
+) -> SignalProvider:
+    """The detectors' ``<fault>``/``<fault>_score`` columns, sized to every known connector.
+
+    ``flush``: when the detectors run on coalesced batches, hands them what is
+    waiting first, so the rules judge every sample received so far.
+    """
 
     def provide(now: float) -> dict[str, NDArray[Any]]:
+        if flush is not None:
+            flush(now)
         n = len(index)
         out: dict[str, NDArray[Any]] = {}
         for name, col in detectors.signals.items():

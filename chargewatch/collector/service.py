@@ -32,6 +32,7 @@ from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals, ocpp_versions
 from chargewatch.collector.analytics_api import register_routes as register_analytics
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
+from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.deadletter import DeadLetter
 from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
@@ -100,7 +101,8 @@ class Collector:
         if rollups is not None:
             stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
-        stages.append(self.detectors)
+        self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
+        stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
         self.ledger = Ledger(data / "ledger.sqlite")
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
@@ -109,7 +111,10 @@ class Collector:
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
-            SessionEngine(self.index), ledger=self.ledger, listeners=session_listeners
+            SessionEngine(self.index),
+            ledger=self.ledger,
+            listeners=session_listeners,
+            flush_interval_s=config.stage_interval_s,
         )
         if self.sessions.resume():
             log.info(
@@ -133,7 +138,7 @@ class Collector:
             self.alert_engine,
             self.state,
             providers=[
-                detector_signals(self.detectors, self.index),
+                detector_signals(self.detectors, self.index, self.detector_stage.flush),
                 ocpp_versions(self.ocpp, self.index),
             ],
             deliver=self.notify.submit,

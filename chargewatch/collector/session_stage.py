@@ -69,11 +69,21 @@ class SessionStage:
         ledger: Ledger | None = None,
         listeners: Sequence[RecordListener] = (),
         checkpoint_every_s: float = 60.0,
+        flush_interval_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.listeners = list(listeners)
         self.checkpoint_every_s = checkpoint_every_s
+        # Batches wait up to this long (pipeline clock) and go to the engine
+        # together: its cost is largely per open session touched per call
+        # (see collector/coalesce.py). Their session events are journaled at
+        # once, so waiting changes nothing a crash could lose.
+        self.flush_interval_s = flush_interval_s
+        self._held: list[MeterBatch] = []
+        self._held_events: list[Event] = []
+        self._held_rows = 0
+        self._last_flush: float | None = None
         self._last_checkpoint: float | None = None
         self.records_written = 0
         self.rejected: list[Rejected] = []  # drained by the caller (rejected.jsonl)
@@ -96,6 +106,9 @@ class SessionStage:
         return state is not None or bool(events)
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        if self.flush_interval_s > 0:
+            self._hold(batch, events, now)
+            return
         checkpointed = self._step(batch, events, now)
         # The collector acknowledges the batch to the broker once every stage has
         # run, and the broker then forgets it: an event that opens, closes or
@@ -109,11 +122,36 @@ class SessionStage:
         if journal and not checkpointed and self.ledger is not None:
             self.ledger.journal_append(journal)
 
+    def _hold(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        journal = [_encode(e) for e in events if _journaled(e)]
+        if journal and self.ledger is not None:
+            self.ledger.journal_append(journal)
+        if len(batch):
+            self._held.append(batch)
+            self._held_rows += len(batch)
+        self._held_events.extend(events)
+        if (
+            self._last_flush is None
+            or now - self._last_flush >= self.flush_interval_s
+            or self._held_rows >= 250_000
+        ):
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        """Run the engine on everything held (a checkpoint then covers the journal)."""
+        self._last_flush = now
+        if self._held or self._held_events:
+            batch, events = MeterBatch.concat(self._held), self._held_events
+            self._held, self._held_events, self._held_rows = [], [], 0
+            self._step(batch, events, now)
+
     def tick(self, now: float) -> None:
         # Timeouts (Available grace, stale sessions) advance with time alone.
+        self._flush(now)
         self._step(MeterBatch.empty(), [], now)
 
     def close(self, now: float) -> None:
+        self._flush(now)
         self._checkpoint(now, force=True)
 
     def _step(
