@@ -26,7 +26,13 @@ read as unknown; label and inventory columns are filled from ``index``).
 from chargewatch.alerting.engine import AlertEngine, default_rules_dir, with_inventory
 from chargewatch.alerting.expr import ExprError, compile_expr, parse_duration
 from chargewatch.alerting.manager import RuleSet
-from chargewatch.alerting.remediation import Command, load_allowlist
+from chargewatch.alerting.remediation import (
+    BucketSpec,
+    Command,
+    RateLimits,
+    Suppression,
+    load_allowlist,
+)
 from chargewatch.alerting.signals import (
     FAULTS,
     SIGNALS,
@@ -41,12 +47,15 @@ __all__ = [
     "SIGNALS",
     "AlertEngine",
     "AlertState",
+    "BucketSpec",
     "Command",
     "ExprError",
     "Frame",
     "Notification",
+    "RateLimits",
     "RuleSet",
     "Signal",
+    "Suppression",
     "Transition",
     "compile_expr",
     "default_rules_dir",
