@@ -15,6 +15,8 @@ Integration surface for the pipeline (the collector owns I/O and wiring)::
     notifier.send(engine.notifications())                  # new, resent, resolved
     for cmd in engine.commands(now):                       # remediation, each once
         mqtt.publish(cmd.topic, cmd.frame)
+    for s in engine.suppressed():                          # over a rate limit, or paused:
+        log.warning("%s not sent: %s", s.action, s.detail) # not sent; the alert escalated
     engine.maybe_reload(now)                               # hot reload on file change
     ledger.save("alert_state", engine.snapshot())          # JSON-able
 
