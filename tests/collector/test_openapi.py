@@ -58,3 +58,13 @@ def test_served_without_a_token_and_matches(server: HttpServer) -> None:
     status, ctype, body = server.dispatch("/api/v1/openapi.json", "", "")
     assert (status, ctype) == (200, "application/json")
     assert orjson.loads(body) == orjson.loads(orjson.dumps(spec(server)))
+
+
+def test_document_is_valid_openapi_30(server: HttpServer) -> None:
+    # The OpenAPI 3.0 meta-schema, as schemathesis ships it (a dev dependency).
+    definitions = pytest.importorskip("schemathesis.specs.openapi.definitions")
+    import jsonschema  # noqa: PLC0415
+
+    jsonschema.Draft4Validator(definitions.OPENAPI_30).validate(
+        orjson.loads(orjson.dumps(spec(server)))
+    )
