@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 
 TARIFFS = Path(__file__).resolve().parents[2] / "tariffs"
 ADMIN = "admin-tok"
+READ = "read-tok"
 EXAMPLES = 30  # per operation and mode: ~15 operations, well under a minute
 CHECKS = [
     not_a_server_error,
@@ -88,7 +89,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) ->
     cfg = Config(
         data_dir=tmp / "data",
         mqtt=MqttConfig(port=mosquitto.port, client_id=f"cw-{uuid.uuid4().hex[:6]}"),
-        http=HttpConfig(listen="127.0.0.1:0", tokens=(ApiToken("admin", ADMIN),)),
+        http=HttpConfig(
+            listen="127.0.0.1:0", tokens=(ApiToken("admin", ADMIN), ApiToken("read", READ))
+        ),
         fleet=fleet,
         tariffs=TARIFFS,
         tick_interval_s=0.2,
@@ -125,6 +128,20 @@ schema.config.generation.update(
 def test_served_document_is_the_tested_one(collector: str) -> None:
     served = httpx.get(f"{collector}/api/v1/openapi.json").json()
     assert served == orjson.loads(orjson.dumps(spec()))
+
+
+def test_every_operation_needs_a_token_of_its_scope(collector: str) -> None:
+    for path, ops in spec()["paths"].items():
+        url = f"{collector}/api/v1{path}".replace("{session_id}", "S-1")
+        for method, op in ops.items():
+            assert httpx.request(method, url).status_code == 401, (method, path)
+            wrong = {"Authorization": "Bearer not-a-token"}
+            assert httpx.request(method, url, headers=wrong).status_code == 401
+            read = httpx.request(method, url, headers={"Authorization": f"Bearer {READ}"})
+            if op["x-scope"] == "admin":
+                assert read.status_code == 403, (method, path)
+            else:
+                assert read.status_code in (200, 404), (method, path, read.text)
 
 
 @schema.parametrize()
