@@ -202,11 +202,12 @@ class HttpServer:
         if not path.startswith(PREFIX):
             return error_response(405 if self.allowed(path) else 404, f"{method} {path}: not here")
         parts = [unquote(p) for p in path[len(PREFIX) :].split("/") if p]
-        table, scope = (self.routes, "read") if method == "GET" else (self.admin_routes, "admin")
+        scope: Scope = "read" if method == "GET" else "admin"
+        table = self.routes if scope == "read" else self.admin_routes
         for template, handler in table.items():
             values = _match(template, parts)
             if values is not None:
-                if denied := self._authorise(auth, scope):  # type: ignore[arg-type]
+                if denied := self._authorise(auth, scope):
                     return denied
                 try:
                     params = {
