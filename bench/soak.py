@@ -24,7 +24,8 @@ one JSON document is printed with pass/fail against these limits:
   cannot resolve it: the 95 % interval is printed beside the slope, and
   ``rss_slope_resolved`` is true only when its upper end is within the limit.
 - ``lost`` = 0: messages published (acknowledged by the broker) minus
-  messages the collector processed.
+  messages the collector processed; and ``samples_in_store`` (counted by the
+  store: ``count(energy_wh)``) equal to the samples the collector accepted.
 - no growth of ``chargewatch_rejected_total`` or
   ``chargewatch_influx_write_errors_total`` (the input is valid, the store up).
 - ``lag_p99_s`` ≤ 1.0: p99 of ``chargewatch_ingest_lag_seconds`` samples.
@@ -185,6 +186,32 @@ class Sampler:
             self.stop.wait(METRICS_EVERY_S)
 
 
+class _VictoriaMetrics(VictoriaMetrics):
+    """Queries see samples at once (default: not those of the last 30 s)."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "-search.latencyOffset=0s"]
+
+
+def stored_samples(store: Service) -> int | None:
+    """Meter samples (energy_wh points) in the store, counted by the store itself."""
+    try:
+        if isinstance(store, VictoriaMetrics):
+            store.flush()
+            r = httpx.get(
+                f"{store.url}/api/v1/query",
+                params={"query": "sum(count_over_time(meter_energy_wh[1d]))"},
+                timeout=60,
+            )
+            result = r.json()["data"]["result"]
+            return int(float(result[0]["value"][1])) if result else 0
+        assert isinstance(store, InfluxDB)
+        series = store.query("SELECT count(energy_wh) FROM meter", "soak")
+        return int(series[0]["values"][0][1]) if series else 0  # type: ignore[index]
+    except (httpx.HTTPError, KeyError, IndexError, ValueError, RuntimeError):
+        return None
+
+
 # ----------------------------------------------------------------- run
 
 
@@ -220,7 +247,7 @@ def soak(
     work = Path(tempfile.mkdtemp(prefix="cw-soak-"))
     broker = Mosquitto(work / "mosquitto")
     store: Service = (
-        VictoriaMetrics(work / "store")
+        _VictoriaMetrics(work / "store")
         if store_name == "victoria-metrics"
         else InfluxDB(work / "store")
     )
@@ -282,7 +309,9 @@ def soak(
         drain_s = time.monotonic() - (t_start + published_s)
         sampler.stop.set()
         sampler.thread.join(10)
+        time.sleep(3)  # the writer's last flush interval
         after = scrape(base)
+        stored = stored_samples(store)
     finally:
         collector.send_signal(signal.SIGTERM)
         try:
@@ -308,6 +337,7 @@ def soak(
     checks = {
         f"rss_slope <= {RSS_SLOPE_LIMIT_MB_H} MB/h": bool(slope <= RSS_SLOPE_LIMIT_MB_H),
         "no loss": lost == 0,
+        "every sample in the store": stored == after["samples"] - before["samples"],
         "no rejection growth": growth["rejected"] == 0,
         "no write error growth": growth["write_errors"] == 0,
         f"lag p99 <= {LAG_P99_LIMIT_S} s": bool(lag_p99 <= LAG_P99_LIMIT_S),
@@ -325,6 +355,7 @@ def soak(
         "lost": lost,
         "drain_s": round(drain_s, 1),
         "samples_accepted": int(after["samples"] - before["samples"]),
+        "samples_in_store": stored,
         "lines_written": int(after["lines_written"] - before["lines_written"]),
         "rss_mb": {
             "start": round(float(rss[0, 1]), 1),
