@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from chargewatch.alerting.remediation import BucketSpec, RateLimits
+from chargewatch.collector.http import SCOPES, ApiToken
 from chargewatch.collector.influx import InfluxConfig
 from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.detectors import DetectorConfig
@@ -38,7 +40,9 @@ ENV_PREFIX = "CHARGEWATCH__"
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "127.0.0.1:9108"  # "" disables the HTTP server
-    token: str = field(default="", repr=False)  # bearer token for /api/v1 ("" = open)
+    token: str = field(default="", repr=False)  # a read-scope token for /api/v1
+    tokens: tuple[ApiToken, ...] = field(default=(), repr=False)  # scoped tokens
+    metrics_auth: bool = False  # /metrics needs a token too
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class AlertingConfig:
     resend_delay_s: float = 60.0
     external_url: str = ""  # generatorURL base in alerts
     remediation_allowlist: Path | None = None  # YAML {sites: {site: [Reset, ...]}}
+    remediation_limits: RateLimits = field(default_factory=RateLimits)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ _TOP = (
 )  # fmt: skip
 _ALERTING = (
     "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
+    "remediation_limits",
 )  # fmt: skip
 _MQTT = (
     "host", "port", "client_id", "username", "password", "password_file", "tls", "ca_file",
@@ -101,7 +107,9 @@ _INFLUX = (
     "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
     "timeout_s", "spool_max_bytes", "file", "rollup_retention_policy",
 )  # fmt: skip
-_HTTP = ("listen", "token", "token_file")
+_HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
+_TOKEN = ("scope", "token", "token_file")
+_BUCKET = ("per_minute", "burst")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
 _PIPELINE = (
     "batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s",
@@ -131,7 +139,7 @@ def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:
 
 
 def _secret(r: Reader, m: dict[str, Any], path: KeyPath, key: str, base: Path) -> str:
-    value: str = r.get(m, path, key, str, "")
+    value: str = r.get(m, path, key, str, "", secret=True)
     file_key = f"{key}_file"
     file_value = r.get(m, path, file_key, str, "")
     if file_value:
@@ -147,6 +155,49 @@ def _secret(r: Reader, m: dict[str, Any], path: KeyPath, key: str, base: Path) -
 
 def _positive(v: float) -> bool:
     return v > 0
+
+
+def _tokens(r: Reader, hx: dict[str, Any], base: Path) -> tuple[ApiToken, ...]:
+    items = r.get(hx, ("http",), "tokens", list, [], expected="a list of {scope, token_file}")
+    out: list[ApiToken] = []
+    for i, item in enumerate(items or []):
+        p: KeyPath = ("http", "tokens", i)
+        m = r.mapping(item, p, allowed=_TOKEN, required=("scope",))
+        scope = r.get(
+            m, p, "scope", str, "read", check=lambda v: v in SCOPES, expected=" or ".join(SCOPES)
+        )
+        token = _secret(r, m, p, "token", base)
+        if not token and m and "token" not in m and "token_file" not in m:
+            r.fail(p, "expected token or token_file (a non-empty secret)")
+            continue
+        if token:
+            out.append(ApiToken(scope, token))
+    return tuple(out)
+
+
+def _limits(r: Reader, ax: dict[str, Any]) -> RateLimits:
+    lx = r.mapping(
+        ax.get("remediation_limits"),
+        ("alerting", "remediation_limits"),
+        allowed=("charger", "site", "fleet"),
+    )
+    default = RateLimits()
+    specs: dict[str, BucketSpec] = {}
+    for kind in ("charger", "site", "fleet"):
+        p: KeyPath = ("alerting", "remediation_limits", kind)
+        m = r.mapping(lx.get(kind), p, allowed=_BUCKET)
+        d: BucketSpec = getattr(default, kind)
+        specs[kind] = BucketSpec(
+            r.get(
+                m, p, "per_minute", float, d.per_minute, check=_positive,
+                expected="commands per minute > 0",
+            ),
+            r.get(
+                m, p, "burst", float, d.burst, check=lambda v: v >= 1,
+                expected="commands >= 1",
+            ),
+        )  # fmt: skip
+    return RateLimits(**specs)
 
 
 def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
@@ -265,6 +316,8 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     http_cfg = HttpConfig(
         listen=r.get(hx, ("http",), "listen", str, "127.0.0.1:9108"),
         token=_secret(r, hx, ("http",), "token", base),
+        tokens=_tokens(r, hx, base),
+        metrics_auth=r.get(hx, ("http",), "metrics_auth", bool, False),
     )
     lx = r.mapping(top.get("limits"), ("limits",), allowed=_LIMITS)
     p = ("limits",)
@@ -303,6 +356,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         ),
         external_url=r.get(ax, p, "external_url", str, ""),
         remediation_allowlist=path_of(ax, p, "remediation_allowlist"),
+        remediation_limits=_limits(r, ax),
     )
     detectors = DetectorConfig()
     if top.get("detectors") is not None:

@@ -173,8 +173,12 @@ class Reader:
         *,
         check: Callable[[Any], bool] | None = None,
         expected: str = "",
+        secret: bool = False,
     ) -> Any:
-        """Read ``obj[key]``: type-checked, optionally range-checked; ``default`` when absent."""
+        """Read ``obj[key]``: type-checked, optionally range-checked; ``default`` when absent.
+
+        ``secret``: a wrong value is described by its type only, never echoed.
+        """
         p = (*path, key)
         if key not in obj or obj[key] is None:
             if default is MISSING:
@@ -187,7 +191,8 @@ class Reader:
         if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            self.fail(p, f"expected {expected or _type_name(kind)}, got {value!r}")
+            got = f"a value of type {type(value).__name__}" if secret else repr(value)
+            self.fail(p, f"expected {expected or _type_name(kind)}, got {got}")
             return None if default is MISSING else default
         if check is not None and not check(value):
             self.fail(p, f"expected {expected}, got {value!r}")

@@ -15,6 +15,8 @@ Integration surface for the pipeline (the collector owns I/O and wiring)::
     notifier.send(engine.notifications())                  # new, resent, resolved
     for cmd in engine.commands(now):                       # remediation, each once
         mqtt.publish(cmd.topic, cmd.frame)
+    for s in engine.suppressed():                          # over a rate limit, or paused:
+        log.warning("%s not sent: %s", s.action, s.detail) # not sent; the alert escalated
     engine.maybe_reload(now)                               # hot reload on file change
     ledger.save("alert_state", engine.snapshot())          # JSON-able
 
@@ -26,7 +28,13 @@ read as unknown; label and inventory columns are filled from ``index``).
 from chargewatch.alerting.engine import AlertEngine, default_rules_dir, with_inventory
 from chargewatch.alerting.expr import ExprError, compile_expr, parse_duration
 from chargewatch.alerting.manager import RuleSet
-from chargewatch.alerting.remediation import Command, load_allowlist
+from chargewatch.alerting.remediation import (
+    BucketSpec,
+    Command,
+    RateLimits,
+    Suppression,
+    load_allowlist,
+)
 from chargewatch.alerting.signals import (
     FAULTS,
     SIGNALS,
@@ -41,12 +49,15 @@ __all__ = [
     "SIGNALS",
     "AlertEngine",
     "AlertState",
+    "BucketSpec",
     "Command",
     "ExprError",
     "Frame",
     "Notification",
+    "RateLimits",
     "RuleSet",
     "Signal",
+    "Suppression",
     "Transition",
     "compile_expr",
     "default_rules_dir",

@@ -14,7 +14,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting.manager import RuleSet
-from chargewatch.alerting.remediation import Allowlist, Command, Planner
+from chargewatch.alerting.remediation import (
+    Allowlist,
+    Command,
+    Planner,
+    RateLimiter,
+    RateLimits,
+    Suppression,
+)
 from chargewatch.alerting.rule import Group, Rule
 from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S
 from chargewatch.alerting.signals import Frame, Signal, frame_length
@@ -66,12 +73,15 @@ class AlertEngine:
         generator_url: str = "",
         catalogue: Mapping[str, Signal] | None = None,
         default_interval_s: float = DEFAULT_INTERVAL_S,
+        remediation_limits: RateLimits | None = None,
     ) -> None:
         self.ruleset = RuleSet(rules, catalogue=catalogue, default_interval_s=default_interval_s)
         self.index = index
         self.resend_delay_s = resend_delay_s
         self.generator_url = generator_url
-        self.planner = Planner(allowlist or {})
+        self.planner = Planner(
+            allowlist or {}, limiter=RateLimiter(remediation_limits or RateLimits())
+        )
         self._outbox: list[Notification] = []
         self._inventory: dict[str, NDArray[Any]] | None = None
 
@@ -135,6 +145,10 @@ class AlertEngine:
         """Remediation commands planned by :meth:`evaluate`, each handed out once."""
         return self.planner.take()
 
+    def suppressed(self) -> list[Suppression]:
+        """Remediation commands that were due and not sent (paused, rate limits)."""
+        return self.planner.take_suppressed()
+
     def active(self) -> list[Alert]:
         """Pending and firing alerts, for /api/v1/alerts and dashboards."""
         return [
@@ -153,6 +167,7 @@ class AlertEngine:
             "groups": {g.name: g.last_eval for g in self.groups},
             "rules": {r.ident: r.snapshot() for r in self.rules},
             "remediation": self.planner.snapshot(),
+            "remediation_limits": self.planner.limits_snapshot(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -168,6 +183,7 @@ class AlertEngine:
             if last.get(g.name) is not None:
                 g.last_eval = float(last[g.name])
         self.planner.restore(data.get("remediation", []))
+        self.planner.limits_restore(data.get("remediation_limits", {}))
 
 
 def default_rules_dir() -> Path:

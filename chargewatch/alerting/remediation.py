@@ -17,17 +17,32 @@ carries the annotation ``remediation: auto-remediated``; if it is still firing
 ``critical`` and the label ``escalated="true"`` is added, which Alertmanager
 sees as a new alert (so on-call is paged) while the old label set is resolved.
 
-The lead's collector publishes :attr:`Command.frame` to :attr:`Command.topic`.
+Beyond each rule's ``max_attempts``/``cooldown``, every command must pass
+three token buckets (:class:`RateLimits`): one per charger, one per site and
+one for the fleet. A command that finds a bucket empty, or remediation paused
+by an operator, is not sent: it is handed out by :meth:`Planner.take_suppressed`
+(the collector counts and logs it) and its alert is escalated at once, as
+after failed attempts, with the reason in the ``remediation`` annotation.
+A burst of remediable faults (a site losing power, a bridge replaying stale
+errors) then pages a human instead of rebooting a fleet.
+
+The collector publishes :attr:`Command.frame` to :attr:`Command.topic`.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "COMMANDS",
+    "SUPPRESS_REASONS",
     "ActionSpec",
     "Allowlist",
+    "BucketSpec",
     "Command",
     "Planner",
+    "RateLimiter",
+    "RateLimits",
+    "Suppression",
+    "TokenBucket",
     "load_allowlist",
 ]
 
@@ -36,7 +51,7 @@ import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chargewatch.alerting.signals import Frame
 from chargewatch.alerting.state import Alert, AlertState, Key, Transition, key_of
@@ -147,6 +162,132 @@ def load_allowlist(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """A token bucket: ``per_minute`` commands on average, at most ``burst`` at once."""
+
+    per_minute: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not (self.per_minute > 0 and self.burst >= 1):
+            raise ValueError("a bucket needs per_minute > 0 and burst >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Remediation commands allowed per charger, per site and in the whole fleet.
+
+    Defaults: a charger takes 1-3 min to come back from a reset, so one
+    command per 5 min (burst 2: an unlock and a reset) is already a lot; a
+    whole site reset at once goes dark together, and a site-wide fault (power,
+    network) is not fixed by resets, so 2/min (burst 5); more than 10 a minute
+    across the fleet (burst 20) points at the backend or the bridge, not at
+    the chargers.
+    """
+
+    charger: BucketSpec = BucketSpec(0.2, 2)
+    site: BucketSpec = BucketSpec(2.0, 5)
+    fleet: BucketSpec = BucketSpec(10.0, 20)
+
+
+SuppressReason = Literal["paused", "charger_rate", "site_rate", "fleet_rate"]
+SUPPRESS_REASONS: tuple[SuppressReason, ...] = (
+    "paused",
+    "charger_rate",
+    "site_rate",
+    "fleet_rate",
+)
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """Refills continuously at ``spec.per_minute``; time is passed in, never read."""
+
+    spec: BucketSpec
+    tokens: float
+    updated: float
+
+    def level(self, now: float) -> float:
+        elapsed = max(0.0, now - self.updated)
+        return min(self.spec.burst, self.tokens + elapsed * self.spec.per_minute / 60.0)
+
+    def take(self, now: float) -> None:
+        self.tokens, self.updated = self.level(now) - 1.0, now
+
+
+@dataclass
+class RateLimiter:
+    """The three buckets a command must pass; a command takes a token from each or none."""
+
+    limits: RateLimits = field(default_factory=RateLimits)
+    buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+
+    def _bucket(self, kind: str, key: str, spec: BucketSpec, now: float) -> TokenBucket:
+        b = self.buckets.get((kind, key))
+        if b is None:
+            b = self.buckets[(kind, key)] = TokenBucket(spec, spec.burst, now)
+        return b
+
+    def admit(self, now: float, charger: str, site: str) -> SuppressReason | None:
+        """Take a token for one command, or name the bucket that is empty."""
+        lim = self.limits
+        checks: list[tuple[SuppressReason, TokenBucket]] = [
+            ("charger_rate", self._bucket("charger", charger, lim.charger, now)),
+            ("site_rate", self._bucket("site", site, lim.site, now)),
+            ("fleet_rate", self._bucket("fleet", "", lim.fleet, now)),
+        ]
+        for reason, b in checks:
+            if b.level(now) < 1.0:
+                return reason
+        for _, b in checks:
+            b.take(now)
+        # A full bucket is the same as no bucket: forget them, so the map stays
+        # as small as the set of recently remediated chargers.
+        for k in [k for k, b in self.buckets.items() if b.level(now) >= b.spec.burst]:
+            del self.buckets[k]
+        return None
+
+    def describe(self, reason: SuppressReason) -> str:
+        spec = {
+            "charger_rate": self.limits.charger,
+            "site_rate": self.limits.site,
+            "fleet_rate": self.limits.fleet,
+        }.get(reason)
+        if spec is None:
+            return "remediation is paused"
+        what = reason.removesuffix("_rate")
+        return f"{what} rate limit reached ({spec.per_minute:g}/min, burst {spec.burst:g})"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {"kind": kind, "key": key, "tokens": b.tokens, "updated": b.updated}
+            for (kind, key), b in self.buckets.items()
+        ]
+
+    def restore(self, items: list[Mapping[str, Any]]) -> None:
+        specs = {"charger": self.limits.charger, "site": self.limits.site}
+        for d in items:
+            kind = str(d["kind"])
+            spec = specs.get(kind, self.limits.fleet)
+            self.buckets[(kind, str(d["key"]))] = TokenBucket(
+                spec, min(float(d["tokens"]), spec.burst), float(d["updated"])
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """A command that was due and not sent, and why."""
+
+    at: float
+    alertname: str
+    charger: str
+    site: str
+    action: str
+    reason: SuppressReason
+    detail: str
+
+
 @dataclass
 class _Track:
     """Remediation progress of one alert."""
@@ -163,6 +304,10 @@ class Planner:
     allowlist: Allowlist = field(default_factory=dict)
     tracks: dict[tuple[str, Key], _Track] = field(default_factory=dict)
     outbox: list[Command] = field(default_factory=list)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    #: Set by an operator (POST /api/v1/remediation/pause); read at each evaluation.
+    paused: bool = False
+    suppressed: list[Suppression] = field(default_factory=list)
 
     def observe(
         self, now: float, rule: Rule, transitions: list[Transition], frame: Frame | None = None
@@ -209,6 +354,19 @@ class Planner:
                     site = alert.labels.get("site", "")
                     if not allowed(self.allowlist, site, action.command):
                         track.blocked = True
+                        continue
+                    charger = alert.labels.get("charger", "")
+                    reason = "paused" if self.paused else self.limiter.admit(now, charger, site)
+                    if reason is not None:
+                        detail = self.limiter.describe(reason)
+                        self.suppressed.append(
+                            Suppression(
+                                now, rule.name, charger, site, action.command, reason, detail
+                            )
+                        )
+                        track.escalated = True
+                        note = f"{action.command} not sent: {detail}; paging on-call"
+                        extra += self._escalate(now, rule, alert, k, track.attempts, note)
                         continue
                     track.attempts += 1
                     track.last_attempt_at = now
@@ -268,7 +426,7 @@ class Planner:
         )
 
     def _escalate(
-        self, now: float, rule: Rule, alert: Alert, k: Key, attempts: int
+        self, now: float, rule: Rule, alert: Alert, k: Key, attempts: int, note: str = ""
     ) -> list[Transition]:
         # New label set = new alert for Alertmanager (so routes for critical page
         # on-call); the old label set resolves so it does not linger.
@@ -277,10 +435,10 @@ class Planner:
         rule.overrides[k] = extra
         old = rule.alerts.alerts[k]
         old.state, old.resolved_at = AlertState.RESOLVED, now
-        old.annotations["remediation"] = f"escalated after {attempts} failed attempt(s)"
+        old.annotations["remediation"] = note or f"escalated after {attempts} failed attempt(s)"
         self.tracks.pop((rule.ident, k), None)
         new_labels = base | extra
-        note = f"remediation failed after {attempts} attempt(s); paging on-call"
+        note = note or f"remediation failed after {attempts} attempt(s); paging on-call"
         annotations = dict(alert.annotations) | {"remediation": note}
         new = Alert(
             new_labels,
@@ -312,6 +470,18 @@ class Planner:
         """Commands planned since the last call; each is handed out exactly once."""
         out, self.outbox = self.outbox, []
         return out
+
+    def take_suppressed(self) -> list[Suppression]:
+        """Commands suppressed since the last call (for the counter and the log)."""
+        out, self.suppressed = self.suppressed, []
+        return out
+
+    def limits_snapshot(self) -> dict[str, Any]:
+        return {"paused": self.paused, "buckets": self.limiter.snapshot()}
+
+    def limits_restore(self, data: Mapping[str, Any]) -> None:
+        self.paused = bool(data.get("paused", False))
+        self.limiter.restore(data.get("buckets", []))
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [

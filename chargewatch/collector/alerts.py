@@ -184,6 +184,13 @@ class AlertStage:
         if self.publish is not None:
             for cmd in self.engine.commands(now):
                 self.publish(cmd)
+                metrics.REMEDIATION_COMMANDS.inc()
+        for s in self.engine.suppressed():
+            metrics.REMEDIATION_SUPPRESSED.labels(reason=s.reason).inc()
+            log.warning(
+                "remediation: %s to %s (site %s, alert %s) not sent: %s; alert escalated",
+                s.action, s.charger, s.site, s.alertname, s.detail,
+            )  # fmt: skip
         counts: dict[tuple[str, str], int] = {}
         for a in self.engine.active():
             key = (a.state.name.lower(), a.labels.get("severity", ""))

@@ -22,6 +22,7 @@ __all__ = [
 
 import csv
 import io
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,10 @@ ENDPOINTS: tuple[str, ...] = (
     "peak_power",
 )
 _DEFAULT_LEVEL: dict[str, Level] = {"reliability": "charger"}
+MAX_TIME = 253_402_300_800.0  # 10000-01-01T00:00:00Z
+#: Longest window a request may ask for: utilisation walks it hour by hour
+#: (ten years ~ 1 s; a thousand years ran a minute and then failed).
+MAX_WINDOW_S = 3660 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +75,22 @@ class AnalyticsQuery:
 
 
 def parse_time(text: str) -> float:
-    """RFC 3339 (``Z`` allowed; naive means UTC) or epoch seconds."""
+    """RFC 3339 (``Z`` allowed; naive means UTC) or epoch seconds; ValueError otherwise."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected RFC 3339 or epoch seconds, got {text!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        value = dt.timestamp()
+    # NaN or infinity would make an unbounded or empty window deep in the
+    # analytics, and datetime cannot hold years beyond 9999.
+    if not (math.isfinite(value) and 0 <= value < MAX_TIME):
+        raise ValueError(f"expected a time between 1970 and 9999, got {text!r}")
+    return value
 
 
 def ledger_span(
@@ -171,6 +183,10 @@ def _handler(
                 )
             except ValueError as exc:
                 return json_response({"error": str(exc)}, 400)
+            if window.seconds > MAX_WINDOW_S:
+                return json_response(
+                    {"error": f"window longer than {MAX_WINDOW_S / 86_400:.0f} days"}, 400
+                )
             q = AnalyticsQuery(window, site, charger, level, zones, connectors)
             doc = compute(name, ledger, q)
         finally:

@@ -40,3 +40,11 @@ RULE_EVAL_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["state", "severity"])
+REMEDIATION_COMMANDS = Counter(
+    "chargewatch_remediation_commands_total", "Remediation commands published to chargers"
+)
+REMEDIATION_SUPPRESSED = Counter(
+    "chargewatch_remediation_suppressed_total",
+    "Remediation commands due and not sent (paused, charger_rate, site_rate, fleet_rate)",
+    ["reason"],
+)

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,6 +29,7 @@ from chargewatch.billing.session_outputs import influx_lines, to_csv
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals, ocpp_versions
+from chargewatch.collector.analytics_api import parse_time
 from chargewatch.collector.analytics_api import register_routes as register_analytics
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.coalesce import Coalesced
@@ -38,7 +38,7 @@ from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.downsample import Downsampler
 from chargewatch.collector.event_lines import AlertLines, StatusStage
-from chargewatch.collector.http import HttpServer, Response, json_response
+from chargewatch.collector.http import HttpServer, Response, error_response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.ledger import (
     Ledger,
@@ -160,14 +160,23 @@ class Collector:
         self.http: HttpServer | None = None
         if config.http.listen:
             self.http = HttpServer(
-                config.http.listen, health=self.health, ready=self.ready, token=config.http.token
+                config.http.listen,
+                health=self.health,
+                ready=self.ready,
+                token=config.http.token,
+                tokens=config.http.tokens,
+                metrics_auth=config.http.metrics_auth,
             )
+            # Each route is described in chargewatch.collector.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
             self.api_ledger = Ledger(data / "ledger.sqlite", read_only=True)
             self.http.routes["sessions"] = self._api_sessions
+            self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
+            self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
+            self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_batch_at = time.time()
@@ -339,9 +348,11 @@ class Collector:
     def _api_alerts(self, params: dict[str, str], rest: list[str]) -> Response:
         """Pending and firing alerts; ``?state=firing`` filters."""
         want = params.get("state")
+        if want is not None and want not in ("pending", "firing"):
+            return error_response(400, f"state must be pending or firing, got {want!r}")
         alerts = [a.to_dict() for a in self.alert_engine.active()]
         if want:
-            alerts = [a for a in alerts if str(a.get("state", "")).lower() == want.lower()]
+            alerts = [a for a in alerts if a.get("state") == want]
         return json_response({"alerts": alerts})
 
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
@@ -371,13 +382,13 @@ class Collector:
         if rest:
             one = get_session(self.api_ledger, rest[0])
             if one is None:
-                return json_response({"error": f"no session {rest[0]}"}, 404)
+                return error_response(404, f"no session {rest[0]}")
             one["cdr"] = self.api_ledger.issued_cdr(rest[0])
             return json_response(one)
         try:
             q = _query_params(params)
         except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
+            return error_response(400, f"bad query parameter: {exc}")
         rows = query_sessions(self.api_ledger, periods=params.get("format") != "csv", **q)
         if params.get("format") == "csv":
             return 200, "text/csv; charset=utf-8", to_csv(rows).encode()
@@ -386,14 +397,31 @@ class Collector:
     def _api_cdrs(self, params: dict[str, str], rest: list[str]) -> Response:
         """``/api/v1/cdrs``: the current CDR of each session (``history=1``: every CDR
         issued and credited); filters as for sessions; ``format=csv``."""
+        history = params.get("history", "0")
+        if history not in ("0", "1", "true", "false"):
+            return error_response(400, f"bad query parameter: history must be 0/1, got {history!r}")
         try:
             q = _query_params(params)
         except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
-        rows = query_cdrs(self.api_ledger, history=params.get("history") in ("1", "true"), **q)
+            return error_response(400, f"bad query parameter: {exc}")
+        rows = query_cdrs(self.api_ledger, history=history in ("1", "true"), **q)
         if params.get("format") == "csv":
             return 200, "text/csv; charset=utf-8", cdrs_csv(rows).encode()
         return json_response({"cdrs": rows})
+
+    def _api_pause(self, paused: bool) -> Response:
+        """``POST /api/v1/remediation/{pause,resume}`` (admin).
+
+        While paused, a command that falls due is suppressed (reason ``paused``)
+        and its alert escalated. The flag is read by the pipeline thread at its
+        next evaluation and saved with the alert state at its next tick.
+        """
+        planner = self.alert_engine.planner
+        if planner.paused != paused:
+            planner.paused = paused
+            self._state_saved_at = 0.0  # save at the next tick, from the pipeline thread
+            log.warning("remediation %s through the API", "paused" if paused else "resumed")
+        return json_response({"paused": planner.paused})
 
     def demo_rows(self) -> list[tuple[str, str]]:
         """Extra lines for the demo's live table, from the stages that have them."""
@@ -426,24 +454,33 @@ class Collector:
         return ok, detail
 
 
-def _epoch(text: str) -> float:
+def _int_param(params: dict[str, str], key: str, default: int, hi: int) -> int:
+    text = params.get(key)
+    if text is None:
+        return default
     try:
-        return float(text)
+        value = int(text)
     except ValueError:
-        return datetime.fromisoformat(text).timestamp()
+        raise ValueError(f"{key} must be an integer, got {text!r}") from None
+    if not 0 <= value <= hi:
+        raise ValueError(f"{key} must be between 0 and {hi}, got {value}")
+    return value
 
 
 def _query_params(params: dict[str, str]) -> dict[str, Any]:
+    """The ledger filters of /sessions and /cdrs; ValueError names the bad parameter."""
     out: dict[str, Any] = {}
-    try:
-        if "from" in params:
-            out["start_from"] = _epoch(params["from"])
-        if "to" in params:
-            out["start_to"] = _epoch(params["to"])
-        out["limit"] = min(int(params.get("limit", "1000")), 100_000)
-        out["offset"] = int(params.get("offset", "0"))
-    except ValueError as exc:
-        raise ValueError(f"bad query parameter: {exc}") from None
+    for key, arg in (("from", "start_from"), ("to", "start_to")):
+        if key in params:
+            try:
+                out[arg] = parse_time(params[key])
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+    out["limit"] = _int_param(params, "limit", 1000, 100_000)
+    out["offset"] = _int_param(params, "offset", 0, 2**53)
+    fmt = params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ValueError(f"format must be json or csv, got {fmt!r}")
     for key in ("charger", "site"):
         if key in params:
             out[key] = params[key]
@@ -462,6 +499,7 @@ def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:
         allowlist=allow,
         resend_delay_s=config.alerting.resend_delay_s,
         generator_url=config.alerting.external_url,
+        remediation_limits=config.alerting.remediation_limits,
     )
 
 

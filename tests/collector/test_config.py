@@ -70,3 +70,65 @@ def test_run_fails_at_start_on_a_wrong_config(
     assert main(["run", "--config", str(f)]) == 2
     err = capsys.readouterr().err
     assert f"{f}:1:8: fleet: {tmp_path / 'missing.yaml'} does not exist" in err
+
+
+def test_scoped_tokens_from_files_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "read.tok").write_text("read-secret\n")
+    f = tmp_path / "cw.yaml"
+    f.write_text(
+        "http:\n  metrics_auth: true\n  tokens:\n    - {scope: read, token_file: read.tok}\n"
+    )
+    cfg = load_config(f, env={"CHARGEWATCH__HTTP__TOKENS": "[{scope: admin, token: adm-secret}]"})
+    # the environment replaces the whole list, as for any key
+    assert [(t.scope, t.token) for t in cfg.http.tokens] == [("admin", "adm-secret")]
+    cfg = load_config(f, env={})
+    assert [(t.scope, t.token) for t in cfg.http.tokens] == [("read", "read-secret")]
+    assert cfg.http.metrics_auth is True
+    assert "read-secret" not in repr(cfg)
+
+
+def test_token_and_limit_errors_in_the_usual_style(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    f.write_text(
+        "http:\n"
+        "  tokens:\n"
+        "    - {scope: root, token: x}\n"
+        "    - {scope: read}\n"
+        "    - {scope: admin, token_file: missing.tok}\n"
+        "alerting:\n"
+        "  remediation_limits:\n"
+        "    site: {per_minute: 0, burst: 5}\n"
+        "    planet: {}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    text = str(info.value)
+    assert f"{f}:3:15: http.tokens[0].scope: expected read or admin, got 'root'" in text
+    assert "http.tokens[1]: expected token or token_file (a non-empty secret)" in text
+    assert "http.tokens[2].token_file: cannot read secret file" in text
+    assert "alerting.remediation_limits.site.per_minute: expected commands per minute > 0" in text
+    assert "alerting.remediation_limits.planet: unknown key" in text
+
+
+def test_remediation_limits(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    f.write_text("alerting:\n  remediation_limits:\n    charger: {per_minute: 0.5}\n")
+    lim = load_config(f, env={}).alerting.remediation_limits
+    assert (lim.charger.per_minute, lim.charger.burst) == (0.5, 2)
+    assert (lim.site.per_minute, lim.fleet.burst) == (2.0, 20)
+
+
+def test_a_mistyped_secret_is_never_echoed(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    f.write_text(
+        "mqtt:\n  password: 73519426\n"
+        "influx:\n  url: http://x:8086\n  api: v2\n  token: [s3cr3t-influx]\n"
+        "http:\n  tokens: [{scope: read, token: 88442211}]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={"CHARGEWATCH__HTTP__TOKEN": "123987"})
+    text = str(info.value)
+    assert f"{f}:2:13: mqtt.password: expected a string, got a value of type int" in text
+    for secret in ("73519426", "s3cr3t-influx", "88442211", "123987"):
+        assert secret not in text
+    assert len(info.value.problems) == 4

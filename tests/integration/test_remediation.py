@@ -27,7 +27,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.alerting import Transition
+from chargewatch.alerting import BucketSpec, RateLimits, Transition
+from chargewatch.collector import metrics
 from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
 from chargewatch.config import AlertingConfig, Config, HttpConfig
@@ -155,7 +156,12 @@ def wait_for(pred: Callable[[], object], timeout: float) -> bool:
 
 
 @pytest.fixture
-def env(tmp_path: Path, mosquitto: Mosquitto, alertmanager: Alertmanager) -> Iterator[Env]:
+def env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    alertmanager: Alertmanager,
+) -> Iterator[Env]:
     tag = uuid.uuid4().hex[:6]
     chargers = {role: f"RM-{role}-{tag}" for role in ("fixed", "stuck", "blocked", "v201")}
     rules = tmp_path / "rules"
@@ -181,6 +187,8 @@ def env(tmp_path: Path, mosquitto: Mosquitto, alertmanager: Alertmanager) -> Ite
             resend_delay_s=1.0,
             log=False,
             remediation_allowlist=allowlist,
+            # indirect parametrisation may set tighter rate limits
+            remediation_limits=getattr(request, "param", None) or RateLimits(),
         ),
         tick_interval_s=0.1,
     )
@@ -333,3 +341,31 @@ def test_command_to_an_ocpp_201_charger_uses_its_topic_and_dialect(env: Env) -> 
     assert rec.frame[0] == 2 and rec.frame[2] == "UnlockConnector"
     # OCPP 2.0.1 UnlockConnectorRequest: evseId and connectorId, both required.
     assert rec.frame[3] == {"evseId": 1, "connectorId": 1}
+
+
+@pytest.mark.parametrize(
+    "env", [RateLimits(charger=BucketSpec(per_minute=1 / 60, burst=1))], indirect=True
+)
+def test_rate_limited_command_is_not_sent_and_pages(env: Env) -> None:
+    """One command per charger per hour: attempt 2 is suppressed, counted, and on-call paged
+    right away instead of after the cooldown."""
+    charger = env.chargers["stuck"]
+    counter = metrics.REMEDIATION_SUPPRESSED.labels(reason="charger_rate")
+    before = counter._value.get()
+    env.status(charger, "Faulted", "ConnectorLockFailure")
+
+    def escalated() -> list[Transition]:
+        return [t for t in env.transitions(charger) if t.labels.get("escalated") == "true"]
+
+    assert wait_for(escalated, 20), "the alert never escalated"
+    time.sleep(COOLDOWN_S * 2 + 1)
+    assert len(env.bridge.commands_for(charger)) == 1  # only the first attempt left
+    assert counter._value.get() - before == 1
+    note = escalated()[0].annotations["remediation"]
+    assert note.startswith("UnlockConnector not sent: charger rate limit reached (0.0166667/min")
+
+    def paged() -> bool:
+        active = env.active_in_alertmanager(charger)
+        return len(active) == 1 and active[0]["labels"].get("escalated") == "true"
+
+    assert wait_for(paged, 10), env.active_in_alertmanager(charger)
