@@ -157,7 +157,20 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             )""",
         ),
     ),
+    (
+        # Several collectors on one ledger (docs/scaling.md): each journals and
+        # clears only its own events. Rows from before are the single collector's.
+        5,
+        (
+            "ALTER TABLE session_journal ADD COLUMN collector TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX session_journal_by_collector ON session_journal(collector, seq)",
+        ),
+    ),
 ]
+
+#: How long a writer waits for another process's write transaction (SQLite
+#: busy timeout). Collectors sharing a ledger hold it for milliseconds per batch.
+BUSY_TIMEOUT_S = 30.0
 
 
 class Ledger:
@@ -167,24 +180,45 @@ class Ledger:
     Readers (the HTTP API) open ``Ledger(path, read_only=True)``: no
     migrations, no writes, usable from any thread (queries are serialised by
     a lock); WAL lets them read while the pipeline writes.
+
+    Several collectors may write one ledger file on one host (docs/scaling.md):
+    every write is a ``BEGIN IMMEDIATE`` transaction that waits up to
+    :data:`BUSY_TIMEOUT_S` for the others; the migration runs in one such
+    transaction, so two processes starting at once migrate once. Each
+    collector's resume state (checkpoint, session journal) is kept under its
+    ``collector_id``; sessions, CDRs and alert history are shared (their keys
+    contain the charger id, and each charger has one owner).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, collector_id: str = "default"
+    ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self.collector_id = collector_id
         self.lock = threading.Lock()
         if read_only:
             uri = f"file:{Path(self.path).resolve()}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_S,
+            )
         else:
             # Opened by the service's main thread, written by the pipeline thread
             # only (and closed after it stopped): one user at a time.
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
         self.db.row_factory = sqlite3.Row
         if read_only:
             return
         if self.path != ":memory:":
-            # WAL: the HTTP API reads while the pipeline writes.
+            # WAL: the HTTP API reads while the pipeline writes, and collectors
+            # sharing the file write one after the other without blocking readers.
+            # (WAL needs shared memory: every process on one host, a local disk.)
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -205,18 +239,33 @@ class Ledger:
         return int(row[0] or 0)
 
     def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        current = self.version
-        for version, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            with self._tx():
+        if self.path != ":memory:" and self._current_version() >= MIGRATIONS[-1][0]:
+            return  # the common case: no write lock taken at start
+        # The version is read inside the write transaction: a collector that
+        # waited for another one's migration sees it applied, instead of
+        # running the same CREATE TABLEs again.
+        with self._tx():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            current = self.version
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
                 for sql in statements:
                     self.db.execute(sql)
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def _current_version(self) -> int:
+        try:
+            return self.version
+        except sqlite3.OperationalError:  # no schema_version table yet
+            return 0
+
+    def _state_name(self, name: str) -> str:
+        # "default" keeps the unqualified name a single collector always wrote.
+        return name if self.collector_id == "default" else f"{name}@{self.collector_id}"
 
     def _tx(self) -> _Tx:
         return _Tx(self.db)
@@ -372,23 +421,34 @@ class Ledger:
         with self._tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
-                (name, json.dumps(state), at),
+                (self._state_name(name), json.dumps(state), at),
             )
             if clear_journal:
-                self.db.execute("DELETE FROM session_journal")
+                self.db.execute(
+                    "DELETE FROM session_journal WHERE collector=?", (self.collector_id,)
+                )
 
     def journal_append(self, rows: Sequence[tuple[str, str]]) -> None:
         """Append ``(kind, event JSON)`` rows to the session journal, in one transaction."""
         with self._tx():
-            self.db.executemany("INSERT INTO session_journal (kind, event) VALUES (?, ?)", rows)
+            self.db.executemany(
+                "INSERT INTO session_journal (kind, event, collector) VALUES (?, ?, ?)",
+                [(kind, event, self.collector_id) for kind, event in rows],
+            )
 
     def journal(self) -> list[tuple[str, str]]:
-        """The session journal since the last checkpoint, oldest first."""
-        rows = self.db.execute("SELECT kind, event FROM session_journal ORDER BY seq").fetchall()
+        """This collector's session journal since its last checkpoint, oldest first."""
+        rows = self.db.execute(
+            "SELECT kind, event FROM session_journal WHERE collector=? ORDER BY seq",
+            (self.collector_id,),
+        ).fetchall()
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def load_state(self, name: str = "sessions") -> dict[str, Any] | None:
-        row = self.db.execute("SELECT state FROM engine_state WHERE name=?", (name,)).fetchone()
+        """This collector's checkpoint ``name``, or None."""
+        row = self.db.execute(
+            "SELECT state FROM engine_state WHERE name=?", (self._state_name(name),)
+        ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def issued_cdr(self, session_id: str) -> dict[str, Any] | None:
