@@ -102,7 +102,8 @@ class Collector:
         self.detectors = DetectorSet(config.detectors, index=self.index)
         stages.append(self.detectors)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
-        self.ledger = Ledger(data / "ledger.sqlite")
+        ledger_path = config.ledger_path or data / "ledger.sqlite"
+        self.ledger = Ledger(ledger_path, collector_id=config.collector_id)
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
@@ -159,7 +160,7 @@ class Collector:
             )
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
-            self.api_ledger = Ledger(data / "ledger.sqlite", read_only=True)
+            self.api_ledger = Ledger(ledger_path, read_only=True)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
