@@ -219,7 +219,7 @@ class Ledger:
             # WAL: the HTTP API reads while the pipeline writes, and collectors
             # sharing the file write one after the other without blocking readers.
             # (WAL needs shared memory: every process on one host, a local disk.)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
@@ -256,6 +256,20 @@ class Ledger:
                 for sql in statements:
                     self.db.execute(sql)
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def _enable_wal(self) -> None:
+        # Switching a new file to WAL takes a lock for which SQLite reports
+        # "database is locked" at once instead of calling the busy handler:
+        # collectors opening a fresh ledger together retry here.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _current_version(self) -> int:
         try:

@@ -74,11 +74,13 @@ def test_default_collector_keeps_the_single_collector_names(tmp_path: Path) -> N
 
 def test_connections_opening_a_fresh_ledger_at_once_do_not_race(tmp_path: Path) -> None:
     # Separate connections are separate writers to SQLite, as processes are; threads
-    # make the race window reproducible (before the fix most rounds failed with
-    # "table ... already exists": every opener read version 0, then migrated).
-    for round_ in range(10):
+    # make the race window reproducible. Before the fix most rounds failed with
+    # "table ... already exists" (every opener read version 0, then migrated);
+    # under load, switching the new file to WAL also failed with "database is
+    # locked" (SQLite does not call the busy handler for that lock).
+    for round_ in range(30):
         path = tmp_path / f"l{round_}.sqlite"
-        barrier = threading.Barrier(4)
+        barrier = threading.Barrier(6)
         errors: list[BaseException] = []
 
         def open_it(
@@ -90,7 +92,7 @@ def test_connections_opening_a_fresh_ledger_at_once_do_not_race(tmp_path: Path) 
             except Exception as exc:  # collected for the assertion below
                 errs.append(exc)
 
-        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
         for t in threads:
             t.start()
         for t in threads:
