@@ -14,13 +14,23 @@ exporter.
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "Ledger", "get_session", "query_sessions"]
+__all__ = [
+    "MIGRATIONS",
+    "CollectorBusyError",
+    "Ledger",
+    "OwnershipConflictError",
+    "get_session",
+    "query_sessions",
+]
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +176,56 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             "CREATE INDEX session_journal_by_collector ON session_journal(collector, seq)",
         ),
     ),
+    (
+        # Session state a collector gave up (its chargers now belong to another
+        # collector) until their new owner takes it (docs/scaling.md, handover).
+        6,
+        (
+            """CREATE TABLE session_handover (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                from_collector TEXT NOT NULL,
+                state TEXT NOT NULL,            -- part of an engine snapshot, JSON
+                at REAL NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite
 #: busy timeout). Collectors sharing a ledger hold it for milliseconds per batch.
 BUSY_TIMEOUT_S = 30.0
+
+
+#: Splits a state part by ownership: ``(mine, rest)``; either may be None (empty).
+Splitter = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, dict[str, Any] | None]]
+#: Joins two state parts into one.
+Merger = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+class CollectorBusyError(RuntimeError):
+    """Another process runs with this collector id on this ledger."""
+
+    def __init__(self, collector_id: str, path: str) -> None:
+        self.collector_id = collector_id
+        self.path = path
+        super().__init__(
+            f"collector_id {collector_id!r} is already running on ledger {path}; "
+            "give each collector its own collector_id"
+        )
+
+
+class OwnershipConflictError(RuntimeError):
+    """A running collector holds state of chargers this collector owns."""
+
+    def __init__(self, holder: str, chargers: Sequence[str]) -> None:
+        self.holder = holder
+        self.chargers = list(chargers)
+        shown = ", ".join(self.chargers[:5]) + (" ..." if len(self.chargers) > 5 else "")
+        super().__init__(
+            f"running collector {holder!r} holds sessions of chargers this collector owns "
+            f"({shown}): partitions overlap, or {holder!r} still runs an old partition; "
+            f"stop it before starting this one (docs/scaling.md, handover)"
+        )
 
 
 class Ledger:
@@ -197,6 +252,7 @@ class Ledger:
         self.read_only = read_only
         self.collector_id = collector_id
         self.lock = threading.Lock()
+        self._claim: int | None = None  # fd holding this collector's lock file
         if read_only:
             uri = f"file:{Path(self.path).resolve()}?mode=ro"
             self.db = sqlite3.connect(
@@ -226,6 +282,9 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+        if self._claim is not None:
+            os.close(self._claim)  # releases the flock
+            self._claim = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -518,6 +577,155 @@ class Ledger:
     def clear_unpriced(self, session_id: str) -> None:
         with self._tx():
             self.db.execute("DELETE FROM unpriced WHERE session_id=?", (session_id,))
+
+    # -- several collectors: who runs, and handing session state over ------------------
+
+    def _lock_file(self, collector_id: str) -> str:
+        return f"{self.path}.{collector_id}.lock"
+
+    def claim(self, timeout_s: float = 10.0) -> None:
+        """Hold this collector id's lock file (beside the ledger) while the ledger is open.
+
+        A second process with the same id fails with :class:`CollectorBusyError`
+        (it would overwrite this one's checkpoint); another collector taking over
+        state from a stopped one holds the lock briefly, hence the short wait.
+        flock works between processes of one host, which is what a shared
+        SQLite file allows anyway.
+        """
+        if self._claim is not None or self.path == ":memory:":
+            return
+        fd = os.open(self._lock_file(self.collector_id), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise CollectorBusyError(self.collector_id, self.path) from None
+                time.sleep(0.05)
+        self._claim = fd
+
+    @contextlib.contextmanager
+    def _if_stopped(self, collector_id: str) -> Iterator[bool]:
+        """True (and that collector kept from starting meanwhile) when it is not running."""
+        try:
+            fd = os.open(self._lock_file(collector_id), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def adopt(
+        self,
+        owns: Callable[[str], bool],
+        split: Splitter,
+        merge: Merger,
+        *,
+        name: str = "sessions",
+    ) -> int:
+        """Take over the state of chargers this collector owns, in one transaction.
+
+        ``owns(charger)`` says which chargers are this collector's, ``split(part)``
+        cuts an engine snapshot accordingly into (this collector's, the rest). Taken: the
+        owned part of every handover row (released by a collector whose
+        partition changed) and of every *stopped* collector's checkpoint,
+        together with those chargers' journal rows. A *running* collector that
+        holds owned chargers is a conflict (:class:`OwnershipConflictError`).
+        Returns how many parts were taken.
+        """
+        mine_key = self._state_name(name)
+        taken = 0
+        with self._tx():
+            row = self.db.execute(
+                "SELECT state FROM engine_state WHERE name=?", (mine_key,)
+            ).fetchone()
+            own: dict[str, Any] | None = None if row is None else json.loads(row[0])
+            prefix = f"{name}@"
+            others = self.db.execute(
+                "SELECT name, state FROM engine_state"
+                " WHERE name != ? AND (name = ? OR name LIKE ?)",
+                (mine_key, name, prefix + "%"),
+            ).fetchall()
+            for other_key, text in others:
+                other_id = "default" if other_key == name else other_key[len(prefix) :]
+                mine, rest = split(json.loads(text))
+                journal = self._journal_rows(other_id)
+                moved = [seq for seq, charger in journal if owns(charger)]
+                if mine is None and not moved:
+                    continue
+                with self._if_stopped(other_id) as stopped:
+                    if not stopped:
+                        held = sorted({s["charger"] for s in (mine or {}).get("sessions", [])})
+                        raise OwnershipConflictError(other_id, held or ["(journal)"])
+                    if rest is None:
+                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
+                    else:
+                        self.db.execute(
+                            "UPDATE engine_state SET state=? WHERE name=?",
+                            (json.dumps(rest), other_key),
+                        )
+                    self.db.executemany(
+                        "UPDATE session_journal SET collector=? WHERE seq=?",
+                        [(self.collector_id, seq) for seq in moved],
+                    )
+                if mine is not None:
+                    own = mine if own is None else merge(own, mine)
+                    taken += 1
+            for seq, text in self.db.execute(
+                "SELECT seq, state FROM session_handover ORDER BY seq"
+            ).fetchall():
+                mine, rest = split(json.loads(text))
+                if mine is None:
+                    continue
+                if rest is None:
+                    self.db.execute("DELETE FROM session_handover WHERE seq=?", (seq,))
+                else:
+                    self.db.execute(
+                        "UPDATE session_handover SET state=? WHERE seq=?", (json.dumps(rest), seq)
+                    )
+                own = mine if own is None else merge(own, mine)
+                taken += 1
+            if taken and own is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                    (mine_key, json.dumps(own), time.time()),
+                )
+        return taken
+
+    def release(
+        self, kept: dict[str, Any], given: dict[str, Any], *, at: float, name: str = "sessions"
+    ) -> None:
+        """Checkpoint ``kept`` and hand ``given`` over (chargers this collector no
+        longer owns), in one transaction. The journal must be absorbed in ``kept``
+        and ``given`` (it is cleared)."""
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                (self._state_name(name), json.dumps(kept), at),
+            )
+            self.db.execute(
+                "INSERT INTO session_handover (from_collector, state, at) VALUES (?, ?, ?)",
+                (self.collector_id, json.dumps(given), at),
+            )
+            self.db.execute("DELETE FROM session_journal WHERE collector=?", (self.collector_id,))
+
+    def _journal_rows(self, collector_id: str) -> list[tuple[int, str]]:
+        """(seq, charger) of a collector's journal rows."""
+        rows = self.db.execute(
+            "SELECT seq, event FROM session_journal WHERE collector=? ORDER BY seq",
+            (collector_id,),
+        ).fetchall()
+        return [(int(r[0]), str(json.loads(r[1]).get("charger", ""))) for r in rows]
 
 
 class _Tx:

@@ -40,7 +40,9 @@ from chargewatch.collector.event_lines import AlertLines, StatusStage
 from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.ledger import (
+    CollectorBusyError,
     Ledger,
+    OwnershipConflictError,
     get_session,
     query_cdrs,
     query_sessions,
@@ -58,6 +60,7 @@ from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.config import Config
 from chargewatch.detectors import DetectorSet
+from chargewatch.errors import ConfigError, ConfigProblem
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
 from chargewatch.fleetstate import FleetState
 
@@ -112,7 +115,12 @@ class Collector:
         self.sessions = SessionStage(
             SessionEngine(self.index), ledger=self.ledger, listeners=session_listeners
         )
-        if self.sessions.resume():
+        try:
+            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
+        except (CollectorBusyError, OwnershipConflictError) as exc:
+            self.ledger.close()
+            raise ConfigError([ConfigProblem(config.file, "collector_id", str(exc))]) from None
+        if resumed:
             log.info(
                 "resumed %d open sessions from the ledger",
                 len(self.sessions.engine.open_sessions()),
