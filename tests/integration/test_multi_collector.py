@@ -9,6 +9,10 @@ Native and OCPP 1.6 chargers each charge twice; one collector is restarted
 between the two sessions, while telemetry for its chargers keeps arriving, and
 must resume its own open sessions from its own checkpoint and nobody else's.
 
+A second test moves every charger to the other collector mid-session (a
+partition change across a stop of both) and checks the sessions continue at
+their new owners.
+
 Checked: every charger is processed by exactly one collector (their fleet APIs
 and sample counters), every session is in the ledger once with the register's
 energy and one CDR, every meter sample is in InfluxDB, messages for the other
@@ -342,6 +346,146 @@ def test_two_collectors_split_the_fleet_and_share_the_ledger(
     assert db.execute("SELECT COUNT(*) FROM cdr_history").fetchone()[0] == len(truth)
     db.close()
     # Nothing was rejected: each charger's messages arrived whole and in order.
+    for name in ("east", "west"):
+        rejected = tmp_path / name / "data" / "rejected.jsonl"
+        assert not rejected.exists() or rejected.read_text() == "", rejected.read_text()[:2000]
+
+
+def test_chargers_move_between_collectors_with_their_open_sessions(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A partition change while every charger is mid-session: both collectors stop,
+    swap their hash partitions (every charger changes owner) and start again, the
+    new owner of the old one's chargers first. Telemetry sent meanwhile waits in
+    each collector's persistent MQTT session (hash partitions subscribe to every
+    charger). Every session is then billed once, whole, by its new owner."""
+    tag = uuid.uuid4().hex[:4]
+    east: list[Charger] = []
+    west: list[Charger] = []
+    for n in range(100):
+        c = Charger(f"MV-{tag}-{n:03d}", ocpp=False, number=n)
+        side = east if stable_hash(c.id) % 2 == 0 else west
+        if len(side) < 2:
+            side.append(c)
+        if len(east) == len(west) == 2:
+            break
+    everyone = east + west
+    (tmp_path / "fleet.yaml").write_text(
+        "sites: [{id: depot, timezone: Europe/Amsterdam, tariff: flat-energy}]\n"
+        "chargers:\n"
+        + "".join(
+            f"  - {{id: {c.id}, site: depot, connectors: 1, max_power_w: 22000}}\n"
+            for c in everyone
+        )
+    )
+    ports = {"east": free_port(), "west": free_port()}
+
+    def configure(name: str, index: int) -> Path:
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        f = d / "chargewatch.yaml"
+        f.write_text(
+            f"collector_id: {name}\ndata_dir: data\n"
+            f"ledger:\n  path: {tmp_path / 'ledger.sqlite'}\n"
+            f"mqtt:\n  host: 127.0.0.1\n  port: 1\n  client_id: move-{name}-{tag}\n"
+            f"  partition: {{index: {index}, count: 2}}\n"
+            f"http:\n  listen: 127.0.0.1:{ports[name]}\n  token: tok\n"
+            f"fleet: {tmp_path / 'fleet.yaml'}\ntariffs: {ROOT / 'tariffs'}\n"
+            "alerting:\n  log: false\npipeline:\n  tick_interval_s: 0.2\n"
+        )
+        return f
+
+    apis = {
+        name: httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer tok"}
+        )
+        for name, port in ports.items()
+    }
+
+    def ready(name: str) -> Callable[[], bool]:
+        return lambda: apis[name].get("/readyz", timeout=1).status_code == 200
+
+    def samples(name: str) -> float:
+        return _metric(apis[name].get("/metrics", timeout=5).text, "chargewatch_samples_total")
+
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"move-pub-{tag}")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+
+    def send(msgs: list[tuple[str, bytes]]) -> None:
+        for info in [pub.publish(t, p, qos=1) for t, p in msgs]:
+            info.wait_for_publish(10)
+
+    t0 = datetime.now(UTC).timestamp() - 2 * 3600
+    half = SAMPLES // 2
+    try:
+        with (
+            collector(configure("east", 0), mosquitto.port) as east_proc,
+            collector(configure("west", 1), mosquitto.port) as west_proc,
+        ):
+            wait_for(ready("east"), 30, "east to be ready")
+            wait_for(ready("west"), 30, "west to be ready")
+            for c in everyone:
+                msgs = c.start(t0, 1)
+                for k in range(half):
+                    msgs += c.meter(t0 + 60 * k, k)
+                send(msgs)
+            for name, mine in (("east", east), ("west", west)):
+                want = sum(c.samples for c in mine)
+                wait_for(lambda n=name, w=want: samples(n) >= w, 30, f"{name} to take its half")
+            for proc in (east_proc, west_proc):
+                proc.send_signal(signal.SIGTERM)
+            assert east_proc.wait(30) == 0 and west_proc.wait(30) == 0
+        # Both down: the second half of every session, and its stop.
+        for c in everyone:
+            msgs = [m for k in range(half, SAMPLES) for m in c.meter(t0 + 60 * k, k)]
+            send(msgs + c.stop(t0 + 60 * (SAMPLES - 1)))
+        # Swap the partitions: every charger changes owner.
+        with collector(configure("west", 0), mosquitto.port):
+            wait_for(ready("west"), 30, "west (now owning east's chargers) to be ready")
+            with collector(configure("east", 1), mosquitto.port):
+                wait_for(ready("east"), 30, "east (now owning west's chargers) to be ready")
+                every_tx = {tx for c in everyone for tx in c.truth}
+                rows: list[dict[str, Any]] = wait_for(
+                    lambda: (
+                        (got := apis["east"].get("/api/v1/sessions").json()["sessions"])
+                        and {r["transaction_id"] for r in got} >= every_tx
+                        and got
+                    ),
+                    30,
+                    "every session, billed by the new owners",
+                )
+                history: list[dict[str, Any]] = wait_for(
+                    lambda: (
+                        (x := apis["west"].get("/api/v1/cdrs", params={"history": "1"}).json())
+                        and len(x["cdrs"]) >= len(every_tx)
+                        and x["cdrs"]
+                    ),
+                    30,
+                    "a CDR for every session",
+                )
+                # The new owners processed exactly the second halves of their new chargers.
+                assert samples("west") == (SAMPLES - half) * len(east)
+                assert samples("east") == (SAMPLES - half) * len(west)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+
+    truth = {tx: wh for c in everyone for tx, wh in c.truth.items()}
+    assert sorted(r["transaction_id"] for r in rows) == sorted(truth)
+    for r in rows:  # the whole session, both halves, with no gap at the handover
+        assert r["energy_wh"] == pytest.approx(truth[r["transaction_id"]], abs=0.01), r
+        assert r["energy_source"] in ("register", "transaction_meter"), r
+        assert r["stop_reason"] == "transaction", r
+    assert sorted(h["session_id"] for h in history) == sorted(r["session_id"] for r in rows)
+    assert not any(h.get("credit") for h in history)
+    db = sqlite3.connect(f"file:{tmp_path / 'ledger.sqlite'}?mode=ro", uri=True)
+    assert db.execute("SELECT COUNT(*) FROM session_handover").fetchone() == (0,)
+    states = dict(db.execute("SELECT name, state FROM engine_state").fetchall())
+    db.close()
+    for name, mine in (("east", west), ("west", east)):  # swapped
+        held = {s["charger"] for s in json.loads(states[f"sessions@{name}"])["sessions"]}
+        assert held <= {c.id for c in mine}, (name, held)
     for name in ("east", "west"):
         rejected = tmp_path / name / "data" / "rejected.jsonl"
         assert not rejected.exists() or rejected.read_text() == "", rejected.read_text()[:2000]
