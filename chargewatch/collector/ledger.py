@@ -177,16 +177,18 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
         ),
     ),
     (
-        # Session state a collector gave up (its chargers now belong to another
+        # State a collector gave up (its chargers now belong to another
         # collector) until their new owner takes it (docs/scaling.md, handover).
         6,
         (
-            """CREATE TABLE session_handover (
+            """CREATE TABLE handover (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,             -- sessions | fleet_state
                 from_collector TEXT NOT NULL,
-                state TEXT NOT NULL,            -- part of an engine snapshot, JSON
+                state TEXT NOT NULL,            -- part of a snapshot, JSON
                 at REAL NOT NULL
             )""",
+            "CREATE INDEX handover_by_kind ON handover(kind, seq)",
         ),
     ),
 ]
@@ -681,18 +683,7 @@ class Ledger:
                 if mine is not None:
                     own = mine if own is None else merge(own, mine)
                     taken += 1
-            for seq, text in self.db.execute(
-                "SELECT seq, state FROM session_handover ORDER BY seq"
-            ).fetchall():
-                mine, rest = split(json.loads(text))
-                if mine is None:
-                    continue
-                if rest is None:
-                    self.db.execute("DELETE FROM session_handover WHERE seq=?", (seq,))
-                else:
-                    self.db.execute(
-                        "UPDATE session_handover SET state=? WHERE seq=?", (json.dumps(rest), seq)
-                    )
+            for mine in self._take(name, split):
                 own = mine if own is None else merge(own, mine)
                 taken += 1
             if taken and own is not None:
@@ -713,11 +704,43 @@ class Ledger:
                 "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
                 (self._state_name(name), json.dumps(kept), at),
             )
-            self.db.execute(
-                "INSERT INTO session_handover (from_collector, state, at) VALUES (?, ?, ?)",
-                (self.collector_id, json.dumps(given), at),
-            )
+            self._put(name, given, at)
             self.db.execute("DELETE FROM session_journal WHERE collector=?", (self.collector_id,))
+
+    def handover_put(self, kind: str, state: dict[str, Any], *, at: float) -> None:
+        """Leave ``state`` (of chargers this collector no longer owns) for their new owner."""
+        with self._tx():
+            self._put(kind, state, at)
+
+    def handover_take(self, kind: str, split: Splitter) -> list[dict[str, Any]]:
+        """Take the parts of ``kind`` handover rows that ``split`` says are ours."""
+        if (
+            self.db.execute("SELECT 1 FROM handover WHERE kind=? LIMIT 1", (kind,)).fetchone()
+            is None
+        ):
+            return []  # the usual case: no write lock taken
+        with self._tx():
+            return list(self._take(kind, split))
+
+    def _put(self, kind: str, state: dict[str, Any], at: float) -> None:
+        self.db.execute(
+            "INSERT INTO handover (kind, from_collector, state, at) VALUES (?, ?, ?, ?)",
+            (kind, self.collector_id, json.dumps(state), at),
+        )
+
+    def _take(self, kind: str, split: Splitter) -> Iterator[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT seq, state FROM handover WHERE kind=? ORDER BY seq", (kind,)
+        ).fetchall()
+        for seq, text in rows:
+            mine, rest = split(json.loads(text))
+            if mine is None:
+                continue
+            if rest is None:
+                self.db.execute("DELETE FROM handover WHERE seq=?", (seq,))
+            else:
+                self.db.execute("UPDATE handover SET state=? WHERE seq=?", (json.dumps(rest), seq))
+            yield mine
 
     def _journal_rows(self, collector_id: str) -> list[tuple[int, str]]:
         """(seq, charger) of a collector's journal rows."""

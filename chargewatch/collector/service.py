@@ -37,6 +37,7 @@ from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.downsample import Downsampler
 from chargewatch.collector.event_lines import AlertLines, StatusStage
+from chargewatch.collector.handover import FleetStateHandover
 from chargewatch.collector.http import HttpServer, Response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.ledger import (
@@ -129,6 +130,10 @@ class Collector:
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
         self._restore_alert_state()
+        # Chargers that moved between collectors take their status with them.
+        self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
+        if self.handover.release(time.time()) + self.handover.adopt():
+            self._save_alert_state()
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
             notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))
@@ -270,6 +275,8 @@ class Collector:
                     self.pipeline.tick(now)
                 except Exception:  # as for batches: a stage bug must not stop ingest
                     log.exception("pipeline tick failed")
+                if self.handover.adopt():  # released by a collector that started after us
+                    self._save_alert_state()
                 if now - self._state_saved_at >= 10.0:
                     self._save_alert_state()
                 if self.linefile is not None:

@@ -79,7 +79,7 @@ def test_a_charging_charger_moves_to_another_collector(
         second_life(db, name, owns, chargers).close()
     with Ledger(db) as led:
         rows = {r["charger_id"]: r for r in query_sessions(led)}
-        assert led.db.execute("SELECT COUNT(*) FROM session_handover").fetchone()[0] == 0
+        assert led.db.execute("SELECT COUNT(*) FROM handover").fetchone()[0] == 0
         assert led.db.execute("SELECT COUNT(*) FROM session_journal").fetchone()[0] == 0
     assert set(rows) == {"S", "R"}
     for r in rows.values():  # each billed once, for the whole two hours

@@ -358,7 +358,8 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
     swap their hash partitions (every charger changes owner) and start again, the
     new owner of the old one's chargers first. Telemetry sent meanwhile waits in
     each collector's persistent MQTT session (hash partitions subscribe to every
-    charger). Every session is then billed once, whole, by its new owner."""
+    charger). Every session is then billed once, whole, by its new owner, and a
+    fault reported once before the move is known to the new owner."""
     tag = uuid.uuid4().hex[:4]
     east: list[Charger] = []
     west: list[Charger] = []
@@ -408,6 +409,13 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
     def samples(name: str) -> float:
         return _metric(apis[name].get("/metrics", timeout=5).text, "chargewatch_samples_total")
 
+    def status(name: str, charger: str) -> tuple[str, str] | str:
+        rows = apis[name].get("/api/v1/fleet").json()["connectors"]
+        got = [r for r in rows if r["charger"] == charger and r["connector"] == 2]
+        if not got or not got[0].get("status"):
+            return ""
+        return str(got[0]["status"]) if got[0]["error_code"] == "GroundFailure" else "?"
+
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"move-pub-{tag}")
     pub.connect("127.0.0.1", mosquitto.port)
     pub.loop_start()
@@ -433,6 +441,11 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
             for name, mine in (("east", east), ("west", west)):
                 want = sum(c.samples for c in mine)
                 wait_for(lambda n=name, w=want: samples(n) >= w, 30, f"{name} to take its half")
+            # One charger reports a fault, once (as chargers do): its new owner must know.
+            faulted = east[0].id
+            send([(f"ev/{faulted}/2/status", orjson.dumps(
+                {"ts": t0 + 60, "status": "Faulted", "error_code": "GroundFailure"}))])  # fmt: skip
+            wait_for(lambda: status("east", faulted) == "Faulted", 30, "east to see the fault")
             for proc in (east_proc, west_proc):
                 proc.send_signal(signal.SIGTERM)
             assert east_proc.wait(30) == 0 and west_proc.wait(30) == 0
@@ -464,6 +477,10 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
                     30,
                     "a CDR for every session",
                 )
+                # The fault moved with its charger: the new owner knows it, the old forgot it.
+                # (east released it when it started, after west: west takes it on a tick)
+                wait_for(lambda: status("west", faulted) == "Faulted", 10, "the fault at west")
+                assert status("east", faulted) == ""
                 # The new owners processed exactly the second halves of their new chargers.
                 assert samples("west") == (SAMPLES - half) * len(east)
                 assert samples("east") == (SAMPLES - half) * len(west)
@@ -480,7 +497,7 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
     assert sorted(h["session_id"] for h in history) == sorted(r["session_id"] for r in rows)
     assert not any(h.get("credit") for h in history)
     db = sqlite3.connect(f"file:{tmp_path / 'ledger.sqlite'}?mode=ro", uri=True)
-    assert db.execute("SELECT COUNT(*) FROM session_handover").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM handover").fetchone() == (0,)
     states = dict(db.execute("SELECT name, state FROM engine_state").fetchall())
     db.close()
     for name, mine in (("east", west), ("west", east)):  # swapped
