@@ -220,6 +220,36 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             mq, p, "max_inbox", int, 200_000, check=_positive, expected="a positive integer"
         ),
         partition=_partition(r, mq.get("partition")),
+        # YAML reads `protocol: 5` as a number: either spelling is accepted.
+        protocol=str(
+            r.get(
+                mq,
+                p,
+                "protocol",
+                (str, int, float),
+                "5",
+                check=lambda v: str(v) in ("5", "3.1.1"),
+                expected='"5" or "3.1.1"',
+            )
+        ),
+        receive_maximum=r.get(
+            mq,
+            p,
+            "receive_maximum",
+            int,
+            1000,
+            check=lambda v: 1 <= v <= 65535,
+            expected="1..65535 messages",
+        ),
+        session_expiry_s=r.get(
+            mq,
+            p,
+            "session_expiry_s",
+            int,
+            7 * 86400,
+            check=lambda v: 0 <= v <= 0xFFFFFFFF,
+            expected="seconds, 0..4294967295",
+        ),
     )
 
     influx_cfg: InfluxConfig | None = None

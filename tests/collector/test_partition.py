@@ -138,3 +138,22 @@ def test_partition_config_errors(tmp_path: Path, text: str, message: str) -> Non
     with pytest.raises(ConfigError) as info:
         load_config(f, env={})
     assert message in str(info.value), str(info.value)
+
+
+def test_mqtt_protocol_keys_are_read(tmp_path: Path) -> None:
+    # Documented keys that the loader used to accept and then ignore.
+    f = tmp_path / "cw.yaml"
+    f.write_text("mqtt:\n  protocol: '3.1.1'\n  receive_maximum: 200\n  session_expiry_s: 60\n")
+    cfg = load_config(f, env={})
+    assert (cfg.mqtt.protocol, cfg.mqtt.receive_maximum, cfg.mqtt.session_expiry_s) == (
+        "3.1.1",
+        200,
+        60,
+    )
+    f.write_text("mqtt:\n  protocol: 5\n")
+    assert load_config(f, env={}).mqtt.protocol == "5"
+    f.write_text("mqtt:\n  protocol: 4\n  receive_maximum: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    assert 'mqtt.protocol: expected "5" or "3.1.1", got 4' in str(info.value)
+    assert "mqtt.receive_maximum: expected 1..65535 messages, got 0" in str(info.value)
