@@ -97,6 +97,7 @@ class MqttIngest:
         self.skipped = 0  # messages for chargers another collector owns
         # topic -> owned; topics repeat endlessly, so the decision is one dict lookup.
         self._owned: dict[str, bool] | None = None if config.partition.whole else {}
+        self._skipped_metric = metrics.SKIPPED.labels(reason="not_in_partition")
         if config.protocol not in ("5", "3.1.1"):
             raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {config.protocol!r}")
         self.v5 = config.protocol == "5"
@@ -207,7 +208,7 @@ class MqttIngest:
                 # a persistent session may keep a filter from an older partition).
                 # Acknowledged at once: nobody here will ever process it.
                 self.skipped += 1
-                metrics.SKIPPED.labels(reason="not_in_partition").inc()
+                self._skipped_metric.inc()
                 if msg.qos and self.config.manual_ack:
                     client.ack(msg.mid, msg.qos)
                 return
