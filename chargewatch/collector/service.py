@@ -120,7 +120,8 @@ class Collector:
             resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
         except (CollectorBusyError, OwnershipConflictError) as exc:
             self.ledger.close()
-            raise ConfigError([ConfigProblem(config.file, "collector_id", str(exc))]) from None
+            key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
+            raise ConfigError([ConfigProblem(config.file, key, str(exc))]) from None
         if resumed:
             log.info(
                 "resumed %d open sessions from the ledger",
@@ -275,8 +276,11 @@ class Collector:
                     self.pipeline.tick(now)
                 except Exception:  # as for batches: a stage bug must not stop ingest
                     log.exception("pipeline tick failed")
-                if self.handover.adopt():  # released by a collector that started after us
-                    self._save_alert_state()
+                try:
+                    if self.handover.adopt():  # released by a collector started after us
+                        self._save_alert_state()
+                except Exception:  # a busy or broken ledger must not stop ingest
+                    log.exception("taking over handed-over fleet state failed")
                 if now - self._state_saved_at >= 10.0:
                     self._save_alert_state()
                 if self.linefile is not None:

@@ -23,9 +23,12 @@ all sessions.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -506,3 +509,39 @@ def test_chargers_move_between_collectors_with_their_open_sessions(
     for name in ("east", "west"):
         rejected = tmp_path / name / "data" / "rejected.jsonl"
         assert not rejected.exists() or rejected.read_text() == "", rejected.read_text()[:2000]
+
+
+def test_a_second_process_with_the_same_collector_id_refuses_to_start(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # It would overwrite the first one's checkpoint and journal in the shared ledger.
+    port = free_port()
+    config = tmp_path / "chargewatch.yaml"
+    config.write_text(
+        f"collector_id: twin\ndata_dir: data\nledger:\n  path: {tmp_path / 'ledger.sqlite'}\n"
+        f"mqtt:\n  host: 127.0.0.1\n  port: 1\n  client_id: twin-{uuid.uuid4().hex[:4]}\n"
+        f"http:\n  listen: 127.0.0.1:{port}\nalerting:\n  log: false\n"
+    )
+    second = tmp_path / "second.yaml"
+    second.write_text(
+        config.read_text()
+        .replace("data_dir: data", "data_dir: data2")
+        .replace(f"listen: 127.0.0.1:{port}", f"listen: 127.0.0.1:{free_port()}")
+    )
+    with collector(config, mosquitto.port):
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200,
+            30,
+            "the first collector to be ready",
+        )
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CHARGEWATCH__MQTT__PORT=str(mosquitto.port))
+        run = subprocess.run(
+            [sys.executable, "-m", "chargewatch", "run", "--config", str(second)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "collector_id: collector_id 'twin' is already running on ledger" in run.stderr
