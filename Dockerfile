@@ -16,12 +16,14 @@ COPY tariffs ./tariffs
 COPY dashboards ./dashboards
 RUN pip install . && rm -rf /src
 
-# A fixed uid/gid so volume ownership is predictable across rebuilds.
+# A fixed uid/gid so volume ownership is predictable across rebuilds. A named
+# volume mounted on an existing directory starts with its owner: the ledger
+# volume that several collectors share (docker-compose.multi.yml) included.
 RUN groupadd --system --gid 10001 chargewatch \
  && useradd --system --uid 10001 --gid chargewatch --home-dir /var/lib/chargewatch \
       --shell /usr/sbin/nologin chargewatch \
- && mkdir -p /var/lib/chargewatch /etc/chargewatch \
- && chown chargewatch:chargewatch /var/lib/chargewatch
+ && mkdir -p /var/lib/chargewatch /var/lib/chargewatch-ledger /etc/chargewatch \
+ && chown chargewatch:chargewatch /var/lib/chargewatch /var/lib/chargewatch-ledger
 
 USER chargewatch
 WORKDIR /var/lib/chargewatch

@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from chargewatch.alerting.remediation import BucketSpec, RateLimits
 from chargewatch.collector.http import SCOPES, ApiToken
 from chargewatch.collector.influx import InfluxConfig
 from chargewatch.collector.mqtt import MqttConfig
+from chargewatch.collector.partition import Partition
 from chargewatch.detectors import DetectorConfig
 from chargewatch.errors import ConfigError, ConfigProblem
 from chargewatch.yamlsrc import Path as KeyPath
@@ -69,6 +71,11 @@ class AlertingConfig:
 class Config:
     file: str = ""
     data_dir: Path = Path("chargewatch-data")
+    # Names this collector's rows in a ledger that several collectors share
+    # (resume checkpoint, session journal). "default" is what a single
+    # collector always used, so an upgraded one resumes its old checkpoint.
+    collector_id: str = "default"
+    ledger_path: Path | None = None  # default: DATA_DIR/ledger.sqlite
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig | None = None
     influx_file: Path | None = None  # write line protocol to a local file instead
@@ -91,7 +98,7 @@ class Config:
 
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
-    "pipeline", "detectors",
+    "pipeline", "detectors", "collector_id", "ledger",
 )  # fmt: skip
 _ALERTING = (
     "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
@@ -101,7 +108,14 @@ _MQTT = (
     "host", "port", "client_id", "username", "password", "password_file", "tls", "ca_file",
     "cert_file", "key_file", "tls_insecure", "keepalive_s", "qos", "clean_session",
     "subscriptions", "max_inbox", "protocol", "receive_maximum", "session_expiry_s",
+    "partition",
 )  # fmt: skip
+_PARTITION = ("chargers", "index", "count")
+_LEDGER = ("path",)
+# A collector id ends up in the MQTT client id and in ledger rows.
+_COLLECTOR_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Charger ids (topics.py) plus glob characters.
+_CHARGER_PATTERN = re.compile(r"^[A-Za-z0-9._:\-*?\[\]!]{1,64}$")
 _INFLUX = (
     "url", "api", "database", "retention_policy", "username", "password", "password_file",
     "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
@@ -217,15 +231,29 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         out = Path(v)
         return out if out.is_absolute() else base / out
 
+    collector_id = r.get(
+        top,
+        (),
+        "collector_id",
+        str,
+        "default",
+        check=lambda v: bool(_COLLECTOR_ID.match(v)),
+        expected="1-64 characters of A-Z a-z 0-9 . _ -",
+    )
     mq = r.mapping(top.get("mqtt"), ("mqtt",), allowed=_MQTT)
     p: KeyPath = ("mqtt",)
     subs = r.get(mq, p, "subscriptions", list, list(MqttConfig.subscriptions))
+    # Two collectors with one client id would take each other's session over,
+    # back and forth: a named collector gets its own by default.
+    default_client = "chargewatch-collector" + (
+        "" if collector_id == "default" else f"-{collector_id}"
+    )
     mqtt_cfg = MqttConfig(
         host=r.get(mq, p, "host", str, "127.0.0.1"),
         port=r.get(
             mq, p, "port", int, 1883, check=lambda v: 0 < v < 65536, expected="a TCP port 1..65535"
         ),
-        client_id=r.get(mq, p, "client_id", str, "chargewatch-collector"),
+        client_id=r.get(mq, p, "client_id", str, default_client),
         username=r.get(mq, p, "username", str, ""),
         password=_secret(r, mq, p, "password", base),
         tls=r.get(mq, p, "tls", bool, False),
@@ -247,6 +275,37 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         subscriptions=tuple(str(s) for s in subs or ()),
         max_inbox=r.get(
             mq, p, "max_inbox", int, 200_000, check=_positive, expected="a positive integer"
+        ),
+        partition=_partition(r, mq.get("partition")),
+        # YAML reads `protocol: 5` as a number: either spelling is accepted.
+        protocol=str(
+            r.get(
+                mq,
+                p,
+                "protocol",
+                (str, int, float),
+                "5",
+                check=lambda v: str(v) in ("5", "3.1.1"),
+                expected='"5" or "3.1.1"',
+            )
+        ),
+        receive_maximum=r.get(
+            mq,
+            p,
+            "receive_maximum",
+            int,
+            1000,
+            check=lambda v: 1 <= v <= 65535,
+            expected="1..65535 messages",
+        ),
+        session_expiry_s=r.get(
+            mq,
+            p,
+            "session_expiry_s",
+            int,
+            7 * 86400,
+            check=lambda v: 0 <= v <= 0xFFFFFFFF,
+            expected="seconds, 0..4294967295",
         ),
     )
 
@@ -376,9 +435,12 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             ]
     px = r.mapping(top.get("pipeline"), ("pipeline",), allowed=_PIPELINE)
     data_dir = path_of(top, (), "data_dir") or base / "chargewatch-data"
+    lg = r.mapping(top.get("ledger"), ("ledger",), allowed=_LEDGER)
     cfg = Config(
         file=src.file,
         data_dir=data_dir,
+        collector_id=collector_id,
+        ledger_path=path_of(lg, ("ledger",), "path"),
         mqtt=mqtt_cfg,
         influx=influx_cfg,
         influx_file=influx_file,
@@ -416,6 +478,42 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             r.fail((key,), f"{value} does not exist")
     r.raise_if_failed()
     return cfg
+
+
+def _partition(r: Reader, value: Any) -> Partition:
+    """``mqtt.partition``: ``{chargers: [ids or globs]}`` or ``{index: i, count: n}``."""
+    p: KeyPath = ("mqtt", "partition")
+    px = r.mapping(value, p, allowed=_PARTITION)
+    if not px:
+        return Partition()
+    chargers = r.get(px, p, "chargers", list, [], expected="a list of charger ids or patterns")
+    for i, c in enumerate(chargers or []):
+        if not isinstance(c, str) or not _CHARGER_PATTERN.match(c):
+            r.fail(
+                (*p, "chargers", i),
+                f"expected a charger id or glob pattern (A-Z a-z 0-9 . _ : - * ? [ ]), got {c!r}",
+            )
+    count = r.get(px, p, "count", int, 1, check=lambda v: v >= 1, expected="an integer >= 1")
+    index = r.get(
+        px,
+        p,
+        "index",
+        int,
+        0,
+        check=lambda v: 0 <= v < max(count, 1),
+        expected=f"an integer 0..{max(count, 1) - 1} (below count)",
+    )
+    if chargers and ("index" in px or "count" in px):
+        r.fail(p, "give either chargers or index/count, not both")
+        return Partition()
+    if "chargers" in px and not chargers:
+        r.fail((*p, "chargers"), "expected at least one charger id or pattern")
+    if ("index" in px) != ("count" in px):
+        r.fail(p, "index and count go together (this collector is partition index of count)")
+    try:
+        return Partition(tuple(str(c) for c in chargers or ()), index or 0, count or 1)
+    except ValueError:
+        return Partition()  # already reported above
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:

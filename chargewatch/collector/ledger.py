@@ -14,13 +14,23 @@ exporter.
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "Ledger", "get_session", "query_sessions"]
+__all__ = [
+    "MIGRATIONS",
+    "CollectorBusyError",
+    "Ledger",
+    "OwnershipConflictError",
+    "get_session",
+    "query_sessions",
+]
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +167,67 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             )""",
         ),
     ),
+    (
+        # Several collectors on one ledger (docs/scaling.md): each journals and
+        # clears only its own events. Rows from before are the single collector's.
+        5,
+        (
+            "ALTER TABLE session_journal ADD COLUMN collector TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX session_journal_by_collector ON session_journal(collector, seq)",
+        ),
+    ),
+    (
+        # State a collector gave up (its chargers now belong to another
+        # collector) until their new owner takes it (docs/scaling.md, handover).
+        6,
+        (
+            """CREATE TABLE handover (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,             -- sessions | fleet_state
+                from_collector TEXT NOT NULL,
+                state TEXT NOT NULL,            -- part of a snapshot, JSON
+                at REAL NOT NULL
+            )""",
+            "CREATE INDEX handover_by_kind ON handover(kind, seq)",
+        ),
+    ),
 ]
+
+#: How long a writer waits for another process's write transaction (SQLite
+#: busy timeout). Collectors sharing a ledger hold it for milliseconds per batch.
+BUSY_TIMEOUT_S = 30.0
+
+
+#: Splits a state part by ownership: ``(mine, rest)``; either may be None (empty).
+Splitter = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, dict[str, Any] | None]]
+#: Joins two state parts into one.
+Merger = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+class CollectorBusyError(RuntimeError):
+    """Another process runs with this collector id on this ledger."""
+
+    def __init__(self, collector_id: str, path: str) -> None:
+        self.collector_id = collector_id
+        self.path = path
+        super().__init__(
+            f"collector_id {collector_id!r} is already running on ledger {path}; "
+            "give each collector its own collector_id"
+        )
+
+
+class OwnershipConflictError(RuntimeError):
+    """A running collector holds state of chargers this collector owns."""
+
+    def __init__(self, holder: str, chargers: Sequence[str]) -> None:
+        self.holder = holder
+        self.chargers = list(chargers)
+        shown = ", ".join(self.chargers[:5]) + (" ..." if len(self.chargers) > 5 else "")
+        super().__init__(
+            f"running collector {holder!r} holds sessions of chargers this collector owns "
+            f"({shown}): partitions overlap, or {holder!r} still runs an old partition; "
+            f"stop it before starting this one (docs/scaling.md, handover)"
+        )
 
 
 class Ledger:
@@ -167,31 +237,56 @@ class Ledger:
     Readers (the HTTP API) open ``Ledger(path, read_only=True)``: no
     migrations, no writes, usable from any thread (queries are serialised by
     a lock); WAL lets them read while the pipeline writes.
+
+    Several collectors may write one ledger file on one host (docs/scaling.md):
+    every write is a ``BEGIN IMMEDIATE`` transaction that waits up to
+    :data:`BUSY_TIMEOUT_S` for the others; the migration runs in one such
+    transaction, so two processes starting at once migrate once. Each
+    collector's resume state (checkpoint, session journal) is kept under its
+    ``collector_id``; sessions, CDRs and alert history are shared (their keys
+    contain the charger id, and each charger has one owner).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, collector_id: str = "default"
+    ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self.collector_id = collector_id
         self.lock = threading.Lock()
+        self._claim: int | None = None  # fd holding this collector's lock file
         if read_only:
             uri = f"file:{Path(self.path).resolve()}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_S,
+            )
         else:
             # Opened by the service's main thread, written by the pipeline thread
             # only (and closed after it stopped): one user at a time.
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
         self.db.row_factory = sqlite3.Row
         if read_only:
             return
         if self.path != ":memory:":
-            # WAL: the HTTP API reads while the pipeline writes.
-            self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL: the HTTP API reads while the pipeline writes, and collectors
+            # sharing the file write one after the other without blocking readers.
+            # (WAL needs shared memory: every process on one host, a local disk.)
+            self._enable_wal()
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def close(self) -> None:
         self.db.close()
+        if self._claim is not None:
+            os.close(self._claim)  # releases the flock
+            self._claim = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -205,18 +300,47 @@ class Ledger:
         return int(row[0] or 0)
 
     def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        current = self.version
-        for version, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            with self._tx():
+        if self.path != ":memory:" and self._current_version() >= MIGRATIONS[-1][0]:
+            return  # the common case: no write lock taken at start
+        # The version is read inside the write transaction: a collector that
+        # waited for another one's migration sees it applied, instead of
+        # running the same CREATE TABLEs again.
+        with self._tx():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            current = self.version
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
                 for sql in statements:
                     self.db.execute(sql)
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def _enable_wal(self) -> None:
+        # Switching a new file to WAL takes a lock for which SQLite reports
+        # "database is locked" at once instead of calling the busy handler:
+        # collectors opening a fresh ledger together retry here.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _current_version(self) -> int:
+        try:
+            return self.version
+        except sqlite3.OperationalError:  # no schema_version table yet
+            return 0
+
+    def _state_name(self, name: str) -> str:
+        # "default" keeps the unqualified name a single collector always wrote.
+        return name if self.collector_id == "default" else f"{name}@{self.collector_id}"
 
     def _tx(self) -> _Tx:
         return _Tx(self.db)
@@ -372,23 +496,34 @@ class Ledger:
         with self._tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
-                (name, json.dumps(state), at),
+                (self._state_name(name), json.dumps(state), at),
             )
             if clear_journal:
-                self.db.execute("DELETE FROM session_journal")
+                self.db.execute(
+                    "DELETE FROM session_journal WHERE collector=?", (self.collector_id,)
+                )
 
     def journal_append(self, rows: Sequence[tuple[str, str]]) -> None:
         """Append ``(kind, event JSON)`` rows to the session journal, in one transaction."""
         with self._tx():
-            self.db.executemany("INSERT INTO session_journal (kind, event) VALUES (?, ?)", rows)
+            self.db.executemany(
+                "INSERT INTO session_journal (kind, event, collector) VALUES (?, ?, ?)",
+                [(kind, event, self.collector_id) for kind, event in rows],
+            )
 
     def journal(self) -> list[tuple[str, str]]:
-        """The session journal since the last checkpoint, oldest first."""
-        rows = self.db.execute("SELECT kind, event FROM session_journal ORDER BY seq").fetchall()
+        """This collector's session journal since its last checkpoint, oldest first."""
+        rows = self.db.execute(
+            "SELECT kind, event FROM session_journal WHERE collector=? ORDER BY seq",
+            (self.collector_id,),
+        ).fetchall()
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def load_state(self, name: str = "sessions") -> dict[str, Any] | None:
-        row = self.db.execute("SELECT state FROM engine_state WHERE name=?", (name,)).fetchone()
+        """This collector's checkpoint ``name``, or None."""
+        row = self.db.execute(
+            "SELECT state FROM engine_state WHERE name=?", (self._state_name(name),)
+        ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def issued_cdr(self, session_id: str) -> dict[str, Any] | None:
@@ -444,6 +579,176 @@ class Ledger:
     def clear_unpriced(self, session_id: str) -> None:
         with self._tx():
             self.db.execute("DELETE FROM unpriced WHERE session_id=?", (session_id,))
+
+    # -- several collectors: who runs, and handing session state over ------------------
+
+    def _lock_file(self, collector_id: str) -> str:
+        return f"{self.path}.{collector_id}.lock"
+
+    def claim(self, timeout_s: float = 10.0) -> None:
+        """Hold this collector id's lock file (beside the ledger) while the ledger is open.
+
+        A second process with the same id fails with :class:`CollectorBusyError`
+        (it would overwrite this one's checkpoint); another collector taking over
+        state from a stopped one holds the lock briefly, hence the short wait.
+        flock works between processes of one host, which is what a shared
+        SQLite file allows anyway.
+        """
+        if self._claim is not None or self.path == ":memory:":
+            return
+        fd = os.open(self._lock_file(self.collector_id), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise CollectorBusyError(self.collector_id, self.path) from None
+                time.sleep(0.05)
+        self._claim = fd
+
+    @contextlib.contextmanager
+    def _if_stopped(self, collector_id: str) -> Iterator[bool]:
+        """True (and that collector kept from starting meanwhile) when it is not running."""
+        try:
+            fd = os.open(self._lock_file(collector_id), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def adopt(
+        self,
+        owns: Callable[[str], bool],
+        split: Splitter,
+        merge: Merger,
+        *,
+        name: str = "sessions",
+    ) -> int:
+        """Take over the state of chargers this collector owns, in one transaction.
+
+        ``owns(charger)`` says which chargers are this collector's, ``split(part)``
+        cuts an engine snapshot accordingly into (this collector's, the rest). Taken: the
+        owned part of every handover row (released by a collector whose
+        partition changed) and of every *stopped* collector's checkpoint,
+        together with those chargers' journal rows. A *running* collector that
+        holds owned chargers is a conflict (:class:`OwnershipConflictError`).
+        Returns how many parts were taken.
+        """
+        mine_key = self._state_name(name)
+        taken = 0
+        with self._tx():
+            row = self.db.execute(
+                "SELECT state FROM engine_state WHERE name=?", (mine_key,)
+            ).fetchone()
+            own: dict[str, Any] | None = None if row is None else json.loads(row[0])
+            prefix = f"{name}@"
+            others = self.db.execute(
+                "SELECT name, state FROM engine_state"
+                " WHERE name != ? AND (name = ? OR name LIKE ?)",
+                (mine_key, name, prefix + "%"),
+            ).fetchall()
+            for other_key, text in others:
+                other_id = "default" if other_key == name else other_key[len(prefix) :]
+                mine, rest = split(json.loads(text))
+                journal = self._journal_rows(other_id)
+                moved = [seq for seq, charger in journal if owns(charger)]
+                if mine is None and not moved:
+                    continue
+                with self._if_stopped(other_id) as stopped:
+                    if not stopped:
+                        held = sorted({s["charger"] for s in (mine or {}).get("sessions", [])})
+                        raise OwnershipConflictError(other_id, held or ["(journal)"])
+                    if rest is None:
+                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
+                    else:
+                        self.db.execute(
+                            "UPDATE engine_state SET state=? WHERE name=?",
+                            (json.dumps(rest), other_key),
+                        )
+                    self.db.executemany(
+                        "UPDATE session_journal SET collector=? WHERE seq=?",
+                        [(self.collector_id, seq) for seq in moved],
+                    )
+                if mine is not None:
+                    own = mine if own is None else merge(own, mine)
+                    taken += 1
+            for mine in self._take(name, split):
+                own = mine if own is None else merge(own, mine)
+                taken += 1
+            if taken and own is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                    (mine_key, json.dumps(own), time.time()),
+                )
+        return taken
+
+    def release(
+        self, kept: dict[str, Any], given: dict[str, Any], *, at: float, name: str = "sessions"
+    ) -> None:
+        """Checkpoint ``kept`` and hand ``given`` over (chargers this collector no
+        longer owns), in one transaction. The journal must be absorbed in ``kept``
+        and ``given`` (it is cleared)."""
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                (self._state_name(name), json.dumps(kept), at),
+            )
+            self._put(name, given, at)
+            self.db.execute("DELETE FROM session_journal WHERE collector=?", (self.collector_id,))
+
+    def handover_put(self, kind: str, state: dict[str, Any], *, at: float) -> None:
+        """Leave ``state`` (of chargers this collector no longer owns) for their new owner."""
+        with self._tx():
+            self._put(kind, state, at)
+
+    def handover_take(self, kind: str, split: Splitter) -> list[dict[str, Any]]:
+        """Take the parts of ``kind`` handover rows that ``split`` says are ours."""
+        if (
+            self.db.execute("SELECT 1 FROM handover WHERE kind=? LIMIT 1", (kind,)).fetchone()
+            is None
+        ):
+            return []  # the usual case: no write lock taken
+        with self._tx():
+            return list(self._take(kind, split))
+
+    def _put(self, kind: str, state: dict[str, Any], at: float) -> None:
+        self.db.execute(
+            "INSERT INTO handover (kind, from_collector, state, at) VALUES (?, ?, ?, ?)",
+            (kind, self.collector_id, json.dumps(state), at),
+        )
+
+    def _take(self, kind: str, split: Splitter) -> Iterator[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT seq, state FROM handover WHERE kind=? ORDER BY seq", (kind,)
+        ).fetchall()
+        for seq, text in rows:
+            mine, rest = split(json.loads(text))
+            if mine is None:
+                continue
+            if rest is None:
+                self.db.execute("DELETE FROM handover WHERE seq=?", (seq,))
+            else:
+                self.db.execute("UPDATE handover SET state=? WHERE seq=?", (json.dumps(rest), seq))
+            yield mine
+
+    def _journal_rows(self, collector_id: str) -> list[tuple[int, str]]:
+        """(seq, charger) of a collector's journal rows."""
+        rows = self.db.execute(
+            "SELECT seq, event FROM session_journal WHERE collector=? ORDER BY seq",
+            (collector_id,),
+        ).fetchall()
+        return [(int(r[0]), str(json.loads(r[1]).get("charger", ""))) for r in rows]
 
 
 class _Tx:

@@ -9,6 +9,11 @@ SAMPLES = Counter("chargewatch_samples_total", "Meter samples accepted")
 REJECTED = Counter(
     "chargewatch_rejected_total", "Messages or samples rejected, by reason", ["reason"]
 )
+SKIPPED = Counter(
+    "chargewatch_messages_skipped_total",
+    "Messages received and deliberately not processed (another collector owns the charger)",
+    ["reason"],
+)
 DEADLETTER_BYTES = Gauge("chargewatch_deadletter_bytes", "Size of the dead-letter files")
 INGEST_LAG = Gauge(
     "chargewatch_ingest_lag_seconds", "Age of the oldest message waiting to be processed"

@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from chargewatch.collector import metrics
+from chargewatch.collector.partition import Partition
 from chargewatch.collector.topics import NATIVE_SUBSCRIPTIONS, OCPP_SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,17 @@ class MqttConfig:
     # brokers overshoot it (mosquitto 2.0.11 does after PUBACKs).
     max_inbox: int = 5000
     manual_ack: bool = True
+    # The chargers this collector owns when several share the fleet (partition.py).
+    partition: Partition = field(default_factory=Partition)
+
+    def topic_filters(self) -> tuple[str, ...]:
+        """What to subscribe: the subscriptions, narrowed to the partition's chargers."""
+        return self.partition.subscriptions(self.subscriptions)
+
+
+# Filters per SUBSCRIBE packet: a partition of exact charger ids has several
+# filters per charger, and one packet for thousands of them is needlessly large.
+_FILTERS_PER_SUBSCRIBE = 200
 
 
 class MqttIngest:
@@ -82,6 +94,10 @@ class MqttIngest:
         self.connected = threading.Event()
         self.shed = 0
         self.connects = 0
+        self.skipped = 0  # messages for chargers another collector owns
+        # topic -> owned; topics repeat endlessly, so the decision is one dict lookup.
+        self._owned: dict[str, bool] | None = None if config.partition.whole else {}
+        self._skipped_metric = metrics.SKIPPED.labels(reason="not_in_partition")
         if config.protocol not in ("5", "3.1.1"):
             raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {config.protocol!r}")
         self.v5 = config.protocol == "5"
@@ -157,7 +173,10 @@ class MqttIngest:
             metrics.MQTT_RECONNECTS.inc()
         # With a persistent session the broker remembers subscriptions, but
         # subscribing again is idempotent and covers a broker that lost its state.
-        client.subscribe([(t, self.config.qos) for t in self.config.subscriptions])
+        filters = self.config.topic_filters()
+        for i in range(0, len(filters), _FILTERS_PER_SUBSCRIBE):
+            chunk = filters[i : i + _FILTERS_PER_SUBSCRIBE]
+            client.subscribe([(t, self.config.qos) for t in chunk])
         metrics.MQTT_CONNECTED.set(1)
         self.connected.set()
         log.info(
@@ -176,6 +195,23 @@ class MqttIngest:
             log.warning("MQTT disconnected: %s; reconnecting with backoff", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        owned = self._owned
+        if owned is not None:
+            topic = msg.topic
+            mine = owned.get(topic)
+            if mine is None:
+                if len(owned) >= 200_000:  # topic spam must not grow memory without bound
+                    owned.clear()
+                mine = owned[topic] = self.config.partition.owns_topic(topic)
+            if not mine:
+                # Another collector's charger (hash partitioning delivers everything;
+                # a persistent session may keep a filter from an older partition).
+                # Acknowledged at once: nobody here will ever process it.
+                self.skipped += 1
+                self._skipped_metric.inc()
+                if msg.qos and self.config.manual_ack:
+                    client.ack(msg.mid, msg.qos)
+                return
         if len(self.inbox) >= self.config.max_inbox:
             if msg.qos == 0:
                 self.shed += 1  # counted; QoS 1 is never shed (the broker holds it for us)

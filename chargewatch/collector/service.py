@@ -38,10 +38,13 @@ from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.downsample import Downsampler
 from chargewatch.collector.event_lines import AlertLines, StatusStage
+from chargewatch.collector.handover import FleetStateHandover
 from chargewatch.collector.http import HttpServer, Response, error_response, json_response
 from chargewatch.collector.influx import InfluxWriter
 from chargewatch.collector.ledger import (
+    CollectorBusyError,
     Ledger,
+    OwnershipConflictError,
     get_session,
     query_cdrs,
     query_sessions,
@@ -59,6 +62,7 @@ from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.config import Config
 from chargewatch.detectors import DetectorSet
+from chargewatch.errors import ConfigError, ConfigProblem
 from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
 from chargewatch.fleetstate import FleetState
 
@@ -104,7 +108,8 @@ class Collector:
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
-        self.ledger = Ledger(data / "ledger.sqlite")
+        ledger_path = config.ledger_path or data / "ledger.sqlite"
+        self.ledger = Ledger(ledger_path, collector_id=config.collector_id)
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
@@ -116,7 +121,13 @@ class Collector:
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,
         )
-        if self.sessions.resume():
+        try:
+            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
+        except (CollectorBusyError, OwnershipConflictError) as exc:
+            self.ledger.close()
+            key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
+            raise ConfigError([ConfigProblem(config.file, key, str(exc))]) from None
+        if resumed:
             log.info(
                 "resumed %d open sessions from the ledger",
                 len(self.sessions.engine.open_sessions()),
@@ -125,6 +136,10 @@ class Collector:
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
         self._restore_alert_state()
+        # Chargers that moved between collectors take their status with them.
+        self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
+        if self.handover.release(time.time()) + self.handover.adopt():
+            self._save_alert_state()
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
             notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))
@@ -170,7 +185,7 @@ class Collector:
             # Each route is described in chargewatch.collector.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
-            self.api_ledger = Ledger(data / "ledger.sqlite", read_only=True)
+            self.api_ledger = Ledger(ledger_path, read_only=True)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
@@ -275,6 +290,11 @@ class Collector:
                     self.pipeline.tick(now)
                 except Exception:  # as for batches: a stage bug must not stop ingest
                     log.exception("pipeline tick failed")
+                try:
+                    if self.handover.adopt():  # released by a collector started after us
+                        self._save_alert_state()
+                except Exception:  # a busy or broken ledger must not stop ingest
+                    log.exception("taking over handed-over fleet state failed")
                 if now - self._state_saved_at >= 10.0:
                     self._save_alert_state()
                 if self.linefile is not None:

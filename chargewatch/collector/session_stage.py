@@ -17,13 +17,14 @@ Wiring (service and replay)::
 
 from __future__ import annotations
 
-__all__ = ["SessionStage", "SessionsJsonl", "as_rejections"]
+__all__ = ["SessionStage", "SessionsJsonl", "as_rejections", "merge_states", "split_state"]
 
 import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from chargewatch.billing.session_outputs import jsonl_line
 from chargewatch.billing.sessions import Rejected, SessionEngine, SessionRecord
@@ -88,11 +89,39 @@ class SessionStage:
         self.records_written = 0
         self.rejected: list[Rejected] = []  # drained by the caller (rejected.jsonl)
 
-    def resume(self) -> bool:
+    def resume(self, *, owns: Callable[[str], bool] | None = None, now: float = 0.0) -> bool:
         """Restore open sessions from the ledger's checkpoint and replay the journal
-        of session events written since; True if there was either."""
+        of session events written since; True if there was any.
+
+        With ``owns`` (a collector that owns part of the fleet, docs/scaling.md),
+        the ledger is shared: this collector first claims its id (a second process
+        with the same id fails), takes over the sessions of chargers it owns from
+        stopped collectors and from the handover table, and after replaying hands
+        over the sessions of chargers it no longer owns.
+        """
         if self.ledger is None:
             return False
+        taken = 0
+        if owns is not None:
+            self.ledger.claim()
+            taken = self.ledger.adopt(owns, lambda st: split_state(st, owns), merge_states)
+            if taken:
+                log.info("took over session state from %d other collector checkpoints", taken)
+        resumed = self._resume()
+        if owns is not None:
+            kept, given = split_state(self.engine.snapshot(), owns)
+            if given is not None:
+                kept = kept if kept is not None else dict(_EMPTY_STATE)
+                self.ledger.release(kept, given, at=now)
+                self.engine.restore(kept)
+                log.warning(
+                    "handed over the sessions of %d chargers this collector no longer owns",
+                    len({s["charger"] for s in given["sessions"]} | set(given["tx_chargers"])),
+                )
+        return resumed or bool(taken)
+
+    def _resume(self) -> bool:
+        assert self.ledger is not None
         state = self.ledger.load_state()
         if state is not None:
             self.engine.restore(state)
@@ -181,6 +210,48 @@ class SessionStage:
             self._last_checkpoint = now
             return True
         return False
+
+
+_EMPTY_STATE: dict[str, Any] = {
+    "version": 1, "sessions": [], "open": [],
+    "tx_chargers": [], "status_chargers": [], "status": [],
+}  # fmt: skip
+
+
+def split_state(
+    state: dict[str, Any], owns: Callable[[str], bool]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Cut a ``SessionEngine.snapshot()`` by charger: (the owned chargers' part,
+    the rest), each None when empty. Every piece of the snapshot names its charger,
+    so a part is a valid snapshot of its own."""
+
+    def part(keep: Callable[[str], bool]) -> dict[str, Any] | None:
+        sessions = [x for x in state.get("sessions", []) if keep(x["charger"])]
+        sids = {x["sid"] for x in sessions}
+        out = {
+            "version": state.get("version", 1),
+            "sessions": sessions,
+            "open": [sid for sid in state.get("open", []) if sid in sids],
+            "tx_chargers": [c for c in state.get("tx_chargers", []) if keep(c)],
+            "status_chargers": [c for c in state.get("status_chargers", []) if keep(c)],
+            "status": [x for x in state.get("status", []) if keep(x[0])],
+        }
+        empty = not (sessions or out["tx_chargers"] or out["status_chargers"] or out["status"])
+        return None if empty else out
+
+    return part(owns), part(lambda c: not owns(c))
+
+
+def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Join two snapshots of disjoint chargers (see :func:`split_state`)."""
+    return {
+        "version": a.get("version", 1),
+        "sessions": [*a.get("sessions", []), *b.get("sessions", [])],
+        "open": sorted({*a.get("open", []), *b.get("open", [])}),
+        "tx_chargers": sorted({*a.get("tx_chargers", []), *b.get("tx_chargers", [])}),
+        "status_chargers": sorted({*a.get("status_chargers", []), *b.get("status_chargers", [])}),
+        "status": [*a.get("status", []), *b.get("status", [])],
+    }
 
 
 def as_rejections(rejected: Sequence[Rejected]) -> list[Rejection]:
