@@ -58,6 +58,17 @@ _LIVE = np.array([STATUS_CODE[s] for s in ("Charging", "SuspendedEV", "Suspended
 _NO_SESSION = np.array([STATUS_CODE[s] for s in ("Available", "Unavailable", "Faulted")], np.int8)
 
 
+def _lut(codes: NDArray[np.int8]) -> B:
+    """Membership table indexed by status code + 1 (code -1 = never heard)."""
+    t = np.zeros(len(STATUS_CODE) + 1, np.bool_)
+    t[codes.astype(np.int64) + 1] = True
+    return t
+
+
+_LIVE_LUT = _lut(_LIVE)
+_NO_SESSION_LUT = _lut(_NO_SESSION)
+
+
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
     """Messages sorted by (connector, time), with segment first/last marks."""
     order = sort_by_conn_then(conn, t)
@@ -91,11 +102,22 @@ class _Silence(Detector):
         """When a silence that began at ``since`` became provable, and the evidence."""
         return since + silence, {"last_seen": _f(since), "timeout_s": _f(silence)}
 
-    def _gaps(self, conn: I64, t: F64, watching: B | None = None) -> None:
-        """Close open episodes when messages resume; report silences no tick saw."""
+    def _gaps(self, conn: I64, t: F64, watching: B | None = None, *, ordered: bool = False) -> None:
+        """Close open episodes when messages resume; report silences no tick saw.
+
+        ``ordered``: the messages are sorted by (connector, time) already.
+        """
         if conn.size == 0:
             return
-        conn, t, first, last = _merge(conn, t)
+        if ordered:
+            n = conn.shape[0]
+            first = np.ones(n, np.bool_)
+            last = np.ones(n, np.bool_)
+            if n > 1:
+                np.not_equal(conn[1:], conn[:-1], out=first[1:])
+                last[:-1] = first[1:]
+        else:
+            conn, t, first, last = _merge(conn, t)
         prev = self._ref(conn, prev_in_segment(t, first, self.last_seen[conn]))
         silence = self.p["silence_s"][conn]
         gap = self._is_gap(conn, t, prev)
@@ -147,10 +169,24 @@ class ChargerOffline(_Silence):
             if not on:
                 self.lwt_at[c] = t
         # A will that is answered within its grace is a reboot, not an outage.
-        self._gaps(
-            np.concatenate([frame.raw_conn, events.seen_conn]),
-            np.concatenate([frame.raw_recv, events.seen_recv]),
-        )
+        rc, rr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
+        if events.seen_conn.size == 0:
+            self._gaps(rc, rr, ordered=True)
+        else:
+            # Only the connectors with events need a merge; the others' rows are
+            # in order already (events are few, meter rows many).
+            with_ev = np.zeros(self.n, np.bool_)
+            with_ev[events.seen_conn] = True
+            mix = with_ev[rc]
+            if mix.any():
+                self._gaps(
+                    np.concatenate([rc[mix], events.seen_conn]),
+                    np.concatenate([rr[mix], events.seen_recv]),
+                )
+                self._gaps(rc[~mix], rr[~mix], ordered=True)
+            else:
+                self._gaps(rc, rr, ordered=True)
+                self._gaps(events.seen_conn, events.seen_recv)
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
         back = self.last_seen[: self.n] > self.lwt_at[: self.n]
@@ -207,9 +243,9 @@ class StaleTelemetry(_Silence):
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
 
-    def _watching(self, c: I64) -> B:
-        live = self.in_tx[c] | np.isin(self.status[c], _LIVE) | self.reporter[c]
-        return live & self.online[c]
+    def _watching(self, c: I64 | slice) -> B:
+        live = self.in_tx[c] | _LIVE_LUT[self.status[c] + 1] | self.reporter[c]
+        return np.asarray(live & self.online[c])
 
     def _silence(self, c: int, start: float, end: float) -> None:
         """A silence from ``start`` to ``end`` longer than the timeout: close the
@@ -229,9 +265,11 @@ class StaleTelemetry(_Silence):
         n = self.n
         # Connectors that report while idle (native telemetry does; OCPP MeterValues
         # come only in transactions) are expected to keep reporting at all times.
-        idle_rows = np.isin(frame.status, _NO_SESSION) & np.isfinite(frame.col("power_w"))
-        self.reporter[frame.conn[idle_rows]] = True
-        live0 = self._watching(np.arange(n))
+        idle_rows = _NO_SESSION_LUT[frame.status + 1]
+        if idle_rows.any():
+            idle_rows &= np.isfinite(frame.col("power_w"))
+            self.reporter[frame.conn[idle_rows]] = True
+        live0 = self._watching(slice(0, n))
         since0 = self.live_since[:n].copy()
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
@@ -278,18 +316,21 @@ class StaleTelemetry(_Silence):
             if live != was:
                 trans.setdefault(c, []).append((t, live))
                 self.live_since[c] = t if live else np.nan
-        conn, tr, _first, _ = _merge(frame.raw_conn, frame.raw_recv)
+        conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
         silence = self.p["silence_s"]
         # Connectors whose session state did not change: one vectorised pass.
-        changed = np.zeros(n, np.bool_)
-        changed[list(trans)] = True
-        simple = ~changed[conn]
-        sc, st = conn[simple], tr[simple]
+        if trans:
+            changed = np.zeros(n, np.bool_)
+            changed[list(trans)] = True
+            simple = ~changed[conn]
+            sc, st = conn[simple], tr[simple]
+        else:
+            sc, st = conn, tr
         sfirst = np.ones(sc.shape[0], np.bool_)
         sfirst[1:] = sc[1:] != sc[:-1]
         prev = prev_in_segment(st, sfirst, self.last_seen[sc])
         ref = np.fmax(prev, since0[sc])  # the clock starts at session start at the earliest
-        gap = live0[sc] & (st - ref > silence[sc])
+        gap = live0[sc] & (st - ref > np.take(silence, sc))
         for i in np.flatnonzero(gap).tolist():  # rare: only real silences
             self._silence(int(sc[i]), float(ref[i]), float(st[i]))
         # Connectors whose session started or ended in this batch: walk their
@@ -333,7 +374,7 @@ class StaleTelemetry(_Silence):
         n = self.n
         if n == 0:
             return
-        watching = self._watching(np.arange(n))
+        watching = self._watching(slice(0, n))
         ref = np.fmax(self.last_seen[:n], self.live_since[:n])
         silence = self.p["silence_s"][:n]
         quiet = now - ref
@@ -357,17 +398,25 @@ class ClockSkew(Detector):
         # All received rows: rows dropped as "older than processed" after a clock
         # jumps back are exactly the evidence this detector needs.
         conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
-        last = np.ones(conn.shape[0], np.bool_)
-        last[:-1] = conn[1:] != conn[:-1]
         off = recv - ts
-        lim = self.p["max_offset_s"][conn]
-        bad = np.abs(off) > lim
-        good = np.abs(off) <= 0.5 * lim
+        aoff = np.abs(off)
+        lim = self._at("max_offset_s", conn)
+        bad = aoff > lim
         # Durations on the receive clock: a burst of queued samples spans
         # minutes of meter time but arrives within seconds.
         # 1 s of slack: receive times jitter with delivery latency, and a run of
         # exactly min_duration_s must not wait one more sample for it.
         self.episodes.step(
-            conn, recv, bad, good, self.p["min_duration_s"][conn] - 1.0, 0.0, {"offset_s": off}
+            conn,
+            recv,
+            bad,
+            aoff <= 0.5 * lim,
+            self.p["min_duration_s"] - 1.0,
+            0.0,
+            {"offset_s": off},
         )
-        self._set_score(conn, np.abs(off) / lim, last)
+        if conn.size:
+            last = np.flatnonzero(conn[1:] != conn[:-1])
+            last = np.append(last, conn.shape[0] - 1)
+            lc = conn[last]
+            self.score[lc] = aoff[last] / self.p["max_offset_s"][lc]

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment, rany, rnansum
+from chargewatch.detectors.frame import Events, Frame, grown, rany, rnansum
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -51,102 +51,74 @@ def reference_power(f: Frame) -> F64:
 
 
 def _reference_power(f: Frame) -> F64:
-    v = f.values[:, 5:8]
-    i = f.values[:, 2:5]
-    vi = v * i
+    vi = f.block(5) * f.block(2)
     known = np.isfinite(vi)
-    out = rnansum(vi)
+    np.copyto(vi, 0.0, where=~known)
+    out = vi[:, 0] + vi[:, 1]
+    out += vi[:, 2]
     out[~rany(known)] = np.nan
     return out
 
 
-class _Carry:
-    """Last known value of a quantity per connector (for deltas across batches)."""
-
-    def __init__(self) -> None:
-        self.v = np.full(0, np.nan)
-        self.t = np.full(0, np.nan)
-
-    def grow(self, n: int) -> None:
-        self.v = grown(self.v, n, np.nan)
-        self.t = grown(self.t, n, np.nan)
-
-    def prev(self, conn: I64, first: B, x: F64, ts: F64) -> tuple[F64, F64]:
-        px = prev_in_segment(x, first, self.v[conn])
-        pt = prev_in_segment(ts, first, self.t[conn])
-        return px, pt
-
-    def store(self, conn: I64, last: B, x: F64, ts: F64) -> None:
-        self.v[conn[last]] = x[last]
-        self.t[conn[last]] = ts[last]
-
-
-def _known(f: Frame, *cols: F64) -> Frame:
-    ok = np.ones(len(f), np.bool_)
-    for c in cols:
-        ok &= np.isfinite(c)
-    return f if ok.all() else f.rows(ok)
+def _all_or_mask(ok: B) -> B | None:
+    """None when every row is judged (the common case: no masking needed)."""
+    return None if bool(ok.all()) else ok
 
 
 class MeterStuck(Detector):
     fault = "meter_stuck"
 
-    def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
-
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"), frame.col("power_w"))
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         e, p = f.col("energy_wh"), f.col("power_w")
-        pe, _ = self._e.prev(f.conn, f.first, e, f.ts)
-        minp = self.p["min_power_w"][f.conn]
-        same = e == pe
-        stuck = same & (p > minp)
+        pe = f.prev_e
+        judged = _all_or_mask(np.isfinite(e) & np.isfinite(p))
+        minp = self._at("min_power_w", f.conn)
+        stuck = (e == pe) & (p > minp)
         moved = e > pe
         self.episodes.step(
             f.conn,
             f.ts,
             stuck,
             moved,
-            self.p["min_duration_s"][f.conn],
+            self.p["min_duration_s"],
             0.0,
             {"energy_wh": e, "power_w": p},
+            judged,
         )
-        self._e.store(f.conn, f.last, e, f.ts)
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
-        score = np.where(stuck, 1.0, np.where(moved | (p <= minp), 0.0, np.nan))
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        st, mv = stuck[r], moved[r]
+        low = p[r] <= self.p["min_power_w"][c]
+        self.score[c] = np.where(st, 1.0, np.where(mv | low, 0.0, np.nan))
 
 
 class MeterRegression(Detector):
     fault = "meter_regression"
 
-    def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
-
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"))
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         e = f.col("energy_wh")
-        pe, _ = self._e.prev(f.conn, f.first, e, f.ts)
+        pe = f.prev_e
+        judged = _all_or_mask(np.isfinite(e))
         drop = pe - e
-        tol = self.p["tolerance_wh"][f.conn]
-        # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
-        bad = (drop > tol) & ~_thousandfold(pe / np.where(e > 0, e, np.nan))
+        tol = self._at("tolerance_wh", f.conn)
+        bad = drop > tol
+        if bad.any():
+            # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
+            bad &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
             ~bad,
             0.0,
-            self.p["hold_s"][f.conn],
-            {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
+            self.p["hold_s"],
+            lambda: {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
+            judged,
         )
-        self._e.store(f.conn, f.last, e, f.ts)
-        score = np.where(np.isnan(drop), np.nan, np.maximum(drop, 0.0) / np.maximum(tol, 1.0))
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        d = drop[r]
+        tl = np.maximum(self.p["tolerance_wh"][c], 1.0)
+        self.score[c] = np.where(np.isnan(d), np.nan, np.maximum(d, 0.0) / tl)
 
 
 class _Windows:
@@ -163,72 +135,61 @@ class _Windows:
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
         self.sums = np.zeros((0, 6))
-        self.e, self.p = _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
         self.w = grown(self.w, n, np.nan)
         self.sums = grown(self.sums, n, 0.0)
-        self.e.grow(n)
-        self.p.grow(n)
 
-    def step(self, f: Frame, window_s: F64, max_gap_s: F64) -> tuple[I64, F64, NDArray[np.float64]]:
+    def step(
+        self, f: Frame, window_s: F64 | float, max_gap_s: F64 | float
+    ) -> tuple[I64, F64, NDArray[np.float64]]:
         """Returns completed windows: connector, end time, sums (k, 6).
 
-        ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
+        ``window_s`` and ``max_gap_s`` are per row or scalars; rows must have a
+        known register. Previous values are the frame's: the last *known*
+        register and power, each with its own ts.
         """
+        n = f.conn.shape[0]
+        if n == 0:
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
         e, p = f.col("energy_wh"), f.col("power_w")
-        pe, pt = self.e.prev(f.conn, f.first, e, f.ts)
-        pp, ppt = self.p.prev(f.conn, f.first, p, f.ts)
-        # Carry the last *known* value of each quantity, not the last row's NaN.
-        for carry, x in ((self.e, e), (self.p, p)):
-            ok = np.isfinite(x)
-            if ok.all():
-                carry.store(f.conn, f.last, x, f.ts)
-            elif ok.any():
-                idx = np.flatnonzero(ok)
-                c = f.conn[idx]
-                lastk = np.ones(idx.shape[0], np.bool_)
-                lastk[:-1] = c[1:] != c[:-1]
-                carry.v[c[lastk]] = x[idx[lastk]]
-                carry.t[c[lastk]] = f.ts[idx[lastk]]
-        # Prev values above are from the previous *row*; an interval counts for
-        # the register only when its power integral counts too (both ends known,
-        # the same interval), so a sample with unknown power cannot skew a ratio.
+        pe, pt, pp, ppt = f.prev_e, f.prev_e_ts, f.prev_p, f.prev_p_ts
+        # An interval counts for the register only when its power integral counts
+        # too (both ends known, the same interval), so a sample with unknown power
+        # cannot skew a ratio.
         dt = f.ts - pt
-        ok_e = (dt <= max_gap_s[f.conn]) & (f.ts - ppt == dt)
-        ok_e &= np.isfinite(e) & np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
+        ok_e = (dt <= max_gap_s) & (f.ts - ppt == dt)
+        ok_e &= np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
         # A step in power between two samples has an unknowable integral (the
         # register knows, the samples do not): leave such intervals out of both.
         big = np.fmax(p, pp)
         ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
         de = np.where(ok_e, e - pe, 0.0)
         reg = de < 0
-        de[reg] = 0.0
+        any_reg = bool(reg.any())
+        if any_reg:
+            de[reg] = 0.0
         ip = np.where(ok_e, (p + pp) * (0.5 / 3600.0) * dt, 0.0)
-        n = f.conn.shape[0]
-        rows = np.empty((n, 6))
-        rows[:, self.DE] = de
-        rows[:, self.IP] = ip
-        rows[:, self.REG] = reg
         # Seconds the register stood still under load: such windows belong to
         # meter_stuck, and comparing them would report the same fault twice.
-        rows[:, self.FROZEN] = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
+        frozen = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
         # Intervals no calibration error explains: a catch-up jump after a freeze
         # or lost samples, or power off by ~1000x against V*I (a unit error).
         r = reference_power(f)
-        rows[:, self.SUSPECT] = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(
-            p / np.where(r > 0, r, np.nan)
-        )
-        rows[:, self.COUNTED] = np.where(ok_e, dt, 0.0)
-        wid = np.floor(f.ts / window_s[f.conn])
-        n = f.conn.shape[0]
-        if n == 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+        suspect = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(p / np.where(r > 0, r, np.nan))
+        counted = np.where(ok_e, dt, 0.0)
+        cols = [de, ip, reg if any_reg else None, frozen, suspect, counted]
+        wid = np.floor(f.ts / window_s)
         # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
         start = f.first.copy()
         start[1:] |= wid[1:] != wid[:-1]
         gi = np.flatnonzero(start)
-        sums = np.add.reduceat(rows, gi, axis=0)
+        sums = np.zeros((gi.shape[0], 6))
+        for j, col in enumerate(cols):
+            # Columns that are zero on every row (the healthy case for the flags)
+            # need no reduction.
+            if col is not None and (j < 2 or col.any()):
+                sums[:, j] = np.add.reduceat(col.astype(np.float64, copy=False), gi)
         gconn, gw = f.conn[gi], wid[gi]
         gfirst = f.first[gi]
         glast = np.ones(gi.shape[0], np.bool_)
@@ -249,7 +210,7 @@ class _Windows:
         dsum = np.concatenate([carried[closed], sums[done]])
         order = np.argsort(dc, kind="stable")  # per connector, the carried window first
         dc, dw, dsum = dc[order], dw[order], dsum[order]
-        return dc, (dw + 1.0) * window_s[dc], dsum
+        return dc, dw, dsum
 
 
 class MeterMismatch(Detector):
@@ -261,10 +222,12 @@ class MeterMismatch(Detector):
         self._w.grow(n)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"))
-        conn, t_end, s = self._w.step(f, self.p["window_s"], self.p["max_gap_s"])
+        known = np.isfinite(frame.col("energy_wh"))
+        f = frame if known.all() else frame.rows(known)
+        conn, wid, s = self._w.step(f, self._at("window_s", f.conn), self._at("max_gap_s", f.conn))
         if conn.size == 0:
             return
+        t_end = (wid + 1.0) * self.p["window_s"][conn]
         w = _Windows
         de, ip = s[:, w.DE], s[:, w.IP]
         judged = (
@@ -299,9 +262,10 @@ class MeterMismatch(Detector):
 
 
 def _thousandfold(ratio: F64) -> B:
-    """Ratio near 1/1000 or 1000 (a kilo- prefix lost or added)."""
-    a = np.abs(np.log10(np.where(ratio > 0, ratio, np.nan)))
-    return np.asarray((a > 2.0) & (a < 4.0))
+    """Ratio near 1/1000 or 1000 (a kilo- prefix lost or added): |log10| in (2, 4),
+    by comparisons (no logarithm over every row). NaN is False."""
+    r = np.asarray(ratio)
+    return np.asarray(((r > 1e2) & (r < 1e4)) | ((r > 1e-4) & (r < 1e-2)))
 
 
 class MeterUnitError(Detector):
@@ -316,54 +280,55 @@ class MeterUnitError(Detector):
         return (self.episodes.active | self._energy.active)[: self.n]
 
     def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
         self._energy.ensure(n)
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         # Power path: reported power vs V*I, per sample.
-        p = frame.col("power_w")
-        pref = reference_power(frame)
-        itot = frame.derived("i_total", lambda f: rnansum(f.values[:, 2:5]))
-        judged = np.isfinite(p) & np.isfinite(pref) & (itot >= self.p["min_current_a"][frame.conn])
-        f = frame.rows(judged) if not judged.all() else frame
-        ratio = f.col("power_w") / reference_power(f)
-        bad = _thousandfold(ratio)
+        p = f.col("power_w")
+        pref = reference_power(f)
+        itot = f.derived("i_total", lambda g: rnansum(g.block(2)))
+        judged = (itot >= self._at("min_current_a", f.conn)) & np.isfinite(p)
+        judged &= np.isfinite(pref)
+        ratio = p / pref
+        bad = _thousandfold(ratio) & judged
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
             ~bad,
-            self.p["min_duration_s"][f.conn],
+            self.p["min_duration_s"],
             0.0,
-            {"power_w": f.col("power_w"), "v_times_i_w": reference_power(f), "ratio": ratio},
+            lambda: {"power_w": p, "v_times_i_w": pref, "ratio": ratio},
+            _all_or_mask(judged),
         )
-        score = np.abs(np.log10(np.maximum(ratio, 1e-12))) / 3.0
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        self.score[c] = np.abs(np.log10(np.maximum(ratio[r], 1e-12))) / 3.0
         # Energy path, per interval: register delta vs V*I (or power) times dt.
-        g = _known(frame, frame.col("energy_wh"))
-        e = g.col("energy_wh")
-        pe, pt = self._e.prev(g.conn, g.first, e, g.ts)
-        self._e.store(g.conn, g.last, e, g.ts)
-        ref = reference_power(g)
-        ref = np.where(np.isfinite(ref), ref, g.col("power_w"))
-        dt = g.ts - pt
+        e = f.col("energy_wh")
+        pe, pt = f.prev_e, f.prev_e_ts
+        ref = np.where(np.isfinite(pref), pref, p)
+        dt = f.ts - pt
         expected = ref * dt / 3600.0
         de = e - pe
         # Zero steps say nothing (register resolution); drops are meter_regression's.
-        ok = (expected >= self.p["min_expected_wh"][g.conn]) & (dt <= self.p["max_gap_s"][g.conn])
+        ok = expected >= self._at("min_expected_wh", f.conn)
+        ok &= dt <= self._at("max_gap_s", f.conn)
+        ok &= de > 0
         # The step where the unit changes is itself evidence: the level jumps ~1000x.
         switch = _thousandfold(pe / np.where(e > 0, e, np.nan))
-        ok = (ok & (de > 0)) | switch
-        er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
-        ebad = _thousandfold(er)
+        if switch.any():
+            ok |= switch
+            er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
+        else:
+            er = de / expected
+        ebad = _thousandfold(er) & ok
         self._energy.step(
-            g.conn[ok],
-            g.ts[ok],
-            ebad[ok],
-            ~ebad[ok],
-            self.p["min_duration_s"][g.conn][ok],
+            f.conn,
+            f.ts,
+            ebad,
+            ok & ~ebad,
+            self.p["min_duration_s"],
             0.0,
-            {"register_delta_wh": de[ok], "expected_wh": expected[ok], "ratio": er[ok]},
+            lambda: {"register_delta_wh": de, "expected_wh": expected, "ratio": er},
+            _all_or_mask(ok),
         )

@@ -129,8 +129,10 @@ class ChargingInterrupted(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # (b) abnormal ends, judged against power flow received before the event.
-        on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
+        on_rows = np.zeros(0, np.bool_)
         for t, ci, kind, code, reason in _ordered(events):
+            if on_rows.shape[0] != len(frame):
+                on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
             self._expire(ci, t)
             # Faulted carries an OCPP error code: that alert is the error_code's, not ours.
             abnormal = kind == 1 and code == 2 and reason in ABNORMAL_STOPS
@@ -153,28 +155,38 @@ class ChargingInterrupted(Detector):
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         p = f.col("power_w")
-        on = p > self.p["on_power_w"][c]
+        on = p > self._at("on_power_w", c)
         charging = f.status == CHARGING
-        src = ffill_index(on | ~charging, f.seg_start)
-        armed = np.where(src >= 0, on[np.maximum(src, 0)], self._armed[c])
+        decisive = on | ~charging
         soc = f.col("soc_pct")
-        full = soc >= self.p["full_soc_pct"][c]
-        # "Nothing flows" by the currents too, when reported: a power value in kW
-        # read as W is tiny but is not a stop (that is meter_unit_error).
-        itot = rnansum(f.values[:, 2:5])
-        flowing = rany(np.isfinite(f.values[:, 2:5])) & (itot >= 1.0)
-        stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full & ~flowing
+        cand = charging & (p < self._at("off_power_w", c))
+        if cand.any():
+            src = ffill_index(decisive, f.seg_start)
+            armed = np.where(src >= 0, on[np.maximum(src, 0)], self._armed[c])
+            full = soc >= self._at("full_soc_pct", c)
+            # "Nothing flows" by the currents too, when reported: a power value in kW
+            # read as W is tiny but is not a stop (that is meter_unit_error).
+            cur = f.block(2)
+            flowing = rany(np.isfinite(cur)) & (rnansum(cur) >= 1.0)
+            stalled = armed & cand & ~full & ~flowing
+        else:  # the usual case: no row could be a stall
+            stalled = cand
         self.episodes.step(
-            c, f.ts, stalled, on | ~charging, self.p["min_duration_s"][c], 0.0, {"power_w": p}
+            c, f.ts, stalled, decisive, self.p["min_duration_s"], 0.0, {"power_w": p}
         )
-        last = f.last
-        self._armed[c[last]] = armed[last]
-        onr = np.flatnonzero(on)
-        if onr.size:
-            np.fmax.at(self._last_on, c[onr], f.recv[onr])
-        sk = np.flatnonzero(np.isfinite(soc) & last)
-        self._soc[c[sk]] = soc[sk]
-        self._set_score(c, np.where(stalled, 1.0, 0.0), last)
+        lc, last = f.touched, f.last_idx
+        lw = f.last_where(decisive)
+        d = lw >= 0
+        self._armed[lc[d]] = on[lw[d]]
+        if on.any():
+            latest = np.maximum.reduceat(np.where(on, f.recv, -np.inf), f.first_idx)
+            self._last_on[lc] = np.fmax(
+                self._last_on[lc], np.where(latest > -np.inf, latest, np.nan)
+            )
+        ls = f.last_where(np.isfinite(soc))
+        s = ls >= 0
+        self._soc[lc[s]] = soc[ls[s]]
+        self.score[lc] = np.where(stalled[last], 1.0, 0.0)
         self.tick(now)
 
     def _expire(self, c: int, t: float) -> None:
@@ -288,7 +300,7 @@ class FailedStart(Detector):
         # Received rows, in receive order: delivery is about what the charger
         # said, even when its clock (ts) puts the rows behind processed ones.
         self._frame = frame
-        deliver = frame.raw_power > self.p["min_power_w"][frame.raw_conn]
+        deliver = frame.raw_power > self._at("min_power_w", frame.raw_conn)
         for t, c, kind, code, _ in _ordered(events):
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
@@ -323,18 +335,42 @@ class FailedStart(Detector):
                 self._disarm(c, t)
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
         rc, rr = frame.raw_conn, frame.raw_recv
-        armed_rows = deliver & (rr >= self._arm[rc])
-        idx = np.flatnonzero(armed_rows)
-        if idx.size:
-            first = np.ones(idx.size, np.bool_)
-            first[1:] = rc[idx[1:]] != rc[idx[:-1]]
-            for i in idx[first].tolist():  # one per connector that started delivering
-                self._disarm(int(rc[i]), float(rr[i]))
-        # Evidence for the armed connectors: a row in the second half of the wait.
-        arm, to = self._arm[rc], self._timeout[rc]
-        hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
-        self._evid[rc[hit]] = True
+        if rc.size and not np.isnan(self._arm[: self.n]).all():
+            arm = np.take(self._arm, rc)
+            idx = np.flatnonzero(deliver & (rr >= arm))
+            if idx.size:
+                first = np.ones(idx.size, np.bool_)
+                first[1:] = rc[idx[1:]] != rc[idx[:-1]]
+                i = idx[first]  # one per connector that started delivering
+                self._disarm_many(rc[i], rr[i])
+                arm = np.take(self._arm, rc)
+            # Evidence for the armed connectors: a row in the second half of the wait.
+            to = np.take(self._timeout, rc)
+            hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
+            self._evid[rc[hit]] = True
         self.tick(now)
+
+    def _disarm_many(self, cs: I64, ts: F64) -> None:
+        """``_disarm`` for many connectors at once (each at most once)."""
+        arm = self._arm[cs]
+        ok = ~np.isnan(arm)
+        cs, ts, arm = cs[ok], ts[ok], arm[ok]
+        to = self._timeout[cs]
+        late = ~self.episodes.active[cs] & ~self._paused[cs] & (ts - arm > to)
+        for j in np.flatnonzero(late).tolist():  # rare: a start that came too late
+            c = int(cs[j])
+            if self._seen_late(c, float(arm[j] + to[j])):
+                self.episodes.force(
+                    _c(c),
+                    _ONE,
+                    arm[j : j + 1],
+                    arm[j : j + 1] + to[j : j + 1],
+                    {"armed_at": arm[j : j + 1], "timeout_s": to[j : j + 1]},
+                )
+        self.episodes.force(cs, np.zeros(cs.shape[0], np.bool_), arm, ts)
+        self._arm[cs] = np.nan
+        self._prep[cs] = False
+        self._evid[cs] = False
 
     def _deliveries(self, frame: Frame, deliver: NDArray[np.bool_], c: int, t: float) -> None:
         if np.isnan(self._arm[c]):
