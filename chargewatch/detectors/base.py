@@ -107,6 +107,11 @@ class Detector:
     def tick(self, now: float) -> None:
         """Advance time without data; only silence-based detectors override this."""
 
+    def refresh(self) -> None:
+        """Bring scores that grow with time (silences, waits) up to the last update
+        or tick. Computed when signals are read, not on every call: an update of a
+        few rows must not cost a pass over every connector."""
+
     def _count(self, key: str, k: int) -> None:
         if k:
             self.counters[key] = self.counters.get(key, 0) + k

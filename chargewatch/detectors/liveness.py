@@ -69,6 +69,14 @@ _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
 
 
+def _soonest(due: F64, among: B) -> float:
+    """The earliest deadline among ``among`` (NaN: none), less a millisecond so
+    that rounding in ``now - seen > silence`` cannot skip a tick; inf if none."""
+    d = due[among]
+    d = d[~np.isnan(d)]
+    return float(d.min()) - 1e-3 if d.size else np.inf
+
+
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
     """Messages sorted by (connector, time), with segment first/last marks."""
     order = sort_by_conn_then(conn, t)
@@ -88,7 +96,11 @@ class _Silence(Detector):
     def _grow(self, n: int) -> None:
         if not hasattr(self, "last_seen"):
             self.last_seen = np.full(0, np.nan)
+            self._now = np.nan
         self.last_seen = grown(self.last_seen, n, np.nan)
+        # No connector can newly time out before this (a cache for tick): every
+        # change that can bring a deadline forward resets it to -inf.
+        self._next = -np.inf
 
     def _ref(self, conn: I64, prev: F64) -> F64:
         """When the silence clock of each row started (default: the previous message)."""
@@ -123,7 +135,10 @@ class _Silence(Detector):
         gap = self._is_gap(conn, t, prev)
         if watching is not None:
             gap &= watching[conn]
-        for i in np.flatnonzero(gap | (first & self.episodes.active[conn])).tolist():
+        resumed = np.flatnonzero(gap | (first & self.episodes.active[conn]))
+        if resumed.size:
+            self._next = -np.inf  # a closed episode makes its connector eligible again
+        for i in resumed.tolist():
             c = int(conn[i])
             f = self.episodes.open.get(c)
             if f is None and gap[i]:
@@ -131,7 +146,11 @@ class _Silence(Detector):
                 at, ev = self._deadline(c, float(prev[i]), float(silence[i]))
                 self.episodes.force(_c(c), _ONE, _f(float(prev[i])), _f(at), ev)
             self.episodes.force(_c(c), _ZERO, prev[i : i + 1], t[i : i + 1])
-        self.last_seen[conn[last]] = np.fmax(self.last_seen[conn[last]], t[last])
+        lc = conn[last]
+        was = self.last_seen[lc]
+        if np.isnan(was).any():
+            self._next = -np.inf  # first message: the connector has a deadline now
+        self.last_seen[lc] = np.fmax(was, t[last])
 
 
 class ChargerOffline(_Silence):
@@ -168,6 +187,7 @@ class ChargerOffline(_Silence):
             self.online[c] = on
             if not on:
                 self.lwt_at[c] = t
+            self._next = -np.inf
         # A will that is answered within its grace is a reboot, not an outage.
         rc, rr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
         if events.seen_conn.size == 0:
@@ -189,8 +209,9 @@ class ChargerOffline(_Silence):
                 self._gaps(events.seen_conn, events.seen_recv)
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
-        back = self.last_seen[: self.n] > self.lwt_at[: self.n]
-        self.online[: self.n] |= back
+        if not self.online[: self.n].all():
+            back = self.last_seen[: self.n] > self.lwt_at[: self.n]
+            self.online[: self.n] |= back
         self.tick(now)
 
     def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
@@ -202,17 +223,22 @@ class ChargerOffline(_Silence):
 
     def tick(self, now: float) -> None:
         n = self.n
-        if n == 0:
+        self._now = now
+        if n == 0 or now <= self._next:
             return
         seen = self.last_seen[:n]
         silence = self.p["silence_s"][:n]
         grace = self.p["lwt_grace_s"][:n]
         will = self.lwt_at[:n]
-        by_silence = np.where(now - seen > silence, seen + silence, np.inf)
         after = (will > seen) | (np.isnan(seen) & np.isfinite(will))
+        # Per connector, when silence or the last will makes it offline.
+        due = np.fmin(seen + silence, np.where(~self.online[:n] & after, will + grace, np.inf))
+        by_silence = np.where(now - seen > silence, seen + silence, np.inf)
         by_will = np.where(~self.online[:n] & after & (now - will > grace), will + grace, np.inf)
         at = np.fmin(by_silence, by_will)  # NaN last_seen (never heard): unknown, not offline
-        idx = np.flatnonzero(np.isfinite(at) & ~self.episodes.active[:n])
+        inactive = ~self.episodes.active[:n]
+        idx = np.flatnonzero(np.isfinite(at) & inactive)
+        self._next = _soonest(due, inactive & ~np.isfinite(at))
         if idx.size:
             start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
             self.episodes.force(
@@ -222,7 +248,10 @@ class ChargerOffline(_Silence):
                 at[idx],
                 {"last_seen": seen[idx], "lwt": (by_will[idx] < by_silence[idx]).astype(float)},
             )
-        self.score[:n] = (now - seen) / silence
+
+    def refresh(self) -> None:
+        n = self.n
+        self.score[:n] = (self._now - self.last_seen[:n]) / self.p["silence_s"][:n]
 
 
 class StaleTelemetry(_Silence):
@@ -250,6 +279,7 @@ class StaleTelemetry(_Silence):
     def _silence(self, c: int, start: float, end: float) -> None:
         """A silence from ``start`` to ``end`` longer than the timeout: close the
         episode a tick opened, or record the one no tick saw."""
+        self._next = -np.inf
         if c not in self.episodes.open:
             silence = float(self.p["silence_s"][c])
             self.episodes.force(
@@ -268,7 +298,10 @@ class StaleTelemetry(_Silence):
         idle_rows = _NO_SESSION_LUT[frame.status + 1]
         if idle_rows.any():
             idle_rows &= np.isfinite(frame.col("power_w"))
-            self.reporter[frame.conn[idle_rows]] = True
+            rep = frame.conn[idle_rows]
+            if not self.reporter[rep].all():
+                self._next = -np.inf  # newly watched connectors
+                self.reporter[rep] = True
         live0 = self._watching(slice(0, n))
         since0 = self.live_since[:n].copy()
         # Session state from events, in receive order (events are rare).
@@ -301,6 +334,8 @@ class StaleTelemetry(_Silence):
             )
         ]
         changes.sort()
+        if changes:
+            self._next = -np.inf  # watching, session start or online may have changed
         trans: dict[int, list[tuple[float, bool]]] = {}
         for t, c, kind, v in changes:
             was = bool(self._watching(_c(c))[0])
@@ -367,28 +402,40 @@ class StaleTelemetry(_Silence):
         ends = np.ones(conn.shape[0], np.bool_)
         ends[:-1] = conn[1:] != conn[:-1]
         if conn.size:
-            self.last_seen[conn[ends]] = np.fmax(self.last_seen[conn[ends]], tr[ends])
+            ec = conn[ends]
+            seen_before = self.last_seen[ec]
+            if np.isnan(seen_before).any():
+                self._next = -np.inf  # first sample: the connector has a deadline now
+            self.last_seen[ec] = np.fmax(seen_before, tr[ends])
         self.tick(now)
 
     def tick(self, now: float) -> None:
         n = self.n
-        if n == 0:
+        self._now = now
+        if n == 0 or now <= self._next:
             return
         watching = self._watching(slice(0, n))
         ref = np.fmax(self.last_seen[:n], self.live_since[:n])
-        silence = self.p["silence_s"][:n]
-        quiet = now - ref
-        opening = watching & (quiet > silence) & ~self.episodes.active[:n]
-        idx = np.flatnonzero(opening)
+        due = ref + self.p["silence_s"][:n]
+        waiting = watching & ~self.episodes.active[:n]
+        idx = np.flatnonzero(waiting & (now - ref > self.p["silence_s"][:n]))
         if idx.size:
+            silence = self.p["silence_s"][idx]
             self.episodes.force(
                 idx.astype(np.int64),
                 np.ones(idx.size, np.bool_),
                 ref[idx],
-                ref[idx] + silence[idx],
-                {"last_seen": ref[idx], "timeout_s": silence[idx]},
+                ref[idx] + silence,
+                {"last_seen": ref[idx], "timeout_s": silence},
             )
-        self.score[:n] = np.where(watching, quiet / silence, np.nan)
+        self._next = _soonest(due, watching & ~self.episodes.active[:n])
+
+    def refresh(self) -> None:
+        n = self.n
+        ref = np.fmax(self.last_seen[:n], self.live_since[:n])
+        quiet = self._now - ref
+        silence = self.p["silence_s"][:n]
+        self.score[:n] = np.where(self._watching(slice(0, n)), quiet / silence, np.nan)
 
 
 class ClockSkew(Detector):

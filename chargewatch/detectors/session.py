@@ -79,6 +79,14 @@ def _c(c: int) -> I64:
     return np.array([c], np.int64)
 
 
+def _soonest(due: F64, among: NDArray[np.bool_]) -> float:
+    """The earliest deadline among ``among`` (NaN: none), less a millisecond so
+    that rounding in ``now - since > grace`` cannot skip a tick; inf if none."""
+    d = due[among]
+    d = d[~np.isnan(d)]
+    return float(d.min()) - 1e-3 if d.size else np.inf
+
+
 def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     """Status (kind 0) and transaction (kind 1) events in receive order.
 
@@ -203,10 +211,16 @@ class IdleBlocking(Detector):
     # Defined before any update, so a tick that comes first (a quiet start) works.
     _since: F64 = np.full(0, np.nan)
 
+    _now = np.nan
+    _next = -np.inf  # no connector can newly time out before this (tick's cache)
+
     def _grow(self, n: int) -> None:
         self._since = grown(self._since, n, np.nan)
+        self._next = -np.inf
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        if events.st_conn.size:
+            self._next = -np.inf  # idle periods may start or end
         for t, c, kind, code, _ in _ordered(events):
             if kind != 0:
                 continue
@@ -233,6 +247,9 @@ class IdleBlocking(Detector):
 
     def tick(self, now: float) -> None:
         n = self.n
+        self._now = now
+        if now <= self._next:
+            return
         since = self._since[:n]
         grace = self.p["grace_s"][:n]
         idle = now - since
@@ -245,13 +262,21 @@ class IdleBlocking(Detector):
                 since[idx] + grace[idx],
                 {"idle_since": since[idx], "grace_s": grace[idx]},
             )
-        self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
+        self._next = _soonest(since + grace, ~self.episodes.active[:n])
+
+    def refresh(self) -> None:
+        n = self.n
+        # NaN when not idle: unknown/not applicable.
+        self.score[:n] = (self._now - self._since[:n]) / self.p["grace_s"][:n]
 
 
 class FailedStart(Detector):
     fault = "failed_start"
+    _now = np.nan
+    _next = -np.inf  # no connector can newly time out before this (tick's cache)
 
     def _grow(self, n: int) -> None:
+        self._next = -np.inf
         if not hasattr(self, "_arm"):
             self._prep = np.zeros(0, np.bool_)
             self._arm = np.full(0, np.nan)
@@ -300,6 +325,8 @@ class FailedStart(Detector):
         # Received rows, in receive order: delivery is about what the charger
         # said, even when its clock (ts) puts the rows behind processed ones.
         self._frame = frame
+        if events.st_conn.size or events.tx_conn.size:
+            self._next = -np.inf  # arming, pauses and disarming move deadlines
         deliver = frame.raw_power > self._at("min_power_w", frame.raw_conn)
         for t, c, kind, code, _ in _ordered(events):
             # Energy delivered before this event disarms first.
@@ -347,11 +374,16 @@ class FailedStart(Detector):
             # Evidence for the armed connectors: a row in the second half of the wait.
             to = np.take(self._timeout, rc)
             hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
-            self._evid[rc[hit]] = True
+            if hit.any():
+                hc = rc[hit]
+                if not self._evid[hc].all():
+                    self._next = -np.inf  # evidence makes a deadline count
+                    self._evid[hc] = True
         self.tick(now)
 
     def _disarm_many(self, cs: I64, ts: F64) -> None:
         """``_disarm`` for many connectors at once (each at most once)."""
+        self._next = -np.inf
         arm = self._arm[cs]
         ok = ~np.isnan(arm)
         cs, ts, arm = cs[ok], ts[ok], arm[ok]
@@ -383,6 +415,9 @@ class FailedStart(Detector):
 
     def tick(self, now: float) -> None:
         n = self.n
+        self._now = now
+        if now <= self._next:
+            return
         arm, to = self._arm[:n], self._timeout[:n]
         waited = now - arm
         # Only with telemetry near the deadline: silence is stale_telemetry's.
@@ -398,11 +433,17 @@ class FailedStart(Detector):
                 arm[idx] + to[idx],
                 {"armed_at": arm[idx], "timeout_s": to[idx]},
             )
-        self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
+        self._next = _soonest(arm + to, ~self._paused[:n] & ~self.episodes.active[:n] & evidence)
+
+    def refresh(self) -> None:
+        n = self.n
+        waited = self._now - self._arm[:n]
+        self.score[:n] = np.where(self._paused[:n], 0.0, waited / self._timeout[:n])
 
 
 class StatusFlapping(Detector):
     fault = "status_flapping"
+    _now = np.nan
 
     def _grow(self, n: int) -> None:
         k = int(self.params.changes)  # type: ignore[attr-defined]
@@ -440,8 +481,11 @@ class StatusFlapping(Detector):
             ct = self._clear_time(c)
             if ct <= now:
                 self.episodes.force(_c(c), _ZERO, _f(ct), _f(ct))
+        self._now = now
+
+    def refresh(self) -> None:
         n = self.n
         if n:
             w = self.p["window_s"][:n]
-            recent = (now - self._ring[:n] <= w[:, None]).sum(axis=1)
+            recent = (self._now - self._ring[:n] <= w[:, None]).sum(axis=1)
             self.score[:n] = recent / self.p["changes"][:n]
