@@ -62,8 +62,9 @@ class ReferenceDetectors:
                 "e": NAN,
                 "p": NAN,
                 "t": NAN,
-                "temps": [],
-                "tss": [],
+                "temp": NAN,
+                "temp_ts": NAN,
+                "rate": 0.0,
                 "sign": 0.0,
                 "revs": [],
                 "win": NAN,
@@ -146,25 +147,24 @@ class ReferenceDetectors:
             r = pw / vi
             bad = r > 0 and 2 < abs(math.log10(r)) < 4
             n += ep["unit"].step(ts, bad, not bad, mu.min_duration_s, 0)
-        # over_temperature: level and rise over k samples
+        # over_temperature: level, and rise as a time-weighted EWMA of the slope
         ot = prm["over_temperature"]
         if math.isfinite(temp):
             n += ep["temp"].step(ts, temp > ot.level_c, temp < ot.clear_c, ot.min_duration_s, 0)
-            temps, tss = st["temps"], st["tss"]
-            if len(temps) >= ot.rate_lag_samples:
-                rate = (temp - temps[0]) / (ts - tss[0]) * 60.0
+            if math.isfinite(st["temp"]):
+                dt = ts - st["temp_ts"]
+                a = math.exp(-dt / ot.rate_tau_s)
+                st["rate"] = a * st["rate"] + (1.0 - a) * (temp - st["temp"]) * 60.0 / dt
+                rate = st["rate"]
                 hot = temp > ot.rate_floor_c
                 n += ep["rate"].step(
                     ts,
-                    hot and rate > ot.rate_c_per_min,
+                    hot and rate > ot.rate_c_per_min and temp <= ot.level_c,
                     not hot or rate <= 0.5 * ot.rate_c_per_min,
                     ot.rate_min_duration_s,
                     0,
                 )
-                temps.pop(0)
-                tss.pop(0)
-            temps.append(temp)
-            tss.append(ts)
+            st["temp"], st["temp_ts"] = temp, ts
         # over_current (AC)
         oc = prm["over_current"]
         known = [a for a in cur if math.isfinite(a)]

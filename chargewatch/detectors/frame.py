@@ -18,6 +18,7 @@ __all__ = [
     "Sequencer",
     "ffill_index",
     "grown",
+    "linear_scan",
     "prev_in_segment",
     "rall",
     "rany",
@@ -163,6 +164,31 @@ def _marks(conn: I64) -> tuple[B, B, I64, I64]:
     return first, last, np.flatnonzero(first), np.flatnonzero(last)
 
 
+def linear_scan(a: F64, b: F64, pos: I64, y0: F64) -> F64:
+    """``y[i] = a[i] * y[i-1] + b[i]`` along each segment, ``y[-1]`` = ``y0`` (per row:
+    its segment's carried value); ``pos`` is each row's position in its segment.
+
+    A first-order recurrence (EWMA, decay) without a loop over samples: affine
+    maps compose associatively, so a doubling scan (log2 of the longest segment
+    steps, each a few whole-array passes) gives every prefix. Only products of
+    the ``a`` (|a| <= 1 for a decay) are formed: nothing overflows, however long
+    the segment.
+    """
+    # After the step with offset d, row i holds the map of rows i-2d+1 .. i:
+    # y[i] = ca[i] * y[i-2d] + cb[i] (or y0 at the segment start).
+    ca, cb = a.copy(), b.copy()
+    d = 1
+    top = int(pos.max()) if pos.size else 0
+    while d <= top:
+        inside = pos[d:] >= d  # row i - d is in the same segment
+        nb = np.where(inside, ca[d:] * cb[:-d] + cb[d:], cb[d:])
+        na = np.where(inside, ca[d:] * ca[:-d], ca[d:])
+        ca[d:], cb[d:] = na, nb
+        d *= 2
+    out: F64 = ca * y0 + cb
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Meter rows sorted by (connector, ts), cleaned, for one update.
@@ -231,6 +257,21 @@ class Frame:
             n = len(self)
             lengths = np.diff(np.append(self.first_idx, n))
             got = self.cache["seg_start"] = np.repeat(self.first_idx, lengths)
+        return got
+
+    def per_row(self, x: NDArray[Any]) -> NDArray[Any]:
+        """One value per segment (aligned with ``last_idx``) repeated on its rows."""
+        lengths = self.cache.get("lengths")
+        if lengths is None:
+            lengths = self.cache["lengths"] = np.diff(np.append(self.first_idx, len(self)))
+        return np.repeat(x, lengths)
+
+    @property
+    def pos(self) -> I64:
+        """Each row's position within its connector's segment (0 = first)."""
+        got: I64 | None = self.cache.get("pos")
+        if got is None:
+            got = self.cache["pos"] = np.arange(len(self)) - self.seg_start
         return got
 
     @property

@@ -94,7 +94,7 @@ class OverTemperatureParams(Params):
     min_duration_s: float = _p(30.0, 0, 86400, "level exceeded for this long")
     rate_c_per_min: float = _p(3.0, 0.01, 100, "rise faster than this ...")
     rate_floor_c: float = _p(50.0, -50, 300, "... while above this temperature")
-    rate_lag_samples: int = _p(6, 1, 1000, "rise measured over this many samples")
+    rate_tau_s: float = _p(60.0, 1, 3600, "rise = EWMA of the slope, this time constant")
     rate_min_duration_s: float = _p(60.0, 0, 86400, "fast rise sustained this long")
 
 

@@ -1,0 +1,88 @@
+"""The robust statistics: each catches what a fixed threshold missed, and stays
+quiet on noise that a fixed threshold would have flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
+from chargewatch.detectors.frame import linear_scan
+
+from .helpers import T0, charging, fleet, of, run
+
+TEMP = FIELD_INDEX["temperature_c"]
+
+
+def _at_1hz(n: int, temp: np.ndarray) -> MeterBatch:
+    """A healthy session sampled every second with the given temperatures."""
+    b = charging(n)
+    ts = T0 + np.arange(n, dtype=np.float64)
+    b.values[:, TEMP] = temp
+    return MeterBatch(b.conn, ts, ts + 0.5, b.values)
+
+
+def _lag_rate(temp: np.ndarray, ts: np.ndarray, k: int = 6) -> np.ndarray:
+    """The slope over the last k samples (the rate this detector used before)."""
+    return (temp[k:] - temp[:-k]) / (ts[k:] - ts[:-k]) * 60.0
+
+
+def test_over_temperature_rate_ignores_sensor_noise_at_1hz() -> None:
+    # 60 C and steady, 0.3 C of sensor noise, sampled at 1 Hz: the time-weighted
+    # EWMA of the slope stays far below 3 C/min, whatever the batch cuts.
+    rng = np.random.default_rng(5)
+    n = 1800
+    temp = 60.0 + rng.normal(0, 0.3, n)
+    b = _at_1hz(n, temp)
+    for cuts in (1, 13):
+        ds = run(b, [], fleet(1), cuts=cuts, faults=["over_temperature"])
+        assert of(ds, "over_temperature") == []
+        assert ds.signals["over_temperature_score"][0] < 0.9  # 60 / 75 C: the level
+
+
+def test_over_temperature_rate_catches_a_noisy_rise_at_1hz() -> None:
+    # 5 C/min from 55 C with the same noise. A slope over six samples (the rate
+    # used before) dips below 3 C/min every few seconds, so a rise never holds for
+    # rate_min_duration_s and nothing was found; the EWMA holds above it.
+    rng = np.random.default_rng(6)
+    n = 900
+    rise = 5.0 / 60.0
+    temp = 55.0 + np.arange(n) * rise + rng.normal(0, 0.3, n)
+    temp = np.minimum(temp, 74.0)  # below the level: only the rate can tell
+    b = _at_1hz(n, temp)
+    rising = slice(60, 200)  # while the rise lasts (74 C is reached at ~230 s)
+    assert (_lag_rate(temp, b.ts)[rising] <= 3.0).mean() > 0.1
+    (f,) = of(run(b, [], fleet(1), cuts=7, faults=["over_temperature"]), "over_temperature")
+    # The EWMA reaches 3 of 5 C/min after ~tau * ln(2.5) = 55 s, then the rise
+    # must last rate_min_duration_s (60 s).
+    assert f.detected - T0 <= 55.0 + 60.0 + 15.0
+    assert 3.0 < f.evidence["rate_c_per_min"] < 7.0
+
+
+def test_over_temperature_rate_ignores_a_single_spike() -> None:
+    temp = np.full(600, 60.0)
+    temp[300] = 90.0  # one corrupt reading
+    b = _at_1hz(600, temp)
+    found = of(run(b, [], fleet(1), faults=["over_temperature"]), "over_temperature")
+    assert found == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=8), st.integers(0, 2**31))
+def test_linear_scan_equals_the_recurrence(lengths: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = sum(lengths)
+    a, b = rng.uniform(0, 1, n), rng.normal(0, 5, n)
+    y0_seg = rng.normal(0, 5, len(lengths))
+    pos = np.concatenate([np.arange(k) for k in lengths])
+    y0 = np.repeat(y0_seg, lengths)
+    want = np.empty(n)
+    i = 0
+    for s, k in enumerate(lengths):
+        y = y0_seg[s]
+        for _ in range(k):
+            y = a[i] * y + b[i]
+            want[i] = y
+            i += 1
+    np.testing.assert_allclose(linear_scan(a, b, pos, y0), want, rtol=1e-12, atol=1e-12)
