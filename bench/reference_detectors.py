@@ -69,6 +69,8 @@ class ReferenceDetectors:
                 "revs": [],
                 "win": NAN,
                 "sums": [0.0, 0.0],
+                "up": 0.0,
+                "down": 0.0,
                 "armed": False,
                 "ep": {
                     k: _Episode()
@@ -130,8 +132,19 @@ class ReferenceDetectors:
             de, ip = st["sums"]
             if ip >= mm.min_energy_wh:
                 ratio = de / ip
-                bad = 0.05 < ratio < 20 and abs(ratio - 1) > mm.tolerance
-                n += ep["mism"].step(ts, bad, not bad, 0, 0)
+                x = ratio - 1.0
+                plausible = 0.05 < ratio < 20
+                large = plausible and abs(x) > mm.tolerance
+                if large:
+                    st["up"] = st["down"] = 0.0
+                elif plausible:  # two-sided CUSUM of the relative error
+                    k, h = mm.drift_allowance, mm.drift_limit
+                    st["up"] = min(max(st["up"] + x - k, 0.0), h)
+                    st["down"] = min(max(st["down"] - x - k, 0.0), h)
+                drift = max(st["up"], st["down"])
+                bad = large or (plausible and drift >= mm.drift_limit)
+                ok = not plausible or (not large and drift <= 0.5 * mm.drift_limit)
+                n += ep["mism"].step(ts, bad, ok, 0, 0)
             st["win"], st["sums"] = w, [0.0, 0.0]
         if math.isfinite(e) and math.isfinite(pe) and math.isfinite(pw) and math.isfinite(pp):
             dt = ts - pt

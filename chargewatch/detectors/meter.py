@@ -12,7 +12,12 @@ meter_regression
 meter_mismatch
     Catches: register delta differs from the integral of reported power by more
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
-    epoch so batch cuts do not matter). Ignores: windows with less than
+    epoch so batch cuts do not matter); or a smaller error that persists: a
+    two-sided CUSUM of the windows' relative error (ratio - 1) beyond
+    ``drift_allowance`` per window reaches ``drift_limit`` (e.g. a meter 10 %
+    off is found after ~6 windows, one 8 % off after ~10). The CUSUM clears
+    once it has drained to half the limit; windows beyond ``tolerance`` reset
+    it. Ignores: windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
     windows with a regression, windows where the register stood still under
     load for more than 20 s (meter_stuck's), windows with less than half their time in
@@ -219,7 +224,11 @@ class MeterMismatch(Detector):
     def _grow(self, n: int) -> None:
         if not hasattr(self, "_w"):
             self._w = _Windows()
+            self._up = np.zeros(0)  # CUSUM of (ratio - 1) above the allowance,
+            self._down = np.zeros(0)  # and below it, per connector
         self._w.grow(n)
+        self._up = grown(self._up, n, 0.0)
+        self._down = grown(self._down, n, 0.0)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         known = np.isfinite(frame.col("energy_wh"))
@@ -241,8 +250,11 @@ class MeterMismatch(Detector):
         dev = np.abs(ratio - 1.0)
         tol = self.p["tolerance"][conn]
         plausible = (ratio > 0.05) & (ratio < 20.0)  # beyond: unit error or stuck
-        bad = judged & plausible & (dev > tol)
-        good = judged & ((dev <= tol) | ~plausible)
+        large = judged & plausible & (dev > tol)
+        drift = self._cusum(conn, ratio - 1.0, judged & plausible, large)
+        limit = self.p["drift_limit"][conn]
+        bad = large | (judged & plausible & (drift >= limit))
+        good = judged & (((dev <= tol) & (drift <= 0.5 * limit)) | ~plausible)
         k = judged
         self.episodes.step(
             conn[k],
@@ -251,14 +263,54 @@ class MeterMismatch(Detector):
             good[k],
             0.0,
             0.0,
-            {"register_delta_wh": de[k], "power_integral_wh": ip[k], "ratio": ratio[k]},
+            {
+                "register_delta_wh": de[k],
+                "power_integral_wh": ip[k],
+                "ratio": ratio[k],
+                "drift": drift[k],
+            },
         )
         # Score: the last judged window of each connector (unjudged windows keep it).
         jc = conn[judged]
-        jscore = np.where(plausible, dev / tol, 0.0)[judged]
+        jscore = np.where(plausible, np.fmax(dev / tol, drift / limit), 0.0)[judged]
         last = np.ones(jc.shape[0], np.bool_)
         last[:-1] = jc[1:] != jc[:-1]
         self.score[jc[last]] = jscore[last]
+
+    def _cusum(self, conn: I64, x: F64, use: B, reset: B) -> F64:
+        """Two-sided CUSUM of the windows' relative error ``x`` (ratio - 1), per
+        connector in window order: up = max(0, up + x - k), down = max(0, down - x
+        - k), k = ``drift_allowance``, each capped at ``drift_limit`` (so that it
+        drains in a few windows once the drift ends). Windows beyond
+        ``tolerance`` reset it (they are a finding of their own); windows not
+        judged leave it. Returns max(up, down) after each window.
+
+        Completed windows are few per update (one per connector per window_s), so
+        this walks them by rank within their connector: a loop over window
+        positions, each step vectorised over connectors.
+        """
+        n = conn.shape[0]
+        out = np.zeros(n)
+        first = np.ones(n, np.bool_)
+        first[1:] = conn[1:] != conn[:-1]
+        starts = np.flatnonzero(first)
+        rank = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+        allow, cap = self.p["drift_allowance"], self.p["drift_limit"]
+        for r in range(int(rank.max()) + 1):
+            rows = np.flatnonzero(rank == r)
+            c = conn[rows]
+            xr, u, z = x[rows], use[rows], reset[rows]
+            up = np.where(
+                u, np.minimum(np.maximum(self._up[c] + xr - allow[c], 0.0), cap[c]), self._up[c]
+            )
+            down = np.where(
+                u, np.minimum(np.maximum(self._down[c] - xr - allow[c], 0.0), cap[c]), self._down[c]
+            )
+            up[z] = 0.0
+            down[z] = 0.0
+            self._up[c], self._down[c] = up, down
+            out[rows] = np.maximum(up, down)
+        return out
 
 
 def _thousandfold(ratio: F64) -> B:

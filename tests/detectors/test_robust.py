@@ -4,10 +4,12 @@ quiet on noise that a fixed threshold would have flagged."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
+from chargewatch.detectors import DetectorConfig
 from chargewatch.detectors.frame import linear_scan
 
 from .helpers import T0, charging, fleet, of, run
@@ -86,3 +88,55 @@ def test_linear_scan_equals_the_recurrence(lengths: list[int], seed: int) -> Non
             want[i] = y
             i += 1
     np.testing.assert_allclose(linear_scan(a, b, pos, y0), want, rtol=1e-12, atol=1e-12)
+
+
+E = FIELD_INDEX["energy_wh"]
+
+
+def _register_off_by(b: MeterBatch, factor: np.ndarray) -> None:
+    """Scale each interval's register increment by ``factor`` (one per row)."""
+    inc = np.diff(b.values[:, E], prepend=b.values[0, E]) * factor
+    b.values[:, E] = b.values[0, E] + np.cumsum(inc)
+
+
+def test_meter_mismatch_cusum_catches_a_small_persistent_drift() -> None:
+    # A register 10 % fast for three hours, then right again: below the 15 %
+    # window tolerance, so the window rule alone never fired.
+    idx = fleet(1)
+    n = 6 * 360  # 6 h at 10 s
+    b = charging(n)
+    factor = np.ones(n)
+    factor[360:1440] = 1.10
+    _register_off_by(b, factor)
+    for cuts in (1, 9):
+        (f,) = of(run(b, [], idx, cuts=cuts, faults=["meter_mismatch"]), "meter_mismatch")
+        # (0.10 - 0.05) per 600 s window: 0.3 after 6 windows, plus the window
+        # the drift starts in.
+        assert b.ts[360] <= f.detected <= b.ts[360] + 7 * 600 + 1
+        assert f.evidence["ratio"] == pytest.approx(1.10, abs=0.01)
+        assert f.evidence["drift"] >= 0.3
+        # Drained to half the limit within ~3 windows of the drift ending.
+        assert f.end is not None and f.end <= b.ts[1440] + 4 * 600
+
+
+def test_meter_mismatch_cusum_ignores_zero_mean_error_below_tolerance() -> None:
+    # Every window off by up to 12 % either way (below the 15 % tolerance), with
+    # no bias: the allowance drains it. Without the allowance (a plain sum of
+    # errors) the same stream crosses the limit.
+    idx = fleet(1)
+    n = 12 * 360
+    b = charging(n)
+    rng = np.random.default_rng(11)
+    per_window = rng.uniform(-0.12, 0.12, n // 60 + 1)
+    wid = np.floor(b.ts / 600.0).astype(np.int64)
+    factor = 1.0 + per_window[wid - wid[0]]
+    _register_off_by(b, factor)
+    walk = np.maximum.accumulate(np.abs(np.cumsum(per_window)))
+    assert walk.max() > 0.3  # a CUSUM without allowance would fire
+    ds = run(b, [], idx, cuts=5, faults=["meter_mismatch"])
+    assert of(ds, "meter_mismatch") == []
+
+
+def test_meter_mismatch_drift_parameters_are_validated() -> None:
+    with pytest.raises(ValueError, match="drift_allowance"):
+        DetectorConfig(defaults={"meter_mismatch": {"drift_allowance": 0.2}})
