@@ -150,12 +150,12 @@ class OverTemperature(Detector):
         pt = f.shift(t, self._t[lc])
         dt = f.ts - f.shift(f.ts, self._ts[lc])
         first = np.isnan(pt)  # no earlier temperature at all
-        a = np.exp(-dt / self._at("rate_tau_s", f.conn))
+        # exp in float32 is ~10x faster here, and 1e-7 is plenty for a weight.
+        a = np.exp((-dt / self._at("rate_tau_s", f.conn)).astype(np.float32)).astype(np.float64)
         b = (1.0 - a) * (t - pt) * (60.0 / dt)
         if first.any():
             a[first], b[first] = 0.0, 0.0
-        y0 = np.nan_to_num(f.per_row(self._r[lc]), nan=0.0)
-        rate = linear_scan(a, b, f.pos, y0)
+        rate = linear_scan(a, b, f.first_idx, np.nan_to_num(self._r[lc], nan=0.0))
         last = f.last_idx
         self._t[lc], self._ts[lc], self._r[lc] = t[last], f.ts[last], rate[last]
         if first.any():

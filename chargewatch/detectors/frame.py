@@ -104,20 +104,24 @@ def rnansum(a: F64) -> F64:
     return z[:, 0] + z[:, 1] + z[:, 2]
 
 
-def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64]:
+def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64, list[NDArray[Any]]]:
     """(conn, ts) order and (conn, recv) order; one stable sort when rows arrive
-    in time order (the usual case), lexsorts only for what is out of order."""
-    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable")
-    c = conn[order]
+    in time order (the usual case), lexsorts only for what is out of order.
+    When both orders are the same, also conn, ts and recv in that order (the
+    check gathers them anyway); else an empty list."""
+    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable").astype(np.int64)
+    c = np.take(conn, order)
     same = c[1:] == c[:-1]
+    gathered: list[NDArray[Any]] = [c]
 
     def ordered(t: F64) -> bool:
-        tt = t[order]
+        tt = np.take(t, order)
+        gathered.append(tt)
         return not bool(((tt[1:] < tt[:-1]) & same).any())
 
-    by_ts = order if ordered(ts) else np.lexsort((ts, conn))
-    by_recv = order if ordered(recv) else np.lexsort((recv, conn))
-    return by_ts.astype(np.int64, copy=False), by_recv.astype(np.int64, copy=False)
+    by_ts = order if ordered(ts) else np.lexsort((ts, conn)).astype(np.int64)
+    by_recv = order if ordered(recv) else np.lexsort((recv, conn)).astype(np.int64)
+    return by_ts, by_recv, gathered if by_ts is by_recv is order else []
 
 
 def sort_by_conn_then(conn: I64, t: F64) -> I64:
@@ -164,29 +168,34 @@ def _marks(conn: I64) -> tuple[B, B, I64, I64]:
     return first, last, np.flatnonzero(first), np.flatnonzero(last)
 
 
-def linear_scan(a: F64, b: F64, pos: I64, y0: F64) -> F64:
-    """``y[i] = a[i] * y[i-1] + b[i]`` along each segment, ``y[-1]`` = ``y0`` (per row:
-    its segment's carried value); ``pos`` is each row's position in its segment.
+def linear_scan(a: F64, b: F64, first_idx: I64, y0: F64) -> F64:
+    """``y[i] = a[i] * y[i-1] + b[i]`` along each segment (segments start at
+    ``first_idx``); the value before a segment's first row is ``y0`` (one per
+    segment).
 
     A first-order recurrence (EWMA, decay) without a loop over samples: affine
-    maps compose associatively, so a doubling scan (log2 of the longest segment
-    steps, each a few whole-array passes) gives every prefix. Only products of
-    the ``a`` (|a| <= 1 for a decay) are formed: nothing overflows, however long
-    the segment.
+    maps compose associatively, so a doubling scan gives every prefix in log2 of
+    the longest segment steps, each three whole-array passes. Folding ``y0``
+    into each segment's first row and setting its ``a`` to 0 cuts the chain at
+    segment boundaries, so no masks are needed. Only products of the ``a`` are
+    formed (|a| <= 1 for a decay): nothing overflows, however long the segment.
     """
-    # After the step with offset d, row i holds the map of rows i-2d+1 .. i:
-    # y[i] = ca[i] * y[i-2d] + cb[i] (or y0 at the segment start).
+    n = a.shape[0]
     ca, cb = a.copy(), b.copy()
+    if n == 0:
+        return cb
+    cb[first_idx] += ca[first_idx] * y0
+    ca[first_idx] = 0.0
+    longest = int(np.diff(np.append(first_idx, n)).max())
+    # After the step with offset d, row i holds the map of rows i-2d+1 .. i.
     d = 1
-    top = int(pos.max()) if pos.size else 0
-    while d <= top:
-        inside = pos[d:] >= d  # row i - d is in the same segment
-        nb = np.where(inside, ca[d:] * cb[:-d] + cb[d:], cb[d:])
-        na = np.where(inside, ca[d:] * ca[:-d], ca[d:])
-        ca[d:], cb[d:] = na, nb
+    while d < longest:
+        cb[d:] += ca[d:] * cb[:-d]  # the product is formed before cb changes
+        if 2 * d >= longest:
+            break  # the last step needs no products of a
+        ca[d:] = ca[d:] * ca[:-d]
         d *= 2
-    out: F64 = ca * y0 + cb
-    return out
+    return cb
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +256,11 @@ class Frame:
         key = f"block{start}"
         got: F64 | None = self.cache.get(key)
         if got is None:
-            got = self.cache[key] = np.asfortranarray(self.values[:, start : start + 3])
+            # Column by column: np.asfortranarray of the strided slice is ~4x slower.
+            got = np.empty((len(self), 3), order="F")
+            for j in range(3):
+                got[:, j] = self.values[:, start + j]
+            self.cache[key] = got
         return got
 
     @property
@@ -521,15 +534,17 @@ class Sequencer:
             count("nonfinite_values", nb)
             count("negative_values", nn)
             values = np.where(bad_val | neg, np.nan, values)
-        order, raw = _orders(conn, ts, recv)
+        order, raw, gathered = _orders(conn, ts, recv)
         # np.take: several times faster than fancy indexing for row gathers.
-        raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
-        raw_power = np.take(values[:, self._P], raw)
-        if raw is order:
-            conn, ts, recv = raw_conn, raw_ts, raw_recv
+        unsorted, values = values, np.take(values, order, axis=0)
+        if gathered:  # one order for both: the usual case
+            conn, ts, recv = gathered
+            raw_conn, raw_ts, raw_recv = conn, ts, recv
+            raw_power = np.ascontiguousarray(values[:, self._P])
         else:
+            raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
+            raw_power = np.take(unsorted[:, self._P], raw)
             conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
-        values = np.take(values, order, axis=0)
         n = conn.shape[0]
         first = np.ones(n, np.bool_)
         if n > 1:
@@ -551,6 +566,8 @@ class Sequencer:
             values = np.take(values, keep, axis=0)
         status = self._status(conn, recv, ev)
         f = Frame.build(conn, ts, recv, values, status, n_conn)
+        if gathered and not (n_old or n_dup):
+            f.cache["power_w"] = raw_power  # the same rows in the same order
         prev = [self._prev(f, j, col) for j, col in enumerate((self._E, self._P))]
         f = replace(
             f,

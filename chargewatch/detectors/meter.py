@@ -163,26 +163,35 @@ class _Windows:
         # too (both ends known, the same interval), so a sample with unknown power
         # cannot skew a ratio.
         dt = f.ts - pt
-        ok_e = (dt <= max_gap_s) & (f.ts - ppt == dt)
-        ok_e &= np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
+        ok_e = dt <= max_gap_s  # NaN (no previous register): False
+        ok_e &= f.ts - ppt == dt
+        ok_e &= np.isfinite(p)  # pp is finite where its ts equals pt
         # A step in power between two samples has an unknowable integral (the
         # register knows, the samples do not): leave such intervals out of both.
         big = np.fmax(p, pp)
-        ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
-        de = np.where(ok_e, e - pe, 0.0)
+        step = np.abs(p - pp) > 0.3 * big
+        if step.any():
+            ok_e &= ~(step & (big > 1000.0))
+        de = e - pe
+        ip = (p + pp) * (0.5 / 3600.0) * dt
+        counted = dt.copy()
+        if not ok_e.all():  # intervals left out count for nothing
+            out = ~ok_e
+            de[out], ip[out], counted[out] = 0.0, 0.0, 0.0
         reg = de < 0
         any_reg = bool(reg.any())
         if any_reg:
             de[reg] = 0.0
-        ip = np.where(ok_e, (p + pp) * (0.5 / 3600.0) * dt, 0.0)
         # Seconds the register stood still under load: such windows belong to
         # meter_stuck, and comparing them would report the same fault twice.
-        frozen = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
+        still = de == 0
+        frozen = None
+        if still.any():
+            frozen = np.where(ok_e & still & (np.fmin(p, pp) > 500.0), dt, 0.0)
         # Intervals no calibration error explains: a catch-up jump after a freeze
         # or lost samples, or power off by ~1000x against V*I (a unit error).
-        r = reference_power(f)
-        suspect = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(p / np.where(r > 0, r, np.nan))
-        counted = np.where(ok_e, dt, 0.0)
+        # (V*I is >= 0: the sequencer drops negatives; p / 0 is inf, not 1000x.)
+        suspect = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(p / reference_power(f))
         cols = [de, ip, reg if any_reg else None, frozen, suspect, counted]
         wid = np.floor(f.ts / window_s)
         # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
@@ -196,20 +205,37 @@ class _Windows:
             if col is not None and (j < 2 or col.any()):
                 sums[:, j] = np.add.reduceat(col.astype(np.float64, copy=False), gi)
         gconn, gw = f.conn[gi], wid[gi]
-        gfirst = f.first[gi]
-        glast = np.ones(gi.shape[0], np.bool_)
-        glast[:-1] = gconn[1:] != gconn[:-1]
+        if gi.shape[0] == f.first_idx.shape[0]:
+            # The usual case for short batches: each connector's rows lie in one
+            # window, so every group is its connector's first and last.
+            fi = np.arange(gi.shape[0])
+            li = fi
+        else:
+            gfirst = f.first[gi]
+            glast = np.ones(gi.shape[0], np.bool_)
+            glast[:-1] = gconn[1:] != gconn[:-1]
+            fi, li = np.flatnonzero(gfirst), np.flatnonzero(glast)
         # Each connector's carried open window either continues in its first
         # group, or was complete already (a later window has begun).
-        fc = gconn[gfirst]
+        fc = gconn[fi]
         cw = self.w[fc]
-        carried = self.sums[fc]
-        same = cw == gw[gfirst]
-        sums[np.flatnonzero(gfirst)[same]] += carried[same]
-        closed = np.isfinite(cw) & ~same
-        self.w[gconn[glast]] = gw[glast]
-        self.sums[gconn[glast]] = sums[glast]
-        done = ~glast
+        carried = np.take(self.sums, fc, axis=0)
+        same = cw == gw[fi]
+        if same.all():
+            if li is fi:
+                sums += carried
+            else:
+                sums[fi] += carried
+            closed = np.zeros(fc.shape[0], np.bool_)
+        else:
+            sums[fi[same]] += carried[same]
+            closed = np.isfinite(cw) & ~same
+        self.w[gconn[li]] = gw[li]
+        self.sums[gconn[li]] = np.take(sums, li, axis=0)
+        if li.shape[0] == gi.shape[0] and not closed.any():
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+        done = np.ones(gi.shape[0], np.bool_)
+        done[li] = False
         dc = np.concatenate([fc[closed], gconn[done]])
         dw = np.concatenate([cw[closed], gw[done]])
         dsum = np.concatenate([carried[closed], sums[done]])
