@@ -100,8 +100,10 @@ def rcount(b: B) -> NDArray[np.int64]:
 
 
 def rnansum(a: F64) -> F64:
-    z = np.nan_to_num(a, nan=0.0)
-    return z[:, 0] + z[:, 1] + z[:, 2]
+    z = np.where(np.isnan(a), 0.0, a)  # (np.nan_to_num costs ~10 us of Python a call)
+    out: F64 = z[:, 0] + z[:, 1]
+    out += z[:, 2]
+    return out
 
 
 def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64, list[NDArray[Any]]]:

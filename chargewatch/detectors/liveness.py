@@ -302,8 +302,11 @@ class StaleTelemetry(_Silence):
             if not self.reporter[rep].all():
                 self._next = -np.inf  # newly watched connectors
                 self.reporter[rep] = True
-        live0 = self._watching(slice(0, n))
-        since0 = self.live_since[:n].copy()
+        # Before the events: whether each connector with events was watched, and
+        # since when (connectors without transitions keep both).
+        ev_conns = {int(c) for a in (events.st_conn, events.tx_conn, events.off_conn) for c in a}
+        live0 = {c: bool(self._watching(_c(c))[0]) for c in ev_conns}
+        since0 = {c: float(self.live_since[c]) for c in ev_conns}
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
         changes += [
@@ -364,8 +367,12 @@ class StaleTelemetry(_Silence):
         sfirst = np.ones(sc.shape[0], np.bool_)
         sfirst[1:] = sc[1:] != sc[:-1]
         prev = prev_in_segment(st, sfirst, self.last_seen[sc])
-        ref = np.fmax(prev, since0[sc])  # the clock starts at session start at the earliest
-        gap = live0[sc] & (st - ref > np.take(silence, sc))
+        # The clock starts at session start at the earliest.
+        ref = np.fmax(prev, np.take(self.live_since, sc))
+        watched = (
+            self._watching(sc) if sc.shape[0] < n else np.take(self._watching(slice(0, n)), sc)
+        )
+        gap = watched & (st - ref > np.take(silence, sc))
         for i in np.flatnonzero(gap).tolist():  # rare: only real silences
             self._silence(int(sc[i]), float(ref[i]), float(st[i]))
         # Connectors whose session started or ended in this batch: walk their
