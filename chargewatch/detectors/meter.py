@@ -17,7 +17,9 @@ meter_mismatch
     ``drift_allowance`` per window reaches ``drift_limit`` (e.g. a meter 10 %
     off is found after ~6 windows, one 8 % off after ~10). The CUSUM clears
     once it has drained to half the limit; windows beyond ``tolerance`` reset
-    it. Ignores: windows with less than
+    it. Inputs: energy_wh, power_w (V and I to rule out unit errors). Ignores:
+    errors within ``drift_allowance`` per window, and zero-mean errors (kW
+    power resolution, register steps: they drain the CUSUM), windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
     windows with a regression, windows where the register stood still under
     load for more than 20 s (meter_stuck's), windows with less than half their time in
