@@ -175,6 +175,19 @@ def _three_rows(f: Frame, phases: NDArray[np.int8]) -> B:
     return out
 
 
+def _currents(f: Frame) -> tuple[F64, B, B, F64]:
+    """Phase currents (n, 3), rows with any / all of them known, and the largest
+    (NaN when none is known): shared by the current-based detectors."""
+
+    def make(g: Frame) -> tuple[F64, B, B, F64]:
+        cur = g.block(2)
+        known = np.isfinite(cur)
+        return cur, rany(known), rall(known), rmax(cur)
+
+    out: tuple[F64, B, B, F64] = f.derived("currents", make)
+    return out
+
+
 def _mask(ok: B) -> B | None:
     return None if bool(ok.all()) else ok
 
@@ -188,10 +201,9 @@ class OverCurrent(Detector):
     def _update(self, f: Frame, events: Events, now: float) -> None:
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
-        cur = f.block(2)
-        judged = _ac_rows(f, self.phases) & rany(np.isfinite(cur))
+        _, i_any, _, i = _currents(f)
+        judged = _ac_rows(f, self.phases) & i_any
         c = f.conn
-        i = rmax(cur)
         offered = f.col("offered_a")
         rated = np.take(self._rated_lim, c)
         limit = np.fmin(offered, rated)  # fmin: a NaN offered falls back to rated
@@ -269,11 +281,10 @@ class PhaseLoss(Detector):
         v_loss = v_judged & rany(lost_v)
         # Current side: the session drew on all three phases, now one carries nothing
         # while the others still carry. A single-phase car never sets `three`.
-        cur = f.block(2)
-        i_known = rall(np.isfinite(cur))
+        cur, _, i_known, i_max = _currents(f)
         imin = self._at3("min_current_a", c)
         ncarry = rcount(cur >= imin) * i_known  # unknown currents: none counted
-        idle = i_known & (rmax(cur) < 1.0)
+        idle = i_known & (i_max < 1.0)
         # `three` per row: set by a 3-phase row, reset by an idle row (session over),
         # carried between batches.
         mark = (ncarry == 3) | idle
@@ -314,11 +325,10 @@ class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
-        cur = f.block(2)
-        judged = _three_rows(f, self.phases) & rall(np.isfinite(cur))
+        cur, _, i_all, imax = _currents(f)
+        judged = _three_rows(f, self.phases) & i_all
         c = f.conn
         loaded = cur > self._at3("floor_a", c)
-        imax = rmax(cur)
         imin = rmin(np.where(loaded, cur, np.inf))
         busy = (rcount(loaded) >= 2) & (imax >= self._at("min_current_a", c)) & judged
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
