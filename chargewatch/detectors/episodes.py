@@ -117,7 +117,7 @@ class Episodes:
         ``judged`` (default: every row) marks the rows the detector can judge;
         the others neither count towards nor break a run, and ``set_cond`` must
         be False on them. ``evidence`` (per-row arrays, or a function returning
-        them, called only when an episode may open) goes into new findings.
+        them, called only when an episode opens) goes into new findings.
         """
         n = conn.shape[0]
         if n == 0:
@@ -134,14 +134,13 @@ class Episodes:
         keep = rel[conn]
         if judged is not None:
             keep &= judged
-        ev_rows = evidence() if callable(evidence) else (evidence or {})
+        k: NDArray[np.int64] | None = None
         if not keep.all():
             if not keep.any():
                 self._live = bool(rel.any())
                 return
             k = np.flatnonzero(keep)
             conn, ts, set_cond, clear_cond = conn[k], ts[k], set_cond[k], clear_cond[k]
-            ev_rows = {name: v[k] for name, v in ev_rows.items()}
         min_d = min_duration if isinstance(min_duration, int | float) else min_duration[conn]
         clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
@@ -155,9 +154,14 @@ class Episodes:
         state = np.where(di >= 0, set_evt[np.maximum(di, 0)], was)
         before = prev_in_segment(state, first, was)
         changed = np.flatnonzero(state != before)
+        ev_rows: dict[str, F64] | None = None
         for i in changed.tolist():  # transitions only: rare by construction
             c = int(conn[i])
             if state[i]:
+                if ev_rows is None:  # evidence is computed only for findings
+                    ev_rows = evidence() if callable(evidence) else (evidence or {})
+                    if k is not None:
+                        ev_rows = {name: v[k] for name, v in ev_rows.items()}
                 ev = {name: float(v[i]) for name, v in ev_rows.items()}
                 self._open(c, float(s_since[i]), float(ts[i]), ev)
             else:
