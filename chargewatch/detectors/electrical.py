@@ -234,16 +234,32 @@ def _phase_voltage_ratio(f: Frame, nominal: NDArray[np.float64]) -> F64:
     return out
 
 
+def _voltages(f: Frame, nominal: NDArray[np.float64]) -> tuple[F64, F64, F64, B]:
+    """Phase voltages over nominal (n, 3); per row the largest and smallest known
+    ratio (NaN when none is known) and whether all three are known."""
+
+    def make(g: Frame) -> tuple[F64, F64, F64, B]:
+        r = _phase_voltage_ratio(g, nominal)
+        return r, rmax(r), rmin(r), rall(np.isfinite(r))
+
+    out: tuple[F64, F64, F64, B] = f.derived("voltages", make)
+    return out
+
+
 class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         c = f.conn
-        r = _phase_voltage_ratio(f, self.nominal_v)
-        live = r >= self._at3("loss_fraction", c)  # NaN: False
-        dev = np.abs(r - 1.0)
-        np.copyto(dev, -1.0, where=~live)
-        worst = rmax(dev)
+        r, hi, lo, _ = _voltages(f, self.nominal_v)
+        if (lo < self._at("loss_fraction", c)).any():
+            # Some phase below loss_fraction (phase_loss's): judge the others only.
+            live = r >= self._at3("loss_fraction", c)  # NaN: False
+            dev = np.abs(r - 1.0)
+            np.copyto(dev, -1.0, where=~live)
+            worst = rmax(dev)
+        else:  # every known phase is live: the worst is at the largest or smallest
+            worst = np.fmax(hi - 1.0, 1.0 - lo)  # NaN when no phase is known
         judged = _ac_rows(f, self.phases) & (worst >= 0)
         band = self._at("band", c)
         bad = (worst > band) & judged
@@ -272,13 +288,10 @@ class PhaseLoss(Detector):
     def _update(self, f: Frame, events: Events, now: float) -> None:
         three = _three_rows(f, self.phases)
         c = f.conn
-        r = _phase_voltage_ratio(f, self.nominal_v)
-        frac = self._at3("loss_fraction", c)
-        v_known = np.isfinite(r)
-        lost_v = r < frac  # NaN: False
-        live_v = r >= frac
-        v_judged = rany(live_v) & rall(v_known)
-        v_loss = v_judged & rany(lost_v)
+        _, hi, lo, v_all = _voltages(f, self.nominal_v)
+        frac = self._at("loss_fraction", c)
+        v_judged = (hi >= frac) & v_all  # all known, one live
+        v_loss = v_judged & (lo < frac)  # and one lost
         # Current side: the session drew on all three phases, now one carries nothing
         # while the others still carry. A single-phase car never sets `three`.
         cur, _, i_known, i_max = _currents(f)
@@ -310,7 +323,7 @@ class PhaseLoss(Detector):
             self.p["min_duration_s"],
             0.0,
             lambda: {
-                "min_phase_voltage_ratio": rmin(np.where(v_known, r, np.inf)),
+                "min_phase_voltage_ratio": np.where(np.isnan(lo), np.inf, lo),
                 "phases_carrying": ncarry.astype(np.float64),
             },
             _mask(judged),
