@@ -108,7 +108,7 @@ class _Silence(Detector):
 
     def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
         """Rows that end a silence long enough to be a finding."""
-        return np.asarray((t - prev) > self.p["silence_s"][conn])
+        return np.asarray((t - prev) > self._at("silence_s", conn))
 
     def _deadline(self, c: int, since: float, silence: float) -> tuple[float, dict[str, F64]]:
         """When a silence that began at ``since`` became provable, and the evidence."""
@@ -131,11 +131,13 @@ class _Silence(Detector):
         else:
             conn, t, first, last = _merge(conn, t)
         prev = self._ref(conn, prev_in_segment(t, first, self.last_seen[conn]))
-        silence = self.p["silence_s"][conn]
         gap = self._is_gap(conn, t, prev)
         if watching is not None:
             gap &= watching[conn]
-        resumed = np.flatnonzero(gap | (first & self.episodes.active[conn]))
+        if self.episodes.active.any():
+            resumed = np.flatnonzero(gap | (first & self.episodes.active[conn]))
+        else:
+            resumed = np.flatnonzero(gap)
         if resumed.size:
             self._next = -np.inf  # a closed episode makes its connector eligible again
         for i in resumed.tolist():
@@ -143,7 +145,7 @@ class _Silence(Detector):
             f = self.episodes.open.get(c)
             if f is None and gap[i]:
                 # A silence that no tick reported: the same record a tick would have made.
-                at, ev = self._deadline(c, float(prev[i]), float(silence[i]))
+                at, ev = self._deadline(c, float(prev[i]), float(self.p["silence_s"][c]))
                 self.episodes.force(_c(c), _ONE, _f(float(prev[i])), _f(at), ev)
             self.episodes.force(_c(c), _ZERO, prev[i : i + 1], t[i : i + 1])
         lc = conn[last]
@@ -215,10 +217,12 @@ class ChargerOffline(_Silence):
         self.tick(now)
 
     def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
+        gap: B = super()._is_gap(conn, t, prev)
+        if np.isnan(self.lwt_at[: self.n]).all():
+            return gap  # no last will was ever published
         # A gap also counts when a will fell inside it and its grace ran out.
         will = self.lwt_at[conn]
         by_will: B = (will > prev) & (t - will > self.p["lwt_grace_s"][conn])
-        gap: B = super()._is_gap(conn, t, prev)
         return gap | by_will
 
     def tick(self, now: float) -> None:
