@@ -4,8 +4,14 @@
 :class:`Frame`: bad rows dropped and counted, rows sorted by (connector, ts),
 rows at or before the connector's last processed ``ts`` dropped and counted.
 Every detector then works on contiguous per-connector segments with the
-segmented helpers below (forward fill, previous value, lag through a ring
-buffer), so no Python loop runs over samples or connectors.
+segmented helpers below (forward fill, previous value, last row where a
+condition holds, lag through a ring buffer, first-order recurrences), so no
+Python loop runs over samples or connectors.
+
+Work that several detectors need is done once per batch, here: the sort and
+segment boundaries, each row's previous known register and power (carried
+across batches by the sequencer), contiguous copies of the columns and phase
+blocks, and derived columns (``Frame.derived``) such as V*I.
 """
 
 from __future__ import annotations
@@ -61,7 +67,6 @@ UNKNOWN_STATUS = -1
 # negative (winter); power is import power here, so a negative value is a sign or
 # wiring error.
 _SIGNED = np.array([FIELD_INDEX["temperature_c"]])
-FIELD_NAMES = METER_FIELDS
 
 
 def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
@@ -588,7 +593,7 @@ class Sequencer:
     def _prev(self, f: Frame, j: int, col: int) -> tuple[F64, F64]:
         """Per row, the previous known value of column ``col`` and its ts; then
         remember each connector's last known one."""
-        x = f.col(FIELD_NAMES[col])
+        x = f.col(METER_FIELDS[col])
         c = f.touched
         cv, ct = self.known_v[c, j], self.known_t[c, j]
         ok = np.isfinite(x)
