@@ -167,7 +167,8 @@ class ReferenceDetectors:
             if math.isfinite(st["temp"]):
                 dt = ts - st["temp_ts"]
                 a = math.exp(-dt / ot.rate_tau_s)
-                st["rate"] = a * st["rate"] + (1.0 - a) * (temp - st["temp"]) * 60.0 / dt
+                slope = min(max((temp - st["temp"]) * 60.0 / dt, -1000.0), 1000.0)
+                st["rate"] = a * st["rate"] + (1.0 - a) * slope
                 rate = st["rate"]
                 hot = temp > ot.rate_floor_c
                 n += ep["rate"].step(

@@ -76,6 +76,9 @@ F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 
 
+_MAX_SLOPE = 1000.0  # C/min: no real temperature moves faster
+
+
 class OverTemperature(Detector):
     fault = "over_temperature"
 
@@ -152,7 +155,9 @@ class OverTemperature(Detector):
         first = np.isnan(pt)  # no earlier temperature at all
         # exp in float32 is ~10x faster here, and 1e-7 is plenty for a weight.
         a = np.exp((-dt / self._at("rate_tau_s", f.conn)).astype(np.float32)).astype(np.float64)
-        b = (1.0 - a) * (t - pt) * (60.0 / dt)
+        # A slope beyond 1000 C/min is a corrupt reading (1e308 passes as finite):
+        # clipped, such a spike and its return cancel instead of overflowing.
+        b = (1.0 - a) * np.clip((t - pt) * (60.0 / dt), -_MAX_SLOPE, _MAX_SLOPE)
         if first.any():
             a[first], b[first] = 0.0, 0.0
         rate = linear_scan(a, b, f.first_idx, np.nan_to_num(self._r[lc], nan=0.0))

@@ -70,6 +70,20 @@ def test_over_temperature_rate_ignores_a_single_spike() -> None:
     assert found == []
 
 
+def test_over_temperature_rate_survives_a_garbage_reading() -> None:
+    # 1e308 is finite: it passes the sequencer. Its slope must not overflow
+    # the EWMA into inf/NaN and silence the rate of rise for good.
+    temp = np.full(900, 55.0)
+    temp[100] = 1e308
+    temp[400:] = 55.0 + np.arange(500) * (5.0 / 60.0)  # then a genuine rise
+    temp = np.minimum(temp, 74.0)
+    temp[100] = 1e308
+    b = _at_1hz(900, temp)
+    ds = run(b, [], fleet(1), faults=["over_temperature"])
+    rate = [f for f in of(ds, "over_temperature") if "rate_c_per_min" in f.evidence]
+    assert rate and rate[-1].detected > T0 + 400
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(1, 12), min_size=1, max_size=8), st.integers(0, 2**31))
 def test_linear_scan_equals_the_recurrence(lengths: list[int], seed: int) -> None:
