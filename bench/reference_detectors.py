@@ -62,12 +62,15 @@ class ReferenceDetectors:
                 "e": NAN,
                 "p": NAN,
                 "t": NAN,
-                "temps": [],
-                "tss": [],
+                "temp": NAN,
+                "temp_ts": NAN,
+                "rate": 0.0,
                 "sign": 0.0,
                 "revs": [],
                 "win": NAN,
                 "sums": [0.0, 0.0],
+                "up": 0.0,
+                "down": 0.0,
                 "armed": False,
                 "ep": {
                     k: _Episode()
@@ -129,8 +132,19 @@ class ReferenceDetectors:
             de, ip = st["sums"]
             if ip >= mm.min_energy_wh:
                 ratio = de / ip
-                bad = 0.05 < ratio < 20 and abs(ratio - 1) > mm.tolerance
-                n += ep["mism"].step(ts, bad, not bad, 0, 0)
+                x = ratio - 1.0
+                plausible = 0.05 < ratio < 20
+                large = plausible and abs(x) > mm.tolerance
+                if large:
+                    st["up"] = st["down"] = 0.0
+                elif plausible:  # two-sided CUSUM of the relative error
+                    k, h = mm.drift_allowance, mm.drift_limit
+                    st["up"] = min(max(st["up"] + x - k, 0.0), h)
+                    st["down"] = min(max(st["down"] - x - k, 0.0), h)
+                drift = max(st["up"], st["down"])
+                bad = large or (plausible and drift >= mm.drift_limit)
+                ok = not plausible or (not large and drift <= 0.5 * mm.drift_limit)
+                n += ep["mism"].step(ts, bad, ok, 0, 0)
             st["win"], st["sums"] = w, [0.0, 0.0]
         if math.isfinite(e) and math.isfinite(pe) and math.isfinite(pw) and math.isfinite(pp):
             dt = ts - pt
@@ -146,25 +160,25 @@ class ReferenceDetectors:
             r = pw / vi
             bad = r > 0 and 2 < abs(math.log10(r)) < 4
             n += ep["unit"].step(ts, bad, not bad, mu.min_duration_s, 0)
-        # over_temperature: level and rise over k samples
+        # over_temperature: level, and rise as a time-weighted EWMA of the slope
         ot = prm["over_temperature"]
         if math.isfinite(temp):
             n += ep["temp"].step(ts, temp > ot.level_c, temp < ot.clear_c, ot.min_duration_s, 0)
-            temps, tss = st["temps"], st["tss"]
-            if len(temps) >= ot.rate_lag_samples:
-                rate = (temp - temps[0]) / (ts - tss[0]) * 60.0
+            if math.isfinite(st["temp"]):
+                dt = ts - st["temp_ts"]
+                a = math.exp(-dt / ot.rate_tau_s)
+                slope = min(max((temp - st["temp"]) * 60.0 / dt, -1000.0), 1000.0)
+                st["rate"] = a * st["rate"] + (1.0 - a) * slope
+                rate = st["rate"]
                 hot = temp > ot.rate_floor_c
                 n += ep["rate"].step(
                     ts,
-                    hot and rate > ot.rate_c_per_min,
+                    hot and rate > ot.rate_c_per_min and temp <= ot.level_c,
                     not hot or rate <= 0.5 * ot.rate_c_per_min,
                     ot.rate_min_duration_s,
                     0,
                 )
-                temps.pop(0)
-                tss.pop(0)
-            temps.append(temp)
-            tss.append(ts)
+            st["temp"], st["temp_ts"] = temp, ts
         # over_current (AC)
         oc = prm["over_current"]
         known = [a for a in cur if math.isfinite(a)]

@@ -24,6 +24,7 @@ from chargewatch.detectors.params import DetectorConfig, Params
 from chargewatch.fleet import ConnectorIndex
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 
 
 class Detector:
@@ -37,6 +38,9 @@ class Detector:
         self.findings: list[Finding] = sink if sink is not None else []
         self.counters: dict[str, int] = {}
         self.p: dict[str, F64] = {f.name: np.zeros(0) for f in dataclasses.fields(self.params)}
+        # A parameter with one value on every connector (no site or model
+        # override): used as a scalar, which spares a gather per row.
+        self._uniform: dict[str, float | None] = dict.fromkeys(self.p)
         self.score = np.full(0, np.nan)
         self.rated_a = np.zeros(0)  # inventory columns, copied from the index on growth
         self.nominal_v = np.zeros(0)
@@ -72,6 +76,9 @@ class Detector:
                 cache[key] = self.config.params(site, model)[self.fault]
             for name in self.p:
                 self.p[name][c] = float(getattr(cache[key], name))
+        for name, arr in self.p.items():
+            v = arr[:n]
+            self._uniform[name] = float(v[0]) if bool((v == v[0]).all()) else None
         self.score = grown(self.score, n, np.nan)
         self.rated_a = np.zeros(n)
         self.nominal_v = np.full(n, 230.0)
@@ -100,9 +107,35 @@ class Detector:
     def tick(self, now: float) -> None:
         """Advance time without data; only silence-based detectors override this."""
 
+    def refresh(self) -> None:
+        """Bring scores that grow with time (silences, waits) up to the last update
+        or tick. Computed when signals are read, not on every call: an update of a
+        few rows must not cost a pass over every connector."""
+
     def _count(self, key: str, k: int) -> None:
         if k:
             self.counters[key] = self.counters.get(key, 0) + k
+
+    def _at(self, name: str, conn: NDArray[np.int64]) -> F64 | float:
+        """Parameter ``name`` for each row's connector (a scalar when uniform)."""
+        u = self._uniform[name]
+        if u is not None:
+            return u
+        return np.take(self.p[name], conn)
+
+    def _at3(self, name: str, conn: NDArray[np.int64]) -> F64 | float:
+        """``_at`` shaped to broadcast over the three phase columns."""
+        v = self._at(name, conn)
+        return v if isinstance(v, float) else v[:, None]
+
+    @staticmethod
+    def _last_rows(f: Frame, judged: NDArray[np.bool_] | None) -> tuple[I64, I64]:
+        """Each connector's last judged row of ``f``: (connectors, row indices)."""
+        if judged is None or bool(judged.all()):
+            return f.touched, f.last_idx
+        lw = f.last_where(judged)
+        ok = lw >= 0
+        return f.touched[ok], lw[ok]
 
     def _set_score(self, conn: NDArray[np.int64], score: F64, last: NDArray[np.bool_]) -> None:
         """Each connector's score becomes that of its last row (NaN stays NaN: unknown)."""

@@ -133,6 +133,7 @@ class DetectorSet:
         out: dict[str, NDArray[np.bool_] | NDArray[np.float64]] = {}
         for name, d in self.detectors.items():
             d.ensure(None, self.n)
+            d.refresh()
             out[name] = d.active[: self.n].copy()
             out[f"{name}_score"] = d.score[: self.n].copy()
         return out

@@ -3,10 +3,15 @@ phase_imbalance, power_oscillation. All on meter ``ts``.
 
 over_temperature
     Catches: temperature above ``level_c`` for ``min_duration_s`` (clears below
-    ``clear_c``), or rising faster than ``rate_c_per_min`` (measured over
-    ``rate_lag_samples`` samples, so single noisy samples do not count) while
-    above ``rate_floor_c``, for ``rate_min_duration_s``. Ignores: the normal
-    warm-up at session start (below the rate floor).
+    ``clear_c``), or rising faster than ``rate_c_per_min`` while above
+    ``rate_floor_c``, for ``rate_min_duration_s`` (clears at half the rate).
+    The rate is an EWMA of the slope between consecutive samples with time
+    constant ``rate_tau_s``, weighted by time, so its noise does not grow with
+    the sample rate as a slope over a fixed number of samples does (0.3 C of
+    sensor noise is +-4 C/min over 6 samples at 1 Hz). Inputs: temperature_c.
+    Ignores: the normal warm-up at session start (below the rate floor),
+    rises above ``level_c`` (the level rule's), single noisy samples,
+    unreported temperature.
 over_current
     Catches: the largest phase current above ``limit * (1 + tolerance) +
     margin_a`` for ``min_duration_s``, where limit = min(offered current,
@@ -58,6 +63,7 @@ from chargewatch.detectors.frame import (
     History,
     ffill_index,
     grown,
+    linear_scan,
     prev_in_segment,
     rall,
     rany,
@@ -70,13 +76,14 @@ F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 
 
+_MAX_SLOPE = 1000.0  # C/min: no real temperature moves faster
+
+
 class OverTemperature(Detector):
     fault = "over_temperature"
 
     def _episodes(self) -> Episodes:
         self._rate = Episodes(self.fault, self.findings)
-        self._hist_t = History(int(self.params.rate_lag_samples))  # type: ignore[attr-defined]
-        self._hist_ts = History(int(self.params.rate_lag_samples))  # type: ignore[attr-defined]
         return Episodes(self.fault, self.findings)
 
     @property
@@ -85,6 +92,13 @@ class OverTemperature(Detector):
 
     def _grow(self, n: int) -> None:
         self._rate.ensure(n)
+        if not hasattr(self, "_t"):
+            self._t = np.full(0, np.nan)  # last known temperature, its ts,
+            self._ts = np.full(0, np.nan)
+            self._r = np.full(0, np.nan)  # and the smoothed rate of rise (C/min)
+        self._t = grown(self._t, n, np.nan)
+        self._ts = grown(self._ts, n, np.nan)
+        self._r = grown(self._r, n, np.nan)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         t = frame.col("temperature_c")
@@ -92,119 +106,180 @@ class OverTemperature(Detector):
         f = frame if known.all() else frame.rows(known)
         t = f.col("temperature_c")
         c = f.conn
-        level = self.p["level_c"][c]
+        level = self._at("level_c", c)
         self.episodes.step(
             c,
             f.ts,
             t > level,
-            t < self.p["clear_c"][c],
-            self.p["min_duration_s"][c],
+            t < self._at("clear_c", c),
+            self.p["min_duration_s"],
             0.0,
-            {"temperature_c": t, "level_c": level},
+            lambda: {"temperature_c": t, "level_c": level + 0.0 * t},
         )
-        # Rise over k samples: robust to per-sample noise that a 1-step slope is not.
-        t0 = self._hist_t.lag(f, t)
-        ts0 = self._hist_ts.lag(f, f.ts)
-        rate = (t - t0) / (f.ts - ts0) * 60.0
-        lim = self.p["rate_c_per_min"][c]
-        hot = t > self.p["rate_floor_c"][c]
-        fast = hot & (rate > lim)
-        calm = ~hot | (rate <= 0.5 * lim)
+        rate = self._rate_of_rise(f, t)
+        lim = self._at("rate_c_per_min", c)
+        hot = t > self._at("rate_floor_c", c)
+        # Above the level, the level rule speaks: a step to a hot, steady reading
+        # keeps a rising average for a few time constants, and is one fault.
+        fast = hot & (rate > lim) & (t <= level)
         ok = np.isfinite(rate)
+        calm = (~hot | (rate <= 0.5 * lim)) & ok
         self._rate.step(
-            c[ok],
-            f.ts[ok],
-            fast[ok],
-            calm[ok],
-            self.p["rate_min_duration_s"][c][ok],
+            c,
+            f.ts,
+            fast,
+            calm,
+            self.p["rate_min_duration_s"],
             0.0,
-            {"temperature_c": t[ok], "rate_c_per_min": rate[ok]},
+            lambda: {"temperature_c": t, "rate_c_per_min": rate},
+            None if ok.all() else ok,
         )
-        score = np.maximum(t / level, np.where(hot & ok, rate / lim, 0.0))
-        self._set_score(c, score, f.last)
+        lc, r = f.touched, f.last_idx
+        tr, rr = t[r], rate[r]
+        hr = hot[r] & ok[r]
+        lvl, rl = self.p["level_c"][lc], self.p["rate_c_per_min"][lc]
+        self.score[lc] = np.maximum(tr / lvl, np.where(hr, rr / rl, 0.0))
+
+    def _rate_of_rise(self, f: Frame, t: F64) -> F64:
+        """Per row, an EWMA (time constant ``rate_tau_s``) of the slope between
+        consecutive samples, in C/min; NaN on a connector's very first sample.
+
+        Time-weighted (a = exp(-dt / tau)), so it means the same at any sample
+        rate: the noise of a slope over a fixed number of samples grows with the
+        sample rate (0.3 C of noise over 6 samples at 1 Hz is +-4 C/min), that
+        of this average does not. Starts from 0 (no rise) on a new connector.
+        """
+        lc = f.touched
+        pt = f.shift(t, self._t[lc])
+        dt = f.ts - f.shift(f.ts, self._ts[lc])
+        first = np.isnan(pt)  # no earlier temperature at all
+        # exp in float32 is ~10x faster here, and 1e-7 is plenty for a weight.
+        a = np.exp((-dt / self._at("rate_tau_s", f.conn)).astype(np.float32)).astype(np.float64)
+        # A slope beyond 1000 C/min is a corrupt reading (1e308 passes as finite):
+        # clipped, such a spike and its return cancel instead of overflowing.
+        b = (1.0 - a) * np.clip((t - pt) * (60.0 / dt), -_MAX_SLOPE, _MAX_SLOPE)
+        if first.any():
+            a[first], b[first] = 0.0, 0.0
+        rate = linear_scan(a, b, f.first_idx, np.nan_to_num(self._r[lc], nan=0.0))
+        last = f.last_idx
+        self._t[lc], self._ts[lc], self._r[lc] = t[last], f.ts[last], rate[last]
+        if first.any():
+            rate[first] = np.nan
+        return rate
+
+
+def _ac_rows(f: Frame, phases: NDArray[np.int8]) -> B:
+    """Rows of AC connectors (shared by the detectors of this module)."""
+    out: B = f.derived("ac", lambda g: np.take(phases, g.conn) > 0)
+    return out
+
+
+def _three_rows(f: Frame, phases: NDArray[np.int8]) -> B:
+    """Rows of three-phase AC connectors."""
+    out: B = f.derived("three", lambda g: np.take(phases, g.conn) == 3)
+    return out
+
+
+def _currents(f: Frame) -> tuple[F64, B, B, F64]:
+    """Phase currents (n, 3), rows with any / all of them known, and the largest
+    (NaN when none is known): shared by the current-based detectors."""
+
+    def make(g: Frame) -> tuple[F64, B, B, F64]:
+        cur = g.block(2)
+        known = np.isfinite(cur)
+        return cur, rany(known), rall(known), rmax(cur)
+
+    out: tuple[F64, B, B, F64] = f.derived("currents", make)
+    return out
+
+
+def _mask(ok: B) -> B | None:
+    return None if bool(ok.all()) else ok
 
 
 class OverCurrent(Detector):
     fault = "over_current"
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        frame.values[:, 2:5]
+    def _grow(self, n: int) -> None:
+        self._rated_lim = np.where(self.rated_a > 0, self.rated_a, np.inf)
+
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
-        frame = _ac(frame, self.phases)
-        known = rany(np.isfinite(frame.values[:, 2:5]))
-        f = frame if known.all() else frame.rows(known)
+        _, i_any, _, i = _currents(f)
+        judged = _ac_rows(f, self.phases) & i_any
         c = f.conn
-        i = rmax(f.values[:, 2:5])
         offered = f.col("offered_a")
-        rated = np.where(self.rated_a[c] > 0, self.rated_a[c], np.inf)
+        rated = np.take(self._rated_lim, c)
         limit = np.fmin(offered, rated)  # fmin: a NaN offered falls back to rated
-        tol, margin = self.p["tolerance"][c], self.p["margin_a"][c]
-        allowed = limit * (1.0 + tol) + margin
-        over = i > allowed
+        allowed = limit * (1.0 + self._at("tolerance", c)) + self._at("margin_a", c)
+        over = (i > allowed) & judged
         self.episodes.step(
             c,
             f.ts,
             over,
             ~over,
-            self.p["min_duration_s"][c],
+            self.p["min_duration_s"],
             0.0,
-            {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
+            lambda: {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
+            _mask(judged),
         )
-        score = np.where(np.isfinite(allowed), i / allowed, np.nan)
-        self._set_score(c, score, f.last)
+        lc, r = self._last_rows(f, judged)
+        al = allowed[r]
+        self.score[lc] = np.where(np.isfinite(al), i[r] / al, np.nan)
 
 
-def _ac(frame: Frame, phases: NDArray[np.int8]) -> Frame:
-    """The AC connectors' rows (shared by the detectors of this module)."""
+def _phase_voltage_ratio(f: Frame, nominal: NDArray[np.float64]) -> F64:
+    """Phase voltages over nominal, (n, 3), computed once per frame."""
 
-    def make(f: Frame) -> Frame:
-        ac = phases[f.conn] > 0
-        return f if ac.all() else f.rows(ac)
+    def make(g: Frame) -> F64:
+        return g.block(5) / np.take(nominal, g.conn)[:, None]
 
-    out: Frame = frame.derived("ac_rows", make)
+    out: F64 = f.derived("v_ratio", make)
     return out
 
 
-def _three(frame: Frame, phases: NDArray[np.int8]) -> Frame:
-    """The three-phase AC connectors' rows."""
+def _voltages(f: Frame, nominal: NDArray[np.float64]) -> tuple[F64, F64, F64, B]:
+    """Phase voltages over nominal (n, 3); per row the largest and smallest known
+    ratio (NaN when none is known) and whether all three are known."""
 
-    def make(f: Frame) -> Frame:
-        three = phases[f.conn] == 3
-        return f if three.all() else f.rows(three)
+    def make(g: Frame) -> tuple[F64, F64, F64, B]:
+        r = _phase_voltage_ratio(g, nominal)
+        return r, rmax(r), rmin(r), rall(np.isfinite(r))
 
-    out: Frame = frame.derived("three_phase_rows", make)
+    out: tuple[F64, F64, F64, B] = f.derived("voltages", make)
     return out
-
-
-def _phase_voltage_ratio(f: Frame, nominal: F64) -> F64:
-    return f.values[:, 5:8] / nominal[:, None]
 
 
 class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        frame = _ac(frame, self.phases)
-        r = _phase_voltage_ratio(frame, self.nominal_v[frame.conn])
-        live = r >= self.p["loss_fraction"][frame.conn][:, None]  # NaN compares False
-        dev = np.where(live, np.abs(r - 1.0), -1.0)
-        worst = rmax(dev)
-        judged = worst >= 0
-        f = frame if judged.all() else frame.rows(judged)
-        worst = worst[judged]
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         c = f.conn
-        band = self.p["band"][c]
+        r, hi, lo, _ = _voltages(f, self.nominal_v)
+        if (lo < self._at("loss_fraction", c)).any():
+            # Some phase below loss_fraction (phase_loss's): judge the others only.
+            live = r >= self._at3("loss_fraction", c)  # NaN: False
+            dev = np.abs(r - 1.0)
+            np.copyto(dev, -1.0, where=~live)
+            worst = rmax(dev)
+        else:  # every known phase is live: the worst is at the largest or smallest
+            worst = np.fmax(hi - 1.0, 1.0 - lo)  # NaN when no phase is known
+        judged = _ac_rows(f, self.phases) & (worst >= 0)
+        band = self._at("band", c)
+        bad = (worst > band) & judged
         self.episodes.step(
             c,
             f.ts,
-            worst > band,
-            worst < self.p["clear_band"][c],
-            self.p["min_duration_s"][c],
+            bad,
+            worst < self._at("clear_band", c),
+            self.p["min_duration_s"],
             0.0,
-            {"worst_deviation": worst, "band": band},
+            lambda: {"worst_deviation": worst, "band": band + 0.0 * worst},
+            _mask(judged),
         )
-        self._set_score(c, worst / band, f.last)
+        lc, rows = self._last_rows(f, judged)
+        self.score[lc] = worst[rows] / self.p["band"][lc]
 
 
 class PhaseLoss(Detector):
@@ -215,79 +290,79 @@ class PhaseLoss(Detector):
             self._three = np.zeros(0, np.bool_)
         self._three = grown(self._three, n, False)
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _three(frame, self.phases)
+    def _update(self, f: Frame, events: Events, now: float) -> None:
+        three = _three_rows(f, self.phases)
         c = f.conn
-        r = _phase_voltage_ratio(f, self.nominal_v[c])
-        frac = self.p["loss_fraction"][c][:, None]
-        v_known = np.isfinite(r)
-        lost_v = v_known & (r < frac)
-        live_v = v_known & (r >= frac)
-        v_judged = rany(live_v) & rall(v_known)
-        v_loss = v_judged & rany(lost_v)
+        _, hi, lo, v_all = _voltages(f, self.nominal_v)
+        frac = self._at("loss_fraction", c)
+        v_judged = (hi >= frac) & v_all  # all known, one live
+        v_loss = v_judged & (lo < frac)  # and one lost
         # Current side: the session drew on all three phases, now one carries nothing
         # while the others still carry. A single-phase car never sets `three`.
-        cur = f.values[:, 2:5]
-        i_known = rall(np.isfinite(cur))
-        imin = self.p["min_current_a"][c][:, None]
-        carrying = i_known[:, None] & (cur >= imin)
-        ncarry = rcount(carrying)
-        idle = i_known & (rmax(np.where(i_known[:, None], cur, 0.0)) < 1.0)
+        cur, _, i_known, i_max = _currents(f)
+        imin = self._at3("min_current_a", c)
+        ncarry = rcount(cur >= imin) * i_known  # unknown currents: none counted
+        idle = i_known & (i_max < 1.0)
         # `three` per row: set by a 3-phase row, reset by an idle row (session over),
         # carried between batches.
         mark = (ncarry == 3) | idle
-        src = ffill_index(mark, f.seg_start)
-        three_now = np.where(src >= 0, ncarry[np.maximum(src, 0)] == 3, self._three[c])
-        i_loss = three_now & (ncarry == 2) & ~idle
-        loss = v_loss | i_loss
-        judged = v_judged | i_known
+        cand = three & i_known & (ncarry == 2) & ~idle
+        lw = f.last_where(mark)
+        has = lw >= 0
+        lc = f.touched
+        three_last = np.where(has, ncarry[np.maximum(lw, 0)] == 3, self._three[lc])
+        if cand.any():
+            src = ffill_index(mark, f.seg_start)
+            three_now = np.where(src >= 0, ncarry[np.maximum(src, 0)] == 3, self._three[c])
+            i_loss = cand & three_now
+            loss = (v_loss | i_loss) & three
+        else:
+            loss = v_loss & three
+        judged = (v_judged | i_known) & three
         ok = judged & ~loss
-        k = judged
-        g_c, g_ts = c[k], f.ts[k]
         self.episodes.step(
-            g_c,
-            g_ts,
-            loss[k],
-            ok[k],
-            self.p["min_duration_s"][g_c],
+            c,
+            f.ts,
+            loss,
+            ok,
+            self.p["min_duration_s"],
             0.0,
-            {
-                "min_phase_voltage_ratio": rmin(np.where(v_known, r, np.inf))[k],
-                "phases_carrying": ncarry[k].astype(np.float64),
+            lambda: {
+                "min_phase_voltage_ratio": np.where(np.isnan(lo), np.inf, lo),
+                "phases_carrying": ncarry.astype(np.float64),
             },
+            _mask(judged),
         )
-        self._three[c[f.last]] = three_now[f.last]
-        score = np.where(loss, 1.0, np.where(judged, 0.0, np.nan))
-        self._set_score(c, score, f.last)
+        t3 = np.take(three, f.last_idx)
+        self._three[lc[t3]] = three_last[t3]
+        sc, rows = self._last_rows(f, three)
+        self.score[sc] = np.where(loss[rows], 1.0, np.where(judged[rows], 0.0, np.nan))
 
 
 class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        frame = _three(frame, self.phases)
-        cur = frame.values[:, 2:5]
-        judged = rall(np.isfinite(cur))
-        f = frame if judged.all() else frame.rows(judged)
+    def _update(self, f: Frame, events: Events, now: float) -> None:
+        cur, _, i_all, imax = _currents(f)
+        judged = _three_rows(f, self.phases) & i_all
         c = f.conn
-        cur = f.values[:, 2:5]
-        floor = self.p["floor_a"][c][:, None]
-        loaded = cur > floor
-        imax = rmax(cur)
+        loaded = cur > self._at3("floor_a", c)
         imin = rmin(np.where(loaded, cur, np.inf))
-        busy = (rcount(loaded) >= 2) & (imax >= self.p["min_current_a"][c])
+        busy = (rcount(loaded) >= 2) & (imax >= self._at("min_current_a", c)) & judged
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
-        thr = self.p["threshold"][c]
+        bad = imb > self._at("threshold", c)
         self.episodes.step(
             c,
             f.ts,
-            imb > thr,
-            imb < self.p["clear"][c],
-            self.p["min_duration_s"][c],
+            bad,
+            imb < self._at("clear", c),
+            self.p["min_duration_s"],
             0.0,
             {"imbalance": imb, "max_a": imax, "min_loaded_a": imin},
+            _mask(judged),
         )
-        self._set_score(c, imb / thr, f.last)
+        lc, rows = self._last_rows(f, judged)
+        self.score[lc] = imb[rows] / self.p["threshold"][lc]
 
 
 class PowerOscillation(Detector):
@@ -298,23 +373,30 @@ class PowerOscillation(Detector):
         return Episodes(self.fault, self.findings)
 
     def _grow(self, n: int) -> None:
-        if not hasattr(self, "_p_last"):
-            self._p_last = np.full(0, np.nan)
+        if not hasattr(self, "_sign"):
             self._sign = np.zeros(0)
             self._cum = np.zeros(0)
-        self._p_last = grown(self._p_last, n, np.nan)
+            self._calm = np.ones(0, np.bool_)
         self._sign = grown(self._sign, n, 0.0)
         self._cum = grown(self._cum, n, 0.0)
+        # No reversal within the last window_samples rows: a batch without large
+        # steps leaves such a connector's state as it is, with a count of zero.
+        self._calm = grown(self._calm, n, True)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         p = frame.col("power_w")
         known = np.isfinite(p)
         f = frame if known.all() else frame.rows(known)
         c, p = f.conn, f.col("power_w")
-        pp = prev_in_segment(p, f.first, self._p_last[c])
-        dp = p - pp
-        level = np.fmax(np.fmax(p, pp), self.p["min_power_w"][c])
-        big = np.abs(dp) > self.p["swing_fraction"][c] * level
+        dp = p - f.prev_p
+        level = np.fmax(np.fmax(p, f.prev_p), self._at("min_power_w", c))
+        big = np.abs(dp) > self._at("swing_fraction", c) * level
+        if not big.any() and self._calm[f.touched].all():
+            # The healthy case: no large step now, no reversal in any window.
+            zero = np.zeros(c.shape[0])
+            self.episodes.step(c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0)
+            self.score[f.touched] = 0.0
+            return
         sign = np.where(big, np.sign(dp), 0.0)
         # Sign of the previous large step (within the batch, else carried).
         src = ffill_index(big, f.seg_start)
@@ -323,24 +405,25 @@ class PowerOscillation(Detector):
         rev = big & (sign * prev_sign < 0)
         # Rolling count of reversals over the last `window_samples` rows.
         cum = np.cumsum(rev.astype(np.float64))
-        base = cum[f.seg_start] - rev[f.seg_start]  # cumsum before each segment
+        seg_start = f.seg_start
+        base = cum[seg_start] - rev[seg_start]  # cumsum before each segment
         run = cum - base + self._cum[c]
         lagged = self._hist.lag(f, run)
         count = run - np.where(np.isnan(lagged), 0.0, lagged)
-        need = self.p["min_reversals"][c]
+        need = self._at("min_reversals", c)
         self.episodes.step(
             c,
             f.ts,
             count >= need,
             count < 0.5 * need,
-            self.p["min_duration_s"][c],
+            self.p["min_duration_s"],
             0.0,
             {"reversals": count, "power_w": p},
         )
-        last = f.last
-        self._p_last[c[last]] = p[last]
-        self._cum[c[last]] = run[last]
+        lc, last = f.touched, f.last_idx
+        self._cum[lc] = run[last]
         has_big = src[last] >= 0
-        lc = c[last]
         self._sign[lc[has_big]] = sign[src[last][has_big]]
-        self._set_score(c, count / need, f.last)
+        buf = np.nan_to_num(self._hist.buf[lc], nan=0.0)
+        self._calm[lc] = (buf == run[last][:, None]).all(axis=1)
+        self.score[lc] = count[last] / self.p["min_reversals"][lc]

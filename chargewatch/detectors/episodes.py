@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = ["Episodes", "Finding"]
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ from chargewatch.detectors.frame import ffill_index, grown, prev_in_segment
 
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
+Evidence = dict[str, F64] | Callable[[], dict[str, F64]] | None
 
 
 @dataclass(slots=True)
@@ -80,6 +82,9 @@ class Episodes:
         self.set_since = np.full(0, np.nan)
         self.clear_since = np.full(0, np.nan)
         self.open: dict[int, Finding] = {}
+        # False only when no connector is active or in a pending run: then a
+        # batch without any set row cannot change anything (the fast path).
+        self._live = False
 
     def ensure(self, n: int) -> None:
         self.active = grown(self.active, n, False)
@@ -103,37 +108,61 @@ class Episodes:
         clear_cond: B,
         min_duration: F64 | float,
         clear_duration: F64 | float = 0.0,
-        evidence: dict[str, F64] | None = None,
+        evidence: Evidence = None,
+        judged: B | None = None,
     ) -> None:
-        """Advance with rows sorted by (conn, ts); every row must be judgeable.
+        """Advance with rows sorted by (conn, ts).
 
-        Durations are per row (the connector's parameter) or one scalar.
+        Durations are per connector (indexed by connector id) or one scalar.
+        ``judged`` (default: every row) marks the rows the detector can judge;
+        the others neither count towards nor break a run, and ``set_cond`` must
+        be False on them. ``evidence`` (per-row arrays, or a function returning
+        them, called only when an episode opens) goes into new findings.
         """
         n = conn.shape[0]
         if n == 0:
             return
-        if not set_cond.any():
-            # Fast path (the common, healthy case): nothing to open; only
-            # connectors already active can change state.
-            act = self.active[conn]
-            if not act.any():
-                self.set_since[conn] = np.nan
+        any_set = bool(set_cond.any())
+        if not any_set and not self._live:
+            # The common, healthy case: nothing open, nothing pending, nothing to open.
+            return
+        # Only connectors that are active, pending, or set now can change state;
+        # the others' rows are left out (a few connectors among thousands).
+        rel = self.active | ~np.isnan(self.set_since)
+        if any_set:
+            rel[conn[set_cond]] = True
+        keep = rel[conn]
+        if judged is not None:
+            keep &= judged
+        k: NDArray[np.int64] | None = None
+        if not keep.all():
+            if not keep.any():
+                self._live = bool(rel.any())
                 return
+            k = np.flatnonzero(keep)
+            conn, ts, set_cond, clear_cond = conn[k], ts[k], set_cond[k], clear_cond[k]
+        min_d = min_duration if isinstance(min_duration, int | float) else min_duration[conn]
+        clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
         clear_cond = clear_cond & ~set_cond
         s_since = self._runs(set_cond, ts, first, seg_start, self.set_since[conn])
         c_since = self._runs(clear_cond, ts, first, seg_start, self.clear_since[conn])
-        set_evt = set_cond & (ts - s_since >= min_duration)
-        clr_evt = clear_cond & (ts - c_since >= clear_duration)
+        set_evt = set_cond & (ts - s_since >= min_d)
+        clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)
         was = self.active[conn]
         state = np.where(di >= 0, set_evt[np.maximum(di, 0)], was)
         before = prev_in_segment(state, first, was)
         changed = np.flatnonzero(state != before)
+        ev_rows: dict[str, F64] | None = None
         for i in changed.tolist():  # transitions only: rare by construction
             c = int(conn[i])
             if state[i]:
-                ev = {k: float(v[i]) for k, v in (evidence or {}).items()}
+                if ev_rows is None:  # evidence is computed only for findings
+                    ev_rows = evidence() if callable(evidence) else (evidence or {})
+                    if k is not None:
+                        ev_rows = {name: v[k] for name, v in ev_rows.items()}
+                ev = {name: float(v[i]) for name, v in ev_rows.items()}
                 self._open(c, float(s_since[i]), float(ts[i]), ev)
             else:
                 self._close(c, float(c_since[i]))
@@ -141,6 +170,7 @@ class Episodes:
         self.active[lc] = state[last]
         self.set_since[lc] = s_since[last]
         self.clear_since[lc] = c_since[last]
+        self._live = bool(self.active.any() or not np.isnan(self.set_since).all())
 
     def _open(self, c: int, start: float, detected: float, evidence: dict[str, float]) -> None:
         f = Finding(self.fault, c, start, detected, None, evidence)
@@ -176,3 +206,5 @@ class Episodes:
             else:
                 self._close(c, float(at[i]))
         self.active[conns] = active
+        if active.any():
+            self._live = True

@@ -4,8 +4,14 @@
 :class:`Frame`: bad rows dropped and counted, rows sorted by (connector, ts),
 rows at or before the connector's last processed ``ts`` dropped and counted.
 Every detector then works on contiguous per-connector segments with the
-segmented helpers below (forward fill, previous value, lag through a ring
-buffer), so no Python loop runs over samples or connectors.
+segmented helpers below (forward fill, previous value, last row where a
+condition holds, lag through a ring buffer, first-order recurrences), so no
+Python loop runs over samples or connectors.
+
+Work that several detectors need is done once per batch, here: the sort and
+segment boundaries, each row's previous known register and power (carried
+across batches by the sequencer), contiguous copies of the columns and phase
+blocks, and derived columns (``Frame.derived``) such as V*I.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ __all__ = [
     "Sequencer",
     "ffill_index",
     "grown",
+    "linear_scan",
     "prev_in_segment",
     "rall",
     "rany",
@@ -35,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.collector.batch import FIELD_INDEX, METER_FIELDS, N_FIELDS, MeterBatch
 from chargewatch.collector.events import (
     CONNECTOR_STATUSES,
     BootEvent,
@@ -98,24 +105,30 @@ def rcount(b: B) -> NDArray[np.int64]:
 
 
 def rnansum(a: F64) -> F64:
-    z = np.nan_to_num(a, nan=0.0)
-    return z[:, 0] + z[:, 1] + z[:, 2]
+    z = np.where(np.isnan(a), 0.0, a)  # (np.nan_to_num costs ~10 us of Python a call)
+    out: F64 = z[:, 0] + z[:, 1]
+    out += z[:, 2]
+    return out
 
 
-def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64]:
+def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64, list[NDArray[Any]]]:
     """(conn, ts) order and (conn, recv) order; one stable sort when rows arrive
-    in time order (the usual case), lexsorts only for what is out of order."""
-    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable")
-    c = conn[order]
+    in time order (the usual case), lexsorts only for what is out of order.
+    When both orders are the same, also conn, ts and recv in that order (the
+    check gathers them anyway); else an empty list."""
+    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable").astype(np.int64)
+    c = np.take(conn, order)
     same = c[1:] == c[:-1]
+    gathered: list[NDArray[Any]] = [c]
 
     def ordered(t: F64) -> bool:
-        tt = t[order]
+        tt = np.take(t, order)
+        gathered.append(tt)
         return not bool(((tt[1:] < tt[:-1]) & same).any())
 
-    by_ts = order if ordered(ts) else np.lexsort((ts, conn))
-    by_recv = order if ordered(recv) else np.lexsort((recv, conn))
-    return by_ts.astype(np.int64, copy=False), by_recv.astype(np.int64, copy=False)
+    by_ts = order if ordered(ts) else np.lexsort((ts, conn)).astype(np.int64)
+    by_recv = order if ordered(recv) else np.lexsort((recv, conn)).astype(np.int64)
+    return by_ts, by_recv, gathered if by_ts is by_recv is order else []
 
 
 def sort_by_conn_then(conn: I64, t: F64) -> I64:
@@ -151,13 +164,58 @@ def prev_in_segment(x: NDArray[Any], first: B, carried: NDArray[Any]) -> NDArray
     return out
 
 
+def _marks(conn: I64) -> tuple[B, B, I64, I64]:
+    """first/last row flags and their indices for rows sorted by connector."""
+    n = conn.shape[0]
+    first = np.ones(n, np.bool_)
+    last = np.ones(n, np.bool_)
+    if n > 1:
+        np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        last[:-1] = first[1:]
+    return first, last, np.flatnonzero(first), np.flatnonzero(last)
+
+
+def linear_scan(a: F64, b: F64, first_idx: I64, y0: F64) -> F64:
+    """``y[i] = a[i] * y[i-1] + b[i]`` along each segment (segments start at
+    ``first_idx``); the value before a segment's first row is ``y0`` (one per
+    segment).
+
+    A first-order recurrence (EWMA, decay) without a loop over samples: affine
+    maps compose associatively, so a doubling scan gives every prefix in log2 of
+    the longest segment steps, each three whole-array passes. Folding ``y0``
+    into each segment's first row and setting its ``a`` to 0 cuts the chain at
+    segment boundaries, so no masks are needed. Only products of the ``a`` are
+    formed (|a| <= 1 for a decay): nothing overflows, however long the segment.
+    """
+    n = a.shape[0]
+    ca, cb = a.copy(), b.copy()
+    if n == 0:
+        return cb
+    cb[first_idx] += ca[first_idx] * y0
+    ca[first_idx] = 0.0
+    longest = int(np.diff(np.append(first_idx, n)).max())
+    # After the step with offset d, row i holds the map of rows i-2d+1 .. i.
+    d = 1
+    while d < longest:
+        cb[d:] += ca[d:] * cb[:-d]  # the product is formed before cb changes
+        if 2 * d >= longest:
+            break  # the last step needs no products of a
+        ca[d:] = ca[d:] * ca[:-d]
+        d *= 2
+    return cb
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Meter rows sorted by (connector, ts), cleaned, for one update.
 
-    ``first``/``last`` mark each connector's first and last row;
-    ``seg_start`` is, per row, the index of its segment's first row.
-    ``status`` is the connector status in force when the row was received.
+    ``first``/``last`` mark each connector's first and last row, and
+    ``first_idx``/``last_idx`` are their indices (one per connector present,
+    in connector order); ``seg_start`` is, per row, the index of its segment's
+    first row. ``status`` is the connector status in force when the row was
+    received. ``prev_e``/``prev_p`` (and their ``_ts``) are, per row, the
+    connector's previous *known* energy register and power (from earlier rows
+    or batches; NaN when there is none), computed once for every detector.
     """
 
     conn: I64
@@ -166,7 +224,8 @@ class Frame:
     values: F64
     first: B
     last: B
-    seg_start: I64
+    first_idx: I64
+    last_idx: I64
     status: NDArray[np.int8]
     n_conn: int  # len(index) at this update: state arrays must cover it
     # Every row received for a known connector, duplicates and late rows included,
@@ -175,6 +234,10 @@ class Frame:
     raw_ts: F64 = field(default_factory=lambda: np.empty(0))
     raw_recv: F64 = field(default_factory=lambda: np.empty(0))
     raw_power: F64 = field(default_factory=lambda: np.empty(0))
+    prev_e: F64 = field(default_factory=lambda: np.empty(0))
+    prev_e_ts: F64 = field(default_factory=lambda: np.empty(0))
+    prev_p: F64 = field(default_factory=lambda: np.empty(0))
+    prev_p_ts: F64 = field(default_factory=lambda: np.empty(0))
     cache: dict[str, Any] = field(default_factory=dict)  # derived columns, computed once
 
     def derived(self, name: str, make: Any) -> Any:
@@ -188,11 +251,83 @@ class Frame:
         return int(self.conn.shape[0])
 
     def col(self, name: str) -> F64:
-        return self.values[:, FIELD_INDEX[name]]
+        """One field as a contiguous column (copied once per frame: the rows of
+        ``values`` are 88 bytes apart, and every strided pass reads them all)."""
+        got: F64 | None = self.cache.get(name)
+        if got is None:
+            got = self.cache[name] = np.ascontiguousarray(self.values[:, FIELD_INDEX[name]])
+        return got
+
+    def block(self, start: int) -> F64:
+        """Three phase columns from ``start`` (2: currents, 5: voltages), each contiguous."""
+        key = f"block{start}"
+        got: F64 | None = self.cache.get(key)
+        if got is None:
+            # Column by column: np.asfortranarray of the strided slice is ~4x slower.
+            got = np.empty((len(self), 3), order="F")
+            for j in range(3):
+                got[:, j] = self.values[:, start + j]
+            self.cache[key] = got
+        return got
+
+    @property
+    def seg_start(self) -> I64:
+        got: I64 | None = self.cache.get("seg_start")
+        if got is None:
+            n = len(self)
+            lengths = np.diff(np.append(self.first_idx, n))
+            got = self.cache["seg_start"] = np.repeat(self.first_idx, lengths)
+        return got
+
+    def per_row(self, x: NDArray[Any]) -> NDArray[Any]:
+        """One value per segment (aligned with ``last_idx``) repeated on its rows."""
+        lengths = self.cache.get("lengths")
+        if lengths is None:
+            lengths = self.cache["lengths"] = np.diff(np.append(self.first_idx, len(self)))
+        return np.repeat(x, lengths)
+
+    @property
+    def pos(self) -> I64:
+        """Each row's position within its connector's segment (0 = first)."""
+        got: I64 | None = self.cache.get("pos")
+        if got is None:
+            got = self.cache["pos"] = np.arange(len(self)) - self.seg_start
+        return got
+
+    @property
+    def touched(self) -> I64:
+        """The connectors with rows in this frame, once each, ascending."""
+        got: I64 | None = self.cache.get("touched")
+        if got is None:
+            got = self.cache["touched"] = self.conn[self.last_idx]
+        return got
+
+    def shift(self, x: NDArray[Any], carried: NDArray[Any]) -> NDArray[Any]:
+        """``x`` one row later within each connector's segment; the first row of each
+        segment takes ``carried`` (one value per segment, e.g. state[f.touched])."""
+        out = np.empty_like(x)
+        if x.shape[0]:
+            out[1:] = x[:-1]
+            out[self.first_idx] = carried
+        return out
+
+    def last_where(self, mask: B) -> I64:
+        """Per segment (aligned with ``last_idx``), the last row where ``mask``
+        holds; -1 when it holds on none of the segment's rows."""
+        if self.first_idx.size == 0:
+            return np.empty(0, np.int64)
+        idx = np.where(mask, np.arange(mask.shape[0]), -1)
+        out: I64 = np.maximum.reduceat(idx, self.first_idx)
+        return out
 
     def rows(self, mask: B) -> Frame:
         """The rows where ``mask`` holds, with segment markers recomputed."""
-        return Frame.build(
+        n = len(self)
+        sub = [
+            a[mask] if a.shape[0] == n else a
+            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts)
+        ]
+        f = Frame.build(
             self.conn[mask],
             self.ts[mask],
             self.recv[mask],
@@ -200,20 +335,14 @@ class Frame:
             self.status[mask],
             self.n_conn,
         )
+        return replace(f, prev_e=sub[0], prev_e_ts=sub[1], prev_p=sub[2], prev_p_ts=sub[3])
 
     @staticmethod
     def build(
         conn: I64, ts: F64, recv: F64, values: F64, status: NDArray[np.int8], n_conn: int
     ) -> Frame:
-        n = conn.shape[0]
-        first = np.ones(n, np.bool_)
-        last = np.ones(n, np.bool_)
-        if n > 1:
-            first[1:] = conn[1:] != conn[:-1]
-            last[:-1] = first[1:]
-        seg_start = np.where(first, np.arange(n), 0)
-        np.maximum.accumulate(seg_start, out=seg_start)
-        return Frame(conn, ts, recv, values, first, last, seg_start, status, n_conn)
+        first, last, first_idx, last_idx = _marks(conn)
+        return Frame(conn, ts, recv, values, first, last, first_idx, last_idx, status, n_conn)
 
     @staticmethod
     def empty(n_conn: int) -> Frame:
@@ -374,26 +503,35 @@ class History:
 
 
 class Sequencer:
-    """Cleans and orders meter rows, keeping each connector's last processed ts."""
+    """Cleans and orders meter rows, keeping each connector's last processed ts
+    and its last known energy register and power (with their ts)."""
+
+    _E, _P = FIELD_INDEX["energy_wh"], FIELD_INDEX["power_w"]
 
     def __init__(self) -> None:
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
+        self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
+        self.known_t = np.full((0, 2), np.nan)  # and the ts of each
 
     def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
+        self.known_v = grown(self.known_v, n_conn, np.nan)
+        self.known_t = grown(self.known_t, n_conn, np.nan)
 
         def count(key: str, k: int) -> None:
             if k:
                 counters[key] = counters.get(key, 0) + k
 
         conn = batch.conn.astype(np.int64)
-        ok = (conn >= 0) & (conn < n_conn) & np.isfinite(batch.ts) & np.isfinite(batch.recv)
-        all_ok = bool(ok.all())
-        if not all_ok:
+        ts, recv, values = batch.ts, batch.recv, batch.values
+        ok = (conn >= 0) & (conn < n_conn) & np.isfinite(ts) & np.isfinite(recv)
+        if not ok.all():
             count("bad_rows", int(ok.size - np.count_nonzero(ok)))
-        values = batch.values
+            keep_ok = np.flatnonzero(ok)
+            conn, ts, recv = conn[keep_ok], ts[keep_ok], recv[keep_ok]
+            values = np.take(values, keep_ok, axis=0)
         # One pass each for the common, clean case; masks only when needed.
         bad_val = np.isinf(values)
         neg = values < 0
@@ -403,32 +541,79 @@ class Sequencer:
             count("nonfinite_values", nb)
             count("negative_values", nn)
             values = np.where(bad_val | neg, np.nan, values)
-        if not all_ok:
-            conn, ts, recv, values = conn[ok], batch.ts[ok], batch.recv[ok], values[ok]
+        order, raw, gathered = _orders(conn, ts, recv)
+        # np.take: several times faster than fancy indexing for row gathers.
+        unsorted, values = values, np.take(values, order, axis=0)
+        if gathered:  # one order for both: the usual case
+            conn, ts, recv = gathered
+            raw_conn, raw_ts, raw_recv = conn, ts, recv
+            raw_power = np.ascontiguousarray(values[:, self._P])
         else:
-            ts, recv = batch.ts, batch.recv
-        order, raw = _orders(conn, ts, recv)
-        raw_conn, raw_ts, raw_recv = conn[raw], ts[raw], recv[raw]
-        raw_power = values[raw, FIELD_INDEX["power_w"]]
-        conn, ts, recv, values = conn[order], ts[order], recv[order], values[order]
-        first = np.ones(conn.shape[0], np.bool_)
-        first[1:] = conn[1:] != conn[:-1]
-        carried = self.last_ts[conn]
+            raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
+            raw_power = np.take(unsorted[:, self._P], raw)
+            conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
+        n = conn.shape[0]
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        carried = np.take(self.last_ts, conn)
         # A row older than what was already processed cannot be placed in the
         # past of stateful detectors; a repeated ts is a resend (chargers resend
         # queued MeterValues after reconnecting). Both are dropped and counted.
         old = ts < carried
-        dup = (ts == carried) | (~first & (ts == np.concatenate([[np.nan], ts[:-1]])))
-        count("out_of_order", int(np.count_nonzero(old)))
-        count("duplicate_ts", int(np.count_nonzero(dup)))
-        keep = ~(dup | old)
-        if not keep.all():
-            conn, ts, recv, values = conn[keep], ts[keep], recv[keep], values[keep]
+        dup = ts == carried
+        if n > 1:
+            dup[1:] |= ~first[1:] & (ts[1:] == ts[:-1])
+        n_old, n_dup = int(np.count_nonzero(old)), int(np.count_nonzero(dup))
+        count("out_of_order", n_old)
+        count("duplicate_ts", n_dup)
+        if n_old or n_dup:
+            keep = np.flatnonzero(~(dup | old))
+            conn, ts, recv = conn[keep], ts[keep], recv[keep]
+            values = np.take(values, keep, axis=0)
         status = self._status(conn, recv, ev)
         f = Frame.build(conn, ts, recv, values, status, n_conn)
-        f = replace(f, raw_conn=raw_conn, raw_ts=raw_ts, raw_recv=raw_recv, raw_power=raw_power)
-        self.last_ts[f.conn[f.last]] = f.ts[f.last]
+        if gathered and not (n_old or n_dup):
+            f.cache["power_w"] = raw_power  # the same rows in the same order
+        prev = [self._prev(f, j, col) for j, col in enumerate((self._E, self._P))]
+        f = replace(
+            f,
+            raw_conn=raw_conn,
+            raw_ts=raw_ts,
+            raw_recv=raw_recv,
+            raw_power=raw_power,
+            prev_e=prev[0][0],
+            prev_e_ts=prev[0][1],
+            prev_p=prev[1][0],
+            prev_p_ts=prev[1][1],
+        )
+        self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
         return f
+
+    def _prev(self, f: Frame, j: int, col: int) -> tuple[F64, F64]:
+        """Per row, the previous known value of column ``col`` and its ts; then
+        remember each connector's last known one."""
+        x = f.col(METER_FIELDS[col])
+        c = f.touched
+        cv, ct = self.known_v[c, j], self.known_t[c, j]
+        ok = np.isfinite(x)
+        if ok.all():  # the usual case: the previous row's
+            pv, pt = f.shift(x, cv), f.shift(f.ts, ct)
+            self.known_v[c, j] = np.take(x, f.last_idx)
+            self.known_t[c, j] = np.take(f.ts, f.last_idx)
+            return pv, pt
+        src = ffill_index(ok, f.seg_start)
+        before = f.shift(src, np.full(c.shape[0], -1, np.int64))
+        has = before >= 0
+        at = np.maximum(before, 0)
+        seg = np.cumsum(f.first) - 1  # segment number of each row
+        pv = np.where(has, np.take(x, at), np.take(cv, seg)) if x.size else x.copy()
+        pt = np.where(has, np.take(f.ts, at), np.take(ct, seg)) if x.size else x.copy()
+        lk = f.last_where(ok)
+        got = lk >= 0
+        self.known_v[c[got], j] = x[lk[got]]
+        self.known_t[c[got], j] = f.ts[lk[got]]
+        return pv, pt
 
     def _status(self, conn: I64, recv: F64, ev: Events) -> NDArray[np.int8]:
         """Status in force at each row's receive time, then remember the latest."""

@@ -12,7 +12,14 @@ meter_regression
 meter_mismatch
     Catches: register delta differs from the integral of reported power by more
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
-    epoch so batch cuts do not matter). Ignores: windows with less than
+    epoch so batch cuts do not matter); or a smaller error that persists: a
+    two-sided CUSUM of the windows' relative error (ratio - 1) beyond
+    ``drift_allowance`` per window reaches ``drift_limit`` (e.g. a meter 10 %
+    off is found after ~6 windows, one 8 % off after ~10). The CUSUM clears
+    once it has drained to half the limit; windows beyond ``tolerance`` reset
+    it. Inputs: energy_wh, power_w (V and I to rule out unit errors). Ignores:
+    errors within ``drift_allowance`` per window, and zero-mean errors (kW
+    power resolution, register steps: they drain the CUSUM), windows with less than
     ``min_energy_wh`` integrated, intervals longer than ``max_gap_s`` (gaps),
     windows with a regression, windows where the register stood still under
     load for more than 20 s (meter_stuck's), windows with less than half their time in
@@ -37,7 +44,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, grown, prev_in_segment, rany, rnansum
+from chargewatch.detectors.frame import Events, Frame, grown, rany, rnansum
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -51,102 +58,74 @@ def reference_power(f: Frame) -> F64:
 
 
 def _reference_power(f: Frame) -> F64:
-    v = f.values[:, 5:8]
-    i = f.values[:, 2:5]
-    vi = v * i
+    vi = f.block(5) * f.block(2)
     known = np.isfinite(vi)
-    out = rnansum(vi)
+    np.copyto(vi, 0.0, where=~known)
+    out = vi[:, 0] + vi[:, 1]
+    out += vi[:, 2]
     out[~rany(known)] = np.nan
     return out
 
 
-class _Carry:
-    """Last known value of a quantity per connector (for deltas across batches)."""
-
-    def __init__(self) -> None:
-        self.v = np.full(0, np.nan)
-        self.t = np.full(0, np.nan)
-
-    def grow(self, n: int) -> None:
-        self.v = grown(self.v, n, np.nan)
-        self.t = grown(self.t, n, np.nan)
-
-    def prev(self, conn: I64, first: B, x: F64, ts: F64) -> tuple[F64, F64]:
-        px = prev_in_segment(x, first, self.v[conn])
-        pt = prev_in_segment(ts, first, self.t[conn])
-        return px, pt
-
-    def store(self, conn: I64, last: B, x: F64, ts: F64) -> None:
-        self.v[conn[last]] = x[last]
-        self.t[conn[last]] = ts[last]
-
-
-def _known(f: Frame, *cols: F64) -> Frame:
-    ok = np.ones(len(f), np.bool_)
-    for c in cols:
-        ok &= np.isfinite(c)
-    return f if ok.all() else f.rows(ok)
+def _all_or_mask(ok: B) -> B | None:
+    """None when every row is judged (the common case: no masking needed)."""
+    return None if bool(ok.all()) else ok
 
 
 class MeterStuck(Detector):
     fault = "meter_stuck"
 
-    def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
-
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"), frame.col("power_w"))
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         e, p = f.col("energy_wh"), f.col("power_w")
-        pe, _ = self._e.prev(f.conn, f.first, e, f.ts)
-        minp = self.p["min_power_w"][f.conn]
-        same = e == pe
-        stuck = same & (p > minp)
+        pe = f.prev_e
+        judged = _all_or_mask(np.isfinite(e) & np.isfinite(p))
+        minp = self._at("min_power_w", f.conn)
+        stuck = (e == pe) & (p > minp)
         moved = e > pe
         self.episodes.step(
             f.conn,
             f.ts,
             stuck,
             moved,
-            self.p["min_duration_s"][f.conn],
+            self.p["min_duration_s"],
             0.0,
             {"energy_wh": e, "power_w": p},
+            judged,
         )
-        self._e.store(f.conn, f.last, e, f.ts)
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
-        score = np.where(stuck, 1.0, np.where(moved | (p <= minp), 0.0, np.nan))
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        st, mv = stuck[r], moved[r]
+        low = p[r] <= self.p["min_power_w"][c]
+        self.score[c] = np.where(st, 1.0, np.where(mv | low, 0.0, np.nan))
 
 
 class MeterRegression(Detector):
     fault = "meter_regression"
 
-    def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
-
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"))
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         e = f.col("energy_wh")
-        pe, _ = self._e.prev(f.conn, f.first, e, f.ts)
+        pe = f.prev_e
+        judged = _all_or_mask(np.isfinite(e))
         drop = pe - e
-        tol = self.p["tolerance_wh"][f.conn]
-        # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
-        bad = (drop > tol) & ~_thousandfold(pe / np.where(e > 0, e, np.nan))
+        tol = self._at("tolerance_wh", f.conn)
+        bad = drop > tol
+        if bad.any():
+            # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
+            bad &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
             ~bad,
             0.0,
-            self.p["hold_s"][f.conn],
-            {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
+            self.p["hold_s"],
+            lambda: {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
+            judged,
         )
-        self._e.store(f.conn, f.last, e, f.ts)
-        score = np.where(np.isnan(drop), np.nan, np.maximum(drop, 0.0) / np.maximum(tol, 1.0))
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        d = drop[r]
+        tl = np.maximum(self.p["tolerance_wh"][c], 1.0)
+        self.score[c] = np.where(np.isnan(d), np.nan, np.maximum(d, 0.0) / tl)
 
 
 class _Windows:
@@ -163,93 +142,108 @@ class _Windows:
     def __init__(self) -> None:
         self.w = np.full(0, np.nan)  # current (open) window id per connector
         self.sums = np.zeros((0, 6))
-        self.e, self.p = _Carry(), _Carry()
 
     def grow(self, n: int) -> None:
         self.w = grown(self.w, n, np.nan)
         self.sums = grown(self.sums, n, 0.0)
-        self.e.grow(n)
-        self.p.grow(n)
 
-    def step(self, f: Frame, window_s: F64, max_gap_s: F64) -> tuple[I64, F64, NDArray[np.float64]]:
+    def step(
+        self, f: Frame, window_s: F64 | float, max_gap_s: F64 | float
+    ) -> tuple[I64, F64, NDArray[np.float64]]:
         """Returns completed windows: connector, end time, sums (k, 6).
 
-        ``window_s`` and ``max_gap_s`` are per connector (indexed by id).
+        ``window_s`` and ``max_gap_s`` are per row or scalars; rows must have a
+        known register. Previous values are the frame's: the last *known*
+        register and power, each with its own ts.
         """
-        e, p = f.col("energy_wh"), f.col("power_w")
-        pe, pt = self.e.prev(f.conn, f.first, e, f.ts)
-        pp, ppt = self.p.prev(f.conn, f.first, p, f.ts)
-        # Carry the last *known* value of each quantity, not the last row's NaN.
-        for carry, x in ((self.e, e), (self.p, p)):
-            ok = np.isfinite(x)
-            if ok.all():
-                carry.store(f.conn, f.last, x, f.ts)
-            elif ok.any():
-                idx = np.flatnonzero(ok)
-                c = f.conn[idx]
-                lastk = np.ones(idx.shape[0], np.bool_)
-                lastk[:-1] = c[1:] != c[:-1]
-                carry.v[c[lastk]] = x[idx[lastk]]
-                carry.t[c[lastk]] = f.ts[idx[lastk]]
-        # Prev values above are from the previous *row*; an interval counts for
-        # the register only when its power integral counts too (both ends known,
-        # the same interval), so a sample with unknown power cannot skew a ratio.
-        dt = f.ts - pt
-        ok_e = (dt <= max_gap_s[f.conn]) & (f.ts - ppt == dt)
-        ok_e &= np.isfinite(e) & np.isfinite(pe) & np.isfinite(p) & np.isfinite(pp)
-        # A step in power between two samples has an unknowable integral (the
-        # register knows, the samples do not): leave such intervals out of both.
-        big = np.fmax(p, pp)
-        ok_e &= ~((np.abs(p - pp) > 0.3 * big) & (big > 1000.0))
-        de = np.where(ok_e, e - pe, 0.0)
-        reg = de < 0
-        de[reg] = 0.0
-        ip = np.where(ok_e, (p + pp) * (0.5 / 3600.0) * dt, 0.0)
-        n = f.conn.shape[0]
-        rows = np.empty((n, 6))
-        rows[:, self.DE] = de
-        rows[:, self.IP] = ip
-        rows[:, self.REG] = reg
-        # Seconds the register stood still under load: such windows belong to
-        # meter_stuck, and comparing them would report the same fault twice.
-        rows[:, self.FROZEN] = np.where(ok_e & (de == 0) & (np.fmin(p, pp) > 500.0), dt, 0.0)
-        # Intervals no calibration error explains: a catch-up jump after a freeze
-        # or lost samples, or power off by ~1000x against V*I (a unit error).
-        r = reference_power(f)
-        rows[:, self.SUSPECT] = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(
-            p / np.where(r > 0, r, np.nan)
-        )
-        rows[:, self.COUNTED] = np.where(ok_e, dt, 0.0)
-        wid = np.floor(f.ts / window_s[f.conn])
         n = f.conn.shape[0]
         if n == 0:
             return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+        e, p = f.col("energy_wh"), f.col("power_w")
+        pe, pt, pp, ppt = f.prev_e, f.prev_e_ts, f.prev_p, f.prev_p_ts
+        # An interval counts for the register only when its power integral counts
+        # too (both ends known, the same interval), so a sample with unknown power
+        # cannot skew a ratio.
+        dt = f.ts - pt
+        ok_e = dt <= max_gap_s  # NaN (no previous register): False
+        ok_e &= f.ts - ppt == dt
+        ok_e &= np.isfinite(p)  # pp is finite where its ts equals pt
+        # A step in power between two samples has an unknowable integral (the
+        # register knows, the samples do not): leave such intervals out of both.
+        big = np.fmax(p, pp)
+        step = np.abs(p - pp) > 0.3 * big
+        if step.any():
+            ok_e &= ~(step & (big > 1000.0))
+        de = e - pe
+        ip = (p + pp) * (0.5 / 3600.0) * dt
+        counted = dt.copy()
+        if not ok_e.all():  # intervals left out count for nothing
+            out = ~ok_e
+            de[out], ip[out], counted[out] = 0.0, 0.0, 0.0
+        reg = de < 0
+        any_reg = bool(reg.any())
+        if any_reg:
+            de[reg] = 0.0
+        # Seconds the register stood still under load: such windows belong to
+        # meter_stuck, and comparing them would report the same fault twice.
+        still = de == 0
+        frozen = None
+        if still.any():
+            frozen = np.where(ok_e & still & (np.fmin(p, pp) > 500.0), dt, 0.0)
+        # Intervals no calibration error explains: a catch-up jump after a freeze
+        # or lost samples, or power off by ~1000x against V*I (a unit error).
+        # (V*I is >= 0: the sequencer drops negatives; p / 0 is inf, not 1000x.)
+        suspect = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(p / reference_power(f))
+        cols = [de, ip, reg if any_reg else None, frozen, suspect, counted]
+        wid = np.floor(f.ts / window_s)
         # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
         start = f.first.copy()
         start[1:] |= wid[1:] != wid[:-1]
         gi = np.flatnonzero(start)
-        sums = np.add.reduceat(rows, gi, axis=0)
+        sums = np.zeros((gi.shape[0], 6))
+        for j, col in enumerate(cols):
+            # Columns that are zero on every row (the healthy case for the flags)
+            # need no reduction.
+            if col is not None and (j < 2 or col.any()):
+                sums[:, j] = np.add.reduceat(col.astype(np.float64, copy=False), gi)
         gconn, gw = f.conn[gi], wid[gi]
-        gfirst = f.first[gi]
-        glast = np.ones(gi.shape[0], np.bool_)
-        glast[:-1] = gconn[1:] != gconn[:-1]
+        if gi.shape[0] == f.first_idx.shape[0]:
+            # The usual case for short batches: each connector's rows lie in one
+            # window, so every group is its connector's first and last.
+            fi = np.arange(gi.shape[0])
+            li = fi
+        else:
+            gfirst = f.first[gi]
+            glast = np.ones(gi.shape[0], np.bool_)
+            glast[:-1] = gconn[1:] != gconn[:-1]
+            fi, li = np.flatnonzero(gfirst), np.flatnonzero(glast)
         # Each connector's carried open window either continues in its first
         # group, or was complete already (a later window has begun).
-        fc = gconn[gfirst]
+        fc = gconn[fi]
         cw = self.w[fc]
-        carried = self.sums[fc]
-        same = cw == gw[gfirst]
-        sums[np.flatnonzero(gfirst)[same]] += carried[same]
-        closed = np.isfinite(cw) & ~same
-        self.w[gconn[glast]] = gw[glast]
-        self.sums[gconn[glast]] = sums[glast]
-        done = ~glast
+        carried = np.take(self.sums, fc, axis=0)
+        same = cw == gw[fi]
+        if same.all():
+            if li is fi:
+                sums += carried
+            else:
+                sums[fi] += carried
+            closed = np.zeros(fc.shape[0], np.bool_)
+        else:
+            sums[fi[same]] += carried[same]
+            closed = np.isfinite(cw) & ~same
+        self.w[gconn[li]] = gw[li]
+        self.sums[gconn[li]] = np.take(sums, li, axis=0)
+        if li.shape[0] == gi.shape[0] and not closed.any():
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, 6))
+        done = np.ones(gi.shape[0], np.bool_)
+        done[li] = False
         dc = np.concatenate([fc[closed], gconn[done]])
         dw = np.concatenate([cw[closed], gw[done]])
         dsum = np.concatenate([carried[closed], sums[done]])
         order = np.argsort(dc, kind="stable")  # per connector, the carried window first
         dc, dw, dsum = dc[order], dw[order], dsum[order]
-        return dc, (dw + 1.0) * window_s[dc], dsum
+        return dc, dw, dsum
 
 
 class MeterMismatch(Detector):
@@ -258,13 +252,19 @@ class MeterMismatch(Detector):
     def _grow(self, n: int) -> None:
         if not hasattr(self, "_w"):
             self._w = _Windows()
+            self._up = np.zeros(0)  # CUSUM of (ratio - 1) above the allowance,
+            self._down = np.zeros(0)  # and below it, per connector
         self._w.grow(n)
+        self._up = grown(self._up, n, 0.0)
+        self._down = grown(self._down, n, 0.0)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        f = _known(frame, frame.col("energy_wh"))
-        conn, t_end, s = self._w.step(f, self.p["window_s"], self.p["max_gap_s"])
+        known = np.isfinite(frame.col("energy_wh"))
+        f = frame if known.all() else frame.rows(known)
+        conn, wid, s = self._w.step(f, self._at("window_s", f.conn), self._at("max_gap_s", f.conn))
         if conn.size == 0:
             return
+        t_end = (wid + 1.0) * self.p["window_s"][conn]
         w = _Windows
         de, ip = s[:, w.DE], s[:, w.IP]
         judged = (
@@ -278,8 +278,11 @@ class MeterMismatch(Detector):
         dev = np.abs(ratio - 1.0)
         tol = self.p["tolerance"][conn]
         plausible = (ratio > 0.05) & (ratio < 20.0)  # beyond: unit error or stuck
-        bad = judged & plausible & (dev > tol)
-        good = judged & ((dev <= tol) | ~plausible)
+        large = judged & plausible & (dev > tol)
+        drift = self._cusum(conn, ratio - 1.0, judged & plausible, large)
+        limit = self.p["drift_limit"][conn]
+        bad = large | (judged & plausible & (drift >= limit))
+        good = judged & (((dev <= tol) & (drift <= 0.5 * limit)) | ~plausible)
         k = judged
         self.episodes.step(
             conn[k],
@@ -288,20 +291,61 @@ class MeterMismatch(Detector):
             good[k],
             0.0,
             0.0,
-            {"register_delta_wh": de[k], "power_integral_wh": ip[k], "ratio": ratio[k]},
+            {
+                "register_delta_wh": de[k],
+                "power_integral_wh": ip[k],
+                "ratio": ratio[k],
+                "drift": drift[k],
+            },
         )
         # Score: the last judged window of each connector (unjudged windows keep it).
         jc = conn[judged]
-        jscore = np.where(plausible, dev / tol, 0.0)[judged]
+        jscore = np.where(plausible, np.fmax(dev / tol, drift / limit), 0.0)[judged]
         last = np.ones(jc.shape[0], np.bool_)
         last[:-1] = jc[1:] != jc[:-1]
         self.score[jc[last]] = jscore[last]
 
+    def _cusum(self, conn: I64, x: F64, use: B, reset: B) -> F64:
+        """Two-sided CUSUM of the windows' relative error ``x`` (ratio - 1), per
+        connector in window order: up = max(0, up + x - k), down = max(0, down - x
+        - k), k = ``drift_allowance``, each capped at ``drift_limit`` (so that it
+        drains in a few windows once the drift ends). Windows beyond
+        ``tolerance`` reset it (they are a finding of their own); windows not
+        judged leave it. Returns max(up, down) after each window.
+
+        Completed windows are few per update (one per connector per window_s), so
+        this walks them by rank within their connector: a loop over window
+        positions, each step vectorised over connectors.
+        """
+        n = conn.shape[0]
+        out = np.zeros(n)
+        first = np.ones(n, np.bool_)
+        first[1:] = conn[1:] != conn[:-1]
+        starts = np.flatnonzero(first)
+        rank = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+        allow, cap = self.p["drift_allowance"], self.p["drift_limit"]
+        for r in range(int(rank.max()) + 1):
+            rows = np.flatnonzero(rank == r)
+            c = conn[rows]
+            xr, u, z = x[rows], use[rows], reset[rows]
+            up = np.where(
+                u, np.minimum(np.maximum(self._up[c] + xr - allow[c], 0.0), cap[c]), self._up[c]
+            )
+            down = np.where(
+                u, np.minimum(np.maximum(self._down[c] - xr - allow[c], 0.0), cap[c]), self._down[c]
+            )
+            up[z] = 0.0
+            down[z] = 0.0
+            self._up[c], self._down[c] = up, down
+            out[rows] = np.maximum(up, down)
+        return out
+
 
 def _thousandfold(ratio: F64) -> B:
-    """Ratio near 1/1000 or 1000 (a kilo- prefix lost or added)."""
-    a = np.abs(np.log10(np.where(ratio > 0, ratio, np.nan)))
-    return np.asarray((a > 2.0) & (a < 4.0))
+    """Ratio near 1/1000 or 1000 (a kilo- prefix lost or added): |log10| in (2, 4),
+    by comparisons (no logarithm over every row). NaN is False."""
+    r = np.asarray(ratio)
+    return np.asarray(((r > 1e2) & (r < 1e4)) | ((r > 1e-4) & (r < 1e-2)))
 
 
 class MeterUnitError(Detector):
@@ -316,54 +360,55 @@ class MeterUnitError(Detector):
         return (self.episodes.active | self._energy.active)[: self.n]
 
     def _grow(self, n: int) -> None:
-        if not hasattr(self, "_e"):
-            self._e = _Carry()
-        self._e.grow(n)
         self._energy.ensure(n)
 
-    def _update(self, frame: Frame, events: Events, now: float) -> None:
+    def _update(self, f: Frame, events: Events, now: float) -> None:
         # Power path: reported power vs V*I, per sample.
-        p = frame.col("power_w")
-        pref = reference_power(frame)
-        itot = frame.derived("i_total", lambda f: rnansum(f.values[:, 2:5]))
-        judged = np.isfinite(p) & np.isfinite(pref) & (itot >= self.p["min_current_a"][frame.conn])
-        f = frame.rows(judged) if not judged.all() else frame
-        ratio = f.col("power_w") / reference_power(f)
-        bad = _thousandfold(ratio)
+        p = f.col("power_w")
+        pref = reference_power(f)
+        itot = f.derived("i_total", lambda g: rnansum(g.block(2)))
+        judged = (itot >= self._at("min_current_a", f.conn)) & np.isfinite(p)
+        judged &= np.isfinite(pref)
+        ratio = p / pref
+        bad = _thousandfold(ratio) & judged
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
             ~bad,
-            self.p["min_duration_s"][f.conn],
+            self.p["min_duration_s"],
             0.0,
-            {"power_w": f.col("power_w"), "v_times_i_w": reference_power(f), "ratio": ratio},
+            lambda: {"power_w": p, "v_times_i_w": pref, "ratio": ratio},
+            _all_or_mask(judged),
         )
-        score = np.abs(np.log10(np.maximum(ratio, 1e-12))) / 3.0
-        self._set_score(f.conn, score, f.last)
+        c, r = self._last_rows(f, judged)
+        self.score[c] = np.abs(np.log10(np.maximum(ratio[r], 1e-12))) / 3.0
         # Energy path, per interval: register delta vs V*I (or power) times dt.
-        g = _known(frame, frame.col("energy_wh"))
-        e = g.col("energy_wh")
-        pe, pt = self._e.prev(g.conn, g.first, e, g.ts)
-        self._e.store(g.conn, g.last, e, g.ts)
-        ref = reference_power(g)
-        ref = np.where(np.isfinite(ref), ref, g.col("power_w"))
-        dt = g.ts - pt
+        e = f.col("energy_wh")
+        pe, pt = f.prev_e, f.prev_e_ts
+        ref = np.where(np.isfinite(pref), pref, p)
+        dt = f.ts - pt
         expected = ref * dt / 3600.0
         de = e - pe
         # Zero steps say nothing (register resolution); drops are meter_regression's.
-        ok = (expected >= self.p["min_expected_wh"][g.conn]) & (dt <= self.p["max_gap_s"][g.conn])
+        ok = expected >= self._at("min_expected_wh", f.conn)
+        ok &= dt <= self._at("max_gap_s", f.conn)
+        ok &= de > 0
         # The step where the unit changes is itself evidence: the level jumps ~1000x.
         switch = _thousandfold(pe / np.where(e > 0, e, np.nan))
-        ok = (ok & (de > 0)) | switch
-        er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
-        ebad = _thousandfold(er)
+        if switch.any():
+            ok |= switch
+            er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
+        else:
+            er = de / expected
+        ebad = _thousandfold(er) & ok
         self._energy.step(
-            g.conn[ok],
-            g.ts[ok],
-            ebad[ok],
-            ~ebad[ok],
-            self.p["min_duration_s"][g.conn][ok],
+            f.conn,
+            f.ts,
+            ebad,
+            ok & ~ebad,
+            self.p["min_duration_s"],
             0.0,
-            {"register_delta_wh": de[ok], "expected_wh": expected[ok], "ratio": er[ok]},
+            lambda: {"register_delta_wh": de, "expected_wh": expected, "ratio": er},
+            _all_or_mask(ok),
         )

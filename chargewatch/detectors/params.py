@@ -77,6 +77,10 @@ class MeterMismatchParams(Params):
     min_energy_wh: float = _p(200.0, 1, 1e7, "windows with less integrated energy are not judged")
     tolerance: float = _p(0.15, 0.01, 0.9, "|delta / integral - 1| above this is a mismatch")
     max_gap_s: float = _p(120.0, 1, 86400, "intervals longer than this are left out of both")
+    # kW-resolution power (0.1 kW steps) is up to 4 % off at the smallest judged
+    # windows (200 Wh in 600 s, 1.2 kW): the allowance sits above that.
+    drift_allowance: float = _p(0.05, 0.0, 0.9, "per-window relative error the CUSUM tolerates")
+    drift_limit: float = _p(0.3, 0.01, 100, "CUSUM of the excess error that is a mismatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,7 @@ class OverTemperatureParams(Params):
     min_duration_s: float = _p(30.0, 0, 86400, "level exceeded for this long")
     rate_c_per_min: float = _p(3.0, 0.01, 100, "rise faster than this ...")
     rate_floor_c: float = _p(50.0, -50, 300, "... while above this temperature")
-    rate_lag_samples: int = _p(6, 1, 1000, "rise measured over this many samples")
+    rate_tau_s: float = _p(60.0, 1, 3600, "rise = EWMA of the slope, this time constant")
     rate_min_duration_s: float = _p(60.0, 0, 86400, "fast rise sustained this long")
 
 
@@ -190,6 +194,7 @@ PARAMS: dict[str, type[Params]] = {
 # Pairs (set, clear) where the clear threshold must sit on the safe side.
 _ORDERED: dict[str, list[tuple[str, str, str]]] = {
     "over_temperature": [("clear_c", "<=", "level_c")],
+    "meter_mismatch": [("drift_allowance", "<", "tolerance")],
     "voltage_out_of_band": [("clear_band", "<=", "band")],
     "phase_imbalance": [("clear", "<=", "threshold")],
     "charging_interrupted": [("off_power_w", "<", "on_power_w")],

@@ -79,6 +79,14 @@ def _c(c: int) -> I64:
     return np.array([c], np.int64)
 
 
+def _soonest(due: F64, among: NDArray[np.bool_]) -> float:
+    """The earliest deadline among ``among`` (NaN: none), less a millisecond so
+    that rounding in ``now - since > grace`` cannot skip a tick; inf if none."""
+    d = due[among]
+    d = d[~np.isnan(d)]
+    return float(d.min()) - 1e-3 if d.size else np.inf
+
+
 def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     """Status (kind 0) and transaction (kind 1) events in receive order.
 
@@ -129,8 +137,10 @@ class ChargingInterrupted(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # (b) abnormal ends, judged against power flow received before the event.
-        on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
+        on_rows = np.zeros(0, np.bool_)
         for t, ci, kind, code, reason in _ordered(events):
+            if on_rows.shape[0] != len(frame):
+                on_rows = frame.col("power_w") > self.p["on_power_w"][frame.conn]
             self._expire(ci, t)
             # Faulted carries an OCPP error code: that alert is the error_code's, not ours.
             abnormal = kind == 1 and code == 2 and reason in ABNORMAL_STOPS
@@ -153,28 +163,38 @@ class ChargingInterrupted(Detector):
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         p = f.col("power_w")
-        on = p > self.p["on_power_w"][c]
+        on = p > self._at("on_power_w", c)
         charging = f.status == CHARGING
-        src = ffill_index(on | ~charging, f.seg_start)
-        armed = np.where(src >= 0, on[np.maximum(src, 0)], self._armed[c])
+        decisive = on | ~charging
         soc = f.col("soc_pct")
-        full = soc >= self.p["full_soc_pct"][c]
-        # "Nothing flows" by the currents too, when reported: a power value in kW
-        # read as W is tiny but is not a stop (that is meter_unit_error).
-        itot = rnansum(f.values[:, 2:5])
-        flowing = rany(np.isfinite(f.values[:, 2:5])) & (itot >= 1.0)
-        stalled = armed & charging & (p < self.p["off_power_w"][c]) & ~full & ~flowing
+        cand = charging & (p < self._at("off_power_w", c))
+        if cand.any():
+            src = ffill_index(decisive, f.seg_start)
+            armed = np.where(src >= 0, on[np.maximum(src, 0)], self._armed[c])
+            full = soc >= self._at("full_soc_pct", c)
+            # "Nothing flows" by the currents too, when reported: a power value in kW
+            # read as W is tiny but is not a stop (that is meter_unit_error).
+            cur = f.block(2)
+            flowing = rany(np.isfinite(cur)) & (rnansum(cur) >= 1.0)
+            stalled = armed & cand & ~full & ~flowing
+        else:  # the usual case: no row could be a stall
+            stalled = cand
         self.episodes.step(
-            c, f.ts, stalled, on | ~charging, self.p["min_duration_s"][c], 0.0, {"power_w": p}
+            c, f.ts, stalled, decisive, self.p["min_duration_s"], 0.0, {"power_w": p}
         )
-        last = f.last
-        self._armed[c[last]] = armed[last]
-        onr = np.flatnonzero(on)
-        if onr.size:
-            np.fmax.at(self._last_on, c[onr], f.recv[onr])
-        sk = np.flatnonzero(np.isfinite(soc) & last)
-        self._soc[c[sk]] = soc[sk]
-        self._set_score(c, np.where(stalled, 1.0, 0.0), last)
+        lc, last = f.touched, f.last_idx
+        lw = f.last_where(decisive)
+        d = lw >= 0
+        self._armed[lc[d]] = on[lw[d]]
+        if on.any():
+            latest = np.maximum.reduceat(np.where(on, f.recv, -np.inf), f.first_idx)
+            self._last_on[lc] = np.fmax(
+                self._last_on[lc], np.where(latest > -np.inf, latest, np.nan)
+            )
+        ls = f.last_where(np.isfinite(soc))
+        s = ls >= 0
+        self._soc[lc[s]] = soc[ls[s]]
+        self.score[lc] = np.where(stalled[last], 1.0, 0.0)
         self.tick(now)
 
     def _expire(self, c: int, t: float) -> None:
@@ -191,10 +211,16 @@ class IdleBlocking(Detector):
     # Defined before any update, so a tick that comes first (a quiet start) works.
     _since: F64 = np.full(0, np.nan)
 
+    _now = np.nan
+    _next = -np.inf  # no connector can newly time out before this (tick's cache)
+
     def _grow(self, n: int) -> None:
         self._since = grown(self._since, n, np.nan)
+        self._next = -np.inf
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        if events.st_conn.size:
+            self._next = -np.inf  # idle periods may start or end
         for t, c, kind, code, _ in _ordered(events):
             if kind != 0:
                 continue
@@ -221,6 +247,9 @@ class IdleBlocking(Detector):
 
     def tick(self, now: float) -> None:
         n = self.n
+        self._now = now
+        if now <= self._next:
+            return
         since = self._since[:n]
         grace = self.p["grace_s"][:n]
         idle = now - since
@@ -233,13 +262,21 @@ class IdleBlocking(Detector):
                 since[idx] + grace[idx],
                 {"idle_since": since[idx], "grace_s": grace[idx]},
             )
-        self.score[:n] = idle / grace  # NaN when not idle: unknown/not applicable
+        self._next = _soonest(since + grace, ~self.episodes.active[:n])
+
+    def refresh(self) -> None:
+        n = self.n
+        # NaN when not idle: unknown/not applicable.
+        self.score[:n] = (self._now - self._since[:n]) / self.p["grace_s"][:n]
 
 
 class FailedStart(Detector):
     fault = "failed_start"
+    _now = np.nan
+    _next = -np.inf  # no connector can newly time out before this (tick's cache)
 
     def _grow(self, n: int) -> None:
+        self._next = -np.inf
         if not hasattr(self, "_arm"):
             self._prep = np.zeros(0, np.bool_)
             self._arm = np.full(0, np.nan)
@@ -288,7 +325,9 @@ class FailedStart(Detector):
         # Received rows, in receive order: delivery is about what the charger
         # said, even when its clock (ts) puts the rows behind processed ones.
         self._frame = frame
-        deliver = frame.raw_power > self.p["min_power_w"][frame.raw_conn]
+        if events.st_conn.size or events.tx_conn.size:
+            self._next = -np.inf  # arming, pauses and disarming move deadlines
+        deliver = frame.raw_power > self._at("min_power_w", frame.raw_conn)
         for t, c, kind, code, _ in _ordered(events):
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
@@ -323,18 +362,47 @@ class FailedStart(Detector):
                 self._disarm(c, t)
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
         rc, rr = frame.raw_conn, frame.raw_recv
-        armed_rows = deliver & (rr >= self._arm[rc])
-        idx = np.flatnonzero(armed_rows)
-        if idx.size:
-            first = np.ones(idx.size, np.bool_)
-            first[1:] = rc[idx[1:]] != rc[idx[:-1]]
-            for i in idx[first].tolist():  # one per connector that started delivering
-                self._disarm(int(rc[i]), float(rr[i]))
-        # Evidence for the armed connectors: a row in the second half of the wait.
-        arm, to = self._arm[rc], self._timeout[rc]
-        hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
-        self._evid[rc[hit]] = True
+        if rc.size and not np.isnan(self._arm[: self.n]).all():
+            arm = np.take(self._arm, rc)
+            idx = np.flatnonzero(deliver & (rr >= arm))
+            if idx.size:
+                first = np.ones(idx.size, np.bool_)
+                first[1:] = rc[idx[1:]] != rc[idx[:-1]]
+                i = idx[first]  # one per connector that started delivering
+                self._disarm_many(rc[i], rr[i])
+                arm = np.take(self._arm, rc)
+            # Evidence for the armed connectors: a row in the second half of the wait.
+            to = np.take(self._timeout, rc)
+            hit = (rr >= arm + 0.5 * to) & (rr <= arm + to)
+            if hit.any():
+                hc = rc[hit]
+                if not self._evid[hc].all():
+                    self._next = -np.inf  # evidence makes a deadline count
+                    self._evid[hc] = True
         self.tick(now)
+
+    def _disarm_many(self, cs: I64, ts: F64) -> None:
+        """``_disarm`` for many connectors at once (each at most once)."""
+        self._next = -np.inf
+        arm = self._arm[cs]
+        ok = ~np.isnan(arm)
+        cs, ts, arm = cs[ok], ts[ok], arm[ok]
+        to = self._timeout[cs]
+        late = ~self.episodes.active[cs] & ~self._paused[cs] & (ts - arm > to)
+        for j in np.flatnonzero(late).tolist():  # rare: a start that came too late
+            c = int(cs[j])
+            if self._seen_late(c, float(arm[j] + to[j])):
+                self.episodes.force(
+                    _c(c),
+                    _ONE,
+                    arm[j : j + 1],
+                    arm[j : j + 1] + to[j : j + 1],
+                    {"armed_at": arm[j : j + 1], "timeout_s": to[j : j + 1]},
+                )
+        self.episodes.force(cs, np.zeros(cs.shape[0], np.bool_), arm, ts)
+        self._arm[cs] = np.nan
+        self._prep[cs] = False
+        self._evid[cs] = False
 
     def _deliveries(self, frame: Frame, deliver: NDArray[np.bool_], c: int, t: float) -> None:
         if np.isnan(self._arm[c]):
@@ -347,6 +415,9 @@ class FailedStart(Detector):
 
     def tick(self, now: float) -> None:
         n = self.n
+        self._now = now
+        if now <= self._next:
+            return
         arm, to = self._arm[:n], self._timeout[:n]
         waited = now - arm
         # Only with telemetry near the deadline: silence is stale_telemetry's.
@@ -362,11 +433,17 @@ class FailedStart(Detector):
                 arm[idx] + to[idx],
                 {"armed_at": arm[idx], "timeout_s": to[idx]},
             )
-        self.score[:n] = np.where(self._paused[:n], 0.0, waited / to)
+        self._next = _soonest(arm + to, ~self._paused[:n] & ~self.episodes.active[:n] & evidence)
+
+    def refresh(self) -> None:
+        n = self.n
+        waited = self._now - self._arm[:n]
+        self.score[:n] = np.where(self._paused[:n], 0.0, waited / self._timeout[:n])
 
 
 class StatusFlapping(Detector):
     fault = "status_flapping"
+    _now = np.nan
 
     def _grow(self, n: int) -> None:
         k = int(self.params.changes)  # type: ignore[attr-defined]
@@ -404,8 +481,11 @@ class StatusFlapping(Detector):
             ct = self._clear_time(c)
             if ct <= now:
                 self.episodes.force(_c(c), _ZERO, _f(ct), _f(ct))
+        self._now = now
+
+    def refresh(self) -> None:
         n = self.n
         if n:
             w = self.p["window_s"][:n]
-            recent = (now - self._ring[:n] <= w[:, None]).sum(axis=1)
+            recent = (self._now - self._ring[:n] <= w[:, None]).sum(axis=1)
             self.score[:n] = recent / self.p["changes"][:n]

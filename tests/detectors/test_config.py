@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.detectors.docs import render
 from chargewatch.detectors.params import OverTemperatureParams, validate
@@ -73,3 +74,31 @@ def test_docs_are_generated_from_the_code() -> None:
         "docs/detectors.md is stale: PYTHONPATH=. python -m chargewatch.detectors.docs "
         "> docs/detectors.md"
     )
+
+
+def test_per_connector_thresholds_apply_row_by_row() -> None:
+    # Uniform parameters are used as scalars; overridden ones are gathered per
+    # row. Three connectors at 80 C: only the one whose level is below fires.
+    cfg = DetectorConfig(
+        sites={
+            "hot": {"over_temperature": {"level_c": 85, "clear_c": 80}},
+            "cool": {"over_temperature": {"level_c": 70, "clear_c": 65, "rate_floor_c": 40}},
+        }
+    )
+    fleet = Fleet(
+        {},
+        {
+            "A": ChargerSpec("A", site="hot"),
+            "B": ChargerSpec("B", site="cool"),
+            "C": ChargerSpec("C", site="hot"),
+        },
+    )
+    idx = ConnectorIndex(fleet)
+    rows = [charging(30, conn=c) for c in range(3)]
+    for b in rows:
+        b.values[:, FIELD_INDEX["temperature_c"]] = 80.0
+    ds = DetectorSet(cfg, faults=["over_temperature"])
+    batch = MeterBatch.concat(rows)
+    ds.update(batch, [], idx, float(batch.recv.max()))
+    assert ds.signals["over_temperature"].tolist() == [False, True, False]
+    assert [f.connector for f in ds.findings] == [1]
