@@ -55,7 +55,7 @@ _SITE_TARIFFS = {"residential": "flat-energy", "workplace": "time-of-use",
                  "public": "idle-fee", "highway": "dc-fast"}  # fmt: skip
 
 
-def _with_tariffs(fleet: Fleet) -> Fleet:
+def with_shipped_tariffs(fleet: Fleet) -> Fleet:
     """Give every simulated site a default tariff and DC chargers the DC tariff."""
     sites = {
         k: replace(s, tariff=_SITE_TARIFFS.get(s.name.split(" ")[0], "flat-energy"))
@@ -67,7 +67,7 @@ def _with_tariffs(fleet: Fleet) -> Fleet:
     return Fleet(sites, chargers, fleet.file)
 
 
-def _fleet_yaml(fleet: Fleet) -> str:
+def fleet_yaml(fleet: Fleet) -> str:
     doc = {
         "sites": [
             {"id": s.id, "timezone": s.timezone, "tariff": s.tariff, "name": s.name}
@@ -135,8 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         arrival_rate=args.arrival_rate,
     )
     sim = Simulation(sim_cfg.replace(faults=_demo_faults(Simulation(sim_cfg).plan.chargers)))
-    fleet = _with_tariffs(sim.fleet())
-    (data / "fleet.yaml").write_text(_fleet_yaml(fleet))
+    fleet = with_shipped_tariffs(sim.fleet())
+    (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
 
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None

@@ -190,21 +190,28 @@ class NativeDecoder:
         cut into messages. Per-message Python work is a JSON parse and a few
         list appends or extends.
         """
+        # The parsed documents stay alive until their columns are converted:
+        # with the cyclic GC on, every few hundred parses would rescan all of
+        # their lists, and re-enabling it while they live would scan them once
+        # more. JSON cannot hold a cycle, so pausing it until they are freed
+        # (with the inner frame) loses nothing.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._decode_meters(messages, sink)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _decode_meters(
+        self, messages: list[tuple[Route, str, bytes, float]], sink: DecodeSink
+    ) -> None:
         docs: list[dict[str, Any]] = []
         conns: list[int] = []
         recvs: list[float] = []
         topics: list[str] = []
         batches = _Batches()
-        # The parsed documents stay alive until the block is converted: with the
-        # cyclic GC on, every few hundred parses would rescan all of their
-        # lists. JSON cannot hold a cycle, so pausing it here loses nothing.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            self._gather(messages, sink, docs, conns, recvs, topics, batches)
-        finally:
-            if paused:
-                gc.enable()
+        self._gather(messages, sink, docs, conns, recvs, topics, batches)
         n = len(docs)
         if n:
             cols: dict[str, list[Any] | None] = {
