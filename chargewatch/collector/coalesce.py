@@ -9,15 +9,50 @@ per sample as one large batch. The stages wrapped here give the same result
 however the stream is cut (their tests check it), so only *when* they see the
 data changes, by at most ``interval_s``; anything that reads their results at
 a given moment (the rules reading detector signals) calls :meth:`flush` first.
+
+The interval also stretches with the stage's own cost: after a flush that took
+d seconds of CPU the next waits at least ``LOAD_FACTOR`` x d (up to
+``MAX_WAIT_S``), so a stage whose cost is per connector (the session engine at
+100,000 connectors) takes a bounded share of the pipeline thread and answers
+a little later, instead of falling behind the input.
 """
 
 from __future__ import annotations
 
-__all__ = ["Coalesced"]
+__all__ = ["LOAD_FACTOR", "MAX_WAIT_S", "Coalesced", "Pacer"]
+
+import time
+from collections.abc import Callable
 
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import Event
 from chargewatch.collector.pipeline import Stage
+
+LOAD_FACTOR = 5.0  # a paced stage uses at most ~1/5 of the thread
+MAX_WAIT_S = 10.0
+
+
+class Pacer:
+    """When a coalesced stage is due: every ``interval_s`` of the pipeline clock,
+    stretched to ``LOAD_FACTOR`` times its last run's CPU time, at most
+    ``MAX_WAIT_S``; or at once when ``max_rows`` are waiting."""
+
+    def __init__(self, interval_s: float, max_rows: int) -> None:
+        self.interval_s = interval_s
+        self.max_rows = max_rows
+        self.last: float | None = None
+        self.wait_s = interval_s
+
+    def due(self, now: float, rows: int) -> bool:
+        return self.last is None or rows >= self.max_rows or now - self.last >= self.wait_s
+
+    def run(self, now: float, step: Callable[[], object]) -> None:
+        """Run ``step()`` and note its cost."""
+        self.last = now
+        t = time.process_time()
+        step()
+        cost = time.process_time() - t
+        self.wait_s = max(self.interval_s, min(MAX_WAIT_S, LOAD_FACTOR * cost))
 
 
 class Coalesced:
@@ -26,12 +61,10 @@ class Coalesced:
 
     def __init__(self, inner: Stage, interval_s: float, max_rows: int = 250_000) -> None:
         self.inner = inner
-        self.interval_s = interval_s
-        self.max_rows = max_rows
+        self.pacer = Pacer(interval_s, max_rows)
         self._batches: list[MeterBatch] = []
         self._events: list[Event] = []
         self._rows = 0
-        self._last: float | None = None
         self._now = 0.0
 
     @property
@@ -44,19 +77,19 @@ class Coalesced:
             self._rows += len(batch)
         self._events.extend(events)
         self._now = now
-        if self._last is None or self._rows >= self.max_rows or now - self._last >= self.interval_s:
+        if self.pacer.due(now, self._rows):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
         """Hand everything waiting to the inner stage (at ``now``, default the last clock)."""
         at = self._now if now is None else max(now, self._now)
-        self._last = at
         if not self._batches and not self._events:
+            self.pacer.last = at
             return
         batch = MeterBatch.concat(self._batches)
         events = self._events
         self._batches, self._events, self._rows = [], [], 0
-        self.inner.on_batch(batch, events, at)
+        self.pacer.run(at, lambda: self.inner.on_batch(batch, events, at))
 
     def tick(self, now: float) -> None:
         self.flush(now)

@@ -29,6 +29,7 @@ from typing import Any
 from chargewatch.billing.session_outputs import jsonl_line
 from chargewatch.billing.sessions import Rejected, SessionEngine, SessionRecord
 from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.coalesce import Pacer
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
 from chargewatch.collector.ledger import Ledger
@@ -81,10 +82,10 @@ class SessionStage:
         # (see collector/coalesce.py). Their session events are journaled at
         # once, so waiting changes nothing a crash could lose.
         self.flush_interval_s = flush_interval_s
+        self._pacer = Pacer(flush_interval_s, 250_000)
         self._held: list[MeterBatch] = []
         self._held_events: list[Event] = []
         self._held_rows = 0
-        self._last_flush: float | None = None
         self._last_checkpoint: float | None = None
         self.records_written = 0
         self.rejected: list[Rejected] = []  # drained by the caller (rejected.jsonl)
@@ -159,20 +160,17 @@ class SessionStage:
             self._held.append(batch)
             self._held_rows += len(batch)
         self._held_events.extend(events)
-        if (
-            self._last_flush is None
-            or now - self._last_flush >= self.flush_interval_s
-            or self._held_rows >= 250_000
-        ):
+        if self._pacer.due(now, self._held_rows):
             self._flush(now)
 
     def _flush(self, now: float) -> None:
         """Run the engine on everything held (a checkpoint then covers the journal)."""
-        self._last_flush = now
         if self._held or self._held_events:
             batch, events = MeterBatch.concat(self._held), self._held_events
             self._held, self._held_events, self._held_rows = [], [], 0
-            self._step(batch, events, now)
+            self._pacer.run(now, lambda: self._step(batch, events, now))
+        else:
+            self._pacer.last = now
 
     def tick(self, now: float) -> None:
         # Timeouts (Available grace, stale sessions) advance with time alone.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.coalesce import Coalesced
+from chargewatch.collector.coalesce import LOAD_FACTOR, MAX_WAIT_S, Coalesced, Pacer
 from chargewatch.collector.ledger import Ledger, query_sessions
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.service import _ocpp_decoder
@@ -148,3 +149,21 @@ def test_events_held_for_the_engine_are_in_the_journal_before_the_flush(
     kinds = {k for k, _ in ledger.journal()}
     assert "TransactionEvent" in kinds or "StatusEvent" in kinds
     ledger.close()
+
+
+def test_pacer_stretches_the_interval_with_the_stage_cost() -> None:
+    pacer = Pacer(interval_s=0.01, max_rows=1000)
+    assert pacer.due(0.0, 0)
+
+    def busy() -> None:
+        t = time.process_time()
+        while time.process_time() - t < 0.03:
+            pass
+
+    pacer.run(0.0, busy)
+    assert LOAD_FACTOR * 0.03 <= pacer.wait_s <= MAX_WAIT_S
+    assert not pacer.due(0.05, 10)  # the configured 10 ms alone would have passed
+    assert pacer.due(0.05, 1000)  # but rows piling up still go at once
+    assert pacer.due(pacer.wait_s, 0)
+    pacer.run(1.0, lambda: None)
+    assert pacer.wait_s == 0.01  # cheap again: back to the configured interval
