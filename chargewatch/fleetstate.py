@@ -52,7 +52,9 @@ class FleetState:
         n = len(self.index)
         if n <= self._cap:
             return
-        cap = max(64, 2 * n)
+        # Exactly the index on the first growth (the inventory is known at start);
+        # doubling after that, for chargers that appear one by one.
+        cap = max(64, n, 2 * self._cap)
 
         def grown(a: NDArray[np.generic], fill: object) -> NDArray[np.generic]:
             out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)

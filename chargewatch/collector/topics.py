@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from chargewatch.errors import DecodeError
@@ -54,6 +54,10 @@ class TopicRouter:
     def __init__(self, max_cache: int = 200_000) -> None:
         self._cache: dict[str, Route | DecodeError] = {}
         self._max_cache = max_cache
+        # One string per charger id, shared by the routes of all its topics
+        # (a charger has ~6: meter, status, transaction per connector, heartbeat,
+        # online), instead of one copy each split off the topic.
+        self._chargers: dict[str, str] = {}
 
     def route(self, topic: str) -> Route:
         hit = self._cache.get(topic)
@@ -62,6 +66,11 @@ class TopicRouter:
             if len(self._cache) >= self._max_cache:
                 # Unknown-topic spam must not grow memory without bound.
                 self._cache.clear()
+                self._chargers.clear()
+            if isinstance(hit, Route):
+                charger = self._chargers.setdefault(hit.charger, hit.charger)
+                if charger is not hit.charger:
+                    hit = replace(hit, charger=charger)
             self._cache[topic] = hit
         if isinstance(hit, DecodeError):
             raise hit
