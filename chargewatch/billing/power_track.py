@@ -113,7 +113,8 @@ def pieces_from(
     his = np.maximum.reduceat(hi, idx)
     ims = np.fmax.reduceat(si, idx)
     pieces = [
-        [float(sk[i]), float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
+        # The kind as the literal 1.0 or 0.0: one shared float object, not one per piece.
+        [1.0 if sk[i] else 0.0, float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
         for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
     ]
     return pieces, gaps, soft
@@ -159,6 +160,7 @@ class PowerTrack:
             self.dts += [float(x) for x in d[d > 0]][: 5 - len(self.dts)]
             if len(self.dts) >= 3:
                 self.spacing = float(np.median(self.dts))
+                self.dts = []  # read only until the spacing is known
         # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
         soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
         kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}

@@ -62,7 +62,13 @@ from numpy.typing import NDArray
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
 from chargewatch.billing.power_track import Period, PowerTrack, build_periods
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
-from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.collector.events import (
+    CONNECTOR_STATUSES,
+    Event,
+    MeterReading,
+    StatusEvent,
+    TransactionEvent,
+)
 from chargewatch.fleet import ConnectorIndex
 
 #: Every quality flag a record can carry, with its meaning.
@@ -81,6 +87,7 @@ QUALITY_FLAGS: dict[str, str] = {
     "power_register_mismatch": "register and power integral disagree beyond tolerance",
 }
 
+_STATUS_NAMES = {s: s for s in CONNECTOR_STATUSES}
 _OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
@@ -568,7 +575,7 @@ class SessionEngine:
         conn = self.index.id(ev.charger, ev.connector)
         cur = self._current(conn)
         prev = self._status.get(conn)
-        self._status[conn] = ev.status
+        self._status[conn] = _STATUS_NAMES.get(ev.status, ev.status)  # not a copy per connector
         if ev.charger not in self._tx_chargers and ev.status in _OCCUPIED and cur is None:
             cur = self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
         if (
