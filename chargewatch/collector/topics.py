@@ -1,7 +1,7 @@
 """Topic parsing for the native (``ev/...``) and OCPP (``ocpp/...``) telemetry trees.
 
-Topics repeat endlessly (one per connector and kind), so parsed topics are
-cached: routing a message costs one dict lookup.
+Topics repeat endlessly (one per connector and kind), so parsed topics of the
+high-rate kinds are cached: routing such a message costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ Kind = Literal["meter", "status", "transaction", "heartbeat", "online", "ocpp"]
 # OCPP's chargeBoxIdentity is CiString of at most 48 chars; real ids use these characters.
 _CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _MAX_CONNECTOR = 64
+# Status and transaction messages come once per change, not per sample: parsing
+# them again costs ~2 us each, while caching them would keep two of every
+# connector's three topics (~150 B each: topic, Route, dict slot) for good.
+_UNCACHED = frozenset({"status", "transaction"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,7 @@ class Route:
 
 
 class TopicRouter:
-    """Parses topics into :class:`Route`, caching results (valid and invalid alike)."""
+    """Parses topics into :class:`Route`, caching the high-rate kinds and invalid topics."""
 
     def __init__(self, max_cache: int = 200_000) -> None:
         self._cache: dict[str, Route | DecodeError] = {}
@@ -63,6 +67,8 @@ class TopicRouter:
         hit = self._cache.get(topic)
         if hit is None:
             hit = self._parse(topic)
+            if isinstance(hit, Route) and hit.kind in _UNCACHED:
+                return hit
             if len(self._cache) >= self._max_cache:
                 # Unknown-topic spam must not grow memory without bound.
                 self._cache.clear()
