@@ -17,7 +17,9 @@ from __future__ import annotations
 
 __all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
 
+from array import array
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,8 +28,12 @@ from numpy.typing import NDArray
 SOFT_FACTOR = 2.5
 MAX_SOFT = 64
 
-Sample = list[float]  # [t, power_w, current_a]  (current NaN when unknown)
-Piece = list[float]  # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax]
+Sample = tuple[float, float, float]  # (t, power_w, current_a)  (current NaN when unknown)
+# [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax], kept as an
+# array('d'): every open session holds a few for its whole life, and 7 doubles
+# in one array take ~120 B where a list of 7 float objects takes ~280 B.
+Piece: TypeAlias = "array[float]"  # (array is not subscriptable at runtime before 3.12)
+Span = list[float]  # a piece while build_periods works on it
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
 
 
@@ -113,8 +119,7 @@ def pieces_from(
     his = np.maximum.reduceat(hi, idx)
     ims = np.fmax.reduceat(si, idx)
     pieces = [
-        # The kind as the literal 1.0 or 0.0: one shared float object, not one per piece.
-        [1.0 if sk[i] else 0.0, float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
+        array("d", (float(sk[i]), float(s0[i]), float(s1[j]), w, a, b, c))
         for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
     ]
     return pieces, gaps, soft
@@ -168,8 +173,8 @@ class PowerTrack:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
             self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
-            self.first = [float(t[0]), float(p[0]), float(cur[0])]
-            self.last = [float(t[-1]), float(p[-1]), float(cur[-1])]
+            self.first = (float(t[0]), float(p[0]), float(cur[0]))
+            self.last = (float(t[-1]), float(p[-1]), float(cur[-1]))
             return 0, int((~keep).sum())
         f, la = self.first, self.last
         if t[0] > la[0]:
@@ -180,7 +185,7 @@ class PowerTrack:
             pp = np.concatenate(([la[1]], p))[keep]
             cc = np.concatenate(([la[2]], cur))[keep]
             pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
-            self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+            self.last = (float(tt[-1]), float(pp[-1]), float(cc[-1]))
             self.gaps += gps
             if sfs:
                 self.soft += sfs
@@ -210,12 +215,12 @@ class PowerTrack:
                 tt = np.append(tt, f[0])
                 pp = np.append(pp, f[1])
                 cc = np.append(cc, f[2])
-                self.first = [float(tt[0]), float(pp[0]), float(cc[0])]
+                self.first = (float(tt[0]), float(pp[0]), float(cc[0]))
             elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
                 pp = np.concatenate(([la[1]], pp))
                 cc = np.concatenate(([la[2]], cc))
-                self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+                self.last = (float(tt[-1]), float(pp[-1]), float(cc[-1]))
             else:
                 gap, is_soft = holes[r]
                 tt = np.concatenate(([gap[0]], tt, [gap[3]]))
@@ -261,9 +266,11 @@ class PowerTrack:
                     rest = pc[3] - op[3]
                     parts = []
                     if left > 0:
-                        parts.append([pc[0], pc[1], op[1], rest * left / (left + right), *pc[4:]])
+                        wh = rest * left / (left + right)
+                        parts.append(array("d", (pc[0], pc[1], op[1], wh, *pc[4:])))
                     if right > 0:
-                        parts.append([pc[0], op[2], pc[2], rest * right / (left + right), *pc[4:]])
+                        wh = rest * right / (left + right)
+                        parts.append(array("d", (pc[0], op[2], pc[2], wh, *pc[4:])))
                     self.pieces[k : k + 1] = parts
                     break
 
@@ -345,7 +352,7 @@ def build_periods(
                 "charging" if energy_wh > 0 else "idle", start, stop, energy_wh, None, None, None
             )
         ]
-    spans: list[Piece] = []
+    spans: list[Span] = []
     nan = float("nan")
     for pc in track.pieces:
         a, b = max(pc[1], start), min(pc[2], stop)
@@ -367,7 +374,7 @@ def build_periods(
     else:
         spans.append([1.0 if energy_wh > 0 else 0.0, start, stop, 0.0, nan, nan, nan])
     spans.sort(key=lambda s: s[1])
-    merged: list[Piece] = []
+    merged: list[Span] = []
     for s in spans:
         if merged and merged[-1][0] == s[0] and s[1] <= merged[-1][2] + 1e-6:
             m = merged[-1]

@@ -51,6 +51,7 @@ __all__ = [
 
 import hashlib
 import math
+from array import array
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -268,9 +269,9 @@ def _session_from(d: dict[str, Any]) -> _Session:
     d = dict(d)
     tr = d.pop("track")
     track = PowerTrack(
-        first=_nan_list(tr["first"]),
-        last=_nan_list(tr["last"]),
-        pieces=[_nan_list(x) or [] for x in tr["pieces"]],
+        first=_nan_sample(tr["first"]),
+        last=_nan_sample(tr["last"]),
+        pieces=[array("d", _nan_list(x) or []) for x in tr["pieces"]],
         gaps=[_nan_list(x) or [] for x in tr["gaps"]],
         soft=[_nan_list(x) or [] for x in tr.get("soft", [])],
         spacing=float(tr.get("spacing", 0.0)),
@@ -287,12 +288,18 @@ def _session_dict(s: _Session) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
+    d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]  # JSON has no array('d')
     return d
 
 
 def _nan_list(x: list[Any] | None) -> list[float] | None:
     # JSON encoders write NaN as null; the state uses NaN for "unknown".
     return None if x is None else [math.nan if v is None else float(v) for v in x]
+
+
+def _nan_sample(x: list[Any] | None) -> tuple[float, float, float] | None:
+    got = _nan_list(x)
+    return None if got is None else (got[0], got[1], got[2])
 
 
 class SessionEngine:
@@ -758,17 +765,20 @@ class SessionEngine:
                 pc[6] = float(np.fmax(pc[6], imax[g]))
             else:
                 tr.pieces.append(
-                    [
-                        k,
-                        tr.last[0],
-                        t_last,
-                        float(wh[g]),
-                        float(lo[g]),
-                        float(hi[g]),
-                        float(imax[g]),
-                    ]
+                    array(
+                        "d",
+                        (
+                            k,
+                            tr.last[0],
+                            t_last,
+                            float(wh[g]),
+                            float(lo[g]),
+                            float(hi[g]),
+                            float(imax[g]),
+                        ),
+                    )
                 )
-            tr.last = [t_last, float(p[last[g]]), float(amps[last[g]])]
+            tr.last = (t_last, float(p[last[g]]), float(amps[last[g]]))
             s2.last_seen = max(s2.last_seen, t_last)
             self._dirty.add(s2.sid)
         done[ok_g] = True
