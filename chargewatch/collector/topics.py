@@ -67,20 +67,25 @@ class TopicRouter:
         hit = self._cache.get(topic)
         if hit is None:
             hit = self._parse(topic)
-            if isinstance(hit, Route) and hit.kind in _UNCACHED:
-                return hit
+            if isinstance(hit, Route):
+                # Sessions, fleet state and detectors keep the charger id of
+                # status and transaction events: the shared string, too.
+                hit = self._shared(hit)
+                if hit.kind in _UNCACHED:
+                    return hit
             if len(self._cache) >= self._max_cache:
                 # Unknown-topic spam must not grow memory without bound.
                 self._cache.clear()
-                self._chargers.clear()
-            if isinstance(hit, Route):
-                charger = self._chargers.setdefault(hit.charger, hit.charger)
-                if charger is not hit.charger:
-                    hit = replace(hit, charger=charger)
             self._cache[topic] = hit
         if isinstance(hit, DecodeError):
             raise hit
         return hit
+
+    def _shared(self, r: Route) -> Route:
+        if len(self._chargers) >= self._max_cache:
+            self._chargers.clear()  # charger-id spam: bounded like the cache
+        charger = self._chargers.setdefault(r.charger, r.charger)
+        return r if charger is r.charger else replace(r, charger=charger)
 
     @staticmethod
     def _parse(topic: str) -> Route | DecodeError:
