@@ -28,7 +28,9 @@ from numpy.typing import NDArray
 SOFT_FACTOR = 2.5
 MAX_SOFT = 64
 
-Sample = tuple[float, float, float]  # (t, power_w, current_a)  (current NaN when unknown)
+# (t, power_w, current_a) (current NaN when unknown), as array("d"): 88 B, a tuple of
+# three float objects 136 B, and a session keeps two for its whole life.
+Sample: TypeAlias = "array[float]"
 # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax], kept as an
 # array('d'): every open session holds a few for its whole life, and 7 doubles
 # in one array take ~120 B where a list of 7 float objects takes ~280 B.
@@ -173,8 +175,8 @@ class PowerTrack:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
             self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
-            self.first = (float(t[0]), float(p[0]), float(cur[0]))
-            self.last = (float(t[-1]), float(p[-1]), float(cur[-1]))
+            self.first = array("d", (float(t[0]), float(p[0]), float(cur[0])))
+            self.last = array("d", (float(t[-1]), float(p[-1]), float(cur[-1])))
             return 0, int((~keep).sum())
         f, la = self.first, self.last
         if t[0] > la[0]:
@@ -185,7 +187,7 @@ class PowerTrack:
             pp = np.concatenate(([la[1]], p))[keep]
             cc = np.concatenate(([la[2]], cur))[keep]
             pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
-            self.last = (float(tt[-1]), float(pp[-1]), float(cc[-1]))
+            self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
             self.gaps += gps
             if sfs:
                 self.soft += sfs
@@ -215,12 +217,12 @@ class PowerTrack:
                 tt = np.append(tt, f[0])
                 pp = np.append(pp, f[1])
                 cc = np.append(cc, f[2])
-                self.first = (float(tt[0]), float(pp[0]), float(cc[0]))
+                self.first = array("d", (float(tt[0]), float(pp[0]), float(cc[0])))
             elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
                 pp = np.concatenate(([la[1]], pp))
                 cc = np.concatenate(([la[2]], cc))
-                self.last = (float(tt[-1]), float(pp[-1]), float(cc[-1]))
+                self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
             else:
                 gap, is_soft = holes[r]
                 tt = np.concatenate(([gap[0]], tt, [gap[3]]))

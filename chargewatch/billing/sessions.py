@@ -288,7 +288,11 @@ def _session_dict(s: _Session) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
-    d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]  # JSON has no array('d')
+    # JSON has no array('d'):
+    d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]
+    for end in ("first", "last"):
+        got = getattr(s.track, end)
+        d["track"][end] = None if got is None else got.tolist()
     return d
 
 
@@ -297,9 +301,9 @@ def _nan_list(x: list[Any] | None) -> list[float] | None:
     return None if x is None else [math.nan if v is None else float(v) for v in x]
 
 
-def _nan_sample(x: list[Any] | None) -> tuple[float, float, float] | None:
+def _nan_sample(x: list[Any] | None) -> array[float] | None:
     got = _nan_list(x)
-    return None if got is None else (got[0], got[1], got[2])
+    return None if got is None else array("d", got)
 
 
 class SessionEngine:
@@ -778,7 +782,7 @@ class SessionEngine:
                         ),
                     )
                 )
-            tr.last = (t_last, float(p[last[g]]), float(amps[last[g]]))
+            tr.last = array("d", (t_last, float(p[last[g]]), float(amps[last[g]])))
             s2.last_seen = max(s2.last_seen, t_last)
             self._dirty.add(s2.sid)
         done[ok_g] = True
