@@ -314,7 +314,8 @@ class SessionEngine:
         self.config = config or SessionConfig()
         self._sessions: dict[str, _Session] = {}  # open and recently closed
         self._open: dict[int, str] = {}  # dense connector -> open session id
-        self._by_conn: dict[int, list[str]] = {}  # dense connector -> session ids by start
+        # dense connector -> session ids by start; tuples (one id: 48 B, a list 88 B)
+        self._by_conn: dict[int, tuple[str, ...]] = {}
         self._by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
         self._tx_chargers: set[str] = set()  # chargers that send transaction events
         self._status_chargers: set[str] = set()
@@ -410,16 +411,18 @@ class SessionEngine:
     def _add(self, s: _Session) -> None:
         self._sessions[s.sid] = s
         conn = self.index.id(s.charger, s.connector)
-        lst = self._by_conn.setdefault(conn, [])
-        lst.append(s.sid)
-        lst.sort(key=lambda x: self._sessions[x].start)
+        self._by_conn[conn] = tuple(
+            sorted((*self._by_conn.get(conn, ()), s.sid), key=lambda x: self._sessions[x].start)
+        )
         if s.transaction_id:
             self._by_tx[(s.charger, s.transaction_id)] = s.sid
 
     def _drop(self, sid: str) -> None:
         s = self._sessions.pop(sid)
         conn = self.index.id(s.charger, s.connector)
-        self._by_conn[conn].remove(sid)
+        left = list(self._by_conn[conn])
+        left.remove(sid)
+        self._by_conn[conn] = tuple(left)
         if s.transaction_id and self._by_tx.get((s.charger, s.transaction_id)) == sid:
             del self._by_tx[(s.charger, s.transaction_id)]
         self._pending.pop(sid, None)
@@ -796,7 +799,7 @@ class SessionEngine:
         batch: MeterBatch,
         chunks: dict[str, list[NDArray[np.intp]]],
     ) -> None:
-        sids = self._by_conn.get(conn, [])
+        sids = self._by_conn.get(conn, ())
         if sids:
             ss = [self._sessions[x] for x in sids]
             w0 = np.array([s.start for s in ss])
