@@ -114,11 +114,12 @@ class Timed:
 def _fleet(n_chargers: int) -> Fleet:
     kinds = ((22_000.0, 3, 230.0), (11_000.0, 3, 230.0), (7_400.0, 1, 230.0), (150_000.0, 0, 400.0))
     specs = {}
+    sites = [f"s{k}" for k in range(200)]  # 200 site names, as a fleet.yaml has
     for i in range(n_chargers):
         p, ph, v = kinds[i % 4]
         cid = f"CP{i:06d}"
         specs[cid] = ChargerSpec(
-            cid, site=f"s{i % 200}", connectors=2, max_power_w=p, phases=ph, nominal_voltage_v=v
+            cid, site=sites[i % 200], connectors=2, max_power_w=p, phases=ph, nominal_voltage_v=v
         )
     return Fleet({}, specs)
 
