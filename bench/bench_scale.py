@@ -11,11 +11,11 @@ For each fleet size, in a fresh process (so memory is the collector's alone):
 * memory per connector (target <= 4 KB at 100,000 connectors), in a separate
   ``--traced`` process: the live heap tracemalloc counts (numpy arrays
   included) once the run is over and its inputs are dropped: the collector's
-  state, which is the figure. The timing run reports beside it the live bytes
-  glibc's malloc holds (the same state without tracemalloc's cost, arenas
-  counted whole; the figure to use where a traced run is too slow) and the
-  resident memory added, which also holds allocator slack left by the
-  transient per-batch arrays (before and after ``malloc_trim``);
+  state, which is the figure (at 100k it takes ~10 minutes). The timing run
+  reports beside it the resident memory added, which also holds allocator
+  slack left by the transient per-batch arrays, before and after
+  ``malloc_trim`` (glibc's mallinfo is no shortcut: Python's small objects
+  live in pymalloc arenas it does not count);
 * one evaluation of the default rules over the fleet (ms).
 
 Linear cost shows as flat per-sample and per-connector figures across sizes.
@@ -60,30 +60,6 @@ CHUNK_MESSAGES = 5000
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd",
-            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
-        )
-    ]  # fmt: skip
-
-
-def malloc_live_bytes() -> int:
-    """Bytes glibc's malloc has handed out and not had back (every arena, plus
-    mmapped blocks): numpy arrays, Python's object arenas, everything, without
-    tracemalloc's cost; 0 where glibc's mallinfo2 is missing. It counts pymalloc
-    arenas whole, so it is a little above the traced heap, never below."""
-    try:
-        f = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
-        return 0
-    f.restype = _MallInfo2
-    m = f()
-    return int(m.uordblks + m.hblkhd)
 
 
 def _trimmed_rss() -> int:
@@ -182,7 +158,6 @@ def measure(
     if traced:
         tracemalloc.start()
     rss0 = rss_bytes()
-    live0 = malloc_live_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(
             data_dir=Path(tmp),
@@ -224,7 +199,6 @@ def measure(
         c.detector_stage.flush(last_tick)
         gc.collect()
         rss1 = rss_bytes()
-        live1 = malloc_live_bytes()
         rss_trimmed = _trimmed_rss()
         # The live heap once the run's inputs are gone: what the collector keeps.
         heap = tracemalloc.get_traced_memory()[0] if traced else 0
@@ -268,10 +242,6 @@ def measure(
         "rule_evaluation_ms": round(rule_ms, 1),
         "rss_added_bytes": rss1 - rss0,
         "bytes_per_connector": round((rss1 - rss0) / connectors),
-        # Live malloc'd bytes added (see malloc_live_bytes): the state figure
-        # where a traced run is too slow (100k: tens of minutes); at 10k it
-        # is checked against the traced heap.
-        "malloc_live_bytes_per_connector": round((live1 - live0) / connectors),
         # After glibc's malloc_trim: the free heap pages handed back. What is left
         # is live data plus fragmentation; the difference is the slack that
         # transient per-batch arrays leave in the allocator.
