@@ -137,7 +137,8 @@ def parse_fleet(src: Source) -> Fleet:
         )
         spec = ChargerSpec(
             id=cid,
-            site=site or "unknown",
+            # The site's own id string, not the YAML scalar's copy (one per charger).
+            site=sites[site].id if site in sites else (site or "unknown"),
             connectors=r.get(
                 m, p, "connectors", int, 1, check=lambda v: 1 <= v <= 64, expected="1..64"
             ),

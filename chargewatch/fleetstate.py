@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from chargewatch.collector.batch import METER_FIELDS, N_FIELDS, MeterBatch
 from chargewatch.collector.events import (
+    CONNECTOR_STATUSES,
     BootEvent,
     Event,
     HeartbeatEvent,
@@ -25,6 +26,8 @@ from chargewatch.collector.events import (
     TransactionEvent,
 )
 from chargewatch.fleet import ConnectorIndex
+
+_CANON = {s: s for s in (*CONNECTOR_STATUSES, "NoError")}
 
 
 class FleetState:
@@ -52,7 +55,9 @@ class FleetState:
         n = len(self.index)
         if n <= self._cap:
             return
-        cap = max(64, 2 * n)
+        # Exactly the index on the first growth (the inventory is known at start);
+        # doubling after that, for chargers that appear one by one.
+        cap = max(64, n, 2 * self._cap)
 
         def grown(a: NDArray[np.generic], fill: object) -> NDArray[np.generic]:
             out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
@@ -81,8 +86,9 @@ class FleetState:
                 if self.status[i] != ev.status or self.error_code[i] != ev.error_code:
                     self.status_since[i] = ev.ts
                     self.changes += 1
-                self.status[i] = ev.status
-                self.error_code[i] = ev.error_code
+                # Canonical strings: not one decoded copy kept per connector.
+                self.status[i] = _CANON.get(ev.status, ev.status)
+                self.error_code[i] = _CANON.get(ev.error_code, ev.error_code)
                 self.last_seen[i] = max(_nan0(self.last_seen[i]), ev.recv)
             elif isinstance(ev, OnlineEvent):
                 if self.online.get(ev.charger) != ev.online:

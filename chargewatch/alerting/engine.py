@@ -40,7 +40,12 @@ def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any
     if "charger" not in out:
         out["charger"] = np.array([index.keys[i][0] for i in range(n)], dtype=object)
     if "connector" not in out:
-        out["connector"] = np.array([str(index.keys[i][1]) for i in range(n)], dtype=object)
+        # One string per connector number ("1", "2", ...), not one per connector.
+        names: dict[int, str] = {}
+        out["connector"] = np.array(
+            [names.setdefault(c, str(c)) for c in (index.keys[i][1] for i in range(n))],
+            dtype=object,
+        )
     if "site" not in out:
         out["site"] = np.array([index.site_of(i) for i in range(n)], dtype=object)
     if "model" not in out:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 __all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
 
+from array import array
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,8 +28,14 @@ from numpy.typing import NDArray
 SOFT_FACTOR = 2.5
 MAX_SOFT = 64
 
-Sample = list[float]  # [t, power_w, current_a]  (current NaN when unknown)
-Piece = list[float]  # [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax]
+# (t, power_w, current_a) (current NaN when unknown), as array("d"): 88 B, a tuple of
+# three float objects 136 B, and a session keeps two for its whole life.
+Sample: TypeAlias = "array[float]"
+# [kind (1 charging, 0 idle), t0, t1, wh, pmin, pmax, imax], kept as an
+# array('d'): every open session holds a few for its whole life, and 7 doubles
+# in one array take ~120 B where a list of 7 float objects takes ~280 B.
+Piece: TypeAlias = "array[float]"  # (array is not subscriptable at runtime before 3.12)
+Span = list[float]  # a piece while build_periods works on it
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
 
 
@@ -113,7 +121,7 @@ def pieces_from(
     his = np.maximum.reduceat(hi, idx)
     ims = np.fmax.reduceat(si, idx)
     pieces = [
-        [float(sk[i]), float(s0[i]), float(s1[j]), float(w), float(a), float(b), float(c)]
+        array("d", (float(sk[i]), float(s0[i]), float(s1[j]), w, a, b, c))
         for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
     ]
     return pieces, gaps, soft
@@ -159,6 +167,7 @@ class PowerTrack:
             self.dts += [float(x) for x in d[d > 0]][: 5 - len(self.dts)]
             if len(self.dts) >= 3:
                 self.spacing = float(np.median(self.dts))
+                self.dts = []  # read only until the spacing is known
         # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
         soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
         kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
@@ -166,8 +175,8 @@ class PowerTrack:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
             self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
-            self.first = [float(t[0]), float(p[0]), float(cur[0])]
-            self.last = [float(t[-1]), float(p[-1]), float(cur[-1])]
+            self.first = array("d", (float(t[0]), float(p[0]), float(cur[0])))
+            self.last = array("d", (float(t[-1]), float(p[-1]), float(cur[-1])))
             return 0, int((~keep).sum())
         f, la = self.first, self.last
         if t[0] > la[0]:
@@ -178,7 +187,7 @@ class PowerTrack:
             pp = np.concatenate(([la[1]], p))[keep]
             cc = np.concatenate(([la[2]], cur))[keep]
             pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
-            self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+            self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
             self.gaps += gps
             if sfs:
                 self.soft += sfs
@@ -208,12 +217,12 @@ class PowerTrack:
                 tt = np.append(tt, f[0])
                 pp = np.append(pp, f[1])
                 cc = np.append(cc, f[2])
-                self.first = [float(tt[0]), float(pp[0]), float(cc[0])]
+                self.first = array("d", (float(tt[0]), float(pp[0]), float(cc[0])))
             elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
                 pp = np.concatenate(([la[1]], pp))
                 cc = np.concatenate(([la[2]], cc))
-                self.last = [float(tt[-1]), float(pp[-1]), float(cc[-1])]
+                self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
             else:
                 gap, is_soft = holes[r]
                 tt = np.concatenate(([gap[0]], tt, [gap[3]]))
@@ -259,9 +268,11 @@ class PowerTrack:
                     rest = pc[3] - op[3]
                     parts = []
                     if left > 0:
-                        parts.append([pc[0], pc[1], op[1], rest * left / (left + right), *pc[4:]])
+                        wh = rest * left / (left + right)
+                        parts.append(array("d", (pc[0], pc[1], op[1], wh, *pc[4:])))
                     if right > 0:
-                        parts.append([pc[0], op[2], pc[2], rest * right / (left + right), *pc[4:]])
+                        wh = rest * right / (left + right)
+                        parts.append(array("d", (pc[0], op[2], pc[2], wh, *pc[4:])))
                     self.pieces[k : k + 1] = parts
                     break
 
@@ -343,7 +354,7 @@ def build_periods(
                 "charging" if energy_wh > 0 else "idle", start, stop, energy_wh, None, None, None
             )
         ]
-    spans: list[Piece] = []
+    spans: list[Span] = []
     nan = float("nan")
     for pc in track.pieces:
         a, b = max(pc[1], start), min(pc[2], stop)
@@ -365,7 +376,7 @@ def build_periods(
     else:
         spans.append([1.0 if energy_wh > 0 else 0.0, start, stop, 0.0, nan, nan, nan])
     spans.sort(key=lambda s: s[1])
-    merged: list[Piece] = []
+    merged: list[Span] = []
     for s in spans:
         if merged and merged[-1][0] == s[0] and s[1] <= merged[-1][2] + 1e-6:
             m = merged[-1]

@@ -51,6 +51,7 @@ __all__ = [
 
 import hashlib
 import math
+from array import array
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -62,7 +63,13 @@ from numpy.typing import NDArray
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
 from chargewatch.billing.power_track import Period, PowerTrack, build_periods
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
-from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.collector.events import (
+    CONNECTOR_STATUSES,
+    Event,
+    MeterReading,
+    StatusEvent,
+    TransactionEvent,
+)
 from chargewatch.fleet import ConnectorIndex
 
 #: Every quality flag a record can carry, with its meaning.
@@ -81,6 +88,7 @@ QUALITY_FLAGS: dict[str, str] = {
     "power_register_mismatch": "register and power integral disagree beyond tolerance",
 }
 
+_STATUS_NAMES = {s: s for s in CONNECTOR_STATUSES}
 _OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
@@ -225,7 +233,8 @@ class _Session:
     window_end: float | None = None  # samples up to here belong to us; None while open
     stop: float | None = None
     closed_by: str = ""
-    flags: list[str] = field(default_factory=list)
+    # A tuple: () is shared, and most sessions hold at most one flag (48 B; a list 72-88 B).
+    flags: tuple[str, ...] = ()
     meter_start: float | None = None
     meter_stop: float | None = None
     id_tag: str = ""
@@ -250,7 +259,7 @@ class _Session:
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
-            self.flags.append(name)
+            self.flags = (*self.flags, name)
 
     @property
     def is_open(self) -> bool:
@@ -261,14 +270,15 @@ def _session_from(d: dict[str, Any]) -> _Session:
     d = dict(d)
     tr = d.pop("track")
     track = PowerTrack(
-        first=_nan_list(tr["first"]),
-        last=_nan_list(tr["last"]),
-        pieces=[_nan_list(x) or [] for x in tr["pieces"]],
+        first=_nan_sample(tr["first"]),
+        last=_nan_sample(tr["last"]),
+        pieces=[array("d", _nan_list(x) or []) for x in tr["pieces"]],
         gaps=[_nan_list(x) or [] for x in tr["gaps"]],
         soft=[_nan_list(x) or [] for x in tr.get("soft", [])],
         spacing=float(tr.get("spacing", 0.0)),
         dts=[float(x) for x in tr.get("dts", [])],
     )
+    d["flags"] = tuple(d.get("flags", ()))
     return _Session(track=track, **d)
 
 
@@ -280,12 +290,22 @@ def _session_dict(s: _Session) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
+    # JSON has no array('d'):
+    d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]
+    for end in ("first", "last"):
+        got = getattr(s.track, end)
+        d["track"][end] = None if got is None else got.tolist()
     return d
 
 
 def _nan_list(x: list[Any] | None) -> list[float] | None:
     # JSON encoders write NaN as null; the state uses NaN for "unknown".
     return None if x is None else [math.nan if v is None else float(v) for v in x]
+
+
+def _nan_sample(x: list[Any] | None) -> array[float] | None:
+    got = _nan_list(x)
+    return None if got is None else array("d", got)
 
 
 class SessionEngine:
@@ -296,7 +316,8 @@ class SessionEngine:
         self.config = config or SessionConfig()
         self._sessions: dict[str, _Session] = {}  # open and recently closed
         self._open: dict[int, str] = {}  # dense connector -> open session id
-        self._by_conn: dict[int, list[str]] = {}  # dense connector -> session ids by start
+        # dense connector -> session ids by start; tuples (one id: 48 B, a list 88 B)
+        self._by_conn: dict[int, tuple[str, ...]] = {}
         self._by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
         self._tx_chargers: set[str] = set()  # chargers that send transaction events
         self._status_chargers: set[str] = set()
@@ -392,16 +413,18 @@ class SessionEngine:
     def _add(self, s: _Session) -> None:
         self._sessions[s.sid] = s
         conn = self.index.id(s.charger, s.connector)
-        lst = self._by_conn.setdefault(conn, [])
-        lst.append(s.sid)
-        lst.sort(key=lambda x: self._sessions[x].start)
+        self._by_conn[conn] = tuple(
+            sorted((*self._by_conn.get(conn, ()), s.sid), key=lambda x: self._sessions[x].start)
+        )
         if s.transaction_id:
             self._by_tx[(s.charger, s.transaction_id)] = s.sid
 
     def _drop(self, sid: str) -> None:
         s = self._sessions.pop(sid)
         conn = self.index.id(s.charger, s.connector)
-        self._by_conn[conn].remove(sid)
+        left = list(self._by_conn[conn])
+        left.remove(sid)
+        self._by_conn[conn] = tuple(left)
         if s.transaction_id and self._by_tx.get((s.charger, s.transaction_id)) == sid:
             del self._by_tx[(s.charger, s.transaction_id)]
         self._pending.pop(sid, None)
@@ -512,7 +535,7 @@ class SessionEngine:
                     s2.window_end = max(s2.window_end or ev.ts, ev.ts)
                     s2.closed_by = "transaction"
                     if "inferred_stop" in s2.flags:
-                        s2.flags.remove("inferred_stop")
+                        s2.flags = tuple(f for f in s2.flags if f != "inferred_stop")
                     self._dirty.add(s2.sid)
             self._point(s2, ev.ts, ev.meter_wh)
             s2.last_seen = max(s2.last_seen, ev.ts)
@@ -568,7 +591,7 @@ class SessionEngine:
         conn = self.index.id(ev.charger, ev.connector)
         cur = self._current(conn)
         prev = self._status.get(conn)
-        self._status[conn] = ev.status
+        self._status[conn] = _STATUS_NAMES.get(ev.status, ev.status)  # not a copy per connector
         if ev.charger not in self._tx_chargers and ev.status in _OCCUPIED and cur is None:
             cur = self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
         if (
@@ -751,17 +774,20 @@ class SessionEngine:
                 pc[6] = float(np.fmax(pc[6], imax[g]))
             else:
                 tr.pieces.append(
-                    [
-                        k,
-                        tr.last[0],
-                        t_last,
-                        float(wh[g]),
-                        float(lo[g]),
-                        float(hi[g]),
-                        float(imax[g]),
-                    ]
+                    array(
+                        "d",
+                        (
+                            k,
+                            tr.last[0],
+                            t_last,
+                            float(wh[g]),
+                            float(lo[g]),
+                            float(hi[g]),
+                            float(imax[g]),
+                        ),
+                    )
                 )
-            tr.last = [t_last, float(p[last[g]]), float(amps[last[g]])]
+            tr.last = array("d", (t_last, float(p[last[g]]), float(amps[last[g]])))
             s2.last_seen = max(s2.last_seen, t_last)
             self._dirty.add(s2.sid)
         done[ok_g] = True
@@ -775,7 +801,7 @@ class SessionEngine:
         batch: MeterBatch,
         chunks: dict[str, list[NDArray[np.intp]]],
     ) -> None:
-        sids = self._by_conn.get(conn, [])
+        sids = self._by_conn.get(conn, ())
         if sids:
             ss = [self._sessions[x] for x in sids]
             w0 = np.array([s.start for s in ss])

@@ -27,6 +27,21 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 
+def _inventory(index: ConnectorIndex | None, n: int) -> tuple[F64, F64, NDArray[np.int8]]:
+    """Rated current, nominal voltage and phases of connectors ``0..n-1``: views of
+    the index's columns (written once per connector, never changed) when it covers
+    them, so 17 detectors share one copy; else defaults past its end."""
+    if index is not None and len(index) >= n:
+        return index.rated_current_a[:n], index.nominal_voltage_v[:n], index.phases[:n]
+    rated, nominal, phases = np.zeros(n), np.full(n, 230.0), np.full(n, 3, np.int8)
+    if index is not None:
+        m = len(index)
+        rated[:m] = index.rated_current_a[:m]
+        nominal[:m] = index.nominal_voltage_v[:m]
+        phases[:m] = index.phases[:m]
+    return rated, nominal, phases
+
+
 class Detector:
     """Base class: per-connector parameters, state growth, signals, findings."""
 
@@ -42,7 +57,7 @@ class Detector:
         # override): used as a scalar, which spares a gather per row.
         self._uniform: dict[str, float | None] = dict.fromkeys(self.p)
         self.score = np.full(0, np.nan)
-        self.rated_a = np.zeros(0)  # inventory columns, copied from the index on growth
+        self.rated_a = np.zeros(0)  # inventory columns: views of the index's (_inventory)
         self.nominal_v = np.zeros(0)
         self.phases = np.zeros(0, np.int8)
         self.n = 0
@@ -62,9 +77,8 @@ class Detector:
         """Grow state to ``n`` connectors; new connectors get their site/model parameters."""
         if n <= self.n:
             return
-        for name in self.p:
-            self.p[name] = grown(self.p[name], n, 0.0)
         cache: dict[tuple[str, str], Params] = {}
+        added: dict[str, list[float]] = {name: [] for name in self.p}
         for c in range(self.n, n):  # once per new connector, not per sample
             site = model = ""
             if index is not None and c < len(index):
@@ -74,20 +88,25 @@ class Detector:
             key = (site, model)
             if key not in cache:
                 cache[key] = self.config.params(site, model)[self.fault]
-            for name in self.p:
-                self.p[name][c] = float(getattr(cache[key], name))
-        for name, arr in self.p.items():
-            v = arr[:n]
-            self._uniform[name] = float(v[0]) if bool((v == v[0]).all()) else None
+            for name, values in added.items():
+                values.append(float(getattr(cache[key], name)))
+        for name, values in added.items():
+            arr = self.p[name]
+            u = self._uniform[name] if self.n else values[0]
+            if u is not None and all(x == u for x in values):
+                # One value on every connector (no site or model override): a
+                # read-only broadcast of it, no memory per connector.
+                self.p[name] = np.broadcast_to(np.float64(u), (n,))
+                self._uniform[name] = u
+                continue
+            if not arr.flags.writeable:  # was uniform so far
+                arr = np.full(self.n, self._uniform[name] or 0.0)
+            arr = grown(arr, n, 0.0)
+            arr[self.n : n] = values
+            self.p[name] = arr
+            self._uniform[name] = None
         self.score = grown(self.score, n, np.nan)
-        self.rated_a = np.zeros(n)
-        self.nominal_v = np.full(n, 230.0)
-        self.phases = np.full(n, 3, np.int8)
-        if index is not None:
-            m = min(n, len(index))
-            self.rated_a[:m] = index.rated_current_a[:m]
-            self.nominal_v[:m] = index.nominal_voltage_v[:m]
-            self.phases[:m] = index.phases[:m]
+        self.rated_a, self.nominal_v, self.phases = _inventory(index, n)
         self.episodes.ensure(n)
         self._grow(n)
         self.n = n

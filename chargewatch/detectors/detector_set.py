@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __all__ = ["DETECTORS", "DetectorSet"]
 
+import ctypes
+import functools
+import sys
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -62,6 +65,30 @@ DETECTORS: dict[str, type[Detector]] = {
 }
 assert tuple(DETECTORS) == FAULTS  # the vocabulary and the implementations agree
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
+
+
+@functools.cache  # once per process
+def _keep_freed_batch_memory() -> None:
+    """Let glibc keep the memory of freed per-batch arrays for the next batch.
+
+    An update allocates and frees tens of MB of arrays (the frame, its derived
+    columns, temporaries). By default glibc maps large blocks afresh and hands
+    freed ones straight back to the kernel, so every batch page-faults them in
+    again: measured ~20% of the detectors' time at 100k-row updates once the
+    frame is no longer kept between updates. Fixed thresholds (instead of
+    glibc's sliding ones) keep freed blocks in the heap for reuse; this is slack
+    in RSS, not live data. A no-op without glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum on 64-bit
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+
 
 class DetectorSet:
     """All detectors (or ``faults``), one shared sequencer, one findings list."""
@@ -73,6 +100,7 @@ class DetectorSet:
         faults: Iterable[str] = FAULTS,
         index: ConnectorIndex | None = None,
     ) -> None:
+        _keep_freed_batch_memory()
         self.config = config or DetectorConfig()
         self.index = index  # for use as a collector pipeline stage (on_batch)
         self.findings: list[Finding] = []
@@ -85,14 +113,17 @@ class DetectorSet:
         }
         self._seq = Sequencer()
         self._counters: dict[str, int] = {}
-        self._by_charger: dict[str, list[int]] = {}
+        self._by_charger: dict[str, tuple[int, ...]] = {}
         self._indexed = 0
         self.n = 0
 
     def _index(self, index: ConnectorIndex) -> None:
         # Charger -> connector ids, for charger-wide events; grows with the index.
+        # Tuples: a charger's 1-4 ids take 40-64 B so, ~90 B as a list.
+        by = self._by_charger
         for c in range(self._indexed, len(index)):
-            self._by_charger.setdefault(index.charger_of(c), []).append(c)
+            charger = index.charger_of(c)
+            by[charger] = (*by.get(charger, ()), c)
         self._indexed = len(index)
 
     def update(

@@ -79,8 +79,12 @@ class Episodes:
         self.fault = fault
         self.sink = sink
         self.active = np.zeros(0, np.bool_)
-        self.set_since = np.full(0, np.nan)
-        self.clear_since = np.full(0, np.nan)
+        # Where the connector's current run of set (pending) or clear rows began;
+        # NaN when its last row was in neither. The two runs exclude each other
+        # (clear rows are those not set), so one float per connector holds
+        # both, and ``setting`` says which: 9 bytes instead of 16.
+        self.since = np.full(0, np.nan)
+        self.setting = np.zeros(0, np.bool_)
         self.open: dict[int, Finding] = {}
         # False only when no connector is active or in a pending run: then a
         # batch without any set row cannot change anything (the fast path).
@@ -88,8 +92,18 @@ class Episodes:
 
     def ensure(self, n: int) -> None:
         self.active = grown(self.active, n, False)
-        self.set_since = grown(self.set_since, n, np.nan)
-        self.clear_since = grown(self.clear_since, n, np.nan)
+        self.since = grown(self.since, n, np.nan)
+        self.setting = grown(self.setting, n, False)
+
+    @property
+    def set_since(self) -> F64:
+        """Per connector, where its current run of set rows began (NaN: none)."""
+        return np.where(self.setting, self.since, np.nan)
+
+    @property
+    def clear_since(self) -> F64:
+        """Per connector, where its current run of clear rows began (NaN: none)."""
+        return np.where(self.setting, np.nan, self.since)
 
     def _runs(self, cond: B, ts: F64, first: B, seg_start: NDArray[np.int64], carried: F64) -> F64:
         """Per row, the ts where the current run of ``cond`` began (NaN off-run)."""
@@ -128,7 +142,7 @@ class Episodes:
             return
         # Only connectors that are active, pending, or set now can change state;
         # the others' rows are left out (a few connectors among thousands).
-        rel = self.active | ~np.isnan(self.set_since)
+        rel = self.active | self.setting
         if any_set:
             rel[conn[set_cond]] = True
         keep = rel[conn]
@@ -145,8 +159,9 @@ class Episodes:
         clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
         clear_cond = clear_cond & ~set_cond
-        s_since = self._runs(set_cond, ts, first, seg_start, self.set_since[conn])
-        c_since = self._runs(clear_cond, ts, first, seg_start, self.clear_since[conn])
+        since, setting = self.since[conn], self.setting[conn]
+        s_since = self._runs(set_cond, ts, first, seg_start, np.where(setting, since, np.nan))
+        c_since = self._runs(clear_cond, ts, first, seg_start, np.where(setting, np.nan, since))
         set_evt = set_cond & (ts - s_since >= min_d)
         clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)
@@ -168,9 +183,11 @@ class Episodes:
                 self._close(c, float(c_since[i]))
         lc = conn[last]
         self.active[lc] = state[last]
-        self.set_since[lc] = s_since[last]
-        self.clear_since[lc] = c_since[last]
-        self._live = bool(self.active.any() or not np.isnan(self.set_since).all())
+        s_last = s_since[last]
+        pending = ~np.isnan(s_last)
+        self.setting[lc] = pending
+        self.since[lc] = np.where(pending, s_last, c_since[last])
+        self._live = bool(self.active.any() or self.setting.any())
 
     def _open(self, c: int, start: float, detected: float, evidence: dict[str, float]) -> None:
         f = Finding(self.fault, c, start, detected, None, evidence)

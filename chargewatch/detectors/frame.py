@@ -35,7 +35,7 @@ __all__ = [
     "sort_by_conn_then",
 ]
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -379,7 +379,7 @@ class Events:
     def build(
         events: Iterable[Event],
         index: ConnectorIndex,
-        by_charger: dict[str, list[int]],
+        by_charger: Mapping[str, Sequence[int]],
         counters: dict[str, int],
     ) -> Events:
         st: list[tuple[int, float, int]] = []

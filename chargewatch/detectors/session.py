@@ -69,6 +69,7 @@ ABNORMAL_STOPS = frozenset(
 
 _ONE = np.ones(1, np.bool_)
 _ZERO = np.zeros(1, np.bool_)
+_NO_FRAME = Frame.empty(0)  # between updates: the last frame is not kept
 
 
 def _f(x: float) -> F64:
@@ -288,7 +289,7 @@ class FailedStart(Detector):
         self._prep = grown(self._prep, n, False)
         if not hasattr(self, "_evid"):
             self._evid = np.zeros(0, np.bool_)
-            self._frame = Frame.empty(0)
+            self._frame = _NO_FRAME
         self._evid = grown(self._evid, n, False)
 
     def _seen_late(self, c: int, deadline: float) -> bool:
@@ -379,6 +380,9 @@ class FailedStart(Detector):
                 if not self._evid[hc].all():
                     self._next = -np.inf  # evidence makes a deadline count
                     self._evid[hc] = True
+        # _evid now holds this frame's evidence: keeping the frame (every array of
+        # the batch, ~1 KB a connector) until the next update would only cost memory.
+        self._frame = _NO_FRAME
         self.tick(now)
 
     def _disarm_many(self, cs: I64, ts: F64) -> None:
