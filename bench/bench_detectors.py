@@ -27,6 +27,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
+from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
 from chargewatch.collector.events import Event, StatusEvent, TransactionEvent  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--small-batch-rows", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     args = ap.parse_args()
+    keep_freed_batch_memory()  # the collector's allocator policy (collector/allocator.py)
     rng = np.random.default_rng(0)
     index = fleet(args.connectors)
     data = telemetry(index, args.seconds, rng)

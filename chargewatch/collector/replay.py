@@ -15,6 +15,7 @@ from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
 from chargewatch.billing.commands import load_tariff_dir
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector.alerts import AlertStage, detector_signals, ocpp_versions
+from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.capture import read_capture
 from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.collector.deadletter import rejection_record
@@ -52,6 +53,7 @@ def replay(
     detector_config: DetectorConfig | None = None,
     tariffs: Path | None = None,
 ) -> ReplayResult:
+    keep_freed_batch_memory()  # as the service does
     out.mkdir(parents=True, exist_ok=True)
     fleet = fleet or Fleet.empty()
     index = ConnectorIndex(fleet)

@@ -29,6 +29,7 @@ from chargewatch.billing.session_outputs import influx_lines, to_csv
 from chargewatch.billing.sessions import SessionEngine
 from chargewatch.collector import metrics
 from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals, ocpp_versions
+from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.analytics_api import parse_time
 from chargewatch.collector.analytics_api import register_routes as register_analytics
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
@@ -71,6 +72,7 @@ log = logging.getLogger(__name__)
 
 class Collector:
     def __init__(self, config: Config, *, fleet: Fleet | None = None) -> None:
+        keep_freed_batch_memory()
         self.config = config
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 __all__ = ["DETECTORS", "DetectorSet"]
 
-import ctypes
-import functools
-import sys
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -65,30 +62,6 @@ DETECTORS: dict[str, type[Detector]] = {
 }
 assert tuple(DETECTORS) == FAULTS  # the vocabulary and the implementations agree
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
-
-
-@functools.cache  # once per process
-def _keep_freed_batch_memory() -> None:
-    """Let glibc keep the memory of freed per-batch arrays for the next batch.
-
-    An update allocates and frees tens of MB of arrays (the frame, its derived
-    columns, temporaries). By default glibc maps large blocks afresh and hands
-    freed ones straight back to the kernel, so every batch page-faults them in
-    again: measured ~20% of the detectors' time at 100k-row updates once the
-    frame is no longer kept between updates. Fixed thresholds (instead of
-    glibc's sliding ones) keep freed blocks in the heap for reuse; this is slack
-    in RSS, not live data. A no-op without glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum on 64-bit
-    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
-
 
 class DetectorSet:
     """All detectors (or ``faults``), one shared sequencer, one findings list."""
@@ -100,7 +73,6 @@ class DetectorSet:
         faults: Iterable[str] = FAULTS,
         index: ConnectorIndex | None = None,
     ) -> None:
-        _keep_freed_batch_memory()
         self.config = config or DetectorConfig()
         self.index = index  # for use as a collector pipeline stage (on_batch)
         self.findings: list[Finding] = []
