@@ -27,7 +27,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
-from chargewatch.collector.allocator import keep_freed_batch_memory
+from chargewatch.collector.allocator import keep_freed_batch_memory  # noqa: E402
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
 from chargewatch.collector.events import Event, StatusEvent, TransactionEvent  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
