@@ -71,7 +71,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from chargewatch.resources import shared_data_dir  # noqa: PLC0415
 
-    if (shared_data_dir() / "acn-jpl-sessions-2021.json").exists():
+    names = ("acn-jpl-sessions-2021.json", "norway-residential-sessions.csv")
+    if all((shared_data_dir() / name).exists() for name in names):
         return
     for item in items:
         for m in item.iter_markers("skipif"):

@@ -110,6 +110,10 @@ class AlertEngine:
 
     # ------------------------------------------------------------ evaluation
 
+    def due(self, now: float) -> bool:
+        """Whether :meth:`evaluate` at ``now`` would evaluate any group (so needs a frame)."""
+        return any(g.due(now) for g in self.groups)
+
     def evaluate(self, now: float, frame: Frame) -> list[Transition]:
         """Evaluate every group that is due at ``now``; return firing/resolved transitions.
 

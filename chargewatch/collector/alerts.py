@@ -168,9 +168,14 @@ class AlertStage:
         if now - self._last_eval < self.min_eval:
             return
         self._last_eval = now
-        frame = self.state.frame(now)
-        for provide in self.providers:
-            frame.update(provide(now))
+        frame: dict[str, NDArray[Any]] = {}
+        if self.engine.due(now):
+            # Only a group that evaluates reads the frame: building it (and
+            # flushing the coalesced detectors for it) at every call would
+            # cost per connector several times a second for nothing.
+            frame = self.state.frame(now)
+            for provide in self.providers:
+                frame.update(provide(now))
         t0 = time.perf_counter()
         transitions = self.engine.evaluate(now, frame)
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
