@@ -36,6 +36,7 @@ import orjson
 from numpy.typing import NDArray
 
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.collector.decode_simd import SimdColumns
 from chargewatch.collector.decoding import DecodeSink
 from chargewatch.collector.events import (
     CONNECTOR_STATUSES,
@@ -136,7 +137,10 @@ class NativeDecoder:
         *,
         max_samples_per_message: int = 10_000,
         max_future_s: float = 86_400.0,
+        fast_columns: bool = True,
     ) -> None:
+        """``fast_columns=False`` sends every message through the general
+        decoder, which plain columnar messages otherwise skip (tests compare both)."""
         if max_samples_per_message < 1:
             raise ValueError("max_samples_per_message must be >= 1")
         self.index = index
@@ -144,6 +148,8 @@ class NativeDecoder:
         self.max_future_s = max_future_s
         # topic -> connector id: one dict lookup per message on the hot path.
         self._conn_by_topic: dict[str, int] = {}
+        self._simd = SimdColumns(_METER_KEY_ORDER, max_samples_per_message)
+        self._fast_columns = fast_columns
 
     def decode(
         self, route: Route, topic: str, payload: bytes, recv: float, sink: DecodeSink
@@ -200,6 +206,7 @@ class NativeDecoder:
         try:
             self._decode_meters(messages, sink)
         finally:
+            self._simd.reset()
             if paused:
                 gc.enable()
 
@@ -225,6 +232,8 @@ class NativeDecoder:
                 sink,
                 lambda k: (topics[k], docs[k], recvs[k], None, ""),
             )
+        if len(self._simd):
+            self._simd_block(self._simd, batches, sink)
         if batches.total:
             self._block(
                 batches.columns(),
@@ -246,7 +255,15 @@ class NativeDecoder:
         batches: _Batches,
     ) -> None:
         conn_of = self._conn_by_topic
+        simd = self._simd
+        fast = self._fast_columns
         for route, topic, payload, recv in messages:
+            if fast and route.connector and b'"ts":[' in payload:
+                conn = conn_of.get(topic)
+                if conn is None:
+                    conn = conn_of[topic] = self.index.id(route.charger, route.connector)
+                if simd.add(conn, topic, payload, recv):
+                    continue
             try:
                 doc = _loads(payload)
             except DecodeError as exc:
@@ -299,6 +316,47 @@ class NativeDecoder:
                 sink.reject(topic, "length_mismatch", detail, doc, recv)
                 return
         batches.add(conn, topic, doc, recv, n)
+
+    def _simd_block(self, simd: SimdColumns, batches: _Batches, sink: DecodeSink) -> None:
+        """The block of the plain columnar messages simdjson read.
+
+        A message with any sample to reject goes back to the general decoder
+        whole (into ``batches``), so its rejections read exactly as they would
+        have; the rest are stored as they are.
+        """
+        n = simd.total
+        sizes = np.array(simd.sizes, np.int64)
+        ts = simd.column("ts")
+        assert ts is not None  # every plain message has its ts array
+        values = np.full((n, N_FIELDS), np.nan)
+        for key, i in _SCALARS:
+            col = simd.column(key)
+            if col is not None:
+                values[:, i] = col
+        for key, i in _PHASED:
+            col = simd.column(key)
+            if col is not None:
+                values[:, i : i + 3] = col
+        recv = np.repeat(np.array(simd.recvs, np.float64), sizes)
+        with np.errstate(invalid="ignore"):
+            bad = (
+                (ts < _MIN_TS)
+                | (ts > recv + self.max_future_s)
+                | ((values < _LO) | (values > _HI)).any(axis=1)
+            )
+        conn = np.repeat(np.array(simd.conns, np.int32), sizes)
+        if bad.any():
+            message = np.repeat(np.arange(len(sizes)), sizes)
+            redo = np.unique(message[bad])
+            for m in redo.tolist():
+                topic, payload, at = simd.topics[m], simd.payloads[m], simd.recvs[m]
+                doc = _loads(payload)
+                self._meter_batch(batches, simd.conns[m], topic, doc, at, sink)
+            keep = ~np.isin(message, redo)
+            if not keep.any():
+                return
+            conn, ts, recv, values = conn[keep], ts[keep], recv[keep], values[keep]
+        sink.meter.add_block(MeterBatch(conn, ts, recv, values))
 
     def _block(
         self,
