@@ -75,6 +75,16 @@ class Fleet:
         spec = self.chargers.get(charger_id)
         return spec if spec is not None else replace(DEFAULT_CHARGER, id=charger_id)
 
+    # model_of/site_of answer without building a spec for an unknown charger:
+    # they are asked per event and per new connector by every detector.
+    def model_of(self, charger_id: str) -> str:
+        spec = self.chargers.get(charger_id)
+        return spec.model if spec is not None else DEFAULT_CHARGER.model
+
+    def site_of(self, charger_id: str) -> str:
+        spec = self.chargers.get(charger_id)
+        return spec.site if spec is not None else DEFAULT_CHARGER.site
+
     def site(self, site_id: str) -> SiteSpec:
         return self.sites.get(site_id) or SiteSpec(id=site_id)
 

@@ -50,7 +50,7 @@ def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any
         out["site"] = np.array([index.site_of(i) for i in range(n)], dtype=object)
     if "model" not in out:
         out["model"] = np.array(
-            [index.fleet.charger(index.keys[i][0]).model for i in range(n)], dtype=object
+            [index.fleet.model_of(index.keys[i][0]) for i in range(n)], dtype=object
         )
     for name in ("max_power_w", "nominal_voltage_v", "rated_current_a"):
         if name not in out:

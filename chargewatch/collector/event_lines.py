@@ -72,7 +72,7 @@ def status_lines(events: Iterable[Event], index: ConnectorIndex) -> list[str]:
         tags = {
             "charger": ev.charger,
             "connector": str(ev.connector),
-            "site": fleet.charger(ev.charger).site,
+            "site": fleet.site_of(ev.charger),
         }
         out.append(
             f"{series_prefix('status', tags)} "
@@ -102,7 +102,7 @@ def alert_lines(
         labels.setdefault("alertname", tr.alertname)
         tags = {k: labels[k] for k in ALERT_TAGS if labels.get(k)}
         if fleet is not None and labels.get("charger"):
-            model = fleet.charger(labels["charger"]).model
+            model = fleet.model_of(labels["charger"])
             if model:
                 tags["model"] = model
         key = key_of(labels)

@@ -84,7 +84,7 @@ class Detector:
             if index is not None and c < len(index):
                 charger = index.charger_of(c)
                 site = index.site_of(c)
-                model = index.fleet.charger(charger).model
+                model = index.fleet.model_of(charger)
             key = (site, model)
             if key not in cache:
                 cache[key] = self.config.params(site, model)[self.fault]

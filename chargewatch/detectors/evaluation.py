@@ -340,7 +340,7 @@ def evaluate(
     index = ConnectorIndex(sim.fleet())
 
     def where(c: int) -> tuple[str, str]:
-        return index.site_of(c), index.fleet.charger(index.charger_of(c)).model
+        return index.site_of(c), index.fleet.model_of(index.charger_of(c))
 
     return score(ds.findings, truth, cfg, interval, where), ds.counters
 
