@@ -113,26 +113,35 @@ class FleetState:
 
     def _meter(self, b: MeterBatch) -> None:
         # Latest sample per connector by meter time, then per field the latest
-        # non-NaN value: sort rows by (conn, ts) and take the last of each group.
-        order = np.lexsort((b.ts, b.conn))
-        conn = b.conn[order]
-        last = np.flatnonzero(np.r_[conn[1:] != conn[:-1], True])
+        # non-NaN value: order rows by (conn, ts) and take the last of each group.
+        # Rows mostly arrive in meter-time order per connector, so a stable sort
+        # by connector alone usually gives that order; lexsort when it does not.
+        order = np.argsort(b.conn, kind="stable")
+        conn, ts = b.conn[order], b.ts[order]
+        boundary = conn[1:] != conn[:-1]
+        if not (boundary | (ts[1:] >= ts[:-1])).all():
+            order = np.lexsort((b.ts, b.conn))
+            conn, ts = b.conn[order], b.ts[order]
+            boundary = conn[1:] != conn[:-1]
+        last = np.flatnonzero(np.r_[boundary, True])
         ids = conn[last]
-        newer = ~(b.ts[order][last] < self.value_ts[ids])  # NaN (never) counts as older
+        newer = ~(ts[last] < self.value_ts[ids])  # NaN (never) counts as older
         vals = b.values[order]
-        for f in range(N_FIELDS):
-            col = vals[:, f]
-            present = ~np.isnan(col)
-            if not present.any():
-                continue
-            # Index of the last present value of each group (forward-filled positions).
-            pos = np.where(present, np.arange(len(col)), -1)
-            pos = np.maximum.accumulate(pos)
-            starts = np.r_[0, last[:-1] + 1]
-            take = pos[last]
-            ok = (take >= starts) & newer
-            self.values[ids[ok], f] = col[take[ok]]
-        self.value_ts[ids[newer]] = b.ts[order][last][newer]
+        present = ~np.isnan(vals)
+        take = np.broadcast_to(last[:, None], (len(last), N_FIELDS))
+        have = present[last]
+        # Fields some connector reported, but not in its latest row: the latest
+        # row of its group that has them (forward-filled row positions).
+        gaps = np.flatnonzero(~have.all(axis=0) & present.any(axis=0))
+        if gaps.size:
+            pos = np.where(present[:, gaps], np.arange(len(vals))[:, None], -1)
+            np.maximum.accumulate(pos, axis=0, out=pos)
+            take = take.copy()
+            take[:, gaps] = pos[last]
+            have[:, gaps] = pos[last] >= np.r_[0, last[:-1] + 1][:, None]
+        g, f = np.nonzero(have & newer[:, None])
+        self.values[ids[g], f] = vals[take[g, f], f]
+        self.value_ts[ids[newer]] = ts[last][newer]
         np.fmax.at(self.last_seen, b.conn, b.recv)
         for c in np.unique(b.conn).tolist():
             charger = self.index.keys[c][0]

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import OnlineEvent, StatusEvent
@@ -33,6 +36,20 @@ def test_latest_value_per_field_in_meter_time_order() -> None:
     st.on_batch(batch([a], [5], [1], [1]), [], 31)
     assert st.values[a, P] == 7
     assert st.value_ts[a] == 12
+
+
+def test_a_field_missing_from_a_batch_keeps_its_last_value() -> None:
+    index = ConnectorIndex()
+    a, b = index.id("A", 1), index.id("B", 1)
+    st = FleetState(index)
+    st.on_batch(batch([a, b], [10, 10], [7, 8], [100, 200]), [], 20)
+    # No energy anywhere in this batch; B's only in an earlier row of its own.
+    st.on_batch(batch([a, b, b], [11, 11, 12], [5, 6, 4], [np.nan, 250, np.nan]), [], 21)
+    assert st.values[a, P] == 5 and st.values[a, E] == 100
+    assert st.values[b, P] == 4 and st.values[b, E] == 250
+    st.on_batch(batch([a, a], [13, 14], [3, 2], [np.nan, np.nan]), [], 22)
+    assert st.values[a, P] == 2 and st.values[a, E] == 100
+    assert st.value_ts[a] == 14
 
 
 def test_status_and_online() -> None:
@@ -75,3 +92,62 @@ def test_snapshot_restores_status_into_a_new_index() -> None:
     assert st2.values[a, P] == 7 and st2.value_ts[a] == 5
     assert math.isnan(st2.values[b, P])
     assert st2.frame(20)["error_code"][b] == "GroundFailure"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 3),
+                st.integers(0, 6),
+                st.none() | st.floats(0, 100),
+                st.none() | st.floats(0, 100),
+            ),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_latest_values_match_a_per_row_reference(batches: list[list[Any]]) -> None:
+    index = ConnectorIndex()
+    ids = [index.id(f"C{k}", 1) for k in range(4)]
+    state = FleetState(index)
+    ref_vals: dict[int, list[float]] = {c: [math.nan, math.nan] for c in ids}
+    ref_ts: dict[int, float] = {}
+    for rows in batches:
+        if not rows:
+            continue
+        nan = lambda x: math.nan if x is None else x  # noqa: E731
+        state.on_batch(
+            batch(
+                [ids[r[0]] for r in rows],
+                [float(r[1]) for r in rows],
+                [nan(r[2]) for r in rows],
+                [nan(r[3]) for r in rows],
+            ),
+            [],
+            100,
+        )
+        for c in {ids[r[0]] for r in rows}:
+            mine = sorted(
+                ((float(r[1]), k, r) for k, r in enumerate(rows) if ids[r[0]] == c),
+                key=lambda x: (x[0], x[1]),
+            )
+            t_last = mine[-1][0]
+            if c in ref_ts and t_last < ref_ts[c]:
+                continue
+            for f, j in ((0, 2), (1, 3)):
+                seen = [r[j] for _, _, r in mine if r[j] is not None]
+                if seen:
+                    ref_vals[c][f] = seen[-1]
+            ref_ts[c] = t_last
+    for c in ids:
+        got = [float(state.values[c, P]), float(state.values[c, E])]
+        assert got == ref_vals[c] or all(
+            (math.isnan(a) and math.isnan(b)) or a == b
+            for a, b in zip(got, ref_vals[c], strict=True)
+        )
+        if c in ref_ts:
+            assert state.value_ts[c] == ref_ts[c]
