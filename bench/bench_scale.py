@@ -16,7 +16,9 @@ For each fleet size, in a fresh process (so memory is the collector's alone):
   slack left by the transient per-batch arrays, before and after
   ``malloc_trim`` (glibc's mallinfo is no shortcut: Python's small objects
   live in pymalloc arenas it does not count);
-* one evaluation of the default rules over the fleet (ms).
+* one evaluation of the default rules over the fleet (ms);
+* what persisting a batch's status change costs before its ack (a journal
+  line, O(changes)) beside the whole-state snapshot written every 10 s.
 
 Linear cost shows as flat per-sample and per-connector figures across sizes.
 
@@ -216,6 +218,16 @@ def measure(
         c.alert_engine.evaluate(later, frame)
         rule_ms = (time.perf_counter() - eval_t) * 1000
         frame_ms = (eval_t - frame_t) * 1000
+        # What a batch with a status change costs to persist before its ack
+        # (the journal line), and the whole-state snapshot written every 10 s.
+        flip = [(f"ev/CP{0:06d}/1/status", orjson.dumps({"ts": later, "status": "Faulted"}), later)]
+        pipe.process(flip, later)
+        persist_t = time.perf_counter()
+        c.fleet_store.journal()
+        journal_ms = (time.perf_counter() - persist_t) * 1000
+        persist_t = time.perf_counter()
+        c.fleet_store.save()
+        snapshot_ms = (time.perf_counter() - persist_t) * 1000
         if c.linefile is not None:
             c.linefile.stop()
         c.ledger.close()
@@ -238,6 +250,8 @@ def measure(
         "cpu_us_per_sample": round(cpu / samples * 1e6, 3),
         "samples_per_cpu_s": round(samples / cpu),
         "cpu_us_per_sample_by_stage": {k: round(v, 3) for k, v in per_sample.items()},
+        "status_change_persist_ms": round(journal_ms, 3),
+        "fleet_snapshot_ms": round(snapshot_ms, 1),
         "rule_frame_ms": round(frame_ms, 1),
         "rule_evaluation_ms": round(rule_ms, 1),
         "rss_added_bytes": rss1 - rss0,
@@ -284,6 +298,8 @@ def run(sizes: list[int], seconds: int, memory_seconds: int) -> dict[str, Any]:
                 round(r["rule_evaluation_ms"] / r["connectors"] * 1000, 2) for r in results
             ],
             "heap_bytes_per_connector": [r["heap_bytes_per_connector"] for r in results],
+            "status_change_persist_ms": [r["status_change_persist_ms"] for r in results],
+            "fleet_snapshot_ms": [r["fleet_snapshot_ms"] for r in results],
             "marginal_rss_bytes_per_connector": round(
                 (last["rss_added_bytes"] - first["rss_added_bytes"]) / span
             )

@@ -46,9 +46,11 @@ class FleetState:
         self.charger_seen: dict[str, float] = {}  # charger -> last receive time
         self.boot: dict[str, BootEvent] = {}
         # Bumped when a status, error code or online flag changes: those come
-        # once, on change, so the collector persists this state before it
-        # acknowledges the message (see snapshot).
+        # once, on change, so the collector persists them before it
+        # acknowledges the message (take_changes, then snapshot now and then).
         self.changes = 0
+        self._changed: set[int] = set()  # connectors whose status changed since take_changes
+        self._changed_online: set[str] = set()
         self._grow()
 
     def _grow(self) -> None:
@@ -86,6 +88,7 @@ class FleetState:
                 if self.status[i] != ev.status or self.error_code[i] != ev.error_code:
                     self.status_since[i] = ev.ts
                     self.changes += 1
+                    self._changed.add(i)
                 # Canonical strings: not one decoded copy kept per connector.
                 self.status[i] = _CANON.get(ev.status, ev.status)
                 self.error_code[i] = _CANON.get(ev.error_code, ev.error_code)
@@ -93,6 +96,7 @@ class FleetState:
             elif isinstance(ev, OnlineEvent):
                 if self.online.get(ev.charger) != ev.online:
                     self.changes += 1
+                    self._changed_online.add(ev.charger)
                 self.online[ev.charger] = ev.online
                 if ev.online:
                     self._charger_seen(ev.charger, ev.recv)
@@ -177,6 +181,36 @@ class FleetState:
             "online": dict(self.online),
             "charger_seen": dict(self.charger_seen),
         }
+
+    def take_changes(self) -> dict[str, Any]:
+        """The status, error code and online flags changed since the last call:
+        what a restart must not lose, in O(changes) rather than O(fleet)."""
+        rows = []
+        for i in sorted(self._changed):
+            charger, connector = self.index.keys[i]
+            rows.append(
+                [
+                    charger,
+                    connector,
+                    str(self.status[i]),
+                    str(self.error_code[i]),
+                    _num(self.status_since[i]),
+                ]
+            )
+        online = {c: self.online[c] for c in sorted(self._changed_online) if c in self.online}
+        self._changed.clear()
+        self._changed_online.clear()
+        return {"connectors": rows, "online": online}
+
+    def apply_changes(self, data: dict[str, Any]) -> None:
+        """Replay what take_changes returned (onto a restored snapshot)."""
+        for charger, connector, status, error, since in data["connectors"]:
+            i = self.index.id(str(charger), int(connector))
+            self._grow()
+            self.status[i] = _CANON.get(str(status), str(status))
+            self.error_code[i] = _CANON.get(str(error), str(error))
+            self.status_since[i] = _nan(since)
+        self.online.update({str(k): bool(v) for k, v in data["online"].items()})
 
     def restore(self, data: dict[str, Any]) -> None:
         if data.get("version") != 1:

@@ -2,7 +2,8 @@
 
 The alert rules read each connector's last status, error code and online
 flag from :class:`~chargewatch.fleetstate.FleetState`, which a collector keeps
-in its own ``alert_state.json``. A charger sends its status once, on change, so
+in its own data directory (collector/fleet_store.py). A charger sends its
+status once, on change, so
 when a partition change moves a charger, that state must move with it: the old
 owner would otherwise keep the charger's faults firing for ever (no more
 input), and the new owner would never learn of a fault that is still there.

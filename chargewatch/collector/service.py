@@ -39,6 +39,7 @@ from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.downsample import Downsampler
 from chargewatch.collector.event_lines import AlertLines, StatusStage
+from chargewatch.collector.fleet_store import FleetStateStore
 from chargewatch.collector.handover import FleetStateHandover
 from chargewatch.collector.http import HttpServer, Response, error_response, json_response
 from chargewatch.collector.influx import InfluxWriter
@@ -137,11 +138,13 @@ class Collector:
         stages.append(self.sessions)
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
+        self.fleet_store = FleetStateStore(data, self.state)
+        self._saved_changes = 0  # FleetState.changes when last journaled or saved
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
         self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
         if self.handover.release(time.time()) + self.handover.adopt():
-            self._save_alert_state()
+            self._save_state()
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
             notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))
@@ -218,7 +221,8 @@ class Collector:
             self._thread.join(30)
         self.ingest.stop()
         self.sessions.close(time.time())
-        self._save_alert_state()
+        self._save_state()
+        self.fleet_store.close()
         self.notify.stop()
         for w in (self.writer, self.rollup_writer):
             if w is not None:
@@ -279,7 +283,8 @@ class Collector:
                 if self.state.changes != self._saved_changes:
                     # A status or online flag is sent once, on change: it must be on
                     # disk before the broker forgets the message (the ack below).
-                    self._save_alert_state()
+                    self.fleet_store.journal()
+                    self._saved_changes = self.state.changes
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
@@ -294,11 +299,11 @@ class Collector:
                     log.exception("pipeline tick failed")
                 try:
                     if self.handover.adopt():  # released by a collector started after us
-                        self._save_alert_state()
+                        self._save_state()
                 except Exception:  # a busy or broken ledger must not stop ingest
                     log.exception("taking over handed-over fleet state failed")
                 if now - self._state_saved_at >= 10.0:
-                    self._save_alert_state()
+                    self._save_state()
                 if self.linefile is not None:
                     self.linefile.flush()
                 metrics.CHARGERS_ONLINE.set(self.state.chargers_online(now))
@@ -314,7 +319,7 @@ class Collector:
     def _publish_command(self, cmd: Command) -> None:
         # The planner counted this attempt: on disk before the command leaves, so
         # a crash does not repeat it (commands are rare; the save is cheap enough).
-        self._save_alert_state()
+        self._save_alert_engine()
         log.warning(
             "remediation: %s to %s connector %s (alert %s, attempt %d)",
             cmd.action, cmd.charger, cmd.connector, cmd.alertname, cmd.attempt,
@@ -330,7 +335,7 @@ class Collector:
         # Saved before the AlertStage hands the notifications to the sender: an
         # alert that paged is firing (with its startsAt) in the state a restart
         # reads, so it is not paged again as new, nor lost.
-        self._save_alert_state()
+        self._save_alert_engine()
         if self.rollups is not None:
             self.rollups.write(self.alert_lines.lines(transitions))
         self.recent_transitions.extend(transitions)
@@ -338,30 +343,32 @@ class Collector:
 
     def _restore_alert_state(self) -> None:
         self._state_saved_at = 0.0
-        self._saved_changes = self.state.changes
         self.recent_transitions: list[Transition] = []
+        legacy = None
         try:
-            raw = self._alert_state_file.read_bytes()
-        except FileNotFoundError:
-            return
-        try:
-            data = orjson.loads(raw)
+            data = orjson.loads(self._alert_state_file.read_bytes())
             self.alert_engine.restore(data)
-            if "fleet_state" in data:
-                # The rules' inputs: without them the first evaluation after a
-                # restart would resolve every status-based alert.
-                self.state.restore(data["fleet_state"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            # Collectors before the fleet state store kept the rules' inputs here.
+            legacy = data.get("fleet_state")
+        except FileNotFoundError:
+            pass
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             log.error("ignoring unreadable alert state %s: %s", self._alert_state_file, exc)
+        # The rules' inputs: without them the first evaluation after a restart
+        # would resolve every status-based alert.
+        self.fleet_store.restore(legacy if isinstance(legacy, dict) else None)
         self._saved_changes = self.state.changes
 
-    def _save_alert_state(self) -> None:
+    def _save_alert_engine(self) -> None:
         # Written atomically: a crash mid-write must not lose the previous state.
-        # The alert engine's state and the fleet state it evaluates go together.
-        doc = {**self.alert_engine.snapshot(), "fleet_state": self.state.snapshot()}
         tmp = self._alert_state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc, default=str))
+        tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
         tmp.replace(self._alert_state_file)
+
+    def _save_state(self) -> None:
+        """The alert engine and a snapshot of the fleet state it evaluates."""
+        self._save_alert_engine()
+        self.fleet_store.save()
         self._state_saved_at = time.time()
         self._saved_changes = self.state.changes
 
