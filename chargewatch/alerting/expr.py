@@ -555,8 +555,12 @@ class _Compiler:
     def _c_str(self, node: Str) -> _Compiled:
         v = node.value
 
+        one = np.array(v, dtype=object)
+
         def fn(ctx: Context) -> NDArray[Any]:
-            return np.full(ctx.n, v, dtype=object)
+            # A read-only view of one string, not n references to fill
+            # (2 ms per literal per evaluation at 100k connectors).
+            return np.broadcast_to(one, (ctx.n,))
 
         return _Compiled("string", fn, _nan)
 

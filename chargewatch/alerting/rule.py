@@ -44,6 +44,13 @@ class Rule:
     def __post_init__(self) -> None:
         self.alerts = AlertSet(self.hold_s, self.keep_firing_for_s)
         self.set_interval(self.interval_s)
+        # An alert that stays active renders the same labels, and the same
+        # annotations where they do not use the value, at every evaluation:
+        # kept per label set (at 100k connectors with many standing alerts,
+        # rendering again was most of an evaluation).
+        self._series: dict[tuple[Any, ...], dict[str, str]] = {}
+        self._fixed: dict[Key, dict[str, str]] = {}
+        self._labels_use_value = any(t.uses_value for t in self.labels.values())
 
     def set_interval(self, interval_s: float) -> None:
         """(Re)size the window history for evaluations every ``interval_s`` (clears it)."""
@@ -62,21 +69,36 @@ class Rule:
             self.history.push(now, frame, n)
         cond, value = self.expr.evaluate(now, frame, self.history)
         observed: list[Observation] = []
-        for idx in np.flatnonzero(cond):
+        columns = [(c, frame[c]) for c in ALERT_LABEL_COLUMNS if c in frame]
+        rows = np.flatnonzero(cond)
+        if len(self._series) > 2 * len(rows) + 4096:  # bounded by the alerts of late
+            self._series.clear()
+            self._fixed.clear()
+        for idx in rows:
             i = int(idx)
             v = float(value[i])
-            base = {
-                c: str(frame[c][i]) for c in ALERT_LABEL_COLUMNS if c in frame and frame[c][i] != ""
-            }
-            series = dict(base)
-            for name, tmpl in self.labels.items():
-                series[name] = tmpl.render(base | {"alertname": self.name}, v)
-            series["alertname"] = self.name
-            override = self.overrides.get(key_of(series))
+            raw = tuple(col[i] for _, col in columns)
+            cached = None if self._labels_use_value else self._series.get(raw)
+            if cached is None:
+                cached = self._render_labels(columns, raw, v)
+                if not self._labels_use_value:
+                    self._series[raw] = cached
+            key = key_of(cached)
+            override = self.overrides.get(key)
+            series = dict(cached)
             if override:
                 series |= override
-            annotations = {k: t.render(series, v) for k, t in self.annotations.items()}
-            observed.append(Observation(series, annotations, v, i))
+                key = key_of(series)
+            fixed = self._fixed.get(key)
+            if fixed is None:
+                fixed = self._fixed[key] = {
+                    k: t.render(series, v) for k, t in self.annotations.items() if not t.uses_value
+                }
+            annotations = {
+                k: (t.render(series, v) if t.uses_value else fixed[k])
+                for k, t in self.annotations.items()
+            }
+            observed.append(Observation(series, annotations, v, i, key))
         transitions = self.alerts.update(now, observed)
         # An override lives as long as its alert.
         if self.overrides:
@@ -85,6 +107,16 @@ class Rule:
                 if key_of(dict(base_key) | extra) not in live:
                     del self.overrides[base_key]
         return transitions
+
+    def _render_labels(
+        self, columns: list[tuple[str, Any]], raw: tuple[Any, ...], v: float
+    ) -> dict[str, str]:
+        base = {c: str(x) for (c, _), x in zip(columns, raw, strict=True) if x != ""}
+        series = dict(base)
+        for name, tmpl in self.labels.items():
+            series[name] = tmpl.render(base | {"alertname": self.name}, v)
+        series["alertname"] = self.name
+        return series
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"alerts": self.alerts.snapshot()}

@@ -167,6 +167,7 @@ class Observation:
     annotations: dict[str, str]
     value: float
     connector: int
+    key: Key | None = None  # key_of(labels), when the caller has it already
 
 
 @dataclass
@@ -182,7 +183,7 @@ class AlertSet:
         out: list[Transition] = []
         seen: set[Key] = set()
         for ob in observed:
-            k = key_of(ob.labels)
+            k = ob.key if ob.key is not None else key_of(ob.labels)
             seen.add(k)
             a = self.alerts.get(k)
             if a is not None and a.state in (AlertState.PENDING, AlertState.FIRING):

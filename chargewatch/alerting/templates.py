@@ -125,6 +125,9 @@ class Template:
         if "{{" in rest:
             raise TemplateError("'{{' without a closing '}}'", pos + rest.index("{{"))
         self._literal(rest, pos)
+        #: Whether the text depends on the value, or only on the labels (and so
+        #: renders the same for an alert at every evaluation).
+        self.uses_value = any(isinstance(p, _Block) and p.head.kind == "value" for p in self.parts)
 
     def _literal(self, text: str, offset: int) -> None:
         # The bare $labels.x / $value shorthands outside {{ }}.
