@@ -220,6 +220,9 @@ def measure(
         frame_ms = (eval_t - frame_t) * 1000
         # What a batch with a status change costs to persist before its ack
         # (the journal line), and the whole-state snapshot written every 10 s.
+        # (The bench feeds the pipeline directly, so what the opening changed is
+        # still unsaved: a snapshot first, as the live loop's 10 s save would.)
+        c.fleet_store.save()
         flip = [(f"ev/CP{0:06d}/1/status", orjson.dumps({"ts": later, "status": "Faulted"}), later)]
         pipe.process(flip, later)
         persist_t = time.perf_counter()
