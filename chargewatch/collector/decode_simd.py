@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 _NUMBER_CHARS = b"0123456789.-+eE \t\n\r"
 
 _PHASED_KEYS = frozenset(("current_a", "voltage_v"))
+_Object, _Array = simdjson.Object, simdjson.Array
 
 
 class SimdColumns:
@@ -53,6 +54,7 @@ class SimdColumns:
         self.max_samples = max_samples
         self._parser = simdjson.Parser()
         self._skeletons: dict[tuple[tuple[str, ...], int, tuple[int, ...]], bytes] = {}
+        self._plain_keys: dict[tuple[str, ...], bool] = {}  # key sets seen: all meter keys, once
         self._key_bytes = {k: f'"{k}":'.encode().translate(None, _NUMBER_CHARS) for k in keys}
         self.reset()
 
@@ -93,15 +95,17 @@ class SimdColumns:
             doc = self._parser.parse(payload)
         except (ValueError, TypeError, RuntimeError):
             return None
-        if type(doc) is not simdjson.Object:
+        if type(doc) is not _Object:
             return None
         keys = tuple(doc.keys())
-        if not self._known.issuperset(keys) or len(set(keys)) != len(keys):
+        plain = self._plain_keys.get(keys)
+        if plain is None:
+            plain = self._known.issuperset(keys) and len(set(keys)) == len(keys) and "ts" in keys
+            if len(self._plain_keys) < 1024:
+                self._plain_keys[keys] = plain
+        if not plain:
             return None
-        ts = doc.get("ts")
-        if type(ts) is not simdjson.Array:
-            return None
-        n = len(ts)
+        n = len(doc["ts"])
         if n == 0 or n > self.max_samples:
             return None
         cols: list[tuple[str, int, Buffer]] = []
@@ -111,13 +115,13 @@ class SimdColumns:
             if value is None:
                 widths.append(-1)
                 continue
-            if type(value) is not simdjson.Array or len(value) != n:
+            if type(value) is not _Array or len(value) != n:
                 return None
             try:
                 buf = value.as_buffer(of_type="d")
             except (TypeError, ValueError):
                 return None  # an element that is not a number
-            count = memoryview(buf).nbytes // 8
+            count = memoryview(buf).nbytes >> 3
             if count == n:
                 width = 0
             elif key in _PHASED_KEYS and count in (2 * n, 3 * n):
