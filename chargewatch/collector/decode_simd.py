@@ -105,7 +105,10 @@ class SimdColumns:
                 self._plain_keys[keys] = plain
         if not plain:
             return None
-        n = len(doc["ts"])
+        ts = doc["ts"]
+        if type(ts) is not _Array:
+            return None
+        n = len(ts)
         if n == 0 or n > self.max_samples:
             return None
         cols: list[tuple[str, int, Buffer]] = []
