@@ -42,6 +42,25 @@ def _inventory(index: ConnectorIndex | None, n: int) -> tuple[F64, F64, NDArray[
     return rated, nominal, phases
 
 
+class SiteModels:
+    """The (site, model) of connectors ``start..stop-1``, as indexes into ``keys``:
+    parameters differ only by site and model, so they are resolved per pair."""
+
+    def __init__(self, index: ConnectorIndex | None, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+        pairs: dict[tuple[str, str], int] = {}
+        which = np.zeros(stop - start, np.intp)
+        known = min(stop, len(index)) if index is not None else start
+        for c in range(start, known):  # once per new connector, not per sample
+            assert index is not None
+            key = (index.site_of(c), index.fleet.model_of(index.charger_of(c)))
+            which[c - start] = pairs.setdefault(key, len(pairs))
+        if known < stop:
+            which[known - start :] = pairs.setdefault(("", ""), len(pairs))
+        self.keys = list(pairs)
+        self.which = which
+
+
 class Detector:
     """Base class: per-connector parameters, state growth, signals, findings."""
 
@@ -73,36 +92,33 @@ class Detector:
     def active(self) -> NDArray[np.bool_]:
         return self.episodes.active[: self.n]
 
-    def ensure(self, index: ConnectorIndex | None, n: int) -> None:
-        """Grow state to ``n`` connectors; new connectors get their site/model parameters."""
+    def ensure(
+        self,
+        index: ConnectorIndex | None,
+        n: int,
+        keys: SiteModels | None = None,
+    ) -> None:
+        """Grow state to ``n`` connectors; new connectors get their site/model
+        parameters. ``keys``: the new connectors' site and model, when the
+        caller (DetectorSet) worked them out once for all its detectors."""
         if n <= self.n:
             return
-        cache: dict[tuple[str, str], Params] = {}
-        added: dict[str, list[float]] = {name: [] for name in self.p}
-        for c in range(self.n, n):  # once per new connector, not per sample
-            site = model = ""
-            if index is not None and c < len(index):
-                charger = index.charger_of(c)
-                site = index.site_of(c)
-                model = index.fleet.model_of(charger)
-            key = (site, model)
-            if key not in cache:
-                cache[key] = self.config.params(site, model)[self.fault]
-            for name, values in added.items():
-                values.append(float(getattr(cache[key], name)))
-        for name, values in added.items():
-            arr = self.p[name]
-            u = self._uniform[name] if self.n else values[0]
-            if u is not None and all(x == u for x in values):
+        if keys is None or keys.start != self.n or keys.stop < n:
+            keys = SiteModels(index, self.n, n)
+        params = [self.config.params(site, model)[self.fault] for site, model in keys.keys]
+        which = keys.which[: n - self.n]
+        for name, old in list(self.p.items()):
+            per_key = np.array([float(getattr(p, name)) for p in params])
+            u = self._uniform[name] if self.n else float(per_key[which[0]])
+            if u is not None and bool((per_key[np.unique(which)] == u).all()):
                 # One value on every connector (no site or model override): a
                 # read-only broadcast of it, no memory per connector.
                 self.p[name] = np.broadcast_to(np.float64(u), (n,))
                 self._uniform[name] = u
                 continue
-            if not arr.flags.writeable:  # was uniform so far
-                arr = np.full(self.n, self._uniform[name] or 0.0)
+            arr = old if old.flags.writeable else np.full(self.n, self._uniform[name] or 0.0)
             arr = grown(arr, n, 0.0)
-            arr[self.n : n] = values
+            arr[self.n : n] = per_key[which]
             self.p[name] = arr
             self._uniform[name] = None
         self.score = grown(self.score, n, np.nan)

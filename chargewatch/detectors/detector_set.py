@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import Event
-from chargewatch.detectors.base import Detector
+from chargewatch.detectors.base import Detector, SiteModels
 from chargewatch.detectors.electrical import (
     OverCurrent,
     OverTemperature,
@@ -110,6 +110,12 @@ class DetectorSet:
         # sequencer and their NaN/inf results are judged unknown, so no warnings.
         with np.errstate(all="ignore"):
             frame = self._seq.frame(batch, ev, n, self._counters)
+            grow = [d for d in self.detectors.values() if d.n < frame.n_conn]
+            if grow:
+                # New connectors' site and model, worked out once for every detector.
+                keys = SiteModels(index, grow[0].n, frame.n_conn)
+                for d in grow:
+                    d.ensure(index, frame.n_conn, keys)
             for d in self.detectors.values():
                 d.update(frame, ev, index, now)
 

@@ -68,6 +68,32 @@ def test_model_override_beats_site_and_applies_per_connector() -> None:
     np.testing.assert_array_equal(ds.detectors["over_temperature"].p["level_c"][:3], [85, 95, 75])
 
 
+def test_parameters_grown_in_steps_equal_those_resolved_at_once() -> None:
+    """Connectors arrive a few at a time; uniform parameters stay broadcasts until
+    an override appears, and every connector keeps its site's and model's value."""
+    cfg = DetectorConfig.from_mapping(
+        {
+            "sites": {"s": {"over_temperature": {"level_c": 85, "clear_c": 80}}},
+            "models": {"hot": {"over_temperature": {"level_c": 95, "clear_c": 90}}},
+        }
+    )
+    specs = {f"U{k}": ChargerSpec(f"U{k}", site="t") for k in range(4)}
+    specs |= {"A": ChargerSpec("A", site="s"), "B": ChargerSpec("B", site="s", model="hot")}
+    idx = ConnectorIndex(Fleet({}, specs))
+    assert [idx.charger_of(c) for c in range(len(idx))] == ["U0", "U1", "U2", "U3", "A", "B"]
+    idx.id("C", 1)  # not in the inventory
+    stepped = DetectorSet(cfg).detectors["over_temperature"]
+    for n in range(1, 8):
+        stepped.ensure(idx, n)
+        if n <= 4:  # still one value fleet-wide: a broadcast, no memory per connector
+            assert not stepped.p["level_c"].flags.writeable
+    at_once = DetectorSet(cfg).detectors["over_temperature"]
+    at_once.ensure(idx, len(idx))
+    for name in at_once.p:
+        np.testing.assert_array_equal(stepped.p[name][:7], at_once.p[name][:7])
+    np.testing.assert_array_equal(stepped.p["level_c"][:7], [75, 75, 75, 75, 85, 95, 75])
+
+
 def test_docs_are_generated_from_the_code() -> None:
     doc = Path(__file__).parents[2] / "docs" / "detectors.md"
     assert doc.read_text(encoding="utf-8") == render(), (
