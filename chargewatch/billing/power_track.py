@@ -18,7 +18,7 @@ from __future__ import annotations
 __all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
 
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import numpy as np
@@ -35,6 +35,7 @@ Sample: TypeAlias = "array[float]"
 # array('d'): every open session holds a few for its whole life, and 7 doubles
 # in one array take ~120 B where a list of 7 float objects takes ~280 B.
 Piece: TypeAlias = "array[float]"  # (array is not subscriptable at runtime before 3.12)
+Pieces: TypeAlias = "array[float]"  # pieces back to back, 7 doubles each
 Span = list[float]  # a piece while build_periods works on it
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
 
@@ -127,21 +128,127 @@ def pieces_from(
     return pieces, gaps, soft
 
 
-@dataclass(slots=True)
+def _pack(pieces: list[Piece]) -> Pieces | None:
+    if not pieces:
+        return None
+    flat: array[float] = array("d")
+    for pc in pieces:
+        flat += pc
+    # A fresh array of the exact size: `+=` over-allocates, and the state lives long.
+    return array("d", flat)
+
+
 class PowerTrack:
-    first: Sample | None = None
-    last: Sample | None = None
-    pieces: list[Piece] = field(default_factory=list)
-    gaps: list[Gap] = field(default_factory=list)
-    # Bridged intervals clearly longer than the usual sample spacing (a short
-    # offline spell): late samples that land in one replace its trapezoid.
-    soft: list[Gap] = field(default_factory=list)
-    spacing: float = 0.0  # median sample spacing seen first (0: not known yet)
-    dts: list[float] = field(default_factory=list)  # first intervals, until spacing is known
+    """Summary state of one session's power samples (see the module docstring).
+
+    Stored compactly, since every open session keeps one for its whole life:
+    the first and last samples and the spacing share one ``array('d')`` (120 B,
+    where two arrays and a float took ~200), the pieces are one flat
+    ``array('d')`` of 7 doubles each (~230 B for three, a list of three arrays
+    ~450), and the gap lists are created only when there is one (an empty list
+    is 56 B, and most tracks have none).
+    """
+
+    __slots__ = ("_dts", "_gaps", "_soft", "ends", "flat")
+
+    def __init__(
+        self,
+        first: Sample | None = None,
+        last: Sample | None = None,
+        pieces: list[Piece] | None = None,
+        gaps: list[Gap] | None = None,
+        soft: list[Gap] | None = None,
+        spacing: float = 0.0,
+        dts: list[float] | None = None,
+    ) -> None:
+        # [first t, p, i, last t, p, i, spacing]; None until the first sample.
+        # A NaN time stands for "no such sample" (sample times are finite).
+        self.ends: array[float] | None = None
+        self.flat: Pieces | None = _pack(pieces or [])  # pieces, 7 doubles each
+        self._gaps: list[Gap] | None = gaps or None
+        self._soft: list[Gap] | None = soft or None
+        self._dts: list[float] | None = dts or None
+        if first is not None:
+            self.first = first
+        if last is not None:
+            self.last = last
+        if spacing:
+            self.spacing = spacing
+
+    def _ends(self) -> array[float]:
+        if self.ends is None:
+            nan = float("nan")
+            self.ends = array("d", (nan, nan, nan, nan, nan, nan, 0.0))
+        return self.ends
+
+    @property
+    def first(self) -> Sample | None:
+        e = self.ends
+        return None if e is None or e[0] != e[0] else e[0:3]
+
+    @first.setter
+    def first(self, v: Sample) -> None:
+        self._ends()[0:3] = array("d", v)
+
+    @property
+    def last(self) -> Sample | None:
+        e = self.ends
+        return None if e is None or e[3] != e[3] else e[3:6]
+
+    @last.setter
+    def last(self, v: Sample) -> None:
+        self._ends()[3:6] = array("d", v)
+
+    @property
+    def spacing(self) -> float:
+        """Median sample spacing seen first (0: not known yet)."""
+        return 0.0 if self.ends is None else self.ends[6]
+
+    @spacing.setter
+    def spacing(self, v: float) -> None:
+        self._ends()[6] = v
+
+    @property
+    def pieces(self) -> list[Piece]:
+        """The pieces (copies: change them through the track's methods)."""
+        f = self.flat
+        return [] if f is None else [f[k : k + 7] for k in range(0, len(f), 7)]
+
+    @pieces.setter
+    def pieces(self, v: list[Piece]) -> None:
+        self.flat = _pack(v)
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return self._gaps if self._gaps is not None else []
+
+    @gaps.setter
+    def gaps(self, v: list[Gap]) -> None:
+        self._gaps = v or None
+
+    @property
+    def soft(self) -> list[Gap]:
+        """Bridged intervals clearly longer than the usual sample spacing (a short
+        offline spell): late samples that land in one replace its trapezoid."""
+        return self._soft if self._soft is not None else []
+
+    @soft.setter
+    def soft(self, v: list[Gap]) -> None:
+        self._soft = v or None
+
+    @property
+    def dts(self) -> list[float]:
+        """First intervals, until the spacing is known."""
+        return self._dts if self._dts is not None else []
+
+    @dts.setter
+    def dts(self, v: list[float]) -> None:
+        self._dts = v or None
 
     @property
     def integral_wh(self) -> float:
-        return float(sum(pc[3] for pc in self.pieces))
+        f = self.flat
+        return 0.0 if f is None else float(sum(f[3::7]))
 
     def merge(
         self,
@@ -261,8 +368,9 @@ class PowerTrack:
             threshold_w=threshold_w,
             gap_s=float("inf"),
         )
+        pieces = self.pieces
         for op in old:
-            for k, pc in enumerate(self.pieces):
+            for k, pc in enumerate(pieces):
                 if pc[0] == op[0] and pc[1] <= op[1] + 1e-6 and op[2] <= pc[2] + 1e-6:
                     left, right = op[1] - pc[1], pc[2] - op[2]
                     rest = pc[3] - op[3]
@@ -273,21 +381,22 @@ class PowerTrack:
                     if right > 0:
                         wh = rest * right / (left + right)
                         parts.append(array("d", (pc[0], op[2], pc[2], wh, *pc[4:])))
-                    self.pieces[k : k + 1] = parts
+                    pieces[k : k + 1] = parts
                     break
+        self.pieces = pieces
 
     def _append_pieces(self, new: list[Piece]) -> None:
         """Pieces that all start at or after the last one ends (the live case)."""
         for pc in new:
-            last = self.pieces[-1] if self.pieces else None
-            if last is not None and pc[0] == last[0] and pc[1] == last[2]:
-                last[2] = pc[2]
-                last[3] += pc[3]
-                last[4] = min(last[4], pc[4])
-                last[5] = max(last[5], pc[5])
-                last[6] = float(np.fmax(last[6], pc[6]))
+            f = self.flat  # the last piece is f[-7:]
+            if f is not None and pc[0] == f[-7] and pc[1] == f[-5]:
+                f[-5] = pc[2]
+                f[-4] += pc[3]
+                f[-3] = min(f[-3], pc[4])
+                f[-2] = max(f[-2], pc[5])
+                f[-1] = float(np.fmax(f[-1], pc[6]))
             else:
-                self.pieces.append(pc)
+                self.flat = array("d", pc) if f is None else f + pc
 
     def _add_pieces(self, new: list[Piece]) -> None:
         if not new:
@@ -311,19 +420,25 @@ class PowerTrack:
     def integral_between(self, a: float, b: float) -> float:
         """Power integral over [a, b] (Wh), pieces clipped pro rata."""
         total = 0.0
-        for pc in self.pieces:
-            lo, hi = max(pc[1], a), min(pc[2], b)
-            if hi > lo and pc[2] > pc[1]:
-                total += pc[3] * (hi - lo) / (pc[2] - pc[1])
+        f = self.flat
+        if f is None:
+            return total
+        for k in range(0, len(f), 7):
+            t0, t1 = f[k + 1], f[k + 2]
+            lo, hi = max(t0, a), min(t1, b)
+            if hi > lo and t1 > t0:
+                total += f[k + 3] * (hi - lo) / (t1 - t0)
         return total
 
     def last_active(self, threshold_w: float) -> float | None:
         """End of the last charging piece (or the last sample if it is charging)."""
-        if self.last is not None and self.last[1] > threshold_w:
-            return self.last[0]
-        for pc in reversed(self.pieces):
-            if pc[0] == 1.0:
-                return pc[2]
+        e, f = self.ends, self.flat
+        if e is not None and e[3] == e[3] and e[4] > threshold_w:
+            return e[3]
+        if f is not None:
+            for k in range(len(f) - 7, -1, -7):
+                if f[k] == 1.0:
+                    return f[k + 2]
         return None
 
 

@@ -241,7 +241,10 @@ class _Session:
     reason: str = ""
     signed_start: str = ""
     signed_stop: str = ""
-    segs: list[list[float]] = field(default_factory=list)
+    # Register segments back to back, [t0, e0, t1, e1] each (see energy.py): one
+    # array('d') of 4 doubles is 96 B where a list of one 4-float list took ~250.
+    # None until the first reading.
+    segs: array[float] | None = None
     n_reg: int = 0
     resets: int = 0
     jumps: int = 0
@@ -253,7 +256,8 @@ class _Session:
     # Power samples at the two ends of each reset interval ("t1:t0" of the
     # segments around it), as trapezoid and peak-power energy: the pieces are
     # too coarse for it.
-    bridges: dict[str, list[float]] = field(default_factory=dict)  # [trapezoid, peak] Wh
+    # [trapezoid, peak] Wh; None while there is no reset (nearly always: {} is 64 B)
+    bridges: dict[str, list[float]] | None = None
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
 
@@ -264,6 +268,18 @@ class _Session:
     @property
     def is_open(self) -> bool:
         return self.window_end is None
+
+    def seg_list(self) -> list[list[float]]:
+        """The register segments as the lists energy.py works on (copies)."""
+        f = self.segs
+        return [] if f is None else [f[k : k + 4].tolist() for k in range(0, len(f), 4)]
+
+    def set_segs(self, segs: list[list[float]]) -> None:
+        self.segs = array("d", [x for seg in segs for x in seg]) if segs else None
+
+    @property
+    def n_segs(self) -> int:
+        return 0 if self.segs is None else len(self.segs) // 4
 
 
 def _session_from(d: dict[str, Any]) -> _Session:
@@ -279,16 +295,24 @@ def _session_from(d: dict[str, Any]) -> _Session:
         dts=[float(x) for x in tr.get("dts", [])],
     )
     d["flags"] = tuple(d.get("flags", ()))
-    return _Session(track=track, **d)
+    segs = d.pop("segs", [])
+    d["bridges"] = d.get("bridges") or None
+    s = _Session(track=track, **d)
+    s.set_segs([[float(x) for x in seg] for seg in segs])
+    return s
 
 
 _SESSION_FIELDS = tuple(f.name for f in fields(_Session) if f.name != "track")
-_TRACK_FIELDS = tuple(f.name for f in fields(PowerTrack))
+# The checkpoint's names, in the order version 1 wrote them (PowerTrack's fields then).
+_TRACK_FIELDS = ("first", "last", "pieces", "gaps", "soft", "spacing", "dts")
 
 
 def _session_dict(s: _Session) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
+    # The checkpoint keeps version 1's shapes: segments as lists, bridges as a dict.
+    d["segs"] = s.seg_list()
+    d["bridges"] = s.bridges or {}
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
     # JSON has no array('d'):
     d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]
@@ -316,8 +340,9 @@ class SessionEngine:
         self.config = config or SessionConfig()
         self._sessions: dict[str, _Session] = {}  # open and recently closed
         self._open: dict[int, str] = {}  # dense connector -> open session id
-        # dense connector -> session ids by start; tuples (one id: 48 B, a list 88 B)
-        self._by_conn: dict[int, tuple[str, ...]] = {}
+        # dense connector -> session ids by start: the id itself when there is one
+        # (nearly always; a 1-tuple is 48 B more per connector), else a tuple
+        self._by_conn: dict[int, str | tuple[str, ...]] = {}
         self._by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
         self._tx_chargers: set[str] = set()  # chargers that send transaction events
         self._status_chargers: set[str] = set()
@@ -365,7 +390,7 @@ class SessionEngine:
                     "connector_id": s.connector,
                     "transaction_id": s.transaction_id,
                     "start": s.start,
-                    "energy_wh": register_energy(s.segs) if s.n_reg >= 2 else None,
+                    "energy_wh": register_energy(s.seg_list()) if s.n_reg >= 2 else None,
                 }
             )
         return res
@@ -413,18 +438,25 @@ class SessionEngine:
     def _add(self, s: _Session) -> None:
         self._sessions[s.sid] = s
         conn = self.index.id(s.charger, s.connector)
-        self._by_conn[conn] = tuple(
-            sorted((*self._by_conn.get(conn, ()), s.sid), key=lambda x: self._sessions[x].start)
+        self._set_by_conn(
+            conn, sorted((*self._conn_sids(conn), s.sid), key=lambda x: self._sessions[x].start)
         )
         if s.transaction_id:
             self._by_tx[(s.charger, s.transaction_id)] = s.sid
 
+    def _conn_sids(self, conn: int) -> tuple[str, ...]:
+        got = self._by_conn.get(conn, ())
+        return (got,) if isinstance(got, str) else got
+
+    def _set_by_conn(self, conn: int, sids: list[str]) -> None:
+        self._by_conn[conn] = sids[0] if len(sids) == 1 else tuple(sids)
+
     def _drop(self, sid: str) -> None:
         s = self._sessions.pop(sid)
         conn = self.index.id(s.charger, s.connector)
-        left = list(self._by_conn[conn])
+        left = list(self._conn_sids(conn))
         left.remove(sid)
-        self._by_conn[conn] = tuple(left)
+        self._set_by_conn(conn, left)
         if s.transaction_id and self._by_tx.get((s.charger, s.transaction_id)) == sid:
             del self._by_tx[(s.charger, s.transaction_id)]
         self._pending.pop(sid, None)
@@ -618,7 +650,7 @@ class SessionEngine:
 
     def _available_after_timeout(self, conn: int, ts: float) -> None:
         """A session closed by the timeout ends for real when the connector frees up."""
-        sids = self._by_conn.get(conn)
+        sids = self._conn_sids(conn)
         if not sids:
             return
         s = self._sessions[sids[-1]]
@@ -690,26 +722,45 @@ class SessionEngine:
         Python work per sample, a few scalar writes per connector.
         """
         cfg = self.config
+        thr = cfg.charging_threshold_w
         n_groups = starts.size
         done = np.zeros(n_groups, np.bool_)
-        conn_first = batch.conn[order[starts]]
         sess: list[_Session | None] = []
         nan = math.nan
-        # Per group: [session start, last power t, p, i, seg t1, seg e1, soft spacing limit]
-        prev = np.full((n_groups, 7), nan)
-        for g in range(n_groups):
-            sid = self._open.get(int(conn_first[g]))
-            s = self._sessions[sid] if sid is not None else None
-            tr = s.track if s is not None else None
-            if s is None or s.sid in busy or tr is None or tr.last is None or not s.segs:
+        no_prev = (nan, nan, nan, nan, nan, nan, nan, nan)
+        # Per group: [session start, last power t, p, i, seg t1, seg e1, soft spacing
+        # limit, last piece's max current] (NaN: the group is not for this path).
+        rows: list[tuple[float, ...]] = []
+        open_get, sessions = self._open.get, self._sessions
+        for c in batch.conn[order[starts]].tolist():
+            sid = open_get(c)
+            s = sessions[sid] if sid is not None else None
+            if s is None or sid in busy or s.segs is None:
                 sess.append(None)
+                rows.append(no_prev)
                 continue
-            if not tr.spacing:
+            en = s.track.ends
+            # No sample yet (NaN time), or the spacing not known yet (0).
+            if en is None or en[3] != en[3] or not en[6]:
                 sess.append(None)
+                rows.append(no_prev)
                 continue
-            seg = s.segs[-1]
-            prev[g] = (s.start, *tr.last, seg[2], seg[3], 2.5 * tr.spacing)
+            sg = s.segs
+            f = s.track.flat
+            rows.append(
+                (
+                    s.start,
+                    en[3],
+                    en[4],
+                    en[5],
+                    sg[-2],
+                    sg[-1],
+                    2.5 * en[6],
+                    nan if f is None else f[-1],
+                )
+            )
             sess.append(s)
+        prev = np.array(rows, np.float64).reshape(n_groups, 8)
         ok_g = ~np.isnan(prev[:, 0])
         if not ok_g.any():
             return done
@@ -728,7 +779,7 @@ class SessionEngine:
         pi = np.where(first_row, prev[gid, 3], np.roll(amps, 1))
         pe = np.where(first_row, prev[gid, 5], np.roll(e, 1))
         dt = t - pt
-        kind = p > cfg.charging_threshold_w
+        kind = p > thr
         row_ok = (
             np.isfinite(e)
             & np.isfinite(p)
@@ -738,7 +789,7 @@ class SessionEngine:
             & (t >= prev[gid, 0])
             & (e >= pe - cfg.register_tolerance_wh)
             & (e - pe <= cfg.max_power_w * dt / 3600.0 + 1000.0)
-            & (kind == (pp > cfg.charging_threshold_w))
+            & (kind == (pp > thr))
             & (batch.recv[order] - t <= cfg.late_after_s)
         )
         ok_g &= np.logical_and.reduceat(row_ok, starts)
@@ -748,48 +799,61 @@ class SessionEngine:
         lo = np.minimum.reduceat(np.minimum(p, pp), starts)
         hi = np.maximum.reduceat(np.maximum(p, pp), starts)
         imax = np.fmax.reduceat(np.fmax(amps, pi), starts)
+        # The last piece's max current if the group extends it (np.fmax, as there).
+        imax_ext = np.fmax(prev[:, 7], imax)
         last = ends - 1
         e_last = e[last]
         # When the register reached its final value in the group (growth time).
         reached = e >= e_last[gid] - cfg.register_tolerance_wh
         first_reach = np.minimum.reduceat(np.where(reached, np.arange(t.size), t.size), starts)
-        for g in np.flatnonzero(ok_g).tolist():
+        # Plain floats from here: the loop below is per connector, and numpy
+        # scalars cost ~10x a float in Python arithmetic.
+        sel = np.flatnonzero(ok_g)
+        cols = zip(
+            sel.tolist(),
+            t[last[sel]].tolist(),
+            e_last[sel].tolist(),
+            t[first_reach[sel]].tolist(),
+            (ends[sel] - starts[sel]).tolist(),
+            wh[sel].tolist(),
+            lo[sel].tolist(),
+            hi[sel].tolist(),
+            imax[sel].tolist(),
+            imax_ext[sel].tolist(),
+            p[last[sel]].tolist(),
+            amps[last[sel]].tolist(),
+            strict=True,
+        )
+        tol = cfg.register_tolerance_wh
+        dirty = self._dirty
+        for g, t_last, e1, t_reach, n, wh_g, lo_g, hi_g, im_g, im_ext, p_last, a_last in cols:
             s2 = sess[g]
-            assert s2 is not None
+            assert s2 is not None and s2.segs is not None
             tr = s2.track
-            assert tr.last is not None
-            seg = s2.segs[-1]
-            t_last = float(t[last[g]])
-            if e_last[g] > seg[3] + cfg.register_tolerance_wh:
-                s2.last_growth = max(s2.last_growth, float(t[first_reach[g]]))
-            seg[2], seg[3] = t_last, max(seg[3], float(e_last[g]))
-            s2.n_reg += int(ends[g] - starts[g])
-            k = 1.0 if tr.last[1] > cfg.charging_threshold_w else 0.0
-            pc = tr.pieces[-1] if tr.pieces else None
-            if pc is not None and pc[0] == k and pc[2] == tr.last[0]:
-                pc[2] = t_last
-                pc[3] += float(wh[g])
-                pc[4] = min(pc[4], float(lo[g]))
-                pc[5] = max(pc[5], float(hi[g]))
-                pc[6] = float(np.fmax(pc[6], imax[g]))
+            en = tr.ends
+            assert en is not None
+            sg = s2.segs
+            if e1 > sg[-1] + tol:
+                s2.last_growth = max(s2.last_growth, t_reach)
+            sg[-2] = t_last
+            sg[-1] = max(sg[-1], e1)
+            s2.n_reg += n
+            k = 1.0 if en[4] > thr else 0.0
+            f = tr.flat
+            if f is not None and f[-7] == k and f[-5] == en[3]:
+                f[-5] = t_last
+                f[-4] += wh_g
+                f[-3] = min(f[-3], lo_g)
+                f[-2] = max(f[-2], hi_g)
+                f[-1] = im_ext
             else:
-                tr.pieces.append(
-                    array(
-                        "d",
-                        (
-                            k,
-                            tr.last[0],
-                            t_last,
-                            float(wh[g]),
-                            float(lo[g]),
-                            float(hi[g]),
-                            float(imax[g]),
-                        ),
-                    )
-                )
-            tr.last = array("d", (t_last, float(p[last[g]]), float(amps[last[g]])))
+                pc = array("d", (k, en[3], t_last, wh_g, lo_g, hi_g, im_g))
+                tr.flat = pc if f is None else f + pc
+            en[3] = t_last
+            en[4] = p_last
+            en[5] = a_last
             s2.last_seen = max(s2.last_seen, t_last)
-            self._dirty.add(s2.sid)
+            dirty.add(s2.sid)
         done[ok_g] = True
         return done
 
@@ -801,7 +865,7 @@ class SessionEngine:
         batch: MeterBatch,
         chunks: dict[str, list[NDArray[np.intp]]],
     ) -> None:
-        sids = self._by_conn.get(conn, ())
+        sids = self._conn_sids(conn)
         if sids:
             ss = [self._sessions[x] for x in sids]
             w0 = np.array([s.start for s in ss])
@@ -843,20 +907,22 @@ class SessionEngine:
         if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
             s.flag("late_data")
         fin = np.isfinite(e)
-        before = register_energy(s.segs)
+        segs = s.seg_list()
+        before = register_energy(segs)
         stats, _ignored = merge_register(
-            s.segs,
+            segs,
             t[fin],
             e[fin],
             tol_wh=cfg.register_tolerance_wh,
             reset_ratio=cfg.reset_ratio,
             max_power_w=cfg.max_power_w,
         )
+        s.set_segs(segs)
         s.n_reg += int(fin.sum())
         s.resets += stats.resets
         s.jumps += stats.jumps
         s.bad += stats.bad
-        if fin.any() and register_energy(s.segs) > before + cfg.register_tolerance_wh:
+        if fin.any() and register_energy(segs) > before + cfg.register_tolerance_wh:
             # Growth ended where the readings first reach their final level.
             tf, ef = t[fin], e[fin]
             top = np.maximum.accumulate(ef[::-1])[::-1]  # max of each reading and all later
@@ -883,13 +949,13 @@ class SessionEngine:
             )
             if late:
                 s.flag("late_data")
-            if len(s.segs) > 1:
+            if len(segs) > 1:
                 tb, pb = tp[pf], p[pf]
                 if prev is not None and (tb.size == 0 or prev[0] < tb[0]):
                     # The reset may fall between the previous batch's last sample and ours.
                     tb = np.concatenate(([prev[0]], tb))
                     pb = np.concatenate(([prev[1]], pb))
-                self._bridge(s, tb, pb)
+                self._bridge(s, segs, tb, pb)
             s.last_seen = max(s.last_seen, float(tp[-1]))
         if t.size:
             s.last_seen = max(s.last_seen, float(t[-1]))
@@ -905,14 +971,22 @@ class SessionEngine:
             s.stop = s.last_seen
         self._dirty.add(s.sid)
 
-    def _bridge(self, s: _Session, tp: NDArray[np.float64], p: NDArray[np.float64]) -> None:
-        for a, b in pairwise(s.segs):
+    def _bridge(
+        self,
+        s: _Session,
+        segs: list[list[float]],
+        tp: NDArray[np.float64],
+        p: NDArray[np.float64],
+    ) -> None:
+        for a, b in pairwise(segs):
             key = _bridge_key(a, b)
-            if key in s.bridges or tp.size == 0:
+            if (s.bridges is not None and key in s.bridges) or tp.size == 0:
                 continue
             i, j = np.searchsorted(tp, [a[2], b[0]])
             if i < tp.size and j < tp.size and tp[i] == a[2] and tp[j] == b[0]:
                 dt_h = (b[0] - a[2]) / 3600.0
+                if s.bridges is None:
+                    s.bridges = {}
                 s.bridges[key] = [float((p[i] + p[j]) * 0.5 * dt_h), float(max(p[i], p[j]) * dt_h)]
 
     # ------------------------------------------------------------------ closing
@@ -1013,15 +1087,17 @@ class SessionEngine:
             and stop - tr.last[0] <= cfg.gap_s
             and not any(g[3] > s.start and g[0] < stop for g in tr.gaps)
         )
-        reg = register_energy(s.segs) if s.n_reg >= 2 else None
+        segs = s.seg_list()
+        reg = register_energy(segs) if s.n_reg >= 2 else None
         if reg is not None:
-            reg += sum(self._across_reset(tr, s.bridges, a, b) for a, b in pairwise(s.segs))
+            bridges = s.bridges or {}
+            reg += sum(self._across_reset(tr, bridges, a, b) for a, b in pairwise(segs))
         used_tx = (
             s.meter_start is not None
             and s.meter_stop is not None
-            and len(s.segs) == 1
-            and s.segs[0][1] == s.meter_start
-            and s.segs[0][3] == s.meter_stop
+            and len(segs) == 1
+            and segs[0][1] == s.meter_start
+            and segs[0][3] == s.meter_stop
         )
         energy, source, eflags, mm_wh, mm_pct = choose_energy(
             register_wh=reg,
