@@ -350,6 +350,12 @@ class SessionEngine:
         self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
+        # Per dense connector: the earliest time its open session's timeout rules
+        # can close it (inf: no open session), so a step looks only at sessions
+        # that are due or changed, not at every open one. Recomputed for the
+        # connectors in _due_stale (events) and for the sessions in _dirty.
+        self._due = np.full(0, math.inf)
+        self._due_stale: set[int] = set()
         self._last_prune = -math.inf
         self.fast_path = (
             True  # the vectorised live path; False only to test it against the general one
@@ -429,6 +435,7 @@ class SessionEngine:
         self._tx_chargers = set(state["tx_chargers"])
         self._status_chargers = set(state["status_chargers"])
         self._status = {self.index.id(ch, cn): st for ch, cn, st in state.get("status", [])}
+        self._due_stale.update(self._open)
 
     # ------------------------------------------------------------------ events
 
@@ -506,6 +513,7 @@ class SessionEngine:
     def _on_transaction(self, ev: TransactionEvent) -> None:
         self._tx_chargers.add(ev.charger)
         conn = self.index.id(ev.charger, ev.connector)
+        self._due_stale.add(conn)
         cur = self._current(conn)
         known_sid = self._by_tx.get((ev.charger, ev.transaction_id))
         known = self._sessions.get(known_sid) if known_sid else None
@@ -621,6 +629,7 @@ class SessionEngine:
     def _on_status(self, ev: StatusEvent) -> None:
         self._status_chargers.add(ev.charger)
         conn = self.index.id(ev.charger, ev.connector)
+        self._due_stale.add(conn)
         cur = self._current(conn)
         prev = self._status.get(conn)
         self._status[conn] = _STATUS_NAMES.get(ev.status, ev.status)  # not a copy per connector
@@ -993,7 +1002,30 @@ class SessionEngine:
 
     def _check_timeouts(self, now: float) -> None:
         cfg = self.config
-        for sid in list(self._open.values()):
+        stale = self._due_stale
+        for changed in self._dirty:
+            got = self._sessions.get(changed)
+            if got is not None and got.is_open:
+                stale.add(self.index.id(got.charger, got.connector))
+        if len(self._due) < len(self.index):
+            grown = np.full(max(len(self.index), 2 * len(self._due)), math.inf)
+            grown[: len(self._due)] = self._due
+            self._due = grown
+        due = self._due
+        for conn in stale:
+            open_sid = self._open.get(conn)
+            due[conn] = (
+                math.inf if open_sid is None else self._due_at(self._sessions[open_sid], conn)
+            )
+        stale.clear()
+        # The deadlines only pick the candidates (a second of margin for rounding:
+        # `now - a > b` and `now > a + b` can differ in the last bit); the rules
+        # below decide, exactly as for every open session.
+        for conn in np.flatnonzero(due <= now + 1.0).tolist():
+            sid = self._open.get(conn)
+            if sid is None:
+                due[conn] = math.inf
+                continue
             s = self._sessions[sid]
             if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
                 self._close(s, s.available_at, max(s.available_at, s.last_seen), "available")
@@ -1001,13 +1033,26 @@ class SessionEngine:
             if s.available_at is not None:
                 continue  # the Available rule decides, once its grace has passed
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
-            limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
-            if self._status.get(self.index.id(s.charger, s.connector)) in _OCCUPIED:
-                # The connector still says a car is plugged in: a long idle stay,
-                # not a lost stop (residential sessions last 10 days and more).
-                limit = max(limit, cfg.occupied_timeout_s)
-            if now - active > limit:
+            if now - active > self._timeout_limit(s, conn):
                 self._close(s, active, max(active, s.last_seen), "timeout")
+        # (A closed session's connector is in _dirty's sessions: the next step clears it.)
+
+    def _timeout_limit(self, s: _Session, conn: int) -> float:
+        cfg = self.config
+        limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
+        if self._status.get(conn) in _OCCUPIED:
+            # The connector still says a car is plugged in: a long idle stay,
+            # not a lost stop (residential sessions last 10 days and more).
+            limit = max(limit, cfg.occupied_timeout_s)
+        return limit
+
+    def _due_at(self, s: _Session, conn: int) -> float:
+        """When the Available or the timeout rule can first close ``s`` (see _check_timeouts)."""
+        cfg = self.config
+        if s.available_at is not None:
+            return s.available_at + cfg.available_grace_s
+        active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
+        return active + self._timeout_limit(s, conn)
 
     def _prune(self, now: float) -> None:
         # A sweep over every retained session: cheap, but not on every batch.
