@@ -35,7 +35,8 @@ Sample: TypeAlias = "array[float]"
 # array('d'): every open session holds a few for its whole life, and 7 doubles
 # in one array take ~120 B where a list of 7 float objects takes ~280 B.
 Piece: TypeAlias = "array[float]"  # (array is not subscriptable at runtime before 3.12)
-Pieces: TypeAlias = "array[float]"  # pieces back to back, 7 doubles each
+#: PowerTrack.a: [first t, p, i, last t, p, i, spacing], then the pieces back to back.
+HEAD = 7
 Span = list[float]  # a piece while build_periods works on it
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
 
@@ -155,28 +156,18 @@ def _median(xs: list[float]) -> float:
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
 
 
-def _pack(pieces: list[Piece]) -> Pieces | None:
-    if not pieces:
-        return None
-    flat: array[float] = array("d")
-    for pc in pieces:
-        flat += pc
-    # A fresh array of the exact size: `+=` over-allocates, and the state lives long.
-    return array("d", flat)
-
-
 class PowerTrack:
     """Summary state of one session's power samples (see the module docstring).
 
     Stored compactly, since every open session keeps one for its whole life:
-    the first and last samples and the spacing share one ``array('d')`` (120 B,
-    where two arrays and a float took ~200), the pieces are one flat
-    ``array('d')`` of 7 doubles each (~230 B for three, a list of three arrays
-    ~450), and the gap lists are created only when there is one (an empty list
-    is 56 B, and most tracks have none).
+    one ``array('d')`` holds the first and last samples, the spacing and then
+    the pieces, 7 doubles each (~290 B with three pieces, where two sample
+    arrays, a float and a list of three piece arrays took ~650), and the gap
+    lists are created only when there is one (an empty list is 56 B, and most
+    tracks have none).
     """
 
-    __slots__ = ("_dts", "_gaps", "_soft", "ends", "flat")
+    __slots__ = ("_dts", "_gaps", "_soft", "a")
 
     def __init__(
         self,
@@ -188,13 +179,14 @@ class PowerTrack:
         spacing: float = 0.0,
         dts: list[float] | None = None,
     ) -> None:
-        # [first t, p, i, last t, p, i, spacing]; None until the first sample.
+        # [first t, p, i, last t, p, i, spacing, *pieces]; None while all is unknown.
         # A NaN time stands for "no such sample" (sample times are finite).
-        self.ends: array[float] | None = None
-        self.flat: Pieces | None = _pack(pieces or [])  # pieces, 7 doubles each
+        self.a: array[float] | None = None
         self._gaps: list[Gap] | None = gaps or None
         self._soft: list[Gap] | None = soft or None
         self._dts: list[float] | None = dts or None
+        if pieces:
+            self.pieces = pieces
         if first is not None:
             self.first = first
         if last is not None:
@@ -202,48 +194,52 @@ class PowerTrack:
         if spacing:
             self.spacing = spacing
 
-    def _ends(self) -> array[float]:
-        if self.ends is None:
+    def _head(self) -> array[float]:
+        if self.a is None:
             nan = float("nan")
-            self.ends = array("d", (nan, nan, nan, nan, nan, nan, 0.0))
-        return self.ends
+            self.a = array("d", (nan, nan, nan, nan, nan, nan, 0.0))
+        return self.a
 
     @property
     def first(self) -> Sample | None:
-        e = self.ends
-        return None if e is None or e[0] != e[0] else e[0:3]
+        a = self.a
+        return None if a is None or a[0] != a[0] else a[0:3]
 
     @first.setter
     def first(self, v: Sample) -> None:
-        self._ends()[0:3] = array("d", v)
+        self._head()[0:3] = array("d", v)
 
     @property
     def last(self) -> Sample | None:
-        e = self.ends
-        return None if e is None or e[3] != e[3] else e[3:6]
+        a = self.a
+        return None if a is None or a[3] != a[3] else a[3:6]
 
     @last.setter
     def last(self, v: Sample) -> None:
-        self._ends()[3:6] = array("d", v)
+        self._head()[3:6] = array("d", v)
 
     @property
     def spacing(self) -> float:
         """Median sample spacing seen first (0: not known yet)."""
-        return 0.0 if self.ends is None else self.ends[6]
+        return 0.0 if self.a is None else self.a[6]
 
     @spacing.setter
     def spacing(self, v: float) -> None:
-        self._ends()[6] = v
+        self._head()[6] = v
 
     @property
     def pieces(self) -> list[Piece]:
         """The pieces (copies: change them through the track's methods)."""
-        f = self.flat
-        return [] if f is None else [f[k : k + 7] for k in range(0, len(f), 7)]
+        a = self.a
+        return [] if a is None else [a[k : k + 7] for k in range(HEAD, len(a), 7)]
 
     @pieces.setter
     def pieces(self, v: list[Piece]) -> None:
-        self.flat = _pack(v)
+        # A fresh array of the exact size (appending over-allocates, and the state lives long).
+        flat = self._head()[:HEAD]
+        for pc in v:
+            flat += pc
+        self.a = array("d", flat)
 
     @property
     def gaps(self) -> list[Gap]:
@@ -274,8 +270,8 @@ class PowerTrack:
 
     @property
     def integral_wh(self) -> float:
-        f = self.flat
-        return 0.0 if f is None else float(sum(f[3::7]))
+        a = self.a
+        return 0.0 if a is None else float(sum(a[HEAD + 3 :: 7]))
 
     def merge(
         self,
@@ -415,15 +411,15 @@ class PowerTrack:
     def _append_pieces(self, new: list[Piece]) -> None:
         """Pieces that all start at or after the last one ends (the live case)."""
         for pc in new:
-            f = self.flat  # the last piece is f[-7:]
-            if f is not None and pc[0] == f[-7] and pc[1] == f[-5]:
+            f = self._head()  # the last piece is f[-7:]
+            if len(f) > HEAD and pc[0] == f[-7] and pc[1] == f[-5]:
                 f[-5] = pc[2]
                 f[-4] += pc[3]
                 f[-3] = min(f[-3], pc[4])
                 f[-2] = max(f[-2], pc[5])
                 f[-1] = float(np.fmax(f[-1], pc[6]))
             else:
-                self.flat = array("d", pc) if f is None else f + pc
+                self.a = f + pc
 
     def _add_pieces(self, new: list[Piece]) -> None:
         if not new:
@@ -447,10 +443,10 @@ class PowerTrack:
     def integral_between(self, a: float, b: float) -> float:
         """Power integral over [a, b] (Wh), pieces clipped pro rata."""
         total = 0.0
-        f = self.flat
+        f = self.a
         if f is None:
             return total
-        for k in range(0, len(f), 7):
+        for k in range(HEAD, len(f), 7):
             t0, t1 = f[k + 1], f[k + 2]
             lo, hi = max(t0, a), min(t1, b)
             if hi > lo and t1 > t0:
@@ -459,13 +455,14 @@ class PowerTrack:
 
     def last_active(self, threshold_w: float) -> float | None:
         """End of the last charging piece (or the last sample if it is charging)."""
-        e, f = self.ends, self.flat
-        if e is not None and e[3] == e[3] and e[4] > threshold_w:
-            return e[3]
-        if f is not None:
-            for k in range(len(f) - 7, -1, -7):
-                if f[k] == 1.0:
-                    return f[k + 2]
+        f = self.a
+        if f is None:
+            return None
+        if f[3] == f[3] and f[4] > threshold_w:
+            return f[3]
+        for k in range(len(f) - 7, HEAD - 1, -7):
+            if f[k] == 1.0:
+                return f[k + 2]
         return None
 
 

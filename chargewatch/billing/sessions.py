@@ -51,6 +51,7 @@ __all__ = [
 
 import hashlib
 import math
+import sys
 from array import array
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -61,7 +62,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
-from chargewatch.billing.power_track import Period, PowerTrack, build_periods
+from chargewatch.billing.power_track import HEAD, Period, PowerTrack, build_periods
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import (
     CONNECTOR_STATUSES,
@@ -89,6 +90,7 @@ QUALITY_FLAGS: dict[str, str] = {
 }
 
 _STATUS_NAMES = {s: s for s in CONNECTOR_STATUSES}
+_TX, _STATUS = 1, 2  # SessionEngine._sends bits
 _OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
@@ -222,6 +224,19 @@ def session_id(charger: str, connector: int, transaction_id: str, start: float) 
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+# Flag tuples shared by all sessions that hold the same flags (a 1-tuple is 48 B
+# per session otherwise); the flags are QUALITY_FLAGS' names, so few combinations.
+_FLAG_SETS: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
+
+
+def _flag_set(flags: tuple[str, ...]) -> tuple[str, ...]:
+    got = _FLAG_SETS.get(flags)
+    if got is None:
+        flags = tuple(sys.intern(f) for f in flags)
+        got = _FLAG_SETS[flags] = flags
+    return got
+
+
 @dataclass(slots=True)
 class _Session:
     sid: str
@@ -263,7 +278,7 @@ class _Session:
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
-            self.flags = (*self.flags, name)
+            self.flags = _flag_set((*self.flags, name))
 
     @property
     def is_open(self) -> bool:
@@ -294,7 +309,7 @@ def _session_from(d: dict[str, Any]) -> _Session:
         spacing=float(tr.get("spacing", 0.0)),
         dts=[float(x) for x in tr.get("dts", [])],
     )
-    d["flags"] = tuple(d.get("flags", ()))
+    d["flags"] = _flag_set(tuple(d.get("flags", ())))
     segs = d.pop("segs", [])
     d["bridges"] = d.get("bridges") or None
     s = _Session(track=track, **d)
@@ -344,8 +359,9 @@ class SessionEngine:
         # (nearly always; a 1-tuple is 48 B more per connector), else a tuple
         self._by_conn: dict[int, str | tuple[str, ...]] = {}
         self._by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
-        self._tx_chargers: set[str] = set()  # chargers that send transaction events
-        self._status_chargers: set[str] = set()
+        # Charger -> what it has sent: _TX (transaction events) | _STATUS (statuses).
+        # One dict, not two sets: a set's table is ~4x its size (~40-50 B a connector).
+        self._sends: dict[str, int] = {}
         self._pending: dict[str, list[tuple[float, float]]] = {}  # event-borne register points
         self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
         self._status: dict[int, str] = {}  # last connector status
@@ -416,8 +432,8 @@ class SessionEngine:
             "version": 1,
             "sessions": [_session_dict(s) for s in self._sessions.values()],
             "open": sorted(self._open.values()),
-            "tx_chargers": sorted(self._tx_chargers),
-            "status_chargers": sorted(self._status_chargers),
+            "tx_chargers": sorted(c for c, k in self._sends.items() if k & _TX),
+            "status_chargers": sorted(c for c, k in self._sends.items() if k & _STATUS),
             "status": [[*self.index.keys[c], st] for c, st in sorted(self._status.items())],
         }
 
@@ -432,8 +448,10 @@ class SessionEngine:
             self._add(s)
             if s.sid in open_ids:
                 self._open[self.index.id(s.charger, s.connector)] = s.sid
-        self._tx_chargers = set(state["tx_chargers"])
-        self._status_chargers = set(state["status_chargers"])
+        for c in state["tx_chargers"]:
+            self._sends[c] = self._sends.get(c, 0) | _TX
+        for c in state["status_chargers"]:
+            self._sends[c] = self._sends.get(c, 0) | _STATUS
         self._status = {self.index.id(ch, cn): st for ch, cn, st in state.get("status", [])}
         self._due_stale.update(self._open)
 
@@ -511,7 +529,7 @@ class SessionEngine:
         return self._sessions[sid] if sid is not None else None
 
     def _on_transaction(self, ev: TransactionEvent) -> None:
-        self._tx_chargers.add(ev.charger)
+        self._sends[ev.charger] = self._sends.get(ev.charger, 0) | _TX
         conn = self.index.id(ev.charger, ev.connector)
         self._due_stale.add(conn)
         cur = self._current(conn)
@@ -575,7 +593,7 @@ class SessionEngine:
                     s2.window_end = max(s2.window_end or ev.ts, ev.ts)
                     s2.closed_by = "transaction"
                     if "inferred_stop" in s2.flags:
-                        s2.flags = tuple(f for f in s2.flags if f != "inferred_stop")
+                        s2.flags = _flag_set(tuple(f for f in s2.flags if f != "inferred_stop"))
                     self._dirty.add(s2.sid)
             self._point(s2, ev.ts, ev.meter_wh)
             s2.last_seen = max(s2.last_seen, ev.ts)
@@ -627,13 +645,13 @@ class SessionEngine:
         self._point(s, ev.ts, ev.energy_wh)
 
     def _on_status(self, ev: StatusEvent) -> None:
-        self._status_chargers.add(ev.charger)
+        sends = self._sends[ev.charger] = self._sends.get(ev.charger, 0) | _STATUS
         conn = self.index.id(ev.charger, ev.connector)
         self._due_stale.add(conn)
         cur = self._current(conn)
         prev = self._status.get(conn)
         self._status[conn] = _STATUS_NAMES.get(ev.status, ev.status)  # not a copy per connector
-        if ev.charger not in self._tx_chargers and ev.status in _OCCUPIED and cur is None:
+        if not sends & _TX and ev.status in _OCCUPIED and cur is None:
             cur = self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
         if (
             cur is not None
@@ -645,7 +663,7 @@ class SessionEngine:
             # smearing a ramp or a stop across a whole (often 5-15 min) sample interval.
             self._pending_p.setdefault(cur.sid, []).append(ev.ts)
             self._dirty.add(cur.sid)
-        if ev.charger in self._tx_chargers:
+        if sends & _TX:
             if cur is not None and cur.transaction_id:
                 if ev.status == "Available":
                     cur.available_at = ev.ts if cur.available_at is None else cur.available_at
@@ -752,14 +770,13 @@ class SessionEngine:
                 sess.append(None)
                 rows.append(no_prev)
                 continue
-            en = s.track.ends
+            en = s.track.a
             # No sample yet (NaN time), or the spacing not known yet (0).
             if en is None or en[3] != en[3] or not en[6]:
                 sess.append(None)
                 rows.append(no_prev)
                 continue
             sg = s.segs
-            f = s.track.flat
             rows.append(
                 (
                     s.start,
@@ -769,7 +786,7 @@ class SessionEngine:
                     sg[-2],
                     sg[-1],
                     2.5 * en[6],
-                    nan if f is None else f[-1],
+                    en[-1] if len(en) > HEAD else nan,
                 )
             )
             sess.append(s)
@@ -842,7 +859,7 @@ class SessionEngine:
             s2 = sess[g]
             assert s2 is not None and s2.segs is not None
             tr = s2.track
-            en = tr.ends
+            en = tr.a  # [first t, p, i, last t, p, i, spacing, *pieces]
             assert en is not None
             sg = s2.segs
             if e1 > sg[-1] + tol:
@@ -851,19 +868,20 @@ class SessionEngine:
             sg[-1] = max(sg[-1], e1)
             s2.n_reg += n
             k = 1.0 if en[4] > thr else 0.0
-            f = tr.flat
-            if f is not None and f[-7] == k and f[-5] == en[3]:
-                f[-5] = t_last
-                f[-4] += wh_g
-                f[-3] = min(f[-3], lo_g)
-                f[-2] = max(f[-2], hi_g)
-                f[-1] = im_ext
+            pc = None
+            if len(en) > HEAD and en[-7] == k and en[-5] == en[3]:
+                en[-5] = t_last
+                en[-4] += wh_g
+                en[-3] = min(en[-3], lo_g)
+                en[-2] = max(en[-2], hi_g)
+                en[-1] = im_ext
             else:
                 pc = array("d", (k, en[3], t_last, wh_g, lo_g, hi_g, im_g))
-                tr.flat = pc if f is None else f + pc
             en[3] = t_last
             en[4] = p_last
             en[5] = a_last
+            if pc is not None:
+                tr.a = en + pc
             s2.last_seen = max(s2.last_seen, t_last)
             dirty.add(s2.sid)
         done[ok_g] = True
@@ -890,12 +908,7 @@ class SessionEngine:
         else:
             orphan = np.ones(ts.size, np.bool_)
         charger, connector = self.index.keys[conn]
-        if (
-            not orphan.any()
-            or conn in self._open
-            or charger in self._tx_chargers
-            or charger in self._status_chargers
-        ):
+        if not orphan.any() or conn in self._open or charger in self._sends:
             return
         # Neither transactions nor statuses from this charger: power says when it charges.
         p = batch.values[rows, _P]
