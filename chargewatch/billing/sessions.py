@@ -369,7 +369,8 @@ class SessionEngine:
         # Per dense connector: the earliest time its open session's timeout rules
         # can close it (inf: no open session), so a step looks only at sessions
         # that are due or changed, not at every open one. Recomputed for the
-        # connectors in _due_stale (events) and for the sessions in _dirty.
+        # connectors in _due_stale (events, sessions through _apply) and by the
+        # fast tail for the sessions it extends.
         self._due = np.full(0, math.inf)
         self._due_stale: set[int] = set()
         self._last_prune = -math.inf
@@ -394,6 +395,7 @@ class SessionEngine:
                 self._on_reading(ev)
             else:
                 self._on_status(ev)
+        self._grow_due()
         self._apply_batch(batch, now)
         self._check_timeouts(now)
         out = self._emit()
@@ -763,7 +765,8 @@ class SessionEngine:
         # limit, last piece's max current] (NaN: the group is not for this path).
         rows: list[tuple[float, ...]] = []
         open_get, sessions = self._open.get, self._sessions
-        for c in batch.conn[order[starts]].tolist():
+        conn_list = batch.conn[order[starts]].tolist()
+        for c in conn_list:
             sid = open_get(c)
             s = sessions[sid] if sid is not None else None
             if s is None or sid in busy or s.segs is None:
@@ -854,7 +857,7 @@ class SessionEngine:
             strict=True,
         )
         tol = cfg.register_tolerance_wh
-        dirty = self._dirty
+        due = self._due
         for g, t_last, e1, t_reach, n, wh_g, lo_g, hi_g, im_g, im_ext, p_last, a_last in cols:
             s2 = sess[g]
             assert s2 is not None and s2.segs is not None
@@ -883,7 +886,9 @@ class SessionEngine:
             if pc is not None:
                 tr.a = en + pc
             s2.last_seen = max(s2.last_seen, t_last)
-            dirty.add(s2.sid)
+            # The session stays open: nothing for _emit (_dirty), but its deadline moves.
+            c = conn_list[g]
+            due[c] = self._due_at(s2, c)
         done[ok_g] = True
         return done
 
@@ -994,6 +999,8 @@ class SessionEngine:
             # the stop does not depend on where the stream was cut.
             s.stop = s.last_seen
         self._dirty.add(s.sid)
+        if s.is_open:
+            self._due_stale.add(self.index.id(s.charger, s.connector))
 
     def _bridge(
         self,
@@ -1018,14 +1025,7 @@ class SessionEngine:
     def _check_timeouts(self, now: float) -> None:
         cfg = self.config
         stale = self._due_stale
-        for changed in self._dirty:
-            got = self._sessions.get(changed)
-            if got is not None and got.is_open:
-                stale.add(self.index.id(got.charger, got.connector))
-        if len(self._due) < len(self.index):
-            grown = np.full(max(len(self.index), 2 * len(self._due)), math.inf)
-            grown[: len(self._due)] = self._due
-            self._due = grown
+        self._grow_due()  # (events may have added connectors)
         due = self._due
         for conn in stale:
             open_sid = self._open.get(conn)
@@ -1051,6 +1051,12 @@ class SessionEngine:
             if now - active > self._timeout_limit(s, conn):
                 self._close(s, active, max(active, s.last_seen), "timeout")
         # (A closed session's connector is in _dirty's sessions: the next step clears it.)
+
+    def _grow_due(self) -> None:
+        if len(self._due) < len(self.index):
+            grown = np.full(max(len(self.index), 2 * len(self._due)), math.inf)
+            grown[: len(self._due)] = self._due
+            self._due = grown
 
     def _timeout_limit(self, s: _Session, conn: int) -> float:
         cfg = self.config
