@@ -15,9 +15,10 @@ the unmeasured head, tail and gaps given to a neighbouring kind.
 
 from __future__ import annotations
 
-__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
+__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from", "pieces_from_many"]
 
 from array import array
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -146,6 +147,106 @@ def pieces_from(
         )
     ]
     return pieces, gaps, soft
+
+
+Run: TypeAlias = "tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]"
+Integrated: TypeAlias = "tuple[list[Piece], list[Gap], list[Gap]]"
+
+
+def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> list[Integrated]:
+    """:func:`pieces_from` of many runs ``(t, p, cur, soft_s)`` at once, bit for bit.
+
+    The general path integrates a few samples per session; numpy's per-call
+    cost (~25 us a run) dominates there, so the runs of all sessions of a step
+    go through one vectorised pass. Intervals never span two runs, a piece
+    never spans two runs, and every reduction covers the same elements in the
+    same order as a run on its own would, so the results are identical.
+    """
+    out: list[Integrated] = [([], [], []) for _ in runs]
+    use = [i for i, r in enumerate(runs) if r[0].size >= 2]
+    if len(use) <= 1:
+        for i in use:
+            t1, p1, c1, soft1 = runs[i]
+            out[i] = pieces_from(t1, p1, c1, threshold_w=threshold_w, gap_s=gap_s, soft_s=soft1)
+        return out
+    t = np.concatenate([runs[i][0] for i in use])
+    p = np.concatenate([runs[i][1] for i in use])
+    cur = np.concatenate([runs[i][2] for i in use])
+    run = np.repeat(np.arange(len(use)), [runs[i][0].size for i in use])
+    soft_s = np.array([runs[i][3] for i in use], np.float64)
+    ta, tb = t[:-1], t[1:]
+    dt = tb - ta
+    pa, pb = p[:-1], p[1:]
+    ia, ib = cur[:-1], cur[1:]
+    ir = run[:-1]  # the run of each interval; those across two runs are none
+    inside = ir == run[1:]
+    bridged = inside & (dt <= gap_s) & (dt > 0)
+    unbridged = inside & (dt > gap_s)
+    refinable = bridged & (dt > soft_s[ir])
+    for mask, k in ((unbridged, 1), (refinable, 2)):
+        if mask.any():
+            ends = np.column_stack((ta, pa, ia, tb, pb, ib))[mask]
+            for r, row in zip(ir[mask].tolist(), ends.tolist(), strict=True):
+                out[use[r]][k].append(row)
+    ka = pa > threshold_w
+    kb = pb > threshold_w
+    imax = np.fmax(ia, ib)
+    cross = bridged & (ka != kb)
+    if not cross.any():
+        # Whole intervals only, already in (run, time) order.
+        m = bridged
+        s0, s1, sk, x0, x1, si, sr = ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], ir[m]
+    else:
+        same = bridged & (ka == kb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
+        tc = ta + frac * dt
+        thr = np.full_like(pa, threshold_w)
+        parts = [
+            (same, ta, tb, ka, pa, pb),
+            (cross, ta, tc, ka, pa, thr),
+            (cross, tc, tb, kb, thr, pb),
+        ]
+        s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
+        s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
+        sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
+        x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
+        x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
+        si = np.concatenate([imax[m] for m, *_ in parts])
+        sr = np.concatenate([ir[m] for m, *_ in parts])
+        # Stable, as the per-run argsort: within a run, whole intervals, then
+        # first halves, then second halves, each in time order.
+        order = np.lexsort((s0, sr))
+        s0, s1, sk, x0, x1, si, sr = (
+            s0[order],
+            s1[order],
+            sk[order],
+            x0[order],
+            x1[order],
+            si[order],
+            sr[order],
+        )
+    if s0.size == 0:
+        return out
+    wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
+    lo = np.minimum(x0, x1)
+    hi = np.maximum(x0, x1)
+    brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1]) | (sr[1:] != sr[:-1])
+    idx = np.concatenate(([0], np.flatnonzero(brk) + 1))
+    end_idx = np.concatenate((idx[1:], [s0.size])) - 1
+    for r, k, a0, b1, w, a, b, c in zip(
+        sr[idx].tolist(),
+        sk[idx].tolist(),
+        s0[idx].tolist(),
+        s1[end_idx].tolist(),
+        np.add.reduceat(wh, idx).tolist(),
+        np.minimum.reduceat(lo, idx).tolist(),
+        np.maximum.reduceat(hi, idx).tolist(),
+        np.fmax.reduceat(si, idx).tolist(),
+        strict=True,
+    ):
+        out[use[r]][0].append(array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c)))
+    return out
 
 
 def _median(xs: list[float]) -> float:
@@ -287,6 +388,27 @@ class PowerTrack:
         Samples at or inside already-integrated spans are ignored: a charger that
         re-sends queued MeterValues after reconnecting must not be billed twice.
         """
+        steps = self.merge_steps(t, p, cur, threshold_w=threshold_w, gap_s=gap_s)
+        try:
+            runs = next(steps)
+            steps.send(pieces_from_many(runs, threshold_w=threshold_w, gap_s=gap_s))
+        except StopIteration as done:
+            result: tuple[int, int] = done.value
+            return result
+        raise AssertionError("merge_steps yields once")
+
+    def merge_steps(
+        self,
+        t: NDArray[np.float64],
+        p: NDArray[np.float64],
+        cur: NDArray[np.float64],
+        *,
+        threshold_w: float,
+        gap_s: float,
+    ) -> Generator[list[Run], list[Integrated], tuple[int, int]]:
+        """:meth:`merge` in two halves, so that many tracks' runs are integrated at
+        once (:func:`pieces_from_many`): yields the runs to integrate (at most once),
+        takes their results, returns what :meth:`merge` returns."""
         if t.size == 0:
             return 0, 0
         if not self.spacing:
@@ -300,13 +422,13 @@ class PowerTrack:
                 self.dts = []  # read only until the spacing is known
         # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
         soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
-        kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
         if self.first is None or self.last is None:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
-            self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
             self.first = array("d", (float(t[0]), float(p[0]), float(cur[0])))
             self.last = array("d", (float(t[-1]), float(p[-1]), float(cur[-1])))
+            ((pcs, gps, sfs),) = yield [(t, p, cur, soft_s)]
+            self.pieces, self.gaps, self.soft = pcs, gps, sfs
             return 0, int((~keep).sum())
         f, la = self.first, self.last
         if t[0] > la[0]:
@@ -316,8 +438,8 @@ class PowerTrack:
             tt = tt[keep]
             pp = np.concatenate(([la[1]], p))[keep]
             cc = np.concatenate(([la[2]], cur))[keep]
-            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
             self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
+            ((pcs, gps, sfs),) = yield [(tt, pp, cc, soft_s)]
             self.gaps += gps
             if sfs:
                 self.soft += sfs
@@ -335,9 +457,7 @@ class PowerTrack:
         ignored = int((region == -2).sum())
         late = int(((region >= 0) & (region < n_holes)).sum() + (region == -1).sum())
         filled: list[int] = []
-        new_pieces: list[Piece] = []
-        new_gaps: list[Gap] = []
-        new_soft: list[Gap] = []
+        runs: list[Run] = []
         for r in np.unique(region[region != -2]).tolist():
             m = region == r
             tt, pp, cc = t[m], p[m], cur[m]
@@ -361,7 +481,11 @@ class PowerTrack:
                 filled.append(r)
                 if is_soft:
                     self._unbridge(gap, threshold_w)
-            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
+            runs.append((tt, pp, cc, soft_s))
+        new_pieces: list[Piece] = []
+        new_gaps: list[Gap] = []
+        new_soft: list[Gap] = []
+        for pcs, gps, sfs in (yield runs) if runs else []:
             new_pieces.extend(pcs)
             new_gaps.extend(gps)
             new_soft.extend(sfs)

@@ -49,10 +49,12 @@ __all__ = [
     "session_id",
 ]
 
+import contextlib
 import hashlib
 import math
 import sys
 from array import array
+from collections.abc import Generator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -62,7 +64,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
-from chargewatch.billing.power_track import HEAD, Period, PowerTrack, build_periods
+from chargewatch.billing.power_track import (
+    HEAD,
+    Integrated,
+    Period,
+    PowerTrack,
+    Run,
+    build_periods,
+    pieces_from_many,
+)
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import (
     CONNECTOR_STATUSES,
@@ -726,12 +736,27 @@ class SessionEngine:
                 a, b = int(starts[g]), int(ends[g])
                 self._route(int(conns[a]), order[a:b], ts[a:b], batch, chunks)
         touched |= set(chunks)
+        # Every session's _apply runs up to its power-track merge; the runs they
+        # need integrated go through pieces_from_many at once; then each finishes.
+        waiting: list[tuple[Generator[list[Run], list[Integrated], None], int]] = []
+        runs: list[Run] = []
         for sid in touched:
             s = self._sessions.get(sid)
             if s is None:
                 continue
             rows = np.concatenate(chunks[sid]) if sid in chunks else np.empty(0, np.intp)
-            self._apply(s, batch, amps, rows)
+            steps = self._apply(s, batch, amps, rows)
+            with contextlib.suppress(StopIteration):
+                got = next(steps)
+                waiting.append((steps, len(got)))
+                runs += got
+        integrated = pieces_from_many(runs, threshold_w=cfg.charging_threshold_w, gap_s=cfg.gap_s)
+        k = 0
+        for steps, n_runs in waiting:
+            with contextlib.suppress(StopIteration):
+                steps.send(integrated[k : k + n_runs])
+                raise AssertionError("_apply yields once")
+            k += n_runs
         self._pending.clear()
         self._pending_p.clear()
 
@@ -926,7 +951,9 @@ class SessionEngine:
 
     def _apply(
         self, s: _Session, batch: MeterBatch, amps: NDArray[np.float64], rows: NDArray[np.intp]
-    ) -> None:
+    ) -> Generator[list[Run], list[Integrated], None]:
+        """Merge a session's rows and pending points (a generator: it yields the
+        runs its power track needs integrated once, see _apply_batch)."""
         cfg = self.config
         pend = self._pending.get(s.sid, [])
         t = batch.ts[rows]
@@ -969,7 +996,7 @@ class SessionEngine:
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)
             prev = s.track.last
-            late, _ign = s.track.merge(
+            late, _ign = yield from s.track.merge_steps(
                 tp[pf],
                 p[pf],
                 cur[pf],
