@@ -926,7 +926,15 @@ class SessionEngine:
         chunks: dict[str, list[NDArray[np.intp]]],
     ) -> None:
         sids = self._conn_sids(conn)
-        if sids:
+        if len(sids) == 1:
+            # (The usual case, without the searchsorted and unique below.)
+            one = self._sessions[sids[0]]
+            end = math.inf if one.is_open else (one.window_end or 0.0)
+            inwin = (ts >= one.start) & (ts <= end)
+            if inwin.any():
+                chunks.setdefault(sids[0], []).append(rows[inwin])
+            orphan = ~inwin
+        elif sids:
             ss = [self._sessions[x] for x in sids]
             w0 = np.array([s.start for s in ss])
             w1 = np.array([math.inf if s.is_open else (s.window_end or 0.0) for s in ss])
