@@ -454,19 +454,22 @@ class PowerTrack:
         region[t > la[0]] = n_holes
         for h, (gap, _soft) in enumerate(holes):
             region[(t > gap[0]) & (t < gap[3])] = h
-        ignored = int((region == -2).sum())
-        late = int(((region >= 0) & (region < n_holes)).sum() + (region == -1).sum())
+        used = region[region != -2]
+        ignored = t.size - used.size
+        late = int(np.count_nonzero(used < n_holes))  # head and holes
         filled: list[int] = []
         runs: list[Run] = []
-        for r in np.unique(region[region != -2]).tolist():
+        # (A set, not np.unique, and slices, not np.diff / np.append: a few samples
+        # per session here, where numpy's per-call cost dominates.)
+        for r in sorted(set(used.tolist())):
             m = region == r
             tt, pp, cc = t[m], p[m], cur[m]
-            keep = np.concatenate(([True], np.diff(tt) > 0))
+            keep = np.concatenate(([True], tt[1:] > tt[:-1]))
             tt, pp, cc = tt[keep], pp[keep], cc[keep]
             if r == -1:
-                tt = np.append(tt, f[0])
-                pp = np.append(pp, f[1])
-                cc = np.append(cc, f[2])
+                tt = np.concatenate((tt, [f[0]]))
+                pp = np.concatenate((pp, [f[1]]))
+                cc = np.concatenate((cc, [f[2]]))
                 self.first = array("d", (float(tt[0]), float(pp[0]), float(cc[0])))
             elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
