@@ -18,6 +18,7 @@ __all__ = [
     "split_register",
 ]
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,15 @@ def split_register(
     from its running maximum, so one corrupt reading cannot bill twice.
     """
     out = SegmentRuns()
+    if t.size == 1:
+        # One reading (a transaction's meter start, a Begin/End value): the loop
+        # below would make it one run from ~15 numpy calls.
+        t0, e0 = float(t[0]), float(e[0])
+        if math.isfinite(e0) and e0 >= 0:
+            out.runs.append([t0, e0, t0, e0])
+        else:
+            out.stats.bad += 1
+        return out
     ok = np.isfinite(e) & (e >= 0)
     n_ok = int(np.count_nonzero(ok))
     if n_ok < ok.size:

@@ -985,7 +985,7 @@ class SessionEngine:
             max_power_w=cfg.max_power_w,
         )
         s.set_segs(segs)
-        s.n_reg += int(fin.sum())
+        s.n_reg += int(np.count_nonzero(fin))
         s.resets += stats.resets
         s.jumps += stats.jumps
         s.bad += stats.bad
