@@ -18,6 +18,7 @@ __all__ = [
     "split_register",
 ]
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,17 +67,30 @@ def split_register(
     from its running maximum, so one corrupt reading cannot bill twice.
     """
     out = SegmentRuns()
+    if t.size == 1:
+        # One reading (a transaction's meter start, a Begin/End value): the loop
+        # below would make it one run from ~15 numpy calls.
+        t0, e0 = float(t[0]), float(e[0])
+        if math.isfinite(e0) and e0 >= 0:
+            out.runs.append([t0, e0, t0, e0])
+        else:
+            out.stats.bad += 1
+        return out
     ok = np.isfinite(e) & (e >= 0)
-    out.stats.bad += int((~ok).sum())
-    t, e = t[ok], e[ok]
+    n_ok = int(np.count_nonzero(ok))
+    if n_ok < ok.size:
+        out.stats.bad += ok.size - n_ok
+        t, e = t[ok], e[ok]
     if t.size == 0:
         return out
-    d = np.diff(e)
-    dt = np.diff(t)
+    # (Slices, not np.diff, and count_nonzero, not sum: the general path calls
+    # this per session on a few readings, where numpy's per-call cost dominates.)
+    d = e[1:] - e[:-1]
+    dt = t[1:] - t[:-1]
     reset = (d < -tol_wh) & (e[1:] < reset_ratio * e[:-1])
     jump = d > max_power_w * dt / 3600.0 + jump_slack_wh
-    out.stats.resets += int(reset.sum())
-    out.stats.jumps += int(jump.sum())
+    out.stats.resets += int(np.count_nonzero(reset))
+    out.stats.jumps += int(np.count_nonzero(jump))
     starts = np.concatenate(([0], np.flatnonzero(reset | jump) + 1))
     ends = np.concatenate((starts[1:], [t.size]))
     # Runs are few (resets are rare), so a loop per run is cheap; samples stay vectorised.
@@ -84,7 +98,7 @@ def split_register(
         seg_e = e[a:b]
         runmax = np.maximum.accumulate(seg_e)
         good = seg_e >= runmax - tol_wh
-        out.stats.bad += int((~good).sum())
+        out.stats.bad += good.size - int(np.count_nonzero(good))
         last = a + int(np.flatnonzero(good)[-1])
         out.runs.append([float(t[a]), float(e[a]), float(t[last]), float(runmax[-1])])
     return out
@@ -127,11 +141,12 @@ def merge_register(
     # k = number of segments that start at or before each reading.
     k = np.searchsorted(t0s, t, side="right")
     inside = (k > 0) & (t <= t1s[np.maximum(k - 1, 0)])
-    ignored = int(inside.sum())
+    ignored = int(np.count_nonzero(inside))
     # Group by the slot between segments (k-1 | k); process from the back so that
-    # inserting runs does not move the slots still to do.
-    slots = np.unique(k[~inside])
-    for slot in slots[::-1].tolist():
+    # inserting runs does not move the slots still to do. (Few distinct slots:
+    # a set is cheaper than np.unique here.)
+    slots = sorted(set(k[~inside].tolist()))
+    for slot in slots[::-1]:
         sel = (~inside) & (k == slot)
         tt, ee = t[sel], e[sel]
         left = segs[slot - 1] if slot > 0 else None

@@ -15,10 +15,11 @@ the unmeasured head, tail and gaps given to a neighbouring kind.
 
 from __future__ import annotations
 
-__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from"]
+__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from", "pieces_from_many"]
 
 from array import array
-from dataclasses import dataclass, field
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import numpy as np
@@ -35,6 +36,8 @@ Sample: TypeAlias = "array[float]"
 # array('d'): every open session holds a few for its whole life, and 7 doubles
 # in one array take ~120 B where a list of 7 float objects takes ~280 B.
 Piece: TypeAlias = "array[float]"  # (array is not subscriptable at runtime before 3.12)
+#: PowerTrack.a: [first t, p, i, last t, p, i, spacing], then the pieces back to back.
+HEAD = 7
 Span = list[float]  # a piece while build_periods works on it
 Gap = list[float]  # [ta, pa, ia, tb, pb, ib]
 
@@ -52,10 +55,6 @@ class Period:
     @property
     def duration_s(self) -> float:
         return self.end - self.start
-
-
-def _fmax(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.fmax(a, b)
 
 
 def pieces_from(
@@ -76,72 +75,304 @@ def pieces_from(
     """
     if t.size < 2:
         return [], [], []
-    dt = np.diff(t)
+    # (Written for small runs too: the general path calls this per session and
+    # region, where numpy's per-call cost outweighs the samples.)
+    ta, tb = t[:-1], t[1:]
+    dt = tb - ta
     pa, pb = p[:-1], p[1:]
     ia, ib = cur[:-1], cur[1:]
     bridged = (dt <= gap_s) & (dt > 0)
-    ends = np.column_stack((t[:-1], pa, ia, t[1:], pb, ib))
-    gaps: list[Gap] = [[float(x) for x in row] for row in ends[dt > gap_s]]
-    soft: list[Gap] = [[float(x) for x in row] for row in ends[bridged & (dt > soft_s)]]
+    unbridged = dt > gap_s
+    refinable = bridged & (dt > soft_s)
+    gaps: list[Gap] = []
+    soft: list[Gap] = []
+    if unbridged.any() or refinable.any():
+        ends = np.column_stack((ta, pa, ia, tb, pb, ib))
+        gaps = ends[unbridged].tolist()
+        soft = ends[refinable].tolist()
     ka = pa > threshold_w
     kb = pb > threshold_w
-    ta, tb = t[:-1], t[1:]
+    imax = np.fmax(ia, ib)
     cross = bridged & (ka != kb)
-    same = bridged & (ka == kb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
-    tc = ta + frac * dt
-    imax = _fmax(ia, ib)
-    thr = np.full_like(pa, threshold_w)
-    # Sub-intervals: whole intervals without a crossing, and both halves of those with one.
-    parts = [
-        (same, ta, tb, ka, pa, pb),
-        (cross, ta, tc, ka, pa, thr),
-        (cross, tc, tb, kb, thr, pb),
-    ]
-    s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
-    s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
-    sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
-    x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
-    x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
-    si = np.concatenate([imax[m] for m, *_ in parts])
+    if not cross.any():
+        # Whole intervals only, already in time order.
+        s0, s1, sk, x0, x1, si = (
+            ta[bridged],
+            tb[bridged],
+            ka[bridged],
+            pa[bridged],
+            pb[bridged],
+            imax[bridged],
+        )
+    else:
+        same = bridged & (ka == kb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
+        tc = ta + frac * dt
+        thr = np.full_like(pa, threshold_w)
+        # Sub-intervals: whole intervals without a crossing, and both halves of those with one.
+        parts = [
+            (same, ta, tb, ka, pa, pb),
+            (cross, ta, tc, ka, pa, thr),
+            (cross, tc, tb, kb, thr, pb),
+        ]
+        s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
+        s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
+        sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
+        x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
+        x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
+        si = np.concatenate([imax[m] for m, *_ in parts])
+        order = np.argsort(s0, kind="stable")
+        s0, s1, sk, x0, x1, si = s0[order], s1[order], sk[order], x0[order], x1[order], si[order]
     if s0.size == 0:
         return [], gaps, soft
-    order = np.argsort(s0, kind="stable")
-    s0, s1, sk, x0, x1, si = s0[order], s1[order], sk[order], x0[order], x1[order], si[order]
     wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
     lo = np.minimum(x0, x1)
     hi = np.maximum(x0, x1)
     # A new piece starts where the kind changes or the sub-intervals are not contiguous.
-    brk = np.concatenate(([True], (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1])))
-    idx = np.flatnonzero(brk)
+    brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1])
+    idx = np.concatenate(([0], np.flatnonzero(brk) + 1))
     end_idx = np.concatenate((idx[1:], [s0.size])) - 1
-    whs = np.add.reduceat(wh, idx)
-    los = np.minimum.reduceat(lo, idx)
-    his = np.maximum.reduceat(hi, idx)
-    ims = np.fmax.reduceat(si, idx)
     pieces = [
-        array("d", (float(sk[i]), float(s0[i]), float(s1[j]), w, a, b, c))
-        for i, j, w, a, b, c in zip(idx.tolist(), end_idx.tolist(), whs, los, his, ims, strict=True)
+        array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c))
+        for k, a0, b1, w, a, b, c in zip(
+            sk[idx].tolist(),
+            s0[idx].tolist(),
+            s1[end_idx].tolist(),
+            np.add.reduceat(wh, idx).tolist(),
+            np.minimum.reduceat(lo, idx).tolist(),
+            np.maximum.reduceat(hi, idx).tolist(),
+            np.fmax.reduceat(si, idx).tolist(),
+            strict=True,
+        )
     ]
     return pieces, gaps, soft
 
 
-@dataclass(slots=True)
+Run: TypeAlias = "tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]"
+Integrated: TypeAlias = "tuple[list[Piece], list[Gap], list[Gap]]"
+
+
+def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> list[Integrated]:
+    """:func:`pieces_from` of many runs ``(t, p, cur, soft_s)`` at once, bit for bit.
+
+    The general path integrates a few samples per session; numpy's per-call
+    cost (~25 us a run) dominates there, so the runs of all sessions of a step
+    go through one vectorised pass. Intervals never span two runs, a piece
+    never spans two runs, and every reduction covers the same elements in the
+    same order as a run on its own would, so the results are identical.
+    """
+    out: list[Integrated] = [([], [], []) for _ in runs]
+    use = [i for i, r in enumerate(runs) if r[0].size >= 2]
+    if len(use) <= 1:
+        for i in use:
+            t1, p1, c1, soft1 = runs[i]
+            out[i] = pieces_from(t1, p1, c1, threshold_w=threshold_w, gap_s=gap_s, soft_s=soft1)
+        return out
+    t = np.concatenate([runs[i][0] for i in use])
+    p = np.concatenate([runs[i][1] for i in use])
+    cur = np.concatenate([runs[i][2] for i in use])
+    run = np.repeat(np.arange(len(use)), [runs[i][0].size for i in use])
+    soft_s = np.array([runs[i][3] for i in use], np.float64)
+    ta, tb = t[:-1], t[1:]
+    dt = tb - ta
+    pa, pb = p[:-1], p[1:]
+    ia, ib = cur[:-1], cur[1:]
+    ir = run[:-1]  # the run of each interval; those across two runs are none
+    inside = ir == run[1:]
+    bridged = inside & (dt <= gap_s) & (dt > 0)
+    unbridged = inside & (dt > gap_s)
+    refinable = bridged & (dt > soft_s[ir])
+    for mask, k in ((unbridged, 1), (refinable, 2)):
+        if mask.any():
+            ends = np.column_stack((ta, pa, ia, tb, pb, ib))[mask]
+            for r, row in zip(ir[mask].tolist(), ends.tolist(), strict=True):
+                out[use[r]][k].append(row)
+    ka = pa > threshold_w
+    kb = pb > threshold_w
+    imax = np.fmax(ia, ib)
+    cross = bridged & (ka != kb)
+    if not cross.any():
+        # Whole intervals only, already in (run, time) order.
+        m = bridged
+        s0, s1, sk, x0, x1, si, sr = ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], ir[m]
+    else:
+        same = bridged & (ka == kb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
+        tc = ta + frac * dt
+        thr = np.full_like(pa, threshold_w)
+        parts = [
+            (same, ta, tb, ka, pa, pb),
+            (cross, ta, tc, ka, pa, thr),
+            (cross, tc, tb, kb, thr, pb),
+        ]
+        s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
+        s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
+        sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
+        x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
+        x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
+        si = np.concatenate([imax[m] for m, *_ in parts])
+        sr = np.concatenate([ir[m] for m, *_ in parts])
+        # Stable, as the per-run argsort: within a run, whole intervals, then
+        # first halves, then second halves, each in time order.
+        order = np.lexsort((s0, sr))
+        s0, s1, sk, x0, x1, si, sr = (
+            s0[order],
+            s1[order],
+            sk[order],
+            x0[order],
+            x1[order],
+            si[order],
+            sr[order],
+        )
+    if s0.size == 0:
+        return out
+    wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
+    lo = np.minimum(x0, x1)
+    hi = np.maximum(x0, x1)
+    brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1]) | (sr[1:] != sr[:-1])
+    idx = np.concatenate(([0], np.flatnonzero(brk) + 1))
+    end_idx = np.concatenate((idx[1:], [s0.size])) - 1
+    for r, k, a0, b1, w, a, b, c in zip(
+        sr[idx].tolist(),
+        sk[idx].tolist(),
+        s0[idx].tolist(),
+        s1[end_idx].tolist(),
+        np.add.reduceat(wh, idx).tolist(),
+        np.minimum.reduceat(lo, idx).tolist(),
+        np.maximum.reduceat(hi, idx).tolist(),
+        np.fmax.reduceat(si, idx).tolist(),
+        strict=True,
+    ):
+        out[use[r]][0].append(array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c)))
+    return out
+
+
+def _median(xs: list[float]) -> float:
+    """``np.median`` of a few floats, bit for bit (the mean of the middle two is
+    (a + b) / 2 there too), without its ~20 us of overhead."""
+    v = sorted(xs)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
 class PowerTrack:
-    first: Sample | None = None
-    last: Sample | None = None
-    pieces: list[Piece] = field(default_factory=list)
-    gaps: list[Gap] = field(default_factory=list)
-    # Bridged intervals clearly longer than the usual sample spacing (a short
-    # offline spell): late samples that land in one replace its trapezoid.
-    soft: list[Gap] = field(default_factory=list)
-    spacing: float = 0.0  # median sample spacing seen first (0: not known yet)
-    dts: list[float] = field(default_factory=list)  # first intervals, until spacing is known
+    """Summary state of one session's power samples (see the module docstring).
+
+    Stored compactly, since every open session keeps one for its whole life:
+    one ``array('d')`` holds the first and last samples, the spacing and then
+    the pieces, 7 doubles each (~290 B with three pieces, where two sample
+    arrays, a float and a list of three piece arrays took ~650), and the gap
+    lists are created only when there is one (an empty list is 56 B, and most
+    tracks have none).
+    """
+
+    __slots__ = ("_dts", "_gaps", "_soft", "a")
+
+    def __init__(
+        self,
+        first: Sample | None = None,
+        last: Sample | None = None,
+        pieces: list[Piece] | None = None,
+        gaps: list[Gap] | None = None,
+        soft: list[Gap] | None = None,
+        spacing: float = 0.0,
+        dts: list[float] | None = None,
+    ) -> None:
+        # [first t, p, i, last t, p, i, spacing, *pieces]; None while all is unknown.
+        # A NaN time stands for "no such sample" (sample times are finite).
+        self.a: array[float] | None = None
+        self._gaps: list[Gap] | None = gaps or None
+        self._soft: list[Gap] | None = soft or None
+        self._dts: list[float] | None = dts or None
+        if pieces:
+            self.pieces = pieces
+        if first is not None:
+            self.first = first
+        if last is not None:
+            self.last = last
+        if spacing:
+            self.spacing = spacing
+
+    def _head(self) -> array[float]:
+        if self.a is None:
+            nan = float("nan")
+            self.a = array("d", (nan, nan, nan, nan, nan, nan, 0.0))
+        return self.a
+
+    @property
+    def first(self) -> Sample | None:
+        a = self.a
+        return None if a is None or a[0] != a[0] else a[0:3]
+
+    @first.setter
+    def first(self, v: Sample) -> None:
+        self._head()[0:3] = array("d", v)
+
+    @property
+    def last(self) -> Sample | None:
+        a = self.a
+        return None if a is None or a[3] != a[3] else a[3:6]
+
+    @last.setter
+    def last(self, v: Sample) -> None:
+        self._head()[3:6] = array("d", v)
+
+    @property
+    def spacing(self) -> float:
+        """Median sample spacing seen first (0: not known yet)."""
+        return 0.0 if self.a is None else self.a[6]
+
+    @spacing.setter
+    def spacing(self, v: float) -> None:
+        self._head()[6] = v
+
+    @property
+    def pieces(self) -> list[Piece]:
+        """The pieces (copies: change them through the track's methods)."""
+        a = self.a
+        return [] if a is None else [a[k : k + 7] for k in range(HEAD, len(a), 7)]
+
+    @pieces.setter
+    def pieces(self, v: list[Piece]) -> None:
+        # A fresh array of the exact size (appending over-allocates, and the state lives long).
+        flat = self._head()[:HEAD]
+        for pc in v:
+            flat += pc
+        self.a = array("d", flat)
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return self._gaps if self._gaps is not None else []
+
+    @gaps.setter
+    def gaps(self, v: list[Gap]) -> None:
+        self._gaps = v or None
+
+    @property
+    def soft(self) -> list[Gap]:
+        """Bridged intervals clearly longer than the usual sample spacing (a short
+        offline spell): late samples that land in one replace its trapezoid."""
+        return self._soft if self._soft is not None else []
+
+    @soft.setter
+    def soft(self, v: list[Gap]) -> None:
+        self._soft = v or None
+
+    @property
+    def dts(self) -> list[float]:
+        """First intervals, until the spacing is known."""
+        return self._dts if self._dts is not None else []
+
+    @dts.setter
+    def dts(self, v: list[float]) -> None:
+        self._dts = v or None
 
     @property
     def integral_wh(self) -> float:
-        return float(sum(pc[3] for pc in self.pieces))
+        a = self.a
+        return 0.0 if a is None else float(sum(a[HEAD + 3 :: 7]))
 
     def merge(
         self,
@@ -157,6 +388,27 @@ class PowerTrack:
         Samples at or inside already-integrated spans are ignored: a charger that
         re-sends queued MeterValues after reconnecting must not be billed twice.
         """
+        steps = self.merge_steps(t, p, cur, threshold_w=threshold_w, gap_s=gap_s)
+        try:
+            runs = next(steps)
+            steps.send(pieces_from_many(runs, threshold_w=threshold_w, gap_s=gap_s))
+        except StopIteration as done:
+            result: tuple[int, int] = done.value
+            return result
+        raise AssertionError("merge_steps yields once")
+
+    def merge_steps(
+        self,
+        t: NDArray[np.float64],
+        p: NDArray[np.float64],
+        cur: NDArray[np.float64],
+        *,
+        threshold_w: float,
+        gap_s: float,
+    ) -> Generator[list[Run], list[Integrated], tuple[int, int]]:
+        """:meth:`merge` in two halves, so that many tracks' runs are integrated at
+        once (:func:`pieces_from_many`): yields the runs to integrate (at most once),
+        takes their results, returns what :meth:`merge` returns."""
         if t.size == 0:
             return 0, 0
         if not self.spacing:
@@ -164,19 +416,19 @@ class PowerTrack:
             # sample per batch) give the charger's sample spacing.
             prev = [self.last[0]] if self.last is not None else []
             d = np.diff(np.concatenate((prev, t)))
-            self.dts += [float(x) for x in d[d > 0]][: 5 - len(self.dts)]
+            self.dts += d[d > 0][: 5 - len(self.dts)].tolist()
             if len(self.dts) >= 3:
-                self.spacing = float(np.median(self.dts))
+                self.spacing = _median(self.dts)
                 self.dts = []  # read only until the spacing is known
         # Until the spacing is known (fewer than 3 samples so far) every interval is refinable.
         soft_s = SOFT_FACTOR * self.spacing if self.spacing else 0.0
-        kw = {"threshold_w": threshold_w, "gap_s": gap_s, "soft_s": soft_s}
         if self.first is None or self.last is None:
             keep = np.concatenate(([True], np.diff(t) > 0))
             t, p, cur = t[keep], p[keep], cur[keep]
-            self.pieces, self.gaps, self.soft = pieces_from(t, p, cur, **kw)
             self.first = array("d", (float(t[0]), float(p[0]), float(cur[0])))
             self.last = array("d", (float(t[-1]), float(p[-1]), float(cur[-1])))
+            ((pcs, gps, sfs),) = yield [(t, p, cur, soft_s)]
+            self.pieces, self.gaps, self.soft = pcs, gps, sfs
             return 0, int((~keep).sum())
         f, la = self.first, self.last
         if t[0] > la[0]:
@@ -186,8 +438,8 @@ class PowerTrack:
             tt = tt[keep]
             pp = np.concatenate(([la[1]], p))[keep]
             cc = np.concatenate(([la[2]], cur))[keep]
-            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
             self.last = array("d", (float(tt[-1]), float(pp[-1]), float(cc[-1])))
+            ((pcs, gps, sfs),) = yield [(tt, pp, cc, soft_s)]
             self.gaps += gps
             if sfs:
                 self.soft += sfs
@@ -202,21 +454,22 @@ class PowerTrack:
         region[t > la[0]] = n_holes
         for h, (gap, _soft) in enumerate(holes):
             region[(t > gap[0]) & (t < gap[3])] = h
-        ignored = int((region == -2).sum())
-        late = int(((region >= 0) & (region < n_holes)).sum() + (region == -1).sum())
+        used = region[region != -2]
+        ignored = t.size - used.size
+        late = int(np.count_nonzero(used < n_holes))  # head and holes
         filled: list[int] = []
-        new_pieces: list[Piece] = []
-        new_gaps: list[Gap] = []
-        new_soft: list[Gap] = []
-        for r in np.unique(region[region != -2]).tolist():
+        runs: list[Run] = []
+        # (A set, not np.unique, and slices, not np.diff / np.append: a few samples
+        # per session here, where numpy's per-call cost dominates.)
+        for r in sorted(set(used.tolist())):
             m = region == r
             tt, pp, cc = t[m], p[m], cur[m]
-            keep = np.concatenate(([True], np.diff(tt) > 0))
+            keep = np.concatenate(([True], tt[1:] > tt[:-1]))
             tt, pp, cc = tt[keep], pp[keep], cc[keep]
             if r == -1:
-                tt = np.append(tt, f[0])
-                pp = np.append(pp, f[1])
-                cc = np.append(cc, f[2])
+                tt = np.concatenate((tt, [f[0]]))
+                pp = np.concatenate((pp, [f[1]]))
+                cc = np.concatenate((cc, [f[2]]))
                 self.first = array("d", (float(tt[0]), float(pp[0]), float(cc[0])))
             elif r == n_holes:
                 tt = np.concatenate(([la[0]], tt))
@@ -231,7 +484,11 @@ class PowerTrack:
                 filled.append(r)
                 if is_soft:
                     self._unbridge(gap, threshold_w)
-            pcs, gps, sfs = pieces_from(tt, pp, cc, **kw)
+            runs.append((tt, pp, cc, soft_s))
+        new_pieces: list[Piece] = []
+        new_gaps: list[Gap] = []
+        new_soft: list[Gap] = []
+        for pcs, gps, sfs in (yield runs) if runs else []:
             new_pieces.extend(pcs)
             new_gaps.extend(gps)
             new_soft.extend(sfs)
@@ -261,8 +518,9 @@ class PowerTrack:
             threshold_w=threshold_w,
             gap_s=float("inf"),
         )
+        pieces = self.pieces
         for op in old:
-            for k, pc in enumerate(self.pieces):
+            for k, pc in enumerate(pieces):
                 if pc[0] == op[0] and pc[1] <= op[1] + 1e-6 and op[2] <= pc[2] + 1e-6:
                     left, right = op[1] - pc[1], pc[2] - op[2]
                     rest = pc[3] - op[3]
@@ -273,21 +531,22 @@ class PowerTrack:
                     if right > 0:
                         wh = rest * right / (left + right)
                         parts.append(array("d", (pc[0], op[2], pc[2], wh, *pc[4:])))
-                    self.pieces[k : k + 1] = parts
+                    pieces[k : k + 1] = parts
                     break
+        self.pieces = pieces
 
     def _append_pieces(self, new: list[Piece]) -> None:
         """Pieces that all start at or after the last one ends (the live case)."""
         for pc in new:
-            last = self.pieces[-1] if self.pieces else None
-            if last is not None and pc[0] == last[0] and pc[1] == last[2]:
-                last[2] = pc[2]
-                last[3] += pc[3]
-                last[4] = min(last[4], pc[4])
-                last[5] = max(last[5], pc[5])
-                last[6] = float(np.fmax(last[6], pc[6]))
+            f = self._head()  # the last piece is f[-7:]
+            if len(f) > HEAD and pc[0] == f[-7] and pc[1] == f[-5]:
+                f[-5] = pc[2]
+                f[-4] += pc[3]
+                f[-3] = min(f[-3], pc[4])
+                f[-2] = max(f[-2], pc[5])
+                f[-1] = float(np.fmax(f[-1], pc[6]))
             else:
-                self.pieces.append(pc)
+                self.a = f + pc
 
     def _add_pieces(self, new: list[Piece]) -> None:
         if not new:
@@ -311,19 +570,26 @@ class PowerTrack:
     def integral_between(self, a: float, b: float) -> float:
         """Power integral over [a, b] (Wh), pieces clipped pro rata."""
         total = 0.0
-        for pc in self.pieces:
-            lo, hi = max(pc[1], a), min(pc[2], b)
-            if hi > lo and pc[2] > pc[1]:
-                total += pc[3] * (hi - lo) / (pc[2] - pc[1])
+        f = self.a
+        if f is None:
+            return total
+        for k in range(HEAD, len(f), 7):
+            t0, t1 = f[k + 1], f[k + 2]
+            lo, hi = max(t0, a), min(t1, b)
+            if hi > lo and t1 > t0:
+                total += f[k + 3] * (hi - lo) / (t1 - t0)
         return total
 
     def last_active(self, threshold_w: float) -> float | None:
         """End of the last charging piece (or the last sample if it is charging)."""
-        if self.last is not None and self.last[1] > threshold_w:
-            return self.last[0]
-        for pc in reversed(self.pieces):
-            if pc[0] == 1.0:
-                return pc[2]
+        f = self.a
+        if f is None:
+            return None
+        if f[3] == f[3] and f[4] > threshold_w:
+            return f[3]
+        for k in range(len(f) - 7, HEAD - 1, -7):
+            if f[k] == 1.0:
+                return f[k + 2]
         return None
 
 

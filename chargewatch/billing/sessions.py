@@ -49,9 +49,13 @@ __all__ = [
     "session_id",
 ]
 
+import contextlib
+import gc
 import hashlib
 import math
+import sys
 from array import array
+from collections.abc import Generator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -61,7 +65,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.billing.energy import choose_energy, merge_register, register_energy
-from chargewatch.billing.power_track import Period, PowerTrack, build_periods
+from chargewatch.billing.power_track import (
+    HEAD,
+    Integrated,
+    Period,
+    PowerTrack,
+    Run,
+    build_periods,
+    pieces_from_many,
+)
 from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.collector.events import (
     CONNECTOR_STATUSES,
@@ -89,6 +101,7 @@ QUALITY_FLAGS: dict[str, str] = {
 }
 
 _STATUS_NAMES = {s: s for s in CONNECTOR_STATUSES}
+_TX, _STATUS = 1, 2  # SessionEngine._sends bits
 _OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
@@ -222,6 +235,19 @@ def session_id(charger: str, connector: int, transaction_id: str, start: float) 
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+# Flag tuples shared by all sessions that hold the same flags (a 1-tuple is 48 B
+# per session otherwise); the flags are QUALITY_FLAGS' names, so few combinations.
+_FLAG_SETS: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
+
+
+def _flag_set(flags: tuple[str, ...]) -> tuple[str, ...]:
+    got = _FLAG_SETS.get(flags)
+    if got is None:
+        flags = tuple(sys.intern(f) for f in flags)
+        got = _FLAG_SETS[flags] = flags
+    return got
+
+
 @dataclass(slots=True)
 class _Session:
     sid: str
@@ -241,7 +267,10 @@ class _Session:
     reason: str = ""
     signed_start: str = ""
     signed_stop: str = ""
-    segs: list[list[float]] = field(default_factory=list)
+    # Register segments back to back, [t0, e0, t1, e1] each (see energy.py): one
+    # array('d') of 4 doubles is 96 B where a list of one 4-float list took ~250.
+    # None until the first reading.
+    segs: array[float] | None = None
     n_reg: int = 0
     resets: int = 0
     jumps: int = 0
@@ -253,17 +282,30 @@ class _Session:
     # Power samples at the two ends of each reset interval ("t1:t0" of the
     # segments around it), as trapezoid and peak-power energy: the pieces are
     # too coarse for it.
-    bridges: dict[str, list[float]] = field(default_factory=dict)  # [trapezoid, peak] Wh
+    # [trapezoid, peak] Wh; None while there is no reset (nearly always: {} is 64 B)
+    bridges: dict[str, list[float]] | None = None
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
-            self.flags = (*self.flags, name)
+            self.flags = _flag_set((*self.flags, name))
 
     @property
     def is_open(self) -> bool:
         return self.window_end is None
+
+    def seg_list(self) -> list[list[float]]:
+        """The register segments as the lists energy.py works on (copies)."""
+        f = self.segs
+        return [] if f is None else [f[k : k + 4].tolist() for k in range(0, len(f), 4)]
+
+    def set_segs(self, segs: list[list[float]]) -> None:
+        self.segs = array("d", [x for seg in segs for x in seg]) if segs else None
+
+    @property
+    def n_segs(self) -> int:
+        return 0 if self.segs is None else len(self.segs) // 4
 
 
 def _session_from(d: dict[str, Any]) -> _Session:
@@ -278,17 +320,25 @@ def _session_from(d: dict[str, Any]) -> _Session:
         spacing=float(tr.get("spacing", 0.0)),
         dts=[float(x) for x in tr.get("dts", [])],
     )
-    d["flags"] = tuple(d.get("flags", ()))
-    return _Session(track=track, **d)
+    d["flags"] = _flag_set(tuple(d.get("flags", ())))
+    segs = d.pop("segs", [])
+    d["bridges"] = d.get("bridges") or None
+    s = _Session(track=track, **d)
+    s.set_segs([[float(x) for x in seg] for seg in segs])
+    return s
 
 
 _SESSION_FIELDS = tuple(f.name for f in fields(_Session) if f.name != "track")
-_TRACK_FIELDS = tuple(f.name for f in fields(PowerTrack))
+# The checkpoint's names, in the order version 1 wrote them (PowerTrack's fields then).
+_TRACK_FIELDS = ("first", "last", "pieces", "gaps", "soft", "spacing", "dts")
 
 
 def _session_dict(s: _Session) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
+    # The checkpoint keeps version 1's shapes: segments as lists, bridges as a dict.
+    d["segs"] = s.seg_list()
+    d["bridges"] = s.bridges or {}
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
     # JSON has no array('d'):
     d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]
@@ -316,15 +366,24 @@ class SessionEngine:
         self.config = config or SessionConfig()
         self._sessions: dict[str, _Session] = {}  # open and recently closed
         self._open: dict[int, str] = {}  # dense connector -> open session id
-        # dense connector -> session ids by start; tuples (one id: 48 B, a list 88 B)
-        self._by_conn: dict[int, tuple[str, ...]] = {}
+        # dense connector -> session ids by start: the id itself when there is one
+        # (nearly always; a 1-tuple is 48 B more per connector), else a tuple
+        self._by_conn: dict[int, str | tuple[str, ...]] = {}
         self._by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
-        self._tx_chargers: set[str] = set()  # chargers that send transaction events
-        self._status_chargers: set[str] = set()
+        # Charger -> what it has sent: _TX (transaction events) | _STATUS (statuses).
+        # One dict, not two sets: a set's table is ~4x its size (~40-50 B a connector).
+        self._sends: dict[str, int] = {}
         self._pending: dict[str, list[tuple[float, float]]] = {}  # event-borne register points
         self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
+        # Per dense connector: the earliest time its open session's timeout rules
+        # can close it (inf: no open session), so a step looks only at sessions
+        # that are due or changed, not at every open one. Recomputed for the
+        # connectors in _due_stale (events, sessions through _apply) and by the
+        # fast tail for the sessions it extends.
+        self._due = np.full(0, math.inf)
+        self._due_stale: set[int] = set()
         self._last_prune = -math.inf
         self.fast_path = (
             True  # the vectorised live path; False only to test it against the general one
@@ -347,7 +406,19 @@ class SessionEngine:
                 self._on_reading(ev)
             else:
                 self._on_status(ev)
-        self._apply_batch(batch, now)
+        self._grow_due()
+        # _apply_batch keeps each session's partial results (generators, runs,
+        # pieces) alive until every session's runs are integrated at once: with
+        # the cyclic GC on, that count of live containers triggers collections
+        # that rescan every session (~+0.5 us a sample at 10k connectors, ~1 at
+        # 100k). They hold no cycles and are freed on return, so it waits.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._apply_batch(batch, now)
+        finally:
+            if paused:
+                gc.enable()
         self._check_timeouts(now)
         out = self._emit()
         self._prune(now)
@@ -365,7 +436,7 @@ class SessionEngine:
                     "connector_id": s.connector,
                     "transaction_id": s.transaction_id,
                     "start": s.start,
-                    "energy_wh": register_energy(s.segs) if s.n_reg >= 2 else None,
+                    "energy_wh": register_energy(s.seg_list()) if s.n_reg >= 2 else None,
                 }
             )
         return res
@@ -385,8 +456,8 @@ class SessionEngine:
             "version": 1,
             "sessions": [_session_dict(s) for s in self._sessions.values()],
             "open": sorted(self._open.values()),
-            "tx_chargers": sorted(self._tx_chargers),
-            "status_chargers": sorted(self._status_chargers),
+            "tx_chargers": sorted(c for c, k in self._sends.items() if k & _TX),
+            "status_chargers": sorted(c for c, k in self._sends.items() if k & _STATUS),
             "status": [[*self.index.keys[c], st] for c, st in sorted(self._status.items())],
         }
 
@@ -401,9 +472,12 @@ class SessionEngine:
             self._add(s)
             if s.sid in open_ids:
                 self._open[self.index.id(s.charger, s.connector)] = s.sid
-        self._tx_chargers = set(state["tx_chargers"])
-        self._status_chargers = set(state["status_chargers"])
+        for c in state["tx_chargers"]:
+            self._sends[c] = self._sends.get(c, 0) | _TX
+        for c in state["status_chargers"]:
+            self._sends[c] = self._sends.get(c, 0) | _STATUS
         self._status = {self.index.id(ch, cn): st for ch, cn, st in state.get("status", [])}
+        self._due_stale.update(self._open)
 
     # ------------------------------------------------------------------ events
 
@@ -413,18 +487,25 @@ class SessionEngine:
     def _add(self, s: _Session) -> None:
         self._sessions[s.sid] = s
         conn = self.index.id(s.charger, s.connector)
-        self._by_conn[conn] = tuple(
-            sorted((*self._by_conn.get(conn, ()), s.sid), key=lambda x: self._sessions[x].start)
+        self._set_by_conn(
+            conn, sorted((*self._conn_sids(conn), s.sid), key=lambda x: self._sessions[x].start)
         )
         if s.transaction_id:
             self._by_tx[(s.charger, s.transaction_id)] = s.sid
 
+    def _conn_sids(self, conn: int) -> tuple[str, ...]:
+        got = self._by_conn.get(conn, ())
+        return (got,) if isinstance(got, str) else got
+
+    def _set_by_conn(self, conn: int, sids: list[str]) -> None:
+        self._by_conn[conn] = sids[0] if len(sids) == 1 else tuple(sids)
+
     def _drop(self, sid: str) -> None:
         s = self._sessions.pop(sid)
         conn = self.index.id(s.charger, s.connector)
-        left = list(self._by_conn[conn])
+        left = list(self._conn_sids(conn))
         left.remove(sid)
-        self._by_conn[conn] = tuple(left)
+        self._set_by_conn(conn, left)
         if s.transaction_id and self._by_tx.get((s.charger, s.transaction_id)) == sid:
             del self._by_tx[(s.charger, s.transaction_id)]
         self._pending.pop(sid, None)
@@ -472,8 +553,9 @@ class SessionEngine:
         return self._sessions[sid] if sid is not None else None
 
     def _on_transaction(self, ev: TransactionEvent) -> None:
-        self._tx_chargers.add(ev.charger)
+        self._sends[ev.charger] = self._sends.get(ev.charger, 0) | _TX
         conn = self.index.id(ev.charger, ev.connector)
+        self._due_stale.add(conn)
         cur = self._current(conn)
         known_sid = self._by_tx.get((ev.charger, ev.transaction_id))
         known = self._sessions.get(known_sid) if known_sid else None
@@ -535,7 +617,7 @@ class SessionEngine:
                     s2.window_end = max(s2.window_end or ev.ts, ev.ts)
                     s2.closed_by = "transaction"
                     if "inferred_stop" in s2.flags:
-                        s2.flags = tuple(f for f in s2.flags if f != "inferred_stop")
+                        s2.flags = _flag_set(tuple(f for f in s2.flags if f != "inferred_stop"))
                     self._dirty.add(s2.sid)
             self._point(s2, ev.ts, ev.meter_wh)
             s2.last_seen = max(s2.last_seen, ev.ts)
@@ -587,12 +669,13 @@ class SessionEngine:
         self._point(s, ev.ts, ev.energy_wh)
 
     def _on_status(self, ev: StatusEvent) -> None:
-        self._status_chargers.add(ev.charger)
+        sends = self._sends[ev.charger] = self._sends.get(ev.charger, 0) | _STATUS
         conn = self.index.id(ev.charger, ev.connector)
+        self._due_stale.add(conn)
         cur = self._current(conn)
         prev = self._status.get(conn)
         self._status[conn] = _STATUS_NAMES.get(ev.status, ev.status)  # not a copy per connector
-        if ev.charger not in self._tx_chargers and ev.status in _OCCUPIED and cur is None:
+        if not sends & _TX and ev.status in _OCCUPIED and cur is None:
             cur = self._open_session(ev.charger, ev.connector, "", ev.ts, "status")
         if (
             cur is not None
@@ -604,7 +687,7 @@ class SessionEngine:
             # smearing a ramp or a stop across a whole (often 5-15 min) sample interval.
             self._pending_p.setdefault(cur.sid, []).append(ev.ts)
             self._dirty.add(cur.sid)
-        if ev.charger in self._tx_chargers:
+        if sends & _TX:
             if cur is not None and cur.transaction_id:
                 if ev.status == "Available":
                     cur.available_at = ev.ts if cur.available_at is None else cur.available_at
@@ -618,7 +701,7 @@ class SessionEngine:
 
     def _available_after_timeout(self, conn: int, ts: float) -> None:
         """A session closed by the timeout ends for real when the connector frees up."""
-        sids = self._by_conn.get(conn)
+        sids = self._conn_sids(conn)
         if not sids:
             return
         s = self._sessions[sids[-1]]
@@ -636,6 +719,9 @@ class SessionEngine:
         chunks: dict[str, list[NDArray[np.intp]]] = {}
         n = len(batch)
         order = np.empty(0, np.intp)
+        # Current summed over phases, for every row at once (per session it cost
+        # ~15 us of numpy overhead; rows are independent, so the values are the same).
+        amps = _amps(batch.values)
         if n:
             ok = np.isfinite(batch.ts)
             future = ok & (batch.ts > now + cfg.future_tolerance_s)
@@ -652,7 +738,7 @@ class SessionEngine:
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [order.size]))
             done = (
-                self._fast_tail(batch, order, starts, ends, touched)
+                self._fast_tail(batch, amps, order, starts, ends, touched)
                 if self.fast_path
                 else np.zeros(starts.size, np.bool_)
             )
@@ -662,18 +748,34 @@ class SessionEngine:
                 a, b = int(starts[g]), int(ends[g])
                 self._route(int(conns[a]), order[a:b], ts[a:b], batch, chunks)
         touched |= set(chunks)
+        # Every session's _apply runs up to its power-track merge; the runs they
+        # need integrated go through pieces_from_many at once; then each finishes.
+        waiting: list[tuple[Generator[list[Run], list[Integrated], None], int]] = []
+        runs: list[Run] = []
         for sid in touched:
             s = self._sessions.get(sid)
             if s is None:
                 continue
             rows = np.concatenate(chunks[sid]) if sid in chunks else np.empty(0, np.intp)
-            self._apply(s, batch, rows)
+            steps = self._apply(s, batch, amps, rows)
+            with contextlib.suppress(StopIteration):
+                got = next(steps)
+                waiting.append((steps, len(got)))
+                runs += got
+        integrated = pieces_from_many(runs, threshold_w=cfg.charging_threshold_w, gap_s=cfg.gap_s)
+        k = 0
+        for steps, n_runs in waiting:
+            with contextlib.suppress(StopIteration):
+                steps.send(integrated[k : k + n_runs])
+                raise AssertionError("_apply yields once")
+            k += n_runs
         self._pending.clear()
         self._pending_p.clear()
 
     def _fast_tail(
         self,
         batch: MeterBatch,
+        amps_all: NDArray[np.float64],
         order: NDArray[np.intp],
         starts: NDArray[np.intp],
         ends: NDArray[np.intp],
@@ -690,26 +792,47 @@ class SessionEngine:
         Python work per sample, a few scalar writes per connector.
         """
         cfg = self.config
+        thr = cfg.charging_threshold_w
         n_groups = starts.size
         done = np.zeros(n_groups, np.bool_)
-        conn_first = batch.conn[order[starts]]
         sess: list[_Session | None] = []
         nan = math.nan
-        # Per group: [session start, last power t, p, i, seg t1, seg e1, soft spacing limit]
-        prev = np.full((n_groups, 7), nan)
-        for g in range(n_groups):
-            sid = self._open.get(int(conn_first[g]))
-            s = self._sessions[sid] if sid is not None else None
-            tr = s.track if s is not None else None
-            if s is None or s.sid in busy or tr is None or tr.last is None or not s.segs:
+        no_prev = (nan, nan, nan, nan, nan, nan, nan, nan)
+        # Per group: [session start, last power t, p, i, seg t1, seg e1, soft spacing
+        # limit, last piece's max current] (NaN: the group is not for this path).
+        # Into an array('d'), not a list of tuples: tuples kept alive count toward
+        # the cyclic GC's thresholds (a list of 25k of them triggers collections).
+        rows: array[float] = array("d")
+        open_get, sessions = self._open.get, self._sessions
+        conn_list = batch.conn[order[starts]].tolist()
+        for c in conn_list:
+            sid = open_get(c)
+            s = sessions[sid] if sid is not None else None
+            if s is None or sid in busy or s.segs is None:
                 sess.append(None)
+                rows.extend(no_prev)
                 continue
-            if not tr.spacing:
+            en = s.track.a
+            # No sample yet (NaN time), or the spacing not known yet (0).
+            if en is None or en[3] != en[3] or not en[6]:
                 sess.append(None)
+                rows.extend(no_prev)
                 continue
-            seg = s.segs[-1]
-            prev[g] = (s.start, *tr.last, seg[2], seg[3], 2.5 * tr.spacing)
+            sg = s.segs
+            rows.extend(
+                (
+                    s.start,
+                    en[3],
+                    en[4],
+                    en[5],
+                    sg[-2],
+                    sg[-1],
+                    2.5 * en[6],
+                    en[-1] if len(en) > HEAD else nan,
+                )
+            )
             sess.append(s)
+        prev = np.frombuffer(rows, np.float64).reshape(n_groups, 8)
         ok_g = ~np.isnan(prev[:, 0])
         if not ok_g.any():
             return done
@@ -718,8 +841,7 @@ class SessionEngine:
         vals = batch.values[order]
         e = vals[:, _E]
         p = vals[:, _P]
-        phases = vals[:, _I]
-        amps = np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
+        amps = amps_all[order]
         first_row = np.zeros(t.size, np.bool_)
         first_row[starts] = True
         # Previous sample of each row: the row before it, or the track's last sample.
@@ -728,7 +850,7 @@ class SessionEngine:
         pi = np.where(first_row, prev[gid, 3], np.roll(amps, 1))
         pe = np.where(first_row, prev[gid, 5], np.roll(e, 1))
         dt = t - pt
-        kind = p > cfg.charging_threshold_w
+        kind = p > thr
         row_ok = (
             np.isfinite(e)
             & np.isfinite(p)
@@ -738,7 +860,7 @@ class SessionEngine:
             & (t >= prev[gid, 0])
             & (e >= pe - cfg.register_tolerance_wh)
             & (e - pe <= cfg.max_power_w * dt / 3600.0 + 1000.0)
-            & (kind == (pp > cfg.charging_threshold_w))
+            & (kind == (pp > thr))
             & (batch.recv[order] - t <= cfg.late_after_s)
         )
         ok_g &= np.logical_and.reduceat(row_ok, starts)
@@ -748,48 +870,64 @@ class SessionEngine:
         lo = np.minimum.reduceat(np.minimum(p, pp), starts)
         hi = np.maximum.reduceat(np.maximum(p, pp), starts)
         imax = np.fmax.reduceat(np.fmax(amps, pi), starts)
+        # The last piece's max current if the group extends it (np.fmax, as there).
+        imax_ext = np.fmax(prev[:, 7], imax)
         last = ends - 1
         e_last = e[last]
         # When the register reached its final value in the group (growth time).
         reached = e >= e_last[gid] - cfg.register_tolerance_wh
         first_reach = np.minimum.reduceat(np.where(reached, np.arange(t.size), t.size), starts)
-        for g in np.flatnonzero(ok_g).tolist():
+        # Plain floats from here: the loop below is per connector, and numpy
+        # scalars cost ~10x a float in Python arithmetic.
+        sel = np.flatnonzero(ok_g)
+        cols = zip(
+            sel.tolist(),
+            t[last[sel]].tolist(),
+            e_last[sel].tolist(),
+            t[first_reach[sel]].tolist(),
+            (ends[sel] - starts[sel]).tolist(),
+            wh[sel].tolist(),
+            lo[sel].tolist(),
+            hi[sel].tolist(),
+            imax[sel].tolist(),
+            imax_ext[sel].tolist(),
+            p[last[sel]].tolist(),
+            amps[last[sel]].tolist(),
+            strict=True,
+        )
+        tol = cfg.register_tolerance_wh
+        due = self._due
+        for g, t_last, e1, t_reach, n, wh_g, lo_g, hi_g, im_g, im_ext, p_last, a_last in cols:
             s2 = sess[g]
-            assert s2 is not None
+            assert s2 is not None and s2.segs is not None
             tr = s2.track
-            assert tr.last is not None
-            seg = s2.segs[-1]
-            t_last = float(t[last[g]])
-            if e_last[g] > seg[3] + cfg.register_tolerance_wh:
-                s2.last_growth = max(s2.last_growth, float(t[first_reach[g]]))
-            seg[2], seg[3] = t_last, max(seg[3], float(e_last[g]))
-            s2.n_reg += int(ends[g] - starts[g])
-            k = 1.0 if tr.last[1] > cfg.charging_threshold_w else 0.0
-            pc = tr.pieces[-1] if tr.pieces else None
-            if pc is not None and pc[0] == k and pc[2] == tr.last[0]:
-                pc[2] = t_last
-                pc[3] += float(wh[g])
-                pc[4] = min(pc[4], float(lo[g]))
-                pc[5] = max(pc[5], float(hi[g]))
-                pc[6] = float(np.fmax(pc[6], imax[g]))
+            en = tr.a  # [first t, p, i, last t, p, i, spacing, *pieces]
+            assert en is not None
+            sg = s2.segs
+            if e1 > sg[-1] + tol:
+                s2.last_growth = max(s2.last_growth, t_reach)
+            sg[-2] = t_last
+            sg[-1] = max(sg[-1], e1)
+            s2.n_reg += n
+            k = 1.0 if en[4] > thr else 0.0
+            pc = None
+            if len(en) > HEAD and en[-7] == k and en[-5] == en[3]:
+                en[-5] = t_last
+                en[-4] += wh_g
+                en[-3] = min(en[-3], lo_g)
+                en[-2] = max(en[-2], hi_g)
+                en[-1] = im_ext
             else:
-                tr.pieces.append(
-                    array(
-                        "d",
-                        (
-                            k,
-                            tr.last[0],
-                            t_last,
-                            float(wh[g]),
-                            float(lo[g]),
-                            float(hi[g]),
-                            float(imax[g]),
-                        ),
-                    )
-                )
-            tr.last = array("d", (t_last, float(p[last[g]]), float(amps[last[g]])))
+                pc = array("d", (k, en[3], t_last, wh_g, lo_g, hi_g, im_g))
+            en[3] = t_last
+            en[4] = p_last
+            en[5] = a_last
+            if pc is not None:
+                tr.a = en + pc
             s2.last_seen = max(s2.last_seen, t_last)
-            self._dirty.add(s2.sid)
+            # The session stays open: nothing for _emit (_dirty), but its deadline moves.
+            c = conn_list[g]
+            due[c] = self._due_at(s2, c)
         done[ok_g] = True
         return done
 
@@ -801,8 +939,16 @@ class SessionEngine:
         batch: MeterBatch,
         chunks: dict[str, list[NDArray[np.intp]]],
     ) -> None:
-        sids = self._by_conn.get(conn, ())
-        if sids:
+        sids = self._conn_sids(conn)
+        if len(sids) == 1:
+            # (The usual case, without the searchsorted and unique below.)
+            one = self._sessions[sids[0]]
+            end = math.inf if one.is_open else (one.window_end or 0.0)
+            inwin = (ts >= one.start) & (ts <= end)
+            if inwin.any():
+                chunks.setdefault(sids[0], []).append(rows[inwin])
+            orphan = ~inwin
+        elif sids:
             ss = [self._sessions[x] for x in sids]
             w0 = np.array([s.start for s in ss])
             w1 = np.array([math.inf if s.is_open else (s.window_end or 0.0) for s in ss])
@@ -814,12 +960,7 @@ class SessionEngine:
         else:
             orphan = np.ones(ts.size, np.bool_)
         charger, connector = self.index.keys[conn]
-        if (
-            not orphan.any()
-            or conn in self._open
-            or charger in self._tx_chargers
-            or charger in self._status_chargers
-        ):
+        if not orphan.any() or conn in self._open or charger in self._sends:
             return
         # Neither transactions nor statuses from this charger: power says when it charges.
         p = batch.values[rows, _P]
@@ -830,7 +971,11 @@ class SessionEngine:
             take = orphan & (ts >= ts[first])
             chunks.setdefault(s.sid, []).append(rows[take])
 
-    def _apply(self, s: _Session, batch: MeterBatch, rows: NDArray[np.intp]) -> None:
+    def _apply(
+        self, s: _Session, batch: MeterBatch, amps: NDArray[np.float64], rows: NDArray[np.intp]
+    ) -> Generator[list[Run], list[Integrated], None]:
+        """Merge a session's rows and pending points (a generator: it yields the
+        runs its power track needs integrated once, see _apply_batch)."""
         cfg = self.config
         pend = self._pending.get(s.sid, [])
         t = batch.ts[rows]
@@ -843,20 +988,22 @@ class SessionEngine:
         if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
             s.flag("late_data")
         fin = np.isfinite(e)
-        before = register_energy(s.segs)
+        segs = s.seg_list()
+        before = register_energy(segs)
         stats, _ignored = merge_register(
-            s.segs,
+            segs,
             t[fin],
             e[fin],
             tol_wh=cfg.register_tolerance_wh,
             reset_ratio=cfg.reset_ratio,
             max_power_w=cfg.max_power_w,
         )
-        s.n_reg += int(fin.sum())
+        s.set_segs(segs)
+        s.n_reg += int(np.count_nonzero(fin))
         s.resets += stats.resets
         s.jumps += stats.jumps
         s.bad += stats.bad
-        if fin.any() and register_energy(s.segs) > before + cfg.register_tolerance_wh:
+        if fin.any() and register_energy(segs) > before + cfg.register_tolerance_wh:
             # Growth ended where the readings first reach their final level.
             tf, ef = t[fin], e[fin]
             top = np.maximum.accumulate(ef[::-1])[::-1]  # max of each reading and all later
@@ -866,15 +1013,12 @@ class SessionEngine:
         if rows.size or anchors:
             tp = np.concatenate((batch.ts[rows], anchors))
             p = np.concatenate((batch.values[rows, _P], np.zeros(len(anchors))))
-            # Current summed over phases (what OCPI max_current and the tariff engine use).
-            phases = batch.values[rows][:, _I]
-            amps = np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
-            cur = np.concatenate((amps, np.full(len(anchors), np.nan)))
+            cur = np.concatenate((amps[rows], np.full(len(anchors), np.nan)))
             po = np.argsort(tp, kind="stable")
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)
             prev = s.track.last
-            late, _ign = s.track.merge(
+            late, _ign = yield from s.track.merge_steps(
                 tp[pf],
                 p[pf],
                 cur[pf],
@@ -883,13 +1027,13 @@ class SessionEngine:
             )
             if late:
                 s.flag("late_data")
-            if len(s.segs) > 1:
+            if len(segs) > 1:
                 tb, pb = tp[pf], p[pf]
                 if prev is not None and (tb.size == 0 or prev[0] < tb[0]):
                     # The reset may fall between the previous batch's last sample and ours.
                     tb = np.concatenate(([prev[0]], tb))
                     pb = np.concatenate(([prev[1]], pb))
-                self._bridge(s, tb, pb)
+                self._bridge(s, segs, tb, pb)
             s.last_seen = max(s.last_seen, float(tp[-1]))
         if t.size:
             s.last_seen = max(s.last_seen, float(t[-1]))
@@ -904,22 +1048,48 @@ class SessionEngine:
             # the stop does not depend on where the stream was cut.
             s.stop = s.last_seen
         self._dirty.add(s.sid)
+        if s.is_open:
+            self._due_stale.add(self.index.id(s.charger, s.connector))
 
-    def _bridge(self, s: _Session, tp: NDArray[np.float64], p: NDArray[np.float64]) -> None:
-        for a, b in pairwise(s.segs):
+    def _bridge(
+        self,
+        s: _Session,
+        segs: list[list[float]],
+        tp: NDArray[np.float64],
+        p: NDArray[np.float64],
+    ) -> None:
+        for a, b in pairwise(segs):
             key = _bridge_key(a, b)
-            if key in s.bridges or tp.size == 0:
+            if (s.bridges is not None and key in s.bridges) or tp.size == 0:
                 continue
             i, j = np.searchsorted(tp, [a[2], b[0]])
             if i < tp.size and j < tp.size and tp[i] == a[2] and tp[j] == b[0]:
                 dt_h = (b[0] - a[2]) / 3600.0
+                if s.bridges is None:
+                    s.bridges = {}
                 s.bridges[key] = [float((p[i] + p[j]) * 0.5 * dt_h), float(max(p[i], p[j]) * dt_h)]
 
     # ------------------------------------------------------------------ closing
 
     def _check_timeouts(self, now: float) -> None:
         cfg = self.config
-        for sid in list(self._open.values()):
+        stale = self._due_stale
+        self._grow_due()  # (events may have added connectors)
+        due = self._due
+        for conn in stale:
+            open_sid = self._open.get(conn)
+            due[conn] = (
+                math.inf if open_sid is None else self._due_at(self._sessions[open_sid], conn)
+            )
+        stale.clear()
+        # The deadlines only pick the candidates (a second of margin for rounding:
+        # `now - a > b` and `now > a + b` can differ in the last bit); the rules
+        # below decide, exactly as for every open session.
+        for conn in np.flatnonzero(due <= now + 1.0).tolist():
+            sid = self._open.get(conn)
+            if sid is None:
+                due[conn] = math.inf
+                continue
             s = self._sessions[sid]
             if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
                 self._close(s, s.available_at, max(s.available_at, s.last_seen), "available")
@@ -927,13 +1097,32 @@ class SessionEngine:
             if s.available_at is not None:
                 continue  # the Available rule decides, once its grace has passed
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
-            limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
-            if self._status.get(self.index.id(s.charger, s.connector)) in _OCCUPIED:
-                # The connector still says a car is plugged in: a long idle stay,
-                # not a lost stop (residential sessions last 10 days and more).
-                limit = max(limit, cfg.occupied_timeout_s)
-            if now - active > limit:
+            if now - active > self._timeout_limit(s, conn):
                 self._close(s, active, max(active, s.last_seen), "timeout")
+        # (A closed session's connector is in _dirty's sessions: the next step clears it.)
+
+    def _grow_due(self) -> None:
+        if len(self._due) < len(self.index):
+            grown = np.full(max(len(self.index), 2 * len(self._due)), math.inf)
+            grown[: len(self._due)] = self._due
+            self._due = grown
+
+    def _timeout_limit(self, s: _Session, conn: int) -> float:
+        cfg = self.config
+        limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
+        if self._status.get(conn) in _OCCUPIED:
+            # The connector still says a car is plugged in: a long idle stay,
+            # not a lost stop (residential sessions last 10 days and more).
+            limit = max(limit, cfg.occupied_timeout_s)
+        return limit
+
+    def _due_at(self, s: _Session, conn: int) -> float:
+        """When the Available or the timeout rule can first close ``s`` (see _check_timeouts)."""
+        cfg = self.config
+        if s.available_at is not None:
+            return s.available_at + cfg.available_grace_s
+        active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
+        return active + self._timeout_limit(s, conn)
 
     def _prune(self, now: float) -> None:
         # A sweep over every retained session: cheap, but not on every batch.
@@ -1013,15 +1202,17 @@ class SessionEngine:
             and stop - tr.last[0] <= cfg.gap_s
             and not any(g[3] > s.start and g[0] < stop for g in tr.gaps)
         )
-        reg = register_energy(s.segs) if s.n_reg >= 2 else None
+        segs = s.seg_list()
+        reg = register_energy(segs) if s.n_reg >= 2 else None
         if reg is not None:
-            reg += sum(self._across_reset(tr, s.bridges, a, b) for a, b in pairwise(s.segs))
+            bridges = s.bridges or {}
+            reg += sum(self._across_reset(tr, bridges, a, b) for a, b in pairwise(segs))
         used_tx = (
             s.meter_start is not None
             and s.meter_stop is not None
-            and len(s.segs) == 1
-            and s.segs[0][1] == s.meter_start
-            and s.segs[0][3] == s.meter_stop
+            and len(segs) == 1
+            and segs[0][1] == s.meter_start
+            and segs[0][3] == s.meter_stop
         )
         energy, source, eflags, mm_wh, mm_pct = choose_energy(
             register_wh=reg,
@@ -1071,6 +1262,13 @@ class SessionEngine:
             signed_start=s.signed_start,
             signed_stop=s.signed_stop,
         )
+
+
+def _amps(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Current summed over phases (what OCPI max_current and the tariff engine use);
+    NaN where no phase reported."""
+    phases = values[:, _I]
+    return np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
 
 
 def _bridge_key(a: list[float], b: list[float]) -> str:

@@ -13,7 +13,7 @@ from chargewatch.billing.energy import (
     register_energy,
     split_register,
 )
-from chargewatch.billing.power_track import PowerTrack, build_periods
+from chargewatch.billing.power_track import PowerTrack, build_periods, pieces_from, pieces_from_many
 
 KW = {"tol_wh": 1.0, "reset_ratio": 0.5, "max_power_w": 400_000.0, "jump_slack_wh": 1000.0}
 
@@ -161,3 +161,24 @@ def test_choose_energy_rules() -> None:
         mismatch_min_wh=100,
     )
     assert (e, flags) == (8000, ["power_register_mismatch"])
+
+
+def test_pieces_of_many_runs_at_once_are_those_of_each_run_bit_for_bit() -> None:
+    """The general path integrates all sessions' runs in one pass (pieces_from_many)."""
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        runs = []
+        for _ in range(int(rng.integers(1, 8))):
+            n = int(rng.integers(0, 40))
+            t = np.sort(1.79e9 + rng.uniform(0, 5000, n)).round(int(rng.integers(0, 4)))
+            t = t[np.concatenate(([True], np.diff(t) > 0))] if n else t
+            p = rng.choice([0.0, 10.0, 49.0, 50.0, 51.0, 7000.0, 11000.0], t.size)
+            p = p + rng.normal(0, 5, t.size) * (rng.random(t.size) < 0.5)
+            c = np.where(rng.random(t.size) < 0.3, np.nan, rng.uniform(0, 32, t.size))
+            runs.append((t, p, c, float(rng.choice([0.0, 2.5, 25.0, 150.0, np.inf]))))
+        gap = float(rng.choice([60.0, 600.0, 1800.0]))
+        many = pieces_from_many(runs, threshold_w=50.0, gap_s=gap)
+        for (t, p, c, soft), got in zip(runs, many, strict=True):
+            ref = pieces_from(t, p, c, threshold_w=50.0, gap_s=gap, soft_s=soft)
+            assert [x.tobytes() for x in got[0]] == [x.tobytes() for x in ref[0]]
+            assert repr(got[1:]) == repr(ref[1:])  # gaps, soft (NaN-safe comparison)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from chargewatch.billing.sessions import SessionConfig, SessionEngine, session_id
+from chargewatch.billing.sessions import _OCCUPIED, SessionConfig, SessionEngine, session_id
 from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.events import MeterReading, TransactionEvent
 from chargewatch.fleet import ConnectorIndex
@@ -486,3 +486,65 @@ def test_offline_transaction_delivered_after_a_newer_one_started() -> None:
     assert [s["transaction_id"] for s in eng.open_sessions()] == ["b"]
     (rb,) = eng.update(EMPTY, [stop("Q", "b", ts[-1], e[-1])], ts[-1] + 1)
     assert rb.energy_wh == pytest.approx(3500.0)
+
+
+def _overdue(eng: SessionEngine, now: float) -> list[str]:
+    """Open sessions that the Available or timeout rule should have closed by ``now``
+    (the rules of SessionEngine._check_timeouts, applied to every open session)."""
+    cfg = eng.config
+    late = []
+    for conn, sid in eng._open.items():
+        s = eng._sessions[sid]
+        if s.available_at is not None:
+            if now - s.available_at > cfg.available_grace_s:
+                late.append(sid)
+            continue
+        active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
+        limit = cfg.power_idle_timeout_s if s.start_source == "power" else cfg.stale_timeout_s
+        if eng._status.get(conn) in _OCCUPIED:
+            limit = max(limit, cfg.occupied_timeout_s)
+        if now - active > limit:
+            late.append(sid)
+    return late
+
+
+def test_timeouts_close_every_due_session_without_visiting_every_open_one() -> None:
+    """Deadlines per connector pick the sessions to check; none due is ever left open."""
+    rng = np.random.default_rng(11)
+    index = ConnectorIndex()
+    cfg = SessionConfig(stale_timeout_s=3600, power_idle_timeout_s=1200, occupied_timeout_s=7200)
+    eng = SessionEngine(index, cfg)
+    statuses = ["Preparing", "Charging", "SuspendedEV", "Available", "Finishing"]
+    now = T0
+    closed = {"timeout": 0, "available": 0}
+    for step in range(400):
+        now += float(rng.integers(30, 900))
+        events: list = []
+        rows: list[tuple[str, float, float, float]] = []
+        for k in range(12):
+            ch = f"K{k}"
+            roll = rng.random()
+            if k < 8 and roll < 0.03:  # chargers 0-7 send transactions
+                events.append(start(ch, f"{step}", now - 5, float(step) * 100))
+            elif k < 10 and roll < 0.08:  # 0-9 send statuses
+                events.append(status(ch, statuses[int(rng.integers(0, 5))], now - 3))
+            elif roll < 0.4:  # and data, sometimes charging
+                kw = 7000.0 if rng.random() < 0.5 else 0.0
+                rows.append((ch, now - 2, float(step) * 100 + kw / 1000, kw))
+        b = EMPTY
+        if rows:
+            b = MeterBatch.concat(
+                [
+                    batch(index, ch, 1, [t], [e] if int(ch[1:]) < 10 else None, [p])
+                    for ch, t, e, p in rows
+                ]
+            )
+        for r in eng.update(b, events, now):
+            if r.stop_reason in closed:
+                closed[r.stop_reason] += 1
+        assert _overdue(eng, now) == []
+        snap = json.loads(json.dumps(eng.snapshot()))
+        if step % 50 == 49:  # restored engines know their deadlines too
+            eng = SessionEngine(index, cfg)
+            eng.restore(snap)
+    assert closed["timeout"] > 5 and closed["available"] > 5

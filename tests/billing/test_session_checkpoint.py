@@ -1,0 +1,137 @@
+"""Checkpoints written by earlier versions of the engine still restore.
+
+``testdata/session_checkpoint_v1.json`` was written by the engine before its
+per-session state became compact arrays (commit 7f1a7cf): the snapshot in the
+middle of :func:`scenario` and the records that engine emitted after restoring
+it. Regenerate only deliberately (``python -m tests.billing.test_session_checkpoint``
+with that engine on the path): the point is that old files keep working.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chargewatch.billing.sessions import SessionEngine, SessionRecord
+from chargewatch.collector.batch import MeterBatch
+from chargewatch.collector.events import Event
+from chargewatch.fleet import ConnectorIndex
+from tests.billing.sessionkit import T0, batch, charge, start, status, stop
+
+FIXTURE = Path(__file__).parent / "testdata" / "session_checkpoint_v1.json"
+EMPTY = MeterBatch.empty()
+Step = tuple[float, MeterBatch, list[Event]]
+
+
+def scenario(index: ConnectorIndex) -> tuple[list[Step], list[Step]]:
+    """Steps before the checkpoint and after it: open sessions with a register
+    reset, a gap, a refinable (soft) interval, idle and charging pieces; a
+    status-inferred session closed and a new one open; a power-inferred one."""
+    # A: transaction; 30 min at 7 kW, a 40 min hole, a reboot (register from ~0).
+    ts1, e1, p1 = charge(T0, 30, 7.0, 10_000.0)
+    ts2, e2, p2 = charge(T0 + 4200, 20, 7.0, 50.0, idle_after=10)
+    # A 5-minute silence inside the second run: bridged, but refinable.
+    keep = [k for k, t in enumerate(ts2) if not T0 + 4500 < t < T0 + 4800]
+    ts2, e2, p2 = [ts2[k] for k in keep], [e2[k] for k in keep], [p2[k] for k in keep]
+    # B: statuses only.
+    tb, eb, pb = charge(T0, 15, 11.0, 3_000.0, idle_after=5)
+    tb2, eb2, pb2 = charge(T0 + 3600, 20, 11.0, eb[-1] + 10.0)
+    # C: neither transactions nor statuses (power-inferred).
+    tc, _ec, pc = charge(T0 + 4800, 25, 3.7, 0.0)
+    before: list[Step] = [
+        (T0 + 2, EMPTY, [status("A", "Preparing", T0), start("A", "a1", T0 + 1, 10_000.0)]),
+        (T0 + 3, EMPTY, [status("A", "Charging", T0 + 2), status("B", "Preparing", T0)]),
+        (tb[-1] + 35, batch(index, "B", 1, tb, eb, pb), [status("B", "Available", tb[-1] + 30)]),
+        (ts1[-1] + 5, batch(index, "A", 1, ts1, e1, p1), []),
+        (T0 + 3601, EMPTY, [status("B", "Preparing", T0 + 3600)]),
+        (tb2[-1] + 5, batch(index, "B", 1, tb2, eb2, pb2), []),
+        (ts2[-1] + 5, batch(index, "A", 1, ts2, e2, p2), []),
+        (tc[-1] + 5, batch(index, "C", 1, tc, None, pc), []),
+    ]
+    # After: A's stop, then late samples into its hole and its soft interval (a
+    # revision); B freed; C times out.
+    end = ts2[-1] + 120
+    late_t = [T0 + 2400.0, T0 + 3000.0, T0 + 4560.0, T0 + 4680.0]
+    late_e = [e1[-1] + 1.0, e1[-1] + 2.0, e2[4] + 700.0, e2[4] + 900.0]
+    late_p = [6900.0, 6950.0, 7000.0, 7000.0]
+    after: list[Step] = [
+        (end + 5, EMPTY, [stop("A", "a1", end, e2[-1]), status("A", "Available", end + 1)]),
+        (
+            end + 600,
+            batch(index, "A", 1, late_t, late_e, late_p, recv=[end + 590] * 4),
+            [],
+        ),
+        (end + 700, EMPTY, [status("B", "Available", end + 650)]),
+        (tc[-1] + 4000, EMPTY, []),
+    ]
+    return before, after
+
+
+def _run(engine: SessionEngine, steps: list[Step]) -> list[SessionRecord]:
+    out: list[SessionRecord] = []
+    for now, b, ev in steps:
+        out += engine.update(b, ev, now)
+    return out
+
+
+def _lines(records: list[SessionRecord]) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(r.to_dict())) for r in records]
+
+
+def test_a_version_1_checkpoint_restores_and_continues_as_it_would_have() -> None:
+    doc = json.loads(FIXTURE.read_text())
+    index = ConnectorIndex()
+    _before, after = scenario(index)
+    engine = SessionEngine(index)
+    engine.restore(doc["checkpoint"])
+    # Written back in the same format (what an older collector would read) ...
+    assert json.loads(json.dumps(engine.snapshot())) == doc["checkpoint"]
+    # ... and the sessions go on exactly as they did in the engine that wrote it.
+    assert _lines(_run(engine, after)) == doc["records_after"]
+
+
+def test_the_scenario_gives_the_same_records_with_and_without_the_checkpoint() -> None:
+    index = ConnectorIndex()
+    before, after = scenario(index)
+    straight = SessionEngine(index)
+    first = _run(straight, before)
+    ref = _run(straight, after)
+    resumed = SessionEngine(index)
+    assert _run(resumed, before) == first
+    again = SessionEngine(index)
+    again.restore(json.loads(json.dumps(resumed.snapshot())))
+    assert _run(again, after) == ref
+    doc = json.loads(FIXTURE.read_text())
+    assert _lines(first) == doc["records_before"]
+    # The checkpoint holds what the scenario is for.
+    sessions = doc["checkpoint"]["sessions"]
+    assert any(len(s["segs"]) > 1 and s["bridges"] for s in sessions)
+    assert any(s["track"]["gaps"] for s in sessions)
+    assert any(s["track"]["soft"] for s in sessions)
+    assert any(s["start_source"] == "power" for s in sessions)
+    assert len(doc["checkpoint"]["open"]) == 3
+
+
+def _generate() -> None:
+    index = ConnectorIndex()
+    before, after = scenario(index)
+    engine = SessionEngine(index)
+    records_before = _run(engine, before)
+    checkpoint = json.loads(json.dumps(engine.snapshot()))
+    restored = SessionEngine(index)
+    restored.restore(json.loads(json.dumps(checkpoint)))
+    doc = {
+        "checkpoint": checkpoint,
+        "records_before": _lines(records_before),
+        "records_after": _lines(_run(restored, after)),
+    }
+    FIXTURE.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {FIXTURE}: {len(checkpoint['sessions'])} sessions")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    _generate()
