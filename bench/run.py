@@ -134,7 +134,7 @@ def alerting(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     lat = r["latency"]
     return r, [
         Figure(
-            "alert latency publish -> Alertmanager, p99",
+            f"alert latency publish -> Alertmanager, p99 ({lat['rule_group_interval']} group)",
             lat["latency_s"]["p99"],
             1.0,
             "s",
