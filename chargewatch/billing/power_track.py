@@ -18,9 +18,9 @@ from __future__ import annotations
 __all__ = ["Period", "PowerTrack", "build_periods", "pieces_from", "pieces_from_many"]
 
 from array import array
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -90,63 +90,10 @@ def pieces_from(
         ends = np.column_stack((ta, pa, ia, tb, pb, ib))
         gaps = ends[unbridged].tolist()
         soft = ends[refinable].tolist()
-    ka = pa > threshold_w
-    kb = pb > threshold_w
-    imax = np.fmax(ia, ib)
-    cross = bridged & (ka != kb)
-    if not cross.any():
-        # Whole intervals only, already in time order.
-        s0, s1, sk, x0, x1, si = (
-            ta[bridged],
-            tb[bridged],
-            ka[bridged],
-            pa[bridged],
-            pb[bridged],
-            imax[bridged],
-        )
-    else:
-        same = bridged & (ka == kb)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
-        tc = ta + frac * dt
-        thr = np.full_like(pa, threshold_w)
-        # Sub-intervals: whole intervals without a crossing, and both halves of those with one.
-        parts = [
-            (same, ta, tb, ka, pa, pb),
-            (cross, ta, tc, ka, pa, thr),
-            (cross, tc, tb, kb, thr, pb),
-        ]
-        s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
-        s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
-        sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
-        x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
-        x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
-        si = np.concatenate([imax[m] for m, *_ in parts])
-        order = np.argsort(s0, kind="stable")
-        s0, s1, sk, x0, x1, si = s0[order], s1[order], sk[order], x0[order], x1[order], si[order]
-    if s0.size == 0:
+    parts = _split(bridged, ta, tb, pa, pb, ia, ib, threshold_w, None)
+    if parts is None:
         return [], gaps, soft
-    wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
-    lo = np.minimum(x0, x1)
-    hi = np.maximum(x0, x1)
-    # A new piece starts where the kind changes or the sub-intervals are not contiguous.
-    brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1])
-    idx = np.concatenate(([0], np.flatnonzero(brk) + 1))
-    end_idx = np.concatenate((idx[1:], [s0.size])) - 1
-    pieces = [
-        array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c))
-        for k, a0, b1, w, a, b, c in zip(
-            sk[idx].tolist(),
-            s0[idx].tolist(),
-            s1[end_idx].tolist(),
-            np.add.reduceat(wh, idx).tolist(),
-            np.minimum.reduceat(lo, idx).tolist(),
-            np.maximum.reduceat(hi, idx).tolist(),
-            np.fmax.reduceat(si, idx).tolist(),
-            strict=True,
-        )
-    ]
-    return pieces, gaps, soft
+    return [piece for _, piece in _pieces(*parts)], gaps, soft
 
 
 Run: TypeAlias = "tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]"
@@ -188,6 +135,33 @@ def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> li
             ends = np.column_stack((ta, pa, ia, tb, pb, ib))[mask]
             for r, row in zip(ir[mask].tolist(), ends.tolist(), strict=True):
                 out[use[r]][k].append(row)
+    parts = _split(bridged, ta, tb, pa, pb, ia, ib, threshold_w, ir)
+    if parts is not None:
+        for r, piece in _pieces(*parts):
+            out[use[r]][0].append(piece)
+    return out
+
+
+Columns: TypeAlias = "tuple[NDArray[Any], ...]"
+
+
+def _split(
+    bridged: NDArray[np.bool_],
+    ta: NDArray[np.float64],
+    tb: NDArray[np.float64],
+    pa: NDArray[np.float64],
+    pb: NDArray[np.float64],
+    ia: NDArray[np.float64],
+    ib: NDArray[np.float64],
+    threshold_w: float,
+    ir: NDArray[np.int64] | None,
+) -> Columns | None:
+    """The bridged intervals as sub-intervals of one kind each (split where power
+    crosses the threshold), ordered by (run, start): columns (start, end, above
+    threshold, power at start, power at end, max current, run). ``ir``: each
+    interval's run, None for a single run. None when there is no sub-interval."""
+    dt = tb - ta
+    run = np.zeros(ta.shape, np.int64) if ir is None else ir
     ka = pa > threshold_w
     kb = pb > threshold_w
     imax = np.fmax(ia, ib)
@@ -195,42 +169,42 @@ def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> li
     if not cross.any():
         # Whole intervals only, already in (run, time) order.
         m = bridged
-        s0, s1, sk, x0, x1, si, sr = ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], ir[m]
+        cols: Columns = (ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], run[m])
     else:
         same = bridged & (ka == kb)
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(cross, (threshold_w - pa) / (pb - pa), 0.0)
         tc = ta + frac * dt
         thr = np.full_like(pa, threshold_w)
+        # Whole intervals without a crossing, and both halves of those with one.
         parts = [
-            (same, ta, tb, ka, pa, pb),
-            (cross, ta, tc, ka, pa, thr),
-            (cross, tc, tb, kb, thr, pb),
+            (same, (ta, tb, ka, pa, pb, imax, run)),
+            (cross, (ta, tc, ka, pa, thr, imax, run)),
+            (cross, (tc, tb, kb, thr, pb, imax, run)),
         ]
-        s0 = np.concatenate([a[m] for m, a, _b, _k, _x, _y in parts])
-        s1 = np.concatenate([b[m] for m, _a, b, _k, _x, _y in parts])
-        sk = np.concatenate([k[m] for m, _a, _b, k, _x, _y in parts])
-        x0 = np.concatenate([x[m] for m, _a, _b, _k, x, _y in parts])
-        x1 = np.concatenate([y[m] for m, _a, _b, _k, _x, y in parts])
-        si = np.concatenate([imax[m] for m, *_ in parts])
-        sr = np.concatenate([ir[m] for m, *_ in parts])
-        # Stable, as the per-run argsort: within a run, whole intervals, then
-        # first halves, then second halves, each in time order.
-        order = np.lexsort((s0, sr))
-        s0, s1, sk, x0, x1, si, sr = (
-            s0[order],
-            s1[order],
-            sk[order],
-            x0[order],
-            x1[order],
-            si[order],
-            sr[order],
-        )
-    if s0.size == 0:
-        return out
+        cols = tuple(np.concatenate([c[j][m] for m, c in parts]) for j in range(7))
+        # Stable: within a run, whole intervals, then first halves, then second
+        # halves, each in time order.
+        order = np.argsort(cols[0], kind="stable") if ir is None else np.lexsort((cols[0], cols[6]))
+        cols = tuple(c[order] for c in cols)
+    return cols if cols[0].size else None
+
+
+def _pieces(
+    s0: NDArray[np.float64],
+    s1: NDArray[np.float64],
+    sk: NDArray[np.bool_],
+    x0: NDArray[np.float64],
+    x1: NDArray[np.float64],
+    si: NDArray[np.float64],
+    sr: NDArray[np.int64],
+) -> Iterator[tuple[int, Piece]]:
+    """(run, piece) for the sub-intervals of :func:`_split`, in order."""
     wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
     lo = np.minimum(x0, x1)
     hi = np.maximum(x0, x1)
+    # A new piece starts where the kind or the run changes, or the sub-intervals
+    # are not contiguous.
     brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1]) | (sr[1:] != sr[:-1])
     idx = np.concatenate(([0], np.flatnonzero(brk) + 1))
     end_idx = np.concatenate((idx[1:], [s0.size])) - 1
@@ -245,8 +219,7 @@ def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> li
         np.fmax.reduceat(si, idx).tolist(),
         strict=True,
     ):
-        out[use[r]][0].append(array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c)))
-    return out
+        yield r, array("d", (1.0 if k else 0.0, a0, b1, w, a, b, c))
 
 
 def _median(xs: list[float]) -> float:
