@@ -159,22 +159,15 @@ class FleetState:
         A charger sends its status once, when it changes: a restart that forgot
         it would resolve every fault alert and never raise it again.
         """
-        n = len(self.index)
-        rows = []
-        for i in range(n):
-            charger, connector = self.index.keys[i]
-            rows.append(
-                [
-                    charger,
-                    connector,
-                    str(self.status[i]),
-                    str(self.error_code[i]),
-                    _num(self.status_since[i]),
-                    _num(self.last_seen[i]),
-                    _num(self.value_ts[i]),
-                    [_num(v) for v in self.values[i].tolist()],
-                ]
-            )
+        rows = [
+            [
+                *self._status_row(i),
+                _num(self.last_seen[i]),
+                _num(self.value_ts[i]),
+                [_num(v) for v in self.values[i].tolist()],
+            ]
+            for i in range(len(self.index))
+        ]
         return {
             "version": 1,
             "connectors": rows,
@@ -185,18 +178,7 @@ class FleetState:
     def take_changes(self) -> dict[str, Any]:
         """The status, error code and online flags changed since the last call:
         what a restart must not lose, in O(changes) rather than O(fleet)."""
-        rows = []
-        for i in sorted(self._changed):
-            charger, connector = self.index.keys[i]
-            rows.append(
-                [
-                    charger,
-                    connector,
-                    str(self.status[i]),
-                    str(self.error_code[i]),
-                    _num(self.status_since[i]),
-                ]
-            )
+        rows = [self._status_row(i) for i in sorted(self._changed)]
         online = {c: self.online[c] for c in sorted(self._changed_online) if c in self.online}
         self._changed.clear()
         self._changed_online.clear()
@@ -204,23 +186,38 @@ class FleetState:
 
     def apply_changes(self, data: dict[str, Any]) -> None:
         """Replay what take_changes returned (onto a restored snapshot)."""
-        for charger, connector, status, error, since in data["connectors"]:
-            i = self.index.id(str(charger), int(connector))
-            self._grow()
-            self.status[i] = _CANON.get(str(status), str(status))
-            self.error_code[i] = _CANON.get(str(error), str(error))
-            self.status_since[i] = _nan(since)
+        for row in data["connectors"]:
+            self._set_status(row)
         self.online.update({str(k): bool(v) for k, v in data["online"].items()})
+
+    def _status_row(self, i: int) -> list[Any]:
+        """[charger, connector, status, error code, status since]: what a
+        snapshot row starts with and a change is."""
+        charger, connector = self.index.keys[i]
+        return [
+            charger,
+            connector,
+            str(self.status[i]),
+            str(self.error_code[i]),
+            _num(self.status_since[i]),
+        ]
+
+    def _set_status(self, row: list[Any]) -> int:
+        """Read back what :meth:`_status_row` wrote; the connector's id."""
+        charger, connector, status, error, since = row[:5]
+        i = self.index.id(str(charger), int(connector))
+        self._grow()
+        self.status[i] = _CANON.get(str(status), str(status))
+        self.error_code[i] = _CANON.get(str(error), str(error))
+        self.status_since[i] = _nan(since)
+        return i
 
     def restore(self, data: dict[str, Any]) -> None:
         if data.get("version") != 1:
             raise ValueError(f"unknown fleet state version {data.get('version')!r}")
-        for charger, connector, status, error, since, seen, vts, values in data["connectors"]:
-            i = self.index.id(str(charger), int(connector))
-            self._grow()
-            self.status[i] = str(status)
-            self.error_code[i] = str(error)
-            self.status_since[i] = _nan(since)
+        for row in data["connectors"]:
+            seen, vts, values = row[5:8]
+            i = self._set_status(row)
             self.last_seen[i] = _nan(seen)
             self.value_ts[i] = _nan(vts)
             if len(values) == N_FIELDS:
