@@ -48,7 +48,7 @@ class Rule:
         # annotations where they do not use the value, at every evaluation:
         # kept per label set (at 100k connectors with many standing alerts,
         # rendering again was most of an evaluation).
-        self._series: dict[tuple[Any, ...], dict[str, str]] = {}
+        self._series: dict[tuple[Any, ...], tuple[dict[str, str], Key]] = {}
         self._fixed: dict[Key, dict[str, str]] = {}
         self._labels_use_value = any(t.uses_value for t in self.labels.values())
 
@@ -78,12 +78,13 @@ class Rule:
             i = int(idx)
             v = float(value[i])
             raw = tuple(col[i] for _, col in columns)
-            cached = None if self._labels_use_value else self._series.get(raw)
-            if cached is None:
-                cached = self._render_labels(columns, raw, v)
+            hit = None if self._labels_use_value else self._series.get(raw)
+            if hit is None:
+                rendered = self._render_labels(columns, raw, v)
+                hit = (rendered, key_of(rendered))
                 if not self._labels_use_value:
-                    self._series[raw] = cached
-            key = key_of(cached)
+                    self._series[raw] = hit
+            cached, key = hit
             override = self.overrides.get(key)
             series = dict(cached)
             if override:
