@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 import contextlib
-import gc
 import hashlib
 import math
 import sys
@@ -83,6 +82,7 @@ from chargewatch.collector.events import (
     TransactionEvent,
 )
 from chargewatch.fleet import ConnectorIndex
+from chargewatch.gcpause import gc_paused
 
 #: Every quality flag a record can carry, with its meaning.
 QUALITY_FLAGS: dict[str, str] = {
@@ -412,13 +412,8 @@ class SessionEngine:
         # the cyclic GC on, that count of live containers triggers collections
         # that rescan every session (~+0.5 us a sample at 10k connectors, ~1 at
         # 100k). They hold no cycles and are freed on return, so it waits.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._apply_batch(batch, now)
-        finally:
-            if paused:
-                gc.enable()
         self._check_timeouts(now)
         out = self._emit()
         self._prune(now)

@@ -24,7 +24,6 @@ from __future__ import annotations
 __all__ = ["LIMITS", "NativeDecoder", "parse_ts"]
 
 import bisect
-import gc
 import itertools
 import json
 import math
@@ -49,6 +48,7 @@ from chargewatch.collector.events import (
 from chargewatch.collector.topics import Route
 from chargewatch.errors import DecodeError
 from chargewatch.fleet import ConnectorIndex
+from chargewatch.gcpause import gc_paused
 
 #: Plausible ranges; a value outside is absurd (a broken sensor or unit), not data.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -201,14 +201,11 @@ class NativeDecoder:
         # their lists, and re-enabling it while they live would scan them once
         # more. JSON cannot hold a cycle, so pausing it until they are freed
         # (with the inner frame) loses nothing.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            self._decode_meters(messages, sink)
-        finally:
-            self._simd.reset()
-            if paused:
-                gc.enable()
+        with gc_paused():
+            try:
+                self._decode_meters(messages, sink)
+            finally:
+                self._simd.reset()
 
     def _decode_meters(
         self, messages: list[tuple[Route, str, bytes, float]], sink: DecodeSink

@@ -34,6 +34,7 @@ from chargewatch.collector.coalesce import Pacer
 from chargewatch.collector.decoding import Rejection
 from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
 from chargewatch.collector.ledger import Ledger
+from chargewatch.gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,11 @@ class SessionStage:
             self._last_checkpoint is None or now - self._last_checkpoint >= self.checkpoint_every_s
         )
         if force or due:
-            self.ledger.save_state(self.engine.snapshot(), at=now, clear_journal=True)
+            # The snapshot is one container per session field (~1M at 100k
+            # sessions), alive until encoded: collections in between rescan the
+            # whole heap for nothing (3.3 s instead of 0.7 at 100k sessions).
+            with gc_paused():
+                self.ledger.save_state(self.engine.snapshot(), at=now, clear_journal=True)
             self._last_checkpoint = now
             return True
         return False
