@@ -64,6 +64,15 @@ class MeterBatch:
     def take(self, rows: NDArray[np.intp] | NDArray[np.bool_]) -> MeterBatch:
         return MeterBatch(self.conn[rows], self.ts[rows], self.recv[rows], self.values[rows])
 
+    def rows(self, start: int, stop: int) -> MeterBatch:
+        """Rows ``start:stop`` as views (no copy)."""
+        return MeterBatch(
+            self.conn[start:stop],
+            self.ts[start:stop],
+            self.recv[start:stop],
+            self.values[start:stop],
+        )
+
     @staticmethod
     def concat(batches: list[MeterBatch]) -> MeterBatch:
         batches = [b for b in batches if len(b)]

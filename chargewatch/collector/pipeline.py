@@ -28,6 +28,9 @@ from chargewatch.fleet import ConnectorIndex
 
 log = logging.getLogger(__name__)
 
+# Rows of a batch formatted as line protocol at a time (see process()).
+LINE_SLICE_ROWS = 4096
+
 
 class LineSink(Protocol):
     """Where line protocol goes: InfluxDB, a local file, or nowhere."""
@@ -161,8 +164,13 @@ class Pipeline:
             else:
                 for rej in sink.rejects:
                     metrics.REJECTED.labels(reason=rej.reason).inc()
-        if self.lines is not None and len(batch):
-            self.lines.write(self.meter_lines.lines(batch))
+        if self.lines is not None:
+            # In slices: a slice's line strings are joined and written while
+            # they are still in the CPU cache. 400 columnar messages (24k rows)
+            # formatted whole cost 1.73 us a sample through the pipeline, in
+            # slices of 4096 rows 1.55 (1024: 1.61, 8192: 1.59).
+            for a in range(0, len(batch), LINE_SLICE_ROWS):
+                self.lines.write(self.meter_lines.lines(batch.rows(a, a + LINE_SLICE_ROWS)))
         for stage in self.stages:
             stage.on_batch(batch, sink.events, now)
         metrics.SAMPLES.inc(len(batch))

@@ -3,9 +3,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 
 from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
 from chargewatch.collector.lineproto import MeterLines
+from chargewatch.collector.pipeline import LINE_SLICE_ROWS, Pipeline
 from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
 
 T = 1_795_487_165.25
@@ -64,3 +66,38 @@ def test_every_double_is_written_so_it_reads_back_bit_for_bit() -> None:
         fields = got[round(ts[k] * 1000)]
         assert fields["energy_wh"] == values[k, 0]
         assert fields["power_w"] == values[k, 1]
+
+
+def test_the_pipeline_writes_a_large_batch_in_slices_with_every_line_once() -> None:
+    """Rows are formatted LINE_SLICE_ROWS at a time; slicing must neither drop,
+    repeat nor change a line at or across the slice edges. (Within a call, lines
+    come grouped by their set of fields, so only the set is compared.)"""
+
+    class Sink:
+        def __init__(self) -> None:
+            self.writes: list[list[str]] = []
+
+        def write(self, lines: list[str]) -> None:
+            self.writes.append(lines)
+
+    sink = Sink()
+    index = ConnectorIndex()
+    pipe = Pipeline(index, lines=sink)
+    n = 2 * LINE_SLICE_ROWS + 37
+    t0 = 1_795_487_165.0
+    msgs = []
+    for c in range(n // 100 + 1):
+        k = min(100, n - 100 * c)
+        doc = {
+            "ts": [t0 + i for i in range(k)],
+            "energy_wh": [1000.0 + c + i / 7 for i in range(k)],
+            # Shapes change mid-message, so row groups cross the slice edges.
+            "power_w": [7000.0 + i if i % 3 else None for i in range(k)],
+        }
+        msgs.append((f"ev/CP{c}/1/meter", orjson.dumps(doc), t0 + 200))
+    batch = pipe.process(msgs, t0 + 200)
+    assert len(batch) == n
+    assert [len(w) for w in sink.writes] == [LINE_SLICE_ROWS, LINE_SLICE_ROWS, 37]
+    written = [line for w in sink.writes for line in w]
+    assert len(set(written)) == n  # every row distinct: a repeat would show
+    assert sorted(written) == sorted(MeterLines(index).lines(batch))
