@@ -29,6 +29,7 @@ from typing import IO, Any
 import orjson
 
 from chargewatch.fleetstate import FleetState
+from chargewatch.gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,14 @@ class FleetStateStore:
     def save(self) -> None:
         """Write the whole state atomically, then empty the journal it now holds."""
         self.state.take_changes()  # in the snapshot
-        doc = {"journal_seq": self._seq, "fleet_state": self.state.snapshot()}
+        # A list per connector, alive until encoded: see gc_paused (at 100k
+        # connectors the snapshot took 514 ms with collections, 164 without).
+        with gc_paused():
+            doc = {"journal_seq": self._seq, "fleet_state": self.state.snapshot()}
+            data = orjson.dumps(doc)
+            del doc
         tmp = self.snapshot_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc))
+        tmp.write_bytes(data)
         tmp.replace(self.snapshot_file)
         self.close()
         self.journal_file.write_bytes(b"")
