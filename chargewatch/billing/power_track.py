@@ -355,13 +355,19 @@ class PowerTrack:
         *,
         threshold_w: float,
         gap_s: float,
+        synthetic: NDArray[np.bool_] | None = None,
     ) -> tuple[int, int]:
         """Merge time-sorted samples; return (samples used out of order, samples ignored).
 
         Samples at or inside already-integrated spans are ignored: a charger that
         re-sends queued MeterValues after reconnecting must not be billed twice.
+        ``synthetic`` marks points the engine made up (status anchors): they are
+        merged like samples but never counted as out of order, since no meter
+        sent them late.
         """
-        steps = self.merge_steps(t, p, cur, threshold_w=threshold_w, gap_s=gap_s)
+        steps = self.merge_steps(
+            t, p, cur, threshold_w=threshold_w, gap_s=gap_s, synthetic=synthetic
+        )
         try:
             runs = next(steps)
             steps.send(pieces_from_many(runs, threshold_w=threshold_w, gap_s=gap_s))
@@ -378,6 +384,7 @@ class PowerTrack:
         *,
         threshold_w: float,
         gap_s: float,
+        synthetic: NDArray[np.bool_] | None = None,
     ) -> Generator[list[Run], list[Integrated], tuple[int, int]]:
         """:meth:`merge` in two halves, so that many tracks' runs are integrated at
         once (:func:`pieces_from_many`): yields the runs to integrate (at most once),
@@ -429,7 +436,10 @@ class PowerTrack:
             region[(t > gap[0]) & (t < gap[3])] = h
         used = region[region != -2]
         ignored = t.size - used.size
-        late = int(np.count_nonzero(used < n_holes))  # head and holes
+        early = (region >= -1) & (region < n_holes)  # head and holes
+        if synthetic is not None:
+            early &= ~synthetic
+        late = int(np.count_nonzero(early))
         filled: list[int] = []
         runs: list[Run] = []
         # (A set, not np.unique, and slices, not np.diff / np.append: a few samples

@@ -310,6 +310,7 @@ class _Session:
 
 def _session_from(d: dict[str, Any]) -> _Session:
     d = dict(d)
+    d.pop("anchors", None)  # the engine's, not the session's (see SessionEngine.restore)
     tr = d.pop("track")
     track = PowerTrack(
         first=_nan_sample(tr["first"]),
@@ -333,9 +334,12 @@ _SESSION_FIELDS = tuple(f.name for f in fields(_Session) if f.name != "track")
 _TRACK_FIELDS = ("first", "last", "pieces", "gaps", "soft", "spacing", "dts")
 
 
-def _session_dict(s: _Session) -> dict[str, Any]:
+def _session_dict(s: _Session, anchors: list[float] | None = None) -> dict[str, Any]:
     """``asdict`` without its deep copy (see :meth:`SessionEngine.snapshot`)."""
     d = {name: getattr(s, name) for name in _SESSION_FIELDS}
+    if anchors:
+        # Only while some wait: version 1 had no such key, and readers default it.
+        d["anchors"] = list(anchors)
     # The checkpoint keeps version 1's shapes: segments as lists, bridges as a dict.
     d["segs"] = s.seg_list()
     d["bridges"] = s.bridges or {}
@@ -374,7 +378,9 @@ class SessionEngine:
         # One dict, not two sets: a set's table is ~4x its size (~40-50 B a connector).
         self._sends: dict[str, int] = {}
         self._pending: dict[str, list[tuple[float, float]]] = {}  # event-borne register points
-        self._pending_p: dict[str, list[float]] = {}  # zero-power anchors from statuses
+        # Zero-power anchors from statuses, kept across steps until they can be
+        # merged without getting ahead of the meter (see _take_anchors).
+        self._pending_p: dict[str, list[float]] = {}
         self._status: dict[int, str] = {}  # last connector status
         self._dirty: set[str] = set()
         # Per dense connector: the earliest time its open session's timeout rules
@@ -447,9 +453,11 @@ class SessionEngine:
         every power track, per checkpoint, cost more than the rest of a replay):
         encode the snapshot before the next update, as the ledger does.
         """
+        pend = self._pending_p
         return {
             "version": 1,
-            "sessions": [_session_dict(s) for s in self._sessions.values()],
+            # Pending anchors go with their session: split_state cuts by session.
+            "sessions": [_session_dict(s, pend.get(s.sid)) for s in self._sessions.values()],
             "open": sorted(self._open.values()),
             "tx_chargers": sorted(c for c, k in self._sends.items() if k & _TX),
             "status_chargers": sorted(c for c, k in self._sends.items() if k & _STATUS),
@@ -465,6 +473,8 @@ class SessionEngine:
         for d in state["sessions"]:
             s = _session_from(d)
             self._add(s)
+            if d.get("anchors"):
+                self._pending_p[s.sid] = [float(x) for x in d["anchors"]]
             if s.sid in open_ids:
                 self._open[self.index.id(s.charger, s.connector)] = s.sid
         for c in state["tx_chargers"]:
@@ -752,7 +762,7 @@ class SessionEngine:
             if s is None:
                 continue
             rows = np.concatenate(chunks[sid]) if sid in chunks else np.empty(0, np.intp)
-            steps = self._apply(s, batch, amps, rows)
+            steps = self._apply(s, batch, amps, rows, now)
             with contextlib.suppress(StopIteration):
                 got = next(steps)
                 waiting.append((steps, len(got)))
@@ -765,7 +775,6 @@ class SessionEngine:
                 raise AssertionError("_apply yields once")
             k += n_runs
         self._pending.clear()
-        self._pending_p.clear()
 
     def _fast_tail(
         self,
@@ -966,13 +975,73 @@ class SessionEngine:
             take = orphan & (ts >= ts[first])
             chunks.setdefault(s.sid, []).append(rows[take])
 
+    def _take_anchors(
+        self, s: _Session, batch: MeterBatch, rows: NDArray[np.intp], now: float
+    ) -> list[float]:
+        """The session's pending anchors to merge in this step; the rest stay pending.
+
+        Status and meter samples come on different topics, and a meter batch
+        carries up to a minute of samples after the fact, so a status often
+        reaches us before the samples leading up to it. Merged then, the anchor
+        would become the track's last point: those samples would land before it
+        and count as late (or, at its timestamp, be ignored for it). So an anchor
+        waits until a real power sample at or past it arrives (it is then merged
+        with those samples, and a real sample at its time wins), or until samples
+        up to it could only arrive late anyway (``late_after_s``), or until the
+        session closes (its record should not wait).
+        """
+        anchors = self._pending_p.get(s.sid)
+        if not anchors:
+            return []
+        if s.is_open:
+            last = s.track.last
+            reach = -math.inf if last is None else last[0]
+            if rows.size:
+                tr = batch.ts[rows][np.isfinite(batch.values[rows, _P])]
+                if tr.size:
+                    reach = max(reach, float(tr.max()))
+            after = now - self.config.late_after_s
+            take = [a for a in anchors if a <= reach or a < after]
+            if len(take) < len(anchors):
+                if take:
+                    self._pending_p[s.sid] = [a for a in anchors if not (a <= reach or a < after)]
+                return take
+        del self._pending_p[s.sid]
+        return anchors
+
+    def _flush_anchors(self, s: _Session) -> None:
+        """Merge the anchors of a session that closed after this step's samples went in."""
+        anchors = self._pending_p.pop(s.sid, None)
+        if not anchors:
+            return
+        cfg = self.config
+        t = np.sort(np.array(anchors, np.float64))
+        s.track.merge(
+            t,
+            np.zeros(t.size),
+            np.full(t.size, math.nan),
+            threshold_w=cfg.charging_threshold_w,
+            gap_s=cfg.gap_s,
+            synthetic=np.ones(t.size, np.bool_),
+        )
+        s.last_seen = max(s.last_seen, float(t[-1]))
+        self._dirty.add(s.sid)
+
     def _apply(
-        self, s: _Session, batch: MeterBatch, amps: NDArray[np.float64], rows: NDArray[np.intp]
+        self,
+        s: _Session,
+        batch: MeterBatch,
+        amps: NDArray[np.float64],
+        rows: NDArray[np.intp],
+        now: float,
     ) -> Generator[list[Run], list[Integrated], None]:
         """Merge a session's rows and pending points (a generator: it yields the
         runs its power track needs integrated once, see _apply_batch)."""
         cfg = self.config
         pend = self._pending.get(s.sid, [])
+        anchors = self._take_anchors(s, batch, rows, now)
+        if not (rows.size or pend or anchors):
+            return  # only anchors that keep waiting
         t = batch.ts[rows]
         e = batch.values[rows, _E]
         if pend:
@@ -1004,14 +1073,17 @@ class SessionEngine:
             top = np.maximum.accumulate(ef[::-1])[::-1]  # max of each reading and all later
             reached = np.flatnonzero(ef >= top[-1] - cfg.register_tolerance_wh)
             s.last_growth = max(s.last_growth, float(tf[reached[0]]))
-        anchors = self._pending_p.get(s.sid, [])
         if rows.size or anchors:
             tp = np.concatenate((batch.ts[rows], anchors))
             p = np.concatenate((batch.values[rows, _P], np.zeros(len(anchors))))
             cur = np.concatenate((amps[rows], np.full(len(anchors), np.nan)))
+            # Stable, rows first: a real sample at an anchor's time is kept, the anchor dropped.
             po = np.argsort(tp, kind="stable")
             tp, p, cur = tp[po], p[po], cur[po]
             pf = np.isfinite(p)
+            syn = None
+            if anchors:
+                syn = (po >= rows.size)[pf]
             prev = s.track.last
             late, _ign = yield from s.track.merge_steps(
                 tp[pf],
@@ -1019,6 +1091,7 @@ class SessionEngine:
                 cur[pf],
                 threshold_w=cfg.charging_threshold_w,
                 gap_s=cfg.gap_s,
+                synthetic=syn,
             )
             if late:
                 s.flag("late_data")
@@ -1088,12 +1161,14 @@ class SessionEngine:
             s = self._sessions[sid]
             if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
                 self._close(s, s.available_at, max(s.available_at, s.last_seen), "available")
+                self._flush_anchors(s)
                 continue
             if s.available_at is not None:
                 continue  # the Available rule decides, once its grace has passed
             active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
             if now - active > self._timeout_limit(s, conn):
                 self._close(s, active, max(active, s.last_seen), "timeout")
+                self._flush_anchors(s)
         # (A closed session's connector is in _dirty's sessions: the next step clears it.)
 
     def _grow_due(self) -> None:
