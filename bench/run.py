@@ -19,7 +19,8 @@ prints; the modules also run on their own):
                 ``chargewatch replay`` (speed-up over real time >= 1).
 - ``scale``     bench_scale: CPU per sample, per stage, rule evaluation and heap
                 per connector at 1k, 10k and 100k connectors (<= 4 KB per
-                connector at 100k; cost per sample flat, i.e. linear growth).
+                connector at 100k; steady-state cost per sample flat, i.e. linear
+                growth; the first samples of every session timed apart).
 
 Prints a table (measured, limit, ratio to the limit, pass) and then the whole
 report as JSON (also written to ``--out``). Needs the Debian services the tests
@@ -179,7 +180,8 @@ def scale(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
             higher_is_better=False,
         ),
         Figure(
-            f"CPU per sample at {last['connectors']:,} / at {r['sizes'][0]['connectors']:,}",
+            f"CPU per sample, steady state, at {last['connectors']:,} / at"
+            f" {r['sizes'][0]['connectors']:,}",
             g["cpu_per_sample_largest_over_smallest"],
             1.5,  # linear cost: per-sample cost flat, within noise
             "x",
