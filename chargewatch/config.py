@@ -94,6 +94,10 @@ class Config:
     # Detectors and sessions run on the batches of this long at once (rules
     # still see every sample: they flush the detectors before evaluating).
     stage_interval_s: float = 0.5
+    # CPUs the collector's threads may run on (None: any). Its threads share
+    # one GIL; spread over cores, every hand-off between them is a cross-core
+    # wake-up (see README, pipeline.cpus).
+    cpus: tuple[int, ...] | None = None
 
 
 _TOP = (
@@ -127,7 +131,7 @@ _BUCKET = ("per_minute", "burst")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
 _PIPELINE = (
     "batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s",
-    "stage_interval_s",
+    "stage_interval_s", "cpus",
 )  # fmt: skip
 
 
@@ -169,6 +173,24 @@ def _secret(r: Reader, m: dict[str, Any], path: KeyPath, key: str, base: Path) -
 
 def _positive(v: float) -> bool:
     return v > 0
+
+
+def _cpus(r: Reader, px: dict[str, Any]) -> tuple[int, ...] | None:
+    """``pipeline.cpus``: CPU numbers this process may use now (checked here, at load)."""
+    usable = sorted(os.sched_getaffinity(0))
+    got = r.get(
+        px,
+        ("pipeline",),
+        "cpus",
+        list,
+        None,
+        check=lambda v: (
+            bool(v)
+            and all(isinstance(c, int) and not isinstance(c, bool) and c in usable for c in v)
+        ),
+        expected=f"a non-empty list of CPU numbers this process may use ({usable})",
+    )
+    return None if got is None else tuple(sorted(set(got)))
 
 
 def _tokens(r: Reader, hx: dict[str, Any], base: Path) -> tuple[ApiToken, ...]:
@@ -472,6 +494,19 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
             check=lambda v: v >= 0,
             expected="seconds >= 0",
         ),
+        batch_min_messages=r.get(
+            px, ("pipeline",), "batch_min_messages", int, 1000, check=_positive, expected="> 0"
+        ),
+        batch_linger_s=r.get(
+            px,
+            ("pipeline",),
+            "batch_linger_s",
+            float,
+            0.005,
+            check=lambda v: 0 <= v <= 1,
+            expected="seconds in [0, 1]",
+        ),
+        cpus=_cpus(r, px),
     )
     for key, value in (("fleet", cfg.fleet), ("rules", cfg.rules), ("tariffs", cfg.tariffs)):
         if value is not None and not value.exists():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,25 @@ def test_a_mistyped_secret_is_never_echoed(tmp_path: Path) -> None:
     for secret in ("73519426", "s3cr3t-influx", "88442211", "123987"):
         assert secret not in text
     assert len(info.value.problems) == 4
+
+
+def test_pipeline_keys_are_read_and_cpus_must_be_usable(tmp_path: Path) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    f = tmp_path / "cw.yaml"
+    f.write_text(
+        f"pipeline:\n  batch_min_messages: 50\n  batch_linger_s: 0.02\n  cpus: [{usable[-1]}]\n"
+    )
+    cfg = load_config(f, env={})
+    assert (cfg.batch_min_messages, cfg.batch_linger_s, cfg.cpus) == (50, 0.02, (usable[-1],))
+    (tmp_path / "plain.yaml").write_text("pipeline:\n  tick_interval_s: 1\n")
+    assert load_config(tmp_path / "plain.yaml", env={}).cpus is None
+    f.write_text(f"pipeline:\n  batch_linger_s: 5\n  cpus: [{usable[-1] + 1}, true]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    text = str(info.value)
+    assert f"{f}:2:19: pipeline.batch_linger_s: expected seconds in [0, 1], got 5" in text
+    assert (
+        f"pipeline.cpus: expected a non-empty list of CPU numbers this process may use ({usable})"
+        in text
+    )
+    assert len(info.value.problems) == 2
