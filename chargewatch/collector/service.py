@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["Collector"]
 
 import logging
+import os
 import threading
 import time
 from dataclasses import replace
@@ -199,11 +200,17 @@ class Collector:
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cpus_before: set[int] | None = None
         self.last_batch_at = time.time()
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        if self.config.cpus is not None:
+            # Set on this thread before the others start: they inherit it.
+            self._cpus_before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.config.cpus)
+            log.info("threads on CPUs %s", ",".join(map(str, self.config.cpus)))
         self.notify.start()
         for w in (self.writer, self.rollup_writer):
             if w is not None:
@@ -229,6 +236,9 @@ class Collector:
                 w.stop()
         if self.linefile is not None:
             self.linefile.stop()
+        if self._cpus_before is not None:  # (an embedding process keeps its own)
+            os.sched_setaffinity(0, self._cpus_before)
+            self._cpus_before = None
         if self.http is not None:
             self.http.stop()
         self.deadletter.close()

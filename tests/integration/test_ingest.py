@@ -7,6 +7,8 @@ its reason.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -178,3 +180,40 @@ def test_victoriametrics_v2_write_and_export(
             assert key not in found
             found[key] = v
     assert found == {k: s["power_w"] for k, s in truth.items()}
+
+
+def test_pipeline_cpus_hold_every_collector_thread_and_are_given_back_on_stop(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    threads_before = set(threading.enumerate())
+    cfg = Config(
+        data_dir=tmp_path / "data",
+        mqtt=MqttConfig(port=mosquitto.port, client_id=f"cw-{uuid.uuid4().hex[:8]}"),
+        influx_file=tmp_path / "meter.lp",
+        http=HttpConfig(listen="127.0.0.1:0"),
+        cpus=(cpu,),
+    )
+    collector = Collector(cfg)
+    collector.start()
+    try:
+        assert collector.ingest.wait_connected(10), "collector did not connect to mosquitto"
+        started = [t for t in threading.enumerate() if t not in threads_before]
+        names = {t.name for t in started}
+        assert {"collector.pipeline", "collector.mqtt_loop", "collector.notify"} <= names
+        for t in started:
+            assert t.native_id is not None
+            assert os.sched_getaffinity(t.native_id) == {cpu}, t.name
+        time.sleep(0.3)
+        msgs = [
+            (f"ev/CP{i}/1/meter", orjson.dumps({"ts": T0 + i, "power_w": 1.0})) for i in range(50)
+        ]
+        publish(mosquitto, msgs)
+        deadline = time.monotonic() + 10
+        while collector.pipeline.stats.messages < len(msgs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert collector.pipeline.stats.samples == len(msgs)
+    finally:
+        collector.stop()
+    assert os.sched_getaffinity(0) == before
