@@ -175,6 +175,42 @@ def _positive(v: float) -> bool:
     return v > 0
 
 
+def _pipeline(r: Reader, px: dict[str, Any]) -> dict[str, Any]:
+    """The ``pipeline`` section as Config keyword arguments (defaults: Config's)."""
+    d, p = Config(), ("pipeline",)
+    seconds = "seconds > 0"
+    return {
+        "batch_max_messages": r.get(
+            px, p, "batch_max_messages", int, d.batch_max_messages, check=_positive, expected="> 0"
+        ),
+        "batch_min_messages": r.get(
+            px, p, "batch_min_messages", int, d.batch_min_messages, check=_positive, expected="> 0"
+        ),
+        "batch_linger_s": r.get(
+            px,
+            p,
+            "batch_linger_s",
+            float,
+            d.batch_linger_s,
+            check=lambda v: 0 <= v <= 1,
+            expected="seconds in [0, 1]",
+        ),
+        "tick_interval_s": r.get(
+            px, p, "tick_interval_s", float, d.tick_interval_s, check=_positive, expected=seconds
+        ),
+        "stage_interval_s": r.get(
+            px,
+            p,
+            "stage_interval_s",
+            float,
+            d.stage_interval_s,
+            check=lambda v: v >= 0,
+            expected="seconds >= 0",
+        ),
+        "cpus": _cpus(r, px),
+    }
+
+
 def _cpus(r: Reader, px: dict[str, Any]) -> tuple[int, ...] | None:
     """``pipeline.cpus``: CPU numbers this process may use now (checked here, at load)."""
     usable = sorted(os.sched_getaffinity(0))
@@ -473,40 +509,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         tariffs=path_of(top, (), "tariffs"),
         alerting=alerting,
         detectors=detectors,
-        batch_max_messages=r.get(
-            px, ("pipeline",), "batch_max_messages", int, 20_000, check=_positive, expected="> 0"
-        ),
-        tick_interval_s=r.get(
-            px,
-            ("pipeline",),
-            "tick_interval_s",
-            float,
-            1.0,
-            check=_positive,
-            expected="seconds > 0",
-        ),
-        stage_interval_s=r.get(
-            px,
-            ("pipeline",),
-            "stage_interval_s",
-            float,
-            0.5,
-            check=lambda v: v >= 0,
-            expected="seconds >= 0",
-        ),
-        batch_min_messages=r.get(
-            px, ("pipeline",), "batch_min_messages", int, 1000, check=_positive, expected="> 0"
-        ),
-        batch_linger_s=r.get(
-            px,
-            ("pipeline",),
-            "batch_linger_s",
-            float,
-            0.005,
-            check=lambda v: 0 <= v <= 1,
-            expected="seconds in [0, 1]",
-        ),
-        cpus=_cpus(r, px),
+        **_pipeline(r, px),
     )
     for key, value in (("fleet", cfg.fleet), ("rules", cfg.rules), ("tariffs", cfg.tariffs)):
         if value is not None and not value.exists():
