@@ -61,17 +61,9 @@ class MeterBatch:
             np.empty((0, N_FIELDS), np.float64),
         )
 
-    def take(self, rows: NDArray[np.intp] | NDArray[np.bool_]) -> MeterBatch:
+    def take(self, rows: NDArray[np.intp] | NDArray[np.bool_] | slice) -> MeterBatch:
+        """The rows selected (a slice gives views, no copy)."""
         return MeterBatch(self.conn[rows], self.ts[rows], self.recv[rows], self.values[rows])
-
-    def rows(self, start: int, stop: int) -> MeterBatch:
-        """Rows ``start:stop`` as views (no copy)."""
-        return MeterBatch(
-            self.conn[start:stop],
-            self.ts[start:stop],
-            self.recv[start:stop],
-            self.values[start:stop],
-        )
 
     @staticmethod
     def concat(batches: list[MeterBatch]) -> MeterBatch:

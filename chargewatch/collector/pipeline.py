@@ -170,7 +170,7 @@ class Pipeline:
             # formatted whole cost 1.73 us a sample through the pipeline, in
             # slices of 4096 rows 1.55 (1024: 1.61, 8192: 1.59).
             for a in range(0, len(batch), LINE_SLICE_ROWS):
-                self.lines.write(self.meter_lines.lines(batch.rows(a, a + LINE_SLICE_ROWS)))
+                self.lines.write(self.meter_lines.lines(batch.take(slice(a, a + LINE_SLICE_ROWS))))
         for stage in self.stages:
             stage.on_batch(batch, sink.events, now)
         metrics.SAMPLES.inc(len(batch))
