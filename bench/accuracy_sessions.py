@@ -9,9 +9,9 @@ import argparse
 import json
 import time
 
-from chargewatch.billing.accuracy import evaluate
-from chargewatch.resources import shared_data_dir
-from chargewatch.simulator.datasets import acn_plans, norway_plans, with_faults
+from chargewatch.core.resources import shared_data_dir
+from chargewatch.evaluation.session_accuracy import evaluate
+from chargewatch.simulator.dataset_plans import acn_plans, norway_plans, with_faults
 
 DATA = shared_data_dir()
 

@@ -45,10 +45,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from chargewatch.alerting import AlertEngine, default_rules_dir
 from chargewatch.alerting.expr import parse_duration
 from chargewatch.alerting.signals import FAULTS, LABEL_COLUMNS, empty_frame
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import AlertingConfig, Config, HttpConfig
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.config.settings import AlertingConfig, Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
 from tests.services import Alertmanager, Mosquitto, free_port
 
 LATENCY_P99_LIMIT_S = 1.0

@@ -24,7 +24,7 @@ from chargewatch.analytics import (
     revenue,
     utilisation,
 )
-from chargewatch.analytics.frame import SessionFrame, Window
+from chargewatch.analytics.session_frame import SessionFrame, Window
 
 
 def synthetic(n: int, chargers: int, sites: int, seed: int = 1) -> SessionFrame:

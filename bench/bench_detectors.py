@@ -28,11 +28,11 @@ import numpy as np  # noqa: E402
 
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
 from chargewatch.collector.allocator import keep_freed_batch_memory  # noqa: E402
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
-from chargewatch.collector.events import Event, StatusEvent, TransactionEvent  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
-from chargewatch.detectors.frame import Events, Sequencer  # noqa: E402
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet  # noqa: E402
+from chargewatch.detectors.sequencer import Events, Sequencer  # noqa: E402
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
+from chargewatch.model.events import Event, StatusEvent, TransactionEvent  # noqa: E402
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet  # noqa: E402
 
 T0 = 1_800_000_000.0
 

@@ -42,14 +42,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.influx import InfluxConfig, InfluxWriter
-from chargewatch.collector.lineproto import MeterLines
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import AlertingConfig, Config, HttpConfig
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.config.settings import AlertingConfig, Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.simulator import SimConfig, Simulation
+from chargewatch.storage.influx import InfluxConfig, InfluxWriter
+from chargewatch.storage.lineproto import MeterLines
 from tests.services import InfluxDB, Mosquitto
 
 T0 = 1_795_000_000.0

@@ -29,11 +29,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.bench_ingest import CountingSink, _v5_connect, make_stream, publish_backlog
-from chargewatch.collector.mqtt import MqttConfig, MqttIngest
-from chargewatch.collector.partition import Partition
 from chargewatch.collector.pipeline import Pipeline
-from chargewatch.config import Config
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.config.settings import Config
+from chargewatch.ingest.mqtt import MqttConfig, MqttIngest
+from chargewatch.ingest.partition import Partition
+from chargewatch.model.fleet import ConnectorIndex
 from tests.services import Mosquitto
 
 CHARGERS = 1000

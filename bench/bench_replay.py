@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chargewatch.demo import fleet_yaml, with_shipped_tariffs
-from chargewatch.resources import default_dir
+from chargewatch.cli.demo import fleet_yaml, with_shipped_tariffs
+from chargewatch.core.resources import default_dir
 from chargewatch.simulator import SimConfig, Simulation
 
 SPEEDUP_LIMIT = 1.0

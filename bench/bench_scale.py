@@ -50,12 +50,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import Event
 from chargewatch.collector.pipeline import Stage
 from chargewatch.collector.service import Collector
-from chargewatch.config import AlertingConfig, Config, HttpConfig
-from chargewatch.fleet import ChargerSpec, Fleet
+from chargewatch.config.settings import AlertingConfig, Config, HttpConfig
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ChargerSpec, Fleet
 
 MEMORY_LIMIT_BYTES = 4096
 PER_MESSAGE = 10

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.events import TransactionEvent
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.events import TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.decode_ocpp import OcppDecoder
 from chargewatch.collector.pipeline import Pipeline
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.simulator import DEFAULT_START, SimConfig, Simulation
 
 WEIRD: list[Any] = [

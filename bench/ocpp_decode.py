@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.fleet import ConnectorIndex
 
 RECV = 1795489201.0
 TS = "2026-11-24T03:00:00Z"
@@ -102,7 +102,7 @@ def bench(version: str, action: str, payload: dict[str, Any], n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    from chargewatch.collector.ocpp_schemas import schemas  # noqa: PLC0415
+    from chargewatch.ingest.ocpp_schemas import schemas  # noqa: PLC0415
 
     for name, version, action, payload in (
         ("1.6 MeterValues, 11 samples", "1.6", "MeterValues", FULL_16),

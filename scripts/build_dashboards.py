@@ -38,7 +38,7 @@ CONNECTOR = '"connector" =~ /^$connector$/'
 #: been Available for a week has its last status line a week ago.
 CURRENT_LOOKBACK = "time > now() - 30d"
 
-#: chargewatch/collector/event_lines.py STATUS_CODES, with NOC colours.
+#: chargewatch/storage/event_lines.py STATUS_CODES, with NOC colours.
 STATUSES: list[tuple[int, str, str]] = [
     (1, "Available", "green"),
     (2, "Preparing", "light-blue"),

@@ -69,7 +69,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under CI=true the shared datasets must be there: a dataset test may not skip."""
     if not IN_CI:
         return
-    from chargewatch.resources import shared_data_dir  # noqa: PLC0415
+    from chargewatch.core.resources import shared_data_dir  # noqa: PLC0415
 
     names = ("acn-jpl-sessions-2021.json", "norway-residential-sessions.csv")
     if all((shared_data_dir() / name).exists() for name in names):

@@ -1,4 +1,4 @@
-"""The fault vocabulary is defined once (chargewatch.faults); every registry follows it."""
+"""The fault vocabulary is defined once (chargewatch.model.faults); every registry follows it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import yaml
 from chargewatch.alerting import AlertEngine, default_rules_dir
 from chargewatch.alerting.signals import SIGNALS
 from chargewatch.detectors import DETECTORS
-from chargewatch.faults import FAULTS
-from chargewatch.simulator.faults import TELEMETRY_FAULTS
+from chargewatch.model.faults import FAULTS
+from chargewatch.simulator.fault_models import TELEMETRY_FAULTS
 
 
 def test_detectors_simulator_signals_and_default_rules_cover_the_vocabulary() -> None:

@@ -26,7 +26,8 @@ from chargewatch.alerting.rule import Group, Rule
 from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S
 from chargewatch.alerting.signals import Frame, Signal, frame_length
 from chargewatch.alerting.state import Alert, AlertState, Notification, Transition
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.core.resources import default_dir
+from chargewatch.model.fleet import ConnectorIndex
 
 log = logging.getLogger("chargewatch.alerting")
 
@@ -197,8 +198,7 @@ class AlertEngine:
 
 def default_rules_dir() -> Path:
     """The shipped rules: ``rules/`` in a checkout, ``_defaults/rules`` in a wheel."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "rules", here / "_defaults" / "rules"):
-        if candidate.is_dir():
-            return candidate
-    return Path(os.environ.get("CHARGEWATCH_RULES", "rules"))
+    try:
+        return default_dir("rules")
+    except FileNotFoundError:
+        return Path(os.environ.get("CHARGEWATCH_RULES", "rules"))

@@ -49,7 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting.signals import SIGNALS, Frame, Kind, Signal, frame_length
-from chargewatch.collector.events import CONNECTOR_STATUSES, ERROR_CODES
+from chargewatch.model.events import CONNECTOR_STATUSES, ERROR_CODES
 
 
 class ExprError(ValueError):

@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 from chargewatch.alerting.rule import Group, Rule
 from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S, check_files, rule_files
 from chargewatch.alerting.signals import Signal
-from chargewatch.errors import ConfigError, ConfigProblem
+from chargewatch.core.errors import ConfigError, ConfigProblem
 
 log = logging.getLogger("chargewatch.alerting")
 

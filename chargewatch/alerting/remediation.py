@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from chargewatch.alerting.signals import Frame
 from chargewatch.alerting.state import Alert, AlertState, Key, Transition, key_of
-from chargewatch.yamlsrc import Reader, load_yaml
+from chargewatch.core.yamlsrc import Reader, load_yaml
 
 if TYPE_CHECKING:
     from chargewatch.alerting.rule import Rule

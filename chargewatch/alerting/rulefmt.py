@@ -18,8 +18,8 @@ from chargewatch.alerting.remediation import COMMANDS, ActionSpec
 from chargewatch.alerting.rule import Group, Rule
 from chargewatch.alerting.signals import Signal
 from chargewatch.alerting.templates import Template, TemplateError
-from chargewatch.errors import ConfigError, ConfigProblem
-from chargewatch.yamlsrc import Source, load_yaml
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.core.yamlsrc import Source, load_yaml
 
 DEFAULT_INTERVAL_S = 30.0
 SEVERITIES = ("critical", "warning", "info")

@@ -47,9 +47,9 @@ from chargewatch.alerting.rule import Group
 from chargewatch.alerting.rulefmt import check_files
 from chargewatch.alerting.signals import LABEL_COLUMNS, SIGNALS, Signal, empty_frame
 from chargewatch.alerting.state import AlertState
-from chargewatch.errors import ConfigError
-from chargewatch.fleet import DEFAULT_CHARGER
-from chargewatch.yamlsrc import load_yaml
+from chargewatch.core.errors import ConfigError
+from chargewatch.core.yamlsrc import load_yaml
+from chargewatch.model.fleet import DEFAULT_CHARGER
 
 LOOKBACK_S = 300.0  # Prometheus's default lookback delta
 

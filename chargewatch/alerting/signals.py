@@ -4,7 +4,7 @@ One place for the pipeline (which fills a frame with these columns), the rule
 loader (an unknown name in an expression is a load-time error) and the docs.
 
 A *frame* is ``dict[str, numpy array]``: every column has one entry per dense
-connector id (:class:`chargewatch.fleet.ConnectorIndex`). Missing numbers are
+connector id (:class:`chargewatch.model.fleet.ConnectorIndex`). Missing numbers are
 NaN, missing strings are ``""``; booleans have no "unknown" (a detector that
 does not know says False and leaves its ``_score`` NaN).
 """
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.faults import FAULTS
+from chargewatch.model.faults import FAULTS
 
 Kind = Literal["number", "bool", "string"]
 Frame = Mapping[str, NDArray[Any]]
@@ -44,7 +44,7 @@ class Signal:
     help: str
 
 
-# The fault vocabulary lives in chargewatch.faults (one definition for all).
+# The fault vocabulary lives in chargewatch.model.faults (one definition for all).
 
 #: Label columns of the frame: strings, copied onto every alert of the connector.
 #: ``connector`` is the OCPP connector id as text; ``ocpp_version`` ("1.6" or

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from chargewatch.analytics.frame import F64, SessionFrame, Window
 from chargewatch.analytics.reliability import MIN_ENERGY_WH
+from chargewatch.analytics.session_frame import F64, SessionFrame, Window
 from chargewatch.analytics.usage import starting_in
 
 #: figure → what it says (units).

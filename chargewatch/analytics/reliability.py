@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from chargewatch.analytics.frame import F64, Level, SessionFrame, Window, _epoch
+from chargewatch.analytics.session_frame import F64, Level, SessionFrame, Window, _epoch
 from chargewatch.analytics.usage import starting_in
 
 #: A session that delivered less than this did not charge (the Norwegian data's 10 Wh plug-ins).

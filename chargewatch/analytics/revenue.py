@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chargewatch.analytics.frame import Level, SessionFrame, Window, local_day
+from chargewatch.analytics.session_frame import Level, SessionFrame, Window, local_day
 from chargewatch.analytics.usage import starting_in
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.analytics.frame import (
+from chargewatch.analytics.session_frame import (
     F64,
     Groups,
     Level,

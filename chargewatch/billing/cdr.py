@@ -216,7 +216,7 @@ def build_cdr(
 
         from zoneinfo import ZoneInfo
         from chargewatch.billing.cdr import PricedCdr, build_cdr
-        from chargewatch.billing.commands import load_tariff_dir
+        from chargewatch.billing.tariff_files import load_tariff_dir
         from chargewatch.billing.ocpi_json import json_text
         from chargewatch.billing.pricing import PeriodState, SessionPeriod
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from chargewatch.billing.pricing import PeriodState, SessionPeriod
 from chargewatch.billing.tariff import parse_datetime, to_decimal
-from chargewatch.errors import ConfigError, ConfigProblem
+from chargewatch.core.errors import ConfigError, ConfigProblem
 
 _KILO = Decimal(1000)
 _S_PER_H = Decimal(3600)

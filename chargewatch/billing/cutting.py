@@ -21,8 +21,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 
-from chargewatch.billing.periods import SessionPeriod, seconds
 from chargewatch.billing.tariff import Tariff
+from chargewatch.sessions.periods import SessionPeriod, seconds
 
 _WH_PER_KWH = Decimal(1000)
 _US = timedelta(microseconds=1)

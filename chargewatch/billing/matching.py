@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
 
-from chargewatch.billing.periods import PeriodState
 from chargewatch.billing.tariff import (
     Dimension,
     PriceComponent,
@@ -16,6 +15,7 @@ from chargewatch.billing.tariff import (
     Restrictions,
     Tariff,
 )
+from chargewatch.sessions.periods import PeriodState
 
 
 @dataclass(frozen=True, slots=True)

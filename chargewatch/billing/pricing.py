@@ -81,13 +81,13 @@ from chargewatch.billing.cutting import (
     time_boundaries,
 )
 from chargewatch.billing.matching import MatchContext, both_bounds, find_component
-from chargewatch.billing.periods import PeriodState, SessionPeriod, seconds
 from chargewatch.billing.tariff import (
     Dimension,
     Price,
     PriceComponent,
     Tariff,
 )
+from chargewatch.sessions.periods import PeriodState, SessionPeriod, seconds
 
 MONEY_QUANTUM = Decimal("0.0001")
 _ZERO = Decimal(0)

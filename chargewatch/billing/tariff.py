@@ -3,7 +3,7 @@
 ``parse_tariff(doc, file=...)`` takes a decoded JSON document (numbers may be
 ``int``, ``float`` or ``Decimal``; decode with ``parse_float=Decimal`` to keep
 the file's digits) and returns a frozen :class:`Tariff`, or raises
-:class:`~chargewatch.errors.ConfigError` listing every problem with its key
+:class:`~chargewatch.core.errors.ConfigError` listing every problem with its key
 path, e.g. ``tariff.json: elements[2].price_components[0].step_size: expected a
 positive integer``. Unknown keys are problems too: a misspelt restriction would
 otherwise silently make an element match everything.
@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
-from chargewatch.errors import ConfigError, ConfigProblem
+from chargewatch.core.errors import ConfigError, ConfigProblem
 
 
 class Dimension(Enum):

@@ -24,13 +24,12 @@ from prometheus_client import Counter
 
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.ocpi_json import json_text
-from chargewatch.billing.session_outputs import session_periods
-from chargewatch.billing.sessions import SessionRecord
 from chargewatch.billing.tariff import Tariff
-from chargewatch.collector.ledger import Ledger
-from chargewatch.collector.lineproto import escape_field_string, escape_tag
-from chargewatch.collector.pipeline import LineSink
-from chargewatch.fleet import Fleet
+from chargewatch.model.fleet import Fleet
+from chargewatch.sessions.outputs import session_periods
+from chargewatch.sessions.session_engine import SessionRecord
+from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.lineproto import LineSink, escape_field_string, escape_tag
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ __all__ = ["LOAD_FACTOR", "MAX_WAIT_S", "Coalesced", "Pacer"]
 import time
 from collections.abc import Callable
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import Event
 from chargewatch.collector.pipeline import Stage
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
 
 LOAD_FACTOR = 5.0  # a paced stage uses at most ~1/5 of the thread
 MAX_WAIT_S = 10.0

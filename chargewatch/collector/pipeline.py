@@ -7,7 +7,7 @@ timeouts and session rules behave identically in both.
 
 from __future__ import annotations
 
-__all__ = ["LineSink", "Pipeline", "Stage", "Stats"]
+__all__ = ["Pipeline", "Stage", "Stats"]
 
 import logging
 import time
@@ -15,27 +15,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chargewatch.collector import metrics
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.deadletter import DeadLetter
-from chargewatch.collector.decode_native import NativeDecoder
-from chargewatch.collector.decoding import DecodeSink, Rejection
-from chargewatch.collector.events import Event
-from chargewatch.collector.lineproto import MeterLines
-from chargewatch.collector.topics import Route, TopicRouter
-from chargewatch.errors import DecodeError
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.core import metrics
+from chargewatch.core.errors import DecodeError
+from chargewatch.ingest.decode_native import NativeDecoder
+from chargewatch.ingest.topics import Route, TopicRouter
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.decoding import DecodeSink, Rejection
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.storage.deadletter import DeadLetter
+from chargewatch.storage.lineproto import LineSink, MeterLines
 
 log = logging.getLogger(__name__)
 
 # Rows of a batch formatted as line protocol at a time (see process()).
 LINE_SLICE_ROWS = 4096
-
-
-class LineSink(Protocol):
-    """Where line protocol goes: InfluxDB, a local file, or nowhere."""
-
-    def write(self, lines: list[str]) -> None: ...
 
 
 class OcppDecoderLike(Protocol):

@@ -12,21 +12,21 @@ from pathlib import Path
 import orjson
 
 from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
-from chargewatch.billing.commands import load_tariff_dir
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.alerts import AlertStage, detector_signals, ocpp_versions
+from chargewatch.billing.tariff_files import load_tariff_dir
+from chargewatch.collector.alert_stage import AlertStage, detector_signals, ocpp_versions
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.capture import read_capture
 from chargewatch.collector.cdr_issuer import CdrIssuer
-from chargewatch.collector.deadletter import rejection_record
-from chargewatch.collector.ledger import Ledger
-from chargewatch.collector.linefile import LineFile
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
 from chargewatch.detectors import DetectorConfig, DetectorSet
-from chargewatch.fleet import ConnectorIndex, Fleet
-from chargewatch.fleetstate import FleetState
+from chargewatch.ingest.capture import read_capture
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.state.fleet_state import FleetState
+from chargewatch.storage.deadletter import rejection_record
+from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.linefile import LineFile
 
 # Messages are processed in chunks that span at most this much capture time, so
 # stages see time advance much as they did live: rule groups evaluate every

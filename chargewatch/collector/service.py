@@ -25,26 +25,45 @@ from chargewatch.alerting import (
     default_rules_dir,
     load_allowlist,
 )
-from chargewatch.billing.commands import load_tariff_dir
-from chargewatch.billing.session_outputs import influx_lines, to_csv
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector import metrics
-from chargewatch.collector.alerts import AlertStage, NotifyWorker, detector_signals, ocpp_versions
+from chargewatch.api.analytics_api import parse_time
+from chargewatch.api.analytics_api import register_routes as register_analytics
+from chargewatch.api.http import HttpServer, Response, error_response, json_response
+from chargewatch.billing.tariff_files import load_tariff_dir
+from chargewatch.collector.alert_stage import (
+    AlertStage,
+    NotifyWorker,
+    detector_signals,
+    ocpp_versions,
+)
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.analytics_api import parse_time
-from chargewatch.collector.analytics_api import register_routes as register_analytics
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.coalesce import Coalesced
-from chargewatch.collector.deadletter import DeadLetter
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.decoding import Rejection
-from chargewatch.collector.downsample import Downsampler
-from chargewatch.collector.event_lines import AlertLines, StatusStage
-from chargewatch.collector.fleet_store import FleetStateStore
-from chargewatch.collector.handover import FleetStateHandover
-from chargewatch.collector.http import HttpServer, Response, error_response, json_response
-from chargewatch.collector.influx import InfluxWriter
-from chargewatch.collector.ledger import (
+from chargewatch.collector.pipeline import Pipeline, Stage
+from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.settings import Config
+from chargewatch.core import metrics
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.detectors import DetectorSet
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.ingest.mqtt import MqttIngest
+from chargewatch.model.decoding import Rejection
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.notify.notifiers import (
+    AlertmanagerNotifier,
+    LogNotifier,
+    Notifier,
+    WebhookNotifier,
+)
+from chargewatch.sessions.outputs import influx_lines, to_csv
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.state.fleet_state import FleetState
+from chargewatch.storage.deadletter import DeadLetter
+from chargewatch.storage.event_lines import AlertLines, StatusStage
+from chargewatch.storage.fleet_store import FleetStateStore
+from chargewatch.storage.handover import FleetStateHandover
+from chargewatch.storage.influx import InfluxWriter
+from chargewatch.storage.ledger import (
     CollectorBusyError,
     Ledger,
     OwnershipConflictError,
@@ -53,21 +72,9 @@ from chargewatch.collector.ledger import (
     query_sessions,
     query_unpriced,
 )
-from chargewatch.collector.linefile import LineFile
-from chargewatch.collector.mqtt import MqttIngest
-from chargewatch.collector.notifiers import (
-    AlertmanagerNotifier,
-    LogNotifier,
-    Notifier,
-    WebhookNotifier,
-)
-from chargewatch.collector.pipeline import LineSink, Pipeline, Stage
-from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
-from chargewatch.config import Config
-from chargewatch.detectors import DetectorSet
-from chargewatch.errors import ConfigError, ConfigProblem
-from chargewatch.fleet import ConnectorIndex, Fleet, load_fleet
-from chargewatch.fleetstate import FleetState
+from chargewatch.storage.linefile import LineFile
+from chargewatch.storage.lineproto import LineSink
+from chargewatch.storage.rollups import Downsampler
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +195,7 @@ class Collector:
                 tokens=config.http.tokens,
                 metrics_auth=config.http.metrics_auth,
             )
-            # Each route is described in chargewatch.collector.openapi.
+            # Each route is described in chargewatch.api.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
             self.api_ledger = Ledger(ledger_path, read_only=True)

@@ -27,14 +27,14 @@ from typing import Any
 
 import orjson
 
-from chargewatch.billing.session_outputs import jsonl_line
-from chargewatch.billing.sessions import Rejected, SessionEngine, SessionRecord
-from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.coalesce import Pacer
-from chargewatch.collector.decoding import Rejection
-from chargewatch.collector.events import Event, MeterReading, StatusEvent, TransactionEvent
-from chargewatch.collector.ledger import Ledger
-from chargewatch.gcpause import gc_paused
+from chargewatch.core.gcpause import gc_paused
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.decoding import Rejection
+from chargewatch.model.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.sessions.outputs import jsonl_line
+from chargewatch.sessions.session_engine import Rejected, SessionEngine, SessionRecord
+from chargewatch.storage.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

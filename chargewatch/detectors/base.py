@@ -19,9 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.detectors.episodes import Episodes, Finding
-from chargewatch.detectors.frame import Events, Frame, grown
 from chargewatch.detectors.params import DetectorConfig, Params
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.detectors.sequencer import Events, Frame, grown
+from chargewatch.model.fleet import ConnectorIndex
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -14,9 +14,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import Event
 from chargewatch.detectors.base import Detector, SiteModels
+from chargewatch.detectors.charging import (
+    ChargingInterrupted,
+    FailedStart,
+    IdleBlocking,
+    StatusFlapping,
+)
 from chargewatch.detectors.electrical import (
     OverCurrent,
     OverTemperature,
@@ -26,17 +30,13 @@ from chargewatch.detectors.electrical import (
     VoltageOutOfBand,
 )
 from chargewatch.detectors.episodes import Finding
-from chargewatch.detectors.frame import Events, Frame, Sequencer
 from chargewatch.detectors.liveness import ChargerOffline, ClockSkew, StaleTelemetry
 from chargewatch.detectors.meter import MeterMismatch, MeterRegression, MeterStuck, MeterUnitError
 from chargewatch.detectors.params import FAULTS, DetectorConfig
-from chargewatch.detectors.session import (
-    ChargingInterrupted,
-    FailedStart,
-    IdleBlocking,
-    StatusFlapping,
-)
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.detectors.sequencer import Events, Frame, Sequencer
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ConnectorIndex
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.fault: cls

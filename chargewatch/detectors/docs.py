@@ -10,7 +10,8 @@ import dataclasses
 import re
 import sys
 
-from chargewatch.detectors import electrical, liveness, meter, session
+from chargewatch.detectors import charging as session
+from chargewatch.detectors import electrical, liveness, meter
 from chargewatch.detectors.params import FAULTS, PARAMS
 
 _MODULES = (liveness, meter, electrical, session)

@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import (
+from chargewatch.detectors.sequencer import (
     Events,
     Frame,
     History,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.detectors.frame import ffill_index, grown, prev_in_segment
+from chargewatch.detectors.sequencer import ffill_index, grown, prev_in_segment
 
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]

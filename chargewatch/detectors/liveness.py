@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
-from chargewatch.detectors.frame import (
+from chargewatch.detectors.sequencer import (
     STATUS_CODE,
     Events,
     Frame,

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
-from chargewatch.detectors.frame import Events, Frame, grown, rany, rnansum
+from chargewatch.detectors.sequencer import Events, Frame, grown, rany, rnansum
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chargewatch.errors import ConfigError, ConfigProblem
-from chargewatch.faults import FAULTS
-from chargewatch.yamlsrc import Reader, Source
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.core.yamlsrc import Reader, Source
+from chargewatch.model.faults import FAULTS
 
-# The fault vocabulary lives in chargewatch.faults (one definition for all).
+# The fault vocabulary lives in chargewatch.model.faults (one definition for all).
 
 
 def _p(default: float, lo: float, hi: float, doc: str) -> Any:

@@ -29,22 +29,22 @@ from chargewatch.analytics import (
     revenue,
     utilisation,
 )
-from chargewatch.analytics.frame import Level, Window
 from chargewatch.analytics.revenue import revenue_per_day
+from chargewatch.analytics.session_frame import Level, Window
 from chargewatch.analytics.usage import starting_in
 from chargewatch.billing.cdr import PricedCdr, build_cdr
-from chargewatch.billing.session_outputs import session_periods
 from chargewatch.billing.tariff import Tariff
-from chargewatch.collector.analytics_source import (
+from chargewatch.reports import plots
+from chargewatch.reports.dataset_ledger import record_from_dict
+from chargewatch.sessions.outputs import session_periods
+from chargewatch.storage.analytics_source import (
     has_alert_history,
     load_cdr,
     load_cdrs,
     load_frame,
     load_transitions,
 )
-from chargewatch.collector.ledger import Ledger, get_session
-from chargewatch.reports import plots
-from chargewatch.reports.datasets import record_from_dict
+from chargewatch.storage.ledger import Ledger, get_session
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}

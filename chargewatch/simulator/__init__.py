@@ -2,7 +2,7 @@
 
 Pure generation (no I/O) lives in :class:`Simulation`; publishing to a broker in
 :mod:`chargewatch.simulator.publish`; the ``chargewatch simulate`` command in
-:mod:`chargewatch.simulator.commands`.
+:mod:`chargewatch.cli.simulate`.
 
 Example::
 
@@ -13,7 +13,7 @@ Example::
         faults=(FaultSpec("meter_stuck", "CP0003", 1, start=3600, duration=1800),),
         random_faults=5,
     ))
-    fleet = sim.fleet()                         # chargewatch.fleet.Fleet
+    fleet = sim.fleet()                         # chargewatch.model.fleet.Fleet
     for recv, topic, payload in sim.messages(): # time-ordered MQTT messages
         ...
     for batch in sim.meter_batches():           # collector MeterBatch, no JSON (fastest)
@@ -31,8 +31,8 @@ every OCPP 1.6 error code); each fault class in :mod:`.faults` documents what it
 means physically and how it looks in the data. More in docs/simulator.md.
 """
 
-from chargewatch.simulator.config import DEFAULT_START, SCENARIOS, SimConfig
-from chargewatch.simulator.faults import FAULTS, FaultSpec, parse_fault
+from chargewatch.simulator.fault_models import FAULTS, FaultSpec, parse_fault
+from chargewatch.simulator.scenarios import DEFAULT_START, SCENARIOS, SimConfig
 from chargewatch.simulator.simulation import Simulation, write_capture
 from chargewatch.simulator.truth import FaultTruth, NormalTruth, SessionTruth, Truth
 

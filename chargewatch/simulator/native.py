@@ -16,9 +16,9 @@ import math
 import numpy as np
 import orjson
 
-from chargewatch.simulator.engine import Chunk
 from chargewatch.simulator.plan import ConnInfo
 from chargewatch.simulator.timeline import Ev
+from chargewatch.simulator.timeseries import Chunk
 
 Msg = tuple[float, str, bytes]  # (receive time, topic, payload)
 _NP = orjson.OPT_SERIALIZE_NUMPY

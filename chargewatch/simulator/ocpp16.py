@@ -17,10 +17,10 @@ import itertools
 import numpy as np
 import orjson
 
-from chargewatch.simulator.engine import Chunk
 from chargewatch.simulator.native import Msg
 from chargewatch.simulator.plan import ConnInfo
 from chargewatch.simulator.timeline import Ev
+from chargewatch.simulator.timeseries import Chunk
 from chargewatch.simulator.truth import iso
 
 CSMS_DELAY_S = 0.15

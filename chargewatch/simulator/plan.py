@@ -1,7 +1,7 @@
 """The simulated fleet and its plan: chargers, sessions, faults and normal events.
 
 Planning is cheap (a few Python objects per session) and happens once per
-:class:`~chargewatch.simulator.engine.Simulation`; the per-sample work happens
+:class:`~chargewatch.simulator.timeseries.Simulation`; the per-sample work happens
 in the engine, vectorised. Everything is drawn from generators seeded by
 ``(seed, purpose, index)``, so adding a charger does not reshuffle the others.
 """
@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.fleet import ChargerSpec, Fleet, SiteSpec
-from chargewatch.simulator.config import SimConfig
-from chargewatch.simulator.faults import (
+from chargewatch.model.fleet import ChargerSpec, Fleet, SiteSpec
+from chargewatch.simulator.fault_models import (
     ERROR_CODE_FAULTS,
     TELEMETRY_FAULTS,
     FaultSpec,
     fault_kind,
 )
+from chargewatch.simulator.scenarios import SimConfig
 
 F64 = NDArray[np.float64]
 log = logging.getLogger("chargewatch.simulator")

@@ -13,15 +13,15 @@ import numpy as np
 import orjson
 import yaml
 
-from chargewatch.collector.batch import METER_FIELDS, MeterBatch
-from chargewatch.fleet import Fleet
+from chargewatch.model.batch import METER_FIELDS, MeterBatch
+from chargewatch.model.fleet import Fleet
 from chargewatch.simulator import native, ocpp16
-from chargewatch.simulator.config import SimConfig
-from chargewatch.simulator.engine import Chunk, Engine
-from chargewatch.simulator.faults import ERROR_CODE_FAULTS
+from chargewatch.simulator.fault_models import ERROR_CODE_FAULTS
 from chargewatch.simulator.native import Msg
 from chargewatch.simulator.plan import Plan, build_plan
+from chargewatch.simulator.scenarios import SimConfig
 from chargewatch.simulator.timeline import Ev, build_events, down_intervals
+from chargewatch.simulator.timeseries import Chunk, Engine
 from chargewatch.simulator.truth import FaultTruth, NormalTruth, SessionTruth, Truth
 
 
@@ -57,7 +57,7 @@ class Simulation:
         return self.plan.fleet()
 
     def write_fleet(self, path: str | Path) -> None:
-        """Write the fleet as ``fleet.yaml`` (what :func:`chargewatch.fleet.load_fleet` reads)."""
+        """Write the fleet as ``fleet.yaml`` (what ``config.fleet_file.load_fleet`` reads)."""
         doc = {
             "sites": [
                 {"id": s.id, "timezone": s.timezone, "name": s.name} for s in self.plan.sites

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chargewatch.simulator.faults import ERROR_CODE_FAULTS
+from chargewatch.simulator.fault_models import ERROR_CODE_FAULTS
 from chargewatch.simulator.plan import Plan, Session
 
 _VENDOR_CODES = {

@@ -10,7 +10,7 @@ import pytest
 from chargewatch.alerting import AlertEngine
 from chargewatch.alerting.state import Notification
 from chargewatch.alerting.testing import make_frame
-from chargewatch.collector.notifiers import AlertmanagerNotifier
+from chargewatch.notify.notifiers import AlertmanagerNotifier
 from tests.services import Alertmanager
 
 pytestmark = pytest.mark.integration

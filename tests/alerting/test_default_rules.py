@@ -9,7 +9,7 @@ import yaml
 from chargewatch.alerting.rulefmt import load_groups
 from chargewatch.alerting.signals import FAULTS
 from chargewatch.alerting.testing import assert_rule_tests_pass, assert_rules_valid
-from chargewatch.collector.events import ERROR_CODES
+from chargewatch.model.events import ERROR_CODES
 
 
 def test_default_rules_are_valid(rules_dir: Path) -> None:

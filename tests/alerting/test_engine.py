@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 
 from chargewatch.alerting import AlertEngine
 from chargewatch.alerting.testing import make_frame, step
-from chargewatch.errors import ConfigError
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+from chargewatch.core.errors import ConfigError
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
 
 RULES = """\
 groups:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chargewatch.alerting.state import Notification
-from chargewatch.collector.notifiers import AlertmanagerNotifier, LogNotifier, WebhookNotifier
+from chargewatch.notify.notifiers import AlertmanagerNotifier, LogNotifier, WebhookNotifier
 
 FIRING = Notification(
     {"alertname": "Hot", "charger": "CP1", "connector": "1", "site": "s", "severity": "warning"},

@@ -11,7 +11,7 @@ import pytest
 from chargewatch.alerting import AlertEngine
 from chargewatch.alerting.remediation import load_allowlist, ocpp_payload
 from chargewatch.alerting.testing import make_frame
-from chargewatch.errors import ConfigError
+from chargewatch.core.errors import ConfigError
 
 RULES = """\
 groups:

@@ -9,7 +9,7 @@ import numpy as np
 
 from chargewatch.alerting import AlertEngine, default_rules_dir
 from chargewatch.alerting.signals import FAULTS, LABEL_COLUMNS, empty_frame
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
 
 
 def frame(n: int, rng: np.random.Generator) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chargewatch.alerting.rulefmt import check_files, load_groups
-from chargewatch.errors import ConfigError
+from chargewatch.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "testdata"
 CTX = 'group "g", rule 1'

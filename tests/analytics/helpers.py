@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chargewatch.analytics.frame import SessionFrame
+from chargewatch.analytics.session_frame import SessionFrame
 
 H = 3600.0
 

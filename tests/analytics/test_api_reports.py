@@ -10,13 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from chargewatch.billing.commands import load_tariff
+from chargewatch.api.analytics_api import ENDPOINTS, register_routes
+from chargewatch.api.http import HttpServer
+from chargewatch.billing.tariff_files import load_tariff
 from chargewatch.cli import main
-from chargewatch.collector.analytics_api import ENDPOINTS, register_routes
-from chargewatch.collector.analytics_source import load_cdrs, load_transitions
-from chargewatch.collector.http import HttpServer
-from chargewatch.collector.ledger import Ledger
-from chargewatch.reports.datasets import price_records, record_from_dict
+from chargewatch.reports.dataset_ledger import price_records, record_from_dict
+from chargewatch.storage.analytics_source import load_cdrs, load_transitions
+from chargewatch.storage.ledger import Ledger
 from tests.analytics.helpers import H, session, ts
 
 REPO = Path(__file__).resolve().parents[2]

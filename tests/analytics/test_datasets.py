@@ -20,9 +20,9 @@ import pytest
 
 from chargewatch.analytics.usage import utilisation
 from chargewatch.cli import main
-from chargewatch.collector.analytics_source import load_frame
-from chargewatch.collector.ledger import Ledger
-from chargewatch.reports.datasets import DATASETS, load_dataset
+from chargewatch.reports.dataset_ledger import DATASETS, load_dataset
+from chargewatch.storage.analytics_source import load_frame
+from chargewatch.storage.ledger import Ledger
 
 ACN = DATASETS["acn"].path
 NORWAY = DATASETS["norway"].path

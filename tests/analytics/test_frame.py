@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.analytics.frame import coverage_integral, hour_of_week, local_day
+from chargewatch.analytics.session_frame import coverage_integral, hour_of_week, local_day
 from tests.analytics.helpers import H, frame, session, ts
 
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from chargewatch.analytics.frame import Window
 from chargewatch.analytics.reliability import fault_intervals, reliability
+from chargewatch.analytics.session_frame import Window
 from tests.analytics.helpers import H, frame, session, ts
 
 T0 = ts("2024-03-04 00:00")

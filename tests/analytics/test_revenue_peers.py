@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chargewatch.analytics.frame import Window
 from chargewatch.analytics.peers import peers, robust_z
 from chargewatch.analytics.revenue import revenue, revenue_per_day
+from chargewatch.analytics.session_frame import Window
 from tests.analytics.helpers import H, frame, session, ts
 
 T0 = ts("2024-03-04 00:00")

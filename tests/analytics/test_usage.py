@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.analytics.frame import Window
+from chargewatch.analytics.session_frame import Window
 from chargewatch.analytics.usage import daily, distributions, peak_power, utilisation
 from tests.analytics.helpers import H, frame, session, ts
 

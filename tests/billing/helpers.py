@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from chargewatch.billing.cdr import PricedCdr, build_cdr
-from chargewatch.billing.commands import load_tariff
 from chargewatch.billing.pricing import PeriodState, SessionPeriod
 from chargewatch.billing.tariff import Tariff, parse_tariff
+from chargewatch.billing.tariff_files import load_tariff
 
 TESTDATA = Path(__file__).parent / "testdata"
 OCPI = TESTDATA / "ocpi"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chargewatch.billing.sessions import SessionConfig, SessionEngine, SessionRecord
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.events import Event, StatusEvent, TransactionEvent
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.events import Event, StatusEvent, TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine, SessionRecord
 
 T0 = 1_700_000_000.0
 

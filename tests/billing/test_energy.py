@@ -7,13 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.billing.energy import (
+from chargewatch.sessions.energy import (
     choose_energy,
     merge_register,
     register_energy,
     split_register,
 )
-from chargewatch.billing.power_track import PowerTrack, build_periods, pieces_from, pieces_from_many
+from chargewatch.sessions.power_track import (
+    PowerTrack,
+    build_periods,
+    pieces_from,
+    pieces_from_many,
+)
 
 KW = {"tol_wh": 1.0, "reset_ratio": 0.5, "max_power_w": 400_000.0, "jump_slack_wh": 1000.0}
 

@@ -17,18 +17,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chargewatch.billing.cdr import UnpricedCdr, build_cdr
-from chargewatch.billing.periods import PeriodState
-from chargewatch.billing.session_outputs import (
+from chargewatch.cli import main
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.outputs import (
     influx_lines,
     jsonl_line,
     session_periods,
     to_csv,
     to_json,
 )
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.cli import main
-from chargewatch.collector.ledger import MIGRATIONS, Ledger, get_session, query_sessions
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.sessions.periods import PeriodState
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.storage.ledger import MIGRATIONS, Ledger, get_session, query_sessions
 from tests.billing.sessionkit import T0, batch, charge, run, start, stop
 
 

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from chargewatch.collector.ledger import MIGRATIONS, Ledger
+from chargewatch.storage.ledger import MIGRATIONS, Ledger
 
 
 def _open_and_write(path: str, collector: str, barrier: mp.synchronize.Barrier, n: int) -> None:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from chargewatch.billing.sessions import SessionConfig, SessionEngine, SessionRecord
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import Event
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine, SessionRecord
 from tests.billing.sessionkit import T0, batch, final, start, status, stop
 
 EMPTY = MeterBatch.empty()

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from chargewatch.billing.sessions import SessionEngine, SessionRecord
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import Event
-from chargewatch.collector.ledger import Ledger
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine, SessionRecord
+from chargewatch.storage.ledger import Ledger
 from tests.billing.sessionkit import T0, batch, charge, start, status, stop
 
 FIXTURE = Path(__file__).parent / "testdata" / "session_checkpoint_v1.json"

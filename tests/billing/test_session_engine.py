@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from chargewatch.billing.sessions import _OCCUPIED, SessionConfig, SessionEngine, session_id
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import MeterReading, TransactionEvent
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import MeterReading, TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import _OCCUPIED, SessionConfig, SessionEngine, session_id
 from tests.billing.sessionkit import T0, batch, charge, final, run, start, status, stop
 
 EMPTY = MeterBatch.empty()

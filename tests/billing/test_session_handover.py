@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.ledger import (
+from chargewatch.collector.session_stage import SessionStage, merge_states, split_state
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.storage.ledger import (
     CollectorBusyError,
     Ledger,
     OwnershipConflictError,
     query_sessions,
 )
-from chargewatch.collector.session_stage import SessionStage, merge_states, split_state
-from chargewatch.fleet import ConnectorIndex
 from tests.billing.sessionkit import T0, batch, charge, start, stop
 
 TS, E, P = charge(T0, 120, 7.0, 100.0)  # two hours at 7 kW, one sample a minute

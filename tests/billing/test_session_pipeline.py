@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.ledger import Ledger, query_sessions
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage
-from chargewatch.fleet import ConnectorIndex
-from chargewatch.resources import shared_data_dir
-from chargewatch.simulator.datasets import acn_plans, ocpp16_capture, with_faults
+from chargewatch.core.resources import shared_data_dir
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.simulator.dataset_plans import acn_plans, ocpp16_capture, with_faults
+from chargewatch.storage.ledger import Ledger, query_sessions
 
 ACN = shared_data_dir() / "acn-jpl-sessions-2021.json"
 

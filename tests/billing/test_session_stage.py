@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.ledger import Ledger, query_sessions
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.storage.ledger import Ledger, query_sessions
 from tests.billing.sessionkit import T0, batch, charge, start, status, stop
 
 

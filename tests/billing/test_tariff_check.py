@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chargewatch.billing.commands import load_json
 from chargewatch.billing.tariff import parse_tariff
-from chargewatch.errors import ConfigError
+from chargewatch.billing.tariff_files import load_json
+from chargewatch.core.errors import ConfigError
 from tests.billing.helpers import OCPI, REPO
 
 GOOD: dict[str, Any] = {

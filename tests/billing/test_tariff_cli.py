@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from chargewatch.billing.commands import load_tariff_dir
+from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.cli import main
-from chargewatch.errors import ConfigError
+from chargewatch.core.errors import ConfigError
 from tests.billing.helpers import OCPI, REPO
 
 TOTAL_KEYS = [

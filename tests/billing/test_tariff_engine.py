@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chargewatch.billing.cdr import PricedCdr, UnpricedCdr, build_cdr
-from chargewatch.billing.commands import load_tariff
 from chargewatch.billing.ocpi_json import json_text
 from chargewatch.billing.pricing import PeriodState, SessionPeriod, price_session
 from chargewatch.billing.tariff import Price, Tariff
+from chargewatch.billing.tariff_files import load_tariff
 from tests.billing.helpers import REPO, C, P, R, Span, ocpi_tariff, price, session, tariff
 
 AMS = ZoneInfo("Europe/Amsterdam")

@@ -7,10 +7,10 @@ import math
 from datetime import datetime
 from typing import Any
 
-from chargewatch.collector.batch import METER_FIELDS, MeterBatch
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.batch import METER_FIELDS, MeterBatch
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.fleet import ConnectorIndex
 
 T0 = datetime.fromisoformat("2026-11-24T03:00:00Z").timestamp()
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 
-from chargewatch.collector.batch import METER_FIELDS
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.batch import METER_FIELDS
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.fleet import ConnectorIndex
 
 FIXTURES = Path(__file__).parent / "testdata" / "ocpp"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.billing.commands import load_tariff_dir
-from chargewatch.billing.power_track import Period
-from chargewatch.billing.sessions import SessionRecord
+from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.cdr_issuer import CdrIssuer
-from chargewatch.collector.ledger import Ledger, query_cdrs, query_unpriced
-from chargewatch.fleet import parse_fleet
-from chargewatch.yamlsrc import load_yaml
+from chargewatch.config.fleet_file import parse_fleet
+from chargewatch.core.yamlsrc import load_yaml
+from chargewatch.sessions.power_track import Period
+from chargewatch.sessions.session_engine import SessionRecord
+from chargewatch.storage.ledger import Ledger, query_cdrs, query_unpriced
 
 T0 = 1_795_400_000.0  # a Tuesday
 TARIFFS = load_tariff_dir(Path(__file__).resolve().parents[2] / "tariffs")

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chargewatch.billing.sessions import SessionEngine
-from chargewatch.collector.batch import MeterBatch
 from chargewatch.collector.coalesce import LOAD_FACTOR, MAX_WAIT_S, Coalesced, Pacer
-from chargewatch.collector.ledger import Ledger, query_sessions
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionStage
 from chargewatch.detectors import DetectorSet
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_engine import SessionEngine
 from chargewatch.simulator import SimConfig, Simulation
+from chargewatch.storage.ledger import Ledger, query_sessions
 
 START = 1_795_392_000.0 + 7 * 3600
 

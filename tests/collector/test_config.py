@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from chargewatch.cli import main
-from chargewatch.config import load_config, parse_config
-from chargewatch.errors import ConfigError
-from chargewatch.yamlsrc import load_yaml
+from chargewatch.config.settings import load_config, parse_config
+from chargewatch.core.errors import ConfigError
+from chargewatch.core.yamlsrc import load_yaml
 
 
 def test_every_problem_is_reported_with_file_line_and_key_path(tmp_path: Path) -> None:

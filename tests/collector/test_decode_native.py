@@ -6,18 +6,18 @@ import numpy as np
 import orjson
 import pytest
 
-from chargewatch.collector.batch import FIELD_INDEX
-from chargewatch.collector.decode_native import NativeDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.collector.events import (
+from chargewatch.core.errors import DecodeError
+from chargewatch.ingest.decode_native import NativeDecoder
+from chargewatch.ingest.topics import TopicRouter
+from chargewatch.model.batch import FIELD_INDEX
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.events import (
     HeartbeatEvent,
     OnlineEvent,
     StatusEvent,
     TransactionEvent,
 )
-from chargewatch.collector.topics import TopicRouter
-from chargewatch.errors import DecodeError
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.fleet import ConnectorIndex
 
 NOW = 1_795_487_165.0
 

@@ -10,10 +10,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.collector.decode_native import LIMITS, NativeDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.collector.topics import TopicRouter
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_native import LIMITS, NativeDecoder
+from chargewatch.ingest.topics import TopicRouter
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.fleet import ConnectorIndex
 
 NOW = 1_795_487_165.0
 TOPICS = ["ev/A/1/meter", "ev/A/1/status", "ev/A/1/transaction", "ev/A/heartbeat", "ev/A/online"]

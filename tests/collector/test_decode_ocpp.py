@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chargewatch.collector.events import (
+from chargewatch.model.events import (
     BootEvent,
     HeartbeatEvent,
     MeterReading,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chargewatch.collector.decode_ocpp import REASONS
+from chargewatch.ingest.decode_ocpp import REASONS
 from tests.collector.ocpp_feed import T0, Feed, mv16, mv201
 from tests.collector.ocpp_harness import FIXTURES, load
 
@@ -445,7 +445,7 @@ def test_real_frames_decode_without_rejection() -> None:
 
 
 def test_reason_list_is_documented() -> None:
-    text = Path(__file__).parents[2].joinpath("chargewatch/collector/decode_ocpp.py").read_text()
+    text = Path(__file__).parents[2].joinpath("chargewatch/ingest/decode_ocpp.py").read_text()
     for reason in REASONS:
         assert f'"{reason}",  #' in text
     assert orjson.dumps(list(REASONS))

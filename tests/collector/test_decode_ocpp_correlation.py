@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargewatch.collector.events import CommandResult, TransactionEvent
+from chargewatch.model.events import CommandResult, TransactionEvent
 from tests.collector.ocpp_feed import T0, Feed
 
 START = {"connectorId": 2, "idTag": "TAG", "meterStart": 1000, "timestamp": "2026-11-24T03:00:00Z"}

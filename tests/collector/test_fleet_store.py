@@ -6,10 +6,10 @@ from pathlib import Path
 
 import orjson
 
-from chargewatch.collector.events import OnlineEvent, StatusEvent
-from chargewatch.collector.fleet_store import FleetStateStore
-from chargewatch.fleet import ConnectorIndex
-from chargewatch.fleetstate import FleetState
+from chargewatch.model.events import OnlineEvent, StatusEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.state.fleet_state import FleetState
+from chargewatch.storage.fleet_store import FleetStateStore
 from tests.collector.test_fleetstate import batch
 
 T = 1_795_000_000.0

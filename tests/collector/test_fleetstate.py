@@ -8,10 +8,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
-from chargewatch.collector.events import OnlineEvent, StatusEvent
-from chargewatch.fleet import ConnectorIndex
-from chargewatch.fleetstate import FleetState
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
+from chargewatch.model.events import OnlineEvent, StatusEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.state.fleet_state import FleetState
 
 P, E = FIELD_INDEX["power_w"], FIELD_INDEX["energy_wh"]
 

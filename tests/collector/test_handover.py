@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.events import OnlineEvent, StatusEvent
-from chargewatch.collector.handover import FleetStateHandover, split_fleet_state
-from chargewatch.collector.ledger import Ledger
-from chargewatch.fleet import ConnectorIndex
-from chargewatch.fleetstate import FleetState
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import OnlineEvent, StatusEvent
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.state.fleet_state import FleetState
+from chargewatch.storage.handover import FleetStateHandover, split_fleet_state
+from chargewatch.storage.ledger import Ledger
 
 T = 1_700_000_000.0
 

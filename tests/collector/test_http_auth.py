@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from chargewatch.collector.http import ApiToken, HttpServer, json_response
+from chargewatch.api.http import ApiToken, HttpServer, json_response
 
 READ, ADMIN = "r-token-1", "a-token-2"
 

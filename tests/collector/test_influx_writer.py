@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.collector.influx import InfluxConfig, InfluxWriter
+from chargewatch.storage.influx import InfluxConfig, InfluxWriter
 
 
 class Scripted:

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import orjson
 
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.lineproto import MeterLines
 from chargewatch.collector.pipeline import LINE_SLICE_ROWS, Pipeline
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.storage.lineproto import MeterLines
 
 T = 1_795_487_165.25
 

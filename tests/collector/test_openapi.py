@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from chargewatch.collector.http import ApiToken, HttpServer
-from chargewatch.collector.openapi import OPERATIONS, spec
+from chargewatch.api.http import ApiToken, HttpServer
+from chargewatch.api.openapi import OPERATIONS, spec
 from chargewatch.collector.service import Collector
-from chargewatch.config import Config, HttpConfig
+from chargewatch.config.settings import Config, HttpConfig
 
 
 @pytest.fixture

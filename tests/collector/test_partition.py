@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.collector.mqtt import MqttConfig
-from chargewatch.collector.partition import Partition, charger_of, stable_hash
-from chargewatch.collector.topics import NATIVE_SUBSCRIPTIONS, OCPP_SUBSCRIPTIONS
-from chargewatch.config import load_config
-from chargewatch.errors import ConfigError
+from chargewatch.config.settings import load_config
+from chargewatch.core.errors import ConfigError
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.ingest.partition import Partition, charger_of, stable_hash
+from chargewatch.ingest.topics import NATIVE_SUBSCRIPTIONS, OCPP_SUBSCRIPTIONS
 
 BASE = NATIVE_SUBSCRIPTIONS + OCPP_SUBSCRIPTIONS
 
@@ -67,7 +67,7 @@ def test_hash_partitions_cover_every_charger_exactly_once() -> None:
 
 def test_the_hash_is_stable_across_processes() -> None:
     # Python's str hash is salted per process; CRC-32 is not.
-    code = "from chargewatch.collector.partition import stable_hash; print(stable_hash('CP-42'))"
+    code = "from chargewatch.ingest.partition import stable_hash; print(stable_hash('CP-42'))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

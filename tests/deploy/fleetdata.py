@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chargewatch.alerting.state import Transition
-from chargewatch.collector.capture import read_capture
-from chargewatch.collector.downsample import Downsampler
-from chargewatch.collector.event_lines import AlertLines, StatusStage
-from chargewatch.collector.lineproto import escape_field_string, series_prefix
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.collector.replay import replay
 from chargewatch.collector.service import _ocpp_decoder
-from chargewatch.fleet import ConnectorIndex, Fleet
-from chargewatch.simulator.config import SimConfig
-from chargewatch.simulator.faults import parse_fault
+from chargewatch.ingest.capture import read_capture
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.simulator.fault_models import parse_fault
+from chargewatch.simulator.scenarios import SimConfig
 from chargewatch.simulator.simulation import Simulation
 from chargewatch.simulator.truth import Truth
+from chargewatch.storage.event_lines import AlertLines, StatusStage
+from chargewatch.storage.lineproto import escape_field_string, series_prefix
+from chargewatch.storage.rollups import Downsampler
 
 SEVERITIES = ("critical", "warning", "info")
 DURATION_S = 3 * 3600.0

@@ -151,8 +151,8 @@ def test_prometheus_queries_use_exported_metrics() -> None:
     from prometheus_client import REGISTRY  # noqa: PLC0415
 
     import chargewatch.alerting.manager  # noqa: PLC0415 - registers metrics
-    import chargewatch.collector.metrics  # noqa: PLC0415
-    import chargewatch.collector.notifiers  # noqa: F401, PLC0415
+    import chargewatch.core.metrics  # noqa: PLC0415
+    import chargewatch.notify.notifiers  # noqa: F401, PLC0415
 
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
     exported = set()

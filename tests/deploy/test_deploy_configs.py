@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from chargewatch.config import load_config
+from chargewatch.config.settings import load_config
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,8 +167,8 @@ def test_collector_config_loads(tmp_path: Path) -> None:
 
 
 def test_fleet_matches_the_simulator_in_compose() -> None:
-    from chargewatch.fleet import load_fleet  # noqa: PLC0415
-    from chargewatch.simulator.config import SimConfig  # noqa: PLC0415
+    from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
+    from chargewatch.simulator.scenarios import SimConfig  # noqa: PLC0415
     from chargewatch.simulator.simulation import Simulation  # noqa: PLC0415
 
     cmd = " ".join(_compose()["services"]["simulator"]["command"])

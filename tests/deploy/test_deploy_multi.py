@@ -17,8 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from chargewatch.config import Config, load_config
-from chargewatch.fleet import load_fleet
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.settings import Config, load_config
 from tests.deploy.test_deploy_configs import _interpolate, _run, _tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.downsample import Downsampler
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+from chargewatch.storage.rollups import Downsampler
 
 T0 = 1_795_000_020.0  # a minute boundary (divisible by 60)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 from chargewatch.alerting.state import Transition
-from chargewatch.collector.event_lines import STATUS_CODES, AlertLines, alert_lines, status_lines
-from chargewatch.collector.events import CONNECTOR_STATUSES, HeartbeatEvent, StatusEvent
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+from chargewatch.model.events import CONNECTOR_STATUSES, HeartbeatEvent, StatusEvent
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
+from chargewatch.storage.event_lines import STATUS_CODES, AlertLines, alert_lines, status_lines
 
 
 def _index() -> ConnectorIndex:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chargewatch.collector.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.collector.events import Event, StatusEvent, TransactionEvent
 from chargewatch.detectors import DetectorSet, Finding
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.events import Event, StatusEvent, TransactionEvent
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
 
 T0 = 1_800_000_000.0
 DT = 10.0

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.detectors import DetectorSet
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
 
 from .helpers import T0, charging, fleet, run, session_start
 

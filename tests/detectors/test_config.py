@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
+from chargewatch.core.errors import ConfigError
+from chargewatch.core.yamlsrc import load_yaml
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.detectors.docs import render
 from chargewatch.detectors.params import OverTemperatureParams, validate
-from chargewatch.errors import ConfigError
-from chargewatch.fleet import ChargerSpec, ConnectorIndex, Fleet
-from chargewatch.yamlsrc import load_yaml
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
 
 from .helpers import charging
 

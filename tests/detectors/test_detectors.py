@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
-from chargewatch.collector.events import HeartbeatEvent, OnlineEvent, StatusEvent, TransactionEvent
 from chargewatch.detectors import FAULTS, DetectorSet
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
+from chargewatch.model.events import HeartbeatEvent, OnlineEvent, StatusEvent, TransactionEvent
 
 from .helpers import DT, T0, charging, fleet, of, run, session_start
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from chargewatch.detectors import DetectorConfig, Finding
-from chargewatch.detectors.evaluation import evaluate, format_table, normal_scenarios, score
-from chargewatch.detectors.standin import Truth
+from chargewatch.evaluation.detector_report import evaluate, format_table, normal_scenarios, score
+from chargewatch.evaluation.standin import Truth
 
 
 @pytest.fixture(scope="module")

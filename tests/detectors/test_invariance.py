@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from chargewatch.detectors import DetectorSet
-from chargewatch.detectors.evaluation import fleet_config, run_simulation, simulate
-from chargewatch.detectors.standin import Scenario, generate
+from chargewatch.evaluation.detector_report import fleet_config, run_simulation, simulate
+from chargewatch.evaluation.standin import Scenario, generate
 
 
 def _replay(sc: Scenario, cuts: np.ndarray) -> DetectorSet:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargewatch.collector.batch import FIELD_INDEX, MeterBatch
 from chargewatch.detectors import DetectorConfig
-from chargewatch.detectors.frame import linear_scan
+from chargewatch.detectors.sequencer import linear_scan
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
 
 from .helpers import T0, charging, fleet, of, run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from chargewatch.detectors import DetectorConfig, DetectorSet
-from chargewatch.detectors.standin import generate
+from chargewatch.evaluation.standin import generate
 
 
 def _uncached(ds: DetectorSet) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chargewatch.collector.batch import MeterBatch
 from chargewatch.detectors import DetectorSet
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 
 
 def test_tick_before_any_update_and_with_unseen_connectors() -> None:

@@ -11,9 +11,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import AlertingConfig, Config, HttpConfig
+from chargewatch.config.settings import AlertingConfig, Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
 from tests.services import Alertmanager, Mosquitto
 
 pytestmark = pytest.mark.integration

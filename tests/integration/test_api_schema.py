@@ -29,12 +29,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from chargewatch.collector.http import ApiToken
-from chargewatch.collector.mqtt import MqttConfig
-from chargewatch.collector.openapi import spec
+from chargewatch.api.http import ApiToken
+from chargewatch.api.openapi import spec
 from chargewatch.collector.service import Collector
-from chargewatch.config import Config, HttpConfig
-from chargewatch.fleet import load_fleet
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.settings import Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration

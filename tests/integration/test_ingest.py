@@ -18,10 +18,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.influx import InfluxConfig
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import Config, HttpConfig
+from chargewatch.config.settings import Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.storage.influx import InfluxConfig
 from tests.services import InfluxDB, Mosquitto, VictoriaMetrics
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import Config, HttpConfig
+from chargewatch.config.settings import Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration

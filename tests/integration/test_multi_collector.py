@@ -42,7 +42,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.partition import stable_hash
+from chargewatch.ingest.partition import stable_hash
 from tests.integration.test_crash import collector, wait_for
 from tests.services import InfluxDB, Mosquitto, free_port
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.influx import InfluxConfig, InfluxWriter
-from chargewatch.collector.lineproto import MeterLines
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.storage.influx import InfluxConfig, InfluxWriter
+from chargewatch.storage.lineproto import MeterLines
 from tests.services import InfluxDB
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

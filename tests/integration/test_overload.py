@@ -22,10 +22,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import Config, HttpConfig
+from chargewatch.config.settings import Config, HttpConfig
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.model.batch import MeterBatch
 from tests.services import Mosquitto
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,10 +12,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from chargewatch.collector.capture import read_capture
-from chargewatch.collector.mqtt import MqttConfig
-from chargewatch.collector.record import record
 from chargewatch.collector.replay import replay
+from chargewatch.ingest.capture import read_capture
+from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.ingest.record import record
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration

@@ -28,11 +28,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chargewatch.alerting import BucketSpec, RateLimits, Transition
-from chargewatch.collector import metrics
-from chargewatch.collector.mqtt import MqttConfig
 from chargewatch.collector.service import Collector
-from chargewatch.config import AlertingConfig, Config, HttpConfig
-from chargewatch.fleet import load_fleet
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.settings import AlertingConfig, Config, HttpConfig
+from chargewatch.core import metrics
+from chargewatch.ingest.mqtt import MqttConfig
 from tests.services import Alertmanager, Mosquitto
 
 pytestmark = pytest.mark.integration

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.collector.decode_native import NativeDecoder
-from chargewatch.collector.decode_ocpp import OcppDecoder
-from chargewatch.collector.decoding import DecodeSink
-from chargewatch.collector.events import StatusEvent, TransactionEvent
-from chargewatch.collector.topics import TopicRouter
-from chargewatch.fleet import ConnectorIndex
+from chargewatch.ingest.decode_native import NativeDecoder
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.ingest.topics import TopicRouter
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.events import StatusEvent, TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.simulator import DEFAULT_START, SimConfig, Simulation
 
 CFG = SimConfig(

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from chargewatch.simulator import DEFAULT_START, FaultSpec, SimConfig, Simulation
-from chargewatch.simulator.faults import TELEMETRY_FAULTS
+from chargewatch.simulator.fault_models import TELEMETRY_FAULTS
 from tests.simulator.helpers import meter_samples
 
 START = 2 * 3600.0

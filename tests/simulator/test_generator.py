@@ -8,11 +8,12 @@ import orjson
 import pytest
 
 from chargewatch.cli import main
-from chargewatch.collector.batch import MeterBatch
-from chargewatch.fleet import ConnectorIndex, load_fleet
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.simulator import DEFAULT_START, FaultSpec, SimConfig, Simulation, parse_fault
-from chargewatch.simulator.engine import Engine
-from chargewatch.simulator.faults import FAULTS, TELEMETRY_FAULTS, parse_duration
+from chargewatch.simulator.fault_models import FAULTS, TELEMETRY_FAULTS, parse_duration
+from chargewatch.simulator.timeseries import Engine
 from tests.simulator.helpers import by_topic_kind, meter_samples
 
 QUIET = SimConfig(

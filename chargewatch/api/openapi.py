@@ -1,0 +1,341 @@
+"""The OpenAPI 3.0 description of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Every route the collector registers is described here, in :data:`OPERATIONS`
+(one entry per path template and method); :func:`spec` builds the document
+from the entries whose route is registered on the server, so a collector
+without analytics, say, does not advertise them. ``tests/collector/test_openapi.py``
+checks that every registered route has an entry and every entry a route, and
+``tests/integration/test_api_schema.py`` runs schemathesis against a live
+collector with this document.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OPERATIONS", "Operation", "spec"]
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chargewatch import __version__
+from chargewatch.api.analytics_api import ENDPOINTS as ANALYTICS
+from chargewatch.api.http import Scope
+
+if TYPE_CHECKING:
+    from chargewatch.api.http import HttpServer
+
+JSON = "application/json"
+CSV = "text/csv"
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "what was wrong"}},
+}
+_NUM = {"type": "number"}
+_NULLABLE_NUM = {"type": "number", "nullable": True}
+_STR = {"type": "string"}
+
+_TIME = {
+    "type": "string",
+    "description": "RFC 3339 (naive means UTC; `Z` allowed) or epoch seconds",
+    "example": "2026-11-20T00:00:00Z",
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_FORMAT = _query("format", {"type": "string", "enum": ["json", "csv"]}, "response format")
+_FILTERS = [
+    _query("from", _TIME, "sessions starting at or after this time"),
+    _query("to", _TIME, "sessions starting before this time"),
+    _query("charger", _STR, "only this charger id"),
+    _query("site", _STR, "only this site id"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 1000},
+        "at most this many rows",
+    ),
+    _query(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": 2**53, "default": 0},
+        "skip this many rows",
+    ),
+    _FORMAT,
+]
+
+_SESSION = {
+    "type": "object",
+    "description": "a session (the sessions.jsonl object of the README)",
+    "required": ["session_id", "charger_id", "connector_id", "start"],
+    "properties": {
+        "session_id": _STR,
+        "charger_id": _STR,
+        "connector_id": {"type": "integer"},
+        "site": {"type": "string", "nullable": True},
+        "transaction_id": {"type": "string", "nullable": True},
+        "start": {"type": "string", "format": "date-time"},
+        "stop": {"type": "string", "format": "date-time", "nullable": True},
+        "energy_wh": _NULLABLE_NUM,
+        "energy_source": {"type": "string", "nullable": True},
+        "quality": {"type": "array", "items": _STR},
+        "revision": {"type": "integer"},
+    },
+}
+_CDR = {
+    "type": "object",
+    "description": "an OCPI 2.2.1 CDR",
+    "required": ["id", "start_date_time", "end_date_time", "total_cost", "total_energy"],
+    "properties": {
+        "id": _STR,
+        "start_date_time": _STR,
+        "end_date_time": _STR,
+        "total_cost": {"type": "object"},
+        "total_energy": _NUM,
+    },
+}
+_ALERT = {
+    "type": "object",
+    "required": ["labels", "annotations", "state", "active_at"],
+    "properties": {
+        "labels": {"type": "object", "additionalProperties": _STR},
+        "annotations": {"type": "object", "additionalProperties": _STR},
+        "value": _NULLABLE_NUM,
+        "state": {"type": "string", "enum": ["pending", "firing"]},
+        "active_at": _NUM,
+        "connector": {"type": "integer"},
+        "fired_at": _NULLABLE_NUM,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path template under /api/v1."""
+
+    path: str  # the route's template, as registered: "sessions/{session_id}"
+    method: str
+    summary: str
+    json_schema: dict[str, Any]
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    csv: bool = False  # also answers text/csv with format=csv
+    scope: Scope = "read"
+    errors: dict[str, str] = field(default_factory=dict)  # extra status -> meaning
+
+
+def _analytics(name: str) -> Operation:
+    return Operation(
+        f"analytics/{name}",
+        "get",
+        f"analytics: {name} (docs/analytics.md)",
+        {
+            "type": "object",
+            "required": ["window", "level", name],
+            "properties": {
+                "window": {
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "properties": {"from": _NUM, "to": _NUM},
+                },
+                "level": {"type": "string", "enum": ["fleet", "site", "charger", "connector"]},
+                name: {},
+            },
+        },
+        [
+            _query("from", _TIME, "window start (default: the ledger's first session start)"),
+            _query("to", _TIME, "window end, exclusive (default: the last session stop)"),
+            _query("site", _STR, "only this site"),
+            _query("charger", _STR, "only this charger"),
+            _query(
+                "level",
+                {"type": "string", "enum": ["fleet", "site", "charger", "connector"]},
+                "grouping (default site; reliability: charger)",
+            ),
+            _FORMAT,
+        ],
+        csv=True,
+        errors={"404": "no session matches and no from/to given"},
+    )
+
+
+_PAUSED = {
+    "type": "object",
+    "required": ["paused"],
+    "properties": {"paused": {"type": "boolean"}},
+}
+
+#: Every /api/v1 operation. Add the entry when you register a route.
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "alerts",
+        "get",
+        "pending and firing alerts",
+        {
+            "type": "object",
+            "required": ["alerts"],
+            "properties": {"alerts": {"type": "array", "items": _ALERT}},
+        },
+        [_query("state", {"type": "string", "enum": ["pending", "firing"]}, "only this state")],
+    ),
+    Operation(
+        "fleet",
+        "get",
+        "current state of every connector (latest values, status, liveness)",
+        {
+            "type": "object",
+            "required": ["connectors", "chargers_online"],
+            "properties": {
+                "connectors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["charger", "connector", "site"],
+                        "properties": {
+                            "charger": _STR,
+                            "connector": {"type": "integer"},
+                            "site": _STR,
+                        },
+                    },
+                },
+                "chargers_online": {"type": "integer"},
+            },
+        },
+    ),
+    Operation(
+        "sessions",
+        "get",
+        "sessions by start time (newest revision each); periods left out",
+        {
+            "type": "object",
+            "required": ["sessions", "unpriced"],
+            "properties": {
+                "sessions": {"type": "array", "items": _SESSION},
+                "unpriced": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        _FILTERS,
+        csv=True,
+    ),
+    Operation(
+        "sessions/{session_id}",
+        "get",
+        "one session with its charging periods and its current CDR",
+        {
+            "allOf": [
+                _SESSION,
+                {
+                    "type": "object",
+                    "required": ["cdr"],
+                    "properties": {"cdr": {**_CDR, "nullable": True}},
+                },
+            ]
+        },
+        [
+            {
+                "name": "session_id",
+                "in": "path",
+                "required": True,
+                "schema": _STR,
+                "description": "the session's id",
+            }
+        ],
+        errors={"404": "no such session"},
+    ),
+    Operation(
+        "cdrs",
+        "get",
+        "the current CDR of each session; history=1: every CDR issued and credited",
+        {
+            "type": "object",
+            "required": ["cdrs"],
+            "properties": {"cdrs": {"type": "array", "items": _CDR}},
+        },
+        [
+            *_FILTERS,
+            _query(
+                "history",
+                {"type": "string", "enum": ["0", "1", "true", "false"]},
+                "every CDR issued, with credits, in issue order",
+            ),
+        ],
+        csv=True,
+    ),
+    *(_analytics(name) for name in ANALYTICS),
+    Operation(
+        "remediation/pause",
+        "post",
+        "stop sending remediation commands (kept across restarts); due ones are suppressed "
+        "and their alerts escalated",
+        _PAUSED,
+        scope="admin",
+    ),
+    Operation(
+        "remediation/resume",
+        "post",
+        "send remediation commands again",
+        _PAUSED,
+        scope="admin",
+    ),
+)
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    content: dict[str, Any] = {JSON: {"schema": op.json_schema}}
+    if op.csv:
+        content[CSV] = {"schema": {"type": "string", "description": "CSV with a header row"}}
+    error = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    out: dict[str, Any] = {
+        "200": {"description": "OK", "content": content},
+        "400": {"description": "a query parameter is malformed", **error},
+        "401": {"description": "missing or wrong bearer token", **error},
+        "403": {"description": "the token's scope does not allow this", **error},
+    }
+    for status, text in op.errors.items():
+        out[status] = {"description": text, **error}
+    return out
+
+
+def spec(server: HttpServer | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document; with ``server``, only the routes registered on it."""
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS:
+        if server is not None:
+            table = server.routes if op.method == "get" else server.admin_routes
+            if op.path not in table:
+                continue
+        paths.setdefault(f"/{op.path}", {})[op.method] = {
+            "summary": op.summary,
+            "operationId": re.sub(r"\W+", "_", f"{op.method}_{op.path}").strip("_"),
+            "parameters": op.parameters,
+            "responses": _responses(op),
+            "security": [{"bearer": [op.scope]}],
+            "x-scope": op.scope,
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "chargewatch collector API",
+            "version": __version__,
+            "description": (
+                "Sessions, CDRs, analytics, alerts and fleet state. Bearer tokens carry a "
+                "scope: read (GET) or admin (also POST). /healthz, /readyz and this document "
+                "need no token; /metrics needs one when http.metrics_auth is on."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "http.tokens"}
+            },
+            "schemas": {"Error": _ERROR},
+        },
+    }

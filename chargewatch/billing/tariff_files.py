@@ -1,0 +1,65 @@
+"""Tariff files: OCPI Tariff JSON read with exact numbers, one file or a folder.
+
+The only module of billing that reads files; pricing itself stays pure.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_json", "load_tariff", "load_tariff_dir"]
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from chargewatch.billing.tariff import Tariff, parse_tariff
+from chargewatch.core.errors import ConfigError, ConfigProblem
+
+
+def load_json(path: str | Path) -> Any:
+    """Decode a JSON file keeping numbers exact (Decimal); ConfigError if unreadable."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(name, "", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(name, "", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
+        ) from exc
+
+
+def load_tariff(path: str | Path) -> Tariff:
+    """Read and validate one OCPI Tariff file; ConfigError lists every problem."""
+    return parse_tariff(load_json(path), file=str(path))
+
+
+def load_tariff_dir(directory: str | Path) -> dict[str, Tariff]:
+    """Every ``*.json`` tariff in a directory, by tariff id (for ``--tariffs DIR``).
+
+    Raises one ConfigError with the problems of all files, including two files
+    that share an id (a fleet names tariffs by id, so that would be ambiguous).
+    """
+    tariffs: dict[str, Tariff] = {}
+    where: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            tariff = load_tariff(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if tariff.id in tariffs:
+            problems.append(
+                ConfigProblem(
+                    str(path), "id", f"tariff {tariff.id!r} is also in {where[tariff.id]}"
+                )
+            )
+            continue
+        tariffs[tariff.id] = tariff
+        where[tariff.id] = str(path)
+    if problems:
+        raise ConfigError(problems)
+    return tariffs

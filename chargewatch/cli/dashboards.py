@@ -1,0 +1,135 @@
+"""``chargewatch dashboards push``: upload the Grafana dashboards to a running Grafana.
+
+For a Grafana that docker-compose.yml does not provision (an existing company
+Grafana). The dashboards refer to their datasources by the fixed uids
+``chargewatch-influxdb`` and ``chargewatch-prometheus``
+(deploy/grafana/provisioning/datasources/chargewatch.yaml): create datasources
+with those uids there first. Pushing again overwrites the dashboards by uid.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PushResult", "default_dashboard_dir", "load_dashboards", "push", "register"]
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.core.resources import default_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FOLDER = "chargewatch"
+
+
+def default_dashboard_dir() -> Path:
+    """The repository's dashboards/ when run from a checkout, else the copy in the wheel."""
+    return default_dir("dashboards")
+
+
+def load_dashboards(directory: Path) -> list[dict[str, Any]]:
+    """Every ``*.json`` in ``directory``, checked to be a dashboard with a uid."""
+    problems: list[ConfigProblem] = []
+    out: list[dict[str, Any]] = []
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise ConfigError([ConfigProblem(str(directory), "", "no dashboard JSON files here")])
+    for f in files:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(ConfigProblem(str(f), "", f"cannot read dashboard: {exc}"))
+            continue
+        if not isinstance(data, dict) or not data.get("uid") or "panels" not in data:
+            problems.append(ConfigProblem(str(f), "", "not a Grafana dashboard with a uid"))
+            continue
+        out.append(data)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+@dataclass
+class PushResult:
+    folder_uid: str
+    uploaded: list[tuple[str, str]]  # (uid, url path Grafana reports)
+
+
+def _folder_uid(api: Any, title: str) -> str:
+    for folder in api.folder.get_all_folders():
+        if folder.get("title") == title:
+            return str(folder["uid"])
+    created = api.folder.create_folder(title)
+    return str(created["uid"])
+
+
+def push(api: Any, dashboards: list[dict[str, Any]], folder: str = DEFAULT_FOLDER) -> PushResult:
+    """Upload ``dashboards`` into ``folder`` (created when missing) through a GrafanaApi."""
+    folder_uid = _folder_uid(api, folder)
+    done: list[tuple[str, str]] = []
+    for dash in dashboards:
+        body = dict(dash)
+        # Grafana assigns its own numeric id per instance; sending ours would
+        # clash with another dashboard there. The uid is what stays stable.
+        body.pop("id", None)
+        resp = api.dashboard.update_dashboard(
+            {
+                "dashboard": body,
+                "folderUid": folder_uid,
+                "overwrite": True,
+                "message": "chargewatch dashboards push",
+            }
+        )
+        done.append((str(dash["uid"]), str(resp.get("url", ""))))
+    return PushResult(folder_uid, done)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from grafana_client.api import GrafanaApi  # noqa: PLC0415 - only this command needs it
+
+    if args.token and (args.user or args.password):
+        raise ConfigError([ConfigProblem("command line", "--token", "give a token or a user")])
+    if bool(args.user) != bool(args.password):
+        raise ConfigError(
+            [ConfigProblem("command line", "--user", "--user and --password go together")]
+        )
+    credential: str | tuple[str, str] | None = None
+    if args.token:
+        credential = args.token
+    elif args.user:
+        credential = (args.user, args.password)
+    dashboards = load_dashboards(Path(args.dir) if args.dir else default_dashboard_dir())
+    api = GrafanaApi.from_url(args.url, credential=credential, timeout=args.timeout)
+    try:
+        result = push(api, dashboards, args.folder)
+    except Exception as exc:  # grafana-client raises its own hierarchy per status
+        print(f"chargewatch dashboards push: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for uid, url in result.uploaded:
+        print(f"{uid}\t{url}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("dashboards", help="Grafana dashboards")
+    dsub = p.add_subparsers(dest="dashboards_command", metavar="SUBCOMMAND", required=True)
+    push_p = dsub.add_parser(
+        "push",
+        help="upload the dashboards to a running Grafana",
+        description="Upload the chargewatch dashboards to Grafana (overwriting by uid). "
+        "The Grafana needs datasources with uids chargewatch-influxdb and "
+        "chargewatch-prometheus.",
+    )
+    push_p.add_argument("--url", required=True, help="Grafana URL, e.g. http://localhost:3000")
+    push_p.add_argument("--token", help="service account token (or use --user/--password)")
+    push_p.add_argument("--user")
+    push_p.add_argument("--password")
+    push_p.add_argument("--folder", default=DEFAULT_FOLDER, help="folder title (created if absent)")
+    push_p.add_argument("--dir", help="dashboard JSON directory (default: the bundled dashboards)")
+    push_p.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout, s")
+    push_p.set_defaults(func=cmd_push)

@@ -1,0 +1,124 @@
+"""Subcommands owned by the collector: run, replay, record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.settings import Config, load_config
+
+log = logging.getLogger(__name__)
+
+
+def _broker(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, 1883
+    try:
+        return host, int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST[:PORT], got {value!r}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chargewatch.collector.service import Collector  # noqa: PLC0415 - heavy imports
+
+    config = load_config(args.config) if args.config else Config()
+    collector = Collector(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    collector.start()
+    log.info("chargewatch collector running (broker %s:%d)", config.mqtt.host, config.mqtt.port)
+    try:
+        while not stop.wait(1.0):
+            if not collector.health()[0]:
+                log.error("pipeline thread died; exiting")
+                return 1
+    finally:
+        collector.stop()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from chargewatch.collector.replay import replay  # noqa: PLC0415
+
+    fleet = load_fleet(args.fleet) if args.fleet else None
+    result = replay(
+        Path(args.capture),
+        Path(args.out),
+        fleet=fleet,
+        lines_file=args.lines,
+        rules=Path(args.rules) if args.rules else None,
+        tariffs=Path(args.tariffs) if args.tariffs else None,
+    )
+    s = result.stats
+    summary = {
+        "messages": s.messages,
+        "samples": s.samples,
+        "events": s.events,
+        "rejected": s.rejected,
+        "rejected_by_reason": s.rejected_by_reason,
+        "capture_seconds": round(result.capture_span_s, 3),
+        "wall_seconds": round(result.seconds, 3),
+        "speedup": round(result.capture_span_s / result.seconds, 1) if result.seconds else None,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
+    from chargewatch.ingest.record import record  # noqa: PLC0415
+
+    host, port = args.broker
+    cfg = MqttConfig(
+        host=host,
+        port=port,
+        username=args.username or "",
+        password=args.password or "",
+        tls=args.tls,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    n = record(
+        cfg, Path(args.out), duration_s=args.duration, max_messages=args.max_messages, stop=stop
+    )
+    print(f"recorded {n} messages to {args.out}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the collector service (production)")
+    p.add_argument("--config", help="YAML config file (environment overrides: CHARGEWATCH__...)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", help="run the pipeline over a recorded capture")
+    p.add_argument("capture", help="capture file (JSON Lines)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--fleet", help="fleet.yaml")
+    p.add_argument("--rules", help="rules directory")
+    p.add_argument("--tariffs", help="tariffs directory")
+    p.add_argument("--lines", type=Path, help="also write line protocol to this file")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("record", help="record a capture from a live broker")
+    p.add_argument("--broker", type=_broker, default=("127.0.0.1", 1883), help="HOST[:PORT]")
+    p.add_argument("--username")
+    p.add_argument("--password")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--out", required=True, help="capture file to append to")
+    p.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    p.add_argument("--max-messages", type=int)
+    p.set_defaults(func=cmd_record)

@@ -1,0 +1,160 @@
+"""``chargewatch simulate``: generate a seeded fleet, publish it and/or write a capture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.simulator.fault_models import FAULTS, FaultSpec, parse_duration, parse_fault
+from chargewatch.simulator.publish import publish
+from chargewatch.simulator.scenarios import DEFAULT_START, SCENARIOS, SimConfig
+from chargewatch.simulator.simulation import Simulation, write_capture
+
+_EPILOG = f"""\
+faults: {", ".join(FAULTS)}
+  --fault NAME@CHARGER[:CONNECTOR][@START+DURATION][,PARAM=VALUE...],
+  e.g. meter_stuck@CP0003:1@2h+30m or meter_mismatch@CP0002@1h+20m,factor=0.3
+  (START is relative to the simulation start; without it the simulator picks a time.
+  PARAMs: see the fault classes in chargewatch/simulator/fault_models.py.)
+scenarios (hard normal cases, labelled in the truth): {", ".join(SCENARIOS)}
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a fleet of chargers (MQTT, capture file, ground truth)",
+        description="Seeded fleet simulator: native telemetry or OCPP 1.6-J frames, "
+        "with injectable faults and a ground-truth file.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--chargers", type=int, default=10)
+    p.add_argument("--sites", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interval", type=float, default=1.0, help="meter sample interval, s")
+    p.add_argument(
+        "--protocol", choices=["native", "ocpp1.6"], default=None, help="default: native"
+    )
+    p.add_argument("--batch", type=int, default=1, help="samples per meter message")
+    p.add_argument("--duration", default="1h", help="simulated time, e.g. 3600, 90m, 1d")
+    p.add_argument(
+        "--start",
+        default=None,
+        help="simulation start: RFC 3339, epoch seconds or 'now' "
+        "(default: now when publishing, else 2026-11-23T00:00:00Z)",
+    )
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="default")
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault)
+    p.add_argument("--faults", type=int, default=0, metavar="N", help="N random faults")
+    p.add_argument("--heartbeat", type=float, default=60.0, help="heartbeat interval, s")
+    p.add_argument("--speed", type=float, default=1.0, help="time acceleration; 0 = no pacing")
+    p.add_argument("--broker", default=None, metavar="HOST:PORT")
+    p.add_argument("--username", default=None)
+    p.add_argument("--password", default=None)
+    p.add_argument("--tls", action="store_true")
+    p.add_argument(
+        "--clients",
+        choices=["auto", "per-charger", "single"],
+        default="auto",
+        help="MQTT clients: one per charger (with its last will), or one for all; "
+        "auto = per charger up to 100 native chargers",
+    )
+    p.add_argument("--capture", default=None, metavar="FILE", help="write a capture ('-': stdout)")
+    p.add_argument("--truth", default=None, metavar="FILE", help="write the ground truth (JSONL)")
+    p.add_argument("--fleet-out", default=None, metavar="FILE", help="write fleet.yaml")
+    p.set_defaults(func=run)
+
+
+def _fault(text: str) -> FaultSpec:
+    try:
+        return parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _start(text: str | None, live: bool) -> float:
+    if text is None:
+        return float(int(time.time())) if live else DEFAULT_START
+    if text == "now":
+        return float(int(time.time()))
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise _usage(
+            "--start", f"expected RFC 3339, epoch seconds or 'now', got {text!r}"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.broker or args.capture or args.truth or args.fleet_out):
+        print("chargewatch simulate: give --broker and/or --capture (or --truth/--fleet-out)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        cfg = SimConfig(
+            chargers=args.chargers,
+            sites=args.sites,
+            seed=args.seed,
+            start=_start(args.start, live=bool(args.broker)),
+            duration=parse_duration(args.duration),
+            interval=args.interval,
+            batch=args.batch,
+            heartbeat_interval=args.heartbeat,
+            faults=tuple(args.fault),
+            random_faults=args.faults,
+        ).with_scenario(args.scenario)
+        for f in args.fault:
+            if f.start is not None and f.start >= cfg.duration:
+                raise ValueError(
+                    f"fault {f.name}@{f.charger} starts at {f.start:g} s, after the"
+                    f" simulation's end ({cfg.duration:g} s)"
+                )
+        if args.protocol:  # an explicit protocol wins over the scenario's
+            cfg = cfg.replace(protocol=args.protocol)
+        sim = Simulation(cfg)
+    except ValueError as exc:
+        raise _usage("simulate", str(exc)) from None
+    if args.fleet_out:
+        sim.write_fleet(args.fleet_out)
+    if args.truth:
+        sim.write_truth(args.truth)
+    if args.capture and not args.broker:
+        t = time.monotonic()
+        if args.capture == "-":
+            n = write_capture(sys.stdout.buffer, sim.messages())
+        else:
+            n = sim.write_capture(args.capture)
+        print(json.dumps({"messages": n, "seconds": round(time.monotonic() - t, 2)}),
+              file=sys.stderr)  # fmt: skip
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host:
+            host, port = port, "1883"
+        per = {"auto": None, "per-charger": True, "single": False}[args.clients]
+        stats = publish(
+            sim,
+            host=host,
+            port=int(port),
+            username=args.username,
+            password=args.password,
+            tls=args.tls,
+            speed=args.speed,
+            per_charger_clients=per,
+            capture=args.capture,
+        )
+        print(json.dumps(asdict(stats)), file=sys.stderr)
+    return 0
+
+
+def _usage(option: str, message: str) -> ConfigError:
+    return ConfigError([ConfigProblem("command line", option, message)])

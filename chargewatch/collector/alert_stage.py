@@ -1,0 +1,208 @@
+"""Wiring of the alert engine into the pipeline: frames in, notifications and commands out.
+
+The engine is pure; this stage builds its frame from the fleet state and the
+other stages' signals, hands notifications to a sender thread (a slow or
+unreachable Alertmanager never stalls ingest) and publishes remediation
+commands through the collector's MQTT client.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AlertStage", "NotifyWorker", "detector_signals", "ocpp_versions"]
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.alerting import AlertEngine, Command, Notification, Transition
+from chargewatch.core import metrics
+from chargewatch.detectors import DetectorSet
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.notify.notifiers import Notifier
+from chargewatch.state.fleet_state import FleetState
+
+log = logging.getLogger(__name__)
+
+SignalProvider = Callable[[float], dict[str, NDArray[Any]]]
+
+
+class NotifyWorker:
+    """Delivers notification batches from a bounded queue on thread ``collector.notify``."""
+
+    def __init__(self, notifiers: Sequence[Notifier], max_batches: int = 1000) -> None:
+        self.notifiers = list(notifiers)
+        self._q: queue.Queue[list[Notification] | None] = queue.Queue(max_batches)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="collector.notify", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: list[Notification]) -> None:
+        try:
+            self._q.put_nowait(batch)
+        except queue.Full:
+            # The engine resends firing alerts every resend interval, so a
+            # dropped batch is repaired later; blocking ingest is never right.
+            self.dropped += 1
+            log.error("notification queue full; dropped a batch of %d alerts", len(batch))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._q.get()
+            if batch is None:
+                return
+            for n in self.notifiers:
+                try:
+                    n.send(batch)
+                except Exception:  # a receiver bug must not end delivery to the others
+                    log.exception("notifier %s failed", getattr(n, "name", n))
+
+
+def detector_signals(
+    detectors: DetectorSet,
+    index: ConnectorIndex,
+    flush: Callable[[float], None] | None = None,
+) -> SignalProvider:
+    """The detectors' ``<fault>``/``<fault>_score`` columns, sized to every known connector.
+
+    ``flush``: when the detectors run on coalesced batches, hands them what is
+    waiting first, so the rules judge every sample received so far.
+    """
+
+    def provide(now: float) -> dict[str, NDArray[Any]]:
+        if flush is not None:
+            flush(now)
+        n = len(index)
+        out: dict[str, NDArray[Any]] = {}
+        for name, col in detectors.signals.items():
+            if col.shape[0] >= n:
+                out[name] = col[:n]
+                continue
+            # Connectors seen only through events so far: not active, score unknown.
+            fill: NDArray[Any] = (
+                np.zeros(n, col.dtype) if col.dtype == np.bool_ else np.full(n, np.nan)
+            )
+            fill[: col.shape[0]] = col
+            out[name] = fill
+        return out
+
+    return provide
+
+
+def ocpp_versions(decoder: OcppDecoder, index: ConnectorIndex) -> SignalProvider:
+    """The ``ocpp_version`` label column: the version each connector's charger last spoke.
+
+    Remediation reads it to choose the command topic and dialect; without it a
+    2.0.1 charger would be sent 1.6 frames on ``ocpp/1.6/...``. "" (never heard
+    over OCPP) falls back to 1.6 in the planner.
+    """
+    cached: list[Any] = [None, None]  # (len(index), decoder.versions_changed), column
+
+    def provide(now: float) -> dict[str, NDArray[Any]]:
+        n = len(index)
+        key = (n, decoder.versions_changed)
+        if cached[0] != key:
+            # Rebuilt only when a connector or a charger's version is new: rare.
+            versions = decoder.versions
+            cached[0] = key
+            cached[1] = np.array([versions.get(c, "") for c, _ in index.keys[:n]], dtype=object)
+        col: NDArray[Any] = cached[1]
+        return {"ocpp_version": col}
+
+    return provide
+
+
+class AlertStage:
+    """Evaluates the rules as time advances (at most every ``min_eval_interval_s``)."""
+
+    def __init__(
+        self,
+        engine: AlertEngine,
+        state: FleetState,
+        *,
+        providers: Sequence[SignalProvider] = (),
+        deliver: Callable[[list[Notification]], None] | None = None,
+        publish: Callable[[Command], None] | None = None,
+        on_transitions: Callable[[list[Transition]], None] | None = None,
+        min_eval_interval_s: float = 0.25,
+        reload_interval_s: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.state = state
+        self.providers = list(providers)
+        self.deliver = deliver
+        self.publish = publish
+        self.on_transitions = on_transitions
+        self.min_eval = min_eval_interval_s
+        self.reload_interval = reload_interval_s
+        self._last_eval = float("-inf")
+        self._last_reload = float("-inf")
+        self.transitions = 0
+        self.firing: int = 0
+        self._gauged: set[tuple[str, str]] = set()
+
+    def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
+        self._evaluate(now)
+
+    def tick(self, now: float) -> None:
+        self._evaluate(now)
+        if now - self._last_reload >= self.reload_interval:
+            self._last_reload = now
+            self.engine.maybe_reload(now)
+
+    def _evaluate(self, now: float) -> None:
+        if now - self._last_eval < self.min_eval:
+            return
+        self._last_eval = now
+        frame: dict[str, NDArray[Any]] = {}
+        if self.engine.due(now):
+            # Only a group that evaluates reads the frame: building it (and
+            # flushing the coalesced detectors for it) at every call would
+            # cost per connector several times a second for nothing.
+            frame = self.state.frame(now)
+            for provide in self.providers:
+                frame.update(provide(now))
+        t0 = time.perf_counter()
+        transitions = self.engine.evaluate(now, frame)
+        metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
+        if transitions:
+            self.transitions += len(transitions)
+            if self.on_transitions is not None:
+                self.on_transitions(transitions)
+        notes = self.engine.notifications()
+        if notes and self.deliver is not None:
+            self.deliver(notes)
+        if self.publish is not None:
+            for cmd in self.engine.commands(now):
+                self.publish(cmd)
+                metrics.REMEDIATION_COMMANDS.inc()
+        for s in self.engine.suppressed():
+            metrics.REMEDIATION_SUPPRESSED.labels(reason=s.reason).inc()
+            log.warning(
+                "remediation: %s to %s (site %s, alert %s) not sent: %s; alert escalated",
+                s.action, s.charger, s.site, s.alertname, s.detail,
+            )  # fmt: skip
+        counts: dict[tuple[str, str], int] = {}
+        for a in self.engine.active():
+            key = (a.state.name.lower(), a.labels.get("severity", ""))
+            counts[key] = counts.get(key, 0) + 1
+        for key in self._gauged - counts.keys():
+            metrics.ALERTS.labels(state=key[0], severity=key[1]).set(0)
+        for (state, severity), n in counts.items():
+            metrics.ALERTS.labels(state=state, severity=severity).set(n)
+        self._gauged = set(counts)
+        self.firing = sum(n for (state, _), n in counts.items() if state == "firing")

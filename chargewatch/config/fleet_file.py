@@ -1,0 +1,92 @@
+"""Reading ``fleet.yaml`` into the inventory types of :mod:`chargewatch.model.fleet`.
+
+Every problem is reported with file:line:col and key path (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_fleet", "parse_fleet"]
+
+import zoneinfo
+from pathlib import Path
+
+from chargewatch.core.yamlsrc import Reader, Source, load_yaml
+from chargewatch.model.fleet import _CHARGER_KEYS, _SITE_KEYS, ChargerSpec, Fleet, SiteSpec
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def parse_fleet(src: Source) -> Fleet:
+    r = Reader(src)
+    top = r.mapping(src.data, (), allowed=("sites", "chargers"))
+    sites: dict[str, SiteSpec] = {}
+    raw_sites = r.get(top, (), "sites", list, [])
+    for i, item in enumerate(raw_sites):
+        p = ("sites", i)
+        m = r.mapping(item, p, allowed=_SITE_KEYS, required=("id",))
+        sid = r.get(m, p, "id", str, "")
+        tz = r.get(m, p, "timezone", str, "UTC", check=_valid_zone, expected="an IANA time zone")
+        if sid in sites:
+            r.fail((*p, "id"), f"duplicate site id {sid!r}")
+        sites[sid] = SiteSpec(
+            id=sid,
+            timezone=tz or "UTC",
+            tariff=r.get(m, p, "tariff", str, ""),
+            name=r.get(m, p, "name", str, ""),
+        )
+    chargers: dict[str, ChargerSpec] = {}
+    raw_chargers = r.get(top, (), "chargers", list, [])
+    for i, item in enumerate(raw_chargers):
+        p = ("chargers", i)
+        m = r.mapping(item, p, allowed=_CHARGER_KEYS, required=("id", "site"))
+        cid = r.get(m, p, "id", str, "")
+        site = r.get(m, p, "site", str, "")
+        if site and sites and site not in sites:
+            r.fail((*p, "site"), f"unknown site {site!r}; expected one of {sorted(sites)}")
+        phases = r.get(
+            m, p, "phases", int, 3, check=lambda v: v in (0, 1, 3), expected="1 or 3 (AC), 0 (DC)"
+        )
+        spec = ChargerSpec(
+            id=cid,
+            # The site's own id string, not the YAML scalar's copy (one per charger).
+            site=sites[site].id if site in sites else (site or "unknown"),
+            connectors=r.get(
+                m, p, "connectors", int, 1, check=lambda v: 1 <= v <= 64, expected="1..64"
+            ),
+            max_power_w=r.get(
+                m,
+                p,
+                "max_power_w",
+                float,
+                22_000.0,
+                check=lambda v: 0 < v <= 2_000_000,
+                expected="a power in W, 0 < P <= 2 MW",
+            ),
+            phases=phases,
+            nominal_voltage_v=r.get(
+                m,
+                p,
+                "nominal_voltage_v",
+                float,
+                230.0 if phases else 400.0,
+                check=lambda v: 50 <= v <= 1500,
+                expected="a voltage in V, 50..1500",
+            ),
+            model=r.get(m, p, "model", str, ""),
+            tariff=r.get(m, p, "tariff", str, ""),
+        )
+        if cid in chargers:
+            r.fail((*p, "id"), f"duplicate charger id {cid!r}")
+        chargers[cid] = spec
+    r.raise_if_failed()
+    return Fleet(sites, chargers, src.file)
+
+
+def load_fleet(path: str | Path) -> Fleet:
+    return parse_fleet(load_yaml(path))

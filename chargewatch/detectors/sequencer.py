@@ -1,0 +1,646 @@
+"""What detectors see: meter rows sorted per connector, and events as arrays.
+
+:class:`Sequencer` turns an arrival-ordered :class:`MeterBatch` into a
+:class:`Frame`: bad rows dropped and counted, rows sorted by (connector, ts),
+rows at or before the connector's last processed ``ts`` dropped and counted.
+Every detector then works on contiguous per-connector segments with the
+segmented helpers below (forward fill, previous value, last row where a
+condition holds, lag through a ring buffer, first-order recurrences), so no
+Python loop runs over samples or connectors.
+
+Work that several detectors need is done once per batch, here: the sort and
+segment boundaries, each row's previous known register and power (carried
+across batches by the sequencer), contiguous copies of the columns and phase
+blocks, and derived columns (``Frame.derived``) such as V*I.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "STATUS_CODE",
+    "Events",
+    "Frame",
+    "History",
+    "Sequencer",
+    "ffill_index",
+    "grown",
+    "linear_scan",
+    "prev_in_segment",
+    "rall",
+    "rany",
+    "rcount",
+    "rmax",
+    "rmin",
+    "rnansum",
+    "sort_by_conn_then",
+]
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chargewatch.model.batch import FIELD_INDEX, METER_FIELDS, N_FIELDS, MeterBatch
+from chargewatch.model.events import (
+    CONNECTOR_STATUSES,
+    BootEvent,
+    Event,
+    HeartbeatEvent,
+    MeterReading,
+    OnlineEvent,
+    StatusEvent,
+    TransactionEvent,
+)
+from chargewatch.model.fleet import ConnectorIndex
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+#: Status names to small ints; -1 = never heard.
+STATUS_CODE: dict[str, int] = {s: i for i, s in enumerate(CONNECTOR_STATUSES)}
+UNKNOWN_STATUS = -1
+
+# Every field but temperature must be >= 0 in a sane reading. Temperature can be
+# negative (winter); power is import power here, so a negative value is a sign or
+# wiring error.
+_SIGNED = np.array([FIELD_INDEX["temperature_c"]])
+
+
+def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
+    """``a`` extended to at least ``n`` rows (capacity doubles), new rows = ``fill``."""
+    if a.shape[0] >= n:
+        return a
+    cap = max(n, 2 * a.shape[0], 64)
+    out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def rmax(a: F64) -> F64:
+    """Row-wise max of an (n, 3) array ignoring NaN (NaN when all are NaN).
+
+    Column-by-column ufuncs: numpy's axis=1 reductions over 3 columns are several
+    times slower than three elementwise passes.
+    """
+    return np.fmax(np.fmax(a[:, 0], a[:, 1]), a[:, 2])
+
+
+def rmin(a: F64) -> F64:
+    return np.fmin(np.fmin(a[:, 0], a[:, 1]), a[:, 2])
+
+
+def rany(b: B) -> B:
+    return b[:, 0] | b[:, 1] | b[:, 2]
+
+
+def rall(b: B) -> B:
+    return b[:, 0] & b[:, 1] & b[:, 2]
+
+
+def rcount(b: B) -> NDArray[np.int64]:
+    return b[:, 0].astype(np.int64) + b[:, 1] + b[:, 2]
+
+
+def rnansum(a: F64) -> F64:
+    z = np.where(np.isnan(a), 0.0, a)  # (np.nan_to_num costs ~10 us of Python a call)
+    out: F64 = z[:, 0] + z[:, 1]
+    out += z[:, 2]
+    return out
+
+
+def _orders(conn: I64, ts: F64, recv: F64) -> tuple[I64, I64, list[NDArray[Any]]]:
+    """(conn, ts) order and (conn, recv) order; one stable sort when rows arrive
+    in time order (the usual case), lexsorts only for what is out of order.
+    When both orders are the same, also conn, ts and recv in that order (the
+    check gathers them anyway); else an empty list."""
+    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable").astype(np.int64)
+    c = np.take(conn, order)
+    same = c[1:] == c[:-1]
+    gathered: list[NDArray[Any]] = [c]
+
+    def ordered(t: F64) -> bool:
+        tt = np.take(t, order)
+        gathered.append(tt)
+        return not bool(((tt[1:] < tt[:-1]) & same).any())
+
+    by_ts = order if ordered(ts) else np.lexsort((ts, conn)).astype(np.int64)
+    by_recv = order if ordered(recv) else np.lexsort((recv, conn)).astype(np.int64)
+    return by_ts, by_recv, gathered if by_ts is by_recv is order else []
+
+
+def sort_by_conn_then(conn: I64, t: F64) -> I64:
+    """Order rows by (connector, t).
+
+    Rows usually arrive in time order, so a stable sort on the connector alone
+    (radix-fast on small ints) already orders each connector's rows by time;
+    the two-key lexsort runs only when that check fails.
+    """
+    order = np.argsort(conn.astype(np.int32, copy=False), kind="stable")
+    c, tt = conn[order], t[order]
+    if tt.shape[0] > 1 and ((tt[1:] < tt[:-1]) & (c[1:] == c[:-1])).any():
+        order = np.lexsort((t, conn))
+    return order.astype(np.int64, copy=False)
+
+
+def ffill_index(mask: B, seg_start: I64) -> I64:
+    """Per row, the index of the latest row at or before it in its segment where
+    ``mask`` holds; -1 when there is none."""
+    idx = np.where(mask, np.arange(mask.shape[0]), -1)
+    np.maximum.accumulate(idx, out=idx)
+    idx[idx < seg_start] = -1
+    return idx
+
+
+def prev_in_segment(x: NDArray[Any], first: B, carried: NDArray[Any]) -> NDArray[Any]:
+    """``x`` shifted by one row within each segment; the first row of a segment
+    takes ``carried`` (one value per row: the state from earlier batches)."""
+    out = np.empty_like(x)
+    if x.shape[0]:
+        out[1:] = x[:-1]
+        out[first] = carried[first]
+    return out
+
+
+def _marks(conn: I64) -> tuple[B, B, I64, I64]:
+    """first/last row flags and their indices for rows sorted by connector."""
+    n = conn.shape[0]
+    first = np.ones(n, np.bool_)
+    last = np.ones(n, np.bool_)
+    if n > 1:
+        np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        last[:-1] = first[1:]
+    return first, last, np.flatnonzero(first), np.flatnonzero(last)
+
+
+def linear_scan(a: F64, b: F64, first_idx: I64, y0: F64) -> F64:
+    """``y[i] = a[i] * y[i-1] + b[i]`` along each segment (segments start at
+    ``first_idx``); the value before a segment's first row is ``y0`` (one per
+    segment).
+
+    A first-order recurrence (EWMA, decay) without a loop over samples: affine
+    maps compose associatively, so a doubling scan gives every prefix in log2 of
+    the longest segment steps, each three whole-array passes. Folding ``y0``
+    into each segment's first row and setting its ``a`` to 0 cuts the chain at
+    segment boundaries, so no masks are needed. Only products of the ``a`` are
+    formed (|a| <= 1 for a decay): nothing overflows, however long the segment.
+    """
+    n = a.shape[0]
+    ca, cb = a.copy(), b.copy()
+    if n == 0:
+        return cb
+    cb[first_idx] += ca[first_idx] * y0
+    ca[first_idx] = 0.0
+    longest = int(np.diff(np.append(first_idx, n)).max())
+    # After the step with offset d, row i holds the map of rows i-2d+1 .. i.
+    d = 1
+    while d < longest:
+        cb[d:] += ca[d:] * cb[:-d]  # the product is formed before cb changes
+        if 2 * d >= longest:
+            break  # the last step needs no products of a
+        ca[d:] = ca[d:] * ca[:-d]
+        d *= 2
+    return cb
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Meter rows sorted by (connector, ts), cleaned, for one update.
+
+    ``first``/``last`` mark each connector's first and last row, and
+    ``first_idx``/``last_idx`` are their indices (one per connector present,
+    in connector order); ``seg_start`` is, per row, the index of its segment's
+    first row. ``status`` is the connector status in force when the row was
+    received. ``prev_e``/``prev_p`` (and their ``_ts``) are, per row, the
+    connector's previous *known* energy register and power (from earlier rows
+    or batches; NaN when there is none), computed once for every detector.
+    """
+
+    conn: I64
+    ts: F64
+    recv: F64
+    values: F64
+    first: B
+    last: B
+    first_idx: I64
+    last_idx: I64
+    status: NDArray[np.int8]
+    n_conn: int  # len(index) at this update: state arrays must cover it
+    # Every row received for a known connector, duplicates and late rows included,
+    # sorted by (conn, recv): liveness and clock checks are about *receiving*.
+    raw_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    raw_ts: F64 = field(default_factory=lambda: np.empty(0))
+    raw_recv: F64 = field(default_factory=lambda: np.empty(0))
+    raw_power: F64 = field(default_factory=lambda: np.empty(0))
+    prev_e: F64 = field(default_factory=lambda: np.empty(0))
+    prev_e_ts: F64 = field(default_factory=lambda: np.empty(0))
+    prev_p: F64 = field(default_factory=lambda: np.empty(0))
+    prev_p_ts: F64 = field(default_factory=lambda: np.empty(0))
+    cache: dict[str, Any] = field(default_factory=dict)  # derived columns, computed once
+
+    def derived(self, name: str, make: Any) -> Any:
+        """A column derived from this frame (e.g. V*I), shared by the detectors."""
+        got = self.cache.get(name)
+        if got is None:
+            got = self.cache[name] = make(self)
+        return got
+
+    def __len__(self) -> int:
+        return int(self.conn.shape[0])
+
+    def col(self, name: str) -> F64:
+        """One field as a contiguous column (copied once per frame: the rows of
+        ``values`` are 88 bytes apart, and every strided pass reads them all)."""
+        got: F64 | None = self.cache.get(name)
+        if got is None:
+            got = self.cache[name] = np.ascontiguousarray(self.values[:, FIELD_INDEX[name]])
+        return got
+
+    def block(self, start: int) -> F64:
+        """Three phase columns from ``start`` (2: currents, 5: voltages), each contiguous."""
+        key = f"block{start}"
+        got: F64 | None = self.cache.get(key)
+        if got is None:
+            # Column by column: np.asfortranarray of the strided slice is ~4x slower.
+            got = np.empty((len(self), 3), order="F")
+            for j in range(3):
+                got[:, j] = self.values[:, start + j]
+            self.cache[key] = got
+        return got
+
+    @property
+    def seg_start(self) -> I64:
+        got: I64 | None = self.cache.get("seg_start")
+        if got is None:
+            n = len(self)
+            lengths = np.diff(np.append(self.first_idx, n))
+            got = self.cache["seg_start"] = np.repeat(self.first_idx, lengths)
+        return got
+
+    def per_row(self, x: NDArray[Any]) -> NDArray[Any]:
+        """One value per segment (aligned with ``last_idx``) repeated on its rows."""
+        lengths = self.cache.get("lengths")
+        if lengths is None:
+            lengths = self.cache["lengths"] = np.diff(np.append(self.first_idx, len(self)))
+        return np.repeat(x, lengths)
+
+    @property
+    def pos(self) -> I64:
+        """Each row's position within its connector's segment (0 = first)."""
+        got: I64 | None = self.cache.get("pos")
+        if got is None:
+            got = self.cache["pos"] = np.arange(len(self)) - self.seg_start
+        return got
+
+    @property
+    def touched(self) -> I64:
+        """The connectors with rows in this frame, once each, ascending."""
+        got: I64 | None = self.cache.get("touched")
+        if got is None:
+            got = self.cache["touched"] = self.conn[self.last_idx]
+        return got
+
+    def shift(self, x: NDArray[Any], carried: NDArray[Any]) -> NDArray[Any]:
+        """``x`` one row later within each connector's segment; the first row of each
+        segment takes ``carried`` (one value per segment, e.g. state[f.touched])."""
+        out = np.empty_like(x)
+        if x.shape[0]:
+            out[1:] = x[:-1]
+            out[self.first_idx] = carried
+        return out
+
+    def last_where(self, mask: B) -> I64:
+        """Per segment (aligned with ``last_idx``), the last row where ``mask``
+        holds; -1 when it holds on none of the segment's rows."""
+        if self.first_idx.size == 0:
+            return np.empty(0, np.int64)
+        idx = np.where(mask, np.arange(mask.shape[0]), -1)
+        out: I64 = np.maximum.reduceat(idx, self.first_idx)
+        return out
+
+    def rows(self, mask: B) -> Frame:
+        """The rows where ``mask`` holds, with segment markers recomputed."""
+        n = len(self)
+        sub = [
+            a[mask] if a.shape[0] == n else a
+            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts)
+        ]
+        f = Frame.build(
+            self.conn[mask],
+            self.ts[mask],
+            self.recv[mask],
+            self.values[mask],
+            self.status[mask],
+            self.n_conn,
+        )
+        return replace(f, prev_e=sub[0], prev_e_ts=sub[1], prev_p=sub[2], prev_p_ts=sub[3])
+
+    @staticmethod
+    def build(
+        conn: I64, ts: F64, recv: F64, values: F64, status: NDArray[np.int8], n_conn: int
+    ) -> Frame:
+        first, last, first_idx, last_idx = _marks(conn)
+        return Frame(conn, ts, recv, values, first, last, first_idx, last_idx, status, n_conn)
+
+    @staticmethod
+    def empty(n_conn: int) -> Frame:
+        z = np.empty(0, np.float64)
+        return Frame.build(
+            np.empty(0, np.int64), z, z, np.empty((0, N_FIELDS)), np.empty(0, np.int8), n_conn
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """The discrete events of one update as per-connector arrays, by receive time.
+
+    Charger-wide messages (heartbeat, boot, online, connector 0) are expanded to
+    every connector of the charger known to the index.
+    """
+
+    st_conn: I64  # status changes
+    st_recv: F64
+    st_code: NDArray[np.int8]
+    tx_conn: I64  # transactions: kind 0 start, 1 update, 2 stop
+    tx_recv: F64
+    tx_kind: NDArray[np.int8]
+    tx_reason: list[str]
+    seen_conn: I64  # any message from the charger, meter rows excluded
+    seen_recv: F64
+    off_conn: I64  # retained online flag (last will): False = offline
+    off_recv: F64
+    off_online: B
+    boot_conn: I64
+    boot_recv: F64
+
+    @staticmethod
+    def build(
+        events: Iterable[Event],
+        index: ConnectorIndex,
+        by_charger: Mapping[str, Sequence[int]],
+        counters: dict[str, int],
+    ) -> Events:
+        st: list[tuple[int, float, int]] = []
+        tx: list[tuple[int, float, int, str]] = []
+        seen: list[tuple[int, float]] = []
+        off: list[tuple[int, float, bool]] = []
+        boot: list[tuple[int, float]] = []
+        kinds = {"start": 0, "update": 1, "stop": 2}
+        for ev in events:
+            recv = float(ev.recv)
+            if not np.isfinite(recv):
+                counters["bad_event_time"] = counters.get("bad_event_time", 0) + 1
+                continue
+            conns: Sequence[int]
+            connector = getattr(ev, "connector", 0)
+            if connector:
+                cid = index.get(ev.charger, connector)
+                conns = () if cid is None else (cid,)
+            else:
+                conns = by_charger.get(ev.charger, ())
+            if not conns:
+                counters["event_unknown_connector"] = counters.get("event_unknown_connector", 0) + 1
+                continue
+            for c in conns:
+                if isinstance(ev, OnlineEvent):
+                    off.append((c, recv, ev.online))
+                    if ev.online:
+                        seen.append((c, recv))
+                    continue
+                seen.append((c, recv))
+                if isinstance(ev, StatusEvent):
+                    code = STATUS_CODE.get(ev.status)
+                    if code is None:
+                        counters["unknown_status"] = counters.get("unknown_status", 0) + 1
+                    else:
+                        st.append((c, recv, code))
+                elif isinstance(ev, TransactionEvent):
+                    tx.append((c, recv, kinds[ev.kind], ev.reason))
+                elif isinstance(ev, BootEvent):
+                    boot.append((c, recv))
+                elif isinstance(ev, HeartbeatEvent | MeterReading):
+                    pass
+
+        def cols(rows: list[Any], k: int) -> list[NDArray[Any]]:
+            # Stable sort by (connector, recv): events of one update arrive in any order.
+            arr = [np.array([r[j] for r in rows]) for j in range(k)]
+            if rows:
+                order = np.lexsort((arr[1], arr[0]))
+                arr = [a[order] for a in arr]
+            return arr
+
+        s = cols(st, 3)
+        t = cols(tx, 4)
+        e = cols(seen, 2)
+        o = cols(off, 3)
+        b = cols(boot, 2)
+        return Events(
+            s[0].astype(np.int64),
+            s[1].astype(np.float64),
+            s[2].astype(np.int8),
+            t[0].astype(np.int64),
+            t[1].astype(np.float64),
+            t[2].astype(np.int8),
+            [str(x) for x in t[3]],
+            e[0].astype(np.int64),
+            e[1].astype(np.float64),
+            o[0].astype(np.int64),
+            o[1].astype(np.float64),
+            o[2].astype(np.bool_),
+            b[0].astype(np.int64),
+            b[1].astype(np.float64),
+        )
+
+    @staticmethod
+    def none() -> Events:
+        return Events.build((), ConnectorIndex(), {}, {})
+
+
+class History:
+    """The last ``k`` values of one quantity per connector, for lags across batches.
+
+    ``lag(frame, x)`` gives, per row, the value ``k`` rows earlier on the same
+    connector (NaN when the connector has fewer than ``k`` earlier rows), and
+    remembers each connector's last ``k`` values for the next batch.
+    """
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError("History needs k >= 1")
+        self.k = k
+        self.buf = np.full((0, k), np.nan)  # oldest .. newest
+
+    def lag(self, f: Frame, x: F64) -> F64:
+        k = self.k
+        self.buf = grown(self.buf, f.n_conn, np.nan)
+        n = x.shape[0]
+        pos = np.arange(n) - f.seg_start  # position within segment
+        out = np.empty(n)
+        inside = pos >= k
+        out[inside] = x[np.flatnonzero(inside) - k]
+        outside = ~inside
+        out[outside] = self.buf[f.conn[outside], pos[outside]]
+        # New buffer: the last k of (old buffer ++ this batch's rows), per connector.
+        ends = np.flatnonzero(f.last)
+        if ends.size:
+            starts = f.seg_start[ends]
+            cnt = ends - starts + 1
+            conns = f.conn[ends]
+            j = np.arange(k)[None, :]
+            src = j + cnt[:, None]  # index into (old buffer ++ rows) of length k + cnt
+            old = self.buf[conns]
+            from_old = src < k
+            row_idx = starts[:, None] + (src - k)
+            new = np.where(
+                from_old,
+                np.take_along_axis(old, np.minimum(src, k - 1), axis=1),
+                x[np.clip(row_idx, 0, max(n - 1, 0))],
+            )
+            self.buf[conns] = new
+        return out
+
+
+class Sequencer:
+    """Cleans and orders meter rows, keeping each connector's last processed ts
+    and its last known energy register and power (with their ts)."""
+
+    _E, _P = FIELD_INDEX["energy_wh"], FIELD_INDEX["power_w"]
+
+    def __init__(self) -> None:
+        self.last_ts = np.full(0, -np.inf)
+        self.status = np.full(0, UNKNOWN_STATUS, np.int8)
+        self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
+        self.known_t = np.full((0, 2), np.nan)  # and the ts of each
+
+    def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
+        self.last_ts = grown(self.last_ts, n_conn, -np.inf)
+        self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
+        self.known_v = grown(self.known_v, n_conn, np.nan)
+        self.known_t = grown(self.known_t, n_conn, np.nan)
+
+        def count(key: str, k: int) -> None:
+            if k:
+                counters[key] = counters.get(key, 0) + k
+
+        conn = batch.conn.astype(np.int64)
+        ts, recv, values = batch.ts, batch.recv, batch.values
+        ok = (conn >= 0) & (conn < n_conn) & np.isfinite(ts) & np.isfinite(recv)
+        if not ok.all():
+            count("bad_rows", int(ok.size - np.count_nonzero(ok)))
+            keep_ok = np.flatnonzero(ok)
+            conn, ts, recv = conn[keep_ok], ts[keep_ok], recv[keep_ok]
+            values = np.take(values, keep_ok, axis=0)
+        # One pass each for the common, clean case; masks only when needed.
+        bad_val = np.isinf(values)
+        neg = values < 0
+        neg[:, _SIGNED] = False
+        nb, nn = int(np.count_nonzero(bad_val)), int(np.count_nonzero(neg))
+        if nb or nn:
+            count("nonfinite_values", nb)
+            count("negative_values", nn)
+            values = np.where(bad_val | neg, np.nan, values)
+        order, raw, gathered = _orders(conn, ts, recv)
+        # np.take: several times faster than fancy indexing for row gathers.
+        unsorted, values = values, np.take(values, order, axis=0)
+        if gathered:  # one order for both: the usual case
+            conn, ts, recv = gathered
+            raw_conn, raw_ts, raw_recv = conn, ts, recv
+            raw_power = np.ascontiguousarray(values[:, self._P])
+        else:
+            raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
+            raw_power = np.take(unsorted[:, self._P], raw)
+            conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
+        n = conn.shape[0]
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        carried = np.take(self.last_ts, conn)
+        # A row older than what was already processed cannot be placed in the
+        # past of stateful detectors; a repeated ts is a resend (chargers resend
+        # queued MeterValues after reconnecting). Both are dropped and counted.
+        old = ts < carried
+        dup = ts == carried
+        if n > 1:
+            dup[1:] |= ~first[1:] & (ts[1:] == ts[:-1])
+        n_old, n_dup = int(np.count_nonzero(old)), int(np.count_nonzero(dup))
+        count("out_of_order", n_old)
+        count("duplicate_ts", n_dup)
+        if n_old or n_dup:
+            keep = np.flatnonzero(~(dup | old))
+            conn, ts, recv = conn[keep], ts[keep], recv[keep]
+            values = np.take(values, keep, axis=0)
+        status = self._status(conn, recv, ev)
+        f = Frame.build(conn, ts, recv, values, status, n_conn)
+        if gathered and not (n_old or n_dup):
+            f.cache["power_w"] = raw_power  # the same rows in the same order
+        prev = [self._prev(f, j, col) for j, col in enumerate((self._E, self._P))]
+        f = replace(
+            f,
+            raw_conn=raw_conn,
+            raw_ts=raw_ts,
+            raw_recv=raw_recv,
+            raw_power=raw_power,
+            prev_e=prev[0][0],
+            prev_e_ts=prev[0][1],
+            prev_p=prev[1][0],
+            prev_p_ts=prev[1][1],
+        )
+        self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
+        return f
+
+    def _prev(self, f: Frame, j: int, col: int) -> tuple[F64, F64]:
+        """Per row, the previous known value of column ``col`` and its ts; then
+        remember each connector's last known one."""
+        x = f.col(METER_FIELDS[col])
+        c = f.touched
+        cv, ct = self.known_v[c, j], self.known_t[c, j]
+        ok = np.isfinite(x)
+        if ok.all():  # the usual case: the previous row's
+            pv, pt = f.shift(x, cv), f.shift(f.ts, ct)
+            self.known_v[c, j] = np.take(x, f.last_idx)
+            self.known_t[c, j] = np.take(f.ts, f.last_idx)
+            return pv, pt
+        src = ffill_index(ok, f.seg_start)
+        before = f.shift(src, np.full(c.shape[0], -1, np.int64))
+        has = before >= 0
+        at = np.maximum(before, 0)
+        seg = np.cumsum(f.first) - 1  # segment number of each row
+        pv = np.where(has, np.take(x, at), np.take(cv, seg)) if x.size else x.copy()
+        pt = np.where(has, np.take(f.ts, at), np.take(ct, seg)) if x.size else x.copy()
+        lk = f.last_where(ok)
+        got = lk >= 0
+        self.known_v[c[got], j] = x[lk[got]]
+        self.known_t[c[got], j] = f.ts[lk[got]]
+        return pv, pt
+
+    def _status(self, conn: I64, recv: F64, ev: Events) -> NDArray[np.int8]:
+        """Status in force at each row's receive time, then remember the latest."""
+        base = self.status[conn]
+        if ev.st_conn.size == 0:
+            return base
+        m = ev.st_conn.shape[0]
+        all_conn = np.concatenate([ev.st_conn, conn])
+        all_t = np.concatenate([ev.st_recv, recv])
+        kind = np.concatenate([np.zeros(m, np.int8), np.ones(conn.shape[0], np.int8)])
+        order = np.lexsort((kind, all_t, all_conn))
+        sc = all_conn[order]
+        first = np.ones(order.shape[0], np.bool_)
+        first[1:] = sc[1:] != sc[:-1]
+        seg_start = np.where(first, np.arange(order.shape[0]), 0)
+        np.maximum.accumulate(seg_start, out=seg_start)
+        is_ev = order < m
+        src = ffill_index(is_ev, seg_start)
+        code_sorted = np.full(order.shape[0], UNKNOWN_STATUS, np.int8)
+        has = src >= 0
+        code_sorted[has] = ev.st_code[order[src[has]]]
+        rows_sorted = ~is_ev
+        out = np.empty(conn.shape[0], np.int8)
+        out[order[rows_sorted] - m] = code_sorted[rows_sorted]
+        out = np.where(out == UNKNOWN_STATUS, base, out).astype(np.int8)
+        # Remember the last status per connector (events sorted by conn, recv).
+        last_ev = np.ones(m, np.bool_)
+        last_ev[:-1] = ev.st_conn[1:] != ev.st_conn[:-1]
+        self.status[ev.st_conn[last_ev]] = ev.st_code[last_ev]
+        return out

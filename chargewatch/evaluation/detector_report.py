@@ -1,0 +1,370 @@
+"""Scores detectors against ground truth: precision, recall, time to detect.
+
+Matching, per fault and connector:
+- a truth episode is *detected* when a finding of that fault was detected
+  between ``truth.start - lead`` and ``truth.end + allowance``; time to detect
+  is the earliest such ``detected - truth.start`` (floored at 0);
+- a finding is *correct* when its span [start, end] overlaps
+  [truth.start - lead, truth.end + allowance] of a truth of that fault.
+``allowance`` covers what a detector legitimately adds after the fault: its
+hold time, or the window it judges. Targets: precision and recall >= 0.95;
+time to detect within the detector's minimum duration plus one sample interval.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Row", "evaluate", "run_scenario", "score", "ttd_budget"]
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chargewatch.collector.pipeline import Pipeline
+from chargewatch.detectors.detector_set import DetectorSet
+from chargewatch.detectors.episodes import Finding
+from chargewatch.detectors.params import FAULTS, DetectorConfig, Params
+from chargewatch.evaluation.standin import Scenario, Truth, generate
+from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.simulator import SCENARIOS, FaultSpec, SimConfig, Simulation
+
+LEAD_S = 60.0
+LATENCY_S = 1.0  # delivery latency allowed on top (receive-clock detectors see it)
+
+
+def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
+    """The detector's minimum duration plus one sample interval (the TTD target)."""
+
+    def g(name: str) -> float:
+        return float(getattr(p, name))
+
+    if fault == "charger_offline":  # the sooner of the silence and the last will's grace
+        minimum = min(g("silence_s"), g("lwt_grace_s") + 45.0)
+    elif fault in ("stale_telemetry",):
+        minimum = g("silence_s")
+    elif fault == "meter_mismatch":
+        # Windowed: a fault that starts mid-window is judged when the first
+        # whole faulty window closes, at most two windows later.
+        minimum = 2 * g("window_s")
+    elif fault == "meter_regression":
+        minimum = 0.0
+    elif fault == "idle_blocking":
+        minimum = g("grace_s")  # the fault's own site's grace (see score)
+    elif fault == "failed_start":
+        minimum = g("timeout_s")
+    elif fault == "status_flapping":
+        minimum = g("window_s")
+    elif fault == "power_oscillation":
+        minimum = g("min_duration_s") + g("window_samples") * sample_s
+    else:
+        minimum = g("min_duration_s")
+    return minimum + sample_s + LATENCY_S
+
+
+def _allowance(fault: str, p: Params, sample_s: float) -> float:
+    """How long after a truth episode a finding still belongs to it."""
+
+    def g(name: str) -> float:
+        return float(getattr(p, name))
+
+    extra = 0.0
+    if fault == "meter_regression":
+        extra = g("hold_s")
+    elif fault == "meter_mismatch":
+        extra = 2 * g("window_s")
+    elif fault == "charging_interrupted":
+        extra = g("hold_s") + g("min_duration_s")
+    elif fault == "status_flapping":
+        extra = g("window_s")
+    elif fault == "power_oscillation":
+        extra = g("window_samples") * sample_s
+    return extra + 3 * sample_s + 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    fault: str
+    truths: int
+    detected: int
+    findings: int
+    correct: int
+    precision: float
+    recall: float
+    ttd_median_s: float
+    ttd_worst_s: float
+    ttd_budget_s: float
+    late: int  # detections later than their budget
+
+    @property
+    def passed(self) -> bool:
+        ok_p = self.findings == 0 or self.precision >= 0.95
+        ok_r = self.truths == 0 or self.recall >= 0.95
+        return ok_p and ok_r and self.late == 0
+
+    def as_dict(self) -> dict[str, object]:
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["passed"] = self.passed
+        return {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()
+        }
+
+
+def score(
+    findings: Sequence[Finding],
+    truth: Sequence[Truth],
+    config: DetectorConfig,
+    sample_s: float,
+    where: Callable[[int], tuple[str, str]] | None = None,
+) -> list[Row]:
+    """``where(connector) -> (site, model)`` gives each truth its own parameters."""
+    params = config.params()
+    rows = []
+    for fault in FAULTS:
+        p = params[fault]
+        allow = _allowance(fault, p, sample_s)
+        tr = [t for t in truth if t.fault == fault]
+        fs = [f for f in findings if f.fault == fault]
+        ttds = []
+        budget = ttd_budget(fault, p, sample_s)
+        worst_budget = -np.inf
+        late = 0
+        for t in tr:
+            hits = [
+                f.detected - t.start
+                for f in fs
+                if f.connector == t.connector and t.start - LEAD_S <= f.detected <= t.end + allow
+            ]
+            if hits:
+                ttd = max(0.0, min(hits))
+                ttds.append(ttd)
+                # The simulator ramps an over-temperature up over the first tenth of
+                # the fault window (faults.py): nothing can exceed a threshold before.
+                own = budget
+                if where is not None:
+                    own = ttd_budget(fault, config.params(*where(t.connector))[fault], sample_s)
+                if fault == "over_temperature":
+                    own += 0.1 * (t.end - t.start)
+                worst_budget = max(worst_budget, own)
+                late += ttd > own
+        correct = 0
+        for f in fs:
+            end = f.end if f.end is not None else np.inf
+            if any(
+                t.connector == f.connector and f.start <= t.end + allow and end >= t.start - LEAD_S
+                for t in tr
+            ):
+                correct += 1
+        n_t, n_f = len(tr), len(fs)
+        rows.append(
+            Row(
+                fault,
+                n_t,
+                len(ttds),
+                n_f,
+                correct,
+                correct / n_f if n_f else float("nan"),
+                len(ttds) / n_t if n_t else float("nan"),
+                float(np.median(ttds)) if ttds else float("nan"),
+                float(max(ttds)) if ttds else float("nan"),
+                worst_budget if np.isfinite(worst_budget) else budget,
+                late,
+            )
+        )
+    return rows
+
+
+def run_scenario(sc: Scenario, config: DetectorConfig, batch_s: float = 60.0) -> DetectorSet:
+    """Replay a scenario through a DetectorSet, cut every ``batch_s`` of receive time."""
+    ds = DetectorSet(config)
+    for now, batch, events in sc.batches(batch_s):
+        ds.update(batch, events, sc.index, now)
+    return ds
+
+
+def simulate(
+    chargers: int = 60,
+    hours: float = 10.0,
+    seed: int = 1,
+    per_fault: int = 2,
+    interval: float = 10.0,
+) -> tuple[Any, list[Truth]]:
+    """A simulator run with every telemetry fault injected ``per_fault`` times,
+    one fault per charger (so truth windows never overlap), plus the simulator's
+    hard normal cases (pauses, taper, DC, single-phase cars, kW units, reboots,
+    gaps, long idle). Returns the simulation and the truth per connector."""
+    base = SimConfig(
+        chargers=chargers,
+        sites=max(1, min(4, chargers)),
+        seed=seed,
+        duration=hours * 3600.0,
+        interval=interval,
+    )
+    fleet = Simulation(base).fleet()
+    specs = sorted(fleet.chargers.values(), key=lambda c: c.id)
+    three = [c.id for c in specs if c.phases == 3]
+    ac = [c.id for c in specs if c.phases > 0]
+    # Idle blocking is a fault where the bay is shared (public, highway); at home
+    # and at work a car plugged in for hours is the normal case (see fleet_config).
+    shared = [c.id for c in specs if fleet.site(c.site).name.startswith("highway")]
+    used: set[str] = set()
+    rng = np.random.default_rng(seed)
+    faults = []
+    for k in range(per_fault):
+        for name in FAULTS:
+            # Faults that need a three-phase load, or an AC supply, go where they can show.
+            # over_current goes on three-phase AC chargers: the simulator's normal DC
+            # data draws more than offered_a (670 A against 375 A), and its
+            # single-phase chargers report a third of the true current (P / 3V),
+            # so its 1.35x injection stays below offered_a there.
+            if name in ("phase_loss", "phase_imbalance", "over_current"):
+                pool = three
+            elif name == "voltage_out_of_band":
+                pool = ac
+            elif name == "idle_blocking":
+                pool = shared
+            else:
+                pool = [c.id for c in specs]
+            free = [c for c in pool if c not in used] or [c.id for c in specs if c.id not in used]
+            if not free:
+                raise ValueError(f"{chargers} chargers are too few for {per_fault} x 17 faults")
+            cid = str(free[int(rng.integers(len(free)))])
+            used.add(cid)
+            start = float(rng.uniform(0.1, 0.45)) * base.duration
+            faults.append(FaultSpec(name, cid, 1, start=round(start)))
+        del k
+    sim = Simulation(base.replace(faults=tuple(faults)))
+    index = ConnectorIndex(sim.fleet())
+    truth: list[Truth] = []
+    for f in sim.truth().faults:
+        if f.kind != "telemetry":
+            continue
+        conns = (
+            [c for c in range(len(index)) if index.charger_of(c) == f.charger]
+            if f.connector is None
+            else [index.id(f.charger, f.connector)]
+        )
+        truth.extend(Truth(f.fault, c, f.start, f.end) for c in conns)
+    return sim, truth
+
+
+def _private(site_name: str) -> bool:
+    return site_name.startswith(("residential", "workplace"))
+
+
+def fleet_config(fleet: Fleet, base: DetectorConfig | None = None) -> DetectorConfig:
+    """Per-site overrides an operator would set for this fleet: no idle_blocking
+    at residential and workplace sites (overnight and all-day dwell is normal),
+    6 h at public sites, whose normal idle reaches 4.5 h in the simulator (longer
+    than its injected 4 h idle_blocking: that fault is placed on highway sites,
+    which keep the 3.5 h default above the 3 h "idle after charging" case)."""
+    b = base or DetectorConfig()
+    sites = dict(b.sites)
+    for sid, site in fleet.sites.items():
+        grace = (
+            7 * 86400.0
+            if _private(site.name)
+            else (None if site.name.startswith("highway") else 6 * 3600.0)
+        )
+        if grace is not None:
+            layer = dict(sites.get(sid, {}))
+            layer["idle_blocking"] = {**layer.get("idle_blocking", {}), "grace_s": grace}
+            sites[sid] = layer
+    return DetectorConfig(b.defaults, sites, b.models)
+
+
+def normal_scenarios(
+    chargers: int = 20,
+    hours: float = 6.0,
+    seed: int = 1,
+    config: DetectorConfig | None = None,
+    interval: float = 10.0,
+) -> dict[str, dict[str, int]]:
+    """Findings per detector on each of the simulator's labelled *normal* scenarios
+    (no faults injected; each isolates one hard normal case: suspended_ev,
+    suspended_evse, high_soc_taper, dc_curves, single_phase_cars, kw_power,
+    idle_after_charging, reboots, telemetry_gaps; plus default and quiet). Every
+    finding here is a false alarm."""
+    out: dict[str, dict[str, int]] = {}
+    for name in SCENARIOS:
+        cfg0 = SimConfig(
+            chargers=chargers,
+            sites=max(1, min(4, chargers)),
+            seed=seed,
+            duration=hours * 3600.0,
+            interval=interval,
+        ).with_scenario(name)
+        sim = Simulation(cfg0)
+        ds = run_simulation(sim, fleet_config(sim.fleet(), config))
+        counts = dict.fromkeys(FAULTS, 0)
+        for f in ds.findings:
+            counts[f.fault] += 1
+        out[name] = counts
+    return out
+
+
+def run_simulation(sim: Simulation, config: DetectorConfig, batch_s: float = 30.0) -> DetectorSet:
+    """Decode the simulator's MQTT messages with the collector's pipeline (as live
+    and replay do) and run the detectors as a pipeline stage."""
+    index = ConnectorIndex(sim.fleet())
+    ds = DetectorSet(config, index=index)
+    ocpp = OcppDecoder(index) if sim.config.protocol == "ocpp1.6" else None
+    pipe = Pipeline(index, stages=[ds], ocpp=ocpp)
+    chunk: list[tuple[str, bytes, float]] = []
+    edge = sim.config.start + batch_s
+    for recv, topic, payload in sim.messages():
+        while recv >= edge:
+            pipe.process(chunk, edge)
+            chunk = []
+            edge += batch_s
+        chunk.append((topic, payload, recv))
+    pipe.process(chunk, edge)
+    pipe.tick(sim.config.end)
+    return ds
+
+
+def evaluate(
+    chargers: int = 60,
+    hours: float = 10.0,
+    seed: int = 1,
+    config: DetectorConfig | None = None,
+    *,
+    per_fault: int = 2,
+    interval: float = 10.0,
+) -> tuple[list[Row], dict[str, int]]:
+    """Simulate, detect, score. Returns the table rows and the detector counters."""
+    sim, truth = simulate(chargers, hours, seed, per_fault, interval)
+    cfg = fleet_config(sim.fleet(), config)
+    ds = run_simulation(sim, cfg)
+    index = ConnectorIndex(sim.fleet())
+
+    def where(c: int) -> tuple[str, str]:
+        return index.site_of(c), index.fleet.model_of(index.charger_of(c))
+
+    return score(ds.findings, truth, cfg, interval, where), ds.counters
+
+
+def evaluate_standin(
+    chargers: int = 120, hours: float = 8.0, seed: int = 1, config: DetectorConfig | None = None
+) -> tuple[list[Row], dict[str, int]]:
+    """The same scoring on the stand-in generator (kept for the invariance tests)."""
+    cfg = config or DetectorConfig()
+    sc = generate(chargers, hours, seed)
+    ds = run_scenario(sc, cfg)
+    return score(ds.findings, sc.truth, cfg, sc.sample_s), ds.counters
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    head = (
+        f"{'fault':22} {'truth':>5} {'found':>5} {'recall':>6} {'finds':>5} {'prec':>6} "
+        f"{'ttd_med':>8} {'ttd_max':>8} {'budget':>7} ok"
+    )
+    lines = [head]
+    lines.extend(
+        f"{r.fault:22} {r.truths:5d} {r.detected:5d} {r.recall:6.3f} {r.findings:5d} "
+        f"{r.precision:6.3f} {r.ttd_median_s:8.0f} {r.ttd_worst_s:8.0f} "
+        f"{r.ttd_budget_s:7.0f} {'yes' if r.passed else 'NO'}"
+        for r in rows
+    )
+    return "\n".join(lines)

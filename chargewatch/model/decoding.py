@@ -1,0 +1,51 @@
+"""What a decoder produces from one message: meter rows, events and rejections.
+
+Decoders (native, OCPP) write into a :class:`DecodeSink` instead of returning
+objects per message: appending to lists is the cheapest thing a hot loop can
+do, and the sink is drained once per batch by the pipeline.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DecodeSink", "Rejection"]
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chargewatch.model.batch import BatchBuilder
+from chargewatch.model.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message, or one sample of it, that was not used; kept for inspection.
+
+    ``reason`` is a stable snake_case code (metric label); ``detail`` says what
+    exactly was wrong; ``index`` is the sample's position in a columnar batch
+    message (None when the whole message was rejected).
+    """
+
+    topic: str
+    reason: str
+    detail: str
+    payload: Any  # the decoded JSON value when it parsed, else the raw text
+    recv: float
+    index: int | None = None
+
+
+@dataclass(slots=True)
+class DecodeSink:
+    meter: BatchBuilder = field(default_factory=BatchBuilder)
+    events: list[Event] = field(default_factory=list)
+    rejects: list[Rejection] = field(default_factory=list)
+
+    def reject(
+        self,
+        topic: str,
+        reason: str,
+        detail: str,
+        payload: Any,
+        recv: float,
+        index: int | None = None,
+    ) -> None:
+        self.rejects.append(Rejection(topic, reason, detail, payload, recv, index))

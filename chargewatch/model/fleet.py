@@ -1,0 +1,179 @@
+"""Fleet inventory types (what ``fleet.yaml`` says) and the dense connector index.
+
+A charger that is not in the inventory is still monitored, with the defaults
+below, and counted as unknown (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_CHARGER",
+    "ChargerSpec",
+    "ConnectorIndex",
+    "Fleet",
+    "SiteSpec",
+]
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSpec:
+    id: str
+    timezone: str = "UTC"
+    tariff: str = ""  # default tariff id for the site's chargers
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    id: str
+    site: str = "unknown"
+    connectors: int = 1
+    max_power_w: float = 22_000.0
+    phases: int = 3  # 1 or 3 for AC; 0 for DC
+    nominal_voltage_v: float = 230.0  # phase-to-neutral for AC; nominal DC bus for DC
+    model: str = ""
+    tariff: str = ""  # overrides the site's default tariff
+    known: bool = True
+
+    @property
+    def is_dc(self) -> bool:
+        return self.phases == 0
+
+    @property
+    def rated_current_a(self) -> float:
+        """Per-phase rated current for AC; output current for DC."""
+        lines = self.phases if self.phases else 1
+        return self.max_power_w / (lines * self.nominal_voltage_v)
+
+
+DEFAULT_CHARGER = ChargerSpec(id="", known=False)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    sites: dict[str, SiteSpec]
+    chargers: dict[str, ChargerSpec]
+    file: str = ""
+
+    @staticmethod
+    def empty() -> Fleet:
+        return Fleet({}, {})
+
+    def charger(self, charger_id: str) -> ChargerSpec:
+        spec = self.chargers.get(charger_id)
+        return spec if spec is not None else replace(DEFAULT_CHARGER, id=charger_id)
+
+    # model_of/site_of answer without building a spec for an unknown charger:
+    # they are asked per event and per new connector by every detector.
+    def model_of(self, charger_id: str) -> str:
+        spec = self.chargers.get(charger_id)
+        return spec.model if spec is not None else DEFAULT_CHARGER.model
+
+    def site_of(self, charger_id: str) -> str:
+        spec = self.chargers.get(charger_id)
+        return spec.site if spec is not None else DEFAULT_CHARGER.site
+
+    def site(self, site_id: str) -> SiteSpec:
+        return self.sites.get(site_id) or SiteSpec(id=site_id)
+
+    def tariff_for(self, charger_id: str) -> str:
+        """Charger override, else the site default; "" when neither is set."""
+        spec = self.charger(charger_id)
+        return spec.tariff or self.site(spec.site).tariff
+
+
+_SITE_KEYS = ("id", "timezone", "tariff", "name")
+_CHARGER_KEYS = (
+    "id",
+    "site",
+    "connectors",
+    "max_power_w",
+    "phases",
+    "nominal_voltage_v",
+    "model",
+    "tariff",
+)
+
+
+class ConnectorIndex:
+    """Dense integer ids for (charger, connector) pairs, with inventory columns.
+
+    Every per-connector state array in detectors, rules and sessions is indexed
+    by these ids. Ids are assigned on first sight and never reused, so arrays
+    only ever grow (capacity doubles; ``on_grow`` callbacks are not needed
+    because consumers size their state from ``len(index)`` each batch).
+    """
+
+    def __init__(self, fleet: Fleet | None = None) -> None:
+        self.fleet = fleet or Fleet.empty()
+        self._ids: dict[tuple[str, int], int] = {}
+        self.keys: list[tuple[str, int]] = []
+        self.site_names: list[str] = []
+        self._site_ids: dict[str, int] = {}
+        cap = 64
+        self.site = np.zeros(cap, np.int32)
+        self.max_power_w = np.zeros(cap, np.float64)
+        self.phases = np.zeros(cap, np.int8)
+        self.nominal_voltage_v = np.zeros(cap, np.float64)
+        self.rated_current_a = np.zeros(cap, np.float64)
+        self.known = np.zeros(cap, np.bool_)
+        for spec in self.fleet.chargers.values():
+            for c in range(1, spec.connectors + 1):
+                self.id(spec.id, c)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, charger: str, connector: int) -> int | None:
+        return self._ids.get((charger, connector))
+
+    def id(self, charger: str, connector: int) -> int:
+        key = (charger, connector)
+        found = self._ids.get(key)
+        if found is not None:
+            return found
+        return self._add(key)
+
+    def _add(self, key: tuple[str, int]) -> int:
+        n = len(self.keys)
+        if n == self.site.shape[0]:
+            self._grow(2 * n)
+        spec = self.fleet.charger(key[0])
+        sid = self._site_ids.get(spec.site)
+        if sid is None:
+            sid = self._site_ids[spec.site] = len(self.site_names)
+            self.site_names.append(spec.site)
+        self.site[n] = sid
+        self.max_power_w[n] = spec.max_power_w
+        self.phases[n] = spec.phases
+        self.nominal_voltage_v[n] = spec.nominal_voltage_v
+        self.rated_current_a[n] = spec.rated_current_a
+        self.known[n] = spec.known
+        self._ids[key] = n
+        self.keys.append(key)
+        return n
+
+    def _grow(self, cap: int) -> None:
+        def grown(a: NDArray[Any]) -> NDArray[Any]:
+            out = np.zeros(cap, a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self.site = grown(self.site)
+        self.max_power_w = grown(self.max_power_w)
+        self.phases = grown(self.phases)
+        self.nominal_voltage_v = grown(self.nominal_voltage_v)
+        self.rated_current_a = grown(self.rated_current_a)
+        self.known = grown(self.known)
+
+    def charger_of(self, idx: int) -> str:
+        return self.keys[idx][0]
+
+    def site_of(self, idx: int) -> str:
+        return self.site_names[int(self.site[idx])]
