@@ -6,13 +6,11 @@ same): a typo pushed to the rules directory must not switch alerting off.
 
 from __future__ import annotations
 
-__all__ = ["RELOAD_SUCCESS", "RELOAD_TIME", "RuleSet"]
+__all__ = ["RuleSet"]
 
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from prometheus_client import Gauge
 
 from chargewatch.alerting.rule import Group, Rule
 from chargewatch.alerting.rulefmt import DEFAULT_INTERVAL_S, check_files, rule_files
@@ -20,15 +18,6 @@ from chargewatch.alerting.signals import Signal
 from chargewatch.core.errors import ConfigError, ConfigProblem
 
 log = logging.getLogger("chargewatch.alerting")
-
-RELOAD_SUCCESS = Gauge(
-    "chargewatch_rules_last_reload_success",
-    "Whether the last rule reload succeeded (1) or kept the previous rules (0).",
-)
-RELOAD_TIME = Gauge(
-    "chargewatch_rules_last_reload_success_timestamp_seconds",
-    "When the rules were last loaded successfully (the engine's clock).",
-)
 
 Signature = tuple[tuple[str, int, int], ...]
 
@@ -48,7 +37,8 @@ class RuleSet:
     """Rule groups loaded from files or directories, reloaded when the files change.
 
     Construction raises :class:`ConfigError` on any problem; :meth:`reload`
-    never raises.
+    never raises. ``reload_ok`` and ``reload_success_at`` say how the last load
+    went (the wiring exports them as metrics; this package keeps no registry).
     """
 
     def __init__(
@@ -64,12 +54,12 @@ class RuleSet:
         self.groups: list[Group] = []
         self.last_problems: list[ConfigProblem] = []
         self._signature: Signature = ()
+        self.reload_ok = True
+        self.reload_success_at: float | None = None
         groups, problems, sig = self._load()
         if problems:
-            RELOAD_SUCCESS.set(0)
             raise ConfigError(problems)
         self._install(groups, sig)
-        RELOAD_SUCCESS.set(1)
 
     @property
     def rules(self) -> list[Rule]:
@@ -108,11 +98,11 @@ class RuleSet:
         return _signature(rule_files(self.paths)) != self._signature
 
     def reload(self, now: float | None = None) -> bool:
-        """Reload; on any problem keep the previous rules, log them and set the gauge to 0."""
+        """Reload; on any problem keep the previous rules, log them and clear ``reload_ok``."""
         groups, problems, sig = self._load()
         self.last_problems = problems
+        self.reload_ok = not problems
         if problems:
-            RELOAD_SUCCESS.set(0)
             # Remember the broken files' signature: no retry (and no repeated
             # log) until they change again.
             self._signature = sig
@@ -122,9 +112,8 @@ class RuleSet:
             )
             return False
         self._install(groups, sig)
-        RELOAD_SUCCESS.set(1)
         if now is not None:
-            RELOAD_TIME.set(now)
+            self.reload_success_at = now
         log.info("rules reloaded: %d groups, %d rules", len(groups), len(self.rules))
         return True
 

@@ -154,6 +154,13 @@ class AlertStage:
         self.transitions = 0
         self.firing: int = 0
         self._gauged: set[tuple[str, str]] = set()
+        self._export_reload()
+
+    def _export_reload(self) -> None:
+        ruleset = self.engine.ruleset
+        metrics.RULES_RELOAD_SUCCESS.set(1 if ruleset.reload_ok else 0)
+        if ruleset.reload_success_at is not None:
+            metrics.RULES_RELOAD_TIME.set(ruleset.reload_success_at)
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         self._evaluate(now)
@@ -162,7 +169,8 @@ class AlertStage:
         self._evaluate(now)
         if now - self._last_reload >= self.reload_interval:
             self._last_reload = now
-            self.engine.maybe_reload(now)
+            if self.engine.maybe_reload(now) is not None:
+                self._export_reload()
 
     def _evaluate(self, now: float) -> None:
         if now - self._last_eval < self.min_eval:

@@ -44,6 +44,14 @@ RULE_EVAL_SECONDS = Histogram(
     "Time to evaluate every alert rule once",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
+RULES_RELOAD_SUCCESS = Gauge(
+    "chargewatch_rules_last_reload_success",
+    "Whether the last rule reload succeeded (1) or kept the previous rules (0).",
+)
+RULES_RELOAD_TIME = Gauge(
+    "chargewatch_rules_last_reload_success_timestamp_seconds",
+    "When the rules were last loaded successfully (the engine's clock).",
+)
 ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["state", "severity"])
 REMEDIATION_COMMANDS = Counter(
     "chargewatch_remediation_commands_total", "Remediation commands published to chargers"

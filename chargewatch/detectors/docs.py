@@ -10,11 +10,10 @@ import dataclasses
 import re
 import sys
 
-from chargewatch.detectors import charging as session
-from chargewatch.detectors import electrical, liveness, meter
+from chargewatch.detectors import charging, electrical, liveness, meter
 from chargewatch.detectors.params import FAULTS, PARAMS
 
-_MODULES = (liveness, meter, electrical, session)
+_MODULES = (liveness, meter, electrical, charging)
 
 _HEAD = """\
 # Detectors

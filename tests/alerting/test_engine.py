@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
 
 from chargewatch.alerting import AlertEngine
 from chargewatch.alerting.testing import make_frame, step
@@ -32,10 +31,6 @@ def write(d: Path, limit: int = 80) -> None:
     (d / "hot.yaml").write_text(RULES.format(limit=limit))
 
 
-def gauge() -> float | None:
-    return REGISTRY.get_sample_value("chargewatch_rules_last_reload_success")
-
-
 HOT = make_frame([("CP1", 1)], site="depot", temperature_c=90.0)
 
 
@@ -47,23 +42,23 @@ def test_groups_run_on_their_interval_however_often_evaluate_is_called(tmp_path:
     assert [(t.at, t.state) for t in fired] == [(180.0, "firing")]
 
 
-def test_broken_reload_keeps_previous_rules_and_sets_gauge(
+def test_broken_reload_keeps_previous_rules_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     write(tmp_path)
     engine = AlertEngine(tmp_path)
-    assert gauge() == 1.0
+    assert engine.ruleset.reload_ok
     assert engine.maybe_reload(0.0) is None  # nothing changed
     (tmp_path / "hot.yaml").write_text(RULES.format(limit="") + "      - alert: Bad\n")
     with caplog.at_level(logging.ERROR, "chargewatch.alerting"):
         assert engine.maybe_reload(1.0) is False
-    assert gauge() == 0.0
+    assert not engine.ruleset.reload_ok
     assert "keeping the previous rules" in caplog.text and "hot.yaml:" in caplog.text
     assert engine.maybe_reload(2.0) is None  # logged once, not on every poll
     assert [t.state for t in step(engine, HOT, start=0, interval=60, steps=4)] == ["firing"]
     write(tmp_path, limit=85)
     assert engine.maybe_reload(300.0) is True
-    assert gauge() == 1.0
+    assert engine.ruleset.reload_ok and engine.ruleset.reload_success_at == 300.0
     assert engine.rules[0].expr.text == "temperature_c > 85"
 
 
