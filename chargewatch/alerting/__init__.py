@@ -11,7 +11,7 @@ Integration surface for the pipeline (the collector owns I/O and wiring)::
     # batch's clock (capture receive time in replay), never time.time() here:
     transitions = engine.evaluate(now, frame)              # list[Transition]
     for t in transitions:
-        alerts_jsonl.write(json.dumps(t.to_json()) + "\\n")  # DESIGN.md alerts.jsonl line
+        alerts_jsonl.write(json.dumps(t.to_json()) + "\\n")  # the alerts.jsonl line
     notifier.send(engine.notifications())                  # new, resent, resolved
     for cmd in engine.commands(now):                       # remediation, each once
         mqtt.publish(cmd.topic, cmd.frame)

@@ -51,7 +51,7 @@ class Signal:
 #: "2.0.1", "" when unknown) tells remediation which command dialect to speak.
 LABEL_COLUMNS: tuple[str, ...] = ("charger", "connector", "site", "model", "ocpp_version")
 
-#: The labels every alert carries from the frame (DESIGN.md's label contract).
+#: The labels every alert carries from the frame (docs/architecture.md, fault vocabulary).
 ALERT_LABEL_COLUMNS: tuple[str, ...] = ("charger", "connector", "site")
 
 _BASE: tuple[Signal, ...] = (

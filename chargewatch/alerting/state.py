@@ -128,7 +128,7 @@ class Transition:
     connector: int = -1
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN.md's alerts.jsonl line."""
+        """The alerts.jsonl line (docs/architecture.md, captures and replay)."""
         return {
             "at": rfc3339(self.at),
             "state": self.state,

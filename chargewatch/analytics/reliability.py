@@ -1,6 +1,6 @@
 """Reliability: failed sessions, availability, MTBF and MTTR from the fault history (pure).
 
-The fault history is the alert transitions of DESIGN.md (``at``, ``state``
+The fault history is the alert transitions of alerts.jsonl (``at``, ``state``
 firing|resolved, ``alertname``, ``labels`` with charger, connector, site,
 ``fault`` or ``error_code``, ``severity``). An alert instance is identified by
 its alertname and labels, as Alertmanager does. A charger is *down* while any

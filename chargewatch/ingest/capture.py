@@ -1,4 +1,4 @@
-"""Capture files (DESIGN.md): JSON Lines, one MQTT message a line.
+"""Capture files (docs/architecture.md): JSON Lines, one MQTT message a line.
 
 ``{"ts": "<RFC 3339 receive time>", "topic": "<topic>", "payload": <JSON value,
 or a string when the payload is not JSON>}``

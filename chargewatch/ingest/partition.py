@@ -30,7 +30,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-# The level of the charger id in each telemetry tree (DESIGN.md topics):
+# The level of the charger id in each telemetry tree (docs/architecture.md):
 # ev/<chargerId>/..., ocpp/<version>/<chargerId>/<source>.
 _CHARGER_LEVEL = {"ev": 1, "ocpp": 2}
 _GLOB = re.compile(r"[*?\[]")

@@ -1,4 +1,4 @@
-"""DESIGN.md's telemetry fault vocabulary: the ``fault`` label of alerts, the
+"""The telemetry fault vocabulary (docs/architecture.md): the ``fault`` label of alerts, the
 detectors' names and the rules' signal names. Defined once, here."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fleet inventory types (what ``fleet.yaml`` says) and the dense connector index.
 
 A charger that is not in the inventory is still monitored, with the defaults
-below, and counted as unknown (DESIGN.md).
+below, and counted as unknown.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Session outputs for billing: JSON Lines, CSV, JSON and InfluxDB line protocol.
 
 Pure functions over :class:`SessionRecord` or the dicts the ledger returns
-(the ``sessions.jsonl`` object of DESIGN.md); the CLI and HTTP API write them.
+(the ``sessions.jsonl`` object); the CLI and HTTP API write them.
 """
 
 from __future__ import annotations

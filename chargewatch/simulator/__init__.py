@@ -26,8 +26,8 @@ Example::
 Labelled *normal* datasets: ``SimConfig().with_scenario(name)`` for each name in
 :data:`SCENARIOS` (suspended_ev, suspended_evse, high_soc_taper, dc_curves,
 single_phase_cars, kw_power, ocpp_quirks, idle_after_charging, reboots, telemetry_gaps,
-quiet, default). Faults: :data:`FAULTS` (DESIGN.md's telemetry vocabulary plus
-every OCPP 1.6 error code); each fault class in :mod:`.faults` documents what it
+quiet, default). Faults: :data:`FAULTS` (the telemetry vocabulary plus
+every OCPP 1.6 error code); each fault class in :mod:`.fault_models` documents what it
 means physically and how it looks in the data. More in docs/simulator.md.
 """
 

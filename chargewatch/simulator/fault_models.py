@@ -1,6 +1,6 @@
 """Fault vocabulary of the simulator: what each fault means physically and in the data.
 
-Every telemetry fault of DESIGN.md's vocabulary is one class here; its docstring
+Every telemetry fault of the vocabulary (``model.faults``) is one class here; its docstring
 says what happens on the charger and how it shows in the telemetry. OCPP error
 codes (GroundFailure, OverCurrentFailure, ...) are one more family,
 :class:`ErrorCodeFault`. The engine applies the effects; this module only
