@@ -127,7 +127,7 @@ def _is_package(name: str) -> bool:
 
 
 def imports(name: str) -> list[str]:
-    """Every module ``name`` imports, absolute (``from a import b`` yields a.b when b is a module)."""
+    """Every module ``name`` imports, absolute (``from a import b`` gives a.b if b is a module)."""
     return _imports(name, modules()[name])
 
 
