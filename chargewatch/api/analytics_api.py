@@ -20,8 +20,6 @@ __all__ = [
     "to_csv",
 ]
 
-import csv
-import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from chargewatch.analytics import (
 from chargewatch.analytics.session_frame import GROUP_LEVELS, Level, Window
 from chargewatch.analytics.tables import rows
 from chargewatch.api.http import HttpServer, Response, json_response
+from chargewatch.core.spreadsheet import csv_text
 from chargewatch.storage.analytics_source import (
     has_alert_history,
     load_cdrs,
@@ -140,12 +139,9 @@ def to_csv(table: list[dict[str, Any]]) -> str:
     columns: list[str] = []
     for r in table:
         columns.extend(k for k in r if k not in columns)
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(columns)
-    for r in table:
-        out.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-    return buf.getvalue()
+    return csv_text(
+        columns, (["" if r.get(c) is None else r.get(c) for c in columns] for r in table)
+    )
 
 
 def _handler(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 __all__ = ["CdrIssuer", "cdrs_csv"]
 
-import csv
-import io
 import json
 import logging
 import zoneinfo
@@ -25,6 +23,7 @@ from prometheus_client import Counter
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.ocpi_json import json_text
 from chargewatch.billing.tariff import Tariff
+from chargewatch.core.spreadsheet import csv_text
 from chargewatch.model.fleet import Fleet
 from chargewatch.sessions.outputs import session_periods
 from chargewatch.sessions.session_engine import SessionRecord
@@ -204,18 +203,18 @@ def _plain(doc: dict[str, Any]) -> dict[str, Any]:
 
 def cdrs_csv(rows: list[dict[str, Any]]) -> str:
     """One CSV row per CDR: the figures billing reconciles."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
-                "tariff_id", "total_energy", "total_time", "total_parking_time",
-                "total_cost_excl_vat", "total_cost_incl_vat"])  # fmt: skip
-    for c in rows:
-        cost = c.get("total_cost", {})
-        w.writerow([
-            c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
-            c.get("end_date_time"), c.get("currency"),
-            (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
-            c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),
-            cost.get("incl_vat"),
-        ])  # fmt: skip
-    return buf.getvalue()
+    header = ["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
+              "tariff_id", "total_energy", "total_time", "total_parking_time",
+              "total_cost_excl_vat", "total_cost_incl_vat"]  # fmt: skip
+    return csv_text(header, (_cdr_row(c) for c in rows))
+
+
+def _cdr_row(c: dict[str, Any]) -> list[Any]:
+    cost = c.get("total_cost", {})
+    return [
+        c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
+        c.get("end_date_time"), c.get("currency"),
+        (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
+        c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),
+        cost.get("incl_vat"),
+    ]  # fmt: skip

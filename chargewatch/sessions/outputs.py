@@ -8,14 +8,13 @@ from __future__ import annotations
 
 __all__ = ["CSV_COLUMNS", "influx_lines", "jsonl_line", "session_periods", "to_csv", "to_json"]
 
-import csv
-import io
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from chargewatch.core.spreadsheet import csv_text
 from chargewatch.sessions.periods import PeriodState, SessionPeriod
 from chargewatch.sessions.session_engine import SessionRecord
 
@@ -56,17 +55,16 @@ def to_json(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for d in rows:
-        w.writerow(
+    return csv_text(
+        CSV_COLUMNS,
+        (
             [
                 "|".join(d.get("quality", [])) if c == "quality" else _cell(d.get(c))
                 for c in CSV_COLUMNS
             ]
-        )
-    return buf.getvalue()
+            for d in rows
+        ),
+    )
 
 
 def _cell(v: Any) -> str:
