@@ -172,6 +172,21 @@ class AlertStage:
             if self.engine.maybe_reload(now) is not None:
                 self._export_reload()
 
+    @staticmethod
+    def _send(publish: Callable[[Command], None], cmd: Command) -> None:
+        # One command that cannot leave (a broker error, a topic the broker
+        # refuses) must not cost the others due in the same evaluation.
+        try:
+            publish(cmd)
+        except Exception:
+            metrics.REMEDIATION_PUBLISH_ERRORS.inc()
+            log.exception(
+                "remediation: %s to %s (alert %s) could not be published",
+                cmd.action, cmd.charger, cmd.alertname,
+            )  # fmt: skip
+            return
+        metrics.REMEDIATION_COMMANDS.inc()
+
     def _evaluate(self, now: float) -> None:
         if now - self._last_eval < self.min_eval:
             return
@@ -196,8 +211,7 @@ class AlertStage:
             self.deliver(notes)
         if self.publish is not None:
             for cmd in self.engine.commands(now):
-                self.publish(cmd)
-                metrics.REMEDIATION_COMMANDS.inc()
+                self._send(self.publish, cmd)
         for s in self.engine.suppressed():
             metrics.REMEDIATION_SUPPRESSED.labels(reason=s.reason).inc()
             log.warning(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from chargewatch.core.yamlsrc import Reader, Source, load_yaml
 from chargewatch.model.fleet import _CHARGER_KEYS, _SITE_KEYS, ChargerSpec, Fleet, SiteSpec
+from chargewatch.model.ids import CHARGER_ID_RULE, is_charger_id
 
 
 def _valid_zone(name: str) -> bool:
@@ -45,7 +46,9 @@ def parse_fleet(src: Source) -> Fleet:
     for i, item in enumerate(raw_chargers):
         p = ("chargers", i)
         m = r.mapping(item, p, allowed=_CHARGER_KEYS, required=("id", "site"))
-        cid = r.get(m, p, "id", str, "")
+        cid = r.get(
+            m, p, "id", str, "", check=is_charger_id, expected=f"a charger id: {CHARGER_ID_RULE}"
+        )
         site = r.get(m, p, "site", str, "")
         if site and sites and site not in sites:
             r.fail((*p, "site"), f"unknown site {site!r}; expected one of {sorted(sites)}")

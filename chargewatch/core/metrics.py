@@ -56,6 +56,10 @@ ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["
 REMEDIATION_COMMANDS = Counter(
     "chargewatch_remediation_commands_total", "Remediation commands published to chargers"
 )
+REMEDIATION_PUBLISH_ERRORS = Counter(
+    "chargewatch_remediation_publish_errors_total",
+    "Remediation commands that could not be handed to the broker",
+)
 REMEDIATION_SUPPRESSED = Counter(
     "chargewatch_remediation_suppressed_total",
     "Remediation commands due and not sent (paused, charger_rate, site_rate, fleet_rate)",

@@ -1,0 +1,37 @@
+"""fleet.yaml: inventory ids follow the telemetry id rules, errors carry file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chargewatch.config.fleet_file import load_fleet
+from chargewatch.core.errors import ConfigError
+
+FLEET = """sites:
+  - {{id: depot, timezone: Europe/Oslo}}
+chargers:
+  - {{id: CP-0001, site: depot}}
+  - {{id: {bad}, site: depot}}
+"""
+
+
+@pytest.mark.parametrize(
+    "bad", ['"EVIL/#"', '"CP 7"', '"CP1\\n"', '"Ā-1"', '""', '"' + "x" * 65 + '"']
+)
+def test_a_charger_id_that_telemetry_could_never_carry_is_refused(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET.format(bad=bad), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (5, "chargers[1].id")
+    assert "a charger id: 1 to 64 ASCII letters" in problem.message
+    assert str(problem).startswith(f"{path}:5:")
+
+
+def test_ids_of_the_safe_alphabet_load(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET.format(bad="site-a_01.ocpp:2"), encoding="utf-8")
+    assert set(load_fleet(path).chargers) == {"CP-0001", "site-a_01.ocpp:2"}
