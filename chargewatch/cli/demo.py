@@ -88,10 +88,11 @@ def fleet_yaml(fleet: Fleet) -> str:
 def _table(collector: Collector, sim: Simulation, started: float, rates: dict[str, Any]) -> Table:
     now = time.time()
     stats = collector.pipeline.stats
-    state = collector.state
-    n = len(collector.index)
-    charging = int(sum(1 for s in state.status[:n] if s == "Charging"))
-    faulted = int(sum(1 for s in state.status[:n] if s == "Faulted"))
+    view = collector.fleet_view(now)
+    statuses = [c.get("status") for c in view["connectors"]]
+    n = len(statuses)
+    charging = statuses.count("Charging")
+    faulted = statuses.count("Faulted")
     t = Table(title="chargewatch demo", show_header=True, header_style="bold")
     t.add_column("what")
     t.add_column("value", justify="right")
@@ -100,7 +101,7 @@ def _table(collector: Collector, sim: Simulation, started: float, rates: dict[st
     t.add_row("messages received", f"{stats.messages:,}")
     t.add_row("meter samples stored", f"{stats.samples:,}")
     t.add_row("rejected (dead-letter)", f"{stats.rejected:,}")
-    t.add_row("chargers online", f"{state.chargers_online(now)} / {len(sim.plan.chargers)}")
+    t.add_row("chargers online", f"{view['chargers_online']} / {len(sim.plan.chargers)}")
     t.add_row("connectors charging", f"{charging} / {n}")
     t.add_row("connectors faulted", str(faulted))
     for key, value in collector.demo_rows():

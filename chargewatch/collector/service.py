@@ -27,6 +27,7 @@ from chargewatch.alerting import (
 )
 from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
+from chargewatch.api.fleet_view import fleet_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import (
@@ -38,6 +39,7 @@ from chargewatch.collector.alert_stage import (
 from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.coalesce import Coalesced
+from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.config.fleet_file import load_fleet
@@ -112,7 +114,9 @@ class Collector:
         self.alert_lines = AlertLines(fleet)
         self.rollups = rollups
         self.state = FleetState(self.index)
-        stages: list[Stage] = [self.state]
+        # Written by the pipeline thread, read by the API and the demo's table.
+        self.state_lock = threading.Lock()
+        stages: list[Stage] = [GuardedStage(self.state, self.state_lock)]
         if rollups is not None:
             stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
@@ -315,7 +319,9 @@ class Collector:
                 except Exception:  # as for batches: a stage bug must not stop ingest
                     log.exception("pipeline tick failed")
                 try:
-                    if self.handover.adopt():  # released by a collector started after us
+                    with self.state_lock:
+                        adopted = self.handover.adopt()
+                    if adopted:  # released by a collector started after us
                         self._save_state()
                 except Exception:  # a busy or broken ledger must not stop ingest
                     log.exception("taking over handed-over fleet state failed")
@@ -403,24 +409,12 @@ class Collector:
 
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
         """Current state of every connector (latest values, status, liveness)."""
-        now = time.time()
-        frame = self.state.frame(now)
-        rows = []
-        for i, (charger, connector) in enumerate(self.index.keys):
-            row: dict[str, Any] = {
-                "charger": charger,
-                "connector": connector,
-                "site": self.index.site_of(i),
-            }
-            for key, col in frame.items():
-                v = col[i]
-                if isinstance(v, float) and v != v:  # noqa: PLR0124 - NaN: unknown, left out
-                    continue
-                row[key] = v.item() if hasattr(v, "item") else v
-            rows.append(row)
-        return json_response(
-            {"connectors": rows, "chargers_online": self.state.chargers_online(now)}
-        )
+        return json_response(self.fleet_view(time.time()))
+
+    def fleet_view(self, now: float) -> dict[str, Any]:
+        """The fleet document of ``/api/v1/fleet``, safe to call from any thread."""
+        with self.state_lock:
+            return fleet_document(self.state, self.index, now)
 
     def _api_sessions(self, params: dict[str, str], rest: list[str]) -> Response:
         """``/api/v1/sessions[/{id}]``: filters from, to (RFC 3339 or epoch s), charger,
