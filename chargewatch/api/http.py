@@ -1,7 +1,12 @@
 """The collector's HTTP endpoints: /metrics, /healthz, /readyz and /api/v1/...
 
-Standard-library server (one thread per request): the endpoints are small
-JSON/CSV reads; heavy lifting stays in the pipeline thread. Routes under
+Standard-library server (one thread per connection): the endpoints are small
+JSON/CSV reads; heavy lifting stays in the pipeline thread. It is hardened for
+a network it does not control: a connection that sends nothing for
+``request_timeout_s`` is closed, at most ``max_connections`` are served at once
+(the next get a 503 at once, not a thread), and a request with a body that is
+not a plain non-negative ``Content-Length`` of at most 1 MiB is refused (400,
+413) instead of blocking the handler. Routes under
 ``/api/v1`` are registered by the areas that own the data, as path templates
 (``sessions/{session_id}``); every one is described in
 :mod:`chargewatch.api.openapi`, served at ``/api/v1/openapi.json``.
@@ -84,6 +89,65 @@ def _match(template: str, parts: list[str]) -> list[str] | None:
     return values
 
 
+_MAX_BODY = 1 << 20  # no route reads a body; a larger one is refused, not drained
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> Response | None:
+    """Drain the request body; an error response when its length is unusable."""
+    raw = handler.headers.get("Content-Length")
+    if raw is None:
+        return None
+    if not raw.strip().isascii() or not raw.strip().isdigit():
+        return error_response(400, f"bad Content-Length {raw[:40]!r}")
+    length = int(raw)
+    if length > _MAX_BODY:
+        return error_response(413, f"request body over {_MAX_BODY} bytes")
+    if length:
+        handler.rfile.read(length)
+    return None
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``limit`` at once; beyond that a quick 503."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        limit: int,
+    ) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _refuse_busy(sock: Any) -> None:
+    body = b'{"error": "too many connections"}'
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(head.encode() + body)
+    except OSError:
+        pass  # the client is gone or not reading: nothing more to do
+
+
 class HttpServer:
     def __init__(
         self,
@@ -94,6 +158,8 @@ class HttpServer:
         token: str = "",
         tokens: Iterable[ApiToken] = (),
         metrics_auth: bool = False,
+        request_timeout_s: float = 10.0,
+        max_connections: int = 64,
     ) -> None:
         host, _, port = listen.rpartition(":")
         #: GET routes (scope read), by path template under /api/v1/.
@@ -106,17 +172,19 @@ class HttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "chargewatch"
+            # Socket timeout of every read and write: a slow or silent client
+            # loses its connection instead of holding a thread.
+            timeout = request_timeout_s
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
 
             def _serve(self, method: str) -> None:
                 url = urlsplit(self.path)
+                refused: Response | None = None
                 try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if length:
-                        self.rfile.read(min(length, 1 << 20))  # no route reads a body
-                    status, ctype, body = outer.dispatch(
+                    refused = _read_body(self)
+                    status, ctype, body = refused or outer.dispatch(
                         url.path, url.query, self.headers.get("Authorization", ""), method=method
                     )
                 except Exception:  # a handler bug must not kill the server thread
@@ -129,6 +197,9 @@ class HttpServer:
                     self.send_header("WWW-Authenticate", 'Bearer realm="chargewatch"')
                 if status == 405:
                     self.send_header("Allow", ", ".join(outer.allowed(url.path)))
+                if refused:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 if method != "HEAD":
                     self.wfile.write(body)
@@ -141,8 +212,7 @@ class HttpServer:
                 raise AttributeError(name)
 
         self._health, self._ready = health, ready
-        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-        self.server.daemon_threads = True
+        self.server = _BoundedServer((host or "127.0.0.1", int(port)), Handler, max_connections)
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="collector.http", daemon=True
