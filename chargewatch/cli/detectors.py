@@ -52,6 +52,7 @@ def _report(args: argparse.Namespace) -> int:
     # Imported here: the evaluation pulls in the simulator, which `chargewatch
     # --help` and every other subcommand do not need.
     from chargewatch.evaluation.detector_report import (  # noqa: PLC0415
+        NOT_INJECTABLE,
         evaluate,
         format_table,
         normal_scenarios,
@@ -88,6 +89,8 @@ def _report(args: argparse.Namespace) -> int:
             "per_fault": args.per_fault,
             "interval_s": args.interval,
             "detectors": [r.as_dict() for r in rows],
+            # Detectors the simulator has no fault for: their rows carry no truth.
+            "not_injectable": list(NOT_INJECTABLE),
             "counters": counters,
             "passed": passed,
         }

@@ -13,11 +13,18 @@ time to detect within the detector's minimum duration plus one sample interval.
 
 from __future__ import annotations
 
-__all__ = ["Row", "evaluate", "run_scenario", "score", "ttd_budget"]
+__all__ = [
+    "NOT_INJECTABLE",
+    "FaultEpisode",
+    "Row",
+    "evaluate",
+    "fault_episodes",
+    "score",
+    "ttd_budget",
+]
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -25,13 +32,27 @@ from chargewatch.collector.pipeline import Pipeline
 from chargewatch.detectors.detector_set import DetectorSet
 from chargewatch.detectors.episodes import Finding
 from chargewatch.detectors.params import FAULTS, DetectorConfig, Params
-from chargewatch.evaluation.standin import Scenario, Truth, generate
 from chargewatch.ingest.decode_ocpp import OcppDecoder
 from chargewatch.model.fleet import ConnectorIndex, Fleet
 from chargewatch.simulator import SCENARIOS, FaultSpec, SimConfig, Simulation
+from chargewatch.simulator.fault_models import TELEMETRY_FAULTS
 
 LEAD_S = 60.0
 LATENCY_S = 1.0  # delivery latency allowed on top (receive-clock detectors see it)
+
+#: Detectors whose fault the simulator cannot inject: scored with no truth, and
+#: named in the report so that a zero never passes for a measurement.
+NOT_INJECTABLE: tuple[str, ...] = tuple(f for f in FAULTS if f not in TELEMETRY_FAULTS)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEpisode:
+    """One injected fault on one connector, on the true clock: what scoring matches."""
+
+    fault: str
+    connector: int
+    start: float
+    end: float
 
 
 def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
@@ -113,7 +134,7 @@ class Row:
 
 def score(
     findings: Sequence[Finding],
-    truth: Sequence[Truth],
+    truth: Sequence[FaultEpisode],
     config: DetectorConfig,
     sample_s: float,
     where: Callable[[int], tuple[str, str]] | None = None,
@@ -175,21 +196,13 @@ def score(
     return rows
 
 
-def run_scenario(sc: Scenario, config: DetectorConfig, batch_s: float = 60.0) -> DetectorSet:
-    """Replay a scenario through a DetectorSet, cut every ``batch_s`` of receive time."""
-    ds = DetectorSet(config)
-    for now, batch, events in sc.batches(batch_s):
-        ds.update(batch, events, sc.index, now)
-    return ds
-
-
 def simulate(
     chargers: int = 60,
     hours: float = 10.0,
     seed: int = 1,
     per_fault: int = 2,
     interval: float = 10.0,
-) -> tuple[Any, list[Truth]]:
+) -> tuple[Simulation, list[FaultEpisode]]:
     """A simulator run with every telemetry fault injected ``per_fault`` times,
     one fault per charger (so truth windows never overlap), plus the simulator's
     hard normal cases (pauses, taper, DC, single-phase cars, kW units, reboots,
@@ -211,8 +224,9 @@ def simulate(
     used: set[str] = set()
     rng = np.random.default_rng(seed)
     faults = []
+    injectable = [f for f in FAULTS if f not in NOT_INJECTABLE]
     for k in range(per_fault):
-        for name in FAULTS:
+        for name in injectable:
             # Faults that need a three-phase load, or an AC supply, go where they can show.
             # over_current goes on three-phase AC chargers: the simulator's normal DC
             # data draws more than offered_a (670 A against 375 A), and its
@@ -228,15 +242,23 @@ def simulate(
                 pool = [c.id for c in specs]
             free = [c for c in pool if c not in used] or [c.id for c in specs if c.id not in used]
             if not free:
-                raise ValueError(f"{chargers} chargers are too few for {per_fault} x 17 faults")
+                raise ValueError(
+                    f"{chargers} chargers are too few for {per_fault} x {len(injectable)} faults"
+                )
             cid = str(free[int(rng.integers(len(free)))])
             used.add(cid)
             start = float(rng.uniform(0.1, 0.45)) * base.duration
             faults.append(FaultSpec(name, cid, 1, start=round(start)))
         del k
     sim = Simulation(base.replace(faults=tuple(faults)))
+    return sim, fault_episodes(sim)
+
+
+def fault_episodes(sim: Simulation) -> list[FaultEpisode]:
+    """The simulator's telemetry-fault truth, one episode per affected connector
+    (a charger-wide fault such as charger_offline is on each of its connectors)."""
     index = ConnectorIndex(sim.fleet())
-    truth: list[Truth] = []
+    out: list[FaultEpisode] = []
     for f in sim.truth().faults:
         if f.kind != "telemetry":
             continue
@@ -245,8 +267,8 @@ def simulate(
             if f.connector is None
             else [index.id(f.charger, f.connector)]
         )
-        truth.extend(Truth(f.fault, c, f.start, f.end) for c in conns)
-    return sim, truth
+        out.extend(FaultEpisode(f.fault, c, f.start, f.end) for c in conns)
+    return out
 
 
 def _private(site_name: str) -> bool:
@@ -345,16 +367,6 @@ def evaluate(
     return score(ds.findings, truth, cfg, interval, where), ds.counters
 
 
-def evaluate_standin(
-    chargers: int = 120, hours: float = 8.0, seed: int = 1, config: DetectorConfig | None = None
-) -> tuple[list[Row], dict[str, int]]:
-    """The same scoring on the stand-in generator (kept for the invariance tests)."""
-    cfg = config or DetectorConfig()
-    sc = generate(chargers, hours, seed)
-    ds = run_scenario(sc, cfg)
-    return score(ds.findings, sc.truth, cfg, sc.sample_s), ds.counters
-
-
 def format_table(rows: Sequence[Row]) -> str:
     head = (
         f"{'fault':22} {'truth':>5} {'found':>5} {'recall':>6} {'finds':>5} {'prec':>6} "
@@ -366,5 +378,8 @@ def format_table(rows: Sequence[Row]) -> str:
         f"{r.precision:6.3f} {r.ttd_median_s:8.0f} {r.ttd_worst_s:8.0f} "
         f"{r.ttd_budget_s:7.0f} {'yes' if r.passed else 'NO'}"
         for r in rows
+    )
+    lines.append(
+        f"not injectable by the simulator (no truth): {', '.join(NOT_INJECTABLE) or 'none'}"
     )
     return "\n".join(lines)

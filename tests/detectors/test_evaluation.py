@@ -6,8 +6,13 @@ from __future__ import annotations
 import pytest
 
 from chargewatch.detectors import DetectorConfig, Finding
-from chargewatch.evaluation.detector_report import evaluate, format_table, normal_scenarios, score
-from chargewatch.evaluation.standin import Truth
+from chargewatch.evaluation.detector_report import (
+    FaultEpisode,
+    evaluate,
+    format_table,
+    normal_scenarios,
+    score,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,10 @@ def test_every_detector_meets_its_targets(report: tuple[list, dict]) -> None:
 
 
 def test_score_counts_misses_false_alarms_and_late_detections() -> None:
-    truth = [Truth("meter_stuck", 0, 1000.0, 2000.0), Truth("meter_stuck", 1, 1000.0, 2000.0)]
+    truth = [
+        FaultEpisode("meter_stuck", 0, 1000.0, 2000.0),
+        FaultEpisode("meter_stuck", 1, 1000.0, 2000.0),
+    ]
     findings = [
         Finding("meter_stuck", 0, 1000.0, 1300.0, 1900.0),  # found, but late (budget 130 s)
         Finding("meter_stuck", 2, 5000.0, 5120.0, None),  # false alarm

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from chargewatch.detectors import DetectorConfig, DetectorSet
-from chargewatch.evaluation.standin import generate
+from chargewatch.evaluation.detector_report import simulate
+from chargewatch.evaluation.sim_stream import decode_simulation
 
 
 def _uncached(ds: DetectorSet) -> None:
@@ -16,7 +17,8 @@ def _uncached(ds: DetectorSet) -> None:
 
 
 def test_cached_ticks_give_the_signals_of_full_ticks() -> None:
-    sc = generate(chargers=24, hours=5, seed=4)
+    sim, _ = simulate(chargers=24, hours=5, seed=4, per_fault=1)
+    sc = decode_simulation(sim)
     # A short idle grace, so that idle_blocking has deadlines to cache too.
     cfg = DetectorConfig(defaults={"idle_blocking": {"grace_s": 900.0}})
     cached, full = DetectorSet(cfg), DetectorSet(cfg)
