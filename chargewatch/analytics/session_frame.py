@@ -12,6 +12,8 @@ from __future__ import annotations
 
 __all__ = [
     "GROUP_LEVELS",
+    "PERIOD_COLUMNS",
+    "SESSION_COLUMNS",
     "Groups",
     "SessionFrame",
     "Window",
@@ -82,8 +84,8 @@ class SessionFrame:
         Period dicts may carry RFC 3339 strings or epoch seconds (both appear:
         the JSONL has strings, the ledger's period table numbers).
         """
-        cols: dict[str, list[Any]] = {k: [] for k in _S_COLS}
-        pcols: dict[str, list[Any]] = {k: [] for k in _P_COLS}
+        cols: dict[str, list[Any]] = {k: [] for k in SESSION_COLUMNS}
+        pcols: dict[str, list[Any]] = {k: [] for k in PERIOD_COLUMNS}
         for i, r in enumerate(records):
             cols["session_id"].append(str(r["session_id"]))
             cols["charger"].append(str(r["charger_id"]))
@@ -222,7 +224,7 @@ class Groups:
         return out
 
 
-_S_COLS = (
+SESSION_COLUMNS = (
     "session_id",
     "charger",
     "connector",
@@ -232,7 +234,7 @@ _S_COLS = (
     "energy_wh",
     "stop_reason",
 )
-_P_COLS = (
+PERIOD_COLUMNS = (
     "p_session",
     "p_charging",
     "p_start",

@@ -11,26 +11,21 @@ __all__ = ["has_alert_history", "load_cdr", "load_cdrs", "load_frame", "load_tra
 import json
 from typing import Any
 
-from chargewatch.analytics.session_frame import SessionFrame, Window
+from chargewatch.analytics.session_frame import SESSION_COLUMNS, SessionFrame, Window
 from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.sql_where import Where, session_where
+
+#: The ``sessions`` column behind each SessionFrame column named differently.
+_LEDGER_COLUMN = {"charger": "charger_id", "connector": "connector_id"}
+_SESSION_SELECT = ", ".join(_LEDGER_COLUMN.get(c, c) for c in SESSION_COLUMNS)
 
 
-def _where(
-    window: Window | None, site: str | None, charger: str | None, prefix: str = ""
-) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
+def _scope(window: Window | None, site: str | None, charger: str | None, table: str = "") -> Where:
+    where = Where(table)
     if window is not None:
         # Overlap, not start: utilisation needs sessions that began before the window.
-        where.append(f"{prefix}start < ? AND {prefix}stop > ?")
-        args += [window.hi, window.lo]
-    if site:
-        where.append(f"{prefix}site = ?")
-        args.append(site)
-    if charger:
-        where.append(f"{prefix}charger_id = ?")
-        args.append(charger)
-    return (" WHERE " + " AND ".join(where)) if where else "", args
+        where.compare("start", "<", window.hi).compare("stop", ">", window.lo)
+    return where.compare("site", "=", site or None).compare("charger_id", "=", charger or None)
 
 
 def load_frame(
@@ -41,33 +36,19 @@ def load_frame(
     charger: str | None = None,
 ) -> SessionFrame:
     """Sessions overlapping ``window`` (all if None) with their periods."""
-    where, args = _where(window, site, charger)
+    where = _scope(window, site, charger)
     rows = ledger.db.execute(
-        "SELECT session_id, charger_id, connector_id, site, start, stop, energy_wh, stop_reason"
-        f" FROM sessions{where} ORDER BY start, session_id",
-        args,
+        f"SELECT {_SESSION_SELECT} FROM sessions{where.sql} ORDER BY start, session_id",
+        where.args,
     ).fetchall()
-    s: dict[str, list[Any]] = {
-        k: [r[i] for r in rows]
-        for i, k in enumerate(
-            (
-                "session_id",
-                "charger",
-                "connector",
-                "site",
-                "start",
-                "stop",
-                "energy_wh",
-                "stop_reason",
-            )
-        )
-    }
+    s: dict[str, list[Any]] = {k: [r[i] for r in rows] for i, k in enumerate(SESSION_COLUMNS)}
     index = {sid: i for i, sid in enumerate(s["session_id"])}
-    pwhere, pargs = _where(window, site, charger, prefix="s.")
+    pwhere = _scope(window, site, charger, table="s")
     prow = ledger.db.execute(
         "SELECT p.session_id, p.kind, p.start, p.end, p.energy_wh, p.max_power_w"
-        f" FROM periods p JOIN sessions s USING (session_id){pwhere} ORDER BY p.session_id, p.seq",
-        pargs,
+        f" FROM periods p JOIN sessions s USING (session_id){pwhere.sql}"
+        " ORDER BY p.session_id, p.seq",
+        pwhere.args,
     ).fetchall()
     p: dict[str, list[Any]] = {
         "p_session": [index[r[0]] for r in prow],
@@ -87,24 +68,17 @@ def load_cdrs(
     site: str | None = None,
     charger: str | None = None,
 ) -> list[dict[str, Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if window is not None:
-        where.append("start >= ? AND start < ?")
-        args += [window.lo, window.hi]
-    if site:
-        where.append("site = ?")
-        args.append(site)
-    if charger:
-        where.append("charger_id = ?")
-        args.append(charger)
+    where = session_where(
+        start_from=None if window is None else window.lo,
+        start_to=None if window is None else window.hi,
+        charger=charger or None,
+        site=site or None,
+    )
     sql = (
         "SELECT session_id, tariff_id, currency, total_cost_excl_vat, total_cost_incl_vat,"
-        " total_energy_kwh FROM cdrs"
+        f" total_energy_kwh FROM cdrs{where.sql}"
     )
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return [dict(r) for r in ledger.db.execute(sql, args)]
+    return [dict(r) for r in ledger.db.execute(sql, where.args)]
 
 
 def load_cdr(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
@@ -125,22 +99,14 @@ def load_transitions(
     charger: str | None = None,
 ) -> list[dict[str, Any]]:
     """Transitions before ``until``, also before the window: an alert may have fired earlier."""
-    where: list[str] = []
-    args: list[Any] = []
-    if until is not None:
-        where.append("at < ?")
-        args.append(until)
-    if site:
-        where.append("site = ?")
-        args.append(site)
-    if charger:
-        where.append("charger = ?")
-        args.append(charger)
-    sql = "SELECT at, state, alertname, labels FROM alert_transitions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY at"
+    where = (
+        Where()
+        .compare("at", "<", until)
+        .compare("site", "=", site or None)
+        .compare("charger", "=", charger or None)
+    )
+    sql = f"SELECT at, state, alertname, labels FROM alert_transitions{where.sql} ORDER BY at"
     return [
         {"at": r[0], "state": r[1], "alertname": r[2], "labels": json.loads(r[3])}
-        for r in ledger.db.execute(sql, args)
+        for r in ledger.db.execute(sql, where.args)
     ]

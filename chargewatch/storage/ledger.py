@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from chargewatch.sessions.session_engine import SessionRecord
+from chargewatch.storage.sql_where import session_where
 
 #: (version, statements). Append new versions; never edit an applied one.
 MIGRATIONS: list[tuple[int, Sequence[str]]] = [
@@ -802,25 +803,12 @@ def query_sessions(
     Each item is the ``sessions.jsonl`` object (``GET /api/v1/sessions``);
     ``periods=False`` leaves the charging periods out of list responses.
     """
-    where: list[str] = []
-    args: list[Any] = []
-    if start_from is not None:
-        where.append("start >= ?")
-        args.append(start_from)
-    if start_to is not None:
-        where.append("start < ?")
-        args.append(start_to)
-    if charger:
-        where.append("charger_id = ?")
-        args.append(charger)
-    if site:
-        where.append("site = ?")
-        args.append(site)
-    sql = "SELECT record FROM sessions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY start, session_id LIMIT ? OFFSET ?"
-    args += [max(0, int(limit)), max(0, int(offset))]
+    # An empty charger or site leaves that filter out, as a missing one does.
+    where = session_where(
+        start_from=start_from, start_to=start_to, charger=charger or None, site=site or None
+    )
+    sql = f"SELECT record FROM sessions{where.sql} ORDER BY start, session_id LIMIT ? OFFSET ?"
+    args = [*where.args, max(0, int(limit)), max(0, int(offset))]
     with ledger.lock:
         rows = ledger.db.execute(sql, args).fetchall()
     out = []
@@ -845,27 +833,18 @@ def query_cdrs(
 ) -> list[dict[str, Any]]:
     """Current CDRs by session start (``GET /api/v1/cdrs``); ``history``: every
     CDR issued or credited, in issue order."""
-    where, args = [], []
-    for cond, value in (
-        ("start >= ?", start_from), ("start < ?", start_to),
-        ("charger_id = ?", charger), ("site = ?", site),
-    ):  # fmt: skip
-        if value is not None:
-            where.append(cond)
-            args.append(value)
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    where = session_where(
+        "c" if history else "", start_from=start_from, start_to=start_to, charger=charger, site=site
+    )
     if history:
         sql = (
-            "SELECT h.cdr FROM cdr_history h JOIN cdrs c USING (session_id)"
-            + clause.replace("start", "c.start")
-            .replace("charger_id", "c.charger_id")
-            .replace("site", "c.site")
-            + " ORDER BY h.issued_at, h.cdr_id LIMIT ? OFFSET ?"
+            f"SELECT h.cdr FROM cdr_history h JOIN cdrs c USING (session_id){where.sql}"
+            " ORDER BY h.issued_at, h.cdr_id LIMIT ? OFFSET ?"
         )
     else:
-        sql = "SELECT cdr FROM cdrs" + clause + " ORDER BY start, session_id LIMIT ? OFFSET ?"
+        sql = f"SELECT cdr FROM cdrs{where.sql} ORDER BY start, session_id LIMIT ? OFFSET ?"
     with ledger.lock:
-        rows = ledger.db.execute(sql, (*args, limit, offset)).fetchall()
+        rows = ledger.db.execute(sql, (*where.args, limit, offset)).fetchall()
     return [dict(json.loads(r[0])) for r in rows]
 
 
