@@ -110,7 +110,7 @@ class SessionRecord:
         return self.stop - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``sessions.jsonl`` line of DESIGN.md (times RFC 3339 UTC)."""
+        """The ``sessions.jsonl`` line of docs/sessions.md (times RFC 3339 UTC)."""
         return {
             "session_id": self.session_id,
             "charger_id": self.charger_id,
