@@ -1,0 +1,132 @@
+"""The engine's books: every open and recently closed session, how to find it
+(by connector, by transaction), what waits to be merged and what changed.
+
+The event, meter, closing and emit steps all work on one ``SessionBook``; the
+primitives that keep its indexes consistent (add, drop, open, close) are here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OCCUPIED", "STATUS", "TX", "SessionBook"]
+
+import math
+
+import numpy as np
+
+from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.session_state import SessionState
+from chargewatch.sessions.session_types import Rejected, SessionConfig, session_id
+
+TX, STATUS = 1, 2  # SessionBook.sends bits
+OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
+
+
+class SessionBook:
+    """Shared state of one engine. Not thread-safe."""
+
+    def __init__(self, index: ConnectorIndex, config: SessionConfig) -> None:
+        self.index = index
+        self.config = config
+        self.sessions: dict[str, SessionState] = {}  # open and recently closed
+        self.open: dict[int, str] = {}  # dense connector -> open session id
+        # dense connector -> session ids by start: the id itself when there is one
+        # (nearly always; a 1-tuple is 48 B more per connector), else a tuple
+        self.by_conn: dict[int, str | tuple[str, ...]] = {}
+        self.by_tx: dict[tuple[str, str], str] = {}  # (charger, transaction id) -> session id
+        # Charger -> what it has sent: TX (transaction events) | STATUS (statuses).
+        # One dict, not two sets: a set's table is ~4x its size (~40-50 B a connector).
+        self.sends: dict[str, int] = {}
+        self.points: dict[str, list[tuple[float, float]]] = {}  # event-borne register points
+        # Zero-power anchors from statuses, kept across steps until they can be
+        # merged without getting ahead of the meter (see sample_merge.take_anchors).
+        self.anchors: dict[str, list[float]] = {}
+        self.status: dict[int, str] = {}  # last connector status
+        self.dirty: set[str] = set()
+        # Per dense connector: the earliest time its open session's timeout rules
+        # can close it (inf: no open session), so a step looks only at sessions
+        # that are due or changed, not at every open one. Recomputed for the
+        # connectors in due_stale (events, sessions through sample_merge) and by
+        # the fast tail for the sessions it extends.
+        self.due = np.full(0, math.inf)
+        self.due_stale: set[int] = set()
+        self.last_prune = -math.inf
+        self.rejected: list[Rejected] = []
+
+    def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:
+        self.rejected.append(Rejected(charger, connector, ts, reason, detail))
+
+    def conn_sids(self, conn: int) -> tuple[str, ...]:
+        got = self.by_conn.get(conn, ())
+        return (got,) if isinstance(got, str) else got
+
+    def set_by_conn(self, conn: int, sids: list[str]) -> None:
+        self.by_conn[conn] = sids[0] if len(sids) == 1 else tuple(sids)
+
+    def current(self, conn: int) -> SessionState | None:
+        sid = self.open.get(conn)
+        return self.sessions[sid] if sid is not None else None
+
+    def add(self, s: SessionState) -> None:
+        self.sessions[s.sid] = s
+        conn = self.index.id(s.charger, s.connector)
+        self.set_by_conn(
+            conn, sorted((*self.conn_sids(conn), s.sid), key=lambda x: self.sessions[x].start)
+        )
+        if s.transaction_id:
+            self.by_tx[(s.charger, s.transaction_id)] = s.sid
+
+    def drop(self, sid: str) -> None:
+        s = self.sessions.pop(sid)
+        conn = self.index.id(s.charger, s.connector)
+        left = list(self.conn_sids(conn))
+        left.remove(sid)
+        self.set_by_conn(conn, left)
+        if s.transaction_id and self.by_tx.get((s.charger, s.transaction_id)) == sid:
+            del self.by_tx[(s.charger, s.transaction_id)]
+        self.points.pop(sid, None)
+        self.anchors.pop(sid, None)
+        self.dirty.discard(sid)
+
+    def open_session(
+        self, charger: str, connector: int, tx: str, start: float, source: str
+    ) -> SessionState:
+        s = SessionState(
+            sid=session_id(charger, connector, tx, start),
+            charger=charger,
+            connector=connector,
+            transaction_id=tx,
+            start=start,
+            start_source=source,
+            last_seen=start,
+        )
+        if source != "transaction":
+            s.flag("inferred_start")
+        if s.sid in self.sessions:  # the same start seen again (replayed input)
+            return self.sessions[s.sid]
+        self.add(s)
+        self.open[self.index.id(charger, connector)] = s.sid
+        return s
+
+    def close(self, s: SessionState, stop: float, window_end: float, by: str) -> None:
+        s.stop = max(stop, s.start)
+        s.window_end = max(window_end, s.stop)
+        s.closed_by = by
+        if by != "transaction":
+            s.flag("inferred_stop")
+        conn = self.index.id(s.charger, s.connector)
+        if self.open.get(conn) == s.sid:
+            del self.open[conn]
+        self.dirty.add(s.sid)
+
+    def point(self, s: SessionState, ts: float, wh: float | None) -> None:
+        """An event-borne register reading, merged with the step's samples."""
+        if wh is not None and math.isfinite(wh):
+            self.points.setdefault(s.sid, []).append((ts, wh))
+            self.dirty.add(s.sid)
+
+    def grow_due(self) -> None:
+        """Make room in ``due`` for connectors the index learned since."""
+        if len(self.due) < len(self.index):
+            grown = np.full(max(len(self.index), 2 * len(self.due)), math.inf)
+            grown[: len(self.due)] = self.due
+            self.due = grown

@@ -1,0 +1,167 @@
+"""What the session engine takes and gives: thresholds, rejections, billed records.
+
+The records' JSON shape (``SessionRecord.to_dict``) is the ``sessions.jsonl``
+line; ``session_id`` is deterministic so a replay gives the same ids.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QUALITY_FLAGS",
+    "Rejected",
+    "SessionConfig",
+    "SessionRecord",
+    "period_dict",
+    "rfc3339",
+    "session_id",
+]
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chargewatch.sessions.power_track import Period
+
+#: Every quality flag a record can carry, with its meaning.
+QUALITY_FLAGS: dict[str, str] = {
+    "inferred_start": "start not from a transaction event (status or power)",
+    "inferred_stop": "no stop event; closed by next_start / available / status / timeout",
+    "register_reset": "the register dropped (reboot, reset, meter swap); segments summed",
+    "register_jump": "the register rose faster than possible (meter swap); not billed",
+    "bad_value": "impossible register readings (negative, decreasing without reset) discarded",
+    "register_stuck": "register did not grow while power was delivered; power integral used",
+    "estimated": "energy from the power integral, no usable register",
+    "unit_corrected": "register in kWh labelled Wh; scaled by 1000",
+    "gap": "samples missing for longer than gap_s; not bridged",
+    "late_data": "data arrived late (queued offline) or out of order",
+    "revised": "an earlier record of this session was changed (see revision)",
+    "power_register_mismatch": "register and power integral disagree beyond tolerance",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Thresholds of the engine. Times in seconds, power in W, energy in Wh."""
+
+    charging_threshold_w: float = 50.0  # above: charging; at or below: idle
+    gap_s: float = 1800.0  # sample gaps longer than this are not bridged
+    available_grace_s: float = 300.0  # wait for a stop after Available
+    stale_timeout_s: float = 86_400.0  # no growth and no power: close (rule 5)
+    power_idle_timeout_s: float = 1_800.0  # same, for power-inferred sessions
+    occupied_timeout_s: float = 7 * 86_400.0  # same, while the connector status is occupied
+    retain_closed_s: float = 14 * 86_400.0  # closed sessions kept for late data / late stops
+    future_tolerance_s: float = 3_600.0  # timestamps further ahead of `now` are rejected
+    late_after_s: float = 300.0  # received this long after its timestamp: late
+    register_tolerance_wh: float = 1.0
+    reset_ratio: float = 0.5
+    reset_from_zero_wh: float = 1_000.0  # first reading after a reset counted from 0 up to this
+    max_power_w: float = 4_000_000.0  # megawatt charging (MCS); faster register rises are jumps
+    mismatch_pct: float = 5.0
+    mismatch_min_wh: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.gap_s <= 0 or self.charging_threshold_w < 0:
+            raise ValueError("gap_s must be > 0 and charging_threshold_w >= 0")
+        if not 0 < self.reset_ratio < 1:
+            raise ValueError("reset_ratio must be in (0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Input not used by the engine, with a stable reason code."""
+
+    charger: str
+    connector: int
+    ts: float
+    reason: str  # future_timestamp | stop_without_session
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session_id: str
+    charger_id: str
+    connector_id: int
+    site: str
+    transaction_id: str
+    start: float  # epoch seconds (meter clock)
+    stop: float
+    energy_wh: float
+    energy_source: str  # register | transaction_meter | power_integral
+    quality: tuple[str, ...]
+    revision: int
+    stop_reason: str  # transaction | next_start | available | status | timeout
+    idle_s: float
+    charging_s: float
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    register_wh: float | None
+    power_integral_wh: float
+    mismatch_wh: float | None
+    mismatch_pct: float | None
+    id_tag: str
+    periods: tuple[Period, ...]
+    signed_start: str = ""
+    signed_stop: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return self.stop - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``sessions.jsonl`` line of docs/sessions.md (times RFC 3339 UTC)."""
+        return {
+            "session_id": self.session_id,
+            "charger_id": self.charger_id,
+            "connector_id": self.connector_id,
+            "transaction_id": self.transaction_id,
+            "start": rfc3339(self.start),
+            "stop": rfc3339(self.stop),
+            "energy_wh": round(self.energy_wh, 3),
+            "energy_source": self.energy_source,
+            "quality": list(self.quality),
+            "site": self.site,
+            "revision": self.revision,
+            "stop_reason": self.stop_reason,
+            "duration_s": round(self.duration_s, 3),
+            "idle_s": round(self.idle_s, 3),
+            "charging_s": round(self.charging_s, 3),
+            "meter_start_wh": self.meter_start_wh,
+            "meter_stop_wh": self.meter_stop_wh,
+            "register_wh": _r3(self.register_wh),
+            "power_integral_wh": round(self.power_integral_wh, 3),
+            "mismatch_wh": _r3(self.mismatch_wh),
+            "mismatch_pct": _r3(self.mismatch_pct),
+            "id_tag": self.id_tag,
+            "periods": [period_dict(p) for p in self.periods],
+            "signed_start": self.signed_start,
+            "signed_stop": self.signed_stop,
+        }
+
+
+def _r3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def period_dict(p: Period) -> dict[str, Any]:
+    return {
+        "kind": p.kind,
+        "start": rfc3339(p.start),
+        "end": rfc3339(p.end),
+        "duration_s": round(p.duration_s, 3),
+        "energy_wh": round(p.energy_wh, 3),
+        "min_power_w": p.min_power_w,
+        "max_power_w": p.max_power_w,
+        "max_current_a": p.max_current_a,
+    }
+
+
+def session_id(charger: str, connector: int, transaction_id: str, start: float) -> str:
+    """Deterministic id: replaying a capture twice gives the same ids (idempotent ledger)."""
+    key = f"{charger}\x1f{connector}\x1f{transaction_id}\x1f{start:.3f}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
