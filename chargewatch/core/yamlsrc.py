@@ -95,8 +95,7 @@ def _construct(
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            # Keys are names; a structured key is kept as its text.
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            key = str(key_node.value)  # _check_graph let only scalar keys through
             key_marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _construct(value_node, (*path, key), marks, loader, key_marks)
         return out
@@ -104,7 +103,20 @@ def _construct(
         return [
             _construct(v, (*path, i), marks, loader, key_marks) for i, v in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:  # an unknown tag (!!python/...), bad !!binary
+        raise _BadValueError(path, node, str(exc.problem or exc)) from exc
+    except ValueError as exc:  # an int past CPython's 4,300 digits, 2026-02-30
+        text = str(node.value)
+        if len(text) > 4300:
+            raise _BadValueError(path, node, f"a number of {len(text):,} digits; too long") from exc
+        raise _BadValueError(path, node, f"cannot read {text!r}: {exc}") from exc
+
+
+class _BadValueError(Exception):
+    def __init__(self, path: Path, node: yaml.Node, message: str) -> None:
+        self.path, self.node, self.message = path, node, message
 
 
 # libyaml's parser when PyYAML was built with it (it keeps line and column
@@ -116,14 +128,20 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node, yaml.Mark]]:
     """(key, child, where the slot is written) for each value under ``node``."""
     if isinstance(node, yaml.MappingNode):
-        out: list[tuple[str | int, yaml.Node, yaml.Mark]] = []
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            out.append((key, value_node, key_node.start_mark))
-        return out
+        return [(str(k.value), v, k.start_mark) for k, v in node.value]
     if isinstance(node, yaml.SequenceNode):
         return [(i, v, v.start_mark) for i, v in enumerate(node.value)]
     return []
+
+
+def _check_keys(name: str, node: yaml.MappingNode, path: Path) -> None:
+    # Keys are names. A list or mapping as a key (YAML's "? [a, b]: x") has no
+    # name to report it under, and its text could be an alias bomb's.
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            msg = "a key must be a plain name, not a list or mapping"
+            raise ConfigError([ConfigProblem(name, path_str(path), msg, line, col)])
 
 
 def _check_graph(name: str, root: yaml.Node, text_length: int) -> None:
@@ -151,6 +169,8 @@ def _check_graph(name: str, root: yaml.Node, text_length: int) -> None:
 
     # Frames: (node, its path, its children, index of the next child to visit).
     stack: list[tuple[yaml.Node, Path, list[tuple[str | int, yaml.Node, yaml.Mark]], int]]
+    if isinstance(root, yaml.MappingNode):
+        _check_keys(name, root, ())
     stack = [(root, (), _children(root), 0)]
     on_path.add(id(root))
     distinct = 1
@@ -175,6 +195,8 @@ def _check_graph(name: str, root: yaml.Node, text_length: int) -> None:
             if len(child_path) > MAX_DEPTH:
                 raise fail(child_path, mark, f"nested more than {MAX_DEPTH} levels deep")
             distinct += 1
+            if isinstance(child, yaml.MappingNode):
+                _check_keys(name, child, child_path)
             on_path.add(id(child))
             stack.append((child, child_path, _children(child), 0))
             continue
@@ -224,7 +246,14 @@ def load_yaml(source: str | FsPath, *, text: str | None = None) -> Source:
         _check_graph(name, node, len(text))
     marks: dict[Path, tuple[int, int]] = {}
     key_marks: dict[Path, tuple[int, int]] = {}
-    data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""), key_marks)
+    try:
+        data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""), key_marks)
+    except _BadValueError as exc:
+        mark = exc.node.start_mark
+        problem = ConfigProblem(
+            name, path_str(exc.path), exc.message, mark.line + 1, mark.column + 1
+        )
+        raise ConfigError([problem]) from exc
     return Source(name, data, marks, key_marks)
 
 

@@ -146,3 +146,19 @@ def test_an_environment_variable_bomb_is_not_expanded() -> None:
     assert time.perf_counter() - t0 < 1.0
     # Refused as YAML, the value stays the text it was.
     assert cfg.mqtt.host == bomb(9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Found by tests/test_loader_fuzz.py: tracebacks from PyYAML's constructors.
+        ("a:\n  b: !!python/none x\n", "f.yaml:2:6: a.b: could not determine a constructor"),
+        ("a: [1, " + "9" * 5001 + "]\n", "f.yaml:1:8: a[1]: a number of 5,001 digits; too long"),
+        ("d: 2026-02-30\n", "f.yaml:1:4: d: cannot read '2026-02-30'"),
+        # A list as a key: no name to report it by, and its text could be a bomb's.
+        (bomb(9) + "? *i\n: 1\n", "f.yaml:9:4: a key must be a plain name"),  # at its anchor
+    ],
+)
+def test_values_pyyaml_cannot_build_are_clear_errors(text: str, expected: str) -> None:
+    (problem,) = _problems(text)
+    assert problem.startswith(expected)
