@@ -29,6 +29,8 @@ from __future__ import annotations
 
 __all__ = [
     "FUNCTIONS",
+    "MAX_DURATION_S",
+    "MAX_NESTING",
     "WINDOW_FUNCTIONS",
     "CompiledExpr",
     "ExprError",
@@ -69,12 +71,26 @@ _DURATION_RE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 
 
+# Ten years: beyond any alert's `for`, window or test; a 300-digit duration
+# would otherwise overflow float conversion (or int's 4,300-digit limit).
+MAX_DURATION_S = 10 * 365 * 86400.0
+
+
 def parse_duration(text: str) -> float:
     """``"1h30m"`` -> 5400.0 seconds (Prometheus's duration syntax). ValueError if bad."""
     text = text.strip()
     if not _DURATION_RE.fullmatch(text):
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 5m, 1h30m)")
-    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+        raise ValueError(f"not a duration: {shown!r} (expected e.g. 30s, 5m, 1h30m)")
+    total = 0.0
+    for number, unit in _DURATION_PART.findall(text):
+        digits = number.lstrip("0") or "0"
+        # Sixteen digits are past the bound in any unit: stop before int() and
+        # float() meet a 300-digit number (OverflowError, or int's own limit).
+        total += int(digits) * _DURATION_UNITS[unit] if len(digits) < 16 else float("inf")
+    if total > MAX_DURATION_S:
+        raise ValueError(f"duration longer than the maximum of {MAX_DURATION_S / 86400:.0f}d")
+    return total
 
 
 def format_duration(seconds: float) -> str:
@@ -220,6 +236,11 @@ _INFIX = {
 }
 _NOT_BP = 3
 _NEG_BP = 7
+
+# How deep parentheses, operators and calls may nest. Real rules nest a
+# handful of levels; parsing, compiling and evaluating all recurse per level,
+# so the bound keeps them far from Python's recursion limit.
+MAX_NESTING = 100
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 WINDOW_FUNCTIONS = frozenset(
@@ -233,6 +254,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -259,9 +281,19 @@ class _Parser:
         tok = self.peek()
         if tok.kind != "end":
             raise self.fail(f"unexpected {tok.text!r} after a complete expression", tok)
+        _check_depth(node, self.text)
         return node
 
     def expr(self, min_bp: int) -> Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.fail(f"nested more than {MAX_NESTING} levels deep", self.peek())
+            return self._expr(min_bp)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, min_bp: int) -> Node:
         left = self.prefix()
         while True:
             tok = self.peek()
@@ -304,7 +336,10 @@ class _Parser:
         if tok.kind == "number":
             return Num(tok.pos, float(tok.text))
         if tok.kind == "duration":
-            return Num(tok.pos, parse_duration(tok.text))
+            try:
+                return Num(tok.pos, parse_duration(tok.text))
+            except ValueError as exc:
+                raise self.fail(str(exc), tok) from None
         if tok.kind == "string":
             return Str(tok.pos, _unquote(tok.text))
         if tok.kind == "keyword":
@@ -333,6 +368,33 @@ class _Parser:
             return Name(tok.pos, tok.text)
         what = "end of expression" if tok.kind == "end" else repr(tok.text)
         raise self.fail(f"unexpected {what}; expected a value, signal or function", tok)
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, In):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def _check_depth(root: Node, text: str) -> None:
+    """Refuse a tree deeper than MAX_NESTING (iteratively: it may be very deep).
+
+    The parser's own bound covers parentheses and prefix operators; a long
+    chain such as ``a + a + ... + a`` is parsed in a loop but still builds a
+    tree as deep as it is long.
+    """
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ExprError(f"nested more than {MAX_NESTING} levels deep", node.pos, text)
+        stack.extend((child, depth + 1) for child in _children(node))
 
 
 def _unquote(text: str) -> str:

@@ -5,11 +5,25 @@ Operators write Prometheus-style templates: ``{{ $labels.charger }}``,
 shorthands ``$labels.charger`` and ``$value``. Only that small vocabulary is
 understood; anything else is a load-time error, so a rule file can never run
 code (Go templates, and Jinja, can).
+
+Output is bounded too: a template is at most :data:`MAX_TEMPLATE_CHARS` long,
+printf widths and precisions at most :data:`MAX_FORMAT_WIDTH` (checked at
+load), and a rendering longer than :data:`MAX_RENDERED_CHARS` is cut with a
+marker, so one annotation cannot grow alert state, logs and notifications by
+megabytes per alert.
 """
 
 from __future__ import annotations
 
-__all__ = ["FILTERS", "Template", "TemplateError"]
+__all__ = [
+    "FILTERS",
+    "MAX_FORMAT_WIDTH",
+    "MAX_RENDERED_CHARS",
+    "MAX_TEMPLATE_CHARS",
+    "TRUNCATED",
+    "Template",
+    "TemplateError",
+]
 
 import math
 import re
@@ -56,7 +70,24 @@ _STRING_FILTERS: dict[str, Callable[[str], str]] = {
     "title": str.title,
 }
 
+# A summary or description is a few hundred characters; these leave room.
+MAX_TEMPLATE_CHARS = 4096
+MAX_RENDERED_CHARS = 4096
+TRUNCATED = " [truncated]"
+# Width and precision of a printf verb: %8.2f is typical, %999999999d a bomb.
+MAX_FORMAT_WIDTH = 100
+
 _PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])")
+_WIDTH_RE = re.compile(r"[-+ 0#]*(\d*)(?:\.(\d+))?")
+# Go's escapes in an interpreted string literal.
+_ESCAPE_RE = re.compile(
+    r"""\\(?:(?P<char>[abfnrtv\\'"])|x(?P<x>[0-9A-Fa-f]{2})|(?P<oct>[0-7]{3})"""
+    r"|u(?P<u>[0-9A-Fa-f]{4})|U(?P<U>[0-9A-Fa-f]{8}))"
+)
+_CHAR_ESCAPES = {
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+    "\\": "\\", "'": "'", '"': '"',
+}  # fmt: skip
 _BLOCK_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _BARE_RE = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\$value\b")
 _TERM_RE = re.compile(
@@ -100,6 +131,49 @@ def _printf(fmt: str, v: float | str) -> str:
         return f"%!({fmt})"
 
 
+def _unescape(text: str, pos: int) -> str:
+    """Go's escapes in ``text`` (a string literal's inside starting at ``pos``)."""
+    out: list[str] = []
+    i = 0
+    while (j := text.find("\\", i)) >= 0:
+        out.append(text[i:j])
+        m = _ESCAPE_RE.match(text, j)
+        code = -1
+        if m is not None:
+            if m.group("char"):
+                out.append(_CHAR_ESCAPES[m.group("char")])
+            else:
+                digits = m.group("x") or m.group("u") or m.group("U")
+                code = int(digits, 16) if digits else int(m.group("oct"), 8)
+        valid = 0 <= code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+        if m is None or (code >= 0 and not valid) or (m.group("oct") and code > 255):
+            raise TemplateError(
+                f"bad escape {text[j : j + 2]} in a string; "
+                'use \\n, \\t, \\\\, \\", \\xHH or \\uHHHH',
+                pos + j,
+            )
+        if code >= 0:
+            out.append(chr(code))
+        i = m.end()
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _check_format(fmt: str, pos: int) -> None:
+    """Refuse printf widths and precisions beyond MAX_FORMAT_WIDTH."""
+    for m in _PRINTF_RE.finditer(fmt):
+        spec = _WIDTH_RE.fullmatch(m.group(1))
+        assert spec is not None  # _PRINTF_RE's group 1 has this shape
+        for n in spec.groups(default=""):
+            # len() first: int() of a 5,000-digit width raises ValueError.
+            if n and (len(n) > 4 or int(n) > MAX_FORMAT_WIDTH):
+                raise TemplateError(
+                    f"printf width or precision {n if len(n) <= 12 else n[:12] + '...'} "
+                    f"in {m.group()[:20]!r}; at most {MAX_FORMAT_WIDTH}",
+                    pos + m.start(),
+                )
+
+
 def _plain(v: float | str) -> str:
     if isinstance(v, float):
         return (
@@ -114,6 +188,8 @@ class Template:
     """A parsed template; :meth:`render` never fails."""
 
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_TEMPLATE_CHARS:
+            raise TemplateError(f"template longer than {MAX_TEMPLATE_CHARS} characters", 0)
         self.text = text
         self.parts: list[str | _Block] = []
         pos = 0
@@ -187,7 +263,8 @@ class Template:
                         raise TemplateError(
                             'printf needs a format string, e.g. printf "%.1f"', fpos
                         )
-                    fmt = args[0][1][1:-1].encode().decode("unicode_escape")
+                    fmt = _unescape(args[0][1][1:-1], args[0][2] + 1)
+                    _check_format(fmt, args[0][2] + 1)
                     args = args[1:]
                 if i == 0:
                     if len(args) != 1 or args[0][0] == "str":
@@ -238,4 +315,7 @@ class Template:
                 else:
                     v = _STRING_FILTERS[fname](_plain(v))
             out.append(_plain(v))
-        return "".join(out)
+        text = "".join(out)
+        if len(text) > MAX_RENDERED_CHARS:
+            return text[: MAX_RENDERED_CHARS - len(TRUNCATED)] + TRUNCATED
+        return text

@@ -6,11 +6,12 @@ __all__ = ["datetime_text", "json_text", "tariff_to_ocpi"]
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
-from chargewatch.billing.tariff import Price, Tariff
+from chargewatch.billing.tariff import RESTRICTION_FIELDS, Price, Tariff
 
 
 def datetime_text(dt: datetime) -> str:
@@ -34,31 +35,11 @@ def tariff_to_ocpi(tariff: Tariff) -> dict[str, Any]:
         r = el.restrictions
         if r is not None:
             rd: dict[str, Any] = {}
-            for name in ("start_time", "end_time"):
-                t = getattr(r, name)
-                if t is not None:
-                    rd[name] = t.strftime("%H:%M")
-            for name in ("start_date", "end_date"):
-                d = getattr(r, name)
-                if d is not None:
-                    rd[name] = d.isoformat()
-            for name in (
-                "min_kwh",
-                "max_kwh",
-                "min_current",
-                "max_current",
-                "min_power",
-                "max_power",
-                "min_duration",
-                "max_duration",
-            ):
+            for name in RESTRICTION_FIELDS:
                 v = getattr(r, name)
-                if v is not None:
-                    rd[name] = v
-            if r.day_of_week:
-                rd["day_of_week"] = [d.name for d in sorted(r.day_of_week, key=lambda d: d.value)]
-            if r.reservation is not None:
-                rd["reservation"] = r.reservation.value
+                if v is None or v == frozenset():
+                    continue
+                rd[name] = _restriction_value(v)
             entry["restrictions"] = rd
         elements.append(entry)
     out: dict[str, Any] = {
@@ -86,6 +67,18 @@ def tariff_to_ocpi(tariff: Tariff) -> dict[str, Any]:
             out[name] = datetime_text(dt)
     out["last_updated"] = datetime_text(tariff.last_updated)
     return out
+
+
+def _restriction_value(v: Any) -> Any:
+    if isinstance(v, time):
+        return v.strftime("%H:%M")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, frozenset):
+        return [d.name for d in sorted(v, key=lambda d: d.value)]
+    if isinstance(v, Enum):
+        return v.value
+    return v  # Decimal or int
 
 
 def json_text(value: Any, *, indent: int | None = 2) -> str:

@@ -14,6 +14,9 @@ Pure: no I/O. Money and quantities are ``Decimal``, never ``float``.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_DECIMALS",
+    "MAX_NUMBER",
+    "RESTRICTION_FIELDS",
     "DayOfWeek",
     "Dimension",
     "Price",
@@ -29,7 +32,7 @@ __all__ = [
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -162,24 +165,33 @@ _TARIFF_KEYS = frozenset(
         "last_updated",
     }
 )
-_RESTRICTION_KEYS = frozenset(
-    {
-        "start_time",
-        "end_time",
-        "start_date",
-        "end_date",
-        "min_kwh",
-        "max_kwh",
-        "min_current",
-        "max_current",
-        "min_power",
-        "max_power",
-        "min_duration",
-        "max_duration",
-        "day_of_week",
-        "reservation",
-    }
-)
+# The OCPI TariffRestrictions fields are the dataclass's own fields, in the
+# spec's order: the parser's known keys and the JSON writer both read this.
+RESTRICTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Restrictions))
+_RESTRICTION_KEYS = frozenset(RESTRICTION_FIELDS)
+
+# Bounds on every number in a tariff (prices, VAT, step sizes, restrictions).
+# Real tariffs stay orders of magnitude inside them; beyond them a price times
+# a session's volume no longer fits billing's 34-digit context, and a session
+# would fail to price (decimal.InvalidOperation) long after the file was
+# accepted. docs/pricing.md states them.
+MAX_NUMBER = Decimal(1_000_000_000)
+MAX_DECIMALS = 15
+
+
+def _out_of_bounds(d: Decimal) -> str:
+    """Why ``d`` (finite) is outside the bounds, or "" when it is inside."""
+    if abs(d) > MAX_NUMBER:
+        return f"expected at most {MAX_NUMBER:,} in size, got {_brief(str(d))}"
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        return f"expected at most {MAX_DECIMALS} decimals, got {-exponent}: {_brief(str(d))}"
+    return ""
+
+
+def _brief(text: str) -> str:
+    # A refused number may have thousands of digits; the message needs a few.
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def parse_datetime(value: str) -> datetime:
@@ -287,7 +299,14 @@ class _Obj:
         d = to_decimal(value)
         where = _join(self.path, key)
         if d is None:
-            self.c.add(where, f"expected a number, got {value!r}")
+            if isinstance(value, Decimal) and value.is_infinite():
+                # load_json's stand-in for an exponent too large to hold.
+                self.c.add(where, f"expected at most {MAX_NUMBER:,} in size, got a huge number")
+            else:
+                self.c.add(where, f"expected a number, got {_brief(repr(value))}")
+            return None
+        if bad := _out_of_bounds(d):
+            self.c.add(where, bad)
             return None
         if minimum is not None and d < minimum:
             self.c.add(where, f"expected a number >= {minimum}, got {d}")
@@ -298,10 +317,14 @@ class _Obj:
         value = self._get(key, required)
         if value is None:
             return None
+        d = to_decimal(value)
+        if d is not None and (bad := _out_of_bounds(d)):
+            self.c.add(_join(self.path, key), bad)
+            return None
         i = _integer(value)
         if i is None or i < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            self.c.add(_join(self.path, key), f"expected {what}, got {value!r}")
+            self.c.add(_join(self.path, key), f"expected {what}, got {_brief(repr(value))}")
             return None
         return i
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 __all__ = ["load_json", "load_tariff", "load_tariff_dir"]
 
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,26 @@ def load_json(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError([ConfigProblem(name, "", f"cannot read: {exc.strerror}")]) from exc
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=_decimal, parse_int=_integer)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [ConfigProblem(name, "", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
         ) from exc
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        # An exponent beyond what Decimal holds (1e99999999999999999999): an
+        # infinity, which the tariff's bounds then report with its key path.
+        return Decimal("-Infinity" if text.startswith("-") else "Infinity")
+
+
+def _integer(text: str) -> int | Decimal:
+    # int() refuses more than 4,300 digits with a ValueError (CPython's guard);
+    # a long literal stays exact as a Decimal and meets the bounds instead.
+    return int(text) if len(text) <= 18 else Decimal(text)
 
 
 def load_tariff(path: str | Path) -> Tariff:

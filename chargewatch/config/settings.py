@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chargewatch.alerting.remediation import BucketSpec, RateLimits
 from chargewatch.api.http import SCOPES, ApiToken
 from chargewatch.core.errors import ConfigError, ConfigProblem
@@ -142,9 +140,11 @@ def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:
         parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
             continue
+        # Parsed through load_yaml, bounds included (an alias bomb in a
+        # variable is refused, not expanded); what is not YAML stays text.
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = load_yaml(key, text=raw).data if raw else ""
+        except ConfigError:
             value = raw
         node = data
         for p in parts[:-1]:

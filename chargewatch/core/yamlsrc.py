@@ -4,11 +4,28 @@ Operators edit YAML by hand (config, fleet, rules); an error must say
 ``file:line:col: key.path: what was expected``. PyYAML's composed node tree
 carries the marks, so values are built from nodes and each key path's position
 is kept beside the plain data. Only the safe constructors are used.
+
+Loading is bounded before anything is built: a file of at most
+:data:`MAX_BYTES`, nesting at most :data:`MAX_DEPTH` levels deep, and aliases
+that add at most :data:`MAX_ALIAS_NODES` values when expanded. A 330-byte
+"billion laughs" file would otherwise expand to gigabytes, and an alias inside
+its own anchor to an endless structure; both are refused in milliseconds with
+``file:line:col: key.path: ...``.
 """
 
 from __future__ import annotations
 
-__all__ = ["MISSING", "Path", "Reader", "Source", "load_yaml", "path_str"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MISSING",
+    "Path",
+    "Reader",
+    "Source",
+    "load_yaml",
+    "path_str",
+]
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +37,16 @@ import yaml
 from chargewatch.core.errors import ConfigError, ConfigProblem
 
 Path = tuple[str | int, ...]
+
+# A 100,000-charger fleet.yaml is about 13 MB; rule, config and parameter
+# files are kilobytes.
+MAX_BYTES = 32 * 1024 * 1024
+# Real files nest fewer than ten levels; the bound keeps every recursive walk
+# (ours, PyYAML's pure-Python composer) far from Python's recursion limit.
+MAX_DEPTH = 100
+# What aliases may add to a document once expanded. Hand-written anchors
+# (shared label sets, repeated test inputs) add tens; an alias bomb, billions.
+MAX_ALIAS_NODES = 100_000
 
 
 def path_str(path: Path) -> str:
@@ -68,8 +95,7 @@ def _construct(
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            # Keys are names; a structured key is kept as its text.
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            key = str(key_node.value)  # _check_graph let only scalar keys through
             key_marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _construct(value_node, (*path, key), marks, loader, key_marks)
         return out
@@ -77,7 +103,20 @@ def _construct(
         return [
             _construct(v, (*path, i), marks, loader, key_marks) for i, v in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:  # an unknown tag (!!python/...), bad !!binary
+        raise _BadValueError(path, node, str(exc.problem or exc)) from exc
+    except ValueError as exc:  # an int past CPython's 4,300 digits, 2026-02-30
+        text = str(node.value)
+        if len(text) > 4300:
+            raise _BadValueError(path, node, f"a number of {len(text):,} digits; too long") from exc
+        raise _BadValueError(path, node, f"cannot read {text!r}: {exc}") from exc
+
+
+class _BadValueError(Exception):
+    def __init__(self, path: Path, node: yaml.Node, message: str) -> None:
+        self.path, self.node, self.message = path, node, message
 
 
 # libyaml's parser when PyYAML was built with it (it keeps line and column
@@ -86,14 +125,110 @@ def _construct(
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node, yaml.Mark]]:
+    """(key, child, where the slot is written) for each value under ``node``."""
+    if isinstance(node, yaml.MappingNode):
+        return [(str(k.value), v, k.start_mark) for k, v in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return [(i, v, v.start_mark) for i, v in enumerate(node.value)]
+    return []
+
+
+def _check_keys(name: str, node: yaml.MappingNode, path: Path) -> None:
+    # Keys are names. A list or mapping as a key (YAML's "? [a, b]: x") has no
+    # name to report it under, and its text could be an alias bomb's.
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            msg = "a key must be a plain name, not a list or mapping"
+            raise ConfigError([ConfigProblem(name, path_str(path), msg, line, col)])
+
+
+def _check_graph(name: str, root: yaml.Node, text_length: int) -> None:
+    """Refuse cycles, deep nesting and alias expansion beyond the bounds.
+
+    PyYAML composes an alias as the anchored node itself, so the node tree is
+    a graph. One iterative depth-first walk visits each node once and keeps,
+    per node, its expanded size and height: linear in the file, whatever the
+    aliases would expand to.
+    """
+    size: dict[int, int] = {}  # id(node) -> values under it once expanded (capped)
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    # Sizes only need comparing with (nodes in the file + budget), and a file
+    # holds fewer nodes than twice its characters: a cap keeps the numbers
+    # small where a bomb's would have hundreds of digits.
+    cap = 2 * text_length + MAX_ALIAS_NODES + 1
+
+    def fail(path: Path, mark: yaml.Mark, message: str) -> ConfigError:
+        line, col = mark.line + 1, mark.column + 1
+        where = (
+            path_str(path) if len(path) <= 12 else f"{path_str(path[:6])}...{path_str(path[-3:])}"
+        )
+        return ConfigError([ConfigProblem(name, where, message, line, col)])
+
+    # Frames: (node, its path, its children, index of the next child to visit).
+    stack: list[tuple[yaml.Node, Path, list[tuple[str | int, yaml.Node, yaml.Mark]], int]]
+    if isinstance(root, yaml.MappingNode):
+        _check_keys(name, root, ())
+    stack = [(root, (), _children(root), 0)]
+    on_path.add(id(root))
+    distinct = 1
+    while stack:
+        node, path, kids, i = stack[-1]
+        if i < len(kids):
+            stack[-1] = (node, path, kids, i + 1)
+            key, child, mark = kids[i]
+            child_path = (*path, key)
+            if isinstance(node, yaml.SequenceNode) and (
+                id(child) in on_path or id(child) in height
+            ):
+                # An alias in a list: its node's mark is the anchor's; the list
+                # that holds the alias is the closest mark to where it is written.
+                mark = node.start_mark
+            if id(child) in on_path:
+                raise fail(child_path, mark, "an alias to a node that contains it (a cycle)")
+            if id(child) in height:  # seen before: an alias
+                if len(child_path) + height[id(child)] - 1 > MAX_DEPTH:
+                    raise fail(child_path, mark, f"nested more than {MAX_DEPTH} levels deep")
+                continue
+            if len(child_path) > MAX_DEPTH:
+                raise fail(child_path, mark, f"nested more than {MAX_DEPTH} levels deep")
+            distinct += 1
+            if isinstance(child, yaml.MappingNode):
+                _check_keys(name, child, child_path)
+            on_path.add(id(child))
+            stack.append((child, child_path, _children(child), 0))
+            continue
+        stack.pop()
+        on_path.discard(id(node))
+        size[id(node)] = min(cap, 1 + sum(size[id(c)] for _, c, _ in kids))
+        height[id(node)] = 1 + max((height[id(c)] for _, c, _ in kids), default=0)
+        if size[id(node)] - distinct > MAX_ALIAS_NODES:
+            # Only aliases can make a node larger than the whole file's node count.
+            raise fail(
+                path,
+                node.start_mark,
+                f"aliases expand this to more than {MAX_ALIAS_NODES:,} values beyond the "
+                "file's own; write the values out, or share fewer",
+            )
+
+
 def load_yaml(source: str | FsPath, *, text: str | None = None) -> Source:
     """Load ``source`` (a path; or a display name when ``text`` is given) safely."""
     name = str(source)
+    too_big = f"larger than {MAX_BYTES:,} bytes; refused"
     if text is None:
         try:
+            if FsPath(source).stat().st_size > MAX_BYTES:
+                raise ConfigError([ConfigProblem(name, "", too_big)])
             text = FsPath(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError([ConfigProblem(name, "", f"cannot read: {exc.strerror}")]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([ConfigProblem(name, "", f"not UTF-8 text: {exc.reason}")]) from exc
+    if len(text) > MAX_BYTES:
+        raise ConfigError([ConfigProblem(name, "", too_big)])
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
@@ -102,9 +237,23 @@ def load_yaml(source: str | FsPath, *, text: str | None = None) -> Source:
         raise ConfigError(
             [ConfigProblem(name, "", f"YAML syntax: {exc.problem or exc}", line, col)]
         ) from exc
+    except yaml.YAMLError as exc:  # e.g. a control character libyaml refuses unmarked
+        raise ConfigError([ConfigProblem(name, "", f"YAML syntax: {exc}")]) from exc
+    except RecursionError as exc:  # PyYAML's pure-Python composer, without libyaml
+        msg = f"nested more than {MAX_DEPTH} levels deep"
+        raise ConfigError([ConfigProblem(name, "", msg)]) from exc
+    if node is not None:
+        _check_graph(name, node, len(text))
     marks: dict[Path, tuple[int, int]] = {}
     key_marks: dict[Path, tuple[int, int]] = {}
-    data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""), key_marks)
+    try:
+        data = None if node is None else _construct(node, (), marks, yaml.SafeLoader(""), key_marks)
+    except _BadValueError as exc:
+        mark = exc.node.start_mark
+        problem = ConfigProblem(
+            name, path_str(exc.path), exc.message, mark.line + 1, mark.column + 1
+        )
+        raise ConfigError([problem]) from exc
     return Source(name, data, marks, key_marks)
 
 
