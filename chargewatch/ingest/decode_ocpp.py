@@ -26,9 +26,9 @@ Valid frames of actions that carry no telemetry (Authorize, DataTransfer, ...)
 are not rejected; they are counted in :attr:`OcppDecoder.ignored`.
 Accepted deviations from the spec are counted in :attr:`OcppDecoder.quirks`
 (see :data:`QUIRKS`); where a sample's value goes is decided in
-:mod:`chargewatch.ingest.ocpp_units`.
+:mod:`chargewatch.ingest.ocpp.units`.
 
-Correlation (:mod:`chargewatch.ingest.ocpp_state`): a 1.6 StartTransaction
+Correlation (:mod:`chargewatch.ingest.ocpp.state`): a 1.6 StartTransaction
 becomes a start :class:`TransactionEvent` when the CSMS's answer (``csms``
 topic) brings the transaction id, or after ``pending_timeout`` with
 ``transaction_id=""`` and the flag ``transaction_id_unknown``. Answers to
@@ -56,11 +56,11 @@ from typing import Any, Final
 
 import orjson
 
-from chargewatch.ingest import ocpp_units as units
-from chargewatch.ingest.ocpp_schemas import SchemaError, schemas
-from chargewatch.ingest.ocpp_schemas import actions as known_actions
-from chargewatch.ingest.ocpp_state import ChargerState, Early, Evse, Pending, Side, StartInfo
-from chargewatch.ingest.ocpp_units import plan
+from chargewatch.ingest.ocpp import units
+from chargewatch.ingest.ocpp.schemas import SchemaError, schemas
+from chargewatch.ingest.ocpp.schemas import actions as known_actions
+from chargewatch.ingest.ocpp.state import ChargerState, Early, Evse, Pending, Side, StartInfo
+from chargewatch.ingest.ocpp.units import plan
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS
 from chargewatch.model.decoding import DecodeSink
 from chargewatch.model.events import (

@@ -1,0 +1,1 @@
+"""The OCPP-J decoder's parts (contract: chargewatch.ingest.decode_ocpp)."""
