@@ -1,6 +1,6 @@
 """Decode OCPP-J 1.6 and 2.0.1 frames forwarded over MQTT into meter rows and events.
 
-Topic ``ocpp/<version>/<chargerId>/<source>`` (DESIGN.md "OCPP-J frames forwarded
+Topic ``ocpp/<version>/<chargerId>/<source>`` (docs/architecture.md "OCPP-J frames
 over MQTT"); the router splits it and calls :meth:`OcppDecoder.decode`.
 
 Contract: ``decode`` never raises. Every frame, or part of a frame, that is not
