@@ -1,0 +1,69 @@
+"""Start-up time of the ``chargewatch`` command line; prints one JSON object.
+
+    PYTHONPATH=. python -m bench.bench_startup [--runs 5]
+
+Each command runs ``--runs`` times in a fresh ``python -m chargewatch``
+process; the figure is the median wall time (process start to exit, so the
+interpreter's own start-up is included), beside the 0.3 s limit for
+``--help`` and ``tariff price``. ``rules check rules/`` is reported for
+reference against the same limit. One untimed run first warms the file
+cache and the byte-code cache, which every later start finds warm too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_S = 0.3
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "help": ("--help",),
+    "tariff_price": (
+        "tariff",
+        "price",
+        "--tariff",
+        str(ROOT / "tariffs" / "time_of_use.json"),
+        "--cdr",
+        str(ROOT / "tests" / "billing" / "testdata" / "ocpi" / "cdr_example.json"),
+    ),
+    "rules_check": ("rules", "check", str(ROOT / "rules")),
+}
+
+
+def wall_times(args: tuple[str, ...], runs: int) -> list[float]:
+    """Wall seconds of ``runs`` fresh ``python -m chargewatch ARGS`` processes."""
+    cmd = [sys.executable, "-m", "chargewatch", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(cmd, capture_output=True, check=True, env=env)  # warm caches
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True, env=env)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    out: dict[str, object] = {"runs": args.runs, "limit_s": LIMIT_S}
+    for name, argv in COMMANDS.items():
+        times = wall_times(argv, args.runs)
+        out[name] = {
+            "command": "chargewatch " + " ".join(Path(a).name if "/" in a else a for a in argv),
+            "median_s": round(statistics.median(times), 3),
+            "runs_s": [round(t, 3) for t in times],
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
