@@ -45,11 +45,12 @@ def wall_times(args: tuple[str, ...], runs: int, root: Path) -> list[float]:
     cmd = [sys.executable, "-m", "chargewatch", *args]
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
-    subprocess.run(cmd, capture_output=True, check=True, env=env)  # warm caches
+    # Run in the checkout: ``-m`` puts the working directory first on the path.
+    subprocess.run(cmd, capture_output=True, check=True, env=env, cwd=root)  # warm caches
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True, env=env)
+        subprocess.run(cmd, capture_output=True, check=True, env=env, cwd=root)
         times.append(time.perf_counter() - t)
     return times
 

@@ -30,6 +30,7 @@ def imported(*args: str) -> set[str]:
         text=True,
         check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,  # -m puts the working directory first on the path
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # Lines read "import time: self | cumulative | <indent>module".
