@@ -6,13 +6,12 @@ __all__ = ["register"]
 
 import argparse
 import sys
-import zoneinfo
 from datetime import UTC, tzinfo
 
 from chargewatch.core.errors import ConfigError, ConfigProblem
 
-# Each handler imports the billing modules it uses when it runs: building the
-# parser (every ``chargewatch`` start) must not pay for them.
+# Each handler imports the billing modules (and zoneinfo) it uses when it runs:
+# building the parser (every ``chargewatch`` start) must not pay for them.
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -32,6 +31,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _zone(name: str) -> tzinfo:
+    import zoneinfo  # noqa: PLC0415 - see above
+
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
