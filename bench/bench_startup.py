@@ -10,7 +10,8 @@ reference. One untimed run first warms the file cache and writes the byte
 code, as an installed package has it (pip compiles at install) and a checkout
 has it after its first run; PYTHONDONTWRITEBYTECODE is dropped for the
 commands, or every start would time the compiler. ``--root`` times another
-checkout's code (e.g. main, for a before/after).
+checkout's code (e.g. main, for a before/after). Wall time follows the
+machine's load, so CPU time and the bare interpreter's times are reported too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,19 +42,24 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def wall_times(args: tuple[str, ...], runs: int, root: Path) -> list[float]:
-    """Wall seconds of ``runs`` fresh ``python -m chargewatch ARGS`` processes."""
-    cmd = [sys.executable, "-m", "chargewatch", *args]
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_runs(cmd: list[str], runs: int, root: Path) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (user + system) of ``runs`` fresh processes running ``cmd``."""
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
     # Run in the checkout: ``-m`` puts the working directory first on the path.
     subprocess.run(cmd, capture_output=True, check=True, env=env, cwd=root)  # warm caches
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         subprocess.run(cmd, capture_output=True, check=True, env=env, cwd=root)
-        times.append(time.perf_counter() - t)
-    return times
+        wall.append(time.perf_counter() - t)
+        cpu.append(_cpu() - c)
+    return wall, cpu
 
 
 def main() -> None:
@@ -62,12 +69,22 @@ def main() -> None:
     args = ap.parse_args()
     out: dict[str, object] = {"runs": args.runs, "limit_s": LIMIT_S, "root": str(args.root)}
     for name, argv in COMMANDS.items():
-        times = wall_times(argv, args.runs, args.root)
+        cmd = [sys.executable, "-m", "chargewatch", *argv]
+        wall, cpu = timed_runs(cmd, args.runs, args.root)
         out[name] = {
             "command": "chargewatch " + " ".join(Path(a).name if "/" in a else a for a in argv),
-            "median_s": round(statistics.median(times), 3),
-            "runs_s": [round(t, 3) for t in times],
+            "median_s": round(statistics.median(wall), 3),
+            "runs_s": [round(t, 3) for t in wall],
+            # CPU time moves less than wall time when others load the machine.
+            "cpu_median_s": round(statistics.median(cpu), 3),
         }
+    # The interpreter alone: the share of the limit that is not chargewatch's,
+    # and a sign of how loaded the machine was.
+    wall, cpu = timed_runs([sys.executable, "-c", "pass"], args.runs, args.root)
+    out["python_bare"] = {
+        "median_s": round(statistics.median(wall), 3),
+        "cpu_median_s": round(statistics.median(cpu), 3),
+    }
     print(json.dumps(out, indent=2))
 
 
