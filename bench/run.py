@@ -21,6 +21,9 @@ prints; the modules also run on their own):
                 per connector at 1k, 10k and 100k connectors (<= 4 KB per
                 connector at 100k; steady-state cost per sample flat, i.e. linear
                 growth; the first samples of every session timed apart).
+- ``startup``   bench_startup: median wall time of 5 fresh ``chargewatch --help``
+                and ``tariff price`` (<= 0.3 s each); ``rules check rules/`` in
+                the raw report (it loads the rule engine, numpy included).
 
 Prints a table (measured, limit, ratio to the limit, pass) and then the whole
 report as JSON (also written to ``--out``). Needs the Debian services the tests
@@ -42,7 +45,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale")
+SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "startup")
 
 
 @dataclass
@@ -190,12 +193,23 @@ def scale(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     ]
 
 
+def startup(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
+    r = bench("bench_startup")
+    # rules check loads the rule engine (numpy): its time is in the raw report only.
+    return r, [
+        Figure(f"{r[k]['command']}: median wall time", r[k]["median_s"], r["limit_s"], "s",
+               higher_is_better=False)
+        for k in ("help", "tariff_price")
+    ]  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], list[Figure]]]] = {
     "ingest": ingest,
     "detectors": detectors,
     "alerting": alerting,
     "replay": replay,
     "scale": scale,
+    "startup": startup,
 }
 
 

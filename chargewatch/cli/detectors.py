@@ -7,9 +7,6 @@ import argparse
 import json
 import sys
 
-from chargewatch.core.yamlsrc import load_yaml
-from chargewatch.detectors.params import DetectorConfig
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -49,8 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    # Imported here: the evaluation pulls in the simulator, which `chargewatch
-    # --help` and every other subcommand do not need.
+    # Imported here: the evaluation pulls in the simulator and the detectors
+    # (numpy, scipy), which `chargewatch --help` and every other subcommand do not need.
+    from chargewatch.core.yamlsrc import load_yaml  # noqa: PLC0415
+    from chargewatch.detectors.params import DetectorConfig  # noqa: PLC0415
     from chargewatch.evaluation.detector_report import (  # noqa: PLC0415
         NOT_INJECTABLE,
         evaluate,
