@@ -236,7 +236,8 @@ def test_full_disk_holds_acks_recovers_and_loses_nothing(
     assert sorted(r["topic"] for r in rejected) == sorted(
         [f"ev/BAD-{k}/1/meter" for k in (0, 1, 2)] + [f"ev/BAD-{k}/1/meter" for k in (0, 1)]
     )
-    # One error per store per episode, not one per message or retry.
-    full_errors = [ln for ln in log1.splitlines() if "holding acknowledgements" in ln]
-    assert 1 <= len(full_errors) <= 6, full_errors
-    print(f"\nstores degraded: {degraded}; episode log lines: {len(full_errors)}")
+    # One error line per store and episode, not one per message or retry (the
+    # collector may free a block itself, ending an episode early: at most two).
+    episodes = re.findall(r"storage (\w+): write failed", log1)
+    assert episodes and all(episodes.count(st) <= 2 for st in episodes), episodes
+    print(f"\nstores degraded: {degraded}; episodes logged: {episodes}")
