@@ -170,7 +170,9 @@ def test_full_disk_holds_acks_recovers_and_loses_nothing(
 
     run = Run(config, mosquitto.port, http)
     try:
-        wait_for("readyz", lambda: (r := run.get("/readyz")) is not None and r.status_code == 200)
+        wait_for(
+            "readyz", lambda: (r := run.get("/readyz")) is not None and r.status_code == 200, 90
+        )
         publish(20)
         wait_for("the first samples", lambda: len(stored(lines_file)) >= 20)
 
