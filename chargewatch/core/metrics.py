@@ -65,3 +65,14 @@ REMEDIATION_SUPPRESSED = Counter(
     "Remediation commands due and not sent (paused, charger_rate, site_rate, fleet_rate)",
     ["reason"],
 )
+STORAGE_ERRORS = Counter(
+    "chargewatch_storage_errors_total",
+    "Failed attempts to write a store because the disk is full or failing "
+    "(ENOSPC, EDQUOT, EIO, SQLITE_FULL); each is retried",
+    ["store", "errno"],
+)
+STORAGE_DEGRADED = Gauge(
+    "chargewatch_storage_degraded",
+    "1 while writes to this store fail: acknowledgements to the broker are held",
+    ["store"],
+)

@@ -2,7 +2,7 @@
 
 Why not influxdb-client: it speaks only ``/api/v2`` (so not InfluxDB < 1.8),
 its Point serialisation measured ~7x slower than preformatted lines, and it has
-no durable buffer for outages (DESIGN.md).
+no durable buffer for outages (docs/architecture.md).
 
 Endpoints: ``/write`` (InfluxDB 1.x, and 2.x/3.x v1 compatibility: db, rp,
 user/password as HTTP basic auth) or ``/api/v2/write`` (1.8+, 2.x, 3.x,
@@ -33,6 +33,7 @@ from typing import Literal
 import httpx
 
 from chargewatch.core import metrics
+from chargewatch.storage.health import StorageHealth, StorageUnavailableError, guarded
 from chargewatch.storage.lineproto import PRECISION
 from chargewatch.storage.spool import Spool
 
@@ -75,10 +76,16 @@ class InfluxConfig:
 class InfluxWriter:
     """Accepts lines from the pipeline; delivers them in order from a background thread."""
 
-    def __init__(self, config: InfluxConfig, spool_dir: Path) -> None:
+    def __init__(
+        self, config: InfluxConfig, spool_dir: Path, *, health: StorageHealth | None = None
+    ) -> None:
         if config.batch_lines < 1:
             raise ValueError("batch_lines must be >= 1")
         self.config = config
+        # With a full disk, _spool waits (holding the buffer lock) until the chunk
+        # is on disk: the pipeline's next write() waits too, before its batch is
+        # acknowledged, so no more than the documented buffer is ever at risk.
+        self.health = health
         self.spool = Spool(spool_dir, max_bytes=config.spool_max_bytes)
         self._rejected_dir = spool_dir / "rejected"
         self._buf: list[str] = []
@@ -141,7 +148,7 @@ class InfluxWriter:
         body = ("\n".join(chunk) + "\n").encode()
         if self.config.gzip:
             body = gzip.compress(body, compresslevel=1)  # speed over ratio: CPU is scarcer
-        self.spool.put(body)
+        guarded(self.health, "spool", lambda: self.spool.put(body))
         metrics.SPOOL_BYTES.set(self.spool.bytes)
 
     # -- sender thread ----------------------------------------------------------
@@ -163,7 +170,10 @@ class InfluxWriter:
 
         Whatever is still spooled stays on disk and is sent after the next start.
         """
-        self.flush()
+        try:
+            self.flush()
+        except StorageUnavailableError as exc:  # stopping with the disk still full
+            log.error("InfluxDB lines not spooled at stop (never acknowledged): %s", exc)
         if self._thread is not None:
             self.spool.wait_empty(drain_timeout_s)
         self._stop.set()
@@ -192,7 +202,10 @@ class InfluxWriter:
         interval = self.config.flush_interval_s
         while not self._stop.wait(interval / 2):
             if self._buf and time.monotonic() - self._buf_since >= interval:
-                self.flush()
+                try:
+                    self.flush()
+                except StorageUnavailableError:
+                    return  # stopping while the disk is full: stop() reports it
 
     def _send_loop(self) -> None:
         backoff = 0.5
@@ -245,11 +258,15 @@ class InfluxWriter:
         # and, on a partial write, has stored the chunk's good lines already.
         log.error("InfluxDB rejected data (not retried): %s", exc)
         metrics.WRITE_ERRORS.labels(reason="400").inc()
-        self._rejected_dir.mkdir(exist_ok=True)
-        kept = sorted(self._rejected_dir.glob("*.lp.gz"))
-        for old in kept[: max(0, len(kept) - 99)]:  # keep the last 100 for inspection
-            old.unlink(missing_ok=True)
-        (self._rejected_dir / f"{seq:016d}.lp.gz").write_bytes(body)
+        try:
+            self._rejected_dir.mkdir(exist_ok=True)
+            kept = sorted(self._rejected_dir.glob("*.lp.gz"))
+            for old in kept[: max(0, len(kept) - 99)]:  # keep the last 100 for inspection
+                old.unlink(missing_ok=True)
+            (self._rejected_dir / f"{seq:016d}.lp.gz").write_bytes(body)
+        except OSError as e:  # a copy for inspection only: not worth stopping the sender
+            (self._rejected_dir / f"{seq:016d}.lp.gz").unlink(missing_ok=True)
+            log.error("could not set aside the rejected chunk %d: %s", seq, e)
         self.spool.pop(seq)
 
     def _split(self, seq: int, body: bytes) -> None:
