@@ -114,10 +114,16 @@ class Collector:
             if rp and config.influx.api == "v1" and rp != config.influx.retention_policy:
                 # Rollups and events live longer than raw samples: their own
                 # retention policy, so their own writer and spool.
+                rollup_config = replace(
+                    config.influx,
+                    retention_policy=rp,
+                    create_database=False,
+                    # Created at start when missing (the README's sample config
+                    # must run against a fresh InfluxDB without manual steps).
+                    create_retention_duration=config.influx.rollup_retention_duration,
+                )
                 self.rollup_writer = InfluxWriter(
-                    replace(config.influx, retention_policy=rp, create_database=False),
-                    data / "spool-rollup",
-                    health=health,
+                    rollup_config, data / "spool-rollup", health=health
                 )
         elif config.influx_file is not None:
             line_path = config.influx_file
@@ -546,10 +552,30 @@ class Collector:
         # nothing: alive, but not taking data.
         detail["storage_degraded"] = degraded
         ok = mqtt_ok and self.health()[0] and not degraded
-        if self.writer is not None:
-            detail["influx_error"] = self.writer.last_error
-            detail["spool_bytes"] = self.writer.spool.bytes
+        for name, writer in (("influx", self.writer), ("influx_rollup", self.rollup_writer)):
+            if writer is None:
+                continue
+            problem = writer_problem(writer)
+            detail[f"{name}_error"] = problem
+            detail[f"{name}_spool_bytes"] = writer.spool.bytes
+            ok = ok and not problem
         return ok, detail
+
+
+# Past this share of its bound the spool is growing towards loss: not ready.
+SPOOL_NOT_READY_FRACTION = 0.5
+
+
+def writer_problem(writer: InfluxWriter) -> str:
+    """Why a writer is not delivering, or "" when it is."""
+    if writer.config_error:
+        return writer.config_error
+    if writer.last_error:
+        return writer.last_error
+    limit = writer.config.spool_max_bytes * SPOOL_NOT_READY_FRACTION
+    if writer.spool.bytes > limit:
+        return f"spool at {writer.spool.bytes} bytes, over {int(limit)} (InfluxDB too slow)"
+    return ""
 
 
 def _int_param(params: dict[str, str], key: str, default: int, hi: int) -> int:

@@ -30,6 +30,7 @@ _INFLUX = (
     "url", "api", "database", "retention_policy", "username", "password", "password_file",
     "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
     "timeout_s", "spool_max_bytes", "file", "rollup_retention_policy",
+    "rollup_retention_duration",
 )  # fmt: skip
 
 
@@ -168,6 +169,13 @@ def _influx_writer(s: Section) -> dict[str, Any]:
         "database": s.get("database", str, "chargewatch"),
         "retention_policy": s.get("retention_policy", str, ""),
         "rollup_retention_policy": s.get("rollup_retention_policy", str, ""),
+        "rollup_retention_duration": s.get(
+            "rollup_retention_duration",
+            str,
+            "730d",
+            check=lambda v: re.fullmatch(r"(\d+(ns|u|µ|ms|s|m|h|d|w))+|INF", v) is not None,
+            expected="an InfluxQL duration such as 730d, 104w or INF",
+        ),
         "username": s.get("username", str, ""),
         "password": s.secret("password"),
         "org": s.get("org", str, ""),

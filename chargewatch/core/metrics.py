@@ -33,6 +33,11 @@ WRITE_SECONDS = Histogram(
     "InfluxDB write request latency",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+INFLUX_MISCONFIGURED = Gauge(
+    "chargewatch_influx_misconfigured",
+    "1 while the database or retention policy an InfluxDB writer writes to is missing",
+    ["target"],
+)
 SPOOL_BYTES = Gauge("chargewatch_influx_spool_bytes", "Bytes waiting in the InfluxDB spool")
 MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the broker")
 MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")

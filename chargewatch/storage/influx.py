@@ -68,6 +68,11 @@ class InfluxConfig:
     # v1: the retention policy of the per-minute rollups and the status, alert
     # and session series ("" = the same as the raw meter series).
     rollup_retention_policy: str = ""
+    # v1: how long rollups are kept when their policy has to be created.
+    rollup_retention_duration: str = "730d"
+    # v1: the duration a missing ``retention_policy`` is created with at start
+    # ("" = never create it: a missing policy is then a configuration error).
+    create_retention_duration: str = ""
 
     def __repr__(self) -> str:  # never print secrets
         return f"InfluxConfig(url={self.url!r}, api={self.api!r})"
@@ -96,6 +101,9 @@ class InfluxWriter:
         self._flusher: threading.Thread | None = None
         self.lines_written = 0
         self.last_error = ""
+        # Set while the target database or retention policy is missing: a
+        # configuration error, re-checked at the longest backoff, not hammered.
+        self.config_error = ""
         auth: httpx.Auth | None = None
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if config.api == "v1":
@@ -156,6 +164,7 @@ class InfluxWriter:
     def start(self) -> None:
         if self.config.api == "v1" and self.config.create_database:
             self._create_database()
+        self.ensure_schema()
         self._thread = threading.Thread(
             target=self._send_loop, name="collector.influx_send", daemon=True
         )
@@ -198,6 +207,66 @@ class InfluxWriter:
         except httpx.HTTPError as exc:
             log.warning("CREATE DATABASE %s failed: %s (will retry writes)", db, exc)
 
+    def ensure_schema(self) -> None:
+        """v1: create the retention policy this writer writes to, if asked to and missing.
+
+        Sets :attr:`config_error` (the reason and the command that fixes it) when
+        the policy is missing and cannot be created; clears it once it exists.
+        """
+        cfg = self.config
+        if cfg.api != "v1" or not cfg.retention_policy:
+            return
+        try:
+            existing = self._retention_policies()
+        except (httpx.HTTPError, WriteError) as exc:
+            log.warning("cannot list InfluxDB retention policies yet: %s", exc)
+            return
+        if existing is None or cfg.retention_policy in existing:
+            self._set_config_error("")
+            return
+        if cfg.create_retention_duration:
+            q = _create_rp(cfg.database, cfg.retention_policy, cfg.create_retention_duration)
+            try:
+                r = self._client.post("/query", params={"q": q})
+                if r.status_code < 400 and '"error"' not in r.text:
+                    log.info("created InfluxDB retention policy: %s", q)
+                    self._set_config_error("")
+                    return
+                why = f"HTTP {r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                why = str(exc)
+            log.error("could not create the retention policy (%s)", why)
+        fix = _create_rp(cfg.database, cfg.retention_policy, cfg.create_retention_duration or "30d")
+        self._set_config_error(
+            f"retention policy {cfg.retention_policy!r} does not exist on database "
+            f"{cfg.database!r}; create it with: {fix}"
+        )
+
+    def _retention_policies(self) -> set[str] | None:
+        """The database's retention policies; None when the database is missing."""
+        db = self.config.database.replace('"', '\\"')
+        r = self._client.get("/query", params={"q": f'SHOW RETENTION POLICIES ON "{db}"'})
+        if r.status_code >= 400:
+            raise WriteError(r.status_code, r.text[:200])
+        result = (r.json().get("results") or [{}])[0]
+        if "error" in result:  # "database not found": CREATE DATABASE failed or is off
+            self._set_config_error(f"InfluxDB: {result['error']}")
+            return None
+        series = result.get("series") or [{}]
+        return {row[0] for row in series[0].get("values") or []}
+
+    def _set_config_error(self, text: str) -> None:
+        if text and text != self.config_error:
+            log.error("InfluxDB writer for %s: %s", self._target(), text)
+        elif not text and self.config_error:
+            log.warning("InfluxDB writer for %s: configuration fixed", self._target())
+        self.config_error = text
+        metrics.INFLUX_MISCONFIGURED.labels(target=self._target()).set(1 if text else 0)
+
+    def _target(self) -> str:
+        rp = self.config.retention_policy
+        return f"{self.config.database}.{rp}" if rp else self.config.database
+
     def _flush_loop(self) -> None:
         interval = self.config.flush_interval_s
         while not self._stop.wait(interval / 2):
@@ -218,8 +287,18 @@ class InfluxWriter:
                 self._post(body)
             except WriteError as exc:
                 self.last_error = str(exc)
+                if _missing_target(exc):
+                    metrics.WRITE_ERRORS.labels(reason="config").inc()
+                    self.ensure_schema()
+                    if not self.config_error:
+                        self._set_config_error(f"InfluxDB refused the write: {exc}")
+                    self._stop.wait(self.config.max_backoff_s)
+                    continue
                 if exc.status == 400:
+                    # Bad data, set aside and counted: the writer itself is
+                    # healthy, so it does not keep /readyz false.
                     self._set_aside(seq, body, exc)
+                    self.last_error = ""
                     continue
                 if exc.status == 413:
                     self._split(seq, body)
@@ -239,6 +318,8 @@ class InfluxWriter:
                 continue
             backoff = 0.5
             self.last_error = ""
+            if self.config_error:
+                self._set_config_error("")
             self.spool.pop(seq)
             metrics.SPOOL_BYTES.set(self.spool.bytes)
 
@@ -283,6 +364,19 @@ class InfluxWriter:
         for part in (lines[:half], lines[half:]):
             self._spool(part)
         self.spool.pop(seq)
+
+
+def _create_rp(database: str, rp: str, duration: str) -> str:
+    return f'CREATE RETENTION POLICY "{rp}" ON "{database}" DURATION {duration} REPLICATION 1'
+
+
+def _missing_target(exc: WriteError) -> bool:
+    """InfluxDB 1.x answers a write to a missing database (404) or retention policy
+    (500 "retention policy not found") this way: retrying will not help."""
+    text = str(exc).lower()
+    return exc.status in (404, 500) and (
+        "retention policy not found" in text or "database not found" in text
+    )
 
 
 def _retry_after(r: httpx.Response) -> float | None:
