@@ -1,8 +1,11 @@
 """Findings, and the hysteresis/minimum-duration state machine every detector shares.
 
 An episode opens when the *set* condition has held on consecutive known rows
-of a connector for ``min_duration`` seconds, and closes when the *clear*
-condition has held for ``clear_duration`` seconds. Rows where neither holds
+of a connector for ``min_duration`` seconds, on at least as many rows as that
+duration spans at the connector's learned sampling interval (less a quarter:
+one lost sample in four is tolerated, a gap is not bridged by two samples
+either side of it), and closes when the *clear* condition has held for
+``clear_duration`` seconds. Rows where neither holds
 (between the two thresholds) keep the current state: that is the hysteresis.
 Rows a detector cannot judge (NaN input) are not passed in at all, so they
 neither count towards nor break a run.
@@ -28,6 +31,20 @@ from chargewatch.detectors.sequencer import ffill_index, grown, prev_in_segment
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 Evidence = dict[str, F64] | Callable[[], dict[str, F64]] | None
+
+#: The share of the samples a minimum duration spans at the learned interval
+#: that a run must hold: at 30 s sampling a 60 s duration needs 3 samples (2
+#: that straddle a lost one do not do), at 10 s 6 of 7, at 1 s 46 of 61.
+COVERAGE = 0.75
+
+
+def min_samples(min_duration: F64 | float, interval: F64) -> F64:
+    """Rows a run must hold to last ``min_duration`` at sampling ``interval``
+    (per row): 1 + ceil(COVERAGE * duration / interval); 1 when the interval is
+    not known yet (the duration alone decides)."""
+    need = 1.0 + np.ceil(COVERAGE * (min_duration / interval))
+    out: F64 = np.where(np.isfinite(need), need, 1.0)  # NaN interval: unknown
+    return out
 
 
 @dataclass(slots=True)
@@ -85,6 +102,9 @@ class Episodes:
         # both, and ``setting`` says which: 9 bytes instead of 16.
         self.since = np.full(0, np.nan)
         self.setting = np.zeros(0, np.bool_)
+        # Rows in the current run of set rows (meaningful while ``setting``);
+        # float32 counts exactly to 2**24 rows, and costs 4 bytes a connector.
+        self.count = np.zeros(0, np.float32)
         self.open: dict[int, Finding] = {}
         # False only when no connector is active or in a pending run: then a
         # batch without any set row cannot change anything (the fast path).
@@ -94,6 +114,7 @@ class Episodes:
         self.active = grown(self.active, n, False)
         self.since = grown(self.since, n, np.nan)
         self.setting = grown(self.setting, n, False)
+        self.count = grown(self.count, n, 0.0)
 
     @property
     def set_since(self) -> F64:
@@ -114,6 +135,20 @@ class Episodes:
         since[~cond] = np.nan
         return since
 
+    @staticmethod
+    def _counts(cond: B, first: B, seg_start: NDArray[np.int64], carried: F64) -> F64:
+        """Per row, how many rows the current run of ``cond`` holds up to it (0
+        off-run); ``carried`` (per row) is the count of a run continued from
+        earlier batches (0: none)."""
+        in_run_before = prev_in_segment(cond, first, carried > 0)
+        start = cond & ~in_run_before
+        idx = ffill_index(start, seg_start)
+        pos = np.arange(cond.shape[0])
+        # Started in this batch: rows since its start; else continued: add carried.
+        out = np.where(idx >= 0, pos - idx + 1.0, pos - seg_start + 1.0 + carried)
+        out[~cond] = 0.0
+        return out
+
     def step(
         self,
         conn: NDArray[np.int64],
@@ -124,10 +159,14 @@ class Episodes:
         clear_duration: F64 | float = 0.0,
         evidence: Evidence = None,
         judged: B | None = None,
+        interval: F64 | None = None,
     ) -> None:
         """Advance with rows sorted by (conn, ts).
 
         Durations are per connector (indexed by connector id) or one scalar.
+        ``interval``: each connector's learned sampling interval (indexed by
+        connector id, ``Frame.interval``); with it, a run must also hold
+        ``min_samples`` rows before it opens an episode.
         ``judged`` (default: every row) marks the rows the detector can judge;
         the others neither count towards nor break a run, and ``set_cond`` must
         be False on them. ``evidence`` (per-row arrays, or a function returning
@@ -162,7 +201,10 @@ class Episodes:
         since, setting = self.since[conn], self.setting[conn]
         s_since = self._runs(set_cond, ts, first, seg_start, np.where(setting, since, np.nan))
         c_since = self._runs(clear_cond, ts, first, seg_start, np.where(setting, np.nan, since))
+        s_count = self._counts(set_cond, first, seg_start, np.where(setting, self.count[conn], 0))
         set_evt = set_cond & (ts - s_since >= min_d)
+        if interval is not None and interval.shape[0] > int(conn[-1]):
+            set_evt &= s_count >= min_samples(min_d, np.take(interval, conn))
         clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)
         was = self.active[conn]
@@ -186,6 +228,7 @@ class Episodes:
         s_last = s_since[last]
         pending = ~np.isnan(s_last)
         self.setting[lc] = pending
+        self.count[lc] = np.where(pending, s_count[last], 0.0)
         self.since[lc] = np.where(pending, s_last, c_since[last])
         self._live = bool(self.active.any() or self.setting.any())
 
