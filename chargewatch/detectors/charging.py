@@ -188,7 +188,7 @@ class ChargingInterrupted(Detector):
             self.p["min_duration_s"],
             0.0,
             {"power_w": p},
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, last = f.touched, f.last_idx
         lw = f.last_where(decisive)

@@ -118,7 +118,7 @@ class OverTemperature(Detector):
             self.p["min_duration_s"],
             0.0,
             lambda: {"temperature_c": t, "level_c": level + 0.0 * t},
-            interval=f.interval,
+            cadence=f.cadence,
         )
         rate = self._rate_of_rise(f, t)
         lim = self._at("rate_c_per_min", c)
@@ -137,7 +137,7 @@ class OverTemperature(Detector):
             0.0,
             lambda: {"temperature_c": t, "rate_c_per_min": rate},
             None if ok.all() else ok,
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, r = f.touched, f.last_idx
         tr, rr = t[r], rate[r]
@@ -228,7 +228,7 @@ class OverCurrent(Detector):
             0.0,
             lambda: {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
             _mask(judged),
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, r = self._last_rows(f, judged)
         al = allowed[r]
@@ -284,7 +284,7 @@ class VoltageOutOfBand(Detector):
             0.0,
             lambda: _band_evidence(r, worst, band, np.take(self.nominal_v, c), live_min),
             _mask(judged),
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, rows = self._last_rows(f, judged)
         self.score[lc] = worst[rows] / self.p["band"][lc]
@@ -358,7 +358,7 @@ class PhaseLoss(Detector):
                 "phases_carrying": ncarry.astype(np.float64),
             },
             _mask(judged),
-            interval=f.interval,
+            cadence=f.cadence,
         )
         t3 = np.take(three, f.last_idx)
         self._three[lc[t3]] = three_last[t3]
@@ -387,7 +387,7 @@ class PhaseImbalance(Detector):
             0.0,
             {"imbalance": imb, "max_a": imax, "min_loaded_a": imin},
             _mask(judged),
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, rows = self._last_rows(f, judged)
         self.score[lc] = imb[rows] / self.p["threshold"][lc]
@@ -423,7 +423,7 @@ class PowerOscillation(Detector):
             # The healthy case: no large step now, no reversal in any window.
             zero = np.zeros(c.shape[0])
             self.episodes.step(
-                c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, interval=f.interval
+                c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
             )
             self.score[f.touched] = 0.0
             return
@@ -449,7 +449,7 @@ class PowerOscillation(Detector):
             self.p["min_duration_s"],
             0.0,
             {"reversals": count, "power_w": p},
-            interval=f.interval,
+            cadence=f.cadence,
         )
         lc, last = f.touched, f.last_idx
         self._cum[lc] = run[last]

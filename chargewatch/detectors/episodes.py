@@ -102,9 +102,9 @@ class Episodes:
         # both, and ``setting`` says which: 9 bytes instead of 16.
         self.since = np.full(0, np.nan)
         self.setting = np.zeros(0, np.bool_)
-        # Rows in the current run of set rows (meaningful while ``setting``);
-        # float32 counts exactly to 2**24 rows, and costs 4 bytes a connector.
-        self.count = np.zeros(0, np.float32)
+        # The connector's row rank (Frame.rank) where its current run of set
+        # rows began (meaningful while ``setting``).
+        self.rank0 = np.zeros(0)
         self.open: dict[int, Finding] = {}
         # False only when no connector is active or in a pending run: then a
         # batch without any set row cannot change anything (the fast path).
@@ -114,7 +114,7 @@ class Episodes:
         self.active = grown(self.active, n, False)
         self.since = grown(self.since, n, np.nan)
         self.setting = grown(self.setting, n, False)
-        self.count = grown(self.count, n, 0.0)
+        self.rank0 = grown(self.rank0, n, 0.0)
 
     @property
     def set_since(self) -> F64:
@@ -135,20 +135,6 @@ class Episodes:
         since[~cond] = np.nan
         return since
 
-    @staticmethod
-    def _counts(cond: B, first: B, seg_start: NDArray[np.int64], carried: F64) -> F64:
-        """Per row, how many rows the current run of ``cond`` holds up to it (0
-        off-run); ``carried`` (per row) is the count of a run continued from
-        earlier batches (0: none)."""
-        in_run_before = prev_in_segment(cond, first, carried > 0)
-        start = cond & ~in_run_before
-        idx = ffill_index(start, seg_start)
-        pos = np.arange(cond.shape[0])
-        # Started in this batch: rows since its start; else continued: add carried.
-        out = np.where(idx >= 0, pos - idx + 1.0, pos - seg_start + 1.0 + carried)
-        out[~cond] = 0.0
-        return out
-
     def step(
         self,
         conn: NDArray[np.int64],
@@ -159,14 +145,16 @@ class Episodes:
         clear_duration: F64 | float = 0.0,
         evidence: Evidence = None,
         judged: B | None = None,
-        interval: F64 | None = None,
+        cadence: tuple[F64, F64] | None = None,
     ) -> None:
         """Advance with rows sorted by (conn, ts).
 
         Durations are per connector (indexed by connector id) or one scalar.
-        ``interval``: each connector's learned sampling interval (indexed by
-        connector id, ``Frame.interval``); with it, a run must also hold
-        ``min_samples`` rows before it opens an episode.
+        ``cadence`` (``Frame.cadence``): each row's rank among its connector's
+        rows, and each connector's learned sampling interval; with it, a run
+        must also span ``min_samples`` of the connector's rows (judged or not:
+        an input reported on every other sample is no gap) before it opens an
+        episode.
         ``judged`` (default: every row) marks the rows the detector can judge;
         the others neither count towards nor break a run, and ``set_cond`` must
         be False on them. ``evidence`` (per-row arrays, or a function returning
@@ -194,6 +182,7 @@ class Episodes:
                 return
             k = np.flatnonzero(keep)
             conn, ts, set_cond, clear_cond = conn[k], ts[k], set_cond[k], clear_cond[k]
+        rank = None if cadence is None else cadence[0] if k is None else cadence[0][k]
         min_d = min_duration if isinstance(min_duration, int | float) else min_duration[conn]
         clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
@@ -201,10 +190,13 @@ class Episodes:
         since, setting = self.since[conn], self.setting[conn]
         s_since = self._runs(set_cond, ts, first, seg_start, np.where(setting, since, np.nan))
         c_since = self._runs(clear_cond, ts, first, seg_start, np.where(setting, np.nan, since))
-        s_count = self._counts(set_cond, first, seg_start, np.where(setting, self.count[conn], 0))
         set_evt = set_cond & (ts - s_since >= min_d)
-        if interval is not None and interval.shape[0] > int(conn[-1]):
-            set_evt &= s_count >= min_samples(min_d, np.take(interval, conn))
+        s_rank0 = None
+        if cadence is not None and rank is not None:
+            carried = np.where(setting, self.rank0[conn], np.nan)
+            s_rank0 = self._runs(set_cond, rank, first, seg_start, carried)
+            spanned = rank - s_rank0 + 1.0
+            set_evt &= spanned >= min_samples(min_d, np.take(cadence[1], conn))
         clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)
         was = self.active[conn]
@@ -228,7 +220,8 @@ class Episodes:
         s_last = s_since[last]
         pending = ~np.isnan(s_last)
         self.setting[lc] = pending
-        self.count[lc] = np.where(pending, s_count[last], 0.0)
+        if s_rank0 is not None:
+            self.rank0[lc] = np.where(pending, s_rank0[last], 0.0)
         self.since[lc] = np.where(pending, s_last, c_since[last])
         self._live = bool(self.active.any() or self.setting.any())
 

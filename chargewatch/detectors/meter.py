@@ -120,7 +120,7 @@ class MeterStuck(Detector):
             0.0,
             lambda: {"energy_wh": e, "power_w": p, "since_s": f.ts - pet},
             judged,
-            interval=f.interval,
+            cadence=f.cadence,
         )
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
         c, r = self._last_rows(f, judged)
@@ -456,7 +456,7 @@ class MeterUnitError(Detector):
             0.0,
             lambda: {"power_w": p, "v_times_i_w": pref, "ratio": ratio},
             _all_or_mask(judged),
-            interval=f.interval,
+            cadence=f.cadence,
         )
         c, r = self._last_rows(f, judged)
         self.score[c] = np.abs(np.log10(np.maximum(ratio[r], 1e-12))) / 3.0
@@ -488,5 +488,5 @@ class MeterUnitError(Detector):
             0.0,
             lambda: {"register_delta_wh": de, "expected_wh": expected, "ratio": er},
             _all_or_mask(ok),
-            interval=f.interval,
+            cadence=f.cadence,
         )

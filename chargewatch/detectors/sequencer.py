@@ -242,7 +242,18 @@ class Frame:
     # Per connector (indexed by connector id): its learned sampling interval in
     # s, the median of its recent ts deltas; NaN until it has one.
     interval: F64 = field(default_factory=lambda: np.empty(0))
+    # Per row: the connector's running count of processed rows (its first row
+    # ever is 0), so that the rows between two of them are counted in any subset.
+    rank: F64 = field(default_factory=lambda: np.empty(0))
     cache: dict[str, Any] = field(default_factory=dict)  # derived columns, computed once
+
+    @property
+    def cadence(self) -> tuple[F64, F64] | None:
+        """(rank per row, interval per connector) for ``Episodes.step``; None on a
+        frame built without a sequencer."""
+        if self.rank.shape[0] != len(self) or self.interval.shape[0] < self.n_conn:
+            return None
+        return self.rank, self.interval
 
     def derived(self, name: str, make: Any) -> Any:
         """A column derived from this frame (e.g. V*I), shared by the detectors."""
@@ -329,7 +340,7 @@ class Frame:
         n = len(self)
         sub = [
             a[mask] if a.shape[0] == n else a
-            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts)
+            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts, self.rank)
         ]
         f = Frame.build(
             self.conn[mask],
@@ -346,6 +357,7 @@ class Frame:
             prev_p=sub[2],
             prev_p_ts=sub[3],
             interval=self.interval,
+            rank=sub[4],
         )
 
     @staticmethod
@@ -546,6 +558,7 @@ class Sequencer:
 
     def __init__(self) -> None:
         self.interval = np.full(0, np.nan)
+        self.rows_seen = np.zeros(0)
         self._deltas = History(INTERVAL_DELTAS)
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
@@ -555,6 +568,7 @@ class Sequencer:
     def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.interval = grown(self.interval, n_conn, np.nan)
+        self.rows_seen = grown(self.rows_seen, n_conn, 0.0)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
         self.known_v = grown(self.known_v, n_conn, np.nan)
         self.known_t = grown(self.known_t, n_conn, np.nan)
@@ -626,7 +640,10 @@ class Sequencer:
             prev_p=prev[1][0],
             prev_p_ts=prev[1][1],
             interval=self.interval,
+            rank=np.take(self.rows_seen, f.conn) + f.pos,
         )
+        if len(f):
+            self.rows_seen[f.touched] += np.diff(np.append(f.first_idx, len(f)))
         self._learn_interval(f)
         self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
         return f
