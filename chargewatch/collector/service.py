@@ -462,7 +462,7 @@ class Collector:
         want = params.get("state")
         if want is not None and want not in ("pending", "firing"):
             return error_response(400, f"state must be pending or firing, got {want!r}")
-        alerts = [a.to_dict() for a in self.alert_engine.active()]
+        alerts = [a.to_public() for a in self.alert_engine.active()]
         if want:
             alerts = [a for a in alerts if a.get("state") == want]
         return json_response({"alerts": alerts})
