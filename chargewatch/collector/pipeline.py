@@ -113,30 +113,40 @@ class Pipeline:
                     recv,
                 )
                 continue
+            # Every decode step is guarded per message: whatever one message
+            # raises rejects it alone (the decoders guard their own steps too;
+            # this is the last line). A try costs nothing until it catches.
             try:
                 r = route(topic)
+                kind = r.kind
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+                if kind == "meter":
+                    meters.append((r, topic, payload, recv))
+                elif kind == "ocpp":
+                    if self.ocpp is None:
+                        sink.reject(
+                            topic,
+                            "ocpp_disabled",
+                            "no OCPP decoder configured",
+                            payload[:4096].decode("utf-8", "replace"),
+                            recv,
+                        )
+                    else:
+                        self.ocpp.decode(topic, r.version, r.charger, r.source, payload, recv, sink)
+                else:
+                    native(r, topic, payload, recv, sink)
             except DecodeError as exc:
                 sink.reject(
                     topic, exc.reason, exc.detail, payload[:4096].decode("utf-8", "replace"), recv
                 )
-                continue
-            kind = r.kind
-            by_kind[kind] = by_kind.get(kind, 0) + 1
-            if kind == "meter":
-                meters.append((r, topic, payload, recv))
-            elif kind == "ocpp":
-                if self.ocpp is None:
-                    sink.reject(
-                        topic,
-                        "ocpp_disabled",
-                        "no OCPP decoder configured",
-                        payload[:4096].decode("utf-8", "replace"),
-                        recv,
-                    )
-                else:
-                    self.ocpp.decode(topic, r.version, r.charger, r.source, payload, recv, sink)
-            else:
-                native(r, topic, payload, recv, sink)
+            except Exception as exc:
+                sink.reject(
+                    topic,
+                    "internal_error",
+                    f"{type(exc).__name__}: {exc}",
+                    payload[:4096].decode("utf-8", "replace"),
+                    recv,
+                )
         if meters:
             self.native.decode_meters(meters, sink)
         batch = sink.meter.build()

@@ -25,7 +25,7 @@ _MQTT = (
 )  # fmt: skip
 _PARTITION = ("chargers", "index", "count")
 # Charger ids (topics.py) plus glob characters.
-_CHARGER_PATTERN = re.compile(r"^[A-Za-z0-9._:\-*?\[\]!]{1,64}$")
+_CHARGER_PATTERN = re.compile(r"[A-Za-z0-9._:\-*?\[\]!]{1,64}")  # fullmatch, not `$`
 _INFLUX = (
     "url", "api", "database", "retention_policy", "username", "password", "password_file",
     "org", "bucket", "token", "token_file", "batch_lines", "flush_interval_s", "gzip",
@@ -112,7 +112,7 @@ def _partition(s: Section) -> Partition:
     r, p, px = s.r, s.path, s.m
     chargers = s.get("chargers", list, [], expected="a list of charger ids or patterns")
     for i, c in enumerate(chargers or []):
-        if not isinstance(c, str) or not _CHARGER_PATTERN.match(c):
+        if not isinstance(c, str) or not _CHARGER_PATTERN.fullmatch(c):
             r.fail(
                 (*p, "chargers", i),
                 f"expected a charger id or glob pattern (A-Z a-z 0-9 . _ : - * ? [ ]), got {c!r}",

@@ -88,7 +88,7 @@ _TOP = (
 )  # fmt: skip
 _LEDGER = ("path",)
 # A collector id ends up in the MQTT client id and in ledger rows.
-_COLLECTOR_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_COLLECTOR_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` passes a trailing \n
 _PIPELINE = (
     "batch_max_messages", "tick_interval_s", "batch_min_messages", "batch_linger_s",
     "stage_interval_s", "cpus",
@@ -131,7 +131,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         "collector_id",
         str,
         "default",
-        check=lambda v: bool(_COLLECTOR_ID.match(v)),
+        check=lambda v: bool(_COLLECTOR_ID.fullmatch(v)),
         expected="1-64 characters of A-Z a-z 0-9 . _ -",
     )
     # The sections are read in this order, which is the order problems are listed in.
