@@ -135,5 +135,5 @@ def _connector(text: str) -> int | None:
 
 
 def command_topic(version: str, charger: str) -> str:
-    """Where remediation commands to a charger go (DESIGN.md)."""
+    """Where remediation commands to a charger go (docs/architecture.md)."""
     return f"ocpp/{version}/{charger}/command"

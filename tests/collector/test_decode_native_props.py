@@ -16,9 +16,10 @@ from chargewatch.collector.pipeline import Pipeline
 from chargewatch.core.errors import DecodeError
 from chargewatch.ingest.decode_native import LIMITS, NativeDecoder
 from chargewatch.ingest.decode_ocpp import OcppDecoder
-from chargewatch.ingest.topics import TopicRouter, is_charger_id
+from chargewatch.ingest.topics import TopicRouter
 from chargewatch.model.decoding import DecodeSink
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.model.ids import is_charger_id
 
 NOW = 1_795_487_165.0
 TOPICS = ["ev/A/1/meter", "ev/A/1/status", "ev/A/1/transaction", "ev/A/heartbeat", "ev/A/online"]

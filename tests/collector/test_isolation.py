@@ -14,10 +14,11 @@ import pytest
 
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.ingest import decode_native
-from chargewatch.ingest.topics import TopicRouter, is_charger_id
+from chargewatch.ingest.topics import TopicRouter
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.decoding import DecodeSink
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.model.ids import is_charger_id
 from chargewatch.storage.deadletter import DeadLetter
 
 NOW = 1_795_487_165.0
