@@ -113,7 +113,7 @@ _ALERT = {
         "active_at": _NUM,
         # The connector number of the `connector` label; null for an alert
         # about a whole charger.
-        "connector": {"type": ["integer", "null"]},
+        "connector": {"type": "integer", "nullable": True},
         "fired_at": _NULLABLE_NUM,
     },
 }
