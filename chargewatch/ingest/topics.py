@@ -20,6 +20,7 @@ from typing import Literal
 
 from chargewatch.core.errors import DecodeError
 from chargewatch.model.ids import is_charger_id
+from chargewatch.model.topics import command_topic
 
 NATIVE_SUBSCRIPTIONS = (
     "ev/+/+/meter",
@@ -132,8 +133,3 @@ def _connector(text: str) -> int | None:
         return None
     conn = int(significant or "0")
     return conn if conn <= _MAX_CONNECTOR else None
-
-
-def command_topic(version: str, charger: str) -> str:
-    """Where remediation commands to a charger go (docs/architecture.md)."""
-    return f"ocpp/{version}/{charger}/command"
