@@ -240,3 +240,34 @@ def test_backlog_of_an_outage_flags_only_the_sessions_it_changed() -> None:
     assert "late_data" in ra.quality
     assert rb.quality == ()
     assert ra.energy_wh == pytest.approx(7400.0, abs=1.0)
+
+
+def test_clean_native_1hz_session_carries_no_flag() -> None:
+    """Native telemetry at 1 Hz in 5-s batches, statuses and transaction events live."""
+    from chargewatch.model.batch import MeterBatch
+    from tests.billing.sessionkit import T0, batch, charge, start, status, stop
+
+    index = ConnectorIndex()
+    eng = SessionEngine(index)
+    ts, e, p = charge(T0 + 30, 40, 11.0, 20_000.0, step=1.0, idle_after=5)
+    events = {
+        T0: [status("H", "Preparing", T0)],
+        T0 + 30: [start("H", "h1", T0 + 30, 20_000.0), status("H", "Charging", T0 + 30)],
+        ts[-1]: [stop("H", "h1", ts[-1], e[-1]), status("H", "Finishing", ts[-1])],
+    }
+    recs: list[SessionRecord] = []
+    t = T0
+    while t <= ts[-1] + 10:
+        sel = [i for i, x in enumerate(ts) if t - 5 < x <= t]
+        b = (
+            batch(index, "H", 1, [ts[i] for i in sel], [e[i] for i in sel],
+                  [p[i] for i in sel], recv=[ts[i] + 0.5 for i in sel])
+            if sel else MeterBatch.empty()
+        )  # fmt: skip
+        evs = [ev for k, v in events.items() if t - 5 < k <= t for ev in v]
+        recs += eng.update(b, evs, t + 1)
+        t += 5
+    recs += eng.update(MeterBatch.empty(), [status("H", "Available", ts[-1] + 10)], ts[-1] + 400)
+    (r,) = {x.session_id: x for x in recs}.values()
+    assert r.quality == ()
+    assert r.energy_wh == pytest.approx(11_000 * 40 / 60, rel=1e-6)
