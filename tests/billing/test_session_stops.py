@@ -12,8 +12,10 @@ import pytest
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.collector.session_stage import SessionStage
 from chargewatch.ingest.decode_ocpp import OcppDecoder
+from chargewatch.model.batch import MeterBatch
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions.session_engine import SessionEngine, SessionRecord
+from tests.billing.sessionkit import T0, batch, charge, start, status, stop
 
 Frame = tuple[float, str, bytes]  # (recv, topic, payload)
 
@@ -244,9 +246,6 @@ def test_backlog_of_an_outage_flags_only_the_sessions_it_changed() -> None:
 
 def test_clean_native_1hz_session_carries_no_flag() -> None:
     """Native telemetry at 1 Hz in 5-s batches, statuses and transaction events live."""
-    from chargewatch.model.batch import MeterBatch
-    from tests.billing.sessionkit import T0, batch, charge, start, status, stop
-
     index = ConnectorIndex()
     eng = SessionEngine(index)
     ts, e, p = charge(T0 + 30, 40, 11.0, 20_000.0, step=1.0, idle_after=5)
