@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 LINE_SLICE_ROWS = 4096
 
 
+# How often pending OCPP CALLs and early answers are expired by the clock.
+OCPP_EXPIRE_INTERVAL_S = 5.0
+
+
 class OcppDecoderLike(Protocol):
     def decode(
         self,
@@ -43,6 +47,8 @@ class OcppDecoderLike(Protocol):
         recv: float,
         sink: DecodeSink,
     ) -> None: ...
+
+    def expire(self, now: float, sink: DecodeSink) -> None: ...
 
 
 class Stage(Protocol):
@@ -85,6 +91,7 @@ class Pipeline:
             index, max_samples_per_message=max_samples_per_message, max_future_s=max_future_s
         )
         self.ocpp = ocpp
+        self._expired_at = float("-inf")
         self.lines = lines
         self.meter_lines = MeterLines(index)
         self.deadletter = deadletter
@@ -149,11 +156,17 @@ class Pipeline:
                 )
         if meters:
             self.native.decode_meters(meters, sink)
-        batch = sink.meter.build()
         self.stats.messages += n
         for kind_seen, count in by_kind.items():
             self.stats.by_kind[kind_seen] = self.stats.by_kind.get(kind_seen, 0) + count
             metrics.MESSAGES.labels(kind=kind_seen).inc(count)
+        batch = self._deliver(sink, now)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
+        return batch
+
+    def _deliver(self, sink: DecodeSink, now: float) -> MeterBatch:
+        """What a decode produced: rejections kept, lines written, every stage run."""
+        batch = sink.meter.build()
         self.stats.samples += len(batch)
         self.stats.events += len(sink.events)
         self.rejected = sink.rejects
@@ -178,11 +191,22 @@ class Pipeline:
         for stage in self.stages:
             stage.on_batch(batch, sink.events, now)
         metrics.SAMPLES.inc(len(batch))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
         return batch
 
     def tick(self, now: float) -> None:
-        """Advance every stage's clock; one stage's failure does not stop the others."""
+        """Advance every stage's clock; one stage's failure does not stop the others.
+
+        Also expires the OCPP decoder's pending CALLs and early answers by the
+        clock: an orphan CALLRESULT from a charger that then goes quiet is
+        recorded within ``ocpp_expire_interval_s`` of its timeout, not at the
+        charger's next frame (or never).
+        """
+        if self.ocpp is not None and now - self._expired_at >= OCPP_EXPIRE_INTERVAL_S:
+            self._expired_at = now
+            sink = DecodeSink()
+            self.ocpp.expire(now, sink)
+            if sink.rejects or sink.events or len(sink.meter):
+                self._deliver(sink, now)
         failed: Exception | None = None
         for stage in self.stages:
             try:
