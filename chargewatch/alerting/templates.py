@@ -364,7 +364,7 @@ class Template:
                 v = value
             elif part.head.kind == "signal":
                 v = signals(part.head.text)
-                if isinstance(v, float) and math.isnan(v) or v == "":
+                if (isinstance(v, float) and math.isnan(v)) or v == "":
                     # Not reported (a charger without a temperature sensor): said
                     # in words, not as "NaN" or a formatted gap.
                     out.append("unknown")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 import pytest
 from numpy.typing import NDArray
 
@@ -54,10 +53,8 @@ def _index(n: int, site: str = "plaza") -> ConnectorIndex:
 def _frame(n: int) -> dict[str, NDArray[Any]]:
     frame = empty_frame(n)
     for name in list(frame):
-        if (
-            name in ("charger", "connector", "site", "model", "site_kind")
-            or name in SIGNALS
-            and (SIGNALS[name].help.startswith("inventory"))
+        if name in ("charger", "connector", "site", "model", "site_kind") or (
+            name in SIGNALS and (SIGNALS[name].help.startswith("inventory"))
         ):
             del frame[name]  # the engine fills labels and inventory from the index
     for name, v in READINGS.items():
@@ -89,8 +86,8 @@ def test_every_shipped_rule_says_what_happened_in_physical_units_never_a_score()
     frame["error_code"][1:] = codes
     fired = _fire_all(engine, frame)
     assert set(fired) == {r.name for r in engine.rules}
-    for name, annotations in fired.items():
-        text = annotations["summary"] + " " + annotations["description"]
+    for name, texts in fired.items():
+        text = texts["summary"] + " " + texts["description"]
         assert "score" not in text.lower() and "1.11293" not in text, (name, text)
         assert not re.search(r"\bnan\b|unknown|\{\{", text, re.I), (name, text)
         rule = next(r for r in engine.rules if r.name == name)
