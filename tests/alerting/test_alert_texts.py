@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from numpy.typing import NDArray
 
 from chargewatch.alerting import AlertEngine, default_rules_dir
+from chargewatch.alerting.rulefmt import check_files
 from chargewatch.alerting.signals import FAULTS, SIGNALS, empty_frame
 from chargewatch.alerting.templates import Template, TemplateError
 from chargewatch.model.events import ERROR_CODES
@@ -132,3 +134,21 @@ def test_signals_in_templates_are_checked_rendered_and_unknown_said_in_words() -
         Template("{{ $signals.energy_wh | thousands }}").render({}, 0.0, lambda _: 1_875_554.4)
         == "1,875,554"
     )
+
+
+def test_a_rule_file_reading_unknown_signals_or_signals_in_labels_is_refused_with_its_place(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: Hot\n    expr: temperature_c > 80\n"
+        "    labels: {severity: warning, phase: '$signals.voltage_worst_phase'}\n"
+        "    annotations: {summary: 'at {{ $signals.temprature_c }} C'}\n"
+    )
+    _, problems = check_files([f])
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (6, "labels.phase"),
+        (7, "annotations.summary"),
+    ]
+    assert "labels cannot read $signals" in problems[0].message
+    assert "did you mean 'temperature_c'?" in problems[1].message
