@@ -16,7 +16,7 @@ from typing import Any
 from chargewatch.alerting.expr import ExprError, compile_expr, parse_duration
 from chargewatch.alerting.remediation import COMMANDS, ActionSpec
 from chargewatch.alerting.rule import Group, Rule
-from chargewatch.alerting.signals import Signal
+from chargewatch.alerting.signals import EVIDENCE, SIGNALS, Signal
 from chargewatch.alerting.templates import Template, TemplateError
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.yamlsrc import Source, load_yaml
@@ -48,6 +48,9 @@ class _Checker:
         self.lines = text.splitlines()
         self.catalogue = catalogue
         self.problems: list[ConfigProblem] = []
+        # What an annotation's $signals may read: the expression catalogue plus
+        # the evidence worked out per alert.
+        self._template_signals = frozenset((*(catalogue or SIGNALS), *EVIDENCE))
 
     def fail(
         self, ctx: str, path: tuple[str | int, ...], message: str, col_offset: int = 0
@@ -253,7 +256,15 @@ class _Checker:
                 ok = False
                 continue
             try:
-                out[k] = Template(text)
+                out[k] = Template(text, self._template_signals)
+                if is_labels and out[k].signals:
+                    # A label is the alert's identity: one that changed with a
+                    # reading would end the alert and start another each time.
+                    raise TemplateError(
+                        "labels cannot read $signals (an alert's labels are its identity); "
+                        "use them in annotations",
+                        text.find("ignals."),
+                    )
             except TemplateError as exc:
                 self.fail(ctx, p, f"{what}.{k}: {exc.message}", exc.pos)
                 ok = False
