@@ -29,6 +29,11 @@ _RULE_KEYS = ("alert", "expr", "for", "keep_firing_for", "labels", "annotations"
 _ACTION_KEYS = ("command", "params", "delay", "max_attempts", "cooldown")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_LABELS = frozenset({"alertname", "charger", "connector", "site"})
+#: The one value a rule may give the ``connector`` label: "0", OCPP's "the
+#: charger as a whole". Every connector of a charger then renders the same label
+#: set, and an alert is one per label set, so a charger-wide fault (offline)
+#: raises one alert per charger instead of one per connector.
+WHOLE_CHARGER = "0"
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -242,7 +247,9 @@ class _Checker:
                 self.fail(ctx, p, f"invalid {what[:-1]} name {k!r} (letters, digits, _; not __)")
                 ok = False
                 continue
-            if is_labels and k in _RESERVED_LABELS:
+            if is_labels and k == "connector" and str(v) == WHOLE_CHARGER:
+                pass  # a charger-wide alert: one per charger (see WHOLE_CHARGER)
+            elif is_labels and k in _RESERVED_LABELS:
                 self.fail(ctx, p, f"label {k!r} is set from the alert itself; remove it")
                 ok = False
                 continue

@@ -47,9 +47,10 @@ from chargewatch.model.batch import FIELD_INDEX, METER_FIELDS, N_FIELDS, MeterBa
 from chargewatch.model.events import (
     CONNECTOR_STATUSES,
     BootEvent,
+    CommandResult,
     Event,
     HeartbeatEvent,
-    MeterReading,
+    HeartbeatIntervalEvent,
     OnlineEvent,
     StatusEvent,
     TransactionEvent,
@@ -397,6 +398,11 @@ class Events:
     off_online: B
     boot_conn: I64
     boot_recv: F64
+    hb_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # heartbeats
+    hb_recv: F64 = field(default_factory=lambda: np.empty(0))
+    iv_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # heartbeat intervals
+    iv_recv: F64 = field(default_factory=lambda: np.empty(0))
+    iv_s: F64 = field(default_factory=lambda: np.empty(0))
 
     @staticmethod
     def build(
@@ -410,6 +416,8 @@ class Events:
         seen: list[tuple[int, float]] = []
         off: list[tuple[int, float, bool]] = []
         boot: list[tuple[int, float]] = []
+        hb: list[tuple[int, float]] = []
+        iv: list[tuple[int, float, float]] = []
         kinds = {"start": 0, "update": 1, "stop": 2}
         for ev in events:
             recv = float(ev.recv)
@@ -432,6 +440,11 @@ class Events:
                     if ev.online:
                         seen.append((c, recv))
                     continue
+                if isinstance(ev, HeartbeatIntervalEvent):
+                    iv.append((c, recv, ev.interval_s))
+                    continue  # the CSMS's side of an exchange: no sign of life by itself
+                if isinstance(ev, CommandResult) and ev.status == "Timeout":
+                    continue  # chargewatch gave up waiting: nothing came from the charger
                 seen.append((c, recv))
                 if isinstance(ev, StatusEvent):
                     code = STATUS_CODE.get(ev.status)
@@ -443,8 +456,8 @@ class Events:
                     tx.append((c, recv, kinds[ev.kind], ev.reason))
                 elif isinstance(ev, BootEvent):
                     boot.append((c, recv))
-                elif isinstance(ev, HeartbeatEvent | MeterReading):
-                    pass
+                elif isinstance(ev, HeartbeatEvent):
+                    hb.append((c, recv))
 
         def cols(rows: list[Any], k: int) -> list[NDArray[Any]]:
             # Stable sort by (connector, recv): events of one update arrive in any order.
@@ -459,6 +472,8 @@ class Events:
         e = cols(seen, 2)
         o = cols(off, 3)
         b = cols(boot, 2)
+        h = cols(hb, 2)
+        i = cols(iv, 3)
         return Events(
             s[0].astype(np.int64),
             s[1].astype(np.float64),
@@ -474,6 +489,11 @@ class Events:
             o[2].astype(np.bool_),
             b[0].astype(np.int64),
             b[1].astype(np.float64),
+            h[0].astype(np.int64),
+            h[1].astype(np.float64),
+            i[0].astype(np.int64),
+            i[1].astype(np.float64),
+            i[2].astype(np.float64),
         )
 
     @staticmethod

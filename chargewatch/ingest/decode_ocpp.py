@@ -33,7 +33,10 @@ becomes a start :class:`TransactionEvent` when the CSMS's answer (``csms``
 topic) brings the transaction id, or after ``pending_timeout`` with
 ``transaction_id=""`` and the flag ``transaction_id_unknown``. Answers to
 chargewatch's own commands (CALLs on the ``command`` topic, or announced with
-:meth:`OcppDecoder.note_command`) become :class:`CommandResult` events. Call
+:meth:`OcppDecoder.note_command`) become :class:`CommandResult` events. The
+heartbeat interval a charger is given (the BootNotification answer's ``interval``,
+an accepted 1.6 ChangeConfiguration HeartbeatInterval or 2.0.1 SetVariables
+OCPPCommCtrlr.HeartbeatInterval) becomes a :class:`HeartbeatIntervalEvent`. Call
 :meth:`OcppDecoder.expire` periodically so that silent chargers' pending CALLs
 expire too; each charger's own frames expire its state as they arrive.
 

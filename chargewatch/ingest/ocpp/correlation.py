@@ -6,12 +6,15 @@ within ``pending_timeout`` is given up. Only two kinds of CALL care about their
 answer: a 1.6 StartTransaction (the CSMS's answer brings the transaction id, so
 the start :class:`TransactionEvent` is emitted then, or without an id when none
 comes) and chargewatch's own commands (their answer is a :class:`CommandResult`).
+Answers that set the heartbeat interval (BootNotification, an accepted
+ChangeConfiguration/SetVariables of it) also emit it (:mod:`.intervals`).
 """
 
 from __future__ import annotations
 
 __all__ = ["Correlator"]
 
+from chargewatch.ingest.ocpp import intervals
 from chargewatch.ingest.ocpp.framing import ERROR, RESULT, Frame
 from chargewatch.ingest.ocpp.schemas import schemas
 from chargewatch.ingest.ocpp.state import ChargerState, Early, Pending, Side, StartInfo
@@ -97,6 +100,7 @@ class Correlator:
 
     def resolve(self, f: Frame, pending: Pending) -> None:
         """An answer met its CALL."""
+        intervals.on_answer(f, pending)
         if pending.command:
             _command_result(f, pending)
             return

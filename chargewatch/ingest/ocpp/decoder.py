@@ -17,7 +17,7 @@ from typing import Final
 
 import orjson
 
-from chargewatch.ingest.ocpp import v16, v201
+from chargewatch.ingest.ocpp import intervals, v16, v201
 from chargewatch.ingest.ocpp.context import Context, Handler
 from chargewatch.ingest.ocpp.correlation import Correlator
 from chargewatch.ingest.ocpp.framing import (
@@ -186,7 +186,9 @@ class OcppDecoder:
             f.reject("unknown_action", f"{action!r} is not an OCPP {f.version} action")
             return
         pending = self._links.open(f, key, action, command=source == "command")
-        if side == "cp":
+        if side == "csms":  # the CSMS or chargewatch: it may set the heartbeat interval
+            pending.heartbeat_s = intervals.requested(f.version, action, f.frame[3])
+        elif side == "cp":
             handler = _HANDLERS.get((f.version, action))
             if handler is None:
                 self.ignored[action] += 1
