@@ -91,8 +91,8 @@ TRUNCATED = " [truncated]"
 # Width and precision of a printf verb: %8.2f is typical, %999999999d a bomb.
 MAX_FORMAT_WIDTH = 100
 
-_PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])")
-_WIDTH_RE = re.compile(r"[-+ 0#]*(\d*)(?:\.(\d+))?")
+_PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])", re.ASCII)
+_WIDTH_RE = re.compile(r"[-+ 0#]*(\d*)(?:\.(\d+))?", re.ASCII)
 # Go's escapes in an interpreted string literal.
 _ESCAPE_RE = re.compile(
     r"""\\(?:(?P<char>[abfnrtv\\'"])|x(?P<x>[0-9A-Fa-f]{2})|(?P<oct>[0-7]{3})"""
