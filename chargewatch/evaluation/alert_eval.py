@@ -67,7 +67,8 @@ PAGING = ("warning", "critical")
 #: HeartbeatInterval as CSMSs hand it out in the BootNotification CALLRESULT
 #: (60 s go-e, 3600 s TEISON in /work/captures; 60-900 s here so offline
 #: detection is exercised at each); MeterValueSampleInterval during transactions
-#: only, ClockAlignedDataInterval 900 s while idle; a fifth of the chargers
+#: only, ClockAlignedDataInterval 900 s while idle; 30 % heartbeat only after
+#: HeartbeatInterval without other exchanges (the spec's wording); a fifth of the chargers
 #: restart their register every transaction (Project EV), report kW, or bend
 #: the spec in one of the catalogued ways (register without measurand and unit,
 #: i.e. the spec defaults; register drop-outs; per-phase power; local offsets).
@@ -76,6 +77,7 @@ OCPP_FIELD: dict[str, Any] = {
     "heartbeat_intervals": (60.0, 120.0, 300.0, 600.0, 900.0),
     "idle_meter_interval": 900.0,
     "register_restart_fraction": 0.2,
+    "heartbeat_on_inactivity_fraction": 0.3,
     "kw_power_fraction": 0.2,
     "ocpp_quirk_fraction": 0.2,
 }

@@ -74,6 +74,10 @@ class SimConfig:
     # OCPP chargers whose register restarts at 0 for every transaction (meterStart
     # 0, Transaction.Begin "0": Project EV in evcc#15768), a field behaviour, not a fault.
     register_restart_fraction: float = 0.0
+    # OCPP chargers that send a Heartbeat only after HeartbeatInterval without any
+    # other exchange (the spec's wording: an "interval of inactivity"), so a charger
+    # sending MeterValues every 10 s heartbeats only while idle.
+    heartbeat_on_inactivity_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chargers < 1:

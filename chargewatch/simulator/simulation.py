@@ -49,6 +49,14 @@ class Simulation:
             rh = np.random.default_rng([config.seed & 0xFFFFFFFF, 14])
             self.hb_interval = rh.choice(np.asarray(config.heartbeat_intervals), n_ch)
             self.hb_offset = rh.uniform(0.0, 1.0, n_ch) * self.hb_interval
+        self.hb_quiet: set[int] = set()
+        if config.heartbeat_on_inactivity_fraction > 0:
+            rq = np.random.default_rng([config.seed & 0xFFFFFFFF, 15])
+            draws = rq.random(n_ch)
+            self.hb_quiet = {
+                i for i in range(n_ch) if draws[i] < config.heartbeat_on_inactivity_fraction
+            }
+        self._charger_idx = {c.id: i for i, c in enumerate(self.plan.chargers)}
         self.events: list[Ev] = build_events(self.plan, self.latency)
         self._down = down_intervals(self.plan)
         self._skews = [
@@ -218,6 +226,7 @@ class Simulation:
         meter_start: dict[int, tuple[float, float]] = {}  # transaction → (register, ts)
         carry: list[Msg] = []
         row_base: dict[int, float] = {}  # register-restart rows: the latest transaction's start
+        quiet = _Quiet()  # heartbeats skipped by chargers that heartbeat on inactivity only
         # From the first chunk: transaction messages need the register before t0.
         for ch in self.engine.run(0, self._k_range(start, end)[2]):
             c_lo = cfg.start + ch.k0 * cfg.interval
@@ -289,10 +298,32 @@ class Simulation:
             cut = len(out) if last_chunk else _bisect_recv(out, c_hi)
             carry = out[cut:]
             for msg in out[:cut]:
-                if t0 <= msg[0] < t1:
+                if t0 <= msg[0] < t1 and not (ocpp and self._idle_heartbeat(msg, quiet)):
                     yield msg
             if last_chunk:
                 break
+
+    def _idle_heartbeat(self, msg: Msg, quiet: _Quiet) -> bool:
+        """True for a Heartbeat (or its CALLRESULT) that a charger flagged
+        ``hb_on_inactivity`` does not send: it had another exchange within its
+        HeartbeatInterval (OCPP 1.6: "interval of inactivity ... after which the
+        Charge Point should send a Heartbeat.req"). Approximate: the heartbeat
+        grid stays fixed, a beat is just left out."""
+        recv, topic, payload = msg
+        charger = topic.split("/")[2]
+        ci = self._charger_idx.get(charger)
+        if ci is None or ci not in self.hb_quiet:
+            return False
+        if topic.endswith("/csms"):
+            return (
+                payload.startswith(b'[3,"hb') and (charger, payload.split(b'"')[1]) in quiet.dropped
+            )
+        busy = recv - quiet.last.get(charger, -math.inf) < self.hb_interval[ci]
+        if payload.startswith(b'[2,"hb') and busy:
+            quiet.dropped.add((charger, payload.split(b'"')[1]))
+            return True
+        quiet.last[charger] = recv
+        return False
 
     def _ocpp_view(
         self,
@@ -422,6 +453,14 @@ def tee_capture(fh: IO[bytes], messages: Iterable[Msg], block: int = 1000) -> It
             buf.clear()
     if buf:
         fh.write(_capture_lines(buf))
+
+
+class _Quiet:
+    """Per stream: each charger's last message to the CSMS, and the heartbeats left out."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self.dropped: set[tuple[str, bytes]] = set()  # (charger, message id)
 
 
 def _recv(m: Msg) -> float:
