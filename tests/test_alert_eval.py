@@ -36,10 +36,6 @@ _STALE = (
     "precision 0.001 (1 of ~800 StaleTelemetry alerts): idle connectors send clock-aligned "
     "MeterValues every 900 s and stale_telemetry does not learn the connector's cadence"
 )
-_REGRESSION = (
-    "meter_regression fires again when a register-restarting charger (meterStart 0 per "
-    "transaction) starts its next transaction"
-)
 BELOW_TARGET: dict[tuple[str, str], str] = {
     ("native-1s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
     ("native-1s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
@@ -47,12 +43,10 @@ BELOW_TARGET: dict[tuple[str, str], str] = {
     ("native-1s", "idle_blocking"): _IDLE,
     ("ocpp-10s", "stale_telemetry"): _STALE,
     ("ocpp-10s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
-    ("ocpp-10s", "meter_regression"): "precision 0.50 recall 1.00: " + _REGRESSION,
     ("ocpp-10s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
     ("ocpp-10s", "idle_blocking"): _IDLE,
     ("ocpp-60s", "stale_telemetry"): _STALE,
     ("ocpp-60s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
-    ("ocpp-60s", "meter_regression"): "precision 0.25 recall 1.00: " + _REGRESSION,
     ("ocpp-60s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
     ("ocpp-60s", "idle_blocking"): _IDLE,
 }

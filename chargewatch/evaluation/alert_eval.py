@@ -158,10 +158,14 @@ _METER_EVIDENCE = frozenset(
     }
 )
 MIN_SAMPLES = 3  # one sample shows a change; persistence takes two more
+# Offline means silent for 2 heartbeat intervals + 30 s (issue #17's contract).
+OFFLINE_FACTOR, OFFLINE_MARGIN_S = 2.0, 30.0
 OSC_SAMPLES = 8  # a swing repeated: a few up-down pairs
 
 
-def detectability(case: FaultCase, duration: float, interval: float) -> str:
+def detectability(
+    case: FaultCase, duration: float, interval: float, heartbeat_s: float = 0.0
+) -> str:
     """ "" when the cadence can carry the fault's evidence, else why not.
 
     From sampling alone, not from any detector: a meter-borne fault needs at
@@ -171,6 +175,12 @@ def detectability(case: FaultCase, duration: float, interval: float) -> str:
     phase and the swing is invisible; it also needs OSC_SAMPLES samples to show
     a repeated swing at all.
     """
+    if case.fault == "charger_offline" and heartbeat_s > 0:
+        # A charger is silent between heartbeats by design; the product's
+        # contract (issue and docs/detectors.md): offline after 2 intervals + 30 s.
+        limit = OFFLINE_FACTOR * heartbeat_s + OFFLINE_MARGIN_S
+        if duration < limit:
+            return f"{duration:.0f} s outage < 2 x {heartbeat_s:.0f} s heartbeat + 30 s"
     if case.fault not in _METER_EVIDENCE:
         return ""
     if duration < MIN_SAMPLES * interval:
@@ -409,8 +419,9 @@ def run_cadence(
     sim = Simulation(base.config.replace(faults=tuple(specs)))
     truths = [t for t in sim.truth().faults]
     interval = sim.config.interval
+    hb = {c.id: float(h) for c, h in zip(sim.plan.chargers, sim.hb_interval, strict=True)}
     episodes = [
-        Episode(case, t, detectability(case, t.end - t.start, interval))
+        Episode(case, t, detectability(case, t.end - t.start, interval, hb.get(t.charger, 0.0)))
         for case, t in zip(placed, truths, strict=True)
     ]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
