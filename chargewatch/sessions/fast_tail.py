@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
+from chargewatch.sessions.energy import S_E1, S_P1, S_RUN, S_T1
 from chargewatch.sessions.power_track import HEAD
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_closing import due_at
@@ -82,7 +83,10 @@ def _tails(
     for c in conn_list:
         sid = open_get(c)
         s = sessions[sid] if sid is not None else None
-        if s is None or sid in busy or s.segs is None:
+        smp = s.sampled if s is not None else None
+        # No sampled register yet, or a flat run under load open: the general
+        # path's track_samples must see what ends it.
+        if s is None or sid in busy or s.segs is None or smp is None or smp[S_RUN] > 0.0:
             sess.append(None)
             rows.extend(no_prev)
             continue
@@ -173,6 +177,8 @@ class _Rows:
             & (e >= pe - cfg.register_tolerance_wh)
             & (e - pe <= cfg.max_power_w * dt / 3600.0 + 1000.0)
             & ((p > thr) == (self.pp > thr))
+            # The register standing still under load is for track_samples.
+            & ((e > pe) | (p <= thr))
             & (self.recv - t <= cfg.late_after_s)
         )
 
@@ -240,6 +246,9 @@ def _extend(
         sg[-2] = t_last
         sg[-1] = max(sg[-1], e1)
         s2.n_reg += n
+        smp = s2.sampled
+        assert smp is not None  # _tails sends sessions without one elsewhere
+        smp[S_T1], smp[S_E1], smp[S_P1] = t_last, e1, p_last
         k = 1.0 if en[4] > thr else 0.0
         pc = None
         if len(en) > HEAD and en[-7] == k and en[-5] == en[3]:

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.sessions.energy import merge_register, register_energy
+from chargewatch.sessions.energy import merge_register, register_energy, track_samples
 from chargewatch.sessions.power_track import Integrated, Run
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_state import SessionState, bridge_key
@@ -49,6 +49,16 @@ def merge_session(
     if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
         s.flag("late_data")
     segs = _merge_register(cfg, s, t, e)
+    if rows.size:
+        s.sampled = track_samples(
+            s.sampled,
+            batch.ts[rows],
+            batch.values[rows, _E],
+            batch.values[rows, _P],
+            threshold_w=cfg.charging_threshold_w,
+            stuck_min_wh=cfg.stuck_min_wh,
+            tol_wh=cfg.register_tolerance_wh,
+        )
     if rows.size or anchors:
         yield from _merge_power(cfg, s, batch, amps, rows, anchors, segs)
     if t.size:
