@@ -345,6 +345,7 @@ class Evidence:
     edge_wh: float  # power integral from the start to the first sample and the last to the stop
     stuck_wh: float  # energy the register missed in runs stuck under load
     bad: int  # impossible readings discarded (decreases, negatives)
+    breaks: int = 0  # resets and jumps: the register restarted or leapt
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,8 +382,9 @@ def choose_by_evidence(
        those are finer and agree within the meter values' rounding; the power
        integral covers the bits before the first and after the last sample.
     3. Proof that the register is wrong: a run stuck under load
-       (:func:`track_samples`), or readings that regressed with energy
-       missing against a complete power integral. Then the record carries
+       (:func:`track_samples`), readings that regressed with energy missing
+       against a complete power integral, or a reset/jump after which the
+       register disagrees with a complete power integral. Then the record carries
        the register figure and the estimate, ``needs_review`` with the
        reason, and ``energy_wh`` is the one ``policy`` names
        (``register`` | ``best_estimate``). A unit correction needs review too.
@@ -410,13 +412,9 @@ def choose_by_evidence(
         reg = finer
         flags = [f for f in flags if f != "power_register_mismatch"] + ["coarse_meter_values"]
         source = "register"
-    estimate, reason, est_source = reg, "unit_corrected" if unit else "", source
-    # A register read in the wrong unit was tracked in that unit: its runs prove nothing.
-    if ev.stuck_wh > 0 and not unit and _closer(ev, reg + ev.stuck_wh, reg):
-        estimate, reason, est_source = reg + ev.stuck_wh, "register_stuck", "estimate"
+    estimate, reason, est_source = _proof(ev, reg, source, unit, mismatch_pct, mismatch_min_wh)
+    if reason == "register_stuck":
         flags.append("register_stuck")
-    elif ev.bad and ev.integral_complete and _lost(ev, reg, mismatch_pct, mismatch_min_wh):
-        estimate, reason, est_source = ev.integral_wh, "register_regression", "power_integral"
     if finer is not None or reason:
         mm_wh, mm_pct, mismatch = _mismatch(ev, reg, mismatch_pct, mismatch_min_wh)
         flags = [f for f in flags if f != "power_register_mismatch"]
@@ -425,6 +423,23 @@ def choose_by_evidence(
     if reason:
         return _review(reg, estimate, reason, flags, mm_wh, mm_pct, policy, source, est_source)
     return Chosen(reg, source, flags, mm_wh, mm_pct)
+
+
+def _proof(
+    ev: Evidence, reg: float, source: str, unit: bool, pct: float, min_wh: float
+) -> tuple[float, str, str]:
+    """(estimate, review reason, its source) when the register is proven wrong."""
+    # A register read in the wrong unit was tracked in that unit: its runs prove nothing.
+    if ev.stuck_wh > 0 and not unit and _closer(ev, reg + ev.stuck_wh, reg):
+        return reg + ev.stuck_wh, "register_stuck", "estimate"
+    if ev.bad and ev.integral_complete and _lost(ev, reg, pct, min_wh):
+        return ev.integral_wh, "register_regression", "power_integral"
+    if ev.breaks and ev.integral_complete and _mismatch(ev, reg, pct, min_wh)[2]:
+        # A reset or jump the segments could not bridge (a frozen register's
+        # catch-up or a unit slip mid-session taken for a meter swap) and a
+        # complete power integral that disagrees: the register is not the count.
+        return ev.integral_wh, "register_break", "power_integral"
+    return reg, "unit_corrected" if unit else "", source
 
 
 def _finer(ev: Evidence, reg: float, scale: float) -> float | None:

@@ -190,6 +190,7 @@ def _evidence(
         edge_wh=edge,
         stuck_wh=stuck,
         bad=s.bad,
+        breaks=s.resets + s.jumps,
     )
 
 

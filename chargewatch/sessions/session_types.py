@@ -120,7 +120,8 @@ class SessionRecord:
     # Set when the register is proven wrong (needs_review) or differs from the estimate.
     register_energy_wh: float | None = None
     estimate_energy_wh: float | None = None
-    review_reason: str = ""  # register_stuck | register_regression | unit_corrected
+    # register_stuck | register_regression | register_break | unit_corrected
+    review_reason: str = ""
 
     @property
     def duration_s(self) -> float:

@@ -120,6 +120,20 @@ def test_a_frozen_register_that_catches_up_is_not_flagged() -> None:
     assert rec.energy_wh == pytest.approx(truth, abs=1.0)
 
 
+def test_a_catch_up_taken_for_a_meter_swap_is_reviewed_with_the_power_estimate() -> None:
+    """At 1 Hz the catch-up (2.7 kWh in a second) looks like a meter swap (register_jump)
+    and is not billed; the complete power integral disagrees: register_break."""
+    ts, wh, t_stop, truth = _profile(1.0, 60.0, 20.0)
+    frozen = (ts > T0 + 1200) & (ts < T0 + 1680)
+    reg = np.where(frozen, np.round(wh[np.searchsorted(ts, T0 + 1200)], 1), np.round(wh, 1))
+    rec = _session(ts, reg, np.full(ts.size, 20_000.0), float(reg[0]), float(reg[-1]), t_stop)
+    assert "register_jump" in rec.quality and "needs_review" in rec.quality
+    assert rec.review_reason == "register_break"
+    assert rec.estimate_energy_wh is not None
+    assert abs(rec.estimate_energy_wh - truth) / truth < 0.01
+    assert rec.energy_wh == rec.estimate_energy_wh
+
+
 @pytest.mark.parametrize("interval_s", [1.0, 10.0, 60.0])
 @pytest.mark.parametrize("kw", [1.4, 3.7, 11.0, 22.0])
 def test_an_honest_coarse_register_is_not_flagged(interval_s: float, kw: float) -> None:
@@ -182,6 +196,10 @@ def test_choose_by_evidence_rules() -> None:
     e, src, flags, why = _choose(_ev(bad=3, integral_wh=9000.0))
     assert (e, src, why) == (9000.0, "power_integral", "register_regression")
     assert "power_register_mismatch" in flags
+    # A reset or jump, and a complete power integral that disagrees.
+    e, src, flags, why = _choose(_ev(breaks=1, integral_wh=9000.0, used_tx_meter=False))
+    assert (e, src, why) == (9000.0, "power_integral", "register_break")
+    assert _choose(_ev(breaks=1, integral_wh=7100.0))[3] == ""  # within tolerance: bridged
     # A register that never grew under load.
     e, src, flags, why = _choose(_ev(register_wh=0.0, integral_wh=5000.0), "register")
     assert (e, why) == (0.0, "register_stuck") and "estimated" not in flags
