@@ -27,7 +27,6 @@ from chargewatch.config.reading import Section, positive
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.yamlsrc import Source
 from chargewatch.detectors import DetectorConfig
-from chargewatch.sessions.session_types import ENERGY_POLICIES
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,8 @@ class BillingConfig:
     energy_policy: str = "best_estimate"
 
 
+#: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
+ENERGY_POLICIES = ("best_estimate", "register")
 _HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
 _TOKEN = ("scope", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from chargewatch.cli import main
+from chargewatch.config import sections
 from chargewatch.config.settings import Config, load_config, parse_config
 from chargewatch.core.errors import ConfigError
 from chargewatch.core.yamlsrc import load_yaml
+from chargewatch.sessions import session_types
 
 
 def test_every_problem_is_reported_with_file_line_and_key_path(tmp_path: Path) -> None:
@@ -158,6 +160,7 @@ def test_pipeline_keys_are_read_and_cpus_must_be_usable(tmp_path: Path) -> None:
 
 
 def test_billing_energy_policy(tmp_path: Path) -> None:
+    assert sections.ENERGY_POLICIES == session_types.ENERGY_POLICIES
     f = tmp_path / "cw.yaml"
     assert load_config_text(f, "").billing.energy_policy == "best_estimate"
     assert load_config_text(f, "billing:\n  energy_policy: register\n").billing.energy_policy == (

@@ -1,8 +1,8 @@
 """Signed meter values (OCMF) decoded as the reading they sign, on real data.
 
 The KEBA KC-P30 frames are rebuilt from the decoded TransactionEvent(Ended)
-meter values of /work/captures/ocmf_keba_p30_ocpp201_mhegele.jsonl
-(m-hegele/notes dev/keba-tx-end-mv.json): the same values, OCMF (base64) and
+meter values of the external capture ocmf_keba_p30_ocpp201_mhegele.jsonl
+(m-hegele/notes@860c871 dev/keba-tx-end-mv.json): the same values, OCMF (base64) and
 public key, in the wire's camelCase. The OCMF strings of the SAFE e.V.,
 Chargy and pyocmf sets are the real ones those files hold.
 """
@@ -39,7 +39,17 @@ KEBA_KEY = (
     "NDdDQUZFREZCMkQ1RUUyMTE2MDYwN0M4NEY4NEUxRjMzMjJGNkRDMTJGOEFBMjgzMzVEOEUxQTVGMkRGMzQ4NzYy"
     "QjA5QUFEQzcwNTVFM0U1MUJGQjM3RUU5MjJCRUE2NUMwNEQyNTNCNDZCRkQ5RjQ0NjlGRTA4MUQ1In0="
 )
-CAPTURES = Path("/work/captures")
+CAPTURES = Path("/work/captures")  # the team's external captures, where present
+# A KEBA KC-P30 record (pyocmf docs/demo/examples/sample.xml, paul-ww/pyocmf@15bfc7a).
+KEBA_2019_OCMF = (
+    'OCMF|{"FV":"1.0","GI":"KEBA_KCP30","GS":"17619300","GV":"2.8.5","PG":"T32","IS":'
+    'false,"IL":"NONE","IF":["RFID_NONE","OCPP_NONE","ISO15118_NONE","PLMN_NONE"],"IT'
+    '":"NONE","ID":"","RD":[{"TM":"2019-08-13T10:03:15,000+0000 I","TX":"B","EF":"","'
+    'ST":"G","RV":0.2596,"RI":"1-b:1.8.0","RU":"kWh"},{"TM":"2019-08-13T10:03:36,000+'
+    '0000 R","TX":"E","EF":"","ST":"G","RV":0.2597,"RI":"1-b:1.8.0","RU":"kWh"}]}|{"S'
+    'D":"304502200E2F107C987A300AC1695CA89EA149A8CDFA16188AF0A33EE64B67964AA943F90221'
+    '00889A72B6D65364BEA8562E7F6A0253157ACFF84FE4929A93B5964D23C4265699"}'
+)
 
 
 def _signed(value: float, context: str, data: str = KEBA_OCMF_B64) -> dict[str, Any]:
@@ -209,7 +219,7 @@ def test_signed_value_alone_with_undecodable_data_is_not_read_as_wh() -> None:
 
 
 def test_16_signed_data_value_is_decoded_beside_the_plain_register() -> None:
-    ocmf = json.loads((CAPTURES / "ocmf_pyocmf.jsonl").read_text().splitlines()[0])["ocmf"]
+    ocmf = KEBA_2019_OCMF
     f = Feed()
     f.call(
         "MeterValues",
@@ -223,7 +233,8 @@ def test_16_signed_data_value_is_decoded_beside_the_plain_register() -> None:
     assert row["energy_wh"] == 5000.5  # the plain register keeps the row
     (reading,) = f.events("MeterReading")
     assert reading.signed_data == ocmf and reading.signed is not None
-    assert reading.signed.error == "" and reading.signed.unit in ("Wh", "kWh")
+    assert reading.signed.error == "" and reading.signed.unit == "kWh"
+    assert reading.signed.value == "0.2597" and reading.signed.energy_wh == pytest.approx(259.7)
 
 
 def test_16_signed_data_alone_fills_the_register() -> None:

@@ -9,9 +9,9 @@ states (RU). So the reading is taken from the payload:
 unit ``RU``. The data may come plain, base64-encoded (OCPP 2.0.1
 ``signedMeterData`` is base64 by the spec, and KEBA sends it so) or hex.
 
-Parsing is pyocmf's (MIT), which parses every real OCMF string in
-/work/captures (KEBA P30, SAFE e.V. and Chargy sets, 400 of 400) leniently,
-as the Transparenzsoftware does. Nothing is verified here: the decoded
+Parsing is pyocmf's (MIT), which parses every real OCMF string of the team's
+external captures (KEBA P30, SAFE e.V. and Chargy sets: 400 of 400)
+leniently, as the Transparenzsoftware does. Nothing is verified here: the decoded
 reading keeps the raw string, the OCMF text, the meter serial and the public
 key for a verifier. Decoding never raises: what cannot be decoded is a
 :class:`SignedReading` with ``error`` set.
