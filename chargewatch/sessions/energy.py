@@ -19,6 +19,7 @@ __all__ = [
     "merge_register",
     "open_run_missed",
     "register_energy",
+    "resync_sampled",
     "split_register",
     "track_samples",
 ]
@@ -316,6 +317,22 @@ def track_samples(
     return got
 
 
+def resync_sampled(
+    got: array[float] | None, segs: array[float] | None, last: array[float] | None
+) -> None:
+    """Catch ``got`` up with what the fast path merged since (it leaves it alone).
+
+    The fast path takes only readings that grow, or idle ones, of sessions
+    with no open flat run: so its last reading is the segments' end and the
+    power track's last sample, and no run changed.
+    """
+    if got is None or segs is None or last is None:
+        return
+    t1 = segs[-2]
+    if t1 > got[S_T1] and last[0] == t1:
+        got[S_T1], got[S_E1], got[S_P1] = t1, segs[-1], last[1]
+
+
 def open_run_missed(got: array[float], end_wh: float, stuck_min_wh: float) -> float:
     """Energy missed by a flat run still open at the session's end.
 
@@ -345,7 +362,7 @@ class Evidence:
     edge_wh: float  # power integral from the start to the first sample and the last to the stop
     stuck_wh: float  # energy the register missed in runs stuck under load
     bad: int  # impossible readings discarded (decreases, negatives)
-    breaks: int = 0  # resets and jumps: the register restarted or leapt
+    jumps: int = 0  # rises no charger can deliver, taken for meter swaps (not billed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +400,7 @@ def choose_by_evidence(
        integral covers the bits before the first and after the last sample.
     3. Proof that the register is wrong: a run stuck under load
        (:func:`track_samples`), readings that regressed with energy missing
-       against a complete power integral, or a reset/jump after which the
+       against a complete power integral, or a jump after which the
        register disagrees with a complete power integral. Then the record carries
        the register figure and the estimate, ``needs_review`` with the
        reason, and ``energy_wh`` is the one ``policy`` names
@@ -434,10 +451,11 @@ def _proof(
         return reg + ev.stuck_wh, "register_stuck", "estimate"
     if ev.bad and ev.integral_complete and _lost(ev, reg, pct, min_wh):
         return ev.integral_wh, "register_regression", "power_integral"
-    if ev.breaks and ev.integral_complete and _mismatch(ev, reg, pct, min_wh)[2]:
-        # A reset or jump the segments could not bridge (a frozen register's
-        # catch-up or a unit slip mid-session taken for a meter swap) and a
-        # complete power integral that disagrees: the register is not the count.
+    if ev.jumps and ev.integral_complete and _mismatch(ev, reg, pct, min_wh)[2]:
+        # A leap taken for a meter swap and left unbilled (a frozen register's
+        # catch-up at 1 Hz, the end of a unit slip mid-session), and a complete
+        # power integral that disagrees: the leap was energy, the register is
+        # not the count. (Resets are bridged by their own evidence.)
         return ev.integral_wh, "register_break", "power_integral"
     return reg, "unit_corrected" if unit else "", source
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.sessions.energy import S_E1, S_P1, S_RUN, S_T1
+from chargewatch.sessions.energy import S_RUN
 from chargewatch.sessions.power_track import HEAD
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_closing import due_at
@@ -25,6 +25,7 @@ from chargewatch.sessions.session_types import SessionConfig
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
 _NO_PREV = (math.nan,) * 8
+assert S_RUN == 5  # _tails reads it by the literal
 # Per qualifying group: (group, last t, last register, growth time, rows, Wh,
 # min/max power, max current, max current of the extended last piece, last
 # power, last current).
@@ -83,10 +84,16 @@ def _tails(
     for c in conn_list:
         sid = open_get(c)
         s = sessions[sid] if sid is not None else None
-        smp = s.sampled if s is not None else None
-        # No sampled register yet, or a flat run under load open: the general
-        # path's track_samples must see what ends it.
-        if s is None or sid in busy or s.segs is None or smp is None or smp[S_RUN] > 0.0:
+        if s is None or sid in busy or s.segs is None:
+            sess.append(None)
+            rows.extend(no_prev)
+            continue
+        smp = s.sampled
+        # No sampled register yet, or a flat run under load open (index S_RUN,
+        # a literal: this loop runs per connector and batch): the general
+        # path's track_samples must see what ends it. Otherwise the fast path
+        # leaves `sampled` alone; energy.resync_sampled catches it up.
+        if smp is None or smp[5]:
             sess.append(None)
             rows.extend(no_prev)
             continue
@@ -246,9 +253,6 @@ def _extend(
         sg[-2] = t_last
         sg[-1] = max(sg[-1], e1)
         s2.n_reg += n
-        smp = s2.sampled
-        assert smp is not None  # _tails sends sessions without one elsewhere
-        smp[S_T1], smp[S_E1], smp[S_P1] = t_last, e1, p_last
         k = 1.0 if en[4] > thr else 0.0
         pc = None
         if len(en) > HEAD and en[-7] == k and en[-5] == en[3]:

@@ -14,7 +14,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.sessions.energy import merge_register, register_energy, track_samples
+from chargewatch.sessions.energy import (
+    merge_register,
+    register_energy,
+    resync_sampled,
+    track_samples,
+)
 from chargewatch.sessions.power_track import Integrated, Run
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_state import SessionState, bridge_key
@@ -48,6 +53,7 @@ def merge_session(
     t, e = t[order], e[order]
     if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
         s.flag("late_data")
+    resync_sampled(s.sampled, s.segs, s.track.last)
     segs = _merge_register(cfg, s, t, e)
     if rows.size:
         s.sampled = track_samples(

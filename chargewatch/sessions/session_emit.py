@@ -20,6 +20,7 @@ from chargewatch.sessions.energy import (
     choose_by_evidence,
     open_run_missed,
     register_energy,
+    resync_sampled,
 )
 from chargewatch.sessions.power_track import PowerTrack, build_periods
 from chargewatch.sessions.session_book import SessionBook
@@ -166,6 +167,7 @@ def _evidence(
 ) -> Evidence:
     """The session's energy evidence: register, power, sampled extent, stuck runs."""
     got = s.sampled
+    resync_sampled(got, s.segs, s.track.last)
     sampled_wh: float | None = None
     fine = False
     edge = 0.0
@@ -190,7 +192,7 @@ def _evidence(
         edge_wh=edge,
         stuck_wh=stuck,
         bad=s.bad,
-        breaks=s.resets + s.jumps,
+        jumps=s.jumps,
     )
 
 

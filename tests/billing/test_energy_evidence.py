@@ -196,10 +196,10 @@ def test_choose_by_evidence_rules() -> None:
     e, src, flags, why = _choose(_ev(bad=3, integral_wh=9000.0))
     assert (e, src, why) == (9000.0, "power_integral", "register_regression")
     assert "power_register_mismatch" in flags
-    # A reset or jump, and a complete power integral that disagrees.
-    e, src, flags, why = _choose(_ev(breaks=1, integral_wh=9000.0, used_tx_meter=False))
+    # A jump (not billed), and a complete power integral that disagrees.
+    e, src, flags, why = _choose(_ev(jumps=1, integral_wh=9000.0, used_tx_meter=False))
     assert (e, src, why) == (9000.0, "power_integral", "register_break")
-    assert _choose(_ev(breaks=1, integral_wh=7100.0))[3] == ""  # within tolerance: bridged
+    assert _choose(_ev(jumps=1, integral_wh=7100.0))[3] == ""  # within tolerance: a swap
     # A register that never grew under load.
     e, src, flags, why = _choose(_ev(register_wh=0.0, integral_wh=5000.0), "register")
     assert (e, why) == (0.0, "register_stuck") and "estimated" not in flags
