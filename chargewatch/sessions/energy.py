@@ -276,8 +276,9 @@ def track_samples(
         t, e, p = t[ok], e[ok], p[ok]
     if t.size == 0:
         return got
-    order = np.argsort(t, kind="stable")
-    t, e, p = t[order], e[order], p[order]
+    if t.size > 1:
+        order = np.argsort(t, kind="stable")
+        t, e, p = t[order], e[order], p[order]
     if got is None:
         got = array("d", (t[0], e[0], t[0], e[0], p[0], 0.0, 0.0))
         t, e, p = t[1:], e[1:], p[1:]
@@ -288,10 +289,15 @@ def track_samples(
         t, e, p = t[newer], e[newer], p[newer]
     if t.size == 0:
         return got
-    tt = np.concatenate(([got[S_T1]], t))
     ee = np.concatenate(([got[S_E1]], e))
-    pp = np.nan_to_num(np.concatenate(([got[S_P1]], p)))
     d = ee[1:] - ee[:-1]
+    if got[S_RUN] == 0.0 and bool((d > 0.0).all()):
+        # The register grew at every reading (nearly always): no run to weigh.
+        got[S_T1], got[S_E1] = float(t[-1]), float(e[-1])
+        got[S_P1] = float(p[-1]) if p[-1] == p[-1] else 0.0
+        return got
+    tt = np.concatenate(([got[S_T1]], t))
+    pp = np.nan_to_num(np.concatenate(([got[S_P1]], p)))
     load = (pp[1:] > threshold_w) | (pp[:-1] > threshold_w)
     w = np.where(load, (pp[1:] + pp[:-1]) * 0.5 * (tt[1:] - tt[:-1]) / 3600.0, 0.0)
     # A drop (reset, reboot, swap) ends a run without proving anything: the
