@@ -88,6 +88,11 @@ _SESSION = {
         "energy_source": {"type": "string", "nullable": True},
         "quality": {"type": "array", "items": _STR},
         "revision": {"type": "integer"},
+        # Present where the register is proven wrong (needs_review) or differs
+        # from the best estimate (docs/sessions.md, "Energy").
+        "register_energy_wh": _NULLABLE_NUM,
+        "estimate_energy_wh": _NULLABLE_NUM,
+        "review_reason": _STR,
     },
 }
 _CDR = {

@@ -58,7 +58,7 @@ from chargewatch.notify.notifiers import (
     WebhookNotifier,
 )
 from chargewatch.sessions.outputs import influx_lines, to_csv
-from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import DeadLetter
 from chargewatch.storage.event_lines import AlertLines, StatusStage
@@ -152,7 +152,7 @@ class Collector:
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
-            SessionEngine(self.index),
+            SessionEngine(self.index, SessionConfig(energy_policy=config.billing.energy_policy)),
             ledger=self.ledger,
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,

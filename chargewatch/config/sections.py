@@ -1,4 +1,4 @@
-"""The ``http``, ``limits``, ``alerting`` and ``detectors`` sections and their types.
+"""The ``http``, ``limits``, ``alerting``, ``billing`` and ``detectors`` sections and their types.
 
 The section dataclasses are re-exported by :mod:`chargewatch.config.settings`,
 where callers import them from.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 __all__ = [
     "AlertingConfig",
+    "BillingConfig",
     "HttpConfig",
     "LimitsConfig",
     "read_alerting",
+    "read_billing",
     "read_detectors",
     "read_http",
     "read_limits",
@@ -55,6 +57,17 @@ class AlertingConfig:
     remediation_limits: RateLimits = field(default_factory=RateLimits)
 
 
+@dataclass(frozen=True)
+class BillingConfig:
+    # What a session's energy_wh is when its register is proven wrong (stuck
+    # under load, regression, unit): the best estimate by default, so that the
+    # record is the most accurate figure and needs_review says why; "register"
+    # where only the calibrated meter may be billed (German Eichrecht).
+    energy_policy: str = "best_estimate"
+
+
+#: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
+ENERGY_POLICIES = ("best_estimate", "register")
 _HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
 _TOKEN = ("scope", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
@@ -92,6 +105,19 @@ def _tokens(s: Section) -> tuple[ApiToken, ...]:
         if token:
             out.append(ApiToken(scope, token))
     return tuple(out)
+
+
+def read_billing(top: Section) -> BillingConfig:
+    s = top.child("billing", allowed=("energy_policy",))
+    return BillingConfig(
+        energy_policy=s.get(
+            "energy_policy",
+            str,
+            BillingConfig.energy_policy,
+            check=lambda v: v in ENERGY_POLICIES,
+            expected=" or ".join(ENERGY_POLICIES),
+        )
+    )
 
 
 def read_limits(top: Section) -> LimitsConfig:

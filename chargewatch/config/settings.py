@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlertingConfig",
+    "BillingConfig",
     "Config",
     "HttpConfig",
     "LimitsConfig",
@@ -33,9 +34,11 @@ from chargewatch.config.connections import read_influx, read_mqtt
 from chargewatch.config.reading import Section, positive
 from chargewatch.config.sections import (
     AlertingConfig,
+    BillingConfig,
     HttpConfig,
     LimitsConfig,
     read_alerting,
+    read_billing,
     read_detectors,
     read_http,
     read_limits,
@@ -67,6 +70,7 @@ class Config:
     rules: Path | None = None
     tariffs: Path | None = None
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     batch_max_messages: int = 20_000
     tick_interval_s: float = 1.0
@@ -84,7 +88,7 @@ class Config:
 
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
-    "pipeline", "detectors", "collector_id", "ledger",
+    "pipeline", "detectors", "collector_id", "ledger", "billing",
 )  # fmt: skip
 _LEDGER = ("path",)
 # A collector id ends up in the MQTT client id and in ledger rows.
@@ -138,6 +142,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     mqtt = read_mqtt(top, collector_id)
     influx, influx_file = read_influx(top)
     http, limits, alerting = read_http(top), read_limits(top), read_alerting(top)
+    billing = read_billing(top)
     detectors = read_detectors(top)
     pipeline = top.child("pipeline", allowed=_PIPELINE)
     data_dir = top.file("data_dir") or base / "chargewatch-data"
@@ -156,6 +161,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         rules=top.file("rules"),
         tariffs=top.file("tariffs"),
         alerting=alerting,
+        billing=billing,
         detectors=detectors,
         **_pipeline(pipeline),
     )

@@ -19,6 +19,7 @@ __all__ = [
     "MeterReading",
     "OnlineEvent",
     "ProblemEvent",
+    "SignedReading",
     "StatusEvent",
     "TransactionEvent",
 ]
@@ -79,6 +80,34 @@ class StatusEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedReading:
+    """A signed meter value (OCMF) decoded: the reading it signs, and what verifies it.
+
+    ``raw`` is the signed data exactly as received (OCPP 1.6 SignedData value,
+    2.0.1 ``signedMeterData``, possibly base64); ``ocmf`` its decoded
+    ``OCMF|{payload}|{signature}`` text, which a verifier checks against
+    ``public_key``. ``value``/``unit`` are the OCMF reading's RV and RU as
+    written (a decimal, not a float, is what was signed); ``energy_wh`` is that
+    reading in Wh. ``error`` says why the data could not be decoded (then only
+    ``raw`` and the OCPP attributes are set).
+    """
+
+    raw: str
+    ocmf: str = ""
+    encoding: str = ""  # OCPP encodingMethod ("OCMF", ...), "" if not given
+    signing_method: str = ""  # OCPP signingMethod, as given
+    public_key: str = ""  # OCPP publicKey, as given
+    meter_serial: str = ""  # OCMF MS
+    gateway_serial: str = ""  # OCMF GS (the signing unit when the meter serial is absent)
+    reading_time: str = ""  # OCMF TM, as written
+    reading_reason: str = ""  # OCMF TX: B(egin), C(harging), E(nd), ...
+    value: str = ""  # OCMF RV, as written
+    unit: str = ""  # OCMF RU (kWh, Wh)
+    energy_wh: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionEvent:
     """A transaction started, was updated, or stopped.
 
@@ -103,6 +132,7 @@ class TransactionEvent:
     #: Data-quality marks set by the decoder, e.g. "transaction_id_unknown" (the
     #: CSMS's StartTransaction result never arrived) or "connector_unknown".
     flags: tuple[str, ...] = ()
+    signed: SignedReading | None = None  # ``signed_data`` decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +155,7 @@ class MeterReading:
     signed_data: str = ""
     source: Source = "native"
     flags: tuple[str, ...] = ()  # data-quality marks, as on TransactionEvent
+    signed: SignedReading | None = None  # ``signed_data`` decoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,22 @@ are stored, never every sample, and late samples can still be merged in
 from __future__ import annotations
 
 __all__ = [
+    "Chosen",
+    "Evidence",
     "RegisterStats",
     "SegmentRuns",
+    "choose_by_evidence",
     "choose_energy",
     "merge_register",
+    "open_run_missed",
     "register_energy",
+    "resync_sampled",
     "split_register",
+    "track_samples",
 ]
 
 import math
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -232,3 +239,284 @@ def choose_energy(
         ):
             flags.append("power_register_mismatch")
     return reg, source, flags, mismatch_wh, pct
+
+
+# -- the sampled register: its extent, and runs in which it stood still under load
+
+# Indexes into SessionState.sampled (an array('d'), one per session).
+S_T0, S_E0, S_T1, S_E1, S_P1, S_RUN, S_STUCK = range(7)
+
+
+def track_samples(
+    got: array[float] | None,
+    t: NDArray[np.float64],
+    e: NDArray[np.float64],
+    p: NDArray[np.float64],
+    *,
+    threshold_w: float,
+    stuck_min_wh: float,
+    tol_wh: float,
+) -> array[float] | None:
+    """Fold sampled register readings (rows with their power) into ``got``.
+
+    Kept: the first and last sampled reading (the register's own extent, apart
+    from the transaction's meter start/stop) and the evidence of a register
+    *stuck under load*: a run of readings that did not grow while power was
+    delivered, after which the register resumed from where it stood instead of
+    catching up. Each run's energy by power (trapezoids of pairs with either
+    end above ``threshold_w``) is compared with the register's growth at the
+    pair that ends it; what the register missed counts as stuck energy when it
+    is over ``stuck_min_wh`` and over half the run's energy. An honest coarse
+    register (1 kWh steps) stands still as long, but its step then repays the
+    run; a frozen display that catches up (the simulator's meter_stuck) too.
+    Readings older than the last one (late data) only move the first reading.
+    """
+    ok = np.isfinite(e)
+    if not ok.all():
+        t, e, p = t[ok], e[ok], p[ok]
+    if t.size == 0:
+        return got
+    if t.size > 1:
+        order = np.argsort(t, kind="stable")
+        t, e, p = t[order], e[order], p[order]
+    if got is None:
+        got = array("d", (t[0], e[0], t[0], e[0], p[0], 0.0, 0.0))
+        t, e, p = t[1:], e[1:], p[1:]
+    elif t[0] < got[S_T0]:
+        got[S_T0], got[S_E0] = float(t[0]), float(e[0])
+    newer = t > got[S_T1]
+    if not newer.all():
+        t, e, p = t[newer], e[newer], p[newer]
+    if t.size == 0:
+        return got
+    ee = np.concatenate(([got[S_E1]], e))
+    d = ee[1:] - ee[:-1]
+    if got[S_RUN] == 0.0 and bool((d > 0.0).all()):
+        # The register grew at every reading (nearly always): no run to weigh.
+        got[S_T1], got[S_E1] = float(t[-1]), float(e[-1])
+        got[S_P1] = float(p[-1]) if p[-1] == p[-1] else 0.0
+        return got
+    tt = np.concatenate(([got[S_T1]], t))
+    pp = np.nan_to_num(np.concatenate(([got[S_P1]], p)))
+    load = (pp[1:] > threshold_w) | (pp[:-1] > threshold_w)
+    w = np.where(load, (pp[1:] + pp[:-1]) * 0.5 * (tt[1:] - tt[:-1]) / 3600.0, 0.0)
+    # A drop (reset, reboot, swap) ends a run without proving anything: the
+    # segments and their bridges account for it.
+    drop = d < -tol_wh
+    flat = (d <= 0.0) & ~drop
+    c = np.concatenate(([0.0], np.cumsum(np.where(flat, w, 0.0))))
+    grow = np.flatnonzero(~flat)
+    if grow.size:
+        before = np.concatenate(([0.0], c[grow[:-1] + 1]))
+        run = c[grow] - before
+        run[0] += got[S_RUN]
+        total = run + w[grow]
+        missed = total - d[grow]
+        hit = (run > stuck_min_wh) & (missed > stuck_min_wh) & (missed > 0.5 * total)
+        hit &= ~drop[grow]
+        if hit.any():
+            got[S_STUCK] += float(missed[hit].sum())
+        got[S_RUN] = float(c[-1] - c[grow[-1] + 1])
+    else:
+        got[S_RUN] += float(c[-1])
+    got[S_T1], got[S_E1], got[S_P1] = float(t[-1]), float(e[-1]), float(pp[-1])
+    return got
+
+
+def resync_sampled(
+    got: array[float] | None, segs: array[float] | None, last: array[float] | None
+) -> None:
+    """Catch ``got`` up with what the fast path merged since (it leaves it alone).
+
+    The fast path takes only readings that grow, or idle ones, of sessions
+    with no open flat run: so its last reading is the segments' end and the
+    power track's last sample, and no run changed.
+    """
+    if got is None or segs is None or last is None:
+        return
+    t1 = segs[-2]
+    if t1 > got[S_T1] and last[0] == t1:
+        got[S_T1], got[S_E1], got[S_P1] = t1, segs[-1], last[1]
+
+
+def open_run_missed(got: array[float], end_wh: float, stuck_min_wh: float) -> float:
+    """Energy missed by a flat run still open at the session's end.
+
+    ``end_wh`` is the register's final value (the meter stop, if it came): what
+    it rose above the last sampled reading repays the run.
+    """
+    run = got[S_RUN]
+    missed = run - max(0.0, end_wh - got[S_E1])
+    return missed if missed > stuck_min_wh and missed > 0.5 * run else 0.0
+
+
+# -- the energy of a session, chosen by evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What build_record knows about a session's energy (Wh; register in its reported unit)."""
+
+    register_wh: float | None  # growth of the register segments, resets bridged
+    integral_wh: float  # power integral over the session
+    integral_complete: bool  # power samples from start to stop without a gap
+    used_tx_meter: bool  # the segments run from the meter start to the meter stop
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    sampled_wh: float | None  # last minus first sampled reading (one segment, no reset)
+    sampled_fine: bool  # sampled readings not whole numbers of the reported unit
+    edge_wh: float  # power integral from the start to the first sample and the last to the stop
+    stuck_wh: float  # energy the register missed in runs stuck under load
+    bad: int  # impossible readings discarded (decreases, negatives)
+    jumps: int = 0  # rises no charger can deliver, taken for meter swaps (not billed)
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The chosen energy; register and estimate are set when they differ or need review."""
+
+    energy_wh: float
+    source: str
+    flags: list[str]
+    mismatch_wh: float | None
+    mismatch_pct: float | None
+    register_energy_wh: float | None = None
+    estimate_energy_wh: float | None = None
+    review_reason: str = ""
+
+
+#: Meter values that are all whole multiples of this (Wh) are kWh readings.
+_KWH = 1000.0
+
+
+def choose_by_evidence(
+    ev: Evidence,
+    *,
+    policy: str,
+    mismatch_pct: float,
+    mismatch_min_wh: float,
+) -> Chosen:
+    """The most precise source consistent with the others (docs/sessions.md, "Energy").
+
+    1. :func:`choose_energy`: the register, unit-corrected by the power
+       integral's evidence, or the integral when there is no usable register.
+    2. Resolution: transaction meter values in whole kWh (kWh labelled Wh sent
+       as integers) give way to the sampled registers of the same meter when
+       those are finer and agree within the meter values' rounding; the power
+       integral covers the bits before the first and after the last sample.
+    3. Proof that the register is wrong: a run stuck under load
+       (:func:`track_samples`), readings that regressed with energy missing
+       against a complete power integral, or a jump after which the
+       register disagrees with a complete power integral. Then the record carries
+       the register figure and the estimate, ``needs_review`` with the
+       reason, and ``energy_wh`` is the one ``policy`` names
+       (``register`` | ``best_estimate``). A unit correction needs review too.
+    """
+    energy, source, flags, mm_wh, mm_pct = choose_energy(
+        register_wh=ev.register_wh,
+        integral_wh=ev.integral_wh,
+        integral_complete=ev.integral_complete,
+        used_tx_meter=ev.used_tx_meter,
+        mismatch_pct=mismatch_pct,
+        mismatch_min_wh=mismatch_min_wh,
+    )
+    unit = "unit_corrected" in flags
+    if source == "power_integral":
+        if "register_stuck" not in flags:
+            return Chosen(energy, source, flags, mm_wh, mm_pct)
+        reg = 0.0 if ev.register_wh is None else ev.register_wh * (_KWH if unit else 1.0)
+        if policy == "register":
+            flags = [f for f in flags if f != "estimated"]
+        return _review(reg, energy, "register_stuck", flags, None, None, policy, "register", source)
+    scale = _KWH if unit else 1.0
+    reg = energy
+    finer = _finer(ev, reg, scale)
+    if finer is not None:
+        reg = finer
+        flags = [f for f in flags if f != "power_register_mismatch"] + ["coarse_meter_values"]
+        source = "register"
+    estimate, reason, est_source = _proof(ev, reg, source, unit, mismatch_pct, mismatch_min_wh)
+    if reason == "register_stuck":
+        flags.append("register_stuck")
+    if finer is not None or reason:
+        mm_wh, mm_pct, mismatch = _mismatch(ev, reg, mismatch_pct, mismatch_min_wh)
+        flags = [f for f in flags if f != "power_register_mismatch"]
+        if mismatch:
+            flags.append("power_register_mismatch")
+    if reason:
+        return _review(reg, estimate, reason, flags, mm_wh, mm_pct, policy, source, est_source)
+    return Chosen(reg, source, flags, mm_wh, mm_pct)
+
+
+def _proof(
+    ev: Evidence, reg: float, source: str, unit: bool, pct: float, min_wh: float
+) -> tuple[float, str, str]:
+    """(estimate, review reason, its source) when the register is proven wrong."""
+    # A register read in the wrong unit was tracked in that unit: its runs prove nothing.
+    if ev.stuck_wh > 0 and not unit and _closer(ev, reg + ev.stuck_wh, reg):
+        return reg + ev.stuck_wh, "register_stuck", "estimate"
+    if ev.bad and ev.integral_complete and _lost(ev, reg, pct, min_wh):
+        return ev.integral_wh, "register_regression", "power_integral"
+    if ev.jumps and ev.integral_complete and _mismatch(ev, reg, pct, min_wh)[2]:
+        # A leap taken for a meter swap and left unbilled (a frozen register's
+        # catch-up at 1 Hz, the end of a unit slip mid-session), and a complete
+        # power integral that disagrees: the leap was energy, the register is
+        # not the count. (Resets are bridged by their own evidence.)
+        return ev.integral_wh, "register_break", "power_integral"
+    return reg, "unit_corrected" if unit else "", source
+
+
+def _finer(ev: Evidence, reg: float, scale: float) -> float | None:
+    """The sampled registers' energy when finer than whole-kWh meter values and consistent."""
+    if ev.sampled_wh is None or not ev.sampled_fine:
+        return None
+    if ev.meter_start_wh is None or ev.meter_stop_wh is None:
+        return None
+    ends = (ev.meter_start_wh * scale, ev.meter_stop_wh * scale)
+    if any(abs(x / _KWH - round(x / _KWH)) > 1e-9 for x in ends):
+        return None
+    fine = ev.sampled_wh * scale + ev.edge_wh
+    # Start and stop each rounded (or cut) to a whole kWh: at most 1 kWh off each.
+    return fine if abs(fine - reg) <= 2 * _KWH else None
+
+
+def _closer(ev: Evidence, estimate: float, reg: float) -> bool:
+    """The power integral, when complete, agrees better with the estimate than the register."""
+    if not ev.integral_complete:
+        return True
+    return abs(estimate - ev.integral_wh) < abs(reg - ev.integral_wh)
+
+
+def _lost(ev: Evidence, reg: float, pct: float, min_wh: float) -> bool:
+    """Energy missing from a register that went backwards, by the power integral."""
+    lost = ev.integral_wh - reg
+    return lost > min_wh and lost > pct / 100.0 * ev.integral_wh
+
+
+def _mismatch(
+    ev: Evidence, reg: float, pct: float, min_wh: float
+) -> tuple[float | None, float | None, bool]:
+    if ev.integral_wh <= 0:
+        return None, None, False
+    mm = reg - ev.integral_wh
+    mm_pct = 100.0 * mm / reg if reg > 0 else None
+    flagged = ev.integral_complete and abs(mm) > min_wh and (mm_pct is None or abs(mm_pct) > pct)
+    return mm, mm_pct, flagged
+
+
+def _review(
+    reg: float,
+    estimate: float,
+    reason: str,
+    flags: list[str],
+    mm_wh: float | None,
+    mm_pct: float | None,
+    policy: str,
+    reg_source: str,
+    est_source: str,
+) -> Chosen:
+    """A record whose register is proven wrong: both figures, billed by ``policy``."""
+    flags = [*flags, "needs_review"]
+    if policy == "register":
+        return Chosen(reg, reg_source, flags, mm_wh, mm_pct, reg, estimate, reason)
+    return Chosen(estimate, est_source, flags, mm_wh, mm_pct, reg, estimate, reason)

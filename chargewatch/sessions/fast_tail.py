@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
+from chargewatch.sessions.energy import S_RUN
 from chargewatch.sessions.power_track import HEAD
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_closing import due_at
@@ -24,6 +25,7 @@ from chargewatch.sessions.session_types import SessionConfig
 _E = FIELD_INDEX["energy_wh"]
 _P = FIELD_INDEX["power_w"]
 _NO_PREV = (math.nan,) * 8
+assert S_RUN == 5  # _tails reads it by the literal
 # Per qualifying group: (group, last t, last register, growth time, rows, Wh,
 # min/max power, max current, max current of the extended last piece, last
 # power, last current).
@@ -83,6 +85,15 @@ def _tails(
         sid = open_get(c)
         s = sessions[sid] if sid is not None else None
         if s is None or sid in busy or s.segs is None:
+            sess.append(None)
+            rows.extend(no_prev)
+            continue
+        smp = s.sampled
+        # No sampled register yet, or a flat run under load open (index S_RUN,
+        # a literal: this loop runs per connector and batch): the general
+        # path's track_samples must see what ends it. Otherwise the fast path
+        # leaves `sampled` alone; energy.resync_sampled catches it up.
+        if smp is None or smp[5]:
             sess.append(None)
             rows.extend(no_prev)
             continue
@@ -173,6 +184,8 @@ class _Rows:
             & (e >= pe - cfg.register_tolerance_wh)
             & (e - pe <= cfg.max_power_w * dt / 3600.0 + 1000.0)
             & ((p > thr) == (self.pp > thr))
+            # The register standing still under load is for track_samples.
+            & ((e > pe) | (p <= thr))
             & (self.recv - t <= cfg.late_after_s)
         )
 

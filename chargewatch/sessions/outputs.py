@@ -42,6 +42,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mismatch_wh",
     "mismatch_pct",
     "id_tag",
+    # Set where the register is proven wrong (needs_review) or differs from the estimate.
+    "register_energy_wh",
+    "estimate_energy_wh",
+    "review_reason",
 )
 
 

@@ -14,7 +14,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.sessions.energy import merge_register, register_energy
+from chargewatch.sessions.energy import (
+    merge_register,
+    register_energy,
+    resync_sampled,
+    track_samples,
+)
 from chargewatch.sessions.power_track import Integrated, Run
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_state import SessionState, bridge_key
@@ -48,7 +53,18 @@ def merge_session(
     t, e = t[order], e[order]
     if rows.size and _late_rows_used(cfg, s, batch, rows):
         s.flag("late_data")
+    resync_sampled(s.sampled, s.segs, s.track.last)
     segs = _merge_register(cfg, s, t, e)
+    if rows.size:
+        s.sampled = track_samples(
+            s.sampled,
+            batch.ts[rows],
+            batch.values[rows, _E],
+            batch.values[rows, _P],
+            threshold_w=cfg.charging_threshold_w,
+            stuck_min_wh=cfg.stuck_min_wh,
+            tol_wh=cfg.register_tolerance_wh,
+        )
     if rows.size or anchors:
         yield from _merge_power(cfg, s, batch, amps, rows, anchors, segs)
     if t.size:

@@ -9,7 +9,19 @@ __all__ = ["build_record", "emit"]
 from dataclasses import dataclass
 from itertools import pairwise
 
-from chargewatch.sessions.energy import choose_energy, register_energy
+from chargewatch.sessions.energy import (
+    S_E0,
+    S_E1,
+    S_STUCK,
+    S_T0,
+    S_T1,
+    Chosen,
+    Evidence,
+    choose_by_evidence,
+    open_run_missed,
+    register_energy,
+    resync_sampled,
+)
 from chargewatch.sessions.power_track import PowerTrack, build_periods
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_state import SessionState, bridge_key
@@ -32,6 +44,7 @@ def emit(book: SessionBook) -> list[SessionRecord]:
                 rec.stop,
                 round(rec.energy_wh, 3),
                 rec.energy_source,
+                rec.review_reason,
                 quality,
                 rec.transaction_id,
                 len(rec.periods),
@@ -53,15 +66,11 @@ def emit(book: SessionBook) -> list[SessionRecord]:
 
 @dataclass(frozen=True, slots=True)
 class _Energy:
-    """The energy figures of one record (see choose_energy)."""
+    """The energy figures of one record (see energy.choose_by_evidence)."""
 
     integral_wh: float
     register_wh: float | None
-    energy_wh: float
-    source: str
-    flags: list[str]
-    mismatch_wh: float | None
-    mismatch_pct: float | None
+    chosen: Chosen
 
 
 def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
@@ -78,11 +87,12 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         flags.append("bad_value")
     if tr.gaps and any(g[3] > s.start and g[0] < stop for g in tr.gaps):
         flags.append("gap")
-    flags += en.flags
-    if s.start_source == "status" and en.energy_wh <= cfg.register_tolerance_wh:
+    ch = en.chosen
+    flags += ch.flags
+    if s.start_source == "status" and ch.energy_wh <= cfg.register_tolerance_wh:
         flags.append("failed_start")  # a plug-in that never charged (docs/sessions.md)
     quality = tuple(f for f in QUALITY_FLAGS if f in flags)
-    periods = build_periods(tr, s.start, stop, en.energy_wh, threshold_w=cfg.charging_threshold_w)
+    periods = build_periods(tr, s.start, stop, ch.energy_wh, threshold_w=cfg.charging_threshold_w)
     idle = sum(p.duration_s for p in periods if p.kind == "idle")
     conn = book.index.id(s.charger, s.connector)
     return SessionRecord(
@@ -93,8 +103,8 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         transaction_id=s.transaction_id,
         start=s.start,
         stop=stop,
-        energy_wh=en.energy_wh,
-        energy_source=en.source,
+        energy_wh=ch.energy_wh,
+        energy_source=ch.source,
         quality=quality,
         revision=max(s.revision, 0),
         stop_reason=s.closed_by,
@@ -104,12 +114,15 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         meter_stop_wh=s.meter_stop,
         register_wh=en.register_wh,
         power_integral_wh=en.integral_wh,
-        mismatch_wh=en.mismatch_wh,
-        mismatch_pct=en.mismatch_pct,
+        mismatch_wh=ch.mismatch_wh,
+        mismatch_pct=ch.mismatch_pct,
         id_tag=s.id_tag,
         periods=tuple(periods),
         signed_start=s.signed_start,
         signed_stop=s.signed_stop,
+        register_energy_wh=ch.register_energy_wh,
+        estimate_energy_wh=ch.estimate_energy_wh,
+        review_reason=ch.review_reason,
     )
 
 
@@ -135,15 +148,75 @@ def _energy(cfg: SessionConfig, s: SessionState, stop: float) -> _Energy:
         and segs[0][1] == s.meter_start
         and segs[0][3] == s.meter_stop
     )
-    energy, source, eflags, mm_wh, mm_pct = choose_energy(
+    chosen = choose_by_evidence(
+        _evidence(cfg, s, stop, reg, integral, complete, used_tx, segs),
+        policy=cfg.energy_policy,
+        mismatch_pct=cfg.mismatch_pct,
+        mismatch_min_wh=cfg.mismatch_min_wh,
+    )
+    return _Energy(integral, reg, chosen)
+
+
+def _evidence(
+    cfg: SessionConfig,
+    s: SessionState,
+    stop: float,
+    reg: float | None,
+    integral: float,
+    complete: bool,
+    used_tx: bool,
+    segs: list[list[float]],
+) -> Evidence:
+    """The session's energy evidence: register, power, sampled extent, stuck runs."""
+    got = s.sampled
+    resync_sampled(got, s.segs, s.track.last)
+    sampled_wh: float | None = None
+    fine = False
+    edge = 0.0
+    stuck = 0.0
+    if got is not None:
+        stuck = got[S_STUCK]
+        if segs:
+            stuck += open_run_missed(got, segs[-1][3], cfg.stuck_min_wh)
+        if len(segs) == 1 and not s.resets and got[S_T1] > got[S_T0]:
+            sampled_wh = got[S_E1] - got[S_E0]
+            fine = any(abs(x - round(x)) > 1e-9 for x in (got[S_E0], got[S_E1]))
+            edge = _edges(cfg, s.track, s.start, got[S_T0], got[S_T1], stop)
+    return Evidence(
         register_wh=reg,
         integral_wh=integral,
         integral_complete=complete,
         used_tx_meter=used_tx,
-        mismatch_pct=cfg.mismatch_pct,
-        mismatch_min_wh=cfg.mismatch_min_wh,
+        meter_start_wh=s.meter_start,
+        meter_stop_wh=s.meter_stop,
+        sampled_wh=sampled_wh,
+        sampled_fine=fine,
+        edge_wh=edge,
+        stuck_wh=stuck,
+        bad=s.bad,
+        jumps=s.jumps,
     )
-    return _Energy(integral, reg, energy, source, eflags, mm_wh, mm_pct)
+
+
+def _edges(
+    cfg: SessionConfig, tr: PowerTrack, start: float, t0: float, t1: float, stop: float
+) -> float:
+    """Energy before the first and after the last sampled register reading.
+
+    The power track's where it has samples there; where it has none (the
+    first MeterValues come up to an interval after the start), the power of
+    the nearest sample held since the start or until the stop, if charging:
+    a car plugged in and authorised charges from the start.
+    """
+    total = 0.0
+    for a, b, end in ((start, t0, tr.first), (t1, stop, tr.last)):
+        if b <= a:
+            continue
+        got = tr.integral_between(a, b)
+        if got == 0.0 and end is not None and end[1] > cfg.charging_threshold_w:
+            got = end[1] * (b - a) / 3600.0
+        total += got
+    return total
 
 
 def _across_reset(

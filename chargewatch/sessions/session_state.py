@@ -72,6 +72,10 @@ class SessionState:
     # too coarse for it.
     # [trapezoid, peak] Wh; None while there is no reset (nearly always: {} is 64 B)
     bridges: dict[str, list[float]] | None = None
+    # The sampled register (batch rows, not event-borne points): first and last
+    # reading, last power, the open flat run's energy by power and the energy
+    # proven missed by stuck runs (see energy.track_samples). None until the first.
+    sampled: array[float] | None = None
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
 
@@ -112,7 +116,10 @@ def session_from_dict(d: dict[str, Any]) -> SessionState:
     d["flags"] = flag_set(tuple(d.get("flags", ())))
     segs = d.pop("segs", [])
     d["bridges"] = d.get("bridges") or None
+    sampled = d.pop("sampled", None)  # absent from version 1 checkpoints
     s = SessionState(track=track, **d)
+    if sampled:
+        s.sampled = array("d", [float(x) for x in sampled])
     s.set_segs([[float(x) for x in seg] for seg in segs])
     return s
 
@@ -131,6 +138,10 @@ def session_to_dict(s: SessionState, anchors: list[float] | None = None) -> dict
     # The checkpoint keeps version 1's shapes: segments as lists, bridges as a dict.
     d["segs"] = s.seg_list()
     d["bridges"] = s.bridges or {}
+    if s.sampled is not None:
+        d["sampled"] = s.sampled.tolist()
+    else:
+        del d["sampled"]  # version 1's shape while there is nothing to keep
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
     # JSON has no array('d'):
     d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]

@@ -7,6 +7,7 @@ line; ``session_id`` is deterministic so a replay gives the same ids.
 from __future__ import annotations
 
 __all__ = [
+    "ENERGY_POLICIES",
     "QUALITY_FLAGS",
     "Rejected",
     "SessionConfig",
@@ -30,9 +31,11 @@ QUALITY_FLAGS: dict[str, str] = {
     "register_reset": "the register dropped (reboot, reset, meter swap); segments summed",
     "register_jump": "the register rose faster than possible (meter swap); not billed",
     "bad_value": "impossible register readings (negative, decreasing without reset) discarded",
-    "register_stuck": "register did not grow while power was delivered; power integral used",
+    "register_stuck": "register stood still while power was delivered and missed that energy",
     "estimated": "energy from the power integral, no usable register",
     "unit_corrected": "register in kWh labelled Wh; scaled by 1000",
+    "coarse_meter_values": "meter start/stop in whole kWh; the finer sampled registers used",
+    "needs_review": "register proven wrong (review_reason): register and estimate both given",
     "gap": "samples missing for longer than gap_s; not bridged",
     "late_data": "data received late_after_s past its meter time, or out of order, changed it",
     "revised": "an earlier record of this session was changed (see revision)",
@@ -41,6 +44,10 @@ QUALITY_FLAGS: dict[str, str] = {
     "stop_time_corrected": "the stop's timestamp was impossible; receive time or last data used",
     "failed_start": "plugged in, no transaction and no energy: recorded, not billed",
 }
+
+
+#: billing.energy_policy: bill the register as the meter counted it, or the best estimate.
+ENERGY_POLICIES: tuple[str, ...] = ("best_estimate", "register")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +69,16 @@ class SessionConfig:
     max_power_w: float = 4_000_000.0  # megawatt charging (MCS); faster register rises are jumps
     mismatch_pct: float = 5.0
     mismatch_min_wh: float = 100.0
+    # A register run stuck under load must have missed more than this to count.
+    stuck_min_wh: float = 100.0
+    # What energy_wh is when the register is proven wrong (billing.energy_policy).
+    energy_policy: str = "best_estimate"
 
     def __post_init__(self) -> None:
         if self.gap_s <= 0 or self.charging_threshold_w < 0:
             raise ValueError("gap_s must be > 0 and charging_threshold_w >= 0")
+        if self.energy_policy not in ENERGY_POLICIES:
+            raise ValueError(f"energy_policy must be one of {', '.join(ENERGY_POLICIES)}")
         if not 0 < self.reset_ratio < 1:
             raise ValueError("reset_ratio must be in (0, 1)")
 
@@ -107,6 +120,11 @@ class SessionRecord:
     periods: tuple[Period, ...]
     signed_start: str = ""
     signed_stop: str = ""
+    # Set when the register is proven wrong (needs_review) or differs from the estimate.
+    register_energy_wh: float | None = None
+    estimate_energy_wh: float | None = None
+    # register_stuck | register_regression | register_break | unit_corrected
+    review_reason: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -114,7 +132,7 @@ class SessionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``sessions.jsonl`` line of docs/sessions.md (times RFC 3339 UTC)."""
-        return {
+        d = {
             "session_id": self.session_id,
             "charger_id": self.charger_id,
             "connector_id": self.connector_id,
@@ -141,6 +159,12 @@ class SessionRecord:
             "signed_start": self.signed_start,
             "signed_stop": self.signed_stop,
         }
+        if self.register_energy_wh is not None or self.review_reason:
+            # Only where they say something: lines of clean sessions stay as they were.
+            d["register_energy_wh"] = _r3(self.register_energy_wh)
+            d["estimate_energy_wh"] = _r3(self.estimate_energy_wh)
+            d["review_reason"] = self.review_reason
+        return d
 
 
 def _r3(x: float | None) -> float | None:

@@ -212,6 +212,16 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             "CREATE INDEX handover_by_kind ON handover(kind, seq)",
         ),
     ),
+    (
+        # Issue 18: where the register is proven wrong (needs_review) or differs
+        # from the best estimate, both figures and the reason.
+        7,
+        (
+            "ALTER TABLE sessions ADD COLUMN register_energy_wh REAL",
+            "ALTER TABLE sessions ADD COLUMN estimate_energy_wh REAL",
+            "ALTER TABLE sessions ADD COLUMN review_reason TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite
@@ -385,7 +395,7 @@ class Ledger:
                 d = r.to_dict()
                 cur = self.db.execute(
                     """INSERT INTO sessions VALUES
-                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(session_id) DO UPDATE SET
                          charger_id=excluded.charger_id, connector_id=excluded.connector_id,
                          site=excluded.site, transaction_id=excluded.transaction_id,
@@ -398,7 +408,10 @@ class Ledger:
                          power_integral_wh=excluded.power_integral_wh,
                          mismatch_wh=excluded.mismatch_wh, mismatch_pct=excluded.mismatch_pct,
                          id_tag=excluded.id_tag, record=excluded.record,
-                         written_at=excluded.written_at
+                         written_at=excluded.written_at,
+                         register_energy_wh=excluded.register_energy_wh,
+                         estimate_energy_wh=excluded.estimate_energy_wh,
+                         review_reason=excluded.review_reason
                        WHERE excluded.revision >= sessions.revision
                          AND excluded.record != sessions.record""",
                     (
@@ -424,6 +437,9 @@ class Ledger:
                         r.id_tag,
                         json.dumps(d, sort_keys=True),
                         written_at,
+                        r.register_energy_wh,
+                        r.estimate_energy_wh,
+                        r.review_reason,
                     ),
                 )
                 if cur.rowcount == 0:

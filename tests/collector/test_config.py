@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from chargewatch.cli import main
-from chargewatch.config.settings import load_config, parse_config
+from chargewatch.config import sections
+from chargewatch.config.settings import Config, load_config, parse_config
 from chargewatch.core.errors import ConfigError
 from chargewatch.core.yamlsrc import load_yaml
+from chargewatch.sessions import session_types
 
 
 def test_every_problem_is_reported_with_file_line_and_key_path(tmp_path: Path) -> None:
@@ -155,3 +157,26 @@ def test_pipeline_keys_are_read_and_cpus_must_be_usable(tmp_path: Path) -> None:
         in text
     )
     assert len(info.value.problems) == 2
+
+
+def test_billing_energy_policy(tmp_path: Path) -> None:
+    assert sections.ENERGY_POLICIES == session_types.ENERGY_POLICIES
+    f = tmp_path / "cw.yaml"
+    assert load_config_text(f, "").billing.energy_policy == "best_estimate"
+    assert load_config_text(f, "billing:\n  energy_policy: register\n").billing.energy_policy == (
+        "register"
+    )
+    f.write_text("billing:\n  energy_policy: cheapest\n  policy: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    text = str(info.value)
+    assert (
+        f"{f}:2:18: billing.energy_policy: expected best_estimate or register, got 'cheapest'"
+        in text
+    )
+    assert f"{f}:3:3: billing.policy: unknown key" in text
+
+
+def load_config_text(f: Path, text: str) -> Config:
+    f.write_text(text)
+    return load_config(f, env={})

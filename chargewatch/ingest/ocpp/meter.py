@@ -7,6 +7,14 @@ the same instant and are kept, except that a total power summed from per-phase
 values is left out when any phase was rejected (a partial sum would look like
 phase loss). A meterValue in a transaction context, of a known transaction, or
 with signed data also becomes a :class:`MeterReading` for the sessions.
+
+A signed sampled value (1.6 ``format: "SignedData"``, 2.0.1
+``signedMeterValue``) is read from its OCMF payload (:mod:`.signed`), never as
+a plain register: its ``value`` is in the OCMF reading's unit, which the
+sample itself may not state (KEBA KC-P30: kWh with no unit, beside the Wh
+registers). Its energy fills the row only where no plain register did; one
+that cannot be decoded is counted (``signed_value_undecodable``) and dropped
+alone, the values beside it kept.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from typing import Any, Final
 from chargewatch.ingest.ocpp import units
 from chargewatch.ingest.ocpp.context import Context
 from chargewatch.ingest.ocpp.framing import Frame, RejectError
+from chargewatch.ingest.ocpp.signed import decode_signed
 from chargewatch.ingest.ocpp.units import Plan, plan
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS
-from chargewatch.model.events import MeterReading
+from chargewatch.model.events import MeterReading, SignedReading
 
 TX_CONTEXTS: Final = frozenset({"Transaction.Begin", "Transaction.End"})
 _NAN: Final = math.nan
@@ -56,9 +65,10 @@ def meter_values(
         row, tx_context, tx_energy, signed = _row(
             ctx, f, mv["sampledValue"], container, i, v16, main_meter
         )
+        raw_signed = signed.raw if signed is not None else ""
         if conn_id >= 0 and not all(math.isnan(x) for x in row):
             f.sink.meter.add(conn_id, ts, f.recv, tuple(row))
-        if tx_context or transaction_id or signed:
+        if tx_context or transaction_id or raw_signed:
             energy = row[units.ENERGY]
             if tx_energy is not None:
                 energy = tx_energy
@@ -73,9 +83,10 @@ def meter_values(
                     None if math.isnan(power) else power,
                     context=tx_context or "Sample.Periodic",
                     transaction_id=transaction_id,
-                    signed_data=signed,
+                    signed_data=raw_signed,
                     source=f.source,
                     flags=flags,
+                    signed=signed,
                 )
             )
     return readings
@@ -89,36 +100,34 @@ def _row(
     i: int,
     v16: bool,
     main_meter: bool,
-) -> tuple[list[float], str, float | None, str]:
-    """One meterValue's batch row, its transaction context and energy, its signed data."""
+) -> tuple[list[float], str, float | None, SignedReading | None]:
+    """One meterValue's batch row, its transaction context and energy, its signed reading."""
     row = [_NAN] * N_FIELDS
     phase_power = [_NAN, _NAN, _NAN]
     phase_power_bad = False
     tx_context = ""
     tx_energy: float | None = None
-    signed = ""
+    signed: SignedReading | None = None
     for j, sv in enumerate(samples):
         context = sv.get("context", "Sample.Periodic")
         if context in TX_CONTEXTS and not tx_context:
             tx_context = context
         if v16:
-            if sv.get("format") == "SignedData":
-                # Signed data (OCMF, ...) is passed through for the CDR,
-                # never read as a number (OCPP 1.6 ValueFormat SignedData).
-                if signed:
-                    ctx.quirks["signed_value_extra"] += 1
-                else:
-                    signed = sv["value"]
-                continue
             unit = sv.get("unit")
             multiplier = 0
         else:
-            smv = sv.get("signedMeterValue")
-            if smv is not None and not signed:
-                signed = smv["signedMeterData"]
             uom = sv.get("unitOfMeasure")
             unit = uom.get("unit") if uom is not None else None
             multiplier = uom.get("multiplier", 0) if uom is not None else 0
+        if _is_signed(sv, v16):
+            if signed is None:
+                signed = _signed(ctx, sv, v16, context)
+            else:
+                ctx.quirks["signed_value_extra"] += 1
+            if v16 or unit is None:
+                # The number is the OCMF reading's, in a unit only the payload
+                # states: not a plain register (see the module doc).
+                continue
         measurand = sv.get("measurand", "Energy.Active.Import.Register")
         location = sv.get("location", "Outlet")
         if location == "Inlet" and main_meter:
@@ -148,7 +157,38 @@ def _row(
             tx_energy = value
     if math.isnan(row[units.POWER]) and not phase_power_bad:
         _sum_phases(ctx, row, phase_power)
+    if signed is not None and signed.energy_wh is not None and math.isnan(row[units.ENERGY]):
+        # No plain register beside it: the signed reading is the register.
+        row[units.ENERGY] = signed.energy_wh
+        if tx_context and tx_energy is None:
+            tx_energy = signed.energy_wh
     return row, tx_context, tx_energy, signed
+
+
+def _is_signed(sv: dict[str, Any], v16: bool) -> bool:
+    if v16:
+        return sv.get("format") == "SignedData"
+    return sv.get("signedMeterValue") is not None
+
+
+def _signed(ctx: Context, sv: dict[str, Any], v16: bool, context: str) -> SignedReading:
+    """Decode a signed sample (OCPP 1.6 SignedData value, 2.0.1 signedMeterValue)."""
+    if v16:
+        got = decode_signed(str(sv["value"]), context=context)
+    else:
+        smv = sv["signedMeterValue"]
+        plain = sv.get("value")
+        got = decode_signed(
+            str(smv["signedMeterData"]),
+            context=context,
+            plain_value=float(plain) if isinstance(plain, int | float) else None,
+            encoding=str(smv.get("encodingMethod", "")),
+            signing_method=str(smv.get("signingMethod", "")),
+            public_key=str(smv.get("publicKey", "")),
+        )
+    if got.error:
+        ctx.quirks["signed_value_undecodable"] += 1
+    return got
 
 
 def _sum_phases(ctx: Context, row: list[float], phase_power: list[float]) -> None:

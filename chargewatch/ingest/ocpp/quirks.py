@@ -24,7 +24,11 @@ QUIRKS: Final = {
     "timestamp_without_offset": "timestamp without Z/offset, read as UTC",
     "unit_defaulted": "non-energy sample without unit: its natural unit assumed, not Wh",
     "power_summed_from_phases": "per-phase Power.Active.Import only: summed (lbbrhzn/ocpp#1709)",
-    "signed_value_extra": "more than one SignedData value in a meterValue: the first is kept",
+    "signed_value_extra": "more than one signed value in a meterValue: the first is kept",
+    "signed_value_undecodable": (
+        "signed value that is not decodable OCMF: its number is not read as a register"
+        " (the values beside it are kept)"
+    ),
     "unit_case": "2.0.1 unit in unusual case (kwh): matched case-insensitively",
 }
 

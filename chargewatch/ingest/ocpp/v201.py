@@ -153,7 +153,9 @@ def _transaction(
     info = p["transactionInfo"]
     want = "Transaction.Begin" if kind == "start" else "Transaction.End"
     meter = next((r.energy_wh for r in readings if r.context == want), None)
-    signed = next((r.signed_data for r in readings if r.signed_data), "")
+    signed = next((r for r in readings if r.signed_data and r.context == want), None) or next(
+        (r for r in readings if r.signed_data), None
+    )
     reason = info.get("stoppedReason", "") if kind == "stop" else ""
     return TransactionEvent(
         f.charger,
@@ -168,9 +170,10 @@ def _transaction(
         seq_no=p["seqNo"],
         offline=p.get("offline", False),
         charging_state=info.get("chargingState", ""),
-        signed_data=signed,
+        signed_data=signed.signed_data if signed is not None else "",
         source=f.source,
         flags=flags,
+        signed=signed.signed if signed is not None else None,
     )
 
 
@@ -229,6 +232,7 @@ def _with_tx(r: MeterReading, tx_id: str) -> MeterReading:
         signed_data=r.signed_data,
         source=r.source,
         flags=r.flags,
+        signed=r.signed,
     )
 
 
