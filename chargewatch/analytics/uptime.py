@@ -28,6 +28,7 @@ __all__ = [
     "nevi_monthly",
     "outages",
     "port_uptime",
+    "report",
     "rollup",
     "status_signals",
     "timeline",
@@ -388,4 +389,36 @@ def driver_uptime(
         "failed_starts": failed,
         "no_energy": n - delivered,
         "success_pct": delivered / attempts * 100.0 if attempts else None,
+    }
+
+
+def report(
+    ports: Sequence[Port],
+    signals: Sequence[Signal],
+    exclusions: Sequence[Exclusion],
+    sessions: Sequence[Mapping[str, Any]],
+    failed_starts: Sequence[Mapping[str, Any]],
+    lo: float,
+    hi: float,
+) -> dict[str, Any]:
+    """Per port μ over [lo, hi) with its outages and what drivers saw; rollups; MREC counts.
+
+    ``sessions`` and ``failed_starts`` carry ``charger`` and ``connector``.
+    """
+    rows = []
+    mrec: Counter[str] = Counter()
+    for p in ports:
+        row = port_uptime(p, signals, exclusions, lo, hi)
+        mine = [s for s in sessions if _applies(str(s["charger"]), str(s["connector"]), p)]
+        tried = [f for f in failed_starts if _applies(str(f["charger"]), str(f["connector"]), p)]
+        row["driver"] = driver_uptime(mine, tried)
+        mrec.update(row["failures_by_mrec"])
+        rows.append(row)
+    return {
+        "window": {"from": lo, "to": hi},
+        "ports": rows,
+        "sites": rollup(rows, "site"),
+        "models": rollup(rows, "model"),
+        "fleet": rollup(rows, "fleet"),
+        "failures_by_mrec": dict(mrec.most_common()),
     }

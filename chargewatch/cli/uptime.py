@@ -1,0 +1,130 @@
+"""``chargewatch uptime``: per-port uptime as 23 CFR 680.116(b) counts it, from a ledger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# The ledger, the fleet file and the computation are imported by the handler:
+# building the parser at every start stays cheap.
+
+CSV_HEADER = (
+    "charger_id",
+    "connector_id",
+    "site",
+    "model",
+    "window_start",
+    "window_end",
+    "uptime_pct",
+    "outage_min",
+    "excluded_min",
+    "outages",
+    "driver_success_pct",
+    "failed_starts",
+    "no_energy_sessions",
+    "failures_by_mrec",
+)
+
+
+def _when(text: str) -> float:
+    """RFC 3339, a date (UTC midnight) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time, date or epoch: {text!r}") from exc
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "uptime", help="per-port uptime (NEVI 23 CFR 680.116(b)) with the evidence of each outage"
+    )
+    p.add_argument("--ledger", required=True, help="SQLite ledger file")
+    p.add_argument("--from", dest="frm", required=True, type=_when, help="window start")
+    p.add_argument("--to", required=True, type=_when, help="window end (exclusive)")
+    p.add_argument("--fleet", help="fleet.yaml: the ports (chargers × connectors), sites, models")
+    p.add_argument(
+        "--exclusions",
+        help="JSON list of tagged outages: charger, connector, start, end, cause, by, reason",
+    )
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--output", "-o", help="file to write (default: stdout)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chargewatch.analytics.uptime import report  # noqa: PLC0415
+    from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
+    from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
+    from chargewatch.storage.uptime_source import (  # noqa: PLC0415
+        exclusions_from_json,
+        load_uptime_inputs,
+    )
+
+    if not args.to > args.frm:
+        raise ConfigError([ConfigProblem("", "--to", "the window end is not after --from")])
+    if not os.path.exists(args.ledger):
+        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
+    fleet = None
+    if args.fleet:
+        from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
+
+        fleet = load_fleet(args.fleet)
+    exclusions = []
+    if args.exclusions:
+        with open(args.exclusions, encoding="utf-8") as f:
+            try:
+                exclusions = exclusions_from_json(json.load(f))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError([ConfigProblem(args.exclusions, "", str(exc))]) from exc
+    with Ledger(args.ledger, read_only=True) as ledger:
+        inputs = load_uptime_inputs(ledger, args.frm, args.to, fleet=fleet)
+    result = report(
+        inputs.ports,
+        inputs.signals,
+        exclusions,
+        inputs.sessions,
+        inputs.failed_starts,
+        args.frm,
+        args.to,
+    )
+    text = _csv(result) if args.format == "csv" else json.dumps(result, indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _csv(result: dict[str, Any]) -> str:
+    from chargewatch.core.spreadsheet import csv_text  # noqa: PLC0415
+
+    rows = [
+        (
+            r["charger_id"],
+            r["connector_id"],
+            r["site"],
+            r["model"],
+            r["window_start"],
+            r["window_end"],
+            round(r["uptime_pct"], 4),
+            round(r["outage_min"], 2),
+            round(r["excluded_min"], 2),
+            len(r["outages"]),
+            "" if r["driver"]["success_pct"] is None else round(r["driver"]["success_pct"], 2),
+            r["driver"]["failed_starts"],
+            r["driver"]["no_energy"],
+            ";".join(f"{k}={v}" for k, v in sorted(r["failures_by_mrec"].items())),
+        )
+        for r in result["ports"]
+    ]
+    return csv_text(CSV_HEADER, rows)
