@@ -9,13 +9,15 @@ of each outage; failed starts are the FailedStart alert's firings.
 
 from __future__ import annotations
 
-__all__ = ["UptimeInputs", "exclusions_from_json", "load_uptime_inputs"]
+__all__ = ["UptimeInputs", "exclusions_from_json", "load_uptime_inputs", "write_uptime_jsonl"]
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from chargewatch.analytics.uptime import Exclusion, Port, Signal, alert_signals
+from chargewatch.analytics.uptime import Exclusion, Port, Signal, alert_signals, port_uptime
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.analytics_source import load_transitions
 from chargewatch.storage.ledger import Ledger
@@ -95,3 +97,32 @@ def exclusions_from_json(items: Sequence[dict[str, Any]]) -> list[Exclusion]:
         )
         for i in items
     ]
+
+
+#: The keys of one uptime.jsonl line (docs/analytics.md, "Uptime").
+JSONL_KEYS = (
+    "charger_id",
+    "connector_id",
+    "window_start",
+    "window_end",
+    "uptime_pct",
+    "outage_min",
+    "excluded_min",
+    "outages",
+)
+
+
+def write_uptime_jsonl(
+    ledger: Ledger, path: Path, lo: float | None, hi: float | None, *, fleet: Fleet | None = None
+) -> int:
+    """One line per port over [lo, hi) (a replay's capture window); no window, no lines."""
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        if lo is None or hi is None or not hi > lo:
+            return 0
+        inputs = load_uptime_inputs(ledger, lo, hi, fleet=fleet)
+        for port in inputs.ports:
+            row = port_uptime(port, inputs.signals, (), lo, hi)
+            out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
+            n += 1
+    return n
