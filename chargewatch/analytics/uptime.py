@@ -42,6 +42,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from chargewatch.model.mrec import mrec_of
+
 #: 23 CFR 680.116(b)(4): the causes whose outage minutes may count as T_excluded.
 EXCLUDED_CAUSES: tuple[str, ...] = (
     "utility_interruption",  # (i) electric utility service interruptions
@@ -189,7 +191,11 @@ def _signal(name: str, labels: Mapping[str, Any], kind: str, a: float, b: float)
         kind=kind,
         source=name,
         error_code=str(labels.get("error_code", "")),
-        mrec=str(labels.get("mrec", "")),
+        # Alerts recorded before rules carried the label: the code says which.
+        mrec=str(
+            labels.get("mrec")
+            or (mrec_of(code) if (code := str(labels.get("error_code", ""))) else "")
+        ),
     )
 
 

@@ -83,6 +83,7 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     }
     (outage,) = line["outages"]
     assert outage["evidence"]["error_codes"] == ["GroundFailure"]
+    assert outage["evidence"]["mrec"] == ["CX002"]  # the label rules/error_codes.yaml adds
     assert line["outage_min"] == pytest.approx((t_res - t_fire) / 60.0)
     window_min = (line["window_end"] - line["window_start"]) / 60.0
     assert line["uptime_pct"] == pytest.approx((window_min - line["outage_min"]) / window_min * 100)
