@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "EXCLUDED_CAUSES",
     "NEVI_T_MIN",
+    "PORT_COLUMNS",
     "Exclusion",
     "Outage",
     "Port",
@@ -27,6 +28,7 @@ __all__ = [
     "month_starts",
     "nevi_monthly",
     "outages",
+    "port_table",
     "port_uptime",
     "report",
     "rollup",
@@ -428,3 +430,46 @@ def report(
         "fleet": rollup(rows, "fleet"),
         "failures_by_mrec": dict(mrec.most_common()),
     }
+
+
+#: The columns of :func:`port_table`.
+PORT_COLUMNS = (
+    "charger_id",
+    "connector_id",
+    "site",
+    "model",
+    "window_start",
+    "window_end",
+    "uptime_pct",
+    "outage_min",
+    "excluded_min",
+    "outages",
+    "driver_success_pct",
+    "failed_starts",
+    "no_energy_sessions",
+    "failures_by_mrec",
+)
+
+
+def port_table(result: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """A :func:`report` as one row per port (CSV)."""
+    rows = [
+        (
+            r["charger_id"],
+            r["connector_id"],
+            r["site"],
+            r["model"],
+            r["window_start"],
+            r["window_end"],
+            round(r["uptime_pct"], 4),
+            round(r["outage_min"], 2),
+            round(r["excluded_min"], 2),
+            len(r["outages"]),
+            "" if r["driver"]["success_pct"] is None else round(r["driver"]["success_pct"], 2),
+            r["driver"]["failed_starts"],
+            r["driver"]["no_energy"],
+            ";".join(f"{k}={v}" for k, v in sorted(r["failures_by_mrec"].items())),
+        )
+        for r in result["ports"]
+    ]
+    return PORT_COLUMNS, rows

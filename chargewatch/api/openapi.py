@@ -119,6 +119,41 @@ _ALERT = {
 }
 
 
+_OUTAGE = {
+    "type": "object",
+    "required": ["start", "end", "cause", "evidence"],
+    "properties": {"start": _NUM, "end": _NUM, "cause": _STR, "evidence": {"type": "object"}},
+}
+_PORT_UPTIME = {
+    "type": "object",
+    "required": [
+        "charger_id",
+        "connector_id",
+        "window_start",
+        "window_end",
+        "uptime_pct",
+        "outage_min",
+        "excluded_min",
+        "outages",
+    ],
+    "properties": {
+        "charger_id": _STR,
+        "connector_id": _STR,
+        "site": _STR,
+        "model": _STR,
+        "window_start": _NUM,
+        "window_end": _NUM,
+        "t_min": _NUM,
+        "uptime_pct": _NUM,
+        "outage_min": _NUM,
+        "excluded_min": _NUM,
+        "failures_by_mrec": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "outages": {"type": "array", "items": _OUTAGE},
+        "driver": {"type": "object"},
+    },
+}
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method on one path template under /api/v1."""
@@ -271,6 +306,36 @@ OPERATIONS: tuple[Operation, ...] = (
         csv=True,
     ),
     *(_analytics(name) for name in ANALYTICS),
+    Operation(
+        "uptime",
+        "get",
+        "per-port uptime as 23 CFR 680.116(b) counts it, with each outage's evidence "
+        "(docs/analytics.md, Uptime)",
+        {
+            "type": "object",
+            "required": ["window", "ports", "sites", "models", "fleet", "failures_by_mrec"],
+            "properties": {
+                "window": {
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "properties": {"from": _NUM, "to": _NUM},
+                },
+                "ports": {"type": "array", "items": _PORT_UPTIME},
+                "sites": {"type": "array", "items": {"type": "object"}},
+                "models": {"type": "array", "items": {"type": "object"}},
+                "fleet": {"type": "array", "items": {"type": "object"}},
+                "failures_by_mrec": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        [
+            _query("from", _TIME, "window start (default: the ledger's first session start)"),
+            _query("to", _TIME, "window end, exclusive (default: the last session stop)"),
+            _query("site", _STR, "only this site's ports"),
+            _query("charger", _STR, "only this charger's ports"),
+            _FORMAT,
+        ],
+        csv=True,
+    ),
     Operation(
         "remediation/pause",
         "post",

@@ -12,23 +12,6 @@ from typing import Any
 # The ledger, the fleet file and the computation are imported by the handler:
 # building the parser at every start stays cheap.
 
-CSV_HEADER = (
-    "charger_id",
-    "connector_id",
-    "site",
-    "model",
-    "window_start",
-    "window_end",
-    "uptime_pct",
-    "outage_min",
-    "excluded_min",
-    "outages",
-    "driver_success_pct",
-    "failed_starts",
-    "no_energy_sessions",
-    "failures_by_mrec",
-)
-
 
 def _when(text: str) -> float:
     """RFC 3339, a date (UTC midnight) or epoch seconds."""
@@ -106,25 +89,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _csv(result: dict[str, Any]) -> str:
+    from chargewatch.analytics.uptime import port_table  # noqa: PLC0415
     from chargewatch.core.spreadsheet import csv_text  # noqa: PLC0415
 
-    rows = [
-        (
-            r["charger_id"],
-            r["connector_id"],
-            r["site"],
-            r["model"],
-            r["window_start"],
-            r["window_end"],
-            round(r["uptime_pct"], 4),
-            round(r["outage_min"], 2),
-            round(r["excluded_min"], 2),
-            len(r["outages"]),
-            "" if r["driver"]["success_pct"] is None else round(r["driver"]["success_pct"], 2),
-            r["driver"]["failed_starts"],
-            r["driver"]["no_energy"],
-            ";".join(f"{k}={v}" for k, v in sorted(r["failures_by_mrec"].items())),
-        )
-        for r in result["ports"]
-    ]
-    return csv_text(CSV_HEADER, rows)
+    return csv_text(*port_table(result))

@@ -1,4 +1,4 @@
-"""``chargewatch uptime`` on a small ledger: outages from the alert transitions it keeps."""
+"""``chargewatch uptime`` and GET /api/v1/uptime on a small ledger (outages from its alerts)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from chargewatch.api.http import HttpServer
+from chargewatch.api.uptime_api import register_routes
 from chargewatch.cli import main
 from chargewatch.reports.dataset_ledger import record_from_dict
 from chargewatch.storage.ledger import Ledger
@@ -113,3 +115,25 @@ def test_uptime_refuses_an_unlisted_exclusion_cause(
     argv = ["uptime", "--ledger", str(ledger_path), "--from", "0", "--to", "100"]
     assert main([*argv, "--exclusions", str(exc)]) == 2
     assert "680.116" in capsys.readouterr().err
+
+
+def test_get_api_v1_uptime(ledger_path: Path) -> None:
+    server = HttpServer("127.0.0.1:0", health=lambda: (True, {}), ready=lambda: (True, {}))
+    try:
+        with Ledger(ledger_path) as ledger:
+            register_routes(server, ledger)
+            q = f"from={T0}&to={T0 + 24 * H}"
+            status, _, body = server.dispatch("/api/v1/uptime", q, "")
+            assert status == 200
+            doc = json.loads(body)
+            assert [p["outage_min"] for p in doc["ports"]] == [180.0, 120.0]
+            assert doc["failures_by_mrec"] == {"CX002": 1}
+            status, ctype, body = server.dispatch("/api/v1/uptime", q + "&format=csv", "")
+            assert (status, ctype.split(";")[0]) == (200, "text/csv")
+            assert body.decode().splitlines()[0].startswith("charger_id,connector_id,")
+            status, _, _ = server.dispatch("/api/v1/uptime", "from=nonsense", "")
+            assert status == 400
+            _, _, body = server.dispatch("/api/v1/uptime", q + "&charger=nope", "")
+            assert json.loads(body)["ports"] == []
+    finally:
+        server.server.server_close()
