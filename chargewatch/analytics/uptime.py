@@ -24,6 +24,7 @@ __all__ = [
     "Port",
     "Signal",
     "alert_signals",
+    "applies",
     "driver_uptime",
     "month_starts",
     "nevi_monthly",
@@ -34,6 +35,7 @@ __all__ = [
     "rollup",
     "status_signals",
     "timeline",
+    "year_before",
 ]
 
 from collections import Counter
@@ -145,7 +147,8 @@ class Outage:
         }
 
 
-def _applies(charger: str, connector: str, port: Port) -> bool:
+def applies(charger: str, connector: str, port: Port) -> bool:
+    """Whether a signal or tag on (charger, connector) concerns ``port``; "" / "0" is every port."""
     return charger == port.charger and connector in ("", "0", port.connector)
 
 
@@ -234,7 +237,7 @@ def outages(
         (
             s
             for s in signals
-            if _applies(s.charger, s.connector, port) and s.end > lo and s.start < hi
+            if applies(s.charger, s.connector, port) and s.end > lo and s.start < hi
         ),
         key=lambda s: s.start,
     )
@@ -247,7 +250,7 @@ def outages(
         else:
             merged.append(Outage(a, b, [s]))
     tags = sorted(
-        (e for e in exclusions if _applies(e.charger, e.connector, port)), key=lambda e: e.start
+        (e for e in exclusions if applies(e.charger, e.connector, port)), key=lambda e: e.start
     )
     for o in merged:
         hits = [e for e in tags if e.end > o.start and e.start < o.end]
@@ -336,6 +339,12 @@ def month_starts(lo: float, hi: float, zone: str = "UTC") -> list[float]:
     return out
 
 
+def year_before(end: float, zone: str = "UTC") -> float:
+    """The same local time a calendar year before ``end`` (NEVI's "previous twelve months")."""
+    d = datetime.fromtimestamp(end, ZoneInfo(zone))
+    return d.replace(year=d.year - 1).timestamp()
+
+
 def nevi_monthly(
     ports: Sequence[Port],
     signals: Sequence[Signal],
@@ -344,11 +353,9 @@ def nevi_monthly(
     zone: str = "UTC",
 ) -> list[dict[str, Any]]:
     """Per port and month end: μ over the previous 12 (local) months, T = 525,600 min."""
-    tz = ZoneInfo(zone)
     out = []
     for end in month_ends:
-        d = datetime.fromtimestamp(end, tz)
-        start = d.replace(year=d.year - 1).timestamp()
+        start = year_before(end, zone)
         for p in ports:
             row = port_uptime(p, signals, exclusions, start, end, t_min=NEVI_T_MIN)
             row.pop("outages")
@@ -417,8 +424,8 @@ def report(
     mrec: Counter[str] = Counter()
     for p in ports:
         row = port_uptime(p, signals, exclusions, lo, hi)
-        mine = [s for s in sessions if _applies(str(s["charger"]), str(s["connector"]), p)]
-        tried = [f for f in failed_starts if _applies(str(f["charger"]), str(f["connector"]), p)]
+        mine = [s for s in sessions if applies(str(s["charger"]), str(s["connector"]), p)]
+        tried = [f for f in failed_starts if applies(str(f["charger"]), str(f["connector"]), p)]
         row["driver"] = driver_uptime(mine, tried)
         mrec.update(row["failures_by_mrec"])
         rows.append(row)

@@ -38,7 +38,13 @@ def register(sub: Any) -> None:
         "--exclusions",
         help="JSON list of tagged outages: charger, connector, start, end, cause, by, reason",
     )
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument(
+        "--format",
+        choices=("json", "csv", "nevi"),
+        default="json",
+        help="nevi: 23 CFR 680.112(a) quarterly data for the months in the window (CSV)",
+    )
+    p.add_argument("--timezone", default="UTC", help="zone of the month boundaries (nevi)")
     p.add_argument("--output", "-o", help="file to write (default: stdout)")
     p.set_defaults(func=_run)
 
@@ -70,6 +76,9 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError([ConfigProblem(args.exclusions, "", str(exc))]) from exc
     with Ledger(args.ledger, read_only=True) as ledger:
         inputs = load_uptime_inputs(ledger, args.frm, args.to, fleet=fleet)
+    if args.format == "nevi":
+        _write(args, _nevi(args, inputs, exclusions))
+        return 0
     result = report(
         inputs.ports,
         inputs.signals,
@@ -79,13 +88,37 @@ def _run(args: argparse.Namespace) -> int:
         args.frm,
         args.to,
     )
-    text = _csv(result) if args.format == "csv" else json.dumps(result, indent=2) + "\n"
+    _write(args, _csv(result) if args.format == "csv" else json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _write(args: argparse.Namespace, text: str) -> None:
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
-    return 0
+
+
+def _nevi(args: argparse.Namespace, inputs: Any, exclusions: list[Any]) -> str:
+    """Whole local months inside [--from, --to) (a quarter: three)."""
+    from chargewatch.analytics.nevi_export import NEVI_COLUMNS, nevi_quarterly  # noqa: PLC0415
+    from chargewatch.analytics.uptime import month_starts  # noqa: PLC0415
+    from chargewatch.core.spreadsheet import csv_text  # noqa: PLC0415
+
+    months = [m for m in month_starts(args.frm, args.to, args.timezone) if args.frm <= m <= args.to]
+    if len(months) < 2:
+        raise _no_month()
+    rows = nevi_quarterly(
+        inputs.ports, inputs.signals, exclusions, inputs.sessions, months, args.timezone
+    )
+    return csv_text(NEVI_COLUMNS, ([r.get(c, "") for c in NEVI_COLUMNS] for r in rows))
+
+
+def _no_month() -> Exception:
+    from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
+
+    return ConfigError([ConfigProblem("", "--from", "the window holds no whole month")])
 
 
 def _csv(result: dict[str, Any]) -> str:

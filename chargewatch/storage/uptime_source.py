@@ -47,14 +47,13 @@ def load_uptime_inputs(
         if t["state"] == "firing" and t["labels"].get("fault") == "failed_start" and t["at"] >= lo
     ]
     rows = ledger.db.execute(
-        "SELECT charger_id, connector_id, site, start, energy_wh FROM sessions"
-        " WHERE start >= ? AND start < ? ORDER BY start",
+        "SELECT charger_id, connector_id, site, start, stop, energy_wh,"
+        " (SELECT MAX(p.max_power_w) FROM periods p WHERE p.session_id = s.session_id)"
+        " FROM sessions s WHERE start >= ? AND start < ? ORDER BY start",
         (lo, hi),
     ).fetchall()
-    sessions = [
-        {"charger": r[0], "connector": str(r[1]), "site": r[2], "start": r[3], "energy_wh": r[4]}
-        for r in rows
-    ]
+    keys = ("charger", "connector", "site", "start", "stop", "energy_wh", "peak_power_w")
+    sessions = [dict(zip(keys, (r[0], str(r[1]), *r[2:]), strict=True)) for r in rows]
     return UptimeInputs(_ports(fleet, sessions, signals), signals, sessions, failed)
 
 

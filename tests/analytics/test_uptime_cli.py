@@ -46,7 +46,16 @@ def ledger_path(tmp_path: Path) -> Path:
     with Ledger(path) as ledger:
         ledger.write(
             [
-                record_from_dict(session("s1", T0 + 8 * H, T0 + 9 * H, energy_wh=9_000)),
+                record_from_dict(
+                    session(
+                        "s1",
+                        T0 + 8 * H,
+                        T0 + 9 * H,
+                        charge=(T0 + 8 * H, T0 + 9 * H),
+                        energy_wh=9_000,
+                        max_power_w=11_000.0,
+                    )
+                ),
                 record_from_dict(
                     session("s2", T0 + 10 * H, T0 + 11 * H, connector=2, energy_wh=10)
                 ),
@@ -93,6 +102,7 @@ def test_uptime_json_from_the_ledger(ledger_path: Path, tmp_path: Path, capsys: 
     assert ports["2"]["outage_min"] == 120.0
     assert ports["2"]["driver"]["attempts"] == 2 and ports["2"]["driver"]["success_pct"] == 0.0
     assert out["failures_by_mrec"] == {"CX002": 1}
+    assert ports["1"]["driver"]["success_pct"] == 100.0
     assert out["sites"][0]["site"] == "S1"
 
 
@@ -137,3 +147,48 @@ def test_get_api_v1_uptime(ledger_path: Path) -> None:
             assert json.loads(body)["ports"] == []
     finally:
         server.server.server_close()
+
+
+def test_nevi_quarterly_csv_has_the_fields_680_112_names(ledger_path: Path, capsys: Any) -> None:
+    argv = ["uptime", "--ledger", str(ledger_path), "--from", "2024-01-01", "--to", "2024-04-01"]
+    assert main([*argv, "--format", "nevi"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    # 680.112(a)(1)-(8): station, port, session start/end/error codes, kWh, peak kW,
+    # payment method, monthly uptime with T_outage and T_excluded, outage durations.
+    assert {
+        "station_id",
+        "port_id",
+        "session_start",
+        "session_end",
+        "error_codes",
+        "energy_kwh",
+        "peak_power_kw",
+        "payment_method",
+        "uptime_pct",
+        "t_outage_min",
+        "t_excluded_min",
+        "outage_duration_min",
+    } <= set(rows[0])
+    by = {
+        (r["record"], r["port_id"], r["month"] or r["session_start"] or r["outage_start"]): r
+        for r in rows
+    }
+    march = by[("month", "C1/1", "2024-03")]
+    assert float(march["t_outage_min"]) == 180.0 and float(march["t_excluded_min"]) == 0.0
+    assert float(march["uptime_pct"]) == pytest.approx((44_640 - 180) / 44_640 * 100, abs=1e-4)
+    assert float(march["uptime_12m_pct"]) == pytest.approx(
+        (525_600 - 180) / 525_600 * 100, abs=1e-4
+    )
+    assert float(by[("month", "C1/1", "2024-01")]["t_outage_min"]) == 0.0
+    s1 = by[("session", "C1/1", "2024-03-04T08:00:00Z")]
+    assert (s1["energy_kwh"], s1["peak_power_kw"], s1["error_codes"]) == ("9.0", "11.0", "")
+    assert s1["station_id"] == "S1"
+    s2 = by[("session", "C1/2", "2024-03-04T10:00:00Z")]
+    assert s2["error_codes"] == "NoEnergyDelivered"  # 10 Wh, no error code reported
+    out = by[("outage", "C1/1", "2024-03-04T02:00:00Z")]
+    assert float(out["outage_duration_min"]) == 180.0
+
+
+def test_nevi_needs_a_whole_month(ledger_path: Path) -> None:
+    argv = ["uptime", "--ledger", str(ledger_path), "--from", "2024-03-04", "--to", "2024-03-05"]
+    assert main([*argv, "--format", "nevi"]) == 2
