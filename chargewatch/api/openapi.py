@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chargewatch import __version__
+from chargewatch.analytics.uptime import EXCLUDED_CAUSES
 from chargewatch.api.analytics_api import ENDPOINTS as ANALYTICS
 from chargewatch.api.http import Scope
 
@@ -152,6 +153,43 @@ _PORT_UPTIME = {
         "driver": {"type": "object"},
     },
 }
+
+
+_CAUSE = {"type": "string", "enum": list(EXCLUDED_CAUSES)}
+_EXCLUSION = {
+    "type": "object",
+    "required": ["id", "charger", "connector", "start", "end", "cause", "tagged_by", "reason"],
+    "properties": {
+        "id": {"type": "integer"},
+        "charger": _STR,
+        "connector": _STR,
+        "start": _NUM,
+        "end": _NUM,
+        "cause": _CAUSE,
+        "tagged_by": _STR,
+        "reason": _STR,
+        "removed": {"type": "integer"},
+    },
+}
+_EXCLUSION_LISTED = {
+    "allOf": [
+        _EXCLUSION,
+        {
+            "type": "object",
+            "required": ["audit"],
+            "properties": {"audit": {"type": "array", "items": {"type": "object"}}},
+        },
+    ]
+}
+_EXCLUSION_DOC = {
+    "type": "object",
+    "required": ["exclusion"],
+    "properties": {"exclusion": _EXCLUSION},
+}
+_WHO = [
+    _query("by", _STR, "who acts (required; kept in the audit trail)"),
+    _query("reason", _STR, "why (required; kept in the audit trail)"),
+]
 
 
 @dataclass(frozen=True)
@@ -335,6 +373,54 @@ OPERATIONS: tuple[Operation, ...] = (
             _FORMAT,
         ],
         csv=True,
+    ),
+    Operation(
+        "uptime/exclusions",
+        "get",
+        "uptime exclusions (removed ones too), each with its audit trail",
+        {
+            "type": "object",
+            "required": ["exclusions"],
+            "properties": {"exclusions": {"type": "array", "items": _EXCLUSION_LISTED}},
+        },
+    ),
+    Operation(
+        "uptime/exclusions",
+        "post",
+        "tag outage time with a cause 23 CFR 680.116(b)(4) lists (fields as query parameters)",
+        _EXCLUSION_DOC,
+        [
+            _query("charger", _STR, "the charger (required)"),
+            _query("connector", _STR, "the connector; empty or absent: every port"),
+            _query("from", _TIME, "start of the excluded time (required)"),
+            _query("to", _TIME, "end of the excluded time (required)"),
+            _query("cause", _CAUSE, "the cause (required)"),
+            *_WHO,
+        ],
+        scope="admin",
+    ),
+    Operation(
+        "uptime/exclusions/{exclusion_id}",
+        "post",
+        "change an exclusion's connector, times or cause, or remove it (remove=1); audited",
+        _EXCLUSION_DOC,
+        [
+            {
+                "name": "exclusion_id",
+                "in": "path",
+                "required": True,
+                "schema": _STR,
+                "description": "the exclusion's id",
+            },
+            _query("connector", _STR, "new connector"),
+            _query("from", _TIME, "new start"),
+            _query("to", _TIME, "new end"),
+            _query("cause", _CAUSE, "new cause"),
+            _query("remove", {"type": "string", "enum": ["0", "1", "true", "false"]}, "remove it"),
+            *_WHO,
+        ],
+        scope="admin",
+        errors={"404": "no such exclusion"},
     ),
     Operation(
         "remediation/pause",

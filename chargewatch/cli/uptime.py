@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     p.add_argument("--fleet", help="fleet.yaml: the ports (chargers × connectors), sites, models")
     p.add_argument(
         "--exclusions",
-        help="JSON list of tagged outages: charger, connector, start, end, cause, by, reason",
+        help="JSON list of tagged outages (charger, connector, start, end, cause, by, reason),"
+        " besides those tagged through the API",
     )
     p.add_argument(
         "--format",
@@ -52,6 +53,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from chargewatch.analytics.uptime import report  # noqa: PLC0415
     from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
+    from chargewatch.storage.exclusions import active_exclusions  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
     from chargewatch.storage.uptime_source import (  # noqa: PLC0415
         exclusions_from_json,
@@ -76,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError([ConfigProblem(args.exclusions, "", str(exc))]) from exc
     with Ledger(args.ledger, read_only=True) as ledger:
         inputs = load_uptime_inputs(ledger, args.frm, args.to, fleet=fleet)
+        # Tags stored through the API, then those of --exclusions.
+        exclusions = active_exclusions(ledger) + exclusions
     if args.format == "nevi":
         _write(args, _nevi(args, inputs, exclusions))
         return 0
