@@ -342,6 +342,8 @@ def month_starts(lo: float, hi: float, zone: str = "UTC") -> list[float]:
 def year_before(end: float, zone: str = "UTC") -> float:
     """The same local time a calendar year before ``end`` (NEVI's "previous twelve months")."""
     d = datetime.fromtimestamp(end, ZoneInfo(zone))
+    if (d.month, d.day) == (2, 29):
+        d = d.replace(day=28)  # the year before has no 29 February
     return d.replace(year=d.year - 1).timestamp()
 
 

@@ -20,6 +20,7 @@ from chargewatch.analytics.uptime import (
     rollup,
     status_signals,
     timeline,
+    year_before,
 )
 from tests.analytics.helpers import H, ts
 
@@ -188,3 +189,8 @@ def test_a_simulated_year_through_the_monthly_12_month_formula() -> None:
     ]
     assert rollup([p1, p2], "fleet")[0]["fleet"] == "fleet"
     assert rollup([p1, p2], "model")[0]["model"] == "X"
+
+
+def test_the_year_before_29_february_ends_on_28_february() -> None:
+    assert year_before(ts("2024-02-29 12:00")) == ts("2023-02-28 12:00")
+    assert year_before(ts("2024-03-01 00:00")) == ts("2023-03-01 00:00")
