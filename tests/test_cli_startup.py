@@ -49,10 +49,11 @@ def heavy(modules: set[str]) -> list[str]:
     "args",
     [
         ("--help",),
+        ("uptime", "--help"),
         ("tariff", "check", str(TARIFF)),
         ("tariff", "price", "--tariff", str(TARIFF), "--cdr", str(CDR)),
     ],
-    ids=["help", "tariff-check", "tariff-price"],
+    ids=["help", "uptime-help", "tariff-check", "tariff-price"],
 )
 def test_command_imports_no_heavy_library(args: tuple[str, ...]) -> None:
     modules = imported(*args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chargewatch import __version__
+from chargewatch.analytics.uptime import EXCLUDED_CAUSES
 from chargewatch.api.analytics_api import ENDPOINTS as ANALYTICS
 from chargewatch.api.http import Scope
 
@@ -122,6 +123,78 @@ _ALERT = {
         "fired_at": _NULLABLE_NUM,
     },
 }
+
+
+_OUTAGE = {
+    "type": "object",
+    "required": ["start", "end", "cause", "evidence"],
+    "properties": {"start": _NUM, "end": _NUM, "cause": _STR, "evidence": {"type": "object"}},
+}
+_PORT_UPTIME = {
+    "type": "object",
+    "required": [
+        "charger_id",
+        "connector_id",
+        "window_start",
+        "window_end",
+        "uptime_pct",
+        "outage_min",
+        "excluded_min",
+        "outages",
+    ],
+    "properties": {
+        "charger_id": _STR,
+        "connector_id": _STR,
+        "site": _STR,
+        "model": _STR,
+        "window_start": _NUM,
+        "window_end": _NUM,
+        "t_min": _NUM,
+        "uptime_pct": _NUM,
+        "outage_min": _NUM,
+        "excluded_min": _NUM,
+        "failures_by_mrec": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "outages": {"type": "array", "items": _OUTAGE},
+        "driver": {"type": "object"},
+    },
+}
+
+
+_CAUSE = {"type": "string", "enum": list(EXCLUDED_CAUSES)}
+_EXCLUSION = {
+    "type": "object",
+    "required": ["id", "charger", "connector", "start", "end", "cause", "tagged_by", "reason"],
+    "properties": {
+        "id": {"type": "integer"},
+        "charger": _STR,
+        "connector": _STR,
+        "start": _NUM,
+        "end": _NUM,
+        "cause": _CAUSE,
+        "tagged_by": _STR,
+        "reason": _STR,
+        "removed": {"type": "integer"},
+    },
+}
+_EXCLUSION_LISTED = {
+    "allOf": [
+        _EXCLUSION,
+        {
+            "type": "object",
+            "required": ["audit"],
+            "properties": {"audit": {"type": "array", "items": {"type": "object"}}},
+        },
+    ]
+}
+_EXCLUSION_DOC = {
+    "type": "object",
+    "required": ["exclusion"],
+    "properties": {"exclusion": _EXCLUSION},
+}
+_WHO = [
+    _query("by", _STR, "who acts (required; kept in the audit trail)"),
+    _query("reason", _STR, "why (required; kept in the audit trail)"),
+]
 
 
 @dataclass(frozen=True)
@@ -276,6 +349,84 @@ OPERATIONS: tuple[Operation, ...] = (
         csv=True,
     ),
     *(_analytics(name) for name in ANALYTICS),
+    Operation(
+        "uptime",
+        "get",
+        "per-port uptime as 23 CFR 680.116(b) counts it, with each outage's evidence "
+        "(docs/analytics.md, Uptime)",
+        {
+            "type": "object",
+            "required": ["window", "ports", "sites", "models", "fleet", "failures_by_mrec"],
+            "properties": {
+                "window": {
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "properties": {"from": _NUM, "to": _NUM},
+                },
+                "ports": {"type": "array", "items": _PORT_UPTIME},
+                "sites": {"type": "array", "items": {"type": "object"}},
+                "models": {"type": "array", "items": {"type": "object"}},
+                "fleet": {"type": "array", "items": {"type": "object"}},
+                "failures_by_mrec": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        [
+            _query("from", _TIME, "window start (default: the ledger's first session start)"),
+            _query("to", _TIME, "window end, exclusive (default: the last session stop)"),
+            _query("site", _STR, "only this site's ports"),
+            _query("charger", _STR, "only this charger's ports"),
+            _FORMAT,
+        ],
+        csv=True,
+    ),
+    Operation(
+        "uptime/exclusions",
+        "get",
+        "uptime exclusions (removed ones too), each with its audit trail",
+        {
+            "type": "object",
+            "required": ["exclusions"],
+            "properties": {"exclusions": {"type": "array", "items": _EXCLUSION_LISTED}},
+        },
+    ),
+    Operation(
+        "uptime/exclusions",
+        "post",
+        "tag outage time with a cause 23 CFR 680.116(b)(4) lists (fields as query parameters)",
+        _EXCLUSION_DOC,
+        [
+            _query("charger", _STR, "the charger (required)"),
+            _query("connector", _STR, "the connector; empty or absent: every port"),
+            _query("from", _TIME, "start of the excluded time (required)"),
+            _query("to", _TIME, "end of the excluded time (required)"),
+            _query("cause", _CAUSE, "the cause (required)"),
+            *_WHO,
+        ],
+        scope="admin",
+    ),
+    Operation(
+        "uptime/exclusions/{exclusion_id}",
+        "post",
+        "change an exclusion's connector, times or cause, or remove it (remove=1); audited",
+        _EXCLUSION_DOC,
+        [
+            {
+                "name": "exclusion_id",
+                "in": "path",
+                "required": True,
+                "schema": _STR,
+                "description": "the exclusion's id",
+            },
+            _query("connector", _STR, "new connector"),
+            _query("from", _TIME, "new start"),
+            _query("to", _TIME, "new end"),
+            _query("cause", _CAUSE, "new cause"),
+            _query("remove", {"type": "string", "enum": ["0", "1", "true", "false"]}, "remove it"),
+            *_WHO,
+        ],
+        scope="admin",
+        errors={"404": "no such exclusion"},
+    ),
     Operation(
         "remediation/pause",
         "post",

@@ -24,6 +24,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.tariff",
     "chargewatch.cli.exports",
     "chargewatch.cli.report",
+    "chargewatch.cli.uptime",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
 )

@@ -27,6 +27,7 @@ from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
 from chargewatch.storage.linefile import LineFile
+from chargewatch.storage.uptime_source import write_uptime_jsonl
 
 # Messages are processed in chunks that span at most this much capture time, so
 # stages see time advance much as they did live: rule groups evaluate every
@@ -129,6 +130,8 @@ def replay(
     sessions_jsonl.write()
     cdrs_out.close()
     alerts_out.close()
+    # Per-port uptime over the capture window, from the alerts just recorded.
+    write_uptime_jsonl(ledger, out / "uptime.jsonl", first, last, fleet=fleet)
     ledger.close()
     if lines is not None:
         lines.stop()

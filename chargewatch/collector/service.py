@@ -29,6 +29,7 @@ from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
 from chargewatch.api.fleet_view import fleet_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
+from chargewatch.api.uptime_api import register_routes as register_uptime
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import (
     AlertStage,
@@ -228,6 +229,7 @@ class Collector:
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
+            register_uptime(self.http, self.api_ledger, fleet=self.fleet)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         self._stop = threading.Event()

@@ -222,6 +222,34 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             "ALTER TABLE sessions ADD COLUMN review_reason TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    (
+        # Outage time an operator tagged with a cause of 23 CFR 680.116(b)(4)
+        # (docs/analytics.md, Uptime). A tag is never deleted, only marked
+        # removed; every tag, change and removal is kept in the audit trail.
+        8,
+        (
+            """CREATE TABLE uptime_exclusions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                charger TEXT NOT NULL,
+                connector TEXT NOT NULL,        -- "" = every port of the charger
+                start REAL NOT NULL,
+                end REAL NOT NULL,
+                cause TEXT NOT NULL,
+                tagged_by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                removed INTEGER NOT NULL DEFAULT 0
+            )""",
+            """CREATE TABLE uptime_exclusion_audit (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                exclusion_id INTEGER NOT NULL,
+                action TEXT NOT NULL,           -- tag | change | remove
+                at REAL NOT NULL,
+                by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                record TEXT NOT NULL            -- the exclusion after the action, JSON
+            )""",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite

@@ -65,6 +65,28 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     t_res = datetime.fromisoformat(resolved).timestamp() - start
     assert 1800 < t_fire < 1800 + 300
     assert 3000 <= t_res < 3000 + 300
+    # uptime.jsonl: one line per port; the ground fault is CP0002/1's one outage.
+    uptime = [orjson.loads(x) for x in (out / "uptime.jsonl").read_bytes().splitlines()]
+    fleet = yaml.safe_load((tmp_path / "fleet.yaml").read_text())
+    ports = sum(int(c.get("connectors", 1)) for c in fleet["chargers"])
+    assert len(uptime) == ports
+    line = next(u for u in uptime if (u["charger_id"], u["connector_id"]) == ("CP0002", "1"))
+    assert set(line) == {
+        "charger_id",
+        "connector_id",
+        "window_start",
+        "window_end",
+        "uptime_pct",
+        "outage_min",
+        "excluded_min",
+        "outages",
+    }
+    (outage,) = line["outages"]
+    assert outage["evidence"]["error_codes"] == ["GroundFailure"]
+    assert outage["evidence"]["mrec"] == ["CX002"]  # the label rules/error_codes.yaml adds
+    assert line["outage_min"] == pytest.approx((t_res - t_fire) / 60.0)
+    window_min = (line["window_end"] - line["window_start"]) / 60.0
+    assert line["uptime_pct"] == pytest.approx((window_min - line["outage_min"]) / window_min * 100)
 
 
 def test_replay_writes_sessions_and_priced_cdrs_idempotently(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Read the ledger into the uptime computation's inputs (chargewatch.analytics.uptime).
+
+Status history is not persisted: the fleet store keeps the latest status of each
+connector and the session journal only the events since the last checkpoint.
+Outages therefore come from the alert transitions the ledger keeps (ChargerOffline,
+error-code alerts, ChargingInterrupted, …), which carry the first and last signal
+of each outage; failed starts are the FailedStart alert's firings.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UptimeInputs", "exclusions_from_json", "load_uptime_inputs", "write_uptime_jsonl"]
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chargewatch.analytics.uptime import Exclusion, Port, Signal, alert_signals, port_uptime
+from chargewatch.model.fleet import Fleet
+from chargewatch.storage.analytics_source import load_transitions
+from chargewatch.storage.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class UptimeInputs:
+    ports: list[Port]
+    signals: list[Signal]
+    sessions: list[dict[str, Any]]
+    failed_starts: list[dict[str, Any]]
+
+
+def load_uptime_inputs(
+    ledger: Ledger, lo: float, hi: float, *, fleet: Fleet | None = None
+) -> UptimeInputs:
+    """Ports: the fleet's (each charger × its connectors), else those seen in the ledger."""
+    transitions = load_transitions(ledger, until=hi)
+    signals = alert_signals(transitions, until=hi)
+    failed = [
+        {
+            "at": t["at"],
+            "charger": str(t["labels"].get("charger", "")),
+            "connector": str(t["labels"].get("connector", "")),
+        }
+        for t in transitions
+        if t["state"] == "firing" and t["labels"].get("fault") == "failed_start" and t["at"] >= lo
+    ]
+    rows = ledger.db.execute(
+        "SELECT charger_id, connector_id, site, start, stop, energy_wh,"
+        " (SELECT MAX(p.max_power_w) FROM periods p WHERE p.session_id = s.session_id)"
+        " FROM sessions s WHERE start >= ? AND start < ? ORDER BY start",
+        (lo, hi),
+    ).fetchall()
+    keys = ("charger", "connector", "site", "start", "stop", "energy_wh", "peak_power_w")
+    sessions = [dict(zip(keys, (r[0], str(r[1]), *r[2:]), strict=True)) for r in rows]
+    return UptimeInputs(_ports(fleet, sessions, signals), signals, sessions, failed)
+
+
+def _ports(
+    fleet: Fleet | None, sessions: Sequence[dict[str, Any]], signals: Sequence[Signal]
+) -> list[Port]:
+    if fleet is not None and fleet.chargers:
+        return [
+            Port(c.id, str(n), c.site, c.model)
+            for c in fleet.chargers.values()
+            for n in range(1, c.connectors + 1)
+        ]
+    site: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
+    for s in sessions:
+        site.setdefault(s["charger"], s["site"])
+        seen.add((s["charger"], s["connector"]))
+    chargers = {c for c, _ in seen}
+    for g in signals:
+        if g.connector not in ("", "0"):
+            seen.add((g.charger, g.connector))
+        elif g.charger not in chargers:
+            # Only charger-wide signals: assume one connector rather than drop it.
+            seen.add((g.charger, "1"))
+    return [Port(c, n, site.get(c, "")) for c, n in sorted(seen)]
+
+
+def exclusions_from_json(items: Sequence[dict[str, Any]]) -> list[Exclusion]:
+    """Exclusions as JSON objects (``charger``, ``connector``, ``start``, ``end``, ``cause``,
+    ``by``, ``reason``); an unlisted cause raises ValueError."""
+    return [
+        Exclusion(
+            str(i["charger"]),
+            str(i.get("connector", "")),
+            float(i["start"]),
+            float(i["end"]),
+            str(i["cause"]),
+            str(i.get("by", "")),
+            str(i.get("reason", "")),
+        )
+        for i in items
+    ]
+
+
+#: The keys of one uptime.jsonl line (docs/analytics.md, "Uptime").
+JSONL_KEYS = (
+    "charger_id",
+    "connector_id",
+    "window_start",
+    "window_end",
+    "uptime_pct",
+    "outage_min",
+    "excluded_min",
+    "outages",
+)
+
+
+def write_uptime_jsonl(
+    ledger: Ledger, path: Path, lo: float | None, hi: float | None, *, fleet: Fleet | None = None
+) -> int:
+    """One line per port over [lo, hi) (a replay's capture window); no window, no lines."""
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        if lo is None or hi is None or not hi > lo:
+            return 0
+        inputs = load_uptime_inputs(ledger, lo, hi, fleet=fleet)
+        for port in inputs.ports:
+            row = port_uptime(port, inputs.signals, (), lo, hi)
+            out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
+            n += 1
+    return n
