@@ -69,6 +69,7 @@ class Mirror:
         self._waiting = False
         self._stopping = False
         self.unacked = 0
+        self._resending = False
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge.mirror", daemon=True)
         self.client = self._client()
@@ -176,7 +177,16 @@ class Mirror:
                 return
 
     def _can_publish(self) -> bool:
-        return self.connected.is_set() and self.unacked < self.cfg.inflight_max
+        if not self.connected.is_set():
+            return False
+        if self._resending:
+            # paho re-sends the previous connection's unacknowledged messages
+            # right after on_connect returns: anything newer waits for their
+            # acks, or it could overtake them.
+            if self.unacked > 0:
+                return False
+            self._resending = False
+        return self.unacked < self.cfg.inflight_max
 
     def _drain_spool(self) -> None:
         while len(self.spool) and self._can_publish():
@@ -218,6 +228,8 @@ class Mirror:
             return
         if self.on_command is not None:
             client.subscribe(COMMAND_FILTER, qos=1)
+        with self._cond:
+            self._resending = self.unacked > 0
         self.connected.set()
         metrics.BROKER_CONNECTED.set(1)
         log.info("mirror: connected to %s:%d", self.mqtt_cfg.host, self.mqtt_cfg.port)

@@ -65,57 +65,57 @@ class Tap:
 # -- the CSMS --------------------------------------------------------------------------
 
 
-class CsmsCp16(Cp16):  # type: ignore[misc]
+class CsmsCp16(Cp16):
     tx = 0
 
-    @on(Action16.boot_notification)  # type: ignore[misc]
+    @on(Action16.boot_notification)
     def boot(self, **kw: Any) -> Any:
         return res16.BootNotification(now_iso(), 300, RegistrationStatus.accepted)
 
-    @on(Action16.heartbeat)  # type: ignore[misc]
+    @on(Action16.heartbeat)
     def heartbeat(self, **kw: Any) -> Any:
         return res16.Heartbeat(now_iso())
 
-    @on(Action16.status_notification)  # type: ignore[misc]
+    @on(Action16.status_notification)
     def status(self, **kw: Any) -> Any:
         return res16.StatusNotification()
 
-    @on(Action16.authorize)  # type: ignore[misc]
+    @on(Action16.authorize)
     def authorize(self, **kw: Any) -> Any:
         return res16.Authorize({"status": "Accepted"})
 
-    @on(Action16.start_transaction)  # type: ignore[misc]
+    @on(Action16.start_transaction)
     def start_tx(self, **kw: Any) -> Any:
         CsmsCp16.tx += 1
         return res16.StartTransaction(CsmsCp16.tx, {"status": "Accepted"})
 
-    @on(Action16.meter_values)  # type: ignore[misc]
+    @on(Action16.meter_values)
     def meter(self, **kw: Any) -> Any:
         return res16.MeterValues()
 
-    @on(Action16.stop_transaction)  # type: ignore[misc]
+    @on(Action16.stop_transaction)
     def stop_tx(self, **kw: Any) -> Any:
         return res16.StopTransaction()
 
 
-class CsmsCp201(Cp201):  # type: ignore[misc]
-    @on(Action201.boot_notification)  # type: ignore[misc]
+class CsmsCp201(Cp201):
+    @on(Action201.boot_notification)
     def boot(self, **kw: Any) -> Any:
         return res201.BootNotification(now_iso(), 300, "Accepted")
 
-    @on(Action201.heartbeat)  # type: ignore[misc]
+    @on(Action201.heartbeat)
     def heartbeat(self, **kw: Any) -> Any:
         return res201.Heartbeat(now_iso())
 
-    @on(Action201.status_notification)  # type: ignore[misc]
+    @on(Action201.status_notification)
     def status(self, **kw: Any) -> Any:
         return res201.StatusNotification()
 
-    @on(Action201.transaction_event)  # type: ignore[misc]
+    @on(Action201.transaction_event)
     def tx(self, **kw: Any) -> Any:
         return res201.TransactionEvent()
 
-    @on(Action201.meter_values)  # type: ignore[misc]
+    @on(Action201.meter_values)
     def meter(self, **kw: Any) -> Any:
         return res201.MeterValues()
 
@@ -141,7 +141,7 @@ class Csms:
             self._handle,
             "127.0.0.1",
             self.port,
-            subprotocols=["ocpp1.6", "ocpp2.0.1"],  # type: ignore[list-item]
+            subprotocols=["ocpp1.6", "ocpp2.0.1"],
             process_request=self._check,
         )
         self.port = int(next(iter(self.server.sockets)).getsockname()[1])
@@ -182,31 +182,31 @@ class Csms:
 # -- chargers --------------------------------------------------------------------------
 
 
-class Charger16(Cp16):  # type: ignore[misc]
+class Charger16(Cp16):
     answer_delay_s = 0.0
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.resets: list[dict[str, Any]] = []
 
-    @on(Action16.reset)  # type: ignore[misc]
+    @on(Action16.reset)
     async def reset(self, **kw: Any) -> Any:
         self.resets.append(kw)
         await asyncio.sleep(self.answer_delay_s)
         return res16.Reset("Accepted")
 
-    @on(Action16.change_configuration)  # type: ignore[misc]
+    @on(Action16.change_configuration)
     async def change_configuration(self, **kw: Any) -> Any:
         await asyncio.sleep(self.answer_delay_s)
         return res16.ChangeConfiguration("Accepted")
 
 
-class Charger201(Cp201):  # type: ignore[misc]
+class Charger201(Cp201):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.resets: list[dict[str, Any]] = []
 
-    @on(Action201.reset)  # type: ignore[misc]
+    @on(Action201.reset)
     def reset(self, **kw: Any) -> Any:
         self.resets.append(kw)
         return res201.Reset("Accepted")
@@ -240,7 +240,7 @@ async def charger(
         f"{url}/{charger_id}",
         subprotocols=[version],
         additional_headers=headers,
-        proxy=None,  # type: ignore[list-item]
+        proxy=None,
     )
     log: list[tuple[str, str]] = []
     cls = Charger16 if version == "ocpp1.6" else Charger201
