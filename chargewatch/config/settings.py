@@ -100,7 +100,7 @@ class Config:
 
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
-    "pipeline", "detectors", "collector_id", "ledger",
+    "pipeline", "detectors", "collector_id", "ledger", "bridge",  # bridge_settings.py reads it
 )  # fmt: skip
 _ALERTING = (
     "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
