@@ -1,12 +1,16 @@
 """Every frame to MQTT with QoS 1, in order, never slowing the charger ↔ CSMS path.
 
 The event loop only appends ``(topic, payload, retain)`` to a bounded deque
-(:meth:`Mirror.put`, no I/O). A thread hands the messages to paho, keeping at
-most ``inflight_max`` unacknowledged; paho re-sends those after a broker
-restart. While the broker is away, or the window is full, the thread writes
-batches to an on-disk spool (storage/spool.py) instead, and once anything is
-spooled every newer message goes there too until the spool has drained: the
-order on the broker is the order on the wire. What cannot be kept is counted
+(:meth:`Mirror.put`: no I/O, and no wake-up, the mirror thread looks every
+10 ms). That thread hands the messages to paho, keeping at most
+``inflight_max`` unacknowledged (paho re-sends those after a reconnect);
+paho's own thread writes the socket with the GIL released, so the proxy's
+loop never waits on the broker's socket. (Measured: with paho on the
+proxy's loop instead, its socket writes delayed the frames behind them.)
+While the broker is away, or the window is full, the thread writes batches
+to an on-disk spool (storage/spool.py) instead, and once anything is spooled
+every newer message goes there too until the spool has drained: the order on
+the broker is the order on the wire. What cannot be kept is counted
 (``chargewatch_bridge_mirror_lost_total``): a full queue (the disk is slower
 than the chargers), a full spool (oldest chunk dropped) and messages still
 unacknowledged when the bridge stops.
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 Message = tuple[str, str | bytes, bool]
 COMMAND_FILTER = "ocpp/+/+/command"
 _BATCH = 500  # messages per spool chunk / per hand-over to paho
+_LINGER_S = 0.01  # how long a mirrored frame may wait for the thread to look
 
 
 def _encode(batch: list[Message]) -> bytes:
@@ -145,7 +150,9 @@ class Mirror:
             metrics.MIRROR_LOST.labels(reason="queue_full").inc()
             return
         self.queue.append((topic, payload, retain))
-        if self._waiting:
+        # The thread looks every _LINGER_S by itself: waking it per frame would
+        # cost a thread switch (and a GIL hand-over) per frame on the proxy path.
+        if self._waiting and len(self.queue) >= _BATCH:
             with self._cond:
                 self._cond.notify()
 
@@ -157,8 +164,8 @@ class Mirror:
             with self._cond:
                 # Set before looking again: put() reads it after appending.
                 self._waiting = True
-                if not q and not self._stopping:
-                    self._cond.wait(0.5)
+                if len(q) < _BATCH and not self._stopping:
+                    self._cond.wait(_LINGER_S)
                 self._waiting = False
         return [q.popleft() for _ in range(min(len(q), _BATCH))]
 
