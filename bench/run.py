@@ -21,6 +21,10 @@ prints; the modules also run on their own):
                 per connector at 1k, 10k and 100k connectors (<= 4 KB per
                 connector at 100k; steady-state cost per sample flat, i.e. linear
                 growth; the first samples of every session timed apart).
+- ``bridge``    bench_bridge: 2,000 OCPP 1.6 chargers (MeterValues every 10 s,
+                heartbeats) through ``chargewatch bridge`` vs straight to the
+                CSMS: added latency per frame (p99 <= 5 ms), memory per
+                connection (<= 50 KB), CPU per frame (reported).
 
 Prints a table (measured, limit, ratio to the limit, pass) and then the whole
 report as JSON (also written to ``--out``). Needs the Debian services the tests
@@ -42,7 +46,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale")
+SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "bridge")
 
 
 @dataclass
@@ -190,12 +194,34 @@ def scale(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     ]
 
 
+def bridge(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
+    args = ["--chargers", "200", "--seconds", "20", "--warmup", "5"] if quick else []
+    r = bench("bench_bridge", *args)
+    return r, [
+        Figure(
+            f"bridge, {r['chargers']:,} chargers: added latency per frame, p99",
+            r["added_latency_ms"]["p99"],
+            r["added_latency_p99_limit_ms"],
+            "ms",
+            higher_is_better=False,
+        ),
+        Figure(
+            "bridge: memory per connection",
+            r["bridge_bytes_per_connection"],
+            r["memory_limit_bytes_per_connection"],
+            "bytes",
+            higher_is_better=False,
+        ),
+    ]
+
+
 RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], list[Figure]]]] = {
     "ingest": ingest,
     "detectors": detectors,
     "alerting": alerting,
     "replay": replay,
     "scale": scale,
+    "bridge": bridge,
 }
 
 
