@@ -90,6 +90,8 @@ class Proxy:
         self.liveness = liveness
         self.commands = commands
         self._pending: dict[ServerConnection, _Pending] = {}
+        self._sockets: dict[str, ServerConnection] = {}  # the current socket of each charger
+        self._closing: set[asyncio.Task[None]] = set()
         self._csms_ssl = client_ssl(cfg.csms_tls) if cfg.csms_url.startswith("wss:") else None
         self._logger = ws_logger()
         self.server: Server | None = None
@@ -210,10 +212,16 @@ class Proxy:
         charger, up = pending.charger, pending.upstream
         version = SUBPROTOCOLS[pending.subprotocol]
         gate = CallGate(charger, version, ws.send, self.put, self.cfg.commands.timeout_s)
-        old = self.commands.gates.get(charger)
         self.commands.attach(gate)
+        old = self._sockets.get(charger)
+        self._sockets[charger] = ws
         if old is not None:
+            # A charger that reconnects before its old socket timed out: one
+            # connection per charger id, the newest (as CSMSs do).
             log.info("charger %s reconnected; closing its previous connection", charger)
+            task = asyncio.create_task(old.close(1001, "replaced by a new connection"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self.liveness.online(charger)
         metrics.CONNECTIONS.inc()
         log.info("charger %s connected (%s)", charger, pending.subprotocol)
@@ -225,6 +233,8 @@ class Proxy:
             await from_csms
             metrics.CONNECTIONS.dec()
             replaced = self.commands.gates.get(charger) is not gate
+            if self._sockets.get(charger) is ws:
+                del self._sockets[charger]
             self.commands.detach(gate)
             if not replaced:  # a newer connection of this charger already said online
                 self.liveness.offline(charger)

@@ -53,7 +53,7 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
 async def _serve(cfg: BridgeConfig) -> None:
     import asyncio  # noqa: PLC0415 - the CLI imports this module for every command
 
-    from chargewatch.bridge.service import Bridge  # noqa: PLC0415 - heavy imports
+    from chargewatch.bridge.service import Bridge, tune_process  # noqa: PLC0415 - heavy imports
 
     bridge = Bridge(cfg)
     stop = asyncio.Event()
@@ -61,6 +61,7 @@ async def _serve(cfg: BridgeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await bridge.start()
+    tune_process()
     try:
         await stop.wait()
         log.info("shutting down: closing chargers' sockets, flushing the mirror")

@@ -162,6 +162,32 @@ def test_charger_dropping_publishes_retained_offline_at_once(
     asyncio.run(main())
 
 
+def test_a_charger_reconnecting_replaces_its_old_connection(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        csms = Csms()
+        await csms.start()
+        rec = Recorder(mosquitto.port, client_id="rec-replace")
+        async with running(bridge_config(csms.url, mosquitto.port, tmp_path / "spool")) as b:
+            old = await charger(url_of(b), "CP-2X")
+            new = await charger(url_of(b), "CP-2X")
+            await asyncio.wait_for(old.ws.wait_closed(), 5)
+            assert old.ws.close_code == 1001
+            boot = await new.cp.call(call.BootNotification("ACME", "Fast-1"))
+            assert boot.status == "Accepted"
+            # The old socket's end did not say offline over the new one's online.
+            await asyncio.sleep(0.3)
+            flags = [orjson.loads(p) for p in rec.payloads("ev/CP-2X/online")]
+            assert flags == [{"online": True}, {"online": True}]
+            await old.close()
+            await new.close()
+        await csms.stop()
+        rec.close()
+
+    asyncio.run(main())
+
+
 def test_basic_auth_passed_through_and_never_logged(
     mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
