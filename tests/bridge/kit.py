@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -123,8 +125,11 @@ class CsmsCp201(Cp201):
 class Csms:
     """An OCPP CSMS on a loopback port; optionally requires HTTP Basic auth."""
 
-    def __init__(self, basic: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, basic: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.basic = basic
+        self.tls = tls
         self.port = 0
         self.server: Server | None = None
         self.logs: dict[str, list[tuple[str, str]]] = {}
@@ -134,7 +139,8 @@ class Csms:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/steve/websocket/CentralSystemService"
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/steve/websocket/CentralSystemService"
 
     async def start(self) -> None:
         self.server = await serve(
@@ -143,6 +149,7 @@ class Csms:
             self.port,
             subprotocols=["ocpp1.6", "ocpp2.0.1"],
             process_request=self._check,
+            ssl=self.tls,
         )
         self.port = int(next(iter(self.server.sockets)).getsockname()[1])
 
@@ -229,7 +236,11 @@ class Station:
 
 
 async def charger(
-    url: str, charger_id: str, version: str = "ocpp1.6", auth: tuple[str, str] | None = None
+    url: str,
+    charger_id: str,
+    version: str = "ocpp1.6",
+    auth: tuple[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Station:
     headers = {}
     if auth:
@@ -241,6 +252,7 @@ async def charger(
         subprotocols=[version],
         additional_headers=headers,
         proxy=None,
+        ssl=tls,
     )
     log: list[tuple[str, str]] = []
     cls = Charger16 if version == "ocpp1.6" else Charger201
@@ -326,3 +338,22 @@ async def running(cfg: BridgeConfig) -> AsyncIterator[Bridge]:
 
 def url_of(bridge: Bridge) -> str:
     return f"ws://127.0.0.1:{bridge.port}/ocpp"
+
+
+def make_pki(d: Path) -> None:
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        cn = "localhost" if name == "server" else "chargewatch-bridge"
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", f"{name}.crt",
+            "-extfile", f"{name}.ext")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from pathlib import Path
 
@@ -14,12 +15,22 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chargewatch.bridge import metrics
+from chargewatch.bridge.settings import TlsFiles
 from chargewatch.ingest.decode_native import NativeDecoder
 from chargewatch.ingest.topics import TopicRouter
 from chargewatch.model.decoding import DecodeSink
 from chargewatch.model.events import OnlineEvent
 from chargewatch.model.fleet import ConnectorIndex
-from tests.bridge.kit import Csms, Recorder, bridge_config, charger, now_iso, running, url_of
+from tests.bridge.kit import (
+    Csms,
+    Recorder,
+    bridge_config,
+    charger,
+    make_pki,
+    now_iso,
+    running,
+    url_of,
+)
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -259,6 +270,48 @@ def test_oversized_frame_closes_with_1009_and_is_counted(
             assert ws.close_code == 1009
             assert _value(metrics.OVERSIZED, direction="cp") == before + 1
             assert csms.frames("CP-O", "in") == []  # never forwarded
+        await csms.stop()
+
+    asyncio.run(main())
+
+
+def test_tls_both_ways_with_the_bridges_client_certificate(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Security profile 3 towards the CSMS (the bridge's client certificate), wss to chargers."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_pki(pki)
+    csms_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    csms_tls.load_cert_chain(pki / "server.crt", pki / "server.key")
+    csms_tls.load_verify_locations(pki / "ca.crt")
+    csms_tls.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no connection
+    charger_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    server = TlsFiles(str(pki / "server.crt"), str(pki / "server.key"))
+
+    async def main() -> None:
+        csms = Csms(basic=("CP-T", "pw"), tls=csms_tls)
+        await csms.start()
+        with_cert = TlsFiles(str(pki / "client.crt"), str(pki / "client.key"), str(pki / "ca.crt"))
+        cfg = bridge_config(
+            csms.url, mosquitto.port, tmp_path / "s1", server_tls=server, csms_tls=with_cert
+        )
+        async with running(cfg) as b:
+            url = f"wss://127.0.0.1:{b.port}/ocpp"
+            st = await charger(url, "CP-T", auth=("CP-T", "pw"), tls=charger_tls)
+            boot = await st.cp.call(call.BootNotification("ACME", "Fast-1"))
+            assert boot.status == "Accepted"
+            await st.close()
+        without = TlsFiles(ca_file=str(pki / "ca.crt"))
+        cfg = bridge_config(
+            csms.url, mosquitto.port, tmp_path / "s2", server_tls=server, csms_tls=without
+        )
+        async with running(cfg) as b:
+            with pytest.raises(InvalidStatus) as refused:
+                await charger(f"wss://127.0.0.1:{b.port}/ocpp", "CP-T", auth=("CP-T", "pw"),
+                              tls=charger_tls)  # fmt: skip
+            assert refused.value.response.status_code == 502
+        assert csms.connections == 1
         await csms.stop()
 
     asyncio.run(main())
