@@ -150,7 +150,16 @@ class Proxy:
                 response.headers["WWW-Authenticate"] = refused[2]
             return response
         self._pending[connection] = _Pending(charger, chosen, upstream)
+        # A charger gone before its handshake completed leaves no upstream behind.
+        connection.connection_lost_waiter.add_done_callback(lambda _: self._abandon(connection))
         return None
+
+    def _abandon(self, connection: ServerConnection) -> None:
+        pending = self._pending.pop(connection, None)
+        if pending is not None:
+            task = asyncio.get_running_loop().create_task(pending.upstream.close(1001))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _open_upstream(
         self, charger: str, subprotocol: str, headers: Headers
