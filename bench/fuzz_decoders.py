@@ -2,9 +2,12 @@
 
 Payloads are real native and OCPP 1.6 frames from the simulator, mutated
 (bytes flipped, inserted, deleted, truncated; JSON values swapped for other
-types, NaN, huge numbers, deep nesting) or random bytes, interleaved with known
-good messages. Checks: no exception escapes the pipeline, every rejection
-carries a reason, and every good message's sample is stored.
+types, NaN, huge numbers, deep nesting; number literals only a lenient parse
+reads: NaN, Infinity, 400 digits, 1e400) or random bytes, some on mutated
+topics (other scripts' digits, control characters, non-ASCII), interleaved
+with known good messages. Checks: no exception escapes the pipeline, no
+rejection is an internal_error (a decoder bug), every rejection carries a
+reason, and every good message's sample is stored.
 
 Usage: python -m bench.fuzz_decoders [--payloads 1000000] [--seed 1]
 Prints one JSON document; exits 1 on any failure.
@@ -31,6 +34,17 @@ from chargewatch.simulator import DEFAULT_START, SimConfig, Simulation
 WEIRD: list[Any] = [
     None, True, False, 0, -1, 1e308, -1e308, 2**70, "", "x" * 300, [], {}, [[[[[]]]]],
     "NaN", "1e999", {"ts": None}, [1, "2", None], "2026-13-45T99:99:99Z",
+    float("nan"), float("inf"), -float("inf"), -0.0, 10**400, -(10**400), 2**64, 0.0,
+]  # fmt: skip
+# Number literals as raw text (json.dumps writes NaN/Infinity, never 1e400).
+LITERALS = [
+    b"NaN", b"Infinity", b"-Infinity", b"-0", b"1e400", b"-1e400", b"9" * 400, b"-" + b"9" * 400,
+    b"18446744073709551616", b"1e-400",
+]  # fmt: skip
+# Topic levels that str.isdigit() or int() mistake for numbers, and worse.
+TOPIC_LEVELS = [
+    "\u00b2", "\u0663", "\uff11", "1\n", "\x00", "\t", "\u00e9", "\u200b", "0" * 4301, "65",
+    "-1", "", "CP\n", "\u202e", "#", "+",
 ]  # fmt: skip
 
 
@@ -56,6 +70,13 @@ def mutate_json(doc: Any, rng: random.Random) -> Any:
     return rng.choice(WEIRD)
 
 
+def mutate_topic(topic: str, rng: random.Random) -> str:
+    levels = topic.split("/")
+    i = rng.randrange(1, len(levels))
+    levels[i] = rng.choice(TOPIC_LEVELS) if rng.random() < 0.7 else levels[i] + rng.choice("\n²٣")
+    return "/".join(levels)
+
+
 def mutate_bytes(b: bytes, rng: random.Random) -> bytes:
     a = bytearray(b)
     for _ in range(rng.randint(1, 4)):
@@ -67,8 +88,10 @@ def mutate_bytes(b: bytes, rng: random.Random) -> bytes:
             a[i] = rng.randrange(256)
         elif op < 0.5:
             del a[i]
-        elif op < 0.7:
+        elif op < 0.6:
             a.insert(i, rng.choice(b'{}[]",:0123456789eE-+.NnaI'))
+        elif op < 0.7:
+            a[i:i] = rng.choice(LITERALS)
         else:
             del a[i:]
     return bytes(a)
@@ -130,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             payload = mutate_bytes(payload, rng)
         else:
             payload = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+        if rng.random() < 0.1:
+            topic = mutate_topic(topic, rng)
         chunk.append((topic, payload, now))
         n += 1
         if n % 50 == 0:  # a known good sample, which must survive its noisy neighbours
@@ -162,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         "rejections_by_reason": dict(reasons.most_common()),
         "good_samples_expected": good_expected,
         "good_samples_kept": good_kept,
-        "pass": errors == 0 and "<none>" not in reasons and good_kept == good_expected,
+        "internal_errors": reasons.get("internal_error", 0),
+        "pass": errors == 0
+        and "<none>" not in reasons
+        and "internal_error" not in reasons
+        and good_kept == good_expected,
     }
     print(json.dumps(report, indent=2))
     return 0 if report["pass"] else 1

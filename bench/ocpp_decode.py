@@ -102,7 +102,7 @@ def bench(version: str, action: str, payload: dict[str, Any], n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    from chargewatch.ingest.ocpp_schemas import schemas  # noqa: PLC0415
+    from chargewatch.ingest.ocpp.schemas import schemas  # noqa: PLC0415
 
     for name, version, action, payload in (
         ("1.6 MeterValues, 11 samples", "1.6", "MeterValues", FULL_16),

@@ -10,6 +10,7 @@ see no samples and are left out of both sides' sample path.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 from chargewatch.detectors.params import DetectorConfig
@@ -17,29 +18,52 @@ from chargewatch.detectors.params import DetectorConfig
 NAN = float("nan")
 
 
+def _min_samples(min_d: float, interval: float) -> float:
+    """Rows a run must span: 1 + ceil(0.75 * duration / interval); 1 while the
+    interval is unknown (chargewatch.detectors.episodes.min_samples)."""
+    if math.isnan(interval) or interval <= 0:
+        return 1.0
+    return 1.0 + math.ceil(0.75 * (min_d / interval))
+
+
 class _Episode:
-    __slots__ = ("active", "clr_since", "set_since")
+    __slots__ = ("active", "clr_since", "set_rank", "set_since")
 
     def __init__(self) -> None:
         self.active = False
         self.set_since = NAN
+        self.set_rank = NAN
         self.clr_since = NAN
 
-    def step(self, ts: float, s: bool, c: bool, min_d: float, clr_d: float) -> bool:
-        """Returns True when the state changed."""
+    def step(
+        self,
+        ts: float,
+        s: bool,
+        c: bool,
+        min_d: float,
+        clr_d: float,
+        rank: float = NAN,
+        interval: float = NAN,
+    ) -> bool:
+        """Returns True when the state changed. ``rank``: the row's number among
+        its connector's rows; ``interval``: the connector's learned interval."""
         c = c and not s
         if s:
             if math.isnan(self.set_since):
                 self.set_since = ts
+                self.set_rank = rank
         else:
             self.set_since = NAN
+            self.set_rank = NAN
         if c:
             if math.isnan(self.clr_since):
                 self.clr_since = ts
         else:
             self.clr_since = NAN
         was = self.active
-        if s and ts - self.set_since >= min_d:
+        spanned = rank - self.set_rank + 1.0
+        enough = math.isnan(spanned) or spanned >= _min_samples(min_d, interval)
+        if s and ts - self.set_since >= min_d and enough:
             self.active = True
         elif c and ts - self.clr_since >= clr_d:
             self.active = False
@@ -54,13 +78,24 @@ class ReferenceDetectors:
         self.state: dict[int, dict[str, Any]] = {}
         self.findings = 0
 
+    def transaction_start(self, c: int, recv: float) -> None:
+        """A transaction start received for connector ``c``."""
+        self._st(c)["tx_start"] = recv
+
     def _st(self, c: int) -> dict[str, Any]:
         st = self.state.get(c)
         if st is None:
             st = self.state[c] = {
                 "last_ts": -math.inf,
+                "rows": 0.0,  # rows processed: the next row's rank
+                "deltas": [],  # the last 9 ts deltas
+                "interval": NAN,  # their median
                 "e": NAN,
+                "e_ts": NAN,
+                "e_recv": NAN,
+                "tx_start": NAN,
                 "p": NAN,
+                "p_ts": NAN,
                 "t": NAN,
                 "temp": NAN,
                 "temp_ts": NAN,
@@ -108,7 +143,15 @@ class ReferenceDetectors:
         prm = self.p
         if not (math.isfinite(ts) and math.isfinite(recv)) or ts <= st["last_ts"]:
             return
+        if st["last_ts"] > -math.inf:
+            deltas = st["deltas"]
+            deltas.append(ts - st["last_ts"])
+            if len(deltas) > 9:
+                deltas.pop(0)
+            st["interval"] = statistics.median(deltas)
         st["last_ts"] = ts
+        rank, interval = st["rows"], st["interval"]
+        st["rows"] = rank + 1.0
         ep = st["ep"]
         e, pw = v[0], v[1]
         cur = v[2:5]
@@ -116,15 +159,29 @@ class ReferenceDetectors:
         temp, soc, offered = v[8], v[9], v[10]
         pe, pp, pt = st["e"], st["p"], st["t"]
         n = 0
-        # meter_stuck / meter_regression
-        if math.isfinite(e) and math.isfinite(pw):
+        # meter_stuck: power against register over the interval since the last
+        # register (power reported within it stands in for a missing one)
+        pw_i = pw if math.isfinite(pw) else (pp if st["p_ts"] >= st["e_ts"] else NAN)
+        if math.isfinite(e) and math.isfinite(pw_i):
             mp = prm["meter_stuck"]
-            n += ep["stuck"].step(ts, e == pe and pw > mp.min_power_w, e > pe, mp.min_duration_s, 0)
+            de = e - pe
+            flowed = pw_i * (ts - st["e_ts"]) / 3600.0
+            still = de < 0.05 * flowed
+            if still and flowed != 0:
+                r = de / flowed
+                still = not (1e-4 < r < 1e-2 or 1e2 < r < 1e4)
+            stuck = still and de >= 0 and pw_i > mp.min_power_w
+            moved = de > 0 and not still
+            n += ep["stuck"].step(ts, stuck, moved, mp.min_duration_s, 0, rank, interval)
+        # meter_regression: a fall, unless the first register after a transaction start
         if math.isfinite(e):
             mr = prm["meter_regression"]
             drop = pe - e
             bad = drop > mr.tolerance_wh and not (e > 0 and 2 < abs(math.log10(pe / e)) < 4)
+            if bad and st["tx_start"] > st["e_recv"]:
+                bad = False
             n += ep["regr"].step(ts, bad, not bad, 0, mr.hold_s)
+            st["e_recv"] = recv
         # meter_mismatch: tumbling windows of register delta vs power integral
         mm = prm["meter_mismatch"]
         w = math.floor(ts / mm.window_s)
@@ -159,11 +216,13 @@ class ReferenceDetectors:
         if math.isfinite(pw) and vi > 0 and itot >= mu.min_current_a:
             r = pw / vi
             bad = r > 0 and 2 < abs(math.log10(r)) < 4
-            n += ep["unit"].step(ts, bad, not bad, mu.min_duration_s, 0)
+            n += ep["unit"].step(ts, bad, not bad, mu.min_duration_s, 0, rank, interval)
         # over_temperature: level, and rise as a time-weighted EWMA of the slope
         ot = prm["over_temperature"]
         if math.isfinite(temp):
-            n += ep["temp"].step(ts, temp > ot.level_c, temp < ot.clear_c, ot.min_duration_s, 0)
+            n += ep["temp"].step(
+                ts, temp > ot.level_c, temp < ot.clear_c, ot.min_duration_s, 0, rank, interval
+            )
             if math.isfinite(st["temp"]):
                 dt = ts - st["temp_ts"]
                 a = math.exp(-dt / ot.rate_tau_s)
@@ -177,6 +236,8 @@ class ReferenceDetectors:
                     not hot or rate <= 0.5 * ot.rate_c_per_min,
                     ot.rate_min_duration_s,
                     0,
+                    rank,
+                    interval,
                 )
             st["temp"], st["temp_ts"] = temp, ts
         # over_current (AC)
@@ -186,7 +247,7 @@ class ReferenceDetectors:
             lim = min(offered, rated_a) if math.isfinite(offered) else rated_a
             allowed = lim * (1 + oc.tolerance) + oc.margin_a
             over = max(known) > allowed
-            n += ep["cur"].step(ts, over, not over, oc.min_duration_s, 0)
+            n += ep["cur"].step(ts, over, not over, oc.min_duration_s, 0, rank, interval)
         # voltage_out_of_band, phase_loss, phase_imbalance (AC)
         if phases > 0:
             vb = prm["voltage_out_of_band"]
@@ -198,20 +259,22 @@ class ReferenceDetectors:
             if devs:
                 worst = max(devs)
                 n += ep["volt"].step(
-                    ts, worst > vb.band, worst < vb.clear_band, vb.min_duration_s, 0
+                    ts, worst > vb.band, worst < vb.clear_band, vb.min_duration_s, 0, rank, interval
                 )
         if phases == 3 and all(math.isfinite(x) for x in volt):
             pl = prm["phase_loss"]
             lost = [x / nominal_v < pl.loss_fraction for x in volt]
             loss = any(lost) and not all(lost)
-            n += ep["loss"].step(ts, loss, not loss, pl.min_duration_s, 0)
+            n += ep["loss"].step(ts, loss, not loss, pl.min_duration_s, 0, rank, interval)
         if phases == 3 and len(known) == 3:
             pi = prm["phase_imbalance"]
             loaded = [a for a in cur if a > pi.floor_a]
             imb = 0.0
             if len(loaded) >= 2 and max(cur) >= pi.min_current_a:
                 imb = (max(cur) - min(loaded)) / max(cur)
-            n += ep["imb"].step(ts, imb > pi.threshold, imb < pi.clear, pi.min_duration_s, 0)
+            n += ep["imb"].step(
+                ts, imb > pi.threshold, imb < pi.clear, pi.min_duration_s, 0, rank, interval
+            )
         # power_oscillation: reversals of large steps in the last k samples
         po = prm["power_oscillation"]
         if math.isfinite(pw):
@@ -229,7 +292,13 @@ class ReferenceDetectors:
                 revs.pop(0)
             cnt = sum(revs)
             n += ep["osc"].step(
-                ts, cnt >= po.min_reversals, cnt < 0.5 * po.min_reversals, po.min_duration_s, 0
+                ts,
+                cnt >= po.min_reversals,
+                cnt < 0.5 * po.min_reversals,
+                po.min_duration_s,
+                0,
+                rank,
+                interval,
             )
             # charging_interrupted (stall in Charging)
             ci = prm["charging_interrupted"]
@@ -240,7 +309,9 @@ class ReferenceDetectors:
             flowing = itot >= 1.0
             full = math.isfinite(soc) and soc >= ci.full_soc_pct
             stall = st["armed"] and charging and pw < ci.off_power_w and not full and not flowing
-            n += ep["intr"].step(ts, stall, on or not charging, ci.min_duration_s, 0)
+            n += ep["intr"].step(
+                ts, stall, on or not charging, ci.min_duration_s, 0, rank, interval
+            )
         # clock_skew on the receive clock
         cs = prm["clock_skew"]
         off = abs(recv - ts)
@@ -248,8 +319,8 @@ class ReferenceDetectors:
             recv, off > cs.max_offset_s, off <= 0.5 * cs.max_offset_s, cs.min_duration_s - 1, 0
         )
         if math.isfinite(e):
-            st["e"] = e
+            st["e"], st["e_ts"] = e, ts
         if math.isfinite(pw):
-            st["p"] = pw
+            st["p"], st["p_ts"] = pw, ts
         st["t"] = ts
         self.findings += n

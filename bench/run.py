@@ -21,6 +21,9 @@ prints; the modules also run on their own):
                 per connector at 1k, 10k and 100k connectors (<= 4 KB per
                 connector at 100k; steady-state cost per sample flat, i.e. linear
                 growth; the first samples of every session timed apart).
+- ``startup``   bench_startup: median wall time of 5 fresh ``chargewatch --help``
+                and ``tariff price`` (<= 0.3 s each); ``rules check rules/`` in
+                the raw report (it loads the rule engine, numpy included).
 - ``bridge``    bench_bridge: 2,000 OCPP 1.6 chargers (MeterValues every 10 s,
                 heartbeats) through ``chargewatch bridge`` vs straight to the
                 CSMS: added latency per frame (p99 <= 5 ms), memory per
@@ -46,7 +49,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "bridge")
+SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "startup", "bridge")
 
 
 @dataclass
@@ -194,6 +197,16 @@ def scale(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     ]
 
 
+def startup(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
+    r = bench("bench_startup")
+    # rules check loads the rule engine (numpy): its time is in the raw report only.
+    return r, [
+        Figure(f"{r[k]['command']}: median wall time", r[k]["median_s"], r["limit_s"], "s",
+               higher_is_better=False)
+        for k in ("help", "tariff_price")
+    ]  # fmt: skip
+
+
 def bridge(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     args = ["--chargers", "200", "--seconds", "20", "--warmup", "5"] if quick else []
     r = bench("bench_bridge", *args)
@@ -221,6 +234,7 @@ RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], list[Figure]]]] = {
     "alerting": alerting,
     "replay": replay,
     "scale": scale,
+    "startup": startup,
     "bridge": bridge,
 }
 

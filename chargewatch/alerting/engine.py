@@ -49,6 +49,9 @@ def with_inventory(frame: Frame, index: ConnectorIndex) -> dict[str, NDArray[Any
         )
     if "site" not in out:
         out["site"] = np.array([index.site_of(i) for i in range(n)], dtype=object)
+    if "site_kind" not in out:
+        kinds = {s: index.fleet.site(s).kind for s in index.site_names}
+        out["site_kind"] = np.array([kinds[index.site_of(i)] for i in range(n)], dtype=object)
     if "model" not in out:
         out["model"] = np.array(
             [index.fleet.model_of(index.keys[i][0]) for i in range(n)], dtype=object

@@ -67,8 +67,10 @@ class ExprError(ValueError):
 # ---------------------------------------------------------------- durations
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_RE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+# re.ASCII: \d would also match other scripts' digits ("٣m"), which float() and
+# int() then read; rule files are ASCII where they hold numbers.
+_DURATION_RE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+", re.ASCII)
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)", re.ASCII)
 
 
 # Ten years: beyond any alert's `for`, window or test; a 300-digit duration
@@ -122,7 +124,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<op>==|!=|<=|>=|<|>|\+|-|\*|/|%|\(|\)|,)
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
 )
 
 _KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
@@ -147,7 +149,7 @@ def tokenize(text: str) -> list[Token]:
                     raise ExprError(f"unexpected {bad!r}; write {good!r}", pos, text)
             if text[pos] in "\"'":
                 raise ExprError("unterminated string", pos, text)
-            if text[pos].isdigit():
+            if text[pos].isdigit() and text[pos].isascii():
                 raise ExprError(
                     "bad number or duration (units: ms, s, m, h, d, w; e.g. 5m)", pos, text
                 )
@@ -830,7 +832,7 @@ class _Compiler:
         return _Compiled(kind, fn, fn)
 
     def _is_duration_token(self, node: Num) -> bool:
-        return bool(re.match(r"\d+(?:ms|s|m|h|d|w)", self.text[node.pos :]))
+        return bool(re.match(r"\d+(?:ms|s|m|h|d|w)", self.text[node.pos :], re.ASCII))
 
 
 def _start(node: Node) -> int:

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from chargewatch.alerting.signals import Frame
 from chargewatch.alerting.state import Alert, AlertState, Key, Transition, key_of
 from chargewatch.core.yamlsrc import Reader, load_yaml
+from chargewatch.model.topics import command_topic
 
 if TYPE_CHECKING:
     from chargewatch.alerting.rule import Rule
@@ -97,7 +98,7 @@ class Command:
 
     @property
     def topic(self) -> str:
-        return f"ocpp/{self.ocpp_version}/{self.charger}/command"
+        return command_topic(self.ocpp_version, self.charger)
 
     @property
     def frame(self) -> str:

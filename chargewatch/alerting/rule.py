@@ -16,9 +16,17 @@ import numpy as np
 
 from chargewatch.alerting.expr import CompiledExpr, History
 from chargewatch.alerting.remediation import ActionSpec
-from chargewatch.alerting.signals import ALERT_LABEL_COLUMNS, SIGNALS, Frame, Kind, frame_length
+from chargewatch.alerting.signals import (
+    ALERT_LABEL_COLUMNS,
+    EVIDENCE,
+    EVIDENCE_FNS,
+    SIGNALS,
+    Frame,
+    Kind,
+    frame_length,
+)
 from chargewatch.alerting.state import AlertSet, Key, Observation, Transition, key_of
-from chargewatch.alerting.templates import Template
+from chargewatch.alerting.templates import SignalLookup, Template
 
 
 @dataclass
@@ -93,10 +101,11 @@ class Rule:
             fixed = self._fixed.get(key)
             if fixed is None:
                 fixed = self._fixed[key] = {
-                    k: t.render(series, v) for k, t in self.annotations.items() if not t.uses_value
+                    k: t.render(series, v) for k, t in self.annotations.items() if not t.dynamic
                 }
+            lookup = _row_lookup(frame, i)
             annotations = {
-                k: (t.render(series, v) if t.uses_value else fixed[k])
+                k: (t.render(series, v, lookup) if t.dynamic else fixed[k])
                 for k, t in self.annotations.items()
             }
             observed.append(Observation(series, annotations, v, i, key))
@@ -133,6 +142,31 @@ class Rule:
             self.overrides[tuple((str(a), str(b)) for a, b in k)] = dict(v)
         if self.history is not None and "history" in data:
             self.history.restore(data["history"])
+
+
+def _row_lookup(frame: Frame, i: int) -> SignalLookup:
+    """``$signals.NAME`` of connector ``i``: the frame's column, else an evidence
+    value worked out from its row (signals.EVIDENCE), else unknown."""
+
+    def lookup(name: str) -> float | str:
+        col = frame.get(name)
+        if col is None:
+            derive = EVIDENCE_FNS.get(name)
+            return derive(frame, i) if derive is not None else _unknown(name)
+        x = col[i]
+        kind = _kind(name)
+        if kind == "string":
+            return str(x)
+        if kind == "bool":
+            return "true" if bool(x) else "false"
+        return float(x)
+
+    return lookup
+
+
+def _unknown(name: str) -> float | str:
+    sig = SIGNALS.get(name) or EVIDENCE.get(name)
+    return "" if sig is not None and sig.kind == "string" else math.nan
 
 
 def _kind(name: str) -> Kind:

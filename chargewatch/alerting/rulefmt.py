@@ -16,7 +16,7 @@ from typing import Any
 from chargewatch.alerting.expr import ExprError, compile_expr, parse_duration
 from chargewatch.alerting.remediation import COMMANDS, ActionSpec
 from chargewatch.alerting.rule import Group, Rule
-from chargewatch.alerting.signals import Signal
+from chargewatch.alerting.signals import EVIDENCE, SIGNALS, Signal
 from chargewatch.alerting.templates import Template, TemplateError
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.yamlsrc import Source, load_yaml
@@ -29,6 +29,11 @@ _RULE_KEYS = ("alert", "expr", "for", "keep_firing_for", "labels", "annotations"
 _ACTION_KEYS = ("command", "params", "delay", "max_attempts", "cooldown")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_LABELS = frozenset({"alertname", "charger", "connector", "site"})
+#: The one value a rule may give the ``connector`` label: "0", OCPP's "the
+#: charger as a whole". Every connector of a charger then renders the same label
+#: set, and an alert is one per label set, so a charger-wide fault (offline)
+#: raises one alert per charger instead of one per connector.
+WHOLE_CHARGER = "0"
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -48,6 +53,9 @@ class _Checker:
         self.lines = text.splitlines()
         self.catalogue = catalogue
         self.problems: list[ConfigProblem] = []
+        # What an annotation's $signals may read: the expression catalogue plus
+        # the evidence worked out per alert.
+        self._template_signals = frozenset((*(catalogue or SIGNALS), *EVIDENCE))
 
     def fail(
         self, ctx: str, path: tuple[str | int, ...], message: str, col_offset: int = 0
@@ -239,7 +247,9 @@ class _Checker:
                 self.fail(ctx, p, f"invalid {what[:-1]} name {k!r} (letters, digits, _; not __)")
                 ok = False
                 continue
-            if is_labels and k in _RESERVED_LABELS:
+            if is_labels and k == "connector" and str(v) == WHOLE_CHARGER:
+                pass  # a charger-wide alert: one per charger (see WHOLE_CHARGER)
+            elif is_labels and k in _RESERVED_LABELS:
                 self.fail(ctx, p, f"label {k!r} is set from the alert itself; remove it")
                 ok = False
                 continue
@@ -253,7 +263,15 @@ class _Checker:
                 ok = False
                 continue
             try:
-                out[k] = Template(text)
+                out[k] = Template(text, self._template_signals)
+                if is_labels and out[k].signals:
+                    # A label is the alert's identity: one that changed with a
+                    # reading would end the alert and start another each time.
+                    raise TemplateError(
+                        "labels cannot read $signals (an alert's labels are its identity); "
+                        "use them in annotations",
+                        text.find("ignals."),
+                    )
             except TemplateError as exc:
                 self.fail(ctx, p, f"{what}.{k}: {exc.message}", exc.pos)
                 ok = False

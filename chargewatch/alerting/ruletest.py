@@ -49,7 +49,7 @@ from chargewatch.alerting.signals import LABEL_COLUMNS, SIGNALS, Signal, empty_f
 from chargewatch.alerting.state import AlertState
 from chargewatch.core.errors import ConfigError
 from chargewatch.core.yamlsrc import load_yaml
-from chargewatch.model.fleet import DEFAULT_CHARGER
+from chargewatch.model.fleet import DEFAULT_CHARGER, SiteSpec
 
 LOOKBACK_S = 300.0  # Prometheus's default lookback delta
 
@@ -292,6 +292,7 @@ def _run_case(t: Any, rule_paths: list[Path], interval: float, case: CaseResult)
     frame["connector"][:] = [c[1] for c in order]
     frame["site"][:] = [connectors[c].get("site", DEFAULT_CHARGER.site) for c in order]
     frame["model"][:] = [connectors[c].get("model", "") for c in order]
+    frame["site_kind"][:] = SiteSpec(id="").kind
     frame["ocpp_version"][:] = [connectors[c].get("ocpp_version", "") for c in order]
     frame["max_power_w"][:] = DEFAULT_CHARGER.max_power_w
     frame["phases"][:] = DEFAULT_CHARGER.phases

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 __all__ = [
     "ALERT_LABEL_COLUMNS",
+    "EVIDENCE",
+    "EVIDENCE_FNS",
     "FAULTS",
     "LABEL_COLUMNS",
     "SIGNALS",
@@ -23,7 +25,8 @@ __all__ = [
     "frame_length",
 ]
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,6 +88,14 @@ _BASE: tuple[Signal, ...] = (
     Signal("phases", "number", "", "inventory: 1 or 3 (AC), 0 (DC)"),
     Signal("nominal_voltage_v", "number", "V", "inventory: nominal voltage"),
     Signal("rated_current_a", "number", "A", "inventory: rated current per phase"),
+    Signal("site_kind", "string", "", "inventory: the site's kind (fleet.yaml), e.g. residential"),
+    # detector thresholds in force for the connector (site and model overrides
+    # applied), so alert texts can quote the limit next to the value
+    Signal("temperature_limit_c", "number", "Celsius", "over_temperature: level limit"),
+    Signal("temperature_rate_limit_c_per_min", "number", "Celsius/min", "over_temperature: rise"),
+    Signal("voltage_band_pct", "number", "%", "voltage_out_of_band: allowed band around nominal"),
+    Signal("idle_grace_s", "number", "s", "idle_blocking: connected without charging beyond"),
+    Signal("meter_stuck_min_power_w", "number", "W", "meter_stuck: power that must advance it"),
 )
 
 _DETECTORS: tuple[Signal, ...] = tuple(
@@ -93,6 +104,13 @@ _DETECTORS: tuple[Signal, ...] = tuple(
     for s in (
         Signal(fault, "bool", "", f"detector: {fault} active now"),
         Signal(f"{fault}_score", "number", "", f"detector: {fault} score, NaN when unknown"),
+        Signal(
+            f"{fault}_for_s",
+            "number",
+            "s",
+            f"detector: how long the open {fault} episode has "
+            "lasted since its onset, NaN when none",
+        ),
     )
 )
 
@@ -102,6 +120,89 @@ _LABELS: tuple[Signal, ...] = tuple(
 
 #: Every name an expression may use, with its kind.
 SIGNALS: dict[str, Signal] = {s.name: s for s in (*_BASE, *_DETECTORS, *_LABELS)}
+
+
+_PHASES = ("L1", "L2", "L3")
+_VOLTS = ("voltage_l1_v", "voltage_l2_v", "voltage_l3_v")
+_AMPS = ("current_l1_a", "current_l2_a", "current_l3_a")
+
+
+def _row(frame: Frame, names: tuple[str, ...], i: int) -> list[float]:
+    out = []
+    for name in names:
+        col = frame.get(name)
+        out.append(float(col[i]) if col is not None else math.nan)
+    return out
+
+
+def _pick(values: list[float], key: Any) -> int:
+    """Index of the known value with the largest ``key`` (-1: none known)."""
+    known = [k for k, v in enumerate(values) if not math.isnan(v)]
+    return max(known, key=lambda k: key(values[k])) if known else -1
+
+
+def _nominal(frame: Frame, i: int) -> float:
+    col = frame.get("nominal_voltage_v")
+    return float(col[i]) if col is not None else math.nan
+
+
+def _worst_voltage(frame: Frame, i: int) -> tuple[str, float]:
+    v, nominal = _row(frame, _VOLTS, i), _nominal(frame, i)
+    k = _pick(v, lambda x: abs(x - nominal) if not math.isnan(nominal) else 0.0)
+    return (_PHASES[k], v[k]) if k >= 0 else ("", math.nan)
+
+
+def _lowest_voltage(frame: Frame, i: int) -> tuple[str, float]:
+    v = _row(frame, _VOLTS, i)
+    k = _pick(v, lambda x: -x)
+    return (_PHASES[k], v[k]) if k >= 0 else ("", math.nan)
+
+
+def _largest_current(frame: Frame, i: int) -> tuple[str, float]:
+    a = _row(frame, _AMPS, i)
+    k = _pick(a, lambda x: x)
+    return (_PHASES[k], a[k]) if k >= 0 else ("", math.nan)
+
+
+def _smallest_current(frame: Frame, i: int) -> float:
+    a = [x for x in _row(frame, _AMPS, i) if not math.isnan(x)]
+    return min(a) if a else math.nan
+
+
+def _deviation_pct(frame: Frame, i: int) -> float:
+    nominal = _nominal(frame, i)
+    return (_worst_voltage(frame, i)[1] / nominal - 1.0) * 100.0 if nominal > 0 else math.nan
+
+
+#: Evidence for alert texts (``$signals.NAME`` in templates only, not
+#: expressions): worked out from the alert's own row of the frame when an alert
+#: renders, so a fleet of healthy connectors costs nothing for them.
+EVIDENCE_FNS: dict[str, Callable[[Frame, int], float | str]] = {
+    "voltage_worst_phase": lambda f, i: _worst_voltage(f, i)[0],
+    "voltage_worst_v": lambda f, i: _worst_voltage(f, i)[1],
+    "voltage_worst_deviation_pct": _deviation_pct,
+    "voltage_lowest_phase": lambda f, i: _lowest_voltage(f, i)[0],
+    "voltage_lowest_v": lambda f, i: _lowest_voltage(f, i)[1],
+    "current_max_phase": lambda f, i: _largest_current(f, i)[0],
+    "current_max_a": lambda f, i: _largest_current(f, i)[1],
+    "current_min_a": _smallest_current,
+}
+EVIDENCE: dict[str, Signal] = {
+    s.name: s
+    for s in (
+        Signal("voltage_worst_phase", "string", "", "evidence: the phase farthest from nominal"),
+        Signal("voltage_worst_v", "number", "V", "evidence: that phase's voltage"),
+        Signal(
+            "voltage_worst_deviation_pct", "number", "%", "evidence: its deviation from nominal"
+        ),
+        Signal("voltage_lowest_phase", "string", "", "evidence: the phase of lowest voltage"),
+        Signal("voltage_lowest_v", "number", "V", "evidence: that phase's voltage"),
+        Signal("current_max_phase", "string", "", "evidence: the phase of largest current"),
+        Signal("current_max_a", "number", "A", "evidence: that phase's current"),
+        Signal("current_min_a", "number", "A", "evidence: the smallest phase current"),
+    )
+}
+assert set(EVIDENCE) == set(EVIDENCE_FNS)
 
 
 def frame_length(frame: Frame) -> int:

@@ -97,6 +97,14 @@ class Alert:
             "keep_firing_since": self.keep_firing_since,
         }
 
+    def to_public(self) -> dict[str, Any]:
+        """The alert as the API shows it: its labels say which connector (the
+        ``connector`` of :meth:`to_dict` is an internal row number)."""
+        doc = self.to_dict()
+        label = self.labels.get("connector", "")
+        doc["connector"] = int(label) if label.isdigit() else None
+        return doc
+
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Alert:
         value = d.get("value")

@@ -2,7 +2,11 @@
 
 Operators write Prometheus-style templates: ``{{ $labels.charger }}``,
 ``{{ $value | humanize }}``, ``{{ printf "%.1f" $value }}``, and the bare
-shorthands ``$labels.charger`` and ``$value``. Only that small vocabulary is
+shorthands ``$labels.charger`` and ``$value``. ``$signals.NAME`` reads one
+signal of the alert's connector at the evaluation (a voltage, a temperature,
+how long a detector's episode has lasted), so a text can say what happened in
+physical units rather than quote a detector's score; names are checked against
+the signal catalogue when the rules load. Only that small vocabulary is
 understood; anything else is a load-time error, so a rule file can never run
 code (Go templates, and Jinja, can).
 
@@ -21,13 +25,15 @@ __all__ = [
     "MAX_RENDERED_CHARS",
     "MAX_TEMPLATE_CHARS",
     "TRUNCATED",
+    "SignalLookup",
     "Template",
     "TemplateError",
 ]
 
+import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from chargewatch.alerting.expr import format_duration
@@ -59,10 +65,18 @@ def _humanize_percentage(v: float) -> str:
     return f"{v * 100:.4g}%"
 
 
+def _thousands(v: float) -> str:
+    """1875554.4 -> "1,875,554": register readings an operator compares by eye."""
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    return f"{v:,.0f}"
+
+
 FILTERS: dict[str, Callable[[float], str]] = {
     "humanize": _humanize,
     "humanizeDuration": _humanize_duration,
     "humanizePercentage": _humanize_percentage,
+    "thousands": _thousands,
 }
 _STRING_FILTERS: dict[str, Callable[[str], str]] = {
     "toUpper": str.upper,
@@ -77,8 +91,8 @@ TRUNCATED = " [truncated]"
 # Width and precision of a printf verb: %8.2f is typical, %999999999d a bomb.
 MAX_FORMAT_WIDTH = 100
 
-_PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])")
-_WIDTH_RE = re.compile(r"[-+ 0#]*(\d*)(?:\.(\d+))?")
+_PRINTF_RE = re.compile(r"%([-+ 0#]*\d*(?:\.\d+)?)([dfeEgGsvx%])", re.ASCII)
+_WIDTH_RE = re.compile(r"[-+ 0#]*(\d*)(?:\.(\d+))?", re.ASCII)
 # Go's escapes in an interpreted string literal.
 _ESCAPE_RE = re.compile(
     r"""\\(?:(?P<char>[abfnrtv\\'"])|x(?P<x>[0-9A-Fa-f]{2})|(?P<oct>[0-7]{3})"""
@@ -89,9 +103,12 @@ _CHAR_ESCAPES = {
     "\\": "\\", "'": "'", '"': '"',
 }  # fmt: skip
 _BLOCK_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
-_BARE_RE = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\$value\b")
+_BARE_RE = re.compile(
+    r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\$signals\.([A-Za-z_][A-Za-z0-9_]*)|\$value\b"
+)
 _TERM_RE = re.compile(
     r"\s*(?:(?P<label>\$labels\.[A-Za-z_][A-Za-z0-9_]*|\.Labels\.[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<signal>\$signals\.[A-Za-z_][A-Za-z0-9_]*|\.Signals\.[A-Za-z_][A-Za-z0-9_]*)"
     r'|(?P<value>\$value|\.Value)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<word>[A-Za-z_][A-Za-z0-9_]*)'
     r"|(?P<pipe>\|))"
 )
@@ -99,7 +116,7 @@ _TERM_RE = re.compile(
 
 @dataclass(frozen=True)
 class _Arg:
-    kind: str  # label, value, str
+    kind: str  # label, signal, value, str
     text: str
 
 
@@ -184,10 +201,23 @@ def _plain(v: float | str) -> str:
     return v
 
 
-class Template:
-    """A parsed template; :meth:`render` never fails."""
+#: A connector's signal by name at the evaluation being rendered: a number
+#: (NaN when unknown) or a string ("" when unknown).
+SignalLookup = Callable[[str], "float | str"]
 
-    def __init__(self, text: str) -> None:
+
+def _no_signals(name: str) -> float | str:
+    return math.nan
+
+
+class Template:
+    """A parsed template; :meth:`render` never fails.
+
+    ``signals``: the names ``$signals.NAME`` may use (None: any). An unknown
+    name is a load-time error, as in an expression.
+    """
+
+    def __init__(self, text: str, signals: Collection[str] | None = None) -> None:
         if len(text) > MAX_TEMPLATE_CHARS:
             raise TemplateError(f"template longer than {MAX_TEMPLATE_CHARS} characters", 0)
         self.text = text
@@ -204,6 +234,26 @@ class Template:
         #: Whether the text depends on the value, or only on the labels (and so
         #: renders the same for an alert at every evaluation).
         self.uses_value = any(isinstance(p, _Block) and p.head.kind == "value" for p in self.parts)
+        #: The signals the text reads, in order of first use.
+        self.signals: tuple[str, ...] = tuple(
+            dict.fromkeys(
+                p.head.text for p in self.parts if isinstance(p, _Block) and p.head.kind == "signal"
+            )
+        )
+        if signals is not None:
+            known = set(signals)
+            for name in self.signals:
+                if name not in known:
+                    close = difflib.get_close_matches(name, sorted(known), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise TemplateError(
+                        f"unknown signal {name!r} in $signals{hint}", text.find(name)
+                    )
+
+    @property
+    def dynamic(self) -> bool:
+        """Renders differently at each evaluation (reads ``$value`` or signals)."""
+        return self.uses_value or bool(self.signals)
 
     def _literal(self, text: str, offset: int) -> None:
         # The bare $labels.x / $value shorthands outside {{ }}.
@@ -211,7 +261,12 @@ class Template:
         for m in _BARE_RE.finditer(text):
             if m.start() > pos:
                 self.parts.append(text[pos : m.start()])
-            arg = _Arg("label", m.group(1)) if m.group(1) else _Arg("value", "")
+            if m.group(1):
+                arg = _Arg("label", m.group(1))
+            elif m.group(2):
+                arg = _Arg("signal", m.group(2))
+            else:
+                arg = _Arg("value", "")
             self.parts.append(_Block(arg, ()))
             pos = m.end()
         if pos < len(text):
@@ -227,7 +282,8 @@ class Template:
                     break
                 raise TemplateError(
                     f"unsupported template syntax {body[pos:].strip()!r}; use $labels.NAME, "
-                    "$value, printf and " + ", ".join(sorted({*FILTERS, *_STRING_FILTERS})),
+                    "$signals.NAME, $value, printf and "
+                    + ", ".join(sorted({*FILTERS, *_STRING_FILTERS})),
                     offset + pos,
                 )
             kind = m.lastgroup or ""
@@ -268,7 +324,9 @@ class Template:
                     args = args[1:]
                 if i == 0:
                     if len(args) != 1 or args[0][0] == "str":
-                        raise TemplateError(f"{fname} needs $value or $labels.NAME", fpos)
+                        raise TemplateError(
+                            f"{fname} needs $value, $labels.NAME or $signals.NAME", fpos
+                        )
                     head = self._arg(args[0])
                 elif args:
                     raise TemplateError(
@@ -285,13 +343,15 @@ class Template:
     @staticmethod
     def _arg(tok: tuple[str, str, int]) -> _Arg:
         kind, text, _ = tok
-        if kind == "label":
-            return _Arg("label", text.split(".")[-1])
+        if kind in ("label", "signal"):
+            return _Arg(kind, text.split(".")[-1])
         if kind == "value":
             return _Arg("value", "")
         return _Arg("str", text[1:-1])
 
-    def render(self, labels: Mapping[str, str], value: float) -> str:
+    def render(
+        self, labels: Mapping[str, str], value: float, signals: SignalLookup = _no_signals
+    ) -> str:
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
@@ -302,6 +362,13 @@ class Template:
                 v = labels.get(part.head.text, "")
             elif part.head.kind == "value":
                 v = value
+            elif part.head.kind == "signal":
+                v = signals(part.head.text)
+                if (isinstance(v, float) and math.isnan(v)) or v == "":
+                    # Not reported (a charger without a temperature sensor): said
+                    # in words, not as "NaN" or a formatted gap.
+                    out.append("unknown")
+                    continue
             else:
                 v = part.head.text
             for fname, fmt in part.funcs:

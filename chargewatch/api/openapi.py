@@ -111,7 +111,9 @@ _ALERT = {
         "value": _NULLABLE_NUM,
         "state": {"type": "string", "enum": ["pending", "firing"]},
         "active_at": _NUM,
-        "connector": {"type": "integer"},
+        # The connector number of the `connector` label; null for an alert
+        # about a whole charger.
+        "connector": {"type": "integer", "nullable": True},
         "fired_at": _NULLABLE_NUM,
     },
 }

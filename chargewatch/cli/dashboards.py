@@ -108,11 +108,25 @@ def cmd_push(args: argparse.Namespace) -> int:
     try:
         result = push(api, dashboards, args.folder)
     except Exception as exc:  # grafana-client raises its own hierarchy per status
-        print(f"chargewatch dashboards push: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"chargewatch dashboards push: {_one_line(exc, args.url)}", file=sys.stderr)
         return 1
     for uid, url in result.uploaded:
         print(f"{uid}\t{url}")
     return 0
+
+
+def _one_line(exc: Exception, url: str) -> str:
+    """A readable reason: the connection's own errno text, not urllib3's repr chain."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot reach Grafana at {url}: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Failed to establish a new connection" in text or "Max retries exceeded" in text:
+        reason = text.rsplit(": ", 1)[-1].rstrip("')")
+        return f"cannot reach Grafana at {url}: {reason}"
+    return f"{type(exc).__name__}: {text}"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

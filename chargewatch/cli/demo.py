@@ -13,27 +13,25 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import yaml
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from chargewatch.cli.run import _broker
-from chargewatch.collector.service import Collector
-from chargewatch.config.settings import Config, HttpConfig
-from chargewatch.core.resources import default_dir
-from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port
-from chargewatch.ingest.mqtt import MqttConfig
-from chargewatch.model.fleet import ChargerSpec, Fleet
-from chargewatch.simulator import FaultSpec, SimConfig, Simulation
-from chargewatch.simulator.publish import publish
-from chargewatch.storage.influx import InfluxConfig
+
+# The demo runs the whole system (collector, broker, simulator, rich): each
+# function imports what it uses when it runs, so that building the parser at
+# every ``chargewatch`` start does not import all of it.
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from chargewatch.collector.service import Collector
+    from chargewatch.model.fleet import ChargerSpec, Fleet
+    from chargewatch.simulator import FaultSpec, Simulation
 
 
 def _demo_faults(chargers: list[ChargerSpec]) -> tuple[FaultSpec, ...]:
     """A few faults early in the run, so the demo shows them within minutes."""
+    from chargewatch.simulator.fault_models import FaultSpec  # noqa: PLC0415 - see the imports
+
     three_phase = [c.id for c in chargers if c.phases == 3]
     others = [c.id for c in chargers if c.id not in three_phase[:1]]
     picks = [
@@ -57,6 +55,8 @@ _SITE_TARIFFS = {"residential": "flat-energy", "workplace": "time-of-use",
 
 def with_shipped_tariffs(fleet: Fleet) -> Fleet:
     """Give every simulated site a default tariff and DC chargers the DC tariff."""
+    from chargewatch.model.fleet import Fleet  # noqa: PLC0415 - see the imports
+
     sites = {
         k: replace(s, tariff=_SITE_TARIFFS.get(s.name.split(" ")[0], "flat-energy"))
         for k, s in fleet.sites.items()
@@ -68,6 +68,8 @@ def with_shipped_tariffs(fleet: Fleet) -> Fleet:
 
 
 def fleet_yaml(fleet: Fleet) -> str:
+    import yaml  # noqa: PLC0415 - see the imports
+
     doc = {
         "sites": [
             {"id": s.id, "timezone": s.timezone, "tariff": s.tariff, "name": s.name}
@@ -86,6 +88,8 @@ def fleet_yaml(fleet: Fleet) -> str:
 
 
 def _table(collector: Collector, sim: Simulation, started: float, rates: dict[str, Any]) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - see the imports
+
     now = time.time()
     stats = collector.pipeline.stats
     view = collector.fleet_view(now)
@@ -110,6 +114,19 @@ def _table(collector: Collector, sim: Simulation, started: float, rates: dict[st
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # See the imports at the top for why these are here.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.live import Live  # noqa: PLC0415
+
+    from chargewatch.collector.service import Collector  # noqa: PLC0415
+    from chargewatch.config.settings import Config, HttpConfig  # noqa: PLC0415
+    from chargewatch.core.resources import default_dir  # noqa: PLC0415
+    from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port  # noqa: PLC0415
+    from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
+    from chargewatch.simulator import SimConfig, Simulation  # noqa: PLC0415
+    from chargewatch.simulator.publish import publish  # noqa: PLC0415
+    from chargewatch.storage.influx import InfluxConfig  # noqa: PLC0415
+
     console = Console()
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from chargewatch.collector.cdr_issuer import cdrs_csv
 from chargewatch.core.errors import ConfigError, ConfigProblem
-from chargewatch.sessions.outputs import to_csv, to_json
-from chargewatch.storage.ledger import Ledger, query_cdrs, query_sessions
+
+# The ledger and the output writers (sqlite3, numpy) are imported by the
+# handlers when they run: building the parser at every start stays cheap.
 
 
 def _when(text: str) -> float:
@@ -58,6 +58,9 @@ def register(sub: Any) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
+    from chargewatch.sessions.outputs import to_csv, to_json  # noqa: PLC0415 - see the imports
+    from chargewatch.storage.ledger import Ledger, query_sessions  # noqa: PLC0415
+
     if not os.path.exists(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     ledger = Ledger(args.ledger, read_only=True)
@@ -81,6 +84,9 @@ def export(args: argparse.Namespace) -> int:
 
 
 def export_cdrs(args: argparse.Namespace) -> int:
+    from chargewatch.collector.cdr_issuer import cdrs_csv  # noqa: PLC0415 - see the imports
+    from chargewatch.storage.ledger import Ledger, query_cdrs  # noqa: PLC0415
+
     if not os.path.exists(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     with Ledger(args.ledger, read_only=True) as ledger:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chargewatch.alerting.rulefmt import check_files, rule_files
-from chargewatch.alerting.ruletest import run_test_files, summary
-from chargewatch.alerting.signals import SIGNALS
+# The alerting modules (numpy, the rule engine) are imported by the handlers
+# when they run, so building the parser at every ``chargewatch`` start stays cheap.
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _signals(args: argparse.Namespace) -> int:
+    from chargewatch.alerting.signals import SIGNALS  # noqa: PLC0415 - see the imports
+
     # The same catalogue the rule loader checks names against (signals.py).
     print("| signal | kind | unit | meaning |\n|---|---|---|---|")
     for s in SIGNALS.values():
@@ -32,6 +33,8 @@ def _signals(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from chargewatch.alerting.rulefmt import check_files, rule_files  # noqa: PLC0415
+
     files = rule_files(args.paths)
     if not files:
         print(f"no rule files in {' '.join(args.paths)}", file=sys.stderr)
@@ -48,6 +51,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from chargewatch.alerting.ruletest import run_test_files, summary  # noqa: PLC0415
+
     results = run_test_files(args.files)
     for r in results:
         print(f"{'  OK  ' if r.ok else 'FAILED'} {r.file} ({len(r.cases)} tests)")

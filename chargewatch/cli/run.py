@@ -10,8 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from chargewatch.config.fleet_file import load_fleet
-from chargewatch.config.settings import Config, load_config
+# Each handler imports what it runs (the collector, its config: paho, httpx,
+# numpy...) when it runs, so building the parser at every start stays cheap.
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def _broker(value: str) -> tuple[str, int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from chargewatch.collector.service import Collector  # noqa: PLC0415 - heavy imports
+    from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
 
     config = load_config(args.config) if args.config else Config()
     collector = Collector(config)
@@ -52,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from chargewatch.collector.replay import replay  # noqa: PLC0415
+    from chargewatch.collector.replay import replay  # noqa: PLC0415 - see the imports
+    from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
 
     fleet = load_fleet(args.fleet) if args.fleet else None
     result = replay(

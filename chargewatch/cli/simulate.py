@@ -6,23 +6,56 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from chargewatch.core.errors import ConfigError, ConfigProblem
-from chargewatch.simulator.fault_models import FAULTS, FaultSpec, parse_duration, parse_fault
-from chargewatch.simulator.publish import publish
-from chargewatch.simulator.scenarios import DEFAULT_START, SCENARIOS, SimConfig
-from chargewatch.simulator.simulation import Simulation, write_capture
 
-_EPILOG = f"""\
-faults: {", ".join(FAULTS)}
+if TYPE_CHECKING:
+    from chargewatch.simulator.fault_models import FaultSpec
+
+# Nothing of the simulator is imported here: the parser is built at every
+# ``chargewatch`` start, and even the fault and scenario vocabularies (for this
+# command's help and option checks) cost a noticeable share of that. They are
+# read when argparse first needs them; the generator (numpy, scipy) and the
+# publisher (paho) when run() runs.
+_EPILOG = """\
+faults: {faults}
   --fault NAME@CHARGER[:CONNECTOR][@START+DURATION][,PARAM=VALUE...],
   e.g. meter_stuck@CP0003:1@2h+30m or meter_mismatch@CP0002@1h+20m,factor=0.3
   (START is relative to the simulation start; without it the simulator picks a time.
   PARAMs: see the fault classes in chargewatch/simulator/fault_models.py.)
-scenarios (hard normal cases, labelled in the truth): {", ".join(SCENARIOS)}
+scenarios (hard normal cases, labelled in the truth): {scenarios}
 """
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills the fault and scenario names into the epilog when help is printed."""
+
+    def add_text(self, text: str | None) -> None:
+        if text == _EPILOG:
+            from chargewatch.simulator.fault_models import FAULTS  # noqa: PLC0415 - see above
+            from chargewatch.simulator.scenarios import SCENARIOS  # noqa: PLC0415
+
+            text = text.format(faults=", ".join(FAULTS), scenarios=", ".join(SCENARIOS))
+        super().add_text(text)
+
+
+class _ScenarioNames:
+    """``--scenario`` choices, sorted, read from the simulator when first asked."""
+
+    def _names(self) -> list[str]:
+        from chargewatch.simulator.scenarios import SCENARIOS  # noqa: PLC0415 - see above
+
+        return sorted(SCENARIOS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Seeded fleet simulator: native telemetry or OCPP 1.6-J frames, "
         "with injectable faults and a ground-truth file.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--chargers", type=int, default=10)
     p.add_argument("--sites", type=int, default=2)
@@ -49,7 +82,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="simulation start: RFC 3339, epoch seconds or 'now' "
         "(default: now when publishing, else 2026-11-23T00:00:00Z)",
     )
-    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="default")
+    scenario = p.add_argument("--scenario", default="default")
+    # Set after add_argument, which would read the names at once to check the metavar.
+    scenario.choices = _ScenarioNames()
     p.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault)
     p.add_argument("--faults", type=int, default=0, metavar="N", help="N random faults")
     p.add_argument("--heartbeat", type=float, default=60.0, help="heartbeat interval, s")
@@ -72,6 +107,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _fault(text: str) -> FaultSpec:
+    from chargewatch.simulator.fault_models import parse_fault  # noqa: PLC0415 - see the imports
+
     try:
         return parse_fault(text)
     except ValueError as exc:
@@ -79,6 +116,8 @@ def _fault(text: str) -> FaultSpec:
 
 
 def _start(text: str | None, live: bool) -> float:
+    from chargewatch.simulator.scenarios import DEFAULT_START  # noqa: PLC0415 - see the imports
+
     if text is None:
         return float(int(time.time())) if live else DEFAULT_START
     if text == "now":
@@ -96,6 +135,11 @@ def _start(text: str | None, live: bool) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chargewatch.simulator.fault_models import parse_duration  # noqa: PLC0415 - see the imports
+    from chargewatch.simulator.publish import publish  # noqa: PLC0415
+    from chargewatch.simulator.scenarios import SimConfig  # noqa: PLC0415
+    from chargewatch.simulator.simulation import Simulation, write_capture  # noqa: PLC0415
+
     if not (args.broker or args.capture or args.truth or args.fleet_out):
         print("chargewatch simulate: give --broker and/or --capture (or --truth/--fleet-out)",
               file=sys.stderr)  # fmt: skip

@@ -6,17 +6,17 @@ __all__ = ["register"]
 
 import argparse
 import sys
-import zoneinfo
 from datetime import UTC, tzinfo
 
-from chargewatch.billing.cdr import PricedCdr, build_cdr
-from chargewatch.billing.cdr_reader import periods_from_cdr
-from chargewatch.billing.ocpi_json import json_text
-from chargewatch.billing.tariff_files import load_json, load_tariff
 from chargewatch.core.errors import ConfigError, ConfigProblem
+
+# Each handler imports the billing modules (and zoneinfo) it uses when it runs:
+# building the parser (every ``chargewatch`` start) must not pay for them.
 
 
 def _check(args: argparse.Namespace) -> int:
+    from chargewatch.billing.tariff_files import load_tariff  # noqa: PLC0415 - see above
+
     failed = 0
     for file in args.files:
         try:
@@ -31,6 +31,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _zone(name: str) -> tzinfo:
+    import zoneinfo  # noqa: PLC0415 - see above
+
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -38,6 +40,12 @@ def _zone(name: str) -> tzinfo:
 
 
 def _price(args: argparse.Namespace) -> int:
+    # Only what pricing needs (see above): tariffs, the CDR reader and the CDR.
+    from chargewatch.billing.cdr import PricedCdr, build_cdr  # noqa: PLC0415
+    from chargewatch.billing.cdr_reader import periods_from_cdr  # noqa: PLC0415
+    from chargewatch.billing.ocpi_json import json_text  # noqa: PLC0415
+    from chargewatch.billing.tariff_files import load_json, load_tariff  # noqa: PLC0415
+
     tariff = load_tariff(args.tariff)
     start, end, periods = periods_from_cdr(load_json(args.cdr), file=args.cdr)
     # Without --timezone, wall time is read in the offset the CDR's timestamps carry.

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from numpy.typing import NDArray
 from chargewatch.alerting import AlertEngine, Command, Notification, Transition
 from chargewatch.core import metrics
 from chargewatch.detectors import DetectorSet
+from chargewatch.detectors.episodes import Finding
+from chargewatch.detectors.params import DetectorConfig
 from chargewatch.ingest.decode_ocpp import OcppDecoder
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import Event
@@ -72,22 +74,107 @@ class NotifyWorker:
                     log.exception("notifier %s failed", getattr(n, "name", n))
 
 
+class _Onsets:
+    """When each open episode began, per (fault, connector), for ``<fault>_for_s``.
+
+    Follows the detectors' findings list (append-only) from where it last
+    looked, so an evaluation costs the new findings and the open ones, not
+    every finding since start.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.open: dict[tuple[str, int], list[Finding]] = {}
+
+    def columns(
+        self, findings: list[Finding], faults: Iterable[str], n: int, now: float
+    ) -> dict[str, NDArray[Any]]:
+        if len(findings) < self.seen:  # the list was replaced or trimmed: start over
+            self.seen, self.open = 0, {}
+        for f in findings[self.seen :]:
+            if f.end is None:
+                self.open.setdefault((f.fault, f.connector), []).append(f)
+        self.seen = len(findings)
+        starts: dict[str, dict[int, float]] = {}
+        for key, fs in list(self.open.items()):
+            live = [f for f in fs if f.end is None]
+            if not live:
+                del self.open[key]
+                continue
+            self.open[key] = live
+            starts.setdefault(key[0], {})[key[1]] = min(f.start for f in live)
+        # Most faults have no open episode: one shared read-only column of NaN.
+        none: NDArray[Any] = np.broadcast_to(np.float64(np.nan), (n,))
+        out: dict[str, NDArray[Any]] = {}
+        for fault in faults:
+            by = starts.get(fault)
+            if not by:
+                out[f"{fault}_for_s"] = none
+                continue
+            col = np.full(n, np.nan)
+            conns = np.fromiter((c for c in by if c < n), np.int64)
+            began = np.fromiter((by[c] for c in by if c < n), np.float64)
+            # A finding on the meter clock may sit a little ahead of `now`.
+            col[conns] = np.maximum(now - began, 0.0)
+            out[f"{fault}_for_s"] = col
+        return out
+
+
+#: Threshold signals (alerting.signals) -> (fault, parameter, scale).
+_THRESHOLDS: dict[str, tuple[str, str, float]] = {
+    "temperature_limit_c": ("over_temperature", "level_c", 1.0),
+    "temperature_rate_limit_c_per_min": ("over_temperature", "rate_c_per_min", 1.0),
+    "voltage_band_pct": ("voltage_out_of_band", "band", 100.0),
+    "idle_grace_s": ("idle_blocking", "grace_s", 1.0),
+    "meter_stuck_min_power_w": ("meter_stuck", "min_power_w", 1.0),
+}
+
+
+class _Thresholds:
+    """The detector thresholds in force per connector (site and model overrides
+    applied), grown with the index: a connector's site and model never change."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.cols: dict[str, NDArray[np.float64]] = {k: np.zeros(0) for k in _THRESHOLDS}
+
+    def columns(self, index: ConnectorIndex, n: int) -> dict[str, NDArray[Any]]:
+        have = next(iter(self.cols.values())).shape[0]
+        if have < n:
+            grown = {
+                k: np.concatenate([v, np.full(n - have, np.nan)]) for k, v in self.cols.items()
+            }
+            for c in range(have, n):
+                params = self.config.params(
+                    index.site_of(c), index.fleet.model_of(index.charger_of(c))
+                )
+                for name, (fault, param, scale) in _THRESHOLDS.items():
+                    grown[name][c] = float(getattr(params[fault], param, np.nan)) * scale
+            self.cols = grown
+        return {k: v[:n] for k, v in self.cols.items()}
+
+
 def detector_signals(
     detectors: DetectorSet,
     index: ConnectorIndex,
     flush: Callable[[float], None] | None = None,
 ) -> SignalProvider:
-    """The detectors' ``<fault>``/``<fault>_score`` columns, sized to every known connector.
+    """The detectors' ``<fault>``/``<fault>_score``/``<fault>_for_s`` columns and
+    their thresholds (``temperature_limit_c`` ...), sized to every known connector.
 
     ``flush``: when the detectors run on coalesced batches, hands them what is
     waiting first, so the rules judge every sample received so far.
     """
+    onsets = _Onsets()
+    thresholds = _Thresholds(detectors.config)
 
     def provide(now: float) -> dict[str, NDArray[Any]]:
         if flush is not None:
             flush(now)
         n = len(index)
         out: dict[str, NDArray[Any]] = {}
+        out.update(onsets.columns(detectors.findings, detectors.detectors, n, now))
+        out.update(thresholds.columns(index, n))
         for name, col in detectors.signals.items():
             if col.shape[0] >= n:
                 out[name] = col[:n]

@@ -79,6 +79,8 @@ class CdrIssuer:
                 self._unpriced(rec, f"pricing failed: {exc}")
 
     def _price(self, rec: SessionRecord) -> None:
+        if "failed_start" in rec.quality:
+            return  # a plug-in that never charged is recorded, not billed
         spec = self.fleet.charger(rec.charger_id)
         tariff_id = self.fleet.tariff_for(rec.charger_id)
         tariff = self.tariffs.get(tariff_id) if tariff_id else None

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 LINE_SLICE_ROWS = 4096
 
 
+# How often pending OCPP CALLs and early answers are expired by the clock.
+OCPP_EXPIRE_INTERVAL_S = 5.0
+
+
 class OcppDecoderLike(Protocol):
     def decode(
         self,
@@ -43,6 +47,8 @@ class OcppDecoderLike(Protocol):
         recv: float,
         sink: DecodeSink,
     ) -> None: ...
+
+    def expire(self, now: float, sink: DecodeSink) -> None: ...
 
 
 class Stage(Protocol):
@@ -85,6 +91,7 @@ class Pipeline:
             index, max_samples_per_message=max_samples_per_message, max_future_s=max_future_s
         )
         self.ocpp = ocpp
+        self._expired_at = float("-inf")
         self.lines = lines
         self.meter_lines = MeterLines(index)
         self.deadletter = deadletter
@@ -113,37 +120,53 @@ class Pipeline:
                     recv,
                 )
                 continue
+            # Every decode step is guarded per message: whatever one message
+            # raises rejects it alone (the decoders guard their own steps too;
+            # this is the last line). A try costs nothing until it catches.
             try:
                 r = route(topic)
+                kind = r.kind
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+                if kind == "meter":
+                    meters.append((r, topic, payload, recv))
+                elif kind == "ocpp":
+                    if self.ocpp is None:
+                        sink.reject(
+                            topic,
+                            "ocpp_disabled",
+                            "no OCPP decoder configured",
+                            payload[:4096].decode("utf-8", "replace"),
+                            recv,
+                        )
+                    else:
+                        self.ocpp.decode(topic, r.version, r.charger, r.source, payload, recv, sink)
+                else:
+                    native(r, topic, payload, recv, sink)
             except DecodeError as exc:
                 sink.reject(
                     topic, exc.reason, exc.detail, payload[:4096].decode("utf-8", "replace"), recv
                 )
-                continue
-            kind = r.kind
-            by_kind[kind] = by_kind.get(kind, 0) + 1
-            if kind == "meter":
-                meters.append((r, topic, payload, recv))
-            elif kind == "ocpp":
-                if self.ocpp is None:
-                    sink.reject(
-                        topic,
-                        "ocpp_disabled",
-                        "no OCPP decoder configured",
-                        payload[:4096].decode("utf-8", "replace"),
-                        recv,
-                    )
-                else:
-                    self.ocpp.decode(topic, r.version, r.charger, r.source, payload, recv, sink)
-            else:
-                native(r, topic, payload, recv, sink)
+            except Exception as exc:
+                sink.reject(
+                    topic,
+                    "internal_error",
+                    f"{type(exc).__name__}: {exc}",
+                    payload[:4096].decode("utf-8", "replace"),
+                    recv,
+                )
         if meters:
             self.native.decode_meters(meters, sink)
-        batch = sink.meter.build()
         self.stats.messages += n
         for kind_seen, count in by_kind.items():
             self.stats.by_kind[kind_seen] = self.stats.by_kind.get(kind_seen, 0) + count
             metrics.MESSAGES.labels(kind=kind_seen).inc(count)
+        batch = self._deliver(sink, now)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
+        return batch
+
+    def _deliver(self, sink: DecodeSink, now: float) -> MeterBatch:
+        """What a decode produced: rejections kept, lines written, every stage run."""
+        batch = sink.meter.build()
         self.stats.samples += len(batch)
         self.stats.events += len(sink.events)
         self.rejected = sink.rejects
@@ -168,11 +191,22 @@ class Pipeline:
         for stage in self.stages:
             stage.on_batch(batch, sink.events, now)
         metrics.SAMPLES.inc(len(batch))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
         return batch
 
     def tick(self, now: float) -> None:
-        """Advance every stage's clock; one stage's failure does not stop the others."""
+        """Advance every stage's clock; one stage's failure does not stop the others.
+
+        Also expires the OCPP decoder's pending CALLs and early answers by the
+        clock: an orphan CALLRESULT from a charger that then goes quiet is
+        recorded within ``ocpp_expire_interval_s`` of its timeout, not at the
+        charger's next frame (or never).
+        """
+        if self.ocpp is not None and now - self._expired_at >= OCPP_EXPIRE_INTERVAL_S:
+            self._expired_at = now
+            sink = DecodeSink()
+            self.ocpp.expire(now, sink)
+            if sink.rejects or sink.events or len(sink.meter):
+                self._deliver(sink, now)
         failed: Exception | None = None
         for stage in self.stages:
             try:

@@ -64,6 +64,7 @@ from chargewatch.storage.deadletter import DeadLetter
 from chargewatch.storage.event_lines import AlertLines, StatusStage
 from chargewatch.storage.fleet_store import FleetStateStore
 from chargewatch.storage.handover import FleetStateHandover
+from chargewatch.storage.health import StorageHealth, StorageUnavailableError
 from chargewatch.storage.influx import InfluxWriter
 from chargewatch.storage.ledger import (
     CollectorBusyError,
@@ -92,24 +93,41 @@ class Collector:
         self.fleet = fleet
         self.index = ConnectorIndex(fleet)
         lim = config.limits
-        self.deadletter = DeadLetter(
-            data / "rejected.jsonl", max_bytes=lim.deadletter_max_bytes, keep=lim.deadletter_keep
+        # A full disk holds the pipeline inside the failing write (retried with
+        # backoff, acks withheld) instead of killing it: storage/health.py.
+        self.storage = health = StorageHealth()
+        self.deadletter = health.retry(
+            "deadletter",
+            lambda: DeadLetter(
+                data / "rejected.jsonl",
+                max_bytes=lim.deadletter_max_bytes,
+                keep=lim.deadletter_keep,
+                health=health,
+            ),
         )
         self.writer: InfluxWriter | None = None
         self.rollup_writer: InfluxWriter | None = None
         self.linefile: LineFile | None = None
         if config.influx is not None:
-            self.writer = InfluxWriter(config.influx, data / "spool")
+            self.writer = InfluxWriter(config.influx, data / "spool", health=health)
             rp = config.influx.rollup_retention_policy
             if rp and config.influx.api == "v1" and rp != config.influx.retention_policy:
                 # Rollups and events live longer than raw samples: their own
                 # retention policy, so their own writer and spool.
+                rollup_config = replace(
+                    config.influx,
+                    retention_policy=rp,
+                    create_database=False,
+                    # Created at start when missing (the README's sample config
+                    # must run against a fresh InfluxDB without manual steps).
+                    create_retention_duration=config.influx.rollup_retention_duration,
+                )
                 self.rollup_writer = InfluxWriter(
-                    replace(config.influx, retention_policy=rp, create_database=False),
-                    data / "spool-rollup",
+                    rollup_config, data / "spool-rollup", health=health
                 )
         elif config.influx_file is not None:
-            self.linefile = LineFile(config.influx_file)
+            line_path = config.influx_file
+            self.linefile = health.retry("linefile", lambda: LineFile(line_path, health=health))
         rollups: LineSink | None = self.rollup_writer or self.writer or self.linefile
         self.alert_lines = AlertLines(fleet)
         self.rollups = rollups
@@ -124,7 +142,10 @@ class Collector:
         stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
         ledger_path = config.ledger_path or data / "ledger.sqlite"
-        self.ledger = Ledger(ledger_path, collector_id=config.collector_id)
+        # Opening may write (WAL files, migrations): a restart on a full disk waits here.
+        self.ledger = health.retry(
+            "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
+        )
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
@@ -150,7 +171,7 @@ class Collector:
         stages.append(self.sessions)
         self.alert_engine = build_alert_engine(config, self.index)
         self._alert_state_file = data / "alert_state.json"
-        self.fleet_store = FleetStateStore(data, self.state)
+        self.fleet_store = FleetStateStore(data, self.state, health=health)
         self._saved_changes = 0  # FleetState.changes when last journaled or saved
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
@@ -235,18 +256,27 @@ class Collector:
 
     def stop(self) -> None:
         self._stop.set()
+        # A write waiting for disk space gives up (StorageUnavailableError) after
+        # its next failed attempt: whatever it held was never acknowledged.
+        self.storage.stopping.set()
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
-        self.sessions.close(time.time())
-        self._save_state()
+        for final_save in (self._close_sessions, self._save_state):
+            try:
+                final_save()
+            except StorageUnavailableError as exc:
+                log.error("stopping with the disk full; not saved: %s", exc)
         self.fleet_store.close()
         self.notify.stop()
         for w in (self.writer, self.rollup_writer):
             if w is not None:
                 w.stop()
         if self.linefile is not None:
-            self.linefile.stop()
+            try:
+                self.linefile.stop()
+            except StorageUnavailableError as exc:
+                log.error("stopping with the disk full; lines not written: %s", exc)
         if self._cpus_before is not None:  # (an embedding process keeps its own)
             os.sched_setaffinity(0, self._cpus_before)
             self._cpus_before = None
@@ -254,6 +284,9 @@ class Collector:
             self.http.stop()
         self.deadletter.close()
         self.ledger.close()
+
+    def _close_sessions(self) -> None:
+        self.sessions.close(time.time())
 
     def run_forever(self) -> None:
         self.start()
@@ -280,6 +313,8 @@ class Collector:
             if items:
                 try:
                     self.pipeline.process([i[:3] for i in items], now)
+                except StorageUnavailableError:
+                    return  # stopping while the disk is full: not acknowledged, redelivered
                 except Exception as exc:
                     # A bug in one stage must not stop ingest. The batch is kept
                     # whole in the dead-letter file (reason internal_error) and
@@ -298,14 +333,10 @@ class Collector:
                     )
                     self.ingest.ack(items)
                     continue
-                if self.sessions.rejected:
-                    self.deadletter.write(as_rejections(self.sessions.rejected))
-                    self.sessions.rejected.clear()
-                if self.state.changes != self._saved_changes:
-                    # A status or online flag is sent once, on change: it must be on
-                    # disk before the broker forgets the message (the ack below).
-                    self.fleet_store.journal()
-                    self._saved_changes = self.state.changes
+                try:
+                    self._make_durable()
+                except StorageUnavailableError:
+                    return
                 self.ingest.ack(items)
                 metrics.INGEST_LAG.set(max(0.0, now - items[0][2]))
                 self.last_batch_at = now
@@ -315,27 +346,48 @@ class Collector:
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
                 try:
-                    self.pipeline.tick(now)
-                except Exception:  # as for batches: a stage bug must not stop ingest
-                    log.exception("pipeline tick failed")
-                try:
-                    with self.state_lock:
-                        adopted = self.handover.adopt()
-                    if adopted:  # released by a collector started after us
-                        self._save_state()
-                except Exception:  # a busy or broken ledger must not stop ingest
-                    log.exception("taking over handed-over fleet state failed")
-                if now - self._state_saved_at >= 10.0:
-                    self._save_state()
-                if self.linefile is not None:
-                    self.linefile.flush()
-                metrics.CHARGERS_ONLINE.set(self.state.chargers_online(now))
-                metrics.CONNECTORS.labels(inventory="known").set(
-                    int(self.index.known[: len(self.index)].sum())
-                )
-                metrics.CONNECTORS.labels(inventory="unknown").set(
-                    len(self.index) - int(self.index.known[: len(self.index)].sum())
-                )
+                    self._tick(now)
+                except StorageUnavailableError:
+                    return
+
+    def _make_durable(self) -> None:
+        """The batch's writes that are not made by a stage, before its ack."""
+        if self.sessions.rejected:
+            self.deadletter.write(as_rejections(self.sessions.rejected))
+            self.sessions.rejected.clear()
+        if self.state.changes != self._saved_changes:
+            # A status or online flag is sent once, on change: it must be on
+            # disk before the broker forgets the message (the ack below).
+            self.fleet_store.journal()
+            self._saved_changes = self.state.changes
+
+    def _tick(self, now: float) -> None:
+        try:
+            self.pipeline.tick(now)
+        except StorageUnavailableError:
+            raise
+        except Exception:  # as for batches: a stage bug must not stop ingest
+            log.exception("pipeline tick failed")
+        try:
+            with self.state_lock:
+                adopted = self.handover.adopt()
+            if adopted:  # released by a collector started after us
+                self._save_state()
+        except StorageUnavailableError:
+            raise
+        except Exception:  # a busy or broken ledger must not stop ingest
+            log.exception("taking over handed-over fleet state failed")
+        if now - self._state_saved_at >= 10.0:
+            self._save_state()
+        if self.linefile is not None:
+            self.linefile.flush()
+        metrics.CHARGERS_ONLINE.set(self.state.chargers_online(now))
+        metrics.CONNECTORS.labels(inventory="known").set(
+            int(self.index.known[: len(self.index)].sum())
+        )
+        metrics.CONNECTORS.labels(inventory="unknown").set(
+            len(self.index) - int(self.index.known[: len(self.index)].sum())
+        )
 
     # -- alerts -------------------------------------------------------------------
 
@@ -384,9 +436,17 @@ class Collector:
 
     def _save_alert_engine(self) -> None:
         # Written atomically: a crash mid-write must not lose the previous state.
+        data = orjson.dumps(self.alert_engine.snapshot(), default=str)
+        self.storage.retry("alert_state", lambda: self._replace_alert_state(data))
+
+    def _replace_alert_state(self, data: bytes) -> None:
         tmp = self._alert_state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.alert_engine.snapshot(), default=str))
-        tmp.replace(self._alert_state_file)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(self._alert_state_file)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # frees what the torn copy took
+            raise
 
     def _save_state(self) -> None:
         """The alert engine and a snapshot of the fleet state it evaluates."""
@@ -402,7 +462,7 @@ class Collector:
         want = params.get("state")
         if want is not None and want not in ("pending", "firing"):
             return error_response(400, f"state must be pending or firing, got {want!r}")
-        alerts = [a.to_dict() for a in self.alert_engine.active()]
+        alerts = [a.to_public() for a in self.alert_engine.active()]
         if want:
             alerts = [a for a in alerts if a.get("state") == want]
         return json_response({"alerts": alerts})
@@ -487,11 +547,35 @@ class Collector:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         mqtt_ok = self.ingest.connected.is_set()
         detail: dict[str, Any] = {"mqtt_connected": mqtt_ok}
-        ok = mqtt_ok and self.health()[0]
-        if self.writer is not None:
-            detail["influx_error"] = self.writer.last_error
-            detail["spool_bytes"] = self.writer.spool.bytes
+        degraded = self.storage.degraded
+        # While a store cannot be written the pipeline waits and acknowledges
+        # nothing: alive, but not taking data.
+        detail["storage_degraded"] = degraded
+        ok = mqtt_ok and self.health()[0] and not degraded
+        for name, writer in (("influx", self.writer), ("influx_rollup", self.rollup_writer)):
+            if writer is None:
+                continue
+            problem = writer_problem(writer)
+            detail[f"{name}_error"] = problem
+            detail[f"{name}_spool_bytes"] = writer.spool.bytes
+            ok = ok and not problem
         return ok, detail
+
+
+# Past this share of its bound the spool is growing towards loss: not ready.
+SPOOL_NOT_READY_FRACTION = 0.5
+
+
+def writer_problem(writer: InfluxWriter) -> str:
+    """Why a writer is not delivering, or "" when it is."""
+    if writer.config_error:
+        return writer.config_error
+    if writer.last_error:
+        return writer.last_error
+    limit = writer.config.spool_max_bytes * SPOOL_NOT_READY_FRACTION
+    if writer.spool.bytes > limit:
+        return f"spool at {writer.spool.bytes} bytes, over {int(limit)} (InfluxDB too slow)"
+    return ""
 
 
 def _int_param(params: dict[str, str], key: str, default: int, hi: int) -> int:

@@ -11,7 +11,14 @@ import zoneinfo
 from pathlib import Path
 
 from chargewatch.core.yamlsrc import Reader, Source, load_yaml
-from chargewatch.model.fleet import _CHARGER_KEYS, _SITE_KEYS, ChargerSpec, Fleet, SiteSpec
+from chargewatch.model.fleet import (
+    _CHARGER_KEYS,
+    _SITE_KEYS,
+    SITE_KINDS,
+    ChargerSpec,
+    Fleet,
+    SiteSpec,
+)
 from chargewatch.model.ids import CHARGER_ID_RULE, is_charger_id
 
 
@@ -40,6 +47,15 @@ def parse_fleet(src: Source) -> Fleet:
             timezone=tz or "UTC",
             tariff=r.get(m, p, "tariff", str, ""),
             name=r.get(m, p, "name", str, ""),
+            kind=r.get(
+                m,
+                p,
+                "kind",
+                str,
+                "public",
+                check=lambda v: v in SITE_KINDS,
+                expected=f"a site kind: {', '.join(SITE_KINDS)}",
+            ),
         )
     chargers: dict[str, ChargerSpec] = {}
     raw_chargers = r.get(top, (), "chargers", list, [])

@@ -33,6 +33,11 @@ WRITE_SECONDS = Histogram(
     "InfluxDB write request latency",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+INFLUX_MISCONFIGURED = Gauge(
+    "chargewatch_influx_misconfigured",
+    "1 while the database or retention policy an InfluxDB writer writes to is missing",
+    ["target"],
+)
 SPOOL_BYTES = Gauge("chargewatch_influx_spool_bytes", "Bytes waiting in the InfluxDB spool")
 MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the broker")
 MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")
@@ -64,4 +69,15 @@ REMEDIATION_SUPPRESSED = Counter(
     "chargewatch_remediation_suppressed_total",
     "Remediation commands due and not sent (paused, charger_rate, site_rate, fleet_rate)",
     ["reason"],
+)
+STORAGE_ERRORS = Counter(
+    "chargewatch_storage_errors_total",
+    "Failed attempts to write a store because the disk is full or failing "
+    "(ENOSPC, EDQUOT, EIO, SQLITE_FULL); each is retried",
+    ["store", "errno"],
+)
+STORAGE_DEGRADED = Gauge(
+    "chargewatch_storage_degraded",
+    "1 while writes to this store fail: acknowledgements to the broker are held",
+    ["store"],
 )

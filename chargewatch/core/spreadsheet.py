@@ -34,9 +34,14 @@ def safe_cell(value: Any) -> Any:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """The header and rows as CSV (``\\n`` line ends), every cell made safe."""
+    """The header and rows as RFC 4180 CSV, every cell made safe.
+
+    Lines end with CRLF: with a bare ``\\n`` terminator the csv module would
+    leave a lone carriage return inside a cell unquoted, and the file would not
+    read back as written.
+    """
     buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
+    out = csv.writer(buf, lineterminator="\r\n")
     out.writerow([safe_cell(h) for h in header])
     out.writerows([safe_cell(v) for v in row] for row in rows)
     return buf.getvalue()

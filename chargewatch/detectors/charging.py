@@ -181,7 +181,14 @@ class ChargingInterrupted(Detector):
         else:  # the usual case: no row could be a stall
             stalled = cand
         self.episodes.step(
-            c, f.ts, stalled, decisive, self.p["min_duration_s"], 0.0, {"power_w": p}
+            c,
+            f.ts,
+            stalled,
+            decisive,
+            self.p["min_duration_s"],
+            0.0,
+            {"power_w": p},
+            cadence=f.cadence,
         )
         lc, last = f.touched, f.last_idx
         lw = f.last_where(decisive)

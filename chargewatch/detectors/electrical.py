@@ -20,7 +20,10 @@ over_current
     only), DC connectors (their current is the charger's to set).
 voltage_out_of_band
     Catches: any AC phase voltage outside nominal +-``band`` (EN 50160) for
-    ``min_duration_s``; clears within +-``clear_band``. Ignores: DC connectors
+    ``min_duration_s``, judged per phase against the inventory's nominal
+    (phase-to-neutral) whatever the other phases do: one phase sagging to 0.8
+    p.u. while the others hold is out of band (not a lost phase); clears within
+    +-``clear_band``. Evidence: the phase, its voltage and the nominal. Ignores: DC connectors
     (the DC bus follows the battery), phases below ``loss_fraction`` of nominal
     (that is phase_loss), unreported phases.
 phase_loss
@@ -115,6 +118,7 @@ class OverTemperature(Detector):
             self.p["min_duration_s"],
             0.0,
             lambda: {"temperature_c": t, "level_c": level + 0.0 * t},
+            cadence=f.cadence,
         )
         rate = self._rate_of_rise(f, t)
         lim = self._at("rate_c_per_min", c)
@@ -133,6 +137,7 @@ class OverTemperature(Detector):
             0.0,
             lambda: {"temperature_c": t, "rate_c_per_min": rate},
             None if ok.all() else ok,
+            cadence=f.cadence,
         )
         lc, r = f.touched, f.last_idx
         tr, rr = t[r], rate[r]
@@ -223,6 +228,7 @@ class OverCurrent(Detector):
             0.0,
             lambda: {"current_a": i, "offered_a": offered, "rated_a": rated, "allowed_a": allowed},
             _mask(judged),
+            cadence=f.cadence,
         )
         lc, r = self._last_rows(f, judged)
         al = allowed[r]
@@ -257,6 +263,7 @@ class VoltageOutOfBand(Detector):
     def _update(self, f: Frame, events: Events, now: float) -> None:
         c = f.conn
         r, hi, lo, _ = _voltages(f, self.nominal_v)
+        live_min = self._at3("loss_fraction", c)
         if (lo < self._at("loss_fraction", c)).any():
             # Some phase below loss_fraction (phase_loss's): judge the others only.
             live = r >= self._at3("loss_fraction", c)  # NaN: False
@@ -275,11 +282,30 @@ class VoltageOutOfBand(Detector):
             worst < self._at("clear_band", c),
             self.p["min_duration_s"],
             0.0,
-            lambda: {"worst_deviation": worst, "band": band + 0.0 * worst},
+            lambda: _band_evidence(r, worst, band, np.take(self.nominal_v, c), live_min),
             _mask(judged),
+            cadence=f.cadence,
         )
         lc, rows = self._last_rows(f, judged)
         self.score[lc] = worst[rows] / self.p["band"][lc]
+
+
+def _band_evidence(
+    r: F64, worst: F64, band: F64 | float, nominal: F64, live_min: F64 | float
+) -> dict[str, F64]:
+    """Per row, the phase furthest out of band (1-3) among the live ones, its
+    voltage, the nominal and the band: what an alert text names."""
+    dev = np.abs(r - 1.0)
+    np.copyto(dev, -1.0, where=~(r >= live_min))
+    phase = np.argmax(dev, axis=1)
+    ratio = np.take_along_axis(r, phase[:, None], axis=1)[:, 0]
+    return {
+        "worst_deviation": worst,
+        "band": band + 0.0 * worst,
+        "phase": phase + 1.0,
+        "voltage_v": ratio * nominal,
+        "nominal_v": nominal,
+    }
 
 
 class PhaseLoss(Detector):
@@ -332,6 +358,7 @@ class PhaseLoss(Detector):
                 "phases_carrying": ncarry.astype(np.float64),
             },
             _mask(judged),
+            cadence=f.cadence,
         )
         t3 = np.take(three, f.last_idx)
         self._three[lc[t3]] = three_last[t3]
@@ -360,6 +387,7 @@ class PhaseImbalance(Detector):
             0.0,
             {"imbalance": imb, "max_a": imax, "min_loaded_a": imin},
             _mask(judged),
+            cadence=f.cadence,
         )
         lc, rows = self._last_rows(f, judged)
         self.score[lc] = imb[rows] / self.p["threshold"][lc]
@@ -394,7 +422,9 @@ class PowerOscillation(Detector):
         if not big.any() and self._calm[f.touched].all():
             # The healthy case: no large step now, no reversal in any window.
             zero = np.zeros(c.shape[0])
-            self.episodes.step(c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0)
+            self.episodes.step(
+                c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
+            )
             self.score[f.touched] = 0.0
             return
         sign = np.where(big, np.sign(dp), 0.0)
@@ -419,6 +449,7 @@ class PowerOscillation(Detector):
             self.p["min_duration_s"],
             0.0,
             {"reversals": count, "power_w": p},
+            cadence=f.cadence,
         )
         lc, last = f.touched, f.last_idx
         self._cum[lc] = run[last]

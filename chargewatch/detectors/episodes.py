@@ -1,8 +1,11 @@
 """Findings, and the hysteresis/minimum-duration state machine every detector shares.
 
 An episode opens when the *set* condition has held on consecutive known rows
-of a connector for ``min_duration`` seconds, and closes when the *clear*
-condition has held for ``clear_duration`` seconds. Rows where neither holds
+of a connector for ``min_duration`` seconds, on at least as many rows as that
+duration spans at the connector's learned sampling interval (less a quarter:
+one lost sample in four is tolerated, a gap is not bridged by two samples
+either side of it), and closes when the *clear* condition has held for
+``clear_duration`` seconds. Rows where neither holds
 (between the two thresholds) keep the current state: that is the hysteresis.
 Rows a detector cannot judge (NaN input) are not passed in at all, so they
 neither count towards nor break a run.
@@ -28,6 +31,20 @@ from chargewatch.detectors.sequencer import ffill_index, grown, prev_in_segment
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 Evidence = dict[str, F64] | Callable[[], dict[str, F64]] | None
+
+#: The share of the samples a minimum duration spans at the learned interval
+#: that a run must hold: at 30 s sampling a 60 s duration needs 3 samples (2
+#: that straddle a lost one do not do), at 10 s 6 of 7, at 1 s 46 of 61.
+COVERAGE = 0.75
+
+
+def min_samples(min_duration: F64 | float, interval: F64) -> F64:
+    """Rows a run must hold to last ``min_duration`` at sampling ``interval``
+    (per row): 1 + ceil(COVERAGE * duration / interval); 1 when the interval is
+    not known yet (the duration alone decides)."""
+    need = 1.0 + np.ceil(COVERAGE * (min_duration / interval))
+    out: F64 = np.where(np.isfinite(need), need, 1.0)  # NaN interval: unknown
+    return out
 
 
 @dataclass(slots=True)
@@ -85,6 +102,9 @@ class Episodes:
         # both, and ``setting`` says which: 9 bytes instead of 16.
         self.since = np.full(0, np.nan)
         self.setting = np.zeros(0, np.bool_)
+        # The connector's row rank (Frame.rank) where its current run of set
+        # rows began (meaningful while ``setting``).
+        self.rank0 = np.zeros(0)
         self.open: dict[int, Finding] = {}
         # False only when no connector is active or in a pending run: then a
         # batch without any set row cannot change anything (the fast path).
@@ -94,6 +114,7 @@ class Episodes:
         self.active = grown(self.active, n, False)
         self.since = grown(self.since, n, np.nan)
         self.setting = grown(self.setting, n, False)
+        self.rank0 = grown(self.rank0, n, 0.0)
 
     @property
     def set_since(self) -> F64:
@@ -124,10 +145,16 @@ class Episodes:
         clear_duration: F64 | float = 0.0,
         evidence: Evidence = None,
         judged: B | None = None,
+        cadence: tuple[F64, F64] | None = None,
     ) -> None:
         """Advance with rows sorted by (conn, ts).
 
         Durations are per connector (indexed by connector id) or one scalar.
+        ``cadence`` (``Frame.cadence``): each row's rank among its connector's
+        rows, and each connector's learned sampling interval; with it, a run
+        must also span ``min_samples`` of the connector's rows (judged or not:
+        an input reported on every other sample is no gap) before it opens an
+        episode.
         ``judged`` (default: every row) marks the rows the detector can judge;
         the others neither count towards nor break a run, and ``set_cond`` must
         be False on them. ``evidence`` (per-row arrays, or a function returning
@@ -155,6 +182,7 @@ class Episodes:
                 return
             k = np.flatnonzero(keep)
             conn, ts, set_cond, clear_cond = conn[k], ts[k], set_cond[k], clear_cond[k]
+        rank = None if cadence is None else cadence[0] if k is None else cadence[0][k]
         min_d = min_duration if isinstance(min_duration, int | float) else min_duration[conn]
         clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
@@ -163,6 +191,12 @@ class Episodes:
         s_since = self._runs(set_cond, ts, first, seg_start, np.where(setting, since, np.nan))
         c_since = self._runs(clear_cond, ts, first, seg_start, np.where(setting, np.nan, since))
         set_evt = set_cond & (ts - s_since >= min_d)
+        s_rank0 = None
+        if cadence is not None and rank is not None:
+            carried = np.where(setting, self.rank0[conn], np.nan)
+            s_rank0 = self._runs(set_cond, rank, first, seg_start, carried)
+            spanned = rank - s_rank0 + 1.0
+            set_evt &= spanned >= min_samples(min_d, np.take(cadence[1], conn))
         clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)
         was = self.active[conn]
@@ -186,6 +220,8 @@ class Episodes:
         s_last = s_since[last]
         pending = ~np.isnan(s_last)
         self.setting[lc] = pending
+        if s_rank0 is not None:
+            self.rank0[lc] = np.where(pending, s_rank0[last], 0.0)
         self.since[lc] = np.where(pending, s_last, c_since[last])
         self._live = bool(self.active.any() or self.setting.any())
 

@@ -1,13 +1,22 @@
 """Liveness faults: charger_offline, stale_telemetry, clock_skew. Receive clock.
 
 charger_offline
-    Catches: no message at all from a connector's charger (meter rows,
-    heartbeats, status, transactions, boot) for ``silence_s``, or its retained
-    online flag false (MQTT last will) for ``lwt_grace_s``. Start = last sign of
-    life; detected = start + timeout (the moment the silence became provable;
+    Catches: a charger (all its connectors together: one finding per connector,
+    the same on each) from which nothing at all arrives (meter rows, heartbeats,
+    status, transactions, boot) for ``interval_factor`` x its heartbeat interval
+    + ``interval_margin_s`` (150 s at a 60 s heartbeat), or for ``silence_s``
+    while its interval is unknown (native chargers without heartbeats); or whose
+    retained online flag turns false (MQTT last will, or an OCPP bridge
+    publishing the same topic), after ``lwt_grace_s`` (0: at once). The interval
+    is the one the CSMS set (BootNotification answer, accepted
+    ChangeConfiguration/SetVariables HeartbeatInterval: HeartbeatIntervalEvent),
+    or the median of the charger's last heartbeat gaps when it has no such
+    interval or its heartbeats come over 1.5x slower than it. Start = last sign
+    of life; detected = start + timeout (the moment the silence became provable;
     ``tick`` reports it at the first tick after that). A silence found only when
-    data resumes (no tick in between) gives the same finding, so replay and live
-    agree. Ignores: a reboot shorter than the timeout.
+    data resumes (no tick in between) gives the same finding, with the timeout in
+    force when it began, so replay and live agree. Ignores: a pause shorter than
+    the timeout, a will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one that has been
@@ -28,7 +37,7 @@ __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
 import numpy as np
 from numpy.typing import NDArray
 
-from chargewatch.detectors.base import Detector
+from chargewatch.detectors.base import Detector, SiteModels
 from chargewatch.detectors.sequencer import (
     STATUS_CODE,
     Events,
@@ -37,10 +46,22 @@ from chargewatch.detectors.sequencer import (
     prev_in_segment,
     sort_by_conn_then,
 )
+from chargewatch.model.fleet import ConnectorIndex
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
+
+# The observed heartbeat cadence: the median of a charger's last _HB_KEEP gaps
+# between heartbeats, believed once there are _HB_MIN of them. Between
+# heartbeats (2.0.1 lets a charger skip one after other messages; many 1.6
+# chargers do too) gaps only grow, so the median errs long, on the safe side.
+_HB_KEEP = 5
+_HB_MIN = 3
+_HB_MIN_GAP = 1.0  # shorter: a repeated heartbeat, not a cadence
+# A charger whose heartbeats come this much slower than the CSMS told it is
+# not keeping that interval: its own cadence is believed instead.
+_HB_SLACK = 1.5
 
 _ONE = np.ones(1, np.bool_)
 _ZERO = np.zeros(1, np.bool_)
@@ -155,75 +176,279 @@ class _Silence(Detector):
         self.last_seen[lc] = np.fmax(was, t[last])
 
 
-class ChargerOffline(_Silence):
+class ChargerOffline(Detector):
+    """Per charger, not per connector: every message of any connector of a charger
+    is a sign of life for all of them, and the state lives on the charger's first
+    connector (its *head*); findings and signals are mirrored onto every connector
+    of the charger (the fault is charger-wide)."""
+
     fault = "charger_offline"
 
     def _grow(self, n: int) -> None:
-        super()._grow(n)
-        if not hasattr(self, "online"):
+        if not hasattr(self, "head"):
+            self.head = np.zeros(0, np.int64)  # per connector: its charger's first connector
+            self.members: dict[int, tuple[int, ...]] = {}  # head -> the charger's connectors
+            self._first: dict[str, int] = {}
+            self._headed = 0
+            self.last_seen = np.full(0, np.nan)  # per head: last message of the charger
+            self.own_rows = np.full(0, np.nan)  # per connector: last meter row
+            self.own_events = np.full(0, np.nan)  # per connector: last event
             self.online = np.ones(0, np.bool_)
-            self.lwt_at = np.full(0, np.nan)
+            self.lwt_at = np.full(0, np.nan)  # last "offline" will, kept after "online"
+            self.configured = np.full(0, np.nan)  # heartbeat interval the CSMS set
+            self.interval = np.full(0, np.nan)  # the interval believed (NaN: unknown)
+            self.hb_last = np.full(0, np.nan)
+            self.hb_gaps = np.full((0, _HB_KEEP), np.nan)
+            self._now = np.nan
+        start = self.head.shape[0]
+        self.head = grown(self.head, n, 0)
+        if self.head.shape[0] > start:  # new slots head themselves until an index says otherwise
+            self.head[start:] = np.arange(start, self.head.shape[0])
+        for name in ("last_seen", "own_rows", "own_events", "lwt_at", "configured"):
+            setattr(self, name, grown(getattr(self, name), n, np.nan))
+        self.interval = grown(self.interval, n, np.nan)
+        self.hb_last = grown(self.hb_last, n, np.nan)
+        self.hb_gaps = grown(self.hb_gaps, n, np.nan)
         self.online = grown(self.online, n, True)
-        self.lwt_at = grown(self.lwt_at, n, np.nan)  # last "offline" will, kept after "online"
+        self._next = -np.inf  # tick cache: no deadline can be sooner than this
+        self._tmin = np.nan  # smallest timeout of any charger (NaN: to be computed)
 
-    def _deadline(self, c: int, since: float, silence: float) -> tuple[float, dict[str, F64]]:
-        # Provable at the earlier of: the silence timeout, or the last will's grace
-        # (when the will was published during this silence).
-        at, lwt = since + silence, 0.0
-        will = float(self.lwt_at[c])
-        if will > since:
-            by_will = will + float(self.p["lwt_grace_s"][c])
-            if by_will < at:
-                at, lwt = by_will, 1.0
-        return at, {"last_seen": _f(since), "lwt": _f(lwt)}
+    def ensure(self, index: ConnectorIndex | None, n: int, keys: SiteModels | None = None) -> None:
+        super().ensure(index, n, keys)
+        if index is None:
+            return
+        top = min(self.n, len(index))
+        for c in range(self._headed, top):  # once per new connector
+            h = self._first.setdefault(index.charger_of(c), c)
+            self.head[c] = h
+            self.members[h] = (*self.members.get(h, ()), c)
+        self._headed = max(self._headed, top)
+
+    # ------------------------------------------------------------ timeouts
+
+    def _timeout(self, h: I64 | slice, interval: F64 | None = None) -> F64:
+        """Silence that makes a charger offline: factor x its heartbeat interval +
+        margin when the interval is known, else ``silence_s``."""
+        iv = self.interval[h] if interval is None else interval
+        known = iv * self.p["interval_factor"][h] + self.p["interval_margin_s"][h]
+        return np.asarray(np.where(np.isfinite(iv), known, self.p["silence_s"][h]))
+
+    def _min_timeout(self) -> float:
+        if np.isnan(self._tmin):
+            t = self._timeout(slice(0, self.n))
+            self._tmin = float(t.min()) if t.size else np.inf
+        return self._tmin
+
+    def _believe(self, h: int) -> None:
+        """The interval of charger ``h``: the CSMS's, unless the charger's own
+        heartbeats (median of the last gaps) are clearly slower; then those."""
+        gaps = self.hb_gaps[h]
+        gaps = gaps[~np.isnan(gaps)]
+        seen = float(np.median(gaps)) if gaps.size >= _HB_MIN else np.nan
+        told = float(self.configured[h])
+        self.interval[h] = seen if np.isfinite(seen) and not seen <= _HB_SLACK * told else told
+
+    def _learn(self, events: Events) -> dict[int, tuple[float, list[tuple[float, float]]]]:
+        """Apply this update's heartbeats, boots and intervals in time order.
+
+        Returns, per charger whose interval changed: the interval before, and each
+        change as (time, interval after), for judging the silences in between."""
+        head = self.head
+        todo: list[tuple[float, int, int, float]] = []  # time, kind, head, value
+        for kind, conns, times, values in (
+            (0, events.boot_conn, events.boot_recv, None),
+            (1, events.iv_conn, events.iv_recv, events.iv_s),
+            (2, events.hb_conn, events.hb_recv, None),
+        ):
+            if conns.size == 0:
+                continue
+            own = np.flatnonzero(head[conns] == conns)  # charger-wide: one copy each
+            vals = values[own] if values is not None else np.zeros(own.size)
+            todo += zip(
+                times[own].tolist(),
+                [kind] * own.size,
+                conns[own].tolist(),
+                vals.tolist(),
+                strict=True,
+            )
+        changed: dict[int, tuple[float, list[tuple[float, float]]]] = {}
+        for t, kind, h, v in sorted(todo):
+            was = float(self.interval[h])
+            if kind == 0:  # a reboot restarts the heartbeat timer
+                self.hb_last[h] = np.nan
+                continue
+            if kind == 1:  # a new configuration: the old cadence no longer says anything
+                self.configured[h] = v
+                self.hb_gaps[h] = np.nan
+                self.hb_last[h] = np.nan
+            else:
+                gap = t - float(self.hb_last[h])
+                self.hb_last[h] = t
+                if not gap >= _HB_MIN_GAP:  # a repeat, or the first heartbeat
+                    continue
+                self.hb_gaps[h, :-1] = self.hb_gaps[h, 1:]
+                self.hb_gaps[h, -1] = gap
+            self._believe(h)
+            now_iv = float(self.interval[h])
+            if now_iv != was and not (np.isnan(now_iv) and np.isnan(was)):
+                changed.setdefault(h, (was, []))[1].append((t, now_iv))
+        if changed:
+            self._tmin = np.nan
+            self._next = -np.inf
+        return changed
+
+    # ------------------------------------------------------------ messages
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        head = self.head
         for c, t, on in zip(
             events.off_conn.tolist(),
             events.off_recv.tolist(),
             events.off_online.tolist(),
             strict=True,
         ):
+            h = int(head[c])
+            if h != c:
+                continue  # charger-wide: the head's copy
             # "online" is a message like any other (it is in events.seen and closes the
-            # episode in _gaps); the will is remembered for the deadline.
-            self.online[c] = on
+            # episode below); the will is remembered for the deadline.
+            self.online[h] = on
             if not on:
-                self.lwt_at[c] = t
+                self.lwt_at[h] = t
             self._next = -np.inf
-        # A will that is answered within its grace is a reboot, not an outage.
-        rc, rr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
-        if events.seen_conn.size == 0:
-            self._gaps(rc, rr, ordered=True)
-        else:
-            # Only the connectors with events need a merge; the others' rows are
-            # in order already (events are few, meter rows many).
-            with_ev = np.zeros(self.n, np.bool_)
-            with_ev[events.seen_conn] = True
-            mix = with_ev[rc]
-            if mix.any():
-                self._gaps(
-                    np.concatenate([rc[mix], events.seen_conn]),
-                    np.concatenate([rr[mix], events.seen_recv]),
-                )
-                self._gaps(rc[~mix], rr[~mix], ordered=True)
-            else:
-                self._gaps(rc, rr, ordered=True)
-                self._gaps(events.seen_conn, events.seen_recv)
+        changed = self._learn(events)
+        streams = (
+            (frame.raw_conn, frame.raw_recv, self.own_rows),
+            (events.seen_conn, events.seen_recv, self.own_events),
+        )
+        hot = np.zeros(self.n, np.bool_)
+        hot[list(changed)] = True
+        if not self.online[: self.n].all():
+            hot[: self.n] |= ~self.online[: self.n]
+        if self.episodes.active[: self.n].any():
+            hot[: self.n] |= self.episodes.active[: self.n]
+        tmin = self._min_timeout()
+        lasts = [self._prefilter(conn, t, own, tmin, hot) for conn, t, own in streams]
+        parts = [(head[c], t) for c, t, _ in streams]
+        sel = [hot[hs] for hs, _ in parts]
+        if any(bool(s.any()) for s in sel):
+            hh = np.concatenate([hs[s] for (hs, _), s in zip(parts, sel, strict=True)])
+            tt = np.concatenate([t[s] for (_, t), s in zip(parts, sel, strict=True)])
+            self._judge(hh, tt, changed)
+        for lc, lt in lasts:  # every charger's last message (from its connectors' last)
+            if lc.size:
+                np.fmax.at(self.last_seen, head[lc], lt)
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
         if not self.online[: self.n].all():
-            back = self.last_seen[: self.n] > self.lwt_at[: self.n]
-            self.online[: self.n] |= back
+            self.online[: self.n] |= self.last_seen[: self.n] > self.lwt_at[: self.n]
         self.tick(now)
 
-    def _is_gap(self, conn: I64, t: F64, prev: F64) -> B:
-        gap: B = super()._is_gap(conn, t, prev)
-        if np.isnan(self.lwt_at[: self.n]).all():
-            return gap  # no last will was ever published
+    def _prefilter(self, conn: I64, t: F64, own: F64, tmin: float, hot: B) -> tuple[I64, F64]:
+        """Mark the chargers that may have a silence ending in this update.
+
+        A charger's silence is a silence of each of its connectors' streams, so a
+        connector whose own gaps all stay below the smallest timeout cannot end
+        one: the exact, charger-wide judgement runs only for the few others.
+        ``conn``/``t`` are sorted by (connector, time); ``own`` is updated.
+        Returns each connector's last message: (connectors, times)."""
+        n = conn.shape[0]
+        if n == 0:
+            return conn, t
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        prev = np.empty(n)
+        prev[1:] = t[:-1]
+        fi = np.flatnonzero(first)
+        prev[fi] = own[conn[fi]]
+        suspect = ~((t - prev) <= tmin)  # NaN: a stream's first message
+        if suspect.any():
+            hot[self.head[conn[suspect]]] = True
+        last = np.append(fi[1:] - 1, n - 1)
+        lc, lt = conn[last], t[last]
+        own[lc] = np.fmax(own[lc], lt)
+        return lc, lt
+
+    def _judge(
+        self,
+        h: I64,
+        t: F64,
+        changed: dict[int, tuple[float, list[tuple[float, float]]]],
+    ) -> None:
+        """Close open episodes when messages resume; report silences no tick saw."""
+        order = sort_by_conn_then(h, t)
+        h, t = h[order], t[order]
+        n = h.shape[0]
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            first[1:] = h[1:] != h[:-1]
+        prev = prev_in_segment(t, first, self.last_seen[h])
+        timeout = self._timeout(h, self._interval_at(h, prev, changed))
+        gap = np.asarray((t - prev) > timeout)
+        will = self.lwt_at[h]
+        grace = self.p["lwt_grace_s"][h]
         # A gap also counts when a will fell inside it and its grace ran out.
-        will = self.lwt_at[conn]
-        by_will: B = (will > prev) & (t - will > self.p["lwt_grace_s"][conn])
-        return gap | by_will
+        gap |= (will > prev) & (t - will > grace)
+        resumed = np.flatnonzero(gap | (first & self.episodes.active[h]))
+        if resumed.size:
+            self._next = -np.inf  # a closed episode makes its charger eligible again
+        for i in resumed.tolist():
+            c = int(h[i])
+            if c not in self.episodes.open and gap[i]:
+                # A silence that no tick reported: the same record a tick would have made.
+                since = float(prev[i])
+                at, lwt = self._deadline(c, since, float(timeout[i]))
+                ev = {"last_seen": _f(since), "timeout_s": _f(float(timeout[i])), "lwt": _f(lwt)}
+                self._force(_c(c), _ONE, _f(since), _f(at), ev)
+            self._force(_c(c), _ZERO, prev[i : i + 1], t[i : i + 1])
+
+    def _interval_at(
+        self, h: I64, when: F64, changed: dict[int, tuple[float, list[tuple[float, float]]]]
+    ) -> F64:
+        """Per row, the interval believed at time ``when`` (a silence's start)."""
+        out = self.interval[h].copy()
+        for c, (before, steps) in changed.items():
+            rows = np.flatnonzero(h == c)
+            if rows.size == 0:
+                continue
+            ts = np.array([s[0] for s in steps])
+            after = np.array([before, *(s[1] for s in steps)])
+            # The change at a message's own time applies to the silence after it.
+            k = np.searchsorted(ts, np.nan_to_num(when[rows], nan=-np.inf), side="right")
+            out[rows] = after[k]
+        return out
+
+    def _deadline(self, c: int, since: float, timeout: float) -> tuple[float, float]:
+        """When a silence from ``since`` became provable: the timeout, or the last
+        will's grace when the will came during the silence (then lwt = 1)."""
+        at, lwt = since + timeout, 0.0
+        will = float(self.lwt_at[c])
+        if will > since:
+            by_will = will + float(self.p["lwt_grace_s"][c])
+            if by_will < at:
+                at, lwt = by_will, 1.0
+        return at, lwt
+
+    def _force(
+        self, heads: I64, active: B, start: F64, at: F64, ev: dict[str, F64] | None = None
+    ) -> None:
+        """Set the episode of each charger in ``heads`` on all of its connectors."""
+        reps = [self.members.get(h, (h,)) for h in heads.tolist()]
+        counts = np.array([len(r) for r in reps], np.int64)
+        conns = np.fromiter((c for r in reps for c in r), np.int64, int(counts.sum()))
+        extra = {k: np.repeat(v, counts) for k, v in ev.items()} if ev else None
+        evidence = None
+        if extra is not None:
+            extra["interval_s"] = np.repeat(self.interval[heads], counts)
+            evidence = extra
+        self.episodes.force(
+            conns,
+            np.repeat(active, counts),
+            np.repeat(start, counts),
+            np.repeat(at, counts),
+            evidence,
+        )
 
     def tick(self, now: float) -> None:
         n = self.n
@@ -231,31 +456,37 @@ class ChargerOffline(_Silence):
         if n == 0 or now <= self._next:
             return
         seen = self.last_seen[:n]
-        silence = self.p["silence_s"][:n]
+        timeout = self._timeout(slice(0, n))
         grace = self.p["lwt_grace_s"][:n]
         will = self.lwt_at[:n]
         after = (will > seen) | (np.isnan(seen) & np.isfinite(will))
-        # Per connector, when silence or the last will makes it offline.
-        due = np.fmin(seen + silence, np.where(~self.online[:n] & after, will + grace, np.inf))
-        by_silence = np.where(now - seen > silence, seen + silence, np.inf)
-        by_will = np.where(~self.online[:n] & after & (now - will > grace), will + grace, np.inf)
+        off = ~self.online[:n] & after
+        # Per charger (head), when silence or the last will makes it offline.
+        due = np.fmin(seen + timeout, np.where(off, will + grace, np.inf))
+        by_silence = np.where(now - seen > timeout, seen + timeout, np.inf)
+        by_will = np.where(off & (now - will > grace), will + grace, np.inf)
         at = np.fmin(by_silence, by_will)  # NaN last_seen (never heard): unknown, not offline
         inactive = ~self.episodes.active[:n]
         idx = np.flatnonzero(np.isfinite(at) & inactive)
         self._next = _soonest(due, inactive & ~np.isfinite(at))
         if idx.size:
             start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
-            self.episodes.force(
+            self._force(
                 idx.astype(np.int64),
                 np.ones(idx.size, np.bool_),
                 start,
                 at[idx],
-                {"last_seen": seen[idx], "lwt": (by_will[idx] < by_silence[idx]).astype(float)},
+                {
+                    "last_seen": seen[idx],
+                    "timeout_s": timeout[idx],
+                    "lwt": (by_will[idx] < by_silence[idx]).astype(float),
+                },
             )
 
     def refresh(self) -> None:
         n = self.n
-        self.score[:n] = (self._now - self.last_seen[:n]) / self.p["silence_s"][:n]
+        quiet = (self._now - self.last_seen[:n]) / self._timeout(slice(0, n))
+        self.score[:n] = quiet[self.head[:n]]  # the charger's, on each connector
 
 
 class StaleTelemetry(_Silence):

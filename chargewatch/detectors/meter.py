@@ -1,14 +1,23 @@
 """Energy-meter faults: meter_stuck, meter_regression, meter_mismatch, meter_unit_error.
 
 meter_stuck
-    Catches: the import register does not move while power above
-    ``min_power_w`` flows, for ``min_duration_s``. Inputs: energy_wh, power_w.
-    Clears when the register advances. Ignores: rows without power (idle,
-    SuspendedEV), registers coarser than ``min_power_w * min_duration_s``.
+    Catches: the import register does not move (advances by less than 5 % of
+    what power says flowed over the interval, ~1/1000 aside: that is
+    meter_unit_error) while power above
+    ``min_power_w`` flows, for ``min_duration_s`` (and the samples that
+    duration spans at the connector's learned interval). Power against
+    register, per interval between registers: power reported since the
+    previous register stands in when a sample carries only the register.
+    Inputs: energy_wh, power_w. Clears when the register advances. Ignores:
+    rows without power (idle, SuspendedEV), registers coarser than
+    ``min_power_w * min_duration_s``, falls (meter_regression's).
 meter_regression
     Catches: the register goes down by more than ``tolerance_wh`` (reset, meter
-    swap, wrap, corrupted value). Active for ``hold_s`` after the last drop.
-    Ignores: NaN and negative registers (counted by the sequencer).
+    swap, wrap, corrupted value) within a transaction or with none. Active for
+    ``hold_s`` after the last drop. Ignores: the register restarting (at 0 or a
+    low value) at the first register received after a transaction start, as
+    some chargers count per transaction; NaN and negative registers (counted
+    by the sequencer).
 meter_mismatch
     Catches: register delta differs from the integral of reported power by more
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
@@ -72,16 +81,36 @@ def _all_or_mask(ok: B) -> B | None:
     return None if bool(ok.all()) else ok
 
 
+#: A register step below this share of the energy power says flowed over the
+#: interval is a register standing still (a step of 1 Wh where 55 Wh flowed is
+#: no resolution effect); meter_mismatch leaves ratios under 0.05 to meter_stuck,
+#: except those near 1/1000 (meter_unit_error's).
+_STILL = 0.05
+
+
 class MeterStuck(Detector):
     fault = "meter_stuck"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         e, p = f.col("energy_wh"), f.col("power_w")
-        pe = f.prev_e
+        pe, pet = f.prev_e, f.prev_e_ts
+        if not np.isfinite(p).all():
+            # Register and power may come in separate samples (OCPP chargers send
+            # them in separate MeterValues): power reported since the previous
+            # register stands for the interval.
+            p = np.where(np.isfinite(p), p, np.where(f.prev_p_ts >= pet, f.prev_p, np.nan))
         judged = _all_or_mask(np.isfinite(e) & np.isfinite(p))
         minp = self._at("min_power_w", f.conn)
-        stuck = (e == pe) & (p > minp)
-        moved = e > pe
+        de = e - pe
+        # Power against register: what flowed over the interval, by power, and
+        # what the register counted (NaN on a connector's first register: neither).
+        flowed = p * (f.ts - pet) * (1.0 / 3600.0)
+        still = de < _STILL * flowed
+        if still.any():
+            # A register ~1000x slow is one in kWh labelled Wh: meter_unit_error's.
+            still &= ~_thousandfold(de / flowed)
+        stuck = still & (de >= 0) & (p > minp)
+        moved = (de > 0) & ~still
         self.episodes.step(
             f.conn,
             f.ts,
@@ -89,8 +118,9 @@ class MeterStuck(Detector):
             moved,
             self.p["min_duration_s"],
             0.0,
-            {"energy_wh": e, "power_w": p},
+            lambda: {"energy_wh": e, "power_w": p, "since_s": f.ts - pet},
             judged,
+            cadence=f.cadence,
         )
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
         c, r = self._last_rows(f, judged)
@@ -100,18 +130,34 @@ class MeterStuck(Detector):
 
 
 class MeterRegression(Detector):
+    """A register that falls. A fall at the first register received after a
+    transaction start is the register restarting for the transaction (some
+    chargers count per transaction), not a regression; falls within a
+    transaction, or with no transaction seen, are."""
+
     fault = "meter_regression"
+
+    def _grow(self, n: int) -> None:
+        if not hasattr(self, "_tx_start"):
+            self._tx_start = np.full(0, np.nan)  # receive time of the last tx start
+            self._e_recv = np.full(0, np.nan)  # receive time of the last known register
+        self._tx_start = grown(self._tx_start, n, np.nan)
+        self._e_recv = grown(self._e_recv, n, np.nan)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         e = f.col("energy_wh")
         pe = f.prev_e
-        judged = _all_or_mask(np.isfinite(e))
+        known = np.isfinite(e)
+        judged = _all_or_mask(known)
         drop = pe - e
         tol = self._at("tolerance_wh", f.conn)
         bad = drop > tol
+        restarts: list[int] = []
         if bad.any():
             # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
             bad &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
+            restarts = self._restarts(f, events, known, bad)
+            bad[restarts] = False
         self.episodes.step(
             f.conn,
             f.ts,
@@ -122,10 +168,40 @@ class MeterRegression(Detector):
             lambda: {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
             judged,
         )
+        self._remember(f, events, known)
         c, r = self._last_rows(f, judged)
+        if restarts:  # a restart is no drop
+            drop = drop.copy()
+            drop[restarts] = 0.0
         d = drop[r]
         tl = np.maximum(self.p["tolerance_wh"][c], 1.0)
         self.score[c] = np.where(np.isnan(d), np.nan, np.maximum(d, 0.0) / tl)
+
+    def _restarts(self, f: Frame, events: Events, known: B, bad: B) -> list[int]:
+        """The rows of ``bad`` that are a register restarting at a transaction
+        start: one received after the previous register and by this row. Falls
+        are rare, so they are walked one by one."""
+        out: list[int] = []
+        starts = events.tx_kind == 0
+        s_conn, s_recv = events.tx_conn[starts], events.tx_recv[starts]
+        for i in np.flatnonzero(bad).tolist():
+            c = int(f.conn[i])
+            lo = int(f.seg_start[i])
+            before = np.flatnonzero(known[lo:i])
+            prev = float(f.recv[lo + before[-1]]) if before.size else float(self._e_recv[c])
+            mine = s_recv[(s_conn == c) & (s_recv <= f.recv[i])]
+            latest = max(float(mine.max()) if mine.size else -np.inf, self._tx_start[c])
+            if latest > prev or (np.isnan(prev) and np.isfinite(latest)):
+                out.append(i)
+        return out
+
+    def _remember(self, f: Frame, events: Events, known: B) -> None:
+        starts = np.flatnonzero(events.tx_kind == 0)
+        if starts.size:  # events are sorted by (connector, recv): the last wins
+            self._tx_start[events.tx_conn[starts]] = events.tx_recv[starts]
+        lk = f.last_where(known)
+        got = lk >= 0
+        self._e_recv[f.touched[got]] = f.recv[lk[got]]
 
 
 class _Windows:
@@ -380,6 +456,7 @@ class MeterUnitError(Detector):
             0.0,
             lambda: {"power_w": p, "v_times_i_w": pref, "ratio": ratio},
             _all_or_mask(judged),
+            cadence=f.cadence,
         )
         c, r = self._last_rows(f, judged)
         self.score[c] = np.abs(np.log10(np.maximum(ratio[r], 1e-12))) / 3.0
@@ -411,4 +488,5 @@ class MeterUnitError(Detector):
             0.0,
             lambda: {"register_delta_wh": de, "expected_wh": expected, "ratio": er},
             _all_or_mask(ok),
+            cadence=f.cadence,
         )

@@ -44,7 +44,11 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class ChargerOfflineParams(Params):
-    silence_s: float = _p(600.0, 1, 86400, "no message at all from the charger for this long")
+    silence_s: float = _p(600.0, 1, 86400, "no message at all for this long (interval unknown)")
+    interval_factor: float = _p(2.0, 1, 100, "silent for this many heartbeat intervals ...")
+    interval_margin_s: float = _p(30.0, 0, 3600, "... plus this long (interval known)")
+    # 0 makes a retained online=false immediate; the default lets a reboot
+    # (30-120 s, the simulator's "reboots" normal case) pass without a finding.
     lwt_grace_s: float = _p(120.0, 0, 3600, "online flag false (MQTT last will) for this long")
 
 

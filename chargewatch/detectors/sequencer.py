@@ -25,6 +25,7 @@ __all__ = [
     "ffill_index",
     "grown",
     "linear_scan",
+    "median_of_rows",
     "prev_in_segment",
     "rall",
     "rany",
@@ -46,9 +47,10 @@ from chargewatch.model.batch import FIELD_INDEX, METER_FIELDS, N_FIELDS, MeterBa
 from chargewatch.model.events import (
     CONNECTOR_STATUSES,
     BootEvent,
+    CommandResult,
     Event,
     HeartbeatEvent,
-    MeterReading,
+    HeartbeatIntervalEvent,
     OnlineEvent,
     StatusEvent,
     TransactionEvent,
@@ -238,7 +240,21 @@ class Frame:
     prev_e_ts: F64 = field(default_factory=lambda: np.empty(0))
     prev_p: F64 = field(default_factory=lambda: np.empty(0))
     prev_p_ts: F64 = field(default_factory=lambda: np.empty(0))
+    # Per connector (indexed by connector id): its learned sampling interval in
+    # s, the median of its recent ts deltas; NaN until it has one.
+    interval: F64 = field(default_factory=lambda: np.empty(0))
+    # Per row: the connector's running count of processed rows (its first row
+    # ever is 0), so that the rows between two of them are counted in any subset.
+    rank: F64 = field(default_factory=lambda: np.empty(0))
     cache: dict[str, Any] = field(default_factory=dict)  # derived columns, computed once
+
+    @property
+    def cadence(self) -> tuple[F64, F64] | None:
+        """(rank per row, interval per connector) for ``Episodes.step``; None on a
+        frame built without a sequencer."""
+        if self.rank.shape[0] != len(self) or self.interval.shape[0] < self.n_conn:
+            return None
+        return self.rank, self.interval
 
     def derived(self, name: str, make: Any) -> Any:
         """A column derived from this frame (e.g. V*I), shared by the detectors."""
@@ -325,7 +341,7 @@ class Frame:
         n = len(self)
         sub = [
             a[mask] if a.shape[0] == n else a
-            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts)
+            for a in (self.prev_e, self.prev_e_ts, self.prev_p, self.prev_p_ts, self.rank)
         ]
         f = Frame.build(
             self.conn[mask],
@@ -335,7 +351,15 @@ class Frame:
             self.status[mask],
             self.n_conn,
         )
-        return replace(f, prev_e=sub[0], prev_e_ts=sub[1], prev_p=sub[2], prev_p_ts=sub[3])
+        return replace(
+            f,
+            prev_e=sub[0],
+            prev_e_ts=sub[1],
+            prev_p=sub[2],
+            prev_p_ts=sub[3],
+            interval=self.interval,
+            rank=sub[4],
+        )
 
     @staticmethod
     def build(
@@ -374,6 +398,11 @@ class Events:
     off_online: B
     boot_conn: I64
     boot_recv: F64
+    hb_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # heartbeats
+    hb_recv: F64 = field(default_factory=lambda: np.empty(0))
+    iv_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # heartbeat intervals
+    iv_recv: F64 = field(default_factory=lambda: np.empty(0))
+    iv_s: F64 = field(default_factory=lambda: np.empty(0))
 
     @staticmethod
     def build(
@@ -387,6 +416,8 @@ class Events:
         seen: list[tuple[int, float]] = []
         off: list[tuple[int, float, bool]] = []
         boot: list[tuple[int, float]] = []
+        hb: list[tuple[int, float]] = []
+        iv: list[tuple[int, float, float]] = []
         kinds = {"start": 0, "update": 1, "stop": 2}
         for ev in events:
             recv = float(ev.recv)
@@ -409,6 +440,11 @@ class Events:
                     if ev.online:
                         seen.append((c, recv))
                     continue
+                if isinstance(ev, HeartbeatIntervalEvent):
+                    iv.append((c, recv, ev.interval_s))
+                    continue  # the CSMS's side of an exchange: no sign of life by itself
+                if isinstance(ev, CommandResult) and ev.status == "Timeout":
+                    continue  # chargewatch gave up waiting: nothing came from the charger
                 seen.append((c, recv))
                 if isinstance(ev, StatusEvent):
                     code = STATUS_CODE.get(ev.status)
@@ -420,8 +456,8 @@ class Events:
                     tx.append((c, recv, kinds[ev.kind], ev.reason))
                 elif isinstance(ev, BootEvent):
                     boot.append((c, recv))
-                elif isinstance(ev, HeartbeatEvent | MeterReading):
-                    pass
+                elif isinstance(ev, HeartbeatEvent):
+                    hb.append((c, recv))
 
         def cols(rows: list[Any], k: int) -> list[NDArray[Any]]:
             # Stable sort by (connector, recv): events of one update arrive in any order.
@@ -436,6 +472,8 @@ class Events:
         e = cols(seen, 2)
         o = cols(off, 3)
         b = cols(boot, 2)
+        h = cols(hb, 2)
+        i = cols(iv, 3)
         return Events(
             s[0].astype(np.int64),
             s[1].astype(np.float64),
@@ -451,6 +489,11 @@ class Events:
             o[2].astype(np.bool_),
             b[0].astype(np.int64),
             b[1].astype(np.float64),
+            h[0].astype(np.int64),
+            h[1].astype(np.float64),
+            i[0].astype(np.int64),
+            i[1].astype(np.float64),
+            i[2].astype(np.float64),
         )
 
     @staticmethod
@@ -482,8 +525,16 @@ class History:
         out[inside] = x[np.flatnonzero(inside) - k]
         outside = ~inside
         out[outside] = self.buf[f.conn[outside], pos[outside]]
+        self.push(f, x)
+        return out
+
+    def push(self, f: Frame, x: F64) -> None:
+        """Remember each connector's last ``k`` values of ``x`` (rows of ``f``)."""
+        k = self.k
+        self.buf = grown(self.buf, f.n_conn, np.nan)
+        n = x.shape[0]
         # New buffer: the last k of (old buffer ++ this batch's rows), per connector.
-        ends = np.flatnonzero(f.last)
+        ends = f.last_idx
         if ends.size:
             starts = f.seg_start[ends]
             cnt = ends - starts + 1
@@ -499,16 +550,36 @@ class History:
                 x[np.clip(row_idx, 0, max(n - 1, 0))],
             )
             self.buf[conns] = new
-        return out
+
+
+#: How many recent ts deltas a connector's sampling interval is the median of:
+#: odd, and enough that a few gaps or bursts among them do not move it.
+INTERVAL_DELTAS = 9
+
+
+def median_of_rows(a: F64) -> F64:
+    """Per row, the median of the finite values of ``a`` (NaN when none)."""
+    s = np.sort(a, axis=1)  # NaN sorts last
+    cnt = np.isfinite(s).sum(axis=1)
+    rows = np.arange(s.shape[0])
+    lo, hi = np.maximum(cnt - 1, 0) // 2, cnt // 2
+    out: F64 = 0.5 * (s[rows, lo] + s[rows, np.minimum(hi, s.shape[1] - 1)])
+    out[cnt == 0] = np.nan
+    return out
 
 
 class Sequencer:
-    """Cleans and orders meter rows, keeping each connector's last processed ts
-    and its last known energy register and power (with their ts)."""
+    """Cleans and orders meter rows, keeping each connector's last processed ts,
+    its last known energy register and power (with their ts), and its sampling
+    interval (the median of its last ``INTERVAL_DELTAS`` ts deltas: a gap, a
+    burst or a resend among them does not move it)."""
 
     _E, _P = FIELD_INDEX["energy_wh"], FIELD_INDEX["power_w"]
 
     def __init__(self) -> None:
+        self.interval = np.full(0, np.nan)
+        self.rows_seen = np.zeros(0)
+        self._deltas = History(INTERVAL_DELTAS)
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
         self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
@@ -516,6 +587,8 @@ class Sequencer:
 
     def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
+        self.interval = grown(self.interval, n_conn, np.nan)
+        self.rows_seen = grown(self.rows_seen, n_conn, 0.0)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
         self.known_v = grown(self.known_v, n_conn, np.nan)
         self.known_t = grown(self.known_t, n_conn, np.nan)
@@ -586,9 +659,25 @@ class Sequencer:
             prev_e_ts=prev[0][1],
             prev_p=prev[1][0],
             prev_p_ts=prev[1][1],
+            interval=self.interval,
+            rank=np.take(self.rows_seen, f.conn) + f.pos,
         )
+        if len(f):
+            self.rows_seen[f.touched] += np.diff(np.append(f.first_idx, len(f)))
+        self._learn_interval(f)
         self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
         return f
+
+    def _learn_interval(self, f: Frame) -> None:
+        """Push each row's ts delta (to the connector's previous processed row)
+        and update the touched connectors' intervals."""
+        if len(f) == 0:
+            return
+        c = f.touched
+        d = f.ts - f.shift(f.ts, np.take(self.last_ts, c))
+        d[np.isinf(d)] = np.nan  # a connector's very first row has no delta
+        self._deltas.push(f, d)
+        self.interval[c] = median_of_rows(np.take(self._deltas.buf, c, axis=0))
 
     def _prev(self, f: Frame, j: int, col: int) -> tuple[F64, F64]:
         """Per row, the previous known value of column ``col`` and its ts; then

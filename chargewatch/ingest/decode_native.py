@@ -84,9 +84,13 @@ _NUM = (int, float)
 
 
 def parse_ts(value: Any, recv: float, max_future_s: float) -> float:
-    """Meter time as epoch seconds; raises DecodeError(bad_timestamp/future_timestamp)."""
+    """Meter time as epoch seconds; raises DecodeError(bad_timestamp,
+    timestamp_before_2010, future_timestamp)."""
     if type(value) in _NUM:
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:  # an int beyond a double's range
+            raise DecodeError("bad_timestamp", f"ts has {len(str(value))} digits") from None
     elif isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value)
@@ -99,10 +103,11 @@ def parse_ts(value: Any, recv: float, max_future_s: float) -> float:
         raise DecodeError("missing_field", "ts is required")
     else:
         raise DecodeError("wrong_type", f"ts must be a number or RFC 3339 string, got {value!r}")
-    if not math.isfinite(ts) or ts < _MIN_TS:
-        if ts > 1e11:
-            raise DecodeError("bad_timestamp", f"ts {value!r} looks like milliseconds; use seconds")
-        raise DecodeError("bad_timestamp", f"ts {value!r} is before 2010")
+    if not math.isfinite(ts):
+        raise DecodeError("bad_timestamp", f"ts {value!r} is not a finite number")
+    if ts < _MIN_TS:
+        # The OCPP decoder's code for the same thing: an unset clock, not bad syntax.
+        raise DecodeError("timestamp_before_2010", f"ts {value!r} is before 2010")
     if ts > 1e11:
         raise DecodeError("bad_timestamp", f"ts {value!r} looks like milliseconds; use seconds")
     if ts > recv + max_future_s:
@@ -116,12 +121,29 @@ def _loads(payload: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         # Some firmware writes NaN/Infinity (Python's json.dumps default). Parse
         # those leniently so only the affected samples are rejected, not the batch.
-        if b"NaN" in payload or b"Infinity" in payload:
+        # A number beyond a double's range fails orjson too ("number is
+        # infinity"): parsed leniently, it costs only its own sample (non_finite).
+        if b"NaN" in payload or b"Infinity" in payload or "infinity" in str(exc):
             try:
-                return json.loads(payload)
+                return json.loads(payload, parse_int=_lenient_int)
             except (ValueError, RecursionError):
                 pass
         raise DecodeError("malformed_json", str(exc)) from None
+
+
+# The integers orjson returns as ints; the stdlib would make any other a Python
+# int of any size, which numpy refuses to convert (OverflowError).
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def _lenient_int(text: str) -> int | float:
+    """An integer as orjson reads it: an int within 64 bits, else the nearest double
+    (±inf beyond a double's range, which the decoder rejects as non_finite)."""
+    if len(text) <= 20:
+        value = int(text)
+        if value in _INT_RANGE:
+            return value
+    return float(text)
 
 
 def _text(payload: bytes) -> str:
@@ -182,6 +204,8 @@ class NativeDecoder:
                 raise DecodeError("unknown_topic", f"kind {kind}")
         except DecodeError as exc:
             sink.reject(topic, exc.reason, exc.detail, doc, recv)
+        except Exception as exc:  # a bug here costs this message, nothing else
+            _internal_error(sink, topic, payload, recv, exc)
 
     # -- meter ---------------------------------------------------------------
 
@@ -202,8 +226,37 @@ class NativeDecoder:
         # more. JSON cannot hold a cycle, so pausing it until they are freed
         # (with the inner frame) loses nothing.
         with gc_paused():
+            mark = _Mark(sink)
             try:
                 self._decode_meters(messages, sink)
+            except Exception:
+                mark.rollback(sink)
+                self._simd.reset()
+                self._isolate(messages, sink)
+            finally:
+                self._simd.reset()
+
+    def _isolate(self, messages: list[tuple[Route, str, bytes, float]], sink: DecodeSink) -> None:
+        """Decode messages whose batch raised, so the message that raises is rejected alone.
+
+        Halves that raise are split again, then the message left alone is
+        rejected as ``internal_error``: k such messages among n cost about
+        k·log2(n) more decodes, not one each, and the rest keep the columnar path.
+        """
+        pending = [messages]
+        while pending:
+            part = pending.pop()
+            mark = _Mark(sink)
+            try:
+                self._decode_meters(part, sink)
+            except Exception as exc:
+                mark.rollback(sink)
+                if len(part) == 1:
+                    _route, topic, payload, recv = part[0]
+                    _internal_error(sink, topic, payload, recv, exc)
+                else:
+                    half = len(part) // 2
+                    pending += (part[half:], part[:half])  # the first half next
             finally:
                 self._simd.reset()
 
@@ -388,7 +441,7 @@ class NativeDecoder:
                 f = int(np.flatnonzero(out[r])[0])
                 v = float(values[r, f])
                 name = _FIELD_NAMES[f]
-                if math.isinf(v):
+                if math.isinf(v):  # Infinity, or a number beyond a double's range
                     mark([r], "non_finite", f"{name} is {v!r}")
                 else:
                     mark([r], "out_of_range", f"{name}={v!r} outside {LIMITS[name]}")
@@ -493,6 +546,33 @@ class NativeDecoder:
                 signed_data=_str(doc, "signed_data", 65536),
             )
         )
+
+
+class _Mark:
+    """How much a sink held; rolling back drops whatever a failed decode added."""
+
+    __slots__ = ("blocks", "events", "rejects", "rows")
+
+    def __init__(self, sink: DecodeSink) -> None:
+        self.rows = len(sink.meter.conn)
+        self.blocks = len(sink.meter.blocks)
+        self.events = len(sink.events)
+        self.rejects = len(sink.rejects)
+
+    def rollback(self, sink: DecodeSink) -> None:
+        meter = sink.meter
+        for rows in (meter.conn, meter.ts, meter.recv, meter.rows):
+            del rows[self.rows :]
+        del meter.blocks[self.blocks :]
+        del sink.events[self.events :]
+        del sink.rejects[self.rejects :]
+
+
+def _internal_error(
+    sink: DecodeSink, topic: str, payload: bytes, recv: float, exc: Exception
+) -> None:
+    """Reject a message whose decoding raised (a bug): kept whole, with what was raised."""
+    sink.reject(topic, "internal_error", f"{type(exc).__name__}: {exc}", _text(payload), recv)
 
 
 class _Batches:

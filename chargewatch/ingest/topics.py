@@ -15,11 +15,12 @@ __all__ = [
     "command_topic",
 ]
 
-import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from chargewatch.core.errors import DecodeError
+from chargewatch.model.ids import is_charger_id
+from chargewatch.model.topics import command_topic
 
 NATIVE_SUBSCRIPTIONS = (
     "ev/+/+/meter",
@@ -33,9 +34,6 @@ OCPP_VERSIONS = ("1.6", "2.0.1")
 
 Kind = Literal["meter", "status", "transaction", "heartbeat", "online", "ocpp"]
 
-# Charger ids end up in topics, tags and file names: keep them to a safe alphabet.
-# OCPP's chargeBoxIdentity is CiString of at most 48 chars; real ids use these characters.
-_CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _MAX_CONNECTOR = 64
 # Status and transaction messages come once per change, not per sample: parsing
 # them again costs ~2 us each, while caching them would keep two of every
@@ -93,17 +91,18 @@ class TopicRouter:
         if parts[0] == "ev":
             if len(parts) == 4 and parts[3] in ("meter", "status", "transaction"):
                 charger, conn_s, kind = parts[1], parts[2], parts[3]
-                if not _CHARGER_ID.match(charger):
+                if not is_charger_id(charger):
                     return DecodeError("bad_charger_id", f"charger id {charger!r}", topic=topic)
-                if not conn_s.isdigit() or not 0 <= int(conn_s) <= _MAX_CONNECTOR:
+                conn = _connector(conn_s)
+                if conn is None:
                     return DecodeError(
                         "bad_connector_id",
                         f"connector {conn_s!r} is not an integer 0..{_MAX_CONNECTOR}",
                         topic=topic,
                     )
-                return Route(kind, charger, int(conn_s))  # type: ignore[arg-type]
+                return Route(kind, charger, conn)  # type: ignore[arg-type]
             if len(parts) == 3 and parts[2] in ("heartbeat", "online"):
-                if not _CHARGER_ID.match(parts[1]):
+                if not is_charger_id(parts[1]):
                     return DecodeError("bad_charger_id", f"charger id {parts[1]!r}", topic=topic)
                 return Route(parts[2], parts[1])  # type: ignore[arg-type]
         elif parts[0] == "ocpp" and len(parts) == 4 and parts[3] in ("cp", "csms"):
@@ -114,12 +113,23 @@ class TopicRouter:
                     f"version {version!r}; expected 1.6 or 2.0.1",
                     topic=topic,
                 )
-            if not _CHARGER_ID.match(charger):
+            if not is_charger_id(charger):
                 return DecodeError("bad_charger_id", f"charger id {charger!r}", topic=topic)
             return Route("ocpp", charger, 0, version, parts[3])
         return DecodeError("unknown_topic", "not a chargewatch telemetry topic", topic=topic)
 
 
-def command_topic(version: str, charger: str) -> str:
-    """Where remediation commands to a charger go (DESIGN.md)."""
-    return f"ocpp/{version}/{charger}/command"
+def _connector(text: str) -> int | None:
+    """The connector id of a topic level, or None unless it is ASCII digits worth 0..64.
+
+    ``str.isdigit`` and ``int`` also take other scripts' digits (``"\u0663"`` is 3)
+    and ``isdigit`` takes superscripts ``int`` refuses (``"\u00b2"``); ``int``
+    also refuses more than 4300 digits, even zeros: none of these may reach it.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > 2:
+        return None
+    conn = int(significant or "0")
+    return conn if conn <= _MAX_CONNECTOR else None

@@ -15,6 +15,7 @@ __all__ = [
     "CommandResult",
     "Event",
     "HeartbeatEvent",
+    "HeartbeatIntervalEvent",
     "MeterReading",
     "OnlineEvent",
     "ProblemEvent",
@@ -135,6 +136,27 @@ class HeartbeatEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatIntervalEvent:
+    """The heartbeat interval a charger was told to keep, from the moment it applies.
+
+    ``origin`` says how it was learned: "BootNotification" (the CSMS's answer's
+    ``interval``; while the boot is Pending or Rejected it is the wait before the
+    next BootNotification, so the charger speaks again within it all the same),
+    "ChangeConfiguration" (1.6 key HeartbeatInterval) or "SetVariables" (2.0.1
+    OCPPCommCtrlr.HeartbeatInterval), the last two only once the charger accepted.
+    ``status`` is the boot's registration status, "" otherwise.
+    """
+
+    charger: str
+    ts: float
+    recv: float
+    interval_s: float
+    origin: str
+    status: str = ""
+    source: Source = "native"
+
+
+@dataclass(frozen=True, slots=True)
 class OnlineEvent:
     """The retained ``ev/<charger>/online`` flag (true on connect, false by last will)."""
 
@@ -209,6 +231,7 @@ Event = (
     | TransactionEvent
     | MeterReading
     | HeartbeatEvent
+    | HeartbeatIntervalEvent
     | OnlineEvent
     | BootEvent
     | ProblemEvent

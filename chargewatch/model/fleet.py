@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_CHARGER",
+    "SITE_KINDS",
     "ChargerSpec",
     "ConnectorIndex",
     "Fleet",
@@ -20,6 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+#: What a site is for; alert defaults differ by kind (a car plugged in all night
+#: is normal at home, a blocked bay at a motorway charger is not).
+SITE_KINDS = ("public", "depot", "residential", "workplace", "destination", "fleet")
+
 
 @dataclass(frozen=True, slots=True)
 class SiteSpec:
@@ -27,6 +32,7 @@ class SiteSpec:
     timezone: str = "UTC"
     tariff: str = ""  # default tariff id for the site's chargers
     name: str = ""
+    kind: str = "public"  # one of SITE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,7 @@ class Fleet:
         return spec.tariff or self.site(spec.site).tariff
 
 
-_SITE_KEYS = ("id", "timezone", "tariff", "name")
+_SITE_KEYS = ("id", "timezone", "tariff", "name", "kind")
 _CHARGER_KEYS = (
     "id",
     "site",

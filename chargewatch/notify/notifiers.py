@@ -201,6 +201,11 @@ class WebhookNotifier(_HttpNotifier):
         return ok
 
 
+# Alerts whose last logged status is remembered (resolved ones are resent for
+# 15 minutes, then forgotten by the engine; this bounds the memory either way).
+_LOG_MEMORY = 50_000
+
+
 class LogNotifier:
     """Writes one log line per alert: the embedded default receiver."""
 
@@ -208,9 +213,19 @@ class LogNotifier:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger("chargewatch.alerts")
+        # The status last logged per alert: Alertmanager needs an alert resent
+        # while it fires, a log reader needs one line per transition.
+        self._logged: dict[frozenset[tuple[str, str]], str] = {}
 
     def send(self, alerts: Sequence[Notification]) -> bool:
         for a in alerts:
+            key = frozenset(a.labels.items())
+            if self._logged.get(key) == a.status:
+                continue
+            self._logged.pop(key, None)
+            self._logged[key] = a.status  # newest last: the oldest go first below
+            if len(self._logged) > _LOG_MEMORY:
+                del self._logged[next(iter(self._logged))]
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(a.labels.items()))
             level = logging.WARNING if a.status == "firing" else logging.INFO
             self.log.log(

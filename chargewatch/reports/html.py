@@ -30,7 +30,7 @@ from chargewatch.analytics import (
     utilisation,
 )
 from chargewatch.analytics.revenue import revenue_per_day
-from chargewatch.analytics.session_frame import Level, Window
+from chargewatch.analytics.session_frame import Level, SessionFrame, Window
 from chargewatch.analytics.usage import starting_in
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.tariff import Tariff
@@ -137,7 +137,48 @@ def fleet_report(
     clock: str | None = None,
 ) -> Report:
     """Usage report over ``window``; ``clock`` names local time where a zone name would mislead."""
-    zones = zones or {}
+    a = _analyse(ledger, window, site, zones or {}, connectors)
+    summary = _summary(a, window)
+    page = _Page(title)
+    for n in notes:
+        page.p(n, "note")
+    _overview(page, window, summary)
+    label = site or "fleet"
+    _usage_sections(page, a, label, clock)
+    _reliability_section(page, a.rel, label)
+    _revenue_section(page, a.rev, a.rev_days, label)
+    _peers_section(page, a.peer, label)
+    _peak_section(page, a.peak)
+    return Report(title, page.done(), page.figures, summary)
+
+
+Doc = dict[str, Any]  # one group's figures, as the analytics functions return them
+
+
+@dataclass
+class _Analyses:
+    """What the fleet report shows, computed once from the ledger."""
+
+    frame: SessionFrame
+    started: SessionFrame
+    util: list[Doc]
+    util_sites: list[Doc]
+    days: list[Doc]
+    dists: list[Doc]
+    rel: Doc
+    rev: list[Doc]
+    rev_days: list[Doc]
+    peer: list[Doc]
+    peak: list[Doc]
+
+
+def _analyse(
+    ledger: Ledger,
+    window: Window,
+    site: str | None,
+    zones: Mapping[str, str],
+    connectors: Mapping[str, int] | None,
+) -> _Analyses:
     frame = load_frame(ledger, window, site=site)
     level: Level = "site" if site else "fleet"
     started = frame.select(starting_in(frame, window))
@@ -154,20 +195,24 @@ def fleet_report(
     rev_days = revenue_per_day(frame, cdrs, window, zones=zones)
     peer = peers(frame, window)
     peak = peak_power(frame, window)
+    return _Analyses(frame, started, util, util_sites, days, dists, rel, rev, rev_days, peer, peak)
 
-    summary: dict[str, Any] = {
+
+def _summary(a: _Analyses, window: Window) -> Doc:
+    util = a.util
+    return {
         "window": {"from": window.lo, "to": window.hi},
-        "sessions": len(started),
-        "energy_kwh": float(started.energy_wh.sum()) / 1000.0,
-        "chargers": len(set(frame.charger.tolist())),
-        "sites": len(set(frame.site.tolist())),
+        "sessions": len(a.started),
+        "energy_kwh": float(a.started.energy_wh.sum()) / 1000.0,
+        "chargers": len(set(a.frame.charger.tolist())),
+        "sites": len(set(a.frame.site.tolist())),
         "connectors": util[0]["connectors"] if util else 0,
         "occupied_share": util[0]["occupied_share"] if util else None,
         "charging_share": util[0]["charging_share"] if util else None,
     }
-    page = _Page(title)
-    for n in notes:
-        page.p(n, "note")
+
+
+def _overview(page: _Page, window: Window, summary: Doc) -> None:
     page.table(
         ["figure", "value"],
         [
@@ -182,39 +227,56 @@ def fleet_report(
             ["charging share of connector time", _pct(summary["charging_share"])],
         ],
     )
-    label = site or "fleet"
-    if util:
+
+
+_SITE_UTIL = ("site", "connectors", "occupied", "charging", "occupied h", "charging h")
+_QUANTILES = ("n", "mean", "p10", "median", "p90", "max")
+
+
+def _usage_sections(page: _Page, a: _Analyses, label: str, clock: str | None) -> None:
+    """Utilisation by hour of week (and per site), sessions per day, distributions."""
+    if a.util:
         page.h2("Utilisation by hour of week")
-        page.figure("utilisation.png", plots.utilisation_heatmap(util[0], label, clock), "heatmap")
-        if len(util_sites) > 1:
-            page.table(
-                ["site", "connectors", "occupied", "charging", "occupied h", "charging h"],
-                [
-                    [
-                        u["group"],
-                        u["connectors"],
-                        _pct(u["occupied_share"]),
-                        _pct(u["charging_share"]),
-                        u["occupied_hours"],
-                        u["charging_hours"],
-                    ]
-                    for u in util_sites
-                ],
-            )
-    if days:
+        heatmap = plots.utilisation_heatmap(a.util[0], label, clock)
+        page.figure("utilisation.png", heatmap, "heatmap")
+        if len(a.util_sites) > 1:
+            page.table(_SITE_UTIL, [_site_util_row(u) for u in a.util_sites])
+    if a.days:
         page.h2("Sessions and energy per day")
-        page.figure("daily.png", plots.daily_figure(days[0], label), "daily")
-    if dists:
+        page.figure("daily.png", plots.daily_figure(a.days[0], label), "daily")
+    if a.dists:
         page.h2("Session durations, energy and blocking idle time")
-        page.figure("distributions.png", plots.histograms_figure(dists[0], label), "histograms")
-        d = dists[0]
+        page.figure("distributions.png", plots.histograms_figure(a.dists[0], label), "histograms")
+        d = a.dists[0]
         page.table(
-            ["quantity", "n", "mean", "p10", "median", "p90", "max"],
+            ["quantity", *_QUANTILES],
             [
-                [q, *[d[q]["summary"][k] for k in ("n", "mean", "p10", "median", "p90", "max")]]
+                [q, *[d[q]["summary"][k] for k in _QUANTILES]]
                 for q in ("duration_h", "energy_kwh", "blocking_idle_h")
             ],
         )
+
+
+def _site_util_row(u: Doc) -> list[Any]:
+    return [
+        u["group"],
+        u["connectors"],
+        _pct(u["occupied_share"]),
+        _pct(u["charging_share"]),
+        u["occupied_hours"],
+        u["charging_hours"],
+    ]
+
+
+_FAILED = ("charger", "sessions", "failed", "no energy", "failed share")
+_FAULTS = (
+    "charger", "site", "availability", "down h", "outages", "MTBF h", "MTTR h", "faults",
+    "by kind",
+)  # fmt: skip
+
+
+def _reliability_section(page: _Page, rel: Doc, label: str) -> None:
+    """Failed sessions by charger, then availability, MTBF and MTTR from the alert history."""
     page.h2("Reliability")
     page.p(
         f"Failed session: under {rel['min_energy_wh']:g} Wh delivered, or a fault alert on the "
@@ -224,7 +286,7 @@ def fleet_report(
     if worst_failed and worst_failed[0]["failed"]:
         page.figure("reliability.png", plots.reliability_figure(rel["sessions"], label), "failures")
         page.table(
-            ["charger", "sessions", "failed", "no energy", "failed share"],
+            _FAILED,
             [
                 [r["group"], r["sessions"], r["failed"], r["no_energy"], _pct(r["failed_rate"])]
                 for r in worst_failed
@@ -234,130 +296,88 @@ def fleet_report(
     else:
         page.p("No failed sessions.")
     if rel["fault_history"]:
-        page.table(
-            [
-                "charger",
-                "site",
-                "availability",
-                "down h",
-                "outages",
-                "MTBF h",
-                "MTTR h",
-                "faults",
-                "by kind",
-            ],
-            [
-                [
-                    c["charger"],
-                    c["site"],
-                    _pct(c["availability"]),
-                    c["down_hours"],
-                    c["outages"],
-                    c["mtbf_hours"],
-                    c["mttr_hours"],
-                    c["faults"],
-                    ", ".join(f"{k} {v}" for k, v in c["faults_by_kind"].items()),
-                ]
-                for c in rel["worst"]
-            ],
-            left=2,
-        )
+        page.table(_FAULTS, [_fault_row(c) for c in rel["worst"]], left=2)
     else:
         page.p("No alert history in this ledger: availability, MTBF and MTTR are unknown.", "note")
+
+
+def _fault_row(c: Doc) -> list[Any]:
+    return [
+        c["charger"],
+        c["site"],
+        _pct(c["availability"]),
+        c["down_hours"],
+        c["outages"],
+        c["mtbf_hours"],
+        c["mttr_hours"],
+        c["faults"],
+        ", ".join(f"{k} {v}" for k, v in c["faults_by_kind"].items()),
+    ]
+
+
+_REVENUE = (
+    "site", "tariff", "currency", "sessions", "revenue excl. VAT", "incl. VAT", "kWh",
+    "avg price/kWh excl. VAT",
+)  # fmt: skip
+
+
+def _revenue_section(page: _Page, rev: list[Doc], rev_days: list[Doc], label: str) -> None:
+    """Revenue per site, tariff and currency from the stored CDRs."""
     page.h2("Revenue")
-    priced = [g for g in rev if g["status"] == "priced"]
-    if not priced:
+    if not any(g["status"] == "priced" for g in rev):
         page.p("Unpriced: no CDRs stored for these sessions (no tariff applied).", "note")
-    else:
-        page.figure("revenue.png", plots.revenue_figure(rev, rev_days, label), "revenue")
-        page.table(
-            [
-                "site",
-                "tariff",
-                "currency",
-                "sessions",
-                "revenue excl. VAT",
-                "incl. VAT",
-                "kWh",
-                "avg price/kWh excl. VAT",
-            ],
-            [
-                [
-                    g["group"],
-                    t["tariff_id"],
-                    c["currency"],
-                    t["sessions"],
-                    t["revenue_excl_vat"],
-                    t["revenue_incl_vat"],
-                    t["energy_kwh"],
-                    t["avg_price_per_kwh_excl_vat"],
-                ]
-                for g in rev
-                for c in g["currencies"]
-                for t in c["tariffs"]
-            ],
-            left=3,
-        )
-        unpriced = sum(g["unpriced_sessions"] for g in rev)
-        if unpriced:
-            page.p(f"{unpriced} sessions have no CDR (unpriced) and are not in these totals.")
+        return
+    page.figure("revenue.png", plots.revenue_figure(rev, rev_days, label), "revenue")
+    rows = [
+        [g["group"], t["tariff_id"], c["currency"], t["sessions"], t["revenue_excl_vat"],
+         t["revenue_incl_vat"], t["energy_kwh"], t["avg_price_per_kwh_excl_vat"]]
+        for g in rev
+        for c in g["currencies"]
+        for t in c["tariffs"]
+    ]  # fmt: skip
+    page.table(_REVENUE, rows, left=3)
+    unpriced = sum(g["unpriced_sessions"] for g in rev)
+    if unpriced:
+        page.p(f"{unpriced} sessions have no CDR (unpriced) and are not in these totals.")
+
+
+_PEERS = (
+    "charger", "site", "peers", "sessions", "kWh per plugged-in h", "z", "avg charging kW", "z",
+    "kWh/session", "z", "deviates in",
+)  # fmt: skip
+# Each shown with its robust z-score, in this order.
+_PEER_FIGURES = ("kwh_per_connected_hour", "avg_charging_kw", "kwh_per_session")
+
+
+def _peers_section(page: _Page, peer: list[Doc], label: str) -> None:
+    """The chargers whose figures deviate from their site's peers (robust z-scores)."""
     page.h2("Chargers that deviate from their site's peers")
     page.figure("peers.png", plots.peers_figure(peer, label, "kwh_per_connected_hour"), "peers")
     dev = [r for r in peer if r["deviates"]]
-    page.table(
-        [
-            "charger",
-            "site",
-            "peers",
-            "sessions",
-            "kWh per plugged-in h",
-            "z",
-            "avg charging kW",
-            "z",
-            "kWh/session",
-            "z",
-            "deviates in",
-        ],
-        [
-            [
-                r["charger"],
-                r["site"],
-                r["peers"],
-                r["sessions"],
-                r["figures"]["kwh_per_connected_hour"],
-                r["z"]["kwh_per_connected_hour"],
-                r["figures"]["avg_charging_kw"],
-                r["z"]["avg_charging_kw"],
-                r["figures"]["kwh_per_session"],
-                r["z"]["kwh_per_session"],
-                " ".join(r["deviates"]),
-            ]
-            for r in dev[:20]
-        ],
-        left=2,
-    )
+    rows = [
+        [r["charger"], r["site"], r["peers"], r["sessions"],
+         *[v for f in _PEER_FIGURES for v in (r["figures"][f], r["z"][f])],
+         " ".join(r["deviates"])]
+        for r in dev[:20]
+    ]  # fmt: skip
+    page.table(_PEERS, rows, left=2)
     page.p(f"{len(dev)} of {len(peer)} chargers deviate (robust z beyond ±3.5).", "note")
+
+
+_PEAK = (
+    "site", "peak (kW, period averages)", "at", "sum of period maxima (kW)",
+    "p99 while charging (kW)",
+)  # fmt: skip
+
+
+def _peak_section(page: _Page, peak: list[Doc]) -> None:
     page.h2("Peak concurrent power per site")
-    page.table(
-        [
-            "site",
-            "peak (kW, period averages)",
-            "at",
-            "sum of period maxima (kW)",
-            "p99 while charging (kW)",
-        ],
-        [
-            [
-                p["site"],
-                p["peak_power_w"] / 1000.0,
-                _iso(p["at"]),
-                p["max_power_sum_w"] / 1000.0,
-                p["p99_power_w"] / 1000.0,
-            ]
-            for p in sorted(peak, key=lambda p: -p["peak_power_w"])
-        ],
-    )
-    return Report(title, page.done(), page.figures, summary)
+    rows = [
+        [p["site"], p["peak_power_w"] / 1000.0, _iso(p["at"]),
+         p["max_power_sum_w"] / 1000.0, p["p99_power_w"] / 1000.0]
+        for p in sorted(peak, key=lambda p: -p["peak_power_w"])
+    ]  # fmt: skip
+    page.table(_PEAK, rows)
 
 
 def session_report(

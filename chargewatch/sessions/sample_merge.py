@@ -46,7 +46,7 @@ def merge_session(
         e = np.concatenate((e, [x[1] for x in pend]))
     order = np.argsort(t, kind="stable")
     t, e = t[order], e[order]
-    if rows.size and (batch.recv[rows] - batch.ts[rows] > cfg.late_after_s).any():
+    if rows.size and _late_rows_used(cfg, s, batch, rows):
         s.flag("late_data")
     segs = _merge_register(cfg, s, t, e)
     if rows.size or anchors:
@@ -66,6 +66,39 @@ def merge_session(
     book.dirty.add(s.sid)
     if s.is_open:
         book.due_stale.add(book.index.id(s.charger, s.connector))
+
+
+def _late_rows_used(
+    cfg: SessionConfig, s: SessionState, batch: MeterBatch, rows: NDArray[np.intp]
+) -> bool:
+    """Whether a row received more than ``late_after_s`` after its meter time
+    changes the session (docs/sessions.md, ``late_data``); call before merging.
+
+    Re-sent readings change nothing and do not count: a register reading
+    inside a span the segments already cover (merge_register ignores it; e.g.
+    the Transaction.Begin value a StopTransaction repeats in its
+    transactionData), a power sample at or before the track's last point
+    (those the track takes, out of order, it reports itself as ``late``).
+    """
+    lag = batch.recv[rows] - batch.ts[rows]
+    late = lag > cfg.late_after_s
+    if not late.any():
+        return False
+    t = batch.ts[rows][late]
+    vals = batch.values[rows][late]
+    p_new = np.isfinite(vals[:, _P])
+    last = s.track.last
+    if last is not None:
+        p_new &= t > last[0]
+    if p_new.any():
+        return True
+    e_new = np.isfinite(vals[:, _E])
+    f = s.segs
+    if f is not None and e_new.any():
+        t0s, t1s = np.asarray(f[0::4]), np.asarray(f[2::4])
+        k = np.searchsorted(t0s, t, side="right")
+        e_new &= ~((k > 0) & (t <= t1s[np.maximum(k - 1, 0)]))
+    return bool(e_new.any())
 
 
 def _merge_register(

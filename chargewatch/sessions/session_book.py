@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from chargewatch.model.events import TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions.session_state import SessionState
 from chargewatch.sessions.session_types import Rejected, SessionConfig, session_id
@@ -51,6 +52,9 @@ class SessionBook:
         self.due_stale: set[int] = set()
         self.last_prune = -math.inf
         self.rejected: list[Rejected] = []
+        # Stops that named no known transaction, waiting for their start to
+        # arrive (session_events._settle_stops); not checkpointed.
+        self.waiting_stops: list[TransactionEvent] = []
 
     def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:
         self.rejected.append(Rejected(charger, connector, ts, reason, detail))

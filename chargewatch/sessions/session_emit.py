@@ -79,6 +79,8 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
     if tr.gaps and any(g[3] > s.start and g[0] < stop for g in tr.gaps):
         flags.append("gap")
     flags += en.flags
+    if s.start_source == "status" and en.energy_wh <= cfg.register_tolerance_wh:
+        flags.append("failed_start")  # a plug-in that never charged (docs/sessions.md)
     quality = tuple(f for f in QUALITY_FLAGS if f in flags)
     periods = build_periods(tr, s.start, stop, en.energy_wh, threshold_w=cfg.charging_threshold_w)
     idle = sum(p.duration_s for p in periods if p.kind == "idle")

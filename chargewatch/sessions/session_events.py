@@ -25,7 +25,11 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
         (e for e in events if isinstance(e, TransactionEvent | MeterReading | StatusEvent)),
         key=_event_order,
     ):
-        if ev.ts > now + book.config.future_tolerance_s:
+        if isinstance(ev, TransactionEvent) and ev.kind == "stop":
+            # Even one from the future: a stop's time can be corrected (_stop_time).
+            if not _on_transaction(book, ev):
+                book.waiting_stops.append(ev)
+        elif ev.ts > now + book.config.future_tolerance_s:
             book.reject(ev.charger, ev.connector, ev.ts, "future_timestamp", type(ev).__name__)
         elif isinstance(ev, TransactionEvent):
             _on_transaction(book, ev)
@@ -33,6 +37,8 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
             _on_reading(book, ev)
         else:
             _on_status(book, ev)
+    if book.waiting_stops:
+        _settle_stops(book, now)
 
 
 def _event_order(ev: TransactionEvent | MeterReading | StatusEvent) -> tuple[float, int, int]:
@@ -46,21 +52,38 @@ def _event_order(ev: TransactionEvent | MeterReading | StatusEvent) -> tuple[flo
     return (ev.ts, 4, 0)
 
 
-def _on_transaction(book: SessionBook, ev: TransactionEvent) -> None:
+def _on_transaction(book: SessionBook, ev: TransactionEvent) -> bool:
+    """Apply a transaction event; False for a stop that names no known transaction
+    (it waits in ``book.waiting_stops`` for :func:`_settle_stops`)."""
     book.sends[ev.charger] = book.sends.get(ev.charger, 0) | TX
+    known_sid = book.by_tx.get((ev.charger, ev.transaction_id))
+    known = book.sessions.get(known_sid) if known_sid else None
+    if ev.kind == "stop" and known is None:
+        return False
     conn = book.index.id(ev.charger, ev.connector)
     book.due_stale.add(conn)
     cur = book.current(conn)
-    known_sid = book.by_tx.get((ev.charger, ev.transaction_id))
-    known = book.sessions.get(known_sid) if known_sid else None
+    ts = ev.ts
     if ev.kind == "start":
         if not _on_start(book, ev, conn, cur, known):
-            return
-    elif not _on_update_or_stop(book, ev, cur, known):
-        return
+            return True
+    elif known is not None and ev.kind == "stop":
+        if known.closed_by == "transaction":
+            return True  # re-delivered: nothing changes
+        ts = _stop_session(book, ev, known)
+    elif not _on_update(book, ev, cur, known):
+        return True
     target = known or book.sessions.get(book.by_tx.get((ev.charger, ev.transaction_id), ""))
-    if target is not None and (ev.offline or ev.recv - ev.ts > book.config.late_after_s):
-        target.flag("late_data")
+    if target is not None:
+        _flag_late_event(book, ev, ts, target)
+    return True
+
+
+def _flag_late_event(book: SessionBook, ev: TransactionEvent, ts: float, s: SessionState) -> None:
+    """``late_data`` for an event that changed ``s``: queued offline, or received
+    more than ``late_after_s`` after its (corrected) time."""
+    if ev.offline or ev.recv - ts > book.config.late_after_s:
+        s.flag("late_data")
 
 
 def _on_start(
@@ -76,9 +99,25 @@ def _on_start(
             known.meter_start = ev.meter_wh
             book.point(known, ev.ts, ev.meter_wh)
         return False
-    if cur is not None and ev.ts < cur.start:
-        _late_start(book, ev, cur)
-        return False
+    if cur is not None and cur.start_source == "status" and _idle_until(book, cur, ev.ts):
+        # The plug-in -> Preparing -> authorisation window of this transaction.
+        s = _adopt(book, conn, cur, ev)
+    else:
+        if cur is not None and ev.ts < cur.start:
+            _late_start(book, ev, cur)
+            return False
+        s = _close_for_start(book, ev, conn, cur)
+    s.meter_start = ev.meter_wh
+    s.id_tag = ev.id_tag
+    s.signed_start = ev.signed_data
+    book.point(s, ev.ts, ev.meter_wh)
+    return True
+
+
+def _close_for_start(
+    book: SessionBook, ev: TransactionEvent, conn: int, cur: SessionState | None
+) -> SessionState:
+    """End the connector's current session, if any, and open the transaction's."""
     if cur is not None:
         if not cur.transaction_id and cur.n_reg < 2 and cur.track.integral_wh < 1.0:
             # A status-inferred session before the charger showed it sends
@@ -90,15 +129,52 @@ def _on_start(
             book.close(cur, cur.available_at, ev.ts, "available")
         else:
             book.close(cur, cur.last_seen, ev.ts, "next_start")
-    s = book.open_session(ev.charger, ev.connector, ev.transaction_id, ev.ts, "transaction")
-    s.meter_start = ev.meter_wh
-    s.id_tag = ev.id_tag
-    s.signed_start = ev.signed_data
-    book.point(s, ev.ts, ev.meter_wh)
-    return True
+    return book.open_session(ev.charger, ev.connector, ev.transaction_id, ev.ts, "transaction")
 
 
-def _on_update_or_stop(
+def _idle_until(book: SessionBook, s: SessionState, ts: float) -> bool:
+    """Nothing delivered in ``s`` before ``ts``: neither register growth (linear
+    within a segment) nor power. (What came after ``ts`` is the transaction's:
+    the decoder may hold a 1.6 start until the CSMS answers.)"""
+    grown = 0.0
+    for t0, e0, t1, e1 in s.seg_list():
+        if t0 < ts:
+            frac = 1.0 if t1 <= ts else (ts - t0) / (t1 - t0)
+            grown += (e1 - e0) * frac
+    return (
+        grown <= book.config.register_tolerance_wh
+        and s.track.integral_between(s.start, max(ts, s.start)) < 1.0
+    )
+
+
+def _adopt(book: SessionBook, conn: int, cur: SessionState, ev: TransactionEvent) -> SessionState:
+    """The status-inferred session ``cur`` becomes the transaction's session.
+
+    It is the same plug-in: what it holds (samples, anchors) carries over, its
+    id, start and transaction become the transaction's (as on a charger whose
+    Preparing opened nothing), so there is no separate 0 Wh session.
+    """
+    points = book.points.pop(cur.sid, None)
+    anchors = book.anchors.pop(cur.sid, None)
+    del book.open[conn]
+    book.drop(cur.sid)
+    cur.sid = session_id(ev.charger, ev.connector, ev.transaction_id, ev.ts)
+    cur.transaction_id = ev.transaction_id
+    cur.start = ev.ts
+    cur.start_source = "transaction"
+    cur.flags = flag_set(tuple(f for f in cur.flags if f != "inferred_start"))
+    cur.last_seen = max(cur.last_seen, ev.ts)
+    book.add(cur)
+    book.open[conn] = cur.sid
+    if points:
+        book.points[cur.sid] = points
+    if anchors:
+        book.anchors[cur.sid] = anchors
+    book.dirty.add(cur.sid)
+    return cur
+
+
+def _on_update(
     book: SessionBook,
     ev: TransactionEvent,
     cur: SessionState | None,
@@ -106,7 +182,7 @@ def _on_update_or_stop(
 ) -> bool:
     """Find (or open, adopt) the transaction's session; False when there is none."""
     s2 = known
-    if s2 is None and ev.kind == "update":
+    if s2 is None:
         if cur is not None and not cur.transaction_id:
             s2 = cur
             s2.transaction_id = ev.transaction_id
@@ -118,28 +194,122 @@ def _on_update_or_stop(
     if s2 is None:
         book.reject(ev.charger, ev.connector, ev.ts, "stop_without_session", ev.transaction_id)
         return False
-    if ev.kind == "stop":
-        _on_stop(book, ev, s2)
     book.point(s2, ev.ts, ev.meter_wh)
     s2.last_seen = max(s2.last_seen, ev.ts)
     return True
 
 
-def _on_stop(book: SessionBook, ev: TransactionEvent, s2: SessionState) -> None:
-    if ev.meter_wh is not None:
-        s2.meter_stop = ev.meter_wh
+def _stop_session(book: SessionBook, ev: TransactionEvent, s2: SessionState) -> float:
+    """Stop ``s2`` (its own stop, or one matched to it); return the stop time used."""
+    ts = _stop_time(book, ev, s2)
+    meter = ev.meter_wh
+    if ts != ev.ts:
+        s2.flag("stop_time_corrected")
+    if meter is not None and ("stop_matched" in s2.flags or ts != ev.ts):
+        # The firmware that sends a broken stop may send a broken meterStop
+        # too (go-e: meterStop = meterStart after a charge): one below what
+        # the register already showed is discarded, not taken as a reset.
+        last = s2.segs[-1] if s2.segs is not None else None
+        if last is not None and meter < last - book.config.register_tolerance_wh:
+            s2.bad += 1
+            meter = None
+    _on_stop(book, ev, s2, ts, meter)
+    book.point(s2, ts, meter)
+    s2.last_seen = max(s2.last_seen, ts)
+    return ts
+
+
+def _stop_time(book: SessionBook, ev: TransactionEvent, s: SessionState) -> float:
+    """The stop's own time, unless it cannot be right; then the receive time
+    (when the session's data was still arriving then) or the last data seen.
+
+    It cannot be right before the session's start, more than ``late_after_s``
+    after it was received, or more than ``late_after_s`` before the register
+    last grew or the power last showed charging.
+    """
+    cfg = book.config
+    slack = cfg.late_after_s
+    active = max(s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0.0)
+    if s.start <= ev.ts <= ev.recv + slack and ev.ts >= active - slack:
+        return ev.ts
+    # Sent live, the charger stops and reports at once; after an outage, the
+    # last data bounds it.
+    live = ev.recv - s.last_seen <= slack or s.last_seen <= s.start
+    return max(ev.recv if live else s.last_seen, s.start, active)
+
+
+def _on_stop(
+    book: SessionBook, ev: TransactionEvent, s2: SessionState, ts: float, meter: float | None
+) -> None:
+    if meter is not None:
+        s2.meter_stop = meter
     s2.reason = ev.reason
     s2.signed_stop = ev.signed_data
     if s2.is_open:
-        book.close(s2, ev.ts, ev.ts, "transaction")
+        book.close(s2, ts, ts, "transaction")
     elif s2.closed_by != "transaction":
         # The real stop after an inferred one (late, or after a timeout).
-        s2.stop = ev.ts
-        s2.window_end = max(s2.window_end or ev.ts, ev.ts)
+        s2.stop = ts
+        s2.window_end = max(s2.window_end or ts, ts)
         s2.closed_by = "transaction"
         if "inferred_stop" in s2.flags:
             s2.flags = flag_set(tuple(f for f in s2.flags if f != "inferred_stop"))
         book.dirty.add(s2.sid)
+
+
+def _settle_stops(book: SessionBook, now: float) -> None:
+    """Stops that named no known transaction, after the step's starts.
+
+    Firmware sends them (go-e: ``transactionId: -1``), and a stop can reach
+    us before its start (the decoder holds a 1.6 start until the CSMS's
+    answer). Each is matched to the open transaction of its charger and
+    connector (:func:`_match_stop`); one that matches nothing waits
+    ``late_after_s`` for its start, then is rejected.
+    """
+    waiting, book.waiting_stops = book.waiting_stops, []
+    for ev in waiting:
+        s, why = _match_stop(book, ev)
+        if s is not None:
+            s.flag("stop_matched")
+            book.due_stale.add(book.index.id(s.charger, s.connector))
+            _flag_late_event(book, ev, _stop_session(book, ev, s), s)
+        elif why == "" and now - ev.recv <= book.config.late_after_s:
+            book.waiting_stops.append(ev)
+        else:
+            future = ev.ts > now + book.config.future_tolerance_s
+            reason = why or ("future_timestamp" if future else "stop_without_session")
+            book.reject(ev.charger, ev.connector, ev.ts, reason, ev.transaction_id)
+
+
+def _match_stop(book: SessionBook, ev: TransactionEvent) -> tuple[SessionState | None, str]:
+    """The open transaction a stop with an unknown id ends, or why there is none.
+
+    Candidates: the open sessions of the stop's charger, on its connector
+    when the decoder knew it, started by a transaction and before the stop
+    was received. A stop that names a real id (not -1 or empty) only ends a
+    transaction whose id we never learned. With several candidates the idTag
+    decides; still several: ``stop_ambiguous`` (nothing is stopped).
+    """
+    tx = ev.transaction_id
+    placeholder = tx in ("", "-1") or tx.startswith("-")
+    if ev.connector > 0 and "connector_unknown" not in ev.flags:
+        sid = book.open.get(book.index.id(ev.charger, ev.connector))
+        opened = [book.sessions[sid]] if sid is not None else []
+    else:
+        opened = [book.sessions[x] for x in book.open.values()]
+    cands = [
+        s
+        for s in opened
+        if s.charger == ev.charger
+        and s.start_source in ("transaction", "update")
+        and s.start <= ev.recv + book.config.late_after_s
+        and (placeholder or not s.transaction_id)
+    ]
+    if len(cands) > 1 and ev.id_tag:
+        cands = [s for s in cands if s.id_tag == ev.id_tag] or cands
+    if len(cands) > 1:
+        return None, "stop_ambiguous"
+    return (cands[0], "") if cands else (None, "")
 
 
 def _late_start(book: SessionBook, ev: TransactionEvent, cur: SessionState) -> None:

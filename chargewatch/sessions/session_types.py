@@ -34,9 +34,12 @@ QUALITY_FLAGS: dict[str, str] = {
     "estimated": "energy from the power integral, no usable register",
     "unit_corrected": "register in kWh labelled Wh; scaled by 1000",
     "gap": "samples missing for longer than gap_s; not bridged",
-    "late_data": "data arrived late (queued offline) or out of order",
+    "late_data": "data received late_after_s past its meter time, or out of order, changed it",
     "revised": "an earlier record of this session was changed (see revision)",
     "power_register_mismatch": "register and power integral disagree beyond tolerance",
+    "stop_matched": "the stop named no known transaction (e.g. -1); matched to the open one",
+    "stop_time_corrected": "the stop's timestamp was impossible; receive time or last data used",
+    "failed_start": "plugged in, no transaction and no energy: recorded, not billed",
 }
 
 
@@ -74,7 +77,7 @@ class Rejected:
     charger: str
     connector: int
     ts: float
-    reason: str  # future_timestamp | stop_without_session
+    reason: str  # future_timestamp | stop_without_session | stop_ambiguous
     detail: str = ""
 
 

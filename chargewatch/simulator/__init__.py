@@ -31,10 +31,35 @@ every OCPP 1.6 error code); each fault class in :mod:`.fault_models` documents w
 means physically and how it looks in the data. More in docs/simulator.md.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from chargewatch.simulator.fault_models import FAULTS, FaultSpec, parse_fault
 from chargewatch.simulator.scenarios import DEFAULT_START, SCENARIOS, SimConfig
-from chargewatch.simulator.simulation import Simulation, write_capture
-from chargewatch.simulator.truth import FaultTruth, NormalTruth, SessionTruth, Truth
+
+if TYPE_CHECKING:
+    from chargewatch.simulator.simulation import Simulation, write_capture
+    from chargewatch.simulator.truth import FaultTruth, NormalTruth, SessionTruth, Truth
+
+# The generator (numpy, scipy) is loaded on first use, not with the package:
+# ``chargewatch simulate --help`` needs only the fault and scenario vocabularies.
+_LAZY = {
+    "Simulation": "simulation",
+    "write_capture": "simulation",
+    "FaultTruth": "truth",
+    "NormalTruth": "truth",
+    "SessionTruth": "truth",
+    "Truth": "truth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_START",

@@ -178,11 +178,14 @@ class VoltageOutOfBand(FaultKind):
     """The supply voltage leaves the ±10 % band (grid fault, loose neutral).
 
     Data: every phase voltage is offset by ``offset_pct`` (default +13 %, may be
-    negative) of nominal; currents and power are left unchanged.
+    negative) of nominal; currents and power are left unchanged. ``phase`` 1-3
+    confines it to that phase (a sag on one phase, e.g. -17.4 %: L1-N at 190 V
+    while L2/L3 stay at 230 V, as an overloaded feeder or a loose connection on
+    one line shows); 0 (default) moves all phases.
     """
 
     name = "voltage_out_of_band"
-    defaults: ClassVar[dict[str, float]] = {"offset_pct": 13.0}
+    defaults: ClassVar[dict[str, float]] = {"offset_pct": 13.0, "phase": 0.0}
     kind = "reporting"
 
 

@@ -55,7 +55,15 @@ def _sv(value: str, measurand: str, unit: str, **extra: str) -> dict[str, str]:
     return d
 
 
-def meter_frames(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: int) -> list[Msg]:
+def meter_frames(
+    ch: Chunk,
+    conns: list[ConnInfo],
+    latency: np.ndarray,
+    batch: int,
+    clock: np.ndarray | None = None,
+) -> list[Msg]:
+    """MeterValues for the emitted samples; ``clock`` marks the clock-aligned ones
+    (context ``Sample.Clock``, ClockAlignedDataInterval) among them."""
     out: list[Msg] = []
     kk = np.arange(ch.k0, ch.k1)
     for c in conns:
@@ -77,6 +85,7 @@ def meter_frames(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: i
         soc = ch.soc[row, idx].tolist()
         off = ch.offered[row, idx].tolist()
         tx = ch.tx[row, idx]
+        aligned = clock[row, idx].tolist() if clock is not None else [False] * idx.size
         k = kk[idx]
         g = (k // batch) * (1 << 32) + tx
         cut = np.nonzero(np.diff(g))[0] + 1
@@ -118,6 +127,9 @@ def meter_frames(ch: Chunk, conns: list[ConnInfo], latency: np.ndarray, batch: i
                 if soc[i] == soc[i]:  # not NaN
                     svs.append(_sv(f"{soc[i]:.2f}", "SoC", "Percent", location="EV"))
                 svs.append(_sv(f"{off[i]:.1f}", "Current.Offered", "A"))
+                if aligned[i]:
+                    for sv in svs:
+                        sv["context"] = "Sample.Clock"
                 values.append({"timestamp": stamps[i], "sampledValue": svs})
             body: dict[str, object] = {"connectorId": c.connector, "meterValue": values}
             if tx[a]:

@@ -110,6 +110,7 @@ class ConnInfo:
     utc_offset_h: float  # for the time-of-day shape
     kw_power: bool  # OCPP: reports Power.Active.Import in kW
     quirk: str = ""  # OCPP: one of OCPP_QUIRKS, or ""
+    tx_register: bool = False  # OCPP: the register restarts at 0 every transaction
 
     @property
     def dc(self) -> bool:
@@ -353,6 +354,12 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
         if rq.random() < cfg.ocpp_quirk_fraction:
             options = [q for q in OCPP_QUIRKS if q != "per_phase_power" or phases == 3]
             quirk = options[int(rq.integers(len(options)))]
+        # Own stream again, drawn only when asked for: older seeds stay as they were.
+        tx_register = (
+            cfg.protocol == "ocpp1.6"
+            and cfg.register_restart_fraction > 0
+            and _rng(cfg.seed, 13, i).random() < cfg.register_restart_fraction
+        )
         for c in range(1, n_conn + 1):
             conns.append(
                 ConnInfo(
@@ -370,6 +377,7 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
                     utc_offset_h=offsets[si],
                     kw_power=kw,
                     quirk=quirk,
+                    tx_register=tx_register,
                 )
             )
     return sites, chargers, conns

@@ -61,6 +61,23 @@ class SimConfig:
     boot_blip_prob: float = 0.3  # a reboot shows a brief Faulted/NoError status
     gap_rate_per_hour: float = 0.05  # short telemetry gaps (5-120 s) per connector-hour
     ocpp_csms_results: bool = True  # also emit the CSMS's CALLRESULTs (not for MeterValues)
+    # OCPP cadence (docs/simulator.md, simulator.cadence). Each charger's
+    # HeartbeatInterval, drawn from these values (the CSMS sends it in the
+    # BootNotification CALLRESULT's ``interval``); empty: ``heartbeat_interval`` for all.
+    heartbeat_intervals: tuple[float, ...] = ()
+    # OCPP only. 0: every connector samples at ``interval`` all the time (a native
+    # stream). > 0: MeterValueSampleInterval (``interval``) applies during
+    # transactions only, as the spec defines it, and an idle connector sends
+    # clock-aligned values (ClockAlignedDataInterval, context Sample.Clock) every
+    # this many seconds.
+    idle_meter_interval: float = 0.0
+    # OCPP chargers whose register restarts at 0 for every transaction (meterStart
+    # 0, Transaction.Begin "0": Project EV in evcc#15768), a field behaviour, not a fault.
+    register_restart_fraction: float = 0.0
+    # OCPP chargers that send a Heartbeat only after HeartbeatInterval without any
+    # other exchange (the spec's wording: an "interval of inactivity"), so a charger
+    # sending MeterValues every 10 s heartbeats only while idle.
+    heartbeat_on_inactivity_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chargers < 1:
@@ -75,6 +92,8 @@ class SimConfig:
             raise ValueError(f"protocol must be native or ocpp1.6, got {self.protocol!r}")
         if self.heartbeat_interval <= 0 or self.arrival_rate < 0 or self.random_faults < 0:
             raise ValueError("heartbeat_interval > 0, arrival_rate >= 0, random_faults >= 0")
+        if any(h <= 0 for h in self.heartbeat_intervals) or self.idle_meter_interval < 0:
+            raise ValueError("heartbeat_intervals must be > 0 and idle_meter_interval >= 0")
         for f in fields(self):
             if f.name.endswith(("_prob", "_fraction")) and not 0.0 <= getattr(self, f.name) <= 1.0:
                 raise ValueError(f"{f.name} must be within 0..1, got {getattr(self, f.name)}")

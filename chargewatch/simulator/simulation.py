@@ -6,12 +6,14 @@ __all__ = ["Simulation"]
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import orjson
 import yaml
+from numpy.typing import NDArray
 
 from chargewatch.model.batch import METER_FIELDS, MeterBatch
 from chargewatch.model.fleet import Fleet
@@ -41,6 +43,20 @@ class Simulation:
         # Network latency charger → broker, per charger (cellular modems are slow).
         self.latency = rng.uniform(0.02, 0.3, n_ch).round(3)
         self.hb_offset = rng.uniform(0.0, config.heartbeat_interval, n_ch)
+        self.hb_interval = np.full(n_ch, config.heartbeat_interval)
+        if config.heartbeat_intervals:
+            # Own stream: a fleet without per-charger intervals keeps its old offsets.
+            rh = np.random.default_rng([config.seed & 0xFFFFFFFF, 14])
+            self.hb_interval = rh.choice(np.asarray(config.heartbeat_intervals), n_ch)
+            self.hb_offset = rh.uniform(0.0, 1.0, n_ch) * self.hb_interval
+        self.hb_quiet: set[int] = set()
+        if config.heartbeat_on_inactivity_fraction > 0:
+            rq = np.random.default_rng([config.seed & 0xFFFFFFFF, 15])
+            draws = rq.random(n_ch)
+            self.hb_quiet = {
+                i for i in range(n_ch) if draws[i] < config.heartbeat_on_inactivity_fraction
+            }
+        self._charger_idx = {c.id: i for i, c in enumerate(self.plan.chargers)}
         self.events: list[Ev] = build_events(self.plan, self.latency)
         self._down = down_intervals(self.plan)
         self._skews = [
@@ -209,6 +225,8 @@ class Simulation:
         prev_last = self.engine.reg0.copy()
         meter_start: dict[int, tuple[float, float]] = {}  # transaction → (register, ts)
         carry: list[Msg] = []
+        row_base: dict[int, float] = {}  # register-restart rows: the latest transaction's start
+        quiet = _Quiet()  # heartbeats skipped by chargers that heartbeat on inactivity only
         # From the first chunk: transaction messages need the register before t0.
         for ch in self.engine.run(0, self._k_range(start, end)[2]):
             c_lo = cfg.start + ch.k0 * cfg.interval
@@ -248,13 +266,17 @@ class Simulation:
                         if ev.session
                         else (0.0, 0.0)
                     )
+                    if ev.row >= 0 and conns[ev.row].tx_register and ev.session is not None:
+                        # The register restarts at 0 with each transaction.
+                        ev = replace(ev, meter_wh=ev.meter_wh - ms[0])
+                        ms = (0.0, ms[1])
                     out.extend(
                         ocpp16.event_frames(
                             ev,
                             cid,
                             vendor=vendor,
                             model=model,
-                            heartbeat_interval=cfg.heartbeat_interval,
+                            heartbeat_interval=float(self.hb_interval[ev.charger]),
                             csms=cfg.ocpp_csms_results,
                             meter_start=ms,
                         )
@@ -265,7 +287,8 @@ class Simulation:
             out.extend(self._heartbeats(c_lo, c_hi, ocpp))
             # 4. meter samples
             if ocpp:
-                out.extend(ocpp16.meter_frames(ch, conns, self.latency, cfg.batch))
+                view, clock = self._ocpp_view(ch, meter_start, row_base)
+                out.extend(ocpp16.meter_frames(view, conns, self.latency, cfg.batch, clock))
             else:
                 out.extend(native.meter_messages(ch, conns, self.latency, cfg.batch))
             out.extend(carry)
@@ -275,10 +298,78 @@ class Simulation:
             cut = len(out) if last_chunk else _bisect_recv(out, c_hi)
             carry = out[cut:]
             for msg in out[:cut]:
-                if t0 <= msg[0] < t1:
+                if t0 <= msg[0] < t1 and not (ocpp and self._idle_heartbeat(msg, quiet)):
                     yield msg
             if last_chunk:
                 break
+
+    def _idle_heartbeat(self, msg: Msg, quiet: _Quiet) -> bool:
+        """True for a Heartbeat (or its CALLRESULT) that a charger flagged
+        ``hb_on_inactivity`` does not send: it had another exchange within its
+        HeartbeatInterval (OCPP 1.6: "interval of inactivity ... after which the
+        Charge Point should send a Heartbeat.req"). Approximate: the heartbeat
+        grid stays fixed, a beat is just left out."""
+        recv, topic, payload = msg
+        charger = topic.split("/")[2]
+        ci = self._charger_idx.get(charger)
+        if ci is None or ci not in self.hb_quiet:
+            return False
+        if topic.endswith("/csms"):
+            return (
+                payload.startswith(b'[3,"hb') and (charger, payload.split(b'"')[1]) in quiet.dropped
+            )
+        busy = recv - quiet.last.get(charger, -math.inf) < self.hb_interval[ci]
+        if payload.startswith(b'[2,"hb') and busy:
+            quiet.dropped.add((charger, payload.split(b'"')[1]))
+            return True
+        quiet.last[charger] = recv
+        return False
+
+    def _ocpp_view(
+        self,
+        ch: Chunk,
+        meter_start: dict[int, tuple[float, float]],
+        row_base: dict[int, float],
+    ) -> tuple[Chunk, NDArray[np.bool_] | None]:
+        """The chunk as an OCPP charger reports it: registers restarted per
+        transaction where the charger does that, and (``idle_meter_interval``)
+        idle connectors sampled only at clock-aligned times. Returns the view and
+        the clock-aligned mask (None when every sample is periodic)."""
+        cfg = self.config
+        energy = ch.energy
+        restart = [c.idx for c in self.plan.conns if c.tx_register]
+        if restart:
+            energy = ch.energy.copy()
+            for r in restart:
+                energy[r] -= self._tx_bases(ch, r, meter_start, row_base)
+        if cfg.idle_meter_interval <= 0:
+            return (replace(ch, energy=energy) if restart else ch), None
+        # The first sample at or after each multiple of ClockAlignedDataInterval.
+        every = cfg.idle_meter_interval
+        clock = np.floor(ch.t / every) != np.floor((ch.t - cfg.interval) / every)
+        clock &= ch.tx == 0
+        emit = ch.emit & ((ch.tx != 0) | clock)
+        return replace(ch, energy=energy, emit=emit), clock
+
+    @staticmethod
+    def _tx_bases(
+        ch: Chunk,
+        row: int,
+        meter_start: dict[int, tuple[float, float]],
+        row_base: dict[int, float],
+    ) -> NDArray[np.float64]:
+        """Per sample, the register at the start of the connector's latest
+        transaction: what a register-restarting charger counts from. Before its
+        first transaction such a charger reads 0."""
+        tx = ch.tx[row]
+        out = np.empty(tx.shape[0])
+        cuts = np.concatenate(([0], np.nonzero(np.diff(tx))[0] + 1, [tx.shape[0]]))
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            tid = int(tx[a])
+            if tid:
+                row_base[row] = meter_start.get(tid, (float(ch.energy[row, a]), 0.0))[0]
+            out[a:b] = row_base.setdefault(row, float(ch.energy[row, a]))
+        return out
 
     def _register_before_start(self, ev: Ev, j: int) -> float:
         """The register at grid index ``j < 0``, before the simulation's first sample.
@@ -296,7 +387,7 @@ class Simulation:
 
     def _heartbeats(self, lo: float, hi: float, ocpp: bool) -> list[Msg]:
         cfg = self.config
-        h = cfg.heartbeat_interval
+        h = self.hb_interval
         base = cfg.start + self.hb_offset
         j0 = np.ceil((lo - base) / h).astype(np.int64)
         j1 = np.ceil((hi - base) / h).astype(np.int64)
@@ -304,7 +395,7 @@ class Simulation:
         for ci in np.nonzero(j1 > j0)[0].tolist():
             cid = self.plan.chargers[ci].id
             for j in range(int(j0[ci]), int(j1[ci])):
-                t = float(base[ci] + j * h)
+                t = float(base[ci] + j * h[ci])
                 if t <= cfg.start + 1.0:
                     continue  # the boot sequence comes first
                 if any(c == ci and a <= t < b for c, a, b in self._down):
@@ -362,6 +453,14 @@ def tee_capture(fh: IO[bytes], messages: Iterable[Msg], block: int = 1000) -> It
             buf.clear()
     if buf:
         fh.write(_capture_lines(buf))
+
+
+class _Quiet:
+    """Per stream: each charger's last message to the CSMS, and the heartbeats left out."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self.dropped: set[tuple[str, bytes]] = set()  # (charger, message id)
 
 
 def _recv(m: Msg) -> float:

@@ -313,9 +313,11 @@ class Engine:
                     ch.temperature[row] += extra
                 elif name == "voltage_out_of_band":
                     dv = p.get("offset_pct", 13.0) / 100.0 * self.vnom[row]
-                    v = ch.voltage[:, row, inw]
+                    ph = int(p.get("phase", 0.0))
+                    sel = slice(None) if ph == 0 else slice(ph - 1, ph)
+                    v = ch.voltage[sel, row, inw]
                     # an open DC output (0 V) stays at 0 V
-                    ch.voltage[:, row, inw] = np.where(v > 0, v + dv, v)
+                    ch.voltage[sel, row, inw] = np.where(v > 0, v + dv, v)
                 elif name == "phase_loss":
                     ph = int(p.get("phase", 3)) - 1
                     # a dead phase reads a few volts induced from its neighbours

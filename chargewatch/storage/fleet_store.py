@@ -24,23 +24,27 @@ __all__ = ["FleetStateStore"]
 
 import logging
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from chargewatch.core.gcpause import gc_paused
 from chargewatch.state.fleet_state import FleetState
+from chargewatch.storage.health import StorageHealth, append_all, guarded
 
 log = logging.getLogger(__name__)
 
 
 class FleetStateStore:
-    def __init__(self, directory: Path, state: FleetState) -> None:
+    def __init__(
+        self, directory: Path, state: FleetState, *, health: StorageHealth | None = None
+    ) -> None:
         self.snapshot_file = directory / "fleet_state.json"
         self.journal_file = directory / "fleet_state.journal"
         self.state = state
         self._seq = 0
-        self._journal: IO[bytes] | None = None
+        self.health = health  # a full disk: journal() and save() wait for space
+        self._journal: BinaryIO | None = None
 
     def restore(self, legacy: dict[str, Any] | None = None) -> None:
         """Load the snapshot and replay the journal. ``legacy``: the fleet state
@@ -84,10 +88,15 @@ class FleetStateStore:
         if not changes["connectors"] and not changes["online"]:
             return
         self._seq += 1
+        line = orjson.dumps({"seq": self._seq, **changes}) + b"\n"
+        guarded(self.health, "fleet_state", lambda: self._append(line))
+
+    def _append(self, line: bytes) -> None:
         if self._journal is None:
-            self._journal = self.journal_file.open("ab")
-        self._journal.write(orjson.dumps({"seq": self._seq, **changes}) + b"\n")
-        self._journal.flush()
+            # Unbuffered, appended whole: a write the full disk refused is
+            # truncated away and retried, never left torn before the next line.
+            self._journal = self.journal_file.open("ab", buffering=0)
+        append_all(self._journal, line)
 
     def save(self) -> None:
         """Write the whole state atomically, then empty the journal it now holds."""
@@ -98,11 +107,18 @@ class FleetStateStore:
             doc = {"journal_seq": self._seq, "fleet_state": self.state.snapshot()}
             data = orjson.dumps(doc)
             del doc
-        tmp = self.snapshot_file.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(self.snapshot_file)
+        guarded(self.health, "fleet_state", lambda: self._replace(data))
         self.close()
         self.journal_file.write_bytes(b"")
+
+    def _replace(self, data: bytes) -> None:
+        tmp = self.snapshot_file.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(self.snapshot_file)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # frees what the torn copy took
+            raise
 
     def close(self) -> None:
         if self._journal is not None:

@@ -8,7 +8,7 @@ version table and grows through :data:`MIGRATIONS` (append, never edit): the
 CDR and alert-history tables of other areas go there.
 
 Query functions (:func:`query_sessions`, :func:`get_session`) return plain
-dicts in the ``sessions.jsonl`` shape of DESIGN.md, for the HTTP API and the
+dicts in the ``sessions.jsonl`` shape (docs/architecture.md), for the HTTP API and the
 exporter.
 """
 
@@ -25,6 +25,7 @@ __all__ = [
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -32,12 +33,29 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
 from chargewatch.sessions.session_engine import SessionRecord
+from chargewatch.storage.health import StorageHealth, guarded
 from chargewatch.storage.sql_where import session_where
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _durable(method: _F) -> _F:
+    """A write transaction retried through the ledger's StorageHealth while the disk
+    is full (SQLITE_FULL/IOERR roll it back whole, so a retry repeats nothing).
+    Iterators among the arguments are read once, before the first attempt."""
+
+    @functools.wraps(method)
+    def wrapper(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
+        return guarded(self.health, "ledger", lambda: method(self, *args, **kwargs))
+
+    return cast(_F, wrapper)
+
 
 #: (version, statements). Append new versions; never edit an applied one.
 MIGRATIONS: list[tuple[int, Sequence[str]]] = [
@@ -251,9 +269,15 @@ class Ledger:
     """
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, collector_id: str = "default"
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        collector_id: str = "default",
+        health: StorageHealth | None = None,
     ) -> None:
         self.path = str(path)
+        self.health = health
         self.read_only = read_only
         self.collector_id = collector_id
         self.lock = threading.Lock()
@@ -348,6 +372,7 @@ class Ledger:
     def _tx(self) -> _Tx:
         return _Tx(self.db)
 
+    @_durable
     def write(self, records: Iterable[SessionRecord], *, written_at: float = 0.0) -> int:
         """Insert or revise sessions; return how many rows changed.
 
@@ -431,6 +456,7 @@ class Ledger:
                 )
         return changed
 
+    @_durable
     def write_cdr(
         self,
         *,
@@ -462,6 +488,7 @@ class Ledger:
                 ),
             )
 
+    @_durable
     def write_alert_transitions(self, transitions: Iterable[dict[str, Any]]) -> int:
         """Append alert transitions (``{"at": epoch s, "state", "alertname", "labels"}``);
         a transition already stored is ignored, so re-recording a replay is harmless."""
@@ -483,6 +510,7 @@ class Ledger:
             )
             return self.db.total_changes - before
 
+    @_durable
     def save_state(
         self,
         state: dict[str, Any],
@@ -506,6 +534,7 @@ class Ledger:
                     "DELETE FROM session_journal WHERE collector=?", (self.collector_id,)
                 )
 
+    @_durable
     def journal_append(self, rows: Sequence[tuple[str, str]]) -> None:
         """Append ``(kind, event JSON)`` rows to the session journal, in one transaction."""
         with self._tx():
@@ -537,6 +566,7 @@ class Ledger:
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    @_durable
     def record_cdr_history(
         self,
         *,
@@ -562,6 +592,7 @@ class Ledger:
             )
         return cur.rowcount > 0
 
+    @_durable
     def mark_unpriced(
         self,
         *,
@@ -579,6 +610,7 @@ class Ledger:
             )
             self.db.execute("DELETE FROM cdrs WHERE session_id=?", (session_id,))
 
+    @_durable
     def clear_unpriced(self, session_id: str) -> None:
         with self._tx():
             self.db.execute("DELETE FROM unpriced WHERE session_id=?", (session_id,))
@@ -630,6 +662,7 @@ class Ledger:
         finally:
             os.close(fd)
 
+    @_durable
     def adopt(
         self,
         owns: Callable[[str], bool],
@@ -696,6 +729,7 @@ class Ledger:
                 )
         return taken
 
+    @_durable
     def release(
         self, kept: dict[str, Any], given: dict[str, Any], *, at: float, name: str = "sessions"
     ) -> None:
@@ -710,11 +744,13 @@ class Ledger:
             self._put(name, given, at)
             self.db.execute("DELETE FROM session_journal WHERE collector=?", (self.collector_id,))
 
+    @_durable
     def handover_put(self, kind: str, state: dict[str, Any], *, at: float) -> None:
         """Leave ``state`` (of chargers this collector no longer owns) for their new owner."""
         with self._tx():
             self._put(kind, state, at)
 
+    @_durable
     def handover_take(self, kind: str, split: Splitter) -> list[dict[str, Any]]:
         """Take the parts of ``kind`` handover rows that ``split`` says are ours."""
         if (
@@ -784,7 +820,20 @@ class _Tx:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()  # a COMMIT that failed (disk full) must not stay open
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after SQLITE_FULL and some I/O errors;
+        # a second ROLLBACK would raise and hide the error that caused it.
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
 
 def query_sessions(

@@ -52,12 +52,16 @@ class Spool:
             self._next += 1
             path = self.dir / f"{seq:016d}.lp.gz"
             tmp = path.with_name(path.name + ".tmp")
-            with tmp.open("wb") as f:
-                f.write(body)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            tmp.replace(path)
+            try:
+                with tmp.open("wb") as f:
+                    f.write(body)
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                tmp.replace(path)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full disk: nothing half-written stays
+                raise
             self._files.append((seq, path, len(body)))
             self.bytes += len(body)
             while self.bytes > self.max_bytes and len(self._files) > 1:

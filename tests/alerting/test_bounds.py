@@ -157,3 +157,19 @@ def test_rendering_is_capped_with_a_marker() -> None:
     long_label = Template("charger $labels.charger").render({"charger": "C" * 10_000}, 0.0)
     assert len(long_label) == MAX_RENDERED_CHARS and long_label.endswith(TRUNCATED)
     assert Template("short $value").render({}, 2.0) == "short 2"
+
+
+@pytest.mark.parametrize(
+    "text", ["temperature_c > ²5", "avg_over(temperature_c, ٣m) > 80", "power_w > ５"]
+)
+def test_digits_of_other_scripts_are_refused_not_read(text: str) -> None:
+    # "٣".isdigit() and float("٣") == 3.0: read leniently, a rule would mean
+    # something its author cannot see.
+    with pytest.raises(ExprError):
+        compile_expr(text)
+
+
+def test_durations_are_ascii() -> None:
+    assert parse_duration("5m") == 300
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("٥m")

@@ -126,3 +126,18 @@ def test_webhook_delivers_over_real_http() -> None:
     [payload] = received
     assert payload["version"] == "4"
     assert payload["alerts"][0]["labels"]["charger"] == "CP1"  # type: ignore[index]
+
+
+def test_the_log_receiver_writes_one_line_per_transition_not_per_resend(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = {"alertname": "Hot", "charger": "CP1", "connector": "1"}
+    firing = Notification(labels, {"summary": "hot"}, 0.0, 0.0, status="firing")
+    resolved = Notification(labels, {"summary": "hot"}, 0.0, 60.0, status="resolved")
+    log = LogNotifier()
+    with caplog.at_level(logging.INFO, "chargewatch.alerts"):
+        for batch in ([firing], [firing], [firing], [resolved], [resolved], [firing]):
+            log.send(batch)
+    assert [r.getMessage().split(" ", 1)[0] for r in caplog.records] == [
+        "FIRING", "RESOLVED", "FIRING"
+    ]  # fmt: skip

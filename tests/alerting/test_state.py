@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from chargewatch.alerting.state import (
     RESOLVED_RETENTION_S,
+    Alert,
     AlertSet,
     AlertState,
     Observation,
@@ -129,3 +130,12 @@ def test_transitions_alternate_and_respect_for(pattern: list[bool], hold: int, k
             assert all(pattern[i - hold : i + 1]) and i - hold >= 0
         else:  # false now and for the last `keep` steps
             assert not any(pattern[i - keep : i + 1])
+
+
+def test_the_api_shows_the_connector_of_the_labels_not_the_internal_row() -> None:
+    a = Alert({"alertname": "Hot", "charger": "CP1", "connector": "2"}, {}, 1.0,
+              AlertState.FIRING, 0.0, connector=21128)  # fmt: skip
+    assert a.to_public()["connector"] == 2
+    assert a.to_dict()["connector"] == 21128  # persisted state keeps its row
+    whole = Alert({"alertname": "Offline", "charger": "CP1"}, {}, 1.0, AlertState.FIRING, 0.0)
+    assert whole.to_public()["connector"] is None

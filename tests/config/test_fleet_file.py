@@ -35,3 +35,35 @@ def test_ids_of_the_safe_alphabet_load(tmp_path: Path) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET.format(bad="site-a_01.ocpp:2"), encoding="utf-8")
     assert set(load_fleet(path).chargers) == {"CP-0001", "site-a_01.ocpp:2"}
+
+
+SITES = """sites:
+  - {id: plaza}
+  - {id: home-12, kind: residential}
+  - {id: yard, kind: DEPOT}
+  - {id: lot, kind: [public]}
+chargers: []
+"""
+
+
+def test_site_kind_defaults_to_public_and_a_bad_kind_is_refused_with_its_place(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(SITES, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(path)
+    problems = caught.value.problems
+    assert [(p.line, p.column, p.path) for p in problems] == [
+        (4, 22, "sites[2].kind"),
+        (5, 21, "sites[3].kind"),
+    ]
+    assert all("a site kind: public, depot, residential" in p.message for p in problems)
+    path.write_text(SITES.replace("DEPOT", "depot").replace("[public]", "workplace"))
+    fleet = load_fleet(path)
+    assert {s.id: s.kind for s in fleet.sites.values()} == {
+        "plaza": "public",
+        "home-12": "residential",
+        "yard": "depot",
+        "lot": "workplace",
+    }

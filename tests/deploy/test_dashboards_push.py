@@ -137,3 +137,17 @@ def test_push_reports_grafana_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert rc == 1
     assert "chargewatch dashboards push:" in capsys.readouterr().err
+
+
+def test_a_grafana_that_is_not_there_is_one_readable_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    assert main(["dashboards", "push", "--url", url, "--timeout", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"chargewatch dashboards push: cannot reach Grafana at {url}: Connection refused"

@@ -56,6 +56,16 @@ def stream() -> tuple[
             # Matches the subscription ocpp/+/+/cp, but no such OCPP version.
             msgs.append((f"ocpp/9.9/{charger}/cp", b'[2, "1", "Heartbeat", {}]'))
             bad["unknown_ocpp_version"] = bad.get("unknown_ocpp_version", 0) + 1
+            # Crafted to cost other chargers' samples (issue 19): a connector id
+            # str.isdigit() takes and int() refuses; 400 digits beside a NaN
+            # (a Python int numpy cannot convert); a 1970 meter clock.
+            msgs.append(("ev/CPX/\u00b2/meter", orjson.dumps({"ts": ts})))
+            bad["bad_connector_id"] = bad.get("bad_connector_id", 0) + 1
+            big = b'{"ts": %r, "power_w": %s, "soc_pct": NaN}' % (ts, b"9" * 400)
+            msgs.append(("ev/CPX/1/meter", big))
+            bad["non_finite"] = bad.get("non_finite", 0) + 1
+            msgs.append(("ev/CPX/1/meter", orjson.dumps({"ts": 1.0})))
+            bad["timestamp_before_2010"] = bad.get("timestamp_before_2010", 0) + 1
     # Columnar batches with one bad sample each: the good ones must all be kept.
     for j in range(10):
         charger = f"IT-B{j}"

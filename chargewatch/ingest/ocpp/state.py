@@ -50,6 +50,7 @@ class Pending:
     source: Source
     command: bool = False  # sent by chargewatch (command topic): report the answer
     start: StartInfo | None = None  # set for a valid StartTransaction
+    heartbeat_s: float | None = None  # the heartbeat interval a central-side CALL asks for
 
 
 @dataclass(slots=True)

@@ -1,0 +1,168 @@
+"""The ``http``, ``limits``, ``alerting`` and ``detectors`` sections and their types.
+
+The section dataclasses are re-exported by :mod:`chargewatch.config.settings`,
+where callers import them from.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlertingConfig",
+    "HttpConfig",
+    "LimitsConfig",
+    "read_alerting",
+    "read_detectors",
+    "read_http",
+    "read_limits",
+]
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chargewatch.alerting.remediation import BucketSpec, RateLimits
+from chargewatch.api.http import SCOPES, ApiToken
+from chargewatch.config.reading import Section, positive
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.core.yamlsrc import Source
+from chargewatch.detectors import DetectorConfig
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:9108"  # "" disables the HTTP server
+    token: str = field(default="", repr=False)  # a read-scope token for /api/v1
+    tokens: tuple[ApiToken, ...] = field(default=(), repr=False)  # scoped tokens
+    metrics_auth: bool = False  # /metrics needs a token too
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_payload_bytes: int = 1 << 20
+    max_samples_per_message: int = 10_000
+    max_future_s: float = 86_400.0
+    deadletter_max_bytes: int = 64 << 20
+    deadletter_keep: int = 5
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    alertmanager: tuple[str, ...] = ()  # Alertmanager base URLs (every one gets every alert)
+    webhook: str = ""  # Alertmanager-compatible webhook receiver (payload version 4)
+    log: bool = True  # also log every notification
+    resend_delay_s: float = 60.0
+    external_url: str = ""  # generatorURL base in alerts
+    remediation_allowlist: Path | None = None  # YAML {sites: {site: [Reset, ...]}}
+    remediation_limits: RateLimits = field(default_factory=RateLimits)
+
+
+_HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
+_TOKEN = ("scope", "token", "token_file")
+_LIMITS = tuple(LimitsConfig.__dataclass_fields__)
+_ALERTING = (
+    "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
+    "remediation_limits",
+)  # fmt: skip
+_BUCKET = ("per_minute", "burst")
+
+
+def read_http(top: Section) -> HttpConfig:
+    s = top.child("http", allowed=_HTTP)
+    return HttpConfig(
+        listen=s.get("listen", str, "127.0.0.1:9108"),
+        token=s.secret("token"),
+        tokens=_tokens(s),
+        metrics_auth=s.get("metrics_auth", bool, False),
+    )
+
+
+def _tokens(s: Section) -> tuple[ApiToken, ...]:
+    """``http.tokens``: scoped API tokens, each given inline or in a file."""
+    items = s.get("tokens", list, [], expected="a list of {scope, token_file}")
+    out: list[ApiToken] = []
+    for i, item in enumerate(items or []):
+        p = (*s.path, "tokens", i)
+        t = Section.open(s.r, item, p, s.base, allowed=_TOKEN, required=("scope",))
+        scope = t.get(
+            "scope", str, "read", check=lambda v: v in SCOPES, expected=" or ".join(SCOPES)
+        )
+        token = t.secret("token")
+        if not token and t.m and "token" not in t.m and "token_file" not in t.m:
+            s.r.fail(t.path, "expected token or token_file (a non-empty secret)")
+            continue
+        if token:
+            out.append(ApiToken(scope, token))
+    return tuple(out)
+
+
+def read_limits(top: Section) -> LimitsConfig:
+    s = top.child("limits", allowed=_LIMITS)
+    return LimitsConfig(
+        max_payload_bytes=s.get(
+            "max_payload_bytes", int, 1 << 20, check=positive, expected="bytes > 0"
+        ),
+        max_samples_per_message=s.get(
+            "max_samples_per_message", int, 10_000, check=positive, expected="> 0"
+        ),
+        max_future_s=s.get("max_future_s", float, 86_400.0, check=positive, expected="seconds > 0"),
+        deadletter_max_bytes=s.get(
+            "deadletter_max_bytes",
+            int,
+            64 << 20,
+            check=lambda v: v >= 4096,
+            expected=">= 4096 bytes",
+        ),
+        deadletter_keep=s.get("deadletter_keep", int, 5, check=positive, expected="> 0 files"),
+    )
+
+
+def read_alerting(top: Section) -> AlertingConfig:
+    s = top.child("alerting", allowed=_ALERTING)
+    am = s.get("alertmanager", (list, str), [])
+    return AlertingConfig(
+        alertmanager=tuple(str(u) for u in ([am] if isinstance(am, str) else am or [])),
+        webhook=s.get("webhook", str, ""),
+        log=s.get("log", bool, True),
+        resend_delay_s=s.get("resend_delay_s", float, 60.0, check=positive, expected="seconds > 0"),
+        external_url=s.get("external_url", str, ""),
+        remediation_allowlist=s.file("remediation_allowlist"),
+        remediation_limits=_remediation_limits(
+            s.child("remediation_limits", allowed=("charger", "site", "fleet"))
+        ),
+    )
+
+
+def _remediation_limits(s: Section) -> RateLimits:
+    """``alerting.remediation_limits``: a token bucket per charger, per site, for the fleet."""
+    default = RateLimits()
+    specs: dict[str, BucketSpec] = {}
+    for kind in ("charger", "site", "fleet"):
+        b = s.child(kind, allowed=_BUCKET)
+        d: BucketSpec = getattr(default, kind)
+        specs[kind] = BucketSpec(
+            b.get("per_minute", float, d.per_minute, check=positive,
+                  expected="commands per minute > 0"),
+            b.get("burst", float, d.burst, check=lambda v: v >= 1, expected="commands >= 1"),
+        )  # fmt: skip
+    return RateLimits(**specs)
+
+
+def read_detectors(top: Section) -> DetectorConfig:
+    """The detectors' own reader checks their section; it gets the section's marks."""
+    section = top.m.get("detectors")
+    if section is None:
+        return DetectorConfig()
+    src = top.r.source
+    sub = Source(
+        src.file,
+        section,
+        {k[1:]: v for k, v in src.marks.items() if k[:1] == ("detectors",)},
+        {k[1:]: v for k, v in src.key_marks.items() if k[:1] == ("detectors",)},
+    )
+    try:
+        return DetectorConfig.from_mapping(section, src.file, sub)
+    except ConfigError as exc:
+        top.r.problems += [
+            ConfigProblem(p.file, f"detectors.{p.path}", p.message, p.line, p.column)
+            for p in exc.problems
+        ]
+        return DetectorConfig()

@@ -1,0 +1,111 @@
+"""The heartbeat interval a charger keeps, as the CSMS set it.
+
+Three exchanges set it (OCPP 1.6 4.2/5.3/9.1.10, OCPP 2.0.1 B01/B05 and
+OCPPCommCtrlr.HeartbeatInterval):
+
+* the CSMS's answer to BootNotification (1.6 and 2.0.1): ``interval`` in seconds,
+  0 meaning "the charger chooses" (nothing learned);
+* a 1.6 ChangeConfiguration of key ``HeartbeatInterval``, once the charger answers
+  ``Accepted`` (RebootRequired: the value applies only after a reboot, whose
+  BootNotification answer says the interval anyway);
+* a 2.0.1 SetVariables of OCPPCommCtrlr.HeartbeatInterval (attribute Actual),
+  once the charger's matching setVariableResult is ``Accepted``.
+
+The requested value is kept on the pending CALL (:func:`requested`) and emitted as
+a :class:`HeartbeatIntervalEvent` when the answer accepts it (:func:`on_answer`).
+Nothing here rejects a frame: a request that does not parse is just not learned.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_INTERVAL_S", "on_answer", "requested"]
+
+from typing import Any, Final
+
+from chargewatch.ingest.ocpp.framing import RESULT, Frame
+from chargewatch.ingest.ocpp.state import Pending
+from chargewatch.model.events import HeartbeatIntervalEvent
+
+#: Longer intervals are not believed (1.6 advises a heartbeat at least daily).
+MAX_INTERVAL_S: Final = 7 * 86_400.0
+_COMPONENT: Final = "OCPPCommCtrlr"
+_VARIABLE: Final = "HeartbeatInterval"
+
+
+def _seconds(value: Any) -> float | None:
+    """A positive whole number of seconds from a JSON integer or a decimal string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            return None
+        value = int(text)
+    if not isinstance(value, int) or not 0 < value <= MAX_INTERVAL_S:
+        return None
+    return float(value)
+
+
+def _names(d: Any) -> tuple[str, str]:
+    """(component name, variable name) of a 2.0.1 SetVariableData/Result."""
+    if not isinstance(d, dict):
+        return "", ""
+    comp, var = d.get("component"), d.get("variable")
+    c = comp.get("name", "") if isinstance(comp, dict) else ""
+    v = var.get("name", "") if isinstance(var, dict) else ""
+    return str(c), str(v)
+
+
+def _actual(d: dict[str, Any]) -> bool:
+    # Only the Actual attribute (the default) is the interval in force.
+    return bool(d.get("attributeType", "Actual") == "Actual")
+
+
+def requested(version: str, action: str, payload: dict[str, Any]) -> float | None:
+    """The heartbeat interval a central-side CALL asks for, if it asks for one."""
+    if version == "1.6" and action == "ChangeConfiguration":
+        if payload.get("key") == _VARIABLE:
+            return _seconds(payload.get("value"))
+        return None
+    if version == "2.0.1" and action == "SetVariables":
+        data = payload.get("setVariableData")
+        for d in data if isinstance(data, list) else ():
+            if _names(d) == (_COMPONENT, _VARIABLE) and _actual(d):
+                return _seconds(d.get("attributeValue"))
+    return None
+
+
+def _accepted(f: Frame, pending: Pending) -> bool:
+    """Whether the charger's answer accepted the heartbeat interval it was asked for."""
+    answer = f.frame[2]
+    if pending.action == "ChangeConfiguration":
+        return bool(answer.get("status") == "Accepted")
+    results = answer.get("setVariableResult")
+    return any(
+        _names(r) == (_COMPONENT, _VARIABLE)
+        and _actual(r)
+        and r.get("attributeStatus") == "Accepted"
+        for r in (results if isinstance(results, list) else ())
+    )
+
+
+def on_answer(f: Frame, pending: Pending) -> None:
+    """Emit the interval an answer sets: a boot answer's, or an accepted request's."""
+    if f.frame[0] != RESULT:
+        return
+    if pending.action == "BootNotification":
+        answer = f.frame[2]
+        seconds = _seconds(answer.get("interval"))
+        if seconds is None:
+            return
+        status = answer.get("status")
+        origin, status_text = "BootNotification", status if isinstance(status, str) else ""
+    elif pending.heartbeat_s is not None and _accepted(f, pending):
+        seconds, origin, status_text = pending.heartbeat_s, pending.action, ""
+    else:
+        return
+    f.sink.events.append(
+        HeartbeatIntervalEvent(
+            f.charger, f.recv, f.recv, seconds, origin, status_text, source=pending.source
+        )
+    )

@@ -1,0 +1,73 @@
+"""The command line starts without the heavy libraries (bench/bench_startup.py times it).
+
+Structural, so it cannot be flaky: each command runs in a fresh interpreter
+with ``-X importtime`` and the modules it imported are read from that list.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chargewatch.cli.report import DATASET_NAMES
+from chargewatch.reports.dataset_ledger import DATASETS
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("numpy", "scipy", "matplotlib", "paho", "httpx")
+TARIFF = ROOT / "tariffs" / "time_of_use.json"
+CDR = ROOT / "tests" / "billing" / "testdata" / "ocpi" / "cdr_example.json"
+
+
+def imported(*args: str) -> set[str]:
+    """Every module ``python -m chargewatch ARGS`` imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "chargewatch", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,  # -m puts the working directory first on the path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # Lines read "import time: self | cumulative | <indent>module".
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("tariff", "check", str(TARIFF)),
+        ("tariff", "price", "--tariff", str(TARIFF), "--cdr", str(CDR)),
+    ],
+    ids=["help", "tariff-check", "tariff-price"],
+)
+def test_command_imports_no_heavy_library(args: tuple[str, ...]) -> None:
+    modules = imported(*args)
+    assert "chargewatch.cli" in modules  # the list was read
+    assert heavy(modules) == []
+
+
+def test_tariff_price_imports_only_pricing() -> None:
+    ours = {m for m in imported("tariff", "price", "--tariff", str(TARIFF), "--cdr", str(CDR))}
+    ours = {m for m in ours if m.startswith("chargewatch.")}
+    allowed = ("chargewatch.cli", "chargewatch.core", "chargewatch.billing", "chargewatch.sessions")
+    assert sorted(m for m in ours if not m.startswith(allowed)) == []
+    assert "chargewatch.sessions.session_engine" not in ours  # periods only
+
+
+def test_report_dataset_choices_match_the_datasets() -> None:
+    # cli/report.py spells the names so that its parser need not import the converter.
+    assert sorted(DATASET_NAMES) == sorted(DATASETS)
