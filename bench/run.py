@@ -24,6 +24,10 @@ prints; the modules also run on their own):
 - ``startup``   bench_startup: median wall time of 5 fresh ``chargewatch --help``
                 and ``tariff price`` (<= 0.3 s each); ``rules check rules/`` in
                 the raw report (it loads the rule engine, numpy included).
+- ``bridge``    bench_bridge: 2,000 OCPP 1.6 chargers (MeterValues every 10 s,
+                heartbeats) through ``chargewatch bridge`` vs straight to the
+                CSMS: added latency per frame (p99 <= 5 ms), memory per
+                connection (<= 50 KB), CPU per frame (reported).
 
 Prints a table (measured, limit, ratio to the limit, pass) and then the whole
 report as JSON (also written to ``--out``). Needs the Debian services the tests
@@ -45,7 +49,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "startup")
+SECTIONS = ("ingest", "detectors", "alerting", "replay", "scale", "startup", "bridge")
 
 
 @dataclass
@@ -203,6 +207,27 @@ def startup(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     ]  # fmt: skip
 
 
+def bridge(quick: bool) -> tuple[dict[str, Any], list[Figure]]:
+    args = ["--chargers", "200", "--seconds", "20", "--warmup", "5"] if quick else []
+    r = bench("bench_bridge", *args)
+    return r, [
+        Figure(
+            f"bridge, {r['chargers']:,} chargers: added latency per frame, p99",
+            r["added_latency_ms"]["p99"],
+            r["added_latency_p99_limit_ms"],
+            "ms",
+            higher_is_better=False,
+        ),
+        Figure(
+            "bridge: memory per connection",
+            r["bridge_bytes_per_connection"],
+            r["memory_limit_bytes_per_connection"],
+            "bytes",
+            higher_is_better=False,
+        ),
+    ]
+
+
 RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], list[Figure]]]] = {
     "ingest": ingest,
     "detectors": detectors,
@@ -210,6 +235,7 @@ RUNNERS: dict[str, Callable[[bool], tuple[dict[str, Any], list[Figure]]]] = {
     "replay": replay,
     "scale": scale,
     "startup": startup,
+    "bridge": bridge,
 }
 
 

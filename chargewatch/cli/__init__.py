@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.uptime",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
+    "chargewatch.cli.bridge",
 )
 
 

@@ -89,6 +89,7 @@ class Config:
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
     "pipeline", "detectors", "collector_id", "ledger", "billing",
+    "bridge",  # bridge_settings.py reads it
 )  # fmt: skip
 _LEDGER = ("path",)
 # A collector id ends up in the MQTT client id and in ledger rows.

@@ -78,10 +78,13 @@ def test_compose_services_and_profiles() -> None:
         "prometheus",
         "alertmanager",
         "grafana",
+        "bridge",
     }
     assert services["influxdb"]["image"] == "influxdb:1.8"
     assert services["simulator"]["profiles"] == ["sim"]
-    assert all("profiles" not in s for n, s in services.items() if n != "simulator")
+    assert services["bridge"]["profiles"] == ["bridge"]  # needs the operator's CSMS URL
+    optional = ("simulator", "bridge")
+    assert all("profiles" not in s for n, s in services.items() if n not in optional)
     assert services["collector"]["build"] == "."
 
 
