@@ -163,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from chargewatch.cli.demo_view import DemoLog, view  # noqa: PLC0415
 
-    console = Console()
+    console = Console(soft_wrap=True)  # paths print whole, to copy and paste
     data = Path(args.data_dir).resolve()
     problem = _prepare_folder(data, args.resume)
     if problem:
@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         TIME_SCALE,
         demo_faults,
         demo_rules,
+        finish_early,
         mark_unpriced,
     )
     from chargewatch.collector.service import Collector  # noqa: PLC0415
@@ -214,6 +215,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         arrival_rate=args.arrival_rate,
     )
     sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
+    finish_early(sim)
     fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))

@@ -9,7 +9,14 @@ are never changed; the copy says at its top what it is.
 
 from __future__ import annotations
 
-__all__ = ["TIME_SCALE", "UNPRICED_TARIFF", "demo_faults", "demo_rules", "mark_unpriced"]
+__all__ = [
+    "TIME_SCALE",
+    "UNPRICED_TARIFF",
+    "demo_faults",
+    "demo_rules",
+    "finish_early",
+    "mark_unpriced",
+]
 
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chargewatch.model.fleet import ChargerSpec, Fleet
-    from chargewatch.simulator import FaultSpec
+    from chargewatch.simulator import FaultSpec, Simulation
 
 # Rule `for:`, `keep_firing_for:`, group intervals and action delays and
 # cooldowns run this many times faster in the demo (2m -> 6 s, 10m -> 30 s).
@@ -113,3 +120,32 @@ def demo_rules(shipped: Path, out: Path) -> Path:
             header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
     return out
+
+
+def finish_early(sim: Simulation, n: int = 6, first: float = 10.0, every: float = 7.0) -> int:
+    """Drivers of ``n`` sessions under way at the start unplug within the first minute.
+
+    Real sessions last hours; on the wall clock none would end during the demo.
+    The plan is changed before any message is generated, so the simulated
+    fleet's data (meter, transaction stop, status) stays self-consistent.
+    """
+    t0 = sim.config.start
+    picked = 0
+    for s in sim.plan.sessions:
+        if picked >= n:
+            break
+        if s.conn.dc or s.start > t0 - 600.0 or s.stop < t0 + first + every * n:
+            continue
+        if "failed_start" in s.tags or any(w.t1 > t0 for w in s.windows):
+            continue  # no pause windows to cut through
+        s.stop = s.unplug = t0 + first + every * picked
+        s.stop_reason = "EVDisconnected"
+        s.finalize()
+        picked += 1
+    # The simulation derived its event list and sample engine from the plan.
+    from chargewatch.simulator.timeline import build_events  # noqa: PLC0415
+    from chargewatch.simulator.timeseries import Engine  # noqa: PLC0415
+
+    sim.engine = Engine(sim.plan)
+    sim.events = build_events(sim.plan, sim.latency)
+    return picked
