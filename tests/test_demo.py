@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from chargewatch.cli import main
-from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.ledger import Ledger, query_cdrs
 
 
 def test_demo_runs_and_writes_its_folder(
@@ -23,9 +23,12 @@ def test_demo_runs_and_writes_its_folder(
     assert "meter" in measurements, "the demo stored no meter samples"
     with Ledger(data / "ledger.sqlite") as ledger:
         rows = ledger.db.execute("SELECT state, alertname FROM alert_transitions").fetchall()
+        cdrs = query_cdrs(ledger)
     fired = {name for state, name in rows if state == "firing"}
     resolved = {name for state, name in rows if state == "resolved"}
     assert len(fired & resolved) >= 3, rows
+    # Sessions started and finished inside the run and were priced.
+    assert [c for c in cdrs if c["total_cost"]["excl_vat"] > 0], cdrs
     out = capsys.readouterr().out
     assert "auto-remediated" in out and "escalated" in out
     # The summary counts every line of rejected.jsonl, session rejections too.

@@ -113,19 +113,37 @@ def _logs_to_file(path: Path) -> Iterator[None]:
         amqtt.setLevel(amqtt_level)
 
 
-def _write_report(data: Path, start: float, end: float) -> Path | None:
-    """``chargewatch report`` over the demo's ledger; the HTML file, or None."""
+def _write_report(data: Path) -> tuple[Path | None, str]:
+    """``chargewatch report`` over the demo's ledger: the HTML file, or why there is none.
+
+    With the fleet first (connector counts, site time zones); should that fail,
+    without it (UTC days), saying why: the minute of data is worth a report.
+    """
+    out = data / "report"
+    base = ["report", "--ledger", str(data / "ledger.sqlite"), "--out", str(out)]
+    why = _report([*base, "--fleet", str(data / "fleet.yaml")])
+    if why:
+        second = _report(base)
+        if second:
+            return None, second
+        return out / "report.html", f"without the fleet file (with it: {why})"
+    return out / "report.html", ""
+
+
+def _report(argv: list[str]) -> str:
+    """Run ``chargewatch report``; "" or why it failed."""
     import contextlib as ctx  # noqa: PLC0415 - see the imports
     import io  # noqa: PLC0415
 
     from chargewatch.cli import main  # noqa: PLC0415
 
-    out = data / "report"
-    argv = ["report", "--ledger", str(data / "ledger.sqlite"), "--fleet", str(data / "fleet.yaml"),
-            "--from", f"{start:.0f}", "--to", f"{end + 1:.0f}", "--out", str(out)]  # fmt: skip
-    with ctx.redirect_stdout(io.StringIO()):
-        rc = main(argv)
-    return out / "report.html" if rc == 0 else None
+    err = io.StringIO()
+    try:
+        with ctx.redirect_stdout(io.StringIO()), ctx.redirect_stderr(err):
+            rc = main(argv)
+    except Exception as exc:  # the demo's minute is not lost to a report bug
+        return f"{type(exc).__name__}: {exc}"
+    return "" if rc == 0 else (err.getvalue().strip() or f"exit status {rc}")
 
 
 def _stats_rows(collector: Collector, sim: Simulation, started: float, now: float,
@@ -182,8 +200,8 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         TIME_SCALE,
         demo_faults,
         demo_rules,
-        finish_early,
         mark_unpriced,
+        short_sessions,
     )
     from chargewatch.collector.service import Collector  # noqa: PLC0415
     from chargewatch.config.settings import AlertingConfig, Config, HttpConfig  # noqa: PLC0415
@@ -215,7 +233,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         arrival_rate=args.arrival_rate,
     )
     sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
-    finish_early(sim)
+    short_sessions(sim)
     fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
@@ -296,15 +314,16 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         collector.stop()
         if broker is not None:
             broker.stop()
-    end = time.time()
     _summary(console, collector, demo_log, data)
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
-    report = _write_report(data, start, end)
+    report, why = _write_report(data)
     if report is not None:
         console.print(f"report: [cyan]{report}[/cyan] (open it: xdg-open {report})")
+        if why:
+            console.print(f"  [yellow]written {why}[/yellow]")
     else:
-        console.print("[yellow]no report: the ledger has no sessions yet[/yellow]")
+        console.print(f"[yellow]no report: {why}[/yellow]")
     return 0
 
 

@@ -14,8 +14,8 @@ __all__ = [
     "UNPRICED_TARIFF",
     "demo_faults",
     "demo_rules",
-    "finish_early",
     "mark_unpriced",
+    "short_sessions",
 ]
 
 from dataclasses import replace
@@ -44,7 +44,7 @@ UNPRICED_TARIFF = "not-yet-published"
 #   over_temperature, phase_loss: telemetry detectors on charging connectors
 _SCHEDULE = (
     ("GroundFailure", 4.0, 14.0),
-    ("ConnectorLockFailure", 6.0, 14.0),
+    ("ConnectorLockFailure", 6.0, 18.0),
     ("InternalError", 3.0, 48.0),
     ("over_temperature", 8.0, 25.0),
     ("phase_loss", 12.0, 20.0),
@@ -122,26 +122,38 @@ def demo_rules(shipped: Path, out: Path) -> Path:
     return out
 
 
-def finish_early(sim: Simulation, n: int = 6, first: float = 10.0, every: float = 7.0) -> int:
-    """Drivers of ``n`` sessions under way at the start unplug within the first minute.
+def short_sessions(sim: Simulation, n: int = 6, first: float = 4.0, every: float = 5.0) -> int:
+    """``n`` drivers plug in during the first half minute and leave ~25 s later.
 
-    Real sessions last hours; on the wall clock none would end during the demo.
-    The plan is changed before any message is generated, so the simulated
-    fleet's data (meter, transaction stop, status) stays self-consistent.
+    Real sessions last hours; on the wall clock none that the demo sees start
+    would end during it. So ``n`` short sessions are added on AC connectors
+    that are idle around the start (cars copied from planned sessions). The
+    plan is changed before any message is generated, so the simulated data
+    (transaction start and stop, status, meter) stays self-consistent.
     """
+    import copy  # noqa: PLC0415 - cheap --help
+
     t0 = sim.config.start
+    plan = sim.plan
+    busy = {s.conn.idx for s in plan.sessions if s.plug_in < t0 + 600 and s.unplug > t0 - 300}
+    faulted = {f.charger for f in sim.config.faults}
+    idle = [c for c in plan.conns if c.phases and c.idx not in busy and c.charger not in faulted]
+    cars = [s for s in plan.sessions if s.conn.phases]
     picked = 0
-    for s in sim.plan.sessions:
-        if picked >= n:
-            break
-        if s.conn.dc or s.start > t0 - 600.0 or s.stop < t0 + first + every * n:
-            continue
-        if "failed_start" in s.tags or any(w.t1 > t0 for w in s.windows):
-            continue  # no pause windows to cut through
-        s.stop = s.unplug = t0 + first + every * picked
+    for conn, template in zip(idle[:n], cars, strict=False):
+        s = copy.copy(template)
+        s.conn = conn
+        s.plug_in = t0 + first + every * picked
+        s.start = s.plug_in + 3.0
+        s.stop = s.start + 25.0
+        s.unplug = s.stop + 2.0
         s.stop_reason = "EVDisconnected"
+        s.windows, s.tags = [], []  # no pauses inside 25 s
+        s.transaction_id = 90_000 + picked
         s.finalize()
+        plan.sessions.append(s)
         picked += 1
+    plan.sessions.sort(key=lambda s: (s.start, s.conn.idx))
     # The simulation derived its event list and sample engine from the plan.
     from chargewatch.simulator.timeline import build_events  # noqa: PLC0415
     from chargewatch.simulator.timeseries import Engine  # noqa: PLC0415
