@@ -48,8 +48,8 @@ def _progress(*, bar: bool) -> Any:
 
     columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
     if bar:
-        columns += [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
-    columns += [TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
+        columns += [BarColumn(), TaskProgressColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    columns += [TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     return Progress(*columns, console=Console(stderr=True), transient=False)
 
 
