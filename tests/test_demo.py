@@ -1,19 +1,47 @@
-"""`chargewatch demo` runs end to end on the embedded broker and keeps its data in one folder."""
+"""`chargewatch demo` runs end to end on the embedded broker and tells its story in one folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+import pytest
+
 from chargewatch.cli import main
+from chargewatch.storage.ledger import Ledger, query_cdrs
 
 
-def test_demo_runs_and_writes_its_folder(tmp_path: Path) -> None:
+def test_demo_runs_and_writes_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "demo"
-    assert main(["demo", "--duration", "8", "--chargers", "8", "--data-dir", str(data)]) == 0
-    for name in ("fleet.yaml", "truth.jsonl", "meter.lp", "rejected.jsonl"):
+    assert main(["demo", "--duration", "60", "--chargers", "12", "--data-dir", str(data)]) == 0
+    for name in ("fleet.yaml", "truth.jsonl", "meter.lp", "rejected.jsonl", "demo.log"):
         assert (data / name).exists(), name
     lines = (data / "meter.lp").read_text().splitlines()
     measurements = {line.split(",", 1)[0] for line in lines}
     assert "meter" in measurements, "the demo stored no meter samples"
-    assert measurements <= {"meter", "meter_1m", "site_1m", "status", "alert", "session"}
-    assert (data / "rejected.jsonl").read_text() == ""  # the simulator sends only valid data
+    with Ledger(data / "ledger.sqlite") as ledger:
+        rows = ledger.db.execute("SELECT state, alertname FROM alert_transitions").fetchall()
+        cdrs = query_cdrs(ledger)
+    fired = {name for state, name in rows if state == "firing"}
+    resolved = {name for state, name in rows if state == "resolved"}
+    assert len(fired & resolved) >= 3, rows
+    # Sessions started and finished inside the run and were priced.
+    assert [c for c in cdrs if c["total_cost"]["excl_vat"] > 0], cdrs
+    out = capsys.readouterr().out
+    assert "auto-remediated" in out and "escalated" in out
+    # The summary counts every line of rejected.jsonl, session rejections too.
+    rejected = [orjson.loads(x) for x in (data / "rejected.jsonl").read_bytes().splitlines()]
+    assert f"{len(rejected):,} rejected" in out
+    assert "report.html" in out
+    # A second run starts clean: nothing left from the first.
+    assert main(["demo", "--duration", "2", "--chargers", "4", "--data-dir", str(data)]) == 0
+    with Ledger(data / "ledger.sqlite") as ledger:
+        assert ledger.db.execute("SELECT count(*) FROM alert_transitions").fetchone()[0] == 0
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["demo", "--duration", "1", "--data-dir", str(tmp_path)]) == 2
+    assert (tmp_path / "mine.txt").exists()

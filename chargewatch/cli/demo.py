@@ -9,8 +9,10 @@ the start and at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,31 +23,9 @@ from chargewatch.cli.run import _broker
 # function imports what it uses when it runs, so that building the parser at
 # every ``chargewatch`` start does not import all of it.
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from chargewatch.collector.service import Collector
-    from chargewatch.model.fleet import ChargerSpec, Fleet
-    from chargewatch.simulator import FaultSpec, Simulation
-
-
-def _demo_faults(chargers: list[ChargerSpec]) -> tuple[FaultSpec, ...]:
-    """A few faults early in the run, so the demo shows them within minutes."""
-    from chargewatch.simulator.fault_models import FaultSpec  # noqa: PLC0415 - see the imports
-
-    three_phase = [c.id for c in chargers if c.phases == 3]
-    others = [c.id for c in chargers if c.id not in three_phase[:1]]
-    picks = [
-        ("GroundFailure", others[0:1], 5.0, 240.0),
-        ("over_temperature", others[1:2], 20.0, 300.0),
-        ("meter_stuck", others[2:3], 30.0, 400.0),
-        ("charger_offline", others[3:4], 40.0, 400.0),
-        ("phase_loss", three_phase[0:1], 60.0, 300.0),
-    ]
-    return tuple(
-        FaultSpec(name, ids[0], 1, start=start, duration=dur)
-        for name, ids, start, dur in picks
-        if ids
-    )
+    from chargewatch.model.fleet import Fleet
+    from chargewatch.simulator import Simulation
 
 
 # The shipped example tariffs, by the kind of site the simulator plans.
@@ -87,30 +67,111 @@ def fleet_yaml(fleet: Fleet) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _table(collector: Collector, sim: Simulation, started: float, rates: dict[str, Any]) -> Table:
-    from rich.table import Table  # noqa: PLC0415 - see the imports
+# Written by the demo into its folder: a folder with this file may be wiped by
+# the next run; one without it is never touched (it may be the user's).
+MARKER = ".chargewatch-demo"
 
-    now = time.time()
+
+def _prepare_folder(data: Path, resume: bool) -> str:
+    """Empty the demo's folder unless resuming; "" or why not."""
+    import shutil  # noqa: PLC0415 - see the imports
+
+    if data.exists() and not resume and any(data.iterdir()):
+        if not (data / MARKER).exists():
+            return f"{data} exists and was not written by the demo; give another --data-dir"
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / MARKER).write_text("chargewatch demo data; removed by the next demo run\n")
+    return ""
+
+
+@contextlib.contextmanager
+def _logs_to_file(path: Path) -> Iterator[None]:
+    """While the live table is up, log lines go to ``path``, not through the display."""
+    import logging  # noqa: PLC0415 - see the imports
+
+    root = logging.getLogger()
+    # Only the plain console handlers: a test's capture handler stays.
+    console = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # amqtt warns "messages not broadcasted" for topics nobody subscribes to
+    # (the simulator's will messages, commands): normal here, noise on screen.
+    amqtt = logging.getLogger("amqtt")
+    amqtt_level = amqtt.level
+    amqtt.setLevel(logging.ERROR)
+    for h in console:
+        root.removeHandler(h)
+    root.addHandler(to_file)
+    try:
+        yield
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        for h in console:
+            root.addHandler(h)
+        amqtt.setLevel(amqtt_level)
+
+
+def _write_report(data: Path) -> tuple[Path | None, str]:
+    """``chargewatch report`` over the demo's ledger: the HTML file, or why there is none.
+
+    With the fleet first (connector counts, site time zones); should that fail,
+    without it (UTC days), saying why: the minute of data is worth a report.
+    """
+    out = data / "report"
+    base = ["report", "--ledger", str(data / "ledger.sqlite"), "--out", str(out)]
+    why = _report([*base, "--fleet", str(data / "fleet.yaml")])
+    if why:
+        second = _report(base)
+        if second:
+            return None, second
+        return out / "report.html", f"without the fleet file (with it: {why})"
+    return out / "report.html", ""
+
+
+def _report(argv: list[str]) -> str:
+    """Run ``chargewatch report``; "" or why it failed."""
+    import contextlib as ctx  # noqa: PLC0415 - see the imports
+    import io  # noqa: PLC0415
+
+    from chargewatch.cli import main  # noqa: PLC0415
+
+    err = io.StringIO()
+    try:
+        with ctx.redirect_stdout(io.StringIO()), ctx.redirect_stderr(err):
+            rc = main(argv)
+    except Exception as exc:  # the demo's minute is not lost to a report bug
+        return f"{type(exc).__name__}: {exc}"
+    return "" if rc == 0 else (err.getvalue().strip() or f"exit status {rc}")
+
+
+def _stats_rows(collector: Collector, sim: Simulation, started: float, now: float,
+                msg_rate: float) -> list[tuple[str, str]]:  # fmt: skip
     stats = collector.pipeline.stats
     view = collector.fleet_view(now)
     statuses = [c.get("status") for c in view["connectors"]]
-    n = len(statuses)
-    charging = statuses.count("Charging")
-    faulted = statuses.count("Faulted")
-    t = Table(title="chargewatch demo", show_header=True, header_style="bold")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    t.add_row("running for", f"{now - started:.0f} s")
-    t.add_row("messages/s", f"{rates.get('msg_per_s', 0.0):,.0f}")
-    t.add_row("messages received", f"{stats.messages:,}")
-    t.add_row("meter samples stored", f"{stats.samples:,}")
-    t.add_row("rejected (dead-letter)", f"{stats.rejected:,}")
-    t.add_row("chargers online", f"{view['chargers_online']} / {len(sim.plan.chargers)}")
-    t.add_row("connectors charging", f"{charging} / {n}")
-    t.add_row("connectors faulted", str(faulted))
-    for key, value in collector.demo_rows():
-        t.add_row(key, value)
-    return t
+    cdrs = collector.cdrs
+    rows = [
+        ("running for", f"{now - started:.0f} s"),
+        ("messages/s", f"{msg_rate:,.0f}"),
+        ("chargers online", f"{view['chargers_online']} / {len(sim.plan.chargers)}"),
+        ("connectors charging", f"{statuses.count('Charging')} / {len(statuses)}"),
+        ("connectors faulted", str(statuses.count("Faulted"))),
+        ("meter samples stored", f"{stats.samples:,}"),
+        ("open sessions", str(len(collector.sessions.engine.open_sessions()))),
+        ("sessions finished", str(collector.sessions.records_written)),
+        ("CDRs priced", str(cdrs.issued)),
+        ("sessions unpriced", str(cdrs.unpriced)),
+        ("alert transitions", str(collector.alerts.transitions)),
+        ("rejected (dead-letter)", str(rejected(collector))),
+    ]
+    return rows
+
+
+def rejected(collector: Collector) -> int:
+    """Every rejection written to rejected.jsonl: message and session ones alike."""
+    return sum(collector.deadletter.counts.values())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,19 +179,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 
+    from chargewatch.cli.demo_view import DemoLog, view  # noqa: PLC0415
+
+    console = Console(soft_wrap=True)  # paths print whole, to copy and paste
+    data = Path(args.data_dir).resolve()
+    problem = _prepare_folder(data, args.resume)
+    if problem:
+        console.print(f"[red]chargewatch demo: {problem}[/red]")
+        return 2
+    console.print(f"[bold]chargewatch demo[/bold]: data in [cyan]{data}[/cyan]"
+                  + (" (resumed)" if args.resume else " (fresh; --resume keeps it)"))  # fmt: skip
+    with _logs_to_file(data / "demo.log"):
+        return _run(args, console, data, DemoLog(), Live, view)
+
+
+def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live_cls: Any,
+         render: Any) -> int:  # fmt: skip
+    from chargewatch.alerting import default_rules_dir  # noqa: PLC0415
+    from chargewatch.cli.demo_story import (  # noqa: PLC0415
+        TIME_SCALE,
+        demo_faults,
+        demo_rules,
+        mark_unpriced,
+        short_sessions,
+    )
     from chargewatch.collector.service import Collector  # noqa: PLC0415
-    from chargewatch.config.settings import Config, HttpConfig  # noqa: PLC0415
+    from chargewatch.config.settings import AlertingConfig, Config, HttpConfig  # noqa: PLC0415
     from chargewatch.core.resources import default_dir  # noqa: PLC0415
     from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port  # noqa: PLC0415
     from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
     from chargewatch.simulator import SimConfig, Simulation  # noqa: PLC0415
     from chargewatch.simulator.publish import publish  # noqa: PLC0415
     from chargewatch.storage.influx import InfluxConfig  # noqa: PLC0415
-
-    console = Console()
-    data = Path(args.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]chargewatch demo[/bold]: data in [cyan]{data}[/cyan]")
 
     broker: EmbeddedBroker | None = None
     if args.broker:
@@ -152,10 +232,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         interval=args.interval,
         arrival_rate=args.arrival_rate,
     )
-    sim = Simulation(sim_cfg.replace(faults=_demo_faults(Simulation(sim_cfg).plan.chargers)))
-    fleet = with_shipped_tariffs(sim.fleet())
+    sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
+    short_sessions(sim)
+    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
+    rules = demo_rules(default_rules_dir(), data / "rules")
+    allow = data / "remediation.yaml"
+    allow.write_text("sites:\n  '*': [Reset, UnlockConnector]\n")
+    console.print(
+        f"rules: the shipped ones with timings / {TIME_SCALE:g} ({rules}); "
+        f"logs: {data / 'demo.log'}"
+    )
 
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
     config = Config(
@@ -171,8 +259,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         influx_file=None if influx else data / "meter.lp",
         http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),
         tariffs=default_dir("tariffs"),
+        rules=rules,
+        alerting=AlertingConfig(remediation_allowlist=allow),
     )
     collector = Collector(config, fleet=fleet)
+    collector.cdrs.emit = demo_log.cdr
+    publish_command = collector.alerts.publish
+    assert publish_command is not None  # the collector always publishes remediations
+
+    def record_command(cmd: Any) -> None:
+        publish_command(cmd)
+        demo_log.command(cmd)
+
+    collector.alerts.publish = record_command
     collector.start()
     if not collector.ingest.wait_connected(15):
         console.print("[red]collector could not connect to the broker[/red]")
@@ -185,28 +284,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     def run_publisher() -> None:
         try:
-            publish(sim, host=host, port=port, speed=args.speed, qos=1)
+            publish(sim, host=host, port=port, speed=1.0, qos=1)
         except BaseException as exc:  # shown in the summary
             pub_error.append(exc)
 
     threading.Thread(target=run_publisher, name="demo.simulator", daemon=True).start()
 
-    rates: dict[str, Any] = {}
-    last_n, last_t = 0, time.time()
+    def screen(rate: float) -> Any:
+        now = time.time()
+        rows = _stats_rows(collector, sim, start, now, rate)
+        return render(rows, list(collector.recent_transitions), demo_log, now)
+
+    last_n, last_t, rate = 0, time.time(), 0.0
     try:
-        with Live(
-            _table(collector, sim, start, rates),
-            console=console,
-            refresh_per_second=2,
-            transient=False,
-        ) as live:
+        with live_cls(screen(rate), console=console, refresh_per_second=2,
+                      transient=False, vertical_overflow="crop") as live:  # fmt: skip
             while args.duration is None or time.time() - start < args.duration:
                 time.sleep(1.0)
                 now = time.time()
                 n = collector.pipeline.stats.messages
-                rates["msg_per_s"] = (n - last_n) / (now - last_t)
+                rate = (n - last_n) / (now - last_t)
                 last_n, last_t = n, now
-                live.update(_table(collector, sim, start, rates))
+                live.update(screen(rate))
                 if pub_error:
                     break
     except KeyboardInterrupt:
@@ -215,20 +314,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         collector.stop()
         if broker is not None:
             broker.stop()
-    stats = collector.pipeline.stats
-    console.print(
-        f"\n[bold]summary[/bold]: {stats.messages:,} messages, {stats.samples:,} samples, "
-        f"{stats.rejected:,} rejected {dict(stats.rejected_by_reason) or ''}"
-    )
-    for key, value in collector.demo_rows():
-        console.print(f"  {key}: {value}")
+    _summary(console, collector, demo_log, data)
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
+    report, why = _write_report(data)
+    if report is not None:
+        console.print(f"report: [cyan]{report}[/cyan] (open it: xdg-open {report})")
+        if why:
+            console.print(f"  [yellow]written {why}[/yellow]")
+    else:
+        console.print(f"[yellow]no report: {why}[/yellow]")
+    return 0
+
+
+def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> None:
+    from chargewatch.cli.demo_view import outcomes  # noqa: PLC0415
+
+    stats = collector.pipeline.stats
+    transitions = list(collector.recent_transitions)
+    fired = sorted({t.alertname for t in transitions if t.state == "firing"})
+    resolved = sorted({t.alertname for t in transitions if t.state == "resolved"})
+    console.print(
+        f"\n[bold]summary[/bold]: {stats.messages:,} messages, {stats.samples:,} samples, "
+        f"{rejected(collector):,} rejected {collector.deadletter.counts or ''}"
+    )
+    console.print(f"  alerts fired: {', '.join(fired) or 'none'}")
+    console.print(f"  alerts resolved: {', '.join(resolved) or 'none'}")
+    for o in outcomes(demo_log.sent(), transitions):
+        console.print(f"  remediation: {o.action} to {o.charger} for {o.alertname}: {o.result}")
+    cdrs = collector.cdrs
+    console.print(
+        f"  sessions finished: {collector.sessions.records_written}, CDRs priced: {cdrs.issued}, "
+        f"unpriced: {cdrs.unpriced}"
+    )
     console.print(
         f"data kept in [cyan]{data}[/cyan]: fleet.yaml, truth.jsonl, meter.lp, rejected.jsonl, "
-        "ledger.sqlite (chargewatch sessions export / cdrs export / report --ledger)"
+        "ledger.sqlite, demo.log, rules/ (chargewatch sessions export / cdrs export / report)"
     )
-    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -236,7 +358,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--broker", type=_broker, help="use this MQTT broker instead of an embedded one")
     p.add_argument("--chargers", type=int, default=50)
     p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulation speed (x real time)")
     p.add_argument("--interval", type=float, default=2.0, help="meter sample interval, s")
     p.add_argument(
         "--arrival-rate",
@@ -247,4 +368,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--influx", help="InfluxDB URL (default: a local line-protocol file)")
     p.add_argument("--data-dir", default="chargewatch-demo", help="where everything is written")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the previous run's data (default: fresh)",
+    )
     p.set_defaults(func=cmd_demo)

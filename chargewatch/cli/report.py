@@ -48,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     from chargewatch.analytics.session_frame import Window  # noqa: PLC0415
     from chargewatch.api.analytics_api import ledger_span, parse_time  # noqa: PLC0415
     from chargewatch.billing.tariff_files import load_tariff  # noqa: PLC0415
+    from chargewatch.cli.progress import spinner  # noqa: PLC0415
     from chargewatch.reports.dataset_ledger import load_dataset, price_records  # noqa: PLC0415
     from chargewatch.reports.html import fleet_report, session_report  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
@@ -96,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with ledger:
+    with ledger, spinner(f"writing {out / 'report.html'}"):
         report: Report | None
         if args.session:
             report = session_report(ledger, args.session, tariff=tariff, zones=zones)

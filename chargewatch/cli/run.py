@@ -53,12 +53,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from chargewatch.cli.progress import track_capture  # noqa: PLC0415
     from chargewatch.collector.replay import replay  # noqa: PLC0415 - see the imports
     from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
+    from chargewatch.ingest.capture import read_capture  # noqa: PLC0415
 
     fleet = load_fleet(args.fleet) if args.fleet else None
+    capture = Path(args.capture)
     result = replay(
-        Path(args.capture),
+        # A bar on stderr when it is a terminal: a capture of an hour can take a minute.
+        track_capture(read_capture(capture), capture.stat().st_size, f"replay {capture.name}"),
         Path(args.out),
         fleet=fleet,
         lines_file=args.lines,

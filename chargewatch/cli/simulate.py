@@ -135,7 +135,8 @@ def _start(text: str | None, live: bool) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chargewatch.simulator.fault_models import parse_duration  # noqa: PLC0415 - see the imports
+    from chargewatch.cli.progress import track_simulation  # noqa: PLC0415 - see the imports
+    from chargewatch.simulator.fault_models import parse_duration  # noqa: PLC0415
     from chargewatch.simulator.publish import publish  # noqa: PLC0415
     from chargewatch.simulator.scenarios import SimConfig  # noqa: PLC0415
     from chargewatch.simulator.simulation import Simulation, write_capture  # noqa: PLC0415
@@ -177,7 +178,12 @@ def run(args: argparse.Namespace) -> int:
         if args.capture == "-":
             n = write_capture(sys.stdout.buffer, sim.messages())
         else:
-            n = sim.write_capture(args.capture)
+            # A bar on stderr when it is a terminal: a simulated day takes minutes.
+            tracked = track_simulation(
+                sim.messages(), cfg.start, cfg.end, f"simulate {args.capture}"
+            )
+            with open(args.capture, "wb") as fh:
+                n = write_capture(fh, tracked)
         print(json.dumps({"messages": n, "seconds": round(time.monotonic() - t, 2)}),
               file=sys.stderr)  # fmt: skip
     if args.broker:
