@@ -42,6 +42,7 @@ from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
+from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
@@ -142,7 +143,7 @@ class Collector:
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
-        ledger_path = config.ledger_path or data / "ledger.sqlite"
+        self.ledger_path = ledger_path = config.ledger_path or data / "ledger.sqlite"
         # Opening may write (WAL files, migrations): a restart on a full disk waits here.
         self.ledger = health.retry(
             "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
@@ -232,6 +233,8 @@ class Collector:
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
+        # SIGHUP (cli/run.py) asks it; the pipeline thread reloads.
+        self.reloader = ConfigReloader(self, now=time.time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpus_before: set[int] | None = None
@@ -245,6 +248,8 @@ class Collector:
             self._cpus_before = os.sched_getaffinity(0)
             os.sched_setaffinity(0, self.config.cpus)
             log.info("threads on CPUs %s", ",".join(map(str, self.config.cpus)))
+        for line in loaded_summary(self):
+            log.info("loaded %s", line)
         self.notify.start()
         for w in (self.writer, self.rollup_writer):
             if w is not None:
@@ -345,12 +350,19 @@ class Collector:
             else:
                 metrics.INGEST_LAG.set(0.0)
             metrics.QUEUE_DEPTH.set(len(self.ingest.inbox))
+            self._reload_if_asked(now)
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
                 try:
                     self._tick(now)
                 except StorageUnavailableError:
                     return
+
+    def _reload_if_asked(self, now: float) -> None:
+        try:
+            self.reloader.poll(now)
+        except Exception:  # a reload bug must not stop ingest; the old sets stay
+            log.exception("reload failed")
 
     def _make_durable(self) -> None:
         """The batch's writes that are not made by a stage, before its ack."""

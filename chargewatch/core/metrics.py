@@ -57,6 +57,22 @@ RULES_RELOAD_TIME = Gauge(
     "chargewatch_rules_last_reload_success_timestamp_seconds",
     "When the rules were last loaded successfully (the engine's clock).",
 )
+# Rules, tariffs and fleet reloaded on SIGHUP (rules also when their files change).
+CONFIG_RELOAD_SUCCESS = Gauge(
+    "chargewatch_config_last_reload_success",
+    "Whether the last load of rules, tariffs or fleet succeeded (1) or kept the previous set (0)",
+    ["config"],
+)
+CONFIG_RELOAD_TIME = Gauge(
+    "chargewatch_config_last_reload_success_timestamp_seconds",
+    "When rules, tariffs or fleet were last loaded successfully",
+    ["config"],
+)
+CONFIG_RELOADS = Counter(
+    "chargewatch_config_reloads_total",
+    "Reloads of rules, tariffs or fleet after start, by result (ok, failed)",
+    ["config", "result"],
+)
 ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["state", "severity"])
 REMEDIATION_COMMANDS = Counter(
     "chargewatch_remediation_commands_total", "Remediation commands published to chargers"
