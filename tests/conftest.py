@@ -16,6 +16,7 @@ from tests.services import (
     Alertmanager,
     InfluxDB,
     Mosquitto,
+    Prometheus,
     Service,
     ServiceMissingError,
     VictoriaMetrics,
@@ -63,6 +64,22 @@ def alertmanager() -> Iterator[Alertmanager]:
     svc = _start(Alertmanager)
     yield svc
     svc.cleanup()
+
+
+@pytest.fixture
+def prometheus_binary() -> None:
+    """Skips (fails under CI=true) when Prometheus is not installed; each test
+    starts its own, with its own config."""
+    _start_checked(Prometheus)
+
+
+def _start_checked(factory: Callable[[], S]) -> None:
+    try:
+        factory().cleanup()
+    except ServiceMissingError as exc:
+        if IN_CI:
+            pytest.fail(f"service missing under CI=true: {exc}")
+        pytest.skip(str(exc))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "Alertmanager",
     "InfluxDB",
     "Mosquitto",
+    "Prometheus",
     "Service",
     "ServiceMissingError",
     "VictoriaMetrics",
@@ -287,6 +288,65 @@ class Alertmanager(Service):
         r = httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
         r.raise_for_status()
         return list(r.json())
+
+
+class Prometheus(Service):
+    """Prometheus 2.x (Debian's ``prometheus``): ``config`` is prometheus.yml's text with
+    ``{rules_dir}`` and ``{port}`` filled in here; ``rules`` maps file names to rule files."""
+
+    name = "prometheus"
+
+    def __init__(
+        self, workdir: Path | None = None, config: str = "", rules: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(workdir)
+        self.binary = _which("prometheus")
+        self.config = config or "global:\n  scrape_interval: 1s\n"
+        self.rules = rules or {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        rules_dir = self.dir / "rules"
+        rules_dir.mkdir(exist_ok=True)
+        for name, text in self.rules.items():
+            (rules_dir / name).write_text(text)
+        conf = self.dir / "prometheus.yml"
+        conf.write_text(self.config.replace("{rules_dir}", str(rules_dir)).replace(
+            "{port}", str(self.port)
+        ))  # fmt: skip
+        return [
+            self.binary,
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={self.dir}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        """An instant query's result vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["result"])
+
+    def alerts(self) -> list[dict[str, object]]:
+        """Pending and firing alerts of the loaded rules (``/api/v1/alerts``)."""
+        r = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["alerts"])
+
+    def targets(self) -> list[dict[str, object]]:
+        r = httpx.get(f"{self.url}/api/v1/targets", timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["activeTargets"])
 
 
 @contextlib.contextmanager
