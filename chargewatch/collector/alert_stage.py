@@ -249,9 +249,14 @@ class AlertStage:
 
     def export_reload(self) -> None:
         ruleset = self.engine.ruleset
-        metrics.RULES_RELOAD_SUCCESS.set(1 if ruleset.reload_ok else 0)
+        ok = 1 if ruleset.reload_ok else 0
+        # Also as config="rules" beside tariffs and fleet (collector/reload.py):
+        # a rule file changed on disk reloads without a SIGHUP.
+        metrics.RULES_RELOAD_SUCCESS.set(ok)
+        metrics.CONFIG_RELOAD_SUCCESS.labels(config="rules").set(ok)
         if ruleset.reload_success_at is not None:
             metrics.RULES_RELOAD_TIME.set(ruleset.reload_success_at)
+            metrics.CONFIG_RELOAD_TIME.labels(config="rules").set(ruleset.reload_success_at)
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         self._evaluate(now)

@@ -251,11 +251,13 @@ def test_dashboard_queries_and_self_alerts_on_a_real_prometheus(
             )
             assert math.isfinite(float(batch_p95[0]["value"][1]))  # type: ignore[index]
 
-            # 2. InfluxDB gone while data keeps coming, and more of it rejected.
+            # 2. A broken rule file (reloaded within 5 s, the previous rules kept);
+            # InfluxDB gone while data keeps coming, and more of it rejected.
+            (tmp_path / "rules" / "r.yaml").write_text("groups:\n- name: t\n  rules: 7\n")
             influx.stop()
             feed.garbage_per_round = 200
             want = {"ChargewatchInfluxWriteErrors", "ChargewatchSpoolGrowing",
-                    "ChargewatchRejectedRate"}  # fmt: skip
+                    "ChargewatchRejectedRate", "ChargewatchConfigReloadFailed"}  # fmt: skip
             fired = Fired(prom)
             assert _wait(lambda: want <= fired.poll(), 90), (
                 fired.names,
