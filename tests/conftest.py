@@ -16,6 +16,7 @@ from tests.services import (
     Alertmanager,
     InfluxDB,
     Mosquitto,
+    PostgreSQL,
     Service,
     ServiceMissingError,
     VictoriaMetrics,
@@ -61,6 +62,13 @@ def victoriametrics() -> Iterator[VictoriaMetrics]:
 @pytest.fixture(scope="session")
 def alertmanager() -> Iterator[Alertmanager]:
     svc = _start(Alertmanager)
+    yield svc
+    svc.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    svc = _start(PostgreSQL)
     yield svc
     svc.cleanup()
 
