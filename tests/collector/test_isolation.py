@@ -234,3 +234,26 @@ def test_an_ocpp_handler_that_raises_half_way_leaves_none_of_its_rows(
     batch = sink.meter.build()
     assert [decoder.index.keys[c][0] for c in batch.conn.tolist()] == ["OK"]
     assert [(r.topic, r.reason) for r in sink.rejects] == [("ocpp/1.6/BUG/cp", "internal_error")]
+
+
+class _Recorder:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.seen = 0
+
+    def on_batch(self, batch: MeterBatch, events: list[Any], now: float) -> None:
+        self.seen += len(batch)
+        if self.fail:
+            raise KeyError("a stage bug")
+
+    def tick(self, now: float) -> None:
+        pass
+
+
+def test_a_stage_that_raises_does_not_cost_the_other_stages_the_batch() -> None:
+    """The failure still surfaces (the service keeps the batch for inspection)."""
+    broken, after = _Recorder(fail=True), _Recorder(fail=False)
+    pipeline = Pipeline(ConnectorIndex(), stages=[broken, after])
+    with pytest.raises(KeyError, match="a stage bug"):
+        pipeline.process(good(), NOW)
+    assert broken.seen == after.seen == 80
