@@ -16,6 +16,7 @@ from tests.services import (
     Alertmanager,
     InfluxDB,
     Mosquitto,
+    PostgreSQL,
     Prometheus,
     Service,
     ServiceMissingError,
@@ -80,6 +81,13 @@ def _start_checked(factory: Callable[[], S]) -> None:
         if IN_CI:
             pytest.fail(f"service missing under CI=true: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    svc = _start(PostgreSQL)
+    yield svc
+    svc.cleanup()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,7 +9,9 @@ fail under ``CI=true`` (a missing service must never look like a pass).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -26,6 +28,7 @@ __all__ = [
     "Alertmanager",
     "InfluxDB",
     "Mosquitto",
+    "PostgreSQL",
     "Prometheus",
     "Service",
     "ServiceMissingError",
@@ -64,6 +67,10 @@ class Service:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / f"{self.name}.log"
+        #: Run the binary as this user (a service that refuses to run as root).
+        self.user: str | None = None
+        #: The signal that stops the service promptly.
+        self.stop_signal = signal.SIGTERM
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -75,7 +82,13 @@ class Service:
         cmd = self.command()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+            start_new_session=True,
+            user=self.user,
+            group=self.user,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -92,7 +105,7 @@ class Service:
             return
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, self.stop_signal)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -347,6 +360,89 @@ class Prometheus(Service):
         r = httpx.get(f"{self.url}/api/v1/targets", timeout=10)
         r.raise_for_status()
         return list(r.json()["data"]["activeTargets"])
+
+
+def _pg_bin(name: str) -> str:
+    """A PostgreSQL server binary: Debian keeps them in /usr/lib/postgresql/N/bin."""
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    return found[-1] if found else _which(name)
+
+
+class PostgreSQL(Service):
+    """A private PostgreSQL cluster (``initdb`` in a temporary directory, loopback only).
+
+    PostgreSQL refuses to run as root; under root (CI) the cluster belongs to
+    Debian's ``postgres`` user. Authentication is ``trust`` on loopback: this is
+    a throwaway test cluster.
+    """
+
+    name = "postgresql"
+    superuser = "chargewatch"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.initdb = _pg_bin("initdb")
+        self.binary = _pg_bin("postgres")
+        self.stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            try:
+                pw = pwd.getpwnam(self.user)
+            except KeyError as exc:
+                raise ServiceMissingError("user 'postgres' missing (install postgresql)") from exc
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.data = self.dir / "data"
+
+    @property
+    def url(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, db: str) -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{db}"
+
+    def command(self) -> list[str]:
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [self.initdb, "-D", str(self.data), "-U", self.superuser, "--auth=trust",
+                 "-E", "UTF8", "--no-locale", "--no-sync"],
+                check=True, capture_output=True, user=self.user, group=self.user,
+            )  # fmt: skip
+        return [
+            self.binary, "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+            # A throwaway cluster: durability against power loss is not under test.
+            "-c", "fsync=off", "-c", "full_page_writes=off",
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        return self._sql("postgres", "SELECT 1", check=False) == 0
+
+    def _sql(self, db: str, sql: str, check: bool = True) -> int:
+        psql = _pg_bin("psql")
+        r = subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(db), "-c", sql],
+            capture_output=True,
+            check=False,
+        )
+        if check and r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.decode(errors='replace')}")
+        return r.returncode
+
+    def create_db(self, db: str) -> str:
+        """Create database ``db``; return its URL."""
+        self._sql("postgres", f'CREATE DATABASE "{db}"')
+        return self.dsn(db)
+
+    def drop_db(self, db: str) -> None:
+        self._sql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
