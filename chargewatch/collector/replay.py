@@ -105,6 +105,8 @@ def replay(
 
         def run(chunk: list[tuple[str, bytes, float]], now: float) -> None:
             pipeline.process(chunk, now)
+            # Status history, as the service keeps it (uptime reads it).
+            ledger.write_port_status(state.take_changes()["connectors"], now=now)
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             pipeline.tick(now)

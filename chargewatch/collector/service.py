@@ -360,7 +360,9 @@ class Collector:
         if self.state.changes != self._saved_changes:
             # A status or online flag is sent once, on change: it must be on
             # disk before the broker forgets the message (the ack below).
-            self.fleet_store.journal()
+            changes = self.fleet_store.journal()
+            # And in the ledger's status history, which uptime reads (issue 22).
+            self.ledger.write_port_status(changes["connectors"], now=time.time())
             self._saved_changes = self.state.changes
 
     def _tick(self, now: float) -> None:
