@@ -27,7 +27,7 @@ from chargewatch.alerting import (
 )
 from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
-from chargewatch.api.fleet_view import fleet_document
+from chargewatch.api.fleet_view import fleet_document, ocpi_evses_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.api.uptime_api import register_routes as register_uptime
 from chargewatch.billing.tariff_files import load_tariff_dir
@@ -224,6 +224,7 @@ class Collector:
             # Each route is described in chargewatch.api.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
+            self.http.routes["ocpi/evses"] = self._api_ocpi_evses
             self.api_ledger = Ledger(ledger_path, read_only=True)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
@@ -474,6 +475,13 @@ class Collector:
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
         """Current state of every connector (latest values, status, liveness)."""
         return json_response(self.fleet_view(time.time()))
+
+    def _api_ocpi_evses(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Each connector as an OCPI 2.2.1 EVSE with its status (AFIR feeds)."""
+        now = time.time()
+        offline = self.detectors.signals.get("charger_offline")
+        with self.state_lock:
+            return json_response(ocpi_evses_document(self.state, self.index, now, offline))
 
     def fleet_view(self, now: float) -> dict[str, Any]:
         """The fleet document of ``/api/v1/fleet``, safe to call from any thread."""
