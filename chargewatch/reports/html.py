@@ -36,6 +36,7 @@ from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.tariff import Tariff
 from chargewatch.reports import plots
 from chargewatch.reports.dataset_ledger import record_from_dict
+from chargewatch.reports.uptime_section import uptime_section
 from chargewatch.sessions.outputs import session_periods
 from chargewatch.storage.analytics_source import (
     has_alert_history,
@@ -146,6 +147,7 @@ def fleet_report(
     label = site or "fleet"
     _usage_sections(page, a, label, clock)
     _reliability_section(page, a.rel, label)
+    uptime_section(page, ledger, window.lo, window.hi, site)
     _revenue_section(page, a.rev, a.rev_days, label)
     _peers_section(page, a.peer, label)
     _peak_section(page, a.peak)
