@@ -43,6 +43,7 @@ from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
@@ -212,6 +213,7 @@ class Collector:
         )
         self.ingest = MqttIngest(config.mqtt)
         self.http: HttpServer | None = None
+        self.uptime_export: UptimeExporter | None = None
         if config.http.listen:
             self.http = HttpServer(
                 config.http.listen,
@@ -231,6 +233,8 @@ class Collector:
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
+            # The uptime gauges /metrics serves (the faults-reliability dashboard).
+            self.uptime_export = UptimeExporter(str(ledger_path), self.fleet, clock=time.time)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         self._stop = threading.Event()
@@ -253,6 +257,8 @@ class Collector:
         if self.http is not None:
             self.http.start()
             log.info("HTTP on port %d (/metrics, /healthz, /readyz, /api/v1)", self.http.port)
+        if self.uptime_export is not None:
+            self.uptime_export.start()
         self.ingest.start()
         self._thread = threading.Thread(target=self._loop, name="collector.pipeline", daemon=True)
         self._thread.start()
@@ -283,6 +289,8 @@ class Collector:
         if self._cpus_before is not None:  # (an embedding process keeps its own)
             os.sched_setaffinity(0, self._cpus_before)
             self._cpus_before = None
+        if self.uptime_export is not None:
+            self.uptime_export.stop()
         if self.http is not None:
             self.http.stop()
         self.deadletter.close()

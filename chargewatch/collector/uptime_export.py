@@ -1,0 +1,98 @@
+"""Port uptime per site as Prometheus gauges, for the Grafana panel (issue 22).
+
+Every ``interval_s`` a thread of its own reads the ledger (read-only, like the
+HTTP API) and sets ``chargewatch_port_uptime_percent{site, window}`` for the
+trailing 30 days and the trailing 12 months (NEVI's T = 525,600 min), and
+``chargewatch_ports_at_or_below_nevi_floor{site}``; site "" is the fleet. The
+filed NEVI figure is per calendar month: ``chargewatch uptime --format nevi``.
+A year of a large fleet's history takes seconds to read, so this stays off the
+pipeline thread.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UptimeExporter", "uptime_gauges"]
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from chargewatch.analytics.uptime import nevi_monthly, port_uptime, rollup, year_before
+from chargewatch.core import metrics
+from chargewatch.model.fleet import Fleet
+from chargewatch.storage.exclusions import active_exclusions
+from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.uptime_source import load_uptime_inputs
+
+log = logging.getLogger(__name__)
+
+#: How often the gauges are recomputed.
+INTERVAL_S = 600.0
+MONTH_S = 30 * 86_400.0
+NEVI_FLOOR_PCT = 97.0
+
+
+def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, Any]:
+    """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
+    inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
+    exclusions = active_exclusions(ledger)
+    recent = [port_uptime(p, inputs.signals, exclusions, now - MONTH_S, now) for p in inputs.ports]
+    year = nevi_monthly(inputs.ports, inputs.signals, exclusions, [now])
+    out: dict[str, Any] = {"30d": {}, "12m": {}, "below": {}}
+    for key, rows in (("30d", recent), ("12m", year)):
+        for r in rollup(rows, "site"):
+            out[key][str(r["site"])] = r["uptime_pct"]
+        for r in rollup(rows, "fleet"):
+            out[key][""] = r["uptime_pct"]
+    for r in year:
+        site = str(r["site"])
+        low = int(r["uptime_pct"] <= NEVI_FLOOR_PCT)
+        out["below"][site] = out["below"].get(site, 0) + low
+        out["below"][""] = out["below"].get("", 0) + low
+    return out
+
+
+class UptimeExporter:
+    def __init__(
+        self,
+        ledger_path: str,
+        fleet: Fleet | None,
+        *,
+        clock: Callable[[], float],
+        interval_s: float = INTERVAL_S,
+    ) -> None:
+        self.ledger_path = ledger_path
+        self.fleet = fleet
+        self.clock = clock
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="collector.uptime", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        # The first figures after one interval: a starting collector has other work.
+        while not self._stop.wait(self.interval_s):
+            self.export_once()
+
+    def export_once(self) -> None:
+        try:
+            with Ledger(self.ledger_path, read_only=True) as ledger:
+                g = uptime_gauges(ledger, self.clock(), self.fleet)
+        except Exception:  # a bad row must not stop the gauges for good
+            log.exception("uptime gauges not updated")
+            return
+        for window in ("30d", "12m"):
+            for site, pct in g[window].items():
+                if pct is not None:
+                    metrics.PORT_UPTIME.labels(site=site, window=window).set(pct)
+        for site, n in g["below"].items():
+            metrics.PORTS_AT_OR_BELOW_NEVI.labels(site=site).set(n)
