@@ -18,7 +18,9 @@ any, offline       the charger is offline: its status is stale      UNKNOWN
 =================  ===============================================  =============
 
 OCPI says UNKNOWN is "also used when offline". BLOCKED (a parked car), PLANNED and
-REMOVED are facts of the site, not of OCPP, and are never produced here.
+REMOVED are facts of the site, not of OCPP, and are never produced here. DATEX II
+(AFIR national access points) has a same-named ``RefillPointStatusEnum`` value for
+each (docs/analytics.md, "OCPI EVSE status").
 """
 
 from __future__ import annotations
