@@ -25,6 +25,7 @@ __all__ = [
     "Signal",
     "alert_signals",
     "applies",
+    "by_charger",
     "driver_uptime",
     "month_starts",
     "nevi_monthly",
@@ -154,6 +155,15 @@ class Outage:
 def applies(charger: str, connector: str, port: Port) -> bool:
     """Whether a signal or tag on (charger, connector) concerns ``port``; "" / "0" is every port."""
     return charger == port.charger and connector in ("", "0", port.connector)
+
+
+def by_charger(items: Iterable[Any]) -> dict[str, list[Any]]:
+    """Signals or exclusions (anything with ``.charger``) grouped by charger: a port
+    looks only at its charger's, instead of a fleet's year of them."""
+    out: dict[str, list[Any]] = {}
+    for x in items:
+        out.setdefault(x.charger, []).append(x)
+    return out
 
 
 def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> list[Signal]:
@@ -368,10 +378,12 @@ def nevi_monthly(
 ) -> list[dict[str, Any]]:
     """Per port and month end: μ over the previous 12 (local) months, T = 525,600 min."""
     out = []
+    sig, exc = by_charger(signals), by_charger(exclusions)
     for end in month_ends:
         start = year_before(end, zone)
         for p in ports:
-            row = port_uptime(p, signals, exclusions, start, end, t_min=NEVI_T_MIN)
+            mine, tags = sig.get(p.charger, []), exc.get(p.charger, [])
+            row = port_uptime(p, mine, tags, start, end, t_min=NEVI_T_MIN)
             row.pop("outages")
             out.append(row)
     return out
@@ -436,10 +448,12 @@ def report(
     """
     rows = []
     mrec: Counter[str] = Counter()
+    sig, exc = by_charger(signals), by_charger(exclusions)
+    ses, fs = _dicts_by_charger(sessions), _dicts_by_charger(failed_starts)
     for p in ports:
-        row = port_uptime(p, signals, exclusions, lo, hi)
-        mine = [s for s in sessions if applies(str(s["charger"]), str(s["connector"]), p)]
-        tried = [f for f in failed_starts if applies(str(f["charger"]), str(f["connector"]), p)]
+        row = port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), lo, hi)
+        mine = [s for s in ses.get(p.charger, []) if applies(p.charger, str(s["connector"]), p)]
+        tried = [f for f in fs.get(p.charger, []) if applies(p.charger, str(f["connector"]), p)]
         row["driver"] = driver_uptime(mine, tried)
         mrec.update(row["failures_by_mrec"])
         rows.append(row)
@@ -451,6 +465,13 @@ def report(
         "fleet": rollup(rows, "fleet"),
         "failures_by_mrec": dict(mrec.most_common()),
     }
+
+
+def _dicts_by_charger(items: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for x in items:
+        out.setdefault(str(x["charger"]), []).append(x)
+    return out
 
 
 #: The columns of :func:`port_table`.

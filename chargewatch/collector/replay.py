@@ -132,7 +132,7 @@ def replay(
     sessions_jsonl.write()
     cdrs_out.close()
     alerts_out.close()
-    # Per-port uptime over the capture window, from the alerts just recorded.
+    # Per-port uptime over the capture window, from the statuses and alerts just recorded.
     write_uptime_jsonl(ledger, out / "uptime.jsonl", first, last, fleet=fleet)
     ledger.close()
     if lines is not None:

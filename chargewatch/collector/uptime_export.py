@@ -18,7 +18,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chargewatch.analytics.uptime import nevi_monthly, port_uptime, rollup, year_before
+from chargewatch.analytics.uptime import (
+    by_charger,
+    nevi_monthly,
+    port_uptime,
+    rollup,
+    year_before,
+)
 from chargewatch.core import metrics
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.exclusions import active_exclusions
@@ -37,7 +43,11 @@ def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, 
     """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
     inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
     exclusions = active_exclusions(ledger)
-    recent = [port_uptime(p, inputs.signals, exclusions, now - MONTH_S, now) for p in inputs.ports]
+    sig, exc = by_charger(inputs.signals), by_charger(exclusions)
+    recent = [
+        port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), now - MONTH_S, now)
+        for p in inputs.ports
+    ]
     year = nevi_monthly(inputs.ports, inputs.signals, exclusions, [now])
     out: dict[str, Any] = {"30d": {}, "12m": {}, "below": {}}
     for key, rows in (("30d", recent), ("12m", year)):

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from chargewatch.analytics.uptime import (
     NEVI_T_MIN,
     Port,
+    by_charger,
     month_starts,
     nevi_monthly,
     outages,
@@ -83,8 +84,9 @@ def _top_outages(
     ports: Sequence[Port], signals: Sequence[Any], exclusions: Sequence[Any], lo: float, hi: float
 ) -> list[dict[str, Any]]:
     rows = []
+    sig, exc = by_charger(signals), by_charger(exclusions)
     for p in ports:
-        for o in outages(p, signals, exclusions, lo, hi):
+        for o in outages(p, sig.get(p.charger, []), exc.get(p.charger, []), lo, hi):
             ev = o.evidence()
             rows.append(
                 {

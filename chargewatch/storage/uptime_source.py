@@ -36,6 +36,7 @@ from chargewatch.analytics.uptime import (
     Port,
     Signal,
     alert_signals,
+    by_charger,
     port_uptime,
     status_signals,
 )
@@ -166,8 +167,9 @@ def write_uptime_jsonl(
         if lo is None or hi is None or not hi > lo:
             return 0
         inputs = load_uptime_inputs(ledger, lo, hi, fleet=fleet)
+        sig = by_charger(inputs.signals)
         for port in inputs.ports:
-            row = port_uptime(port, inputs.signals, (), lo, hi)
+            row = port_uptime(port, sig.get(port.charger, []), (), lo, hi)
             out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
             n += 1
     return n
