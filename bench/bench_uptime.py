@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chargewatch.collector.uptime_export import uptime_gauges
 from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.uptime_source import uptime_gauges
 
 YEAR_START = 1_704_067_200.0  # 2024-01-01 UTC
 YEAR_S = 366 * 86_400.0

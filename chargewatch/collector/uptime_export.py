@@ -11,56 +11,21 @@ pipeline thread.
 
 from __future__ import annotations
 
-__all__ = ["UptimeExporter", "uptime_gauges"]
+__all__ = ["UptimeExporter"]
 
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from chargewatch.analytics.uptime import (
-    by_charger,
-    nevi_monthly,
-    port_uptime,
-    rollup,
-    year_before,
-)
 from chargewatch.core import metrics
 from chargewatch.model.fleet import Fleet
-from chargewatch.storage.exclusions import active_exclusions
 from chargewatch.storage.ledger import Ledger
-from chargewatch.storage.uptime_source import load_uptime_inputs
+from chargewatch.storage.uptime_source import uptime_gauges
 
 log = logging.getLogger(__name__)
 
 #: How often the gauges are recomputed.
 INTERVAL_S = 600.0
-MONTH_S = 30 * 86_400.0
-NEVI_FLOOR_PCT = 97.0
-
-
-def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, Any]:
-    """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
-    inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
-    exclusions = active_exclusions(ledger)
-    sig, exc = by_charger(inputs.signals), by_charger(exclusions)
-    recent = [
-        port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), now - MONTH_S, now)
-        for p in inputs.ports
-    ]
-    year = nevi_monthly(inputs.ports, inputs.signals, exclusions, [now])
-    out: dict[str, Any] = {"30d": {}, "12m": {}, "below": {}}
-    for key, rows in (("30d", recent), ("12m", year)):
-        for r in rollup(rows, "site"):
-            out[key][str(r["site"])] = r["uptime_pct"]
-        for r in rollup(rows, "fleet"):
-            out[key][""] = r["uptime_pct"]
-    for r in year:
-        site = str(r["site"])
-        low = int(r["uptime_pct"] <= NEVI_FLOOR_PCT)
-        out["below"][site] = out["below"].get(site, 0) + low
-        out["below"][""] = out["below"].get("", 0) + low
-    return out
 
 
 class UptimeExporter:

@@ -21,6 +21,7 @@ __all__ = [
     "exclusions_from_json",
     "load_status_changes",
     "load_uptime_inputs",
+    "uptime_gauges",
     "write_uptime_jsonl",
 ]
 
@@ -37,11 +38,15 @@ from chargewatch.analytics.uptime import (
     Signal,
     alert_signals,
     by_charger,
+    nevi_monthly,
     port_uptime,
+    rollup,
     status_signals,
+    year_before,
 )
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.analytics_source import load_transitions
+from chargewatch.storage.exclusions import active_exclusions
 from chargewatch.storage.ledger import Ledger
 
 
@@ -173,3 +178,32 @@ def write_uptime_jsonl(
             out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
             n += 1
     return n
+
+
+#: The gauges' short window, and NEVI's floor (23 CFR 680.116(b): above 97 %).
+MONTH_S = 30 * 86_400.0
+NEVI_FLOOR_PCT = 97.0
+
+
+def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, Any]:
+    """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
+    inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
+    exclusions = active_exclusions(ledger)
+    sig, exc = by_charger(inputs.signals), by_charger(exclusions)
+    recent = [
+        port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), now - MONTH_S, now)
+        for p in inputs.ports
+    ]
+    year = nevi_monthly(inputs.ports, inputs.signals, exclusions, [now])
+    out: dict[str, Any] = {"30d": {}, "12m": {}, "below": {}}
+    for key, rows in (("30d", recent), ("12m", year)):
+        for r in rollup(rows, "site"):
+            out[key][str(r["site"])] = r["uptime_pct"]
+        for r in rollup(rows, "fleet"):
+            out[key][""] = r["uptime_pct"]
+    for r in year:
+        site = str(r["site"])
+        low = int(r["uptime_pct"] <= NEVI_FLOOR_PCT)
+        out["below"][site] = out["below"].get(site, 0) + low
+        out["below"][""] = out["below"].get("", 0) + low
+    return out

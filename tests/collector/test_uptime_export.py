@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from chargewatch.collector.uptime_export import UptimeExporter, uptime_gauges
+from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.uptime_source import uptime_gauges
 from tests.analytics.helpers import H, ts
 
 NOW = ts("2024-06-01 00:00")
