@@ -23,6 +23,8 @@ __all__ = [
     "PgOptions",
     "advisory_key",
     "is_postgres",
+    "ledger_missing",
+    "ledger_name",
     "pg_ddl",
     "pg_sql",
     "redact",
@@ -75,6 +77,22 @@ def sqlite_path(location: str | Path) -> str:
     if text.startswith("sqlite://"):
         raise ValueError(f"{text!r}: write sqlite:///relative/path or sqlite:////absolute/path")
     return text
+
+
+def ledger_missing(location: str | Path) -> bool:
+    """A SQLite location whose file does not exist (a reader must not create it).
+    A PostgreSQL one is never "missing": connecting says what is wrong."""
+    if is_postgres(location):
+        return False
+    path = sqlite_path(location)
+    return path != ":memory:" and not Path(path).exists()
+
+
+def ledger_name(location: str | Path) -> str:
+    """A short name for titles: the file's name, or the URL's database."""
+    if is_postgres(location):
+        return redact(str(location).split("?", 1)[0]).rsplit("/", 1)[-1]
+    return Path(sqlite_path(location)).name
 
 
 def redact(location: str | Path) -> str:
