@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "ADVISORY_CLASS",
+    "PG_TLS_KEYS",
     "Dialects",
     "PgDatabase",
     "PgOptions",
@@ -56,6 +57,8 @@ ADVISORY_CLASS = {
 }
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
+#: libpq's TLS parameters, settable beside ``ledger.url`` (they may be in its query too).
+PG_TLS_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword")
 
 
 class Dialects(NamedTuple):
