@@ -499,8 +499,10 @@ class Ledger:
         return _Tx(self.db)
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """A write transaction for the ledger's other writers (uptime exclusions)."""
-        return self._tx("exclusions")
+        """A write transaction for the ledger's other writers (uptime exclusions,
+        ``ledger migrate``); they read and write in it, so on PostgreSQL they
+        take one advisory lock and run one at a time, as on SQLite."""
+        return self._tx("writer")
 
     @_durable
     def write(self, records: Iterable[SessionRecord], *, written_at: float = 0.0) -> int:

@@ -53,7 +53,7 @@ ADVISORY_CLASS = {
     "collector": 0x43570001,  # a running collector id (Ledger.claim)
     "migrate": 0x43570002,  # one migrator at a time
     "handover": 0x43570003,  # adopt / handover_take: one taker at a time
-    "exclusions": 0x43570004,  # read-modify-write of an uptime exclusion
+    "writer": 0x43570004,  # other read-modify-writes (exclusions, ledger migrate)
 }
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
@@ -284,8 +284,16 @@ class PgDatabase:
         with self._conn() as conn:
             conn.execute(sql)
 
+    def stream(self, sql: str, size: int) -> Iterator[list[Row]]:
+        """A large result in batches through a server-side cursor (in a transaction)."""
+        with self._conn() as conn, conn.cursor(name="chargewatch_stream") as cur:
+            cur.execute(pg_sql(sql))
+            names = tuple(str(d.name) for d in cur.description or ())
+            while rows := cur.fetchmany(size):
+                yield [Row(v, names) for v in rows]
+
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[None]:
+    def transaction(self, lock: str | None = None, *, isolation: str = "") -> Iterator[None]:
         """One transaction on one connection; ``lock`` (an :data:`ADVISORY_CLASS`
         purpose) is held until it ends, serialising the writers that take it."""
         if self.in_transaction:
@@ -294,6 +302,9 @@ class PgDatabase:
             self._local.conn = conn
             try:
                 with conn.transaction():
+                    if isolation:  # the first statement of the transaction
+                        level = {"repeatable read": "REPEATABLE READ"}[isolation]
+                        conn.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
                     if lock is not None:
                         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", advisory_key(lock, ""))
                     yield
