@@ -346,6 +346,7 @@ class Ledger:
         pg: PgOptions | None = None,
     ) -> None:
         self.path = str(path)
+        self.pg = pg
         self.health = health
         self.read_only = read_only
         self.collector_id = collector_id
@@ -388,6 +389,11 @@ class Ledger:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    def sibling(self) -> Ledger:
+        """Another connection to this ledger, with the same connection settings
+        (password, TLS), for a thread of its own; it may write."""
+        return Ledger(self.path, pg=self.pg)
 
     @property
     def postgres(self) -> bool:
