@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
 
 def migrate(args: argparse.Namespace) -> int:
     from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
+    from chargewatch.storage.health import storage_errno  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
     from chargewatch.storage.ledger_copy import (  # noqa: PLC0415
         LedgerNotEmptyError,
@@ -48,14 +49,20 @@ def migrate(args: argparse.Namespace) -> int:
     if args.source == args.target:
         raise ConfigError([ConfigProblem(args.target, "", "--to is the --from ledger")])
     # Opening migrates the schema of either to this version's: both then match.
-    with Ledger(args.source) as source, Ledger(args.target) as target, _Shown() as shown:
-        try:
+    try:
+        with Ledger(args.source) as source, Ledger(args.target) as target, _Shown() as shown:
             report = copy_ledger(
                 source, target, force=args.force, on_start=shown.start, on_rows=shown.rows
             )
-        except (LedgerNotEmptyError, SchemaMismatchError) as exc:
-            print(f"chargewatch ledger migrate: {exc}", file=sys.stderr)
-            return 1
+    except (LedgerNotEmptyError, SchemaMismatchError) as exc:
+        print(f"chargewatch ledger migrate: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if storage_errno(exc) is None:
+            raise
+        # Unreachable server, wrong password, disk full: said plainly, no traceback.
+        print(f"chargewatch ledger migrate: {redact(str(exc))}", file=sys.stderr)
+        return 1
     summary = {
         "from": redact(args.source),
         "to": redact(args.target),

@@ -13,6 +13,7 @@ from chargewatch.storage.exclusions import list_exclusions, tag_exclusion
 from chargewatch.storage.ledger import Ledger, query_cdrs, query_sessions, query_unpriced
 from chargewatch.storage.ledger_copy import row_counts
 from tests.billing.test_ledger import records
+from tests.services import free_port
 
 
 def fill(location: str) -> None:
@@ -101,3 +102,14 @@ def test_a_target_with_rows_is_refused_unless_forced(
 def test_a_missing_source_is_an_error(tmp_path: Path) -> None:
     assert migrate(str(tmp_path / "none.sqlite"), str(tmp_path / "t.sqlite")) == 2
     assert not (tmp_path / "t.sqlite").exists()
+
+
+def test_an_unreachable_server_is_said_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = str(tmp_path / "src.sqlite")
+    fill(src)
+    dead = f"postgresql://cw:secret@127.0.0.1:{free_port()}/none?connect_timeout=2"
+    assert migrate(src, dead) == 1
+    err = capsys.readouterr().err
+    assert "chargewatch ledger migrate:" in err and "secret" not in err
