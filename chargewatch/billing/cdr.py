@@ -203,7 +203,7 @@ def build_cdr(
       ``end``: state CHARGING (energy flowing), PARKING (connected, idle) or
       RESERVATION (before the session, only first), each with ``energy_wh`` and
       optional ``min_power_w``/``max_power_w`` (W) and
-      ``min_current_a``/``max_current_a`` (A, summed over phases). Cut periods
+      ``min_current_a``/``max_current_a`` (A, the largest phase). Cut periods
       where the power or current changes materially; the engine itself cuts at
       time-of-day, duration and energy boundaries.
 

@@ -98,8 +98,8 @@ class Restrictions:
     end_date: date | None = None  # local, exclusive
     min_kwh: Decimal | None = None  # inclusive
     max_kwh: Decimal | None = None  # exclusive
-    min_current: Decimal | None = None  # A, summed over phases, inclusive
-    max_current: Decimal | None = None  # A, summed over phases, exclusive
+    min_current: Decimal | None = None  # A, per phase (the largest), inclusive
+    max_current: Decimal | None = None  # A, per phase (the largest), exclusive
     min_power: Decimal | None = None  # kW, inclusive
     max_power: Decimal | None = None  # kW, exclusive
     min_duration: int | None = None  # s since session start, inclusive
