@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import yaml
 
 from chargewatch.cli import main
+from chargewatch.collector.pipeline import Stats
 from chargewatch.simulator import FaultSpec, SimConfig, Simulation
 
 
@@ -140,3 +142,28 @@ def test_replay_writes_sessions_and_priced_cdrs_idempotently(tmp_path: Path) -> 
     first = (out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()
     assert main(args) == 0  # again, into the same ledger: the same files, no new CDRs
     assert ((out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()) == first
+
+
+def test_replay_takes_the_billing_policy_and_files_from_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #18: replay built its session engine without billing.energy_policy."""
+    import chargewatch.collector.replay as replay_module  # noqa: PLC0415 - patched below
+
+    seen: dict[str, Any] = {}
+
+    def fake_replay(capture: Any, out: Path, **kwargs: Any) -> Any:
+        list(capture)  # the progress wrapper reads the file
+        seen.update(kwargs)
+        return replay_module.ReplayResult(Stats(), 1.0, 0.0)
+
+    monkeypatch.setattr(replay_module, "replay", fake_replay)
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("")
+    (tmp_path / "tariffs").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text("billing:\n  energy_policy: register\ntariffs: tariffs\n")
+    out = str(tmp_path / "o")
+    assert main(["replay", str(capture), "--out", out, "--config", str(config)]) == 0
+    assert seen["session_config"].energy_policy == "register"
+    assert seen["tariffs"] == tmp_path / "tariffs"
