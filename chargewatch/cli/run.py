@@ -77,6 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rules=Path(rules) if rules else None,
         tariffs=Path(tariffs) if tariffs else None,
         session_config=SessionConfig(energy_policy=config.billing.energy_policy),
+        unknown_tariffs=config.billing.unknown_tariffs,
     )
     s = result.stats
     summary = {
@@ -88,6 +89,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "capture_seconds": round(result.capture_span_s, 3),
         "wall_seconds": round(result.seconds, 3),
         "speedup": round(result.capture_span_s / result.seconds, 1) if result.seconds else None,
+        # Sessions with no CDR, and what tariffs and the fleet were accepted with.
+        "unpriced_sessions": result.unpriced,
+        "unpriced_by_reason": result.unpriced_by_reason,
+        "tariff_warnings": result.tariff_warnings,
     }
     print(json.dumps(summary, indent=2))
     return 0

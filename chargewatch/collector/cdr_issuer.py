@@ -9,7 +9,7 @@ requires (a CDR is never changed silently).
 
 from __future__ import annotations
 
-__all__ = ["CdrIssuer", "cdrs_csv"]
+__all__ = ["CdrIssuer", "cdrs_csv", "check_tariff_references"]
 
 import json
 import logging
@@ -23,6 +23,8 @@ from prometheus_client import Counter
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.ocpi_json import json_text
 from chargewatch.billing.tariff import Tariff
+from chargewatch.config.fleet_file import tariff_reference_problems
+from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.spreadsheet import csv_text
 from chargewatch.model.fleet import Fleet
 from chargewatch.sessions.outputs import session_periods
@@ -36,6 +38,26 @@ CDRS = Counter("chargewatch_cdrs_total", "CDRs issued, by kind", ["kind"])
 UNPRICED = Counter(
     "chargewatch_sessions_unpriced_total", "Finished sessions without a tariff", ["reason"]
 )
+
+
+def check_tariff_references(
+    fleet: Fleet, tariffs: dict[str, Tariff], *, unknown: str = "fail"
+) -> list[ConfigProblem]:
+    """At start: log what tariffs were accepted with, and check fleet.yaml's tariff ids.
+
+    An unknown id raises ConfigError (file:line and key path of each) unless
+    ``unknown`` is "warn" (billing.unknown_tariffs), which logs them; the
+    problems are returned either way (replay's summary lists them).
+    """
+    for tariff in tariffs.values():
+        for warning in tariff.warnings:
+            log.warning("tariff %s: %s", tariff.id, warning)
+    problems = tariff_reference_problems(fleet, tariffs)
+    if problems and unknown != "warn":
+        raise ConfigError(problems)
+    for problem in problems:
+        log.warning("%s (its sessions will be unpriced; billing.unknown_tariffs: warn)", problem)
+    return problems
 
 
 def _iso(ts: float) -> str:
@@ -67,6 +89,7 @@ class CdrIssuer:
         self.issued = 0
         self.credited = 0
         self.unpriced = 0
+        self.unpriced_by_reason: dict[str, int] = {}  # by the metric's reason label
 
     def __call__(self, records: list[SessionRecord]) -> None:
         for rec in records:
@@ -190,7 +213,15 @@ class CdrIssuer:
 
     def _unpriced(self, rec: SessionRecord, reason: str) -> None:
         self.unpriced += 1
-        UNPRICED.labels(reason="no_tariff" if "tariff" in reason else "error").inc()
+        label = "no_tariff" if "tariff" in reason else "error"
+        UNPRICED.labels(reason=label).inc()
+        self.unpriced_by_reason[label] = self.unpriced_by_reason.get(label, 0) + 1
+        # Counted where the operator looks: this log, the metric above, the
+        # ledger (API), replay's and the demo's summaries.
+        log.warning(
+            "session %s (%s) unpriced: %s [%d unpriced so far]",
+            rec.session_id, rec.charger_id, reason, self.unpriced,
+        )  # fmt: skip
         if self.ledger is not None:
             self.ledger.mark_unpriced(
                 session_id=rec.session_id, charger_id=rec.charger_id, site=rec.site,

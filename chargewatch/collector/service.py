@@ -38,7 +38,7 @@ from chargewatch.collector.alert_stage import (
     ocpp_versions,
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
+from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_references
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
@@ -92,6 +92,10 @@ class Collector:
         if fleet is None:
             fleet = load_fleet(config.fleet) if config.fleet else Fleet.empty()
         self.fleet = fleet
+        # Tariffs and the fleet's references to them are checked before anything
+        # opens: a typo in a tariff id fails here, with its file:line.
+        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
+        check_tariff_references(fleet, self.tariffs, unknown=config.billing.unknown_tariffs)
         self.index = ConnectorIndex(fleet)
         lim = config.limits
         # A full disk holds the pipeline inside the failing write (retried with
@@ -147,7 +151,6 @@ class Collector:
         self.ledger = health.retry(
             "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
         )
-        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
         if rollups is not None:

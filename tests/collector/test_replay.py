@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,43 @@ def test_replay_takes_the_billing_policy_and_files_from_the_config(
     assert main(["replay", str(capture), "--out", out, "--config", str(config)]) == 0
     assert seen["session_config"].energy_policy == "register"
     assert seen["tariffs"] == tmp_path / "tariffs"
+
+
+def _small_sim(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    sim = Simulation(
+        SimConfig(chargers=3, duration=6 * 3600, interval=60.0, seed=1, arrival_rate=12.0)
+    )
+    capture = tmp_path / "capture.jsonl"
+    sim.write_capture(str(capture))
+    fleet = tmp_path / "fleet.yaml"
+    sim.write_fleet(str(fleet))
+    return capture, yaml.safe_load(fleet.read_text())
+
+
+def test_replay_fails_at_load_on_an_unknown_tariff_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #18: a typo in fleet.yaml's tariff ids gave no warning and no CDRs."""
+    capture, doc = _small_sim(tmp_path)
+    doc["chargers"][1]["tariff"] = "flat-enrgy"  # CP0002: sessions finish in the capture
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(doc))
+    tariffs = Path(__file__).resolve().parents[2] / "tariffs"
+    out = tmp_path / "out"
+    args = ["replay", str(capture), "--out", str(out), "--fleet", str(fleet)]
+    assert main([*args, "--tariffs", str(tariffs)]) == 2
+    err = capsys.readouterr().err
+    assert f"{fleet}:" in err and "chargers[1].tariff: unknown tariff 'flat-enrgy'" in err
+    assert not out.exists()  # refused before anything was written
+
+    # billing.unknown_tariffs: warn (a tariff not yet published): replayed, and
+    # the sessions without a CDR are counted in the summary.
+    config = tmp_path / "config.yaml"
+    config.write_text(f"billing:\n  unknown_tariffs: warn\ntariffs: {tariffs}\n")
+    assert main([*args, "--config", str(config)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    sessions = [orjson.loads(x) for x in (out / "sessions.jsonl").read_bytes().splitlines()]
+    unpriced = [s for s in sessions if s["charger_id"] == doc["chargers"][1]["id"]]
+    assert unpriced and summary["unpriced_sessions"] >= len(unpriced)
+    assert summary["unpriced_by_reason"]["no_tariff"] == summary["unpriced_sessions"]
+    assert any("unknown tariff 'flat-enrgy'" in w for w in summary["tariff_warnings"])
