@@ -14,7 +14,7 @@ __all__ = ["CdrIssuer", "cdrs_csv", "check_tariff_references"]
 import json
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -234,18 +234,28 @@ def _plain(doc: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json_text(doc, indent=None)))
 
 
-def cdrs_csv(rows: list[dict[str, Any]]) -> str:
-    """One CSV row per CDR: the figures billing reconciles."""
-    header = ["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
+def cdrs_csv(
+    rows: list[dict[str, Any]], owners: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
+    """One CSV row per CDR: the figures billing reconciles.
+
+    ``owners``: charger_id, site, connector_id and id_tag by session id
+    (``storage.ledger.session_owners``), which an OCPI CDR does not carry.
+    """
+    header = ["id", "session_id", "charger_id", "site", "connector_id", "id_tag", "credit",
+              "start_date_time", "end_date_time", "currency",
               "tariff_id", "total_energy", "total_time", "total_parking_time",
               "total_cost_excl_vat", "total_cost_incl_vat"]  # fmt: skip
-    return csv_text(header, (_cdr_row(c) for c in rows))
+    owners = owners or {}
+    return csv_text(header, (_cdr_row(c, owners.get(c.get("session_id", ""), {})) for c in rows))
 
 
-def _cdr_row(c: dict[str, Any]) -> list[Any]:
+def _cdr_row(c: dict[str, Any], owner: Mapping[str, Any]) -> list[Any]:
     cost = c.get("total_cost", {})
     return [
-        c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
+        c.get("id"), c.get("session_id"),
+        *(owner.get(k) for k in ("charger_id", "site", "connector_id", "id_tag")),
+        bool(c.get("credit")), c.get("start_date_time"),
         c.get("end_date_time"), c.get("currency"),
         (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
         c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),

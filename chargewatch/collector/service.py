@@ -30,6 +30,7 @@ from chargewatch.api.analytics_api import register_routes as register_analytics
 from chargewatch.api.fleet_view import fleet_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.api.uptime_api import register_routes as register_uptime
+from chargewatch.billing.export import billing_csv
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import (
     AlertStage,
@@ -72,9 +73,12 @@ from chargewatch.storage.ledger import (
     Ledger,
     OwnershipConflictError,
     get_session,
+    query_billing,
     query_cdrs,
     query_sessions,
     query_unpriced,
+    session_owners,
+    with_costs,
 )
 from chargewatch.storage.linefile import LineFile
 from chargewatch.storage.lineproto import LineSink
@@ -231,6 +235,7 @@ class Collector:
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
+            self.http.routes["billing"] = self._api_billing
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
@@ -496,6 +501,7 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_sessions(self.api_ledger, periods=params.get("format") != "csv", **q)
         if params.get("format") == "csv":
+            rows = with_costs(self.api_ledger, rows)
             return 200, "text/csv; charset=utf-8", to_csv(rows).encode()
         return json_response({"sessions": rows, "unpriced": query_unpriced(self.api_ledger)})
 
@@ -511,8 +517,21 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_cdrs(self.api_ledger, history=history in ("1", "true"), **q)
         if params.get("format") == "csv":
-            return 200, "text/csv; charset=utf-8", cdrs_csv(rows).encode()
+            owners = session_owners(self.api_ledger, (r["session_id"] for r in rows))
+            return 200, "text/csv; charset=utf-8", cdrs_csv(rows, owners).encode()
         return json_response({"cdrs": rows})
+
+    def _api_billing(self, params: dict[str, str], rest: list[str]) -> Response:
+        """``/api/v1/billing``: a billing row per session (chargewatch.billing.export);
+        filters as for sessions; ``format=csv``."""
+        try:
+            q = _query_params(params)
+        except ValueError as exc:
+            return error_response(400, f"bad query parameter: {exc}")
+        rows = query_billing(self.api_ledger, **q)
+        if params.get("format") == "csv":
+            return 200, "text/csv; charset=utf-8", billing_csv(rows).encode()
+        return json_response({"billing": rows})
 
     def _api_pause(self, paused: bool) -> Response:
         """``POST /api/v1/remediation/{pause,resume}`` (admin).
