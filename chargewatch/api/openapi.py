@@ -379,6 +379,35 @@ OPERATIONS: tuple[Operation, ...] = (
         ],
         csv=True,
     ),
+    Operation(
+        "billing",
+        "get",
+        "one billing row per session: charger, site, connector, id_tag, tariff, energy "
+        "(register and estimate where they differ), every cost total excl./incl. VAT, "
+        "currency, flags, or why it is unpriced",
+        {
+            "type": "object",
+            "required": ["billing"],
+            "properties": {
+                "billing": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["session_id", "charger_id", "energy_wh"],
+                        "properties": {
+                            "session_id": _STR,
+                            "charger_id": _STR,
+                            "energy_wh": _NUM,
+                            "total_cost_excl_vat": {**_NUM, "nullable": True},
+                            "unpriced_reason": {**_STR, "nullable": True},
+                        },
+                    },
+                }
+            },
+        },
+        _FILTERS,
+        csv=True,
+    ),
     *(_analytics(name) for name in ANALYTICS),
     Operation(
         "uptime",

@@ -30,6 +30,7 @@ from chargewatch.api.analytics_api import register_routes as register_analytics
 from chargewatch.api.fleet_view import fleet_document, ocpi_evses_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.api.uptime_api import register_routes as register_uptime
+from chargewatch.billing.export import billing_csv
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import (
     AlertStage,
@@ -38,7 +39,7 @@ from chargewatch.collector.alert_stage import (
     ocpp_versions,
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
+from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_references
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
@@ -74,9 +75,12 @@ from chargewatch.storage.ledger import (
     Ledger,
     OwnershipConflictError,
     get_session,
+    query_billing,
     query_cdrs,
     query_sessions,
     query_unpriced,
+    session_owners,
+    with_costs,
 )
 from chargewatch.storage.linefile import LineFile
 from chargewatch.storage.lineproto import LineSink
@@ -94,6 +98,10 @@ class Collector:
         if fleet is None:
             fleet = load_fleet(config.fleet) if config.fleet else Fleet.empty()
         self.fleet = fleet
+        # Tariffs and the fleet's references to them are checked before anything
+        # opens: a typo in a tariff id fails here, with its file:line.
+        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
+        check_tariff_references(fleet, self.tariffs, unknown=config.billing.unknown_tariffs)
         self.index = ConnectorIndex(fleet)
         lim = config.limits
         # A full disk holds the pipeline inside the failing write (retried with
@@ -153,7 +161,6 @@ class Collector:
             "ledger",
             lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health, pg=pg),
         )
-        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
         if rollups is not None:
@@ -236,6 +243,7 @@ class Collector:
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
+            self.http.routes["billing"] = self._api_billing
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
             # The uptime gauges /metrics serves (the faults-reliability dashboard).
@@ -529,6 +537,7 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_sessions(self.api_ledger, periods=params.get("format") != "csv", **q)
         if params.get("format") == "csv":
+            rows = with_costs(self.api_ledger, rows)
             return 200, "text/csv; charset=utf-8", to_csv(rows).encode()
         return json_response({"sessions": rows, "unpriced": query_unpriced(self.api_ledger)})
 
@@ -544,8 +553,21 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_cdrs(self.api_ledger, history=history in ("1", "true"), **q)
         if params.get("format") == "csv":
-            return 200, "text/csv; charset=utf-8", cdrs_csv(rows).encode()
+            owners = session_owners(self.api_ledger, (r["session_id"] for r in rows))
+            return 200, "text/csv; charset=utf-8", cdrs_csv(rows, owners).encode()
         return json_response({"cdrs": rows})
+
+    def _api_billing(self, params: dict[str, str], rest: list[str]) -> Response:
+        """``/api/v1/billing``: a billing row per session (chargewatch.billing.export);
+        filters as for sessions; ``format=csv``."""
+        try:
+            q = _query_params(params)
+        except ValueError as exc:
+            return error_response(400, f"bad query parameter: {exc}")
+        rows = query_billing(self.api_ledger, **q)
+        if params.get("format") == "csv":
+            return 200, "text/csv; charset=utf-8", billing_csv(rows).encode()
+        return json_response({"billing": rows})
 
     def _api_pause(self, paused: bool) -> Response:
         """``POST /api/v1/remediation/{pause,resume}`` (admin).

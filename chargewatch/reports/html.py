@@ -496,7 +496,7 @@ def session_report(
     )
     page.h2("Charging and idle periods")
     page.table(
-        ["#", "kind", "start", "end", "minutes", "energy (Wh)", "avg kW", "max kW", "max A"],
+        ["#", "kind", "start", "end", "minutes", "energy (Wh)", "avg kW", "max kW", "max A/phase"],
         [
             [
                 p["seq"],

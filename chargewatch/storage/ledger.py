@@ -20,7 +20,10 @@ __all__ = [
     "Ledger",
     "OwnershipConflictError",
     "get_session",
+    "query_billing",
     "query_sessions",
+    "session_owners",
+    "with_costs",
 ]
 
 import contextlib
@@ -38,6 +41,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from chargewatch.billing.export import billing_row
 from chargewatch.sessions.session_engine import SessionRecord
 from chargewatch.storage.health import StorageHealth, guarded
 from chargewatch.storage.sql_where import session_where
@@ -1100,6 +1104,52 @@ def query_cdrs(
     with ledger.lock:
         rows = ledger.db.execute(sql, (*where.args, limit, offset)).fetchall()
     return [dict(json.loads(r[0])) for r in rows]
+
+
+def query_billing(
+    ledger: Ledger,
+    *,
+    start_from: float | None = None,
+    start_to: float | None = None,
+    charger: str | None = None,
+    site: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The billing export (``chargewatch billing export``, ``GET /api/v1/billing``):
+    one row per session in [start_from, start_to), with its current CDR's totals
+    or the reason it is unpriced (chargewatch.billing.export)."""
+    sessions = query_sessions(
+        ledger, start_from=start_from, start_to=start_to, charger=charger, site=site,
+        limit=limit, offset=offset, periods=False,
+    )  # fmt: skip
+    unpriced = {u["session_id"]: u["reason"] for u in query_unpriced(ledger)}
+    return [
+        billing_row(s, ledger.issued_cdr(s["session_id"]), unpriced.get(s["session_id"], ""))
+        for s in sessions
+    ]
+
+
+def with_costs(ledger: Ledger, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sessions with their current CDR's tariff, currency and total cost (the sessions
+    CSV's cost columns); empty where a session has no CDR."""
+    for s in sessions:
+        cdr = ledger.issued_cdr(s["session_id"]) or {}
+        cost = cdr.get("total_cost") or {}
+        s["tariff_id"] = (cdr.get("tariffs") or [{}])[0].get("id")
+        s["currency"] = cdr.get("currency")
+        s["total_cost_excl_vat"] = cost.get("excl_vat")
+        s["total_cost_incl_vat"] = cost.get("incl_vat")
+    return sessions
+
+
+def session_owners(ledger: Ledger, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """charger_id, site, connector_id and id_tag of each session (the CDR CSV's columns)."""
+    out: dict[str, dict[str, Any]] = {}
+    for sid in set(session_ids):
+        s = get_session(ledger, sid) or {}
+        out[sid] = {k: s.get(k) for k in ("charger_id", "site", "connector_id", "id_tag")}
+    return out
 
 
 def query_unpriced(ledger: Ledger) -> list[dict[str, Any]]:
