@@ -44,9 +44,11 @@ from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.collector.sim_clock import FollowedClock
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
+from chargewatch.core.clock import Clock, WallClock
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.detectors import DetectorSet
 from chargewatch.ingest.decode_ocpp import OcppDecoder
@@ -84,10 +86,20 @@ from chargewatch.storage.rollups import Downsampler
 log = logging.getLogger(__name__)
 
 
+# How often, in wall seconds, the alert engine and fleet state are saved
+# whole (changes are journaled as they happen): disk work, not simulated time.
+STATE_SAVE_INTERVAL_S = 10.0
+
+
 class Collector:
-    def __init__(self, config: Config, *, fleet: Fleet | None = None) -> None:
+    def __init__(
+        self, config: Config, *, fleet: Fleet | None = None, clock: Clock | None = None
+    ) -> None:
+        """``clock``: what every stage is handed as ``now``, receive times included
+        (default the wall clock; simulated time beside a simulator, sim_clock.py)."""
         keep_freed_batch_memory()
         self.config = config
+        self.clock: Clock = clock or WallClock()
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         if fleet is None:
@@ -160,7 +172,7 @@ class Collector:
             flush_interval_s=config.stage_interval_s,
         )
         try:
-            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
+            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=self.clock.now())
         except (CollectorBusyError, OwnershipConflictError) as exc:
             self.ledger.close()
             key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
@@ -178,7 +190,7 @@ class Collector:
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
         self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
-        if self.handover.release(time.time()) + self.handover.adopt():
+        if self.handover.release(self.clock.now()) + self.handover.adopt():
             self._save_state()
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
@@ -211,7 +223,11 @@ class Collector:
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
         )
-        self.ingest = MqttIngest(config.mqtt)
+        self.ingest = MqttIngest(
+            config.mqtt,
+            clock=self.clock.now,
+            handlers=self.clock.handlers() if isinstance(self.clock, FollowedClock) else None,
+        )
         self.http: HttpServer | None = None
         if config.http.listen:
             self.http = HttpServer(
@@ -230,7 +246,7 @@ class Collector:
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
-            register_uptime(self.http, self.api_ledger, fleet=self.fleet)
+            register_uptime(self.http, self.api_ledger, fleet=self.fleet, clock=self.clock.now)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         # SIGHUP (cli/run.py) asks it; the pipeline thread reloads.
@@ -238,7 +254,7 @@ class Collector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpus_before: set[int] | None = None
-        self.last_batch_at = time.time()
+        self.last_batch_at = self.clock.now()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -293,7 +309,7 @@ class Collector:
         self.ledger.close()
 
     def _close_sessions(self) -> None:
-        self.sessions.close(time.time())
+        self.sessions.close(self.clock.now())
 
     def run_forever(self) -> None:
         self.start()
@@ -316,7 +332,7 @@ class Collector:
                 min_items=cfg.batch_min_messages,
                 linger_s=cfg.batch_linger_s,
             )
-            now = time.time()
+            now = self.clock.now()
             if items:
                 try:
                     self.pipeline.process([i[:3] for i in items], now)
@@ -391,7 +407,7 @@ class Collector:
             raise
         except Exception:  # a busy or broken ledger must not stop ingest
             log.exception("taking over handed-over fleet state failed")
-        if now - self._state_saved_at >= 10.0:
+        if time.monotonic() - self._state_saved_at >= STATE_SAVE_INTERVAL_S:
             self._save_state()
         if self.linefile is not None:
             self.linefile.flush()
@@ -466,7 +482,7 @@ class Collector:
         """The alert engine and a snapshot of the fleet state it evaluates."""
         self._save_alert_engine()
         self.fleet_store.save()
-        self._state_saved_at = time.time()
+        self._state_saved_at = time.monotonic()
         self._saved_changes = self.state.changes
 
     # -- HTTP API ---------------------------------------------------------------
@@ -483,7 +499,7 @@ class Collector:
 
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
         """Current state of every connector (latest values, status, liveness)."""
-        return json_response(self.fleet_view(time.time()))
+        return json_response(self.fleet_view(self.clock.now()))
 
     def fleet_view(self, now: float) -> dict[str, Any]:
         """The fleet document of ``/api/v1/fleet``, safe to call from any thread."""
