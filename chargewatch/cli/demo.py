@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     )
     # One clock for everything: the simulator publishes each message when it
     # reads the message's time, and the collector stamps, evaluates and ages by it.
-    clock = ScaledClock(start, speed)
+    clock = ScaledClock(start, speed, monotonic=time.monotonic)
     collector = Collector(config, fleet=fleet, clock=clock)
     collector.cdrs.emit = demo_log.cdr
     publish_command = collector.alerts.publish
@@ -333,7 +333,11 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         collector.stop()
         if broker is not None:
             broker.stop()
+    wall_s = time.monotonic() - wall0
     _summary(console, collector, demo_log, data)
+    console.print(
+        f"  simulated {_span(clock.now() - start)} in {wall_s:.0f} s of wall time ({speed:g}x)"
+    )
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
     report, why = _write_report(data)

@@ -89,6 +89,10 @@ log = logging.getLogger(__name__)
 # How often, in wall seconds, the alert engine and fleet state are saved
 # whole (changes are journaled as they happen): disk work, not simulated time.
 STATE_SAVE_INTERVAL_S = 10.0
+# A rollup minute closes this many wall seconds after its end: samples still
+# on their way (broker, inbox, a slow batch) count. Delivery takes wall time,
+# so on a clock N times faster the grace is N times as many clock seconds.
+ROLLUP_GRACE_WALL_S = 10.0
 
 
 class Collector:
@@ -99,7 +103,7 @@ class Collector:
         (default the wall clock; simulated time beside a simulator, sim_clock.py)."""
         keep_freed_batch_memory()
         self.config = config
-        self.clock: Clock = clock or WallClock()
+        self.clock: Clock = clock or WallClock(time.time)
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         if fleet is None:
@@ -149,8 +153,10 @@ class Collector:
         # Written by the pipeline thread, read by the API and the demo's table.
         self.state_lock = threading.Lock()
         stages: list[Stage] = [GuardedStage(self.state, self.state_lock)]
+        self.downsampler: Downsampler | None = None
         if rollups is not None:
-            stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
+            self.downsampler = Downsampler(self.index, rollups, grace_s=self._rollup_grace())
+            stages += [self.downsampler, StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
@@ -391,7 +397,13 @@ class Collector:
             self.fleet_store.journal()
             self._saved_changes = self.state.changes
 
+    def _rollup_grace(self) -> float:
+        return ROLLUP_GRACE_WALL_S * max(1.0, self.clock.speed)
+
     def _tick(self, now: float) -> None:
+        if self.downsampler is not None:
+            # The speed changes when a simulator's clock is first followed.
+            self.downsampler.grace = self._rollup_grace()
         try:
             self.pipeline.tick(now)
         except StorageUnavailableError:

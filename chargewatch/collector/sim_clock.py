@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["FollowedClock"]
 
 import logging
+import time
 from collections.abc import Callable
 
 from chargewatch.core.clock import CLOCK_TOPIC, Clock, WallClock, from_announcement
@@ -29,7 +30,7 @@ class FollowedClock:
     """The wall clock until a simulator announces its clock, then that clock."""
 
     def __init__(self) -> None:
-        self._clock: Clock = WallClock()
+        self._clock: Clock = WallClock(time.time)
         self._floor = 0.0
 
     @property
@@ -45,7 +46,7 @@ class FollowedClock:
 
     def on_announcement(self, payload: bytes) -> None:
         try:
-            clock = from_announcement(payload)
+            clock = from_announcement(payload, wall_now=time.time(), monotonic=time.monotonic)
         except ValueError as exc:
             log.warning("ignoring %s: %s", CLOCK_TOPIC, exc)
             return

@@ -155,9 +155,9 @@ def publish(
             messages = tee_capture(fh, messages)
         for recv, topic, payload in messages:
             if clock is None and speed > 0:
-                clock = ScaledClock(recv, speed)
+                clock = ScaledClock(recv, speed, monotonic=time.monotonic)
             if clock is not None and not announced:
-                _announce(announcer, announcement(clock))
+                _announce(announcer, announcement(clock, time.time()))
                 announced = True
             if clock is not None:
                 ahead = clock.seconds_until(recv)
