@@ -333,11 +333,8 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         collector.stop()
         if broker is not None:
             broker.stop()
-    wall_s = time.monotonic() - wall0
-    _summary(console, collector, demo_log, data)
-    console.print(
-        f"  simulated {_span(clock.now() - start)} in {wall_s:.0f} s of wall time ({speed:g}x)"
-    )
+    ran = f"simulated {_span(clock.now() - start)} in {time.monotonic() - wall0:.0f} s of wall time"
+    _summary(console, collector, demo_log, data, f"{ran} ({speed:g}x)")
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
     report, why = _write_report(data)
@@ -350,7 +347,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     return 0
 
 
-def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> None:
+def _summary(console: Any, collector: Collector, demo_log: Any, data: Path, ran: str) -> None:
     from chargewatch.cli.demo_view import outcomes  # noqa: PLC0415
 
     stats = collector.pipeline.stats
@@ -361,6 +358,7 @@ def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> N
         f"\n[bold]summary[/bold]: {stats.messages:,} messages, {stats.samples:,} samples, "
         f"{rejected(collector):,} rejected {collector.deadletter.counts or ''}"
     )
+    console.print(f"  {ran}")
     console.print(f"  alerts fired: {', '.join(fired) or 'none'}")
     console.print(f"  alerts resolved: {', '.join(resolved) or 'none'}")
     for o in outcomes(demo_log.sent(), transitions):
