@@ -231,7 +231,8 @@ class Collector:
         )
         self.ingest = MqttIngest(
             config.mqtt,
-            clock=self.clock.now,
+            # Stamped per message in the network thread: the wall clock without a wrapper.
+            clock=time.time if isinstance(self.clock, WallClock) else self.clock.now,
             handlers=self.clock.handlers() if isinstance(self.clock, FollowedClock) else None,
         )
         self.http: HttpServer | None = None
