@@ -16,7 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from chargewatch.cli.demo_story import short_sessions
 from chargewatch.collector.service import Collector
@@ -45,6 +47,17 @@ def _lines(path: Path, measurement: str) -> list[tuple[dict[str, str], dict[str,
             )
             out.append((*pairs, int(ts)))
     return out
+
+
+def _clear_retained(port: int, topics: list[str]) -> None:
+    """The broker is shared by the session's tests: leave no offline flags behind."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for topic in topics:
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
 
 
 def test_simulate_at_speed_10_with_the_collector_on_its_clock(
@@ -94,6 +107,7 @@ def test_simulate_at_speed_10_with_the_collector_on_its_clock(
         time.sleep(1.0)  # the last messages through the pipeline
     finally:
         c.stop()
+        _clear_retained(mosquitto.port, [f"ev/{ch.id}/online" for ch in sim.plan.chargers])
 
     assert clock.speed == SPEED
     assert ages, "the fleet API showed no connector"
