@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from chargewatch.cli import main
-from chargewatch.storage.ledger import Ledger, query_cdrs
+from chargewatch.storage.ledger import Ledger, query_cdrs, query_unpriced
 
 
 def test_demo_runs_and_writes_its_folder(
@@ -22,15 +22,24 @@ def test_demo_runs_and_writes_its_folder(
     measurements = {line.split(",", 1)[0] for line in lines}
     assert "meter" in measurements, "the demo stored no meter samples"
     with Ledger(data / "ledger.sqlite") as ledger:
-        rows = ledger.db.execute("SELECT state, alertname FROM alert_transitions").fetchall()
+        rows = ledger.db.execute("SELECT state, alertname, at FROM alert_transitions").fetchall()
         cdrs = query_cdrs(ledger)
-    fired = {name for state, name in rows if state == "firing"}
-    resolved = {name for state, name in rows if state == "resolved"}
+        unpriced = query_unpriced(ledger)
+    fired = {name for state, name, _ in rows if state == "firing"}
+    resolved = {name for state, name, _ in rows if state == "resolved"}
     assert len(fired & resolved) >= 3, rows
-    # Sessions started and finished inside the run and were priced.
+    # The story runs on simulated time (60x): the shipped rules' `for:` of
+    # minutes, their remediation delays and 10-minute cooldowns all fit in the
+    # wall minute, with no copy of the rules to shorten them.
+    assert not (data / "rules").exists()
+    times = [at for _, _, at in rows]
+    assert max(times) - min(times) > 20 * 60, "alerts spanned less than 20 simulated minutes"
+    # Sessions started and finished inside the run and were priced; some were not.
     assert [c for c in cdrs if c["total_cost"]["excl_vat"] > 0], cdrs
+    assert unpriced, "no unpriced session showed"
     out = capsys.readouterr().out
     assert "auto-remediated" in out and "escalated" in out
+    assert "(60x)" in out and "simulated 0:" not in out, "less than a simulated hour"
     # The summary counts every line of rejected.jsonl, session rejections too.
     rejected = [orjson.loads(x) for x in (data / "rejected.jsonl").read_bytes().splitlines()]
     assert f"{len(rejected):,} rejected" in out

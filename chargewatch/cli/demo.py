@@ -147,14 +147,16 @@ def _report(argv: list[str]) -> str:
 
 
 def _stats_rows(collector: Collector, sim: Simulation, started: float, now: float,
-                msg_rate: float) -> list[tuple[str, str]]:  # fmt: skip
+                wall_s: float, msg_rate: float) -> list[tuple[str, str]]:  # fmt: skip
+    """``started``/``now``: simulated time; ``wall_s``: wall seconds since the start."""
     stats = collector.pipeline.stats
     view = collector.fleet_view(now)
     statuses = [c.get("status") for c in view["connectors"]]
     cdrs = collector.cdrs
     rows = [
-        ("running for", f"{now - started:.0f} s"),
-        ("messages/s", f"{msg_rate:,.0f}"),
+        ("simulated time", f"{_clock_text(now)} (+{_span(now - started)})"),
+        ("wall time", f"{wall_s:.0f} s at {collector.clock.speed:g}x"),
+        ("messages/s (wall)", f"{msg_rate:,.0f}"),
         ("chargers online", f"{view['chargers_online']} / {len(sim.plan.chargers)}"),
         ("connectors charging", f"{statuses.count('Charging')} / {len(statuses)}"),
         ("connectors faulted", str(statuses.count("Faulted"))),
@@ -167,6 +169,17 @@ def _stats_rows(collector: Collector, sim: Simulation, started: float, now: floa
         ("rejected (dead-letter)", str(rejected(collector))),
     ]
     return rows
+
+
+def _clock_text(t: float) -> str:
+    from datetime import UTC, datetime  # noqa: PLC0415 - see the imports
+
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S UTC")
+
+
+def _span(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def rejected(collector: Collector) -> int:
@@ -182,6 +195,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from chargewatch.cli.demo_view import DemoLog, view  # noqa: PLC0415
 
     console = Console(soft_wrap=True)  # paths print whole, to copy and paste
+    if args.speed <= 0:
+        console.print(f"[red]chargewatch demo: --speed must be > 0, got {args.speed:g}[/red]")
+        return 2
     data = Path(args.data_dir).resolve()
     problem = _prepare_folder(data, args.resume)
     if problem:
@@ -195,11 +211,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live_cls: Any,
          render: Any) -> int:  # fmt: skip
-    from chargewatch.alerting import default_rules_dir  # noqa: PLC0415
     from chargewatch.cli.demo_story import (  # noqa: PLC0415
-        TIME_SCALE,
         demo_faults,
-        demo_rules,
         mark_unpriced,
         short_sessions,
     )
@@ -210,6 +223,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         Config,
         HttpConfig,
     )
+    from chargewatch.core.clock import ScaledClock  # noqa: PLC0415
     from chargewatch.core.resources import default_dir  # noqa: PLC0415
     from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port  # noqa: PLC0415
     from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
@@ -226,15 +240,17 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         broker.start()
         console.print(f"embedded MQTT broker (amqtt) on {host}:{port}")
 
-    start = time.time()
+    start = float(int(time.time()))
+    speed = args.speed
     sim_cfg = SimConfig(
         chargers=args.chargers,
         sites=3,
         seed=args.seed,
         start=start,
         # Beyond the demo's end: the publisher marks every charger offline when it finishes.
-        duration=(args.duration + 120.0) if args.duration else 7 * 86400.0,
+        duration=(args.duration + 10.0) * speed if args.duration else 7 * 86400.0,
         interval=args.interval,
+        batch=args.batch,
         arrival_rate=args.arrival_rate,
     )
     sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
@@ -242,12 +258,11 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
-    rules = demo_rules(default_rules_dir(), data / "rules")
     allow = data / "remediation.yaml"
     allow.write_text("sites:\n  '*': [Reset, UnlockConnector]\n")
     console.print(
-        f"rules: the shipped ones with timings / {TIME_SCALE:g} ({rules}); "
-        f"logs: {data / 'demo.log'}"
+        f"simulated time runs {speed:g}x wall time (--speed) for the fleet, the shipped "
+        f"rules and the collector alike; logs: {data / 'demo.log'}"
     )
 
     influx = InfluxConfig(url=args.influx, database="chargewatch") if args.influx else None
@@ -264,12 +279,14 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         influx_file=None if influx else data / "meter.lp",
         http=HttpConfig(listen=f"127.0.0.1:{free_port(9108)}"),
         tariffs=default_dir("tariffs"),
-        rules=rules,
         alerting=AlertingConfig(remediation_allowlist=allow),
         # The fleet names a tariff not yet published (mark_unpriced): warned, not fatal.
         billing=BillingConfig(unknown_tariffs="warn"),
     )
-    collector = Collector(config, fleet=fleet)
+    # One clock for everything: the simulator publishes each message when it
+    # reads the message's time, and the collector stamps, evaluates and ages by it.
+    clock = ScaledClock(start, speed, monotonic=time.monotonic)
+    collector = Collector(config, fleet=fleet, clock=clock)
     collector.cdrs.emit = demo_log.cdr
     publish_command = collector.alerts.publish
     assert publish_command is not None  # the collector always publishes remediations
@@ -291,24 +308,26 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
 
     def run_publisher() -> None:
         try:
-            publish(sim, host=host, port=port, speed=1.0, qos=1)
+            publish(sim, host=host, port=port, qos=1, clock=clock)
         except BaseException as exc:  # shown in the summary
             pub_error.append(exc)
 
     threading.Thread(target=run_publisher, name="demo.simulator", daemon=True).start()
 
+    wall0 = time.monotonic()
+
     def screen(rate: float) -> Any:
-        now = time.time()
-        rows = _stats_rows(collector, sim, start, now, rate)
+        now = clock.now()
+        rows = _stats_rows(collector, sim, start, now, time.monotonic() - wall0, rate)
         return render(rows, list(collector.recent_transitions), demo_log, now)
 
-    last_n, last_t, rate = 0, time.time(), 0.0
+    last_n, last_t, rate = 0, time.monotonic(), 0.0
     try:
         with live_cls(screen(rate), console=console, refresh_per_second=2,
                       transient=False, vertical_overflow="crop") as live:  # fmt: skip
-            while args.duration is None or time.time() - start < args.duration:
+            while args.duration is None or time.monotonic() - wall0 < args.duration:
                 time.sleep(1.0)
-                now = time.time()
+                now = time.monotonic()
                 n = collector.pipeline.stats.messages
                 rate = (n - last_n) / (now - last_t)
                 last_n, last_t = n, now
@@ -321,7 +340,8 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         collector.stop()
         if broker is not None:
             broker.stop()
-    _summary(console, collector, demo_log, data)
+    ran = f"simulated {_span(clock.now() - start)} in {time.monotonic() - wall0:.0f} s of wall time"
+    _summary(console, collector, demo_log, data, f"{ran} ({speed:g}x)")
     if pub_error:
         console.print(f"[red]simulator stopped: {pub_error[0]}[/red]")
     report, why = _write_report(data)
@@ -334,7 +354,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     return 0
 
 
-def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> None:
+def _summary(console: Any, collector: Collector, demo_log: Any, data: Path, ran: str) -> None:
     from chargewatch.cli.demo_view import outcomes  # noqa: PLC0415
 
     stats = collector.pipeline.stats
@@ -345,6 +365,7 @@ def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> N
         f"\n[bold]summary[/bold]: {stats.messages:,} messages, {stats.samples:,} samples, "
         f"{rejected(collector):,} rejected {collector.deadletter.counts or ''}"
     )
+    console.print(f"  {ran}")
     console.print(f"  alerts fired: {', '.join(fired) or 'none'}")
     console.print(f"  alerts resolved: {', '.join(resolved) or 'none'}")
     for o in outcomes(demo_log.sent(), transitions):
@@ -356,7 +377,7 @@ def _summary(console: Any, collector: Collector, demo_log: Any, data: Path) -> N
     )
     console.print(
         f"data kept in [cyan]{data}[/cyan]: fleet.yaml, truth.jsonl, meter.lp, rejected.jsonl, "
-        "ledger.sqlite, demo.log, rules/ (chargewatch sessions export / cdrs export / report)"
+        "ledger.sqlite, demo.log (chargewatch sessions export / cdrs export / report)"
     )
 
 
@@ -364,8 +385,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run broker, simulated fleet and collector with a live view")
     p.add_argument("--broker", type=_broker, help="use this MQTT broker instead of an embedded one")
     p.add_argument("--chargers", type=int, default=50)
-    p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--interval", type=float, default=2.0, help="meter sample interval, s")
+    p.add_argument("--duration", type=float, help="wall seconds to run (default: until Ctrl-C)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per wall second, for the fleet, the rules and the "
+        "collector alike (default 60: an hour in a minute)",
+    )
+    p.add_argument(
+        "--interval", type=float, default=10.0, help="meter sample interval, simulated s"
+    )
+    p.add_argument(
+        "--batch", type=int, default=3, help="meter samples per message (fewer messages)"
+    )
     p.add_argument(
         "--arrival-rate",
         type=float,

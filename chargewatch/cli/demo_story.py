@@ -1,53 +1,46 @@
-"""What the demo makes happen in its first minute, and the demo-only rule timings that let it.
+"""What the demo makes happen in its first simulated hour.
 
-The demo runs on the wall clock (the collector, the simulator's meter time and
-the rules all read real time), so to show alerts firing, resolving, a
-remediation and an escalation inside 60 s it compresses the *shipped* rules'
-timings by ``TIME_SCALE`` into a copy under its data folder. The shipped rules
-are never changed; the copy says at its top what it is.
+The demo runs on a simulated clock (``--speed``, 60 x wall time by default),
+shared by the simulator's meter time and the collector: the *shipped* rules,
+with their `for:`, delays and cooldowns, see an hour of fleet in a minute.
+This module only schedules the story: faults on chosen chargers, a few short
+top-up sessions, and chargers whose tariff is missing.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "TIME_SCALE",
     "UNPRICED_TARIFF",
     "demo_faults",
-    "demo_rules",
     "mark_unpriced",
     "short_sessions",
 ]
 
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chargewatch.model.fleet import ChargerSpec, Fleet
     from chargewatch.simulator import FaultSpec, Simulation
 
-# Rule `for:`, `keep_firing_for:`, group intervals and action delays and
-# cooldowns run this many times faster in the demo (2m -> 6 s, 10m -> 30 s).
-TIME_SCALE = 20.0
-# Remediation tries once in the demo, so a fault that outlasts one cooldown
-# escalates within the minute (the shipped rules try up to twice).
-DEMO_MAX_ATTEMPTS = 1
 # A tariff the demo's fleet names but does not load: its chargers' sessions are
 # recorded as unpriced, as a site whose tariff is not yet published would be.
 UNPRICED_TARIFF = "not-yet-published"
 
-# (fault, start s, duration s): what the story needs, by kind of charger.
-#   GroundFailure          fires and resolves (no remote action: an electrician must look)
-#   ConnectorLockFailure   UnlockConnector sent, the fault clears inside the cooldown:
-#                          auto-remediated
-#   InternalError          Reset sent, the fault outlasts the cooldown: escalated
+# (fault, start s, duration s), simulated time from the start, against the
+# shipped rules (rules/error_codes.yaml, rules/faults.yaml):
+#   GroundFailure          for 1m, no remote action: fires and resolves
+#   ConnectorLockFailure   for 2m, UnlockConnector 1m later; the fault clears
+#                          inside the 5m cooldown: auto-remediated
+#   InternalError          for 2m, Reset 2m later and again after a 10m
+#                          cooldown; outlasts the second: escalated (~25 min)
 #   over_temperature, phase_loss: telemetry detectors on charging connectors
 _SCHEDULE = (
-    ("GroundFailure", 4.0, 14.0),
-    ("ConnectorLockFailure", 6.0, 18.0),
-    ("InternalError", 3.0, 48.0),
-    ("over_temperature", 8.0, 25.0),
-    ("phase_loss", 12.0, 20.0),
+    ("GroundFailure", 80.0, 280.0),
+    ("ConnectorLockFailure", 120.0, 360.0),
+    ("InternalError", 60.0, 1800.0),
+    ("over_temperature", 160.0, 500.0),
+    ("phase_loss", 240.0, 400.0),
 )
 
 
@@ -77,65 +70,21 @@ def mark_unpriced(fleet: Fleet, every: int = 5) -> Fleet:
     return Fleet(fleet.sites, chargers, fleet.file)
 
 
-def _scaled(text: Any) -> str:
-    from chargewatch.alerting.expr import parse_duration  # noqa: PLC0415 - cheap --help
+def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: float = 240.0) -> int:
+    """``n`` drivers plug in for a 15-25 minute top-up, one every ``every`` s.
 
-    # Whole seconds (the rule format's unit); a nonzero duration stays nonzero.
-    seconds = parse_duration(str(text)) / TIME_SCALE
-    return f"{max(1, round(seconds)) if seconds else 0}s"
-
-
-def _compress_rule(rule: dict[str, Any]) -> None:
-    for key in ("for", "keep_firing_for"):
-        if key in rule:
-            rule[key] = _scaled(rule[key])
-    for action in rule.get("actions") or ():
-        for key in ("delay", "cooldown"):
-            if key in action:
-                action[key] = _scaled(action[key])
-        action["max_attempts"] = min(int(action.get("max_attempts", 1)), DEMO_MAX_ATTEMPTS)
-
-
-def demo_rules(shipped: Path, out: Path) -> Path:
-    """Copy every rule file of ``shipped`` into ``out`` with its timings compressed."""
-    import yaml  # noqa: PLC0415 - cheap --help
-
-    out.mkdir(parents=True, exist_ok=True)
-    for src in sorted(shipped.glob("*.yaml")):
-        doc = yaml.safe_load(src.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or "groups" not in doc:
-            continue  # not a rule file (a test file, say)
-        for group in doc["groups"]:
-            if "interval" in group:
-                group["interval"] = _scaled(group["interval"])
-            for rule in group.get("rules") or ():
-                _compress_rule(rule)
-        header = (
-            f"# The demo's copy of {src}: every `for`, `keep_firing_for`, group interval\n"
-            f"# and action delay/cooldown divided by {TIME_SCALE:g}, at most "
-            f"{DEMO_MAX_ATTEMPTS} attempt(s),\n"
-            "# so the story fits in a minute of wall time. Not for production.\n"
-        )
-        (out / src.name).write_text(
-            header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-    return out
-
-
-def short_sessions(sim: Simulation, n: int = 6, first: float = 4.0, every: float = 5.0) -> int:
-    """``n`` drivers plug in during the first half minute and leave ~25 s later.
-
-    Real sessions last hours; on the wall clock none that the demo sees start
-    would end during it. So ``n`` short sessions are added on AC connectors
-    that are idle around the start (cars copied from planned sessions). The
-    plan is changed before any message is generated, so the simulated data
-    (transaction start and stop, status, meter) stays self-consistent.
+    Planned sessions last hours at workplaces and homes: in the demo's hour
+    few of those that start would also end. So ``n`` short sessions are added
+    on AC connectors idle for the hour (cars copied from planned sessions).
+    The plan is changed before any message is generated, so the simulated
+    data (transaction start and stop, status, meter) stays self-consistent.
     """
     import copy  # noqa: PLC0415 - cheap --help
 
     t0 = sim.config.start
     plan = sim.plan
-    busy = {s.conn.idx for s in plan.sessions if s.plug_in < t0 + 600 and s.unplug > t0 - 300}
+    hour = t0 + first + every * n + 1800.0
+    busy = {s.conn.idx for s in plan.sessions if s.plug_in < hour and s.unplug > t0 - 300}
     faulted = {f.charger for f in sim.config.faults}
     idle = [c for c in plan.conns if c.phases and c.idx not in busy and c.charger not in faulted]
     cars = [s for s in plan.sessions if s.conn.phases]
@@ -144,11 +93,11 @@ def short_sessions(sim: Simulation, n: int = 6, first: float = 4.0, every: float
         s = copy.copy(template)
         s.conn = conn
         s.plug_in = t0 + first + every * picked
-        s.start = s.plug_in + 3.0
-        s.stop = s.start + 25.0
-        s.unplug = s.stop + 2.0
+        s.start = s.plug_in + 20.0
+        s.stop = s.start + 900.0 + 120.0 * picked
+        s.unplug = s.stop + 60.0
         s.stop_reason = "EVDisconnected"
-        s.windows, s.tags = [], []  # no pauses inside 25 s
+        s.windows, s.tags = [], []  # a plain top-up: no pauses
         s.transaction_id = 90_000 + picked
         s.finalize()
         plan.sessions.append(s)

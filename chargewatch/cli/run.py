@@ -31,7 +31,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
 
     config = load_config(args.config) if args.config else Config()
-    collector = Collector(config)
+    clock = None
+    if args.clock == "simulator":
+        from chargewatch.collector.sim_clock import FollowedClock  # noqa: PLC0415
+
+        clock = FollowedClock()
+    collector = Collector(config, clock=clock)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -127,6 +132,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the collector service (production)")
     p.add_argument("--config", help="YAML config file (environment overrides: CHARGEWATCH__...)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "simulator"],
+        default="wall",
+        help="simulator: run on the clock that `chargewatch simulate --speed N` announces "
+        "(simulated time), for testing; default: the wall clock",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("replay", help="run the pipeline over a recorded capture")

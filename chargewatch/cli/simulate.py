@@ -191,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
         if not host:
             host, port = port, "1883"
         per = {"auto": None, "per-charger": True, "single": False}[args.clients]
+        if args.speed > 0 and args.speed != 1:
+            # A collector on the wall clock would see this fleet's time run away from its own.
+            print(f"simulated time runs {args.speed:g}x wall time; a collector follows it with "
+                  "`chargewatch run --clock simulator`", file=sys.stderr)  # fmt: skip
         stats = publish(
             sim,
             host=host,

@@ -45,10 +45,12 @@ from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.collector.sim_clock import FollowedClock
 from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
+from chargewatch.core.clock import Clock, WallClock
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.detectors import DetectorSet
 from chargewatch.ingest.decode_ocpp import OcppDecoder
@@ -89,10 +91,24 @@ from chargewatch.storage.rollups import Downsampler
 log = logging.getLogger(__name__)
 
 
+# How often, in wall seconds, the alert engine and fleet state are saved
+# whole (changes are journaled as they happen): disk work, not simulated time.
+STATE_SAVE_INTERVAL_S = 10.0
+# A rollup minute closes this many wall seconds after its end: samples still
+# on their way (broker, inbox, a slow batch) count. Delivery takes wall time,
+# so on a clock N times faster the grace is N times as many clock seconds.
+ROLLUP_GRACE_WALL_S = 10.0
+
+
 class Collector:
-    def __init__(self, config: Config, *, fleet: Fleet | None = None) -> None:
+    def __init__(
+        self, config: Config, *, fleet: Fleet | None = None, clock: Clock | None = None
+    ) -> None:
+        """``clock``: what every stage is handed as ``now``, receive times included
+        (default the wall clock; simulated time beside a simulator, sim_clock.py)."""
         keep_freed_batch_memory()
         self.config = config
+        self.clock: Clock = clock or WallClock(time.time)
         data = config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         if fleet is None:
@@ -146,8 +162,10 @@ class Collector:
         # Written by the pipeline thread, read by the API and the demo's table.
         self.state_lock = threading.Lock()
         stages: list[Stage] = [GuardedStage(self.state, self.state_lock)]
+        self.downsampler: Downsampler | None = None
         if rollups is not None:
-            stages += [Downsampler(self.index, rollups), StatusStage(self.index, rollups)]
+            self.downsampler = Downsampler(self.index, rollups, grace_s=self._rollup_grace())
+            stages += [self.downsampler, StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
@@ -172,7 +190,7 @@ class Collector:
             flush_interval_s=config.stage_interval_s,
         )
         try:
-            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
+            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=self.clock.now())
         except (CollectorBusyError, OwnershipConflictError) as exc:
             self.ledger.close()
             key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
@@ -190,7 +208,7 @@ class Collector:
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
         self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
-        if self.handover.release(time.time()) + self.handover.adopt():
+        if self.handover.release(self.clock.now()) + self.handover.adopt():
             self._save_state()
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
@@ -223,7 +241,12 @@ class Collector:
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
         )
-        self.ingest = MqttIngest(config.mqtt)
+        self.ingest = MqttIngest(
+            config.mqtt,
+            # Stamped per message in the network thread: the wall clock without a wrapper.
+            clock=time.time if isinstance(self.clock, WallClock) else self.clock.now,
+            handlers=self.clock.handlers() if isinstance(self.clock, FollowedClock) else None,
+        )
         self.http: HttpServer | None = None
         self.uptime_export: UptimeExporter | None = None
         if config.http.listen:
@@ -245,19 +268,19 @@ class Collector:
             self.http.routes["cdrs"] = self._api_cdrs
             self.http.routes["billing"] = self._api_billing
             register_analytics(self.http, self.api_ledger)
-            register_uptime(self.http, self.api_ledger, fleet=self.fleet)
+            register_uptime(self.http, self.api_ledger, fleet=self.fleet, clock=self.clock.now)
             # The uptime gauges /metrics serves (the faults-reliability dashboard).
             self.uptime_export = UptimeExporter(
-                str(ledger_path), self.fleet, clock=time.time, pg=pg
+                str(ledger_path), self.fleet, clock=self.clock.now, pg=pg
             )
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         # SIGHUP (cli/run.py) asks it; the pipeline thread reloads.
-        self.reloader = ConfigReloader(self, now=time.time())
+        self.reloader = ConfigReloader(self, now=self.clock.now())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpus_before: set[int] | None = None
-        self.last_batch_at = time.time()
+        self.last_batch_at = self.clock.now()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -316,7 +339,7 @@ class Collector:
         self.ledger.close()
 
     def _close_sessions(self) -> None:
-        self.sessions.close(time.time())
+        self.sessions.close(self.clock.now())
 
     def run_forever(self) -> None:
         self.start()
@@ -339,7 +362,7 @@ class Collector:
                 min_items=cfg.batch_min_messages,
                 linger_s=cfg.batch_linger_s,
             )
-            now = time.time()
+            now = self.clock.now()
             if items:
                 try:
                     self.pipeline.process([i[:3] for i in items], now)
@@ -397,10 +420,16 @@ class Collector:
             # disk before the broker forgets the message (the ack below).
             changes = self.fleet_store.journal()
             # And in the ledger's status history, which uptime reads (issue 22).
-            self.ledger.write_port_status(changes["connectors"], now=time.time())
+            self.ledger.write_port_status(changes["connectors"], now=self.clock.now())
             self._saved_changes = self.state.changes
 
+    def _rollup_grace(self) -> float:
+        return ROLLUP_GRACE_WALL_S * max(1.0, self.clock.speed)
+
     def _tick(self, now: float) -> None:
+        if self.downsampler is not None:
+            # The speed changes when a simulator's clock is first followed.
+            self.downsampler.grace = self._rollup_grace()
         try:
             self.pipeline.tick(now)
         except StorageUnavailableError:
@@ -416,7 +445,7 @@ class Collector:
             raise
         except Exception:  # a busy or broken ledger must not stop ingest
             log.exception("taking over handed-over fleet state failed")
-        if now - self._state_saved_at >= 10.0:
+        if time.monotonic() - self._state_saved_at >= STATE_SAVE_INTERVAL_S:
             self._save_state()
         if self.linefile is not None:
             self.linefile.flush()
@@ -491,7 +520,7 @@ class Collector:
         """The alert engine and a snapshot of the fleet state it evaluates."""
         self._save_alert_engine()
         self.fleet_store.save()
-        self._state_saved_at = time.time()
+        self._state_saved_at = time.monotonic()
         self._saved_changes = self.state.changes
 
     # -- HTTP API ---------------------------------------------------------------
@@ -508,11 +537,11 @@ class Collector:
 
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
         """Current state of every connector (latest values, status, liveness)."""
-        return json_response(self.fleet_view(time.time()))
+        return json_response(self.fleet_view(self.clock.now()))
 
     def _api_ocpi_evses(self, params: dict[str, str], rest: list[str]) -> Response:
         """Each connector as an OCPI 2.2.1 EVSE with its status (AFIR feeds)."""
-        now = time.time()
+        now = self.clock.now()
         offline = self.detectors.signals.get("charger_offline")
         with self.state_lock:
             return json_response(ocpi_evses_document(self.state, self.index, now, offline))

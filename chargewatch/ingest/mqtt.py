@@ -17,6 +17,7 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,8 +102,20 @@ def secure(client: mqtt.Client, config: MqttConfig) -> None:
 
 
 class MqttIngest:
-    def __init__(self, config: MqttConfig) -> None:
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        handlers: dict[str, Callable[[bytes], None]] | None = None,
+    ) -> None:
+        """``clock`` stamps each message's receive time (the service's clock, which
+        is simulated time beside a simulator). ``handlers``: topics subscribed
+        besides the data's, each handed to its function in the network thread
+        instead of the pipeline (keep them tiny)."""
         self.config = config
+        self._now = clock
+        self.handlers = dict(handlers or {})
         self.inbox: collections.deque[Inbound] = collections.deque()
         # Processed messages waiting for their PUBACK (see ack).
         self._acks: collections.deque[tuple[int, int]] = collections.deque()
@@ -139,6 +152,8 @@ class MqttIngest:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        for topic in self.handlers:
+            client.message_callback_add(topic, self._on_handled)
         self.client = client
 
     def start(self) -> None:
@@ -189,6 +204,8 @@ class MqttIngest:
         for i in range(0, len(filters), _FILTERS_PER_SUBSCRIBE):
             chunk = filters[i : i + _FILTERS_PER_SUBSCRIBE]
             client.subscribe([(t, self.config.qos) for t in chunk])
+        if self.handlers:
+            client.subscribe([(t, self.config.qos) for t in self.handlers])
         metrics.MQTT_CONNECTED.set(1)
         self.connected.set()
         log.info(
@@ -205,6 +222,14 @@ class MqttIngest:
         metrics.MQTT_CONNECTED.set(0)
         if reason.is_failure:
             log.warning("MQTT disconnected: %s; reconnecting with backoff", reason)
+
+    def _on_handled(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.handlers[msg.topic](bytes(msg.payload))
+        except Exception:  # a bad control message must not stop the network thread
+            log.exception("handling %s failed", msg.topic)
+        if msg.qos and self.config.manual_ack:
+            client.ack(msg.mid, msg.qos)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._acks:
@@ -231,7 +256,7 @@ class MqttIngest:
                 self.shed += 1  # counted; QoS 1 is never shed (the broker holds it for us)
                 return
             self._wait_for_space()
-        self.inbox.append((msg.topic, msg.payload, time.time(), msg.mid, msg.qos))  # type: ignore[arg-type]
+        self.inbox.append((msg.topic, msg.payload, self._now(), msg.mid, msg.qos))  # type: ignore[arg-type]
         if len(self.inbox) == 1:
             with self._ready:
                 self._ready.notify()

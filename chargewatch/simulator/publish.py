@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from chargewatch.core.clock import CLOCK_TOPIC, ScaledClock, announcement
 from chargewatch.simulator.simulation import Simulation, tee_capture
 
 log = logging.getLogger("chargewatch.simulator.publish")
@@ -103,10 +104,17 @@ def publish(
     end: float | None = None,
     qos: int = 0,
     capture: str | None = None,
+    clock: ScaledClock | None = None,
 ) -> PublishStats:
     """Publish ``sim.messages(start, end)``, paced at ``speed`` × real time
     (``speed <= 0``: as fast as possible). Retained: ``ev/<id>/online``.
-    ``capture``: also write what is published to this capture file."""
+    ``capture``: also write what is published to this capture file.
+
+    Paced, each message leaves when the simulated clock reaches its time: the
+    ``clock`` given (a collector in the same process runs on it too; ``speed``
+    is then the clock's), else one that starts at the first message. That
+    clock is announced, retained, on ``CLOCK_TOPIC`` for a collector run with
+    ``--clock simulator``, and withdrawn at the end."""
     cfg = sim.config
     ids = [c.id for c in sim.plan.chargers]
     if per_charger_clients is None:
@@ -115,6 +123,7 @@ def publish(
     stats = PublishStats()
     fh: IO[bytes] | None = None
     shared: mqtt.Client | None = None
+    announced = False
     try:
         if per_charger_clients:
             for cid in ids:
@@ -138,18 +147,20 @@ def publish(
                 will_topic="ev/_simulator/online",
             )
         stats.clients = len(clients) or 1
+        announcer = shared or next(iter(clients.values()))
         wall0 = time.monotonic()
-        sim0: float | None = None
         messages = sim.messages(start, end)
         fh = open(capture, "wb") if capture else None  # noqa: SIM115 - closed in finally
         if fh is not None:
             messages = tee_capture(fh, messages)
         for recv, topic, payload in messages:
-            if sim0 is None:
-                sim0 = recv
-            if speed > 0:
-                due = wall0 + (recv - sim0) / speed
-                ahead = due - time.monotonic()
+            if clock is None and speed > 0:
+                clock = ScaledClock(recv, speed, monotonic=time.monotonic)
+            if clock is not None and not announced:
+                _announce(announcer, announcement(clock, time.time()))
+                announced = True
+            if clock is not None:
+                ahead = clock.seconds_until(recv)
                 if ahead > 0.002:
                     time.sleep(ahead)
                 else:
@@ -170,6 +181,8 @@ def publish(
         # The simulated fleet goes away: mark every charger offline (retained),
         # as the broker would from each charger's will.
         pending: list[mqtt.MQTTMessageInfo] = []
+        if announced:  # the empty retained message withdraws the announcement
+            pending.append(announcer.publish(CLOCK_TOPIC, b"", qos=1, retain=True))
         if cfg.protocol == "native":
             for cid in ids:
                 c = clients.get(cid, shared)
@@ -183,3 +196,11 @@ def publish(
             c.disconnect()
             c.loop_stop()
     return stats
+
+
+def _announce(client: mqtt.Client, payload: bytes) -> None:
+    """Publish the clock and wait for the broker to have it: it must be there
+    before the first message it dates."""
+    info = client.publish(CLOCK_TOPIC, payload, qos=1, retain=True)
+    with contextlib.suppress(RuntimeError, ValueError):
+        info.wait_for_publish(5.0)

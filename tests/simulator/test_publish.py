@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chargewatch.core.clock import CLOCK_TOPIC
 from chargewatch.simulator import SimConfig, Simulation
 from chargewatch.simulator.publish import publish
 from tests.services import Mosquitto
@@ -92,3 +93,33 @@ def test_publish_ocpp_frames_through_per_charger_clients(mosquitto: Mosquitto) -
     sub.disconnect()
     assert stats.clients == 2 and len(got) == stats.messages
     assert {t.split("/")[3] for t, _, _ in got} == {"cp", "csms"}
+
+
+def test_paced_publishing_announces_its_clock_and_withdraws_it(mosquitto: Mosquitto) -> None:
+    cfg = SimConfig(chargers=2, sites=1, seed=4, duration=60, interval=5.0)
+    sim = Simulation(cfg)
+    first = next(iter(sim.messages()))[0]
+    got: list[tuple[str, bytes, bool]] = []
+    sub = _subscriber(mosquitto.port, CLOCK_TOPIC, got)
+    publish(sim, port=mosquitto.port, speed=30.0)
+    time.sleep(0.3)
+    sub.loop_stop()
+    sub.disconnect()
+    fresh = [p for _, p, retained in got if not retained]
+    assert len(fresh) == 2 and fresh[1] == b"", fresh  # announced, then withdrawn
+    doc = orjson.loads(fresh[0])
+    assert doc["t0"] == first and doc["speed"] == 30.0
+    # Withdrawn means no retained clock for a collector started afterwards.
+    late: list[tuple[str, bytes, bool]] = []
+    sub = _subscriber(mosquitto.port, CLOCK_TOPIC, late)
+    sub.loop_stop()
+    sub.disconnect()
+    assert late == []
+    # Unpaced publishing has no clock to announce.
+    got.clear()
+    sub = _subscriber(mosquitto.port, CLOCK_TOPIC, got)
+    publish(sim, port=mosquitto.port, speed=0)
+    time.sleep(0.3)
+    sub.loop_stop()
+    sub.disconnect()
+    assert got == []
