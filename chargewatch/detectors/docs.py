@@ -88,10 +88,12 @@ models:
   `tests/detectors/test_evaluation.py` runs the same at 60 chargers x 10 h.
 - `python bench/bench_detectors.py`: samples/s through the full set on 10,000
   connectors vs the per-sample reference in `bench/reference_detectors.py`
-  (the same logic, one Python step per sample), on one core, best of
-  interleaved runs; also the microseconds per update of a ~50-row batch (the
-  fixed cost that dominates sparse replays). Targets: >= 5 M samples/s and
-  >= 50x the reference.
+  (the same logic, one Python step per sample), on one core: medians of
+  interleaved runs by CPU time (and wall), with the machine (CPU, caches,
+  load); also the rate at the collector's 0.5 s batches and the microseconds
+  per update of a ~50-row batch (the fixed cost that dominates sparse
+  replays). Targets: >= 5 M samples/s and >= 50x the reference; how the
+  figure depends on the machine: docs/performance.md.
 
 ## Summary
 

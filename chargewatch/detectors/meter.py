@@ -76,6 +76,19 @@ def _reference_power(f: Frame) -> F64:
     return out
 
 
+def power_over_vi(f: Frame) -> tuple[F64, B]:
+    """Reported power over V*I per row, and whether it is ~1000x off either way
+    (``_thousandfold``): computed once per frame for meter_mismatch and
+    meter_unit_error."""
+    out: tuple[F64, B] = f.derived("p_over_vi", _power_over_vi)
+    return out
+
+
+def _power_over_vi(f: Frame) -> tuple[F64, B]:
+    ratio = f.col("power_w") / reference_power(f)
+    return ratio, _thousandfold(ratio)
+
+
 def _all_or_mask(ok: B) -> B | None:
     """None when every row is judged (the common case: no masking needed)."""
     return None if bool(ok.all()) else ok
@@ -269,7 +282,7 @@ class _Windows:
         # Intervals no calibration error explains: a catch-up jump after a freeze
         # or lost samples, or power off by ~1000x against V*I (a unit error).
         # (V*I is >= 0: the sequencer drops negatives; p / 0 is inf, not 1000x.)
-        suspect = (de > 5.0 * np.abs(ip) + 50.0) | _thousandfold(p / reference_power(f))
+        suspect = (de > 5.0 * np.abs(ip) + 50.0) | power_over_vi(f)[1]
         cols = [de, ip, reg if any_reg else None, frozen, suspect, counted]
         wid = np.floor(f.ts / window_s)
         # Rows are sorted by (conn, ts), so each (conn, window) group is contiguous.
@@ -445,8 +458,8 @@ class MeterUnitError(Detector):
         itot = f.derived("i_total", lambda g: rnansum(g.block(2)))
         judged = (itot >= self._at("min_current_a", f.conn)) & np.isfinite(p)
         judged &= np.isfinite(pref)
-        ratio = p / pref
-        bad = _thousandfold(ratio) & judged
+        ratio, thousandfold = power_over_vi(f)
+        bad = thousandfold & judged
         self.episodes.step(
             f.conn,
             f.ts,

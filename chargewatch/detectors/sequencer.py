@@ -166,6 +166,50 @@ def prev_in_segment(x: NDArray[Any], first: B, carried: NDArray[Any]) -> NDArray
     return out
 
 
+#: Rows transposed per step by ``_columns``: 4096 rows of 11 float64 (~360 KB,
+#: read and written) stay in a core's L2 cache.
+_TRANSPOSE_ROWS = 4096
+
+
+def _columns(values: F64, order: I64) -> F64:
+    """``values[order]`` transposed: (N_FIELDS, n), each field one contiguous row.
+
+    Detectors read fields one at a time; from row-major rows every such pass
+    reads the whole matrix (a field's values are 88 bytes apart), which beyond
+    the L2 cache costs memory bandwidth per pass. One row gather, then a
+    transpose in cache-sized blocks, is cheaper than one strided copy per field
+    (and than numpy's transposing copy of the whole matrix at once).
+    """
+    rows = np.take(values, order, axis=0)
+    n = rows.shape[0]
+    out = np.empty((rows.shape[1], n))
+    for lo in range(0, n, _TRANSPOSE_ROWS):
+        out[:, lo : lo + _TRANSPOSE_ROWS] = rows[lo : lo + _TRANSPOSE_ROWS].T
+    return out
+
+
+def _clean(vt: F64) -> tuple[int, int]:
+    """Set infinite values, and negative ones in fields that cannot be negative,
+    to NaN in place (``vt`` is field-major, from ``_columns``); returns their counts.
+
+    Clean batches are the rule: a per-field min and max (contiguous reductions,
+    NaN ignored) proves there is nothing to mask without building a mask.
+    """
+    if vt.shape[1] == 0:
+        return 0, 0
+    lo, hi = np.fmin.reduce(vt, axis=1), np.fmax.reduce(vt, axis=1)
+    unsigned = np.ones(vt.shape[0], np.bool_)
+    unsigned[_SIGNED] = False
+    if not (np.isinf(lo).any() or np.isinf(hi).any() or (lo[unsigned] < 0).any()):
+        return 0, 0
+    bad = np.isinf(vt)
+    neg = vt < 0
+    neg[_SIGNED] = False
+    nb, nn = int(np.count_nonzero(bad)), int(np.count_nonzero(neg))
+    vt[bad | neg] = np.nan
+    return nb, nn
+
+
 def _marks(conn: I64) -> tuple[B, B, I64, I64]:
     """first/last row flags and their indices for rows sorted by connector."""
     n = conn.shape[0]
@@ -267,8 +311,9 @@ class Frame:
         return int(self.conn.shape[0])
 
     def col(self, name: str) -> F64:
-        """One field as a contiguous column (copied once per frame: the rows of
-        ``values`` are 88 bytes apart, and every strided pass reads them all)."""
+        """One field as a contiguous column: a view when ``values`` is column-major
+        (as the sequencer builds it), else copied once per frame (the rows of a
+        row-major ``values`` are 88 bytes apart, and every strided pass reads them all)."""
         got: F64 | None = self.cache.get(name)
         if got is None:
             got = self.cache[name] = np.ascontiguousarray(self.values[:, FIELD_INDEX[name]])
@@ -278,6 +323,8 @@ class Frame:
         """Three phase columns from ``start`` (2: currents, 5: voltages), each contiguous."""
         key = f"block{start}"
         got: F64 | None = self.cache.get(key)
+        if got is None and self.values.flags.f_contiguous:
+            got = self.cache[key] = self.values[:, start : start + 3]  # a view
         if got is None:
             # Column by column: np.asfortranarray of the strided slice is ~4x slower.
             got = np.empty((len(self), 3), order="F")
@@ -347,7 +394,7 @@ class Frame:
             self.conn[mask],
             self.ts[mask],
             self.recv[mask],
-            self.values[mask],
+            self.values.T[:, mask].T,  # column-major stays column-major
             self.status[mask],
             self.n_conn,
         )
@@ -536,9 +583,19 @@ class History:
         # New buffer: the last k of (old buffer ++ this batch's rows), per connector.
         ends = f.last_idx
         if ends.size:
-            starts = f.seg_start[ends]
+            starts = f.first_idx
             cnt = ends - starts + 1
             conns = f.conn[ends]
+            lo, hi = int(cnt.min()), int(cnt.max())
+            if lo >= k:  # every connector brought k rows or more: the buffer is its last k
+                self.buf[conns] = np.take(x, ends[:, None] + np.arange(1 - k, 1))
+                return
+            if lo == hi:  # each brought the same number c < k (time-major batches)
+                new = np.empty((conns.shape[0], k))
+                new[:, : k - lo] = np.take(self.buf, conns, axis=0)[:, lo:]
+                new[:, k - lo :] = np.take(x, starts[:, None] + np.arange(lo))
+                self.buf[conns] = new
+                return
             j = np.arange(k)[None, :]
             src = j + cnt[:, None]  # index into (old buffer ++ rows) of length k + cnt
             old = self.buf[conns]
@@ -559,6 +616,20 @@ INTERVAL_DELTAS = 9
 
 def median_of_rows(a: F64) -> F64:
     """Per row, the median of the finite values of ``a`` (NaN when none)."""
+    lo, hi = a[:, 0].copy(), a[:, 0].copy()
+    for j in range(1, a.shape[1]):  # column by column: axis=1 reductions are slow
+        np.fmin(lo, a[:, j], out=lo)
+        np.fmax(hi, a[:, j], out=hi)
+    # Where a row's finite values are all equal (a steady cadence: the usual
+    # case), the formula below gives 0.5 * (v + v) from the same two values.
+    out: F64 = 0.5 * (lo + hi)
+    uneven = np.flatnonzero(~((lo == hi) & np.isfinite(lo)))  # NaN, inf: sorted too
+    if uneven.size:
+        out[uneven] = _median_sorted(np.take(a, uneven, axis=0))
+    return out
+
+
+def _median_sorted(a: F64) -> F64:
     s = np.sort(a, axis=1)  # NaN sorts last
     cnt = np.isfinite(s).sum(axis=1)
     rows = np.arange(s.shape[0])
@@ -605,25 +676,21 @@ class Sequencer:
             keep_ok = np.flatnonzero(ok)
             conn, ts, recv = conn[keep_ok], ts[keep_ok], recv[keep_ok]
             values = np.take(values, keep_ok, axis=0)
-        # One pass each for the common, clean case; masks only when needed.
-        bad_val = np.isinf(values)
-        neg = values < 0
-        neg[:, _SIGNED] = False
-        nb, nn = int(np.count_nonzero(bad_val)), int(np.count_nonzero(neg))
-        if nb or nn:
-            count("nonfinite_values", nb)
-            count("negative_values", nn)
-            values = np.where(bad_val | neg, np.nan, values)
         order, raw, gathered = _orders(conn, ts, recv)
-        # np.take: several times faster than fancy indexing for row gathers.
-        unsorted, values = values, np.take(values, order, axis=0)
+        # Sorted and field-major: every column a detector reads is contiguous.
+        vt = _columns(values, order)
+        nb, nn = _clean(vt)
+        count("nonfinite_values", nb)
+        count("negative_values", nn)
         if gathered:  # one order for both: the usual case
             conn, ts, recv = gathered
             raw_conn, raw_ts, raw_recv = conn, ts, recv
-            raw_power = np.ascontiguousarray(values[:, self._P])
+            raw_power = vt[self._P]
         else:
             raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
-            raw_power = np.take(unsorted[:, self._P], raw)
+            raw_power = np.take(values[:, self._P], raw)
+            if nb or nn:  # the same cleaning as the sorted columns had
+                raw_power[np.isinf(raw_power) | (raw_power < 0)] = np.nan
             conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
         n = conn.shape[0]
         first = np.ones(n, np.bool_)
@@ -643,11 +710,9 @@ class Sequencer:
         if n_old or n_dup:
             keep = np.flatnonzero(~(dup | old))
             conn, ts, recv = conn[keep], ts[keep], recv[keep]
-            values = np.take(values, keep, axis=0)
+            vt = np.take(vt, keep, axis=1)
         status = self._status(conn, recv, ev)
-        f = Frame.build(conn, ts, recv, values, status, n_conn)
-        if gathered and not (n_old or n_dup):
-            f.cache["power_w"] = raw_power  # the same rows in the same order
+        f = Frame.build(conn, ts, recv, vt.T, status, n_conn)  # (rows, fields), column-major
         prev = [self._prev(f, j, col) for j, col in enumerate((self._E, self._P))]
         f = replace(
             f,
@@ -660,13 +725,22 @@ class Sequencer:
             prev_p=prev[1][0],
             prev_p_ts=prev[1][1],
             interval=self.interval,
-            rank=np.take(self.rows_seen, f.conn) + f.pos,
+            rank=self._rank(f),
         )
         if len(f):
             self.rows_seen[f.touched] += np.diff(np.append(f.first_idx, len(f)))
         self._learn_interval(f)
         self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
         return f
+
+    def _rank(self, f: Frame) -> F64:
+        """Per row, the connector's rows seen before this frame plus the row's
+        position in its segment: ``rows_seen[conn] + pos`` with one repeat of a
+        per-connector offset instead of a gather and the segment starts per row."""
+        offset = np.take(self.rows_seen, f.touched) - f.first_idx
+        out: F64 = f.per_row(offset)
+        out += np.arange(len(f))
+        return out
 
     def _learn_interval(self, f: Frame) -> None:
         """Push each row's ts delta (to the connector's previous processed row)
