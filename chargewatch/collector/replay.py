@@ -22,7 +22,7 @@ from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
-from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
@@ -70,7 +70,8 @@ def replay(
         fleet, load_tariff_dir(tariffs) if tariffs else {}, ledger=ledger, emit=emit_cdr
     )
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
-    sessions = SessionStage(SessionEngine(index), ledger=ledger, listeners=[sessions_jsonl, issuer])
+    engine = SessionEngine(index, SessionConfig(meter_keys=fleet.meter_keys))
+    sessions = SessionStage(engine, ledger=ledger, listeners=[sessions_jsonl, issuer])
     lines = LineFile(lines_file) if lines_file else None
     state = FleetState(index)
     alerts_out = (out / "alerts.jsonl").open("wb")

@@ -153,7 +153,12 @@ class Collector:
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
-            SessionEngine(self.index, SessionConfig(energy_policy=config.billing.energy_policy)),
+            SessionEngine(
+                self.index,
+                SessionConfig(
+                    energy_policy=config.billing.energy_policy, meter_keys=fleet.meter_keys
+                ),
+            ),
             ledger=self.ledger,
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,

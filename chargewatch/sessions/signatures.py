@@ -42,6 +42,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Final
 
@@ -159,7 +160,8 @@ def check_session(
     """The session's verdict (module doc); never raises on bad signed data."""
     if not readings:
         return UNSIGNED
-    records = [_check_record(s, charger, keys) for s in _unique(readings)]
+    pinned = tuple(keys)
+    records = [_check_record(s, charger, pinned) for s in _unique(readings)]
     return _verdict(records, billed_wh)
 
 
@@ -200,7 +202,10 @@ def _first_line(bad: BaseException) -> str:
     return (msg.splitlines()[0] if msg else type(bad).__name__)[:200]
 
 
-def _check_record(s: SignedReading, charger: str, keys: Sequence[MeterKey]) -> _Record:
+# A closed session's record is built again on every change (late data, revisions):
+# its signatures are checked once.
+@lru_cache(maxsize=4096)
+def _check_record(s: SignedReading, charger: str, keys: tuple[MeterKey, ...]) -> _Record:
     if not s.ocmf:
         why = s.error or "not OCMF"
         return _Record(s, None, "unreadable", f"signed data not readable: {why}")
