@@ -53,6 +53,7 @@ def replay(
     rules: Path | None = None,
     detector_config: DetectorConfig | None = None,
     tariffs: Path | None = None,
+    receipt_base_url: str = "",
 ) -> ReplayResult:
     keep_freed_batch_memory()  # as the service does
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,11 @@ def replay(
         cdrs_out.write(line + "\n")
 
     issuer = CdrIssuer(
-        fleet, load_tariff_dir(tariffs) if tariffs else {}, ledger=ledger, emit=emit_cdr
+        fleet,
+        load_tariff_dir(tariffs) if tariffs else {},
+        ledger=ledger,
+        emit=emit_cdr,
+        receipt_base_url=receipt_base_url,
     )
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
     engine = SessionEngine(index, SessionConfig(meter_keys=fleet.meter_keys))

@@ -148,7 +148,13 @@ class Collector:
             "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
         )
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
-        self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
+        self.cdrs = CdrIssuer(
+            fleet,
+            self.tariffs,
+            ledger=self.ledger,
+            lines=rollups,
+            receipt_base_url=config.billing.receipt_base_url,
+        )
         session_listeners: list[RecordListener] = [self.cdrs]
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))

@@ -250,6 +250,36 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
             )""",
         ),
     ),
+    (
+        # Issue 21: the verdict on a session's signed meter readings (OCMF), and
+        # each signed reading with its own verdict, for receipts and audits
+        # (docs/signatures.md). Sessions written before keep 'unsigned'.
+        9,
+        (
+            "ALTER TABLE sessions ADD COLUMN signature_status TEXT NOT NULL DEFAULT 'unsigned'",
+            "ALTER TABLE sessions ADD COLUMN signature_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE sessions ADD COLUMN key_pinned INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE sessions ADD COLUMN public_key TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE signed_readings (
+                session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,           -- order of arrival
+                record INTEGER NOT NULL,        -- which OCMF string (one may hold B and E)
+                ocmf TEXT NOT NULL,             -- as received when it is not OCMF
+                meter_serial TEXT NOT NULL,
+                time TEXT NOT NULL,             -- OCMF TM, as written
+                value TEXT NOT NULL,            -- OCMF RV, as written
+                unit TEXT NOT NULL,             -- OCMF RU
+                reason TEXT NOT NULL,           -- OCMF TX: B, C, E, ...
+                pagination TEXT NOT NULL,       -- OCMF PG
+                signature_valid INTEGER,        -- NULL: not checked (no key, not OCMF)
+                status TEXT NOT NULL,           -- verified | invalid | key_unknown | unreadable
+                detail TEXT NOT NULL,
+                public_key TEXT NOT NULL,       -- hex DER the signature was checked with
+                key_pinned INTEGER NOT NULL,
+                PRIMARY KEY (session_id, seq)
+            )""",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite
@@ -423,7 +453,7 @@ class Ledger:
                 d = r.to_dict()
                 cur = self.db.execute(
                     """INSERT INTO sessions VALUES
-                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(session_id) DO UPDATE SET
                          charger_id=excluded.charger_id, connector_id=excluded.connector_id,
                          site=excluded.site, transaction_id=excluded.transaction_id,
@@ -439,7 +469,10 @@ class Ledger:
                          written_at=excluded.written_at,
                          register_energy_wh=excluded.register_energy_wh,
                          estimate_energy_wh=excluded.estimate_energy_wh,
-                         review_reason=excluded.review_reason
+                         review_reason=excluded.review_reason,
+                         signature_status=excluded.signature_status,
+                         signature_reason=excluded.signature_reason,
+                         key_pinned=excluded.key_pinned, public_key=excluded.public_key
                        WHERE excluded.revision >= sessions.revision
                          AND excluded.record != sessions.record""",
                     (
@@ -468,6 +501,10 @@ class Ledger:
                         r.register_energy_wh,
                         r.estimate_energy_wh,
                         r.review_reason,
+                        r.signature.status,
+                        r.signature.reason,
+                        int(r.signature.key_pinned),
+                        r.signature.public_key,
                     ),
                 )
                 if cur.rowcount == 0:
@@ -498,7 +535,34 @@ class Ledger:
                         (r.session_id, "stop", r.stop, r.meter_stop_wh, r.signed_stop),
                     ],
                 )
+                self._write_signed(r)
         return changed
+
+    def _write_signed(self, r: SessionRecord) -> None:
+        self.db.execute("DELETE FROM signed_readings WHERE session_id=?", (r.session_id,))
+        self.db.executemany(
+            "INSERT INTO signed_readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.session_id,
+                    i,
+                    c.record,
+                    c.ocmf or c.raw,
+                    c.meter_serial,
+                    c.time,
+                    c.value,
+                    c.unit,
+                    c.reason,
+                    c.pagination,
+                    None if c.signature_valid is None else int(c.signature_valid),
+                    c.status,
+                    c.detail,
+                    c.public_key,
+                    int(c.key_pinned),
+                )
+                for i, c in enumerate(r.signature.readings)
+            ],
+        )
 
     @_durable
     def write_cdr(
