@@ -19,6 +19,7 @@ from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
+from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
@@ -76,7 +77,8 @@ def replay(
     )
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
     engine = SessionEngine(index, SessionConfig(meter_keys=fleet.meter_keys))
-    sessions = SessionStage(engine, ledger=ledger, listeners=[sessions_jsonl, issuer])
+    findings = SignatureFindings(index)
+    sessions = SessionStage(engine, ledger=ledger, listeners=[sessions_jsonl, issuer, findings])
     lines = LineFile(lines_file) if lines_file else None
     state = FleetState(index)
     alerts_out = (out / "alerts.jsonl").open("wb")
@@ -95,7 +97,11 @@ def replay(
         AlertEngine(rules or default_rules_dir(), index),
         state,
         # The same frame as live (service.py), so rules behave the same.
-        providers=[detector_signals(detectors, index), ocpp_versions(ocpp, index)],
+        providers=[
+            detector_signals(detectors, index),
+            ocpp_versions(ocpp, index),
+            findings.signals,
+        ],
         on_transitions=record_transitions,
     )
     pipeline = Pipeline(

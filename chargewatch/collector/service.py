@@ -43,6 +43,7 @@ from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
@@ -155,7 +156,8 @@ class Collector:
             lines=rollups,
             receipt_base_url=config.billing.receipt_base_url,
         )
-        session_listeners: list[RecordListener] = [self.cdrs]
+        self.signature_findings = SignatureFindings(self.index)
+        session_listeners: list[RecordListener] = [self.cdrs, self.signature_findings]
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
@@ -205,6 +207,7 @@ class Collector:
             providers=[
                 detector_signals(self.detectors, self.index, self.detector_stage.flush),
                 ocpp_versions(self.ocpp, self.index),
+                self.signature_findings.signals,
             ],
             deliver=self.notify.submit,
             publish=self._publish_command,

@@ -672,7 +672,7 @@ class Ledger:
             row = self.db.execute(
                 "SELECT cdr FROM cdrs WHERE session_id=?", (session_id,)
             ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else _with_signature(dict(json.loads(row[0])))
 
     @_durable
     def record_cdr_history(
@@ -970,11 +970,20 @@ def query_sessions(
         rows = ledger.db.execute(sql, args).fetchall()
     out = []
     for row in rows:
-        d: dict[str, Any] = json.loads(row[0])
+        d: dict[str, Any] = _with_signature(json.loads(row[0]))
         if not periods:
             d.pop("periods", None)
+            d.pop("signed_readings", None)  # like the periods: GET /sessions/{id} has them
         out.append(d)
     return out
+
+
+def _with_signature(d: dict[str, Any]) -> dict[str, Any]:
+    """Records written before issue 21 (migration 9) were not checked: unsigned."""
+    d.setdefault("signature_status", "unsigned")
+    d.setdefault("signature_reason", "")
+    d.setdefault("key_pinned", False)
+    return d
 
 
 def query_cdrs(
@@ -1019,4 +1028,4 @@ def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
         row = ledger.db.execute(
             "SELECT record FROM sessions WHERE session_id=?", (session_id,)
         ).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+    return None if row is None else _with_signature(dict(json.loads(row[0])))

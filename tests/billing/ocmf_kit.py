@@ -1,6 +1,6 @@
 """Signed OCMF records made in the test with a key of its own.
 
-The real records (tests/fixtures/ocmf, ../shared/reference/ocmf) cannot be
+The real records (tests/fixtures/ocmf and its reference/ folder) cannot be
 re-signed, so tampering, pagination gaps, mismatched energy and key rotation
 are shown on records this kit signs (ECDSA secp256r1, SHA-256, as KEBA and
 DZG meters sign), built like the real ones.

@@ -1,7 +1,7 @@
 """Signed readings (OCMF) of a session checked: chargewatch.sessions.signatures.
 
-Real records: the S.A.F.E. reference samples (../shared/reference/ocmf, with
-their expected verdicts: ``*fail*`` files are deliberately broken) and the
+Real records: the S.A.F.E. reference samples (tests/fixtures/ocmf/reference,
+with their expected verdicts: ``*fail*`` files are deliberately broken) and the
 public captures in tests/fixtures/ocmf. Tampering, gaps and key rotation are
 shown on records signed in the test (tests/billing/ocmf_kit.py).
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chargewatch.cli import main
+from chargewatch.core.resources import shared_data_dir
 from chargewatch.ingest.ocpp.signed import decode_signed
 from chargewatch.model.events import SignedReading
 from chargewatch.model.fleet import MeterKey
@@ -23,10 +24,8 @@ from chargewatch.sessions.signatures import check_records, check_session, key_he
 from tests.billing.ocmf_kit import Meter, tamper
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference" / "ocmf"
-if not REFERENCE.is_dir():  # a worktree beside the main checkout
-    REFERENCE = Path("/work/shared/reference/ocmf")
 CAPTURES = ROOT / "tests" / "fixtures" / "ocmf"
+REFERENCE = CAPTURES / "reference"  # the team's reference samples (PROVENANCE.md there)
 
 # file -> (exit status of `ocmf verify`, what a session made of it would be)
 EXPECTED = {
@@ -47,6 +46,11 @@ def _s(ocmf: str, key: str = "") -> SignedReading:
 
 def test_the_reference_folder_holds_the_samples_we_expect() -> None:
     assert sorted(p.name for p in REFERENCE.glob("*.xml")) == sorted(EXPECTED)
+    # The copy is the team's reference set as it is, wherever that set is present.
+    team = shared_data_dir().parent / "reference" / "ocmf"
+    if team.is_dir():
+        for p in team.iterdir():
+            assert (REFERENCE / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
