@@ -65,8 +65,10 @@ def _keba_capture(tmp: Path) -> Path:
     recv = 1_755_759_816.0
     frames = [(recv + k * 23_465.0 + 1.0, f"ocpp/2.0.1/{KEBA}/cp", f)
               for k, f in enumerate(keba_frames())]  # fmt: skip
-    # Time moves on after the stop (the alert rules evaluate on it).
-    frames.append((frames[-1][0] + 3600, f"ocpp/2.0.1/{KEBA}/cp", [2, "h1", "Heartbeat", {}]))
+    # Time moves on after the stop: the alert rules evaluate (and wait their `for:`).
+    end = frames[-1][0]
+    frames += [(end + k * 600, f"ocpp/2.0.1/{KEBA}/cp", [2, f"h{k}", "Heartbeat", {}])
+               for k in (1, 2, 3)]  # fmt: skip
     return _capture(tmp / "keba.jsonl", frames)
 
 
@@ -171,7 +173,8 @@ def _v16_capture(tmp: Path, begin: str, end: str, stop_wh: int = 13_500) -> Path
     frames += [
         (t1 + 1, cp, [2, "e1", "StopTransaction", stop]),
         (t1 + 1.2, csms, [3, "e1", {}]),
-        (t1 + 7200, cp, [2, "h1", "Heartbeat", {}]),  # time moves on: alerts evaluate
+        # Time moves on: the alert rules evaluate (and wait their `for:`).
+        *((t1 + k * 600, cp, [2, f"h{k}", "Heartbeat", {}]) for k in (1, 2, 3)),
     ]
     return _capture(tmp / "v16.jsonl", frames)
 
