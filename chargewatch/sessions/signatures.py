@@ -161,8 +161,11 @@ def check_session(
     if not readings:
         return UNSIGNED
     pinned = tuple(keys)
-    records = [_check_record(s, charger, pinned) for s in _unique(readings)]
-    return _verdict(records, billed_wh)
+    try:
+        records = [_check_record(s, charger, pinned) for s in _unique(readings)]
+        return _verdict(records, billed_wh)
+    except Exception as bad:  # pyocmf's models on untrusted input: a session must not fail
+        return SignatureCheck("invalid", f"signed data cannot be checked: {_first_line(bad)}")
 
 
 def check_records(
@@ -209,7 +212,7 @@ def _check_record(s: SignedReading, charger: str, keys: tuple[MeterKey, ...]) ->
     if not s.ocmf:
         why = s.error or "not OCMF"
         return _Record(s, None, "unreadable", f"signed data not readable: {why}")
-    parsed = _parse(s.ocmf)
+    parsed = _parse(s.ocmf) if not s.error.startswith("OCMF does not parse") else s.error
     if isinstance(parsed, str):
         return _Record(s, None, "invalid", parsed)
     serial = parsed.payload.MS or parsed.payload.GS or ""
@@ -232,12 +235,22 @@ def _check_record(s: SignedReading, charger: str, keys: tuple[MeterKey, ...]) ->
 
 
 def _first_time(ocmf: OCMF) -> float | None:
+    """The first reading's time (epoch s); None without one or without a UTC offset."""
     for rd in ocmf.payload.RD:
         try:
-            return rd.timestamp.timestamp()
-        except (TypeError, ValueError, OverflowError):
+            at = rd.timestamp
+            return at.timestamp() if at.tzinfo is not None else None
+        except (TypeError, ValueError, OverflowError, AttributeError):
             return None
     return None
+
+
+def _tm(rd: Reading) -> str:
+    """TM as OCMF writes it; pyocmf refuses to print a time without an offset."""
+    try:
+        return str(rd.TM)
+    except (TypeError, ValueError):
+        return str(getattr(rd.TM, "timestamp", ""))
 
 
 def _key_for(
@@ -436,7 +449,7 @@ def _reading_checks(r: _Record, index: int) -> list[ReadingCheck]:
         serial = p.MS or p.GS or ""
         pg = str(p.PG or "")
         rds = [
-            (str(rd.TM), str(rd.RV).strip(), str(rd.RU), str(rd.TX or "")) for rd in p.RD if _wh(rd)
+            (_tm(rd), str(rd.RV).strip(), str(rd.RU), str(rd.TX or "")) for rd in p.RD if _wh(rd)
         ]
     if not rds:  # nothing to list but the record itself (unreadable, or no energy reading)
         rds = [(s.reading_time, s.value, s.unit, s.reading_reason)]

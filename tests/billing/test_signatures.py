@@ -265,7 +265,12 @@ def test_only_a_start_is_incomplete_and_other_formats_are_incomplete() -> None:
 
 
 def test_malformed_ocmf_is_invalid_and_never_raises() -> None:
-    for raw in ("OCMF|{not json|{}", 'OCMF|{"RD":5}|x', "OCMF|{}|{}"):
+    # A TM without a UTC offset parses, but pyocmf refuses to print it: this
+    # made the decoder raise before.
+    naive = ('OCMF|{"FV":"1.0","PG":"T1","MS":"M","RD":[{"TM":"2021-01-01T00:00:00,000 S",'
+             '"TX":"B","RV":1,"RU":"kWh","ST":"G"}]}|{"SD":"3006020101020101"}')  # fmt: skip
+    assert "does not parse" in decode_signed(naive, context="").error
+    for raw in ("OCMF|{not json|{}", 'OCMF|{"RD":5}|x', "OCMF|{}|{}", naive):
         got = check_session([decode_signed(raw, context="")], charger="CP-1")
         assert got.status in ("invalid", "incomplete") and got.reason
 
