@@ -16,6 +16,8 @@ from tests.services import (
     Alertmanager,
     InfluxDB,
     Mosquitto,
+    PostgreSQL,
+    Prometheus,
     Service,
     ServiceMissingError,
     VictoriaMetrics,
@@ -61,6 +63,29 @@ def victoriametrics() -> Iterator[VictoriaMetrics]:
 @pytest.fixture(scope="session")
 def alertmanager() -> Iterator[Alertmanager]:
     svc = _start(Alertmanager)
+    yield svc
+    svc.cleanup()
+
+
+@pytest.fixture
+def prometheus_binary() -> None:
+    """Skips (fails under CI=true) when Prometheus is not installed; each test
+    starts its own, with its own config."""
+    _start_checked(Prometheus)
+
+
+def _start_checked(factory: Callable[[], S]) -> None:
+    try:
+        factory().cleanup()
+    except ServiceMissingError as exc:
+        if IN_CI:
+            pytest.fail(f"service missing under CI=true: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    svc = _start(PostgreSQL)
     yield svc
     svc.cleanup()
 

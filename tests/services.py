@@ -9,7 +9,9 @@ fail under ``CI=true`` (a missing service must never look like a pass).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -26,6 +28,8 @@ __all__ = [
     "Alertmanager",
     "InfluxDB",
     "Mosquitto",
+    "PostgreSQL",
+    "Prometheus",
     "Service",
     "ServiceMissingError",
     "VictoriaMetrics",
@@ -63,6 +67,10 @@ class Service:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / f"{self.name}.log"
+        #: Run the binary as this user (a service that refuses to run as root).
+        self.user: str | None = None
+        #: The signal that stops the service promptly.
+        self.stop_signal = signal.SIGTERM
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -74,7 +82,13 @@ class Service:
         cmd = self.command()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+            start_new_session=True,
+            user=self.user,
+            group=self.user,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -91,7 +105,7 @@ class Service:
             return
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, self.stop_signal)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -287,6 +301,148 @@ class Alertmanager(Service):
         r = httpx.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
         r.raise_for_status()
         return list(r.json())
+
+
+class Prometheus(Service):
+    """Prometheus 2.x (Debian's ``prometheus``): ``config`` is prometheus.yml's text with
+    ``{rules_dir}`` and ``{port}`` filled in here; ``rules`` maps file names to rule files."""
+
+    name = "prometheus"
+
+    def __init__(
+        self, workdir: Path | None = None, config: str = "", rules: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(workdir)
+        self.binary = _which("prometheus")
+        self.config = config or "global:\n  scrape_interval: 1s\n"
+        self.rules = rules or {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        rules_dir = self.dir / "rules"
+        rules_dir.mkdir(exist_ok=True)
+        for name, text in self.rules.items():
+            (rules_dir / name).write_text(text)
+        conf = self.dir / "prometheus.yml"
+        conf.write_text(self.config.replace("{rules_dir}", str(rules_dir)).replace(
+            "{port}", str(self.port)
+        ))  # fmt: skip
+        return [
+            self.binary,
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={self.dir}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        """An instant query's result vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["result"])
+
+    def alerts(self) -> list[dict[str, object]]:
+        """Pending and firing alerts of the loaded rules (``/api/v1/alerts``)."""
+        r = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["alerts"])
+
+    def targets(self) -> list[dict[str, object]]:
+        r = httpx.get(f"{self.url}/api/v1/targets", timeout=10)
+        r.raise_for_status()
+        return list(r.json()["data"]["activeTargets"])
+
+
+def _pg_bin(name: str) -> str:
+    """A PostgreSQL server binary: Debian keeps them in /usr/lib/postgresql/N/bin."""
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    return found[-1] if found else _which(name)
+
+
+class PostgreSQL(Service):
+    """A private PostgreSQL cluster (``initdb`` in a temporary directory, loopback only).
+
+    PostgreSQL refuses to run as root; under root (CI) the cluster belongs to
+    Debian's ``postgres`` user. Authentication is ``trust`` on loopback: this is
+    a throwaway test cluster.
+    """
+
+    name = "postgresql"
+    superuser = "chargewatch"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.initdb = _pg_bin("initdb")
+        self.binary = _pg_bin("postgres")
+        self.stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            try:
+                pw = pwd.getpwnam(self.user)
+            except KeyError as exc:
+                raise ServiceMissingError("user 'postgres' missing (install postgresql)") from exc
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.data = self.dir / "data"
+
+    @property
+    def url(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, db: str) -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{db}"
+
+    def command(self) -> list[str]:
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [self.initdb, "-D", str(self.data), "-U", self.superuser, "--auth=trust",
+                 "-E", "UTF8", "--no-locale", "--no-sync"],
+                check=True, capture_output=True, user=self.user, group=self.user,
+            )  # fmt: skip
+        return [
+            self.binary, "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+            # A throwaway cluster: durability against power loss is not under test.
+            "-c", "fsync=off", "-c", "full_page_writes=off",
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        return self._sql("postgres", "SELECT 1", check=False) == 0
+
+    def _sql(self, db: str, sql: str, check: bool = True) -> int:
+        psql = _pg_bin("psql")
+        r = subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(db), "-c", sql],
+            capture_output=True,
+            check=False,
+        )
+        if check and r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.decode(errors='replace')}")
+        return r.returncode
+
+    def create_db(self, db: str) -> str:
+        """Create database ``db``; return its URL."""
+        self._sql("postgres", f'CREATE DATABASE "{db}"')
+        return self.dsn(db)
+
+    def drop_db(self, db: str) -> None:
+        self._sql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 @contextlib.contextmanager

@@ -93,6 +93,7 @@ class AlertEngine:
         )
         self._outbox: list[Notification] = []
         self._inventory: dict[str, NDArray[Any]] | None = None
+        self._inventory_key = (0, 0)
 
     # ------------------------------------------------------------ rules
 
@@ -125,10 +126,13 @@ class AlertEngine:
         """
         if self.index is not None:
             n = frame_length(frame) or len(self.index)
-            # Label columns change only when connectors are added: build them once per size.
-            if self._inventory is None or frame_length(self._inventory) != n:
+            # Label columns change only when connectors are added or the fleet is
+            # reloaded: built once per size and inventory generation.
+            key = (n, self.index.generation)
+            if self._inventory is None or self._inventory_key != key:
                 self._inventory = with_inventory({"_n": np.zeros(n)}, self.index)
                 del self._inventory["_n"]
+                self._inventory_key = key
             frame = {**self._inventory, **frame}
         out: list[Transition] = []
         for g in self.groups:

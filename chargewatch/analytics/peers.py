@@ -1,18 +1,25 @@
-"""Chargers that deviate from their site's peers (pure).
+"""Chargers that deviate from their site's peers of the same kind (pure).
 
-Per site, each charger gets a few per-session figures; each figure is compared
-with the other chargers of the site by the robust z-score of Iglewicz and
+Per site and kind (AC with AC, DC with DC: a 150 kW DC charger delivers more
+per plugged-in hour than any 11 kW AC charger by design, not by fault), each
+charger gets a few per-session figures; each figure is compared with the
+other chargers of its peer group by the robust z-score of Iglewicz and
 Hoaglin, z = 0.6745·(x − median) / MAD. Median and MAD ignore the one bad
 charger that a mean and standard deviation would chase; |z| > 3.5 is their
-suggested outlier cut. A site needs at least ``min_peers`` chargers with
+suggested outlier cut. A peer group needs at least ``min_peers`` chargers with
 sessions; a MAD of 0 (all peers equal) falls back to the mean absolute
 deviation ×1.2533, the same scale for normal data.
+
+The kind comes from the inventory (``dc``: charger → DC) when it lists the
+charger; otherwise a charger that ever charged faster than AC can
+(:data:`AC_MAX_W`, 3 × 32 A at 250 V) is DC, and the others are AC.
 """
 
 from __future__ import annotations
 
 __all__ = ["METRICS", "peers", "robust_z"]
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +35,28 @@ METRICS: dict[str, str] = {
     "kwh_per_session": "mean energy per session (kWh)",
     "failed_share": "share of sessions below the no-energy threshold",
 }
+
+
+#: Above this a charging period's power is DC: three-phase AC tops out at 32 A a phase.
+AC_MAX_W = 3 * 32 * 250.0
+
+
+def charger_kinds(
+    frame: SessionFrame, chargers: list[str], dc: Mapping[str, bool] | None = None
+) -> list[str]:
+    """ "AC" or "DC" for each of ``chargers``: the inventory's word, else their top power."""
+    top: dict[str, float] = {}
+    if len(frame.p_session):
+        for c, w in zip(
+            frame.charger[frame.p_session].tolist(), frame.p_max_power_w.tolist(), strict=True
+        ):
+            if w == w:  # noqa: PLR0124 - NaN: unknown
+                top[c] = max(top.get(c, 0.0), w)
+    dc = dc or {}
+    return [
+        ("DC" if dc[c] else "AC") if c in dc else ("DC" if top.get(c, 0.0) > AC_MAX_W else "AC")
+        for c in chargers
+    ]
 
 
 def robust_z(x: F64) -> F64:
@@ -54,8 +83,10 @@ def peers(
     threshold: float = 3.5,
     min_peers: int = 4,
     min_sessions: int = 5,
+    dc: Mapping[str, bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per charger with at least ``min_sessions`` sessions: figures, z-scores, deviations."""
+    """Per charger with at least ``min_sessions`` sessions: figures, z-scores against
+    the chargers of its site and kind, deviations. ``dc``: the inventory's DC chargers."""
     f = frame.select(starting_in(frame, window))
     groups = f.groups("charger")
     n = groups.count().astype(np.float64)
@@ -71,10 +102,11 @@ def peers(
             "failed_share": np.where(n > 0, failed / n, np.nan),
         }
     site_of = f.site[groups.first()] if len(f) else np.zeros(0, dtype=np.str_)
+    kind_of = np.array(charger_kinds(f, groups.labels, dc), dtype=np.str_)
     eligible = n >= min_sessions
     out: list[dict[str, Any]] = []
-    for site in sorted(set(site_of.tolist())):
-        m = (site_of == site) & eligible
+    for site, kind in sorted(set(zip(site_of.tolist(), kind_of.tolist(), strict=True))):
+        m = (site_of == site) & (kind_of == kind) & eligible
         rows = np.flatnonzero(m)
         zs = {
             k: robust_z(v[rows]) if len(rows) >= min_peers else np.full(len(rows), np.nan)
@@ -86,6 +118,7 @@ def peers(
                 {
                     "charger": groups.labels[g],
                     "site": site,
+                    "kind": kind,
                     "peers": len(rows),
                     "sessions": int(n[g]),
                     "figures": {

@@ -7,7 +7,10 @@ its alertname and labels, as Alertmanager does. A charger is *down* while any
 alert with a fault/error_code label and a severity in ``down_severities`` fires
 on it (any connector): a warning such as phase imbalance degrades a charger
 but does not stop it selling energy. An alert still firing at the window's
-end counts as down until the end.
+end counts as down until the end. Only faults of a severity in
+``fault_severities`` (warning, critical) fail a session or count as faults: an
+info alert (a residential car left plugged in) is information, never a failure;
+they are counted apart (``info_alerts``).
 
 * availability = 1 − down time / window;
 * MTTR = down time / outages (an outage is one stretch of overlapping alerts);
@@ -87,6 +90,10 @@ def _union(a: F64, b: F64) -> tuple[F64, F64]:
     return a[idx], ends
 
 
+#: The severities that make a fault: anything else (info, none) is not a failure.
+FAULT_SEVERITIES = ("warning", "critical")
+
+
 def _failed(frame: SessionFrame, intervals: Sequence[Mapping[str, Any]]) -> np.ndarray[Any, Any]:
     """Per session: no energy, or a fault on its charger fired while it was plugged in."""
     failed = frame.energy_wh < MIN_ENERGY_WH
@@ -110,6 +117,7 @@ def reliability(
     *,
     level: Level = "charger",
     down_severities: tuple[str, ...] = ("critical",),
+    fault_severities: tuple[str, ...] = FAULT_SEVERITIES,
     worst: int = 10,
 ) -> dict[str, Any]:
     """Failed-session rate per group, and availability/MTBF/MTTR per charger.
@@ -117,7 +125,9 @@ def reliability(
     ``transitions`` None means no fault history was recorded: availability is
     then reported as unknown (None), never as 100 %.
     """
-    intervals = fault_intervals(transitions or (), window)
+    every = fault_intervals(transitions or (), window)
+    intervals = [i for i in every if i["severity"] in fault_severities]
+    info = Counter(i["charger"] for i in every if i["severity"] not in fault_severities)
     scoped = frame.select(starting_in(frame, window))
     failed = _failed(scoped, intervals)
     groups = scoped.groups(level)
@@ -140,7 +150,8 @@ def reliability(
         by_charger: dict[str, list[dict[str, Any]]] = {}
         for i in intervals:
             by_charger.setdefault(i["charger"], []).append(i)
-        known = set(site_of) | set(by_charger)
+        known = set(site_of) | set(by_charger) | set(info)
+        alert_site = {i["charger"]: i["site"] for i in every if i["site"]}
         for charger in sorted(known):
             mine = by_charger.get(charger, [])
             down = [i for i in mine if i["severity"] in down_severities]
@@ -153,8 +164,7 @@ def reliability(
             began_inside = sum(1 for x in a.tolist() if x > window.lo)
             up_s = window.seconds - down_s
             kinds = Counter(i["fault"] for i in mine)
-            site = next((i["site"] for i in mine if i["site"]), "")
-            site = site or site_of.get(charger, "")
+            site = site_of.get(charger) or alert_site.get(charger, "")
             chargers.append(
                 {
                     "charger": charger,
@@ -166,6 +176,7 @@ def reliability(
                     "mttr_hours": down_s / outages / 3600.0 if outages else None,
                     "faults": sum(kinds.values()),
                     "faults_by_kind": dict(kinds.most_common()),
+                    "info_alerts": info.get(charger, 0),
                 }
             )
     worst_list = sorted(chargers, key=lambda c: (c["availability"], -c["faults"]))[:worst]
@@ -177,4 +188,5 @@ def reliability(
         "chargers": chargers,
         "worst": worst_list,
         "fault_intervals": len(intervals),
+        "fault_severities": list(fault_severities),
     }

@@ -13,7 +13,8 @@ Utilisation is connector time: occupied share = plugged-in connector-seconds /
 periods. Connectors come from the inventory when given (``connectors``: per
 charger), else from the distinct connectors seen in the sessions — a charger
 that never had a session in the window is then invisible, so pass the
-inventory for fleet-wide figures.
+inventory for fleet-wide figures: with ``charger_sites`` (charger → site) its
+chargers without a session count too, idle, at their site.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +40,7 @@ from numpy.typing import NDArray
 
 from chargewatch.analytics.session_frame import (
     F64,
+    I64,
     Groups,
     Level,
     SessionFrame,
@@ -104,6 +107,18 @@ def _how_share(starts: F64, ends: F64, window: Window, zone: str) -> tuple[F64, 
     )
 
 
+def _idle_chargers(
+    frame: SessionFrame, connectors: Mapping[str, int] | None, charger_sites: Mapping[str, str]
+) -> dict[str, dict[str, int]]:
+    """Inventory chargers without a session in ``frame``: site → charger → connectors."""
+    seen = set(frame.charger.tolist())
+    out: dict[str, dict[str, int]] = {}
+    for charger, site in charger_sites.items():
+        if charger not in seen:
+            out.setdefault(site, {})[charger] = (connectors or {}).get(charger, 1)
+    return out
+
+
 def utilisation(
     frame: SessionFrame,
     window: Window,
@@ -111,66 +126,112 @@ def utilisation(
     level: Level = "site",
     zones: Mapping[str, str] | None = None,
     connectors: Mapping[str, int] | None = None,
+    charger_sites: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Occupied and charging share per group, overall and by local hour of week.
 
     ``zones``: site → IANA zone (``"*"``: default for sites not listed; else UTC).
-    A share is None for an hour of week the window does not contain.
+    ``charger_sites``: the inventory's chargers and their sites; at fleet and site
+    level those without a session add their connectors (a site without any
+    session gets its group). A share is None for an hour of week the window
+    does not contain.
     """
-    zones = zones or {}
     frame = frame.scoped(window)
-    cap = _capacity(frame, connectors)
+    idle = _idle_chargers(frame, connectors, charger_sites or {}) if level in _POOLED else {}
     groups = frame.groups(level)
     # Charging periods grouped the same way as their sessions.
     ch = np.flatnonzero(frame.p_charging)
     p_groups = Groups(level, groups.labels, groups.index[frame.p_session[ch]])
+    labels = list(groups.labels)
+    members = groups.members()
     p_members = [ch[m] for m in p_groups.members()]
-    out = []
-    for g, (label, rows) in enumerate(zip(groups.labels, groups.members(), strict=True)):
-        occ = np.zeros(168)
-        chg = np.zeros(168)
-        avail = np.zeros(168)
+    # Groups that exist only in the inventory: no session in the window.
+    extra = (["fleet"] if idle else []) if level == "fleet" else sorted(idle)
+    for label in extra:
+        if label not in labels:
+            labels.append(label)
+            members.append(np.zeros(0, dtype=np.int64))
+            p_members.append(np.zeros(0, dtype=np.int64))
+    use = _Use(frame, window, level, zones or {}, _capacity(frame, connectors), idle)
+    return [use.group(*g) for g in zip(labels, members, p_members, strict=True)]
+
+
+#: Levels whose groups hold whole chargers, so the inventory's idle chargers join them.
+_POOLED = ("fleet", "site")
+
+
+@dataclass(frozen=True, slots=True)
+class _Use:
+    """What every group of one utilisation call shares."""
+
+    frame: SessionFrame
+    window: Window
+    level: Level
+    zones: Mapping[str, str]
+    cap: dict[str, int]  # connectors per charger with a session
+    idle: dict[str, dict[str, int]]  # site → charger → connectors, no session
+
+    def group(self, label: str, rows: I64, prow: I64) -> dict[str, Any]:
+        frame, level = self.frame, self.level
+        occ, chg, avail = np.zeros(168), np.zeros(168), np.zeros(168)
         n_conn = 0
-        prow = p_members[g]
-        for site in np.unique(frame.site[rows]).tolist():
+        chargers = set(frame.charger[rows].tolist())
+        site_names = set(frame.site[rows].tolist())
+        if level == "fleet":
+            site_names |= set(self.idle)
+        elif level == "site" and label in self.idle:
+            site_names.add(label)
+        for site in sorted(site_names):
             m = rows[frame.site[rows] == site]
-            zone = _zone(site, zones)
+            zone = _zone(site, self.zones)
+            idle_here = self.idle.get(site, {}) if level in _POOLED else {}
+            chargers |= set(idle_here)
             n = (
                 1
                 if level == "connector"
-                else sum(cap[c] for c in np.unique(frame.charger[m]).tolist())
+                else sum(self.cap[c] for c in np.unique(frame.charger[m]).tolist())
+                + sum(idle_here.values())
             )
-            o, per_conn = _how_share(frame.start[m], frame.stop[m], window, zone)
+            o, per_conn = _how_share(frame.start[m], frame.stop[m], self.window, zone)
             pm = prow[frame.site[frame.p_session[prow]] == site]
-            c, _ = _how_share(frame.p_start[pm], frame.p_end[pm], window, zone)
+            c, _ = _how_share(frame.p_start[pm], frame.p_end[pm], self.window, zone)
             occ += o
             chg += c
             avail += per_conn * n
             n_conn += n
+        return self._doc(label, sorted(site_names), len(chargers), n_conn, occ, chg, avail)
+
+    def _doc(
+        self,
+        label: str,
+        sites: list[str],
+        chargers: int,
+        n_conn: int,
+        occ: F64,
+        chg: F64,
+        avail: F64,
+    ) -> dict[str, Any]:
         total = float(avail.sum())
         with np.errstate(invalid="ignore", divide="ignore"):
             occ_h = np.where(avail > 0, occ / avail, np.nan)
             chg_h = np.where(avail > 0, chg / avail, np.nan)
-        sites = sorted(set(frame.site[rows].tolist()))
-        out.append(
-            {
-                "group": label,
-                "level": level,
-                "sites": sites,
-                "timezones": sorted({_zone(s, zones) for s in sites}),
-                "connectors": n_conn,
-                "occupied_hours": float(occ.sum()) / 3600.0,
-                "charging_hours": float(chg.sum()) / 3600.0,
-                "available_hours": total / 3600.0,
-                "occupied_share": float(occ.sum()) / total if total > 0 else None,
-                "charging_share": float(chg.sum()) / total if total > 0 else None,
-                "hour_of_week": {
-                    "occupied_share": _nan_to_none(occ_h),
-                    "charging_share": _nan_to_none(chg_h),
-                },
-            }
-        )
-    return out
+        return {
+            "group": label,
+            "level": self.level,
+            "sites": sites,
+            "timezones": sorted({_zone(s, self.zones) for s in sites}),
+            "chargers": chargers,
+            "connectors": n_conn,
+            "occupied_hours": float(occ.sum()) / 3600.0,
+            "charging_hours": float(chg.sum()) / 3600.0,
+            "available_hours": total / 3600.0,
+            "occupied_share": float(occ.sum()) / total if total > 0 else None,
+            "charging_share": float(chg.sum()) / total if total > 0 else None,
+            "hour_of_week": {
+                "occupied_share": _nan_to_none(occ_h),
+                "charging_share": _nan_to_none(chg_h),
+            },
+        }
 
 
 def _nan_to_none(a: F64) -> list[float | None]:
@@ -194,9 +255,12 @@ def daily(
         day[m] = local_day(frame.start[m], _zone(site, zones))
     out = []
     for label, m in zip(groups.labels, groups.members(), strict=True):
-        zone = _zone(str(frame.site[m][0]), zones)
-        d0 = int(local_day(np.array([window.lo]), zone)[0])
-        d1 = int(local_day(np.array([window.hi - 1e-3]), zone)[0])
+        # A group may span sites in several zones (the fleet): its days run from
+        # the earliest local date of the window's start to the latest of its end,
+        # each session counted on its own site's local date.
+        group_zones = sorted({_zone(s, zones) for s in np.unique(frame.site[m]).tolist()})
+        d0 = min(int(local_day(np.array([window.lo]), z)[0]) for z in group_zones)
+        d1 = max(int(local_day(np.array([window.hi - 1e-3]), z)[0]) for z in group_zones)
         k = day[m] - d0
         n = d1 - d0 + 1
         sessions = np.bincount(k, minlength=n)
@@ -206,6 +270,7 @@ def daily(
             {
                 "group": label,
                 "level": level,
+                "timezones": group_zones,
                 "days": [
                     {"date": str(dt), "sessions": int(s), "energy_kwh": float(e)}
                     for dt, s, e in zip(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chargewatch import __version__
+from chargewatch.analytics.ocpi_status import OCPI_STATUSES
 from chargewatch.analytics.uptime import EXCLUDED_CAUSES
 from chargewatch.api.analytics_api import ENDPOINTS as ANALYTICS
 from chargewatch.api.http import Scope
@@ -298,6 +299,36 @@ OPERATIONS: tuple[Operation, ...] = (
                     },
                 },
                 "chargers_online": {"type": "integer"},
+            },
+        },
+    ),
+    Operation(
+        "ocpi/evses",
+        "get",
+        "each connector as an OCPI 2.2.1 EVSE with its status, for AFIR feeds "
+        "(docs/analytics.md, OCPI EVSE status)",
+        {
+            "type": "object",
+            "required": ["evses", "generated_at"],
+            "properties": {
+                "evses": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["uid", "location_id", "status", "last_updated"],
+                        "properties": {
+                            "uid": _STR,
+                            "location_id": _STR,
+                            "status": {"type": "string", "enum": list(OCPI_STATUSES)},
+                            "last_updated": _STR,
+                            "charger": _STR,
+                            "connector": {"type": "integer"},
+                            "ocpp_status": _STR,
+                            "offline": {"type": "boolean"},
+                        },
+                    },
+                },
+                "generated_at": _STR,
             },
         },
     ),

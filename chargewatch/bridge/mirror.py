@@ -22,7 +22,6 @@ __all__ = ["Message", "Mirror"]
 
 import collections
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,7 @@ from paho.mqtt.properties import Properties
 
 from chargewatch.bridge import metrics
 from chargewatch.bridge.settings import MirrorConfig
-from chargewatch.ingest.mqtt import MqttConfig
+from chargewatch.ingest.mqtt import MqttConfig, secure
 from chargewatch.storage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -93,16 +92,7 @@ class Mirror:
             clean_session=None if v5 else True,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         )
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password or None)
-        if cfg.tls:
-            ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
-            if cfg.cert_file:
-                ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
-            if cfg.tls_insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            client.tls_set_context(ctx)
+        secure(client, cfg)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(cfg.reconnect_max_s)))
         client.max_inflight_messages_set(self.cfg.inflight_max)
         client.max_queued_messages_set(0)

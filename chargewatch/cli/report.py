@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--to", help="window end (RFC 3339 or epoch s)")
     p.add_argument("--site", help="only this site")
     p.add_argument("--session", help="report on one session (billing disputes)")
-    p.add_argument("--fleet", help="fleet.yaml: site time zones and connector counts")
+    p.add_argument(
+        "--fleet", help="fleet.yaml: site time zones, the chargers and connectors counted, AC/DC"
+    )
     p.add_argument("--timezone", default="UTC", help="zone for sites not in --fleet")
     p.add_argument("--tariff", help="OCPI tariff file: price sessions that have no CDR")
     p.add_argument("--out", required=True, help="output directory")
@@ -55,12 +57,12 @@ def _run(args: argparse.Namespace) -> int:
 
     zones: dict[str, str] = {"*": args.timezone}
     connectors: dict[str, int] | None = None
+    fleet = None
     if args.fleet:
         from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
 
         fleet = load_fleet(args.fleet)
         zones |= {s.id: s.timezone for s in fleet.sites.values()}
-        connectors = {c.id: c.connectors for c in fleet.chargers.values()}
     tariff = load_tariff(args.tariff) if args.tariff else None
     notes: list[str] = []
     clock = None
@@ -125,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
                 site=args.site,
                 zones=zones,
                 connectors=connectors,
+                fleet=fleet,
                 notes=notes,
                 clock=clock,
             )

@@ -38,8 +38,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("signal %d: shutting down", signum)
         stop.set()
 
+    def on_hup(signum: int, frame: object) -> None:
+        # Only a flag here: the pipeline thread reloads at its next turn.
+        collector.reloader.request()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     collector.start()
     log.info("chargewatch collector running (broker %s:%d)", config.mqtt.host, config.mqtt.port)
     try:

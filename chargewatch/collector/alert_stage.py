@@ -132,13 +132,17 @@ _THRESHOLDS: dict[str, tuple[str, str, float]] = {
 
 class _Thresholds:
     """The detector thresholds in force per connector (site and model overrides
-    applied), grown with the index: a connector's site and model never change."""
+    applied), grown with the index and rebuilt when the fleet is reloaded."""
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.cols: dict[str, NDArray[np.float64]] = {k: np.zeros(0) for k in _THRESHOLDS}
+        self.generation = 0
 
     def columns(self, index: ConnectorIndex, n: int) -> dict[str, NDArray[Any]]:
+        if index.generation != self.generation:  # a fleet reload may move a connector
+            self.generation = index.generation
+            self.cols = {k: np.zeros(0) for k in _THRESHOLDS}
         have = next(iter(self.cols.values())).shape[0]
         if have < n:
             grown = {
@@ -241,13 +245,18 @@ class AlertStage:
         self.transitions = 0
         self.firing: int = 0
         self._gauged: set[tuple[str, str]] = set()
-        self._export_reload()
+        self.export_reload()
 
-    def _export_reload(self) -> None:
+    def export_reload(self) -> None:
         ruleset = self.engine.ruleset
-        metrics.RULES_RELOAD_SUCCESS.set(1 if ruleset.reload_ok else 0)
+        ok = 1 if ruleset.reload_ok else 0
+        # Also as config="rules" beside tariffs and fleet (collector/reload.py):
+        # a rule file changed on disk reloads without a SIGHUP.
+        metrics.RULES_RELOAD_SUCCESS.set(ok)
+        metrics.CONFIG_RELOAD_SUCCESS.labels(config="rules").set(ok)
         if ruleset.reload_success_at is not None:
             metrics.RULES_RELOAD_TIME.set(ruleset.reload_success_at)
+            metrics.CONFIG_RELOAD_TIME.labels(config="rules").set(ruleset.reload_success_at)
 
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         self._evaluate(now)
@@ -257,7 +266,7 @@ class AlertStage:
         if now - self._last_reload >= self.reload_interval:
             self._last_reload = now
             if self.engine.maybe_reload(now) is not None:
-                self._export_reload()
+                self.export_reload()
 
     @staticmethod
     def _send(publish: Callable[[Command], None], cmd: Command) -> None:

@@ -24,6 +24,7 @@ from chargewatch.model.decoding import DecodeSink, Rejection
 from chargewatch.model.events import Event
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.storage.deadletter import DeadLetter
+from chargewatch.storage.health import StorageUnavailableError
 from chargewatch.storage.lineproto import LineSink, MeterLines
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,22 @@ class Pipeline:
             # slices of 4096 rows 1.55 (1024: 1.61, 8192: 1.59).
             for a in range(0, len(batch), LINE_SLICE_ROWS):
                 self.lines.write(self.meter_lines.lines(batch.take(slice(a, a + LINE_SLICE_ROWS))))
+        # A bug in one stage costs that stage this batch, not the others: the
+        # ledger still gets its sessions when, say, the alert stage raises. The
+        # first failure is raised once every stage has run, so the service keeps
+        # the batch for inspection.
+        failed: Exception | None = None
         for stage in self.stages:
-            stage.on_batch(batch, sink.events, now)
+            try:
+                stage.on_batch(batch, sink.events, now)
+            except StorageUnavailableError:
+                raise  # the disk is full: stop before anything is acknowledged
+            except Exception as exc:
+                log.exception("stage %s failed on a batch", type(stage).__name__)
+                failed = failed or exc
         metrics.SAMPLES.inc(len(batch))
+        if failed is not None:
+            raise failed
         return batch
 
     def tick(self, now: float) -> None:

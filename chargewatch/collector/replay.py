@@ -117,6 +117,8 @@ def replay(
 
         def run(chunk: list[tuple[str, bytes, float]], now: float) -> None:
             pipeline.process(chunk, now)
+            # Status history, as the service keeps it (uptime reads it).
+            ledger.write_port_status(state.take_changes()["connectors"], now=now)
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             pipeline.tick(now)
@@ -142,7 +144,7 @@ def replay(
     sessions_jsonl.write()
     cdrs_out.close()
     alerts_out.close()
-    # Per-port uptime over the capture window, from the alerts just recorded.
+    # Per-port uptime over the capture window, from the statuses and alerts just recorded.
     write_uptime_jsonl(ledger, out / "uptime.jsonl", first, last, fleet=fleet)
     ledger.close()
     if lines is not None:

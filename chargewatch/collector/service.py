@@ -27,7 +27,7 @@ from chargewatch.alerting import (
 )
 from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
-from chargewatch.api.fleet_view import fleet_document
+from chargewatch.api.fleet_view import fleet_document, ocpi_evses_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.api.uptime_api import register_routes as register_uptime
 from chargewatch.billing.tariff_files import load_tariff_dir
@@ -42,8 +42,10 @@ from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
+from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.collector.signature_alerts import SignatureFindings
+from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
@@ -143,7 +145,7 @@ class Collector:
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
-        ledger_path = config.ledger_path or data / "ledger.sqlite"
+        self.ledger_path = ledger_path = config.ledger_path or data / "ledger.sqlite"
         # Opening may write (WAL files, migrations): a restart on a full disk waits here.
         self.ledger = health.retry(
             "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
@@ -226,6 +228,7 @@ class Collector:
         )
         self.ingest = MqttIngest(config.mqtt)
         self.http: HttpServer | None = None
+        self.uptime_export: UptimeExporter | None = None
         if config.http.listen:
             self.http = HttpServer(
                 config.http.listen,
@@ -238,14 +241,19 @@ class Collector:
             # Each route is described in chargewatch.api.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
+            self.http.routes["ocpi/evses"] = self._api_ocpi_evses
             self.api_ledger = Ledger(ledger_path, read_only=True)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
+            # The uptime gauges /metrics serves (the faults-reliability dashboard).
+            self.uptime_export = UptimeExporter(str(ledger_path), self.fleet, clock=time.time)
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
+        # SIGHUP (cli/run.py) asks it; the pipeline thread reloads.
+        self.reloader = ConfigReloader(self, now=time.time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpus_before: set[int] | None = None
@@ -259,6 +267,8 @@ class Collector:
             self._cpus_before = os.sched_getaffinity(0)
             os.sched_setaffinity(0, self.config.cpus)
             log.info("threads on CPUs %s", ",".join(map(str, self.config.cpus)))
+        for line in loaded_summary(self):
+            log.info("loaded %s", line)
         self.notify.start()
         for w in (self.writer, self.rollup_writer):
             if w is not None:
@@ -266,6 +276,8 @@ class Collector:
         if self.http is not None:
             self.http.start()
             log.info("HTTP on port %d (/metrics, /healthz, /readyz, /api/v1)", self.http.port)
+        if self.uptime_export is not None:
+            self.uptime_export.start()
         self.ingest.start()
         self._thread = threading.Thread(target=self._loop, name="collector.pipeline", daemon=True)
         self._thread.start()
@@ -296,6 +308,8 @@ class Collector:
         if self._cpus_before is not None:  # (an embedding process keeps its own)
             os.sched_setaffinity(0, self._cpus_before)
             self._cpus_before = None
+        if self.uptime_export is not None:
+            self.uptime_export.stop()
         if self.http is not None:
             self.http.stop()
         self.deadletter.close()
@@ -359,12 +373,19 @@ class Collector:
             else:
                 metrics.INGEST_LAG.set(0.0)
             metrics.QUEUE_DEPTH.set(len(self.ingest.inbox))
+            self._reload_if_asked(now)
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
                 try:
                     self._tick(now)
                 except StorageUnavailableError:
                     return
+
+    def _reload_if_asked(self, now: float) -> None:
+        try:
+            self.reloader.poll(now)
+        except Exception:  # a reload bug must not stop ingest; the old sets stay
+            log.exception("reload failed")
 
     def _make_durable(self) -> None:
         """The batch's writes that are not made by a stage, before its ack."""
@@ -374,7 +395,9 @@ class Collector:
         if self.state.changes != self._saved_changes:
             # A status or online flag is sent once, on change: it must be on
             # disk before the broker forgets the message (the ack below).
-            self.fleet_store.journal()
+            changes = self.fleet_store.journal()
+            # And in the ledger's status history, which uptime reads (issue 22).
+            self.ledger.write_port_status(changes["connectors"], now=time.time())
             self._saved_changes = self.state.changes
 
     def _tick(self, now: float) -> None:
@@ -486,6 +509,13 @@ class Collector:
     def _api_fleet(self, params: dict[str, str], rest: list[str]) -> Response:
         """Current state of every connector (latest values, status, liveness)."""
         return json_response(self.fleet_view(time.time()))
+
+    def _api_ocpi_evses(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Each connector as an OCPI 2.2.1 EVSE with its status (AFIR feeds)."""
+        now = time.time()
+        offline = self.detectors.signals.get("charger_offline")
+        with self.state_lock:
+            return json_response(ocpi_evses_document(self.state, self.index, now, offline))
 
     def fleet_view(self, now: float) -> dict[str, Any]:
         """The fleet document of ``/api/v1/fleet``, safe to call from any thread."""

@@ -43,6 +43,18 @@ MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the b
 MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")
 CONNECTORS = Gauge("chargewatch_connectors", "Connectors seen", ["inventory"])
 CHARGERS_ONLINE = Gauge("chargewatch_chargers_online", "Chargers currently online")
+# Set by collector/uptime_export.py every few minutes (faults-reliability dashboard).
+PORT_UPTIME = Gauge(
+    "chargewatch_port_uptime_percent",
+    "Port uptime by the 23 CFR 680.116(b) formula over the ports of a site (site empty: "
+    "the fleet), window 30d or 12m (T = 525,600 min); docs/analytics.md, Uptime",
+    ["site", "window"],
+)
+PORTS_AT_OR_BELOW_NEVI = Gauge(
+    "chargewatch_ports_at_or_below_nevi_floor",
+    "Ports of a site whose trailing 12-month uptime is not above 97 %",
+    ["site"],
+)
 # Set by the alerting stage (the collector-health dashboard and docs/deploy.md read them).
 RULE_EVAL_SECONDS = Histogram(
     "chargewatch_rule_evaluation_seconds",
@@ -56,6 +68,22 @@ RULES_RELOAD_SUCCESS = Gauge(
 RULES_RELOAD_TIME = Gauge(
     "chargewatch_rules_last_reload_success_timestamp_seconds",
     "When the rules were last loaded successfully (the engine's clock).",
+)
+# Rules, tariffs and fleet reloaded on SIGHUP (rules also when their files change).
+CONFIG_RELOAD_SUCCESS = Gauge(
+    "chargewatch_config_last_reload_success",
+    "Whether the last load of rules, tariffs or fleet succeeded (1) or kept the previous set (0)",
+    ["config"],
+)
+CONFIG_RELOAD_TIME = Gauge(
+    "chargewatch_config_last_reload_success_timestamp_seconds",
+    "When rules, tariffs or fleet were last loaded successfully",
+    ["config"],
+)
+CONFIG_RELOADS = Counter(
+    "chargewatch_config_reloads_total",
+    "Reloads of rules, tariffs or fleet after start, by result (ok, failed)",
+    ["config", "result"],
 )
 ALERTS = Gauge("chargewatch_alerts", "Alert instances by state and severity", ["state", "severity"])
 REMEDIATION_COMMANDS = Counter(

@@ -29,8 +29,9 @@ I64 = NDArray[np.int64]
 
 def _inventory(index: ConnectorIndex | None, n: int) -> tuple[F64, F64, NDArray[np.int8]]:
     """Rated current, nominal voltage and phases of connectors ``0..n-1``: views of
-    the index's columns (written once per connector, never changed) when it covers
-    them, so 17 detectors share one copy; else defaults past its end."""
+    the index's columns (written when a connector is added, rewritten in place by a
+    fleet reload) when it covers them, so 17 detectors share one copy; else
+    defaults past its end."""
     if index is not None and len(index) >= n:
         return index.rated_current_a[:n], index.nominal_voltage_v[:n], index.phases[:n]
     rated, nominal, phases = np.zeros(n), np.full(n, 230.0), np.full(n, 3, np.int8)

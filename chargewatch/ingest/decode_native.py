@@ -39,7 +39,7 @@ from chargewatch.core.gcpause import gc_paused
 from chargewatch.ingest.decode_simd import SimdColumns
 from chargewatch.ingest.topics import Route
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.decoding import DecodeSink, SinkMark
 from chargewatch.model.events import (
     CONNECTOR_STATUSES,
     ERROR_CODES,
@@ -226,7 +226,7 @@ class NativeDecoder:
         # more. JSON cannot hold a cycle, so pausing it until they are freed
         # (with the inner frame) loses nothing.
         with gc_paused():
-            mark = _Mark(sink)
+            mark = SinkMark(sink)
             try:
                 self._decode_meters(messages, sink)
             except Exception:
@@ -246,7 +246,7 @@ class NativeDecoder:
         pending = [messages]
         while pending:
             part = pending.pop()
-            mark = _Mark(sink)
+            mark = SinkMark(sink)
             try:
                 self._decode_meters(part, sink)
             except Exception as exc:
@@ -546,26 +546,6 @@ class NativeDecoder:
                 signed_data=_str(doc, "signed_data", 65536),
             )
         )
-
-
-class _Mark:
-    """How much a sink held; rolling back drops whatever a failed decode added."""
-
-    __slots__ = ("blocks", "events", "rejects", "rows")
-
-    def __init__(self, sink: DecodeSink) -> None:
-        self.rows = len(sink.meter.conn)
-        self.blocks = len(sink.meter.blocks)
-        self.events = len(sink.events)
-        self.rejects = len(sink.rejects)
-
-    def rollback(self, sink: DecodeSink) -> None:
-        meter = sink.meter
-        for rows in (meter.conn, meter.ts, meter.recv, meter.rows):
-            del rows[self.rows :]
-        del meter.blocks[self.blocks :]
-        del sink.events[self.events :]
-        del sink.rejects[self.rejects :]
 
 
 def _internal_error(

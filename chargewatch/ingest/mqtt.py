@@ -10,7 +10,7 @@ in-flight window is then the backpressure that bounds the inbox.
 
 from __future__ import annotations
 
-__all__ = ["Inbound", "MqttConfig", "MqttIngest"]
+__all__ = ["Inbound", "MqttConfig", "MqttIngest", "secure"]
 
 import collections
 import logging
@@ -82,6 +82,24 @@ class MqttConfig:
 _FILTERS_PER_SUBSCRIBE = 200
 
 
+def secure(client: mqtt.Client, config: MqttConfig) -> None:
+    """Give ``client`` the broker credentials and TLS settings of ``config``.
+
+    One place for both of chargewatch's MQTT clients (the collector's ingest
+    and the OCPP bridge's mirror), so a TLS option means the same in each.
+    """
+    if config.username:
+        client.username_pw_set(config.username, config.password or None)
+    if config.tls:
+        ctx = ssl.create_default_context(cafile=config.ca_file or None)
+        if config.cert_file:
+            ctx.load_cert_chain(config.cert_file, config.key_file or None)
+        if config.tls_insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        client.tls_set_context(ctx)
+
+
 class MqttIngest:
     def __init__(self, config: MqttConfig) -> None:
         self.config = config
@@ -111,16 +129,7 @@ class MqttIngest:
             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
             manual_ack=config.manual_ack,
         )
-        if config.username:
-            client.username_pw_set(config.username, config.password or None)
-        if config.tls:
-            ctx = ssl.create_default_context(cafile=config.ca_file or None)
-            if config.cert_file:
-                ctx.load_cert_chain(config.cert_file, config.key_file or None)
-            if config.tls_insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            client.tls_set_context(ctx)
+        secure(client, config)
         client.reconnect_delay_set(
             min_delay=max(1, int(config.reconnect_min_s)), max_delay=int(config.reconnect_max_s)
         )

@@ -7,7 +7,7 @@ do, and the sink is drained once per batch by the pipeline.
 
 from __future__ import annotations
 
-__all__ = ["DecodeSink", "Rejection"]
+__all__ = ["DecodeSink", "Rejection", "SinkMark"]
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,3 +49,28 @@ class DecodeSink:
         index: int | None = None,
     ) -> None:
         self.rejects.append(Rejection(topic, reason, detail, payload, recv, index))
+
+
+class SinkMark:
+    """How much a sink held; rolling back drops whatever a failed decode added.
+
+    A decoder that raises half-way through a message must not leave that
+    message's first rows behind: the message is rejected whole, so its output
+    goes too.
+    """
+
+    __slots__ = ("blocks", "events", "rejects", "rows")
+
+    def __init__(self, sink: DecodeSink) -> None:
+        self.rows = len(sink.meter.conn)
+        self.blocks = len(sink.meter.blocks)
+        self.events = len(sink.events)
+        self.rejects = len(sink.rejects)
+
+    def rollback(self, sink: DecodeSink) -> None:
+        meter = sink.meter
+        for column in (meter.conn, meter.ts, meter.recv, meter.rows):
+            del column[self.rows :]
+        del meter.blocks[self.blocks :]
+        del sink.events[self.events :]
+        del sink.rejects[self.rejects :]

@@ -162,6 +162,9 @@ class ConnectorIndex:
         self.nominal_voltage_v = np.zeros(cap, np.float64)
         self.rated_current_a = np.zeros(cap, np.float64)
         self.known = np.zeros(cap, np.bool_)
+        # Bumped by refit(): caches of per-connector inventory (labels,
+        # thresholds) compare it to know when to rebuild.
+        self.generation = 0
         for spec in self.fleet.chargers.values():
             for c in range(1, spec.connectors + 1):
                 self.id(spec.id, c)
@@ -183,7 +186,12 @@ class ConnectorIndex:
         n = len(self.keys)
         if n == self.site.shape[0]:
             self._grow(2 * n)
-        spec = self.fleet.charger(key[0])
+        self._ids[key] = n
+        self.keys.append(key)
+        self._describe(n, self.fleet.charger(key[0]))
+        return n
+
+    def _describe(self, n: int, spec: ChargerSpec) -> None:
         sid = self._site_ids.get(spec.site)
         if sid is None:
             sid = self._site_ids[spec.site] = len(self.site_names)
@@ -194,9 +202,18 @@ class ConnectorIndex:
         self.nominal_voltage_v[n] = spec.nominal_voltage_v
         self.rated_current_a[n] = spec.rated_current_a
         self.known[n] = spec.known
-        self._ids[key] = n
-        self.keys.append(key)
-        return n
+
+    def refit(self, fleet: Fleet) -> None:
+        """Take a reloaded inventory: ids stay (state arrays are indexed by them),
+        every connector's inventory columns are rewritten in place and the new
+        inventory's connectors are added."""
+        self.fleet = fleet
+        for n, (charger, _) in enumerate(self.keys):
+            self._describe(n, fleet.charger(charger))
+        for spec in fleet.chargers.values():
+            for c in range(1, spec.connectors + 1):
+                self.id(spec.id, c)
+        self.generation += 1
 
     def _grow(self, cap: int) -> None:
         def grown(a: NDArray[Any]) -> NDArray[Any]:

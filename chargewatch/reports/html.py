@@ -34,8 +34,10 @@ from chargewatch.analytics.session_frame import Level, SessionFrame, Window
 from chargewatch.analytics.usage import starting_in
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.tariff import Tariff
+from chargewatch.model.fleet import Fleet
 from chargewatch.reports import plots
 from chargewatch.reports.dataset_ledger import record_from_dict
+from chargewatch.reports.uptime_section import uptime_section
 from chargewatch.sessions.outputs import session_periods
 from chargewatch.storage.analytics_source import (
     has_alert_history,
@@ -133,11 +135,18 @@ def fleet_report(
     site: str | None = None,
     zones: Mapping[str, str] | None = None,
     connectors: Mapping[str, int] | None = None,
+    fleet: Fleet | None = None,
     notes: Sequence[str] = (),
     clock: str | None = None,
 ) -> Report:
-    """Usage report over ``window``; ``clock`` names local time where a zone name would mislead."""
-    a = _analyse(ledger, window, site, zones or {}, connectors)
+    """Usage report over ``window``; ``clock`` names local time where a zone name would mislead.
+
+    ``fleet``, the inventory, sets the chargers and connectors counted (those
+    without a session too) and which chargers are DC; ``connectors`` alone only
+    the connector counts of chargers with sessions.
+    """
+    inv = _Inventory.of(fleet, connectors, site)
+    a = _analyse(ledger, window, site, zones or {}, inv)
     summary = _summary(a, window)
     page = _Page(title)
     for n in notes:
@@ -146,6 +155,7 @@ def fleet_report(
     label = site or "fleet"
     _usage_sections(page, a, label, clock)
     _reliability_section(page, a.rel, label)
+    uptime_section(page, ledger, window.lo, window.hi, site)
     _revenue_section(page, a.rev, a.rev_days, label)
     _peers_section(page, a.peer, label)
     _peak_section(page, a.peak)
@@ -172,18 +182,50 @@ class _Analyses:
     peak: list[Doc]
 
 
+@dataclass(frozen=True)
+class _Inventory:
+    """What the report takes from the fleet file (or the dataset's plug counts)."""
+
+    connectors: Mapping[str, int] | None = None
+    charger_sites: Mapping[str, str] | None = None
+    dc: Mapping[str, bool] | None = None
+
+    @staticmethod
+    def of(
+        fleet: Fleet | None, connectors: Mapping[str, int] | None, site: str | None
+    ) -> _Inventory:
+        if fleet is None:
+            return _Inventory(connectors)
+        # With --site only that site's chargers are the inventory.
+        specs = [c for c in fleet.chargers.values() if not site or c.site == site]
+        return _Inventory(
+            {**(connectors or {}), **{c.id: c.connectors for c in specs}},
+            {c.id: c.site for c in specs},
+            {c.id: c.is_dc for c in fleet.chargers.values()},
+        )
+
+
 def _analyse(
     ledger: Ledger,
     window: Window,
     site: str | None,
     zones: Mapping[str, str],
-    connectors: Mapping[str, int] | None,
+    inv: _Inventory,
 ) -> _Analyses:
     frame = load_frame(ledger, window, site=site)
     level: Level = "site" if site else "fleet"
     started = frame.select(starting_in(frame, window))
-    util = utilisation(frame, window, level=level, zones=zones, connectors=connectors)
-    util_sites = utilisation(frame, window, level="site", zones=zones, connectors=connectors)
+    util, util_sites = (
+        utilisation(
+            frame,
+            window,
+            level=lv,
+            zones=zones,
+            connectors=inv.connectors,
+            charger_sites=inv.charger_sites,
+        )
+        for lv in (level, "site")
+    )
     days = daily(frame, window, level=level, zones=zones)
     dists = distributions(frame, window, level=level)
     history = (
@@ -193,7 +235,7 @@ def _analyse(
     cdrs = load_cdrs(ledger, window, site=site)
     rev = revenue(frame, cdrs, window, level="site")
     rev_days = revenue_per_day(frame, cdrs, window, zones=zones)
-    peer = peers(frame, window)
+    peer = peers(frame, window, dc=inv.dc)
     peak = peak_power(frame, window)
     return _Analyses(frame, started, util, util_sites, days, dists, rel, rev, rev_days, peer, peak)
 
@@ -204,8 +246,9 @@ def _summary(a: _Analyses, window: Window) -> Doc:
         "window": {"from": window.lo, "to": window.hi},
         "sessions": len(a.started),
         "energy_kwh": float(a.started.energy_wh.sum()) / 1000.0,
-        "chargers": len(set(a.frame.charger.tolist())),
-        "sites": len(set(a.frame.site.tolist())),
+        # The inventory's counts when given (util counts its idle chargers too).
+        "chargers": util[0]["chargers"] if util else len(set(a.frame.charger.tolist())),
+        "sites": len(util[0]["sites"]) if util else len(set(a.frame.site.tolist())),
         "connectors": util[0]["connectors"] if util else 0,
         "occupied_share": util[0]["occupied_share"] if util else None,
         "charging_share": util[0]["charging_share"] if util else None,
@@ -271,7 +314,7 @@ def _site_util_row(u: Doc) -> list[Any]:
 _FAILED = ("charger", "sessions", "failed", "no energy", "failed share")
 _FAULTS = (
     "charger", "site", "availability", "down h", "outages", "MTBF h", "MTTR h", "faults",
-    "by kind",
+    "by kind", "info alerts",
 )  # fmt: skip
 
 
@@ -279,8 +322,9 @@ def _reliability_section(page: _Page, rel: Doc, label: str) -> None:
     """Failed sessions by charger, then availability, MTBF and MTTR from the alert history."""
     page.h2("Reliability")
     page.p(
-        f"Failed session: under {rel['min_energy_wh']:g} Wh delivered, or a fault alert on the "
-        "charger while plugged in."
+        f"Failed session: under {rel['min_energy_wh']:g} Wh delivered, or a fault alert of "
+        f"severity {' or '.join(rel['fault_severities'])} on the charger while plugged in "
+        "(info alerts are counted apart, never as failures)."
     )
     worst_failed = sorted(rel["sessions"], key=lambda r: (-r["failed"], r["group"]))[:10]
     if worst_failed and worst_failed[0]["failed"]:
@@ -312,6 +356,7 @@ def _fault_row(c: Doc) -> list[Any]:
         c["mttr_hours"],
         c["faults"],
         ", ".join(f"{k} {v}" for k, v in c["faults_by_kind"].items()),
+        c["info_alerts"],
     ]
 
 
@@ -342,25 +387,25 @@ def _revenue_section(page: _Page, rev: list[Doc], rev_days: list[Doc], label: st
 
 
 _PEERS = (
-    "charger", "site", "peers", "sessions", "kWh per plugged-in h", "z", "avg charging kW", "z",
-    "kWh/session", "z", "deviates in",
+    "charger", "site", "kind", "peers", "sessions", "kWh per plugged-in h", "z",
+    "avg charging kW", "z", "kWh/session", "z", "deviates in",
 )  # fmt: skip
 # Each shown with its robust z-score, in this order.
 _PEER_FIGURES = ("kwh_per_connected_hour", "avg_charging_kw", "kwh_per_session")
 
 
 def _peers_section(page: _Page, peer: list[Doc], label: str) -> None:
-    """The chargers whose figures deviate from their site's peers (robust z-scores)."""
-    page.h2("Chargers that deviate from their site's peers")
+    """The chargers whose figures deviate from their peers: same site, same kind (AC/DC)."""
+    page.h2("Chargers that deviate from their site's peers of the same kind (AC, DC)")
     page.figure("peers.png", plots.peers_figure(peer, label, "kwh_per_connected_hour"), "peers")
     dev = [r for r in peer if r["deviates"]]
     rows = [
-        [r["charger"], r["site"], r["peers"], r["sessions"],
+        [r["charger"], r["site"], r["kind"], r["peers"], r["sessions"],
          *[v for f in _PEER_FIGURES for v in (r["figures"][f], r["z"][f])],
          " ".join(r["deviates"])]
         for r in dev[:20]
     ]  # fmt: skip
-    page.table(_PEERS, rows, left=2)
+    page.table(_PEERS, rows, left=3)
     page.p(f"{len(dev)} of {len(peer)} chargers deviate (robust z beyond ±3.5).", "note")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "daily_figure",
+    "day_axis",
     "histograms_figure",
     "peers_figure",
     "reliability_figure",
@@ -95,12 +96,31 @@ def daily_figure(group: dict[str, Any], title: str) -> bytes:
         )
         ax1.legend(loc="upper right")
         ax2.legend(loc="upper right")
-    loc = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]  # untyped in matplotlib 3.x
-    ax2.xaxis.set_major_locator(loc)
-    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))  # type: ignore[no-untyped-call]
+    day_axis(ax2, len(days))
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def day_axis(ax: Any, n_days: int) -> None:
+    """Date labels a reader can put on a bar: every day ("Mon 07 Dec") up to a
+    month, Mondays up to half a year (days as minor ticks), else months."""
+    minor: Any = None
+    if n_days <= 31:
+        major: Any = mdates.DayLocator()  # type: ignore[no-untyped-call]
+        fmt = "%a %d %b"
+    elif n_days <= 183:
+        major = mdates.WeekdayLocator(byweekday=mdates.MO)  # type: ignore[no-untyped-call]
+        fmt, minor = "%a %d %b", mdates.DayLocator()  # type: ignore[no-untyped-call]
+    else:
+        major = mdates.MonthLocator()  # type: ignore[no-untyped-call]
+        fmt = "%b %Y"
+        minor = mdates.WeekdayLocator(byweekday=mdates.MO)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(major)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))  # type: ignore[no-untyped-call]
+    if minor is not None:
+        ax.xaxis.set_minor_locator(minor)
+    ax.tick_params(axis="x", which="major", labelrotation=90, labelsize=8)
 
 
 def _bin_label(b: dict[str, Any]) -> str:

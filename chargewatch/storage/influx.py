@@ -101,6 +101,11 @@ class InfluxWriter:
         self._flusher: threading.Thread | None = None
         self.lines_written = 0
         self.last_error = ""
+        # The commonest reasons as series from the start: a healthy collector's
+        # write-error panel and rate() read 0, not "no data" (status codes
+        # appear with their first error).
+        for reason in ("connection", "config"):
+            metrics.WRITE_ERRORS.labels(reason=reason)
         # Set while the target database or retention policy is missing: a
         # configuration error, re-checked at the longest backoff, not hammered.
         self.config_error = ""

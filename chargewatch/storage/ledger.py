@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -278,6 +279,23 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
                 key_pinned INTEGER NOT NULL,
                 PRIMARY KEY (session_id, seq)
             )""",
+        ),
+    ),
+    (
+        # Issue 22: every connector status change, kept so that uptime over a past
+        # year survives restarts (the fleet state keeps only the latest status).
+        # Keyed by port and time: re-recording a replay adds nothing.
+        11,
+        (
+            """CREATE TABLE port_status (
+                charger TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                at REAL NOT NULL,               -- when the charger says it changed
+                status TEXT NOT NULL,           -- OCPP 1.6 ChargePointStatus
+                error_code TEXT NOT NULL,       -- OCPP 1.6 ChargePointErrorCode
+                PRIMARY KEY (charger, connector, at)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX port_status_by_at ON port_status(at)",
         ),
     ),
 ]
@@ -616,6 +634,21 @@ class Ledger:
             self.db.executemany(
                 "INSERT OR IGNORE INTO alert_transitions VALUES (?,?,?,?,?,?)", rows
             )
+            return self.db.total_changes - before
+
+    @_durable
+    def write_port_status(self, rows: Iterable[Sequence[Any]], *, now: float) -> int:
+        """Append connector status changes, ``[charger, connector, status, error code,
+        since]`` as FleetState.take_changes gives them; ``since`` unknown (NaN/None)
+        is ``now``. A change already stored is ignored."""
+        values = [
+            (str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), str(r[3]) or "NoError") for r in rows
+        ]
+        if not values:
+            return 0
+        with self._tx():
+            before = self.db.total_changes
+            self.db.executemany("INSERT OR IGNORE INTO port_status VALUES (?,?,?,?,?)", values)
             return self.db.total_changes - before
 
     @_durable
@@ -1029,3 +1062,12 @@ def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
             "SELECT record FROM sessions WHERE session_id=?", (session_id,)
         ).fetchone()
     return None if row is None else _with_signature(dict(json.loads(row[0])))
+
+
+def _at(since: Any, now: float) -> float:
+    """A status change's time: the charger's timestamp, else when it was seen."""
+    try:
+        t = float(since)
+    except (TypeError, ValueError):
+        return now
+    return now if math.isnan(t) else t

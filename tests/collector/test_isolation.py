@@ -195,3 +195,65 @@ def test_the_sink_is_rolled_back_to_what_good_messages_produced(
     )
     assert stored(sink.meter.build(), index) == good_alone()
     assert sorted(r.reason for r in sink.rejects) == ["bad_timestamp", "internal_error"]
+
+
+def test_an_ocpp_handler_that_raises_half_way_leaves_none_of_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The OCPP message is rejected whole: rows its handler added before raising go too."""
+    from chargewatch.ingest.ocpp import decoder as ocpp_decoder  # noqa: PLC0415
+    from chargewatch.ingest.ocpp import v16  # noqa: PLC0415
+
+    real = v16.HANDLERS["MeterValues"]
+
+    def half_then_raise(ctx: Any, f: Any, payload: Any) -> None:
+        real(ctx, f, payload)  # emits the rows
+        if f.charger == "BUG":
+            raise ZeroDivisionError("a bug after the rows")
+
+    monkeypatch.setitem(ocpp_decoder._HANDLERS, ("1.6", "MeterValues"), half_then_raise)
+    frame = [
+        2,
+        "m1",
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-24T10:00:00Z",
+                    "sampledValue": [{"value": "7000", "measurand": "Power.Active.Import"}],
+                }
+            ],
+        },
+    ]
+    decoder = ocpp_decoder.OcppDecoder(ConnectorIndex())
+    sink = DecodeSink()
+    for charger in ("OK", "BUG"):
+        topic = f"ocpp/1.6/{charger}/cp"
+        decoder.decode(topic, "1.6", charger, "cp", orjson.dumps(frame), NOW, sink)
+    batch = sink.meter.build()
+    assert [decoder.index.keys[c][0] for c in batch.conn.tolist()] == ["OK"]
+    assert [(r.topic, r.reason) for r in sink.rejects] == [("ocpp/1.6/BUG/cp", "internal_error")]
+
+
+class _Recorder:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.seen = 0
+
+    def on_batch(self, batch: MeterBatch, events: list[Any], now: float) -> None:
+        self.seen += len(batch)
+        if self.fail:
+            raise KeyError("a stage bug")
+
+    def tick(self, now: float) -> None:
+        pass
+
+
+def test_a_stage_that_raises_does_not_cost_the_other_stages_the_batch() -> None:
+    """The failure still surfaces (the service keeps the batch for inspection)."""
+    broken, after = _Recorder(fail=True), _Recorder(fail=False)
+    pipeline = Pipeline(ConnectorIndex(), stages=[broken, after])
+    with pytest.raises(KeyError, match="a stage bug"):
+        pipeline.process(good(), NOW)
+    assert broken.seen == after.seen == 80

@@ -11,6 +11,7 @@ import yaml
 
 from chargewatch.cli import main
 from chargewatch.simulator import FaultSpec, SimConfig, Simulation
+from chargewatch.storage.ledger import Ledger
 
 
 def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
@@ -84,7 +85,19 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     (outage,) = line["outages"]
     assert outage["evidence"]["error_codes"] == ["GroundFailure"]
     assert outage["evidence"]["mrec"] == ["CX002"]  # the label rules/error_codes.yaml adds
-    assert line["outage_min"] == pytest.approx((t_res - t_fire) / 60.0)
+    # The outage runs from the first signal (the Faulted status, kept in the ledger's
+    # status history) to the last (the alert resolving after `for:`), counted once.
+    with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
+        history = ledger.db.execute(
+            "SELECT at, status, error_code FROM port_status"
+            " WHERE charger = 'CP0002' AND connector = '1' ORDER BY at"
+        ).fetchall()
+    faulted = next(at for at, status, code in history if status == "Faulted")
+    assert [code for at, status, code in history if at == faulted] == ["GroundFailure"]
+    assert 1800 <= faulted - start < 1800 + 60  # the fault's start, not the alert's
+    assert outage["evidence"]["alerts"] == ["OcppGroundFailure", "status"]
+    assert outage["start"] == pytest.approx(faulted)
+    assert line["outage_min"] == pytest.approx((start + t_res - faulted) / 60.0)
     window_min = (line["window_end"] - line["window_start"]) / 60.0
     assert line["uptime_pct"] == pytest.approx((window_min - line["outage_min"]) / window_min * 100)
 

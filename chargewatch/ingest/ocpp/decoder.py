@@ -32,7 +32,7 @@ from chargewatch.ingest.ocpp.framing import (
 from chargewatch.ingest.ocpp.schemas import actions as known_actions
 from chargewatch.ingest.ocpp.state import ChargerState, Pending, Side
 from chargewatch.ingest.ocpp.validation import validated
-from chargewatch.model.decoding import DecodeSink
+from chargewatch.model.decoding import DecodeSink, SinkMark
 from chargewatch.model.events import Source
 from chargewatch.model.fleet import ConnectorIndex
 
@@ -101,9 +101,11 @@ class OcppDecoder:
         """Decode one MQTT message of ``ocpp/<version>/<charger>/<source>``. Never raises."""
         if not isinstance(payload, bytes):  # tolerate bytearray/memoryview/str from callers
             payload = as_bytes(payload)
+        mark = SinkMark(sink)
         try:
             self._decode(topic, version, charger, source, payload, recv, sink)
         except Exception as exc:  # the ingest loop must survive any bug in here
+            mark.rollback(sink)  # the message is rejected whole: none of its rows stay
             detail = f"{type(exc).__name__}: {exc}"
             sink.reject(topic, "internal_error", detail, text(payload), recv)
 
