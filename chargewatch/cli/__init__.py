@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.report",
     "chargewatch.cli.uptime",
     "chargewatch.cli.ledger",
+    "chargewatch.cli.ocmf",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
     "chargewatch.cli.bridge",

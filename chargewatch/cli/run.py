@@ -88,6 +88,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         tariffs=Path(tariffs) if tariffs else None,
         session_config=SessionConfig(energy_policy=config.billing.energy_policy),
         unknown_tariffs=config.billing.unknown_tariffs,
+        receipt_base_url=args.receipt_base_url or config.billing.receipt_base_url,
     )
     s = result.stats
     summary = {
@@ -150,6 +151,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fleet", help="fleet.yaml (default: the config's)")
     p.add_argument("--rules", help="rules directory (default: the config's)")
     p.add_argument("--tariffs", help="tariffs directory (default: the config's)")
+    p.add_argument(
+        "--receipt-base-url",
+        metavar="URL",
+        help="CDRs' signed_data.url: URL/api/v1/sessions/{id}/receipt (billing.receipt_base_url)",
+    )
     p.add_argument("--lines", type=Path, help="also write line protocol to this file")
     p.set_defaults(func=cmd_replay)
 

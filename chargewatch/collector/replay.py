@@ -6,7 +6,7 @@ __all__ = ["ReplayResult", "replay"]
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -19,6 +19,7 @@ from chargewatch.collector.cdr_issuer import CdrIssuer, check_tariff_references
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
+from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
@@ -58,6 +59,7 @@ def replay(
     tariffs: Path | None = None,
     session_config: SessionConfig | None = None,
     unknown_tariffs: str = "fail",
+    receipt_base_url: str = "",
 ) -> ReplayResult:
     keep_freed_batch_memory()  # as the service does
     fleet = fleet or Fleet.empty()
@@ -76,11 +78,15 @@ def replay(
     def emit_cdr(line: str) -> None:
         cdrs_out.write(line + "\n")
 
-    issuer = CdrIssuer(fleet, tariff_map, ledger=ledger, emit=emit_cdr)
-    sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
-    sessions = SessionStage(
-        SessionEngine(index, session_config), ledger=ledger, listeners=[sessions_jsonl, issuer]
+    issuer = CdrIssuer(
+        fleet, tariff_map, ledger=ledger, emit=emit_cdr, receipt_base_url=receipt_base_url
     )
+    sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
+    # The config's policy (run's), with the fleet's pinned meter keys.
+    engine_config = replace(session_config or SessionConfig(), meter_keys=fleet.meter_keys)
+    engine = SessionEngine(index, engine_config)
+    findings = SignatureFindings(index)
+    sessions = SessionStage(engine, ledger=ledger, listeners=[sessions_jsonl, issuer, findings])
     lines = LineFile(lines_file) if lines_file else None
     state = FleetState(index)
     alerts_out = (out / "alerts.jsonl").open("wb")
@@ -99,7 +105,11 @@ def replay(
         AlertEngine(rules or default_rules_dir(), index),
         state,
         # The same frame as live (service.py), so rules behave the same.
-        providers=[detector_signals(detectors, index), ocpp_versions(ocpp, index)],
+        providers=[
+            detector_signals(detectors, index),
+            ocpp_versions(ocpp, index),
+            findings.signals,
+        ],
         on_transitions=record_transitions,
     )
     pipeline = Pipeline(

@@ -69,6 +69,9 @@ class BillingConfig:
     # silently); "warn" logs it and records those sessions unpriced, for a
     # tariff not yet published.
     unknown_tariffs: str = "fail"
+    # Where drivers reach this deployment's API (https://charge.example.com): a
+    # CDR's signed_data.url is <base>/api/v1/sessions/{id}/receipt. "": no url.
+    receipt_base_url: str = ""
 
 
 #: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
@@ -114,7 +117,7 @@ def _tokens(s: Section) -> tuple[ApiToken, ...]:
 
 
 def read_billing(top: Section) -> BillingConfig:
-    s = top.child("billing", allowed=("energy_policy", "unknown_tariffs"))
+    s = top.child("billing", allowed=("energy_policy", "unknown_tariffs", "receipt_base_url"))
     return BillingConfig(
         energy_policy=s.get(
             "energy_policy",
@@ -130,7 +133,21 @@ def read_billing(top: Section) -> BillingConfig:
             check=lambda v: v in UNKNOWN_TARIFFS,
             expected=" or ".join(UNKNOWN_TARIFFS),
         ),
+        receipt_base_url=s.get(
+            "receipt_base_url",
+            str,
+            "",
+            check=_http_url,
+            expected="an http(s) URL without query or fragment, e.g. https://charge.example.com",
+        ),
     )
+
+
+def _http_url(v: str) -> bool:
+    from urllib.parse import urlsplit  # noqa: PLC0415  (only when the key is set)
+
+    u = urlsplit(v)
+    return u.scheme in ("http", "https") and bool(u.netloc) and not u.query and not u.fragment
 
 
 def read_limits(top: Section) -> LimitsConfig:

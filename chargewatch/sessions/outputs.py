@@ -51,6 +51,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "currency",
     "total_cost_excl_vat",
     "total_cost_incl_vat",
+    # The verdict on the meter's signed readings (docs/signatures.md).
+    "signature_status",
+    "signature_reason",
+    "key_pinned",
 )
 
 
