@@ -55,6 +55,10 @@ class ChargerOfflineParams(Params):
 @dataclass(frozen=True, slots=True)
 class StaleTelemetryParams(Params):
     silence_s: float = _p(300.0, 1, 86400, "no meter sample while one is expected")
+    # A connector's own cadence (900 s clock-aligned values while idle, 300 s
+    # sample intervals) is a silence of its own: never judged shorter than this.
+    interval_factor: float = _p(1.5, 1, 100, "... nor for fewer of its own intervals ...")
+    interval_margin_s: float = _p(30.0, 0, 3600, "... plus this long (per mode, learned)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,8 @@ class PhaseImbalanceParams(Params):
 class PowerOscillationParams(Params):
     window_samples: int = _p(10, 3, 1000, "reversals counted over this many samples")
     min_reversals: int = _p(4, 2, 1000, "this many large direction reversals in the window")
+    # At 1 Hz ten samples span half a 20 s swing: the window is also one of time.
+    window_s: float = _p(60.0, 1, 86400, "... or within this long (fast sampling)")
     swing_fraction: float = _p(0.3, 0.01, 10, "a large step is this fraction of the power")
     min_power_w: float = _p(1000.0, 1, 1e6, "steps measured against at least this power")
     min_duration_s: float = _p(60.0, 0, 86400, "oscillating this long")

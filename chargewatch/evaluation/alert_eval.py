@@ -102,6 +102,7 @@ class FaultCase:
     duration: float | None = None
     params: tuple[tuple[str, float], ...] = ()
     label: str = ""  # a variant's name in the report (default: the fault)
+    in_session: bool = False  # hosted in a charging session (FaultSpec.in_session)
 
 
 #: Every telemetry fault the simulator can inject, the two the issue saw missed
@@ -124,6 +125,7 @@ FAULT_CASES: tuple[FaultCase, ...] = (
         duration=360.0,
         params=(("offset_pct", -17.4), ("phase", 1.0)),
         label="voltage_sag(L1 190V,6min)",
+        in_session=True,  # "during a three-phase session at about 20 kW" (issue 17)
     ),
     FaultCase("phase_loss", pool="three_phase"),
     FaultCase("phase_imbalance", pool="three_phase"),
@@ -312,6 +314,7 @@ def _place(
                     start=start,
                     duration=case.duration,
                     params=dict(case.params),
+                    in_session=case.in_session,
                 )
             )
             placed.append(case)
