@@ -27,10 +27,13 @@ stale_telemetry
     per connector and mode (idle / in a session: OCPP's ClockAlignedDataInterval
     and MeterValueSampleInterval differ, e.g. 900 s and 10 s) as the median of
     its last gaps between meter rows received in that mode; the silence clock
-    restarts when the mode changes. Ignores: OCPP connectors without a session
-    that never sent idle values, idle reporters until their cadence is known,
-    offline chargers (charger_offline covers them), gaps shorter than the
-    connector's timeout.
+    restarts when the mode changes. Online: by the charger's online flag when
+    it publishes one (native last will, a bridge); otherwise (OCPP) a silence
+    counts once another message of the charger (heartbeat, status, ...) came
+    inside it. Ignores: OCPP connectors without a session that never sent idle
+    values, idle reporters until their cadence is known, offline or wholly
+    silent chargers (charger_offline's), gaps shorter than the connector's
+    timeout.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
     samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
@@ -529,6 +532,16 @@ class StaleTelemetry(_Silence):
             self._gaps = (History(_CAD_KEEP), History(_CAD_KEEP))
             self.row_recv = np.full(0, np.nan)  # last meter row received, and its mode
             self.row_mode = np.full(0, -1, np.int8)
+            # Chargers that publish an online flag (native last will, a bridge) say
+            # when they are online; for the others (OCPP) another message during
+            # the silence (a heartbeat, a status) is what shows them online.
+            self.flagged = np.zeros(0, np.bool_)
+            self.life = np.full(0, np.nan)  # last message other than meter rows
+            self._lifeless = np.zeros(0, np.bool_)  # due, but no sign of life yet
+            self._ev_conn, self._ev_recv = np.empty(0, np.int64), np.empty(0)
+        self.flagged = grown(self.flagged, n, False)
+        self.life = grown(self.life, n, np.nan)
+        self._lifeless = grown(self._lifeless, n, False)
         self.reporter = grown(self.reporter, n, False)
         self.in_tx = grown(self.in_tx, n, False)
         self.status = grown(self.status, n, -1)
@@ -622,6 +635,15 @@ class StaleTelemetry(_Silence):
         own = iv * float(self.p["interval_factor"][c]) + float(self.p["interval_margin_s"][c])
         return float(np.fmax(float(self.p["silence_s"][c]), own))
 
+    def _alive(self, c: int, a: float, b: float) -> bool:
+        """Whether connector ``c``'s charger was online during the silence (a, b):
+        its flag says so, or another message came from it inside the silence."""
+        if self.flagged[c] or a < self.life[c] < b:
+            return True
+        lo, hi = np.searchsorted(self._ev_conn, [c, c + 1])
+        t = self._ev_recv[lo:hi]
+        return bool(((t > a) & (t < b)).any())
+
     def _silence(self, c: int, start: float, end: float, timeout: float) -> None:
         """A silence from ``start`` to ``end`` longer than ``timeout``: close the
         episode a tick opened, or record the one no tick saw."""
@@ -639,6 +661,12 @@ class StaleTelemetry(_Silence):
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         n = self.n
         self._ctx = (frame, *self._gaps_of(frame))
+        order = sort_by_conn_then(events.seen_conn, events.seen_recv)
+        self._ev_conn, self._ev_recv = events.seen_conn[order], events.seen_recv[order]
+        if events.off_conn.size:
+            self.flagged[events.off_conn] = True
+        if self._ev_conn.size and self._lifeless[self._ev_conn].any():
+            self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned
         # values) are expected to keep reporting at their idle cadence.
         idle_rows = _NO_SESSION_LUT[frame.status + 1]
@@ -731,7 +759,8 @@ class StaleTelemetry(_Silence):
         for i in np.flatnonzero(cand).tolist():
             c = int(sc[i])
             limit = self._limit(c, float(st[i]), bool(sess[i]))
-            if st[i] - ref[i] > limit or c in self.episodes.open:
+            quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]))
+            if quiet or c in self.episodes.open:
                 self._silence(c, float(ref[i]), float(st[i]), limit)
         # Connectors whose session or watch state changed in this batch: walk
         # their watched segments of one mode (per transition, not per sample).
@@ -746,6 +775,9 @@ class StaleTelemetry(_Silence):
                 self._next = -np.inf  # first sample: the connector has a deadline now
             self.last_seen[ec] = np.fmax(seen_before, tr[ends])
         self._learn_cadence(frame, *self._ctx[1:])
+        if self._ev_conn.size:
+            np.fmax.at(self.life, self._ev_conn, self._ev_recv)
+        self._ev_conn, self._ev_recv = self._ev_conn[:0], self._ev_recv[:0]
         self.tick(now)
 
     def _walk(
@@ -783,9 +815,10 @@ class StaleTelemetry(_Silence):
             )
             silence = float(self.p["silence_s"][c])
             for k in np.flatnonzero(np.diff(xs) > silence).tolist():
-                limit = self._limit(c, float(xs[k + 1]), sess)
-                if xs[k + 1] - xs[k] > limit:
-                    self._silence(c, float(xs[k]), float(xs[k + 1]), limit)
+                a, b = float(xs[k]), float(xs[k + 1])
+                limit = self._limit(c, b, sess)
+                if b - a > limit and self._alive(c, a, b):
+                    self._silence(c, a, b, limit)
 
     def tick(self, now: float) -> None:
         n = self.n
@@ -797,7 +830,11 @@ class StaleTelemetry(_Silence):
         limit = self._timeout(slice(0, n))
         due = ref + limit
         waiting = watching & ~self.episodes.active[:n]
-        idx = np.flatnonzero(waiting & (now - ref > limit))
+        due_now = waiting & (now - ref > limit)
+        # Without an online flag, a silence counts once the charger showed life in it.
+        alive = self.flagged[:n] | (self.life[:n] > ref)
+        self._lifeless[:n] = due_now & ~alive
+        idx = np.flatnonzero(due_now & alive)
         if idx.size:
             self.episodes.force(
                 idx.astype(np.int64),
@@ -806,7 +843,7 @@ class StaleTelemetry(_Silence):
                 ref[idx] + limit[idx],
                 {"last_seen": ref[idx], "timeout_s": limit[idx]},
             )
-        self._next = _soonest(due, watching & ~self.episodes.active[:n])
+        self._next = _soonest(due, waiting & ~self._lifeless[:n])
 
     def refresh(self) -> None:
         n = self.n
