@@ -4,7 +4,8 @@ charger_offline
     Catches: a charger (all its connectors together: one finding per connector,
     the same on each) from which nothing at all arrives (meter rows, heartbeats,
     status, transactions, boot) for ``interval_factor`` x its heartbeat interval
-    + ``interval_margin_s`` (150 s at a 60 s heartbeat), or for ``silence_s``
+    + ``interval_margin_s`` (150 s at a 60 s heartbeat; never less than
+    ``min_duration_s``, the debounce: the rule needs no `for`), or for ``silence_s``
     while its interval is unknown (native chargers without heartbeats); or whose
     retained online flag turns false (MQTT last will, or an OCPP bridge
     publishing the same topic), after ``lwt_grace_s`` (0: at once). The interval
@@ -251,7 +252,8 @@ class ChargerOffline(Detector):
         margin when the interval is known, else ``silence_s``."""
         iv = self.interval[h] if interval is None else interval
         known = iv * self.p["interval_factor"][h] + self.p["interval_margin_s"][h]
-        return np.asarray(np.where(np.isfinite(iv), known, self.p["silence_s"][h]))
+        out = np.where(np.isfinite(iv), known, self.p["silence_s"][h])
+        return np.asarray(np.fmax(out, self.p["min_duration_s"][h]))
 
     def _min_timeout(self) -> float:
         if np.isnan(self._tmin):

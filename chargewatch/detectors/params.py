@@ -50,6 +50,9 @@ class ChargerOfflineParams(Params):
     # 0 makes a retained online=false immediate; the default lets a reboot
     # (30-120 s, the simulator's "reboots" normal case) pass without a finding.
     lwt_grace_s: float = _p(120.0, 0, 3600, "online flag false (MQTT last will) for this long")
+    # The debounce lives here, not in the rule's `for`: whatever the heartbeat,
+    # a silence shorter than this (a reconnect) is never offline.
+    min_duration_s: float = _p(60.0, 0, 3600, "silent at least this long, whatever the interval")
 
 
 @dataclass(frozen=True, slots=True)
