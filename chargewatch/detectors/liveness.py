@@ -31,7 +31,7 @@ stale_telemetry
     restarts when the mode changes. Online: by the charger's online flag when
     it publishes one (native last will, a bridge); otherwise (OCPP) a silence
     counts once another message of the charger (heartbeat, status, ...) came
-    inside it. Ignores: OCPP connectors without a session that never sent idle
+    in its second half. Ignores: OCPP connectors without a session that never sent idle
     values, idle reporters until their cadence is known, offline or wholly
     silent chargers (charger_offline's), gaps shorter than the connector's
     timeout.
@@ -637,9 +637,12 @@ class StaleTelemetry(_Silence):
         own = iv * float(self.p["interval_factor"][c]) + float(self.p["interval_margin_s"][c])
         return float(np.fmax(float(self.p["silence_s"][c]), own))
 
-    def _alive(self, c: int, a: float, b: float) -> bool:
+    def _alive(self, c: int, a: float, b: float, limit: float) -> bool:
         """Whether connector ``c``'s charger was online during the silence (a, b):
-        its flag says so, or another message came from it inside the silence."""
+        its flag says so, or another message came from it in the silence's second
+        part (past half the timeout: a heartbeat just before a charger went away
+        does not make it online)."""
+        a += 0.5 * limit
         if self.flagged[c] or a < self.life[c] < b:
             return True
         lo, hi = np.searchsorted(self._ev_conn, [c, c + 1])
@@ -761,7 +764,7 @@ class StaleTelemetry(_Silence):
         for i in np.flatnonzero(cand).tolist():
             c = int(sc[i])
             limit = self._limit(c, float(st[i]), bool(sess[i]))
-            quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]))
+            quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]), limit)
             if quiet or c in self.episodes.open:
                 self._silence(c, float(ref[i]), float(st[i]), limit)
         # Connectors whose session or watch state changed in this batch: walk
@@ -819,7 +822,7 @@ class StaleTelemetry(_Silence):
             for k in np.flatnonzero(np.diff(xs) > silence).tolist():
                 a, b = float(xs[k]), float(xs[k + 1])
                 limit = self._limit(c, b, sess)
-                if b - a > limit and self._alive(c, a, b):
+                if b - a > limit and self._alive(c, a, b, limit):
                     self._silence(c, a, b, limit)
 
     def tick(self, now: float) -> None:
@@ -834,7 +837,7 @@ class StaleTelemetry(_Silence):
         waiting = watching & ~self.episodes.active[:n]
         due_now = waiting & (now - ref > limit)
         # Without an online flag, a silence counts once the charger showed life in it.
-        alive = self.flagged[:n] | (self.life[:n] > ref)
+        alive = self.flagged[:n] | (self.life[:n] > ref + 0.5 * limit)
         self._lifeless[:n] = due_now & ~alive
         idx = np.flatnonzero(due_now & alive)
         if idx.size:

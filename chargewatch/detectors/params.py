@@ -59,8 +59,10 @@ class ChargerOfflineParams(Params):
 class StaleTelemetryParams(Params):
     silence_s: float = _p(300.0, 1, 86400, "no meter sample while one is expected")
     # A connector's own cadence (900 s clock-aligned values while idle, 300 s
-    # sample intervals) is a silence of its own: never judged shorter than this.
-    interval_factor: float = _p(1.5, 1, 100, "... nor for fewer of its own intervals ...")
+    # sample intervals) is a silence of its own. 2: one report lost in a network
+    # blip is normal (OCPP does not resend clock-aligned values outside a
+    # transaction); two in a row are stale.
+    interval_factor: float = _p(2.0, 1, 100, "... nor for fewer of its own intervals ...")
     interval_margin_s: float = _p(30.0, 0, 3600, "... plus this long (per mode, learned)")
 
 
