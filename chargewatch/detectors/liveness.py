@@ -531,7 +531,7 @@ class StaleTelemetry(_Silence):
             self.reporter = np.zeros(0, np.bool_)
             # Learned cadence per mode (0: idle, 1: in a session); NaN: not yet.
             self.cadence = np.full((0, 2), np.nan)
-            self._gaps = (History(_CAD_KEEP), History(_CAD_KEEP))
+            self._gap_hist = (History(_CAD_KEEP), History(_CAD_KEEP))
             self.row_recv = np.full(0, np.nan)  # last meter row received, and its mode
             self.row_mode = np.full(0, -1, np.int8)
             # Chargers that publish an online flag (native last will, a bridge) say
@@ -598,7 +598,7 @@ class StaleTelemetry(_Silence):
             rows = rows[(mode[lo:hi] == m) & np.isfinite(gap[lo:hi]) & (f.recv[lo:hi] < t)]
             gaps = gap[rows[-_CAD_KEEP:]].tolist()
         if len(gaps) < _CAD_KEEP:
-            old = self._gaps[m].buf[c] if c < self._gaps[m].buf.shape[0] else np.empty(0)
+            old = self._gap_hist[m].buf[c] if c < self._gap_hist[m].buf.shape[0] else np.empty(0)
             gaps = [*old[~np.isnan(old)].tolist(), *gaps][-_CAD_KEEP:]
         return float(np.median(gaps)) if len(gaps) >= _CAD_MIN else np.nan
 
@@ -609,7 +609,7 @@ class StaleTelemetry(_Silence):
         if len(f) == 0:
             return
         c = f.touched
-        for m, hist in enumerate(self._gaps):
+        for m, hist in enumerate(self._gap_hist):
             rows = np.flatnonzero((mode == m) & np.isfinite(gap))
             if rows.size == 0:
                 continue
@@ -754,16 +754,16 @@ class StaleTelemetry(_Silence):
         # Candidates: watchable connectors silent longer than the shortest
         # timeout; each is judged by its cadence as it stood then (rare).
         if sc.shape[0] < n:
-            sess, able = self._in_session(sc), self.reporter[sc] & self.online[sc]
+            in_s, able = self._in_session(sc), self.reporter[sc] & self.online[sc]
         else:
             every = slice(0, n)
-            sess = np.take(self._in_session(every), sc)
+            in_s = np.take(self._in_session(every), sc)
             able = np.take(self.reporter[:n] & self.online[:n], sc)
-        able = (sess & np.take(self.online, sc)) | able
+        able = (in_s & np.take(self.online, sc)) | able
         cand = able & (st - ref > np.take(self.p["silence_s"], sc))
         for i in np.flatnonzero(cand).tolist():
             c = int(sc[i])
-            limit = self._limit(c, float(st[i]), bool(sess[i]))
+            limit = self._limit(c, float(st[i]), bool(in_s[i]))
             quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]), limit)
             if quiet or c in self.episodes.open:
                 self._silence(c, float(ref[i]), float(st[i]), limit)
