@@ -105,7 +105,7 @@ def test_cli_path_alerts_json(capsys: pytest.CaptureFixture[str]) -> None:
     from chargewatch.cli import main  # noqa: PLC0415
 
     argv = ["detectors", "report", "--path", "alerts", "--cadence", "ocpp-300s"]
-    code = main([*argv, "--chargers", "22", "--hours", "1", "--json"])
+    code = main([*argv, "--chargers", "24", "--hours", "1", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == (0 if out["passed"] else 1)
     (cad,) = out["cadences"]
