@@ -23,37 +23,12 @@ from chargewatch.evaluation.alert_eval import (
 pytestmark = pytest.mark.slow
 
 CADENCES = ("native-1s", "ocpp-10s", "ocpp-60s")
-CHARGERS, HOURS, SEED = 26, 6.0, 1  # 22 faulty chargers, 4 clean; ~45 s of CPU in all
+CHARGERS, HOURS, SEED = 26, 6.0, 1  # 23 faulty chargers, 3 clean; ~45 s of CPU in all
 
-#: Measured on this configuration (seed 1); see docs/evaluation.md for the large run.
-_SAG = "voltage_sag(L1 190V,6min)"
-_STUCK8 = "meter_stuck(8min)"
-_IDLE = (
-    "precision 0.50 recall 1.00: the second IdleBlocking is a residential overnight stay "
-    "on a clean charger (idle blocking is not site-aware)"
-)
-_STALE = (
-    "precision 0.001 (1 of ~800 StaleTelemetry alerts): idle connectors send clock-aligned "
-    "MeterValues every 900 s and stale_telemetry does not learn the connector's cadence"
-)
-BELOW_TARGET: dict[tuple[str, str], str] = {
-    ("native-1s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
-    ("native-1s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
-    ("native-1s", "power_oscillation"): "recall 0/1 (no PowerOscillation alert)",
-    ("native-1s", "idle_blocking"): _IDLE,
-    ("ocpp-10s", "stale_telemetry"): _STALE,
-    ("ocpp-10s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
-    ("ocpp-10s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
-    ("ocpp-10s", "idle_blocking"): _IDLE,
-    ("ocpp-60s", "stale_telemetry"): _STALE,
-    ("ocpp-60s", _STUCK8): "recall 0/1: an 8 min stuck register is not alerted",
-    ("ocpp-60s", _SAG): "recall 0/1: a 6 min sag of L1 to 190 V is not alerted",
-    ("ocpp-60s", "idle_blocking"): _IDLE,
-}
-FALSE_PAGES: dict[str, str] = {
-    "ocpp-10s": "StaleTelemetry (warning) on idle clean connectors: " + _STALE,
-    "ocpp-60s": "StaleTelemetry (warning) on idle clean connectors: " + _STALE,
-}
+#: Faults below target on this configuration (seed 1), as strict xfails carrying
+#: the measured figures (docs/evaluation.md has the large run). None today.
+BELOW_TARGET: dict[tuple[str, str], str] = {}
+FALSE_PAGES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +105,7 @@ def test_cli_path_alerts_json(capsys: pytest.CaptureFixture[str]) -> None:
     from chargewatch.cli import main  # noqa: PLC0415
 
     argv = ["detectors", "report", "--path", "alerts", "--cadence", "ocpp-300s"]
-    code = main([*argv, "--chargers", "22", "--hours", "1", "--json"])
+    code = main([*argv, "--chargers", "24", "--hours", "1", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == (0 if out["passed"] else 1)
     (cad,) = out["cadences"]

@@ -40,8 +40,11 @@ phase_imbalance
 power_oscillation
     Catches: at least ``min_reversals`` large reversals of power (steps larger
     than ``swing_fraction`` of the power level, alternating in sign) within the
-    last ``window_samples`` samples, for ``min_duration_s``. Ignores: a single
-    pause and resume (SuspendedEV), smooth taper at high SoC, DC curves.
+    last ``window_samples`` samples or within the last ``window_s`` seconds
+    (fast sampling: at 1 Hz ten samples are half of a 20 s swing), for
+    ``min_duration_s``; clears when fewer than half remain in the samples
+    window and none came within ``window_s``. Ignores: a single pause and
+    resume (SuspendedEV), smooth taper at high SoC, DC curves.
 """
 
 from __future__ import annotations
@@ -393,11 +396,18 @@ class PhaseImbalance(Detector):
         self.score[lc] = imb[rows] / self.p["threshold"][lc]
 
 
+_NO_VALUES = np.empty((0, 0))
+
+
 class PowerOscillation(Detector):
     fault = "power_oscillation"
 
     def _episodes(self) -> Episodes:
         self._hist = History(int(self.params.window_samples))  # type: ignore[attr-defined]
+        # The times of each connector's last min_reversals - 1 reversals (the
+        # default's count: like window_samples, not overridden per site).
+        need = int(self.params.min_reversals)  # type: ignore[attr-defined]
+        self._revs = History(need - 1)
         return Episodes(self.fault, self.findings)
 
     def _grow(self, n: int) -> None:
@@ -405,11 +415,15 @@ class PowerOscillation(Detector):
             self._sign = np.zeros(0)
             self._cum = np.zeros(0)
             self._calm = np.ones(0, np.bool_)
+            self._last_rev = np.full(0, np.nan)  # time of the last reversal
+            self._kth_rev = np.full(0, np.nan)  # of the min_reversals-th latest
         self._sign = grown(self._sign, n, 0.0)
         self._cum = grown(self._cum, n, 0.0)
         # No reversal within the last window_samples rows: a batch without large
         # steps leaves such a connector's state as it is, with a count of zero.
         self._calm = grown(self._calm, n, True)
+        self._last_rev = grown(self._last_rev, n, np.nan)
+        self._kth_rev = grown(self._kth_rev, n, np.nan)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         p = frame.col("power_w")
@@ -420,13 +434,17 @@ class PowerOscillation(Detector):
         level = np.fmax(np.fmax(p, f.prev_p), self._at("min_power_w", c))
         big = np.abs(dp) > self._at("swing_fraction", c) * level
         if not big.any() and self._calm[f.touched].all():
-            # The healthy case: no large step now, no reversal in any window.
-            zero = np.zeros(c.shape[0])
-            self.episodes.step(
-                c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
-            )
-            self.score[f.touched] = 0.0
-            return
+            # No reversal in any window of samples; none in the time window either?
+            tc = f.touched
+            quiet = ~(f.ts[f.first_idx] - self._last_rev[tc] <= self.p["window_s"][tc])
+            if quiet.all():
+                # The healthy case: no large step now, no reversal in any window.
+                zero = np.zeros(c.shape[0])
+                self.episodes.step(
+                    c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
+                )
+                self.score[tc] = 0.0
+                return
         sign = np.where(big, np.sign(dp), 0.0)
         # Sign of the previous large step (within the batch, else carried).
         src = ffill_index(big, f.seg_start)
@@ -441,11 +459,15 @@ class PowerOscillation(Detector):
         lagged = self._hist.lag(f, run)
         count = run - np.where(np.isnan(lagged), 0.0, lagged)
         need = self._at("min_reversals", c)
+        # In time: the last reversal and the need-th latest, as of each row.
+        last_rev, kth_rev = self._reversal_times(f, rev)
+        window = self._at("window_s", c)
+        recent = f.ts - kth_rev <= window
         self.episodes.step(
             c,
             f.ts,
-            count >= need,
-            count < 0.5 * need,
+            (count >= need) | recent,
+            (count < 0.5 * need) & ~(f.ts - last_rev <= window),
             self.p["min_duration_s"],
             0.0,
             {"reversals": count, "power_w": p},
@@ -457,4 +479,29 @@ class PowerOscillation(Detector):
         self._sign[lc[has_big]] = sign[src[last][has_big]]
         buf = np.nan_to_num(self._hist.buf[lc], nan=0.0)
         self._calm[lc] = (buf == run[last][:, None]).all(axis=1)
-        self.score[lc] = count[last] / self.p["min_reversals"][lc]
+        self.score[lc] = np.fmax(
+            count[last] / self.p["min_reversals"][lc], np.where(recent[last], 1.0, 0.0)
+        )
+
+    def _reversal_times(self, f: Frame, rev: B) -> tuple[F64, F64]:
+        """Per row: the time of the connector's last reversal at or before it, and
+        of the min_reversals-th latest (NaN: not that many yet); carried across
+        updates."""
+        rows = np.flatnonzero(rev)
+        tc = f.touched
+        seg = np.cumsum(f.first) - 1  # each row's segment number
+        if rows.size == 0:
+            return self._last_rev[tc][seg], self._kth_rev[tc][seg]
+        t = f.ts[rows]
+        sub = Frame.build(f.conn[rows], t, t, _NO_VALUES, f.status[rows], f.n_conn)
+        kth = self._revs.lag(sub, t)  # min_reversals >= 2: lag min_reversals - 1
+        src = ffill_index(rev, f.seg_start)
+        at = np.maximum(src, 0)
+        pos = np.searchsorted(rows, at)  # each row's last reversal, among ``rows``
+        pos = np.minimum(pos, rows.size - 1)
+        has = src >= 0
+        last_rev = np.where(has, f.ts[at], self._last_rev[tc][seg])
+        kth_rev = np.where(has, kth[pos], self._kth_rev[tc][seg])
+        self._last_rev[tc] = last_rev[f.last_idx]
+        self._kth_rev[tc] = kth_rev[f.last_idx]
+        return last_rev, kth_rev

@@ -4,7 +4,8 @@ charger_offline
     Catches: a charger (all its connectors together: one finding per connector,
     the same on each) from which nothing at all arrives (meter rows, heartbeats,
     status, transactions, boot) for ``interval_factor`` x its heartbeat interval
-    + ``interval_margin_s`` (150 s at a 60 s heartbeat), or for ``silence_s``
+    + ``interval_margin_s`` (150 s at a 60 s heartbeat; never less than
+    ``min_duration_s``, the debounce: the rule needs no `for`), or for ``silence_s``
     while its interval is unknown (native chargers without heartbeats); or whose
     retained online flag turns false (MQTT last will, or an OCPP bridge
     publishing the same topic), after ``lwt_grace_s`` (0: at once). The interval
@@ -19,11 +20,21 @@ charger_offline
     the timeout, a will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
-    started, or status Charging/SuspendedEV/SuspendedEVSE), or one that has been
-    seen reporting while idle (native telemetry) — that sends no meter sample
-    for ``silence_s`` while its charger is online. Ignores: OCPP connectors
-    without a session (MeterValues come only in transactions), offline
-    chargers (charger_offline covers them), gaps shorter than ``silence_s``.
+    started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
+    reporting while idle (native telemetry, OCPP clock-aligned values) once its
+    idle cadence is known — that sends no meter sample, while its charger is
+    online, for ``interval_factor`` x its own cadence in that mode +
+    ``interval_margin_s``, and at least ``silence_s``. The cadence is learned
+    per connector and mode (idle / in a session: OCPP's ClockAlignedDataInterval
+    and MeterValueSampleInterval differ, e.g. 900 s and 10 s) as the median of
+    its last gaps between meter rows received in that mode; the silence clock
+    restarts when the mode changes. Online: by the charger's online flag when
+    it publishes one (native last will, a bridge); otherwise (OCPP) a silence
+    counts once another message of the charger (heartbeat, status, ...) came
+    in its second half. Ignores: OCPP connectors without a session that never sent idle
+    values, idle reporters until their cadence is known, offline or wholly
+    silent chargers (charger_offline's), gaps shorter than the connector's
+    timeout.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
     samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
@@ -42,7 +53,9 @@ from chargewatch.detectors.sequencer import (
     STATUS_CODE,
     Events,
     Frame,
+    History,
     grown,
+    median_of_rows,
     prev_in_segment,
     sort_by_conn_then,
 )
@@ -62,6 +75,14 @@ _HB_MIN_GAP = 1.0  # shorter: a repeated heartbeat, not a cadence
 # A charger whose heartbeats come this much slower than the CSMS told it is
 # not keeping that interval: its own cadence is believed instead.
 _HB_SLACK = 1.5
+
+# A connector's meter cadence per mode: the median of its last _CAD_KEEP gaps
+# between rows of that mode (a fault's one long gap, or a burst, does not move
+# it); gaps under _CAD_MIN_GAP are one report split over several messages.
+_CAD_KEEP = 5
+_CAD_MIN = 3  # believed once there are this many
+_CAD_MIN_GAP = 1.0
+_NO_VALUES = np.empty((0, 0))
 
 _ONE = np.ones(1, np.bool_)
 _ZERO = np.zeros(1, np.bool_)
@@ -231,7 +252,8 @@ class ChargerOffline(Detector):
         margin when the interval is known, else ``silence_s``."""
         iv = self.interval[h] if interval is None else interval
         known = iv * self.p["interval_factor"][h] + self.p["interval_margin_s"][h]
-        return np.asarray(np.where(np.isfinite(iv), known, self.p["silence_s"][h]))
+        out = np.where(np.isfinite(iv), known, self.p["silence_s"][h])
+        return np.asarray(np.fmax(out, self.p["min_duration_s"][h]))
 
     def _min_timeout(self) -> float:
         if np.isnan(self._tmin):
@@ -490,6 +512,13 @@ class ChargerOffline(Detector):
 
 
 class StaleTelemetry(_Silence):
+    """The silence a connector is judged against is its own: per mode (in a
+    session, or idle), the median of its last _CAD_KEEP gaps between meter rows
+    received in that mode, times ``interval_factor`` plus ``interval_margin_s``,
+    and never less than ``silence_s``. The clock restarts when the mode changes
+    (a session starting after 800 s of an idle connector's 900 s cadence is not
+    800 s late)."""
+
     fault = "stale_telemetry"
 
     def _grow(self, n: int) -> None:
@@ -499,37 +528,152 @@ class StaleTelemetry(_Silence):
             self.status = np.full(0, -1, np.int8)
             self.live_since = np.full(0, np.nan)
             self.online = np.ones(0, np.bool_)
-        if not hasattr(self, "reporter"):
             self.reporter = np.zeros(0, np.bool_)
+            # Learned cadence per mode (0: idle, 1: in a session); NaN: not yet.
+            self.cadence = np.full((0, 2), np.nan)
+            self._gap_hist = (History(_CAD_KEEP), History(_CAD_KEEP))
+            self.row_recv = np.full(0, np.nan)  # last meter row received, and its mode
+            self.row_mode = np.full(0, -1, np.int8)
+            # Chargers that publish an online flag (native last will, a bridge) say
+            # when they are online; for the others (OCPP) another message during
+            # the silence (a heartbeat, a status) is what shows them online.
+            self.flagged = np.zeros(0, np.bool_)
+            self.life = np.full(0, np.nan)  # last message other than meter rows
+            self._lifeless = np.zeros(0, np.bool_)  # due, but no sign of life yet
+            self._ev_conn, self._ev_recv = np.empty(0, np.int64), np.empty(0)
+        self.flagged = grown(self.flagged, n, False)
+        self.life = grown(self.life, n, np.nan)
+        self._lifeless = grown(self._lifeless, n, False)
         self.reporter = grown(self.reporter, n, False)
         self.in_tx = grown(self.in_tx, n, False)
         self.status = grown(self.status, n, -1)
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
+        self.cadence = grown(self.cadence, n, np.nan)
+        self.row_recv = grown(self.row_recv, n, np.nan)
+        self.row_mode = grown(self.row_mode, n, -1)
+
+    def _in_session(self, c: I64 | slice) -> B:
+        return np.asarray(self.in_tx[c] | _LIVE_LUT[self.status[c] + 1])
+
+    def _watchable(self, c: I64 | slice) -> B:
+        """In a session or an idle reporter, and online: the segments walked.
+        Whether an idle reporter's cadence was known is judged per silence, at
+        its time (``_limit``), so the segments do not depend on batch cuts."""
+        return np.asarray((self._in_session(c) | self.reporter[c]) & self.online[c])
 
     def _watching(self, c: I64 | slice) -> B:
-        live = self.in_tx[c] | _LIVE_LUT[self.status[c] + 1] | self.reporter[c]
-        return np.asarray(live & self.online[c])
+        # An idle reporter is watched once its idle cadence is known.
+        idle_ok = self.reporter[c] & np.isfinite(self.cadence[c, 0])
+        return np.asarray((self._in_session(c) | idle_ok) & self.online[c])
 
-    def _silence(self, c: int, start: float, end: float) -> None:
-        """A silence from ``start`` to ``end`` longer than the timeout: close the
+    def _timeout(self, c: I64 | slice) -> F64:
+        """The silence that makes connector(s) ``c`` stale, in their current mode."""
+        sess = self._in_session(c)
+        iv = np.where(sess, self.cadence[c, 1], self.cadence[c, 0])
+        own = iv * self.p["interval_factor"][c] + self.p["interval_margin_s"][c]
+        return np.asarray(np.fmax(self.p["silence_s"][c], own))  # NaN cadence: silence_s
+
+    def _gaps_of(self, f: Frame) -> tuple[F64, NDArray[np.int8]]:
+        """Per row of ``f``: the gap to the connector's previous meter row when
+        both are of the same mode (NaN otherwise), and the row's mode (0 idle,
+        1 in a session, -1 neither: Preparing, Finishing, ...)."""
+        idle = _NO_SESSION_LUT[f.status + 1]
+        mode = np.where(_LIVE_LUT[f.status + 1], 1, np.where(idle, 0, -1)).astype(np.int8)
+        c = f.touched
+        gap = f.recv - f.shift(f.recv, self.row_recv[c])
+        same = (mode == f.shift(mode, self.row_mode[c])) & (mode >= 0) & (gap >= _CAD_MIN_GAP)
+        return np.where(same, gap, np.nan), mode
+
+    def _cadence_at(self, c: int, t: float, m: int) -> float:
+        """Connector ``c``'s cadence in mode ``m`` as it stood at receive time
+        ``t`` of this update: from its gaps received before ``t`` (this frame's,
+        then the carried ones), so a silence is judged the same however the
+        stream is cut into updates."""
+        gaps: list[float] = []
+        f, gap, mode = self._ctx
+        lo, hi = np.searchsorted(f.conn, [c, c + 1])
+        if hi > lo:
+            rows = np.arange(lo, hi)
+            rows = rows[(mode[lo:hi] == m) & np.isfinite(gap[lo:hi]) & (f.recv[lo:hi] < t)]
+            gaps = gap[rows[-_CAD_KEEP:]].tolist()
+        if len(gaps) < _CAD_KEEP:
+            old = self._gap_hist[m].buf[c] if c < self._gap_hist[m].buf.shape[0] else np.empty(0)
+            gaps = [*old[~np.isnan(old)].tolist(), *gaps][-_CAD_KEEP:]
+        return float(np.median(gaps)) if len(gaps) >= _CAD_MIN else np.nan
+
+    def _learn_cadence(self, f: Frame, gap: F64, mode: NDArray[np.int8]) -> None:
+        """Push the same-mode gaps of ``f``'s rows and update the touched
+        connectors' cadences (after judging: a gap is judged by the cadence
+        before it)."""
+        if len(f) == 0:
+            return
+        c = f.touched
+        for m, hist in enumerate(self._gap_hist):
+            rows = np.flatnonzero((mode == m) & np.isfinite(gap))
+            if rows.size == 0:
+                continue
+            # A lean frame over these rows: History needs only their segments.
+            sub = Frame.build(
+                f.conn[rows], gap[rows], gap[rows], _NO_VALUES, f.status[rows], f.n_conn
+            )
+            hist.push(sub, gap[rows])
+            cs = sub.touched
+            buf = hist.buf[cs]
+            enough = np.isfinite(buf).sum(axis=1) >= _CAD_MIN
+            learned = np.where(enough, median_of_rows(buf), np.nan)
+            if m == 0 and not np.array_equal(learned, self.cadence[cs, 0], equal_nan=True):
+                self._next = -np.inf  # idle reporters may be newly watched
+            self.cadence[cs, m] = learned
+        self.row_recv[c] = f.recv[f.last_idx]
+        self.row_mode[c] = mode[f.last_idx]
+
+    def _limit(self, c: int, t: float, sess: bool) -> float:
+        """The timeout of a silence of ``c`` ending at ``t`` in a session or not
+        (inf: an idle connector whose idle cadence was not yet known)."""
+        iv = self._cadence_at(c, t, 1 if sess else 0)
+        if not sess and not (np.isfinite(iv) and self.reporter[c]):
+            return np.inf
+        own = iv * float(self.p["interval_factor"][c]) + float(self.p["interval_margin_s"][c])
+        return float(np.fmax(float(self.p["silence_s"][c]), own))
+
+    def _alive(self, c: int, a: float, b: float, limit: float) -> bool:
+        """Whether connector ``c``'s charger was online during the silence (a, b):
+        its flag says so, or another message came from it in the silence's second
+        part (past half the timeout: a heartbeat just before a charger went away
+        does not make it online)."""
+        a += 0.5 * limit
+        if self.flagged[c] or a < self.life[c] < b:
+            return True
+        lo, hi = np.searchsorted(self._ev_conn, [c, c + 1])
+        t = self._ev_recv[lo:hi]
+        return bool(((t > a) & (t < b)).any())
+
+    def _silence(self, c: int, start: float, end: float, timeout: float) -> None:
+        """A silence from ``start`` to ``end`` longer than ``timeout``: close the
         episode a tick opened, or record the one no tick saw."""
         self._next = -np.inf
         if c not in self.episodes.open:
-            silence = float(self.p["silence_s"][c])
             self.episodes.force(
                 _c(c),
                 _ONE,
                 _f(start),
-                _f(start + silence),
-                {"last_seen": _f(start), "timeout_s": _f(silence)},
+                _f(start + timeout),
+                {"last_seen": _f(start), "timeout_s": _f(timeout)},
             )
         self.episodes.force(_c(c), _ZERO, _f(start), _f(end))
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         n = self.n
-        # Connectors that report while idle (native telemetry does; OCPP MeterValues
-        # come only in transactions) are expected to keep reporting at all times.
+        self._ctx = (frame, *self._gaps_of(frame))
+        order = sort_by_conn_then(events.seen_conn, events.seen_recv)
+        self._ev_conn, self._ev_recv = events.seen_conn[order], events.seen_recv[order]
+        if events.off_conn.size:
+            self.flagged[events.off_conn] = True
+        if self._ev_conn.size and self._lifeless[self._ev_conn].any():
+            self._next = -np.inf  # a silence that waited for a sign of life has one
+        # Connectors that report while idle (native telemetry; OCPP clock-aligned
+        # values) are expected to keep reporting at their idle cadence.
         idle_rows = _NO_SESSION_LUT[frame.status + 1]
         if idle_rows.any():
             idle_rows &= np.isfinite(frame.col("power_w"))
@@ -537,10 +681,11 @@ class StaleTelemetry(_Silence):
             if not self.reporter[rep].all():
                 self._next = -np.inf  # newly watched connectors
                 self.reporter[rep] = True
-        # Before the events: whether each connector with events was watched, and
-        # since when (connectors without transitions keep both).
+        # Before the events: whether each connector with events was watched, in
+        # which mode, and since when (connectors without transitions keep all).
         ev_conns = {int(c) for a in (events.st_conn, events.tx_conn, events.off_conn) for c in a}
-        live0 = {c: bool(self._watching(_c(c))[0]) for c in ev_conns}
+        live0 = {c: bool(self._watchable(_c(c))[0]) for c in ev_conns}
+        sess0 = {c: bool(self._in_session(_c(c))[0]) for c in ev_conns}
         since0 = {c: float(self.live_since[c]) for c in ev_conns}
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
@@ -574,9 +719,12 @@ class StaleTelemetry(_Silence):
         changes.sort()
         if changes:
             self._next = -np.inf  # watching, session start or online may have changed
-        trans: dict[int, list[tuple[float, bool]]] = {}
+        # Per connector: (time, watched after, in a session after) at each change
+        # of either; a change of mode restarts the silence clock.
+        trans: dict[int, list[tuple[float, bool, bool]]] = {}
         for t, c, kind, v in changes:
-            was = bool(self._watching(_c(c))[0])
+            cc = _c(c)
+            was, was_sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
             if kind == 0:
                 self.status[c] = v
                 if v in _NO_SESSION:
@@ -585,12 +733,11 @@ class StaleTelemetry(_Silence):
                 self.in_tx[c] = v != 2
             else:
                 self.online[c] = bool(v)
-            live = bool(self._watching(_c(c))[0])
-            if live != was:
-                trans.setdefault(c, []).append((t, live))
+            live, sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
+            if live != was or (live and sess != was_sess):
+                trans.setdefault(c, []).append((t, live, sess))
                 self.live_since[c] = t if live else np.nan
         conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
-        silence = self.p["silence_s"]
         # Connectors whose session state did not change: one vectorised pass.
         if trans:
             changed = np.zeros(n, np.bool_)
@@ -604,43 +751,26 @@ class StaleTelemetry(_Silence):
         prev = prev_in_segment(st, sfirst, self.last_seen[sc])
         # The clock starts at session start at the earliest.
         ref = np.fmax(prev, np.take(self.live_since, sc))
-        watched = (
-            self._watching(sc) if sc.shape[0] < n else np.take(self._watching(slice(0, n)), sc)
-        )
-        gap = watched & (st - ref > np.take(silence, sc))
-        for i in np.flatnonzero(gap).tolist():  # rare: only real silences
-            self._silence(int(sc[i]), float(ref[i]), float(st[i]))
-        # Connectors whose session started or ended in this batch: walk their
-        # live segments (per transition, not per sample).
+        # Candidates: watchable connectors silent longer than the shortest
+        # timeout; each is judged by its cadence as it stood then (rare).
+        if sc.shape[0] < n:
+            in_s, able = self._in_session(sc), self.reporter[sc] & self.online[sc]
+        else:
+            every = slice(0, n)
+            in_s = np.take(self._in_session(every), sc)
+            able = np.take(self.reporter[:n] & self.online[:n], sc)
+        able = (in_s & np.take(self.online, sc)) | able
+        cand = able & (st - ref > np.take(self.p["silence_s"], sc))
+        for i in np.flatnonzero(cand).tolist():
+            c = int(sc[i])
+            limit = self._limit(c, float(st[i]), bool(in_s[i]))
+            quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]), limit)
+            if quiet or c in self.episodes.open:
+                self._silence(c, float(ref[i]), float(st[i]), limit)
+        # Connectors whose session or watch state changed in this batch: walk
+        # their watched segments of one mode (per transition, not per sample).
         for c, tl in trans.items():
-            lo, hi = np.searchsorted(conn, [c, c + 1])
-            times = tr[lo:hi]
-            # A connector watched since before any recorded start (an idle
-            # reporter) has no live_since: its segment starts at -inf.
-            start0 = float(since0[c]) if np.isfinite(since0[c]) else -np.inf
-            bounds = [start0 if live0[c] else None]
-            segs: list[tuple[float, float]] = []
-            a = bounds[0]
-            for tt, live in tl:
-                if live:
-                    a = tt
-                elif a is not None:
-                    segs.append((a, tt))
-                    a = None
-            if a is not None:
-                segs.append((a, np.inf))
-            for a0, b0 in segs:
-                before = times[times < a0]
-                seen = (
-                    np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
-                )
-                inside = times[(times >= a0) & (times < b0)]
-                head = np.fmax(a0, seen)
-                xs = np.concatenate(
-                    [[head] if np.isfinite(head) else [], inside, [b0] if np.isfinite(b0) else []]
-                )
-                for k in np.flatnonzero(np.diff(xs) > silence[c]).tolist():
-                    self._silence(c, float(xs[k]), float(xs[k + 1]))
+            self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c])
         ends = np.ones(conn.shape[0], np.bool_)
         ends[:-1] = conn[1:] != conn[:-1]
         if conn.size:
@@ -649,7 +779,51 @@ class StaleTelemetry(_Silence):
             if np.isnan(seen_before).any():
                 self._next = -np.inf  # first sample: the connector has a deadline now
             self.last_seen[ec] = np.fmax(seen_before, tr[ends])
+        self._learn_cadence(frame, *self._ctx[1:])
+        if self._ev_conn.size:
+            np.fmax.at(self.life, self._ev_conn, self._ev_recv)
+        self._ev_conn, self._ev_recv = self._ev_conn[:0], self._ev_recv[:0]
         self.tick(now)
+
+    def _walk(
+        self,
+        c: int,
+        tl: list[tuple[float, bool, bool]],
+        conn: I64,
+        tr: F64,
+        live0: bool,
+        sess0: bool,
+        since0: float,
+    ) -> None:
+        """Silences of connector ``c`` within the segments it was watched in one
+        mode, given its transitions ``tl`` in this batch."""
+        lo, hi = np.searchsorted(conn, [c, c + 1])
+        times = tr[lo:hi]
+        # A connector watched since before any recorded start (an idle reporter)
+        # has no live_since: its segment starts at -inf.
+        a: float | None = (since0 if np.isfinite(since0) else -np.inf) if live0 else None
+        mode = sess0
+        segs: list[tuple[float, float, bool]] = []
+        for tt, live, sess in tl:
+            if a is not None:
+                segs.append((a, tt, mode))
+            a, mode = (tt if live else None), sess
+        if a is not None:
+            segs.append((a, np.inf, mode))
+        for a0, b0, sess in segs:
+            before = times[times < a0]
+            seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
+            inside = times[(times >= a0) & (times < b0)]
+            head = np.fmax(a0, seen)
+            xs = np.concatenate(
+                [[head] if np.isfinite(head) else [], inside, [b0] if np.isfinite(b0) else []]
+            )
+            silence = float(self.p["silence_s"][c])
+            for k in np.flatnonzero(np.diff(xs) > silence).tolist():
+                a, b = float(xs[k]), float(xs[k + 1])
+                limit = self._limit(c, b, sess)
+                if b - a > limit and self._alive(c, a, b, limit):
+                    self._silence(c, a, b, limit)
 
     def tick(self, now: float) -> None:
         n = self.n
@@ -658,26 +832,30 @@ class StaleTelemetry(_Silence):
             return
         watching = self._watching(slice(0, n))
         ref = np.fmax(self.last_seen[:n], self.live_since[:n])
-        due = ref + self.p["silence_s"][:n]
+        limit = self._timeout(slice(0, n))
+        due = ref + limit
         waiting = watching & ~self.episodes.active[:n]
-        idx = np.flatnonzero(waiting & (now - ref > self.p["silence_s"][:n]))
+        due_now = waiting & (now - ref > limit)
+        # Without an online flag, a silence counts once the charger showed life in it.
+        alive = self.flagged[:n] | (self.life[:n] > ref + 0.5 * limit)
+        self._lifeless[:n] = due_now & ~alive
+        idx = np.flatnonzero(due_now & alive)
         if idx.size:
-            silence = self.p["silence_s"][idx]
             self.episodes.force(
                 idx.astype(np.int64),
                 np.ones(idx.size, np.bool_),
                 ref[idx],
-                ref[idx] + silence,
-                {"last_seen": ref[idx], "timeout_s": silence},
+                ref[idx] + limit[idx],
+                {"last_seen": ref[idx], "timeout_s": limit[idx]},
             )
-        self._next = _soonest(due, watching & ~self.episodes.active[:n])
+        self._next = _soonest(due, waiting & ~self._lifeless[:n])
 
     def refresh(self) -> None:
         n = self.n
         ref = np.fmax(self.last_seen[:n], self.live_since[:n])
         quiet = self._now - ref
-        silence = self.p["silence_s"][:n]
-        self.score[:n] = np.where(self._watching(slice(0, n)), quiet / silence, np.nan)
+        limit = self._timeout(slice(0, n))
+        self.score[:n] = np.where(self._watching(slice(0, n)), quiet / limit, np.nan)
 
 
 class ClockSkew(Detector):

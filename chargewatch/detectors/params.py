@@ -50,11 +50,20 @@ class ChargerOfflineParams(Params):
     # 0 makes a retained online=false immediate; the default lets a reboot
     # (30-120 s, the simulator's "reboots" normal case) pass without a finding.
     lwt_grace_s: float = _p(120.0, 0, 3600, "online flag false (MQTT last will) for this long")
+    # The debounce lives here, not in the rule's `for`: whatever the heartbeat,
+    # a silence shorter than this (a reconnect) is never offline.
+    min_duration_s: float = _p(60.0, 0, 3600, "silent at least this long, whatever the interval")
 
 
 @dataclass(frozen=True, slots=True)
 class StaleTelemetryParams(Params):
     silence_s: float = _p(300.0, 1, 86400, "no meter sample while one is expected")
+    # A connector's own cadence (900 s clock-aligned values while idle, 300 s
+    # sample intervals) is a silence of its own. 2: one report lost in a network
+    # blip is normal (OCPP does not resend clock-aligned values outside a
+    # transaction); two in a row are stale.
+    interval_factor: float = _p(2.0, 1, 100, "... nor for fewer of its own intervals ...")
+    interval_margin_s: float = _p(30.0, 0, 3600, "... plus this long (per mode, learned)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,8 @@ class PhaseImbalanceParams(Params):
 class PowerOscillationParams(Params):
     window_samples: int = _p(10, 3, 1000, "reversals counted over this many samples")
     min_reversals: int = _p(4, 2, 1000, "this many large direction reversals in the window")
+    # At 1 Hz ten samples span half a 20 s swing: the window is also one of time.
+    window_s: float = _p(60.0, 1, 86400, "... or within this long (fast sampling)")
     swing_fraction: float = _p(0.3, 0.01, 10, "a large step is this fraction of the power")
     min_power_w: float = _p(1000.0, 1, 1e6, "steps measured against at least this power")
     min_duration_s: float = _p(60.0, 0, 86400, "oscillating this long")

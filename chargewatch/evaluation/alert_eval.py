@@ -102,6 +102,7 @@ class FaultCase:
     duration: float | None = None
     params: tuple[tuple[str, float], ...] = ()
     label: str = ""  # a variant's name in the report (default: the fault)
+    in_session: bool = False  # hosted in a charging session (FaultSpec.in_session)
 
 
 #: Every telemetry fault the simulator can inject, the two the issue saw missed
@@ -110,6 +111,9 @@ class FaultCase:
 FAULT_CASES: tuple[FaultCase, ...] = (
     FaultCase("charger_offline"),
     FaultCase("stale_telemetry"),
+    # At OCPP an idle connector reports every 900 s: its stale case is not
+    # detectable in 20 min (below), the one in a session is.
+    FaultCase("stale_telemetry", in_session=True, label="stale_telemetry(session)"),
     FaultCase("meter_stuck"),
     FaultCase("meter_stuck", duration=480.0, label="meter_stuck(8min)"),
     FaultCase("meter_regression"),
@@ -124,6 +128,7 @@ FAULT_CASES: tuple[FaultCase, ...] = (
         duration=360.0,
         params=(("offset_pct", -17.4), ("phase", 1.0)),
         label="voltage_sag(L1 190V,6min)",
+        in_session=True,  # "during a three-phase session at about 20 kW" (issue 17)
     ),
     FaultCase("phase_loss", pool="three_phase"),
     FaultCase("phase_imbalance", pool="three_phase"),
@@ -164,7 +169,11 @@ OSC_SAMPLES = 8  # a swing repeated: a few up-down pairs
 
 
 def detectability(
-    case: FaultCase, duration: float, interval: float, heartbeat_s: float = 0.0
+    case: FaultCase,
+    duration: float,
+    interval: float,
+    heartbeat_s: float = 0.0,
+    idle_report_s: float = 0.0,
 ) -> str:
     """ "" when the cadence can carry the fault's evidence, else why not.
 
@@ -173,7 +182,10 @@ def detectability(
     than twice per period aliases to a slower one, which still shows, unless the
     interval is a whole number of periods: then every sample lands on the same
     phase and the swing is invisible; it also needs OSC_SAMPLES samples to show
-    a repeated swing at all.
+    a repeated swing at all. A connector idle through a stale_telemetry fault
+    reports at its idle cadence (``idle_report_s``: OCPP's clock-aligned values)
+    and, like a charger between heartbeats, is stale after 2 of its intervals
+    + 30 s (one lost report is a network blip; docs/detectors.md).
     """
     if case.fault == "charger_offline" and heartbeat_s > 0:
         # A charger is silent between heartbeats by design; the product's
@@ -181,6 +193,14 @@ def detectability(
         limit = OFFLINE_FACTOR * heartbeat_s + OFFLINE_MARGIN_S
         if duration < limit:
             return f"{duration:.0f} s outage < 2 x {heartbeat_s:.0f} s heartbeat + 30 s"
+    if case.fault == "stale_telemetry" and idle_report_s > 0:
+        limit = OFFLINE_FACTOR * idle_report_s + OFFLINE_MARGIN_S
+        if duration < limit:
+            return (
+                f"{duration:.0f} s silence < 2 x {idle_report_s:.0f} s idle reporting "
+                "interval + 30 s"
+            )
+        interval = idle_report_s
     if case.fault not in _METER_EVIDENCE:
         return ""
     if duration < MIN_SAMPLES * interval:
@@ -312,6 +332,7 @@ def _place(
                     start=start,
                     duration=case.duration,
                     params=dict(case.params),
+                    in_session=case.in_session,
                 )
             )
             placed.append(case)
@@ -420,8 +441,24 @@ def run_cadence(
     truths = [t for t in sim.truth().faults]
     interval = sim.config.interval
     hb = {c.id: float(h) for c, h in zip(sim.plan.chargers, sim.hb_interval, strict=True)}
+    idle_s = sim.config.idle_meter_interval if sim.config.protocol == "ocpp1.6" else 0.0
+    sessions = sim.truth().sessions
+
+    def idle_report(t: FaultTruth) -> float:
+        """The idle cadence when the connector had no transaction during ``t``."""
+        busy = any(
+            s.charger == t.charger and s.connector == t.connector
+            and s.start < t.end and s.stop > t.start
+            for s in sessions
+        )  # fmt: skip
+        return 0.0 if busy else idle_s
+
     episodes = [
-        Episode(case, t, detectability(case, t.end - t.start, interval, hb.get(t.charger, 0.0)))
+        Episode(
+            case,
+            t,
+            detectability(case, t.end - t.start, interval, hb.get(t.charger, 0.0), idle_report(t)),
+        )
         for case, t in zip(placed, truths, strict=True)
     ]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:

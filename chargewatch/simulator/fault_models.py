@@ -371,6 +371,10 @@ class FaultSpec:
     start: float | None = None
     duration: float | None = None
     params: dict[str, float] = field(default_factory=dict)
+    # Host the fault in a charging session even when its model does not need one
+    # (e.g. a sag of one phase while a three-phase car draws ~20 kW, as reported
+    # in issue 17): an idle OCPP connector reports too seldom to show it.
+    in_session: bool = False
 
     def __post_init__(self) -> None:
         kind = fault_kind(self.name)  # validates the name early, listing the vocabulary

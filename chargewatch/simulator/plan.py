@@ -65,11 +65,14 @@ class SiteType:
     sessions_per_day: float  # per connector
     dwell_mu: float  # log-hours, lognormal dwell (fitted to the datasets above)
     dwell_sigma: float
+    # The fleet file's site kind (model.fleet.SITE_KINDS): what alert defaults key
+    # on, e.g. no IdleBlocking page for a car plugged in all night at home.
+    kind: str = "public"
 
 
 SITE_TYPES: tuple[SiteType, ...] = (
-    SiteType("residential", tuple(map(float, _RESIDENTIAL)), 1.0, 1.8, 1.0),
-    SiteType("workplace", tuple(map(float, _WORKPLACE)), 1.6, 0.65, 1.0),
+    SiteType("residential", tuple(map(float, _RESIDENTIAL)), 1.0, 1.8, 1.0, "residential"),
+    SiteType("workplace", tuple(map(float, _WORKPLACE)), 1.6, 0.65, 1.0, "workplace"),
     SiteType("public", tuple(map(float, _PUBLIC)), 3.0, 0.2, 0.7),
     SiteType("highway", tuple(map(float, _HIGHWAY)), 10.0, -1.0, 0.5),
 )
@@ -315,7 +318,9 @@ def build_fleet(cfg: SimConfig) -> tuple[list[SiteSpec], list[ChargerSpec], list
     for i in range(cfg.sites):
         tz = _ZONES[i % len(_ZONES)]
         st = SITE_TYPES[i % len(SITE_TYPES)] if not cfg.dc_only else SITE_TYPES[3]
-        sites.append(SiteSpec(id=f"site{i + 1:02d}", timezone=tz, name=f"{st.name} {i + 1}"))
+        sites.append(
+            SiteSpec(id=f"site{i + 1:02d}", timezone=tz, name=f"{st.name} {i + 1}", kind=st.kind)
+        )
         site_types.append(st)
         off = zoneinfo.ZoneInfo(tz).utcoffset(when)
         offsets.append(off.total_seconds() / 3600.0 if off else 0.0)
@@ -622,8 +627,9 @@ def build_plan(cfg: SimConfig) -> Plan:
         t1 = t0 + dur
         params = {**kind.defaults, **spec.params}  # the truth records every value used
         r = _rng(cfg.seed, 5, n)
-        if kind.needs in ("charging", "three_phase"):
-            host = _host_session(r, conn, t0, t1, kind.needs == "three_phase")
+        if kind.needs in ("charging", "three_phase") or spec.in_session:
+            three = kind.needs == "three_phase" or (spec.in_session and conn.phases == 3)
+            host = _host_session(r, conn, t0, t1, three)
             fixed.setdefault(conn.idx, []).append(host)
         elif spec.name == "failed_start":
             car = Car(60e3, 0.3, 0.9, 3, 16.0, 50e3, 400.0)

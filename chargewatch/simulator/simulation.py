@@ -76,7 +76,8 @@ class Simulation:
         """Write the fleet as ``fleet.yaml`` (what ``config.fleet_file.load_fleet`` reads)."""
         doc = {
             "sites": [
-                {"id": s.id, "timezone": s.timezone, "name": s.name} for s in self.plan.sites
+                {"id": s.id, "timezone": s.timezone, "name": s.name, "kind": s.kind}
+                for s in self.plan.sites
             ],
             "chargers": [
                 {
