@@ -83,6 +83,16 @@ _BASE: tuple[Signal, ...] = (
     Signal("session_energy_wh", "number", "Wh", "energy of the running session"),
     Signal("charging_minutes", "number", "min", "minutes of the session spent charging"),
     Signal("idle_minutes", "number", "min", "minutes of the session spent not charging"),
+    # the last signed session's check (docs/signatures.md), for 24 h after its stop
+    Signal("signature_invalid", "bool", "", "last signed session: signature_status invalid"),
+    Signal(
+        "signed_energy_mismatch",
+        "bool",
+        "",
+        "last signed session: signed energy differs from the billed beyond the meter resolution",
+    ),
+    Signal("signature_session_id", "string", "", "that session's id, when either is true"),
+    Signal("signature_reason", "string", "", "why, when either is true"),
     # inventory
     Signal("max_power_w", "number", "W", "inventory: rated power"),
     Signal("phases", "number", "", "inventory: 1 or 3 (AC), 0 (DC)"),

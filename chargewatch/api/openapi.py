@@ -95,6 +95,18 @@ _SESSION = {
         "register_energy_wh": _NULLABLE_NUM,
         "estimate_energy_wh": _NULLABLE_NUM,
         "review_reason": _STR,
+        # The meter's signed readings checked (docs/signatures.md).
+        "signature_status": {
+            "type": "string",
+            "enum": ["verified", "invalid", "unsigned", "key_unknown", "incomplete"],
+        },
+        "signature_reason": _STR,
+        "key_pinned": {"type": "boolean"},
+        # Only for signed sessions; signed_readings only in GET /sessions/{id}.
+        "public_key": _STR,
+        "signed_energy_wh": _NULLABLE_NUM,
+        "signed_resolution_wh": _NULLABLE_NUM,
+        "signed_readings": {"type": "array", "items": {"type": "object"}},
     },
 }
 _CDR = {

@@ -73,6 +73,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         lines_file=args.lines,
         rules=Path(args.rules) if args.rules else None,
         tariffs=Path(args.tariffs) if args.tariffs else None,
+        receipt_base_url=args.receipt_base_url or "",
     )
     s = result.stats
     summary = {
@@ -121,6 +122,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fleet", help="fleet.yaml")
     p.add_argument("--rules", help="rules directory")
     p.add_argument("--tariffs", help="tariffs directory")
+    p.add_argument(
+        "--receipt-base-url",
+        metavar="URL",
+        help="CDRs' signed_data.url: URL/api/v1/sessions/{id}/receipt (billing.receipt_base_url)",
+    )
     p.add_argument("--lines", type=Path, help="also write line protocol to this file")
     p.set_defaults(func=cmd_replay)
 

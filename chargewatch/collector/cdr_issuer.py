@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.ocpi_json import json_text
+from chargewatch.billing.signed_data import ocpi_signed_data
 from chargewatch.billing.tariff import Tariff
 from chargewatch.core.spreadsheet import csv_text
 from chargewatch.model.fleet import Fleet
@@ -55,9 +56,12 @@ class CdrIssuer:
         lines: LineSink | None = None,
         country_code: str = "NL",
         party_id: str = "CWX",
+        receipt_base_url: str = "",
     ) -> None:
         self.fleet = fleet
         self.tariffs = tariffs
+        # billing.receipt_base_url: the CDR's signed_data.url is the receipt there.
+        self.receipt_base_url = receipt_base_url
         self.ledger = ledger
         self.emit = emit  # one OCPI CDR as a JSON line (replay's cdrs.jsonl)
         self.lines = lines
@@ -122,16 +126,9 @@ class CdrIssuer:
             "last_updated": _iso(rec.stop),
             **result.to_ocpi(),
         }
-        if rec.signed_start or rec.signed_stop:
-            # Signed meter data passes through untouched (OCMF and the like).
-            doc["signed_data"] = {
-                "encoding_method": "OCMF",
-                "signed_values": [
-                    {"nature": nature, "plain_data": "", "signed_data": data}
-                    for nature, data in (("Start", rec.signed_start), ("End", rec.signed_stop))
-                    if data
-                ],
-            }
+        signed = ocpi_signed_data(rec, receipt_base_url=self.receipt_base_url)
+        if signed is not None:
+            doc["signed_data"] = signed
         previous = self._previous(rec.session_id)
         if previous is not None and previous.get("id") == cdr_id:
             # Issued already (a replay into the same ledger, a restart): nothing

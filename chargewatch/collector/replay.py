@@ -19,10 +19,11 @@ from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
+from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
-from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
@@ -53,6 +54,7 @@ def replay(
     rules: Path | None = None,
     detector_config: DetectorConfig | None = None,
     tariffs: Path | None = None,
+    receipt_base_url: str = "",
 ) -> ReplayResult:
     keep_freed_batch_memory()  # as the service does
     out.mkdir(parents=True, exist_ok=True)
@@ -67,10 +69,16 @@ def replay(
         cdrs_out.write(line + "\n")
 
     issuer = CdrIssuer(
-        fleet, load_tariff_dir(tariffs) if tariffs else {}, ledger=ledger, emit=emit_cdr
+        fleet,
+        load_tariff_dir(tariffs) if tariffs else {},
+        ledger=ledger,
+        emit=emit_cdr,
+        receipt_base_url=receipt_base_url,
     )
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
-    sessions = SessionStage(SessionEngine(index), ledger=ledger, listeners=[sessions_jsonl, issuer])
+    engine = SessionEngine(index, SessionConfig(meter_keys=fleet.meter_keys))
+    findings = SignatureFindings(index)
+    sessions = SessionStage(engine, ledger=ledger, listeners=[sessions_jsonl, issuer, findings])
     lines = LineFile(lines_file) if lines_file else None
     state = FleetState(index)
     alerts_out = (out / "alerts.jsonl").open("wb")
@@ -89,7 +97,11 @@ def replay(
         AlertEngine(rules or default_rules_dir(), index),
         state,
         # The same frame as live (service.py), so rules behave the same.
-        providers=[detector_signals(detectors, index), ocpp_versions(ocpp, index)],
+        providers=[
+            detector_signals(detectors, index),
+            ocpp_versions(ocpp, index),
+            findings.signals,
+        ],
         on_transitions=record_transitions,
     )
     pipeline = Pipeline(

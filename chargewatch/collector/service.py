@@ -45,6 +45,7 @@ from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
 from chargewatch.collector.uptime_export import UptimeExporter
+from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
@@ -150,12 +151,24 @@ class Collector:
             "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
         )
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
-        self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
-        session_listeners: list[RecordListener] = [self.cdrs]
+        self.cdrs = CdrIssuer(
+            fleet,
+            self.tariffs,
+            ledger=self.ledger,
+            lines=rollups,
+            receipt_base_url=config.billing.receipt_base_url,
+        )
+        self.signature_findings = SignatureFindings(self.index)
+        session_listeners: list[RecordListener] = [self.cdrs, self.signature_findings]
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
-            SessionEngine(self.index, SessionConfig(energy_policy=config.billing.energy_policy)),
+            SessionEngine(
+                self.index,
+                SessionConfig(
+                    energy_policy=config.billing.energy_policy, meter_keys=fleet.meter_keys
+                ),
+            ),
             ledger=self.ledger,
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,
@@ -196,6 +209,7 @@ class Collector:
             providers=[
                 detector_signals(self.detectors, self.index, self.detector_stage.flush),
                 ocpp_versions(self.ocpp, self.index),
+                self.signature_findings.signals,
             ],
             deliver=self.notify.submit,
             publish=self._publish_command,

@@ -31,7 +31,13 @@ from chargewatch.collector.coalesce import Pacer
 from chargewatch.core.gcpause import gc_paused
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.decoding import Rejection
-from chargewatch.model.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.model.events import (
+    Event,
+    MeterReading,
+    SignedReading,
+    StatusEvent,
+    TransactionEvent,
+)
 from chargewatch.sessions.outputs import jsonl_line
 from chargewatch.sessions.session_engine import Rejected, SessionEngine, SessionRecord
 from chargewatch.storage.ledger import Ledger
@@ -63,6 +69,8 @@ def _decode(kind: str, text: str) -> TransactionEvent | StatusEvent | MeterReadi
     fields = json.loads(text)
     if "flags" in fields:
         fields["flags"] = tuple(fields["flags"])  # JSON has lists; the events hold tuples
+    if fields.get("signed") is not None:  # the decoded signed reading, as a dataclass again
+        fields["signed"] = SignedReading(**fields["signed"])
     return _JOURNALED[kind](**fields)
 
 

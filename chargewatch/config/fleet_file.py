@@ -7,16 +7,22 @@ from __future__ import annotations
 
 __all__ = ["load_fleet", "parse_fleet"]
 
+import base64
+import binascii
 import zoneinfo
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from chargewatch.core.yamlsrc import Reader, Source, load_yaml
 from chargewatch.model.fleet import (
     _CHARGER_KEYS,
+    _METER_KEY_KEYS,
     _SITE_KEYS,
     SITE_KINDS,
     ChargerSpec,
     Fleet,
+    MeterKey,
     SiteSpec,
 )
 from chargewatch.model.ids import CHARGER_ID_RULE, is_charger_id
@@ -32,7 +38,7 @@ def _valid_zone(name: str) -> bool:
 
 def parse_fleet(src: Source) -> Fleet:
     r = Reader(src)
-    top = r.mapping(src.data, (), allowed=("sites", "chargers"))
+    top = r.mapping(src.data, (), allowed=("sites", "chargers", "meter_keys"))
     sites: dict[str, SiteSpec] = {}
     raw_sites = r.get(top, (), "sites", list, [])
     for i, item in enumerate(raw_sites):
@@ -103,8 +109,67 @@ def parse_fleet(src: Source) -> Fleet:
         if cid in chargers:
             r.fail((*p, "id"), f"duplicate charger id {cid!r}")
         chargers[cid] = spec
+    keys = _meter_keys(r, top, chargers)
     r.raise_if_failed()
-    return Fleet(sites, chargers, src.file)
+    return Fleet(sites, chargers, src.file, keys)
+
+
+_KEY_EXPECTED = "a DER public key, hex (spaces allowed) or base64"
+_TIME_EXPECTED = "a date-time with a UTC offset, e.g. 2026-01-01T00:00:00Z"
+
+
+def _meter_keys(
+    r: Reader, top: dict[str, Any], chargers: dict[str, ChargerSpec]
+) -> tuple[MeterKey, ...]:
+    """``meter_keys:``: pinned public keys per charger or meter serial (docs/signatures.md)."""
+    out: list[MeterKey] = []
+    for i, item in enumerate(r.get(top, (), "meter_keys", list, [])):
+        p = ("meter_keys", i)
+        m = r.mapping(item, p, allowed=_METER_KEY_KEYS, required=("public_key",))
+        charger = r.get(m, p, "charger", str, "")
+        serial = r.get(m, p, "meter_serial", (str, int), "")
+        if not charger and serial == "":
+            r.fail(p, "a meter key needs 'charger' or 'meter_serial' (or both)")
+        if charger and chargers and charger not in chargers:
+            r.fail((*p, "charger"), f"unknown charger {charger!r}")
+        key = r.get(m, p, "public_key", str, "", check=_is_der_key, expected=_KEY_EXPECTED)
+        since = _time(r, m, p, "valid_from")
+        until = _time(r, m, p, "valid_until")
+        if since is not None and until is not None and until <= since:
+            r.fail((*p, "valid_until"), "valid_until must be after valid_from")
+        out.append(MeterKey("".join(key.split()), charger, str(serial), since, until))
+    return tuple(out)
+
+
+def _is_der_key(text: str) -> bool:
+    """Hex or base64 of a DER structure (a SEQUENCE); the curve is checked when verifying."""
+    compact = "".join(text.split())
+    for decode in (bytes.fromhex, lambda s: base64.b64decode(s, validate=True)):
+        try:
+            der = decode(compact)
+        except (ValueError, binascii.Error):
+            continue
+        if len(der) > 16 and der[0] == 0x30:
+            return True
+    return False
+
+
+def _time(r: Reader, m: dict[str, Any], p: tuple[str | int, ...], key: str) -> float | None:
+    value = r.get(m, p, key, (str, datetime, date), None, expected=_TIME_EXPECTED)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            r.fail((*p, key), f"expected {_TIME_EXPECTED}, got {value!r}")
+            return None
+    if not isinstance(value, datetime):  # a bare date: its midnight, UTC
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if value.tzinfo is None:
+        r.fail((*p, key), f"expected {_TIME_EXPECTED}, got {value.isoformat()!r} (no offset)")
+        return None
+    return value.timestamp()
 
 
 def load_fleet(path: str | Path) -> Fleet:

@@ -64,6 +64,9 @@ class BillingConfig:
     # record is the most accurate figure and needs_review says why; "register"
     # where only the calibrated meter may be billed (German Eichrecht).
     energy_policy: str = "best_estimate"
+    # Where drivers reach this deployment's API (https://charge.example.com): a
+    # CDR's signed_data.url is <base>/api/v1/sessions/{id}/receipt. "": no url.
+    receipt_base_url: str = ""
 
 
 #: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
@@ -108,7 +111,7 @@ def _tokens(s: Section) -> tuple[ApiToken, ...]:
 
 
 def read_billing(top: Section) -> BillingConfig:
-    s = top.child("billing", allowed=("energy_policy",))
+    s = top.child("billing", allowed=("energy_policy", "receipt_base_url"))
     return BillingConfig(
         energy_policy=s.get(
             "energy_policy",
@@ -116,8 +119,22 @@ def read_billing(top: Section) -> BillingConfig:
             BillingConfig.energy_policy,
             check=lambda v: v in ENERGY_POLICIES,
             expected=" or ".join(ENERGY_POLICIES),
-        )
+        ),
+        receipt_base_url=s.get(
+            "receipt_base_url",
+            str,
+            "",
+            check=_http_url,
+            expected="an http(s) URL without query or fragment, e.g. https://charge.example.com",
+        ),
     )
+
+
+def _http_url(v: str) -> bool:
+    from urllib.parse import urlsplit  # noqa: PLC0415  (only when the key is set)
+
+    u = urlsplit(v)
+    return u.scheme in ("http", "https") and bool(u.netloc) and not u.query and not u.fragment
 
 
 def read_limits(top: Section) -> LimitsConfig:

@@ -12,6 +12,7 @@ __all__ = [
     "ChargerSpec",
     "ConnectorIndex",
     "Fleet",
+    "MeterKey",
     "SiteSpec",
 ]
 
@@ -61,11 +62,42 @@ class ChargerSpec:
 DEFAULT_CHARGER = ChargerSpec(id="", known=False)
 
 
+@dataclass(frozen=True, slots=True)
+class MeterKey:
+    """A meter's public key for its signed readings (OCMF), pinned in the inventory.
+
+    It belongs to one charger (all its meters) or to one meter serial (OCMF
+    ``MS``, or ``GS`` where the meter has none); ``public_key`` is the DER key
+    as hex or base64, as meter vendors print it. ``valid_from``/``valid_until``
+    (epoch seconds, None = open) bound it in time: after a key rotation the
+    key in force at a reading's own time verifies it.
+    """
+
+    public_key: str
+    charger: str = ""
+    meter_serial: str = ""
+    valid_from: float | None = None
+    valid_until: float | None = None
+
+    def applies(self, charger: str, meter_serial: str, at: float | None) -> bool:
+        if self.meter_serial and self.meter_serial != meter_serial:
+            return False
+        if self.charger and self.charger != charger:
+            return False
+        if at is None:  # a reading without a usable time: only a key without bounds
+            return self.valid_from is None and self.valid_until is None
+        if self.valid_from is not None and at < self.valid_from:
+            return False
+        return self.valid_until is None or at < self.valid_until
+
+
 @dataclass(frozen=True)
 class Fleet:
     sites: dict[str, SiteSpec]
     chargers: dict[str, ChargerSpec]
     file: str = ""
+    #: Pinned public keys of the meters' signed readings (``meter_keys:``).
+    meter_keys: tuple[MeterKey, ...] = ()
 
     @staticmethod
     def empty() -> Fleet:
@@ -95,6 +127,7 @@ class Fleet:
 
 
 _SITE_KEYS = ("id", "timezone", "tariff", "name", "kind")
+_METER_KEY_KEYS = ("charger", "meter_serial", "public_key", "valid_from", "valid_until")
 _CHARGER_KEYS = (
     "id",
     "site",

@@ -46,6 +46,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "register_energy_wh",
     "estimate_energy_wh",
     "review_reason",
+    # The verdict on the meter's signed readings (docs/signatures.md).
+    "signature_status",
+    "signature_reason",
+    "key_pinned",
 )
 
 

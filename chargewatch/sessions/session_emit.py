@@ -26,6 +26,7 @@ from chargewatch.sessions.power_track import PowerTrack, build_periods
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_state import SessionState, bridge_key
 from chargewatch.sessions.session_types import QUALITY_FLAGS, SessionConfig, SessionRecord
+from chargewatch.sessions.signatures import UNSIGNED, check_session
 
 
 def emit(book: SessionBook) -> list[SessionRecord]:
@@ -49,6 +50,8 @@ def emit(book: SessionBook) -> list[SessionRecord]:
                 rec.transaction_id,
                 len(rec.periods),
                 round(rec.idle_s, 1),
+                rec.signature.status,  # a late signed end reading changes it
+                len(rec.signed),
             )
         )
         if fp == s.fingerprint:
@@ -91,6 +94,13 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
     flags += ch.flags
     if s.start_source == "status" and ch.energy_wh <= cfg.register_tolerance_wh:
         flags.append("failed_start")  # a plug-in that never charged (docs/sessions.md)
+    signature = (
+        check_session(s.signed, charger=s.charger, keys=cfg.meter_keys, billed_wh=ch.energy_wh)
+        if s.signed
+        else UNSIGNED
+    )
+    if signature.energy_mismatch:
+        flags.append("signed_energy_mismatch")
     quality = tuple(f for f in QUALITY_FLAGS if f in flags)
     periods = build_periods(tr, s.start, stop, ch.energy_wh, threshold_w=cfg.charging_threshold_w)
     idle = sum(p.duration_s for p in periods if p.kind == "idle")
@@ -123,6 +133,8 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         register_energy_wh=ch.register_energy_wh,
         estimate_energy_wh=ch.estimate_energy_wh,
         review_reason=ch.review_reason,
+        signed=s.signed,
+        signature=signature,
     )
 
 

@@ -110,6 +110,7 @@ def _on_start(
     s.meter_start = ev.meter_wh
     s.id_tag = ev.id_tag
     s.signed_start = ev.signed_data
+    s.keep_signed(ev.signed)
     book.point(s, ev.ts, ev.meter_wh)
     return True
 
@@ -196,6 +197,7 @@ def _on_update(
         return False
     book.point(s2, ev.ts, ev.meter_wh)
     s2.last_seen = max(s2.last_seen, ev.ts)
+    s2.keep_signed(ev.signed)
     return True
 
 
@@ -245,6 +247,7 @@ def _on_stop(
         s2.meter_stop = meter
     s2.reason = ev.reason
     s2.signed_stop = ev.signed_data
+    s2.keep_signed(ev.signed)
     if s2.is_open:
         book.close(s2, ts, ts, "transaction")
     elif s2.closed_by != "transaction":
@@ -331,6 +334,7 @@ def _late_start(book: SessionBook, ev: TransactionEvent, cur: SessionState) -> N
         meter_start=ev.meter_wh,
         id_tag=ev.id_tag,
         signed_start=ev.signed_data,
+        signed=(ev.signed,) if ev.signed is not None else (),
     )
     if s.sid in book.sessions:
         return
@@ -348,6 +352,8 @@ def _on_reading(book: SessionBook, ev: MeterReading) -> None:
     if sid is None:
         sid = book.open.get(book.index.id(ev.charger, ev.connector))
     s = book.sessions.get(sid) if sid else None
+    if s is not None:
+        s.keep_signed(ev.signed)  # kept even when it gives no register value
     if s is None or ev.energy_wh is None:
         return
     if ev.context == "Transaction.Begin" and s.meter_start is None:

@@ -21,6 +21,7 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from chargewatch.model.events import SignedReading
 from chargewatch.sessions.power_track import PowerTrack
 
 # Flag tuples shared by all sessions that hold the same flags (a 1-tuple is 48 B
@@ -55,6 +56,9 @@ class SessionState:
     reason: str = ""
     signed_start: str = ""
     signed_stop: str = ""
+    # Every signed reading (OCMF) of the session, decoded, once each, in
+    # arrival order: what sessions/signatures.py checks. () when unsigned.
+    signed: tuple[SignedReading, ...] = ()
     # Register segments back to back, [t0, e0, t1, e1] each (see energy.py): one
     # array('d') of 4 doubles is 96 B where a list of one 4-float list took ~250.
     # None until the first reading.
@@ -82,6 +86,11 @@ class SessionState:
     def flag(self, name: str) -> None:
         if name not in self.flags:
             self.flags = flag_set((*self.flags, name))
+
+    def keep_signed(self, got: SignedReading | None) -> None:
+        """Keep a signed reading once (KEBA sends one record with Begin and End)."""
+        if got is not None and all(x.raw != got.raw for x in self.signed):
+            self.signed = (*self.signed, got)
 
     @property
     def is_open(self) -> bool:
@@ -117,6 +126,7 @@ def session_from_dict(d: dict[str, Any]) -> SessionState:
     segs = d.pop("segs", [])
     d["bridges"] = d.get("bridges") or None
     sampled = d.pop("sampled", None)  # absent from version 1 checkpoints
+    d["signed"] = tuple(SignedReading(**x) for x in d.get("signed", ()))
     s = SessionState(track=track, **d)
     if sampled:
         s.sampled = array("d", [float(x) for x in sampled])
@@ -142,6 +152,10 @@ def session_to_dict(s: SessionState, anchors: list[float] | None = None) -> dict
         d["sampled"] = s.sampled.tolist()
     else:
         del d["sampled"]  # version 1's shape while there is nothing to keep
+    if s.signed:
+        d["signed"] = [{f.name: getattr(x, f.name) for f in fields(x)} for x in s.signed]
+    else:
+        del d["signed"]  # likewise
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
     # JSON has no array('d'):
     d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]

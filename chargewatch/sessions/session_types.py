@@ -15,6 +15,7 @@ __all__ = [
     "period_dict",
     "rfc3339",
     "session_id",
+    "signature_dict",
 ]
 
 import hashlib
@@ -22,7 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chargewatch.model.events import SignedReading
+from chargewatch.model.fleet import MeterKey
 from chargewatch.sessions.power_track import Period
+from chargewatch.sessions.signatures import UNSIGNED, SignatureCheck
 
 #: Every quality flag a record can carry, with its meaning.
 QUALITY_FLAGS: dict[str, str] = {
@@ -43,6 +47,10 @@ QUALITY_FLAGS: dict[str, str] = {
     "stop_matched": "the stop named no known transaction (e.g. -1); matched to the open one",
     "stop_time_corrected": "the stop's timestamp was impossible; receive time or last data used",
     "failed_start": "plugged in, no transaction and no energy: recorded, not billed",
+    "signed_energy_mismatch": (
+        "the meter's signed end minus start reading differs from the billed energy "
+        "by more than the meter's resolution"
+    ),
 }
 
 
@@ -73,6 +81,8 @@ class SessionConfig:
     stuck_min_wh: float = 100.0
     # What energy_wh is when the register is proven wrong (billing.energy_policy).
     energy_policy: str = "best_estimate"
+    # Pinned public keys of the meters' signed readings (fleet.yaml meter_keys).
+    meter_keys: tuple[MeterKey, ...] = ()
 
     def __post_init__(self) -> None:
         if self.gap_s <= 0 or self.charging_threshold_w < 0:
@@ -125,6 +135,9 @@ class SessionRecord:
     estimate_energy_wh: float | None = None
     # register_stuck | register_regression | register_break | unit_corrected
     review_reason: str = ""
+    # The session's signed readings and their check (docs/signatures.md).
+    signed: tuple[SignedReading, ...] = ()
+    signature: SignatureCheck = UNSIGNED
 
     @property
     def duration_s(self) -> float:
@@ -158,13 +171,29 @@ class SessionRecord:
             "periods": [period_dict(p) for p in self.periods],
             "signed_start": self.signed_start,
             "signed_stop": self.signed_stop,
+            "signature_status": self.signature.status,
+            "signature_reason": self.signature.reason,
+            "key_pinned": self.signature.key_pinned,
         }
+        if self.signature.readings:
+            d.update(signature_dict(self.signature))
         if self.register_energy_wh is not None or self.review_reason:
             # Only where they say something: lines of clean sessions stay as they were.
             d["register_energy_wh"] = _r3(self.register_energy_wh)
             d["estimate_energy_wh"] = _r3(self.estimate_energy_wh)
             d["review_reason"] = self.review_reason
         return d
+
+
+def signature_dict(c: SignatureCheck) -> dict[str, Any]:
+    """The signed readings' part of a session line: each reading with its verdict
+    (what a driver's receipt lists), the key, the signed energy."""
+    return {
+        "public_key": c.public_key,
+        "signed_energy_wh": _r3(c.signed_energy_wh),
+        "signed_resolution_wh": c.resolution_wh,
+        "signed_readings": [r.to_dict() for r in c.readings],
+    }
 
 
 def _r3(x: float | None) -> float | None:

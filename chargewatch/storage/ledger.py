@@ -252,6 +252,36 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
         ),
     ),
     (
+        # Issue 21: the verdict on a session's signed meter readings (OCMF), and
+        # each signed reading with its own verdict, for receipts and audits
+        # (docs/signatures.md). Sessions written before keep 'unsigned'.
+        9,
+        (
+            "ALTER TABLE sessions ADD COLUMN signature_status TEXT NOT NULL DEFAULT 'unsigned'",
+            "ALTER TABLE sessions ADD COLUMN signature_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE sessions ADD COLUMN key_pinned INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE sessions ADD COLUMN public_key TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE signed_readings (
+                session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,           -- order of arrival
+                record INTEGER NOT NULL,        -- which OCMF string (one may hold B and E)
+                ocmf TEXT NOT NULL,             -- as received when it is not OCMF
+                meter_serial TEXT NOT NULL,
+                time TEXT NOT NULL,             -- OCMF TM, as written
+                value TEXT NOT NULL,            -- OCMF RV, as written
+                unit TEXT NOT NULL,             -- OCMF RU
+                reason TEXT NOT NULL,           -- OCMF TX: B, C, E, ...
+                pagination TEXT NOT NULL,       -- OCMF PG
+                signature_valid INTEGER,        -- NULL: not checked (no key, not OCMF)
+                status TEXT NOT NULL,           -- verified | invalid | key_unknown | unreadable
+                detail TEXT NOT NULL,
+                public_key TEXT NOT NULL,       -- hex DER the signature was checked with
+                key_pinned INTEGER NOT NULL,
+                PRIMARY KEY (session_id, seq)
+            )""",
+        ),
+    ),
+    (
         # Issue 22: every connector status change, kept so that uptime over a past
         # year survives restarts (the fleet state keeps only the latest status).
         # Keyed by port and time: re-recording a replay adds nothing.
@@ -441,7 +471,7 @@ class Ledger:
                 d = r.to_dict()
                 cur = self.db.execute(
                     """INSERT INTO sessions VALUES
-                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(session_id) DO UPDATE SET
                          charger_id=excluded.charger_id, connector_id=excluded.connector_id,
                          site=excluded.site, transaction_id=excluded.transaction_id,
@@ -457,7 +487,10 @@ class Ledger:
                          written_at=excluded.written_at,
                          register_energy_wh=excluded.register_energy_wh,
                          estimate_energy_wh=excluded.estimate_energy_wh,
-                         review_reason=excluded.review_reason
+                         review_reason=excluded.review_reason,
+                         signature_status=excluded.signature_status,
+                         signature_reason=excluded.signature_reason,
+                         key_pinned=excluded.key_pinned, public_key=excluded.public_key
                        WHERE excluded.revision >= sessions.revision
                          AND excluded.record != sessions.record""",
                     (
@@ -486,6 +519,10 @@ class Ledger:
                         r.register_energy_wh,
                         r.estimate_energy_wh,
                         r.review_reason,
+                        r.signature.status,
+                        r.signature.reason,
+                        int(r.signature.key_pinned),
+                        r.signature.public_key,
                     ),
                 )
                 if cur.rowcount == 0:
@@ -516,7 +553,34 @@ class Ledger:
                         (r.session_id, "stop", r.stop, r.meter_stop_wh, r.signed_stop),
                     ],
                 )
+                self._write_signed(r)
         return changed
+
+    def _write_signed(self, r: SessionRecord) -> None:
+        self.db.execute("DELETE FROM signed_readings WHERE session_id=?", (r.session_id,))
+        self.db.executemany(
+            "INSERT INTO signed_readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.session_id,
+                    i,
+                    c.record,
+                    c.ocmf or c.raw,
+                    c.meter_serial,
+                    c.time,
+                    c.value,
+                    c.unit,
+                    c.reason,
+                    c.pagination,
+                    None if c.signature_valid is None else int(c.signature_valid),
+                    c.status,
+                    c.detail,
+                    c.public_key,
+                    int(c.key_pinned),
+                )
+                for i, c in enumerate(r.signature.readings)
+            ],
+        )
 
     @_durable
     def write_cdr(
@@ -641,7 +705,7 @@ class Ledger:
             row = self.db.execute(
                 "SELECT cdr FROM cdrs WHERE session_id=?", (session_id,)
             ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else _with_signature(dict(json.loads(row[0])))
 
     @_durable
     def record_cdr_history(
@@ -939,11 +1003,20 @@ def query_sessions(
         rows = ledger.db.execute(sql, args).fetchall()
     out = []
     for row in rows:
-        d: dict[str, Any] = json.loads(row[0])
+        d: dict[str, Any] = _with_signature(json.loads(row[0]))
         if not periods:
             d.pop("periods", None)
+            d.pop("signed_readings", None)  # like the periods: GET /sessions/{id} has them
         out.append(d)
     return out
+
+
+def _with_signature(d: dict[str, Any]) -> dict[str, Any]:
+    """Records written before issue 21 (migration 9) were not checked: unsigned."""
+    d.setdefault("signature_status", "unsigned")
+    d.setdefault("signature_reason", "")
+    d.setdefault("key_pinned", False)
+    return d
 
 
 def query_cdrs(
@@ -988,7 +1061,7 @@ def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
         row = ledger.db.execute(
             "SELECT record FROM sessions WHERE session_id=?", (session_id,)
         ).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+    return None if row is None else _with_signature(dict(json.loads(row[0])))
 
 
 def _at(since: Any, now: float) -> float:

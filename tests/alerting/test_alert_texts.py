@@ -86,6 +86,10 @@ def test_every_shipped_rule_says_what_happened_in_physical_units_never_a_score()
         frame[fault][0] = True
         frame[f"{fault}_score"][0] = 1.11293  # must not show up anywhere
     frame["error_code"][1:] = codes
+    # The signed-reading findings (rules/signatures.yaml) of a session on connector 0.
+    frame["signature_invalid"][0] = frame["signed_energy_mismatch"][0] = True
+    frame["signature_session_id"][0] = "3f9c2a"
+    frame["signature_reason"][0] = "signed 1500.0 Wh, billed 1520.5 Wh"
     fired = _fire_all(engine, frame)
     assert set(fired) == {r.name for r in engine.rules}
     for name, texts in fired.items():

@@ -177,6 +177,17 @@ def test_billing_energy_policy(tmp_path: Path) -> None:
     assert f"{f}:3:3: billing.policy: unknown key" in text
 
 
+def test_billing_receipt_base_url(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    assert load_config_text(f, "").billing.receipt_base_url == ""
+    text = "billing:\n  receipt_base_url: https://charge.example.com/cw\n"
+    assert load_config_text(f, text).billing.receipt_base_url == "https://charge.example.com/cw"
+    f.write_text("billing:\n  receipt_base_url: ftp://x?y=1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    assert f"{f}:2:21: billing.receipt_base_url: expected an http(s) URL" in str(info.value)
+
+
 def load_config_text(f: Path, text: str) -> Config:
     f.write_text(text)
     return load_config(f, env={})

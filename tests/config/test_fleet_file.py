@@ -67,3 +67,52 @@ def test_site_kind_defaults_to_public_and_a_bad_kind_is_refused_with_its_place(
         "yard": "depot",
         "lot": "workplace",
     }
+
+
+KEY_HEX = (
+    "3059301306072A8648CE3D020106082A8648CE3D030107034200043AEEB45C392357820A58FDFB0857BD77"
+    "ADA31585C61C430531DFA53B440AFBFDD95AC887C658EA55260F808F55CA948DF235C2108A0D6DC7D4AB1A5E1A7955BE"
+)
+
+
+def test_meter_keys_pinned_per_charger_or_meter_serial_with_validity(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "chargers:\n  - {id: CP-1, site: depot}\nmeter_keys:\n"
+        f"  - {{charger: CP-1, public_key: {KEY_HEX}, valid_until: 2026-01-01T00:00:00Z}}\n"
+        f"  - meter_serial: 1DZG0033022268\n    public_key: '{KEY_HEX[:8]} {KEY_HEX[8:]}'\n"
+        "    valid_from: '2026-01-01T00:00:00+01:00'\n",
+        encoding="utf-8",
+    )
+    fleet = load_fleet(path)
+    a, b = fleet.meter_keys
+    assert (a.charger, a.meter_serial, a.valid_from, a.valid_until) == (
+        "CP-1",
+        "",
+        None,
+        1767225600.0,
+    )
+    assert (b.meter_serial, b.public_key, b.valid_from) == ("1DZG0033022268", KEY_HEX, 1767222000.0)
+    assert a.applies("CP-1", "any", 1767225599.0) and not a.applies("CP-1", "any", 1767225600.0)
+    assert not a.applies("CP-1", "any", None)  # a bounded key needs the reading's time
+
+
+def test_meter_key_errors_carry_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "chargers:\n  - {id: CP-1, site: depot}\nmeter_keys:\n"
+        "  - {public_key: 3059aa}\n"
+        "  - {charger: CP-2, public_key: not-a-key}\n"
+        f"  - {{charger: CP-1, public_key: {KEY_HEX}, valid_from: 2026-01-01T00:00:00,\n"
+        "     valid_until: 2025-01-01T00:00:00Z, colour: red}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(path)
+    got = {(p.line, p.path): p.message for p in caught.value.problems}
+    assert "needs 'charger' or 'meter_serial'" in got[(4, "meter_keys[0]")]
+    assert "a DER public key" in got[(4, "meter_keys[0].public_key")]
+    assert "unknown charger 'CP-2'" in got[(5, "meter_keys[1].charger")]
+    assert "a DER public key" in got[(5, "meter_keys[1].public_key")]
+    assert "no offset" in got[(6, "meter_keys[2].valid_from")]
+    assert "unknown key" in got[(7, "meter_keys[2].colour")]

@@ -130,12 +130,14 @@ def _parse(text: str) -> _Parsed | str:
     warnings.filterwarnings("ignore", category=SpecWarning)
     try:
         ocmf = OCMF.from_string(text)
+        p = ocmf.payload
+        # Inside the try: the parsed model can still refuse to print itself (a TM
+        # without a UTC offset raises when serialised).
+        readings = tuple(r for r in (_energy(rd) for rd in p.RD) if r is not None)
     except Exception as bad:  # a third-party parser on untrusted input: anything goes
         msg = str(bad).strip()
         first = msg.splitlines()[0] if msg else type(bad).__name__
         return f"OCMF does not parse: {first[:200]}"
-    p = ocmf.payload
-    readings = tuple(r for r in (_energy(rd) for rd in p.RD) if r is not None)
     return (p.MS or "", p.GS or ""), readings
 
 
