@@ -44,8 +44,8 @@ from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
-from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.collector.signature_alerts import SignatureFindings
+from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
