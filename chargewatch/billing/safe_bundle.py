@@ -2,7 +2,7 @@
 format of the S.A.F.E. transparency software, so a driver can check them there
 (or with ``chargewatch ocmf verify``).
 
-The format, as the reference samples (../shared/reference/ocmf) write it::
+The format, as the reference samples (tests/fixtures/ocmf/reference) write it::
 
     <values>
       <value transactionId="77" context="Transaction.Begin">

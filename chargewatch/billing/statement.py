@@ -46,16 +46,19 @@ def build_statement(
             continue
         cost = (cdr or {}).get("total_cost") or {}
         currency = str((cdr or {}).get("currency", ""))
-        row = {
+        energy = money(session.get("energy_wh")) / 1000
+        excl = money(cost.get("excl_vat"))
+        incl = money(cost.get("incl_vat", cost.get("excl_vat")))
+        row: dict[str, Any] = {
             "session_id": str(session.get("session_id", "")),
             "start": start,
             "site": place.site_name or place.site_id,
             "charger": str(session.get("charger_id", "")),
             "connector": session.get("connector_id"),
-            "energy_kwh": money(session.get("energy_wh")) / 1000,
+            "energy_kwh": energy,
             "currency": currency,
-            "excl_vat": money(cost.get("excl_vat")) if cdr else None,
-            "incl_vat": money(cost.get("incl_vat", cost.get("excl_vat"))) if cdr else None,
+            "excl_vat": excl if cdr else None,
+            "incl_vat": incl if cdr else None,
             "signature_status": str(session.get("signature_status") or "unsigned"),
         }
         rows.append(row)
@@ -65,9 +68,9 @@ def build_statement(
                            "excl_vat": Decimal(0), "incl_vat": Decimal(0)}
             )  # fmt: skip
             t["sessions"] += 1
-            t["energy_kwh"] += row["energy_kwh"]
-            t["excl_vat"] += row["excl_vat"] or 0
-            t["incl_vat"] += row["incl_vat"] or 0
+            t["energy_kwh"] += energy
+            t["excl_vat"] += excl
+            t["incl_vat"] += incl
     rows.sort(key=lambda r: (r["start"]["iso"], r["session_id"]))
     return {
         "id_tag": id_tag,
