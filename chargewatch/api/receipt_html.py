@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
-_W, _H, _PAD = 640, 220, 40  # the power curve's drawing box (px)
+_W, _H, _PAD = 640, 220, 64  # the power curve's drawing box (px)
 
 
 @functools.cache

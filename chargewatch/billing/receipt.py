@@ -16,6 +16,7 @@ __all__ = [
     "Place",
     "build_receipt",
     "local_time",
+    "meter_time",
     "money",
     "power_curve",
     "round_cents",
@@ -145,7 +146,7 @@ def build_receipt(
         "duration": _duration(session.get("duration_s")),
         "price": _price(cdr) if cdr else None,
         "power_curve": power_curve(session.get("periods") or []),
-        "signature": _signature(session),
+        "signature": _signature(session, place.timezone),
     }
 
 
@@ -228,7 +229,20 @@ def power_curve(periods: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _signature(session: Mapping[str, Any]) -> dict[str, Any]:
+def meter_time(tm: str, timezone: str) -> str:
+    """An OCMF reading time (``2026-09-21T14:13:20,000+0000 S``) at the site, in words;
+    as written when it does not parse."""
+    try:
+        t = datetime.strptime(
+            tm.split(" ", maxsplit=1)[0].replace(",", "."), "%Y-%m-%dT%H:%M:%S.%f%z"
+        )
+        at = t.astimezone(zoneinfo.ZoneInfo(timezone or "UTC"))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return tm
+    return at.strftime("%d %b %Y, %H:%M:%S")
+
+
+def _signature(session: Mapping[str, Any], timezone: str) -> dict[str, Any]:
     status = str(session.get("signature_status") or "unsigned")
     tone, headline, meaning = SIGNATURE_WORDS.get(status, SIGNATURE_WORDS["incomplete"])
     signed_wh = session.get("signed_energy_wh")
@@ -238,6 +252,7 @@ def _signature(session: Mapping[str, Any]) -> dict[str, Any]:
             "value": str(r.get("value", "")),
             "unit": str(r.get("unit", "")),
             "time": str(r.get("time", "")),
+            "time_local": meter_time(str(r.get("time", "")), timezone),
             "meter_serial": str(r.get("meter_serial", "")),
             "pagination": str(r.get("pagination", "")),
             "status": str(r.get("status", "")),
