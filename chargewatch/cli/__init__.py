@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.report",
     "chargewatch.cli.uptime",
     "chargewatch.cli.ocmf",
+    "chargewatch.cli.receipt",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
     "chargewatch.cli.bridge",
