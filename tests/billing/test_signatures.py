@@ -301,3 +301,25 @@ def test_key_formats() -> None:
     ):
         assert key_hex(form) == m.public_hex, form
     assert key_hex("") == "" and key_hex("not a key!") == ""
+
+
+def test_signed_readings_survive_the_journal_and_the_checkpoint() -> None:
+    """A restart (journal replay, checkpoint) keeps the decoded signed readings."""
+    from chargewatch.collector.session_stage import _decode, _encode  # noqa: PLC0415
+    from chargewatch.model.events import MeterReading  # noqa: PLC0415
+    from chargewatch.sessions.session_state import (  # noqa: PLC0415
+        SessionState,
+        session_from_dict,
+        session_to_dict,
+    )
+
+    m = Meter()
+    signed = decode_signed(m.record(3, ("E", "2.0", T1)), context="Transaction.End")
+    ev = MeterReading("CP-1", 1, 1.0, 2.0, 2000.0, None, context="Transaction.End",
+                      signed_data=signed.raw, signed=signed)  # fmt: skip
+    assert _decode(*_encode(ev)) == ev
+    s = SessionState("sid", "CP-1", 1, "tx", 0.0, "transaction")
+    s.keep_signed(signed)
+    s.keep_signed(signed)  # once
+    back = session_from_dict(json.loads(json.dumps(session_to_dict(s))))
+    assert back.signed == (signed,)
