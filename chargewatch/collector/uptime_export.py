@@ -20,6 +20,7 @@ from collections.abc import Callable
 from chargewatch.core import metrics
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.sqldb import PgOptions
 from chargewatch.storage.uptime_source import uptime_gauges
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,11 @@ class UptimeExporter:
         fleet: Fleet | None,
         *,
         clock: Callable[[], float],
+        pg: PgOptions | None = None,
         interval_s: float = INTERVAL_S,
     ) -> None:
         self.ledger_path = ledger_path
+        self.pg = pg
         self.fleet = fleet
         self.clock = clock
         self.interval_s = interval_s
@@ -60,7 +63,7 @@ class UptimeExporter:
 
     def export_once(self) -> None:
         try:
-            with Ledger(self.ledger_path, read_only=True) as ledger:
+            with Ledger(self.ledger_path, read_only=True, pg=self.pg) as ledger:
                 g = uptime_gauges(ledger, self.clock(), self.fleet)
         except Exception:  # a bad row must not stop the gauges for good
             log.exception("uptime gauges not updated")

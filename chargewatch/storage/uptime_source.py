@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,20 +89,21 @@ def load_status_changes(
 ) -> tuple[list[tuple[float, str, str, str]], dict[tuple[float, str, str], str]]:
     """Status changes in [lo, hi) and each port's last one before ``lo`` (a port
     Faulted since before the window is down from its start), for ``status_signals``."""
-    try:
-        rows = ledger.db.execute(
-            "SELECT at, charger, connector, status, error_code FROM port_status"
-            " WHERE at >= ? AND at < ?"
-            " UNION ALL"
-            " SELECT MAX(at), charger, connector, status, error_code FROM port_status"
-            " WHERE at < ? GROUP BY charger, connector"
-            " ORDER BY 1",
-            (lo, hi, lo),
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" not in str(exc):
-            raise
-        rows = []  # a ledger opened read-only before a collector migrated it
+    if not ledger.has_table("port_status"):
+        return [], {}  # a ledger opened read-only before a collector migrated it
+    # Each port's last change before the window: a join on its latest time,
+    # which both SQLite and PostgreSQL run (no bare columns beside MAX()).
+    rows = ledger.db.execute(
+        "SELECT at, charger, connector, status, error_code FROM port_status"
+        " WHERE at >= ? AND at < ?"
+        " UNION ALL"
+        " SELECT p.at, p.charger, p.connector, p.status, p.error_code FROM port_status p"
+        " JOIN (SELECT charger, connector, MAX(at) AS last FROM port_status"
+        " WHERE at < ? GROUP BY charger, connector) b"
+        " ON p.charger = b.charger AND p.connector = b.connector AND p.at = b.last"
+        " ORDER BY 1",
+        (lo, hi, lo),
+    ).fetchall()
     changes = [(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
     codes = {(float(r[0]), str(r[1]), str(r[2])): str(r[4]) for r in rows}
     return changes, codes

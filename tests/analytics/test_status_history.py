@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +28,10 @@ def _row(charger: str, connector: int, status: str, code: str, at: float) -> lis
 
 
 @pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    """Three collector runs on one ledger, each writing what it saw, then closing."""
-    path = tmp_path / "ledger.sqlite"
+def ledger_path(ledger_url: str) -> str:
+    """Three collector runs on one ledger (SQLite and PostgreSQL), each writing what
+    it saw, then closing."""
+    path = ledger_url
     runs = [
         # 2023-12-31 22:00: faulted before the year starts, until 2024-01-01 02:00.
         [_row("C1", 1, "Faulted", "GroundFailure", YEAR_START - 2 * H)],
@@ -53,7 +53,7 @@ def ledger_path(tmp_path: Path) -> Path:
     return path
 
 
-def test_status_history_survives_restarts_and_is_idempotent(ledger_path: Path) -> None:
+def test_status_history_survives_restarts_and_is_idempotent(ledger_path: str) -> None:
     with Ledger(ledger_path) as ledger:
         # A replay of the same capture writes the same rows again: nothing added.
         again = [_row("C1", 1, "Available", "NoError", YEAR_START + 2 * H)]
@@ -65,14 +65,14 @@ def test_status_history_survives_restarts_and_is_idempotent(ledger_path: Path) -
     assert len(changes) == 6
 
 
-def test_unknown_change_time_is_when_it_was_seen(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "l.sqlite") as ledger:
+def test_unknown_change_time_is_when_it_was_seen(ledger_url: str) -> None:
+    with Ledger(ledger_url) as ledger:
         ledger.write_port_status([_row("C9", 1, "Faulted", "", math.nan)], now=123.0)
         row = ledger.db.execute("SELECT at, error_code FROM port_status").fetchone()
     assert tuple(row) == (123.0, "NoError")
 
 
-def test_a_past_year_from_the_status_history(ledger_path: Path, capsys: Any) -> None:
+def test_a_past_year_from_the_status_history(ledger_path: str, capsys: Any) -> None:
     with Ledger(ledger_path, read_only=True) as ledger:
         inputs = load_uptime_inputs(ledger, YEAR_START, YEAR_END)
     assert sorted((s.connector, s.kind, s.mrec) for s in inputs.signals) == [
@@ -92,7 +92,7 @@ def test_a_past_year_from_the_status_history(ledger_path: Path, capsys: Any) -> 
     assert ports["2"]["uptime_pct"] == pytest.approx((year_min - 120) / year_min * 100)
 
 
-def test_nevi_months_split_the_outage_at_the_month_edge(ledger_path: Path, capsys: Any) -> None:
+def test_nevi_months_split_the_outage_at_the_month_edge(ledger_path: str, capsys: Any) -> None:
     argv = ["uptime", "--ledger", str(ledger_path), "--from", "2024-01-01", "--to", "2024-03-01"]
     assert main([*argv, "--format", "nevi"]) == 0
     rows = [r.split(",") for r in capsys.readouterr().out.splitlines()]
