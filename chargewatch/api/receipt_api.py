@@ -27,7 +27,7 @@ from chargewatch.storage.receipt_source import load_receipt, load_statement
 FORMATS = ("html", "json")
 HTML = "text/html; charset=utf-8"
 XML = "application/xml; charset=utf-8"
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # ASCII digits: \d also takes other scripts'
 
 
 def _json(doc: Any) -> Response:

@@ -42,7 +42,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _month(v: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", v):
         raise argparse.ArgumentTypeError("expected YYYY-MM")
     return v
 
