@@ -342,6 +342,7 @@ _RECEIPTS = (
                 "required": True,
                 "schema": {"type": "string", "minLength": 1},
                 "description": "the driver's id tag (RFID uid, contract id)",
+                "example": "04A1B2C3",
             },
             {
                 "name": "month",
@@ -349,6 +350,7 @@ _RECEIPTS = (
                 "required": True,
                 "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
                 "description": "YYYY-MM",
+                "example": "2026-09",
             },
             _HTML_OR_JSON,
         ],

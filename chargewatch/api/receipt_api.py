@@ -78,7 +78,10 @@ def register_routes(
             return error_response(400, "id_tag is required")
         if not _MONTH.fullmatch(month):
             return error_response(400, "month must be YYYY-MM")
-        doc = load_statement(ledger, id_tag, month, fleet(), operator)
+        try:
+            doc = load_statement(ledger, id_tag, month, fleet(), operator)
+        except (ValueError, OverflowError):  # year 0000, or beyond what datetime holds
+            return error_response(400, f"month {month} is out of range")
         if fmt == "json":
             return _json(doc)
         return 200, HTML, render_statement(doc).encode()
