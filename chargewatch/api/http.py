@@ -89,6 +89,20 @@ def _match(template: str, parts: list[str]) -> list[str] | None:
     return values
 
 
+def _negotiate(accept: str) -> str:
+    """``json`` when the client asks for JSON rather than HTML, else ``html``."""
+    q = {"text/html": -1.0, "application/json": -1.0}
+    for item in accept.split(","):
+        media, *opts = (x.strip() for x in item.split(";"))
+        if media.lower() in q:
+            weight = next((o[2:] for o in opts if o.startswith("q=")), "1")
+            try:
+                q[media.lower()] = float(weight)
+            except ValueError:
+                q[media.lower()] = 0.0
+    return "json" if q["application/json"] > q["text/html"] else "html"
+
+
 _MAX_BODY = 1 << 20  # no route reads a body; a larger one is refused, not drained
 
 
@@ -166,6 +180,9 @@ class HttpServer:
         self.routes: dict[str, ApiRoute] = {}
         #: POST routes (scope admin), by path template under /api/v1/.
         self.admin_routes: dict[str, ApiRoute] = {}
+        #: GET routes that answer HTML or JSON: with no ``format`` parameter, the
+        #: Accept header chooses (``format`` is set to json or html for them).
+        self.negotiated: set[str] = set()
         self.tokens = [*([ApiToken("read", token)] if token else []), *tokens]
         self.metrics_auth = metrics_auth
         outer = self
@@ -185,7 +202,11 @@ class HttpServer:
                 try:
                     refused = _read_body(self)
                     status, ctype, body = refused or outer.dispatch(
-                        url.path, url.query, self.headers.get("Authorization", ""), method=method
+                        url.path,
+                        url.query,
+                        self.headers.get("Authorization", ""),
+                        method=method,
+                        accept=self.headers.get("Accept", ""),
                     )
                 except Exception:  # a handler bug must not kill the server thread
                     log.exception("HTTP handler failed for %s %s", method, url.path)
@@ -253,7 +274,9 @@ class HttpServer:
             out.append("POST")
         return out
 
-    def dispatch(self, path: str, query: str, auth: str, *, method: str = "GET") -> Response:
+    def dispatch(
+        self, path: str, query: str, auth: str, *, method: str = "GET", accept: str = ""
+    ) -> Response:
         if method not in ("GET", "POST"):
             if self.allowed(path):
                 return error_response(405, f"{method} not allowed on {path}")
@@ -288,6 +311,8 @@ class HttpServer:
                     }
                 except UnicodeDecodeError:
                     return error_response(400, "query string is not UTF-8")
+                if template in self.negotiated and "format" not in params:
+                    params["format"] = _negotiate(accept)
                 return handler(params, values)
         if self.allowed(path):
             return error_response(405, f"{method} not allowed on {path}")

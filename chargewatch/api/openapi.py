@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 CSV = "text/csv"
+HTML = "text/html"
 
 _ERROR = {
     "type": "object",
@@ -220,6 +221,9 @@ class Operation:
     json_schema: dict[str, Any]
     parameters: list[dict[str, Any]] = field(default_factory=list)
     csv: bool = False  # also answers text/csv with format=csv
+    html: bool = False  # also answers text/html (format=html or Accept)
+    json: bool = True  # a 200 answers JSON (false: only the media types in other)
+    other: tuple[str, ...] = ()  # further media types of a 200, as strings (XML)
     scope: Scope = "read"
     errors: dict[str, str] = field(default_factory=dict)  # extra status -> meaning
 
@@ -266,6 +270,94 @@ _PAUSED = {
 }
 
 #: Every /api/v1 operation. Add the entry when you register a route.
+_SESSION_ID = {
+    "name": "session_id",
+    "in": "path",
+    "required": True,
+    "schema": _STR,
+    "description": "the session's id",
+}
+_HTML_OR_JSON = _query(
+    "format",
+    {"type": "string", "enum": ["html", "json"]},
+    "html (default) or json; without it the Accept header chooses",
+)
+_RECEIPTS = (
+    Operation(
+        "sessions/{session_id}/receipt",
+        "get",
+        "the driver's receipt: where, when, energy, price per tariff dimension with VAT, "
+        "power curve, signed readings in plain words (docs/receipts.md)",
+        {
+            "type": "object",
+            "required": ["session_id", "where", "when", "price", "signature"],
+            "properties": {
+                "session_id": _STR,
+                "operator": {"type": "object"},
+                "where": {"type": "object"},
+                "when": {"type": "object"},
+                "id_tag": _STR,
+                "energy_kwh": {"type": "string", "nullable": True, "description": "decimal"},
+                "duration": _STR,
+                "price": {"type": "object", "nullable": True, "description": "amounts decimal"},
+                "power_curve": {"type": "array", "items": {"type": "object"}},
+                "signature": {"type": "object"},
+            },
+        },
+        [_SESSION_ID, _HTML_OR_JSON],
+        html=True,
+        errors={"404": "no such session"},
+    ),
+    Operation(
+        "sessions/{session_id}/receipt/bundle.xml",
+        "get",
+        "the session's OCMF records and public key in the S.A.F.E. transparency-software XML",
+        {"type": "string"},
+        [_SESSION_ID],
+        json=False,
+        other=("application/xml",),
+        errors={"404": "no such session, or it has no signed OCMF readings"},
+    ),
+    Operation(
+        "statements",
+        "get",
+        "a driver's monthly statement: every session of id_tag in month (the site's local "
+        "time), cost and signature status each, totals per currency",
+        {
+            "type": "object",
+            "required": ["id_tag", "month", "sessions", "totals"],
+            "properties": {
+                "id_tag": _STR,
+                "month": _STR,
+                "operator": {"type": "object"},
+                "sessions": {"type": "array", "items": {"type": "object"}},
+                "unpriced": {"type": "integer"},
+                "totals": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        [
+            {
+                "name": "id_tag",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1},
+                "description": "the driver's id tag (RFID uid, contract id)",
+                "example": "04A1B2C3",
+            },
+            {
+                "name": "month",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                "description": "YYYY-MM",
+                "example": "2026-09",
+            },
+            _HTML_OR_JSON,
+        ],
+        html=True,
+    ),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "alerts",
@@ -372,6 +464,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ],
         errors={"404": "no such session"},
     ),
+    *_RECEIPTS,
     Operation(
         "cdrs",
         "get",
@@ -518,7 +611,11 @@ OPERATIONS: tuple[Operation, ...] = (
 
 
 def _responses(op: Operation) -> dict[str, Any]:
-    content: dict[str, Any] = {JSON: {"schema": op.json_schema}}
+    content: dict[str, Any] = {JSON: {"schema": op.json_schema}} if op.json else {}
+    if op.html:
+        content[HTML] = {"schema": {"type": "string", "description": "an HTML page"}}
+    for media in op.other:
+        content[media] = {"schema": {"type": "string"}}
     if op.csv:
         content[CSV] = {"schema": {"type": "string", "description": "CSV with a header row"}}
     error = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}

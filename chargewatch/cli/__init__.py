@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.uptime",
     "chargewatch.cli.ledger",
     "chargewatch.cli.ocmf",
+    "chargewatch.cli.receipt",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
     "chargewatch.cli.bridge",

@@ -29,6 +29,7 @@ from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
 from chargewatch.api.fleet_view import fleet_document, ocpi_evses_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
+from chargewatch.api.receipt_api import register_routes as register_receipts
 from chargewatch.api.uptime_api import register_routes as register_uptime
 from chargewatch.billing.export import billing_csv
 from chargewatch.billing.tariff_files import load_tariff_dir
@@ -283,6 +284,13 @@ class Collector:
             self.http.routes["billing"] = self._api_billing
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet, clock=self.clock.now)
+            # The fleet is looked up per request: a reload's new sites show on receipts.
+            register_receipts(
+                self.http,
+                self.api_ledger,
+                lambda: self.fleet,
+                config.billing.operator.receipt_fields(),
+            )
             # The uptime gauges /metrics serves (the faults-reliability dashboard).
             self.uptime_export = UptimeExporter(
                 str(ledger_path), self.fleet, clock=self.clock.now, pg=pg

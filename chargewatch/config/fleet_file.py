@@ -56,6 +56,7 @@ def parse_fleet(src: Source) -> Fleet:
             timezone=tz or "UTC",
             tariff=r.get(m, p, "tariff", str, ""),
             name=r.get(m, p, "name", str, ""),
+            address=r.get(m, p, "address", str, ""),
             kind=r.get(
                 m,
                 p,

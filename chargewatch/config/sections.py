@@ -11,6 +11,7 @@ __all__ = [
     "BillingConfig",
     "HttpConfig",
     "LimitsConfig",
+    "OperatorConfig",
     "read_alerting",
     "read_billing",
     "read_detectors",
@@ -58,6 +59,23 @@ class AlertingConfig:
 
 
 @dataclass(frozen=True)
+class OperatorConfig:
+    name: str = ""
+    address: str = ""  # lines separated by newlines, printed as given
+    vat_id: str = ""
+    logo: Path | None = None  # PNG, JPEG or SVG file, embedded in each page
+
+    def receipt_fields(self) -> dict[str, str]:
+        """The operator as receipts take it (billing.receipt)."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "vat_id": self.vat_id,
+            "logo": str(self.logo or ""),
+        }
+
+
+@dataclass(frozen=True)
 class BillingConfig:
     # What a session's energy_wh is when its register is proven wrong (stuck
     # under load, regression, unit): the best estimate by default, so that the
@@ -72,6 +90,8 @@ class BillingConfig:
     # Where drivers reach this deployment's API (https://charge.example.com): a
     # CDR's signed_data.url is <base>/api/v1/sessions/{id}/receipt. "": no url.
     receipt_base_url: str = ""
+    # Who the driver's receipts and statements say they are from (docs/receipts.md).
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
 
 
 #: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
@@ -117,8 +137,11 @@ def _tokens(s: Section) -> tuple[ApiToken, ...]:
 
 
 def read_billing(top: Section) -> BillingConfig:
-    s = top.child("billing", allowed=("energy_policy", "unknown_tariffs", "receipt_base_url"))
+    s = top.child(
+        "billing", allowed=("energy_policy", "unknown_tariffs", "receipt_base_url", "operator")
+    )
     return BillingConfig(
+        operator=_operator(s),
         energy_policy=s.get(
             "energy_policy",
             str,
@@ -140,6 +163,23 @@ def read_billing(top: Section) -> BillingConfig:
             check=_http_url,
             expected="an http(s) URL without query or fragment, e.g. https://charge.example.com",
         ),
+    )
+
+
+_LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
+
+
+def _operator(billing: Section) -> OperatorConfig:
+    s = billing.child("operator", allowed=("name", "address", "vat_id", "logo"))
+    logo = s.file("logo")
+    if logo is not None and (logo.suffix.lower() not in _LOGO_TYPES or not logo.is_file()):
+        s.r.fail((*s.path, "logo"), f"expected a PNG, JPEG or SVG file; {logo} is not one")
+        logo = None
+    return OperatorConfig(
+        name=s.get("name", str, ""),
+        address=s.get("address", str, ""),
+        vat_id=s.get("vat_id", str, ""),
+        logo=logo,
     )
 
 

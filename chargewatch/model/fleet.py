@@ -34,6 +34,7 @@ class SiteSpec:
     tariff: str = ""  # default tariff id for the site's chargers
     name: str = ""
     kind: str = "public"  # one of SITE_KINDS
+    address: str = ""  # postal address, as printed on drivers' receipts
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ class Fleet:
         return spec.tariff or self.site(spec.site).tariff
 
 
-_SITE_KEYS = ("id", "timezone", "tariff", "name", "kind")
+_SITE_KEYS = ("id", "timezone", "tariff", "name", "kind", "address")
 _METER_KEY_KEYS = ("charger", "meter_serial", "public_key", "valid_from", "valid_until")
 _CHARGER_KEYS = (
     "id",

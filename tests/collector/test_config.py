@@ -188,6 +188,27 @@ def test_billing_receipt_base_url(tmp_path: Path) -> None:
     assert f"{f}:2:21: billing.receipt_base_url: expected an http(s) URL" in str(info.value)
 
 
+def test_billing_operator_for_receipts(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    assert load_config_text(f, "").billing.operator.receipt_fields() == {
+        "name": "", "address": "", "vat_id": "", "logo": "",
+    }  # fmt: skip
+    (tmp_path / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    text = (
+        "billing:\n  operator:\n    name: Stadtwerk\n    address: |\n      Hauptstr. 1\n"
+        "      12345 Musterstadt\n    vat_id: DE123456789\n    logo: logo.svg\n"
+    )
+    op = load_config_text(f, text).billing.operator
+    assert (op.name, op.address, op.vat_id) == ("Stadtwerk", "Hauptstr. 1\n12345 Musterstadt\n",
+                                                "DE123456789")  # fmt: skip
+    assert op.logo == tmp_path / "logo.svg"  # relative to the config file
+    f.write_text("billing:\n  operator:\n    logo: logo.gif\n    town: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    assert "billing.operator.logo: expected a PNG, JPEG or SVG file" in str(info.value)
+    assert "billing.operator.town: unknown key" in str(info.value)
+
+
 def load_config_text(f: Path, text: str) -> Config:
     f.write_text(text)
     return load_config(f, env={})

@@ -147,3 +147,13 @@ def test_meter_key_errors_carry_their_place(tmp_path: Path) -> None:
     assert "a DER public key" in got[(5, "meter_keys[1].public_key")]
     assert "no offset" in got[(6, "meter_keys[2].valid_from")]
     assert "unknown key" in got[(7, "meter_keys[2].colour")]
+
+
+def test_site_name_and_address_for_receipts(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "sites:\n  - {id: s1, name: Depot Mitte, address: 'Weg 2, 10115 Berlin'}\n  - {id: s2}\n"
+    )
+    sites = load_fleet(path).sites
+    assert (sites["s1"].name, sites["s1"].address) == ("Depot Mitte", "Weg 2, 10115 Berlin")
+    assert sites["s2"].address == ""

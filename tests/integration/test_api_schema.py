@@ -134,10 +134,17 @@ def test_every_operation_needs_a_token_of_its_scope(collector: str) -> None:
     for path, ops in spec()["paths"].items():
         url = f"{collector}/api/v1{path}".replace("{session_id}", "S-1")
         for method, op in ops.items():
-            assert httpx.request(method, url).status_code == 401, (method, path)
+            # Required query parameters (statements: id_tag, month) get their examples.
+            query = {
+                p["name"]: p["example"]
+                for p in op["parameters"]
+                if p["in"] == "query" and p["required"]
+            }
+            assert httpx.request(method, url, params=query).status_code == 401, (method, path)
             wrong = {"Authorization": "Bearer not-a-token"}
-            assert httpx.request(method, url, headers=wrong).status_code == 401
-            read = httpx.request(method, url, headers={"Authorization": f"Bearer {READ}"})
+            assert httpx.request(method, url, params=query, headers=wrong).status_code == 401
+            auth = {"Authorization": f"Bearer {READ}"}
+            read = httpx.request(method, url, params=query, headers=auth)
             if op["x-scope"] == "admin":
                 assert read.status_code == 403, (method, path)
             else:
