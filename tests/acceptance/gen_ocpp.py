@@ -72,6 +72,7 @@ class SessionPlan:
     sag: tuple[datetime, datetime] | None = None
     stuck: tuple[datetime, datetime] | None = None
     hot: tuple[datetime, datetime] | None = None  # housing ramps to 90 °C
+    pause: tuple[datetime, datetime] | None = None  # no current, status stays Charging
     stop_reason: str = "EVDisconnected"
     finish: bool = True  # False: the charger is Faulted, no Finishing/Available
 
@@ -86,6 +87,7 @@ class ChargerPlan:
     connectors: int = 1
     sessions: list[SessionPlan] = field(default_factory=list)
     silent: tuple[datetime, datetime] | None = None
+    reset_per_tx: bool = False  # the register restarts at 0 for each transaction
     faulted: list[tuple[int, datetime, datetime | None, str]] = field(
         default_factory=list
     )  # connector, start, end (None: to the end), errorCode
@@ -215,6 +217,8 @@ class Charger:
             volts[2] = 0.0
         if s.sag and s.sag[0] <= t < s.sag[1]:
             volts[0] = 190.0
+        if s.pause and s.pause[0] <= t < s.pause[1]:
+            amps = [0.0, 0.0, 0.0]
         power = sum(a * v for a, v in zip(amps, volts, strict=True))
         temp = 32.0 + (6.0 if charging else 0.0)
         if s.hot and s.hot[0] <= t:
@@ -366,6 +370,8 @@ class Charger:
             )
         else:
             self.status201(s.plug, c, "Occupied")
+        if self.p.reset_per_tx:
+            self.register[c] = 0.0
         begin_reg = self.register[c]
         true_wh = 0.0
         reported_begin = begin_reg
@@ -544,6 +550,33 @@ def plans() -> tuple[list[ChargerPlan], list[Fault]]:
         ChargerPlan(
             "ACC-V201", version="2.0.1", heartbeat_s=120, sample_s=15, sessions=two_sessions()
         )
+    )
+    # A charger whose register restarts at 0 per transaction (some ABB, Alfen do).
+    cps.append(
+        ChargerPlan(
+            "ACC-RESET", heartbeat_s=300, sample_s=30, reset_per_tx=True, sessions=two_sessions()
+        )
+    )
+    # Current stops for 10 min mid-session while the status stays Charging.
+    intr = ChargerPlan("ACC-INTR", heartbeat_s=60, sample_s=10, sessions=two_sessions())
+    intr.sessions[0].pause = (m(30), m(40))
+    cps.append(intr)
+    faults.append(
+        Fault("ACC-INTR", 1, "charging_interrupted", m(30), m(40), "0 A, status Charging")
+    )
+    # A 2.0.1 station, heartbeat 120 s, silent 15 min between sessions.
+    cps.append(
+        ChargerPlan(
+            "ACC-V201-OFF",
+            version="2.0.1",
+            heartbeat_s=120,
+            sample_s=15,
+            sessions=two_sessions(),
+            silent=(m(70), m(85)),
+        )
+    )
+    faults.append(
+        Fault("ACC-V201-OFF", None, "charger_offline", m(70), m(85), "2.0.1; heartbeat 120 s")
     )
     # Goes silent 15 min between sessions.
     cps.append(

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TARIFFS = Path(__file__).resolve().parents[2] / "tariffs"
 PAGE = ("warning", "critical")
-CLEAN = ("ACC-CLEAN1", "ACC-KW", "ACC-V201")
+CLEAN = ("ACC-CLEAN1", "ACC-KW", "ACC-V201", "ACC-RESET")
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -82,7 +82,9 @@ def test_one_session_per_transaction_with_its_energy(run: dict[str, Any]) -> Non
         assert abs(s["energy_wh"] - true_wh) <= 0.01 * true_wh, key
         assert _t(s["start"]) == _t(truth[key]["start"]) and _t(s["stop"]) == _t(truth[key]["stop"])
     # The register stuck for 8 min under load: flagged, billed on the estimate.
-    stuck = seen[("ACC-STUCK", "9001")]
+    stuck = min(
+        (s for s in run["sessions"] if s["charger_id"] == "ACC-STUCK"), key=lambda s: s["start"]
+    )
     assert "needs_review" in stuck["quality"] and "register_stuck" in stuck["quality"]
 
 
@@ -107,6 +109,8 @@ def test_cdr_costs_by_hand(run: dict[str, Any]) -> None:
         # The housing crosses the documented 75 °C limit 14.23 min into its 20 min ramp.
         ("OverTemperature", "ACC-HOT", "1", timedelta(minutes=30 + 20 * 37 / 52), 90),
         ("OcppConnectorLockFailure", "ACC-STUCK", "2", timedelta(minutes=120), 180),
+        ("ChargingInterrupted", "ACC-INTR", "1", timedelta(minutes=30), 90),
+        ("ChargerOffline", "ACC-V201-OFF", "0", timedelta(minutes=70), 15 * 60),
         # Offline after 2 x 60 s + 30 s is the target; today it fires later (reported).
         ("ChargerOffline", "ACC-SILENT", "0", timedelta(minutes=75), 15 * 60),
     ],
