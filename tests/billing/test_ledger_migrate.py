@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chargewatch.cli import main
+from chargewatch.sessions.signatures import ReadingCheck, SignatureCheck
 from chargewatch.storage.exclusions import list_exclusions, tag_exclusion
 from chargewatch.storage.ledger import Ledger, query_cdrs, query_sessions, query_unpriced
 from chargewatch.storage.ledger_copy import row_counts
@@ -21,6 +23,15 @@ def fill(location: str) -> None:
     history, an unpriced session, alerts, checkpoints, journals, a handover part,
     an uptime exclusion with its audit, a port status change."""
     recs = records(3)
+    # One session with a signed reading and its verdict (the receipt's table).
+    reading = ReadingCheck(
+        raw="OCMF|{}|{}", ocmf="OCMF|{}|{}", meter_serial="M1",
+        time="2026-01-01T10:00:00,000+0000 S", value="1.5", unit="kWh", reason="B",
+        pagination="T1", signature_valid=True, status="verified", detail="",
+        public_key="3059", key_pinned=True,
+    )  # fmt: skip
+    check = SignatureCheck("incomplete", "no end reading", True, "3059", (reading,))
+    recs[2] = replace(recs[2], signature=check)
     with Ledger(location, collector_id="east") as led:
         led.write(recs, written_at=1.0)
         cdr = {"total_cost": {"excl_vat": "1.50", "incl_vat": "1.79"}, "currency": "EUR"}
