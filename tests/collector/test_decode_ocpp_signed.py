@@ -247,6 +247,29 @@ def test_16_signed_data_alone_fills_the_register() -> None:
     assert row["energy_wh"] == pytest.approx(2133854.3)  # the E reading of a Transaction.End
 
 
+def test_16_signed_meter_value_envelope_of_the_oca_whitepaper() -> None:
+    """OCPP 1.6 signed meter values whitepaper (OCA, v1.0, 3.2.1): the SignedData
+    value is a JSON SignedMeterValueType, as 2.0.1's signedMeterValue, serialised
+    into the string (the form the SAP and Solidstudio charge-point simulators
+    send); the key comes with it, recorded as the charger's."""
+    envelope = json.dumps(
+        {"signedMeterData": KEBA_OCMF_B64, "signingMethod": "", "encodingMethod": "OCMF",
+         "publicKey": KEBA_KEY}
+    )  # fmt: skip
+    f = Feed()
+    f.call("MeterValues", mv16({"value": envelope, "context": "Transaction.End",
+                                "format": "SignedData"}, transactionId=5))  # fmt: skip
+    (row,) = f.rows()
+    assert row["energy_wh"] == pytest.approx(2133854.3)
+    (reading,) = f.events("MeterReading")
+    assert reading.signed is not None and reading.signed.error == ""
+    assert reading.signed.public_key != ""
+    # Not a SignedMeterValueType: read as before (and undecodable, counted, alone).
+    f.call("MeterValues", mv16({"value": '{"x": 1}', "context": "Sample.Periodic",
+                                "format": "SignedData"}, transactionId=5))  # fmt: skip
+    assert f.decoder.quirks["signed_value_undecodable"] == 1
+
+
 def _capture_strings() -> list[tuple[str, str]]:
     out = []
     for path in sorted(CAPTURES.glob("ocmf_*.jsonl")):

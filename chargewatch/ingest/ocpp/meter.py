@@ -24,6 +24,8 @@ __all__ = ["TX_CONTEXTS", "meter_values"]
 import math
 from typing import Any, Final
 
+import orjson
+
 from chargewatch.ingest.ocpp import units
 from chargewatch.ingest.ocpp.context import Context
 from chargewatch.ingest.ocpp.framing import Frame, RejectError
@@ -165,6 +167,23 @@ def _row(
     return row, tx_context, tx_energy, signed
 
 
+def _envelope16(value: Any) -> dict[str, Any] | None:
+    """The OCA's signed meter values for 1.6 (whitepaper v1.0, 3.2.1): the
+    SignedData ``value`` is a JSON SignedMeterValueType, as 2.0.1's
+    ``signedMeterValue`` (``signedMeterData`` base64, ``encodingMethod``,
+    ``publicKey``), serialised into the string. Older firmware puts the OCMF
+    text (or its base64/hex) there directly: None then."""
+    if not isinstance(value, str) or not value.lstrip().startswith("{"):
+        return None
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("signedMeterData"), str):
+        return doc
+    return None
+
+
 def _is_signed(sv: dict[str, Any], v16: bool) -> bool:
     if v16:
         return sv.get("format") == "SignedData"
@@ -174,7 +193,17 @@ def _is_signed(sv: dict[str, Any], v16: bool) -> bool:
 def _signed(ctx: Context, sv: dict[str, Any], v16: bool, context: str) -> SignedReading:
     """Decode a signed sample (OCPP 1.6 SignedData value, 2.0.1 signedMeterValue)."""
     if v16:
-        got = decode_signed(str(sv["value"]), context=context)
+        envelope = _envelope16(sv["value"])
+        if envelope is None:
+            got = decode_signed(str(sv["value"]), context=context)
+        else:
+            got = decode_signed(
+                str(envelope["signedMeterData"]),
+                context=context,
+                encoding=str(envelope.get("encodingMethod", "")),
+                signing_method=str(envelope.get("signingMethod", "")),
+                public_key=str(envelope.get("publicKey", "")),
+            )
     else:
         smv = sv["signedMeterValue"]
         plain = sv.get("value")
