@@ -7,7 +7,9 @@ but FAILS them under CI=true, so CI can never pass without having run them.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -88,6 +90,19 @@ def postgresql() -> Iterator[PostgreSQL]:
     svc = _start(PostgreSQL)
     yield svc
     svc.cleanup()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's ledger lives: a SQLite file, or a fresh database on the
+    session's PostgreSQL (the same test runs on both engines)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "l.db")
+    pg: PostgreSQL = request.getfixturevalue("postgresql")
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    url = pg.create_db(name)
+    request.addfinalizer(lambda: pg.drop_db(name))
+    return url
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

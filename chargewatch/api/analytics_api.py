@@ -214,7 +214,7 @@ def register_routes(
     def open_ledger() -> tuple[Ledger, bool]:
         if ledger.path == ":memory:":
             return ledger, False
-        return Ledger(ledger.path), True
+        return ledger.sibling(), True
 
     for name in ENDPOINTS:
         server.routes[f"analytics/{name}"] = _handler(name, open_ledger, zones or {}, connectors)

@@ -215,7 +215,7 @@ def register_routes(
     def open_ledger() -> tuple[Ledger, bool]:
         if ledger.path == ":memory:":
             return ledger, False
-        return Ledger(ledger.path), True
+        return ledger.sibling(), True
 
     server.routes["uptime"] = _handler(open_ledger, fleet)
     server.routes["uptime/exclusions"] = _list(open_ledger)

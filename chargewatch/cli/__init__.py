@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "chargewatch.cli.exports",
     "chargewatch.cli.report",
     "chargewatch.cli.uptime",
+    "chargewatch.cli.ledger",
     "chargewatch.cli.dashboards",
     "chargewatch.cli.demo",
     "chargewatch.cli.bridge",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +29,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sessions", help="billed charging sessions")
     ssub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
     e = ssub.add_parser("export", help="export sessions from the ledger (start in [from, to))")
-    e.add_argument("--ledger", required=True, help="SQLite ledger file")
+    e.add_argument("--ledger", required=True, help="SQLite ledger file, or a postgresql:// URL")
     e.add_argument("--from", dest="start_from", type=_when, default=None)
     e.add_argument("--to", dest="start_to", type=_when, default=None)
     e.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -42,7 +41,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cdrs", help="OCPI 2.2.1 CDRs of priced sessions")
     csub = p.add_subparsers(dest="cdrs_command", metavar="ACTION")
     c = csub.add_parser("export", help="export CDRs from the ledger (session start in [from, to))")
-    c.add_argument("--ledger", required=True, help="SQLite ledger file")
+    c.add_argument("--ledger", required=True, help="SQLite ledger file, or a postgresql:// URL")
     c.add_argument("--from", dest="start_from", type=_when, default=None)
     c.add_argument("--to", dest="start_to", type=_when, default=None)
     c.add_argument("--format", choices=("csv", "json", "jsonl"), default="jsonl")
@@ -60,8 +59,9 @@ def register(sub: Any) -> None:
 def export(args: argparse.Namespace) -> int:
     from chargewatch.sessions.outputs import to_csv, to_json  # noqa: PLC0415 - see the imports
     from chargewatch.storage.ledger import Ledger, query_sessions  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
-    if not os.path.exists(args.ledger):
+    if ledger_missing(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     ledger = Ledger(args.ledger, read_only=True)
     with ledger:
@@ -86,8 +86,9 @@ def export(args: argparse.Namespace) -> int:
 def export_cdrs(args: argparse.Namespace) -> int:
     from chargewatch.collector.cdr_issuer import cdrs_csv  # noqa: PLC0415 - see the imports
     from chargewatch.storage.ledger import Ledger, query_cdrs  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
-    if not os.path.exists(args.ledger):
+    if ledger_missing(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     with Ledger(args.ledger, read_only=True) as ledger:
         rows = query_cdrs(

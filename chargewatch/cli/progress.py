@@ -7,7 +7,7 @@ rich is imported only when a bar is shown, so ``chargewatch --help`` stays cheap
 
 from __future__ import annotations
 
-__all__ = ["progress_enabled", "spinner", "track_capture", "track_simulation"]
+__all__ = ["progress_enabled", "spinner", "table_progress", "track_capture", "track_simulation"]
 
 import contextlib
 import sys
@@ -101,6 +101,11 @@ def track_simulation(
     if not progress_enabled():
         return iter(messages)
     return _tracked(messages, label, max(end - start, 1.0), lambda m: m[0] - start, rate=True)
+
+
+def table_progress() -> Any:
+    """Bars for work counted in rows (``ledger migrate``: one task per table)."""
+    return _progress(bar=True)
 
 
 @contextlib.contextmanager

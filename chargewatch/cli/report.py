@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ledger", help="SQLite ledger file")
+    src.add_argument("--ledger", help="SQLite ledger file, or a postgresql:// URL")
     src.add_argument("--dataset", choices=DATASET_NAMES, help="load a raw public dataset")
     p.add_argument("--dataset-path", help="the dataset file (default: the shared copy)")
     p.add_argument("--from", dest="frm", help="window start (RFC 3339 or epoch s)")
@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     from chargewatch.reports.dataset_ledger import load_dataset, price_records  # noqa: PLC0415
     from chargewatch.reports.html import fleet_report, session_report  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing, ledger_name  # noqa: PLC0415
 
     zones: dict[str, str] = {"*": args.timezone}
     connectors: dict[str, int] | None = None
@@ -90,11 +91,11 @@ def _run(args: argparse.Namespace) -> int:
             n = price_records(ledger, records, tariff, zones)
             notes.append(f"Priced {n} sessions with tariff {tariff.id} for this report.")
     else:
-        if not Path(args.ledger).exists():
+        if ledger_missing(args.ledger):
             print(f"chargewatch report: {args.ledger}: no such ledger file", file=sys.stderr)
             return 2
         ledger = Ledger(args.ledger)
-        title = f"Usage report — {Path(args.ledger).name}" + (
+        title = f"Usage report — {ledger_name(args.ledger)}" + (
             f", site {args.site}" if args.site else ""
         )
     out = Path(args.out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +29,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "uptime", help="per-port uptime (NEVI 23 CFR 680.116(b)) with the evidence of each outage"
     )
-    p.add_argument("--ledger", required=True, help="SQLite ledger file")
+    p.add_argument("--ledger", required=True, help="SQLite ledger file, or a postgresql:// URL")
     p.add_argument("--from", dest="frm", required=True, type=_when, help="window start")
     p.add_argument("--to", required=True, type=_when, help="window end (exclusive)")
     p.add_argument("--fleet", help="fleet.yaml: the ports (chargers × connectors), sites, models")
@@ -55,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
     from chargewatch.storage.exclusions import active_exclusions  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
     from chargewatch.storage.uptime_source import (  # noqa: PLC0415
         exclusions_from_json,
         load_uptime_inputs,
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.to > args.frm:
         raise ConfigError([ConfigProblem("", "--to", "the window end is not after --from")])
-    if not os.path.exists(args.ledger):
+    if ledger_missing(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     fleet = None
     if args.fleet:

@@ -143,10 +143,14 @@ class Collector:
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
         stages.append(self.detector_stage)
         # Sessions and billing: every finished session priced into a CDR, all in the ledger.
-        self.ledger_path = ledger_path = config.ledger_path or data / "ledger.sqlite"
+        self.ledger_path = ledger_path = (
+            config.ledger_url or config.ledger_path or data / "ledger.sqlite"
+        )
+        pg = config.ledger_pg
         # Opening may write (WAL files, migrations): a restart on a full disk waits here.
         self.ledger = health.retry(
-            "ledger", lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health)
+            "ledger",
+            lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health, pg=pg),
         )
         self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
@@ -225,7 +229,7 @@ class Collector:
             # Each route is described in chargewatch.api.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
-            self.api_ledger = Ledger(ledger_path, read_only=True)
+            self.api_ledger = Ledger(ledger_path, read_only=True, pg=pg)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs

@@ -48,6 +48,7 @@ from chargewatch.core.yamlsrc import Reader, Source, load_yaml
 from chargewatch.detectors import DetectorConfig
 from chargewatch.ingest.mqtt import MqttConfig
 from chargewatch.storage.influx import InfluxConfig
+from chargewatch.storage.sqldb import PG_TLS_KEYS, PgOptions, is_postgres, sqlite_path
 
 ENV_PREFIX = "CHARGEWATCH__"
 
@@ -61,6 +62,9 @@ class Config:
     # collector always used, so an upgraded one resumes its old checkpoint.
     collector_id: str = "default"
     ledger_path: Path | None = None  # default: DATA_DIR/ledger.sqlite
+    # ``ledger.url``: a SQLite location or postgresql://… (wins over ledger_path).
+    ledger_url: str | None = None
+    ledger_pg: PgOptions | None = None  # password file, TLS: PostgreSQL only
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig | None = None
     influx_file: Path | None = None  # write line protocol to a local file instead
@@ -91,7 +95,7 @@ _TOP = (
     "pipeline", "detectors", "collector_id", "ledger", "billing",
     "bridge",  # bridge_settings.py reads it
 )  # fmt: skip
-_LEDGER = ("path",)
+_LEDGER = ("path", "url", "password", "password_file", "pool_max", *PG_TLS_KEYS)
 # A collector id ends up in the MQTT client id and in ledger rows.
 _COLLECTOR_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` passes a trailing \n
 _PIPELINE = (
@@ -123,6 +127,30 @@ def _apply_env(data: dict[str, Any], env: dict[str, str], src: Source) -> None:
         src.marks.setdefault(tuple(parts), (0, 0))
 
 
+def _ledger(ledger: Section) -> tuple[str | None, PgOptions | None]:
+    """``ledger.url`` (a relative SQLite file is read from the config's folder)
+    and, for PostgreSQL, the password and libpq's TLS settings."""
+    url: str = ledger.get("url", str, "")
+    if url and ledger.get("path", str, ""):
+        ledger.r.fail((*ledger.path, "url"), "give ledger.url or ledger.path, not both")
+    if not url:
+        return None, None
+    if not is_postgres(url):
+        try:
+            file = Path(sqlite_path(url))
+        except ValueError as exc:
+            ledger.r.fail((*ledger.path, "url"), str(exc))
+            return None, None
+        keep = file.is_absolute() or str(file) == ":memory:"
+        return str(file if keep else ledger.base / file), None
+    params = {k: str(v) for k in PG_TLS_KEYS if (v := ledger.get(k, str, ""))}
+    password = ledger.secret("password")
+    if password:
+        params["password"] = password
+    pool_max = ledger.get("pool_max", int, 4, check=positive, expected="a positive integer")
+    return url, PgOptions(params=params, pool_max=pool_max)
+
+
 def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     if src.data is None:
         src.data = {}
@@ -148,11 +176,14 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     pipeline = top.child("pipeline", allowed=_PIPELINE)
     data_dir = top.file("data_dir") or base / "chargewatch-data"
     ledger = top.child("ledger", allowed=_LEDGER)
+    ledger_url, ledger_pg = _ledger(ledger)
     cfg = Config(
         file=src.file,
         data_dir=data_dir,
         collector_id=collector_id,
         ledger_path=ledger.file("path"),
+        ledger_url=ledger_url,
+        ledger_pg=ledger_pg,
         mqtt=mqtt,
         influx=influx,
         influx_file=influx_file,

@@ -438,7 +438,7 @@ def session_report(
     periods = [
         dict(r)
         for r in db.execute(
-            "SELECT seq, kind, start, end, energy_wh, min_power_w, max_power_w, max_current_a"
+            'SELECT seq, kind, start, "end", energy_wh, min_power_w, max_power_w, max_current_a'
             " FROM periods WHERE session_id=? ORDER BY seq",
             (session_id,),
         )

@@ -11,30 +11,19 @@ from __future__ import annotations
 __all__ = ["active_exclusions", "change_exclusion", "list_exclusions", "tag_exclusion"]
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from chargewatch.analytics.uptime import Exclusion
 from chargewatch.storage.ledger import Ledger
 
 _FIELDS = ("id", "charger", "connector", "start", "end", "cause", "tagged_by", "reason", "removed")
-
-
-@contextmanager
-def _tx(ledger: Ledger) -> Iterator[None]:
-    ledger.db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        ledger.db.execute("ROLLBACK")
-        raise
-    ledger.db.execute("COMMIT")
+# ``end`` is a reserved word on PostgreSQL; quoted, both engines read it.
+_COLUMNS = ", ".join(f'"{f}"' for f in _FIELDS)
 
 
 def _row(ledger: Ledger, ident: int) -> dict[str, Any] | None:
     r = ledger.db.execute(
-        f"SELECT {', '.join(_FIELDS)} FROM uptime_exclusions WHERE id = ?", (ident,)
+        f"SELECT {_COLUMNS} FROM uptime_exclusions WHERE id = ?", (ident,)
     ).fetchone()
     return None if r is None else dict(zip(_FIELDS, r, strict=True))
 
@@ -71,13 +60,14 @@ def tag_exclusion(
     row = {"charger": charger, "connector": connector, "start": start, "end": end}
     row |= {"cause": cause, "tagged_by": by, "reason": reason, "removed": 0}
     _check(row)
-    with _tx(ledger):
+    with ledger.transaction():
         cur = ledger.db.execute(
             "INSERT INTO uptime_exclusions"
-            " (charger, connector, start, end, cause, tagged_by, reason) VALUES (?,?,?,?,?,?,?)",
+            ' (charger, connector, start, "end", cause, tagged_by, reason)'
+            " VALUES (?,?,?,?,?,?,?) RETURNING id",
             (charger, connector, start, end, cause, by, reason),
         )
-        row = {"id": int(cur.lastrowid or 0), **row}
+        row = {"id": int(cur.fetchone()[0]), **row}
         _audit(ledger, row, "tag", at, by, reason)
     return row
 
@@ -89,14 +79,14 @@ def change_exclusion(
 
     None when there is no such exclusion.
     """
-    with _tx(ledger):
+    with ledger.transaction():
         row = _row(ledger, ident)
         if row is None:
             return None
         row |= changes
         _check(row)
         ledger.db.execute(
-            "UPDATE uptime_exclusions SET connector=?, start=?, end=?, cause=?, removed=?"
+            'UPDATE uptime_exclusions SET connector=?, start=?, "end"=?, cause=?, removed=?'
             " WHERE id=?",
             (row["connector"], row["start"], row["end"], row["cause"], row["removed"], ident),
         )
@@ -109,16 +99,11 @@ def list_exclusions(ledger: Ledger) -> list[dict[str, Any]]:
 
     A ledger opened read-only before migration 7 has no table: no exclusions.
     """
-    known = ledger.db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='uptime_exclusions'"
-    ).fetchone()
-    if known is None:
+    if not ledger.has_table("uptime_exclusions"):
         return []
     rows = [
         dict(zip(_FIELDS, r, strict=True))
-        for r in ledger.db.execute(
-            f"SELECT {', '.join(_FIELDS)} FROM uptime_exclusions ORDER BY id"
-        )
+        for r in ledger.db.execute(f"SELECT {_COLUMNS} FROM uptime_exclusions ORDER BY id")
     ]
     trail: dict[int, list[dict[str, Any]]] = {}
     for ident, action, at, who, why in ledger.db.execute(

@@ -47,12 +47,21 @@ T = TypeVar("T")
 # Errors that mean "the disk cannot take this now", not "this write is wrong".
 _OUTAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _SQLITE_OUTAGE = {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"}
+# PostgreSQL SQLSTATEs (or their class) that mean "the server cannot take this
+# now": connection lost (08), shutdown or restart (57P01-57P03), a standby that
+# is read-only (25006, a failover in progress), out of disk or connections (53),
+# a serialisation failure or deadlock (40001, 40P01). The transaction was rolled
+# back; running it again is the fix.
+_PG_OUTAGE_CLASSES = ("08", "53")
+_PG_OUTAGE = {"57P01", "57P02", "57P03", "25006", "40001", "40P01"}
 
 
 def storage_errno(exc: BaseException) -> str | None:
-    """The outage an exception reports ("ENOSPC", "SQLITE_FULL", ...), or None."""
+    """The outage an exception reports ("ENOSPC", "SQLITE_FULL", "PG_08006", ...), or None."""
     if isinstance(exc, OSError) and exc.errno in _OUTAGE_ERRNOS:
         return errno.errorcode[exc.errno]
+    if type(exc).__module__.split(".")[0] in ("psycopg", "psycopg_pool"):
+        return _pg_outage(exc)
     if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
         name = getattr(exc, "sqlite_errorname", "") or ""
         # Extended codes (SQLITE_IOERR_WRITE, ...) name their primary code first.
@@ -62,6 +71,19 @@ def storage_errno(exc: BaseException) -> str | None:
         text = str(exc)
         if "database or disk is full" in text or "disk I/O error" in text:
             return "SQLITE_FULL" if "full" in text else "SQLITE_IOERR"
+    return None
+
+
+def _pg_outage(exc: BaseException) -> str | None:
+    """psycopg is not imported for this: a SQLite-only collector never loads it."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        # No SQLSTATE: libpq lost or could not open the connection (or the pool
+        # had none to give) -- psycopg's OperationalError and its PoolTimeout.
+        operational = any(c.__name__ == "OperationalError" for c in type(exc).__mro__)
+        return "PG_CONNECTION" if operational else None
+    if state in _PG_OUTAGE or state[:2] in _PG_OUTAGE_CLASSES:
+        return f"PG_{state}"
     return None
 
 
@@ -91,7 +113,7 @@ class StorageHealth:
         while True:
             try:
                 result = write()
-            except (OSError, sqlite3.Error) as exc:
+            except Exception as exc:  # storage_errno tells outages from bugs
                 code = storage_errno(exc)
                 if code is None:
                     raise
@@ -114,7 +136,7 @@ class StorageHealth:
             metrics.STORAGE_DEGRADED.labels(store=store).set(1)
             log.error(
                 "storage %s: write failed (%s: %s); holding acknowledgements and "
-                "retrying until space returns",
+                "retrying until it takes writes again",
                 store, code, exc,
             )  # fmt: skip
 

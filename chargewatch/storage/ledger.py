@@ -40,6 +40,16 @@ import orjson
 from chargewatch.sessions.session_engine import SessionRecord
 from chargewatch.storage.health import StorageHealth, guarded
 from chargewatch.storage.sql_where import session_where
+from chargewatch.storage.sqldb import (
+    Dialects,
+    PgDatabase,
+    PgOptions,
+    advisory_key,
+    is_postgres,
+    pg_ddl,
+    redact,
+    sqlite_path,
+)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -58,7 +68,10 @@ def _durable(method: _F) -> _F:
 
 
 #: (version, statements). Append new versions; never edit an applied one.
-MIGRATIONS: list[tuple[int, Sequence[str]]] = [
+#: A statement is written in SQLite's dialect; PostgreSQL runs it through
+#: ``sqldb.pg_ddl`` (REAL, AUTOINCREMENT, ``end``). One that cannot be written
+#: for both is a ``Dialects(sqlite=..., postgresql=...)`` pair.
+MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
     (
         1,
         (
@@ -256,6 +269,19 @@ MIGRATIONS: list[tuple[int, Sequence[str]]] = [
 #: busy timeout). Collectors sharing a ledger hold it for milliseconds per batch.
 BUSY_TIMEOUT_S = 30.0
 
+# Upserts in the syntax both engines run (SQLite's INSERT OR REPLACE is its own).
+_PUT_STATE = (
+    "INSERT INTO engine_state VALUES (?, ?, ?) ON CONFLICT (name)"
+    " DO UPDATE SET state=excluded.state, saved_at=excluded.saved_at"
+)
+_REPLACE_CDR = " ON CONFLICT (session_id) DO UPDATE SET " + ", ".join(
+    f"{c}=excluded.{c}"
+    for c in (
+        "charger_id", "site", "start", "tariff_id", "currency", "total_cost_excl_vat",
+        "total_cost_incl_vat", "total_energy_kwh", "cdr", "written_at",
+    )
+)  # fmt: skip
+
 
 #: Splits a state part by ownership: ``(mine, rest)``; either may be None (empty).
 Splitter = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, dict[str, Any] | None]]
@@ -290,7 +316,7 @@ class OwnershipConflictError(RuntimeError):
 
 
 class Ledger:
-    """One SQLite file.
+    """One SQLite file, or one PostgreSQL database (``postgresql://…``).
 
     The writer (the pipeline) opens it normally and uses it from one thread.
     Readers (the HTTP API) open ``Ledger(path, read_only=True)``: no
@@ -304,6 +330,10 @@ class Ledger:
     collector's resume state (checkpoint, session journal) is kept under its
     ``collector_id``; sessions, CDRs and alert history are shared (their keys
     contain the charger id, and each charger has one owner).
+
+    On PostgreSQL the collectors may run on different hosts: the migration,
+    the handover and the "is this collector running" check take advisory
+    locks instead of SQLite's single writer and lock files (docs/scaling.md).
     """
 
     def __init__(
@@ -313,15 +343,28 @@ class Ledger:
         read_only: bool = False,
         collector_id: str = "default",
         health: StorageHealth | None = None,
+        pg: PgOptions | None = None,
     ) -> None:
         self.path = str(path)
+        self.pg = pg
         self.health = health
         self.read_only = read_only
         self.collector_id = collector_id
         self.lock = threading.Lock()
         self._claim: int | None = None  # fd holding this collector's lock file
+        self._pg_claim: Any = None  # PostgreSQL: the connection holding the advisory lock
+        self.db: Any
+        if is_postgres(self.path):
+            self.dialect = "postgresql"
+            self.db = PgDatabase(self.path, read_only=read_only, options=pg)
+            if not read_only:
+                self._migrate()
+            return
+        self.dialect = "sqlite"
+        file = sqlite_path(self.path)
+        self.file = file
         if read_only:
-            uri = f"file:{Path(self.path).resolve()}?mode=ro"
+            uri = f"file:{Path(file).resolve()}?mode=ro"
             self.db = sqlite3.connect(
                 uri,
                 uri=True,
@@ -333,12 +376,12 @@ class Ledger:
             # Opened by the service's main thread, written by the pipeline thread
             # only (and closed after it stopped): one user at a time.
             self.db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+                file, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
             )
         self.db.row_factory = sqlite3.Row
         if read_only:
             return
-        if self.path != ":memory:":
+        if file != ":memory:":
             # WAL: the HTTP API reads while the pipeline writes, and collectors
             # sharing the file write one after the other without blocking readers.
             # (WAL needs shared memory: every process on one host, a local disk.)
@@ -347,11 +390,27 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
+    def sibling(self) -> Ledger:
+        """Another connection to this ledger, with the same connection settings
+        (password, TLS), for a thread of its own; it may write."""
+        return Ledger(self.path, pg=self.pg)
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def memory(self) -> bool:
+        return not self.postgres and self.file == ":memory:"
+
     def close(self) -> None:
         self.db.close()
         if self._claim is not None:
             os.close(self._claim)  # releases the flock
             self._claim = None
+        if self._pg_claim is not None:
+            self._pg_claim.close()  # ends the session: releases the advisory lock
+            self._pg_claim = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -364,14 +423,32 @@ class Ledger:
         row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has table ``name`` (a reader may open an old one)."""
+        if self.postgres:
+            return bool(self.db.has_table(name))
+        row = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def tables(self) -> list[str]:
+        """Every table, ``schema_version`` included, by name."""
+        if self.postgres:
+            return list(self.db.tables())
+        rows = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows)
+
     def _migrate(self) -> None:
-        if self.path != ":memory:" and self._current_version() >= MIGRATIONS[-1][0]:
+        if not self.memory and self._current_version() >= MIGRATIONS[-1][0]:
             return  # the common case: no write lock taken at start
         # The version is read inside the write transaction: a collector that
         # waited for another one's migration sees it applied, instead of
         # running the same CREATE TABLEs again.
-        with self._tx():
-            self.db.execute(
+        with self._tx("migrate"):
+            self._ddl(
                 "CREATE TABLE IF NOT EXISTS schema_version"
                 " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
             )
@@ -380,8 +457,19 @@ class Ledger:
                 if version <= current:
                     continue
                 for sql in statements:
-                    self.db.execute(sql)
+                    self._ddl(sql)
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def _ddl(self, sql: str | Dialects) -> None:
+        """A migration statement in this ledger's dialect."""
+        if isinstance(sql, Dialects):
+            sql = sql.postgresql if self.postgres else sql.sqlite
+        elif self.postgres:
+            sql = pg_ddl(sql)
+        if self.postgres:
+            self.db.execute_ddl(sql)
+        else:
+            self.db.execute(sql)
 
     def _enable_wal(self) -> None:
         # Switching a new file to WAL takes a lock for which SQLite reports
@@ -398,6 +486,8 @@ class Ledger:
                 time.sleep(0.01)
 
     def _current_version(self) -> int:
+        if self.postgres:
+            return self.version if self.has_table("schema_version") else 0
         try:
             return self.version
         except sqlite3.OperationalError:  # no schema_version table yet
@@ -407,8 +497,18 @@ class Ledger:
         # "default" keeps the unqualified name a single collector always wrote.
         return name if self.collector_id == "default" else f"{name}@{self.collector_id}"
 
-    def _tx(self) -> _Tx:
+    def _tx(self, lock: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """A write transaction. SQLite's are exclusive anyway; on PostgreSQL
+        ``lock`` (an advisory-lock purpose) serialises the writers that name it."""
+        if self.postgres:
+            return cast(contextlib.AbstractContextManager[None], self.db.transaction(lock))
         return _Tx(self.db)
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction for the ledger's other writers (uptime exclusions,
+        ``ledger migrate``); they read and write in it, so on PostgreSQL they
+        take one advisory lock and run one at a time, as on SQLite."""
+        return self._tx("writer")
 
     @_durable
     def write(self, records: Iterable[SessionRecord], *, written_at: float = 0.0) -> int:
@@ -492,7 +592,9 @@ class Ledger:
                     ],
                 )
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO meter_readings VALUES (?,?,?,?,?)",
+                    "INSERT INTO meter_readings VALUES (?,?,?,?,?)"
+                    " ON CONFLICT (session_id, kind) DO UPDATE SET ts=excluded.ts,"
+                    " energy_wh=excluded.energy_wh, signed_data=excluded.signed_data",
                     [
                         (r.session_id, "start", r.start, r.meter_start_wh, r.signed_start),
                         (r.session_id, "stop", r.stop, r.meter_stop_wh, r.signed_stop),
@@ -516,7 +618,7 @@ class Ledger:
         incl = cost.get("incl_vat")
         with self._tx():
             self.db.execute(
-                "INSERT OR REPLACE INTO cdrs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO cdrs VALUES (?,?,?,?,?,?,?,?,?,?,?)" + _REPLACE_CDR,
                 (
                     session_id,
                     charger_id,
@@ -548,11 +650,10 @@ class Ledger:
             for t in transitions
         ]
         with self._tx():
-            before = self.db.total_changes
-            self.db.executemany(
-                "INSERT OR IGNORE INTO alert_transitions VALUES (?,?,?,?,?,?)", rows
+            cur = self.db.executemany(
+                "INSERT INTO alert_transitions VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows
             )
-            return self.db.total_changes - before
+            return int(cur.rowcount)
 
     @_durable
     def save_state(
@@ -570,7 +671,7 @@ class Ledger:
         """
         with self._tx():
             self.db.execute(
-                "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                _PUT_STATE,
                 (self._state_name(name), _state_text(state), at),
             )
             if clear_journal:
@@ -624,7 +725,7 @@ class Ledger:
         """Append to the CDR history; False when this CDR id was recorded before."""
         with self._tx():
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO cdr_history VALUES (?,?,?,?,?,?)",
+                "INSERT INTO cdr_history VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     cdr_id,
                     session_id,
@@ -634,7 +735,7 @@ class Ledger:
                     json.dumps(cdr, default=str, sort_keys=True),
                 ),
             )
-        return cur.rowcount > 0
+        return bool(cur.rowcount > 0)
 
     @_durable
     def mark_unpriced(
@@ -649,7 +750,9 @@ class Ledger:
     ) -> None:
         with self._tx():
             self.db.execute(
-                "INSERT OR REPLACE INTO unpriced VALUES (?,?,?,?,?,?)",
+                "INSERT INTO unpriced VALUES (?,?,?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET"
+                " charger_id=excluded.charger_id, site=excluded.site, start=excluded.start,"
+                " reason=excluded.reason, at=excluded.at",
                 (session_id, charger_id, site, start, reason, at),
             )
             self.db.execute("DELETE FROM cdrs WHERE session_id=?", (session_id,))
@@ -662,7 +765,7 @@ class Ledger:
     # -- several collectors: who runs, and handing session state over ------------------
 
     def _lock_file(self, collector_id: str) -> str:
-        return f"{self.path}.{collector_id}.lock"
+        return f"{self.file}.{collector_id}.lock"
 
     def claim(self, timeout_s: float = 10.0) -> None:
         """Hold this collector id's lock file (beside the ledger) while the ledger is open.
@@ -673,7 +776,10 @@ class Ledger:
         flock works between processes of one host, which is what a shared
         SQLite file allows anyway.
         """
-        if self._claim is not None or self.path == ":memory:":
+        if self._claim is not None or self._pg_claim is not None or self.memory:
+            return
+        if self.postgres:
+            self._claim_pg(timeout_s)
             return
         fd = os.open(self._lock_file(self.collector_id), os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout_s
@@ -684,13 +790,30 @@ class Ledger:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(fd)
-                    raise CollectorBusyError(self.collector_id, self.path) from None
+                    raise CollectorBusyError(self.collector_id, self.file) from None
                 time.sleep(0.05)
         self._claim = fd
+
+    def _claim_pg(self, timeout_s: float) -> None:
+        """PostgreSQL: a session advisory lock on a connection of its own, held
+        until :meth:`close` (or until that connection dies with the process)."""
+        conn = self.db.connect()
+        key = advisory_key("collector", self.collector_id)
+        deadline = time.monotonic() + timeout_s
+        while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+            if time.monotonic() > deadline:
+                conn.close()
+                raise CollectorBusyError(self.collector_id, redact(self.path))
+            time.sleep(0.05)
+        self._pg_claim = conn
 
     @contextlib.contextmanager
     def _if_stopped(self, collector_id: str) -> Iterator[bool]:
         """True (and that collector kept from starting meanwhile) when it is not running."""
+        if self.postgres:
+            # Held until the adopting transaction ends, as the flock below is.
+            yield bool(self.db.try_xact_lock("collector", collector_id))
+            return
         try:
             fd = os.open(self._lock_file(collector_id), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
@@ -727,7 +850,7 @@ class Ledger:
         """
         mine_key = self._state_name(name)
         taken = 0
-        with self._tx():
+        with self._tx("handover"):
             row = self.db.execute(
                 "SELECT state FROM engine_state WHERE name=?", (mine_key,)
             ).fetchone()
@@ -768,7 +891,7 @@ class Ledger:
                 taken += 1
             if taken and own is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                    _PUT_STATE,
                     (mine_key, _state_text(own), time.time()),
                 )
         return taken
@@ -782,7 +905,7 @@ class Ledger:
         and ``given`` (it is cleared)."""
         with self._tx():
             self.db.execute(
-                "INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)",
+                _PUT_STATE,
                 (self._state_name(name), _state_text(kept), at),
             )
             self._put(name, given, at)
@@ -802,7 +925,7 @@ class Ledger:
             is None
         ):
             return []  # the usual case: no write lock taken
-        with self._tx():
+        with self._tx("handover"):
             return list(self._take(kind, split))
 
     def _put(self, kind: str, state: dict[str, Any], at: float) -> None:

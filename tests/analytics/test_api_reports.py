@@ -57,8 +57,8 @@ def _records() -> list[Any]:
 
 
 @pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.sqlite"
+def ledger_path(ledger_url: str) -> str:
+    path = ledger_url
     with Ledger(path) as ledger:
         records = _records()
         ledger.write(records)

@@ -41,8 +41,8 @@ def _t(at: float, state: str, name: str, labels: dict[str, str]) -> dict[str, An
 
 
 @pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.sqlite"
+def ledger_path(ledger_url: str) -> str:
+    path = ledger_url
     with Ledger(path) as ledger:
         ledger.write(
             [

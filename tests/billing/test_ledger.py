@@ -14,6 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from chargewatch.billing.cdr import UnpricedCdr, build_cdr
@@ -45,19 +46,20 @@ def records(n: int = 3):
     return recs
 
 
-def test_schema_version_and_wal(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "l.db") as led:
+def test_schema_version_and_wal(ledger_url: str) -> None:
+    with Ledger(ledger_url) as led:
         assert led.version == MIGRATIONS[-1][0]
-        assert led.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with Ledger(tmp_path / "l.db") as led:  # reopening applies nothing twice
+        if not led.postgres:
+            assert led.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Ledger(ledger_url) as led:  # reopening applies nothing twice
         assert led.db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(
             MIGRATIONS
         )
 
 
-def test_writes_are_idempotent_and_revision_aware(tmp_path: Path) -> None:
+def test_writes_are_idempotent_and_revision_aware(ledger_url: str) -> None:
     recs = records()
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         assert led.write(recs) == 3
         assert led.write(recs) == 0  # replaying the same capture: nothing changes
         rows = led.db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
@@ -77,9 +79,9 @@ def test_writes_are_idempotent_and_revision_aware(tmp_path: Path) -> None:
         assert [x[1] for x in mr] == pytest.approx([1000.0, 4500.0])
 
 
-def test_queries_filter_by_time_charger_site(tmp_path: Path) -> None:
+def test_queries_filter_by_time_charger_site(ledger_url: str) -> None:
     recs = records(4)
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         led.write(recs)
         assert [d["transaction_id"] for d in query_sessions(led)] == ["0", "1", "2", "3"]
         assert len(query_sessions(led, charger="CP1")) == 2
@@ -93,14 +95,14 @@ def test_queries_filter_by_time_charger_site(tmp_path: Path) -> None:
         assert d == json.loads(jsonl_line(recs[2]))
 
 
-def test_checkpoint_restart_resumes_open_session(tmp_path: Path) -> None:
+def test_checkpoint_restart_resumes_open_session(ledger_url: str) -> None:
     index = ConnectorIndex()
     ts, e, p = charge(T0, 30, 7.0, 0.0)
     eng = SessionEngine(index)
     eng.update(batch(index, "CP", 1, ts[:10], e[:10], p[:10]), [start("CP", "1", T0, 0.0)], ts[9])
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         led.save_state(eng.snapshot(), at=ts[9])
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         state = led.load_state()
     assert state is not None
     eng2 = SessionEngine(ConnectorIndex())  # a fresh process: fresh dense ids
@@ -141,8 +143,8 @@ def test_csv_json_and_line_protocol() -> None:
     assert line_d["start"].endswith("Z")
 
 
-def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "l.db"
+def test_cli_export(ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ledger_url  # a file, or a PostgreSQL URL: --ledger takes either
     with Ledger(db) as led:
         led.write(records(3))
     out = tmp_path / "s.csv"
@@ -178,8 +180,8 @@ def test_session_periods_feed_the_tariff_engine() -> None:
     assert periods[0].start.tzinfo is UTC
 
 
-def test_read_only_reader_from_another_thread(tmp_path: Path) -> None:
-    db = tmp_path / "l.db"
+def test_read_only_reader_from_another_thread(ledger_url: str) -> None:
+    db = ledger_url
     recs = records(2)
     with Ledger(db) as writer:
         writer.write(recs)
@@ -189,6 +191,6 @@ def test_read_only_reader_from_another_thread(tmp_path: Path) -> None:
         th.start()
         th.join()
         assert [d["session_id"] for d in got[0]] == [r.session_id for r in recs]
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises((sqlite3.OperationalError, psycopg.errors.ReadOnlySqlTransaction)):
             reader.db.execute("DELETE FROM sessions")
         reader.close()

@@ -4,7 +4,6 @@ and concurrent writers (docs/scaling.md)."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -20,8 +19,8 @@ def _open_and_write(path: str, collector: str, barrier: mp.synchronize.Barrier, 
                 led.save_state({"who": collector, "i": i}, at=float(i), clear_journal=True)
 
 
-def test_processes_starting_at_once_migrate_once_and_write_safely(tmp_path: Path) -> None:
-    path = str(tmp_path / "ledger.sqlite")
+def test_processes_starting_at_once_migrate_once_and_write_safely(ledger_url: str) -> None:
+    path = ledger_url
     ctx = mp.get_context("spawn")
     names = [f"c{k}" for k in range(6)]
     barrier = ctx.Barrier(len(names))
@@ -31,19 +30,21 @@ def test_processes_starting_at_once_migrate_once_and_write_safely(tmp_path: Path
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * len(procs)
-    db = sqlite3.connect(path)
-    versions = [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY version")]
-    assert versions == [v for v, _ in MIGRATIONS]  # each migration applied exactly once
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # Every checkpoint cleared its own journal only: 25 events, checkpoints at
-    # 10 and 20, so each collector keeps its last 5 events.
-    rows = db.execute(
-        "SELECT collector, COUNT(*) FROM session_journal GROUP BY collector"
-    ).fetchall()
-    assert dict(rows) == dict.fromkeys(names, 5)
-    states = dict(db.execute("SELECT name, state FROM engine_state").fetchall())
-    assert set(states) == {f"sessions@{n}" for n in names}
-    db.close()
+    with Ledger(path, read_only=True) as db:
+        versions = [
+            v for (v,) in db.db.execute("SELECT version FROM schema_version ORDER BY version")
+        ]
+        assert versions == [v for v, _ in MIGRATIONS]  # each migration applied exactly once
+        if not db.postgres:
+            assert db.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # Every checkpoint cleared its own journal only: 25 events, checkpoints at
+        # 10 and 20, so each collector keeps its last 5 events.
+        rows = db.db.execute(
+            "SELECT collector, COUNT(*) FROM session_journal GROUP BY collector"
+        ).fetchall()
+        assert {c: n for c, n in rows} == dict.fromkeys(names, 5)
+        states = {n: st for n, st in db.db.execute("SELECT name, state FROM engine_state")}
+        assert set(states) == {f"sessions@{n}" for n in names}
     for name in names:
         with Ledger(path, collector_id=name) as led:
             assert led.load_state() == {"who": name, "i": 19}
@@ -52,9 +53,9 @@ def test_processes_starting_at_once_migrate_once_and_write_safely(tmp_path: Path
             ]
 
 
-def test_default_collector_keeps_the_single_collector_names(tmp_path: Path) -> None:
+def test_default_collector_keeps_the_single_collector_names(ledger_url: str) -> None:
     # An upgraded single collector resumes from the rows it wrote before.
-    path = tmp_path / "ledger.sqlite"
+    path = ledger_url
     with Ledger(path) as led:
         led.save_state({"v": 1})
         led.journal_append([("StatusEvent", "{}")])
@@ -64,12 +65,10 @@ def test_default_collector_keeps_the_single_collector_names(tmp_path: Path) -> N
     with Ledger(path) as led:
         assert led.load_state() == {"v": 1}
         assert led.journal() == [("StatusEvent", "{}")]
-    db = sqlite3.connect(path)
-    assert sorted(n for (n,) in db.execute("SELECT name FROM engine_state")) == [
-        "sessions",
-        "sessions@east",
-    ]
-    db.close()
+        assert sorted(n for (n,) in led.db.execute("SELECT name FROM engine_state")) == [
+            "sessions",
+            "sessions@east",
+        ]
 
 
 def test_connections_opening_a_fresh_ledger_at_once_do_not_race(tmp_path: Path) -> None:

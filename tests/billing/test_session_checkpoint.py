@@ -116,7 +116,7 @@ def test_the_scenario_gives_the_same_records_with_and_without_the_checkpoint() -
     assert len(doc["checkpoint"]["open"]) == 3
 
 
-def test_a_checkpoint_kept_in_the_ledger_resumes_the_sessions_exactly(tmp_path: Path) -> None:
+def test_a_checkpoint_kept_in_the_ledger_resumes_the_sessions_exactly(ledger_url: str) -> None:
     """The ledger writes checkpoints with orjson (NaN as null); the unknown
     currents in the scenario's tracks come back as NaN, and the sessions go on
     as they did in the engine that wrote the fixture."""
@@ -126,7 +126,7 @@ def test_a_checkpoint_kept_in_the_ledger_resumes_the_sessions_exactly(tmp_path: 
     _before, after = scenario(index)
     engine = SessionEngine(index)
     engine.restore(doc["checkpoint"])
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         led.save_state(engine.snapshot(), at=T0)
         stored = led.load_state()
     assert stored is not None
@@ -137,10 +137,10 @@ def test_a_checkpoint_kept_in_the_ledger_resumes_the_sessions_exactly(tmp_path: 
 
 
 def test_a_checkpoint_row_an_older_collector_wrote_with_nan_tokens_still_loads(
-    tmp_path: Path,
+    ledger_url: str,
 ) -> None:
     doc = json.loads(FIXTURE.read_text())
-    with Ledger(tmp_path / "l.db") as led:
+    with Ledger(ledger_url) as led:
         led.save_state({}, at=T0)  # the row, under this collector's name
         led.db.execute("UPDATE engine_state SET state=?", (json.dumps(doc["checkpoint"]),))
         stored = led.load_state()

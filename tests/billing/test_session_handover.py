@@ -9,7 +9,6 @@ continues at its new owner and is billed once with the whole energy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,7 @@ def only(*chargers: str) -> Callable[[str], bool]:
     return lambda c: c in chargers
 
 
-def first_life(db: Path, *, clean_stop: bool) -> None:
+def first_life(db: str, *, clean_stop: bool) -> None:
     """Collector "a" owns S and R and charges both for an hour."""
     index = ConnectorIndex()
     with Ledger(db, collector_id="a") as led:
@@ -49,7 +48,7 @@ def first_life(db: Path, *, clean_stop: bool) -> None:
             stage.close(TS[59])  # SIGTERM: final checkpoint; else a crash, the journal holds it
 
 
-def second_life(db: Path, name: str, owns: Callable[[str], bool], chargers: list[str]) -> Ledger:
+def second_life(db: str, name: str, owns: Callable[[str], bool], chargers: list[str]) -> Ledger:
     """A collector after the partition change: resumes, charges its chargers to the end."""
     index = ConnectorIndex()
     led = Ledger(db, collector_id=name)
@@ -67,9 +66,9 @@ def second_life(db: Path, name: str, owns: Callable[[str], bool], chargers: list
 @pytest.mark.parametrize("clean_stop", [True, False], ids=["sigterm", "crash"])
 @pytest.mark.parametrize("order", ["old_owner_first", "new_owner_first"])
 def test_a_charging_charger_moves_to_another_collector(
-    tmp_path: Path, order: str, clean_stop: bool
+    ledger_url: str, order: str, clean_stop: bool
 ) -> None:
-    db = tmp_path / "ledger.sqlite"
+    db = ledger_url
     first_life(db, clean_stop=clean_stop)
     # The partition changes: S moves to "b", R stays with "a".
     runs = [("a", only("R"), ["R"]), ("b", only("S"), ["S"])]
@@ -91,8 +90,8 @@ def test_a_charging_charger_moves_to_another_collector(
     assert held_a <= {"R"} and held_b <= {"S"}
 
 
-def test_a_running_collector_holding_my_chargers_is_a_conflict(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.sqlite"
+def test_a_running_collector_holding_my_chargers_is_a_conflict(ledger_url: str) -> None:
+    db = ledger_url
     first_life(db, clean_stop=True)
     with Ledger(db, collector_id="a") as running:
         running.claim()  # "a" is up, still on its old partition (it holds S)
@@ -106,8 +105,8 @@ def test_a_running_collector_holding_my_chargers_is_a_conflict(tmp_path: Path) -
         assert {s["charger"] for s in state["sessions"]} == {"S", "R"}
 
 
-def test_one_collector_id_runs_once(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.sqlite"
+def test_one_collector_id_runs_once(ledger_url: str) -> None:
+    db = ledger_url
     with Ledger(db, collector_id="a") as first, Ledger(db, collector_id="a") as second:
         first.claim()
         with pytest.raises(CollectorBusyError, match="'a' is already running"):

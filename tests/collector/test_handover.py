@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import OnlineEvent, StatusEvent
 from chargewatch.model.fleet import ConnectorIndex
@@ -27,8 +25,8 @@ def status_of(state: FleetState, charger: str) -> tuple[str, str] | None:
     return None
 
 
-def test_a_faulted_charger_keeps_its_fault_at_its_new_owner(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.sqlite"
+def test_a_faulted_charger_keeps_its_fault_at_its_new_owner(ledger_url: str) -> None:
+    db = ledger_url
     old = fleet_with(
         StatusEvent("X", 1, T, T + 1, "Faulted", "GroundFailure"),
         StatusEvent("Y", 1, T, T + 1, "Available"),
@@ -48,8 +46,8 @@ def test_a_faulted_charger_keeps_its_fault_at_its_new_owner(tmp_path: Path) -> N
         assert lb.db.execute("SELECT COUNT(*) FROM handover").fetchone()[0] == 0
 
 
-def test_state_the_new_owner_heard_itself_wins(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.sqlite"
+def test_state_the_new_owner_heard_itself_wins(ledger_url: str) -> None:
+    db = ledger_url
     old = fleet_with(StatusEvent("X", 1, T, T + 1, "Faulted", "GroundFailure"))
     # The new owner started first and has heard X recover since.
     new = fleet_with(StatusEvent("X", 1, T + 50, T + 51, "Available"))

@@ -129,7 +129,10 @@ def test_partition_config(tmp_path: Path) -> None:
         ("mqtt:\n  partition: {chargers: []}\n", "mqtt.partition.chargers: expected at least one"),
         ("mqtt:\n  partition: {shard: 1}\n", "mqtt.partition.shard: unknown key"),
         ("collector_id: 'a b'\n", "1:15: collector_id: expected 1-64 characters"),
-        ("ledger: {file: x}\n", "ledger.file: unknown key; expected one of: path"),
+        (
+            "ledger: {file: x}\n",
+            "ledger.file: unknown key; expected one of: password, password_file, path",
+        ),
     ],
 )
 def test_partition_config_errors(tmp_path: Path, text: str, message: str) -> None:

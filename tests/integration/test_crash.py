@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chargewatch.storage.ledger import Ledger
 from tests.services import Alertmanager, InfluxDB, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
@@ -184,8 +184,15 @@ def is_active(a: dict[str, Any] | None) -> bool:
 
 
 def test_sigkill_mid_stream_loses_nothing(
-    tmp_path: Path, mosquitto: Mosquitto, alertmanager: Alertmanager, influxdb: InfluxDB
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    alertmanager: Alertmanager,
+    influxdb: InfluxDB,
+    ledger_url: str,
 ) -> None:
+    # The ledger: the default SQLite file in the data directory, or PostgreSQL.
+    on_pg = ledger_url.startswith("postgresql://")
+    ledger = ledger_url if on_pg else str(tmp_path / "data" / "ledger.sqlite")
     tag = uuid.uuid4().hex[:6]
     db_name = f"crash_{tag}"
     (tmp_path / "rules").mkdir()
@@ -209,7 +216,7 @@ def test_sigkill_mid_stream_loses_nothing(
         f"tariffs: {ROOT / 'tariffs'}\n"
         "rules: rules\n"
         f"alerting:\n  alertmanager: [{alertmanager.url}]\n  resend_delay_s: 1\n  log: false\n"
-        "pipeline:\n  tick_interval_s: 0.2\n"
+        "pipeline:\n  tick_interval_s: 0.2\n" + (f"ledger:\n  url: {ledger}\n" if on_pg else "")
     )
     api = httpx.Client(
         base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": "Bearer tok"}
@@ -335,7 +342,8 @@ def test_sigkill_mid_stream_loses_nothing(
     assert ground_after is not None and ground_after["startsAt"] == ground["startsAt"]
 
     # The ledger's alert history: each alert fired once; only the cleared one resolved.
-    db = sqlite3.connect(f"file:{tmp_path / 'data' / 'ledger.sqlite'}?mode=ro", uri=True)
+    led = Ledger(ledger, read_only=True)
+    db = led.db
     transitions = [
         (name, state, json.loads(labels)["charger"])
         for name, state, labels in db.execute(
@@ -350,7 +358,7 @@ def test_sigkill_mid_stream_loses_nothing(
             ("CrashInternalError", "firing", c(6)),
         ]
     ), transitions
-    stored = db.execute("SELECT COUNT(*), COUNT(DISTINCT session_id) FROM sessions").fetchone()
-    assert stored == (len(want), len(want))
+    counts = db.execute("SELECT COUNT(*), COUNT(DISTINCT session_id) FROM sessions").fetchone()
+    assert tuple(counts) == (len(want), len(want))
     assert db.execute("SELECT COUNT(*) FROM cdr_history").fetchone()[0] == len(want)
-    db.close()
+    led.close()
