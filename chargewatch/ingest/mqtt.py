@@ -101,12 +101,14 @@ def secure(client: mqtt.Client, config: MqttConfig) -> None:
 
 
 class MqttIngest:
-    def __init__(self, config: MqttConfig) -> None:
+    def __init__(self, config: MqttConfig, *, ready: threading.Condition | None = None) -> None:
         self.config = config
         self.inbox: collections.deque[Inbound] = collections.deque()
         # Processed messages waiting for their PUBACK (see ack).
         self._acks: collections.deque[tuple[int, int]] = collections.deque()
-        self._ready = threading.Condition()
+        # Notified when the inbox gets a first message; several sessions read by
+        # one pipeline (ingest/cluster.py) share one.
+        self._ready = ready or threading.Condition()
         self._space = threading.Condition()
         self._reader_waiting = False
         self._closing = False
