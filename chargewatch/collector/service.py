@@ -39,6 +39,7 @@ from chargewatch.collector.alert_stage import (
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
+from chargewatch.collector.cluster import ClusterMember
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
@@ -49,6 +50,7 @@ from chargewatch.config.settings import Config
 from chargewatch.core import metrics
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.detectors import DetectorSet
+from chargewatch.ingest.cluster import PartitionSessions
 from chargewatch.ingest.decode_ocpp import OcppDecoder
 from chargewatch.ingest.mqtt import MqttIngest
 from chargewatch.model.decoding import Rejection
@@ -68,6 +70,7 @@ from chargewatch.storage.fleet_store import FleetStateStore
 from chargewatch.storage.handover import FleetStateHandover
 from chargewatch.storage.health import StorageHealth, StorageUnavailableError
 from chargewatch.storage.influx import InfluxWriter
+from chargewatch.storage.leases import LeaseTable
 from chargewatch.storage.ledger import (
     CollectorBusyError,
     Ledger,
@@ -163,8 +166,13 @@ class Collector:
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,
         )
+        # Dynamic partitions: this collector owns nothing until its first lease
+        # renewal (the pipeline's first tick) takes a share; collector/cluster.py.
+        self.leases = self._lease_table() if config.cluster.enabled else None
+        self.cluster: ClusterMember | None = None
+        owns = self._owns if self.leases is not None else config.mqtt.partition.owns
         try:
-            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=time.time())
+            resumed = self.sessions.resume(owns=owns, now=time.time())
         except (CollectorBusyError, OwnershipConflictError) as exc:
             self.ledger.close()
             key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
@@ -181,7 +189,7 @@ class Collector:
         self._saved_changes = 0  # FleetState.changes when last journaled or saved
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
-        self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
+        self.handover = FleetStateHandover(self.ledger, self.state, owns)
         if self.handover.release(time.time()) + self.handover.adopt():
             self._save_state()
         notifiers: list[Notifier] = []
@@ -215,7 +223,27 @@ class Collector:
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
         )
-        self.ingest = MqttIngest(config.mqtt)
+        self.ingest: MqttIngest | PartitionSessions
+        if self.leases is None:
+            self.ingest = MqttIngest(config.mqtt)
+        else:
+            self.ingest = PartitionSessions(
+                config.mqtt,
+                config.cluster.partitions,
+                lambda: list(self.fleet.chargers),
+                prefix=config.cluster.session_prefix,
+            )
+            self.cluster = ClusterMember(
+                leases=self.leases,
+                ingest=self.ingest,
+                ledger=self.ledger,
+                sessions=self.sessions,
+                state=self.state,
+                alerts=self.alert_engine,
+            )
+            # Set after resume: what this collector replays from its own journal
+            # at start was written while it held those leases.
+            self.ledger.fencing = self.leases
         self.http: HttpServer | None = None
         if config.http.listen:
             self.http = HttpServer(
@@ -262,7 +290,7 @@ class Collector:
             self.http.start()
             log.info("HTTP on port %d (/metrics, /healthz, /readyz, /api/v1)", self.http.port)
         self.ingest.start()
-        self._thread = threading.Thread(target=self._loop, name="collector.pipeline", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="collector.pipeline", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -273,7 +301,10 @@ class Collector:
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
-        for final_save in (self._close_sessions, self._save_state):
+        if self.leases is not None and self.leases.fenced:
+            self.ledger.close()  # another collector owns our partitions: write nothing
+            return
+        for final_save in (self._close_sessions, self._save_state, self._leave_cluster):
             try:
                 final_save()
             except StorageUnavailableError as exc:
@@ -298,6 +329,32 @@ class Collector:
 
     def _close_sessions(self) -> None:
         self.sessions.close(time.time())
+
+    def _lease_table(self) -> LeaseTable:
+        if not self.ledger.postgres:  # (the config checks it; a test may not)
+            raise ConfigError(
+                [ConfigProblem(self.config.file, "cluster.partitions", "needs a PostgreSQL ledger")]
+            )
+        c = self.config.cluster
+        return LeaseTable(
+            self.ledger.db, self.config.collector_id, partitions=c.partitions, lease_s=c.lease_s
+        )
+
+    def _owns(self, charger: str) -> bool:
+        return self.cluster is not None and self.cluster.owns(charger)
+
+    def _leave_cluster(self) -> None:
+        if self.cluster is not None:
+            self.cluster.leave(time.time())
+
+    def _run(self) -> None:
+        self._loop()
+        if self.leases is not None and self.leases.fenced:
+            # A lease lost (paused past it, or cut off): stop at once, acknowledging
+            # and writing nothing more; the supervisor restarts us (docs/scaling.md).
+            log.critical("a partition lease was lost; exiting without writing (code 75)")
+            logging.shutdown()
+            os._exit(75)
 
     def run_forever(self) -> None:
         self.start()
@@ -353,7 +410,7 @@ class Collector:
                 self.last_batch_at = now
             else:
                 metrics.INGEST_LAG.set(0.0)
-            metrics.QUEUE_DEPTH.set(len(self.ingest.inbox))
+            metrics.QUEUE_DEPTH.set(self.ingest.depth())
             self._reload_if_asked(now)
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
@@ -377,9 +434,19 @@ class Collector:
             # A status or online flag is sent once, on change: it must be on
             # disk before the broker forgets the message (the ack below).
             self.fleet_store.journal()
+            if self.cluster is not None:  # where another host takes it over from
+                self.cluster.save_fleet(time.time())
             self._saved_changes = self.state.changes
 
     def _tick(self, now: float) -> None:
+        if self.cluster is not None:
+            try:
+                with self.state_lock:
+                    self.cluster.tick(now)
+            except StorageUnavailableError:
+                raise  # a lease lost (FencedError): the pipeline stops
+            except Exception:  # PostgreSQL away: retried next tick; the lease may run out
+                log.exception("renewing the partition leases failed")
         try:
             self.pipeline.tick(now)
         except StorageUnavailableError:
@@ -456,6 +523,8 @@ class Collector:
         # Written atomically: a crash mid-write must not lose the previous state.
         data = orjson.dumps(self.alert_engine.snapshot(), default=str)
         self.storage.retry("alert_state", lambda: self._replace_alert_state(data))
+        if self.cluster is not None:
+            self.cluster.save_alerts(time.time())
 
     def _replace_alert_state(self, data: bytes) -> None:
         tmp = self._alert_state_file.with_suffix(".tmp")
@@ -563,7 +632,7 @@ class Collector:
         return alive, {"pipeline_alive": alive}
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        mqtt_ok = self.ingest.connected.is_set()
+        mqtt_ok = self.ingest.is_connected()
         detail: dict[str, Any] = {"mqtt_connected": mqtt_ok}
         degraded = self.storage.degraded
         # While a store cannot be written the pipeline waits and acknowledges

@@ -112,19 +112,33 @@ class PartitionSessions:
             s.wait_connected(max(0.0, deadline - time.monotonic())) for s in self.sessions.values()
         )
 
-    @property
-    def connected(self) -> bool:
+    def start(self) -> None:
+        """Nothing connects before a lease is held (:meth:`open`)."""
+
+    def stop(self) -> None:
+        self.close_all()
+
+    def is_connected(self) -> bool:
         return all(s.connected.is_set() for s in self.sessions.values())
 
     def depth(self) -> int:
         return sum(len(s.inbox) for s in self.sessions.values())
 
-    def take(self, max_items: int, timeout: float) -> list[Inbound]:
+    def take(
+        self, max_items: int, timeout: float, *, min_items: int = 1, linger_s: float = 0.0
+    ) -> list[Inbound]:
         """Up to ``max_items`` messages from the open sessions, waiting up to
-        ``timeout`` for the first. Each session's messages keep their order."""
+        ``timeout`` for the first (and ``linger_s`` more for ``min_items``, as
+        MqttIngest.take). Each session's messages keep their order."""
         if not self.depth():
             with self._ready:
                 self._ready.wait(timeout)
+        if linger_s and 0 < self.depth() < min_items:
+            time.sleep(linger_s)
+        if not self.depth():
+            for s in self.sessions.values():
+                s.take(0, 0.0)  # an idle session's pending acks leave
+            return []
         out: list[Inbound] = []
         sessions = list(self.sessions.values())
         for i in range(len(sessions)):

@@ -174,6 +174,13 @@ class MqttIngest:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
+    def depth(self) -> int:
+        """Messages received and not yet taken by the pipeline."""
+        return len(self.inbox)
+
     # -- paho callbacks (network thread: keep them tiny) --------------------------
 
     def _on_connect(

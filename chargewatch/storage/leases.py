@@ -46,6 +46,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from chargewatch.storage.health import StorageUnavailableError
 from chargewatch.storage.sqldb import PgDatabase
 
 #: A lease outlives its last renewal by this much. Renewed every third of it,
@@ -71,8 +72,11 @@ _NOW = "extract(epoch FROM clock_timestamp())"
 _PAIRS = "(SELECT * FROM unnest(?::integer[], ?::bigint[]))"
 
 
-class FencedError(RuntimeError):
-    """A write for a partition whose lease this collector no longer holds."""
+class FencedError(StorageUnavailableError):
+    """A write for a partition whose lease this collector no longer holds.
+
+    A StorageUnavailableError: the pipeline stops on it before anything is
+    acknowledged, as on a full disk (no stage swallows it as a bug)."""
 
     def __init__(self, collector: str, partitions: Iterable[int]) -> None:
         self.partitions = sorted(set(partitions))
@@ -126,6 +130,8 @@ class LeaseTable:
         self.lease_s = lease_s
         #: partition -> fencing token, for the partitions this collector holds.
         self.held: dict[int, int] = {}
+        #: Set once a write was refused or a renewal found a lease lost.
+        self.fenced = False
         with db.transaction("migrate"):
             for sql in _SCHEMA:
                 db.execute_ddl(sql)
@@ -236,6 +242,7 @@ class LeaseTable:
             return
         missing = wanted - set(held)
         if missing:
+            self.fenced = True
             raise FencedError(self.collector, missing)
         parts = sorted(wanted)
         rows = self.db.execute(
@@ -246,6 +253,7 @@ class LeaseTable:
         ).rows
         ok = {int(r[0]) for r in rows}
         if ok != set(parts):
+            self.fenced = True
             raise FencedError(self.collector, set(parts) - ok)
 
     def owners(self) -> dict[int, str]:
