@@ -40,7 +40,7 @@ from chargewatch.collector.session_stage import SessionStage
 from chargewatch.ingest.cluster import PartitionSessions, partition_of
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.handover import FleetStateHandover, split_fleet_state
-from chargewatch.storage.leases import FencedError, LeaseTable
+from chargewatch.storage.leases import LeaseTable
 from chargewatch.storage.ledger import Ledger, OwnershipConflictError
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ class ClusterMember:
         self._renewed_at = now
         lost = set(r.lost) & self.active
         if lost:
-            self.leases.fenced = True
-            raise FencedError(self.leases.collector, lost)
+            raise self.leases.refuse(lost, "found lost at renewal")
         if r.surplus:
             self._give_back(r.surplus, now)
         pending = set(self.leases.held) - self.active

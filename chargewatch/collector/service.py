@@ -352,7 +352,7 @@ class Collector:
         if self.leases is not None and self.leases.fenced:
             # A lease lost (paused past it, or cut off): stop at once, acknowledging
             # and writing nothing more; the supervisor restarts us (docs/scaling.md).
-            log.critical("a partition lease was lost; exiting without writing (code 75)")
+            log.critical("%s; exiting without writing (code 75)", self.leases.fenced_reason)
             logging.shutdown()
             os._exit(75)
 

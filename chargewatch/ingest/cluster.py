@@ -50,15 +50,20 @@ def partition_config(
     base: MqttConfig, k: int, chargers: Iterable[str], *, prefix: str = "chargewatch"
 ) -> MqttConfig:
     """The MQTT settings of partition ``k``'s session: its own client id, persistent,
-    QoS 1, acknowledged after the pipeline, subscribed to exactly ``chargers``."""
+    QoS 1, acknowledged after the pipeline, subscribed to exactly ``chargers``.
+
+    A partition without inventory chargers subscribes to nothing: an empty
+    charger list would otherwise mean the whole fleet (``Partition()``)."""
+    chargers = tuple(sorted(chargers))
     return replace(
         base,
+        subscriptions=base.subscriptions if chargers else (),
         client_id=f"{prefix}-p{k}",
         clean_session=False,
         qos=1,
         manual_ack=True,
         session_expiry_s=max(base.session_expiry_s, SESSION_EXPIRY_S),
-        partition=Partition(chargers=tuple(sorted(chargers))),
+        partition=Partition(chargers=chargers),
     )
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "partition_of",
 ]
 
+import logging
 import math
 import zlib
 from collections.abc import Iterable
@@ -66,6 +67,8 @@ _SCHEMA = (
         seen_until DOUBLE PRECISION NOT NULL
     )""",
 )
+log = logging.getLogger(__name__)
+
 # The database's clock, in epoch seconds (the clock of every decision).
 _NOW = "extract(epoch FROM clock_timestamp())"
 # (partition, token) pairs from two array parameters.
@@ -130,8 +133,9 @@ class LeaseTable:
         self.lease_s = lease_s
         #: partition -> fencing token, for the partitions this collector holds.
         self.held: dict[int, int] = {}
-        #: Set once a write was refused or a renewal found a lease lost.
+        #: Set once a write was refused or a renewal found a lease lost (and why).
         self.fenced = False
+        self.fenced_reason = ""
         with db.transaction("migrate"):
             for sql in _SCHEMA:
                 db.execute_ddl(sql)
@@ -242,8 +246,7 @@ class LeaseTable:
             return
         missing = wanted - set(held)
         if missing:
-            self.fenced = True
-            raise FencedError(self.collector, missing)
+            raise self.refuse(missing, f"not held (held: {sorted(held)})")
         parts = sorted(wanted)
         rows = self.db.execute(
             "SELECT partition FROM partition_leases"
@@ -253,8 +256,14 @@ class LeaseTable:
         ).rows
         ok = {int(r[0]) for r in rows}
         if ok != set(parts):
-            self.fenced = True
-            raise FencedError(self.collector, set(parts) - ok)
+            raise self.refuse(set(parts) - ok, "taken over or expired")
+
+    def refuse(self, partitions: Iterable[int], why: str) -> FencedError:
+        """The error for writes to lost ``partitions``; from now on this table is fenced."""
+        err = FencedError(self.collector, partitions)
+        self.fenced, self.fenced_reason = True, f"{err} ({why})"
+        log.error("fenced: %s", self.fenced_reason, stack_info=True)
+        return err
 
     def owners(self) -> dict[int, str]:
         """Every partition's current owner ('' when free or expired), for status pages."""

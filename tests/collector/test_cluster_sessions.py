@@ -70,6 +70,8 @@ def test_partition_config_is_a_persistent_exact_session() -> None:
     assert cfg.client_id == "chargewatch-p3" and not cfg.clean_session and cfg.qos == 1
     assert cfg.session_expiry_s >= 3600 and cfg.partition.chargers == ("A", "B")
     assert "ev/A/+/meter" in cfg.topic_filters() and "ocpp/+/B/cp" in cfg.topic_filters()
+    # A partition without inventory chargers subscribes to nothing, not to everything.
+    assert partition_config(MqttConfig(), 0, []).topic_filters() == ()
 
 
 def test_an_unowned_partitions_messages_wait_for_the_next_owner(mosquitto: Mosquitto) -> None:
