@@ -4,7 +4,8 @@
   run`` collectors (``cluster.partitions``, PostgreSQL ledger, Mosquitto). Once the
   partitions are shared out, every collector is paused (SIGSTOP, well inside its
   lease), a backlog of single-sample QoS 1 meter messages is published into the
-  partitions' persistent sessions, the collectors are resumed and the time to
+  partitions' persistent sessions (leases of 300 s outlast the pause), the
+  collectors are resumed and the time to
   drain it (every sample counted in ``chargewatch_samples_total``) is measured.
 - ``takeover``: three collectors; one is SIGKILLed; the time until its partitions
   are claimed by the others (``partition_leases``) and until a message sent to
@@ -145,7 +146,9 @@ def services() -> Iterator[tuple[PostgreSQL, Mosquitto]]:
 
 def throughput(work: Path, pg: PostgreSQL, mq: Mosquitto, n: int, messages: int) -> dict[str, Any]:
     db = f"tp{n}_{uuid.uuid4().hex[:6]}"
-    cluster = Cluster(work, pg.create_db(db), mq.port, lease_s=60.0)
+    # Leases far longer than the pause: a collector stopped past its lease is
+    # fenced on resuming (as it must be) and exits.
+    cluster = Cluster(work, pg.create_db(db), mq.port, lease_s=300.0)
     try:
         for k in range(n):
             cluster.start(f"c{k}")
@@ -237,7 +240,7 @@ def takeover(work: Path, pg: PostgreSQL, mq: Mosquitto, lease_s: float) -> dict[
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=60_000)
+    ap.add_argument("--messages", type=int, default=30_000)
     ap.add_argument("--lease", type=float, nargs="*", default=[3.0, 15.0])
     args = ap.parse_args()
     out: dict[str, Any] = {"cpus": os.cpu_count(), "chargers": CHARGERS, "partitions": PARTITIONS}

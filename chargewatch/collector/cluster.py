@@ -1,6 +1,6 @@
 """A collector in a cluster with dynamic partitions (docs/scaling.md).
 
-Between batches, every third of ``cluster.lease_s``, the pipeline thread renews
+Between batches, every third of ``cluster.lease_s`` (at most 5 s), the pipeline thread renews
 this collector's leases (storage/leases.py) and acts on what changed:
 
 * a partition claimed (free, or its owner's lease ran out): its state is taken
@@ -46,6 +46,7 @@ from chargewatch.storage.ledger import Ledger, OwnershipConflictError
 log = logging.getLogger(__name__)
 
 FLEET, ALERTS = "fleet_state", "alerts"
+RENEW_MAX_S = 5.0
 _NO_FLEET: dict[str, Any] = {"version": 1, "connectors": [], "online": {}, "charger_seen": {}}
 
 
@@ -113,7 +114,9 @@ class ClusterMember:
         self.alerts = alerts
         #: Partitions taken over and connected: their messages are processed.
         self.active: frozenset[int] = frozenset()
-        self.renew_every_s = leases.lease_s / 3
+        # A third of the lease, at most 5 s: how soon a join or a free partition
+        # is noticed does not have to wait for a long lease.
+        self.renew_every_s = min(leases.lease_s / 3, RENEW_MAX_S)
         self._renewed_at = -math.inf
         self.takeovers = 0
         self.handovers = 0
