@@ -363,7 +363,11 @@ class Ledger:
             self.dialect = "postgresql"
             self.db = PgDatabase(self.path, read_only=read_only, options=pg)
             if not read_only:
-                self._migrate()
+                try:
+                    self._migrate()
+                except BaseException:
+                    self.db.close()  # an open retried by StorageHealth must not leak pools
+                    raise
             return
         self.dialect = "sqlite"
         file = sqlite_path(self.path)

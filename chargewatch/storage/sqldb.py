@@ -253,7 +253,11 @@ class PgDatabase:
         # open(wait=True) raises PoolTimeout, which hides libpq's reason: one
         # direct connection first reports a wrong password or host plainly.
         self.connect().close()
-        self.pool.open(wait=True, timeout=30.0)
+        try:
+            self.pool.open(wait=True, timeout=30.0)
+        except BaseException:
+            self.pool.close()  # its workers would go on trying to connect
+            raise
 
     def connect(self) -> Connection[Any]:
         """A connection of its own, outside the pool (a lock held for a lifetime)."""
