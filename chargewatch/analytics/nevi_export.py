@@ -25,6 +25,7 @@ from chargewatch.analytics.uptime import (
     Port,
     Signal,
     applies,
+    by_charger,
     outages,
     port_uptime,
     year_before,
@@ -73,20 +74,23 @@ def nevi_quarterly(
     """
     lo, hi = months[0], months[-1]
     out: list[dict[str, Any]] = []
+    by_sig, by_exc = by_charger(signals), by_charger(exclusions)
     for p in ports:
         ids = {"station_id": p.site or p.charger, "port_id": f"{p.charger}/{p.connector}"}
+        # A port looks at its charger's signals and tags only (a fleet's year is many).
+        sig, exc = by_sig.get(p.charger, []), by_exc.get(p.charger, [])
         mine = [
             s
             for s in sessions
             if applies(str(s["charger"]), str(s["connector"]), p) and lo <= s["start"] < hi
         ]
         out.extend(
-            {"record": "session", **ids, **_session(s, p, signals)}
+            {"record": "session", **ids, **_session(s, p, sig)}
             for s in sorted(mine, key=lambda s: s["start"])
         )
         for a, b in pairwise(months):
-            month = port_uptime(p, signals, exclusions, a, b)
-            year = port_uptime(p, signals, exclusions, year_before(b, zone), b, t_min=NEVI_T_MIN)
+            month = port_uptime(p, sig, exc, a, b)
+            year = port_uptime(p, sig, exc, year_before(b, zone), b, t_min=NEVI_T_MIN)
             out.append(
                 {
                     "record": "month",
@@ -107,7 +111,7 @@ def nevi_quarterly(
                 "outage_duration_min": round((o.end - o.start) / 60.0, 2),
                 "outage_cause": o.cause,
             }
-            for o in outages(p, signals, exclusions, lo, hi)
+            for o in outages(p, sig, exc, lo, hi)
         )
     return out
 

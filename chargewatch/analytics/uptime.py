@@ -5,7 +5,7 @@ to it: a charger-wide one (connector "" or "0": offline, a charger fault) or
 one on that connector (Faulted, an error code, charging interrupted). Signals
 that overlap form one outage, so a charger that is offline while a connector
 is also faulted is counted once. Down time an operator tagged with one of the
-causes of 680.116(b)(4) (``EXCLUDED_CAUSES``) is **excluded**; the rest is up.
+causes 680.116(b)(3) lists for T_excluded (``EXCLUDED_CAUSES``) is **excluded**; the rest is up.
 
     μ = ((T − (T_outage − T_excluded)) / T) × 100
 
@@ -25,6 +25,7 @@ __all__ = [
     "Signal",
     "alert_signals",
     "applies",
+    "by_charger",
     "driver_uptime",
     "month_starts",
     "nevi_monthly",
@@ -46,16 +47,20 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chargewatch.model.mrec import mrec_of
+from chargewatch.model.mrec import mrec_of, mrec_of_vendor_code
 
-#: 23 CFR 680.116(b)(4): the causes whose outage minutes may count as T_excluded.
+#: 23 CFR 680.116(b)(3), the term T_excluded: outage minutes "caused by the following
+#: reasons outside the charging station operator's control, provided that [it] can
+#: demonstrate that the charging port would otherwise be operational", listed in one
+#: sentence (no sub-paragraphs), plus the hours outside the station's identified
+#: hours of operation. The names are ours, one per reason, in the rule's order.
 EXCLUDED_CAUSES: tuple[str, ...] = (
-    "utility_interruption",  # (i) electric utility service interruptions
-    "vehicle_fault",  # (ii) failure to charge / meet minimum power due to the vehicle
-    "scheduled_maintenance",  # (iii)
-    "vandalism",  # (iv)
-    "natural_disaster",  # (v)
-    "outside_operating_hours",  # (vi) hours outside the station's operating hours
+    "utility_interruption",  # electric utility service interruptions
+    "vehicle_fault",  # failure to charge or meet the 680.106(d) power level due to the vehicle
+    "scheduled_maintenance",  # scheduled maintenance
+    "vandalism",  # vandalism
+    "natural_disaster",  # natural disasters
+    "outside_operating_hours",  # hours outside the identified hours of operation
 )
 #: 680.116(b)(3): T, the minutes of a (365-day) year.
 NEVI_T_MIN = 525_600.0
@@ -106,7 +111,7 @@ class Exclusion:
 
     def __post_init__(self) -> None:
         if self.cause not in EXCLUDED_CAUSES:
-            raise ValueError(f"{self.cause!r} is not a cause 23 CFR 680.116(b)(4) lists")
+            raise ValueError(f"{self.cause!r} is not a cause 23 CFR 680.116(b)(3) lists")
 
 
 @dataclass(slots=True)
@@ -150,6 +155,15 @@ class Outage:
 def applies(charger: str, connector: str, port: Port) -> bool:
     """Whether a signal or tag on (charger, connector) concerns ``port``; "" / "0" is every port."""
     return charger == port.charger and connector in ("", "0", port.connector)
+
+
+def by_charger(items: Iterable[Any]) -> dict[str, list[Any]]:
+    """Signals or exclusions (anything with ``.charger``) grouped by charger: a port
+    looks only at its charger's, instead of a fleet's year of them."""
+    out: dict[str, list[Any]] = {}
+    for x in items:
+        out.setdefault(x.charger, []).append(x)
+    return out
 
 
 def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> list[Signal]:
@@ -221,12 +235,20 @@ def status_signals(
         key = (charger, connector)
         if key in current:
             start, was, code = current.pop(key)
-            out.append(Signal(charger, connector, start, at, was.lower(), "status", code))
+            out.append(_status_signal(charger, connector, start, at, was, code))
         if status in DOWN_STATUSES:
             current[key] = (at, status, codes.get((at, charger, connector), ""))
     for (charger, connector), (start, was, code) in current.items():
-        out.append(Signal(charger, connector, start, until, was.lower(), "status", code))
+        out.append(_status_signal(charger, connector, start, until, was, code))
     return [s for s in out if s.end > s.start]
+
+
+def _status_signal(charger: str, connector: str, a: float, b: float, was: str, code: str) -> Signal:
+    """A Faulted/Unavailable span; its MREC from the error code (a code the charger
+    stated, ``CX0nn``, or the ChargeX pairing of the OCPP 1.6 code)."""
+    error = "" if code in ("", "NoError") else code
+    mrec = (mrec_of_vendor_code(error) or mrec_of(error)) if error else ""
+    return Signal(charger, connector, a, b, was.lower(), "status", error, mrec)
 
 
 def outages(
@@ -356,10 +378,12 @@ def nevi_monthly(
 ) -> list[dict[str, Any]]:
     """Per port and month end: μ over the previous 12 (local) months, T = 525,600 min."""
     out = []
+    sig, exc = by_charger(signals), by_charger(exclusions)
     for end in month_ends:
         start = year_before(end, zone)
         for p in ports:
-            row = port_uptime(p, signals, exclusions, start, end, t_min=NEVI_T_MIN)
+            mine, tags = sig.get(p.charger, []), exc.get(p.charger, [])
+            row = port_uptime(p, mine, tags, start, end, t_min=NEVI_T_MIN)
             row.pop("outages")
             out.append(row)
     return out
@@ -424,10 +448,12 @@ def report(
     """
     rows = []
     mrec: Counter[str] = Counter()
+    sig, exc = by_charger(signals), by_charger(exclusions)
+    ses, fs = _dicts_by_charger(sessions), _dicts_by_charger(failed_starts)
     for p in ports:
-        row = port_uptime(p, signals, exclusions, lo, hi)
-        mine = [s for s in sessions if applies(str(s["charger"]), str(s["connector"]), p)]
-        tried = [f for f in failed_starts if applies(str(f["charger"]), str(f["connector"]), p)]
+        row = port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), lo, hi)
+        mine = [s for s in ses.get(p.charger, []) if applies(p.charger, str(s["connector"]), p)]
+        tried = [f for f in fs.get(p.charger, []) if applies(p.charger, str(f["connector"]), p)]
         row["driver"] = driver_uptime(mine, tried)
         mrec.update(row["failures_by_mrec"])
         rows.append(row)
@@ -439,6 +465,13 @@ def report(
         "fleet": rollup(rows, "fleet"),
         "failures_by_mrec": dict(mrec.most_common()),
     }
+
+
+def _dicts_by_charger(items: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for x in items:
+        out.setdefault(str(x["charger"]), []).append(x)
+    return out
 
 
 #: The columns of :func:`port_table`.

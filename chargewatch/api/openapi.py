@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chargewatch import __version__
+from chargewatch.analytics.ocpi_status import OCPI_STATUSES
 from chargewatch.analytics.uptime import EXCLUDED_CAUSES
 from chargewatch.api.analytics_api import ENDPOINTS as ANALYTICS
 from chargewatch.api.http import Scope
@@ -290,6 +291,36 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "ocpi/evses",
+        "get",
+        "each connector as an OCPI 2.2.1 EVSE with its status, for AFIR feeds "
+        "(docs/analytics.md, OCPI EVSE status)",
+        {
+            "type": "object",
+            "required": ["evses", "generated_at"],
+            "properties": {
+                "evses": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["uid", "location_id", "status", "last_updated"],
+                        "properties": {
+                            "uid": _STR,
+                            "location_id": _STR,
+                            "status": {"type": "string", "enum": list(OCPI_STATUSES)},
+                            "last_updated": _STR,
+                            "charger": _STR,
+                            "connector": {"type": "integer"},
+                            "ocpp_status": _STR,
+                            "offline": {"type": "boolean"},
+                        },
+                    },
+                },
+                "generated_at": _STR,
+            },
+        },
+    ),
+    Operation(
         "sessions",
         "get",
         "sessions by start time (newest revision each); periods left out",
@@ -346,6 +377,35 @@ OPERATIONS: tuple[Operation, ...] = (
                 "every CDR issued, with credits, in issue order",
             ),
         ],
+        csv=True,
+    ),
+    Operation(
+        "billing",
+        "get",
+        "one billing row per session: charger, site, connector, id_tag, tariff, energy "
+        "(register and estimate where they differ), every cost total excl./incl. VAT, "
+        "currency, flags, or why it is unpriced",
+        {
+            "type": "object",
+            "required": ["billing"],
+            "properties": {
+                "billing": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["session_id", "charger_id", "energy_wh"],
+                        "properties": {
+                            "session_id": _STR,
+                            "charger_id": _STR,
+                            "energy_wh": _NUM,
+                            "total_cost_excl_vat": {**_NUM, "nullable": True},
+                            "unpriced_reason": {**_STR, "nullable": True},
+                        },
+                    },
+                }
+            },
+        },
+        _FILTERS,
         csv=True,
     ),
     *(_analytics(name) for name in ANALYTICS),

@@ -188,6 +188,7 @@ def build_cdr(
     end: datetime,
     timezone: tzinfo,
     periods: Sequence[SessionPeriod],
+    cdr_volumes: bool = False,
 ) -> PricedCdr | UnpricedCdr:
     """Price a session and return its OCPI 2.2.1 CDR fields.
 
@@ -203,9 +204,11 @@ def build_cdr(
       ``end``: state CHARGING (energy flowing), PARKING (connected, idle) or
       RESERVATION (before the session, only first), each with ``energy_wh`` and
       optional ``min_power_w``/``max_power_w`` (W) and
-      ``min_current_a``/``max_current_a`` (A, summed over phases). Cut periods
+      ``min_current_a``/``max_current_a`` (A, the largest phase). Cut periods
       where the power or current changes materially; the engine itself cuts at
       time-of-day, duration and energy boundaries.
+    - ``cdr_volumes``: the periods come from another party's CDR
+      (``periods_from_cdr``): see :func:`~chargewatch.billing.pricing.price_session`.
 
     Returns :class:`PricedCdr` (``to_ocpi()`` gives charging_periods with
     start_date_time, dimensions and tariff_id, every total_* field, currency and
@@ -236,7 +239,14 @@ def build_cdr(
             line = json_text(cdr.to_ocpi() | {"id": ..., "last_updated": ...}, indent=None)
     """
     with exact_context():
-        return _build_cdr(tariff, start=start, end=end, timezone=timezone, periods=periods)
+        return _build_cdr(
+            tariff,
+            start=start,
+            end=end,
+            timezone=timezone,
+            periods=periods,
+            cdr_volumes=cdr_volumes,
+        )
 
 
 def _build_cdr(
@@ -246,6 +256,7 @@ def _build_cdr(
     end: datetime,
     timezone: tzinfo,
     periods: Sequence[SessionPeriod],
+    cdr_volumes: bool,
 ) -> PricedCdr | UnpricedCdr:
     if tariff is None:
         cdr_periods = tuple(
@@ -267,7 +278,9 @@ def _build_cdr(
             total_time=round_reported(_seconds(session_start, end) / _S_PER_H),
             total_parking_time=round_reported(parking / _S_PER_H),
         )
-    result = price_session(tariff, periods, start=start, end=end, timezone=timezone)
+    result = price_session(
+        tariff, periods, start=start, end=end, timezone=timezone, cdr_volumes=cdr_volumes
+    )
     costs: SessionCosts = result.costs
     return PricedCdr(
         start_date_time=start,

@@ -24,12 +24,18 @@ def periods_from_cdr(
 ) -> tuple[datetime, datetime, list[SessionPeriod]]:
     """Read ``start_date_time``, ``end_date_time`` and ``charging_periods`` of an OCPI CDR.
 
-    A period ends where the next starts (the last at end_date_time); durations
-    come from these timestamps, the TIME/PARKING_TIME volumes only tell which is
-    which. A period with both TIME and PARKING_TIME is charging first, then
-    parking. When no period has ENERGY, the CDR's total_energy is spread over
-    the charging time. ENERGY (kWh), MIN/MAX_POWER (kW; POWER as both when they are
-    absent) and MIN/MAX_CURRENT (A; likewise CURRENT) are carried over.
+    OCPI bills a period's dimension volumes; its timestamp says when it
+    started, i.e. which tariff element applies. So each period is laid out
+    from its own start_date_time for its volumes: TIME hours of charging, then
+    PARKING_TIME hours of parking (RESERVATION_TIME likewise). Where a CDR's
+    timestamps and volumes disagree, the volumes are priced (such periods may
+    overlap or leave gaps; price with ``cdr_volumes=True``). A period without
+    any time volume lasts until the next one starts (the last until
+    end_date_time), charging if it has ENERGY. The first period may start before
+    the CDR's start_date_time (CDRs cut at the hours of a dynamic price do).
+    When no period has ENERGY, the CDR's total_energy is spread over the
+    charging time. ENERGY (kWh), MIN/MAX_POWER (kW; POWER as both when they are
+    absent) and MIN/MAX_CURRENT (A per phase; likewise CURRENT) are carried over.
     Raises ConfigError with the key path of every problem.
     """
     problems: list[ConfigProblem] = []
@@ -89,8 +95,6 @@ def periods_from_cdr(
             else:  # a bound or an average: a repeated one replaces the earlier
                 dims[dim["type"]] = volume
         volumes.append(dims)
-    if start and starts and starts[0] and starts[0] != start:
-        bad("charging_periods[0].start_date_time", "differs from the CDR's start_date_time")
     for i in range(1, len(starts)):
         a, b = starts[i - 1], starts[i]
         if a and b and b < a:
@@ -150,19 +154,25 @@ def _periods_of(a: datetime, b: datetime, dims: dict[str, Decimal]) -> list[Sess
     def make(x: datetime, y: datetime, state: PeriodState, wh: Decimal) -> SessionPeriod:
         return SessionPeriod(x, y, state, wh, min_p, max_p, min_c, max_c)
 
+    a = a.astimezone(UTC)
+    reserved = dims.get("RESERVATION_TIME", Decimal(0))
     if "RESERVATION_TIME" in dims and not charging and not parking and not energy:
-        return [make(a, b, PeriodState.RESERVATION, Decimal(0))]
-    if charging > 0 and parking > 0:
-        # Charging first, for the TIME volume (to the microsecond), then parking.
-        a, b = a.astimezone(UTC), b.astimezone(UTC)
-        split = min(b, a + timedelta(microseconds=int(charging * _S_PER_H * 1_000_000)))
-        return [
-            make(a, split, PeriodState.CHARGING, energy),
-            make(split, b, PeriodState.PARKING, Decimal(0)),
-        ]
-    if "PARKING_TIME" in dims and not charging and not energy:
-        return [make(a, b, PeriodState.PARKING, Decimal(0))]
-    return [make(a, b, PeriodState.CHARGING, energy)]
+        return [make(a, a + _hours(reserved), PeriodState.RESERVATION, Decimal(0))]
+    if "TIME" not in dims and "PARKING_TIME" not in dims:
+        # No time volume to bill: the timestamps are all there is.
+        return [make(a, b.astimezone(UTC), PeriodState.CHARGING, energy)]
+    out: list[SessionPeriod] = []
+    split = a + _hours(charging)
+    if "TIME" in dims or energy:  # energy is delivered while charging
+        out.append(make(a, split, PeriodState.CHARGING, energy))
+    if "PARKING_TIME" in dims:
+        out.append(make(split, split + _hours(parking), PeriodState.PARKING, Decimal(0)))
+    return out
+
+
+def _hours(volume: Decimal) -> timedelta:
+    """A time volume in hours as a timedelta, to the microsecond."""
+    return timedelta(microseconds=int(volume * _S_PER_H * 1_000_000))
 
 
 def _seconds(a: datetime, b: datetime) -> Decimal:

@@ -42,12 +42,12 @@ def tariff_to_ocpi(tariff: Tariff) -> dict[str, Any]:
                 rd[name] = _restriction_value(v)
             entry["restrictions"] = rd
         elements.append(entry)
-    out: dict[str, Any] = {
-        "country_code": tariff.country_code,
-        "party_id": tariff.party_id,
-        "id": tariff.id,
-        "currency": tariff.currency,
-    }
+    out: dict[str, Any] = {}
+    # Identity fields a tariff file lacked (a load warning) are not invented.
+    for name in ("country_code", "party_id"):
+        if getattr(tariff, name):
+            out[name] = getattr(tariff, name)
+    out |= {"id": tariff.id, "currency": tariff.currency}
     if tariff.type is not None:
         out["type"] = tariff.type
     if tariff.tariff_alt_text:
@@ -65,7 +65,8 @@ def tariff_to_ocpi(tariff: Tariff) -> dict[str, Any]:
         dt = getattr(tariff, name)
         if dt is not None:
             out[name] = datetime_text(dt)
-    out["last_updated"] = datetime_text(tariff.last_updated)
+    if tariff.last_updated is not None:
+        out["last_updated"] = datetime_text(tariff.last_updated)
     return out
 
 

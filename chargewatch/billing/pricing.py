@@ -160,7 +160,9 @@ def _check_aware(periods: Sequence[SessionPeriod], start: datetime, end: datetim
             raise ValueError(f"periods[{i}]: start and end must be timezone-aware")
 
 
-def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datetime) -> None:
+def _check_periods(
+    periods: Sequence[SessionPeriod], start: datetime, end: datetime, cdr_volumes: bool
+) -> None:
     if end < start:
         raise ValueError(f"session ends ({end}) before it starts ({start})")
     if not periods:
@@ -168,7 +170,11 @@ def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datet
     expected = start
     seen_session = False
     for i, p in enumerate(periods):
-        if p.start != expected:
+        if cdr_volumes:
+            # Laid out from a CDR's volumes: in start order, otherwise free.
+            if i and p.start < periods[i - 1].start:
+                raise ValueError(f"periods[{i}] starts before the previous period")
+        elif p.start != expected:
             raise ValueError(
                 f"periods[{i}] starts at {p.start.isoformat()}, expected {expected.isoformat()}"
                 " (periods must be contiguous from the session start)"
@@ -181,7 +187,7 @@ def _check_periods(periods: Sequence[SessionPeriod], start: datetime, end: datet
             raise ValueError(f"periods[{i}]: a reservation period after the session started")
         seen_session = seen_session or p.state is not PeriodState.RESERVATION
         expected = p.end
-    if expected != end:
+    if expected != end and not cdr_volumes:
         raise ValueError(f"periods end at {expected.isoformat()}, session at {end.isoformat()}")
 
 
@@ -269,6 +275,7 @@ def price_session(
     start: datetime,
     end: datetime,
     timezone: tzinfo,
+    cdr_volumes: bool = False,
 ) -> PricingResult:
     """Price one session with one tariff.
 
@@ -276,7 +283,16 @@ def price_session(
     any, starts the session). ``periods``: contiguous from ``start`` to ``end``,
     reservation periods first. ``timezone``: the site's zone, in which
     restriction times, dates and weekdays are read. Duration restrictions count
-    from ``start``. Raises ValueError for inconsistent periods.
+    from ``start`` (a piece before it counts as 0 s). Raises ValueError for
+    inconsistent periods.
+
+    ``cdr_volumes``: the periods were laid out from another party's CDR, each
+    from its own start timestamp for its dimension volumes (``cdr_reader``).
+    OCPI bills those volumes; the timestamps only say which element applies.
+    So such periods may overlap or leave gaps where a CDR's timestamps and
+    volumes disagree, and may start before ``start`` (a CDR cut at the hours
+    of a dynamic price). A boundary of the tariff cuts such a period only
+    before the next period starts.
     """
     _check_aware(periods, start, end)
     # Aware datetimes sharing a ZoneInfo add and subtract in wall time; UTC does not.
@@ -284,7 +300,7 @@ def price_session(
     periods = [
         replace(p, start=p.start.astimezone(UTC), end=p.end.astimezone(UTC)) for p in periods
     ]
-    _check_periods(periods, start, end)
+    _check_periods(periods, start, end, cdr_volumes)
     minutes = time_boundaries(tariff)
     thresholds = energy_thresholds(tariff)
     duration_points = duration_cuts(tariff, start)
@@ -298,17 +314,23 @@ def price_session(
     cum_wh = _ZERO
     parking_s = _ZERO
 
-    for period in periods:
+    for k, period in enumerate(periods):
         cuts = [
             *local_cuts(period.start, period.end, timezone, minutes),
             *duration_points,
         ]
+        if cdr_volumes and k + 1 < len(periods):
+            # A CDR's volume laid out past the next period's start (timestamps
+            # and volumes disagree, or hours rounded to 4 decimals) stays
+            # priced by the element its own start picked: the next period is
+            # where the CDR itself says the price may change.
+            cuts = [c for c in cuts if c < periods[k + 1].start]
         pieces = split_period(period, cuts, cum_wh, thresholds)
         power, current = _power_bounds(period), _current_bounds(period)
         for x, y, e in pieces:
             ctx = MatchContext(
                 local=x.astimezone(timezone).replace(tzinfo=None),
-                elapsed_s=seconds(x - start),
+                elapsed_s=max(seconds(x - start), _ZERO),
                 cum_kwh=cum_wh / _WH_PER_KWH,
                 power_kw=power,
                 current_a=current,

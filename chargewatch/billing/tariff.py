@@ -14,6 +14,7 @@ Pure: no I/O. Money and quantities are ``Decimal``, never ``float``.
 from __future__ import annotations
 
 __all__ = [
+    "IDENTITY_FIELDS",
     "MAX_DECIMALS",
     "MAX_NUMBER",
     "RESTRICTION_FIELDS",
@@ -98,8 +99,8 @@ class Restrictions:
     end_date: date | None = None  # local, exclusive
     min_kwh: Decimal | None = None  # inclusive
     max_kwh: Decimal | None = None  # exclusive
-    min_current: Decimal | None = None  # A, summed over phases, inclusive
-    max_current: Decimal | None = None  # A, summed over phases, exclusive
+    min_current: Decimal | None = None  # A, per phase (the largest), inclusive
+    max_current: Decimal | None = None  # A, per phase (the largest), exclusive
     min_power: Decimal | None = None  # kW, inclusive
     max_power: Decimal | None = None  # kW, exclusive
     min_duration: int | None = None  # s since session start, inclusive
@@ -122,12 +123,12 @@ class TariffElement:
 
 @dataclass(frozen=True, slots=True)
 class Tariff:
-    country_code: str
-    party_id: str
+    country_code: str  # "" when the file lacks it (a warning, see IDENTITY_FIELDS)
+    party_id: str  # likewise
     id: str
     currency: str
     elements: tuple[TariffElement, ...]
-    last_updated: datetime
+    last_updated: datetime | None  # None when the file lacks it (a warning)
     type: str | None = None
     min_price: Price | None = None
     max_price: Price | None = None
@@ -135,6 +136,9 @@ class Tariff:
     end_date_time: datetime | None = None
     tariff_alt_url: str | None = None
     tariff_alt_text: tuple[tuple[str, str], ...] = ()  # (language, text)
+    # What was accepted but is not OCPI-complete (a missing identity field):
+    # the operator sees these at load (log, `tariff check`, replay summary).
+    warnings: tuple[ConfigProblem, ...] = ()
 
 
 # --- parsing -----------------------------------------------------------------
@@ -146,6 +150,11 @@ _DATE_RE = re.compile(r"([12][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 _DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?", re.IGNORECASE
 )
+
+# Who published the tariff and when: required by OCPI, but no price depends on
+# them, so a tariff without them (real ones exist) is priced with a warning.
+# Everything that changes money (id, currency, elements, prices) stays required.
+IDENTITY_FIELDS = ("country_code", "party_id", "last_updated")
 
 _TARIFF_KEYS = frozenset(
     {
@@ -207,14 +216,18 @@ def parse_datetime(value: str) -> datetime:
 
 
 class _Collector:
-    """Gathers problems for one file while the parser keeps going."""
+    """Gathers problems (and warnings) for one file while the parser keeps going."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[ConfigProblem] = []
+        self.warnings: list[ConfigProblem] = []
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(ConfigProblem(self.file, path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(ConfigProblem(self.file, path, message))
 
 
 def _join(path: str, key: str | int) -> str:
@@ -528,8 +541,8 @@ def parse_tariff(doc: Any, *, file: str = "<tariff>") -> Tariff:
         c.add("", "expected a JSON object (one OCPI Tariff)")
         raise ConfigError(c.problems)
     o = _Obj(c, "", doc, _TARIFF_KEYS)
-    country_code = o.string("country_code", required=True, exact_len=2)
-    party_id = o.string("party_id", required=True, exact_len=3)
+    country_code = o.string("country_code", exact_len=2)
+    party_id = o.string("party_id", exact_len=3)
     tariff_id = o.string("id", required=True, max_len=36)
     currency = o.string("currency", required=True, exact_len=3)
     if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
@@ -565,13 +578,16 @@ def parse_tariff(doc: Any, *, file: str = "<tariff>") -> Tariff:
     mix = doc.get("energy_mix")
     if mix is not None and not isinstance(mix, Mapping):
         c.add("energy_mix", "expected an object")  # informative only; not priced
-    last_updated = o.datetime("last_updated", required=True)
+    last_updated = o.datetime("last_updated")
+    for key in IDENTITY_FIELDS:
+        if doc.get(key) is None:
+            c.warn(key, "missing (required by OCPI; priced anyway, it changes no price)")
     if c.problems:
         raise ConfigError(c.problems)
-    assert country_code and party_id and tariff_id and currency and last_updated
+    assert tariff_id and currency
     return Tariff(
-        country_code=country_code,
-        party_id=party_id,
+        country_code=country_code or "",
+        party_id=party_id or "",
         id=tariff_id,
         currency=currency,
         elements=tuple(elements),
@@ -583,4 +599,5 @@ def parse_tariff(doc: Any, *, file: str = "<tariff>") -> Tariff:
         end_date_time=end,
         tariff_alt_url=alt_url,
         tariff_alt_text=tuple(alt_texts),
+        warnings=tuple(c.warnings),
     )

@@ -204,7 +204,12 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         short_sessions,
     )
     from chargewatch.collector.service import Collector  # noqa: PLC0415
-    from chargewatch.config.settings import AlertingConfig, Config, HttpConfig  # noqa: PLC0415
+    from chargewatch.config.settings import (  # noqa: PLC0415
+        AlertingConfig,
+        BillingConfig,
+        Config,
+        HttpConfig,
+    )
     from chargewatch.core.resources import default_dir  # noqa: PLC0415
     from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port  # noqa: PLC0415
     from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
@@ -261,6 +266,8 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         tariffs=default_dir("tariffs"),
         rules=rules,
         alerting=AlertingConfig(remediation_allowlist=allow),
+        # The fleet names a tariff not yet published (mark_unpriced): warned, not fatal.
+        billing=BillingConfig(unknown_tariffs="warn"),
     )
     collector = Collector(config, fleet=fleet)
     collector.cdrs.emit = demo_log.cdr

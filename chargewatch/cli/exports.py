@@ -1,4 +1,5 @@
-"""``chargewatch sessions export``: billed sessions from the ledger as CSV or JSON."""
+"""``chargewatch sessions|cdrs|billing export``: sessions, CDRs and the billing rows
+from the ledger as CSV or JSON."""
 
 from __future__ import annotations
 
@@ -55,10 +56,24 @@ def register(sub: Any) -> None:
     c.add_argument("--out", default="-", help="file to write (default: stdout)")
     c.set_defaults(func=export_cdrs)
 
+    p = sub.add_parser("billing", help="one billing row per session: energy, costs, flags")
+    bsub = p.add_subparsers(dest="billing_command", metavar="ACTION")
+    b = bsub.add_parser(
+        "export", help="a row per session with its CDR's totals or why it is unpriced"
+    )
+    b.add_argument("--ledger", required=True, help="SQLite ledger file")
+    b.add_argument("--from", dest="start_from", type=_when, default=None)
+    b.add_argument("--to", dest="start_to", type=_when, default=None)
+    b.add_argument("--format", choices=("csv", "json"), default="csv")
+    b.add_argument("--charger", default=None)
+    b.add_argument("--site", default=None)
+    b.add_argument("--out", default="-", help="file to write (default: stdout)")
+    b.set_defaults(func=export_billing)
+
 
 def export(args: argparse.Namespace) -> int:
     from chargewatch.sessions.outputs import to_csv, to_json  # noqa: PLC0415 - see the imports
-    from chargewatch.storage.ledger import Ledger, query_sessions  # noqa: PLC0415
+    from chargewatch.storage.ledger import Ledger, query_sessions, with_costs  # noqa: PLC0415
     from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
     if ledger_missing(args.ledger):
@@ -74,6 +89,8 @@ def export(args: argparse.Namespace) -> int:
             limit=10**9,
             periods=args.format == "json",
         )
+        if args.format == "csv":
+            rows = with_costs(ledger, rows)
     text = to_csv(rows) if args.format == "csv" else to_json(rows) + "\n"
     if args.out == "-":
         sys.stdout.write(text)
@@ -83,9 +100,38 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write(text: str, out: str) -> None:
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def export_billing(args: argparse.Namespace) -> int:
+    from chargewatch.billing.export import billing_csv  # noqa: PLC0415 - see the imports
+    from chargewatch.storage.ledger import Ledger, query_billing  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
+
+    if ledger_missing(args.ledger):
+        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
+    with Ledger(args.ledger, read_only=True) as ledger:
+        rows = query_billing(
+            ledger,
+            start_from=args.start_from,
+            start_to=args.start_to,
+            charger=args.charger,
+            site=args.site,
+            limit=10**9,
+        )
+    text = billing_csv(rows) if args.format == "csv" else json.dumps(rows, indent=1) + "\n"
+    _write(text, args.out)
+    return 0
+
+
 def export_cdrs(args: argparse.Namespace) -> int:
     from chargewatch.collector.cdr_issuer import cdrs_csv  # noqa: PLC0415 - see the imports
-    from chargewatch.storage.ledger import Ledger, query_cdrs  # noqa: PLC0415
+    from chargewatch.storage.ledger import Ledger, query_cdrs, session_owners  # noqa: PLC0415
     from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
     if ledger_missing(args.ledger):
@@ -100,8 +146,11 @@ def export_cdrs(args: argparse.Namespace) -> int:
             history=args.history,
             limit=10**9,
         )
+        owners = (
+            session_owners(ledger, (r["session_id"] for r in rows)) if args.format == "csv" else {}
+        )
     if args.format == "csv":
-        text = cdrs_csv(rows)
+        text = cdrs_csv(rows, owners)
     elif args.format == "json":
         text = json.dumps(rows, indent=2) + "\n"
     else:

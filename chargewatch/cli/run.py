@@ -61,9 +61,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from chargewatch.cli.progress import track_capture  # noqa: PLC0415
     from chargewatch.collector.replay import replay  # noqa: PLC0415 - see the imports
     from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
+    from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
     from chargewatch.ingest.capture import read_capture  # noqa: PLC0415
+    from chargewatch.sessions.session_engine import SessionConfig  # noqa: PLC0415
 
-    fleet = load_fleet(args.fleet) if args.fleet else None
+    # The same config as `run`: its billing policy, and its fleet, rules and
+    # tariffs unless the command line names others.
+    config = load_config(args.config) if args.config else Config()
+    fleet_file = args.fleet or config.fleet
+    fleet = load_fleet(fleet_file) if fleet_file else None
+    rules = args.rules or config.rules
+    tariffs = args.tariffs or config.tariffs
     capture = Path(args.capture)
     result = replay(
         # A bar on stderr when it is a terminal: a capture of an hour can take a minute.
@@ -71,8 +79,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         Path(args.out),
         fleet=fleet,
         lines_file=args.lines,
-        rules=Path(args.rules) if args.rules else None,
-        tariffs=Path(args.tariffs) if args.tariffs else None,
+        rules=Path(rules) if rules else None,
+        tariffs=Path(tariffs) if tariffs else None,
+        session_config=SessionConfig(energy_policy=config.billing.energy_policy),
+        unknown_tariffs=config.billing.unknown_tariffs,
     )
     s = result.stats
     summary = {
@@ -84,6 +94,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "capture_seconds": round(result.capture_span_s, 3),
         "wall_seconds": round(result.seconds, 3),
         "speedup": round(result.capture_span_s / result.seconds, 1) if result.seconds else None,
+        # Sessions with no CDR, and what tariffs and the fleet were accepted with.
+        "unpriced_sessions": result.unpriced,
+        "unpriced_by_reason": result.unpriced_by_reason,
+        "tariff_warnings": result.tariff_warnings,
     }
     print(json.dumps(summary, indent=2))
     return 0
@@ -118,9 +132,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="run the pipeline over a recorded capture")
     p.add_argument("capture", help="capture file (JSON Lines)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--fleet", help="fleet.yaml")
-    p.add_argument("--rules", help="rules directory")
-    p.add_argument("--tariffs", help="tariffs directory")
+    p.add_argument(
+        "--config", help="YAML config, as for run (billing.energy_policy, fleet, rules, tariffs)"
+    )
+    p.add_argument("--fleet", help="fleet.yaml (default: the config's)")
+    p.add_argument("--rules", help="rules directory (default: the config's)")
+    p.add_argument("--tariffs", help="tariffs directory (default: the config's)")
     p.add_argument("--lines", type=Path, help="also write line protocol to this file")
     p.set_defaults(func=cmd_replay)
 

@@ -26,6 +26,8 @@ def _check(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             continue
+        for warning in tariff.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{file}: ok (tariff {tariff.id}, {len(tariff.elements)} elements)")
     return 1 if failed else 0
 
@@ -47,11 +49,15 @@ def _price(args: argparse.Namespace) -> int:
     from chargewatch.billing.tariff_files import load_json, load_tariff  # noqa: PLC0415
 
     tariff = load_tariff(args.tariff)
+    for warning in tariff.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     start, end, periods = periods_from_cdr(load_json(args.cdr), file=args.cdr)
     # Without --timezone, wall time is read in the offset the CDR's timestamps carry.
     zone: tzinfo = _zone(args.timezone) if args.timezone else (start.tzinfo or UTC)
     try:
-        cdr = build_cdr(tariff, start=start, end=end, timezone=zone, periods=periods)
+        cdr = build_cdr(
+            tariff, start=start, end=end, timezone=zone, periods=periods, cdr_volumes=True
+        )
     except ValueError as exc:
         raise ConfigError([ConfigProblem(args.cdr, "charging_periods", str(exc))]) from exc
     assert isinstance(cdr, PricedCdr)

@@ -9,12 +9,12 @@ requires (a CDR is never changed silently).
 
 from __future__ import annotations
 
-__all__ = ["CdrIssuer", "cdrs_csv"]
+__all__ = ["CdrIssuer", "cdrs_csv", "check_tariff_references"]
 
 import json
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,8 @@ from prometheus_client import Counter
 from chargewatch.billing.cdr import PricedCdr, build_cdr
 from chargewatch.billing.ocpi_json import json_text
 from chargewatch.billing.tariff import Tariff
+from chargewatch.config.fleet_file import tariff_reference_problems
+from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.spreadsheet import csv_text
 from chargewatch.model.fleet import Fleet
 from chargewatch.sessions.outputs import session_periods
@@ -36,6 +38,26 @@ CDRS = Counter("chargewatch_cdrs_total", "CDRs issued, by kind", ["kind"])
 UNPRICED = Counter(
     "chargewatch_sessions_unpriced_total", "Finished sessions without a tariff", ["reason"]
 )
+
+
+def check_tariff_references(
+    fleet: Fleet, tariffs: dict[str, Tariff], *, unknown: str = "fail"
+) -> list[ConfigProblem]:
+    """At start: log what tariffs were accepted with, and check fleet.yaml's tariff ids.
+
+    An unknown id raises ConfigError (file:line and key path of each) unless
+    ``unknown`` is "warn" (billing.unknown_tariffs), which logs them; the
+    problems are returned either way (replay's summary lists them).
+    """
+    for tariff in tariffs.values():
+        for warning in tariff.warnings:
+            log.warning("tariff %s: %s", tariff.id, warning)
+    problems = tariff_reference_problems(fleet, tariffs)
+    if problems and unknown != "warn":
+        raise ConfigError(problems)
+    for problem in problems:
+        log.warning("%s (its sessions will be unpriced; billing.unknown_tariffs: warn)", problem)
+    return problems
 
 
 def _iso(ts: float) -> str:
@@ -67,6 +89,7 @@ class CdrIssuer:
         self.issued = 0
         self.credited = 0
         self.unpriced = 0
+        self.unpriced_by_reason: dict[str, int] = {}  # by the metric's reason label
 
     def __call__(self, records: list[SessionRecord]) -> None:
         for rec in records:
@@ -190,7 +213,15 @@ class CdrIssuer:
 
     def _unpriced(self, rec: SessionRecord, reason: str) -> None:
         self.unpriced += 1
-        UNPRICED.labels(reason="no_tariff" if "tariff" in reason else "error").inc()
+        label = "no_tariff" if "tariff" in reason else "error"
+        UNPRICED.labels(reason=label).inc()
+        self.unpriced_by_reason[label] = self.unpriced_by_reason.get(label, 0) + 1
+        # Counted where the operator looks: this log, the metric above, the
+        # ledger (API), replay's and the demo's summaries.
+        log.warning(
+            "session %s (%s) unpriced: %s [%d unpriced so far]",
+            rec.session_id, rec.charger_id, reason, self.unpriced,
+        )  # fmt: skip
         if self.ledger is not None:
             self.ledger.mark_unpriced(
                 session_id=rec.session_id, charger_id=rec.charger_id, site=rec.site,
@@ -203,18 +234,28 @@ def _plain(doc: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json_text(doc, indent=None)))
 
 
-def cdrs_csv(rows: list[dict[str, Any]]) -> str:
-    """One CSV row per CDR: the figures billing reconciles."""
-    header = ["id", "session_id", "credit", "start_date_time", "end_date_time", "currency",
+def cdrs_csv(
+    rows: list[dict[str, Any]], owners: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
+    """One CSV row per CDR: the figures billing reconciles.
+
+    ``owners``: charger_id, site, connector_id and id_tag by session id
+    (``storage.ledger.session_owners``), which an OCPI CDR does not carry.
+    """
+    header = ["id", "session_id", "charger_id", "site", "connector_id", "id_tag", "credit",
+              "start_date_time", "end_date_time", "currency",
               "tariff_id", "total_energy", "total_time", "total_parking_time",
               "total_cost_excl_vat", "total_cost_incl_vat"]  # fmt: skip
-    return csv_text(header, (_cdr_row(c) for c in rows))
+    owners = owners or {}
+    return csv_text(header, (_cdr_row(c, owners.get(c.get("session_id", ""), {})) for c in rows))
 
 
-def _cdr_row(c: dict[str, Any]) -> list[Any]:
+def _cdr_row(c: dict[str, Any], owner: Mapping[str, Any]) -> list[Any]:
     cost = c.get("total_cost", {})
     return [
-        c.get("id"), c.get("session_id"), bool(c.get("credit")), c.get("start_date_time"),
+        c.get("id"), c.get("session_id"),
+        *(owner.get(k) for k in ("charger_id", "site", "connector_id", "id_tag")),
+        bool(c.get("credit")), c.get("start_date_time"),
         c.get("end_date_time"), c.get("currency"),
         (c.get("tariffs") or [{}])[0].get("id", ""), c.get("total_energy"),
         c.get("total_time"), c.get("total_parking_time"), cost.get("excl_vat"),

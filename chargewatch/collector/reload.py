@@ -86,7 +86,8 @@ def _sinks(c: Collector) -> list[str]:
         out.append(f"line protocol to {cfg.influx_file}")
     if c.writer is None and c.linefile is None:
         out.append("no time series sink")
-    out.append(f"ledger {c.ledger_path}")
+    ledger = str(c.ledger_path)
+    out.append(f"ledger {_where(ledger) if '://' in ledger else ledger}")
     out += [f"Alertmanager {_where(u)}" for u in cfg.alerting.alertmanager]
     if cfg.alerting.webhook:
         out.append(f"webhook {_where(cfg.alerting.webhook)}")

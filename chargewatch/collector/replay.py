@@ -6,7 +6,7 @@ __all__ = ["ReplayResult", "replay"]
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -15,14 +15,14 @@ from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import AlertStage, detector_signals, ocpp_versions
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.cdr_issuer import CdrIssuer
+from chargewatch.collector.cdr_issuer import CdrIssuer, check_tariff_references
 from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
-from chargewatch.sessions.session_engine import SessionEngine
+from chargewatch.sessions.session_engine import SessionConfig, SessionEngine
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
@@ -42,6 +42,9 @@ class ReplayResult:
     stats: Stats
     seconds: float  # wall time spent
     capture_span_s: float  # capture time covered
+    unpriced: int = 0  # finished sessions without a CDR (no tariff, or it failed)
+    unpriced_by_reason: dict[str, int] = field(default_factory=dict)
+    tariff_warnings: list[str] = field(default_factory=list)  # accepted with these
 
 
 def replay(
@@ -53,10 +56,17 @@ def replay(
     rules: Path | None = None,
     detector_config: DetectorConfig | None = None,
     tariffs: Path | None = None,
+    session_config: SessionConfig | None = None,
+    unknown_tariffs: str = "fail",
 ) -> ReplayResult:
     keep_freed_batch_memory()  # as the service does
-    out.mkdir(parents=True, exist_ok=True)
     fleet = fleet or Fleet.empty()
+    # As run does, before any output is written: an unknown tariff id fails
+    # (ConfigError) unless unknown_tariffs is "warn" (billing.unknown_tariffs).
+    tariff_map = load_tariff_dir(tariffs) if tariffs else {}
+    references = check_tariff_references(fleet, tariff_map, unknown=unknown_tariffs)
+    warnings = [str(w) for t in tariff_map.values() for w in t.warnings]
+    out.mkdir(parents=True, exist_ok=True)
     index = ConnectorIndex(fleet)
     # The ledger is part of the output: replaying the same capture into it
     # again gives the same rows (idempotent writes), and reports can read it.
@@ -66,11 +76,11 @@ def replay(
     def emit_cdr(line: str) -> None:
         cdrs_out.write(line + "\n")
 
-    issuer = CdrIssuer(
-        fleet, load_tariff_dir(tariffs) if tariffs else {}, ledger=ledger, emit=emit_cdr
-    )
+    issuer = CdrIssuer(fleet, tariff_map, ledger=ledger, emit=emit_cdr)
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
-    sessions = SessionStage(SessionEngine(index), ledger=ledger, listeners=[sessions_jsonl, issuer])
+    sessions = SessionStage(
+        SessionEngine(index, session_config), ledger=ledger, listeners=[sessions_jsonl, issuer]
+    )
     lines = LineFile(lines_file) if lines_file else None
     state = FleetState(index)
     alerts_out = (out / "alerts.jsonl").open("wb")
@@ -105,6 +115,8 @@ def replay(
 
         def run(chunk: list[tuple[str, bytes, float]], now: float) -> None:
             pipeline.process(chunk, now)
+            # Status history, as the service keeps it (uptime reads it).
+            ledger.write_port_status(state.take_changes()["connectors"], now=now)
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             pipeline.tick(now)
@@ -130,10 +142,17 @@ def replay(
     sessions_jsonl.write()
     cdrs_out.close()
     alerts_out.close()
-    # Per-port uptime over the capture window, from the alerts just recorded.
+    # Per-port uptime over the capture window, from the statuses and alerts just recorded.
     write_uptime_jsonl(ledger, out / "uptime.jsonl", first, last, fleet=fleet)
     ledger.close()
     if lines is not None:
         lines.stop()
     span = (last - first) if first is not None and last is not None else 0.0
-    return ReplayResult(pipeline.stats, time.perf_counter() - t0, span)
+    return ReplayResult(
+        pipeline.stats,
+        time.perf_counter() - t0,
+        span,
+        unpriced=issuer.unpriced,
+        unpriced_by_reason=dict(issuer.unpriced_by_reason),
+        tariff_warnings=warnings + [str(p) for p in references],
+    )

@@ -27,9 +27,10 @@ from chargewatch.alerting import (
 )
 from chargewatch.api.analytics_api import parse_time
 from chargewatch.api.analytics_api import register_routes as register_analytics
-from chargewatch.api.fleet_view import fleet_document
+from chargewatch.api.fleet_view import fleet_document, ocpi_evses_document
 from chargewatch.api.http import HttpServer, Response, error_response, json_response
 from chargewatch.api.uptime_api import register_routes as register_uptime
+from chargewatch.billing.export import billing_csv
 from chargewatch.billing.tariff_files import load_tariff_dir
 from chargewatch.collector.alert_stage import (
     AlertStage,
@@ -38,13 +39,14 @@ from chargewatch.collector.alert_stage import (
     ocpp_versions,
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
-from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv
+from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_references
 from chargewatch.collector.cluster import ClusterMember
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
+from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
 from chargewatch.config.settings import Config
 from chargewatch.core import metrics
@@ -76,9 +78,12 @@ from chargewatch.storage.ledger import (
     Ledger,
     OwnershipConflictError,
     get_session,
+    query_billing,
     query_cdrs,
     query_sessions,
     query_unpriced,
+    session_owners,
+    with_costs,
 )
 from chargewatch.storage.linefile import LineFile
 from chargewatch.storage.lineproto import LineSink
@@ -96,6 +101,10 @@ class Collector:
         if fleet is None:
             fleet = load_fleet(config.fleet) if config.fleet else Fleet.empty()
         self.fleet = fleet
+        # Tariffs and the fleet's references to them are checked before anything
+        # opens: a typo in a tariff id fails here, with its file:line.
+        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
+        check_tariff_references(fleet, self.tariffs, unknown=config.billing.unknown_tariffs)
         self.index = ConnectorIndex(fleet)
         lim = config.limits
         # A full disk holds the pipeline inside the failing write (retried with
@@ -155,7 +164,6 @@ class Collector:
             "ledger",
             lambda: Ledger(ledger_path, collector_id=config.collector_id, health=health, pg=pg),
         )
-        self.tariffs = load_tariff_dir(config.tariffs) if config.tariffs else {}
         self.cdrs = CdrIssuer(fleet, self.tariffs, ledger=self.ledger, lines=rollups)
         session_listeners: list[RecordListener] = [self.cdrs]
         if rollups is not None:
@@ -245,6 +253,7 @@ class Collector:
             # at start was written while it held those leases.
             self.ledger.fencing = self.leases
         self.http: HttpServer | None = None
+        self.uptime_export: UptimeExporter | None = None
         if config.http.listen:
             self.http = HttpServer(
                 config.http.listen,
@@ -257,12 +266,18 @@ class Collector:
             # Each route is described in chargewatch.api.openapi.
             self.http.routes["alerts"] = self._api_alerts
             self.http.routes["fleet"] = self._api_fleet
+            self.http.routes["ocpi/evses"] = self._api_ocpi_evses
             self.api_ledger = Ledger(ledger_path, read_only=True, pg=pg)
             self.http.routes["sessions"] = self._api_sessions
             self.http.routes["sessions/{session_id}"] = self._api_sessions
             self.http.routes["cdrs"] = self._api_cdrs
+            self.http.routes["billing"] = self._api_billing
             register_analytics(self.http, self.api_ledger)
             register_uptime(self.http, self.api_ledger, fleet=self.fleet)
+            # The uptime gauges /metrics serves (the faults-reliability dashboard).
+            self.uptime_export = UptimeExporter(
+                str(ledger_path), self.fleet, clock=time.time, pg=pg
+            )
             self.http.admin_routes["remediation/pause"] = lambda p, r: self._api_pause(True)
             self.http.admin_routes["remediation/resume"] = lambda p, r: self._api_pause(False)
         # SIGHUP (cli/run.py) asks it; the pipeline thread reloads.
@@ -289,6 +304,8 @@ class Collector:
         if self.http is not None:
             self.http.start()
             log.info("HTTP on port %d (/metrics, /healthz, /readyz, /api/v1)", self.http.port)
+        if self.uptime_export is not None:
+            self.uptime_export.start()
         self.ingest.start()
         self._thread = threading.Thread(target=self._run, name="collector.pipeline", daemon=True)
         self._thread.start()
@@ -322,6 +339,8 @@ class Collector:
         if self._cpus_before is not None:  # (an embedding process keeps its own)
             os.sched_setaffinity(0, self._cpus_before)
             self._cpus_before = None
+        if self.uptime_export is not None:
+            self.uptime_export.stop()
         if self.http is not None:
             self.http.stop()
         self.deadletter.close()
@@ -433,7 +452,9 @@ class Collector:
         if self.state.changes != self._saved_changes:
             # A status or online flag is sent once, on change: it must be on
             # disk before the broker forgets the message (the ack below).
-            self.fleet_store.journal()
+            changes = self.fleet_store.journal()
+            # And in the ledger's status history, which uptime reads (issue 22).
+            self.ledger.write_port_status(changes["connectors"], now=time.time())
             if self.cluster is not None:  # where another host takes it over from
                 self.cluster.save_fleet(time.time())
             self._saved_changes = self.state.changes
@@ -558,6 +579,13 @@ class Collector:
         """Current state of every connector (latest values, status, liveness)."""
         return json_response(self.fleet_view(time.time()))
 
+    def _api_ocpi_evses(self, params: dict[str, str], rest: list[str]) -> Response:
+        """Each connector as an OCPI 2.2.1 EVSE with its status (AFIR feeds)."""
+        now = time.time()
+        offline = self.detectors.signals.get("charger_offline")
+        with self.state_lock:
+            return json_response(ocpi_evses_document(self.state, self.index, now, offline))
+
     def fleet_view(self, now: float) -> dict[str, Any]:
         """The fleet document of ``/api/v1/fleet``, safe to call from any thread."""
         with self.state_lock:
@@ -578,6 +606,7 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_sessions(self.api_ledger, periods=params.get("format") != "csv", **q)
         if params.get("format") == "csv":
+            rows = with_costs(self.api_ledger, rows)
             return 200, "text/csv; charset=utf-8", to_csv(rows).encode()
         return json_response({"sessions": rows, "unpriced": query_unpriced(self.api_ledger)})
 
@@ -593,8 +622,21 @@ class Collector:
             return error_response(400, f"bad query parameter: {exc}")
         rows = query_cdrs(self.api_ledger, history=history in ("1", "true"), **q)
         if params.get("format") == "csv":
-            return 200, "text/csv; charset=utf-8", cdrs_csv(rows).encode()
+            owners = session_owners(self.api_ledger, (r["session_id"] for r in rows))
+            return 200, "text/csv; charset=utf-8", cdrs_csv(rows, owners).encode()
         return json_response({"cdrs": rows})
+
+    def _api_billing(self, params: dict[str, str], rest: list[str]) -> Response:
+        """``/api/v1/billing``: a billing row per session (chargewatch.billing.export);
+        filters as for sessions; ``format=csv``."""
+        try:
+            q = _query_params(params)
+        except ValueError as exc:
+            return error_response(400, f"bad query parameter: {exc}")
+        rows = query_billing(self.api_ledger, **q)
+        if params.get("format") == "csv":
+            return 200, "text/csv; charset=utf-8", billing_csv(rows).encode()
+        return json_response({"billing": rows})
 
     def _api_pause(self, paused: bool) -> Response:
         """``POST /api/v1/remediation/{pause,resume}`` (admin).

@@ -5,12 +5,15 @@ Every problem is reported with file:line:col and key path (``ConfigError``).
 
 from __future__ import annotations
 
-__all__ = ["load_fleet", "parse_fleet"]
+__all__ = ["load_fleet", "parse_fleet", "tariff_reference_problems"]
 
 import zoneinfo
+from collections.abc import Collection
 from pathlib import Path
 
-from chargewatch.core.yamlsrc import Reader, Source, load_yaml
+from chargewatch.core.errors import ConfigError, ConfigProblem
+from chargewatch.core.yamlsrc import Path as KeyPath
+from chargewatch.core.yamlsrc import Reader, Source, load_yaml, path_str
 from chargewatch.model.fleet import (
     _CHARGER_KEYS,
     _SITE_KEYS,
@@ -109,3 +112,36 @@ def parse_fleet(src: Source) -> Fleet:
 
 def load_fleet(path: str | Path) -> Fleet:
     return parse_fleet(load_yaml(path))
+
+
+def tariff_reference_problems(fleet: Fleet, known: Collection[str]) -> list[ConfigProblem]:
+    """Every ``tariff:`` in the fleet that names no loaded tariff, with file:line and key path.
+
+    Checked at start (run, replay): a typo would otherwise leave the sessions of
+    its chargers unpriced without a word. Lines come from the fleet's file when
+    it is one; a fleet built in code (the demo) gets key paths only.
+    """
+    src: Source | None = None
+    if fleet.file and Path(fleet.file).is_file():
+        try:
+            src = load_yaml(fleet.file)
+        except ConfigError:
+            src = None  # it loaded once; a file changed since gets paths only
+    names = ", ".join(sorted(known)) or "none (no tariffs directory loaded)"
+    problems: list[ConfigProblem] = []
+
+    def check(path: KeyPath, tariff: str) -> None:
+        if not tariff or tariff in known:
+            return
+        message = f"unknown tariff {tariff!r}; loaded: {names}"
+        if src is not None:
+            problems.append(src.problem(path, message))
+        else:
+            problems.append(ConfigProblem(fleet.file or "<fleet>", path_str(path), message))
+
+    # The dicts keep the file's order, so their positions are the YAML indexes.
+    for i, site in enumerate(fleet.sites.values()):
+        check(("sites", i, "tariff"), site.tariff)
+    for i, charger in enumerate(fleet.chargers.values()):
+        check(("chargers", i, "tariff"), charger.tariff)
+    return problems

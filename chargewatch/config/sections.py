@@ -67,6 +67,11 @@ class BillingConfig:
     # record is the most accurate figure and needs_review says why; "register"
     # where only the calibrated meter may be billed (German Eichrecht).
     energy_policy: str = "best_estimate"
+    # A tariff id in fleet.yaml that no loaded tariff has: "fail" stops run and
+    # replay at load (a typo would otherwise leave its sessions unpriced,
+    # silently); "warn" logs it and records those sessions unpriced, for a
+    # tariff not yet published.
+    unknown_tariffs: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class ClusterConfig:
 
 #: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
 ENERGY_POLICIES = ("best_estimate", "register")
+UNKNOWN_TARIFFS = ("fail", "warn")
 _HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
 _TOKEN = ("scope", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
@@ -127,7 +133,7 @@ def _tokens(s: Section) -> tuple[ApiToken, ...]:
 
 
 def read_billing(top: Section) -> BillingConfig:
-    s = top.child("billing", allowed=("energy_policy",))
+    s = top.child("billing", allowed=("energy_policy", "unknown_tariffs"))
     return BillingConfig(
         energy_policy=s.get(
             "energy_policy",
@@ -135,7 +141,14 @@ def read_billing(top: Section) -> BillingConfig:
             BillingConfig.energy_policy,
             check=lambda v: v in ENERGY_POLICIES,
             expected=" or ".join(ENERGY_POLICIES),
-        )
+        ),
+        unknown_tariffs=s.get(
+            "unknown_tariffs",
+            str,
+            BillingConfig.unknown_tariffs,
+            check=lambda v: v in UNKNOWN_TARIFFS,
+            expected=" or ".join(UNKNOWN_TARIFFS),
+        ),
     )
 
 

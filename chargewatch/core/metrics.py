@@ -43,6 +43,18 @@ MQTT_CONNECTED = Gauge("chargewatch_mqtt_connected", "1 while connected to the b
 MQTT_RECONNECTS = Counter("chargewatch_mqtt_reconnects_total", "Broker reconnections")
 CONNECTORS = Gauge("chargewatch_connectors", "Connectors seen", ["inventory"])
 CHARGERS_ONLINE = Gauge("chargewatch_chargers_online", "Chargers currently online")
+# Set by collector/uptime_export.py every few minutes (faults-reliability dashboard).
+PORT_UPTIME = Gauge(
+    "chargewatch_port_uptime_percent",
+    "Port uptime by the 23 CFR 680.116(b) formula over the ports of a site (site empty: "
+    "the fleet), window 30d or 12m (T = 525,600 min); docs/analytics.md, Uptime",
+    ["site", "window"],
+)
+PORTS_AT_OR_BELOW_NEVI = Gauge(
+    "chargewatch_ports_at_or_below_nevi_floor",
+    "Ports of a site whose trailing 12-month uptime is not above 97 %",
+    ["site"],
+)
 # Set by the alerting stage (the collector-health dashboard and docs/deploy.md read them).
 RULE_EVAL_SECONDS = Histogram(
     "chargewatch_rule_evaluation_seconds",

@@ -37,6 +37,7 @@ from chargewatch.billing.tariff import Tariff
 from chargewatch.model.fleet import Fleet
 from chargewatch.reports import plots
 from chargewatch.reports.dataset_ledger import record_from_dict
+from chargewatch.reports.uptime_section import uptime_section
 from chargewatch.sessions.outputs import session_periods
 from chargewatch.storage.analytics_source import (
     has_alert_history,
@@ -154,6 +155,7 @@ def fleet_report(
     label = site or "fleet"
     _usage_sections(page, a, label, clock)
     _reliability_section(page, a.rel, label)
+    uptime_section(page, ledger, window.lo, window.hi, site)
     _revenue_section(page, a.rev, a.rev_days, label)
     _peers_section(page, a.peer, label)
     _peak_section(page, a.peak)
@@ -494,7 +496,7 @@ def session_report(
     )
     page.h2("Charging and idle periods")
     page.table(
-        ["#", "kind", "start", "end", "minutes", "energy (Wh)", "avg kW", "max kW", "max A"],
+        ["#", "kind", "start", "end", "minutes", "energy (Wh)", "avg kW", "max kW", "max A/phase"],
         [
             [
                 p["seq"],

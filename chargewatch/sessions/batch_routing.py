@@ -27,7 +27,7 @@ def apply_batch(book: SessionBook, batch: MeterBatch, now: float, *, fast_path: 
     """Merge the batch and the step's pending points into their sessions."""
     touched: set[str] = set(book.points) | set(book.anchors)
     chunks: dict[str, list[NDArray[np.intp]]] = {}
-    # Current summed over phases, for every row at once (per session it cost
+    # The largest phase's current, for every row at once (per session it cost
     # ~15 us of numpy overhead; rows are independent, so the values are the same).
     amps = _amps(batch.values)
     order = _usable_order(book, batch, now)
@@ -141,7 +141,13 @@ def _route(
 
 
 def _amps(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Current summed over phases (what OCPI max_current and the tariff engine use);
-    NaN where no phase reported."""
+    """The largest phase's current; NaN where no phase reported.
+
+    Per phase, not the sum: a charger is rated (and a car draws) per phase, so
+    a 3 x 32 A session shows 32 A, not 96 A, in CDRs, reports and tariff
+    matching (docs/pricing.md, "Current").
+    """
     phases = values[:, _I]
-    return np.where(np.isnan(phases).all(axis=1), np.nan, np.nansum(phases, axis=1))
+    none = np.isnan(phases).all(axis=1)
+    # -inf stands in for a missing phase (nanmax would warn on all-NaN rows).
+    return np.where(none, np.nan, np.max(np.where(np.isnan(phases), -np.inf, phases), axis=1))

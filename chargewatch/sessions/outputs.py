@@ -46,6 +46,11 @@ CSV_COLUMNS: tuple[str, ...] = (
     "register_energy_wh",
     "estimate_energy_wh",
     "review_reason",
+    # From the session's current CDR (empty when it has none): storage.ledger.with_costs.
+    "tariff_id",
+    "currency",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
 )
 
 

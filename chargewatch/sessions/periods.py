@@ -31,8 +31,8 @@ class SessionPeriod:
     """One stretch of a session with constant state (input to the engine).
 
     ``start``/``end`` are timezone-aware. ``energy_wh`` is the energy delivered
-    in the period (>= 0). Power bounds are in W and current bounds in A summed
-    over phases; ``None`` means unknown.
+    in the period (>= 0). Power bounds are in W and current bounds in A of the
+    largest phase (per phase, not summed); ``None`` means unknown.
     """
 
     start: datetime

@@ -22,6 +22,7 @@ from chargewatch.model.events import (
     HeartbeatEvent,
     MeterReading,
     OnlineEvent,
+    ProblemEvent,
     StatusEvent,
     TransactionEvent,
 )
@@ -85,14 +86,18 @@ class FleetState:
                     continue
                 i = self.index.id(ev.charger, ev.connector)
                 self._grow()
-                if self.status[i] != ev.status or self.error_code[i] != ev.error_code:
+                code = _status_error_code(ev, str(self.error_code[i]))
+                if self.status[i] != ev.status or self.error_code[i] != code:
                     self.status_since[i] = ev.ts
                     self.changes += 1
                     self._changed.add(i)
                 # Canonical strings: not one decoded copy kept per connector.
                 self.status[i] = _CANON.get(ev.status, ev.status)
-                self.error_code[i] = _CANON.get(ev.error_code, ev.error_code)
+                self.error_code[i] = _CANON.get(code, code)
                 self.last_seen[i] = max(_nan0(self.last_seen[i]), ev.recv)
+            elif isinstance(ev, ProblemEvent):
+                self._charger_seen(ev.charger, ev.recv)
+                self._problem(ev)
             elif isinstance(ev, OnlineEvent):
                 if self.online.get(ev.charger) != ev.online:
                     self.changes += 1
@@ -105,6 +110,22 @@ class FleetState:
             elif isinstance(ev, BootEvent):
                 self.boot[ev.charger] = ev
                 self._charger_seen(ev.charger, ev.recv)
+
+    def _problem(self, ev: ProblemEvent) -> None:
+        """An OCPP 2.0.1 NotifyEvent problem on a connector becomes its error code, as
+        a 1.6 StatusNotification's errorCode would (the rules and uptime read it)."""
+        if ev.connector == 0 or not ev.error_code:
+            return  # station-wide (no connector column) or a monitor value
+        i = self.index.id(ev.charger, ev.connector)
+        self._grow()
+        code = ev.error_code
+        if code == "NoError" and self.status[i] == "Faulted":
+            code = "OtherError"  # the problem cleared, the connector is still Faulted
+        if self.error_code[i] != code:
+            self.error_code[i] = _CANON.get(code, code)
+            self.status_since[i] = ev.ts
+            self.changes += 1
+            self._changed.add(i)
 
     def tick(self, now: float) -> None:
         self._grow()
@@ -252,6 +273,15 @@ class FleetState:
     def power_w(self) -> NDArray[np.float64]:
         n = len(self.index)
         return self.values[:n, 1]
+
+
+def _status_error_code(ev: StatusEvent, current: str) -> str:
+    """The error code after a status. OCPP 2.0.1 statuses carry none (the decoder
+    gives a Faulted one OtherError): a Faulted status keeps the code a NotifyEvent
+    problem set; any other status clears it, as a 1.6 status with NoError would."""
+    if ev.source == "ocpp2.0.1" and ev.status == "Faulted" and current not in ("", "NoError"):
+        return current
+    return ev.error_code
 
 
 def _nan0(x: float) -> float:

@@ -7,7 +7,7 @@
   with numeric functions) and ``vendor_error_code`` (string, "" when none).
   Time = the charger's clock (the receive time when the charger sent none).
 * ``alert`` — tags ``alertname``, ``severity``, ``charger``, ``connector``,
-  ``site`` and ``fault`` or ``error_code`` (whichever labels the alert carries),
+  ``site`` and ``fault`` or ``error_code`` and ``mrec`` (whichever labels the alert carries),
   plus ``model`` (the charger model from the fleet inventory, when given and
   known, so panels can rank models);
   fields ``state`` (string ``firing``/``resolved``), ``firing`` (int 1/0),
@@ -53,6 +53,7 @@ ALERT_TAGS: tuple[str, ...] = (
     "site",
     "fault",
     "error_code",
+    "mrec",  # ChargeX MREC code of an error-code alert (27 values at most)
 )
 
 

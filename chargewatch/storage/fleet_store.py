@@ -82,14 +82,16 @@ class FleetStateStore:
             log.info("replayed %d fleet state changes from %s", replayed, self.journal_file)
         self.state.take_changes()  # restored, not new
 
-    def journal(self) -> None:
-        """Append the changes since the last call (nothing when there are none)."""
+    def journal(self) -> dict[str, Any]:
+        """Append the changes since the last call (nothing when there are none);
+        return them (FleetState.take_changes), for the ledger's status history."""
         changes = self.state.take_changes()
         if not changes["connectors"] and not changes["online"]:
-            return
+            return changes
         self._seq += 1
         line = orjson.dumps({"seq": self._seq, **changes}) + b"\n"
         guarded(self.health, "fleet_state", lambda: self._append(line))
+        return changes
 
     def _append(self, line: bytes) -> None:
         if self._journal is None:

@@ -20,13 +20,17 @@ __all__ = [
     "Ledger",
     "OwnershipConflictError",
     "get_session",
+    "query_billing",
     "query_sessions",
+    "session_owners",
+    "with_costs",
 ]
 
 import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -37,6 +41,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from chargewatch.billing.export import billing_row
 from chargewatch.sessions.session_engine import SessionRecord
 from chargewatch.storage.health import StorageHealth, guarded
 from chargewatch.storage.leases import LeaseTable
@@ -262,6 +267,23 @@ MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
                 reason TEXT NOT NULL,
                 record TEXT NOT NULL            -- the exclusion after the action, JSON
             )""",
+        ),
+    ),
+    (
+        # Issue 22: every connector status change, kept so that uptime over a past
+        # year survives restarts (the fleet state keeps only the latest status).
+        # Keyed by port and time: re-recording a replay adds nothing.
+        11,
+        (
+            """CREATE TABLE port_status (
+                charger TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                at REAL NOT NULL,               -- when the charger says it changed
+                status TEXT NOT NULL,           -- OCPP 1.6 ChargePointStatus
+                error_code TEXT NOT NULL,       -- OCPP 1.6 ChargePointErrorCode
+                PRIMARY KEY (charger, connector, at)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX port_status_by_at ON port_status(at)",
         ),
     ),
 ]
@@ -664,6 +686,22 @@ class Ledger:
         with self._tx():
             cur = self.db.executemany(
                 "INSERT INTO alert_transitions VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows
+            )
+            return int(cur.rowcount)
+
+    @_durable
+    def write_port_status(self, rows: Iterable[Sequence[Any]], *, now: float) -> int:
+        """Append connector status changes, ``[charger, connector, status, error code,
+        since]`` as FleetState.take_changes gives them; ``since`` unknown (NaN/None)
+        is ``now``. A change already stored is ignored."""
+        values = [
+            (str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), str(r[3]) or "NoError") for r in rows
+        ]
+        if not values:
+            return 0
+        with self._tx():
+            cur = self.db.executemany(
+                "INSERT INTO port_status VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", values
             )
             return int(cur.rowcount)
 
@@ -1089,6 +1127,52 @@ def query_cdrs(
     return [dict(json.loads(r[0])) for r in rows]
 
 
+def query_billing(
+    ledger: Ledger,
+    *,
+    start_from: float | None = None,
+    start_to: float | None = None,
+    charger: str | None = None,
+    site: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The billing export (``chargewatch billing export``, ``GET /api/v1/billing``):
+    one row per session in [start_from, start_to), with its current CDR's totals
+    or the reason it is unpriced (chargewatch.billing.export)."""
+    sessions = query_sessions(
+        ledger, start_from=start_from, start_to=start_to, charger=charger, site=site,
+        limit=limit, offset=offset, periods=False,
+    )  # fmt: skip
+    unpriced = {u["session_id"]: u["reason"] for u in query_unpriced(ledger)}
+    return [
+        billing_row(s, ledger.issued_cdr(s["session_id"]), unpriced.get(s["session_id"], ""))
+        for s in sessions
+    ]
+
+
+def with_costs(ledger: Ledger, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sessions with their current CDR's tariff, currency and total cost (the sessions
+    CSV's cost columns); empty where a session has no CDR."""
+    for s in sessions:
+        cdr = ledger.issued_cdr(s["session_id"]) or {}
+        cost = cdr.get("total_cost") or {}
+        s["tariff_id"] = (cdr.get("tariffs") or [{}])[0].get("id")
+        s["currency"] = cdr.get("currency")
+        s["total_cost_excl_vat"] = cost.get("excl_vat")
+        s["total_cost_incl_vat"] = cost.get("incl_vat")
+    return sessions
+
+
+def session_owners(ledger: Ledger, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """charger_id, site, connector_id and id_tag of each session (the CDR CSV's columns)."""
+    out: dict[str, dict[str, Any]] = {}
+    for sid in set(session_ids):
+        s = get_session(ledger, sid) or {}
+        out[sid] = {k: s.get(k) for k in ("charger_id", "site", "connector_id", "id_tag")}
+    return out
+
+
 def query_unpriced(ledger: Ledger) -> list[dict[str, Any]]:
     with ledger.lock:
         rows = ledger.db.execute(
@@ -1104,3 +1188,12 @@ def get_session(ledger: Ledger, session_id: str) -> dict[str, Any] | None:
             "SELECT record FROM sessions WHERE session_id=?", (session_id,)
         ).fetchone()
     return None if row is None else dict(json.loads(row[0]))
+
+
+def _at(since: Any, now: float) -> float:
+    """A status change's time: the charger's timestamp, else when it was seen."""
+    try:
+        t = float(since)
+    except (TypeError, ValueError):
+        return now
+    return now if math.isnan(t) else t

@@ -1,15 +1,29 @@
 """Read the ledger into the uptime computation's inputs (chargewatch.analytics.uptime).
 
-Status history is not persisted: the fleet store keeps the latest status of each
-connector and the session journal only the events since the last checkpoint.
-Outages therefore come from the alert transitions the ledger keeps (ChargerOffline,
-error-code alerts, ChargingInterrupted, …), which carry the first and last signal
-of each outage; failed starts are the FailedStart alert's firings.
+Outages come from two records the ledger keeps across restarts:
+
+* the connector status history (``port_status``, ledger migration 11): every
+  change of status and error code, written by the collector as it journals the
+  fleet state and by a replay; a Faulted or Unavailable port is down until its
+  next status. Changes within one batch collapse to the last one (the fleet
+  state's change set), so a fault shorter than a batch is not seen there;
+* the alert transitions (ChargerOffline, error-code alerts, ChargingInterrupted,
+  …), which carry the first and last signal of each outage.
+
+Failed starts are the FailedStart alert's firings. A ledger from before
+migration 11 has no status history: its outages come from the alerts alone.
 """
 
 from __future__ import annotations
 
-__all__ = ["UptimeInputs", "exclusions_from_json", "load_uptime_inputs", "write_uptime_jsonl"]
+__all__ = [
+    "UptimeInputs",
+    "exclusions_from_json",
+    "load_status_changes",
+    "load_uptime_inputs",
+    "uptime_gauges",
+    "write_uptime_jsonl",
+]
 
 import json
 from collections.abc import Sequence
@@ -17,9 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chargewatch.analytics.uptime import Exclusion, Port, Signal, alert_signals, port_uptime
+from chargewatch.analytics.uptime import (
+    Exclusion,
+    Port,
+    Signal,
+    alert_signals,
+    by_charger,
+    nevi_monthly,
+    port_uptime,
+    rollup,
+    status_signals,
+    year_before,
+)
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.analytics_source import load_transitions
+from chargewatch.storage.exclusions import active_exclusions
 from chargewatch.storage.ledger import Ledger
 
 
@@ -36,7 +62,8 @@ def load_uptime_inputs(
 ) -> UptimeInputs:
     """Ports: the fleet's (each charger × its connectors), else those seen in the ledger."""
     transitions = load_transitions(ledger, until=hi)
-    signals = alert_signals(transitions, until=hi)
+    changes, codes = load_status_changes(ledger, lo, hi)
+    signals = alert_signals(transitions, until=hi) + status_signals(changes, hi, codes)
     failed = [
         {
             "at": t["at"],
@@ -55,6 +82,31 @@ def load_uptime_inputs(
     keys = ("charger", "connector", "site", "start", "stop", "energy_wh", "peak_power_w")
     sessions = [dict(zip(keys, (r[0], str(r[1]), *r[2:]), strict=True)) for r in rows]
     return UptimeInputs(_ports(fleet, sessions, signals), signals, sessions, failed)
+
+
+def load_status_changes(
+    ledger: Ledger, lo: float, hi: float
+) -> tuple[list[tuple[float, str, str, str]], dict[tuple[float, str, str], str]]:
+    """Status changes in [lo, hi) and each port's last one before ``lo`` (a port
+    Faulted since before the window is down from its start), for ``status_signals``."""
+    if not ledger.has_table("port_status"):
+        return [], {}  # a ledger opened read-only before a collector migrated it
+    # Each port's last change before the window: a join on its latest time,
+    # which both SQLite and PostgreSQL run (no bare columns beside MAX()).
+    rows = ledger.db.execute(
+        "SELECT at, charger, connector, status, error_code FROM port_status"
+        " WHERE at >= ? AND at < ?"
+        " UNION ALL"
+        " SELECT p.at, p.charger, p.connector, p.status, p.error_code FROM port_status p"
+        " JOIN (SELECT charger, connector, MAX(at) AS last FROM port_status"
+        " WHERE at < ? GROUP BY charger, connector) b"
+        " ON p.charger = b.charger AND p.connector = b.connector AND p.at = b.last"
+        " ORDER BY 1",
+        (lo, hi, lo),
+    ).fetchall()
+    changes = [(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+    codes = {(float(r[0]), str(r[1]), str(r[2])): str(r[4]) for r in rows}
+    return changes, codes
 
 
 def _ports(
@@ -120,8 +172,38 @@ def write_uptime_jsonl(
         if lo is None or hi is None or not hi > lo:
             return 0
         inputs = load_uptime_inputs(ledger, lo, hi, fleet=fleet)
+        sig = by_charger(inputs.signals)
         for port in inputs.ports:
-            row = port_uptime(port, inputs.signals, (), lo, hi)
+            row = port_uptime(port, sig.get(port.charger, []), (), lo, hi)
             out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
             n += 1
     return n
+
+
+#: The gauges' short window, and NEVI's floor (23 CFR 680.116(b): above 97 %).
+MONTH_S = 30 * 86_400.0
+NEVI_FLOOR_PCT = 97.0
+
+
+def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, Any]:
+    """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
+    inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
+    exclusions = active_exclusions(ledger)
+    sig, exc = by_charger(inputs.signals), by_charger(exclusions)
+    recent = [
+        port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), now - MONTH_S, now)
+        for p in inputs.ports
+    ]
+    year = nevi_monthly(inputs.ports, inputs.signals, exclusions, [now])
+    out: dict[str, Any] = {"30d": {}, "12m": {}, "below": {}}
+    for key, rows in (("30d", recent), ("12m", year)):
+        for r in rollup(rows, "site"):
+            out[key][str(r["site"])] = r["uptime_pct"]
+        for r in rollup(rows, "fleet"):
+            out[key][""] = r["uptime_pct"]
+    for r in year:
+        site = str(r["site"])
+        low = int(r["uptime_pct"] <= NEVI_FLOOR_PCT)
+        out["below"][site] = out["below"].get(site, 0) + low
+        out["below"][""] = out["below"].get("", 0) + low
+    return out

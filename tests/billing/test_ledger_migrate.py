@@ -19,7 +19,7 @@ from tests.services import free_port
 def fill(location: str) -> None:
     """A row in every table: sessions with periods and readings, CDRs with their
     history, an unpriced session, alerts, checkpoints, journals, a handover part,
-    an uptime exclusion with its audit."""
+    an uptime exclusion with its audit, a port status change."""
     recs = records(3)
     with Ledger(location, collector_id="east") as led:
         led.write(recs, written_at=1.0)
@@ -41,6 +41,7 @@ def fill(location: str) -> None:
         led.handover_put("fleet_state", {"chargers": {"CP1": {}}}, at=6.0)
         tag_exclusion(led, charger="CP0", connector="1", start=10.0, end=20.0,
                       cause="utility_interruption", by="ops", reason="grid", at=7.0)  # fmt: skip
+        led.write_port_status([["CP0", 1, "Faulted", "GroundFailure", 8.0]], now=8.0)
 
 
 def content(location: str) -> dict[str, Any]:

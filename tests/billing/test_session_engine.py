@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from chargewatch.model.batch import MeterBatch
+from chargewatch.model.batch import FIELD_INDEX, MeterBatch
 from chargewatch.model.events import MeterReading, TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions.session_engine import _OCCUPIED, SessionConfig, SessionEngine, session_id
@@ -548,3 +548,18 @@ def test_timeouts_close_every_due_session_without_visiting_every_open_one() -> N
             eng = SessionEngine(index, cfg)
             eng.restore(snap)
     assert closed["timeout"] > 5 and closed["available"] > 5
+
+
+def test_max_current_is_the_largest_phase_not_the_sum() -> None:
+    """Issue #18: 3 x 32 A showed as 96.5 A; a charger is rated (and a car draws) per phase."""
+    index = ConnectorIndex()
+    steps, _ = simple_session(index)
+    b = steps[1][1]
+    phases = {"current_l1_a": 32.2, "current_l2_a": 31.9, "current_l3_a": 32.4}
+    for name, amps in phases.items():
+        b.values[:, FIELD_INDEX[name]] = amps
+    b.values[0, FIELD_INDEX["current_l3_a"]] = np.nan  # a phase missing in one row
+    _, recs = run(steps, index)
+    charging = recs[0].periods[0]
+    assert charging.kind == "charging"
+    assert charging.max_current_a == pytest.approx(32.4)

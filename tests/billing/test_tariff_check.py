@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chargewatch.billing.ocpi_json import tariff_to_ocpi
 from chargewatch.billing.tariff import parse_tariff
 from chargewatch.billing.tariff_files import load_json
 from chargewatch.core.errors import ConfigError
@@ -182,11 +183,31 @@ def test_json_syntax_error_has_line_and_column(tmp_path: Path) -> None:
 
 
 def test_spec_put_example_lacks_last_updated() -> None:
-    # The spec's own PUT example omits the required last_updated; it is reported,
-    # and the tariff otherwise parses.
+    # The spec's own PUT example omits the required last_updated: it changes no
+    # price, so the tariff loads with a warning that names it (issue #18).
     doc = load_json(OCPI / "tariff_put_example.json")
-    assert problems(doc) == ["tariff.json: last_updated: required field is missing"]
-    parse_tariff(doc | {"last_updated": "2019-01-01T00:00:00Z"})
+    tariff = parse_tariff(doc, file="tariff.json")
+    assert [str(w) for w in tariff.warnings] == [
+        "tariff.json: last_updated: missing (required by OCPI; priced anyway, it changes no price)"
+    ]
+    assert tariff.last_updated is None
+    assert parse_tariff(doc | {"last_updated": "2019-01-01T00:00:00Z"}).warnings == ()
+
+
+def test_missing_identity_fields_warn_while_money_fields_stay_required() -> None:
+    doc = {k: v for k, v in GOOD.items() if k not in ("country_code", "party_id")}
+    tariff = parse_tariff(doc, file="tariff.json")
+    assert [w.path for w in tariff.warnings] == ["country_code", "party_id"]
+    assert (tariff.country_code, tariff.party_id) == ("", "")
+    # A CDR does not invent them either.
+    out = tariff_to_ocpi(tariff)
+    assert "party_id" not in out and "country_code" not in out
+    # Present but malformed is still a problem, and so is anything priced.
+    assert problems(GOOD | {"party_id": "CW"}) == [
+        "tariff.json: party_id: expected exactly 3 characters, got 'CW'"
+    ]
+    no_currency = {k: v for k, v in doc.items() if k != "currency"}
+    assert problems(no_currency) == ["tariff.json: currency: required field is missing"]
 
 
 @pytest.mark.parametrize(

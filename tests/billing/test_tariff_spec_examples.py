@@ -316,6 +316,7 @@ def test_cdr_example_totals_match_its_own_tariff() -> None:
         end=end,
         timezone=BERLIN,
         periods=periods,
+        cdr_volumes=True,
     )
     assert isinstance(cdr, PricedCdr)
     totals = cdr.totals()

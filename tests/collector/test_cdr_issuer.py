@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from chargewatch.billing.export import BILLING_COLUMNS
 from chargewatch.billing.tariff_files import load_tariff_dir
+from chargewatch.cli import main
 from chargewatch.collector.cdr_issuer import CdrIssuer
 from chargewatch.config.fleet_file import parse_fleet
 from chargewatch.core.yamlsrc import load_yaml
@@ -90,3 +95,56 @@ def test_tariff_outside_its_validity_is_not_used(tmp_path: Path) -> None:
         assert query_cdrs(ledger) == []
         (u,) = query_unpriced(ledger)
         assert "not valid at the session start" in u["reason"]
+
+
+def test_one_billing_export_and_the_cdr_and_session_csvs_carry_who_and_cost(
+    ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #18: billing had to join the CDR CSV (no charger) and sessions CSV (no cost).
+    On both ledger engines."""
+    db = ledger_url
+    reviewed = replace(
+        record("CA", 7000.0),
+        quality=("needs_review",),
+        register_energy_wh=6300.0,
+        estimate_energy_wh=7000.0,
+        review_reason="register stuck under load",
+        id_tag="=HYPERLINK(1)",
+    )
+    recs = [reviewed, record("CB", 5000.0), record("CX", 1000.0)]
+    with Ledger(db) as ledger:
+        ledger.write(recs)
+        CdrIssuer(FLEET, TARIFFS, ledger=ledger)(recs)
+
+    def export(*args: str) -> str:
+        assert main([*args, "--ledger", str(db)]) == 0
+        return capsys.readouterr().out
+
+    rows = {r["session_id"]: r for r in json.loads(export("billing", "export", "--format", "json"))}
+    assert set(rows) == {"s-CA", "s-CB", "s-CX"}
+    ca = rows["s-CA"]
+    assert (ca["charger_id"], ca["site"], ca["connector_id"]) == ("CA", "a", 1)
+    assert (ca["tariff_id"], ca["currency"], ca["cdr_id"]) == ("flat-energy", "EUR", "s-CA")
+    assert ca["energy_wh"] == 7000.0
+    assert (ca["register_energy_wh"], ca["estimate_energy_wh"]) == (6300.0, 7000.0)
+    assert float(ca["total_cost_excl_vat"]) == pytest.approx(7.0 * 0.35)
+    assert float(ca["total_energy_cost_incl_vat"]) > float(ca["total_energy_cost_excl_vat"])
+    assert ca["quality"] == ["needs_review"] and ca["unpriced_reason"] is None
+    assert rows["s-CX"]["unpriced_reason"] == "no tariff 'nope' loaded"
+    assert rows["s-CX"]["total_cost_excl_vat"] is None
+
+    (csv_ca, *_) = csv.DictReader(io.StringIO(export("billing", "export")))
+    assert list(csv_ca) == list(BILLING_COLUMNS)
+    assert csv_ca["id_tag"] == "'=HYPERLINK(1)"  # spreadsheet-safe
+    assert csv_ca["quality"] == "needs_review" and csv_ca["total_cost_incl_vat"] != ""
+
+    (cdr_row,) = csv.DictReader(io.StringIO(export("cdrs", "export", "--format", "csv")))
+    assert (cdr_row["charger_id"], cdr_row["site"], cdr_row["connector_id"]) == ("CA", "a", "1")
+    assert cdr_row["id_tag"] == "'=HYPERLINK(1)"
+
+    sessions = {
+        r["session_id"]: r
+        for r in csv.DictReader(io.StringIO(export("sessions", "export", "--format", "csv")))
+    }
+    assert float(sessions["s-CA"]["total_cost_excl_vat"]) == pytest.approx(7.0 * 0.35)
+    assert sessions["s-CA"]["currency"] == "EUR" and sessions["s-CB"]["total_cost_excl_vat"] == ""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import yaml
 
 from chargewatch.cli import main
+from chargewatch.collector.pipeline import Stats
 from chargewatch.simulator import FaultSpec, SimConfig, Simulation
+from chargewatch.storage.ledger import Ledger
 
 
 def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
@@ -84,7 +88,19 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     (outage,) = line["outages"]
     assert outage["evidence"]["error_codes"] == ["GroundFailure"]
     assert outage["evidence"]["mrec"] == ["CX002"]  # the label rules/error_codes.yaml adds
-    assert line["outage_min"] == pytest.approx((t_res - t_fire) / 60.0)
+    # The outage runs from the first signal (the Faulted status, kept in the ledger's
+    # status history) to the last (the alert resolving after `for:`), counted once.
+    with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
+        history = ledger.db.execute(
+            "SELECT at, status, error_code FROM port_status"
+            " WHERE charger = 'CP0002' AND connector = '1' ORDER BY at"
+        ).fetchall()
+    faulted = next(at for at, status, code in history if status == "Faulted")
+    assert [code for at, status, code in history if at == faulted] == ["GroundFailure"]
+    assert 1800 <= faulted - start < 1800 + 60  # the fault's start, not the alert's
+    assert outage["evidence"]["alerts"] == ["OcppGroundFailure", "status"]
+    assert outage["start"] == pytest.approx(faulted)
+    assert line["outage_min"] == pytest.approx((start + t_res - faulted) / 60.0)
     window_min = (line["window_end"] - line["window_start"]) / 60.0
     assert line["uptime_pct"] == pytest.approx((window_min - line["outage_min"]) / window_min * 100)
 
@@ -140,3 +156,68 @@ def test_replay_writes_sessions_and_priced_cdrs_idempotently(tmp_path: Path) -> 
     first = (out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()
     assert main(args) == 0  # again, into the same ledger: the same files, no new CDRs
     assert ((out / "sessions.jsonl").read_bytes(), (out / "cdrs.jsonl").read_bytes()) == first
+
+
+def test_replay_takes_the_billing_policy_and_files_from_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #18: replay built its session engine without billing.energy_policy."""
+    import chargewatch.collector.replay as replay_module  # noqa: PLC0415 - patched below
+
+    seen: dict[str, Any] = {}
+
+    def fake_replay(capture: Any, out: Path, **kwargs: Any) -> Any:
+        list(capture)  # the progress wrapper reads the file
+        seen.update(kwargs)
+        return replay_module.ReplayResult(Stats(), 1.0, 0.0)
+
+    monkeypatch.setattr(replay_module, "replay", fake_replay)
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("")
+    (tmp_path / "tariffs").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text("billing:\n  energy_policy: register\ntariffs: tariffs\n")
+    out = str(tmp_path / "o")
+    assert main(["replay", str(capture), "--out", out, "--config", str(config)]) == 0
+    assert seen["session_config"].energy_policy == "register"
+    assert seen["tariffs"] == tmp_path / "tariffs"
+
+
+def _small_sim(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    sim = Simulation(
+        SimConfig(chargers=3, duration=6 * 3600, interval=60.0, seed=1, arrival_rate=12.0)
+    )
+    capture = tmp_path / "capture.jsonl"
+    sim.write_capture(str(capture))
+    fleet = tmp_path / "fleet.yaml"
+    sim.write_fleet(str(fleet))
+    return capture, yaml.safe_load(fleet.read_text())
+
+
+def test_replay_fails_at_load_on_an_unknown_tariff_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #18: a typo in fleet.yaml's tariff ids gave no warning and no CDRs."""
+    capture, doc = _small_sim(tmp_path)
+    doc["chargers"][1]["tariff"] = "flat-enrgy"  # CP0002: sessions finish in the capture
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(doc))
+    tariffs = Path(__file__).resolve().parents[2] / "tariffs"
+    out = tmp_path / "out"
+    args = ["replay", str(capture), "--out", str(out), "--fleet", str(fleet)]
+    assert main([*args, "--tariffs", str(tariffs)]) == 2
+    err = capsys.readouterr().err
+    assert f"{fleet}:" in err and "chargers[1].tariff: unknown tariff 'flat-enrgy'" in err
+    assert not out.exists()  # refused before anything was written
+
+    # billing.unknown_tariffs: warn (a tariff not yet published): replayed, and
+    # the sessions without a CDR are counted in the summary.
+    config = tmp_path / "config.yaml"
+    config.write_text(f"billing:\n  unknown_tariffs: warn\ntariffs: {tariffs}\n")
+    assert main([*args, "--config", str(config)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    sessions = [orjson.loads(x) for x in (out / "sessions.jsonl").read_bytes().splitlines()]
+    unpriced = [s for s in sessions if s["charger_id"] == doc["chargers"][1]["id"]]
+    assert unpriced and summary["unpriced_sessions"] >= len(unpriced)
+    assert summary["unpriced_by_reason"]["no_tariff"] == summary["unpriced_sessions"]
+    assert any("unknown tariff 'flat-enrgy'" in w for w in summary["tariff_warnings"])

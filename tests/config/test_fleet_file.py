@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chargewatch.config.fleet_file import load_fleet
+from chargewatch.config.fleet_file import load_fleet, tariff_reference_problems
 from chargewatch.core.errors import ConfigError
 
 FLEET = """sites:
@@ -67,3 +67,34 @@ def test_site_kind_defaults_to_public_and_a_bad_kind_is_refused_with_its_place(
         "yard": "depot",
         "lot": "workplace",
     }
+
+
+REFS = """sites:
+  - {id: depot, timezone: Europe/Oslo, tariff: flat-energy}
+  - {id: mall, tariff: flat-enrgy}
+chargers:
+  - {id: CP-0001, site: depot}
+  - {id: CP-0002, site: mall, tariff: dc-fats}
+"""
+
+
+def test_unknown_tariff_ids_are_reported_with_file_line_and_key_path(tmp_path: Path) -> None:
+    """Issue #18: a typo in a tariff id left its sessions unpriced without a word."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(REFS, encoding="utf-8")
+    problems = tariff_reference_problems(load_fleet(path), {"flat-energy", "dc-fast"})
+    where = [(p.line, p.path) for p in problems]
+    assert where == [(3, "sites[1].tariff"), (6, "chargers[1].tariff")]
+    assert str(problems[0]).startswith(f"{path}:3:")
+    assert "unknown tariff 'flat-enrgy'; loaded: dc-fast, flat-energy" in problems[0].message
+    every = {"flat-energy", "flat-enrgy", "dc-fats"}
+    assert tariff_reference_problems(load_fleet(path), every) == []
+
+
+def test_an_unknown_site_fails_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(REFS.replace("site: mall", "site: mal"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (6, "chargers[1].site")

@@ -21,6 +21,7 @@ from chargewatch.collector.replay import replay
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.model.mrec import mrec_of
 from chargewatch.simulator.fault_models import parse_fault
 from chargewatch.simulator.scenarios import SimConfig
 from chargewatch.simulator.simulation import Simulation
@@ -63,7 +64,9 @@ def _alerts(truth: Truth, fleet: Fleet, end: float, detail: str, t0: float) -> l
         if f.connector is not None:
             labels["connector"] = str(f.connector)
         if f.kind == "error_code":
-            labels |= {"alertname": "ConnectorErrorCode", "error_code": f.fault}
+            # rules/error_codes.yaml labels every error-code alert with its MREC code.
+            labels |= {"alertname": "ConnectorErrorCode", "error_code": f.fault,
+                       "mrec": mrec_of(f.fault)}  # fmt: skip
         else:
             labels |= {"alertname": "".join(w.title() for w in f.fault.split("_")),
                        "fault": f.fault}  # fmt: skip
