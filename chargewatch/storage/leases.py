@@ -35,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "LEASE_TABLES",
     "FencedError",
     "LeaseTable",
     "Renewal",
@@ -55,6 +56,8 @@ from chargewatch.storage.sqldb import PgDatabase
 #: last renewal and claimed by the next renewal of another: ≤ 4/3 · 15 = 20 s.
 DEFAULT_LEASE_S = 15.0
 
+#: The tables of a cluster's coordination (not ledger data: ``ledger migrate`` skips them).
+LEASE_TABLES = frozenset({"partition_leases", "cluster_members"})
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS partition_leases (
         partition INTEGER PRIMARY KEY,

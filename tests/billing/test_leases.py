@@ -13,6 +13,7 @@ import pytest
 
 from chargewatch.storage.leases import FencedError, LeaseTable, partition_of
 from chargewatch.storage.ledger import Ledger, query_sessions
+from chargewatch.storage.ledger_copy import copy_ledger
 from chargewatch.storage.sqldb import PgDatabase
 from tests.billing.test_ledger import records
 from tests.services import PostgreSQL
@@ -153,3 +154,20 @@ def test_every_collector_needs_the_same_partition_count(url: str, dbs: list[PgDa
     dbs.append(db)
     with pytest.raises(ValueError, match=r"same cluster\.partitions"):
         LeaseTable(db, "b", partitions=N // 2)
+
+
+def test_ledger_migrate_leaves_the_leases_behind(url: str, postgresql: PostgreSQL) -> None:
+    """Who runs where is the source cluster's business, not ledger data."""
+    name = f"leases_to_{uuid.uuid4().hex[:8]}"
+    target = postgresql.create_db(name)
+    try:
+        with Ledger(url) as src, Ledger(target) as dst:
+            leases = LeaseTable(src.db, "a", partitions=N)
+            leases.renew()
+            src.write(records(1))
+            report = copy_ledger(src, dst)
+            assert report.source["sessions"] == 1 == report.target["sessions"]
+            assert "partition_leases" not in report.source
+            assert not dst.has_table("partition_leases")
+    finally:
+        postgresql.drop_db(name)
