@@ -142,19 +142,17 @@ class LeaseTable:
         with db.transaction("migrate"):
             for sql in _SCHEMA:
                 db.execute_ddl(sql)
-            db.execute(
-                "INSERT INTO partition_leases (partition)"
-                " SELECT generate_series(0, ? - 1) ON CONFLICT DO NOTHING",
-                (partitions,),
-            )
-            extra = db.execute(
-                "SELECT count(*) FROM partition_leases WHERE partition >= ?", (partitions,)
-            ).rows[0][0]
-        if extra:
-            # Another collector runs with a larger N: the cut would differ.
+            existing = int(db.execute("SELECT count(*) FROM partition_leases").rows[0][0])
+            if not existing:
+                db.execute(
+                    "INSERT INTO partition_leases (partition) SELECT generate_series(0, ? - 1)",
+                    (partitions,),
+                )
+        if existing and existing != partitions:
+            # The cluster was started with another N: the cut would differ.
             raise ValueError(
-                f"the ledger's partition_leases has partitions past {partitions - 1}: "
-                "every collector of a cluster needs the same cluster.partitions"
+                f"the ledger's cluster has {existing} partitions, this collector "
+                f"{partitions}: every collector of a cluster needs the same cluster.partitions"
             )
 
     def owns(self, charger: str) -> bool:

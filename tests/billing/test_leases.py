@@ -152,8 +152,10 @@ def test_every_collector_needs_the_same_partition_count(url: str, dbs: list[PgDa
     table(url, dbs, "a")
     db = PgDatabase(url)
     dbs.append(db)
-    with pytest.raises(ValueError, match=r"same cluster\.partitions"):
-        LeaseTable(db, "b", partitions=N // 2)
+    for other in (N // 2, N + 1):
+        with pytest.raises(ValueError, match=r"same cluster\.partitions"):
+            LeaseTable(db, "b", partitions=other)
+    LeaseTable(db, "b", partitions=N)
 
 
 def test_ledger_migrate_leaves_the_leases_behind(url: str, postgresql: PostgreSQL) -> None:
