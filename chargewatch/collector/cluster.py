@@ -200,10 +200,7 @@ class ClusterMember:
             after = self._owning(self.active - parts)
             given = self.sessions.give_back(after, now)
             given += FleetStateHandover(self.ledger, self.state, after).release(now)
-            _, rest = split_alert_state(self.alerts.snapshot(), after)
-            if rest is not None:
-                self.ledger.handover_put(ALERTS, rest, at=now)
-                self._forget_alerts(after)
+            self._hand_alerts_over(after, now)
             for k in sorted(parts):
                 self.ingest.close(k)  # acks of processed messages go first
             self.active = self.active - parts
@@ -211,6 +208,19 @@ class ClusterMember:
             log.info("handed partitions %s over (%d chargers' state)", sorted(parts), given)
         self.leases.release(surplus)
         self.save(now)
+
+    def release_at_start(self, now: float) -> None:
+        """At start this collector owns nothing yet: the alerts it restored from its
+        own file go to whoever takes their partitions (the sessions and the
+        fleet state were handed over by the service's resume)."""
+        self._hand_alerts_over(lambda c: False, now)
+        self.save(now)
+
+    def _hand_alerts_over(self, owns: Callable[[str], bool], now: float) -> None:
+        _, rest = split_alert_state(self.alerts.snapshot(), owns)
+        if rest is not None:
+            self.ledger.handover_put(ALERTS, rest, at=now)
+            self._forget_alerts(owns)
 
     def _forget_alerts(self, owns: Callable[[str], bool]) -> None:
         for rule in self.alerts.rules:

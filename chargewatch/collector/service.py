@@ -249,6 +249,7 @@ class Collector:
                 state=self.state,
                 alerts=self.alert_engine,
             )
+            self.cluster.release_at_start(time.time())
             # Set after resume: what this collector replays from its own journal
             # at start was written while it held those leases.
             self.ledger.fencing = self.leases
