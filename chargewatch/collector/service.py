@@ -41,6 +41,7 @@ from chargewatch.collector.alert_stage import (
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_references
+from chargewatch.collector.cluster import ClusterMember
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
 from chargewatch.collector.pipeline import Pipeline, Stage
@@ -55,6 +56,7 @@ from chargewatch.core import metrics
 from chargewatch.core.clock import Clock, WallClock
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.detectors import DetectorSet
+from chargewatch.ingest.cluster import PartitionSessions
 from chargewatch.ingest.decode_ocpp import OcppDecoder
 from chargewatch.ingest.mqtt import MqttIngest
 from chargewatch.model.decoding import Rejection
@@ -74,6 +76,7 @@ from chargewatch.storage.fleet_store import FleetStateStore
 from chargewatch.storage.handover import FleetStateHandover
 from chargewatch.storage.health import StorageHealth, StorageUnavailableError
 from chargewatch.storage.influx import InfluxWriter
+from chargewatch.storage.leases import LeaseTable
 from chargewatch.storage.ledger import (
     CollectorBusyError,
     Ledger,
@@ -203,8 +206,13 @@ class Collector:
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,
         )
+        # Dynamic partitions: this collector owns nothing until its first lease
+        # renewal (the pipeline's first tick) takes a share; collector/cluster.py.
+        self.leases = self._lease_table() if config.cluster.enabled else None
+        self.cluster: ClusterMember | None = None
+        owns = self._owns if self.leases is not None else config.mqtt.partition.owns
         try:
-            resumed = self.sessions.resume(owns=config.mqtt.partition.owns, now=self.clock.now())
+            resumed = self.sessions.resume(owns=owns, now=self.clock.now())
         except (CollectorBusyError, OwnershipConflictError) as exc:
             self.ledger.close()
             key = "collector_id" if isinstance(exc, CollectorBusyError) else "mqtt.partition"
@@ -221,7 +229,7 @@ class Collector:
         self._saved_changes = 0  # FleetState.changes when last journaled or saved
         self._restore_alert_state()
         # Chargers that moved between collectors take their status with them.
-        self.handover = FleetStateHandover(self.ledger, self.state, config.mqtt.partition.owns)
+        self.handover = FleetStateHandover(self.ledger, self.state, owns)
         if self.handover.release(self.clock.now()) + self.handover.adopt():
             self._save_state()
         notifiers: list[Notifier] = []
@@ -256,12 +264,34 @@ class Collector:
             max_samples_per_message=lim.max_samples_per_message,
             max_future_s=lim.max_future_s,
         )
-        self.ingest = MqttIngest(
-            config.mqtt,
-            # Stamped per message in the network thread: the wall clock without a wrapper.
-            clock=time.time if isinstance(self.clock, WallClock) else self.clock.now,
-            handlers=self.clock.handlers() if isinstance(self.clock, FollowedClock) else None,
-        )
+        self.ingest: MqttIngest | PartitionSessions
+        if self.leases is None:
+            self.ingest = MqttIngest(
+                config.mqtt,
+                # Stamped per message in the network thread: the wall clock without a wrapper.
+                clock=time.time if isinstance(self.clock, WallClock) else self.clock.now,
+                handlers=self.clock.handlers() if isinstance(self.clock, FollowedClock) else None,
+            )
+        else:
+            # A cluster runs on the wall clock: leases are timed by the database's.
+            self.ingest = PartitionSessions(
+                config.mqtt,
+                config.cluster.partitions,
+                lambda: list(self.fleet.chargers),
+                prefix=config.cluster.session_prefix,
+            )
+            self.cluster = ClusterMember(
+                leases=self.leases,
+                ingest=self.ingest,
+                ledger=self.ledger,
+                sessions=self.sessions,
+                state=self.state,
+                alerts=self.alert_engine,
+            )
+            self.cluster.release_at_start(self.clock.now())
+            # Set after resume: what this collector replays from its own journal
+            # at start was written while it held those leases.
+            self.ledger.fencing = self.leases
         self.http: HttpServer | None = None
         self.uptime_export: UptimeExporter | None = None
         if config.http.listen:
@@ -324,7 +354,7 @@ class Collector:
         if self.uptime_export is not None:
             self.uptime_export.start()
         self.ingest.start()
-        self._thread = threading.Thread(target=self._loop, name="collector.pipeline", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="collector.pipeline", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -335,7 +365,10 @@ class Collector:
         if self._thread is not None:
             self._thread.join(30)
         self.ingest.stop()
-        for final_save in (self._close_sessions, self._save_state):
+        if self.leases is not None and self.leases.fenced:
+            self.ledger.close()  # another collector owns our partitions: write nothing
+            return
+        for final_save in (self._close_sessions, self._save_state, self._leave_cluster):
             try:
                 final_save()
             except StorageUnavailableError as exc:
@@ -362,6 +395,32 @@ class Collector:
 
     def _close_sessions(self) -> None:
         self.sessions.close(self.clock.now())
+
+    def _lease_table(self) -> LeaseTable:
+        if not self.ledger.postgres:  # (the config checks it; a test may not)
+            raise ConfigError(
+                [ConfigProblem(self.config.file, "cluster.partitions", "needs a PostgreSQL ledger")]
+            )
+        c = self.config.cluster
+        return LeaseTable(
+            self.ledger.db, self.config.collector_id, partitions=c.partitions, lease_s=c.lease_s
+        )
+
+    def _owns(self, charger: str) -> bool:
+        return self.cluster is not None and self.cluster.owns(charger)
+
+    def _leave_cluster(self) -> None:
+        if self.cluster is not None:
+            self.cluster.leave(time.time())
+
+    def _run(self) -> None:
+        self._loop()
+        if self.leases is not None and self.leases.fenced:
+            # A lease lost (paused past it, or cut off): stop at once, acknowledging
+            # and writing nothing more; the supervisor restarts us (docs/scaling.md).
+            log.critical("%s; exiting without writing (code 75)", self.leases.fenced_reason)
+            logging.shutdown()
+            os._exit(75)
 
     def run_forever(self) -> None:
         self.start()
@@ -417,7 +476,7 @@ class Collector:
                 self.last_batch_at = now
             else:
                 metrics.INGEST_LAG.set(0.0)
-            metrics.QUEUE_DEPTH.set(len(self.ingest.inbox))
+            metrics.QUEUE_DEPTH.set(self.ingest.depth())
             self._reload_if_asked(now)
             if now - last_tick >= cfg.tick_interval_s:
                 last_tick = now
@@ -443,6 +502,8 @@ class Collector:
             changes = self.fleet_store.journal()
             # And in the ledger's status history, which uptime reads (issue 22).
             self.ledger.write_port_status(changes["connectors"], now=self.clock.now())
+            if self.cluster is not None:  # where another host takes it over from
+                self.cluster.save_fleet(self.clock.now())
             self._saved_changes = self.state.changes
 
     def _rollup_grace(self) -> float:
@@ -452,6 +513,14 @@ class Collector:
         if self.downsampler is not None:
             # The speed changes when a simulator's clock is first followed.
             self.downsampler.grace = self._rollup_grace()
+        if self.cluster is not None:
+            try:
+                with self.state_lock:
+                    self.cluster.tick(now)
+            except StorageUnavailableError:
+                raise  # a lease lost (FencedError): the pipeline stops
+            except Exception:  # PostgreSQL away: retried next tick; the lease may run out
+                log.exception("renewing the partition leases failed")
         try:
             self.pipeline.tick(now)
         except StorageUnavailableError:
@@ -528,6 +597,8 @@ class Collector:
         # Written atomically: a crash mid-write must not lose the previous state.
         data = orjson.dumps(self.alert_engine.snapshot(), default=str)
         self.storage.retry("alert_state", lambda: self._replace_alert_state(data))
+        if self.cluster is not None:
+            self.cluster.save_alerts(time.time())
 
     def _replace_alert_state(self, data: bytes) -> None:
         tmp = self._alert_state_file.with_suffix(".tmp")
@@ -656,7 +727,7 @@ class Collector:
         return alive, {"pipeline_alive": alive}
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        mqtt_ok = self.ingest.connected.is_set()
+        mqtt_ok = self.ingest.is_connected()
         detail: dict[str, Any] = {"mqtt_connected": mqtt_ok}
         degraded = self.storage.degraded
         # While a store cannot be written the pipeline waits and acknowledges

@@ -134,6 +134,32 @@ class SessionStage:
                 )
         return resumed or bool(taken)
 
+    def take_over(self, owns: Callable[[str], bool], now: float) -> int:
+        """Mid-run (dynamic partitions): take the sessions of chargers that ``owns``
+        now adds, from stopped collectors' checkpoints and journals and from the
+        handover table. This collector's own state is checkpointed first, so that
+        the merged checkpoint the ledger keeps is what the engine then restores."""
+        assert self.ledger is not None
+        self.close(now)
+        taken = self.ledger.adopt(owns, lambda st: split_state(st, owns), merge_states)
+        if taken:
+            self._resume()
+        return taken
+
+    def give_back(self, owns: Callable[[str], bool], now: float) -> int:
+        """Mid-run: hand the sessions of chargers ``owns`` no longer includes over
+        (checkpoint and handover in one transaction); how many chargers."""
+        assert self.ledger is not None
+        self._flush(now)
+        kept, given = split_state(self.engine.snapshot(), owns)
+        if given is None:
+            return 0
+        kept = kept if kept is not None else dict(_EMPTY_STATE)
+        self.ledger.release(kept, given, at=now)
+        self.engine.restore(kept)
+        self._last_checkpoint = now
+        return len({x["charger"] for x in given["sessions"]} | set(given["tx_chargers"]))
+
     def _resume(self) -> bool:
         assert self.ledger is not None
         state = self.ledger.load_state()

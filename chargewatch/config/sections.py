@@ -1,4 +1,5 @@
-"""The ``http``, ``limits``, ``alerting``, ``billing`` and ``detectors`` sections and their types.
+"""The ``http``, ``limits``, ``alerting``, ``billing``, ``cluster`` and ``detectors`` sections
+and their types.
 
 The section dataclasses are re-exported by :mod:`chargewatch.config.settings`,
 where callers import them from.
@@ -9,11 +10,13 @@ from __future__ import annotations
 __all__ = [
     "AlertingConfig",
     "BillingConfig",
+    "ClusterConfig",
     "HttpConfig",
     "LimitsConfig",
     "OperatorConfig",
     "read_alerting",
     "read_billing",
+    "read_cluster",
     "read_detectors",
     "read_http",
     "read_limits",
@@ -92,6 +95,22 @@ class BillingConfig:
     receipt_base_url: str = ""
     # Who the driver's receipts and statements say they are from (docs/receipts.md).
     operator: OperatorConfig = field(default_factory=OperatorConfig)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Dynamic partitions through PostgreSQL leases (docs/scaling.md): 0 = off."""
+
+    partitions: int = 0
+    # A dead collector's partitions are claimable this long after its last
+    # renewal (every third of it): takeover within 4/3 of it, 20 s by default.
+    lease_s: float = 15.0
+    # Partition k's MQTT session is "<session_prefix>-p<k>" (one per cluster).
+    session_prefix: str = "chargewatch"
+
+    @property
+    def enabled(self) -> bool:
+        return self.partitions > 0
 
 
 #: SessionConfig.energy_policy's values (config may not import sessions; a test keeps them equal).
@@ -188,6 +207,26 @@ def _http_url(v: str) -> bool:
 
     u = urlsplit(v)
     return u.scheme in ("http", "https") and bool(u.netloc) and not u.query and not u.fragment
+
+
+def read_cluster(top: Section) -> ClusterConfig:
+    s = top.child("cluster", allowed=("partitions", "lease_s", "session_prefix"))
+    d = ClusterConfig()
+    return ClusterConfig(
+        partitions=s.get(
+            "partitions", int, 0, check=lambda v: 0 <= v <= 4096, expected="0 (off) to 4096"
+        ),
+        lease_s=s.get(
+            "lease_s", float, d.lease_s, check=lambda v: 1 <= v <= 300, expected="1 to 300 s"
+        ),
+        session_prefix=s.get(
+            "session_prefix",
+            str,
+            d.session_prefix,
+            check=lambda v: bool(v) and len(v) <= 40 and v.replace("-", "").isalnum(),
+            expected="1-40 letters, digits or -",
+        ),
+    )
 
 
 def read_limits(top: Section) -> LimitsConfig:

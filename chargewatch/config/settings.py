@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "AlertingConfig",
     "BillingConfig",
+    "ClusterConfig",
     "Config",
     "HttpConfig",
     "LimitsConfig",
@@ -35,10 +36,12 @@ from chargewatch.config.reading import Section, positive
 from chargewatch.config.sections import (
     AlertingConfig,
     BillingConfig,
+    ClusterConfig,
     HttpConfig,
     LimitsConfig,
     read_alerting,
     read_billing,
+    read_cluster,
     read_detectors,
     read_http,
     read_limits,
@@ -76,6 +79,7 @@ class Config:
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     batch_max_messages: int = 20_000
     tick_interval_s: float = 1.0
     # A batch smaller than batch_min_messages waits batch_linger_s to fill.
@@ -93,7 +97,7 @@ class Config:
 _TOP = (
     "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
     "pipeline", "detectors", "collector_id", "ledger", "billing",
-    "bridge",  # bridge_settings.py reads it
+    "cluster", "bridge",  # bridge_settings.py reads it
 )  # fmt: skip
 _LEDGER = ("path", "url", "password", "password_file", "pool_max", *PG_TLS_KEYS)
 # A collector id ends up in the MQTT client id and in ledger rows.
@@ -177,6 +181,11 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     data_dir = top.file("data_dir") or base / "chargewatch-data"
     ledger = top.child("ledger", allowed=_LEDGER)
     ledger_url, ledger_pg = _ledger(ledger)
+    cluster = read_cluster(top)
+    if cluster.enabled and not (ledger_url and is_postgres(ledger_url)):
+        r.fail(("cluster", "partitions"), "dynamic partitions need ledger.url: postgresql://…")
+    if cluster.enabled and not mqtt.partition.whole:
+        r.fail(("cluster", "partitions"), "give cluster.partitions or mqtt.partition, not both")
     cfg = Config(
         file=src.file,
         data_dir=data_dir,
@@ -195,6 +204,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         alerting=alerting,
         billing=billing,
         detectors=detectors,
+        cluster=cluster,
         **_pipeline(pipeline),
     )
     for key, value in (("fleet", cfg.fleet), ("rules", cfg.rules), ("tariffs", cfg.tariffs)):

@@ -108,18 +108,22 @@ class MqttIngest:
         *,
         clock: Callable[[], float] = time.time,
         handlers: dict[str, Callable[[bytes], None]] | None = None,
+        ready: threading.Condition | None = None,
     ) -> None:
         """``clock`` stamps each message's receive time (the service's clock, which
         is simulated time beside a simulator). ``handlers``: topics subscribed
         besides the data's, each handed to its function in the network thread
-        instead of the pipeline (keep them tiny)."""
+        instead of the pipeline (keep them tiny). ``ready``: a condition shared by
+        several ingests (one per partition) that a waiting reader is woken by."""
         self.config = config
         self._now = clock
         self.handlers = dict(handlers or {})
         self.inbox: collections.deque[Inbound] = collections.deque()
         # Processed messages waiting for their PUBACK (see ack).
         self._acks: collections.deque[tuple[int, int]] = collections.deque()
-        self._ready = threading.Condition()
+        # Notified when the inbox gets a first message; several sessions read by
+        # one pipeline (ingest/cluster.py) share one.
+        self._ready = ready or threading.Condition()
         self._space = threading.Condition()
         self._reader_waiting = False
         self._closing = False
@@ -186,6 +190,13 @@ class MqttIngest:
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
+
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
+    def depth(self) -> int:
+        """Messages received and not yet taken by the pipeline."""
+        return len(self.inbox)
 
     # -- paho callbacks (network thread: keep them tiny) --------------------------
 

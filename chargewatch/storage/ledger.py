@@ -44,6 +44,7 @@ import orjson
 from chargewatch.billing.export import billing_row
 from chargewatch.sessions.session_engine import SessionRecord
 from chargewatch.storage.health import StorageHealth, guarded
+from chargewatch.storage.leases import LeaseTable
 from chargewatch.storage.sql_where import session_where
 from chargewatch.storage.sqldb import (
     Dialects,
@@ -405,6 +406,10 @@ class Ledger:
         self.lock = threading.Lock()
         self._claim: int | None = None  # fd holding this collector's lock file
         self._pg_claim: Any = None  # PostgreSQL: the connection holding the advisory lock
+        #: Dynamic partitions (PostgreSQL): the collector's leases. Set, every write
+        #: of a charger's sessions, CDRs and journal, and every checkpoint, checks
+        #: in its own transaction that the lease is still this collector's.
+        self.fencing: LeaseTable | None = None
         self.db: Any
         if is_postgres(self.path):
             self.dialect = "postgresql"
@@ -574,7 +579,9 @@ class Ledger:
         high, so re-applying old output (a replay, a restart) never rolls back.
         """
         changed = 0
+        records = list(records)
         with self._tx():
+            self._fence(r.charger_id for r in records)
             for r in records:
                 d = r.to_dict()
                 cur = self.db.execute(
@@ -707,6 +714,7 @@ class Ledger:
         cost = cdr["total_cost"]
         incl = cost.get("incl_vat")
         with self._tx():
+            self._fence([charger_id])
             self.db.execute(
                 "INSERT INTO cdrs VALUES (?,?,?,?,?,?,?,?,?,?,?)" + _REPLACE_CDR,
                 (
@@ -776,6 +784,7 @@ class Ledger:
         journal is emptied in the same transaction.
         """
         with self._tx():
+            self._fence_all()
             self.db.execute(
                 _PUT_STATE,
                 (self._state_name(name), _state_text(state), at),
@@ -789,6 +798,8 @@ class Ledger:
     def journal_append(self, rows: Sequence[tuple[str, str]]) -> None:
         """Append ``(kind, event JSON)`` rows to the session journal, in one transaction."""
         with self._tx():
+            if self.fencing is not None:
+                self._fence(str(json.loads(event).get("charger", "")) for _, event in rows)
             self.db.executemany(
                 "INSERT INTO session_journal (kind, event, collector) VALUES (?, ?, ?)",
                 [(kind, event, self.collector_id) for kind, event in rows],
@@ -867,6 +878,16 @@ class Ledger:
     def clear_unpriced(self, session_id: str) -> None:
         with self._tx():
             self.db.execute("DELETE FROM unpriced WHERE session_id=?", (session_id,))
+
+    def _fence(self, chargers: Iterable[str]) -> None:
+        """In a write transaction: refuse it (FencedError) for a lost lease."""
+        if self.fencing is not None:
+            self.fencing.fence(c for c in chargers if c)
+
+    def _fence_all(self) -> None:
+        """A checkpoint holds every partition's state: all leases must still hold."""
+        if self.fencing is not None:
+            self.fencing.fence(partitions=list(self.fencing.held))
 
     # -- several collectors: who runs, and handing session state over ------------------
 

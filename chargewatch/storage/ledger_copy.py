@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from chargewatch.storage.leases import LEASE_TABLES
 from chargewatch.storage.ledger import Ledger
 from chargewatch.storage.sqldb import redact
 
@@ -49,7 +50,8 @@ class CopyReport:
 
 def tables(ledger: Ledger) -> list[str]:
     """The ledger's data tables, parents first (``schema_version`` is apart)."""
-    names = [t for t in ledger.tables() if t != "schema_version"]
+    # The cluster's leases are who runs where now, not ledger data: not copied.
+    names = [t for t in ledger.tables() if t != "schema_version" and t not in LEASE_TABLES]
     return [t for t in _FIRST if t in names] + [t for t in names if t not in _FIRST]
 
 
