@@ -20,6 +20,7 @@ from chargewatch.alerting.signals import (
     ALERT_LABEL_COLUMNS,
     EVIDENCE,
     EVIDENCE_FNS,
+    SIGNAL_LABELS,
     SIGNALS,
     Frame,
     Kind,
@@ -59,6 +60,8 @@ class Rule:
         self._series: dict[tuple[Any, ...], tuple[dict[str, str], Key]] = {}
         self._fixed: dict[Key, dict[str, str]] = {}
         self._labels_use_value = any(t.uses_value for t in self.labels.values())
+        # The data-stated labels this rule declares (signals.SIGNAL_LABELS).
+        self._stated = tuple(name for name in SIGNAL_LABELS if name in self.labels)
 
     def set_interval(self, interval_s: float) -> None:
         """(Re)size the window history for evaluations every ``interval_s`` (clears it)."""
@@ -77,7 +80,7 @@ class Rule:
             self.history.push(now, frame, n)
         cond, value = self.expr.evaluate(now, frame, self.history)
         observed: list[Observation] = []
-        columns = [(c, frame[c]) for c in ALERT_LABEL_COLUMNS if c in frame]
+        columns = [(c, frame[c]) for c in (*ALERT_LABEL_COLUMNS, *self._stated) if c in frame]
         rows = np.flatnonzero(cond)
         if len(self._series) > 2 * len(rows) + 4096:  # bounded by the alerts of late
             self._series.clear()
@@ -121,10 +124,14 @@ class Rule:
     def _render_labels(
         self, columns: list[tuple[str, Any]], raw: tuple[Any, ...], v: float
     ) -> dict[str, str]:
-        base = {c: str(x) for (c, _), x in zip(columns, raw, strict=True) if x != ""}
+        row = {c: str(x) for (c, _), x in zip(columns, raw, strict=True) if x != ""}
+        base = {c: x for c, x in row.items() if c not in self._stated}
         series = dict(base)
         for name, tmpl in self.labels.items():
             series[name] = tmpl.render(base | {"alertname": self.name}, v)
+        for name in self._stated:
+            if row.get(name) in SIGNAL_LABELS[name]:
+                series[name] = row[name]
         series["alertname"] = self.name
         return series
 

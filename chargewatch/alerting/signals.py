@@ -18,6 +18,7 @@ __all__ = [
     "FAULTS",
     "LABEL_COLUMNS",
     "SIGNALS",
+    "SIGNAL_LABELS",
     "Frame",
     "Kind",
     "Signal",
@@ -34,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.faults import FAULTS
+from chargewatch.model.mrec import MREC_CODES
 
 Kind = Literal["number", "bool", "string"]
 Frame = Mapping[str, NDArray[Any]]
@@ -57,6 +59,14 @@ LABEL_COLUMNS: tuple[str, ...] = ("charger", "connector", "site", "model", "ocpp
 #: The labels every alert carries from the frame (docs/architecture.md, fault vocabulary).
 ALERT_LABEL_COLUMNS: tuple[str, ...] = ("charger", "connector", "site")
 
+#: Labels the data may state for a rule that declares them: when the connector's
+#: column holds one of the allowed values, it replaces the rule's own (static)
+#: value, which stays the fallback. ``mrec``: the ChargeX code the charger stated
+#: itself (1.6 vendorErrorCode, 2.0.1 techCode) beats the pairing of its OCPP
+#: error code that rules/error_codes.yaml writes. Only a code of the table is
+#: taken, so whatever a charger sends never becomes a label value otherwise.
+SIGNAL_LABELS: dict[str, frozenset[str]] = {"mrec": frozenset(MREC_CODES)}
+
 _BASE: tuple[Signal, ...] = (
     # meter: the latest value, NaN when none
     Signal("energy_wh", "number", "Wh", "import energy register"),
@@ -75,6 +85,13 @@ _BASE: tuple[Signal, ...] = (
     # OCPP 2.0.1 NotifyEvent problems arrive here already mapped onto 1.6's
     # codes by the OCPP decoder (collector/decode_ocpp.py), so one rule covers both.
     Signal("error_code", "string", "", "OCPP 1.6 ChargePointErrorCode; NoError when fine"),
+    Signal(
+        "mrec",
+        "string",
+        "",
+        "ChargeX MREC code the charger stated with its error (vendorErrorCode, techCode); "
+        '"" when none',
+    ),
     Signal("status_age_s", "number", "s", "seconds in the current status"),
     Signal("online", "bool", "", "the charger's connection is up"),
     Signal("last_seen_age_s", "number", "s", "seconds since anything was heard from the charger"),

@@ -244,10 +244,14 @@ def status_signals(
 
 
 def _status_signal(charger: str, connector: str, a: float, b: float, was: str, code: str) -> Signal:
-    """A Faulted/Unavailable span; its MREC from the error code (a code the charger
-    stated, ``CX0nn``, or the ChargeX pairing of the OCPP 1.6 code)."""
-    error = "" if code in ("", "NoError") else code
-    mrec = (mrec_of_vendor_code(error) or mrec_of(error)) if error else ""
+    """A Faulted/Unavailable span; its MREC from the error code: a code the charger
+    stated (``CX0nn`` alone, or after the OCPP code as port_status keeps it,
+    ``OtherError,CX005``), else the ChargeX pairing of the OCPP 1.6 code."""
+    first, _, stated = code.partition(",")
+    error = "" if first in ("", "NoError") else first
+    mrec = mrec_of_vendor_code(stated) or (
+        (mrec_of_vendor_code(error) or mrec_of(error)) if error else ""
+    )
     return Signal(charger, connector, a, b, was.lower(), "status", error, mrec)
 
 

@@ -27,6 +27,7 @@ from chargewatch.model.events import (
     TransactionEvent,
 )
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.model.mrec import mrec_of_vendor_code
 
 _CANON = {s: s for s in (*CONNECTOR_STATUSES, "NoError")}
 
@@ -42,6 +43,10 @@ class FleetState:
         self.last_seen = np.empty(0)  # receive time of anything from the connector
         self.status = np.empty(0, dtype=object)  # OCPP 1.6 status string ("" = unknown)
         self.error_code = np.empty(0, dtype=object)
+        # The ChargeX MREC the charger stated with its current error (1.6
+        # vendorErrorCode or info, 2.0.1 techCode), "" when none: it wins over the
+        # pairing of the error code (alert label, status history).
+        self.mrec = np.empty(0, dtype=object)
         self.status_since = np.empty(0)
         self.online: dict[str, bool] = {}  # charger -> retained online flag
         self.charger_seen: dict[str, float] = {}  # charger -> last receive time
@@ -72,6 +77,7 @@ class FleetState:
         self.last_seen = grown(self.last_seen, np.nan)  # type: ignore[assignment]
         self.status = grown(self.status, "")
         self.error_code = grown(self.error_code, "NoError")
+        self.mrec = grown(self.mrec, "")
         self.status_since = grown(self.status_since, np.nan)  # type: ignore[assignment]
         self._cap = cap
 
@@ -86,14 +92,21 @@ class FleetState:
                     continue
                 i = self.index.id(ev.charger, ev.connector)
                 self._grow()
-                code = _status_error_code(ev, str(self.error_code[i]))
-                if self.status[i] != ev.status or self.error_code[i] != code:
+                was = str(self.error_code[i])
+                code = _status_error_code(ev, was)
+                mrec = _status_mrec(ev, was, str(self.mrec[i]))
+                if (
+                    self.status[i] != ev.status
+                    or self.error_code[i] != code
+                    or self.mrec[i] != mrec
+                ):
                     self.status_since[i] = ev.ts
                     self.changes += 1
                     self._changed.add(i)
                 # Canonical strings: not one decoded copy kept per connector.
                 self.status[i] = _CANON.get(ev.status, ev.status)
                 self.error_code[i] = _CANON.get(code, code)
+                self.mrec[i] = mrec
                 self.last_seen[i] = max(_nan0(self.last_seen[i]), ev.recv)
             elif isinstance(ev, ProblemEvent):
                 self._charger_seen(ev.charger, ev.recv)
@@ -119,10 +132,13 @@ class FleetState:
         i = self.index.id(ev.charger, ev.connector)
         self._grow()
         code = ev.error_code
+        # A cleared problem takes its stated code with it.
+        mrec = mrec_of_vendor_code(ev.tech_code) if code != "NoError" else ""
         if code == "NoError" and self.status[i] == "Faulted":
             code = "OtherError"  # the problem cleared, the connector is still Faulted
-        if self.error_code[i] != code:
+        if self.error_code[i] != code or self.mrec[i] != mrec:
             self.error_code[i] = _CANON.get(code, code)
+            self.mrec[i] = mrec
             self.status_since[i] = ev.ts
             self.changes += 1
             self._changed.add(i)
@@ -183,7 +199,11 @@ class FleetState:
         n = len(self.index)
         seen, value_ts = _nums(self.last_seen[:n]), _nums(self.value_ts[:n])
         values = _nums(self.values[:n])
-        rows = [[*self._status_row(i), seen[i], value_ts[i], values[i]] for i in range(n)]
+        # The stated MREC goes last: snapshots written before it still read.
+        rows = [
+            [*self._status_row(i), seen[i], value_ts[i], values[i], str(self.mrec[i])]
+            for i in range(n)
+        ]
         return {
             "version": 1,
             "connectors": rows,
@@ -194,7 +214,7 @@ class FleetState:
     def take_changes(self) -> dict[str, Any]:
         """The status, error code and online flags changed since the last call:
         what a restart must not lose, in O(changes) rather than O(fleet)."""
-        rows = [self._status_row(i) for i in sorted(self._changed)]
+        rows = [[*self._status_row(i), str(self.mrec[i])] for i in sorted(self._changed)]
         online = {c: self.online[c] for c in sorted(self._changed_online) if c in self.online}
         self._changed.clear()
         self._changed_online.clear()
@@ -203,7 +223,8 @@ class FleetState:
     def apply_changes(self, data: dict[str, Any]) -> None:
         """Replay what take_changes returned (onto a restored snapshot)."""
         for row in data["connectors"]:
-            self._set_status(row)
+            i = self._set_status(row)
+            self.mrec[i] = _stated(row, 5)
         self.online.update({str(k): bool(v) for k, v in data["online"].items()})
 
     def _status_row(self, i: int) -> list[Any]:
@@ -234,6 +255,7 @@ class FleetState:
         for row in data["connectors"]:
             seen, vts, values = row[5:8]
             i = self._set_status(row)
+            self.mrec[i] = _stated(row, 8)
             self.last_seen[i] = _nan(seen)
             self.value_ts[i] = _nan(vts)
             if len(values) == N_FIELDS:
@@ -263,6 +285,7 @@ class FleetState:
         status = self.status[:n].copy()
         out["status"] = status
         out["error_code"] = self.error_code[:n].copy()
+        out["mrec"] = self.mrec[:n].copy()
         out["status_age_s"] = now - self.status_since[:n]
         out["last_seen_age_s"] = now - self.last_seen[:n]
         chargers = [k[0] for k in self.index.keys]
@@ -282,6 +305,22 @@ def _status_error_code(ev: StatusEvent, current: str) -> str:
     if ev.source == "ocpp2.0.1" and ev.status == "Faulted" and current not in ("", "NoError"):
         return current
     return ev.error_code
+
+
+def _status_mrec(ev: StatusEvent, was: str, current: str) -> str:
+    """The stated MREC after a status: the one a 1.6 status carries (vendorErrorCode,
+    else ``info``) while it reports an error; a 2.0.1 Faulted status that kept a
+    problem's code keeps that problem's MREC; any other status clears it."""
+    if ev.source == "ocpp2.0.1":  # as _status_error_code keeps the problem's code
+        return current if ev.status == "Faulted" and was not in ("", "NoError") else ""
+    if ev.error_code == "NoError" and ev.status != "Faulted":
+        return ""
+    return mrec_of_vendor_code(ev.vendor_error_code) or mrec_of_vendor_code(ev.info)
+
+
+def _stated(row: list[Any], at: int) -> str:
+    """A stored row's stated MREC (absent in rows written before it existed)."""
+    return mrec_of_vendor_code(str(row[at])) if len(row) > at else ""
 
 
 def _nan0(x: float) -> float:

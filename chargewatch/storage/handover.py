@@ -67,7 +67,7 @@ class FleetStateHandover:
         st = self.state
         for i, (charger, _connector) in enumerate(st.index.keys):
             if charger in gone:
-                st.status[i], st.error_code[i] = "", "NoError"
+                st.status[i], st.error_code[i], st.mrec[i] = "", "NoError", ""
                 st.status_since[i] = st.last_seen[i] = st.value_ts[i] = np.nan
                 st.values[i] = np.nan
         for c in gone:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar, cast
 import orjson
 
 from chargewatch.billing.export import billing_row
+from chargewatch.model.mrec import MREC_CODES
 from chargewatch.sessions.session_engine import SessionRecord
 from chargewatch.storage.health import StorageHealth, guarded
 from chargewatch.storage.leases import LeaseTable
@@ -756,11 +757,11 @@ class Ledger:
     @_durable
     def write_port_status(self, rows: Iterable[Sequence[Any]], *, now: float) -> int:
         """Append connector status changes, ``[charger, connector, status, error code,
-        since]`` as FleetState.take_changes gives them; ``since`` unknown (NaN/None)
-        is ``now``. A change already stored is ignored."""
-        values = [
-            (str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), str(r[3]) or "NoError") for r in rows
-        ]
+        since, stated MREC]`` as FleetState.take_changes gives them; ``since`` unknown
+        (NaN/None) is ``now``. A change already stored is ignored. The MREC the
+        charger stated rides in ``error_code`` after a comma (``OtherError,CX005``,
+        the comma-list form analytics.uptime reads), so the table needs no new column."""
+        values = [(str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), _error_column(r)) for r in rows]
         if not values:
             return 0
         with self._tx():
@@ -1270,3 +1271,11 @@ def _at(since: Any, now: float) -> float:
     except (TypeError, ValueError):
         return now
     return now if math.isnan(t) else t
+
+
+def _error_column(row: Sequence[Any]) -> str:
+    """``error_code`` of a port_status row: the OCPP code, then ``,CX0nn`` when the
+    charger stated an MREC (only a code of the ChargeX table is written)."""
+    code = str(row[3]) or "NoError"
+    stated = str(row[5]) if len(row) > 5 else ""
+    return f"{code},{stated}" if stated in MREC_CODES else code

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from chargewatch.alerting.rule import Rule
 from chargewatch.alerting.rulefmt import load_groups
+from chargewatch.alerting.signals import empty_frame
 from chargewatch.analytics.uptime import alert_signals, status_signals
 from chargewatch.model.events import ERROR_CODES
 from chargewatch.model.mrec import (
@@ -119,3 +123,51 @@ def test_status_history_signals_carry_the_mrec() -> None:
     assert (sig.error_code, sig.mrec) == ("GroundFailure", "CX002")
     (sig,) = status_signals(changes, 100.0, {(0.0, "C1", "1"): "CX019"})
     assert sig.mrec == "CX019"
+
+
+def _ground_failure_rule(rules_dir: Path) -> Rule:
+    (rule,) = [
+        r for g in load_groups([rules_dir]) for r in g.rules if r.name == "OcppGroundFailure"
+    ]
+    rule.alerts.hold_s = 0.0  # fire at once: the labels are what is checked here
+    return rule
+
+
+def _frame(mrec: list[str]) -> dict[str, Any]:
+    n = len(mrec)
+    frame = empty_frame(n)
+    frame["charger"] = np.array([f"C{i}" for i in range(n)], dtype=object)
+    frame["connector"] = np.full(n, "1", dtype=object)
+    frame["error_code"] = np.full(n, "GroundFailure", dtype=object)
+    frame["mrec"] = np.array(mrec, dtype=object)
+    return frame
+
+
+def test_a_stated_mrec_replaces_the_rules_label_and_only_a_table_code(rules_dir: Path) -> None:
+    rule = _ground_failure_rule(rules_dir)
+    stated = ["CX019", "", "=cmd|' /C calc'!A0", "CX027", "cx019", "CX0\u0661\u0669", "Z" * 500]
+    got = {t.labels["charger"]: t.labels["mrec"] for t in rule.evaluate(0.0, _frame(stated))}
+    # Only a code of the ChargeX table, as FleetState keeps it, replaces the fallback.
+    assert got == {"C0": "CX019", **{f"C{i}": "CX002" for i in range(1, len(stated))}}
+
+
+def test_the_stated_mrec_is_part_of_the_alerts_identity(rules_dir: Path) -> None:
+    # The cached label set per connector must not keep an old stated code.
+    rule = _ground_failure_rule(rules_dir)
+    first = rule.evaluate(0.0, _frame(["CX019"]))
+    later = rule.evaluate(10.0, _frame(["CX021"]))
+    assert [(t.state, t.labels["mrec"]) for t in first] == [("firing", "CX019")]
+    assert sorted((t.state, t.labels["mrec"]) for t in later) == [
+        ("firing", "CX021"),
+        ("resolved", "CX019"),
+    ]
+
+
+def test_a_rule_without_an_mrec_label_gets_none_from_the_data(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: Ground\n"
+        "    expr: 'error_code == \"GroundFailure\"'\n    labels: {severity: critical}\n"
+    )
+    (rule,) = [r for g in load_groups([tmp_path]) for r in g.rules]
+    (t,) = rule.evaluate(0.0, _frame(["CX019"]))
+    assert "mrec" not in t.labels

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chargewatch.analytics.uptime import status_signals
 from chargewatch.cli import main
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import StatusEvent
@@ -114,3 +115,55 @@ def test_fleet_state_changes_are_what_the_ledger_takes() -> None:
         assert ledger.write_port_status(rows, now=1001.0) == 1
         got = ledger.db.execute("SELECT * FROM port_status").fetchall()
     assert [tuple(r) for r in got] == [("C1", "1", 1000.0, "Faulted", "GroundFailure")]
+
+
+def test_a_stated_mrec_reaches_the_status_history_and_its_uptime_signal() -> None:
+    # 1.6 Faulted, errorCode OtherError, vendorErrorCode CX005; then a fault the
+    # charger states nothing about (its OCPP code's pairing), then a hostile code.
+    state = FleetState(ConnectorIndex(Fleet.empty()))
+    events = [
+        StatusEvent("C1", 1, 1000.0, 1000.5, "Faulted", "OtherError", vendor_error_code="CX005"),
+        StatusEvent("C1", 1, 1100.0, 1100.5, "Available", "NoError"),
+        StatusEvent("C1", 1, 1200.0, 1200.5, "Faulted", "GroundFailure"),
+        StatusEvent("C1", 1, 1300.0, 1300.5, "Faulted", "OtherError", vendor_error_code="=1+CX0"),
+    ]
+    rows = []
+    for ev in events:
+        state.on_batch(MeterBatch.empty(), [ev], ev.recv)
+        rows += state.take_changes()["connectors"]
+    with Ledger(":memory:") as ledger:
+        assert ledger.write_port_status(rows, now=2000.0) == 4
+        got = ledger.db.execute("SELECT at, error_code FROM port_status ORDER BY at").fetchall()
+        changes, codes = load_status_changes(ledger, 0.0, 2000.0)
+    assert [tuple(r) for r in got] == [
+        (1000.0, "OtherError,CX005"),
+        (1100.0, "NoError"),
+        (1200.0, "GroundFailure"),
+        (1300.0, "OtherError"),
+    ]
+    signals = status_signals(changes, 2000.0, codes)
+    assert [(s.start, s.error_code, s.mrec) for s in signals] == [
+        (1000.0, "OtherError", "CX005"),
+        (1200.0, "GroundFailure", "CX002"),
+        (1300.0, "OtherError", "unmapped"),
+    ]
+
+
+def test_a_restart_keeps_the_stated_mrec() -> None:
+    state = FleetState(ConnectorIndex(Fleet.empty()))
+    ev = StatusEvent("C1", 1, 1000.0, 1000.5, "Faulted", "OtherError", vendor_error_code="CX014")
+    state.on_batch(MeterBatch.empty(), [ev], 1001.0)
+    changes = state.take_changes()
+    restored = FleetState(ConnectorIndex(Fleet.empty()))
+    restored.restore(json.loads(json.dumps(state.snapshot())))
+    assert restored.mrec[0] == "CX014"
+    # Replaying the change log onto an older snapshot gives it back too.
+    older = FleetState(ConnectorIndex(Fleet.empty()))
+    older.apply_changes(json.loads(json.dumps(changes)))
+    assert older.mrec[0] == "CX014"
+    # A snapshot written before the column existed reads as "none stated".
+    snap = state.snapshot()
+    snap["connectors"] = [row[:8] for row in snap["connectors"]]
+    old = FleetState(ConnectorIndex(Fleet.empty()))
+    old.restore(snap)
+    assert (old.error_code[0], old.mrec[0]) == ("OtherError", "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from chargewatch.alerting.engine import AlertEngine, default_rules_dir
 from chargewatch.alerting.state import Transition
 from chargewatch.collector.alert_stage import AlertStage
@@ -76,3 +78,86 @@ def test_a_cleared_problem_on_a_faulted_connector_leaves_other_error() -> None:
     feed.call("NotifyEvent", _notify("RCD", "Tripped", "false", cleared=True), msg_id="3")
     state, _ = _run(feed)
     assert (state.status[0], state.error_code[0]) == ("Faulted", "OtherError")
+
+
+# -- an MREC the charger states itself wins over the rule's static mapping ----------
+
+
+def _status16(error_code: str, **extra: str) -> dict[str, Any]:
+    return {
+        "connectorId": 1,
+        "status": "Faulted",
+        "errorCode": error_code,
+        "timestamp": "2026-11-24T03:00:00Z",
+        **extra,
+    }
+
+
+def _fired(seen: list[Transition]) -> list[tuple[str, str]]:
+    return [(t.alertname, t.labels["mrec"]) for t in seen if t.state == "firing"]
+
+
+def test_a_16_vendor_error_code_becomes_the_alerts_mrec() -> None:
+    # EVerest's convention: errorCode OtherError, vendorId ChargeX, the MREC as the code.
+    payload = _status16("OtherError", vendorId="https://chargex.inl.gov", vendorErrorCode="CX005")
+    state, seen = _run(Feed("1.6").call("StatusNotification", payload))
+    assert state.mrec[0] == "CX005"
+    assert _fired(seen) == [("OcppOtherError", "CX005")]  # not the fallback "unmapped"
+
+
+def test_a_201_tech_code_becomes_the_alerts_mrec() -> None:
+    notify = _notify("RCD", "Tripped", "true")
+    notify["eventData"][0]["techCode"] = "CX002"
+    feed = Feed("2.0.1").call("StatusNotification", _faulted())
+    feed.call("NotifyEvent", notify, msg_id="2")
+    state, seen = _run(feed)
+    assert (state.error_code[0], state.mrec[0]) == ("GroundFailure", "CX002")
+    assert _fired(seen) == [("OcppGroundFailure", "CX002")]
+
+
+def test_a_201_tech_code_stating_another_mrec_wins_and_a_faulted_status_keeps_it() -> None:
+    # The problem maps onto GroundFailure (CX002 by the table); the charger says CX021.
+    notify = _notify("RCD", "Tripped", "true")
+    notify["eventData"][0]["techCode"] = "MREC21CapacitanceFault"
+    feed = Feed("2.0.1").call("NotifyEvent", notify)
+    feed.call("StatusNotification", _faulted(), msg_id="2")
+    _, seen = _run(feed)
+    assert _fired(seen) == [("OcppGroundFailure", "CX021")]
+
+
+def test_without_a_vendor_code_the_rules_mapping_stands() -> None:
+    _, seen = _run(Feed("1.6").call("StatusNotification", _status16("OverVoltage")))
+    assert _fired(seen) == [("OcppOverVoltage", "CX005")]
+    _, seen = _run(Feed("1.6").call("StatusNotification", _status16("OtherError")))
+    assert _fired(seen) == [("OcppOtherError", "unmapped")]
+    # A vendor code that states no MREC (ABB's hex codes) leaves the mapping too.
+    payload = _status16("GroundFailure", vendorErrorCode="0x0201")
+    _, seen = _run(Feed("1.6").call("StatusNotification", payload))
+    assert _fired(seen) == [("OcppGroundFailure", "CX002")]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "X" * 50,
+        '=HYPERLINK("http://x")',
+        "CX005\u00e9",
+        "ＣＸ００５",  # full-width digits: not the ASCII code
+        "CX0050",
+        "CX027",
+        "{{ $labels.charger }}",
+    ],
+)
+def test_a_hostile_vendor_code_never_becomes_the_label(hostile: str) -> None:
+    payload = _status16("OtherError", vendorErrorCode=hostile, info=hostile[:50])
+    state, seen = _run(Feed("1.6").call("StatusNotification", payload))
+    assert state.mrec[0] == ""
+    assert _fired(seen) == [("OcppOtherError", "unmapped")]
+
+
+def test_a_status_after_the_error_clears_the_stated_mrec() -> None:
+    feed = Feed("1.6").call("StatusNotification", _status16("OtherError", vendorErrorCode="CX008"))
+    ok = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+    feed.call("StatusNotification", {**ok, "vendorErrorCode": "CX008"}, msg_id="2")
+    state, _ = _run(feed)
+    assert (state.status[0], state.error_code[0], state.mrec[0]) == ("Available", "NoError", "")
