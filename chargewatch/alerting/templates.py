@@ -58,7 +58,9 @@ def _humanize(v: float) -> str:
 def _humanize_duration(v: float) -> str:
     if math.isnan(v) or math.isinf(v):
         return str(v)
-    return ("-" if v < 0 else "") + format_duration(round(abs(v), 3))
+    # Whole seconds from 1 s up: "1m0s", not "1m180ms" (the receive jitter).
+    a = abs(v) if abs(v) < 1.0 else float(math.floor(abs(v) + 0.5))
+    return ("-" if v < 0 else "") + format_duration(round(a, 3))
 
 
 def _humanize_percentage(v: float) -> str:
@@ -83,6 +85,20 @@ _STRING_FILTERS: dict[str, Callable[[str], str]] = {
     "toLower": str.lower,
     "title": str.title,
 }
+
+# A unit written right after a block ("{{ ... }}W", "{{ ... }} %"): a known value
+# is set apart from it by a space, SI prefix and all ("11.05k" + "W" is
+# "11.05 kW"); an unknown value drops it ("unknown", not "unknown %").
+_UNIT_RE = re.compile(r"^ ?(?:°C/min|°C|%|(?:Wh|W|kWh|kW|VA|var|V|A|Hz)(?![A-Za-z]))")
+_PREFIXED_RE = re.compile(r"(?<=\d)([kMGT]?)$")
+
+
+def _unit_apart(value: str, after: str) -> str:
+    """``value`` with a space before the unit that ``after`` starts with."""
+    if not after or after[0] == " " or not _UNIT_RE.match(after):
+        return value
+    return _PREFIXED_RE.sub(r" \1", value, count=1) if _PREFIXED_RE.search(value) else value
+
 
 # A summary or description is a few hundred characters; these leave room.
 MAX_TEMPLATE_CHARS = 4096
@@ -353,10 +369,13 @@ class Template:
         self, labels: Mapping[str, str], value: float, signals: SignalLookup = _no_signals
     ) -> str:
         out: list[str] = []
-        for part in self.parts:
+        unknown = False  # the block just rendered was an unknown value
+        for i, part in enumerate(self.parts):
             if isinstance(part, str):
-                out.append(part)
+                out.append(_UNIT_RE.sub("", part, count=1) if unknown else part)
+                unknown = False
                 continue
+            unknown = False
             v: float | str
             if part.head.kind == "label":
                 v = labels.get(part.head.text, "")
@@ -368,6 +387,7 @@ class Template:
                     # Not reported (a charger without a temperature sensor): said
                     # in words, not as "NaN" or a formatted gap.
                     out.append("unknown")
+                    unknown = True
                     continue
             else:
                 v = part.head.text
@@ -381,7 +401,8 @@ class Template:
                         v = str(v)
                 else:
                     v = _STRING_FILTERS[fname](_plain(v))
-            out.append(_plain(v))
+            after = self.parts[i + 1] if i + 1 < len(self.parts) else ""
+            out.append(_unit_apart(_plain(v), after if isinstance(after, str) else ""))
         text = "".join(out)
         if len(text) > MAX_RENDERED_CHARS:
             return text[: MAX_RENDERED_CHARS - len(TRUNCATED)] + TRUNCATED

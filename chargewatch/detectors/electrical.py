@@ -9,9 +9,14 @@ over_temperature
     constant ``rate_tau_s``, weighted by time, so its noise does not grow with
     the sample rate as a slope over a fixed number of samples does (0.3 C of
     sensor noise is +-4 C/min over 6 samples at 1 Hz). Inputs: temperature_c.
+    Ends when the connector goes Available, Finishing or Unavailable, or when
+    no temperature came for ``stale_intervals`` x its sampling interval (and at
+    least 60 s): a last
+    hot reading says nothing about a port that stopped charging.
     Ignores: the normal warm-up at session start (below the rate floor),
     rises above ``level_c`` (the level rule's), single noisy samples,
-    unreported temperature.
+    unreported temperature, readings received while Available, Finishing or
+    Unavailable.
 over_current
     Catches: the largest phase current above ``limit * (1 + tolerance) +
     margin_a`` for ``min_duration_s``, where limit = min(offered current,
@@ -64,6 +69,7 @@ from numpy.typing import NDArray
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
 from chargewatch.detectors.sequencer import (
+    STATUS_CODE,
     Events,
     Frame,
     History,
@@ -83,6 +89,13 @@ B = NDArray[np.bool_]
 
 
 _MAX_SLOPE = 1000.0  # C/min: no real temperature moves faster
+# At 1 Hz, 3 intervals is a network hiccup: ending (and reopening 30 s later)
+# then would flap the alert.
+_STALE_MIN_S = 60.0
+# Statuses in which a port does not charge: a temperature then is not judged,
+# and entering one ends the episode (Faulted does not: a charger may fault
+# because it is hot, and its housing stays hot).
+_IDLE_STATUS = np.array([STATUS_CODE[s] for s in ("Available", "Finishing", "Unavailable")])
 
 
 class OverTemperature(Detector):
@@ -102,13 +115,17 @@ class OverTemperature(Detector):
             self._t = np.full(0, np.nan)  # last known temperature, its ts,
             self._ts = np.full(0, np.nan)
             self._r = np.full(0, np.nan)  # and the smoothed rate of rise (C/min)
+            self._recv = np.full(0, np.nan)  # when the last judged reading came
+            self._iv = np.full(0, np.nan)  # the connector's sampling interval
         self._t = grown(self._t, n, np.nan)
         self._ts = grown(self._ts, n, np.nan)
         self._r = grown(self._r, n, np.nan)
+        self._recv = grown(self._recv, n, np.nan)
+        self._iv = grown(self._iv, n, np.nan)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         t = frame.col("temperature_c")
-        known = np.isfinite(t)
+        known = np.isfinite(t) & ~np.isin(frame.status, _IDLE_STATUS)
         f = frame if known.all() else frame.rows(known)
         t = f.col("temperature_c")
         c = f.conn
@@ -147,6 +164,36 @@ class OverTemperature(Detector):
         hr = hot[r] & ok[r]
         lvl, rl = self.p["level_c"][lc], self.p["rate_c_per_min"][lc]
         self.score[lc] = np.maximum(tr / lvl, np.where(hr, rr / rl, 0.0))
+        self._recv[lc] = f.recv[r]
+        iv = frame.interval
+        if iv.shape[0] >= frame.n_conn:
+            self._iv[: frame.n_conn] = iv[: frame.n_conn]
+        self._end_on_idle(events)
+
+    def _end_on_idle(self, events: Events) -> None:
+        """End the episodes of connectors that stopped charging after their last
+        judged reading (a reading after the status change is a new session's)."""
+        idle = np.isin(events.st_code, _IDLE_STATUS)
+        for c, at in zip(events.st_conn[idle].tolist(), events.st_recv[idle].tolist(), strict=True):
+            if not self._recv[c] > at:
+                self._end(c, at)
+
+    def _end(self, c: int, at: float) -> None:
+        self.episodes.end(c, at)
+        self._rate.end(c, at)
+
+    def tick(self, now: float) -> None:
+        """End the episodes whose last reading is older than ``stale_intervals``
+        x the connector's sampling interval, and at least ``_STALE_MIN_S`` (an
+        unknown interval never expires). Only here, on the receive clock: an
+        update's ``now`` may be far past the rows of a replayed backlog."""
+        live = np.flatnonzero(self.episodes.active | self.episodes.setting | self._rate.active)
+        if live.size == 0:
+            return
+        live = live[live < self.n]
+        limit = np.fmax(self._iv[live] * self.p["stale_intervals"][live], _STALE_MIN_S)
+        for c in live[now - self._recv[live] > limit].tolist():
+            self._end(c, float(self._ts[c]))
 
     def _rate_of_rise(self, f: Frame, t: F64) -> F64:
         """Per row, an EWMA (time constant ``rate_tau_s``) of the slope between

@@ -235,6 +235,17 @@ class Episodes:
         if f is not None:
             f.end = max(end, f.start)
 
+    def end(self, c: int, at: float) -> None:
+        """Close connector ``c``'s episode at ``at`` and forget its pending run:
+        the evidence it rested on is gone (the session ended, the reading went
+        stale), so the next reading starts afresh instead of continuing it."""
+        if self.active[c]:
+            self._close(c, at)
+        self.active[c] = False
+        self.setting[c] = False
+        self.since[c] = np.nan
+        self._live = bool(self.active.any() or self.setting.any())
+
     def force(
         self,
         conns: NDArray[np.int64],

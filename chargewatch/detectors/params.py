@@ -113,6 +113,7 @@ class OverTemperatureParams(Params):
     rate_floor_c: float = _p(50.0, -50, 300, "... while above this temperature")
     rate_tau_s: float = _p(60.0, 1, 3600, "rise = EWMA of the slope, this time constant")
     rate_min_duration_s: float = _p(60.0, 0, 86400, "fast rise sustained this long")
+    stale_intervals: float = _p(3.0, 1, 1000, "ends after no reading for this many intervals")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ outage minutes) are reported to the lead, not pinned here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -138,6 +139,27 @@ def test_alert_texts_in_physical_units(run: dict[str, Any]) -> None:
             assert "°C" in a["annotations"]["summary"]
         if a["alertname"] == "PhaseLoss":
             assert " V" in a["annotations"]["summary"]
+
+
+def test_over_temperature_ends_with_the_charging(run: dict[str, Any]) -> None:
+    # Hot to 09:05, when charging ends: the alert must not wait for the next
+    # session's first sample (09:41) to resolve, nor count that as outage.
+    end = _t(run["truth"]["t0"]) + timedelta(minutes=65)
+    resolved = [
+        _t(a["at"])
+        for a in run["alerts"]
+        if a["alertname"] == "OverTemperature" and a["state"] == "resolved"
+    ]
+    assert resolved and timedelta(0) <= resolved[0] - end <= timedelta(minutes=2)
+    up = {(u["charger_id"], str(u["connector_id"])): u for u in run["uptime"]}
+    assert up[("ACC-HOT", "1")]["outage_min"] < 25
+
+
+def test_alert_texts_read_units_and_unknowns(run: dict[str, Any]) -> None:
+    bad = re.compile(r"unknown ?(%|W|Wh|V|A|°C)(?![A-Za-z])|\d(k?W|V|A)\b|\ds\d+ms")
+    for a in run["alerts"]:
+        for text in a["annotations"].values():
+            assert not bad.search(text), text
 
 
 def test_uptime_of_faulted_and_clean_ports(run: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from chargewatch.alerting.templates import Template, TemplateError
 from chargewatch.model.events import ERROR_CODES
 from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet, SiteSpec
 
-# A reading with its unit ("190 V", "20kW", "1,875,554 Wh", "92.0 °C", "-17 %"),
+# A reading with its unit ("190 V", "20 kW", "1,875,554 Wh", "92.0 °C", "-17 %"),
 # or a duration ("6m", "1m10s", "3h40m").
 _PHYSICAL = re.compile(r"\d[\d,.]*\s?[kMG]?(V|A|W|Wh|°C|%)(?![A-Za-z])|\b\d+(h|m|s)\b")
 # Owned by the heartbeat work (issue 17, item 4): their texts have no reading yet.
@@ -104,7 +104,7 @@ def test_every_shipped_rule_says_what_happened_in_physical_units_never_a_score()
         "L1-N at 190 V for 6m (-17 %; nominal 230 V, band ±10 %, EN 50160)."
     )
     assert fired["MeterStuck"]["description"].startswith(
-        "The register stood at 1,875,554 Wh for 6m while 20kW flowed"
+        "The register stood at 1,875,554 Wh for 6m while 20 kW flowed"
     )
     assert fired["OverTemperature"]["description"].startswith(
         "Temperature 92.0 °C for 6m (limit 75 °C"
@@ -130,7 +130,7 @@ def test_signals_in_templates_are_checked_rendered_and_unknown_said_in_words() -
     values: dict[str, float | str] = {"voltage_l1_v": 190.4, "status": "Charging"}
     assert t.render({}, 0.0, values.__getitem__) == "190 V, Charging"
     assert t.render({}, 0.0, {"voltage_l1_v": float("nan"), "status": ""}.__getitem__) == (
-        "unknown V, unknown"
+        "unknown, unknown"  # the unit of an unknown value is dropped
     )
     with pytest.raises(TemplateError, match="unknown signal 'voltage_l1' in \\$signals; did you"):
         Template("{{ $signals.voltage_l1 }}", {"voltage_l1_v"})

@@ -97,6 +97,36 @@ def test_over_temperature_rate_of_rise() -> None:
     assert len(fs) == 1 and fs[0].evidence["rate_c_per_min"] > 3.0
 
 
+@pytest.mark.parametrize("cuts", [1, 4])
+def test_over_temperature_ends_when_the_port_stops_charging(cuts: int) -> None:
+    # Hot to the last sample, then Finishing: the last reading is no evidence
+    # about an idle port, so the episode ends at the status change, not when
+    # the next session's first (cool) sample comes.
+    idx = fleet(1)
+    b = charging(60)
+    b.values[:, TEMP] = 90.0
+    stop = float(b.recv[-1]) + 5
+    ev = [StatusEvent("CP0", 1, stop, stop, "Finishing")]
+    (f,) = of(run(b, ev, idx, cuts=cuts, faults=["over_temperature"]), "over_temperature")
+    assert f.end == stop
+
+
+def test_over_temperature_ends_when_the_reading_gets_old() -> None:
+    idx = fleet(1)
+    b = charging(60)
+    b.values[:, TEMP] = 90.0
+    ds = run(b, [], idx, faults=["over_temperature"], now=float(b.recv[-1]) + 2 * DT)
+    assert ds.signals["over_temperature"].tolist() == [True]  # 2 intervals: not yet old
+    ds.tick(float(b.recv[-1]) + 61)  # 3 intervals, and at least 60 s
+    (f,) = of(ds, "over_temperature")
+    assert f.end == b.ts[-1] and ds.signals["over_temperature"].tolist() == [False]
+    # A later hot reading starts a new run: it must last min_duration_s again.
+    later = charging(2, t0=T0 + 3600)
+    later.values[:, TEMP] = 90.0
+    ds.update(later, [], idx, float(later.recv[-1]))
+    assert ds.signals["over_temperature"].tolist() == [False]
+
+
 def test_over_current_against_offered_and_lowered_pilot() -> None:
     idx = fleet(2)
     a = charging(60)
