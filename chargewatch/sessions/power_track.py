@@ -158,8 +158,14 @@ def _split(
 ) -> Columns | None:
     """The bridged intervals as sub-intervals of one kind each (split where power
     crosses the threshold), ordered by (run, start): columns (start, end, above
-    threshold, power at start, power at end, max current, run). ``ir``: each
-    interval's run, None for a single run. None when there is no sub-interval."""
+    threshold, power at start, power at end, max current, run, min and max
+    sampled power). ``ir``: each interval's run, None for a single run. None
+    when there is no sub-interval.
+
+    A crossing is a boundary, not a sample: the threshold power there enters
+    the energy of both halves but not their power statistics, and each half
+    keeps only the power and current of its own sample (tariff restrictions
+    on min/max power and current read them)."""
     dt = tb - ta
     run = np.zeros(ta.shape, np.int64) if ir is None else ir
     ka = pa > threshold_w
@@ -169,7 +175,8 @@ def _split(
     if not cross.any():
         # Whole intervals only, already in (run, time) order.
         m = bridged
-        cols: Columns = (ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], run[m])
+        lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+        cols: Columns = (ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], run[m], lo[m], hi[m])
     else:
         same = bridged & (ka == kb)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -177,12 +184,13 @@ def _split(
         tc = ta + frac * dt
         thr = np.full_like(pa, threshold_w)
         # Whole intervals without a crossing, and both halves of those with one.
+        lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
         parts = [
-            (same, (ta, tb, ka, pa, pb, imax, run)),
-            (cross, (ta, tc, ka, pa, thr, imax, run)),
-            (cross, (tc, tb, kb, thr, pb, imax, run)),
+            (same, (ta, tb, ka, pa, pb, imax, run, lo, hi)),
+            (cross, (ta, tc, ka, pa, thr, ia, run, pa, pa)),
+            (cross, (tc, tb, kb, thr, pb, ib, run, pb, pb)),
         ]
-        cols = tuple(np.concatenate([c[j][m] for m, c in parts]) for j in range(7))
+        cols = tuple(np.concatenate([c[j][m] for m, c in parts]) for j in range(9))
         # Stable: within a run, whole intervals, then first halves, then second
         # halves, each in time order.
         order = np.argsort(cols[0], kind="stable") if ir is None else np.lexsort((cols[0], cols[6]))
@@ -198,11 +206,11 @@ def _pieces(
     x1: NDArray[np.float64],
     si: NDArray[np.float64],
     sr: NDArray[np.int64],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
 ) -> Iterator[tuple[int, Piece]]:
     """(run, piece) for the sub-intervals of :func:`_split`, in order."""
     wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
-    lo = np.minimum(x0, x1)
-    hi = np.maximum(x0, x1)
     # A new piece starts where the kind or the run changes, or the sub-intervals
     # are not contiguous.
     brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1]) | (sr[1:] != sr[:-1])

@@ -187,3 +187,25 @@ def test_pieces_of_many_runs_at_once_are_those_of_each_run_bit_for_bit() -> None
             ref = pieces_from(t, p, c, threshold_w=50.0, gap_s=gap, soft_s=soft)
             assert [x.tobytes() for x in got[0]] == [x.tobytes() for x in ref[0]]
             assert repr(got[1:]) == repr(ref[1:])  # gaps, soft (NaN-safe comparison)
+
+
+def test_threshold_crossing_is_a_boundary_not_a_sample() -> None:
+    # Steady 11 kW between a ramp up from 0 and a ramp down to 0: the crossings'
+    # threshold power and the other side's current are no period's statistics.
+    t = arr(0, 60, 120, 180, 240, 300)
+    p = arr(0, 11000, 11000, 11000, 0, 0)
+    cur = arr(0, 48, 48, 48, 0, 0)
+    tr = PowerTrack()
+    tr.merge(t, p, cur, threshold_w=50, gap_s=600)
+    idle0, ch, idle1 = build_periods(tr, 0, 300, 2000.0, threshold_w=50)
+    assert (ch.kind, ch.min_power_w, ch.max_power_w, ch.max_current_a) == (
+        "charging",
+        11000.0,
+        11000.0,
+        48.0,
+    )
+    assert (idle0.max_power_w, idle0.max_current_a) == (0.0, 0.0)
+    assert (idle1.max_power_w, idle1.max_current_a) == (0.0, 0.0)
+    # The energy still includes the ramps up to and down from the crossings.
+    assert ch.start == pytest.approx(60 * 50 / 11000)
+    assert tr.integral_wh == pytest.approx(11000 * 180 / 3600)
