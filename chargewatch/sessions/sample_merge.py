@@ -135,7 +135,8 @@ def _register_power(
     interval's middle: it is that interval's power, and the trapezoids over
     the midpoints keep the energy where it was delivered. No value across a
     register reset (the delta means nothing) or an interval longer than
-    ``gap_s`` (a long gap stays a gap, not a low "average" charging span).
+    ``gap_s`` (a long gap stays a gap, not a low "average" charging span),
+    and none at or before the track's last point.
     """
     none = np.empty(0, np.float64)
     if not rows.size:
@@ -161,6 +162,12 @@ def _register_power(
     dt = rt - kt[jj]
     de = re_ - ke[jj]
     ok &= (dt > 0) & (dt <= cfg.gap_s) & (de >= -cfg.register_tolerance_wh)
+    last = s.track.last
+    if last is not None:
+        # Forward only: a re-sent reading (StopTransaction's transactionData
+        # repeats Transaction.Begin) must not put an estimate behind samples
+        # already merged, where it would count as late data.
+        ok &= kt[jj] + dt * 0.5 > last[0]
     if not ok.any():
         return none, none
     dt, de = dt[ok], de[ok]
