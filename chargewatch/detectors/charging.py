@@ -27,7 +27,10 @@ failed_start
     load-managed charging), sessions that stop before the timeout, connectors
     whose meter rows stopped arriving in the second half of the wait (no
     evidence: that is stale_telemetry). Delivery is judged on every received
-    row, including rows a wrong clock put behind processed ones.
+    row, including rows a wrong clock put behind processed ones. A row without
+    power (a register-only charger: OCPP 1.6's default measurand) delivers
+    when the register has risen since the wait began by more than a minute at
+    ``min_power_w`` (the register before the wait, else the first one in it).
 status_flapping
     Catches: ``changes`` status changes within ``window_s``. Clears when fewer
     than half that many remain within the window. Ignores: repeated identical
@@ -298,6 +301,48 @@ class FailedStart(Detector):
             self._evid = np.zeros(0, np.bool_)
             self._frame = _NO_FRAME
         self._evid = grown(self._evid, n, False)
+        if not hasattr(self, "_e0"):
+            self._e0 = np.full(0, np.nan)  # register when the wait began (NaN: none yet)
+            self._last_e = np.full(0, np.nan)  # last register received
+        self._e0 = grown(self._e0, n, np.nan)
+        self._last_e = grown(self._last_e, n, np.nan)
+
+    def _baseline(self, frame: Frame, c: int, t: float) -> None:
+        """The wait begins at ``t``: the register received last before it."""
+        lo, hi = np.searchsorted(frame.raw_conn, [c, c + 1])
+        e = frame.raw_energy[lo:hi]
+        before = np.flatnonzero((frame.raw_recv[lo:hi] < t) & np.isfinite(e))
+        self._e0[c] = e[before[-1]] if before.size else self._last_e[c]
+
+    def _rose(self, frame: Frame, lo: int, hi: int) -> NDArray[np.bool_]:
+        """Rows ``lo:hi`` (sorted by connector) without power whose register rose
+        past the delivery step since their connector's wait began."""
+        rc = frame.raw_conn[lo:hi]
+        step = self._at("min_power_w", rc) * (60.0 / 3600.0)
+        e = frame.raw_energy[lo:hi]
+        rose: NDArray[np.bool_] = ~np.isfinite(frame.raw_power[lo:hi]) & (
+            e - np.take(self._e0, rc) > step
+        )
+        return rose
+
+    def _first_registers(self, frame: Frame) -> None:
+        """Armed connectors with no register before their wait take the first
+        one received in it as the baseline."""
+        rc, rr, e = frame.raw_conn, frame.raw_recv, frame.raw_energy
+        need = np.isnan(np.take(self._e0, rc)) & (rr >= np.take(self._arm, rc)) & np.isfinite(e)
+        idx = np.flatnonzero(need)
+        if idx.size:
+            first = np.ones(idx.size, np.bool_)
+            first[1:] = rc[idx[1:]] != rc[idx[:-1]]
+            self._e0[rc[idx[first]]] = e[idx[first]]
+
+    def _remember_registers(self, frame: Frame) -> None:
+        rc, e = frame.raw_conn, frame.raw_energy
+        idx = np.flatnonzero(np.isfinite(e))
+        if idx.size:
+            last = np.ones(idx.size, np.bool_)
+            last[:-1] = rc[idx[1:]] != rc[idx[:-1]]
+            self._last_e[rc[idx[last]]] = e[idx[last]]
 
     def _seen_late(self, c: int, deadline: float) -> bool:
         """Were meter rows received in the second half of the wait (so "no energy"
@@ -328,6 +373,7 @@ class FailedStart(Detector):
         self._arm[c] = np.nan
         self._prep[c] = False
         self._evid[c] = False
+        self._e0[c] = np.nan
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # Received rows, in receive order: delivery is about what the charger
@@ -346,6 +392,7 @@ class FailedStart(Detector):
                     plugged = self._arm[c] if self._prep[c] else np.nan
                     self._disarm(c, t)
                     self._arm[c] = t if np.isnan(plugged) else plugged
+                    self._baseline(frame, c, self._arm[c])
                     self._timeout[c] = self.p["timeout_s"][c]
                     self._evid[c] = False
                     self._paused[c] = False
@@ -355,6 +402,7 @@ class FailedStart(Detector):
                 continue
             if code == PREPARING and np.isnan(self._arm[c]):
                 self._arm[c], self._timeout[c] = t, self.p["preparing_timeout_s"][c]
+                self._baseline(frame, c, t)
                 self._paused[c] = False
                 self._prep[c] = True
                 self._evid[c] = False
@@ -363,6 +411,7 @@ class FailedStart(Detector):
             elif code == CHARGING:
                 if self._paused[c] and not np.isnan(self._arm[c]):
                     self._arm[c] = t  # the EV asks for energy now: the clock restarts
+                    self._baseline(frame, c, t)
                     self._timeout[c] = self.p["timeout_s"][c]
                     self._evid[c] = False
                 self._paused[c] = False
@@ -371,6 +420,8 @@ class FailedStart(Detector):
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
         rc, rr = frame.raw_conn, frame.raw_recv
         if rc.size and not np.isnan(self._arm[: self.n]).all():
+            self._first_registers(frame)
+            deliver |= self._rose(frame, 0, rc.size)
             arm = np.take(self._arm, rc)
             idx = np.flatnonzero(deliver & (rr >= arm))
             if idx.size:
@@ -387,6 +438,7 @@ class FailedStart(Detector):
                 if not self._evid[hc].all():
                     self._next = -np.inf  # evidence makes a deadline count
                     self._evid[hc] = True
+        self._remember_registers(frame)
         # _evid now holds this frame's evidence: keeping the frame (every array of
         # the batch, ~1 KB a connector) until the next update would only cost memory.
         self._frame = _NO_FRAME
@@ -420,7 +472,7 @@ class FailedStart(Detector):
             return
         lo, hi = np.searchsorted(frame.raw_conn, [c, c + 1])
         r = frame.raw_recv[lo:hi]
-        sel = deliver[lo:hi] & (r >= self._arm[c]) & (r <= t)
+        sel = (deliver[lo:hi] | self._rose(frame, lo, hi)) & (r >= self._arm[c]) & (r <= t)
         if sel.any():
             self._disarm(c, float(r[sel].min()))
 

@@ -117,7 +117,7 @@ _INPUTS = {
     "power_oscillation": "power_w",
     "clock_skew": "ts vs receive time of every row",
     "idle_blocking": "status",
-    "failed_start": "status, transactions, power_w",
+    "failed_start": "status, transactions, power_w, energy_wh",
     "status_flapping": "status",
 }
 _CLOCK = {

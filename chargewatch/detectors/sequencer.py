@@ -280,6 +280,7 @@ class Frame:
     raw_ts: F64 = field(default_factory=lambda: np.empty(0))
     raw_recv: F64 = field(default_factory=lambda: np.empty(0))
     raw_power: F64 = field(default_factory=lambda: np.empty(0))
+    raw_energy: F64 = field(default_factory=lambda: np.empty(0))  # as raw_power
     prev_e: F64 = field(default_factory=lambda: np.empty(0))
     prev_e_ts: F64 = field(default_factory=lambda: np.empty(0))
     prev_p: F64 = field(default_factory=lambda: np.empty(0))
@@ -686,11 +687,14 @@ class Sequencer:
             conn, ts, recv = gathered
             raw_conn, raw_ts, raw_recv = conn, ts, recv
             raw_power = vt[self._P]
+            raw_energy = vt[self._E]
         else:
             raw_conn, raw_ts, raw_recv = np.take(conn, raw), np.take(ts, raw), np.take(recv, raw)
             raw_power = np.take(values[:, self._P], raw)
+            raw_energy = np.take(values[:, self._E], raw)
             if nb or nn:  # the same cleaning as the sorted columns had
                 raw_power[np.isinf(raw_power) | (raw_power < 0)] = np.nan
+                raw_energy[np.isinf(raw_energy) | (raw_energy < 0)] = np.nan
             conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
         n = conn.shape[0]
         first = np.ones(n, np.bool_)
@@ -720,6 +724,7 @@ class Sequencer:
             raw_ts=raw_ts,
             raw_recv=raw_recv,
             raw_power=raw_power,
+            raw_energy=raw_energy,
             prev_e=prev[0][0],
             prev_e_ts=prev[0][1],
             prev_p=prev[1][0],

@@ -54,6 +54,7 @@ def merge_session(
     if rows.size and _late_rows_used(cfg, s, batch, rows):
         s.flag("late_data")
     resync_sampled(s.sampled, s.segs, s.track.last)
+    derived = _register_power(cfg, s, t, e, batch, rows)
     segs = _merge_register(cfg, s, t, e)
     if rows.size:
         s.sampled = track_samples(
@@ -66,7 +67,7 @@ def merge_session(
             tol_wh=cfg.register_tolerance_wh,
         )
     if rows.size or anchors:
-        yield from _merge_power(cfg, s, batch, amps, rows, anchors, segs)
+        yield from _merge_power(cfg, s, batch, amps, rows, anchors, segs, derived)
     if t.size:
         s.last_seen = max(s.last_seen, float(t[-1]))
     if (
@@ -117,6 +118,65 @@ def _late_rows_used(
     return bool(e_new.any())
 
 
+def _register_power(
+    cfg: SessionConfig,
+    s: SessionState,
+    t: NDArray[np.float64],
+    e: NDArray[np.float64],
+    batch: MeterBatch,
+    rows: NDArray[np.intp],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Power derived from the register for rows that carry one but no power
+    (times, watts); call before the readings are merged into the segments.
+
+    A register-only charger (OCPP 1.6's default measurand) would otherwise
+    leave the power track empty and every session idle. Each such row gives
+    the average power since the reading before it (ΔWh / Δt), placed at the
+    interval's middle: it is that interval's power, and the trapezoids over
+    the midpoints keep the energy where it was delivered. No value across a
+    register reset (the delta means nothing) or an interval longer than
+    ``gap_s`` (a long gap stays a gap, not a low "average" charging span),
+    and none at or before the track's last point.
+    """
+    none = np.empty(0, np.float64)
+    if not rows.size:
+        return none, none
+    vals = batch.values[rows]
+    want = np.isfinite(vals[:, _E]) & ~np.isfinite(vals[:, _P])
+    if not want.any():
+        return none, none
+    # Every known reading: segment ends before this merge, then this step's.
+    f = s.segs
+    old_t = np.asarray(f[0::2], np.float64) if f is not None else none
+    old_e = np.asarray(f[1::2], np.float64) if f is not None else none
+    fin = np.isfinite(e)
+    kt = np.concatenate((old_t, t[fin]))
+    ke = np.concatenate((old_e, e[fin]))
+    o = np.lexsort((ke, kt))
+    kt, ke = kt[o], ke[o]
+    rt, re_ = batch.ts[rows][want], vals[want, _E]
+    # The latest reading strictly before each row.
+    j = np.searchsorted(kt, rt, side="left") - 1
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    dt = rt - kt[jj]
+    de = re_ - ke[jj]
+    ok &= (dt > 0) & (dt <= cfg.gap_s) & (de >= -cfg.register_tolerance_wh)
+    last = s.track.last
+    if last is not None:
+        # Forward only: a re-sent reading (StopTransaction's transactionData
+        # repeats Transaction.Begin) must not put an estimate behind samples
+        # already merged, where it would count as late data.
+        ok &= kt[jj] + dt * 0.5 > last[0]
+    if not ok.any():
+        return none, none
+    dt, de = dt[ok], de[ok]
+    tm = kt[jj][ok] + dt * 0.5
+    pm = np.maximum(de, 0.0) * 3600.0 / dt
+    u = np.argsort(tm, kind="stable")
+    return tm[u], pm[u]
+
+
 def _merge_register(
     cfg: SessionConfig, s: SessionState, t: NDArray[np.float64], e: NDArray[np.float64]
 ) -> list[list[float]]:
@@ -154,18 +214,21 @@ def _merge_power(
     rows: NDArray[np.intp],
     anchors: list[float],
     segs: list[list[float]],
+    derived: tuple[NDArray[np.float64], NDArray[np.float64]],
 ) -> Generator[list[Run], list[Integrated], None]:
-    """Merge power samples and anchors into the track; bridge register resets."""
-    tp = np.concatenate((batch.ts[rows], anchors))
-    p = np.concatenate((batch.values[rows, _P], np.zeros(len(anchors))))
-    cur = np.concatenate((amps[rows], np.full(len(anchors), np.nan)))
+    """Merge power samples, register-derived power (see _register_power) and
+    anchors into the track; bridge register resets."""
+    td, pd_ = derived
+    tp = np.concatenate((batch.ts[rows], td, anchors))
+    p = np.concatenate((batch.values[rows, _P], pd_, np.zeros(len(anchors))))
+    cur = np.concatenate((amps[rows], np.full(td.size + len(anchors), np.nan)))
     # Stable, rows first: a real sample at an anchor's time is kept, the anchor dropped.
     po = np.argsort(tp, kind="stable")
     tp, p, cur = tp[po], p[po], cur[po]
     pf = np.isfinite(p)
     syn = None
     if anchors:
-        syn = (po >= rows.size)[pf]
+        syn = (po >= rows.size + td.size)[pf]
     prev = s.track.last
     late, _ign = yield from s.track.merge_steps(
         tp[pf],

@@ -2,8 +2,7 @@
 `chargewatch replay`, judged on what a user sees.
 
 Asserts what is right today. The defects this traffic shows (late or missing
-alerts, a false page on a charger that relies on the spec's default measurand,
-outage minutes) are reported to the lead, not pinned here.
+alerts, outage minutes) are reported to the lead, not pinned here.
 """
 
 from __future__ import annotations
@@ -170,3 +169,45 @@ def test_uptime_of_faulted_and_clean_ports(run: dict[str, Any]) -> None:
     assert up[("ACC-GROUND", "1")]["outage_min"] == pytest.approx(10.0, abs=0.1)
     assert up[("ACC-STUCK", "2")]["outage_min"] == pytest.approx(59.0, abs=0.1)
     assert up[("ACC-SILENT", "1")]["outage_min"] == pytest.approx(15.0, abs=2.0)
+
+
+def _cdr_of(run: dict[str, Any], charger: str, start: str) -> dict[str, Any]:
+    (sess,) = (
+        s for s in run["sessions"] if s["charger_id"] == charger and _t(s["start"]) == _t(start)
+    )
+    (cdr,) = (c for c in run["cdrs"] if c["session_id"] == sess["session_id"])
+    return cdr
+
+
+def _volumes(cdr: dict[str, Any], kind: str) -> list[Decimal]:
+    return [
+        Decimal(str(d["volume"]))
+        for p in cdr["charging_periods"]
+        for d in p["dimensions"]
+        if d["type"] == kind
+    ]
+
+
+def test_register_only_charger_billed_like_its_power_reporting_twin(run: dict[str, Any]) -> None:
+    # ACC-DEFUNIT sends only the register (no measurand, no unit: the 1.6 default),
+    # every 60 s; ACC-CLEAN1 the same sessions with power every 10 s.
+    starts = [s["start"] for s in run["truth"]["sessions"] if s["charger"] == "ACC-DEFUNIT"]
+    assert starts
+    for start in starts:
+        reg, twin = _cdr_of(run, "ACC-DEFUNIT", start), _cdr_of(run, "ACC-CLEAN1", start)
+        assert sum(_volumes(reg, "ENERGY")) > 0  # a charging period, not all parking
+        assert reg["total_cost"] == twin["total_cost"]
+        # Priced with 3 EUR/h parking too: the charging end, from 60 s register
+        # intervals, may differ by one interval (5 cents at most).
+        parking = [sum(_volumes(c, "PARKING_TIME")) for c in (reg, twin)]
+        assert abs(parking[0] - parking[1]) * 3 <= Decimal(3) * 60 / 3600 + Decimal("0.0002")
+
+
+def test_no_page_on_a_register_only_charger(run: dict[str, Any]) -> None:
+    # FailedStart fired 3 min into each of its sessions when only power counted.
+    pages = [
+        a
+        for a in run["alerts"]
+        if a["labels"]["charger"] == "ACC-DEFUNIT" and a["labels"].get("severity") in PAGE
+    ]
+    assert pages == []

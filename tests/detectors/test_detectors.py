@@ -248,6 +248,33 @@ def test_failed_start_and_scheduled_charging() -> None:
     assert of(quiet, "failed_start") == []
 
 
+def test_failed_start_counts_a_rising_register_when_no_power_is_reported() -> None:
+    # CP0: register-only at 11 kW (OCPP 1.6's default measurand); CP1: register-only,
+    # standing still: it did not start. Neither connector had a reading before.
+    idx = fleet(2)
+    ev = session_start(idx, 0) + session_start(idx, 1)
+    b0, b1 = charging(60, conn=0), charging(60, conn=1)
+    b0.values[:, P] = np.nan
+    b1.values[:, P] = np.nan
+    b1.values[:, E] = 10_000.0
+    ds = run(MeterBatch.concat([b0, b1]), ev, idx, cuts=4, faults=["failed_start"], now=T0 + 1000)
+    (f,) = of(ds, "failed_start")
+    assert f.connector == 1
+
+
+def test_failed_start_register_baseline_is_the_reading_before_the_wait() -> None:
+    # The register before the transaction (a previous session's) is the baseline:
+    # one rise after the start is delivery.
+    idx = fleet(1)
+    before = charging(3, t0=T0 - 400)
+    after = charging(30, t0=T0 + 30)
+    for b in (before, after):
+        b.values[:, P] = np.nan
+    after.values[:, E] = before.values[-1, E] + 10.0  # one small rise, then still
+    ds = run(MeterBatch.concat([before, after]), session_start(idx), idx, faults=["failed_start"])
+    assert of(ds, "failed_start") == []
+
+
 def test_status_flapping() -> None:
     idx = fleet(2)
     ev = [
