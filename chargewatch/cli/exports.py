@@ -7,9 +7,12 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chargewatch.core.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:  # the commands import their modules lazily (fast CLI start)
+    from chargewatch.storage.ledger import Ledger
 
 # The ledger and the output writers (sqlite3, numpy) are imported by the
 # handlers when they run: building the parser at every start stays cheap.
@@ -61,7 +64,7 @@ def register(sub: Any) -> None:
     b = bsub.add_parser(
         "export", help="a row per session with its CDR's totals or why it is unpriced"
     )
-    b.add_argument("--ledger", required=True, help="SQLite ledger file")
+    b.add_argument("--ledger", required=True, help="SQLite ledger file, or a postgresql:// URL")
     b.add_argument("--from", dest="start_from", type=_when, default=None)
     b.add_argument("--to", dest="start_to", type=_when, default=None)
     b.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -73,13 +76,9 @@ def register(sub: Any) -> None:
 
 def export(args: argparse.Namespace) -> int:
     from chargewatch.sessions.outputs import to_csv, to_json  # noqa: PLC0415 - see the imports
-    from chargewatch.storage.ledger import Ledger, query_sessions, with_costs  # noqa: PLC0415
-    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
+    from chargewatch.storage.ledger import query_sessions, with_costs  # noqa: PLC0415
 
-    if ledger_missing(args.ledger):
-        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
-    ledger = Ledger(args.ledger, read_only=True)
-    with ledger:
+    with _open_ledger(args.ledger) as ledger:
         rows = query_sessions(
             ledger,
             start_from=args.start_from,
@@ -92,11 +91,7 @@ def export(args: argparse.Namespace) -> int:
         if args.format == "csv":
             rows = with_costs(ledger, rows)
     text = to_csv(rows) if args.format == "csv" else to_json(rows) + "\n"
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    _write(text, args.out)
     return 0
 
 
@@ -108,14 +103,22 @@ def _write(text: str, out: str) -> None:
             fh.write(text)
 
 
-def export_billing(args: argparse.Namespace) -> int:
-    from chargewatch.billing.export import billing_csv  # noqa: PLC0415 - see the imports
-    from chargewatch.storage.ledger import Ledger, query_billing  # noqa: PLC0415
+def _open_ledger(location: str) -> Ledger:
+    """The ledger read-only (a file or a postgresql:// URL); a missing file is a
+    ConfigError, one readable line, not a new empty ledger."""
+    from chargewatch.storage.ledger import Ledger  # noqa: PLC0415 - see the imports
     from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
-    if ledger_missing(args.ledger):
-        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
-    with Ledger(args.ledger, read_only=True) as ledger:
+    if ledger_missing(location):
+        raise ConfigError([ConfigProblem(location, "", "ledger file not found")])
+    return Ledger(location, read_only=True)
+
+
+def export_billing(args: argparse.Namespace) -> int:
+    from chargewatch.billing.export import billing_csv  # noqa: PLC0415 - see the imports
+    from chargewatch.storage.ledger import query_billing  # noqa: PLC0415
+
+    with _open_ledger(args.ledger) as ledger:
         rows = query_billing(
             ledger,
             start_from=args.start_from,
@@ -131,12 +134,9 @@ def export_billing(args: argparse.Namespace) -> int:
 
 def export_cdrs(args: argparse.Namespace) -> int:
     from chargewatch.collector.cdr_issuer import cdrs_csv  # noqa: PLC0415 - see the imports
-    from chargewatch.storage.ledger import Ledger, query_cdrs, session_owners  # noqa: PLC0415
-    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
+    from chargewatch.storage.ledger import query_cdrs, session_owners  # noqa: PLC0415
 
-    if ledger_missing(args.ledger):
-        raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
-    with Ledger(args.ledger, read_only=True) as ledger:
+    with _open_ledger(args.ledger) as ledger:
         rows = query_cdrs(
             ledger,
             start_from=args.start_from,
@@ -155,9 +155,5 @@ def export_cdrs(args: argparse.Namespace) -> int:
         text = json.dumps(rows, indent=2) + "\n"
     else:
         text = "".join(json.dumps(r) + "\n" for r in rows)
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    _write(text, args.out)
     return 0
