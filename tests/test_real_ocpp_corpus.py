@@ -1,9 +1,12 @@
 """Real OCPP 1.6 traffic (tests/fixtures/real_ocpp/, PROVENANCE.md there) through
 the whole path of ``chargewatch replay``: nothing crashes, no warning or critical
-alert fires on clean real traffic, and every rejection is counted with a reason."""
+alert fires on clean real traffic, and every rejection is counted with a reason.
+Captures holding a whole transaction also have their session checked against
+the energy worked out by hand from the frames."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -17,6 +20,44 @@ CAPTURES = sorted(CORPUS.glob("*.jsonl"))
 #: Captures that page today because of a detector bug; the fix turns them green.
 KNOWN_BUGS: dict[str, str] = {}
 
+#: Why a capture that ends within ``pending_timeout`` (120 s) of its last CALL
+#: shows nothing of its transaction: replay stops the clock at the last frame,
+#: so a StartTransaction still waiting for its .conf (absent from the pasted log)
+#: is never released, and a stop waiting ``late_after_s`` for its start is
+#: neither matched nor rejected. Given 10 more minutes of capture time, both
+#: come out right (checked by appending a Heartbeat; not committed).
+REPLAY_END_HOLDS = (
+    "replay ends without expiring the decoder's pending CALLs and the session "
+    "engine's waiting stops: held StartTransaction / unmatched StopTransaction vanish"
+)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A whole transaction in a capture, worked out by hand from its frames."""
+
+    sessions: int
+    energy_wh: float
+    source: str  # which frames give the energy
+
+
+#: Captures holding a whole transaction (start and stop of one charge).
+TRANSACTIONS: dict[str, Transaction] = {
+    "microocpp_diy_issues-73": Transaction(
+        1, 0.0, "StartTransaction meterStart 0 -> StopTransaction meterStop 0 (tx 10001)"
+    ),
+    "goe_charger_issues-106": Transaction(
+        1, 0.0, "StartTransaction meterStart 8016 -> StopTransaction meterStop 8016 (tx -1)"
+    ),
+}
+
+#: Captures whose only transaction frame is a StopTransaction for a transaction
+#: they never started: it must show up as a counted rejection, not vanish.
+STOPS_WITHOUT_START: dict[str, str] = {
+    "openevse_issues-787": "StopTransaction tx 347, meterStop 54 (OpenEVSE #787)",
+    "microocpp_diy_issues-133": "StopTransaction tx 387801 with transactionData (MicroOcpp #133)",
+}
+
 
 def _params() -> list[object]:
     out: list[object] = []
@@ -28,7 +69,9 @@ def _params() -> list[object]:
 
 
 def test_corpus_is_there() -> None:
-    assert len(CAPTURES) >= 15
+    assert len(CAPTURES) >= 35
+    named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START)
+    assert named <= {p.stem for p in CAPTURES}
     assert (CORPUS / "PROVENANCE.md").is_file()
 
 
@@ -52,3 +95,23 @@ def test_real_capture_whole_path(capture: Path, tmp_path: Path) -> None:
         and a["labels"].get("severity") in ("warning", "critical")
     ]
     assert pages == []
+
+
+@pytest.mark.xfail(strict=True, reason=REPLAY_END_HOLDS)
+@pytest.mark.parametrize("name", sorted(TRANSACTIONS))
+def test_real_transaction_energy(name: str, tmp_path: Path) -> None:
+    want = TRANSACTIONS[name]
+    replay(CORPUS / f"{name}.jsonl", tmp_path)
+    sessions = _lines(tmp_path / "sessions.jsonl")
+    assert len(sessions) == want.sessions, want.source
+    assert sessions[0]["energy_wh"] == pytest.approx(want.energy_wh), want.source
+
+
+@pytest.mark.xfail(strict=True, reason=REPLAY_END_HOLDS)
+@pytest.mark.parametrize("name", sorted(STOPS_WITHOUT_START))
+def test_real_stop_without_start_is_counted(name: str, tmp_path: Path) -> None:
+    res = replay(CORPUS / f"{name}.jsonl", tmp_path)
+    assert _lines(tmp_path / "sessions.jsonl") == []
+    reasons = [r["reason"] for r in _lines(tmp_path / "rejected.jsonl")]
+    assert "stop_without_session" in reasons, STOPS_WITHOUT_START[name]
+    assert res.stats.rejected_by_reason.get("stop_without_session") == 1
