@@ -18,9 +18,9 @@ alone, the values beside it kept.
 
 A negative ``Energy.Active.Import.Register`` is no garbage to drop but a meter
 fault's evidence (a register that fell below zero): it stays in the batch row,
-where MeterRegression sees the fall at once instead of only when the register
-is back above zero, and is recorded as a per-value ``negative_register``
-rejection: rejected for billing. Its :class:`MeterReading` carries no energy
+stored and handed to the detectors (whether MeterRegression judges it there is
+the detectors' cleaning's call: docs/evaluation.md), and is recorded as a
+per-value ``negative_register`` rejection: rejected for billing. Its :class:`MeterReading` carries no energy
 and the flag ``register_negative``; the session engine discards negative
 registers from the batch (``sessions.energy.split_register``: ``bad_value``,
 ``register_regression`` review when the power integral proves energy lost).
