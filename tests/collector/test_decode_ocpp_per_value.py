@@ -2,9 +2,9 @@
 
 Issue 17 (docs/evaluation.md, "Slower than at 76cac3c: meter_regression"): a
 register that regresses below zero must not blind the detectors. A negative
-register is a meter fault's evidence: it stays in the batch row (MeterRegression
-sees the fall) and is rejected for billing only (``negative_register``); values
-that are garbage (NaN, inf, 1e9 V) are dropped alone.
+register is a meter fault's evidence: it stays in the batch row (stored, handed
+to the detectors) and is rejected for billing only (``negative_register``);
+values that are garbage (NaN, inf, 1e9 V) are dropped alone.
 """
 
 from __future__ import annotations
