@@ -20,10 +20,11 @@ A negative ``Energy.Active.Import.Register`` is no garbage to drop but a meter
 fault's evidence (a register that fell below zero): it stays in the batch row,
 stored and handed to the detectors (whether MeterRegression judges it there is
 the detectors' cleaning's call: docs/evaluation.md), and is recorded as a
-per-value ``negative_register`` rejection: rejected for billing. Its :class:`MeterReading` carries no energy
-and the flag ``register_negative``; the session engine discards negative
-registers from the batch (``sessions.energy.split_register``: ``bad_value``,
-``register_regression`` review when the power integral proves energy lost).
+per-value ``negative_register`` rejection: rejected for billing. Its
+:class:`MeterReading` carries no energy and the flag ``register_negative``;
+the session engine discards negative registers from the batch
+(``sessions.energy.split_register``: ``bad_value``, ``register_regression``
+review when the power integral proves energy lost).
 """
 
 from __future__ import annotations
