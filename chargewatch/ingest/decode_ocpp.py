@@ -4,9 +4,10 @@ Topic ``ocpp/<version>/<chargerId>/<source>`` (docs/architecture.md "OCPP-J fram
 over MQTT"); the router splits it and calls :meth:`OcppDecoder.decode`.
 
 Contract: ``decode`` never raises. Every frame, or part of a frame, that is not
-used becomes ``sink.reject(topic, reason, detail, payload, recv, index)`` with one
-of the stable reasons in :data:`REASONS`; ``index`` is the meterValue (or
-NotifyEvent eventData) position when only part of a frame was rejected.
+used becomes ``sink.reject(topic, reason, detail, payload, recv, index,
+value_index)`` with one of the stable reasons in :data:`REASONS`; ``index`` is
+the meterValue (or NotifyEvent eventData) position when only part of a frame was
+rejected, ``value_index`` the sampledValue's when only that value was.
 
 What is rejected, and how much of the frame goes with it:
 
@@ -19,6 +20,10 @@ What is rejected, and how much of the frame goes with it:
   samples are independent readings of the same instant and are kept. The one
   dependency: a total power summed from per-phase values is left out when any
   phase was rejected (a partial sum would look like phase loss);
+* a negative Energy.Active.Import.Register (a meter fault, not garbage): kept
+  in the batch row so that MeterRegression sees the fall, rejected for billing
+  only (``negative_register``; its MeterReading has ``energy_wh=None`` and the
+  flag ``register_negative``);
 * meterStart/meterStop that are impossible: the value only, the transaction
   event is still emitted with ``meter_wh=None`` and the flag ``meter_rejected``.
 
@@ -72,7 +77,8 @@ REASONS: Final = (
     "timestamp_before_2010",  # older than any OCPP charger's clock can honestly be
     "bad_number",  # a 1.6 sampledValue.value that does not parse as a number
     "non_finite",  # NaN or ±Infinity
-    "out_of_range",  # outside ocpp.units.FIELD_RANGE, negative register, bad connector id
+    "out_of_range",  # outside ocpp.units.FIELD_RANGE, bad meterStart/Stop or connector id
+    "negative_register",  # a register below zero: in the batch, not billed (value only)
     "unknown_unit",  # a unit that does not fit the measurand
     "duplicate_call",  # the same CALL again, byte for byte (a retransmission)
     "duplicate_result",  # the same answer again to an already answered CALL

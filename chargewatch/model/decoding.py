@@ -22,7 +22,10 @@ class Rejection:
 
     ``reason`` is a stable snake_case code (metric label); ``detail`` says what
     exactly was wrong; ``index`` is the sample's position in a columnar batch
-    message (None when the whole message was rejected).
+    message, or the item's in a message of independent items (an OCPP
+    meterValue), None when the whole message was rejected; ``value_index`` is the
+    position of the one value rejected inside that item (an OCPP sampledValue),
+    None when the item went whole: a per-value rejection loses nothing else.
     """
 
     topic: str
@@ -31,6 +34,7 @@ class Rejection:
     payload: Any  # the decoded JSON value when it parsed, else the raw text
     recv: float
     index: int | None = None
+    value_index: int | None = None
 
 
 @dataclass(slots=True)
@@ -47,8 +51,9 @@ class DecodeSink:
         payload: Any,
         recv: float,
         index: int | None = None,
+        value_index: int | None = None,
     ) -> None:
-        self.rejects.append(Rejection(topic, reason, detail, payload, recv, index))
+        self.rejects.append(Rejection(topic, reason, detail, payload, recv, index, value_index))
 
 
 class SinkMark:

@@ -31,6 +31,7 @@ def rejection_record(r: Rejection) -> dict[str, Any]:
         "reason": r.reason,
         "detail": r.detail,
         "index": r.index,
+        "value_index": r.value_index,
         "payload": r.payload,
     }
 

@@ -111,11 +111,20 @@ TABLE: list[tuple[str, str, Any, list[str], str]] = [
     ),
     ("inf_string", "1.6", [2, "1", "MeterValues", mv16({"value": "-inf"}, OK)], ["non_finite"], ""),
     (
+        # A meter fault, not garbage: kept for the detectors, rejected for billing
+        # (tests/collector/test_decode_ocpp_per_value.py).
         "negative_register",
         "1.6",
         [2, "1", "MeterValues", mv16({"value": "-5"}, OK)],
+        ["negative_register"],
+        "$.meterValue[0].sampledValue[0]: Energy.Active.Import.Register '-5' Wh = -5 Wh",
+    ),
+    (
+        "register_below_any_meter",
+        "1.6",
+        [2, "1", "MeterValues", mv16({"value": "-2e12"}, OK)],
         ["out_of_range"],
-        "$.meterValue[0].sampledValue[0]: Energy.Active.Import.Register '-5' Wh = -5 outside",
+        "Energy.Active.Import.Register '-2e12' Wh = -2e+12 outside",
     ),
     (
         "soc_over_100",

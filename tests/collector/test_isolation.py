@@ -14,6 +14,7 @@ import pytest
 
 from chargewatch.collector.pipeline import Pipeline
 from chargewatch.ingest import decode_native
+from chargewatch.ingest.decode_ocpp import OcppDecoder
 from chargewatch.ingest.topics import TopicRouter
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.decoding import DecodeSink
@@ -257,3 +258,46 @@ def test_a_stage_that_raises_does_not_cost_the_other_stages_the_batch() -> None:
     with pytest.raises(KeyError, match="a stage bug"):
         pipeline.process(good(), NOW)
     assert broken.seen == after.seen == 80
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [("1e9", "out_of_range"), ("NaN", "non_finite"), ("-3730.21", "negative_register")],
+)
+def test_one_bad_ocpp_value_costs_only_itself(bad: str, reason: str, tmp_path: Any) -> None:
+    """Issue 17: the value is rejected alone (counted, dead-lettered with its
+    place); the message's other values and the other messages are stored."""
+    index = ConnectorIndex()
+    dead = DeadLetter(tmp_path / "rejected.jsonl")
+    pipeline = Pipeline(index, deadletter=dead, ocpp=OcppDecoder(index))
+    register = bad.startswith("-")
+    measurand, unit = ("Energy.Active.Import.Register", "Wh") if register else ("Voltage", "V")
+    frame = [
+        2,
+        "m1",
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-24T03:00:00Z",
+                    "sampledValue": [
+                        {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"},
+                        {"value": bad, "measurand": measurand, "unit": unit},
+                        {"value": "32", "measurand": "Current.Import", "phase": "L1"},
+                    ],
+                }
+            ],
+        },
+    ]
+    topic = "ocpp/1.6/OCPP1/cp"
+    msgs = good()
+    batch = pipeline.process([*msgs[:20], (topic, orjson.dumps(frame), NOW), *msgs[20:]], NOW)
+    assert stored(batch, index) == good_alone()
+    (row,) = [i for i, c in enumerate(batch.conn.tolist()) if index.keys[c][0] == "OCPP1"]
+    assert batch.col("power_w")[row] == 7400.0 and batch.col("current_l1_a")[row] == 32.0
+    assert pipeline.stats.rejected_by_reason == {reason: 1}
+    dead.close()
+    (line,) = (tmp_path / "rejected.jsonl").read_bytes().splitlines()
+    record = orjson.loads(line)
+    assert (record["reason"], record["index"], record["value_index"]) == (reason, 0, 1)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 __all__ = ["Correlator"]
 
+import math
+
 from chargewatch.ingest.ocpp import intervals
 from chargewatch.ingest.ocpp.framing import ERROR, RESULT, Frame
 from chargewatch.ingest.ocpp.schemas import schemas
@@ -123,9 +125,18 @@ class Correlator:
         f.state.learn_transaction(tx_id, start.connector, self.history)
         _emit_start(f, start, pending.recv, tx_id, flags)
 
-    def expire(self, charger: str, state: ChargerState, now: float, sink: DecodeSink) -> None:
-        """Give up CALLs and reject early answers older than ``pending_timeout``."""
-        limit = now - self.pending_timeout
+    def expire(
+        self,
+        charger: str,
+        state: ChargerState,
+        now: float,
+        sink: DecodeSink,
+        *,
+        everything: bool = False,
+    ) -> None:
+        """Give up CALLs and reject early answers older than ``pending_timeout``
+        (``everything``: all of them, the charger's state is about to go)."""
+        limit = math.inf if everything else now - self.pending_timeout
         pending = state.pending
         while pending:
             key = next(iter(pending))

@@ -51,6 +51,12 @@ class OcppDecoder:
     bounds both per charger and direction. ``future_tolerance`` (s): how far
     ahead of receipt a charger's timestamp may be before it is rejected.
     ``max_connector``: highest connector/EVSE id accepted (the fleet's limit).
+    ``idle_prune_s`` (s): a charger silent that long (by receive time) is
+    forgotten at the next :meth:`expire`, or *parked* with only its open
+    transactions when it has some (they outlive any silence: the stop needs
+    their connector). ``max_chargers``: at most that many chargers are
+    tracked; a new one beyond evicts the one longest silent (counted in
+    :attr:`evicted`), so a flood of made-up charger ids costs bounded memory.
     These are read once, at construction.
     """
 
@@ -62,14 +68,25 @@ class OcppDecoder:
         max_pending: int = 64,
         future_tolerance: float = 86_400.0,
         max_connector: int = 64,
+        idle_prune_s: float = 86_400.0,
+        max_chargers: int = 200_000,
     ) -> None:
         if pending_timeout <= 0 or max_pending < 1 or future_tolerance < 0 or max_connector < 1:
             raise ValueError("pending_timeout, max_pending, max_connector must be positive")
+        if idle_prune_s < pending_timeout or max_chargers < 1:
+            raise ValueError("idle_prune_s must be >= pending_timeout, max_chargers positive")
         self.index = index
         self.pending_timeout = pending_timeout
         self.max_pending = max_pending
         self.future_tolerance = future_tolerance
         self.max_connector = max_connector
+        self.idle_prune_s = idle_prune_s
+        self.max_chargers = max_chargers
+        #: Chargers forgotten after ``idle_prune_s`` of silence, parked then
+        #: (open transactions kept), and evicted by ``max_chargers``.
+        self.pruned = 0
+        self.parked = 0
+        self.evicted = 0
         #: Accepted deviations from the spec, by name (keys of QUIRKS).
         self.quirks: Counter[str] = Counter()
         #: Valid CALLs of actions that carry no telemetry, by action.
@@ -118,23 +135,77 @@ class OcppDecoder:
         (``Timeout`` when none comes within ``pending_timeout``).
         """
         source: Source = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-        state = self._state(charger)
+        state = self._state(charger, recv, DecodeSink())  # (an eviction's output is lost)
         state.pending[("csms", message_id)] = Pending(action, recv, source, command=True)
 
-    def expire(self, now: float, sink: DecodeSink) -> None:
-        """Expire pending CALLs and early answers of every charger (call every few s).
+    @property
+    def tracked(self) -> int:
+        """How many chargers' state is held (parked ones included)."""
+        return len(self._chargers)
 
-        Also done for one charger on each of its frames; this sweep covers
-        chargers that went silent.
+    def expire(self, now: float, sink: DecodeSink) -> None:
+        """Expire pending CALLs and early answers of every charger, and prune
+        the chargers silent for ``idle_prune_s`` (call every few s).
+
+        Expiry is also done for one charger on each of its frames; this sweep
+        covers chargers that went silent.
         """
         for charger, state in self._chargers.items():
-            self._links.expire(charger, state, now, sink)
+            if state.pending or state.early:
+                self._links.expire(charger, state, now, sink)
+        self._prune(now, sink)
 
-    def _state(self, charger: str) -> ChargerState:
-        state = self._chargers.get(charger)
+    def _state(self, charger: str, recv: float, sink: DecodeSink) -> ChargerState:
+        """The charger's state, moved to the young end (the dict is oldest first)."""
+        chargers = self._chargers
+        state = chargers.pop(charger, None)
         if state is None:
-            state = self._chargers[charger] = ChargerState()
+            state = ChargerState(recv)
+            while len(chargers) >= self.max_chargers:
+                self._evict(next(iter(chargers)), recv, sink)
+        else:
+            state.parked = False
+            state.last_seen = max(state.last_seen, recv)
+        chargers[charger] = state
         return state
+
+    def _prune(self, now: float, sink: DecodeSink) -> None:
+        """Forget, or park, the chargers silent since ``now - idle_prune_s``.
+
+        The oldest are at the front, parked ones aside (moved to the back
+        without a frame): the walk stops at the first charger heard since.
+        """
+        limit = now - self.idle_prune_s
+        chargers = self._chargers
+        kept: list[tuple[str, ChargerState]] = []
+        while chargers:
+            charger = next(iter(chargers))
+            state = chargers[charger]
+            if state.last_seen >= limit:
+                break
+            del chargers[charger]
+            self._links.expire(charger, state, now, sink, everything=True)
+            if state.open_transactions():
+                if not state.parked:
+                    state.park()
+                    self.parked += 1
+                kept.append((charger, state))
+            else:
+                self._forget(charger)
+                self.pruned += 1
+        for charger, state in kept:  # to the back: not walked again next sweep
+            chargers[charger] = state
+
+    def _evict(self, charger: str, now: float, sink: DecodeSink) -> None:
+        """Drop the charger longest silent to make room (``max_chargers``)."""
+        state = self._chargers.pop(charger)
+        self._links.expire(charger, state, now, sink, everything=True)
+        self._forget(charger)
+        self.evicted += 1
+
+    def _forget(self, charger: str) -> None:
+        if self.versions.pop(charger, None) is not None:
+            self.versions_changed += 1
 
     def _decode(
         self,
@@ -164,7 +235,7 @@ class OcppDecoder:
         if source != "command" and self.versions.get(charger) != version:
             self.versions[charger] = version
             self.versions_changed += 1
-        state = self._state(charger)
+        state = self._state(charger, recv, sink)
         self._links.expire(charger, state, recv, sink)
         f = Frame(topic, version, charger, frame, recv, sink, state, hash(payload))
         if frame[0] == CALL:

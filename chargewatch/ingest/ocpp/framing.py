@@ -79,8 +79,11 @@ class Frame:
         self.state = state
         self.source: Source = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
 
-    def reject(self, reason: str, detail: str, index: int | None = None) -> None:
-        self.sink.reject(self.topic, reason, detail, self.frame, self.recv, index)
+    def reject(
+        self, reason: str, detail: str, index: int | None = None, value_index: int | None = None
+    ) -> None:
+        """Reject the frame, its item ``index``, or that item's sampled value ``value_index``."""
+        self.sink.reject(self.topic, reason, detail, self.frame, self.recv, index, value_index)
 
 
 def frame_problem(frame: Any) -> str:

@@ -15,11 +15,21 @@ sample itself may not state (KEBA KC-P30: kWh with no unit, beside the Wh
 registers). Its energy fills the row only where no plain register did; one
 that cannot be decoded is counted (``signed_value_undecodable``) and dropped
 alone, the values beside it kept.
+
+A negative ``Energy.Active.Import.Register`` is no garbage to drop but a meter
+fault's evidence (a register that fell below zero): it stays in the batch row,
+stored and handed to the detectors (whether MeterRegression judges it there is
+the detectors' cleaning's call: docs/evaluation.md), and is recorded as a
+per-value ``negative_register`` rejection: rejected for billing. Its
+:class:`MeterReading` carries no energy and the flag ``register_negative``;
+the session engine discards negative registers from the batch
+(``sessions.energy.split_register``: ``bad_value``, ``register_regression``
+review when the power integral proves energy lost).
 """
 
 from __future__ import annotations
 
-__all__ = ["TX_CONTEXTS", "meter_values"]
+__all__ = ["NEGATIVE_FLAG", "TX_CONTEXTS", "meter_values"]
 
 import math
 from typing import Any, Final
@@ -37,6 +47,8 @@ from chargewatch.model.events import MeterReading, SignedReading
 TX_CONTEXTS: Final = frozenset({"Transaction.Begin", "Transaction.End"})
 _NAN: Final = math.nan
 _TEMPERATURE: Final = FIELD_INDEX["temperature_c"]
+#: The flag of a MeterReading whose register read below zero (its energy is None).
+NEGATIVE_FLAG: Final = "register_negative"
 
 
 def meter_values(
@@ -67,11 +79,15 @@ def meter_values(
         row, tx_context, tx_energy, signed = _row(
             ctx, f, mv["sampledValue"], container, i, v16, main_meter
         )
+        energy = row[units.ENERGY]
+        item_flags = flags
+        if energy < 0.0:  # kept in the row for the detectors, never billed
+            energy = _NAN
+            item_flags = (*flags, NEGATIVE_FLAG)
         raw_signed = signed.raw if signed is not None else ""
         if conn_id >= 0 and not all(math.isnan(x) for x in row):
             f.sink.meter.add(conn_id, ts, f.recv, tuple(row))
         if tx_context or transaction_id or raw_signed:
-            energy = row[units.ENERGY]
             if tx_energy is not None:
                 energy = tx_energy
             power = row[units.POWER]
@@ -87,7 +103,7 @@ def meter_values(
                     transaction_id=transaction_id,
                     signed_data=raw_signed,
                     source=f.source,
-                    flags=flags,
+                    flags=item_flags,
                     signed=signed,
                 )
             )
@@ -143,8 +159,16 @@ def _row(
         except RejectError as bad:
             if pl.field == units.POWER_PHASE:
                 phase_power_bad = True
-            f.reject(bad.reason, f"$.{container}[{i}].sampledValue[{j}]: {bad.detail}", i)
+            f.reject(bad.reason, f"$.{container}[{i}].sampledValue[{j}]: {bad.detail}", i, j)
             continue
+        if value < 0.0 and pl.field == units.ENERGY:
+            f.reject(
+                "negative_register",
+                f"$.{container}[{i}].sampledValue[{j}]: {measurand} {raw!r} {pl.unit} = "
+                f"{value:g} Wh: a meter fault, passed to the detectors, not billed",
+                i,
+                j,
+            )
         if pl.quirk:
             ctx.quirks[pl.quirk] += 1
         field = pl.field
@@ -155,7 +179,7 @@ def _row(
             row[field] = value if math.isnan(old) else max(old, value)
         elif math.isnan(row[field]):
             row[field] = value
-        if field == units.ENERGY and context in TX_CONTEXTS and tx_energy is None:
+        if field == units.ENERGY and context in TX_CONTEXTS and tx_energy is None and value >= 0:
             tx_energy = value
     if math.isnan(row[units.POWER]) and not phase_power_bad:
         _sum_phases(ctx, row, phase_power)
@@ -243,6 +267,8 @@ def _value(pl: Plan, raw: Any, multiplier: int, v16: bool, measurand: str) -> fl
     if not pl.low <= value <= pl.high:
         if not math.isfinite(value):
             raise RejectError("non_finite", f"value {raw!r} is not finite")
+        if pl.field == units.ENERGY and -pl.high <= value < 0.0:
+            return value  # a register below zero: the caller flags it (module doc)
         raise RejectError(
             "out_of_range",
             f"{measurand} {raw!r} {pl.unit} = {value:g} outside {pl.low:g}..{pl.high:g}",

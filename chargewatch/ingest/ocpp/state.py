@@ -15,6 +15,11 @@ result can overtake its CALL. Each charger therefore keeps, per direction:
 
 Message ids are unique per sender only (OCPP-J RPC framework), so the direction is part
 of every key. Nothing here is shared between chargers.
+
+Each map is bounded per charger; the number of chargers is bounded by the
+decoder (:meth:`~chargewatch.ingest.ocpp.decoder.OcppDecoder.expire`): a
+charger silent for long is pruned, or *parked* (:meth:`ChargerState.park`)
+when it has an open transaction, whose id and connector outlive any silence.
 """
 
 from __future__ import annotations
@@ -83,9 +88,13 @@ class Evse:
 
 
 class ChargerState:
-    __slots__ = ("early", "evse", "pending", "recent", "tx_connector")
+    __slots__ = ("early", "evse", "last_seen", "parked", "pending", "recent", "tx_connector")
 
-    def __init__(self) -> None:
+    def __init__(self, last_seen: float = 0.0) -> None:
+        #: Receive time of the charger's latest frame (the decoder's clock, not the wall's).
+        self.last_seen = last_seen
+        #: Compacted after a long silence: only open transactions are left.
+        self.parked = False
         self.pending: dict[tuple[Side, str], Pending] = {}
         self.early: dict[tuple[Side, str], Early] = {}
         # Insertion-ordered, trimmed from the oldest end.
@@ -104,6 +113,34 @@ class ChargerState:
         self.tx_connector.pop(transaction_id, None)  # move to the young end
         self.tx_connector[transaction_id] = connector
         _trim(self.tx_connector, limit)
+
+    def open_transactions(self) -> dict[str, int]:
+        """The transactions that may still be open, by id: their stops need the connector.
+
+        1.6: every id known (StopTransaction forgets its own); 2.0.1 (EVSEs
+        tracked): the ids of the EVSEs whose transaction is active, since an
+        EVSE has one transaction at a time and 2.0.1 ids are kept after their end.
+        """
+        if not self.evse:
+            return self.tx_connector
+        active = {e.transaction_id for e in self.evse.values() if e.active}
+        return {t: c for t, c in self.tx_connector.items() if t in active}
+
+    def park(self) -> None:
+        """Forget all but the open transactions (the caller expired the pending CALLs).
+
+        A 1.6 StopTransaction names no connector and a 2.0.1 TransactionEvent
+        names its EVSE only in its first message, so a transaction's id and
+        connector must survive the silence (a charger offline for days
+        reports the stop when it is back); duplicates and answers of that long
+        ago cannot come any more.
+        """
+        self.pending.clear()
+        self.early.clear()
+        self.recent.clear()
+        self.tx_connector = dict(self.open_transactions())
+        self.evse = {k: e for k, e in self.evse.items() if e.active}
+        self.parked = True
 
     def evse_state(self, evse: int) -> Evse:
         found = self.evse.get(evse)

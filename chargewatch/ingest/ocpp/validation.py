@@ -100,7 +100,7 @@ def _kept_items(
         drop = [j for (k, j) in bad_samples if k == i]
         if drop:
             for j in drop:
-                f.reject("schema_violation", describe(bad_samples[(i, j)]), i)
+                f.reject("schema_violation", describe(bad_samples[(i, j)]), i, j)
             samples = [s for j, s in enumerate(item["sampledValue"]) if j not in drop]
             if samples:
                 kept.append({**item, "sampledValue": samples})
