@@ -8,9 +8,18 @@ commands through the collector's MQTT client.
 
 from __future__ import annotations
 
-__all__ = ["AlertStage", "NotifyWorker", "detector_signals", "ocpp_versions"]
+__all__ = [
+    "EVIDENCE_START",
+    "AlertStage",
+    "NotifyWorker",
+    "detector_signals",
+    "note_evidence_start",
+    "ocpp_versions",
+    "transition_row",
+]
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -217,6 +226,39 @@ def ocpp_versions(decoder: OcppDecoder, index: ConnectorIndex) -> SignalProvider
     return provide
 
 
+#: The annotation a firing transition carries when its detector knows when the
+#: fault began (epoch s): the ledger's ``alert_transitions.evidence_start``.
+EVIDENCE_START = "evidence_start"
+
+
+def note_evidence_start(
+    transitions: Sequence[Transition], frame: dict[str, NDArray[Any]], now: float
+) -> None:
+    """Annotate each firing whose ``fault`` label has an open detector episode with
+    that episode's start (``now`` − ``<fault>_for_s``): ChargerOffline's is the
+    charger's last sign of life, a heartbeat timeout before the alert fires, and
+    uptime counts the outage from there (docs/analytics.md, Uptime)."""
+    for t in transitions:
+        col = frame.get(f"{t.labels.get('fault', '')}_for_s")
+        if t.state != "firing" or col is None or not 0 <= t.connector < col.shape[0]:
+            continue
+        lasted = float(col[t.connector])
+        if math.isfinite(lasted):  # NaN: no open episode on this connector
+            # A copy: the alert's own annotations (what Alertmanager gets) stay as written.
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(now - lasted)}
+
+
+def transition_row(t: Transition) -> dict[str, Any]:
+    """A transition as ``Ledger.write_alert_transitions`` takes it."""
+    return {
+        "at": t.at,
+        "state": t.state,
+        "alertname": t.alertname,
+        "labels": t.labels,
+        "evidence_start": t.annotations.get(EVIDENCE_START),
+    }
+
+
 class AlertStage:
     """Evaluates the rules as time advances (at most every ``min_eval_interval_s``)."""
 
@@ -299,6 +341,7 @@ class AlertStage:
         transitions = self.engine.evaluate(now, frame)
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
         if transitions:
+            note_evidence_start(transitions, frame, now)
             self.transitions += len(transitions)
             if self.on_transitions is not None:
                 self.on_transitions(transitions)

@@ -19,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "UptimeInputs",
     "exclusions_from_json",
+    "load_alert_history",
     "load_status_changes",
     "load_uptime_inputs",
     "uptime_gauges",
@@ -47,6 +48,7 @@ from chargewatch.model.fleet import Fleet
 from chargewatch.storage.analytics_source import load_transitions
 from chargewatch.storage.exclusions import active_exclusions
 from chargewatch.storage.ledger import Ledger
+from chargewatch.storage.ledger_copy import columns
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def load_uptime_inputs(
     ledger: Ledger, lo: float, hi: float, *, fleet: Fleet | None = None
 ) -> UptimeInputs:
     """Ports: the fleet's (each charger × its connectors), else those seen in the ledger."""
-    transitions = load_transitions(ledger, until=hi)
+    transitions = load_alert_history(ledger, until=hi)
     changes, codes = load_status_changes(ledger, lo, hi)
     signals = alert_signals(transitions, until=hi) + status_signals(changes, hi, codes)
     failed = [
@@ -84,20 +86,47 @@ def load_uptime_inputs(
     return UptimeInputs(_ports(fleet, sessions, signals), signals, sessions, failed)
 
 
+def load_alert_history(ledger: Ledger, *, until: float) -> list[dict[str, Any]]:
+    """Alert transitions before ``until`` with their ``evidence_start`` (migration 12;
+    None before it or where the alert stage knew none)."""
+    if "evidence_start" not in columns(ledger, "alert_transitions"):
+        return [{**t, "evidence_start": None} for t in load_transitions(ledger, until=until)]
+    rows = ledger.db.execute(
+        "SELECT at, state, alertname, labels, evidence_start FROM alert_transitions"
+        " WHERE at < ? ORDER BY at",
+        (until,),
+    ).fetchall()
+    return [
+        {
+            "at": float(r[0]),
+            "state": str(r[1]),
+            "alertname": str(r[2]),
+            "labels": json.loads(r[3]),
+            "evidence_start": None if r[4] is None else float(r[4]),
+        }
+        for r in rows
+    ]
+
+
 def load_status_changes(
     ledger: Ledger, lo: float, hi: float
-) -> tuple[list[tuple[float, str, str, str]], dict[tuple[float, str, str], str]]:
+) -> tuple[list[tuple[float, str, str, str]], dict[tuple[float, str, str], tuple[str, str]]]:
     """Status changes in [lo, hi) and each port's last one before ``lo`` (a port
-    Faulted since before the window is down from its start), for ``status_signals``."""
+    Faulted since before the window is down from its start), for ``status_signals``;
+    the codes as (OCPP error code, MREC code the charger stated)."""
     if not ledger.has_table("port_status"):
         return [], {}  # a ledger opened read-only before a collector migrated it
+    # Before migration 12 the stated MREC rode in error_code after a comma.
+    new = "mrec" in columns(ledger, "port_status")
+    mrec, p_mrec = ("mrec", "p.mrec") if new else ("''", "''")
     # Each port's last change before the window: a join on its latest time,
     # which both SQLite and PostgreSQL run (no bare columns beside MAX()).
     rows = ledger.db.execute(
-        "SELECT at, charger, connector, status, error_code FROM port_status"
+        f"SELECT at, charger, connector, status, error_code, {mrec} FROM port_status"
         " WHERE at >= ? AND at < ?"
         " UNION ALL"
-        " SELECT p.at, p.charger, p.connector, p.status, p.error_code FROM port_status p"
+        f" SELECT p.at, p.charger, p.connector, p.status, p.error_code, {p_mrec}"
+        " FROM port_status p"
         " JOIN (SELECT charger, connector, MAX(at) AS last FROM port_status"
         " WHERE at < ? GROUP BY charger, connector) b"
         " ON p.charger = b.charger AND p.connector = b.connector AND p.at = b.last"
@@ -105,8 +134,15 @@ def load_status_changes(
         (lo, hi, lo),
     ).fetchall()
     changes = [(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
-    codes = {(float(r[0]), str(r[1]), str(r[2])): str(r[4]) for r in rows}
+    codes = {(float(r[0]), str(r[1]), str(r[2])): _codes(str(r[4]), str(r[5])) for r in rows}
     return changes, codes
+
+
+def _codes(error_code: str, mrec: str) -> tuple[str, str]:
+    if mrec:
+        return error_code, mrec
+    code, _, stated = error_code.partition(",")  # a row written before migration 12
+    return code, stated
 
 
 def _ports(
