@@ -95,6 +95,8 @@ class Signal:
     source: str  # the alert name, or "status"
     error_code: str = ""
     mrec: str = ""
+    session_id: str = ""  # a port failing to deliver: the session it failed
+    note: str = ""  # what the evidence showed, e.g. the power readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,8 @@ class Outage:
             "alerts": sorted({s.source for s in self.signals}),
             "error_codes": sorted({s.error_code for s in self.signals if s.error_code}),
             "mrec": sorted({s.mrec for s in self.signals if s.mrec}),
+            "sessions": sorted({s.session_id for s in self.signals if s.session_id}),
+            "notes": [s.note for s in self.signals if s.note],
             "excluded_min": self.excluded_s / 60.0,
             "exclusions": [
                 {"cause": e.cause, "by": e.by, "reason": e.reason, "start": e.start, "end": e.end}

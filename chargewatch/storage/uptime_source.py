@@ -20,6 +20,7 @@ __all__ = [
     "UptimeInputs",
     "exclusions_from_json",
     "load_alert_history",
+    "load_periods",
     "load_status_changes",
     "load_uptime_inputs",
     "uptime_gauges",
@@ -28,10 +29,12 @@ __all__ = [
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chargewatch.analytics.delivery import delivery_signals
+from chargewatch.analytics.operating_hours import hours_exclusions
 from chargewatch.analytics.uptime import (
     Exclusion,
     Port,
@@ -44,6 +47,7 @@ from chargewatch.analytics.uptime import (
     status_signals,
     year_before,
 )
+from chargewatch.model.delivery import DeliveryPolicy
 from chargewatch.model.fleet import Fleet
 from chargewatch.storage.analytics_source import load_transitions
 from chargewatch.storage.exclusions import active_exclusions
@@ -57,6 +61,9 @@ class UptimeInputs:
     signals: list[Signal]
     sessions: list[dict[str, Any]]
     failed_starts: list[dict[str, Any]]
+    #: What the configuration excludes by itself: hours outside the sites'
+    #: operating hours. Operators' tags (the API's, --exclusions) come on top.
+    exclusions: list[Exclusion] = field(default_factory=list)
 
 
 def load_uptime_inputs(
@@ -83,7 +90,28 @@ def load_uptime_inputs(
     ).fetchall()
     keys = ("charger", "connector", "site", "start", "stop", "energy_wh", "peak_power_w")
     sessions = [dict(zip(keys, (r[0], str(r[1]), *r[2:]), strict=True)) for r in rows]
-    return UptimeInputs(_ports(fleet, sessions, signals), signals, sessions, failed)
+    policy = fleet.uptime if fleet is not None else DeliveryPolicy()
+
+    def limits(charger: str) -> tuple[float, float]:
+        if fleet is None:
+            return policy.min_power_w, policy.grace_s
+        return policy.for_port(fleet.site_of(charger), fleet.model_of(charger))
+
+    signals += delivery_signals(load_periods(ledger, lo, hi), changes, hi, limits)
+    ports = _ports(fleet, sessions, signals)
+    return UptimeInputs(ports, signals, sessions, failed, hours_exclusions(fleet, lo, hi))
+
+
+def load_periods(ledger: Ledger, lo: float, hi: float) -> list[dict[str, Any]]:
+    """The sessions' periods that overlap [lo, hi), with their port."""
+    rows = ledger.db.execute(
+        'SELECT s.session_id, s.charger_id, s.connector_id, p.start, p."end", p.energy_wh,'
+        " p.max_power_w FROM periods p JOIN sessions s ON s.session_id = p.session_id"
+        ' WHERE p."end" > ? AND p.start < ? ORDER BY p.start',
+        (lo, hi),
+    ).fetchall()
+    keys = ("session_id", "charger", "connector", "start", "end", "energy_wh", "max_power_w")
+    return [dict(zip(keys, (r[0], r[1], str(r[2]), *r[3:]), strict=True)) for r in rows]
 
 
 def load_alert_history(ledger: Ledger, *, until: float) -> list[dict[str, Any]]:
@@ -208,9 +236,9 @@ def write_uptime_jsonl(
         if lo is None or hi is None or not hi > lo:
             return 0
         inputs = load_uptime_inputs(ledger, lo, hi, fleet=fleet)
-        sig = by_charger(inputs.signals)
+        sig, exc = by_charger(inputs.signals), by_charger(inputs.exclusions)
         for port in inputs.ports:
-            row = port_uptime(port, sig.get(port.charger, []), (), lo, hi)
+            row = port_uptime(port, sig.get(port.charger, []), exc.get(port.charger, []), lo, hi)
             out.write(json.dumps({k: row[k] for k in JSONL_KEYS}) + "\n")
             n += 1
     return n
@@ -224,7 +252,7 @@ NEVI_FLOOR_PCT = 97.0
 def uptime_gauges(ledger: Ledger, now: float, fleet: Fleet | None) -> dict[str, Any]:
     """``{"30d": {site: pct}, "12m": {site: pct}, "below": {site: n}}``; site "" = fleet."""
     inputs = load_uptime_inputs(ledger, year_before(now), now, fleet=fleet)
-    exclusions = active_exclusions(ledger)
+    exclusions = active_exclusions(ledger) + inputs.exclusions
     sig, exc = by_charger(inputs.signals), by_charger(exclusions)
     recent = [
         port_uptime(p, sig.get(p.charger, []), exc.get(p.charger, []), now - MONTH_S, now)
