@@ -2,7 +2,8 @@
 
 A *port* is a charger's connector. It is **down** while a down signal applies
 to it: a charger-wide one (connector "" or "0": offline, a charger fault) or
-one on that connector (Faulted, an error code, charging interrupted). Signals
+one on that connector (Faulted, an error code, charging interrupted, failing to
+deliver: analytics.delivery). Signals
 that overlap form one outage, so a charger that is offline while a connector
 is also faulted is counted once. Down time an operator tagged with one of the
 causes 680.116(b)(3) lists for T_excluded (``EXCLUDED_CAUSES``) is **excluded**; the rest is up.
@@ -91,7 +92,7 @@ class Signal:
     connector: str
     start: float
     end: float
-    kind: str  # offline | faulted | error_code | interrupted | unavailable | …
+    kind: str  # offline | faulted | error_code | interrupted | unavailable | not_delivering | …
     source: str  # the alert name, or "status"
     error_code: str = ""
     mrec: str = ""

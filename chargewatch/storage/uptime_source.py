@@ -8,7 +8,14 @@ Outages come from two records the ledger keeps across restarts:
   next status. Changes within one batch collapse to the last one (the fleet
   state's change set), so a fault shorter than a batch is not seen there;
 * the alert transitions (ChargerOffline, error-code alerts, ChargingInterrupted,
-  …), which carry the first and last signal of each outage.
+  …), which carry the first and last signal of each outage; since migration 12
+  a firing also carries ``evidence_start``, when its fault began (an offline
+  charger's last sign of life);
+* the sessions' periods with the status history: a port in Charging that
+  delivers below the fleet's ``uptime.min_power_w`` (analytics.delivery).
+
+With a fleet, its sites' operating hours become exclusions
+(analytics.operating_hours).
 
 Failed starts are the FailedStart alert's firings. A ledger from before
 migration 11 has no status history: its outages come from the alerts alone.
@@ -28,6 +35,7 @@ __all__ = [
 ]
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,18 +105,32 @@ def load_uptime_inputs(
             return policy.min_power_w, policy.grace_s
         return policy.for_port(fleet.site_of(charger), fleet.model_of(charger))
 
-    signals += delivery_signals(load_periods(ledger, lo, hi), changes, hi, limits)
+    low = load_periods(ledger, lo, hi, below_w=_highest_minimum(policy))
+    signals += delivery_signals(low, changes, hi, limits)
     ports = _ports(fleet, sessions, signals)
     return UptimeInputs(ports, signals, sessions, failed, hours_exclusions(fleet, lo, hi))
 
 
-def load_periods(ledger: Ledger, lo: float, hi: float) -> list[dict[str, Any]]:
-    """The sessions' periods that overlap [lo, hi), with their port."""
+def _highest_minimum(policy: DeliveryPolicy) -> float:
+    rules = [*policy.sites.values(), *policy.models.values()]
+    return max([policy.min_power_w, *(r.min_power_w for r in rules if r.min_power_w is not None)])
+
+
+def load_periods(
+    ledger: Ledger, lo: float, hi: float, *, below_w: float = math.inf
+) -> list[dict[str, Any]]:
+    """The sessions' periods that overlap [lo, hi), with their port; only those
+    averaging below ``below_w`` (a year of a fleet's periods is millions of rows,
+    and only the low ones can be failures to deliver)."""
+    if below_w <= 0:
+        return []
+    low = "" if math.isinf(below_w) else ' AND p.energy_wh * 3600 < ? * (p."end" - p.start)'
+    args = (lo, hi) if math.isinf(below_w) else (lo, hi, below_w)
     rows = ledger.db.execute(
         'SELECT s.session_id, s.charger_id, s.connector_id, p.start, p."end", p.energy_wh,'
         " p.max_power_w FROM periods p JOIN sessions s ON s.session_id = p.session_id"
-        ' WHERE p."end" > ? AND p.start < ? ORDER BY p.start',
-        (lo, hi),
+        f' WHERE p."end" > ? AND p.start < ?{low} ORDER BY p.start',
+        args,
     ).fetchall()
     keys = ("session_id", "charger", "connector", "start", "end", "energy_wh", "max_power_w")
     return [dict(zip(keys, (r[0], r[1], str(r[2]), *r[3:]), strict=True)) for r in rows]
