@@ -22,6 +22,7 @@ from __future__ import annotations
 
 __all__ = ["DELIVERY_STATUSES", "delivery_signals"]
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -85,12 +86,17 @@ def _status_spans(
 def _intersect(
     pieces: Sequence[tuple[float, float, Mapping[str, Any]]], spans: Sequence[Span]
 ) -> list[tuple[float, float, Mapping[str, Any]]]:
+    """Each piece cut to the (sorted, disjoint) spans; a bisection finds the first
+    span a piece can meet: a year of a port's sessions is thousands of each."""
+    ends = [d for _, d in spans]
     out = []
     for a, b, p in pieces:
-        for c, d in spans:
-            lo, hi = max(a, c), min(b, d)
+        i = bisect_right(ends, a)
+        while i < len(spans) and spans[i][0] < b:
+            lo, hi = max(a, spans[i][0]), min(b, spans[i][1])
             if hi > lo:
                 out.append((lo, hi, p))
+            i += 1
     return sorted(out, key=lambda x: x[0])
 
 
