@@ -141,3 +141,43 @@ def test_the_alert_stage_notes_when_the_episode_began() -> None:
             "SELECT state, evidence_start FROM alert_transitions ORDER BY state"
         ).fetchall()
     assert [tuple(r) for r in rows] == [("firing", 850.0), ("resolved", None)]
+
+
+def test_a_silent_charger_fires_offline_with_its_last_sign_of_life() -> None:
+    # The shipped rules and the liveness detector, end to end: a 1.6 charger sends a
+    # status and a heartbeat at T0 + 1, then nothing; ChargerOffline fires a timeout
+    # later (600 s: no heartbeat interval known) and the firing carries T0 + 1, the
+    # last message's receive time.
+    from chargewatch.alerting.engine import AlertEngine, default_rules_dir  # noqa: PLC0415
+    from chargewatch.collector.alert_stage import AlertStage, detector_signals  # noqa: PLC0415
+    from chargewatch.detectors import DetectorSet  # noqa: PLC0415
+    from chargewatch.model.batch import MeterBatch  # noqa: PLC0415
+    from chargewatch.state.fleet_state import FleetState  # noqa: PLC0415
+    from tests.collector.ocpp_feed import T0 as F0  # noqa: PLC0415
+    from tests.collector.ocpp_feed import Feed  # noqa: PLC0415
+
+    feed = Feed("1.6").call(
+        "StatusNotification",
+        {"connectorId": 1, "status": "Available", "errorCode": "NoError"},
+    )
+    feed.call("Heartbeat", {}, msg_id="2")
+    feed.index.id("CP1", 1)  # the collector's pipeline registers the connector
+    detectors = DetectorSet(index=feed.index, faults=["charger_offline"])
+    state = FleetState(feed.index)
+    seen: list[Transition] = []
+    stage = AlertStage(
+        AlertEngine(default_rules_dir(), feed.index),
+        state,
+        providers=[detector_signals(detectors, feed.index)],
+        on_transitions=seen.extend,
+    )
+    events = feed.events()
+    detectors.on_batch(MeterBatch.empty(), events, F0 + 1)
+    state.on_batch(MeterBatch.empty(), events, F0 + 1)
+    for t in range(0, 3601, 10):
+        detectors.tick(F0 + 1 + t)
+        stage.tick(F0 + 1 + t)
+    fired = [t for t in seen if t.alertname == "ChargerOffline" and t.state == "firing"]
+    assert fired, [t.alertname for t in seen]
+    assert fired[0].at >= F0 + 1 + 600  # fired a timeout after the silence began
+    assert float(transition_row(fired[0])["evidence_start"]) == pytest.approx(F0 + 1)
