@@ -178,7 +178,9 @@ def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> lis
     An instance is its alertname and labels, as Alertmanager identifies it; one
     still firing at ``until`` runs to ``until``. An offline outage starts at the
     firing's ``evidence_start`` (the charger's last sign of life; the alert fires
-    only a heartbeat timeout later), else at the firing.
+    only a heartbeat timeout later), else at the firing, and ends at the
+    resolution's ``evidence_start`` (its return; the alert resolves only
+    ``keep_firing_for`` later), else at the resolution.
     """
     open_: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, Mapping[str, Any]]] = {}
     out: list[Signal] = []
@@ -192,7 +194,7 @@ def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> lis
             open_.setdefault(key, (_first_evidence(t, kind), labels))
         elif key in open_:
             start, lab = open_.pop(key)
-            out.append(_signal(key[0], lab, kind, start, float(t["at"])))
+            out.append(_signal(key[0], lab, kind, start, _last_evidence(t, kind)))
     for (name, _), (start, lab) in open_.items():
         out.append(_signal(name, lab, _down_kind(lab) or "down", start, until))
     return [s for s in out if s.end > s.start]
@@ -207,6 +209,16 @@ def _first_evidence(t: Mapping[str, Any], kind: str) -> float:
     if kind != "offline" or began is None:
         return at
     return min(at, float(began))
+
+
+def _last_evidence(t: Mapping[str, Any], kind: str) -> float:
+    """When a resolution's outage ended: for an offline charger its return, before
+    the rule's ``keep_firing_for`` (the resolution's ``evidence_start``)."""
+    at = float(t["at"])
+    back = t.get("evidence_start")
+    if kind != "offline" or back is None:
+        return at
+    return min(at, float(back))
 
 
 def _down_kind(labels: Mapping[str, Any]) -> str | None:

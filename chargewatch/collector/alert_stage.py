@@ -13,6 +13,7 @@ __all__ = [
     "AlertStage",
     "NotifyWorker",
     "detector_signals",
+    "note_cleared_at",
     "note_evidence_start",
     "ocpp_versions",
     "transition_row",
@@ -226,8 +227,10 @@ def ocpp_versions(decoder: OcppDecoder, index: ConnectorIndex) -> SignalProvider
     return provide
 
 
-#: The annotation a firing transition carries when its detector knows when the
-#: fault began (epoch s): the ledger's ``alert_transitions.evidence_start``.
+#: The annotation a transition carries when the evidence shows its state began
+#: earlier than the transition (epoch s): a firing, when the detector's episode
+#: began; a resolution, when the condition stopped holding (before the rule's
+#: ``keep_firing_for``). The ledger's ``alert_transitions.evidence_start``.
 EVIDENCE_START = "evidence_start"
 
 
@@ -246,6 +249,28 @@ def note_evidence_start(
         if math.isfinite(lasted):  # NaN: no open episode on this connector
             # A copy: the alert's own annotations (what Alertmanager gets) stay as written.
             t.annotations = {**t.annotations, EVIDENCE_START: repr(now - lasted)}
+
+
+def note_cleared_at(transitions: Sequence[Transition], engine: AlertEngine) -> None:
+    """Annotate each resolution held by ``keep_firing_for`` with when its condition
+    stopped holding: ChargerOffline resolves 2 min after the charger is back, and
+    uptime ends the outage at the return (docs/analytics.md, Uptime)."""
+    resolved = {(t.alertname, t.at) for t in transitions if t.state == "resolved"}
+    if not resolved:
+        return
+    cleared: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for rule in engine.rules:
+        for a in rule.alerts.alerts.values():
+            if (rule.name, a.resolved_at) in resolved and a.keep_firing_since is not None:
+                cleared[(rule.name, tuple(sorted(a.labels.items())))] = a.keep_firing_since
+    for t in transitions:
+        at = (
+            cleared.get((t.alertname, tuple(sorted(t.labels.items()))))
+            if t.state == "resolved"
+            else None
+        )
+        if at is not None:
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(at)}
 
 
 def transition_row(t: Transition) -> dict[str, Any]:
@@ -342,6 +367,7 @@ class AlertStage:
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
         if transitions:
             note_evidence_start(transitions, frame, now)
+            note_cleared_at(transitions, self.engine)
             self.transitions += len(transitions)
             if self.on_transitions is not None:
                 self.on_transitions(transitions)

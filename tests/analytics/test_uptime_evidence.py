@@ -34,19 +34,24 @@ def _offline(at: float, state: str, evidence: float | None = None) -> dict[str, 
     }
 
 
-def test_an_offline_outage_starts_at_the_last_sign_of_life() -> None:
+def test_an_offline_outage_runs_from_the_last_sign_of_life_to_the_return() -> None:
     # Last message 02:00; silent for the 150 s timeout, so the alert fires at
-    # 02:02:30; back at 03:00. Down 60 min of the 10 h window: 90 %.
+    # 02:02:30; back at 03:00, resolved 2 min later (keep_firing_for). Down
+    # 02:00-03:00, 60 min of the 10 h window: 90 %.
     port = Port("C1", "1")
-    fired = [_offline(T0 + 2 * H + 150, "firing", T0 + 2 * H), _offline(T0 + 3 * H, "resolved")]
+    fired = [
+        _offline(T0 + 2 * H + 150, "firing", T0 + 2 * H),
+        _offline(T0 + 3 * H + 120, "resolved", T0 + 3 * H),
+    ]
     row = port_uptime(port, alert_signals(fired, T0 + 10 * H), (), T0, T0 + 10 * H)
     assert row["outage_min"] == pytest.approx(60.0)
     assert row["uptime_pct"] == pytest.approx(90.0)
-    assert row["outages"][0]["evidence"]["first_signal"] == T0 + 2 * H
-    # Unknown (NULL): from the firing, 57.5 min.
-    fired[0]["evidence_start"] = None
+    ev = row["outages"][0]["evidence"]
+    assert (ev["first_signal"], ev["last_signal"]) == (T0 + 2 * H, T0 + 3 * H)
+    # Unknown (NULL, recorded before migration 12): firing to resolution, 59.5 min.
+    fired[0]["evidence_start"] = fired[1]["evidence_start"] = None
     row = port_uptime(port, alert_signals(fired, T0 + 10 * H), (), T0, T0 + 10 * H)
-    assert row["outage_min"] == pytest.approx(57.5)
+    assert row["outage_min"] == pytest.approx(59.5)
 
 
 def test_only_offline_outages_move_to_their_evidence() -> None:
@@ -174,10 +179,23 @@ def test_a_silent_charger_fires_offline_with_its_last_sign_of_life() -> None:
     events = feed.events()
     detectors.on_batch(MeterBatch.empty(), events, F0 + 1)
     state.on_batch(MeterBatch.empty(), events, F0 + 1)
-    for t in range(0, 3601, 10):
+    for t in range(0, 1800, 10):
         detectors.tick(F0 + 1 + t)
         stage.tick(F0 + 1 + t)
-    fired = [t for t in seen if t.alertname == "ChargerOffline" and t.state == "firing"]
-    assert fired, [t.alertname for t in seen]
-    assert fired[0].at >= F0 + 1 + 600  # fired a timeout after the silence began
-    assert float(transition_row(fired[0])["evidence_start"]) == pytest.approx(F0 + 1)
+    # Back at F0 + 1805 (a heartbeat); the rule keeps firing 2 min more.
+    feed.sink.events.clear()
+    feed.call("Heartbeat", {}, msg_id="3", recv=F0 + 1805)
+    back = feed.events()
+    detectors.on_batch(MeterBatch.empty(), back, F0 + 1805)
+    state.on_batch(MeterBatch.empty(), back, F0 + 1805)
+    for t in range(1810, 2400, 10):
+        detectors.tick(F0 + t)
+        stage.tick(F0 + t)
+    mine = [t for t in seen if t.alertname == "ChargerOffline"]
+    assert [t.state for t in mine] == ["firing", "resolved"]
+    fired, gone = mine
+    assert fired.at >= F0 + 1 + 600  # fired a timeout after the silence began
+    assert float(transition_row(fired)["evidence_start"]) == pytest.approx(F0 + 1)
+    assert gone.at >= F0 + 1805 + 120
+    # The condition cleared at the first evaluation after the return (10 s apart).
+    assert F0 + 1805 <= float(transition_row(gone)["evidence_start"]) <= F0 + 1815
