@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting import AlertEngine, Command, Notification, Transition
+from chargewatch.alerting.state import key_of
 from chargewatch.core import metrics
 from chargewatch.detectors import DetectorSet
 from chargewatch.detectors.episodes import Finding
@@ -255,22 +256,16 @@ def note_cleared_at(transitions: Sequence[Transition], engine: AlertEngine) -> N
     """Annotate each resolution held by ``keep_firing_for`` with when its condition
     stopped holding: ChargerOffline resolves 2 min after the charger is back, and
     uptime ends the outage at the return (docs/analytics.md, Uptime)."""
-    resolved = {(t.alertname, t.at) for t in transitions if t.state == "resolved"}
-    if not resolved:
+    gone = [t for t in transitions if t.state == "resolved"]
+    if not gone:
         return
-    cleared: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-    for rule in engine.rules:
-        for a in rule.alerts.alerts.values():
-            if (rule.name, a.resolved_at) in resolved and a.keep_firing_since is not None:
-                cleared[(rule.name, tuple(sorted(a.labels.items())))] = a.keep_firing_since
-    for t in transitions:
-        at = (
-            cleared.get((t.alertname, tuple(sorted(t.labels.items()))))
-            if t.state == "resolved"
-            else None
-        )
-        if at is not None:
-            t.annotations = {**t.annotations, EVIDENCE_START: repr(at)}
+    # A resolved alert stays in its rule's set for a while, under its labels' key.
+    rules = {r.name: r for r in engine.rules if r.keep_firing_for_s > 0}
+    for t in gone:
+        rule = rules.get(t.alertname)
+        a = rule.alerts.alerts.get(key_of(t.labels)) if rule is not None else None
+        if a is not None and a.resolved_at == t.at and a.keep_firing_since is not None:
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(a.keep_firing_since)}
 
 
 def transition_row(t: Transition) -> dict[str, Any]:
