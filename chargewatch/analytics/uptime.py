@@ -2,7 +2,8 @@
 
 A *port* is a charger's connector. It is **down** while a down signal applies
 to it: a charger-wide one (connector "" or "0": offline, a charger fault) or
-one on that connector (Faulted, an error code, charging interrupted). Signals
+one on that connector (Faulted, an error code, charging interrupted, failing to
+deliver: analytics.delivery). Signals
 that overlap form one outage, so a charger that is offline while a connector
 is also faulted is counted once. Down time an operator tagged with one of the
 causes 680.116(b)(3) lists for T_excluded (``EXCLUDED_CAUSES``) is **excluded**; the rest is up.
@@ -91,10 +92,12 @@ class Signal:
     connector: str
     start: float
     end: float
-    kind: str  # offline | faulted | error_code | interrupted | unavailable | …
+    kind: str  # offline | faulted | error_code | interrupted | unavailable | not_delivering | …
     source: str  # the alert name, or "status"
     error_code: str = ""
     mrec: str = ""
+    session_id: str = ""  # a port failing to deliver: the session it failed
+    note: str = ""  # what the evidence showed, e.g. the power readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class Outage:
             "alerts": sorted({s.source for s in self.signals}),
             "error_codes": sorted({s.error_code for s in self.signals if s.error_code}),
             "mrec": sorted({s.mrec for s in self.signals if s.mrec}),
+            "sessions": sorted({s.session_id for s in self.signals if s.session_id}),
+            "notes": [s.note for s in self.signals if s.note],
             "excluded_min": self.excluded_s / 60.0,
             "exclusions": [
                 {"cause": e.cause, "by": e.by, "reason": e.reason, "start": e.start, "end": e.end}
@@ -167,10 +172,15 @@ def by_charger(items: Iterable[Any]) -> dict[str, list[Any]]:
 
 
 def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> list[Signal]:
-    """Down signals from alert transitions (``at``, ``state``, ``alertname``, ``labels``).
+    """Down signals from alert transitions (``at``, ``state``, ``alertname``, ``labels``,
+    optionally ``evidence_start``).
 
     An instance is its alertname and labels, as Alertmanager identifies it; one
-    still firing at ``until`` runs to ``until``.
+    still firing at ``until`` runs to ``until``. An offline outage starts at the
+    firing's ``evidence_start`` (the charger's last sign of life; the alert fires
+    only a heartbeat timeout later), else at the firing, and ends at the
+    resolution's ``evidence_start`` (its return; the alert resolves only
+    ``keep_firing_for`` later), else at the resolution.
     """
     open_: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, Mapping[str, Any]]] = {}
     out: list[Signal] = []
@@ -181,13 +191,34 @@ def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> lis
             continue
         key = (str(t["alertname"]), tuple(sorted((str(k), str(v)) for k, v in labels.items())))
         if t["state"] == "firing":
-            open_.setdefault(key, (float(t["at"]), labels))
+            open_.setdefault(key, (_first_evidence(t, kind), labels))
         elif key in open_:
             start, lab = open_.pop(key)
-            out.append(_signal(key[0], lab, kind, start, float(t["at"])))
+            out.append(_signal(key[0], lab, kind, start, _last_evidence(t, kind)))
     for (name, _), (start, lab) in open_.items():
         out.append(_signal(name, lab, _down_kind(lab) or "down", start, until))
     return [s for s in out if s.end > s.start]
+
+
+def _first_evidence(t: Mapping[str, Any], kind: str) -> float:
+    """When a firing's outage began: for an offline charger its last sign of life.
+    Other alerts keep their firing time: their rules' ``for:`` debounces a condition
+    under which the port may still have delivered."""
+    at = float(t["at"])
+    began = t.get("evidence_start")
+    if kind != "offline" or began is None:
+        return at
+    return min(at, float(began))
+
+
+def _last_evidence(t: Mapping[str, Any], kind: str) -> float:
+    """When a resolution's outage ended: for an offline charger its return, before
+    the rule's ``keep_firing_for`` (the resolution's ``evidence_start``)."""
+    at = float(t["at"])
+    back = t.get("evidence_start")
+    if kind != "offline" or back is None:
+        return at
+    return min(at, float(back))
 
 
 def _down_kind(labels: Mapping[str, Any]) -> str | None:
@@ -221,14 +252,15 @@ def _signal(name: str, labels: Mapping[str, Any], kind: str, a: float, b: float)
 def status_signals(
     changes: Iterable[tuple[float, str, str, str]],
     until: float,
-    error_codes: Mapping[Any, str] | None = None,
+    error_codes: Mapping[Any, str | tuple[str, str]] | None = None,
 ) -> list[Signal]:
     """Down signals from status changes ``(at, charger, connector, status)``.
 
     A Faulted or Unavailable port stays down until its next status.
-    ``error_codes`` maps (at, charger, connector) to the code reported with it.
+    ``error_codes`` maps (at, charger, connector) to the code reported with it, or
+    to (code, MREC code the charger stated) as the ledger's port_status keeps them.
     """
-    current: dict[tuple[str, str], tuple[float, str, str]] = {}
+    current: dict[tuple[str, str], tuple[float, str, str | tuple[str, str]]] = {}
     out: list[Signal] = []
     codes = error_codes or {}
     for at, charger, connector, status in sorted(changes):
@@ -243,11 +275,12 @@ def status_signals(
     return [s for s in out if s.end > s.start]
 
 
-def _status_signal(charger: str, connector: str, a: float, b: float, was: str, code: str) -> Signal:
-    """A Faulted/Unavailable span; its MREC from the error code: a code the charger
-    stated (``CX0nn`` alone, or after the OCPP code as port_status keeps it,
-    ``OtherError,CX005``), else the ChargeX pairing of the OCPP 1.6 code."""
-    first, _, stated = code.partition(",")
+def _status_signal(
+    charger: str, connector: str, a: float, b: float, was: str, code: str | tuple[str, str]
+) -> Signal:
+    """A Faulted/Unavailable span; its MREC: the one the charger stated, else the
+    ChargeX pairing of the OCPP 1.6 code (or a CX0nn sent as the code itself)."""
+    first, stated = code if isinstance(code, tuple) else (code, "")
     error = "" if first in ("", "NoError") else first
     mrec = mrec_of_vendor_code(stated) or (
         (mrec_of_vendor_code(error) or mrec_of(error)) if error else ""

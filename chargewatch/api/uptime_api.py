@@ -75,7 +75,7 @@ def _handler(
             if isinstance(window, str):
                 return json_response({"error": window}, 400)
             inputs = load_uptime_inputs(ledger, window.lo, window.hi, fleet=fleet)
-            exclusions = active_exclusions(ledger)
+            exclusions = active_exclusions(ledger) + inputs.exclusions
         finally:
             if own:
                 ledger.close()

@@ -78,8 +78,9 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError([ConfigProblem(args.exclusions, "", str(exc))]) from exc
     with Ledger(args.ledger, read_only=True) as ledger:
         inputs = load_uptime_inputs(ledger, args.frm, args.to, fleet=fleet)
-        # Tags stored through the API, then those of --exclusions.
-        exclusions = active_exclusions(ledger) + exclusions
+        # Tags stored through the API, those of --exclusions, then the fleet's
+        # operating hours.
+        exclusions = active_exclusions(ledger) + exclusions + inputs.exclusions
     if args.format == "nevi":
         _write(args, _nevi(args, inputs, exclusions))
         return 0

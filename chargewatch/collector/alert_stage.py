@@ -8,9 +8,19 @@ commands through the collector's MQTT client.
 
 from __future__ import annotations
 
-__all__ = ["AlertStage", "NotifyWorker", "detector_signals", "ocpp_versions"]
+__all__ = [
+    "EVIDENCE_START",
+    "AlertStage",
+    "NotifyWorker",
+    "detector_signals",
+    "note_cleared_at",
+    "note_evidence_start",
+    "ocpp_versions",
+    "transition_row",
+]
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -21,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.alerting import AlertEngine, Command, Notification, Transition
+from chargewatch.alerting.state import key_of
 from chargewatch.core import metrics
 from chargewatch.detectors import DetectorSet
 from chargewatch.detectors.episodes import Finding
@@ -217,6 +228,57 @@ def ocpp_versions(decoder: OcppDecoder, index: ConnectorIndex) -> SignalProvider
     return provide
 
 
+#: The annotation a transition carries when the evidence shows its state began
+#: earlier than the transition (epoch s): a firing, when the detector's episode
+#: began; a resolution, when the condition stopped holding (before the rule's
+#: ``keep_firing_for``). The ledger's ``alert_transitions.evidence_start``.
+EVIDENCE_START = "evidence_start"
+
+
+def note_evidence_start(
+    transitions: Sequence[Transition], frame: dict[str, NDArray[Any]], now: float
+) -> None:
+    """Annotate each firing whose ``fault`` label has an open detector episode with
+    that episode's start (``now`` − ``<fault>_for_s``): ChargerOffline's is the
+    charger's last sign of life, a heartbeat timeout before the alert fires, and
+    uptime counts the outage from there (docs/analytics.md, Uptime)."""
+    for t in transitions:
+        col = frame.get(f"{t.labels.get('fault', '')}_for_s")
+        if t.state != "firing" or col is None or not 0 <= t.connector < col.shape[0]:
+            continue
+        lasted = float(col[t.connector])
+        if math.isfinite(lasted):  # NaN: no open episode on this connector
+            # A copy: the alert's own annotations (what Alertmanager gets) stay as written.
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(now - lasted)}
+
+
+def note_cleared_at(transitions: Sequence[Transition], engine: AlertEngine) -> None:
+    """Annotate each resolution held by ``keep_firing_for`` with when its condition
+    stopped holding: ChargerOffline resolves 2 min after the charger is back, and
+    uptime ends the outage at the return (docs/analytics.md, Uptime)."""
+    gone = [t for t in transitions if t.state == "resolved"]
+    if not gone:
+        return
+    # A resolved alert stays in its rule's set for a while, under its labels' key.
+    rules = {r.name: r for r in engine.rules if r.keep_firing_for_s > 0}
+    for t in gone:
+        rule = rules.get(t.alertname)
+        a = rule.alerts.alerts.get(key_of(t.labels)) if rule is not None else None
+        if a is not None and a.resolved_at == t.at and a.keep_firing_since is not None:
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(a.keep_firing_since)}
+
+
+def transition_row(t: Transition) -> dict[str, Any]:
+    """A transition as ``Ledger.write_alert_transitions`` takes it."""
+    return {
+        "at": t.at,
+        "state": t.state,
+        "alertname": t.alertname,
+        "labels": t.labels,
+        "evidence_start": t.annotations.get(EVIDENCE_START),
+    }
+
+
 class AlertStage:
     """Evaluates the rules as time advances (at most every ``min_eval_interval_s``)."""
 
@@ -299,6 +361,8 @@ class AlertStage:
         transitions = self.engine.evaluate(now, frame)
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
         if transitions:
+            note_evidence_start(transitions, frame, now)
+            note_cleared_at(transitions, self.engine)
             self.transitions += len(transitions)
             if self.on_transitions is not None:
                 self.on_transitions(transitions)

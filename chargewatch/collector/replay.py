@@ -13,7 +13,12 @@ import orjson
 
 from chargewatch.alerting import AlertEngine, Transition, default_rules_dir
 from chargewatch.billing.tariff_files import load_tariff_dir
-from chargewatch.collector.alert_stage import AlertStage, detector_signals, ocpp_versions
+from chargewatch.collector.alert_stage import (
+    AlertStage,
+    detector_signals,
+    ocpp_versions,
+    transition_row,
+)
 from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.cdr_issuer import CdrIssuer, check_tariff_references
 from chargewatch.collector.pipeline import Pipeline, Stats
@@ -94,10 +99,7 @@ def replay(
     def record_transitions(transitions: list[Transition]) -> None:
         for t in transitions:
             alerts_out.write(orjson.dumps(t.to_json(), default=str) + b"\n")
-        ledger.write_alert_transitions(
-            {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
-            for t in transitions
-        )
+        ledger.write_alert_transitions(transition_row(t) for t in transitions)
 
     detectors = DetectorSet(detector_config, index=index)
     ocpp = _ocpp_decoder(index)

@@ -38,6 +38,7 @@ from chargewatch.collector.alert_stage import (
     NotifyWorker,
     detector_signals,
     ocpp_versions,
+    transition_row,
 )
 from chargewatch.collector.allocator import keep_freed_batch_memory
 from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_references
@@ -562,10 +563,7 @@ class Collector:
         self.ingest.publish(cmd.topic, cmd.frame.encode(), qos=1)
 
     def _on_transitions(self, transitions: list[Transition]) -> None:
-        self.ledger.write_alert_transitions(
-            {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
-            for t in transitions
-        )
+        self.ledger.write_alert_transitions(transition_row(t) for t in transitions)
         # Saved before the AlertStage hands the notifications to the sender: an
         # alert that paged is firing (with its startsAt) in the state a restart
         # reads, so it is not paged again as new, nor lost.

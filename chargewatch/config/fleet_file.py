@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from chargewatch.config.fleet_uptime import parse_delivery, parse_operating_hours
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.yamlsrc import Path as KeyPath
 from chargewatch.core.yamlsrc import Reader, Source, load_yaml, path_str
@@ -41,7 +42,7 @@ def _valid_zone(name: str) -> bool:
 
 def parse_fleet(src: Source) -> Fleet:
     r = Reader(src)
-    top = r.mapping(src.data, (), allowed=("sites", "chargers", "meter_keys"))
+    top = r.mapping(src.data, (), allowed=("sites", "chargers", "meter_keys", "uptime"))
     sites: dict[str, SiteSpec] = {}
     raw_sites = r.get(top, (), "sites", list, [])
     for i, item in enumerate(raw_sites):
@@ -65,6 +66,9 @@ def parse_fleet(src: Source) -> Fleet:
                 "public",
                 check=lambda v: v in SITE_KINDS,
                 expected=f"a site kind: {', '.join(SITE_KINDS)}",
+            ),
+            operating_hours=parse_operating_hours(
+                r, m.get("operating_hours"), (*p, "operating_hours")
             ),
         )
     chargers: dict[str, ChargerSpec] = {}
@@ -114,8 +118,10 @@ def parse_fleet(src: Source) -> Fleet:
             r.fail((*p, "id"), f"duplicate charger id {cid!r}")
         chargers[cid] = spec
     keys = _meter_keys(r, top, chargers)
+    models = {c.model for c in chargers.values() if c.model}
+    delivery = parse_delivery(r, top.get("uptime"), sites, models)
     r.raise_if_failed()
-    return Fleet(sites, chargers, src.file, keys)
+    return Fleet(sites, chargers, src.file, keys, delivery)
 
 
 _KEY_EXPECTED = "a DER public key, hex (spaces allowed) or base64"

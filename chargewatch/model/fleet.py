@@ -16,11 +16,14 @@ __all__ = [
     "SiteSpec",
 ]
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from chargewatch.model.delivery import DeliveryPolicy
+from chargewatch.model.hours import OperatingHours
 
 #: What a site is for; alert defaults differ by kind (a car plugged in all night
 #: is normal at home, a blocked bay at a motorway charger is not).
@@ -35,6 +38,8 @@ class SiteSpec:
     name: str = ""
     kind: str = "public"  # one of SITE_KINDS
     address: str = ""  # postal address, as printed on drivers' receipts
+    #: OCPI Hours; None: not given (open around the clock, nothing excluded).
+    operating_hours: OperatingHours | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,8 @@ class Fleet:
     file: str = ""
     #: Pinned public keys of the meters' signed readings (``meter_keys:``).
     meter_keys: tuple[MeterKey, ...] = ()
+    #: The minimum power of an up port (``uptime:``).
+    uptime: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     @staticmethod
     def empty() -> Fleet:
@@ -127,7 +134,7 @@ class Fleet:
         return spec.tariff or self.site(spec.site).tariff
 
 
-_SITE_KEYS = ("id", "timezone", "tariff", "name", "kind", "address")
+_SITE_KEYS = ("id", "timezone", "tariff", "name", "kind", "address", "operating_hours")
 _METER_KEY_KEYS = ("charger", "meter_serial", "public_key", "valid_from", "valid_until")
 _CHARGER_KEYS = (
     "id",

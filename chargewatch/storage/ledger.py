@@ -317,6 +317,27 @@ MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
             "CREATE INDEX port_status_by_at ON port_status(at)",
         ),
     ),
+    (
+        # Issue 22: an offline outage starts at the charger's last sign of life, which
+        # the alert fires only a timeout later; the alert stage writes that time
+        # (NULL: not known, the firing time stands). And the MREC code a charger
+        # stated gets its own column instead of riding after a comma in error_code.
+        12,
+        (
+            "ALTER TABLE alert_transitions ADD COLUMN evidence_start REAL",
+            "ALTER TABLE port_status ADD COLUMN mrec TEXT NOT NULL DEFAULT ''",
+            Dialects(
+                sqlite="UPDATE port_status"
+                " SET mrec = substr(error_code, instr(error_code, ',') + 1),"
+                " error_code = substr(error_code, 1, instr(error_code, ',') - 1)"
+                " WHERE instr(error_code, ',') > 0",
+                postgresql="UPDATE port_status"
+                " SET mrec = split_part(error_code, ',', 2),"
+                " error_code = split_part(error_code, ',', 1)"
+                " WHERE strpos(error_code, ',') > 0",
+            ),
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite
@@ -735,8 +756,10 @@ class Ledger:
 
     @_durable
     def write_alert_transitions(self, transitions: Iterable[dict[str, Any]]) -> int:
-        """Append alert transitions (``{"at": epoch s, "state", "alertname", "labels"}``);
-        a transition already stored is ignored, so re-recording a replay is harmless."""
+        """Append alert transitions (``{"at": epoch s, "state", "alertname", "labels"}``,
+        optionally ``evidence_start``: epoch s of the first evidence, e.g. an offline
+        charger's last sign of life); a transition already stored is ignored, so
+        re-recording a replay is harmless."""
         rows = [
             (
                 float(t["at"]),
@@ -745,12 +768,16 @@ class Ledger:
                 json.dumps(t.get("labels") or {}, sort_keys=True),
                 str((t.get("labels") or {}).get("charger", "")),
                 str((t.get("labels") or {}).get("site", "")),
+                _evidence_start(t.get("evidence_start")),
             )
             for t in transitions
         ]
         with self._tx():
             cur = self.db.executemany(
-                "INSERT INTO alert_transitions VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows
+                "INSERT INTO alert_transitions"
+                " (at, state, alertname, labels, charger, site, evidence_start)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                rows,
             )
             return int(cur.rowcount)
 
@@ -759,14 +786,18 @@ class Ledger:
         """Append connector status changes, ``[charger, connector, status, error code,
         since, stated MREC]`` as FleetState.take_changes gives them; ``since`` unknown
         (NaN/None) is ``now``. A change already stored is ignored. The MREC the
-        charger stated rides in ``error_code`` after a comma (``OtherError,CX005``,
-        the comma-list form analytics.uptime reads), so the table needs no new column."""
-        values = [(str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), _error_column(r)) for r in rows]
+        charger stated goes to ``mrec`` (migration 12), only a code of the ChargeX table."""
+        values = [
+            (str(r[0]), str(r[1]), _at(r[4], now), str(r[2]), str(r[3]) or "NoError", _mrec(r))
+            for r in rows
+        ]
         if not values:
             return 0
         with self._tx():
             cur = self.db.executemany(
-                "INSERT INTO port_status VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", values
+                "INSERT INTO port_status (charger, connector, at, status, error_code, mrec)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                values,
             )
             return int(cur.rowcount)
 
@@ -1273,9 +1304,16 @@ def _at(since: Any, now: float) -> float:
     return now if math.isnan(t) else t
 
 
-def _error_column(row: Sequence[Any]) -> str:
-    """``error_code`` of a port_status row: the OCPP code, then ``,CX0nn`` when the
-    charger stated an MREC (only a code of the ChargeX table is written)."""
-    code = str(row[3]) or "NoError"
+def _mrec(row: Sequence[Any]) -> str:
+    """The MREC code a port_status row's charger stated, when the ChargeX table has it."""
     stated = str(row[5]) if len(row) > 5 else ""
-    return f"{code},{stated}" if stated in MREC_CODES else code
+    return stated if stated in MREC_CODES else ""
+
+
+def _evidence_start(value: Any) -> float | None:
+    """An alert transition's first evidence (epoch s); None when absent or unreadable."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        return None
+    return t if math.isfinite(t) else None

@@ -168,6 +168,11 @@ def test_uptime_of_faulted_and_clean_ports(run: dict[str, Any]) -> None:
     # Faulted/GroundFailure 08:39:59-08:50:00; Faulted to the end from 10:00.
     assert up[("ACC-GROUND", "1")]["outage_min"] == pytest.approx(10.0, abs=0.1)
     assert up[("ACC-STUCK", "2")]["outage_min"] == pytest.approx(59.0, abs=0.1)
+    # 0 A for 10 min while the status stays Charging: failing to deliver, to the
+    # minute (ChargingInterrupted alone, firing after its `for:`, gave 9).
+    intr = up[("ACC-INTR", "1")]
+    assert intr["outage_min"] == pytest.approx(10.0, abs=0.1)
+    assert intr["outages"][0]["cause"] == "not_delivering"
     assert up[("ACC-SILENT", "1")]["outage_min"] == pytest.approx(15.0, abs=2.0)
 
 

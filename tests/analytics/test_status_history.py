@@ -62,7 +62,7 @@ def test_status_history_survives_restarts_and_is_idempotent(ledger_path: str) ->
         changes, codes = load_status_changes(ledger, YEAR_START, YEAR_END)
     # The change before the window (C1/1 Faulted) is kept: it starts an outage.
     assert changes[0] == (YEAR_START - 2 * H, "C1", "1", "Faulted")
-    assert codes[(YEAR_START - 2 * H, "C1", "1")] == "GroundFailure"
+    assert codes[(YEAR_START - 2 * H, "C1", "1")] == ("GroundFailure", "")
     assert len(changes) == 6
 
 
@@ -114,7 +114,7 @@ def test_fleet_state_changes_are_what_the_ledger_takes() -> None:
     with Ledger(":memory:") as ledger:
         assert ledger.write_port_status(rows, now=1001.0) == 1
         got = ledger.db.execute("SELECT * FROM port_status").fetchall()
-    assert [tuple(r) for r in got] == [("C1", "1", 1000.0, "Faulted", "GroundFailure")]
+    assert [tuple(r) for r in got] == [("C1", "1", 1000.0, "Faulted", "GroundFailure", "")]
 
 
 def test_a_stated_mrec_reaches_the_status_history_and_its_uptime_signal() -> None:
@@ -133,13 +133,16 @@ def test_a_stated_mrec_reaches_the_status_history_and_its_uptime_signal() -> Non
         rows += state.take_changes()["connectors"]
     with Ledger(":memory:") as ledger:
         assert ledger.write_port_status(rows, now=2000.0) == 4
-        got = ledger.db.execute("SELECT at, error_code FROM port_status ORDER BY at").fetchall()
+        got = ledger.db.execute(
+            "SELECT at, error_code, mrec FROM port_status ORDER BY at"
+        ).fetchall()
         changes, codes = load_status_changes(ledger, 0.0, 2000.0)
+    # The stated code in its own column (migration 12); a hostile one is not stored.
     assert [tuple(r) for r in got] == [
-        (1000.0, "OtherError,CX005"),
-        (1100.0, "NoError"),
-        (1200.0, "GroundFailure"),
-        (1300.0, "OtherError"),
+        (1000.0, "OtherError", "CX005"),
+        (1100.0, "NoError", ""),
+        (1200.0, "GroundFailure", ""),
+        (1300.0, "OtherError", ""),
     ]
     signals = status_signals(changes, 2000.0, codes)
     assert [(s.start, s.error_code, s.mrec) for s in signals] == [
