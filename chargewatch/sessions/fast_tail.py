@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
 from chargewatch.sessions.energy import S_RUN
-from chargewatch.sessions.power_track import HEAD
+from chargewatch.sessions.power_track import HEAD, interval_stats
 from chargewatch.sessions.session_book import SessionBook
 from chargewatch.sessions.session_closing import due_at
 from chargewatch.sessions.session_state import SessionState
@@ -201,9 +201,12 @@ def _group_columns(
     """The reductions of each qualifying group (see _Group)."""
     t, e, p, pp, amps, dt = rows.t, rows.e, rows.p, rows.pp, rows.amps, rows.dt
     wh = np.add.reduceat((p + pp) * 0.5 * dt / 3600.0, starts)
-    lo = np.minimum.reduceat(np.minimum(p, pp), starts)
-    hi = np.maximum.reduceat(np.maximum(p, pp), starts)
-    imax = np.fmax.reduceat(np.fmax(amps, rows.pi), starts)
+    # Every row and the sample before it are of one kind (in_order): whole
+    # intervals, whose statistics are power_track's definition.
+    lo_r, hi_r, im_r = interval_stats(pp, p, rows.pi, amps)
+    lo = np.minimum.reduceat(lo_r, starts)
+    hi = np.maximum.reduceat(hi_r, starts)
+    imax = np.fmax.reduceat(im_r, starts)
     # The last piece's max current if the group extends it (np.fmax, as there).
     imax_ext = np.fmax(prev[:, 7], imax)
     last = ends - 1

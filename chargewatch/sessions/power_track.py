@@ -15,7 +15,14 @@ the unmeasured head, tail and gaps given to a neighbouring kind.
 
 from __future__ import annotations
 
-__all__ = ["Period", "PowerTrack", "build_periods", "pieces_from", "pieces_from_many"]
+__all__ = [
+    "Period",
+    "PowerTrack",
+    "build_periods",
+    "interval_stats",
+    "pieces_from",
+    "pieces_from_many",
+]
 
 from array import array
 from collections.abc import Generator, Iterator
@@ -145,6 +152,25 @@ def pieces_from_many(runs: list[Run], *, threshold_w: float, gap_s: float) -> li
 Columns: TypeAlias = "tuple[NDArray[Any], ...]"
 
 
+def interval_stats(
+    pa: NDArray[np.float64],
+    pb: NDArray[np.float64],
+    ia: NDArray[np.float64],
+    ib: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Min power, max power and max current of intervals whose two end samples
+    are of one kind (both in the period the interval belongs to).
+
+    The one definition of a period's statistics: they are the min/max of the
+    samples inside the period, so an interval contributes its two samples. The
+    general path (:func:`_split`) and the live fast path (fast_tail) both
+    reduce these, so a session resumed from a checkpoint, whose next data goes
+    through either, gives the figures of one that ran through. A current
+    nobody measured is NaN and loses to a measured one (``np.fmax``).
+    """
+    return np.minimum(pa, pb), np.maximum(pa, pb), np.fmax(ia, ib)
+
+
 def _split(
     bridged: NDArray[np.bool_],
     ta: NDArray[np.float64],
@@ -158,18 +184,24 @@ def _split(
 ) -> Columns | None:
     """The bridged intervals as sub-intervals of one kind each (split where power
     crosses the threshold), ordered by (run, start): columns (start, end, above
-    threshold, power at start, power at end, max current, run). ``ir``: each
-    interval's run, None for a single run. None when there is no sub-interval."""
+    threshold, power at start, power at end, max current, run, min and max
+    sampled power). ``ir``: each interval's run, None for a single run. None
+    when there is no sub-interval.
+
+    A crossing is a boundary, not a sample: the threshold power there enters
+    the energy of both halves (the trapezoid needs it) but neither half's
+    statistics; each half's min/max power and max current are those of its own
+    sample only (see :func:`sample_stats`)."""
     dt = tb - ta
     run = np.zeros(ta.shape, np.int64) if ir is None else ir
     ka = pa > threshold_w
     kb = pb > threshold_w
-    imax = np.fmax(ia, ib)
+    lo, hi, imax = interval_stats(pa, pb, ia, ib)
     cross = bridged & (ka != kb)
     if not cross.any():
         # Whole intervals only, already in (run, time) order.
         m = bridged
-        cols: Columns = (ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], run[m])
+        cols: Columns = (ta[m], tb[m], ka[m], pa[m], pb[m], imax[m], run[m], lo[m], hi[m])
     else:
         same = bridged & (ka == kb)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -177,12 +209,13 @@ def _split(
         tc = ta + frac * dt
         thr = np.full_like(pa, threshold_w)
         # Whole intervals without a crossing, and both halves of those with one.
+        # Each half holds one sample: its statistics are that sample's alone.
         parts = [
-            (same, (ta, tb, ka, pa, pb, imax, run)),
-            (cross, (ta, tc, ka, pa, thr, imax, run)),
-            (cross, (tc, tb, kb, thr, pb, imax, run)),
+            (same, (ta, tb, ka, pa, pb, imax, run, lo, hi)),
+            (cross, (ta, tc, ka, pa, thr, ia, run, pa, pa)),
+            (cross, (tc, tb, kb, thr, pb, ib, run, pb, pb)),
         ]
-        cols = tuple(np.concatenate([c[j][m] for m, c in parts]) for j in range(7))
+        cols = tuple(np.concatenate([c[j][m] for m, c in parts]) for j in range(9))
         # Stable: within a run, whole intervals, then first halves, then second
         # halves, each in time order.
         order = np.argsort(cols[0], kind="stable") if ir is None else np.lexsort((cols[0], cols[6]))
@@ -198,11 +231,11 @@ def _pieces(
     x1: NDArray[np.float64],
     si: NDArray[np.float64],
     sr: NDArray[np.int64],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
 ) -> Iterator[tuple[int, Piece]]:
     """(run, piece) for the sub-intervals of :func:`_split`, in order."""
     wh = (x0 + x1) * 0.5 * (s1 - s0) / 3600.0
-    lo = np.minimum(x0, x1)
-    hi = np.maximum(x0, x1)
     # A new piece starts where the kind or the run changes, or the sub-intervals
     # are not contiguous.
     brk = (sk[1:] != sk[:-1]) | (s0[1:] != s1[:-1]) | (sr[1:] != sr[:-1])

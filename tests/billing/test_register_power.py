@@ -42,10 +42,12 @@ def test_register_only_session_charges_like_its_power_reporting_twin() -> None:
     assert ch.energy_wh == pytest.approx(7000.0, abs=0.01)
     # The derived power sits at each interval's middle: the end is off by at most one interval.
     assert abs(ch.end - twin.periods[0].end) <= 60.0
-    # (min_power_w still takes the threshold power at a split: issue #18, open)
-    assert ch.max_power_w == pytest.approx(7000.0)
+    # Every derived power inside the charging period is 7 kW, none inside the
+    # idle one above 0: the threshold crossing between them lends neither its power.
+    assert ch.min_power_w == pytest.approx(7000.0) and ch.max_power_w == pytest.approx(7000.0)
     assert ch.max_current_a is None  # nothing measured it
     assert reg.periods[1].energy_wh == pytest.approx(0.0, abs=0.01)
+    assert reg.periods[1].min_power_w == 0.0 and reg.periods[1].max_power_w == 0.0
 
 
 def test_a_long_gap_stays_a_gap_not_a_low_average_charging_span() -> None:
@@ -60,6 +62,7 @@ def test_a_long_gap_stays_a_gap_not_a_low_average_charging_span() -> None:
     for x in r.periods:
         # Every sampled power is a 7 kW interval average or 0: none is 1 kWh / 1 h.
         assert x.max_power_w is None or x.max_power_w in (0.0, pytest.approx(7000.0))
+        assert x.min_power_w is None or x.min_power_w in (0.0, pytest.approx(7000.0))
 
 
 def test_register_restart_is_not_read_as_power() -> None:
@@ -71,6 +74,7 @@ def test_register_restart_is_not_read_as_power() -> None:
     assert r.energy_wh == pytest.approx(6000.0, abs=1.0)
     assert [x.kind for x in r.periods] == ["charging"]
     assert r.periods[0].max_power_w == pytest.approx(6000.0)
+    assert r.periods[0].min_power_w == pytest.approx(6000.0)
 
 
 def test_measured_power_is_kept_where_there_is_some() -> None:
@@ -78,4 +82,4 @@ def test_measured_power_is_kept_where_there_is_some() -> None:
     # the track holds what was measured, not the register's average.
     ts, e, p = charge(T0, 60, 7.0, 10_000.0)
     r = _session(True, ts, e, [5000.0 if x > 0 else 0.0 for x in p])
-    assert r.periods[0].max_power_w == 5000.0
+    assert r.periods[0].min_power_w == r.periods[0].max_power_w == 5000.0

@@ -5,6 +5,13 @@ per-session state became compact arrays (commit 7f1a7cf): the snapshot in the
 middle of :func:`scenario` and the records that engine emitted after restoring
 it. Regenerate only deliberately (``python -m tests.billing.test_session_checkpoint``
 with that engine on the path): the point is that old files keep working.
+
+One deliberate edit since: issue #18 made a period's min/max power those of
+its own samples (a threshold crossing is a boundary, not a sample), so two
+figures of ``records_before`` (B's charging min and idle max power, 50 W, the
+threshold) were set to what the engine now emits, 11,000 W and 0 W; nothing
+else changed. The checkpoint and ``records_after`` are as written: a restored
+old checkpoint keeps its pieces' stored statistics (docs/sessions.md).
 """
 
 from __future__ import annotations
