@@ -85,8 +85,12 @@ def test_over_temperature_level_with_hysteresis() -> None:
     b.values[20:60, TEMP] = 80.0
     b.values[60:70, TEMP] = 72.0  # between clear (70) and level (75): stays active
     b.values[70:, TEMP] = 60.0
-    (f,) = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
-    assert f.detected == b.ts[23] and f.end == b.ts[70]
+    fs = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
+    (f,) = [f for f in fs if "level_c" in f.evidence]
+    assert f.detected == b.ts[26] and f.end == b.ts[70]  # min_duration_s: 60 s
+    # A 45 C jump within one 10 s sample is also a steep rise (20 s of it).
+    (steep,) = [f for f in fs if "level_c" not in f.evidence]
+    assert steep.detected == b.ts[22] and steep.evidence["rate_c_per_min"] > 10.0
 
 
 def test_over_temperature_rate_of_rise() -> None:
