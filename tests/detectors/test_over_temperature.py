@@ -109,7 +109,7 @@ def test_session_warm_up_is_no_fault(dt: float) -> None:
 def test_sunlit_charger_is_no_fault(dt: float) -> None:
     # A housing in the afternoon sun at 55 C and climbing slowly (3 C/h), with
     # a session's 15 C warm-up on top: hot, below the level, never steep.
-    curve = _warm_up(4 * 3600, 55.0, 15.0, 600.0, ambient_drift=-3.0) - 0.0
+    curve = _warm_up(4 * 3600, 55.0, 15.0, 600.0, ambient_drift=3.0)
     curve = np.minimum(curve, 72.0)
     assert _findings(_batch(curve, dt, seed=2), _index()) == []
 
