@@ -130,7 +130,13 @@ def replay(
     with (out / "rejected.jsonl").open("wb") as rejected:
 
         def tick(now: float) -> None:
+            before = pipeline.rejected
             pipeline.tick(now)
+            # The tick expires the OCPP decoder's pending CALLs and early answers
+            # (an orphan CALLRESULT is rejected then): its rejections are output too.
+            if pipeline.rejected is not before:
+                for r in pipeline.rejected:
+                    rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             for r in as_rejections(sessions.rejected):
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             sessions.rejected.clear()
