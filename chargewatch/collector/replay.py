@@ -41,6 +41,12 @@ from chargewatch.storage.uptime_source import write_uptime_jsonl
 # while far fewer, larger batches keep the vectorised stages fast.
 CHUNK_SECONDS = 5.0
 CHUNK_MESSAGES = 20_000
+# A live collector ticks every second whether frames come or not; replay ticks
+# through the capture's quiet stretches at this step, so a silence (a charger
+# offline, a stale meter) is judged when it becomes true, not at the next frame
+# of the capture (which may come from another charger, hours later). As coarse
+# as a chunk: rules evaluate every 30 s.
+TICK_SECONDS = CHUNK_SECONDS
 
 
 @dataclass
@@ -125,16 +131,32 @@ def replay(
     first = last = None
     with (out / "rejected.jsonl").open("wb") as rejected:
 
+        def tick(now: float) -> None:
+            before = pipeline.rejected
+            pipeline.tick(now)
+            # The tick expires the OCPP decoder's pending CALLs and early answers
+            # (an orphan CALLRESULT is rejected then): its rejections are output too.
+            if pipeline.rejected is not before:
+                for r in pipeline.rejected:
+                    rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
+            for r in as_rejections(sessions.rejected):
+                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
+            sessions.rejected.clear()
+
         def run(chunk: list[tuple[str, bytes, float]], now: float) -> None:
             pipeline.process(chunk, now)
             # Status history, as the service keeps it (uptime reads it).
             ledger.write_port_status(state.take_changes()["connectors"], now=now)
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
-            pipeline.tick(now)
-            for r in as_rejections(sessions.rejected):
-                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
-            sessions.rejected.clear()
+            tick(now)
+
+        def idle(since: float, until: float) -> None:
+            """Tick through a quiet stretch of the capture, as live ticks would."""
+            t = since + TICK_SECONDS
+            while t < until:
+                tick(t)
+                t += TICK_SECONDS
 
         chunk: list[tuple[str, bytes, float]] = []
         chunk_start = 0.0
@@ -143,6 +165,7 @@ def replay(
                 first = chunk_start = recv
             if chunk and (recv - chunk_start >= CHUNK_SECONDS or len(chunk) >= CHUNK_MESSAGES):
                 run(chunk, chunk[-1][2])
+                idle(chunk[-1][2], recv)
                 chunk = []
                 chunk_start = recv
             chunk.append((topic, payload, recv))

@@ -27,8 +27,10 @@ stale_telemetry
     ``interval_margin_s``, and at least ``silence_s``. The cadence is learned
     per connector and mode (idle / in a session: OCPP's ClockAlignedDataInterval
     and MeterValueSampleInterval differ, e.g. 900 s and 10 s) as the median of
-    its last gaps between meter rows received in that mode; the silence clock
-    restarts when the mode changes. Online: by the charger's online flag when
+    its last gaps between meter rows received in that mode (rows sent while
+    Faulted count to neither: a faulted session may go on sampling at 10 s,
+    which is no idle cadence); the silence clock restarts when the mode
+    changes. Online: by the charger's online flag when
     it publishes one (native last will, a bridge); otherwise (OCPP) a silence
     counts once another message of the charger (heartbeat, status, ...) came
     in its second half. Ignores: OCPP connectors without a session that never sent idle
@@ -109,6 +111,11 @@ def _lut(codes: NDArray[np.int8]) -> B:
 
 _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
+# The statuses whose meter rows are an idle connector's (clock-aligned values):
+# a Faulted connector may still be sampling at its session's cadence (its
+# transaction goes on), so its rows teach neither the idle cadence nor that it
+# reports while idle.
+_IDLE_LUT = _lut(np.array([STATUS_CODE[s] for s in ("Available", "Unavailable")], np.int8))
 
 
 def _soonest(due: F64, among: B) -> float:
@@ -577,8 +584,8 @@ class StaleTelemetry(_Silence):
     def _gaps_of(self, f: Frame) -> tuple[F64, NDArray[np.int8]]:
         """Per row of ``f``: the gap to the connector's previous meter row when
         both are of the same mode (NaN otherwise), and the row's mode (0 idle,
-        1 in a session, -1 neither: Preparing, Finishing, ...)."""
-        idle = _NO_SESSION_LUT[f.status + 1]
+        1 in a session, -1 neither: Preparing, Finishing, Faulted, ...)."""
+        idle = _IDLE_LUT[f.status + 1]
         mode = np.where(_LIVE_LUT[f.status + 1], 1, np.where(idle, 0, -1)).astype(np.int8)
         c = f.touched
         gap = f.recv - f.shift(f.recv, self.row_recv[c])
@@ -674,7 +681,7 @@ class StaleTelemetry(_Silence):
             self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned
         # values) are expected to keep reporting at their idle cadence.
-        idle_rows = _NO_SESSION_LUT[frame.status + 1]
+        idle_rows = _IDLE_LUT[frame.status + 1]
         if idle_rows.any():
             idle_rows &= np.isfinite(frame.col("power_w"))
             rep = frame.conn[idle_rows]

@@ -108,11 +108,20 @@ class MeterUnitErrorParams(Params):
 class OverTemperatureParams(Params):
     level_c: float = _p(75.0, -50, 300, "temperature above this")
     clear_c: float = _p(70.0, -50, 300, "clears below this (hysteresis)")
-    min_duration_s: float = _p(30.0, 0, 86400, "level exceeded for this long")
+    # The rule's `for` is 0s: these durations are the whole debounce.
+    min_duration_s: float = _p(60.0, 0, 86400, "level exceeded for this long")
     rate_c_per_min: float = _p(3.0, 0.01, 100, "rise faster than this ...")
     rate_floor_c: float = _p(50.0, -50, 300, "... while above this temperature")
     rate_tau_s: float = _p(60.0, 1, 3600, "rise = EWMA of the slope, this time constant")
-    rate_min_duration_s: float = _p(60.0, 0, 86400, "fast rise sustained this long")
+    rate_min_duration_s: float = _p(90.0, 0, 86400, "fast rise sustained this long")
+    # A normal warm-up rises at most (its full rise) / (thermal time constant):
+    # 50 K (IEC 62196-1's terminal limit) over >= 5 min is <= 10 C/min.
+    steep_c_per_min: float = _p(10.0, 0.01, 1000, "a steeper rise than this ...")
+    steep_floor_c: float = _p(40.0, -50, 300, "... while above this temperature ...")
+    steep_tau_s: float = _p(20.0, 1, 3600, "... (EWMA of the slope, this time constant)")
+    steep_min_duration_s: float = _p(20.0, 0, 86400, "... sustained this long")
+    limit_margin_c: float = _p(15.0, 0, 300, "level_c + this pages at once")
+    limit_min_duration_s: float = _p(5.0, 0, 3600, "above that this long (one reading is a glitch)")
     stale_intervals: float = _p(3.0, 1, 1000, "ends after no reading for this many intervals")
 
 

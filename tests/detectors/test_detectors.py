@@ -8,7 +8,13 @@ import pytest
 
 from chargewatch.detectors import FAULTS, DetectorSet
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.model.events import HeartbeatEvent, OnlineEvent, StatusEvent, TransactionEvent
+from chargewatch.model.events import (
+    Event,
+    HeartbeatEvent,
+    OnlineEvent,
+    StatusEvent,
+    TransactionEvent,
+)
 
 from .helpers import DT, T0, charging, fleet, of, run, session_start
 
@@ -85,8 +91,12 @@ def test_over_temperature_level_with_hysteresis() -> None:
     b.values[20:60, TEMP] = 80.0
     b.values[60:70, TEMP] = 72.0  # between clear (70) and level (75): stays active
     b.values[70:, TEMP] = 60.0
-    (f,) = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
-    assert f.detected == b.ts[23] and f.end == b.ts[70]
+    fs = of(run(b, [], idx, faults=["over_temperature"]), "over_temperature")
+    (f,) = [f for f in fs if "level_c" in f.evidence]
+    assert f.detected == b.ts[26] and f.end == b.ts[70]  # min_duration_s: 60 s
+    # A 45 C jump within one 10 s sample is also a steep rise (20 s of it).
+    (steep,) = [f for f in fs if "level_c" not in f.evidence]
+    assert steep.detected == b.ts[22] and steep.evidence["rate_c_per_min"] > 10.0
 
 
 def test_over_temperature_rate_of_rise() -> None:
@@ -328,3 +338,39 @@ def test_index_growth_between_batches_keeps_state() -> None:
     ds.update(rest, [], idx, float(rest.recv.max()))
     assert ds.signals["meter_stuck"].tolist() == [True, False]
     assert ds.signals["over_temperature"].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("cuts", [1, 9])
+def test_stale_telemetry_quiet_on_an_idle_connector_after_a_faulted_session(cuts: int) -> None:
+    # OCPP: clock-aligned values every 900 s while idle; a session sampled every
+    # 10 s, Faulted for 15 min in its middle (still sampling, as the charger keeps
+    # its transaction), ended; then 900 s clock-aligned values again, with
+    # heartbeats every 60 s. The samples sent while Faulted are neither the idle
+    # cadence nor a reason to expect one (issue 17: four StaleTelemetry pages on
+    # such a connector, each ~10 min after one of its 900 s reports).
+    idx = fleet(1)
+    s0 = T0 + 7200.0  # session start, after 2 h of idle reports
+    idle_before = charging(8, t0=T0)
+    idle_before.ts[:] = T0 + 900.0 * np.arange(8)
+    idle_before.recv[:] = idle_before.ts + 0.5
+    idle_before.values[:, P] = 0.0
+    sess = charging(360, t0=s0 + 10)  # 60 min at 10 s
+    end = s0 + 10 + 3600.0
+    idle_after = charging(12, t0=end + 300)
+    idle_after.ts[:] = end + 300 + 900.0 * np.arange(12)
+    idle_after.recv[:] = idle_after.ts + 0.5
+    idle_after.values[:, P] = 0.0
+    ev: list[Event] = [StatusEvent("CP0", 1, T0 - 10, T0 - 10, "Available")]
+    ev += session_start(idx, 0, s0)
+    ev += [
+        StatusEvent("CP0", 1, s0 + 900, s0 + 900, "Faulted"),
+        StatusEvent("CP0", 1, s0 + 1800, s0 + 1800, "Charging"),
+        StatusEvent("CP0", 1, end + 5, end + 5, "Finishing"),
+        TransactionEvent("CP0", 1, end + 6, end + 6, "stop", "tx0"),
+        StatusEvent("CP0", 1, end + 7, end + 7, "Available"),
+    ]
+    last = float(idle_after.recv[-1]) + 60
+    ev += [HeartbeatEvent("CP0", t, t) for t in np.arange(T0, last, 60.0).tolist()]
+    b = MeterBatch.concat([idle_before, sess, idle_after])
+    ds = run(b, ev, idx, cuts=cuts, faults=["stale_telemetry"], now=last)
+    assert of(ds, "stale_telemetry") == []
