@@ -7,6 +7,7 @@ the energy worked out by hand from the frames."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -20,16 +21,13 @@ CAPTURES = sorted(CORPUS.glob("*.jsonl"))
 #: Captures that page today because of a detector bug; the fix turns them green.
 KNOWN_BUGS: dict[str, str] = {}
 
-#: Why a capture that ends within ``pending_timeout`` (120 s) of its last CALL
-#: shows nothing of its transaction: replay stops the clock at the last frame,
-#: so a StartTransaction still waiting for its .conf (absent from the pasted log)
-#: is never released, and a stop waiting ``late_after_s`` for its start is
-#: neither matched nor rejected. Given 10 more minutes of capture time, both
-#: come out right (checked by appending a Heartbeat; not committed).
-REPLAY_END_HOLDS = (
-    "replay ends without expiring the decoder's pending CALLs and the session "
-    "engine's waiting stops: held StartTransaction / unmatched StopTransaction vanish"
-)
+#: Captures joined from excerpts of one log: the charger's frames between them
+#: were not posted, so replay sees a silence there, and a ChargerOffline page
+#: inside such a hole is the product reading the capture right (it must end at
+#: the next frame). Any other page fails.
+EXCERPT_HOLES: dict[str, str] = {
+    "ladestation_evcc14579": "two excerpts 20 min apart (09:51:45 and 10:12:20)",
+}
 
 
 @dataclass(frozen=True)
@@ -94,10 +92,38 @@ def test_real_capture_whole_path(capture: Path, tmp_path: Path) -> None:
         and isinstance(a["labels"], dict)
         and a["labels"].get("severity") in ("warning", "critical")
     ]
+    if capture.stem in EXCERPT_HOLES:
+        pages = [a for a in pages if not _inside_hole(a, capture, tmp_path)]
     assert pages == []
 
 
-@pytest.mark.xfail(strict=True, reason=REPLAY_END_HOLDS)
+def _inside_hole(alert: dict[str, object], capture: Path, out: Path) -> bool:
+    """A ChargerOffline that fired between two frames more than 10 min apart and
+    ended within the rule's keep_firing_for (2 min) and a tick of the later one,
+    or was still in that grace when the capture ended."""
+    if alert["alertname"] != "ChargerOffline":
+        return False
+    times = sorted(_epoch(str(f["ts"])) for f in _lines(capture))
+    fired = _epoch(str(alert["at"]))
+    after = [t for t in times if t > fired]
+    before = [t for t in times if t < fired]
+    if not before or not after or after[0] - before[-1] < 600:
+        return False
+    back = after[0] + 120 + 60
+    ends = [
+        _epoch(str(a["at"]))
+        for a in _lines(out / "alerts.jsonl")
+        if a["alertname"] == "ChargerOffline"
+        and a["state"] == "resolved"
+        and a["labels"] == alert["labels"]
+    ]
+    return any(fired < e <= back for e in ends) or (not ends and times[-1] < back)
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 @pytest.mark.parametrize("name", sorted(TRANSACTIONS))
 def test_real_transaction_energy(name: str, tmp_path: Path) -> None:
     want = TRANSACTIONS[name]
@@ -107,7 +133,6 @@ def test_real_transaction_energy(name: str, tmp_path: Path) -> None:
     assert sessions[0]["energy_wh"] == pytest.approx(want.energy_wh), want.source
 
 
-@pytest.mark.xfail(strict=True, reason=REPLAY_END_HOLDS)
 @pytest.mark.parametrize("name", sorted(STOPS_WITHOUT_START))
 def test_real_stop_without_start_is_counted(name: str, tmp_path: Path) -> None:
     res = replay(CORPUS / f"{name}.jsonl", tmp_path)

@@ -207,6 +207,19 @@ class Pipeline:
             raise failed
         return batch
 
+    def settle(self, horizon: float, now: float) -> None:
+        """The input has ended (a replayed capture's last frame): give up every
+        CALL still waiting for its answer as if ``horizon`` had come, and deliver
+        what that releases (a StartTransaction held for the CSMS's answer) at
+        ``now``. The stages' clocks are not advanced past ``now``, so nothing is
+        judged silent for time the capture does not cover."""
+        if self.ocpp is None:
+            return
+        sink = DecodeSink()
+        self.ocpp.expire(horizon, sink)
+        if sink.rejects or sink.events or len(sink.meter):
+            self._deliver(sink, now)
+
     def tick(self, now: float) -> None:
         """Advance every stage's clock; one stage's failure does not stop the others.
 

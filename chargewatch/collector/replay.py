@@ -131,6 +131,16 @@ def replay(
     first = last = None
     with (out / "rejected.jsonl").open("wb") as rejected:
 
+        def session_rejections() -> None:
+            """The session engine's rejections (a stop without its session, ...):
+            written beside the decoder's and counted in the summary as they are."""
+            stats = pipeline.stats
+            for r in as_rejections(sessions.rejected):
+                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
+                stats.rejected += 1
+                stats.rejected_by_reason[r.reason] = stats.rejected_by_reason.get(r.reason, 0) + 1
+            sessions.rejected.clear()
+
         def tick(now: float) -> None:
             before = pipeline.rejected
             pipeline.tick(now)
@@ -139,9 +149,7 @@ def replay(
             if pipeline.rejected is not before:
                 for r in pipeline.rejected:
                     rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
-            for r in as_rejections(sessions.rejected):
-                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
-            sessions.rejected.clear()
+            session_rejections()
 
         def run(chunk: list[tuple[str, bytes, float]], now: float) -> None:
             pipeline.process(chunk, now)
@@ -150,6 +158,19 @@ def replay(
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             tick(now)
+
+        def settle(end: float) -> None:
+            """The capture has ended: what waits for a later frame never gets one.
+            A start held for the CSMS's answer is released and a stop still
+            waiting for its start is rejected, as the live service does once
+            its timeouts pass; liveness is not judged past the last frame."""
+            pipeline.settle(end + ocpp.pending_timeout, end)
+            for r in pipeline.rejected:
+                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
+            pipeline.rejected = []
+            # Just past the wait: a stop waits late_after_s inclusive.
+            sessions.tick(end + engine.config.late_after_s + TICK_SECONDS)
+            session_rejections()
 
         def idle(since: float, until: float) -> None:
             """Tick through a quiet stretch of the capture, as live ticks would."""
@@ -172,8 +193,10 @@ def replay(
             last = recv
         if chunk:
             run(chunk, chunk[-1][2])
+        if last is not None:
+            settle(last)
     if last is not None:
-        sessions.close(last)
+        sessions.close(last + engine.config.late_after_s + TICK_SECONDS)
     sessions_jsonl.write()
     cdrs_out.close()
     alerts_out.close()
