@@ -109,6 +109,7 @@ def replay(
             detector_signals(detectors, index),
             ocpp_versions(ocpp, index),
             findings.signals,
+            sessions.signals,
         ],
         on_transitions=record_transitions,
     )
