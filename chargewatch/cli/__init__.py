@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import logging
+import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Output still buffered would meet a closed pipe at exit, where
+            # nothing catches it; here it is caught below (argparse's --help too).
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`chargewatch rules signals | head -1`): not an
+        # error worth a traceback. Exit as a tool killed by SIGPIPE would. A
+        # broken socket elsewhere (stdout still fine) stays an error.
+        if not _stdout_gone():
+            raise
+        _silence_stdout()
+        return SIGPIPE_EXIT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -69,3 +90,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+#: The shell's status for a process ended by SIGPIPE (128 + 13), as `yes | head` shows.
+SIGPIPE_EXIT = 141
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe without a reader (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return True  # cannot tell (no poll, no real file): the usual cause, then
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush of what is still
+    buffered at exit does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test's capture): nothing will be flushed to a pipe
