@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import logging
 import os
 import select
 import sys
 from collections.abc import Sequence
 
 from chargewatch import __version__
-from chargewatch.core.errors import ConfigError
+
+# logging and the error types (dataclasses) are imported once a command runs:
+# `chargewatch --help` and every parser error exit before (bench/bench_startup.py).
 
 # Modules that contribute subcommands, in help order.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -76,20 +77,34 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request at INFO: one line per InfluxDB write and
-    # Alertmanager post. Their failures are logged by chargewatch itself.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if getattr(args, "logs", True):
+        _setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except _config_error() as exc:  # evaluated only when the command raised
         print(f"chargewatch: configuration error:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _setup_logging(level: str) -> None:
+    """The log format, for commands that log (``set_defaults(logs=False)``: one
+    whose modules never log skips importing logging; a stray warning would still
+    reach stderr through logging's last-resort handler)."""
+    import logging  # noqa: PLC0415 - see the imports
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per InfluxDB write and
+    # Alertmanager post. Their failures are logged by chargewatch itself.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _config_error() -> type[Exception]:
+    from chargewatch.core.errors import ConfigError  # noqa: PLC0415 - see the imports
+
+    return ConfigError
 
 
 #: The shell's status for a process ended by SIGPIPE (128 + 13), as `yes | head` shows.
