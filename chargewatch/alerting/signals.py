@@ -96,8 +96,14 @@ _BASE: tuple[Signal, ...] = (
     Signal("online", "bool", "", "the charger's connection is up"),
     Signal("last_seen_age_s", "number", "s", "seconds since anything was heard from the charger"),
     # session
-    Signal("session_active", "bool", "", "a transaction is running"),
-    Signal("session_energy_wh", "number", "Wh", "energy of the running session"),
+    # from the session stage (collector/session_stage.py): the engine's open sessions
+    Signal("session_active", "bool", "", "a session is open on the connector"),
+    Signal(
+        "session_energy_wh",
+        "number",
+        "Wh",
+        "register energy of the open session so far; NaN before two readings or without a register",
+    ),
     Signal("charging_minutes", "number", "min", "minutes of the session spent charging"),
     Signal("idle_minutes", "number", "min", "minutes of the session spent not charging"),
     # the last signed session's check (docs/signatures.md), for 24 h after its stop

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chargewatch.bridge.settings import BridgeConfig
-
-log = logging.getLogger(__name__)
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -29,6 +25,8 @@ def _csms(value: str) -> str:
 
 def _config(args: argparse.Namespace) -> BridgeConfig:
     """The config file's ``bridge`` section (or the defaults), then the flags over it."""
+    from dataclasses import replace  # noqa: PLC0415 - not for every CLI start
+
     from chargewatch.config.bridge_settings import (  # noqa: PLC0415 - heavy imports
         load_bridge_config,
         parse_bridge_config,
@@ -52,6 +50,7 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
 
 async def _serve(cfg: BridgeConfig) -> None:
     import asyncio  # noqa: PLC0415 - the CLI imports this module for every command
+    import logging  # noqa: PLC0415 - likewise
 
     from chargewatch.bridge.service import Bridge, tune_process  # noqa: PLC0415 - heavy imports
 
@@ -64,7 +63,9 @@ async def _serve(cfg: BridgeConfig) -> None:
     tune_process()
     try:
         await stop.wait()
-        log.info("shutting down: closing chargers' sockets, flushing the mirror")
+        logging.getLogger(__name__).info(
+            "shutting down: closing chargers' sockets, flushing the mirror"
+        )
     finally:
         await bridge.stop()
 

@@ -13,8 +13,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chargewatch.cli.run import _broker
@@ -23,6 +21,8 @@ from chargewatch.cli.run import _broker
 # function imports what it uses when it runs, so that building the parser at
 # every ``chargewatch`` start does not import all of it.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chargewatch.collector.service import Collector
     from chargewatch.model.fleet import Fleet
     from chargewatch.simulator import Simulation
@@ -35,7 +35,9 @@ _SITE_TARIFFS = {"residential": "flat-energy", "workplace": "time-of-use",
 
 def with_shipped_tariffs(fleet: Fleet) -> Fleet:
     """Give every simulated site a default tariff and DC chargers the DC tariff."""
-    from chargewatch.model.fleet import Fleet  # noqa: PLC0415 - see the imports
+    from dataclasses import replace  # noqa: PLC0415 - see the imports
+
+    from chargewatch.model.fleet import Fleet  # noqa: PLC0415
 
     sites = {
         k: replace(s, tariff=_SITE_TARIFFS.get(s.name.split(" ")[0], "flat-energy"))
@@ -189,6 +191,8 @@ def rejected(collector: Collector) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # See the imports at the top for why these are here.
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 

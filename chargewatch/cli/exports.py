@@ -9,8 +9,6 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chargewatch.core.errors import ConfigError, ConfigProblem
-
 if TYPE_CHECKING:  # the commands import their modules lazily (fast CLI start)
     from chargewatch.storage.ledger import Ledger
 
@@ -106,6 +104,7 @@ def _write(text: str, out: str) -> None:
 def _open_ledger(location: str) -> Ledger:
     """The ledger read-only (a file or a postgresql:// URL); a missing file is a
     ConfigError, one readable line, not a new empty ledger."""
+    from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415 - see the imports
     from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 

@@ -20,7 +20,6 @@ __all__ = ["register"]
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +38,8 @@ class _UnreadableError(Exception):
 
 def _groups(path: str) -> list[tuple[str, list[SignedReading]]]:
     """The file's signed records by transaction: (transaction id, records)."""
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     from chargewatch.ingest.ocpp.signed import decode_signed  # noqa: PLC0415
 
     try:

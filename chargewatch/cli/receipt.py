@@ -16,7 +16,6 @@ __all__ = ["register"]
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -49,6 +48,8 @@ def _month(v: str) -> str:
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]]:
     """(ledger, fleet or None, operator) from the command's options."""
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
     from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
     from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
@@ -62,6 +63,8 @@ def _context(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]]:
 
 
 def _write(text: str, out: str | None) -> None:
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     if out:
         Path(out).write_text(text, encoding="utf-8")
     else:
@@ -75,6 +78,8 @@ def _json(doc: Any) -> str:
 
 
 def _receipt(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     from chargewatch.api.receipt_html import render_receipt  # noqa: PLC0415
     from chargewatch.storage.receipt_source import load_receipt  # noqa: PLC0415
 

@@ -6,7 +6,6 @@ __all__ = ["register"]
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,6 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # See the imports at the top for why these are here.
+    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
+
     from chargewatch.analytics.session_frame import Window  # noqa: PLC0415
     from chargewatch.api.analytics_api import ledger_span, parse_time  # noqa: PLC0415
     from chargewatch.billing.tariff_files import load_tariff  # noqa: PLC0415

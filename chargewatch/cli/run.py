@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 
 # Each handler imports what it runs (the collector, its config: paho, httpx,
-# numpy...) when it runs, so building the parser at every start stays cheap.
-
-log = logging.getLogger(__name__)
+# numpy..., even logging) when it runs, so building the parser at every start
+# stays cheap.
 
 
 def _broker(value: str) -> tuple[str, int]:
@@ -27,6 +24,8 @@ def _broker(value: str) -> tuple[str, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415 - see the imports
+
     from chargewatch.collector.service import Collector  # noqa: PLC0415 - heavy imports
     from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
 
@@ -37,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         clock = FollowedClock()
     collector = Collector(config, clock=clock)
+    log = logging.getLogger(__name__)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -63,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
     from chargewatch.cli.progress import track_capture  # noqa: PLC0415
     from chargewatch.collector.replay import replay  # noqa: PLC0415 - see the imports
     from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
@@ -83,7 +85,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         track_capture(read_capture(capture), capture.stat().st_size, f"replay {capture.name}"),
         Path(args.out),
         fleet=fleet,
-        lines_file=args.lines,
+        lines_file=Path(args.lines) if args.lines else None,
         rules=Path(rules) if rules else None,
         tariffs=Path(tariffs) if tariffs else None,
         session_config=SessionConfig(energy_policy=config.billing.energy_policy),
@@ -110,6 +112,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
     from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
     from chargewatch.ingest.record import record  # noqa: PLC0415
 
@@ -156,7 +160,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="URL",
         help="CDRs' signed_data.url: URL/api/v1/sessions/{id}/receipt (billing.receipt_base_url)",
     )
-    p.add_argument("--lines", type=Path, help="also write line protocol to this file")
+    p.add_argument("--lines", help="also write line protocol to this file")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("record", help="record a capture from a live broker")

@@ -7,13 +7,11 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chargewatch.core.errors import ConfigError, ConfigProblem
-
 if TYPE_CHECKING:
+    from chargewatch.core.errors import ConfigError
     from chargewatch.simulator.fault_models import FaultSpec
 
 # Nothing of the simulator is imported here: the parser is built at every
@@ -206,9 +204,13 @@ def run(args: argparse.Namespace) -> int:
             per_charger_clients=per,
             capture=args.capture,
         )
+        from dataclasses import asdict  # noqa: PLC0415 - see the imports
+
         print(json.dumps(asdict(stats)), file=sys.stderr)
     return 0
 
 
 def _usage(option: str, message: str) -> ConfigError:
+    from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415 - see the imports
+
     return ConfigError([ConfigProblem("command line", option, message)])

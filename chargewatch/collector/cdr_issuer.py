@@ -79,6 +79,7 @@ class CdrIssuer:
         country_code: str = "NL",
         party_id: str = "CWX",
         receipt_base_url: str = "",
+        log_repeats: bool = True,
     ) -> None:
         self.fleet = fleet
         self.tariffs = tariffs
@@ -94,6 +95,11 @@ class CdrIssuer:
         self.credited = 0
         self.unpriced = 0
         self.unpriced_by_reason: dict[str, int] = {}  # by the metric's reason label
+        # False (replay): an unpriced session is logged only when its charger
+        # is first unpriced for its reason; the rest are counted (metric,
+        # summary), not logged: a site without a tariff made thousands of lines.
+        self.log_repeats = log_repeats
+        self._logged: set[tuple[str, str]] = set()  # (charger, reason) logged
 
     def __call__(self, records: list[SessionRecord]) -> None:
         for rec in records:
@@ -215,10 +221,14 @@ class CdrIssuer:
         self.unpriced_by_reason[label] = self.unpriced_by_reason.get(label, 0) + 1
         # Counted where the operator looks: this log, the metric above, the
         # ledger (API), replay's and the demo's summaries.
-        log.warning(
-            "session %s (%s) unpriced: %s [%d unpriced so far]",
-            rec.session_id, rec.charger_id, reason, self.unpriced,
-        )  # fmt: skip
+        first = (rec.charger_id, reason) not in self._logged
+        if first or self.log_repeats:
+            self._logged.add((rec.charger_id, reason))
+            log.warning(
+                "session %s (%s) unpriced: %s [%d unpriced so far]%s",
+                rec.session_id, rec.charger_id, reason, self.unpriced,
+                "" if self.log_repeats else "; further such sessions of this charger are counted",
+            )  # fmt: skip
         if self.ledger is not None:
             self.ledger.mark_unpriced(
                 session_id=rec.session_id, charger_id=rec.charger_id, site=rec.site,

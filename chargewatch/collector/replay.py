@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["ReplayResult", "replay"]
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,8 @@ from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
 from chargewatch.storage.linefile import LineFile
 from chargewatch.storage.uptime_source import write_uptime_jsonl
+
+log = logging.getLogger(__name__)
 
 # Messages are processed in chunks that span at most this much capture time, so
 # stages see time advance much as they did live: rule groups evaluate every
@@ -89,8 +92,15 @@ def replay(
     def emit_cdr(line: str) -> None:
         cdrs_out.write(line + "\n")
 
+    # Once per charger and reason, then a summary (below): thousands of
+    # sessions of a site without a tariff made as many warnings.
     issuer = CdrIssuer(
-        fleet, tariff_map, ledger=ledger, emit=emit_cdr, receipt_base_url=receipt_base_url
+        fleet,
+        tariff_map,
+        ledger=ledger,
+        emit=emit_cdr,
+        receipt_base_url=receipt_base_url,
+        log_repeats=False,
     )
     sessions_jsonl = SessionsJsonl(out / "sessions.jsonl")
     # The config's policy (run's), with the fleet's pinned meter keys.
@@ -117,6 +127,7 @@ def replay(
             detector_signals(detectors, index),
             ocpp_versions(ocpp, index),
             findings.signals,
+            sessions.signals,
         ],
         on_transitions=record_transitions,
     )
@@ -205,6 +216,12 @@ def replay(
     ledger.close()
     if lines is not None:
         lines.stop()
+    if issuer.unpriced:
+        log.warning(
+            "%d sessions unpriced (%s); the first of each charger and reason is logged above",
+            issuer.unpriced,
+            ", ".join(f"{k}: {v}" for k, v in sorted(issuer.unpriced_by_reason.items())),
+        )
     span = (last - first) if first is not None and last is not None else 0.0
     return ReplayResult(
         pipeline.stats,

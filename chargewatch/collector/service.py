@@ -249,6 +249,7 @@ class Collector:
                 detector_signals(self.detectors, self.index, self.detector_stage.flush),
                 ocpp_versions(self.ocpp, self.index),
                 self.signature_findings.signals,
+                self.sessions.signals,
             ],
             deliver=self.notify.submit,
             publish=self._publish_command,

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from chargewatch.collector.coalesce import Pacer
 from chargewatch.core.gcpause import gc_paused
@@ -210,6 +212,28 @@ class SessionStage:
             self._pacer.run(now, lambda: self._step(batch, events, now))
         else:
             self._pacer.last = now
+
+    def signals(self, now: float) -> dict[str, NDArray[Any]]:
+        """The session columns of the alert frame (alerting.signals), per connector:
+        ``session_active`` (a session is open) and ``session_energy_wh`` (its
+        register energy so far; NaN until the register has grown over two
+        readings, or when the charger reports no register).
+
+        What the engine holds: with ``flush_interval_s`` the batches waiting for
+        it are not counted yet, so the energy lags by at most that interval.
+        """
+        index = self.engine.index
+        n = len(index)
+        active = np.zeros(n, np.bool_)
+        energy = np.full(n, np.nan)
+        for s in self.engine.open_sessions():
+            c = index.get(s["charger_id"], s["connector_id"])
+            if c is None or c >= n:
+                continue
+            active[c] = True
+            if s["energy_wh"] is not None:
+                energy[c] = s["energy_wh"]
+        return {"session_active": active, "session_energy_wh": energy}
 
     def tick(self, now: float) -> None:
         # Timeouts (Available grace, stale sessions) advance with time alone.
