@@ -317,6 +317,27 @@ MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
             "CREATE INDEX port_status_by_at ON port_status(at)",
         ),
     ),
+    (
+        # Issue 23: dynamic partitions' leases and members (storage/leases.py),
+        # created with the schema rather than by the first collector of a
+        # cluster. Used on PostgreSQL only; empty on SQLite, for one schema.
+        # IF NOT EXISTS: ledgers of clusters started before have them already.
+        # (Version 12 is another change's; the runner applies what is missing
+        # above the ledger's version, so a gap is fine.)
+        13,
+        (
+            """CREATE TABLE IF NOT EXISTS partition_leases (
+                partition INTEGER NOT NULL PRIMARY KEY,
+                owner TEXT NOT NULL DEFAULT '',
+                token BIGINT NOT NULL DEFAULT 0,  -- fencing token, +1 at every claim
+                expires_at REAL NOT NULL DEFAULT 0  -- epoch s, the database's clock
+            )""",
+            """CREATE TABLE IF NOT EXISTS cluster_members (
+                collector TEXT PRIMARY KEY,
+                seen_until REAL NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite

@@ -26,7 +26,9 @@ N = 8
 @pytest.fixture
 def url(postgresql: PostgreSQL) -> Iterator[str]:
     name = f"leases_{uuid.uuid4().hex[:12]}"
-    yield postgresql.create_db(name)
+    url = postgresql.create_db(name)
+    Ledger(url).close()  # the lease tables come with the ledger's schema (migration 13)
+    yield url
     postgresql.drop_db(name)
 
 
@@ -148,6 +150,20 @@ def test_a_zombie_cannot_write_after_takeover(url: str, dbs: list[PgDatabase]) -
         assert len(query_sessions(led)) == 2
 
 
+def test_a_ledger_without_the_lease_tables_is_refused(
+    postgresql: PostgreSQL, dbs: list[PgDatabase]
+) -> None:
+    """The tables come from the ledger's migrations, not from a collector."""
+    name = f"leases_bare_{uuid.uuid4().hex[:8]}"
+    db = PgDatabase(postgresql.create_db(name))
+    try:
+        with pytest.raises(ValueError, match="no partition lease tables"):
+            LeaseTable(db, "a", partitions=N)
+    finally:
+        db.close()
+        postgresql.drop_db(name)
+
+
 def test_every_collector_needs_the_same_partition_count(url: str, dbs: list[PgDatabase]) -> None:
     table(url, dbs, "a")
     db = PgDatabase(url)
@@ -170,6 +186,8 @@ def test_ledger_migrate_leaves_the_leases_behind(url: str, postgresql: PostgreSQ
             report = copy_ledger(src, dst)
             assert report.source["sessions"] == 1 == report.target["sessions"]
             assert "partition_leases" not in report.source
-            assert not dst.has_table("partition_leases")
+            # The target has the tables (its schema), but no lease of the source.
+            leases_there = dst.db.execute("SELECT COUNT(*) FROM partition_leases").fetchone()
+            assert leases_there is not None and leases_there[0] == 0
     finally:
         postgresql.drop_db(name)
