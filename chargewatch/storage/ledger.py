@@ -770,6 +770,10 @@ class Ledger:
             for t in transitions
         ]
         with self._tx():
+            # A stale owner (its lease taken) must not record transitions, nor page
+            # (the caller notifies after this write). Every held lease, not the
+            # chargers': a rule may name a charger of no partition held here.
+            self._fence_all()
             cur = self.db.executemany(
                 "INSERT INTO alert_transitions VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows
             )
@@ -786,6 +790,7 @@ class Ledger:
         if not values:
             return 0
         with self._tx():
+            self._fence_all()  # as alert transitions: a stale owner's statuses are not ours
             cur = self.db.executemany(
                 "INSERT INTO port_status VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING", values
             )
@@ -907,7 +912,9 @@ class Ledger:
             self.fencing.fence(c for c in chargers if c)
 
     def _fence_all(self) -> None:
-        """A checkpoint holds every partition's state: all leases must still hold."""
+        """A checkpoint holds every partition's state (and alert transitions and
+        statuses are refused to a stale owner whichever charger they name): all
+        leases held must still be this collector's, under its tokens."""
         if self.fencing is not None:
             self.fencing.fence(partitions=list(self.fencing.held))
 

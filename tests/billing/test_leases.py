@@ -8,9 +8,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from chargewatch.alerting import AlertEngine
+from chargewatch.alerting.testing import make_frame
+from chargewatch.collector.alert_stage import AlertStage
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.leases import FencedError, LeaseTable, partition_of
 from chargewatch.storage.ledger import Ledger, query_sessions
 from chargewatch.storage.ledger_copy import copy_ledger
@@ -148,6 +154,56 @@ def test_a_zombie_cannot_write_after_takeover(url: str, dbs: list[PgDatabase]) -
         assert sorted(r.lost) == list(range(N)) and not a.held
     with Ledger(url, read_only=True) as led:
         assert len(query_sessions(led)) == 2
+
+
+HOT = """groups:
+  - name: g
+    rules:
+      - alert: Hot
+        expr: temperature_c > 80
+        labels: {severity: warning}
+"""
+
+
+def test_a_collector_whose_lease_was_taken_writes_no_alert_or_status(
+    url: str, tmp_path: Path
+) -> None:
+    """Alert transitions and port statuses are fenced as sessions are: once another
+    collector took the lease over, the old owner records nothing and pages nobody."""
+    (tmp_path / "hot.yaml").write_text(HOT)
+    index = ConnectorIndex(Fleet.empty())
+    index.id("CP1", 1)
+    with Ledger(url, collector_id="a") as la, Ledger(url, collector_id="b") as lb:
+        a = LeaseTable(la.db, "a", partitions=N, lease_s=1.0)
+        b = LeaseTable(lb.db, "b", partitions=N, lease_s=1.0)
+        la.fencing, lb.fencing = a, b
+        a.renew()
+        la.write_port_status([["CP1", 1, "Available", "NoError", 5.0]], now=5.0)
+        paged: list[object] = []
+        stage = AlertStage(
+            AlertEngine(tmp_path, index),
+            FleetState(index),
+            providers=[lambda now: make_frame([("CP1", 1)], site="s", temperature_c=95.0)],
+            deliver=paged.extend,
+            on_transitions=lambda ts: la.write_alert_transitions(
+                {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
+                for t in ts
+            ),
+        )
+        time.sleep(1.2)  # a pauses past its lease; b takes everything over
+        b.renew()
+        with pytest.raises(FencedError):
+            stage.tick(10.0)  # the alert fires at a, which may not record it ...
+        assert paged == []  # ... nor page it
+        with pytest.raises(FencedError):
+            la.write_port_status([["CP1", 1, "Faulted", "GroundFailure", 11.0]], now=11.0)
+        with pytest.raises(FencedError):  # a transition of a charger a never owned too
+            la.write_alert_transitions([{"at": 12.0, "state": "firing", "alertname": "X"}])
+        assert lb.write_port_status([["CP1", 1, "Faulted", "GroundFailure", 11.0]], now=11.0)
+    with Ledger(url, read_only=True) as led:
+        assert led.db.execute("SELECT COUNT(*) FROM alert_transitions").fetchone()[0] == 0
+        statuses = led.db.execute("SELECT status FROM port_status ORDER BY at").fetchall()
+        assert [r[0] for r in statuses] == ["Available", "Faulted"]
 
 
 def test_a_ledger_without_the_lease_tables_is_refused(
