@@ -1000,9 +1000,11 @@ class Ledger:
         cuts an engine snapshot accordingly into (this collector's, the rest). Taken: the
         owned part of every handover row (released by a collector whose
         partition changed) and of every *stopped* collector's checkpoint,
-        together with those chargers' journal rows. A *running* collector that
-        holds owned chargers is a conflict (:class:`OwnershipConflictError`).
-        Returns how many parts were taken.
+        together with those chargers' journal rows (``name`` "sessions" only). A
+        *running* collector that holds owned chargers is a conflict
+        (:class:`OwnershipConflictError`). Returns how many parts were taken (a
+        stopped collector's journal rows alone are one): when not 0, the caller
+        must replay its journal.
         """
         mine_key = self._state_name(name)
         taken = 0
@@ -1020,7 +1022,9 @@ class Ledger:
             for other_key, text in others:
                 other_id = "default" if other_key == name else other_key[len(prefix) :]
                 mine, rest = split(_state_of(text))
-                journal = self._journal_rows(other_id)
+                # The journal is the sessions' (events since that checkpoint): it
+                # moves with the sessions, never with fleet or alert state.
+                journal = self._journal_rows(other_id) if name == "sessions" else []
                 moved = [seq for seq, charger in journal if owns(charger)]
                 if mine is None and not moved:
                     continue
@@ -1041,6 +1045,10 @@ class Ledger:
                     )
                 if mine is not None:
                     own = mine if own is None else merge(own, mine)
+                # Journal rows alone count too: a session that began after the
+                # other collector's last checkpoint is only there, and the caller
+                # replays its journal only when something was taken (issue 23).
+                if mine is not None or moved:
                     taken += 1
             for mine in self._take(name, split):
                 own = mine if own is None else merge(own, mine)
