@@ -1013,15 +1013,8 @@ class Ledger:
                 "SELECT state FROM engine_state WHERE name=?", (mine_key,)
             ).fetchone()
             own: dict[str, Any] | None = None if row is None else _state_of(row[0])
-            prefix = f"{name}@"
-            others = self.db.execute(
-                "SELECT name, state FROM engine_state"
-                " WHERE name != ? AND (name = ? OR name LIKE ?)",
-                (mine_key, name, prefix + "%"),
-            ).fetchall()
-            for other_key, text in others:
-                other_id = "default" if other_key == name else other_key[len(prefix) :]
-                mine, rest = split(_state_of(text))
+            for other_id, other_key, state in self._others(name, mine_key):
+                mine, rest = (None, None) if state is None else split(state)
                 # The journal is the sessions' (events since that checkpoint): it
                 # moves with the sessions, never with fleet or alert state.
                 journal = self._journal_rows(other_id) if name == "sessions" else []
@@ -1032,13 +1025,13 @@ class Ledger:
                     if not stopped:
                         held = sorted({s["charger"] for s in (mine or {}).get("sessions", [])})
                         raise OwnershipConflictError(other_id, held or ["(journal)"])
-                    if rest is None:
-                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
-                    else:
+                    if rest is not None:
                         self.db.execute(
                             "UPDATE engine_state SET state=? WHERE name=?",
                             (_state_text(rest), other_key),
                         )
+                    elif state is not None:  # emptied (its journal stays reachable: _others)
+                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
                     self.db.executemany(
                         "UPDATE session_journal SET collector=? WHERE seq=?",
                         [(self.collector_id, seq) for seq in moved],
@@ -1059,6 +1052,26 @@ class Ledger:
                     (mine_key, _state_text(own), time.time()),
                 )
         return taken
+
+    def _others(self, name: str, mine_key: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """Other collectors' ``name`` state as (collector id, row name, state). For
+        sessions also those with journal rows and no checkpoint row (state None):
+        a taker deletes a checkpoint it emptied, and the journal rows of chargers
+        in partitions not yet taken must still reach their next owner (issue 23)."""
+        prefix = f"{name}@"
+        rows = self.db.execute(
+            "SELECT name, state FROM engine_state WHERE name != ? AND (name = ? OR name LIKE ?)",
+            (mine_key, name, prefix + "%"),
+        ).fetchall()
+        out: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("default" if key == name else key[len(prefix) :], key, _state_of(text))
+            for key, text in rows
+        ]
+        if name == "sessions":
+            seen = {other for other, _, _ in out} | {self.collector_id}
+            journaled = self.db.execute("SELECT DISTINCT collector FROM session_journal")
+            out += [(str(c), "", None) for (c,) in journaled.fetchall() if str(c) not in seen]
+        return out
 
     @_durable
     def release(
