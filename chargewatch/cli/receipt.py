@@ -2,6 +2,7 @@
 from a ledger, as the API serves them (docs/receipts.md).
 
 ``receipt --ledger L SESSION_ID [--out FILE] [--format html|json] [--bundle FILE]``
+(``L``: a SQLite file or a ``postgresql://`` URL, as for the other commands)
 writes the receipt (HTML by default) and, with ``--bundle``, the verification
 bundle (S.A.F.E. XML). ``statement --ledger L --id-tag T --month YYYY-MM`` writes
 the month's statement. ``--fleet`` gives sites' names, addresses and time
@@ -33,7 +34,9 @@ def register(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ledger", required=True, help="SQLite ledger file")
+    p.add_argument(
+        "--ledger", required=True, help="the ledger: a SQLite file or a postgresql:// URL"
+    )
     p.add_argument("--out", "-o", help="file to write (default: stdout)")
     p.add_argument("--format", choices=("html", "json"), default="html")
     p.add_argument("--fleet", help="fleet.yaml: site names, addresses and time zones")
@@ -54,8 +57,10 @@ def _context(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]]:
     from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
     from chargewatch.core.errors import ConfigError, ConfigProblem  # noqa: PLC0415
     from chargewatch.storage.ledger import Ledger  # noqa: PLC0415
+    from chargewatch.storage.sqldb import ledger_missing  # noqa: PLC0415
 
-    if not Path(args.ledger).is_file():
+    # A URL is never "missing" here: connecting says what is wrong with it.
+    if ledger_missing(args.ledger):
         raise ConfigError([ConfigProblem(args.ledger, "", "ledger file not found")])
     config = load_config(args.config) if args.config else Config()
     fleet = load_fleet(args.fleet) if args.fleet else None
@@ -89,7 +94,9 @@ def _receipt(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     if got is None:
-        print(f"no session {args.session_id} in {args.ledger}", file=sys.stderr)
+        from chargewatch.storage.sqldb import redact  # noqa: PLC0415
+
+        print(f"no session {args.session_id} in {redact(args.ledger)}", file=sys.stderr)
         return 1
     doc, xml = got
     href = Path(args.bundle).name if args.bundle else "receipt/bundle.xml"

@@ -28,7 +28,7 @@ before the acknowledgement of a batch that changed them.
 
 from __future__ import annotations
 
-__all__ = ["ClusterMember", "merge_alert_states", "split_alert_state"]
+__all__ = ["ClusterMember", "merge_alert_states", "merge_fleet_states", "split_alert_state"]
 
 import logging
 import math
@@ -78,13 +78,44 @@ def merge_alert_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {**a, "rules": rules}
 
 
-def _merge_fleet(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def merge_fleet_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` and ``b`` (FleetState snapshot parts) joined. Where both name a
+    connector or a charger, the one heard from last wins: a part from a collector
+    that never heard a charger holds an empty row for it, and in ledger order
+    that row could otherwise come after the real one and erase its status (a
+    firing fault would then resolve at the new owner)."""
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for row in [*a.get("connectors", []), *b.get("connectors", [])]:
+        key = (str(row[0]), str(row[1]))
+        if key not in rows or _not_older(row[5], rows[key][5]):
+            rows[key] = row
+    seen = dict(a.get("charger_seen", {}))
+    online = dict(a.get("online", {}))
+    b_online = b.get("online", {})
+    for c, t in b.get("charger_seen", {}).items():
+        if c not in seen or _not_older(t, seen[c]):
+            seen[c] = t
+            if c in b_online:
+                online[c] = b_online[c]
+    for c, on in b_online.items():
+        online.setdefault(c, on)
     return {
         "version": a.get("version", 1),
-        "connectors": [*a.get("connectors", []), *b.get("connectors", [])],
-        "online": {**a.get("online", {}), **b.get("online", {})},
-        "charger_seen": {**a.get("charger_seen", {}), **b.get("charger_seen", {})},
+        "connectors": list(rows.values()),
+        "online": online,
+        "charger_seen": seen,
     }
+
+
+def _heard(t: Any) -> bool:
+    return t is not None and not math.isnan(float(t))
+
+
+def _not_older(theirs: Any, ours: Any) -> bool:
+    """Whether time ``theirs`` is at least ``ours`` (None or NaN: never heard)."""
+    if not _heard(theirs):
+        return not _heard(ours)
+    return not _heard(ours) or float(theirs) >= float(ours)
 
 
 def _charger(alert: dict[str, Any]) -> str | None:
@@ -151,7 +182,7 @@ class ClusterMember:
             taken = self.sessions.take_over(after, now)
             self.save(now)  # our rows are then what the merge below starts from
             new = self._owning(parts)
-            taken += self._adopt(FLEET, after, new, split_fleet_state, _merge_fleet)
+            taken += self._adopt(FLEET, after, new, split_fleet_state, merge_fleet_states)
             taken += self._adopt(ALERTS, after, new, split_alert_state, merge_alert_states)
         except OwnershipConflictError as exc:
             log.warning(
@@ -199,7 +230,11 @@ class ClusterMember:
         if parts:
             after = self._owning(self.active - parts)
             given = self.sessions.give_back(after, now)
-            given += FleetStateHandover(self.ledger, self.state, after).release(now)
+            # Only the given partitions' chargers: the rest of the fleet's rows
+            # here are empty, and are their owners' business.
+            leaving = self._owning(parts)
+            kept = FleetStateHandover(self.ledger, self.state, lambda c: not leaving(c))
+            given += kept.release(now)
             self._hand_alerts_over(after, now)
             for k in sorted(parts):
                 self.ingest.close(k)  # acks of processed messages go first

@@ -26,9 +26,10 @@ caller handed that partition's state over); one that holds fewer claims what
 is free or expired. Nothing waits for a dead collector but its lease: its
 partitions are claimable ``lease_s`` after its last renewal.
 
-The tables are PostgreSQL-only (SQLite collectors share one host and use the
-static partitions) and are created here, ``IF NOT EXISTS``, by the first
-collector of a cluster.
+The tables come with the ledger's schema (migration 13 in storage/ledger.py);
+they are used on PostgreSQL only (SQLite collectors share one host and use
+the static partitions). The first collector of a cluster fills in one row per
+partition.
 """
 
 from __future__ import annotations
@@ -58,18 +59,6 @@ DEFAULT_LEASE_S = 15.0
 
 #: The tables of a cluster's coordination (not ledger data: ``ledger migrate`` skips them).
 LEASE_TABLES = frozenset({"partition_leases", "cluster_members"})
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS partition_leases (
-        partition INTEGER PRIMARY KEY,
-        owner TEXT NOT NULL DEFAULT '',
-        token BIGINT NOT NULL DEFAULT 0,
-        expires_at DOUBLE PRECISION NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS cluster_members (
-        collector TEXT PRIMARY KEY,
-        seen_until DOUBLE PRECISION NOT NULL
-    )""",
-)
 log = logging.getLogger(__name__)
 
 # The database's clock, in epoch seconds (the clock of every decision).
@@ -139,9 +128,13 @@ class LeaseTable:
         #: Set once a write was refused or a renewal found a lease lost (and why).
         self.fenced = False
         self.fenced_reason = ""
+        if not set(db.tables()) >= LEASE_TABLES:
+            raise ValueError(
+                "the ledger has no partition lease tables: open it with this version"
+                " (any chargewatch command that opens the ledger applies migration 13)"
+            )
+        # One collector at a time fills the rows in (the advisory lock of migrations).
         with db.transaction("migrate"):
-            for sql in _SCHEMA:
-                db.execute_ddl(sql)
             existing = int(db.execute("SELECT count(*) FROM partition_leases").rows[0][0])
             if not existing:
                 db.execute(

@@ -338,6 +338,25 @@ MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
             ),
         ),
     ),
+    (
+        # Issue 23: dynamic partitions' leases and members (storage/leases.py),
+        # created with the schema rather than by the first collector of a
+        # cluster. Used on PostgreSQL only; empty on SQLite, for one schema.
+        # IF NOT EXISTS: ledgers of clusters started before have them already.
+        13,
+        (
+            """CREATE TABLE IF NOT EXISTS partition_leases (
+                partition INTEGER NOT NULL PRIMARY KEY,
+                owner TEXT NOT NULL DEFAULT '',
+                token BIGINT NOT NULL DEFAULT 0,  -- fencing token, +1 at every claim
+                expires_at REAL NOT NULL DEFAULT 0  -- epoch s, the database's clock
+            )""",
+            """CREATE TABLE IF NOT EXISTS cluster_members (
+                collector TEXT PRIMARY KEY,
+                seen_until REAL NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 #: How long a writer waits for another process's write transaction (SQLite
@@ -773,6 +792,10 @@ class Ledger:
             for t in transitions
         ]
         with self._tx():
+            # A stale owner (its lease taken) must not record transitions, nor page
+            # (the caller notifies after this write). Every held lease, not the
+            # chargers': a rule may name a charger of no partition held here.
+            self._fence_all()
             cur = self.db.executemany(
                 "INSERT INTO alert_transitions"
                 " (at, state, alertname, labels, charger, site, evidence_start)"
@@ -794,6 +817,7 @@ class Ledger:
         if not values:
             return 0
         with self._tx():
+            self._fence_all()  # as alert transitions: a stale owner's statuses are not ours
             cur = self.db.executemany(
                 "INSERT INTO port_status (charger, connector, at, status, error_code, mrec)"
                 " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
@@ -917,7 +941,9 @@ class Ledger:
             self.fencing.fence(c for c in chargers if c)
 
     def _fence_all(self) -> None:
-        """A checkpoint holds every partition's state: all leases must still hold."""
+        """A checkpoint holds every partition's state (and alert transitions and
+        statuses are refused to a stale owner whichever charger they name): all
+        leases held must still be this collector's, under its tokens."""
         if self.fencing is not None:
             self.fencing.fence(partitions=list(self.fencing.held))
 
@@ -1003,9 +1029,11 @@ class Ledger:
         cuts an engine snapshot accordingly into (this collector's, the rest). Taken: the
         owned part of every handover row (released by a collector whose
         partition changed) and of every *stopped* collector's checkpoint,
-        together with those chargers' journal rows. A *running* collector that
-        holds owned chargers is a conflict (:class:`OwnershipConflictError`).
-        Returns how many parts were taken.
+        together with those chargers' journal rows (``name`` "sessions" only). A
+        *running* collector that holds owned chargers is a conflict
+        (:class:`OwnershipConflictError`). Returns how many parts were taken (a
+        stopped collector's journal rows alone are one): when not 0, the caller
+        must replay its journal.
         """
         mine_key = self._state_name(name)
         taken = 0
@@ -1014,16 +1042,11 @@ class Ledger:
                 "SELECT state FROM engine_state WHERE name=?", (mine_key,)
             ).fetchone()
             own: dict[str, Any] | None = None if row is None else _state_of(row[0])
-            prefix = f"{name}@"
-            others = self.db.execute(
-                "SELECT name, state FROM engine_state"
-                " WHERE name != ? AND (name = ? OR name LIKE ?)",
-                (mine_key, name, prefix + "%"),
-            ).fetchall()
-            for other_key, text in others:
-                other_id = "default" if other_key == name else other_key[len(prefix) :]
-                mine, rest = split(_state_of(text))
-                journal = self._journal_rows(other_id)
+            for other_id, other_key, state in self._others(name, mine_key):
+                mine, rest = (None, None) if state is None else split(state)
+                # The journal is the sessions' (events since that checkpoint): it
+                # moves with the sessions, never with fleet or alert state.
+                journal = self._journal_rows(other_id) if name == "sessions" else []
                 moved = [seq for seq, charger in journal if owns(charger)]
                 if mine is None and not moved:
                     continue
@@ -1031,19 +1054,23 @@ class Ledger:
                     if not stopped:
                         held = sorted({s["charger"] for s in (mine or {}).get("sessions", [])})
                         raise OwnershipConflictError(other_id, held or ["(journal)"])
-                    if rest is None:
-                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
-                    else:
+                    if rest is not None:
                         self.db.execute(
                             "UPDATE engine_state SET state=? WHERE name=?",
                             (_state_text(rest), other_key),
                         )
+                    elif state is not None:  # emptied (its journal stays reachable: _others)
+                        self.db.execute("DELETE FROM engine_state WHERE name=?", (other_key,))
                     self.db.executemany(
                         "UPDATE session_journal SET collector=? WHERE seq=?",
                         [(self.collector_id, seq) for seq in moved],
                     )
                 if mine is not None:
                     own = mine if own is None else merge(own, mine)
+                # Journal rows alone count too: a session that began after the
+                # other collector's last checkpoint is only there, and the caller
+                # replays its journal only when something was taken (issue 23).
+                if mine is not None or moved:
                     taken += 1
             for mine in self._take(name, split):
                 own = mine if own is None else merge(own, mine)
@@ -1054,6 +1081,26 @@ class Ledger:
                     (mine_key, _state_text(own), time.time()),
                 )
         return taken
+
+    def _others(self, name: str, mine_key: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """Other collectors' ``name`` state as (collector id, row name, state). For
+        sessions also those with journal rows and no checkpoint row (state None):
+        a taker deletes a checkpoint it emptied, and the journal rows of chargers
+        in partitions not yet taken must still reach their next owner (issue 23)."""
+        prefix = f"{name}@"
+        rows = self.db.execute(
+            "SELECT name, state FROM engine_state WHERE name != ? AND (name = ? OR name LIKE ?)",
+            (mine_key, name, prefix + "%"),
+        ).fetchall()
+        out: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("default" if key == name else key[len(prefix) :], key, _state_of(text))
+            for key, text in rows
+        ]
+        if name == "sessions":
+            seen = {other for other, _, _ in out} | {self.collector_id}
+            journaled = self.db.execute("SELECT DISTINCT collector FROM session_journal")
+            out += [(str(c), "", None) for (c,) in journaled.fetchall() if str(c) not in seen]
+        return out
 
     @_durable
     def release(

@@ -8,9 +8,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from chargewatch.alerting import AlertEngine
+from chargewatch.alerting.testing import make_frame
+from chargewatch.collector.alert_stage import AlertStage
+from chargewatch.model.fleet import ConnectorIndex, Fleet
+from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.leases import FencedError, LeaseTable, partition_of
 from chargewatch.storage.ledger import Ledger, query_sessions
 from chargewatch.storage.ledger_copy import copy_ledger
@@ -26,7 +32,9 @@ N = 8
 @pytest.fixture
 def url(postgresql: PostgreSQL) -> Iterator[str]:
     name = f"leases_{uuid.uuid4().hex[:12]}"
-    yield postgresql.create_db(name)
+    url = postgresql.create_db(name)
+    Ledger(url).close()  # the lease tables come with the ledger's schema (migration 13)
+    yield url
     postgresql.drop_db(name)
 
 
@@ -148,6 +156,70 @@ def test_a_zombie_cannot_write_after_takeover(url: str, dbs: list[PgDatabase]) -
         assert len(query_sessions(led)) == 2
 
 
+HOT = """groups:
+  - name: g
+    rules:
+      - alert: Hot
+        expr: temperature_c > 80
+        labels: {severity: warning}
+"""
+
+
+def test_a_collector_whose_lease_was_taken_writes_no_alert_or_status(
+    url: str, tmp_path: Path
+) -> None:
+    """Alert transitions and port statuses are fenced as sessions are: once another
+    collector took the lease over, the old owner records nothing and pages nobody."""
+    (tmp_path / "hot.yaml").write_text(HOT)
+    index = ConnectorIndex(Fleet.empty())
+    index.id("CP1", 1)
+    with Ledger(url, collector_id="a") as la, Ledger(url, collector_id="b") as lb:
+        a = LeaseTable(la.db, "a", partitions=N, lease_s=1.0)
+        b = LeaseTable(lb.db, "b", partitions=N, lease_s=1.0)
+        la.fencing, lb.fencing = a, b
+        a.renew()
+        la.write_port_status([["CP1", 1, "Available", "NoError", 5.0]], now=5.0)
+        paged: list[object] = []
+        stage = AlertStage(
+            AlertEngine(tmp_path, index),
+            FleetState(index),
+            providers=[lambda now: make_frame([("CP1", 1)], site="s", temperature_c=95.0)],
+            deliver=paged.extend,
+            on_transitions=lambda ts: la.write_alert_transitions(
+                {"at": t.at, "state": t.state, "alertname": t.alertname, "labels": t.labels}
+                for t in ts
+            ),
+        )
+        time.sleep(1.2)  # a pauses past its lease; b takes everything over
+        b.renew()
+        with pytest.raises(FencedError):
+            stage.tick(10.0)  # the alert fires at a, which may not record it ...
+        assert paged == []  # ... nor page it
+        with pytest.raises(FencedError):
+            la.write_port_status([["CP1", 1, "Faulted", "GroundFailure", 11.0]], now=11.0)
+        with pytest.raises(FencedError):  # a transition of a charger a never owned too
+            la.write_alert_transitions([{"at": 12.0, "state": "firing", "alertname": "X"}])
+        assert lb.write_port_status([["CP1", 1, "Faulted", "GroundFailure", 11.0]], now=11.0)
+    with Ledger(url, read_only=True) as led:
+        assert led.db.execute("SELECT COUNT(*) FROM alert_transitions").fetchone()[0] == 0
+        statuses = led.db.execute("SELECT status FROM port_status ORDER BY at").fetchall()
+        assert [r[0] for r in statuses] == ["Available", "Faulted"]
+
+
+def test_a_ledger_without_the_lease_tables_is_refused(
+    postgresql: PostgreSQL, dbs: list[PgDatabase]
+) -> None:
+    """The tables come from the ledger's migrations, not from a collector."""
+    name = f"leases_bare_{uuid.uuid4().hex[:8]}"
+    db = PgDatabase(postgresql.create_db(name))
+    try:
+        with pytest.raises(ValueError, match="no partition lease tables"):
+            LeaseTable(db, "a", partitions=N)
+    finally:
+        db.close()
+        postgresql.drop_db(name)
+
+
 def test_every_collector_needs_the_same_partition_count(url: str, dbs: list[PgDatabase]) -> None:
     table(url, dbs, "a")
     db = PgDatabase(url)
@@ -170,6 +242,8 @@ def test_ledger_migrate_leaves_the_leases_behind(url: str, postgresql: PostgreSQ
             report = copy_ledger(src, dst)
             assert report.source["sessions"] == 1 == report.target["sessions"]
             assert "partition_leases" not in report.source
-            assert not dst.has_table("partition_leases")
+            # The target has the tables (its schema), but no lease of the source.
+            leases_there = dst.db.execute("SELECT COUNT(*) FROM partition_leases").fetchone()
+            assert leases_there is not None and leases_there[0] == 0
     finally:
         postgresql.drop_db(name)

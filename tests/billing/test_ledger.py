@@ -57,6 +57,30 @@ def test_schema_version_and_wal(ledger_url: str) -> None:
         )
 
 
+def test_migration_13_adds_the_lease_tables_to_a_ledger_at_version_11(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 13 (the cluster's lease tables) applies on a ledger at version 11,
+    with no 12 in between, and on one whose collectors made the tables already."""
+    import chargewatch.storage.ledger as ledger_module  # noqa: PLC0415
+
+    with monkeypatch.context() as m:
+        m.setattr(ledger_module, "MIGRATIONS", [x for x in MIGRATIONS if x[0] <= 11])
+        with Ledger(ledger_url) as led:
+            assert led.version == 11 and not led.has_table("partition_leases")
+            # As collectors before migration 13 did, on PostgreSQL:
+            led.db.execute("CREATE TABLE partition_leases (partition INTEGER PRIMARY KEY,"
+                           " owner TEXT NOT NULL DEFAULT '', token BIGINT NOT NULL DEFAULT 0,"
+                           " expires_at REAL NOT NULL DEFAULT 0)")  # fmt: skip
+            led.db.execute("INSERT INTO partition_leases VALUES (0, 'a', 7, 0)")
+    with Ledger(ledger_url) as led:
+        assert led.version == MIGRATIONS[-1][0] >= 13
+        assert led.has_table("partition_leases") and led.has_table("cluster_members")
+        rows = led.db.execute("SELECT partition, owner, token FROM partition_leases").fetchall()
+        assert [tuple(r) for r in rows] == [(0, "a", 7)]  # kept
+        led.db.execute("INSERT INTO cluster_members VALUES (?, ?)", ("a", 1.5))
+
+
 def test_writes_are_idempotent_and_revision_aware(ledger_url: str) -> None:
     recs = records()
     with Ledger(ledger_url) as led:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html.parser
 import json
 import sqlite3
+import uuid
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from chargewatch.storage.ledger import Ledger
 from chargewatch.storage.receipt_source import load_receipt, load_statement
 from tests.billing.ocmf_kit import Meter, tamper
 from tests.collector import test_replay_signed as replay
+from tests.services import PostgreSQL
 
 OPERATOR = {"name": "Stadtwerk Musterstadt", "address": "Hauptstr. 1", "vat_id": "DE123"}
 FLEET = Fleet(
@@ -255,3 +257,31 @@ def test_receipt_cli_writes_page_and_bundle(v16: Path, tmp_path: Path) -> None:
     assert "r.xml" in _page(page.read_text()).links
     assert main(["ocmf", "verify", str(bundle)]) == 0
     assert main(["receipt", "--ledger", str(v16), "no-such-session"]) == 1
+
+
+@pytest.mark.integration
+def test_receipt_and_statement_cli_read_a_postgresql_ledger(
+    v16: Path, tmp_path: Path, postgresql: PostgreSQL
+) -> None:
+    """``--ledger postgresql://…`` as for the other commands: the same documents as
+    from the SQLite ledger it was migrated from."""
+    name = f"receipt_{uuid.uuid4().hex[:10]}"
+    url = postgresql.create_db(name)
+    try:
+        assert main(["ledger", "migrate", "--from", str(v16), "--to", url]) == 0
+        sid = _session_id(v16)
+        out: dict[str, tuple[str, str, str]] = {}
+        for kind, ledger in (("sqlite", str(v16)), ("pg", url)):
+            r, b, s = (tmp_path / f"{kind}-{x}" for x in ("r.json", "b.xml", "s.json"))
+            receipt = ["receipt", "--ledger", ledger, sid, "--format", "json"]
+            assert main([*receipt, "--out", str(r), "--bundle", str(b)]) == 0
+            statement = ["statement", "--ledger", ledger, "--id-tag", "04A1B2C3"]
+            assert (
+                main([*statement, "--month", "2026-09", "--format", "json", "--out", str(s)]) == 0
+            )
+            out[kind] = (r.read_text(), b.read_text(), s.read_text())
+        assert out["pg"] == out["sqlite"]
+        assert json.loads(out["pg"][2])["totals"][0]["incl_vat"] == "0.6353"
+        assert main(["receipt", "--ledger", url, "no-such-session"]) == 1
+    finally:
+        postgresql.drop_db(name)

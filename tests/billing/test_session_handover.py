@@ -132,3 +132,67 @@ def test_split_and_merge_are_inverse() -> None:
     )
     assert joined["open"] == sorted(snap["open"])
     assert split_state(snap, only("X")) == (None, snap | {"open": snap["open"]})
+
+
+def test_a_running_collector_takes_a_session_that_is_only_in_the_journal(
+    ledger_url: str,
+) -> None:
+    """Dynamic partitions (SessionStage.take_over): a crashed collector's charger whose
+    session started after that collector's last checkpoint is only in its journal.
+    The taker replays those rows at once; before, it moved them to its own journal
+    without replaying them, its next checkpoint deleted them, and the session was
+    never billed (issue 23)."""
+    db = ledger_url
+    index = ConnectorIndex()
+    with Ledger(db, collector_id="a") as led:
+        stage = SessionStage(SessionEngine(index), ledger=led, checkpoint_every_s=3600)
+        stage.resume(owns=everything, now=TS[0])
+        stage.close(TS[0])  # a checkpoint without S
+        stage.on_batch(
+            batch(index, "S", 1, TS[:60], E[:60], P[:60]), [start("S", "s1", TS[0], E[0])], TS[59]
+        )
+        assert [kind for kind, _ in led.journal()] == ["TransactionEvent"]
+    # "a" crashed (its ledger lock is free); "b", running, takes S's partition over.
+    index_b = ConnectorIndex()
+    with Ledger(db, collector_id="b") as led:
+        stage = SessionStage(SessionEngine(index_b), ledger=led)
+        stage.resume(owns=lambda c: False, now=TS[60])
+        assert stage.take_over(only("S"), TS[60]) == 1
+        assert [s["charger_id"] for s in stage.engine.open_sessions()] == ["S"]
+        stage.on_batch(batch(index_b, "S", 1, TS[60:], E[60:], P[60:]), [], TS[-1])
+        stage.on_batch(MeterBatch.empty(), [stop("S", "s1", TS[-1], E[-1])], TS[-1] + 1)
+        assert stage.rejected == []
+        stage.close(TS[-1] + 2)
+        assert led.journal() == []
+        rows = query_sessions(led)
+    assert [r["charger_id"] for r in rows] == ["S"]
+    assert rows[0]["energy_wh"] == pytest.approx(E[-1] - E[0])
+
+
+def test_journal_rows_of_a_dead_collector_reach_every_taker(ledger_url: str) -> None:
+    """A dead collector's chargers go to two takers, one after the other. The first
+    empties its (session-less) checkpoint and deletes that row; the second must
+    still find the journal rows of its own chargers (issue 23: they were orphaned,
+    and the session of R was never billed)."""
+    db = ledger_url
+    index = ConnectorIndex()
+    with Ledger(db, collector_id="dead") as led:
+        stage = SessionStage(SessionEngine(index), ledger=led, checkpoint_every_s=3600)
+        stage.resume(owns=everything, now=TS[0])
+        stage.close(TS[0])  # a checkpoint without S or R
+        events = [start("S", "s1", TS[0], E[0]), start("R", "r1", TS[0], E[0])]
+        stage.on_batch(MeterBatch.empty(), events, TS[1])
+    rows = {}
+    for name, charger, tx in (("a", "S", "s1"), ("b", "R", "r1")):
+        idx = ConnectorIndex()
+        with Ledger(db, collector_id=name) as led:
+            stage = SessionStage(SessionEngine(idx), ledger=led)
+            stage.resume(owns=lambda c: False, now=TS[60])
+            assert stage.take_over(only(charger), TS[60]) == 1
+            stage.on_batch(batch(idx, charger, 1, TS, E, P), [], TS[-1])
+            stage.on_batch(MeterBatch.empty(), [stop(charger, tx, TS[-1], E[-1])], TS[-1] + 1)
+            assert stage.rejected == []
+            stage.close(TS[-1] + 2)
+            rows |= {r["charger_id"]: r for r in query_sessions(led)}
+    assert sorted(rows) == ["R", "S"]
+    assert all(r["energy_wh"] == pytest.approx(E[-1] - E[0]) for r in rows.values())

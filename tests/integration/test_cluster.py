@@ -57,14 +57,6 @@ def owners(url: str) -> dict[int, str]:
     return {int(p): str(o) for p, o in rows}
 
 
-# Known defect, measured at merge on the shared 2-core machine: 2 of 3 runs
-# timed out waiting for one session's ledger row after the fourth collector
-# joined (takeover itself in 3.7 s each time); its author saw 1 failure in 8.
-# Not strict, so a run that passes reports XPASS; the cause is open (issue #23).
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: a session's ledger row is sometimes missing after a join (issue #23)",
-)
 def test_sigkill_takeover_and_join_lose_nothing(
     tmp_path: Path,
     mosquitto: Mosquitto,
@@ -176,7 +168,13 @@ def test_sigkill_takeover_and_join_lose_nothing(
             got: list[dict[str, Any]] = reader.get("/api/v1/sessions").json()["sessions"]
             return got if {r["transaction_id"] for r in got} >= want else None
 
-        rows = wait_for(all_sessions, 60, "every session in the ledger")
+        try:
+            rows = wait_for(all_sessions, 60, "every session in the ledger")
+        except AssertionError:
+            seen = {r["transaction_id"] for r in reader.get("/api/v1/sessions").json()["sessions"]}
+            raise AssertionError(
+                f"sessions missing from the ledger: {sorted(want - seen)}"
+            ) from None
         history = wait_for(
             lambda: (
                 (x := reader.get("/api/v1/cdrs", params={"history": "1"}).json())

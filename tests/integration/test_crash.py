@@ -126,8 +126,11 @@ class Fleet:
         # 5 samples/s per charging connector, the register advancing with the power.
         last = time.time()
         while not self._stop.wait(0.2):
-            now = time.time()
             with self._lock:
+                # Read under the lock: a stop and the next start may take the lock
+                # first, and a sample stamped before that stop with a register
+                # after it would be billed to the stopped session (issue 23).
+                now = time.time()
                 for charger in self.open:
                     self.register[charger] += POWER_W * (now - last) / 3600.0
                     self.samples[(charger, round(now * 1000))] = time.time()
