@@ -51,7 +51,6 @@ def _month(v: str) -> str:
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any, dict[str, str]]:
     """(ledger, fleet or None, operator) from the command's options."""
-    from pathlib import Path  # noqa: PLC0415 - not for every CLI start
 
     from chargewatch.config.fleet_file import load_fleet  # noqa: PLC0415
     from chargewatch.config.settings import Config, load_config  # noqa: PLC0415
