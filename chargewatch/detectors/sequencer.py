@@ -770,10 +770,24 @@ class Sequencer:
         if len(f) == 0:
             return
         c = f.touched
-        d = f.ts - f.shift(f.ts, np.take(self.last_ts, c))
+        d = f.ts - self._shifted_ts(f, np.take(self.last_ts, c))
         d[np.isinf(d)] = np.nan  # a connector's very first row has no delta
         self._deltas.push(f, d)
         self.interval[c] = median_of_rows(np.take(self._deltas.buf, c, axis=0))
+
+    @staticmethod
+    def _shifted_ts(f: Frame, carried: F64) -> F64:
+        """``f.shift(f.ts, carried)``, computed once per frame for equal ``carried``:
+        energy and power are usually known on the same rows, and the last
+        processed ts is their ts, so the three callers usually share one array
+        (read-only: ``prev_e_ts is prev_p_ts`` then)."""
+        got = f.cache.get("shifted_ts")
+        if got is not None and np.array_equal(got[0], carried, equal_nan=True):
+            out: F64 = got[1]
+            return out
+        out = f.shift(f.ts, carried)
+        f.cache["shifted_ts"] = (carried, out)
+        return out
 
     def _prev(self, f: Frame, j: int, col: int) -> tuple[F64, F64]:
         """Per row, the previous known value of column ``col`` and its ts; then
@@ -783,7 +797,7 @@ class Sequencer:
         cv, ct = self.known_v[c, j], self.known_t[c, j]
         ok = np.isfinite(x)
         if ok.all():  # the usual case: the previous row's
-            pv, pt = f.shift(x, cv), f.shift(f.ts, ct)
+            pv, pt = f.shift(x, cv), self._shifted_ts(f, ct)
             self.known_v[c, j] = np.take(x, f.last_idx)
             self.known_t[c, j] = np.take(f.ts, f.last_idx)
             return pv, pt
