@@ -255,7 +255,8 @@ class _Windows:
         # cannot skew a ratio.
         dt = f.ts - pt
         ok_e = dt <= max_gap_s  # NaN (no previous register): False
-        ok_e &= f.ts - ppt == dt
+        if ppt is not pt:  # the sequencer shares one array when they are equal
+            ok_e &= f.ts - ppt == dt
         ok_e &= np.isfinite(p)  # pp is finite where its ts equals pt
         # A step in power between two samples has an unknowable integral (the
         # register knows, the samples do not): leave such intervals out of both.
