@@ -104,8 +104,18 @@ _BASE: tuple[Signal, ...] = (
         "Wh",
         "register energy of the open session so far; NaN before two readings or without a register",
     ),
-    Signal("charging_minutes", "number", "min", "minutes of the session spent charging"),
-    Signal("idle_minutes", "number", "min", "minutes of the session spent not charging"),
+    Signal(
+        "charging_minutes",
+        "number",
+        "min",
+        "minutes of the open session's power track above the charging threshold; 0 without one",
+    ),
+    Signal(
+        "idle_minutes",
+        "number",
+        "min",
+        "minutes of the open session's power track not above the charging threshold; 0 without one",
+    ),
     # the last signed session's check (docs/signatures.md), for 24 h after its stop
     Signal("signature_invalid", "bool", "", "last signed session: signature_status invalid"),
     Signal(

@@ -217,7 +217,9 @@ class SessionStage:
         """The session columns of the alert frame (alerting.signals), per connector:
         ``session_active`` (a session is open) and ``session_energy_wh`` (its
         register energy so far; NaN until the register has grown over two
-        readings, or when the charger reports no register).
+        readings, or when the charger reports no register), ``charging_minutes``
+        and ``idle_minutes`` (its power track so far above and at or below the
+        charging threshold; 0 for connectors without a session).
 
         What the engine holds: with ``flush_interval_s`` the batches waiting for
         it are not counted yet, so the energy lags by at most that interval.
@@ -226,6 +228,8 @@ class SessionStage:
         n = len(index)
         active = np.zeros(n, np.bool_)
         energy = np.full(n, np.nan)
+        charging = np.zeros(n)
+        idle = np.zeros(n)
         for s in self.engine.open_sessions():
             c = index.get(s["charger_id"], s["connector_id"])
             if c is None or c >= n:
@@ -233,7 +237,14 @@ class SessionStage:
             active[c] = True
             if s["energy_wh"] is not None:
                 energy[c] = s["energy_wh"]
-        return {"session_active": active, "session_energy_wh": energy}
+            charging[c] = s["charging_s"] / 60.0
+            idle[c] = s["idle_s"] / 60.0
+        return {
+            "session_active": active,
+            "session_energy_wh": energy,
+            "charging_minutes": charging,
+            "idle_minutes": idle,
+        }
 
     def tick(self, now: float) -> None:
         # Timeouts (Available grace, stale sessions) advance with time alone.

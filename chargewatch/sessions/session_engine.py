@@ -133,10 +133,18 @@ class SessionEngine:
         return out
 
     def open_sessions(self) -> list[dict[str, Any]]:
-        """Open sessions for dashboards: id, charger, connector, start, energy so far."""
+        """Open sessions for dashboards and rules: id, charger, connector, start,
+        energy so far, and the seconds of its integrated power track spent
+        charging and not charging (the periods it will be billed by)."""
         res = []
         for sid in self._book.open.values():
             s = self._book.sessions[sid]
+            charging_s = idle_s = 0.0
+            for piece in s.track.pieces:  # [kind, t0, t1, ...]; kind 1 = charging
+                if piece[0] == 1.0:
+                    charging_s += piece[2] - piece[1]
+                else:
+                    idle_s += piece[2] - piece[1]
             res.append(
                 {
                     "session_id": sid,
@@ -145,6 +153,8 @@ class SessionEngine:
                     "transaction_id": s.transaction_id,
                     "start": s.start,
                     "energy_wh": register_energy(s.seg_list()) if s.n_reg >= 2 else None,
+                    "charging_s": charging_s,
+                    "idle_s": idle_s,
                 }
             )
         return res
