@@ -179,8 +179,10 @@ def read_billing(top: Section) -> BillingConfig:
             "receipt_base_url",
             str,
             "",
-            check=_http_url,
-            expected="an http(s) URL without query or fragment, e.g. https://charge.example.com",
+            # "" is the default written out: no receipt URL in the CDRs.
+            check=lambda v: v == "" or _http_url(v),
+            expected="an http(s) URL without query or fragment, e.g. https://charge.example.com"
+            ' (or "" for none)',
         ),
     )
 

@@ -188,6 +188,13 @@ def test_billing_receipt_base_url(tmp_path: Path) -> None:
     assert f"{f}:2:21: billing.receipt_base_url: expected an http(s) URL" in str(info.value)
 
 
+def test_billing_receipt_base_url_explicit_empty_is_the_default(tmp_path: Path) -> None:
+    # Writing out the default ("" = no receipt URL in CDRs) must not be an error.
+    f = tmp_path / "cw.yaml"
+    text = 'billing:\n  receipt_base_url: ""\n'
+    assert load_config_text(f, text).billing.receipt_base_url == ""
+
+
 def test_billing_operator_for_receipts(tmp_path: Path) -> None:
     f = tmp_path / "cw.yaml"
     assert load_config_text(f, "").billing.operator.receipt_fields() == {
