@@ -143,12 +143,15 @@ def run(args: argparse.Namespace) -> int:
         print("chargewatch simulate: give --broker and/or --capture (or --truth/--fleet-out)",
               file=sys.stderr)  # fmt: skip
         return 2
+    # Outside the try below: a bad --start is already a ConfigError (a ValueError),
+    # which that handler would wrap a second time under "simulate".
+    start = _start(args.start, live=bool(args.broker))
     try:
         cfg = SimConfig(
             chargers=args.chargers,
             sites=args.sites,
             seed=args.seed,
-            start=_start(args.start, live=bool(args.broker)),
+            start=start,
             duration=parse_duration(args.duration),
             interval=args.interval,
             batch=args.batch,

@@ -247,6 +247,15 @@ def test_cli_writes_capture_truth_and_fleet(tmp_path, capsys) -> None:
     assert "after the simulation's end" in capsys.readouterr().err
 
 
+def test_cli_bad_start_names_the_option_once(tmp_path, capsys) -> None:
+    rc = main(["simulate", "--start", "bogus", "--capture", str(tmp_path / "c.jsonl")])
+    assert rc == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "chargewatch: configuration error:",
+        "command line: --start: expected RFC 3339, epoch seconds or 'now', got 'bogus'",
+    ]
+
+
 def test_reboot_scenario_reboots_between_sessions_with_boot_blips() -> None:
     cfg = SimConfig(chargers=6, sites=2, seed=3, duration=24 * 3600, interval=60.0)
     sim = Simulation(cfg.with_scenario("reboots"))
