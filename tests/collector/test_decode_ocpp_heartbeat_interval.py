@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +69,30 @@ def test_set_variables_counts_when_its_result_is_accepted(status: str, learned: 
     results = [{"attributeStatus": "Accepted", **other}, {"attributeStatus": status, **NAMES}]
     f.send([3, "s1", {"setVariableResult": results}], source="cp")
     assert _intervals(f) == ([(240.0, "SetVariables", "")] if learned else [])
+
+
+def _real_alfen_boot() -> list[tuple[str, list[Any]]]:
+    """The Alfen Eve's BootNotification and its answer, as captured (PROVENANCE.md)."""
+    path = Path(__file__).parents[1] / "fixtures/real_ocpp/alfen_eve_steve1347.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()[:2]]
+    return [(x["topic"].rsplit("/", 1)[1], x["payload"]) for x in lines]
+
+
+def test_boot_answer_with_heartbeat_interval_is_learned_as_a_quirk() -> None:
+    # The CSMS answered the real Alfen Eve with `heartbeatInterval` where 1.6's
+    # BootNotification.conf requires `interval`. Not chargewatch's frame to refuse,
+    # and its meaning is plain: the interval is learned, the deviation counted.
+    (cp, boot), (csms, answer) = _real_alfen_boot()
+    assert (cp, csms) == ("cp", "csms") and "interval" not in answer[2]
+    f = Feed().send(boot, source=cp).send(answer, source=csms, recv=T0 + 2)
+    assert _intervals(f) == [(60.0, "BootNotification", "Accepted")]
+    assert f.reasons() == []
+    assert dict(f.decoder.quirks) == {"boot_heartbeat_interval": 1}
+
+
+def test_boot_answer_interval_wins_over_heartbeat_interval() -> None:
+    f = Feed().call("BootNotification", BOOT16, "b1")
+    f.result("b1", {"status": "Accepted", "currentTime": "x", "interval": 300,
+                    "heartbeatInterval": 60})  # fmt: skip
+    assert _intervals(f) == [(300.0, "BootNotification", "Accepted")]
+    assert dict(f.decoder.quirks) == {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = ["Correlator"]
 
 import math
+from collections import Counter
 
 from chargewatch.ingest.ocpp import intervals
 from chargewatch.ingest.ocpp.framing import ERROR, RESULT, Frame
@@ -28,12 +29,15 @@ from chargewatch.model.events import CommandResult, TransactionEvent
 class Correlator:
     """Bounds and expiry of the pending CALLs and early answers of every charger."""
 
-    __slots__ = ("history", "max_pending", "pending_timeout")
+    __slots__ = ("history", "max_pending", "pending_timeout", "quirks")
 
-    def __init__(self, pending_timeout: float, max_pending: int, history: int) -> None:
+    def __init__(
+        self, pending_timeout: float, max_pending: int, history: int, quirks: Counter[str]
+    ) -> None:
         self.pending_timeout = pending_timeout
         self.max_pending = max_pending
         self.history = history  # message and transaction ids remembered per charger
+        self.quirks = quirks  # the decoder's: an answer may carry one (.intervals)
 
     def open(self, f: Frame, key: tuple[Side, str], action: str, *, command: bool) -> Pending:
         """Register a CALL as waiting for its answer."""
@@ -102,7 +106,7 @@ class Correlator:
 
     def resolve(self, f: Frame, pending: Pending) -> None:
         """An answer met its CALL."""
-        intervals.on_answer(f, pending)
+        intervals.on_answer(f, pending, self.quirks)
         if pending.command:
             _command_result(f, pending)
             return

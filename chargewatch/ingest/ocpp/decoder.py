@@ -103,7 +103,7 @@ class OcppDecoder:
             future_tolerance=future_tolerance,
             max_connector=max_connector,
         )
-        self._links = Correlator(pending_timeout, max_pending, self._ctx.history)
+        self._links = Correlator(pending_timeout, max_pending, self._ctx.history, self.quirks)
 
     def decode(
         self,

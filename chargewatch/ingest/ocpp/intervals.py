@@ -4,7 +4,10 @@ Three exchanges set it (OCPP 1.6 4.2/5.3/9.1.10, OCPP 2.0.1 B01/B05 and
 OCPPCommCtrlr.HeartbeatInterval):
 
 * the CSMS's answer to BootNotification (1.6 and 2.0.1): ``interval`` in seconds,
-  0 meaning "the charger chooses" (nothing learned);
+  0 meaning "the charger chooses" (nothing learned). An answer with
+  ``heartbeatInterval`` instead (schema-invalid, but its meaning is plain; seen
+  answering an Alfen Eve) is learned too and counted as the quirk
+  ``boot_heartbeat_interval``: the CSMS is not ours to correct;
 * a 1.6 ChangeConfiguration of key ``HeartbeatInterval``, once the charger answers
   ``Accepted`` (RebootRequired: the value applies only after a reboot, whose
   BootNotification answer says the interval anyway);
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 __all__ = ["MAX_INTERVAL_S", "on_answer", "requested"]
 
+from collections import Counter
 from typing import Any, Final
 
 from chargewatch.ingest.ocpp.framing import RESULT, Frame
@@ -89,13 +93,24 @@ def _accepted(f: Frame, pending: Pending) -> bool:
     )
 
 
-def on_answer(f: Frame, pending: Pending) -> None:
+def _boot_interval(answer: dict[str, Any], quirks: Counter[str]) -> float | None:
+    """A BootNotification answer's interval; from ``heartbeatInterval`` (a quirk)
+    only when the required ``interval`` is missing."""
+    if "interval" in answer or "heartbeatInterval" not in answer:
+        return _seconds(answer.get("interval"))
+    seconds = _seconds(answer["heartbeatInterval"])
+    if seconds is not None:
+        quirks["boot_heartbeat_interval"] += 1
+    return seconds
+
+
+def on_answer(f: Frame, pending: Pending, quirks: Counter[str]) -> None:
     """Emit the interval an answer sets: a boot answer's, or an accepted request's."""
     if f.frame[0] != RESULT:
         return
     if pending.action == "BootNotification":
         answer = f.frame[2]
-        seconds = _seconds(answer.get("interval"))
+        seconds = _boot_interval(answer, quirks)
         if seconds is None:
             return
         status = answer.get("status")

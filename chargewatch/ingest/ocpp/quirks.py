@@ -4,7 +4,8 @@ Real chargers' deviations that are safe to accept (see
 ``tests/collector/testdata/ocpp/README.md``) are normalised and counted in
 ``OcppDecoder.quirks`` under the names of :data:`QUIRKS`. Most are counted
 where they are met (timestamps in :mod:`.context`, units in :mod:`.units`,
-phases and signed data in :mod:`.meter`); the value-type quirks are repaired
+phases and signed data in :mod:`.meter`, a boot answer's heartbeat interval in
+:mod:`.intervals`); the value-type quirks are repaired
 here, in place, before the schema check is run again.
 """
 
@@ -30,6 +31,10 @@ QUIRKS: Final = {
         " (the values beside it are kept)"
     ),
     "unit_case": "2.0.1 unit in unusual case (kwh): matched case-insensitively",
+    "boot_heartbeat_interval": (
+        "BootNotification answer with heartbeatInterval instead of the required interval"
+        " (a CSMS's deviation, seen answering an Alfen Eve): the interval learned from it"
+    ),
 }
 
 
