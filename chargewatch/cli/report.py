@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--site", help="only this site")
     p.add_argument("--session", help="report on one session (billing disputes)")
     p.add_argument(
-        "--fleet", help="fleet.yaml: site time zones, the chargers and connectors counted, AC/DC"
+        "--fleet",
+        help="fleet.yaml: site time zones, the chargers and connectors counted, AC/DC; "
+        "uptime as with `uptime --fleet` (operating hours: closed hours excluded)",
     )
     p.add_argument("--timezone", default="UTC", help="zone for sites not in --fleet")
     p.add_argument("--tariff", help="OCPI tariff file: price sessions that have no CDR")

@@ -155,7 +155,7 @@ def fleet_report(
     label = site or "fleet"
     _usage_sections(page, a, label, clock)
     _reliability_section(page, a.rel, label)
-    uptime_section(page, ledger, window.lo, window.hi, site)
+    uptime_section(page, ledger, window.lo, window.hi, site, fleet)
     _revenue_section(page, a.rev, a.rev_days, label)
     _peers_section(page, a.peer, label)
     _peak_section(page, a.peak)

@@ -24,6 +24,7 @@ from chargewatch.analytics.uptime import (
     rollup,
     year_before,
 )
+from chargewatch.model.fleet import Fleet
 from chargewatch.model.mrec import MREC_CODES, UNMAPPED
 from chargewatch.storage.exclusions import active_exclusions
 from chargewatch.storage.ledger import Ledger
@@ -44,15 +45,19 @@ class _Page(Protocol):
 
 
 def uptime_summary(
-    ledger: Ledger, lo: float, hi: float, *, site: str | None = None
+    ledger: Ledger, lo: float, hi: float, *, site: str | None = None, fleet: Fleet | None = None
 ) -> dict[str, Any]:
     """Per site μ over [lo, hi), NEVI's 12-month μ to the last month start in the window
-    (else to ``hi``), the top outages and the failures by MREC code."""
+    (else to ``hi``), the top outages and the failures by MREC code.
+
+    ``fleet`` as for ``chargewatch uptime --fleet``: its ports, delivery policy and
+    sites' operating hours (closed hours excluded as outside_operating_hours)."""
     nevi_end = _nevi_end(lo, hi)
     start = min(lo, year_before(nevi_end))
-    inputs = load_uptime_inputs(ledger, start, hi)
+    inputs = load_uptime_inputs(ledger, start, hi, fleet=fleet)
     ports = [p for p in inputs.ports if site is None or p.site == site]
-    exclusions = active_exclusions(ledger)
+    # The operator's stored tags, then the fleet's closed hours (none without it).
+    exclusions = active_exclusions(ledger) + inputs.exclusions
     sessions = [s for s in inputs.sessions if lo <= float(s["start"]) < hi]
     failed = [f for f in inputs.failed_starts if lo <= float(f["at"]) < hi]
     window = report(ports, inputs.signals, exclusions, sessions, failed, lo, hi)
@@ -114,15 +119,23 @@ _OUTAGES = (
 )  # fmt: skip
 
 
-def uptime_section(page: _Page, ledger: Ledger, lo: float, hi: float, site: str | None) -> None:
+def uptime_section(
+    page: _Page,
+    ledger: Ledger,
+    lo: float,
+    hi: float,
+    site: str | None,
+    fleet: Fleet | None = None,
+) -> None:
     """The section itself; the figures are :func:`uptime_summary`'s."""
-    u = uptime_summary(ledger, lo, hi, site=site)
+    u = uptime_summary(ledger, lo, hi, site=site, fleet=fleet)
     page.h2("Uptime (23 CFR 680.116(b))")
     page.p(
         "μ = (T − (T_outage − T_excluded)) / T × 100 per port. A port is down while its "
         "charger is offline, it is Faulted or Unavailable, or a warning/critical error-code "
         "alert fires on it; overlapping signals count once. Excluded: outage time an operator "
-        "tagged with a cause 680.116(b) lists. NEVI's figure: the 12 months to "
+        "tagged with a cause 680.116(b) lists, and a site's closed hours when the fleet file "
+        "gives its operating_hours. NEVI's figure: the 12 months to "
         f"{_when(u['nevi_end'])}, T = {NEVI_T_MIN:,.0f} min; every port must be above "
         f"{NEVI_FLOOR_PCT:g} %.",
         "note",

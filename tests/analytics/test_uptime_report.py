@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chargewatch.analytics.session_frame import Window
+from chargewatch.cli import main
 from chargewatch.reports.dataset_ledger import record_from_dict
 from chargewatch.reports.html import fleet_report
 from chargewatch.reports.uptime_section import uptime_summary
@@ -87,3 +89,43 @@ def test_report_has_the_section(ledger: Ledger) -> None:
     assert "<h2>Uptime (23 CFR 680.116(b))</h2>" in report.html
     assert "C1/1" in report.html and "CX002" in report.html and "GroundFailure" in report.html
     assert "87.500 %" in report.html  # (2880 - 360) / 2880
+
+
+_OPEN_6_TO_22 = (
+    "sites:\n  - id: S1\n    timezone: UTC\n    operating_hours:\n"
+    "      twentyfourseven: false\n      regular_hours:\n"
+    + "".join(
+        f'        - {{weekday: {d}, period_begin: "06:00", period_end: "22:00"}}\n'
+        for d in range(1, 8)
+    )
+    + "chargers:\n  - {id: C1, site: S1, connectors: 1}\n"
+)
+
+
+def _outage_row(html: str) -> list[str]:
+    """The cells of the one row of the top-outages table (it names the port C1/1)."""
+    (row,) = re.findall(r"<tr><td class='l'>C1/1</td>.*?</tr>", html)
+    return re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def test_cli_report_excludes_a_fleets_closed_hours(tmp_path: Path) -> None:
+    # Offline 20:00-06:00 at a site open 06:00-22:00: 8 of its 10 hours are
+    # closed hours, excluded only when the report is given the fleet.
+    led = tmp_path / "l.db"
+    off = {"charger": "C1", "connector": "0", "site": "S1", "fault": "charger_offline"}
+    with Ledger(led) as ledger:
+        ledger.write([record_from_dict(session("s1", T0 + 8 * H, T0 + 9 * H))])
+        ledger.write_alert_transitions(
+            [_t(T0 + 20 * H, "firing", "O", off), _t(T0 + 30 * H, "resolved", "O", off)]
+        )
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(_OPEN_6_TO_22)
+    args = ["report", "--ledger", str(led), "--from", "2024-03-04T00:00:00Z"]
+    args += ["--to", "2024-03-06T00:00:00Z"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--fleet", str(fleet), "--out", str(tmp_path / "fleet")]) == 0
+    plain = _outage_row((tmp_path / "plain/report.html").read_text())
+    with_fleet = _outage_row((tmp_path / "fleet/report.html").read_text())
+    # port, site, start, end, down min, excluded min, cause, ...
+    assert plain[4:6] == ["600.0", "0.000"]
+    assert with_fleet[4:6] == ["120.0", "480.0"]
