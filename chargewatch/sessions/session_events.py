@@ -5,6 +5,8 @@ from __future__ import annotations
 
 __all__ = ["apply_events"]
 
+from dataclasses import replace
+
 from chargewatch.model.events import (
     CONNECTOR_STATUSES,
     Event,
@@ -28,7 +30,7 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
         if isinstance(ev, TransactionEvent) and ev.kind == "stop":
             # Even one from the future: a stop's time can be corrected (_stop_time).
             if not _on_transaction(book, ev):
-                book.waiting_stops.append(ev)
+                _wait(book, ev)
         elif ev.ts > now + book.config.future_tolerance_s:
             book.reject(ev.charger, ev.connector, ev.ts, "future_timestamp", type(ev).__name__)
         elif isinstance(ev, TransactionEvent):
@@ -39,6 +41,18 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
             _on_status(book, ev)
     if book.waiting_stops:
         _settle_stops(book, now)
+
+
+def _wait(book: SessionBook, ev: TransactionEvent) -> None:
+    """Keep a stop for :func:`_settle_stops`, unless the same stop already waits.
+
+    The broker redelivers what was not acknowledged before a crash, and the
+    checkpoint may already hold that stop: a second copy would be rejected
+    (``stop_without_session``) once the first ended its session. A copy differs
+    only in its receive time; the first receipt counts."""
+    key = replace(ev, recv=0.0)
+    if all(replace(w, recv=0.0) != key for w in book.waiting_stops):
+        book.waiting_stops.append(ev)
 
 
 def _event_order(ev: TransactionEvent | MeterReading | StatusEvent) -> tuple[float, int, int]:
@@ -265,12 +279,15 @@ def _settle_stops(book: SessionBook, now: float) -> None:
 
     Firmware sends them (go-e: ``transactionId: -1``), and a stop can reach
     us before its start (the decoder holds a 1.6 start until the CSMS's
-    answer). Each is matched to the open transaction of its charger and
+    answer). One whose transaction is known by now ends it; the others are
+    matched to the open transaction of their charger and
     connector (:func:`_match_stop`); one that matches nothing waits
     ``late_after_s`` for its start, then is rejected.
     """
     waiting, book.waiting_stops = book.waiting_stops, []
     for ev in waiting:
+        if _on_transaction(book, ev):
+            continue  # the start of the id it names came since: an ordinary stop
         s, why = _match_stop(book, ev)
         if s is not None:
             s.flag("stop_matched")
