@@ -312,8 +312,13 @@ def split_state(
             "status_chargers": [c for c in state.get("status_chargers", []) if keep(c)],
             "status": [x for x in state.get("status", []) if keep(x[0])],
         }
-        empty = not (sessions or out["tx_chargers"] or out["status_chargers"] or out["status"])
-        return None if empty else out
+        # Stops waiting for their start move with their charger (written only
+        # when there are any, as the engine does).
+        waiting = [x for x in state.get("waiting_stops", []) if keep(x["charger"])]
+        if waiting:
+            out["waiting_stops"] = waiting
+        kept = (sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting)
+        return out if any(kept) else None
 
     return part(owns), part(lambda c: not owns(c))
 
@@ -327,7 +332,12 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "tx_chargers": sorted({*a.get("tx_chargers", []), *b.get("tx_chargers", [])}),
         "status_chargers": sorted({*a.get("status_chargers", []), *b.get("status_chargers", [])}),
         "status": [*a.get("status", []), *b.get("status", [])],
-    }
+    } | _waiting_of(a, b)
+
+
+def _waiting_of(*states: dict[str, Any]) -> dict[str, Any]:
+    waiting = [x for st in states for x in st.get("waiting_stops", [])]
+    return {"waiting_stops": waiting} if waiting else {}
 
 
 def as_rejections(rejected: Sequence[Rejected]) -> list[Rejection]:

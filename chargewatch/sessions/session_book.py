@@ -53,7 +53,7 @@ class SessionBook:
         self.last_prune = -math.inf
         self.rejected: list[Rejected] = []
         # Stops that named no known transaction, waiting for their start to
-        # arrive (session_events._settle_stops); not checkpointed.
+        # arrive (session_events._settle_stops); checkpointed with the sessions.
         self.waiting_stops: list[TransactionEvent] = []
 
     def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:

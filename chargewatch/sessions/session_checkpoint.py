@@ -1,12 +1,19 @@
 """The engine's checkpoint (version 1): open and recently closed sessions,
-which chargers send transactions or statuses, and the last connector statuses."""
+which chargers send transactions or statuses, the last connector statuses, and
+the stops still waiting for their start.
+
+``waiting_stops`` was added within version 1: it is written only when there
+are any (so a checkpoint without them is byte-for-byte what older engines
+wrote and read) and is optional on restore (older checkpoints have none)."""
 
 from __future__ import annotations
 
-__all__ = ["restore", "snapshot"]
+__all__ = ["restore", "snapshot", "stop_from_dict", "stop_to_dict"]
 
+from dataclasses import asdict
 from typing import Any
 
+from chargewatch.model.events import SignedReading, TransactionEvent
 from chargewatch.sessions.session_book import STATUS, TX, SessionBook
 from chargewatch.sessions.session_state import session_from_dict, session_to_dict
 
@@ -14,7 +21,7 @@ from chargewatch.sessions.session_state import session_from_dict, session_to_dic
 def snapshot(book: SessionBook) -> dict[str, Any]:
     """The book as plain JSON-able data (sharing storage with it; see SessionEngine)."""
     pend = book.anchors
-    return {
+    out: dict[str, Any] = {
         "version": 1,
         # Pending anchors go with their session: split_state cuts by session.
         "sessions": [session_to_dict(s, pend.get(s.sid)) for s in book.sessions.values()],
@@ -23,6 +30,10 @@ def snapshot(book: SessionBook) -> dict[str, Any]:
         "status_chargers": sorted(c for c, k in book.sends.items() if k & STATUS),
         "status": [[*book.index.keys[c], st] for c, st in sorted(book.status.items())],
     }
+    if book.waiting_stops:
+        # Each names its charger, so split_state moves it with the charger.
+        out["waiting_stops"] = [stop_to_dict(ev) for ev in book.waiting_stops]
+    return out
 
 
 def restore(book: SessionBook, state: dict[str, Any]) -> None:
@@ -41,3 +52,19 @@ def restore(book: SessionBook, state: dict[str, Any]) -> None:
         book.sends[c] = book.sends.get(c, 0) | STATUS
     book.status = {book.index.id(ch, cn): st for ch, cn, st in state.get("status", [])}
     book.due_stale.update(book.open)
+    # Their receive time is kept: late_after_s still counts from the receipt.
+    book.waiting_stops = [stop_from_dict(d) for d in state.get("waiting_stops", [])]
+
+
+def stop_to_dict(ev: TransactionEvent) -> dict[str, Any]:
+    """A waiting stop as JSON-able data (every field, the signed reading nested)."""
+    return asdict(ev)
+
+
+def stop_from_dict(d: dict[str, Any]) -> TransactionEvent:
+    """The inverse of :func:`stop_to_dict` (JSON gives lists where the event holds tuples)."""
+    fields = dict(d)
+    fields["flags"] = tuple(fields.get("flags", ()))
+    if fields.get("signed") is not None:
+        fields["signed"] = SignedReading(**fields["signed"])
+    return TransactionEvent(**fields)

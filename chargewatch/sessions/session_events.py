@@ -21,6 +21,7 @@ _STATUS_NAMES = {s: s for s in CONNECTOR_STATUSES}
 
 def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
     """Apply a step's events in time order; those too far in the future are rejected."""
+    unknown_stops: list[TransactionEvent] = []
     for ev in sorted(
         (e for e in events if isinstance(e, TransactionEvent | MeterReading | StatusEvent)),
         key=_event_order,
@@ -28,7 +29,7 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
         if isinstance(ev, TransactionEvent) and ev.kind == "stop":
             # Even one from the future: a stop's time can be corrected (_stop_time).
             if not _on_transaction(book, ev):
-                book.waiting_stops.append(ev)
+                unknown_stops.append(ev)
         elif ev.ts > now + book.config.future_tolerance_s:
             book.reject(ev.charger, ev.connector, ev.ts, "future_timestamp", type(ev).__name__)
         elif isinstance(ev, TransactionEvent):
@@ -37,8 +38,32 @@ def apply_events(book: SessionBook, events: list[Event], now: float) -> None:
             _on_reading(book, ev)
         else:
             _on_status(book, ev)
+    if unknown_stops:
+        _wait(book, unknown_stops)
     if book.waiting_stops:
         _settle_stops(book, now)
+
+
+def _wait(book: SessionBook, stops: list[TransactionEvent]) -> None:
+    """Keep stops for :func:`_settle_stops`, unless the same stop already waits.
+
+    The broker redelivers what was not acknowledged before a crash, and the
+    checkpoint may already hold that stop: a second copy would be rejected
+    (``stop_without_session``) once the first ended its session. A copy differs
+    only in its receive time; the first receipt counts. (A set, not a scan per
+    stop: a fleet-wide flood of ``-1`` stops would be quadratic.)"""
+    seen = {_stop_key(w) for w in book.waiting_stops}
+    for ev in stops:
+        key = _stop_key(ev)
+        if key not in seen:
+            seen.add(key)
+            book.waiting_stops.append(ev)
+
+
+def _stop_key(ev: TransactionEvent) -> tuple[object, ...]:
+    # What a copy shares with the original (the decoder derives the rest from it).
+    return (ev.charger, ev.connector, ev.ts, ev.transaction_id, ev.meter_wh,
+            ev.id_tag, ev.reason, ev.seq_no, ev.signed_data)  # fmt: skip
 
 
 def _event_order(ev: TransactionEvent | MeterReading | StatusEvent) -> tuple[float, int, int]:
@@ -265,12 +290,15 @@ def _settle_stops(book: SessionBook, now: float) -> None:
 
     Firmware sends them (go-e: ``transactionId: -1``), and a stop can reach
     us before its start (the decoder holds a 1.6 start until the CSMS's
-    answer). Each is matched to the open transaction of its charger and
+    answer). One whose transaction is known by now ends it; the others are
+    matched to the open transaction of their charger and
     connector (:func:`_match_stop`); one that matches nothing waits
     ``late_after_s`` for its start, then is rejected.
     """
     waiting, book.waiting_stops = book.waiting_stops, []
     for ev in waiting:
+        if _on_transaction(book, ev):
+            continue  # the start of the id it names came since: an ordinary stop
         s, why = _match_stop(book, ev)
         if s is not None:
             s.flag("stop_matched")
