@@ -13,11 +13,17 @@ meter_stuck
     ``min_power_w * min_duration_s``, falls (meter_regression's).
 meter_regression
     Catches: the register goes down by more than ``tolerance_wh`` (reset, meter
-    swap, wrap, corrupted value) within a transaction or with none. Active for
-    ``hold_s`` after the last drop. Ignores: the register restarting (at 0 or a
-    low value) at the first register received after a transaction start, as
-    some chargers count per transaction; NaN and negative registers (counted
-    by the sequencer).
+    swap, wrap, a per-transaction register falling below zero) within a
+    transaction or with none, and stays down: the fall is confirmed by the
+    connector's next known register still being below the value before the
+    fall (a real regression persists; a corrupt reading is isolated). Found at
+    that next register: one sample interval after the fall. Active for
+    ``hold_s`` after the last confirmed drop. Inputs: energy_wh, negative
+    values included (counted as ``negative_registers``). Ignores: one corrupt
+    register (0, a low value, a negative one) that the next register undoes;
+    the register restarting (at 0 or a low value) at the first register
+    received after a transaction start, as some chargers count per
+    transaction, and such a restart after a corrupt reading; NaN registers.
 meter_mismatch
     Catches: register delta differs from the integral of reported power by more
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
