@@ -189,15 +189,18 @@ class MeterRegression(Detector):
             # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
             fall &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
             fall[self._restarts(f, events, known, fall)] = False
-        pre, low = self._pending(f, known, fall)
-        bad = e < pre - tol  # NaN (nothing pending) is False
-        if bad.any():  # a restart after a glitch confirms nothing
-            bad[self._restarts(f, events, known, bad)] = False
+        if fall.any() or np.isfinite(self._pend_pre[f.touched]).any():
+            pre, low = self._pending(f, known, fall)
+            bad = e < pre - tol  # NaN (nothing pending) is False
+            if bad.any():  # a restart after a glitch confirms nothing
+                bad[self._restarts(f, events, known, bad)] = False
+        else:  # the healthy case: no fall here or pending, nothing to confirm
+            pre, low, bad = pe, e, np.zeros(e.shape[0], np.bool_)
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
-            ~(bad | fall),
+            ~(bad | fall) if fall.any() else ~bad,
             0.0,
             self.p["hold_s"],
             lambda: {"energy_wh": low, "previous_wh": pre, "drop_wh": pre - low},
@@ -206,7 +209,7 @@ class MeterRegression(Detector):
         self._remember(f, events, known, fall)
         c, r = self._last_rows(f, judged)
         # Score: the confirmed drop over the tolerance; an unconfirmed fall is unknown.
-        d = np.where(bad[r], (pre - low)[r], np.where(fall[r], np.nan, 0.0))
+        d = np.where(bad[r], pre[r] - low[r], np.where(fall[r], np.nan, 0.0))
         tl = np.maximum(self.p["tolerance_wh"][c], 1.0)
         self.score[c] = np.maximum(d, 0.0) / tl
 
