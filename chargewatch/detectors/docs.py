@@ -30,8 +30,10 @@ and parameter metadata in `chargewatch/detectors/`; edit those, not this file.
   stage (`on_batch(batch, events, now)` with `DetectorSet(index=...)`).
 - Cleaning, once per batch (`frame.Sequencer`): rows of unknown connectors or
   with non-finite times are dropped (`bad_rows`); inf values (`nonfinite_values`)
-  and negative registers, powers, currents, voltages, SoC, offered current
-  (`negative_values`) become NaN; rows are sorted per connector by `ts`; rows at
+  and negative powers, currents, voltages, SoC, offered current
+  (`negative_values`) become NaN; negative registers are kept (a register that
+  regressed below zero is meter_regression's evidence) and counted
+  (`negative_registers`); rows are sorted per connector by `ts`; rows at
   or before the connector's last processed `ts` are dropped (`out_of_order`,
   `duplicate_ts`). All counts are in `DetectorSet.counters`.
 - State is per connector, in arrays indexed by the `ConnectorIndex` id and

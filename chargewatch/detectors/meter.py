@@ -13,11 +13,17 @@ meter_stuck
     ``min_power_w * min_duration_s``, falls (meter_regression's).
 meter_regression
     Catches: the register goes down by more than ``tolerance_wh`` (reset, meter
-    swap, wrap, corrupted value) within a transaction or with none. Active for
-    ``hold_s`` after the last drop. Ignores: the register restarting (at 0 or a
-    low value) at the first register received after a transaction start, as
-    some chargers count per transaction; NaN and negative registers (counted
-    by the sequencer).
+    swap, wrap, a per-transaction register falling below zero) within a
+    transaction or with none, and stays down: the fall is confirmed by the
+    connector's next known register still being below the value before the
+    fall (a real regression persists; a corrupt reading is isolated). Found at
+    that next register: one sample interval after the fall. Active for
+    ``hold_s`` after the last confirmed drop. Inputs: energy_wh, negative
+    values included (counted as ``negative_registers``). Ignores: one corrupt
+    register (0, a low value, a negative one) that the next register undoes;
+    the register restarting (at 0 or a low value) at the first register
+    received after a transaction start, as some chargers count per
+    transaction, and such a restart after a corrupt reading; NaN registers.
 meter_mismatch
     Catches: register delta differs from the integral of reported power by more
     than ``tolerance`` over a ``window_s`` window (tumbling, aligned to the
@@ -143,10 +149,19 @@ class MeterStuck(Detector):
 
 
 class MeterRegression(Detector):
-    """A register that falls. A fall at the first register received after a
-    transaction start is the register restarting for the transaction (some
-    chargers count per transaction), not a regression; falls within a
-    transaction, or with no transaction seen, are."""
+    """A register that falls, and stays fallen. A fall at the first register
+    received after a transaction start is the register restarting for the
+    transaction (some chargers count per transaction), not a regression; falls
+    within a transaction, or with no transaction seen, are.
+
+    A fall is confirmed by the connector's next known register: a reset, meter
+    swap or wrap persists (the next register is still below the value before
+    the fall, whether it stands or counts on from the lower value), while a
+    corrupt reading is isolated (the next register continues from the value
+    before it). So one bad sample (0, 5 Wh or -5 Wh among 1 MWh registers) is
+    no finding, and a regression is found one sample interval later than the
+    fall itself.
+    """
 
     fault = "meter_regression"
 
@@ -154,41 +169,67 @@ class MeterRegression(Detector):
         if not hasattr(self, "_tx_start"):
             self._tx_start = np.full(0, np.nan)  # receive time of the last tx start
             self._e_recv = np.full(0, np.nan)  # receive time of the last known register
+            # An unconfirmed fall at the connector's last known register: the
+            # register before it, and the fallen value (NaN: none pending).
+            self._pend_pre = np.full(0, np.nan)
+            self._pend_e = np.full(0, np.nan)
         self._tx_start = grown(self._tx_start, n, np.nan)
         self._e_recv = grown(self._e_recv, n, np.nan)
+        self._pend_pre = grown(self._pend_pre, n, np.nan)
+        self._pend_e = grown(self._pend_e, n, np.nan)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         e = f.col("energy_wh")
         pe = f.prev_e
         known = np.isfinite(e)
         judged = _all_or_mask(known)
-        drop = pe - e
         tol = self._at("tolerance_wh", f.conn)
-        bad = drop > tol
-        restarts: list[int] = []
-        if bad.any():
+        fall = pe - e > tol
+        if fall.any():
             # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
-            bad &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
-            restarts = self._restarts(f, events, known, bad)
-            bad[restarts] = False
+            fall &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
+            fall[self._restarts(f, events, known, fall)] = False
+        if fall.any() or np.isfinite(self._pend_pre[f.touched]).any():
+            pre, low = self._pending(f, known, fall)
+            bad = e < pre - tol  # NaN (nothing pending) is False
+            if bad.any():  # a restart after a glitch confirms nothing
+                bad[self._restarts(f, events, known, bad)] = False
+        else:  # the healthy case: no fall here or pending, nothing to confirm
+            pre, low, bad = pe, e, np.zeros(e.shape[0], np.bool_)
         self.episodes.step(
             f.conn,
             f.ts,
             bad,
-            ~bad,
+            ~(bad | fall) if fall.any() else ~bad,
             0.0,
             self.p["hold_s"],
-            lambda: {"energy_wh": e, "previous_wh": pe, "drop_wh": drop},
+            lambda: {"energy_wh": low, "previous_wh": pre, "drop_wh": pre - low},
             judged,
         )
-        self._remember(f, events, known)
+        self._remember(f, events, known, fall)
         c, r = self._last_rows(f, judged)
-        if restarts:  # a restart is no drop
-            drop = drop.copy()
-            drop[restarts] = 0.0
-        d = drop[r]
+        # Score: the confirmed drop over the tolerance; an unconfirmed fall is unknown.
+        d = np.where(bad[r], pre[r] - low[r], np.where(fall[r], np.nan, 0.0))
         tl = np.maximum(self.p["tolerance_wh"][c], 1.0)
-        self.score[c] = np.where(np.isnan(d), np.nan, np.maximum(d, 0.0) / tl)
+        self.score[c] = np.maximum(d, 0.0) / tl
+
+    def _pending(self, f: Frame, known: B, fall: B) -> tuple[F64, F64]:
+        """Per row, the fall awaiting confirmation at it: the register before
+        the fall and the fallen value, from the connector's previous known row
+        (or an earlier update); NaN where none is pending."""
+        pre, low = np.full(known.shape[0], np.nan), np.full(known.shape[0], np.nan)
+        k = np.flatnonzero(known)
+        if k.size == 0:
+            return pre, low
+        kc = f.conn[k]
+        first = np.ones(k.size, np.bool_)
+        first[1:] = kc[1:] != kc[:-1]
+        pre_k = np.where(fall[k], f.prev_e[k], np.nan)
+        low_k = np.where(fall[k], f.col("energy_wh")[k], np.nan)
+        pre[k[1:]], low[k[1:]] = pre_k[:-1], low_k[:-1]
+        fc = kc[first]
+        pre[k[first]], low[k[first]] = self._pend_pre[fc], self._pend_e[fc]
+        return pre, low
 
     def _restarts(self, f: Frame, events: Events, known: B, bad: B) -> list[int]:
         """The rows of ``bad`` that are a register restarting at a transaction
@@ -208,13 +249,17 @@ class MeterRegression(Detector):
                 out.append(i)
         return out
 
-    def _remember(self, f: Frame, events: Events, known: B) -> None:
+    def _remember(self, f: Frame, events: Events, known: B, fall: B) -> None:
         starts = np.flatnonzero(events.tx_kind == 0)
         if starts.size:  # events are sorted by (connector, recv): the last wins
             self._tx_start[events.tx_conn[starts]] = events.tx_recv[starts]
         lk = f.last_where(known)
         got = lk >= 0
-        self._e_recv[f.touched[got]] = f.recv[lk[got]]
+        c, r = f.touched[got], lk[got]
+        self._e_recv[c] = f.recv[r]
+        # A fall at a connector's last known register waits for the next one.
+        self._pend_pre[c] = np.where(fall[r], f.prev_e[r], np.nan)
+        self._pend_e[c] = np.where(fall[r], f.col("energy_wh")[r], np.nan)
 
 
 class _Windows:

@@ -65,10 +65,13 @@ B = NDArray[np.bool_]
 STATUS_CODE: dict[str, int] = {s: i for i, s in enumerate(CONNECTOR_STATUSES)}
 UNKNOWN_STATUS = -1
 
-# Every field but temperature must be >= 0 in a sane reading. Temperature can be
-# negative (winter); power is import power here, so a negative value is a sign or
-# wiring error.
-_SIGNED = np.array([FIELD_INDEX["temperature_c"]])
+# Every field but temperature and the register must be >= 0 in a sane reading.
+# Temperature can be negative (winter); power is import power here, so a negative
+# value is a sign or wiring error. A negative register is no garbage but evidence
+# of a meter fault (a per-transaction register that regressed below zero): it is
+# passed on for meter_regression, and counted (``negative_registers``).
+_SIGNED = np.array([FIELD_INDEX["temperature_c"], FIELD_INDEX["energy_wh"]])
+_REGISTER = FIELD_INDEX["energy_wh"]
 
 
 def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
@@ -192,26 +195,31 @@ def _columns(values: F64, order: I64) -> F64:
     return out
 
 
-def _clean(vt: F64) -> tuple[int, int]:
+def _clean(vt: F64) -> tuple[int, int, int]:
     """Set infinite values, and negative ones in fields that cannot be negative,
-    to NaN in place (``vt`` is field-major, from ``_columns``); returns their counts.
+    to NaN in place (``vt`` is field-major, from ``_columns``); returns their
+    counts, and that of the negative (finite) registers, which are kept.
 
     Clean batches are the rule: a per-field min and max (contiguous reductions,
     NaN ignored) proves there is nothing to mask without building a mask.
     """
     if vt.shape[1] == 0:
-        return 0, 0
+        return 0, 0, 0
     lo, hi = np.fmin.reduce(vt, axis=1), np.fmax.reduce(vt, axis=1)
     unsigned = np.ones(vt.shape[0], np.bool_)
     unsigned[_SIGNED] = False
+    nr = 0
+    if lo[_REGISTER] < 0:
+        reg = vt[_REGISTER]
+        nr = int(np.count_nonzero((reg < 0) & np.isfinite(reg)))
     if not (np.isinf(lo).any() or np.isinf(hi).any() or (lo[unsigned] < 0).any()):
-        return 0, 0
+        return 0, 0, nr
     bad = np.isinf(vt)
     neg = vt < 0
     neg[_SIGNED] = False
     nb, nn = int(np.count_nonzero(bad)), int(np.count_nonzero(neg))
     vt[bad | neg] = np.nan
-    return nb, nn
+    return nb, nn, nr
 
 
 def _marks(conn: I64) -> tuple[B, B, I64, I64]:
@@ -697,9 +705,10 @@ class Sequencer:
         order, raw, gathered = _orders(conn, ts, recv)
         # Sorted and field-major: every column a detector reads is contiguous.
         vt = _columns(values, order)
-        nb, nn = _clean(vt)
+        nb, nn, nr = _clean(vt)
         count("nonfinite_values", nb)
         count("negative_values", nn)
+        count("negative_registers", nr)
         if gathered:  # one order for both: the usual case
             conn, ts, recv = gathered
             raw_conn, raw_ts, raw_recv = conn, ts, recv
@@ -711,7 +720,7 @@ class Sequencer:
             raw_energy = np.take(values[:, self._E], raw)
             if nb or nn:  # the same cleaning as the sorted columns had
                 raw_power[np.isinf(raw_power) | (raw_power < 0)] = np.nan
-                raw_energy[np.isinf(raw_energy) | (raw_energy < 0)] = np.nan
+                raw_energy[np.isinf(raw_energy)] = np.nan  # negative registers are kept
             conn, ts, recv = np.take(conn, order), np.take(ts, order), np.take(recv, order)
         n = conn.shape[0]
         first = np.ones(n, np.bool_)

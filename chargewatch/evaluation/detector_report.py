@@ -70,7 +70,9 @@ def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
         # whole faulty window closes, at most two windows later.
         minimum = 2 * g("window_s")
     elif fault == "meter_regression":
-        minimum = 0.0
+        # A fall is confirmed by the next register (one corrupt reading is no
+        # regression): the detector's minimum is one sample interval.
+        minimum = sample_s
     elif fault == "idle_blocking":
         minimum = g("grace_s")  # the fault's own site's grace (see score)
     elif fault == "failed_start":

@@ -23,6 +23,7 @@ def test_garbage_values_are_counted_and_raise_nothing() -> None:
     assert ds.findings == []
     c = ds.counters
     assert c["nonfinite_values"] > 0 and c["negative_values"] > 0
+    assert c["negative_registers"] > 0  # kept, not garbage: and no finding either
 
 
 def test_out_of_order_and_duplicates_are_dropped_and_counted() -> None:

@@ -112,11 +112,17 @@ def _batch(rng: np.random.Generator, n_conn: int, rows: int, late: bool) -> Mete
     return MeterBatch(conn, ts, recv, v)
 
 
-def _counts_plain(v: np.ndarray) -> tuple[int, int, np.ndarray]:
+def _counts_plain(v: np.ndarray) -> tuple[int, int, int, np.ndarray]:
+    """Per value: inf and negative values become NaN, except negative
+    temperatures and registers (a negative register is a meter fault's evidence,
+    kept and counted on its own)."""
     bad = np.isinf(v)
     neg = v < 0
     neg[:, FIELD_INDEX["temperature_c"]] = False
-    return int(bad.sum()), int(neg.sum()), np.where(bad | neg, np.nan, v)
+    e = FIELD_INDEX["energy_wh"]
+    neg_reg = int((neg[:, e] & ~bad[:, e]).sum())
+    neg[:, e] = False
+    return int(bad.sum()), int(neg.sum()), neg_reg, np.where(bad | neg, np.nan, v)
 
 
 def test_frame_columns_are_the_sorted_cleaned_rows() -> None:
@@ -125,9 +131,11 @@ def test_frame_columns_are_the_sorted_cleaned_rows() -> None:
         b = _batch(rng, 6, 300, late)
         counters: dict[str, int] = {}
         f = Sequencer().frame(b, Events.none(), 6, counters)
-        nb, nn, clean = _counts_plain(b.values)
+        nb, nn, nr, clean = _counts_plain(b.values)
+        assert nr > 0  # the batch has negative registers to keep
         assert counters.get("nonfinite_values", 0) == nb
         assert counters.get("negative_values", 0) == nn
+        assert counters.get("negative_registers", 0) == nr
         order = np.lexsort((b.ts, b.conn))
         np.testing.assert_array_equal(f.values, clean[order])
         assert f.values.flags.f_contiguous
@@ -136,6 +144,7 @@ def test_frame_columns_are_the_sorted_cleaned_rows() -> None:
         np.testing.assert_array_equal(f.block(2), clean[order, 2:5])
         by_recv = np.lexsort((b.recv, b.conn))
         np.testing.assert_array_equal(f.raw_power, clean[by_recv, FIELD_INDEX["power_w"]])
+        np.testing.assert_array_equal(f.raw_energy, clean[by_recv, FIELD_INDEX["energy_wh"]])
         sub = f.rows(np.arange(len(f)) % 2 == 0)
         np.testing.assert_array_equal(sub.col("power_w"), f.col("power_w")[::2])
 
@@ -148,4 +157,5 @@ def test_clean_batches_are_left_as_they_are() -> None:
     counters: dict[str, int] = {}
     f = Sequencer().frame(MeterBatch(b.conn, b.ts, b.recv, v), Events.none(), 4, counters)
     assert "nonfinite_values" not in counters and "negative_values" not in counters
+    assert "negative_registers" not in counters
     np.testing.assert_array_equal(f.values, v[np.lexsort((b.ts, b.conn))])
