@@ -30,7 +30,9 @@ stale_telemetry
     its last gaps between meter rows received in that mode (rows sent while
     Faulted count to neither: a faulted session may go on sampling at 10 s,
     which is no idle cadence); the silence clock restarts when the mode
-    changes. Online: by the charger's online flag when
+    changes, and when the charger comes back from an outage (no message at all
+    for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
+    the reports it could not send while away are charger_offline's). Online: by the charger's online flag when
     it publishes one (native last will, a bridge); otherwise (OCPP) a silence
     counts once another message of the charger (heartbeat, status, ...) came
     in its second half. Ignores: OCPP connectors without a session that never sent idle
