@@ -32,13 +32,13 @@ stale_telemetry
     which is no idle cadence); the silence clock restarts when the mode
     changes, and when the charger comes back from an outage (no message at all
     for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
-    the reports it could not send while away are charger_offline's). Online: by the charger's online flag when
-    it publishes one (native last will, a bridge); otherwise (OCPP) a silence
-    counts once another message of the charger (heartbeat, status, ...) came
-    in its second half. Ignores: OCPP connectors without a session that never sent idle
-    values, idle reporters until their cadence is known, offline or wholly
-    silent chargers (charger_offline's), gaps shorter than the connector's
-    timeout.
+    the reports it could not send while away are charger_offline's). Online:
+    by the charger's online flag when it publishes one (native last will, a
+    bridge); otherwise (OCPP) a silence counts once another message of the
+    charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
+    connectors without a session that never sent idle values, idle reporters
+    until their cadence is known, offline or wholly silent chargers
+    (charger_offline's), gaps shorter than the connector's timeout.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
     samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
@@ -558,6 +558,7 @@ class StaleTelemetry(_Silence):
             self.any_last = np.full(0, np.nan)  # last message of any kind, meter rows too
             self.back_since = np.full(0, np.nan)
             self._ret_conn, self._ret_t = np.empty(0, np.int64), np.empty(0)
+            self._heartbeats = False  # any heartbeat or interval seen yet
         for name in ("hb_told", "hb_last", "any_last", "back_since"):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.flagged = grown(self.flagged, n, False)
@@ -651,6 +652,8 @@ class StaleTelemetry(_Silence):
         """Each connector's view of its charger's heartbeat interval: the longer
         of the CSMS's (last HeartbeatInterval event) and the median of the last
         heartbeat gaps (longer: fewer outages found, never a silence hidden)."""
+        if events.iv_conn.size or events.hb_conn.size:
+            self._heartbeats = True  # outages can be judged from now on
         if events.iv_conn.size:
             o = sort_by_conn_then(events.iv_conn, events.iv_recv)
             self.hb_told[events.iv_conn[o]] = events.iv_s[o]  # the latest per connector
@@ -678,6 +681,9 @@ class StaleTelemetry(_Silence):
         interval + ``interval_margin_s`` (charger_offline's rule). Reports the
         connector could not send while its charger was away are not late: the
         silence clock restarts there. Unknown interval: no outage is found."""
+        if not self._heartbeats:  # native telemetry: no heartbeat, no interval
+            self._ret_conn, self._ret_t = self._ret_conn[:0], self._ret_t[:0]
+            return
         conn = np.concatenate([frame.raw_conn, self._ev_conn])
         t = np.concatenate([frame.raw_recv, self._ev_recv])
         known = np.isfinite(self.hb_told[conn]) | np.isfinite(self.hb_last[conn])
