@@ -30,13 +30,15 @@ stale_telemetry
     its last gaps between meter rows received in that mode (rows sent while
     Faulted count to neither: a faulted session may go on sampling at 10 s,
     which is no idle cadence); the silence clock restarts when the mode
-    changes. Online: by the charger's online flag when
-    it publishes one (native last will, a bridge); otherwise (OCPP) a silence
-    counts once another message of the charger (heartbeat, status, ...) came
-    in its second half. Ignores: OCPP connectors without a session that never sent idle
-    values, idle reporters until their cadence is known, offline or wholly
-    silent chargers (charger_offline's), gaps shorter than the connector's
-    timeout.
+    changes, and when the charger comes back from an outage (no message at all
+    for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
+    the reports it could not send while away are charger_offline's). Online:
+    by the charger's online flag when it publishes one (native last will, a
+    bridge); otherwise (OCPP) a silence counts once another message of the
+    charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
+    connectors without a session that never sent idle values, idle reporters
+    until their cadence is known, offline or wholly silent chargers
+    (charger_offline's), gaps shorter than the connector's timeout.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
     samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
@@ -548,6 +550,17 @@ class StaleTelemetry(_Silence):
             self.life = np.full(0, np.nan)  # last message other than meter rows
             self._lifeless = np.zeros(0, np.bool_)  # due, but no sign of life yet
             self._ev_conn, self._ev_recv = np.empty(0, np.int64), np.empty(0)
+            # The charger's heartbeat interval (the CSMS's, or its observed gaps)
+            # and, per connector, the end of its charger's last outage (see _outages).
+            self.hb_told = np.full(0, np.nan)
+            self.hb_last = np.full(0, np.nan)
+            self._hb_hist = History(_HB_KEEP)
+            self.any_last = np.full(0, np.nan)  # last message of any kind, meter rows too
+            self.back_since = np.full(0, np.nan)
+            self._ret_conn, self._ret_t = np.empty(0, np.int64), np.empty(0)
+            self._heartbeats = False  # any heartbeat or interval seen yet
+        for name in ("hb_told", "hb_last", "any_last", "back_since"):
+            setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.flagged = grown(self.flagged, n, False)
         self.life = grown(self.life, n, np.nan)
         self._lifeless = grown(self._lifeless, n, False)
@@ -635,6 +648,65 @@ class StaleTelemetry(_Silence):
         self.row_recv[c] = f.recv[f.last_idx]
         self.row_mode[c] = mode[f.last_idx]
 
+    def _learn_heartbeat(self, events: Events) -> None:
+        """Each connector's view of its charger's heartbeat interval: the longer
+        of the CSMS's (last HeartbeatInterval event) and the median of the last
+        heartbeat gaps (longer: fewer outages found, never a silence hidden)."""
+        if events.iv_conn.size or events.hb_conn.size:
+            self._heartbeats = True  # outages can be judged from now on
+        if events.iv_conn.size:
+            o = sort_by_conn_then(events.iv_conn, events.iv_recv)
+            self.hb_told[events.iv_conn[o]] = events.iv_s[o]  # the latest per connector
+        if events.hb_conn.size:
+            conn, t, first, last = _merge(events.hb_conn, events.hb_recv)
+            gap = t - prev_in_segment(t, first, self.hb_last[conn])
+            lc = conn[last]
+            self.hb_last[lc] = np.fmax(self.hb_last[lc], t[last])
+            rows = np.flatnonzero(gap >= _HB_MIN_GAP)  # NaN: a first heartbeat
+            if rows.size:
+                z = np.zeros(rows.size, np.int8)
+                sub = Frame.build(conn[rows], gap[rows], gap[rows], _NO_VALUES, z, self.n)
+                self._hb_hist.push(sub, gap[rows])
+
+    def _hb_interval(self, c: I64) -> F64:
+        self._hb_hist.buf = grown(self._hb_hist.buf, self.n, np.nan)
+        buf = self._hb_hist.buf[c]
+        seen = np.where(np.isfinite(buf).sum(axis=1) >= _HB_MIN, median_of_rows(buf), np.nan)
+        return np.asarray(np.fmax(self.hb_told[c], seen))
+
+    def _outages(self, frame: Frame) -> None:
+        """Where each connector's charger came back from an outage in this
+        update: its first message (of any kind, this connector's meter rows
+        included) after none for ``interval_factor`` x the charger's heartbeat
+        interval + ``interval_margin_s`` (charger_offline's rule). Reports the
+        connector could not send while its charger was away are not late: the
+        silence clock restarts there. Unknown interval: no outage is found."""
+        if not self._heartbeats:  # native telemetry: no heartbeat, no interval
+            self._ret_conn, self._ret_t = self._ret_conn[:0], self._ret_t[:0]
+            return
+        conn = np.concatenate([frame.raw_conn, self._ev_conn])
+        t = np.concatenate([frame.raw_recv, self._ev_recv])
+        known = np.isfinite(self.hb_told[conn]) | np.isfinite(self.hb_last[conn])
+        conn, t = conn[known], t[known]
+        if conn.size == 0:
+            self._ret_conn, self._ret_t = conn, t
+            return
+        conn, t, first, last = _merge(conn, t)
+        gap = t - prev_in_segment(t, first, self.any_last[conn])
+        limit = self._hb_interval(conn) * self.p["interval_factor"][conn]
+        away = gap > limit + self.p["interval_margin_s"][conn]  # NaN: no
+        self._ret_conn, self._ret_t = conn[away], t[away]
+        lc = conn[last]
+        self.any_last[lc] = np.fmax(self.any_last[lc], t[last])
+
+    def _back(self, c: int, t: float) -> float:
+        """When connector ``c``'s charger last came back from an outage, as of
+        receive time ``t`` (NaN: not in memory)."""
+        lo, hi = np.searchsorted(self._ret_conn, [c, c + 1])
+        r = self._ret_t[lo:hi]
+        r = r[r <= t]
+        return float(np.fmax(self.back_since[c], r.max())) if r.size else float(self.back_since[c])
+
     def _limit(self, c: int, t: float, sess: bool) -> float:
         """The timeout of a silence of ``c`` ending at ``t`` in a session or not
         (inf: an idle connector whose idle cadence was not yet known)."""
@@ -677,6 +749,8 @@ class StaleTelemetry(_Silence):
         self._ev_conn, self._ev_recv = events.seen_conn[order], events.seen_recv[order]
         if events.off_conn.size:
             self.flagged[events.off_conn] = True
+        self._learn_heartbeat(events)
+        self._outages(frame)
         if self._ev_conn.size and self._lifeless[self._ev_conn].any():
             self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned
@@ -769,11 +843,12 @@ class StaleTelemetry(_Silence):
         able = (in_s & np.take(self.online, sc)) | able
         cand = able & (st - ref > np.take(self.p["silence_s"], sc))
         for i in np.flatnonzero(cand).tolist():
-            c = int(sc[i])
-            limit = self._limit(c, float(st[i]), bool(in_s[i]))
-            quiet = st[i] - ref[i] > limit and self._alive(c, float(ref[i]), float(st[i]), limit)
+            c, b = int(sc[i]), float(st[i])
+            a = float(np.fmax(ref[i], self._back(c, b)))
+            limit = self._limit(c, b, bool(in_s[i]))
+            quiet = b - a > limit and self._alive(c, a, b, limit)
             if quiet or c in self.episodes.open:
-                self._silence(c, float(ref[i]), float(st[i]), limit)
+                self._silence(c, a, b, limit)
         # Connectors whose session or watch state changed in this batch: walk
         # their watched segments of one mode (per transition, not per sample).
         for c, tl in trans.items():
@@ -787,6 +862,9 @@ class StaleTelemetry(_Silence):
                 self._next = -np.inf  # first sample: the connector has a deadline now
             self.last_seen[ec] = np.fmax(seen_before, tr[ends])
         self._learn_cadence(frame, *self._ctx[1:])
+        if self._ret_conn.size:
+            np.fmax.at(self.back_since, self._ret_conn, self._ret_t)
+        self._ret_conn, self._ret_t = self._ret_conn[:0], self._ret_t[:0]
         if self._ev_conn.size:
             np.fmax.at(self.life, self._ev_conn, self._ev_recv)
         self._ev_conn, self._ev_recv = self._ev_conn[:0], self._ev_recv[:0]
@@ -827,10 +905,17 @@ class StaleTelemetry(_Silence):
             )
             silence = float(self.p["silence_s"][c])
             for k in np.flatnonzero(np.diff(xs) > silence).tolist():
-                a, b = float(xs[k]), float(xs[k + 1])
+                b = float(xs[k + 1])
+                a = float(np.fmax(xs[k], self._back(c, b)))
                 limit = self._limit(c, b, sess)
                 if b - a > limit and self._alive(c, a, b, limit):
                     self._silence(c, a, b, limit)
+
+    def _clock_start(self, n: int) -> F64:
+        """Where each connector's silence clock started: its last meter row, a
+        change of mode, or its charger's return from an outage, the latest."""
+        ref = np.fmax(self.last_seen[:n], self.live_since[:n])
+        return np.asarray(np.fmax(ref, self.back_since[:n]))
 
     def tick(self, now: float) -> None:
         n = self.n
@@ -838,7 +923,7 @@ class StaleTelemetry(_Silence):
         if n == 0 or now <= self._next:
             return
         watching = self._watching(slice(0, n))
-        ref = np.fmax(self.last_seen[:n], self.live_since[:n])
+        ref = self._clock_start(n)
         limit = self._timeout(slice(0, n))
         due = ref + limit
         waiting = watching & ~self.episodes.active[:n]
@@ -859,7 +944,7 @@ class StaleTelemetry(_Silence):
 
     def refresh(self) -> None:
         n = self.n
-        ref = np.fmax(self.last_seen[:n], self.live_since[:n])
+        ref = self._clock_start(n)
         quiet = self._now - ref
         limit = self._timeout(slice(0, n))
         self.score[:n] = np.where(self._watching(slice(0, n)), quiet / limit, np.nan)
