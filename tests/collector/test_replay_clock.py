@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
+import pytest
 
 from chargewatch.collector.replay import replay
 
@@ -69,3 +71,30 @@ def test_offline_is_paged_when_the_silence_becomes_true_not_at_the_next_frame(
     # Silent 2 x 60 s + 30 s, then the next rule evaluation (every 30 s) and
     # the replay's tick step (5 s): not 40 min later.
     assert last_hb + 150 <= at <= last_hb + 150 + 30 + 5, at - last_hb
+
+
+def test_a_week_long_gap_costs_a_bounded_number_of_ticks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sparse capture (two excerpts a week apart) is ticked densely at the start of
+    the silence and ever more sparsely after: ~1,800 ticks, not 120,000 (at 5 s
+    steps such a gap cost 87 s of CPU), and the charger is still paged offline."""
+    from chargewatch.collector.pipeline import Pipeline  # noqa: PLC0415
+
+    calls: list[float] = []
+    real = Pipeline.tick
+
+    def counting(self: Pipeline, now: float) -> None:
+        calls.append(now)
+        real(self, now)
+
+    monkeypatch.setattr(Pipeline, "tick", counting)
+    week = 7 * 86_400.0
+    frames = [*_boot("CP1", T0), *_heartbeats("CP1", T0 + 60, T0 + 300)]
+    frames += _boot("CP1", T0 + week)
+    replay(frames, tmp_path)
+    assert 1_000 < len(calls) < 3_000
+    steps = [b - a for a, b in pairwise(calls) if b - a > 0]
+    assert min(steps) <= 5.0 + 1e-9 and max(steps) <= week / 240 * 1.01
+    alerts = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    assert any(a["alertname"] == "ChargerOffline" and a["state"] == "firing" for a in alerts)
