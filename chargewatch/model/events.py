@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "HeartbeatEvent",
     "HeartbeatIntervalEvent",
+    "MeterIntervalEvent",
     "MeterReading",
     "OnlineEvent",
     "ProblemEvent",
@@ -188,6 +189,29 @@ class HeartbeatIntervalEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterIntervalEvent:
+    """A meter-value interval a charger was told to keep, from the moment it applies.
+
+    ``kind`` "sampled": values during a transaction every ``interval_s`` (1.6
+    MeterValueSampleInterval, 2.0.1 SampledDataCtrlr.TxUpdatedInterval);
+    "aligned": clock-aligned values every ``interval_s``, in and out of
+    transactions (1.6 ClockAlignedDataInterval, 2.0.1 AlignedDataCtrlr.Interval).
+    ``interval_s`` 0: none are sent. ``origin`` says how it was learned:
+    "ChangeConfiguration" / "SetVariables" (once the charger accepted) or
+    "GetConfiguration" / "GetVariables" (the value the charger reported).
+    Charger-wide: it applies to every connector.
+    """
+
+    charger: str
+    ts: float
+    recv: float
+    kind: Literal["sampled", "aligned"]
+    interval_s: float
+    origin: str
+    source: Source = "native"
+
+
+@dataclass(frozen=True, slots=True)
 class OnlineEvent:
     """The retained ``ev/<charger>/online`` flag (true on connect, false by last will)."""
 
@@ -263,6 +287,7 @@ Event = (
     | MeterReading
     | HeartbeatEvent
     | HeartbeatIntervalEvent
+    | MeterIntervalEvent
     | OnlineEvent
     | BootEvent
     | ProblemEvent

@@ -7,7 +7,9 @@ answer: a 1.6 StartTransaction (the CSMS's answer brings the transaction id, so
 the start :class:`TransactionEvent` is emitted then, or without an id when none
 comes) and chargewatch's own commands (their answer is a :class:`CommandResult`).
 Answers that set the heartbeat interval (BootNotification, an accepted
-ChangeConfiguration/SetVariables of it) also emit it (:mod:`.intervals`).
+ChangeConfiguration/SetVariables of it) also emit it (:mod:`.intervals`), and
+answers that set or report the meter-value intervals emit those
+(:mod:`.meter_intervals`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ __all__ = ["Correlator"]
 import math
 from collections import Counter
 
-from chargewatch.ingest.ocpp import intervals
+from chargewatch.ingest.ocpp import intervals, meter_intervals
 from chargewatch.ingest.ocpp.framing import ERROR, RESULT, Frame
 from chargewatch.ingest.ocpp.schemas import schemas
 from chargewatch.ingest.ocpp.state import ChargerState, Early, Pending, Side, StartInfo
@@ -29,15 +31,21 @@ from chargewatch.model.events import CommandResult, TransactionEvent
 class Correlator:
     """Bounds and expiry of the pending CALLs and early answers of every charger."""
 
-    __slots__ = ("history", "max_pending", "pending_timeout", "quirks")
+    __slots__ = ("history", "learned", "max_pending", "pending_timeout", "quirks")
 
     def __init__(
-        self, pending_timeout: float, max_pending: int, history: int, quirks: Counter[str]
+        self,
+        pending_timeout: float,
+        max_pending: int,
+        history: int,
+        quirks: Counter[str],
+        learned: Counter[str] | None = None,
     ) -> None:
         self.pending_timeout = pending_timeout
         self.max_pending = max_pending
         self.history = history  # message and transaction ids remembered per charger
         self.quirks = quirks  # the decoder's: an answer may carry one (.intervals)
+        self.learned = Counter[str]() if learned is None else learned  # intervals, by kind
 
     def open(self, f: Frame, key: tuple[Side, str], action: str, *, command: bool) -> Pending:
         """Register a CALL as waiting for its answer."""
@@ -106,7 +114,8 @@ class Correlator:
 
     def resolve(self, f: Frame, pending: Pending) -> None:
         """An answer met its CALL."""
-        intervals.on_answer(f, pending, self.quirks)
+        intervals.on_answer(f, pending, self.quirks, self.learned)
+        meter_intervals.on_answer(f, pending, self.learned)
         if pending.command:
             _command_result(f, pending)
             return

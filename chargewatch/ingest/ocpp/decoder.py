@@ -17,7 +17,7 @@ from typing import Final
 
 import orjson
 
-from chargewatch.ingest.ocpp import intervals, v16, v201
+from chargewatch.ingest.ocpp import intervals, meter_intervals, v16, v201
 from chargewatch.ingest.ocpp.context import Context, Handler
 from chargewatch.ingest.ocpp.correlation import Correlator
 from chargewatch.ingest.ocpp.framing import (
@@ -91,6 +91,9 @@ class OcppDecoder:
         self.quirks: Counter[str] = Counter()
         #: Valid CALLs of actions that carry no telemetry, by action.
         self.ignored: Counter[str] = Counter()
+        #: Intervals learned from the CSMS's settings and the charger's reports, by
+        #: kind: heartbeat, sampled, aligned (.intervals, .meter_intervals).
+        self.learned: Counter[str] = Counter()
         self._chargers: dict[str, ChargerState] = {}
         #: The OCPP version each charger last spoke (from its topic): remediation
         #: must answer in that dialect on that version's command topic.
@@ -103,7 +106,9 @@ class OcppDecoder:
             future_tolerance=future_tolerance,
             max_connector=max_connector,
         )
-        self._links = Correlator(pending_timeout, max_pending, self._ctx.history, self.quirks)
+        self._links = Correlator(
+            pending_timeout, max_pending, self._ctx.history, self.quirks, self.learned
+        )
 
     def decode(
         self,
@@ -261,6 +266,8 @@ class OcppDecoder:
         pending = self._links.open(f, key, action, command=source == "command")
         if side == "csms":  # the CSMS or chargewatch: it may set the heartbeat interval
             pending.heartbeat_s = intervals.requested(f.version, action, f.frame[3])
+            pending.meter_s = meter_intervals.requested(f.version, action, f.frame[3])
+            pending.reads = meter_intervals.reads(f.version, action)
         elif side == "cp":
             handler = _HANDLERS.get((f.version, action))
             if handler is None:

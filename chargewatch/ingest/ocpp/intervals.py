@@ -21,7 +21,7 @@ Nothing here rejects a frame: a request that does not parse is just not learned.
 
 from __future__ import annotations
 
-__all__ = ["MAX_INTERVAL_S", "on_answer", "requested"]
+__all__ = ["MAX_INTERVAL_S", "actual", "names", "on_answer", "requested", "seconds"]
 
 from collections import Counter
 from typing import Any, Final
@@ -36,8 +36,9 @@ _COMPONENT: Final = "OCPPCommCtrlr"
 _VARIABLE: Final = "HeartbeatInterval"
 
 
-def _seconds(value: Any) -> float | None:
-    """A positive whole number of seconds from a JSON integer or a decimal string."""
+def seconds(value: Any, *, zero: bool = False) -> float | None:
+    """A positive whole number of seconds from a JSON integer or a decimal string
+    (``zero``: 0 too, a meter interval's "none are sent")."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -45,13 +46,13 @@ def _seconds(value: Any) -> float | None:
         if not text.isdigit():
             return None
         value = int(text)
-    if not isinstance(value, int) or not 0 < value <= MAX_INTERVAL_S:
+    if not isinstance(value, int) or not (0 if zero else 1) <= value <= MAX_INTERVAL_S:
         return None
     return float(value)
 
 
-def _names(d: Any) -> tuple[str, str]:
-    """(component name, variable name) of a 2.0.1 SetVariableData/Result."""
+def names(d: Any) -> tuple[str, str]:
+    """(component name, variable name) of a 2.0.1 Set/GetVariableData/Result."""
     if not isinstance(d, dict):
         return "", ""
     comp, var = d.get("component"), d.get("variable")
@@ -60,7 +61,7 @@ def _names(d: Any) -> tuple[str, str]:
     return str(c), str(v)
 
 
-def _actual(d: dict[str, Any]) -> bool:
+def actual(d: dict[str, Any]) -> bool:
     # Only the Actual attribute (the default) is the interval in force.
     return bool(d.get("attributeType", "Actual") == "Actual")
 
@@ -68,14 +69,16 @@ def _actual(d: dict[str, Any]) -> bool:
 def requested(version: str, action: str, payload: dict[str, Any]) -> float | None:
     """The heartbeat interval a central-side CALL asks for, if it asks for one."""
     if version == "1.6" and action == "ChangeConfiguration":
-        if payload.get("key") == _VARIABLE:
-            return _seconds(payload.get("value"))
+        key = payload.get("key")
+        # 1.6 configuration keys are CiString50Type: case-insensitive.
+        if isinstance(key, str) and key.casefold() == _VARIABLE.casefold():
+            return seconds(payload.get("value"))
         return None
     if version == "2.0.1" and action == "SetVariables":
         data = payload.get("setVariableData")
         for d in data if isinstance(data, list) else ():
-            if _names(d) == (_COMPONENT, _VARIABLE) and _actual(d):
-                return _seconds(d.get("attributeValue"))
+            if names(d) == (_COMPONENT, _VARIABLE) and actual(d):
+                return seconds(d.get("attributeValue"))
     return None
 
 
@@ -86,9 +89,7 @@ def _accepted(f: Frame, pending: Pending) -> bool:
         return bool(answer.get("status") == "Accepted")
     results = answer.get("setVariableResult")
     return any(
-        _names(r) == (_COMPONENT, _VARIABLE)
-        and _actual(r)
-        and r.get("attributeStatus") == "Accepted"
+        names(r) == (_COMPONENT, _VARIABLE) and actual(r) and r.get("attributeStatus") == "Accepted"
         for r in (results if isinstance(results, list) else ())
     )
 
@@ -97,30 +98,32 @@ def _boot_interval(answer: dict[str, Any], quirks: Counter[str]) -> float | None
     """A BootNotification answer's interval; from ``heartbeatInterval`` (a quirk)
     only when the required ``interval`` is missing."""
     if "interval" in answer or "heartbeatInterval" not in answer:
-        return _seconds(answer.get("interval"))
-    seconds = _seconds(answer["heartbeatInterval"])
-    if seconds is not None:
+        return seconds(answer.get("interval"))
+    secs = seconds(answer["heartbeatInterval"])
+    if secs is not None:
         quirks["boot_heartbeat_interval"] += 1
-    return seconds
+    return secs
 
 
-def on_answer(f: Frame, pending: Pending, quirks: Counter[str]) -> None:
-    """Emit the interval an answer sets: a boot answer's, or an accepted request's."""
+def on_answer(f: Frame, pending: Pending, quirks: Counter[str], learned: Counter[str]) -> None:
+    """Emit the interval an answer sets: a boot answer's, or an accepted request's
+    (counted in ``learned["heartbeat"]``)."""
     if f.frame[0] != RESULT:
         return
     if pending.action == "BootNotification":
         answer = f.frame[2]
-        seconds = _boot_interval(answer, quirks)
-        if seconds is None:
+        secs = _boot_interval(answer, quirks)
+        if secs is None:
             return
         status = answer.get("status")
         origin, status_text = "BootNotification", status if isinstance(status, str) else ""
     elif pending.heartbeat_s is not None and _accepted(f, pending):
-        seconds, origin, status_text = pending.heartbeat_s, pending.action, ""
+        secs, origin, status_text = pending.heartbeat_s, pending.action, ""
     else:
         return
+    learned["heartbeat"] += 1
     f.sink.events.append(
         HeartbeatIntervalEvent(
-            f.charger, f.recv, f.recv, seconds, origin, status_text, source=pending.source
+            f.charger, f.recv, f.recv, secs, origin, status_text, source=pending.source
         )
     )

@@ -56,6 +56,8 @@ class Pending:
     command: bool = False  # sent by chargewatch (command topic): report the answer
     start: StartInfo | None = None  # set for a valid StartTransaction
     heartbeat_s: float | None = None  # the heartbeat interval a central-side CALL asks for
+    meter_s: tuple[tuple[Any, float], ...] = ()  # the meter intervals it asks for (kind, s)
+    reads: bool = False  # a central-side GetConfiguration/GetVariables: its answer reports
 
 
 @dataclass(slots=True)
