@@ -128,6 +128,19 @@ def _soonest(due: F64, among: B) -> float:
     return float(d.min()) - 1e-3 if d.size else np.inf
 
 
+def _told_cadence(told: F64) -> F64:
+    """The meter cadence per mode (idle, in a session) that told intervals
+    [sampled, aligned] make: idle, the aligned one; in a session the shorter of
+    the two; NaN where none is known or none is sent (0)."""
+    pos = np.where(told > 0, told, np.nan)
+    return np.stack([pos[..., 1], np.fmin(pos[..., 0], pos[..., 1])], axis=-1)
+
+
+def _same(a: F64 | float, b: F64 | float) -> B:
+    """Equal, NaN equal to NaN."""
+    return np.asarray((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
     """Messages sorted by (connector, time), with segment first/last marks."""
     order = sort_by_conn_then(conn, t)
@@ -559,6 +572,14 @@ class StaleTelemetry(_Silence):
             self.back_since = np.full(0, np.nan)
             self._ret_conn, self._ret_t = np.empty(0, np.int64), np.empty(0)
             self._heartbeats = False  # any heartbeat or interval seen yet
+            # The meter intervals the CSMS told (MeterIntervalEvent), per connector:
+            # [sampled, aligned] as told (0: none sent; NaN: not told), the cadence
+            # they make per mode (idle, in a session; _told_cadence) and when that
+            # last changed; this update's changes are kept for _told_at/_cut.
+            self.told = np.full((0, 2), np.nan)
+            self.told_cad = np.full((0, 2), np.nan)
+            self.told_at = np.full((0, 2), np.nan)
+            self._told_steps: dict[int, tuple[F64, F64, list[tuple[float, F64]]]] = {}
         for name in ("hb_told", "hb_last", "any_last", "back_since"):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.flagged = grown(self.flagged, n, False)
@@ -570,6 +591,8 @@ class StaleTelemetry(_Silence):
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
         self.cadence = grown(self.cadence, n, np.nan)
+        for name in ("told", "told_cad", "told_at"):
+            setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.row_recv = grown(self.row_recv, n, np.nan)
         self.row_mode = grown(self.row_mode, n, -1)
 
@@ -584,13 +607,17 @@ class StaleTelemetry(_Silence):
 
     def _watching(self, c: I64 | slice) -> B:
         # An idle reporter is watched once its idle cadence is known.
-        idle_ok = self.reporter[c] & np.isfinite(self.cadence[c, 0])
+        idle_ok = self.reporter[c] & (
+            np.isfinite(self.cadence[c, 0]) | np.isfinite(self.told_cad[c, 0])
+        )
         return np.asarray((self._in_session(c) | idle_ok) & self.online[c])
 
     def _timeout(self, c: I64 | slice) -> F64:
         """The silence that makes connector(s) ``c`` stale, in their current mode."""
         sess = self._in_session(c)
         iv = np.where(sess, self.cadence[c, 1], self.cadence[c, 0])
+        # The longer of learned and told: fewer false pages, never a silence hidden.
+        iv = np.fmax(iv, np.where(sess, self.told_cad[c, 1], self.told_cad[c, 0]))
         own = iv * self.p["interval_factor"][c] + self.p["interval_margin_s"][c]
         return np.asarray(np.fmax(self.p["silence_s"][c], own))  # NaN cadence: silence_s
 
@@ -607,30 +634,104 @@ class StaleTelemetry(_Silence):
 
     def _cadence_at(self, c: int, t: float, m: int) -> float:
         """Connector ``c``'s cadence in mode ``m`` as it stood at receive time
-        ``t`` of this update: from its gaps received before ``t`` (this frame's,
-        then the carried ones), so a silence is judged the same however the
-        stream is cut into updates."""
+        ``t`` of this update: the longer of the told one and the learned one,
+        from its gaps received before ``t`` (this frame's, then the carried
+        ones; only gaps since the told cadence last changed), so a silence is
+        judged the same however the stream is cut into updates."""
         gaps: list[float] = []
         f, gap, mode = self._ctx
+        cut, carried = self._cut(c, t, m)
         lo, hi = np.searchsorted(f.conn, [c, c + 1])
         if hi > lo:
             rows = np.arange(lo, hi)
-            rows = rows[(mode[lo:hi] == m) & np.isfinite(gap[lo:hi]) & (f.recv[lo:hi] < t)]
+            g, r = gap[lo:hi], f.recv[lo:hi]
+            rows = rows[(mode[lo:hi] == m) & np.isfinite(g) & (r < t) & ~(r - g < cut)]
             gaps = gap[rows[-_CAD_KEEP:]].tolist()
-        if len(gaps) < _CAD_KEEP:
+        if len(gaps) < _CAD_KEEP and carried:
             old = self._gap_hist[m].buf[c] if c < self._gap_hist[m].buf.shape[0] else np.empty(0)
             gaps = [*old[~np.isnan(old)].tolist(), *gaps][-_CAD_KEEP:]
-        return float(np.median(gaps)) if len(gaps) >= _CAD_MIN else np.nan
+        learned = float(np.median(gaps)) if len(gaps) >= _CAD_MIN else np.nan
+        return float(np.fmax(learned, self._told_at(c, t, m)))
+
+    def _told_at(self, c: int, t: float, m: int) -> float:
+        """The cadence told for mode ``m`` of connector ``c`` at receive time ``t``
+        of this update (a change at ``t`` applies)."""
+        steps = self._told_steps.get(c)
+        if steps is None:
+            return float(self.told_cad[c, m])
+        value = float(steps[0][m])
+        for at, after in steps[2]:
+            if at <= t:
+                value = float(after[m])
+        return value
+
+    def _cut(self, c: int, t: float, m: int) -> tuple[float, bool]:
+        """When the cadence told for mode ``m`` of ``c`` last changed as of ``t``
+        (gaps that began before say nothing of it; NaN: never), and whether the
+        gaps carried from earlier updates still count then."""
+        steps = self._told_steps.get(c)
+        if steps is None:
+            return float(self.told_at[c, m]), True
+        cut, carried = float(steps[1][m]), True
+        value = steps[0][m]
+        for at, after in steps[2]:
+            if at <= t and not _same(after[m], value):
+                cut, carried, value = at, False, after[m]
+        return cut, carried
+
+    def _learn_meter_interval(self, events: Events) -> None:
+        """The meter intervals the CSMS told each connector (MeterIntervalEvent),
+        in receive order. Where the cadence told for a mode changes, what was
+        learned in that mode is dropped (at the end of the update: _learn_cadence)
+        so the new cadence is not judged against the old gaps, and the silence
+        clock restarts there (as at a return from an outage: the charger's
+        timer starts anew)."""
+        self._told_steps = {}
+        if events.mi_conn.size == 0:
+            return
+        self._next = -np.inf
+        o = sort_by_conn_then(events.mi_conn, events.mi_recv)
+        restart: list[tuple[int, float]] = []
+        for c, t, k, v in zip(
+            events.mi_conn[o].tolist(),
+            events.mi_recv[o].tolist(),
+            events.mi_kind[o].tolist(),
+            events.mi_s[o].tolist(),
+            strict=True,
+        ):
+            before = self.told_cad[c].copy()
+            self.told[c, k] = v
+            after = _told_cadence(self.told[c])
+            changed = ~_same(after, before)
+            if not changed.any():
+                continue
+            entry = self._told_steps.setdefault(c, (before, self.told_at[c].copy(), []))
+            entry[2].append((t, after))
+            self.told_cad[c] = after
+            self.told_at[c, changed] = t
+            restart.append((c, t))
+        if restart:
+            rc = np.array([c for c, _ in restart], np.int64)
+            rt = np.array([t for _, t in restart])
+            conn = np.concatenate([self._ret_conn, rc])
+            order = sort_by_conn_then(conn, np.concatenate([self._ret_t, rt]))
+            self._ret_conn = conn[order]
+            self._ret_t = np.concatenate([self._ret_t, rt])[order]
 
     def _learn_cadence(self, f: Frame, gap: F64, mode: NDArray[np.int8]) -> None:
         """Push the same-mode gaps of ``f``'s rows and update the touched
         connectors' cadences (after judging: a gap is judged by the cadence
         before it)."""
+        for m, hist in enumerate(self._gap_hist):
+            self._drop_learned(m, hist)
         if len(f) == 0:
             return
         c = f.touched
         for m, hist in enumerate(self._gap_hist):
-            rows = np.flatnonzero((mode == m) & np.isfinite(gap))
+            # Gaps that began before the told cadence last changed say nothing of it.
+            rows = np.flatnonzero(
+                (mode == m) & np.isfinite(gap) & ~(f.recv - gap < self.told_at[f.conn, m])
+            )
             if rows.size == 0:
                 continue
             # A lean frame over these rows: History needs only their segments.
@@ -647,6 +748,16 @@ class StaleTelemetry(_Silence):
             self.cadence[cs, m] = learned
         self.row_recv[c] = f.recv[f.last_idx]
         self.row_mode[c] = mode[f.last_idx]
+
+    def _drop_learned(self, m: int, hist: History) -> None:
+        """Forget what was learned in mode ``m`` by the connectors whose told
+        cadence in that mode changed in this update."""
+        drop = [c for c, (b, _, steps) in self._told_steps.items()
+                if any(not _same(a[m], b[m]) for _, a in steps)]  # fmt: skip
+        if drop:
+            hist.buf = grown(hist.buf, self.n, np.nan)
+            hist.buf[drop] = np.nan
+            self.cadence[drop, m] = np.nan
 
     def _learn_heartbeat(self, events: Events) -> None:
         """Each connector's view of its charger's heartbeat interval: the longer
@@ -751,6 +862,7 @@ class StaleTelemetry(_Silence):
             self.flagged[events.off_conn] = True
         self._learn_heartbeat(events)
         self._outages(frame)
+        self._learn_meter_interval(events)
         if self._ev_conn.size and self._lifeless[self._ev_conn].any():
             self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned

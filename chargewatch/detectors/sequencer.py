@@ -51,6 +51,7 @@ from chargewatch.model.events import (
     Event,
     HeartbeatEvent,
     HeartbeatIntervalEvent,
+    MeterIntervalEvent,
     OnlineEvent,
     StatusEvent,
     TransactionEvent,
@@ -476,6 +477,10 @@ class Events:
     iv_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # heartbeat intervals
     iv_recv: F64 = field(default_factory=lambda: np.empty(0))
     iv_s: F64 = field(default_factory=lambda: np.empty(0))
+    mi_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # meter intervals
+    mi_recv: F64 = field(default_factory=lambda: np.empty(0))
+    mi_kind: NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))  # 0 sampled
+    mi_s: F64 = field(default_factory=lambda: np.empty(0))  # 1 aligned; 0 s: none sent
 
     @staticmethod
     def build(
@@ -491,6 +496,7 @@ class Events:
         boot: list[tuple[int, float]] = []
         hb: list[tuple[int, float]] = []
         iv: list[tuple[int, float, float]] = []
+        mi: list[tuple[int, float, int, float]] = []
         kinds = {"start": 0, "update": 1, "stop": 2}
         for ev in events:
             recv = float(ev.recv)
@@ -516,6 +522,9 @@ class Events:
                 if isinstance(ev, HeartbeatIntervalEvent):
                     iv.append((c, recv, ev.interval_s))
                     continue  # the CSMS's side of an exchange: no sign of life by itself
+                if isinstance(ev, MeterIntervalEvent):
+                    mi.append((c, recv, ev.kind == "aligned", ev.interval_s))
+                    continue  # as HeartbeatIntervalEvent
                 if isinstance(ev, CommandResult) and ev.status == "Timeout":
                     continue  # chargewatch gave up waiting: nothing came from the charger
                 seen.append((c, recv))
@@ -547,6 +556,7 @@ class Events:
         b = cols(boot, 2)
         h = cols(hb, 2)
         i = cols(iv, 3)
+        m = cols(mi, 4)
         return Events(
             s[0].astype(np.int64),
             s[1].astype(np.float64),
@@ -567,6 +577,10 @@ class Events:
             i[0].astype(np.int64),
             i[1].astype(np.float64),
             i[2].astype(np.float64),
+            m[0].astype(np.int64),
+            m[1].astype(np.float64),
+            m[2].astype(np.int8),
+            m[3].astype(np.float64),
         )
 
     @staticmethod
