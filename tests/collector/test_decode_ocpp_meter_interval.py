@@ -96,14 +96,11 @@ def test_get_configuration_reports_are_learned_heartbeat_included() -> None:
     ]
     assert dict(g.decoder.learned) == {"heartbeat": 1, "aligned": 1, "sampled": 1}
     assert f.reasons() == g.reasons() == []
-
-
-def test_a_charger_side_answer_shape_on_the_wrong_call_teaches_nothing() -> None:
-    # The same configurationKey list answering a CALL the charger sent (nonsense, but
-    # a bridge may forward anything): only central-side Get* answers report settings.
-    f = Feed().call("DataTransfer", {"vendorId": "x"}, "d1")
-    f.result("d1", {"status": "Accepted", **CONF_EVCC18215})
-    assert _meter(f) == [] and _heartbeat(f) == []
+    # The same list answering a CALL the charger sent (nonsense, but a bridge
+    # forwards anything): only central-side Get* answers report settings.
+    h = Feed().call("DataTransfer", {"vendorId": "x"}, "d1")
+    h.result("d1", {"status": "Accepted", **CONF_EVCC18215})
+    assert _meter(h) == [] and _heartbeat(h) == []
 
 
 @pytest.mark.parametrize(("status", "learned"), [("Accepted", True), ("Rejected", False)])

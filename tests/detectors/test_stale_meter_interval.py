@@ -142,11 +142,11 @@ def test_lengthened_interval_accepted_mid_session_pages_nobody_rejected_keeps_th
 
 
 def test_shortened_interval_is_judged_at_once_not_after_the_history_turns_over() -> None:
-    # 299 s sampling learned (told 300 s), then the CSMS asks for 10 s: a few 10 s
+    # 299 s sampling learned (told 300 s), then the CSMS asks for 10 s: two 10 s
     # samples and the values stop. The silence is judged by the new cadence (the
     # 300 s floor), not by the old 299 s median (628 s).
     change = START + 299 * 6 + 5
-    times = [START + 299.0 * k for k in range(1, 7)] + [change + 10.0 * k for k in range(1, 4)]
+    times = [START + 299.0 * k for k in range(1, 7)] + [change + 10.0 * k for k in range(1, 3)]
     last = times[-1]
     frames = _session(last + 1200) + _told(T0 + 30, 300, msg="c0") + _told(change, 10)
     frames += _samples(times)
