@@ -24,20 +24,33 @@ stale_telemetry
     reporting while idle (native telemetry, OCPP clock-aligned values) once its
     idle cadence is known — that sends no meter sample, while its charger is
     online, for ``interval_factor`` x its own cadence in that mode +
-    ``interval_margin_s``, and at least ``silence_s``. The cadence is learned
-    per connector and mode (idle / in a session: OCPP's ClockAlignedDataInterval
-    and MeterValueSampleInterval differ, e.g. 900 s and 10 s) as the median of
-    its last gaps between meter rows received in that mode (rows sent while
-    Faulted count to neither: a faulted session may go on sampling at 10 s,
-    which is no idle cadence); the silence clock restarts when the mode
+    ``interval_margin_s``, and at least ``silence_s``. The cadence per
+    connector and mode (idle / in a session: OCPP's ClockAlignedDataInterval
+    and MeterValueSampleInterval differ, e.g. 900 s and 10 s) is the longer of
+    the one told and the one learned (fewer false pages, never a silence
+    hidden). Told: the intervals the CSMS set or the charger reported
+    (MeterIntervalEvent: 1.6 MeterValueSampleInterval / ClockAlignedDataInterval,
+    2.0.1 SampledDataCtrlr.TxUpdatedInterval / AlignedDataCtrlr.Interval; 0 =
+    none sent, nothing told): in a session the sampled interval, or the aligned
+    one if shorter; idle, the aligned one, which makes an idle reporter's
+    cadence known from its first idle row. So a session is judged by its
+    cadence from its first samples. Learned: the median of its last gaps
+    between meter rows received in that mode (rows sent while Faulted count to
+    neither: a faulted session may go on sampling at 10 s, which is no idle
+    cadence). When the told cadence of a mode changes (an operator throttling
+    10 s to 300 s), what was learned in that mode is dropped and only gaps
+    begun since count, so the new cadence is not judged by the old one. The
+    silence clock restarts when the mode changes, when the told cadence
     changes, and when the charger comes back from an outage (no message at all
     for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
     the reports it could not send while away are charger_offline's). Online:
     by the charger's online flag when it publishes one (native last will, a
     bridge); otherwise (OCPP) a silence counts once another message of the
     charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
-    connectors without a session that never sent idle values, idle reporters
-    until their cadence is known, offline or wholly silent chargers
+    connectors without a session that never sent idle values (a told aligned
+    interval alone does not make one a reporter: MeterValuesAlignedData may be
+    empty, or the values go to connector 0), idle reporters until their
+    cadence is known, offline or wholly silent chargers
     (charger_offline's), gaps shorter than the connector's timeout.
 clock_skew
     Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
@@ -535,11 +548,12 @@ class ChargerOffline(Detector):
 
 class StaleTelemetry(_Silence):
     """The silence a connector is judged against is its own: per mode (in a
-    session, or idle), the median of its last _CAD_KEEP gaps between meter rows
-    received in that mode, times ``interval_factor`` plus ``interval_margin_s``,
-    and never less than ``silence_s``. The clock restarts when the mode changes
-    (a session starting after 800 s of an idle connector's 900 s cadence is not
-    800 s late)."""
+    session, or idle), the longer of the cadence the CSMS told it
+    (_learn_meter_interval) and the median of its last _CAD_KEEP gaps between
+    meter rows received in that mode, times ``interval_factor`` plus
+    ``interval_margin_s``, and never less than ``silence_s``. The clock restarts
+    when the mode changes (a session starting after 800 s of an idle
+    connector's 900 s cadence is not 800 s late)."""
 
     fault = "stale_telemetry"
 

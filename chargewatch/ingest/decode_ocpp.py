@@ -41,7 +41,13 @@ chargewatch's own commands (CALLs on the ``command`` topic, or announced with
 :meth:`OcppDecoder.note_command`) become :class:`CommandResult` events. The
 heartbeat interval a charger is given (the BootNotification answer's ``interval``,
 an accepted 1.6 ChangeConfiguration HeartbeatInterval or 2.0.1 SetVariables
-OCPPCommCtrlr.HeartbeatInterval) becomes a :class:`HeartbeatIntervalEvent`. Call
+OCPPCommCtrlr.HeartbeatInterval, or the value a GetConfiguration/GetVariables
+answer reports) becomes a :class:`HeartbeatIntervalEvent`; the meter-value
+intervals (1.6 MeterValueSampleInterval and ClockAlignedDataInterval, 2.0.1
+SampledDataCtrlr.TxUpdatedInterval and AlignedDataCtrlr.Interval: set and
+accepted, or reported) become :class:`MeterIntervalEvent` (see
+:mod:`chargewatch.ingest.ocpp.meter_intervals`); every interval learned is
+counted in :attr:`OcppDecoder.learned`. Call
 :meth:`OcppDecoder.expire` periodically so that silent chargers' pending CALLs
 expire too; each charger's own frames expire its state as they arrive.
 
