@@ -594,6 +594,7 @@ class StaleTelemetry(_Silence):
             self.told_cad = np.full((0, 2), np.nan)
             self.told_at = np.full((0, 2), np.nan)
             self._told_steps: dict[int, tuple[F64, F64, list[tuple[float, F64]]]] = {}
+            self._told_any = False  # any told yet (else the hot path skips them)
         for name in ("hb_told", "hb_last", "any_last", "back_since"):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.flagged = grown(self.flagged, n, False)
@@ -621,17 +622,19 @@ class StaleTelemetry(_Silence):
 
     def _watching(self, c: I64 | slice) -> B:
         # An idle reporter is watched once its idle cadence is known.
-        idle_ok = self.reporter[c] & (
-            np.isfinite(self.cadence[c, 0]) | np.isfinite(self.told_cad[c, 0])
-        )
+        known = np.isfinite(self.cadence[c, 0])
+        if self._told_any:
+            known |= np.isfinite(self.told_cad[c, 0])
+        idle_ok = self.reporter[c] & known
         return np.asarray((self._in_session(c) | idle_ok) & self.online[c])
 
     def _timeout(self, c: I64 | slice) -> F64:
         """The silence that makes connector(s) ``c`` stale, in their current mode."""
         sess = self._in_session(c)
         iv = np.where(sess, self.cadence[c, 1], self.cadence[c, 0])
-        # The longer of learned and told: fewer false pages, never a silence hidden.
-        iv = np.fmax(iv, np.where(sess, self.told_cad[c, 1], self.told_cad[c, 0]))
+        if self._told_any:
+            # The longer of learned and told: fewer false pages, never a silence hidden.
+            iv = np.fmax(iv, np.where(sess, self.told_cad[c, 1], self.told_cad[c, 0]))
         own = iv * self.p["interval_factor"][c] + self.p["interval_margin_s"][c]
         return np.asarray(np.fmax(self.p["silence_s"][c], own))  # NaN cadence: silence_s
 
@@ -704,6 +707,7 @@ class StaleTelemetry(_Silence):
         if events.mi_conn.size == 0:
             return
         self._next = -np.inf
+        self._told_any = True
         o = sort_by_conn_then(events.mi_conn, events.mi_recv)
         restart: list[tuple[int, float]] = []
         for c, t, k, v in zip(
