@@ -151,3 +151,31 @@ def test_shortened_interval_is_judged_at_once_not_after_the_history_turns_over()
     frames += _samples(times)
     stale, _ = _run(frames, last + 900)
     assert [(f.start - last, f.detected - last) for f in stale] == [(0.0, 300.0)]
+
+
+def test_told_aligned_interval_makes_an_idle_reporters_cadence_known_at_once() -> None:
+    # Idle (Available), clock-aligned values every 900 s as told, then they stop.
+    # Learned alone, the idle cadence needs 3 gaps (45 min) before a silence
+    # counts; told, it counts from the first idle value.
+    call = {"key": "ClockAlignedDataInterval", "value": "900"}
+    available = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    boot = [
+        f for f in _session(T0 + 5000) if f[2][2] not in ("StartTransaction", "StatusNotification")
+    ]
+    boot = [f for f in boot if f[0] < START or f[2][2] == "Heartbeat"]
+    frames: Frames = [
+        *boot,
+        (T0 + 1, "cp", [2, "a0", "StatusNotification", available]),
+        (T0 + 30, "csms", [2, "c", "ChangeConfiguration", call]),
+        (T0 + 30.4, "cp", [3, "c", {"status": "Accepted"}]),
+    ]
+    times = [T0 + 900.0, T0 + 1800.0]
+    for k, t in enumerate(times):
+        sv = [{"value": "5000", "unit": "Wh", "context": "Sample.Clock"},
+              {"value": "0", "measurand": "Power.Active.Import", "unit": "W",
+               "context": "Sample.Clock"}]  # fmt: skip
+        mv = {"connectorId": 1, "meterValue": [{"timestamp": _iso(t), "sampledValue": sv}]}
+        frames.append((t + 0.5, "cp", [2, f"m{k}", "MeterValues", mv]))
+    last = times[-1] + 0.5
+    stale, _ = _run(frames, T0 + 4800)
+    assert [(f.start - last, f.detected - last) for f in stale] == [(0.0, 1830.0)]
