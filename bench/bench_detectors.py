@@ -10,6 +10,14 @@ update carrying a small batch (~50 rows, as in a sparse replay) and the rate at
 the batch shape a live collector feeds (``--pipeline-batch-s`` of every
 connector's 1 Hz data: the detector stage's coalescing interval).
 
+``memory`` says what the process's memory system was (the figure depends on it,
+docs/performance.md "Detectors across machines"): the kernel's transparent
+hugepage mode, whether numpy asks for hugepages on its large arrays
+(``--numpy-hugepage``), the allocator policy (``--allocator``: the collector's
+fixed mmap/trim thresholds, or glibc's defaults), ``GLIBC_TUNABLES``, and the
+process's AnonHugePages after the timed runs. ``--vectorised-only`` times the
+vectorised set alone (for sweeps of these settings and of ``--batch-seconds``).
+
 The machine is shared, so each of ``--repeat`` runs times the vectorised set
 and then the reference back to back, by CPU time (``time.process_time``: time
 the process was not running does not count; one thread) and by wall time. The
@@ -29,6 +37,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -117,6 +126,19 @@ def _vectorised(
     return _timed(run), ds
 
 
+def _peak_hugepages(data: MeterBatch, events: list[Event], index: ConnectorIndex, per: int) -> int:
+    """The largest AnonHugePages (kB) seen after any update of one untimed pass
+    (reading smaps costs ~1 ms: not inside the timed runs)."""
+    ds = DetectorSet(index=index)
+    ds.update(MeterBatch.empty(), events, index, T0)
+    peak = 0
+    for c in range(0, len(data), per):
+        b = _slice(data, c, c + per)
+        ds.update(b, [], index, float(b.recv.max()))
+        peak = max(peak, _anon_hugepages_kb() or 0)
+    return peak
+
+
 def _reference(data: MeterBatch, index: ConnectorIndex, m: int) -> Timing:
     """(CPU, wall) seconds for the per-sample reference over the first ``m`` rows, same order."""
     ref = ReferenceDetectors()
@@ -176,6 +198,44 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _thp_mode() -> str:
+    """The kernel's transparent hugepage mode, e.g. "madvise" (read only)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    return next((w[1:-1] for w in text.split() if w.startswith("[")), text.strip())
+
+
+def _anon_hugepages_kb() -> int | None:
+    """This process's anonymous memory backed by transparent hugepages, in kB."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _set_numpy_hugepage(mode: str) -> bool | None:
+    """Apply ``--numpy-hugepage`` (on/off; default: numpy's own choice, on for
+    Linux >= 4.6) and return the setting in force (None: not available)."""
+    try:
+        ma = importlib.import_module("numpy._core.multiarray")  # numpy >= 2
+    except ImportError:  # pragma: no cover
+        return None
+    setter = getattr(ma, "_set_madvise_hugepage", None)
+    if setter is None:
+        return None
+    if mode == "default":
+        was = bool(setter(True))
+        setter(was)
+        return was
+    setter(mode == "on")
+    return mode == "on"
+
+
 def _spread(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
@@ -210,13 +270,33 @@ def main() -> None:
     ap.add_argument("--small-batch-rows", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved runs (medians reported)")
     ap.add_argument(
+        "--numpy-hugepage",
+        choices=("default", "on", "off"),
+        default="default",
+        help="numpy's madvise(MADV_HUGEPAGE) on its large arrays (per process)",
+    )
+    ap.add_argument(
+        "--allocator",
+        choices=("collector", "glibc"),
+        default="collector",
+        help="collector: the service's fixed mmap/trim thresholds; glibc: its defaults",
+    )
+    ap.add_argument("--vectorised-only", action="store_true", help="skip the reference")
+    ap.add_argument(
         "--pipeline-batch-s",
         type=float,
         default=0.5,
         help="the collector's coalescing interval: rows per update = connectors x this",
     )
     args = ap.parse_args()
-    keep_freed_batch_memory()  # the collector's allocator policy (collector/allocator.py)
+    if args.allocator == "collector":
+        keep_freed_batch_memory()  # the collector's allocator policy (collector/allocator.py)
+    memory: dict[str, Any] = {
+        "thp_mode": _thp_mode(),
+        "numpy_hugepage": _set_numpy_hugepage(args.numpy_hugepage),
+        "allocator": args.allocator,
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+    }
     host = machine()
     rng = np.random.default_rng(0)
     index = fleet(args.connectors)
@@ -240,8 +320,29 @@ def main() -> None:
     for _ in range(args.repeat):
         t, ds = _vectorised(data, events, index, per)
         vec_runs.append(t)
-        ref_runs.append(_reference(data, index, m))
+        if not args.vectorised_only:
+            ref_runs.append(_reference(data, index, m))
     assert ds is not None
+    memory["anon_hugepages_kb_after"] = _anon_hugepages_kb()
+    memory["anon_hugepages_kb_peak"] = _peak_hugepages(data, events, index, per)
+    if args.vectorised_only:
+        cpu = [r[0] for r in vec_runs]
+        print(
+            json.dumps(
+                {
+                    "connectors": n,
+                    "samples": len(data),
+                    "batch_rows": per,
+                    "machine": {**host, "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+                    "memory": memory,
+                    "vectorised_samples_per_s": round(len(data) / statistics.median(cpu)),
+                    "vectorised_seconds_runs": [round(x, 4) for x in cpu],
+                    "findings_on_healthy_data": len(ds.findings),
+                },
+                indent=2,
+            )
+        )
+        return
     # Rates per run, by CPU time (k=0) and by wall time (k=1).
     vec_rate = [[len(data) / r[k] for r in vec_runs] for k in (0, 1)]
     ref_rate = [[m / r[k] for r in ref_runs] for k in (0, 1)]
@@ -272,6 +373,7 @@ def main() -> None:
         "samples": len(data),
         "batch_rows": per,
         "machine": {**host, "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+        "memory": memory,
         "threads": os.environ["OMP_NUM_THREADS"],
         "repeat": args.repeat,
         "timer": "process_time (CPU); wall figures under 'wall'",
@@ -296,6 +398,10 @@ def main() -> None:
         },
         "pipeline_batch_rows": pipe_rows,
         "pipeline_batch_samples_per_s": round(pipe_rate),
+        # The figure at both shapes: the ratio of the two says how much of a
+        # difference between machines is the cache (large batches) rather than
+        # the interpreter (small ones).
+        "batch_shapes_samples_per_s": {str(per): round(rate), str(pipe_rows): round(pipe_rate)},
         "small_batch_rows": args.small_batch_rows,
         "small_batch_us_per_update": round(small_us),
         "findings_on_healthy_data": len(ds.findings),
