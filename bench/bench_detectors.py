@@ -40,6 +40,7 @@ import argparse  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -317,12 +318,20 @@ def main() -> None:
     vec_runs: list[Timing] = []
     ref_runs: list[Timing] = []
     ds = None
+    faults: list[int] = []  # minor page faults and system CPU seconds per vectorised run
+    sys_s: list[float] = []
     for _ in range(args.repeat):
+        before = resource.getrusage(resource.RUSAGE_SELF)
         t, ds = _vectorised(data, events, index, per)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults.append(after.ru_minflt - before.ru_minflt)
+        sys_s.append(round(after.ru_stime - before.ru_stime, 4))
         vec_runs.append(t)
         if not args.vectorised_only:
             ref_runs.append(_reference(data, index, m))
     assert ds is not None
+    memory["page_faults_runs"] = faults
+    memory["system_cpu_s_runs"] = sys_s
     memory["anon_hugepages_kb_after"] = _anon_hugepages_kb()
     memory["anon_hugepages_kb_peak"] = _peak_hugepages(data, events, index, per)
     if args.vectorised_only:
