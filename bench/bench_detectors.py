@@ -52,12 +52,13 @@ import numpy as np  # noqa: E402
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
 from chargewatch.collector.allocator import keep_freed_batch_memory  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
-from chargewatch.detectors.sequencer import Events, Sequencer  # noqa: E402
+from chargewatch.detectors.sequencer import STATUS_CODE, Events, Sequencer  # noqa: E402
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
 from chargewatch.model.events import Event, StatusEvent, TransactionEvent  # noqa: E402
 from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet  # noqa: E402
 
 T0 = 1_800_000_000.0
+CHARGING = STATUS_CODE["Charging"]
 
 
 def fleet(n: int) -> ConnectorIndex:
@@ -141,8 +142,16 @@ def _peak_hugepages(data: MeterBatch, events: list[Event], index: ConnectorIndex
 
 
 def _reference(data: MeterBatch, index: ConnectorIndex, m: int) -> Timing:
-    """(CPU, wall) seconds for the per-sample reference over the first ``m`` rows, same order."""
+    """(CPU, wall) seconds for the per-sample reference over the first ``m`` rows, same order.
+
+    Like the vectorised side, whose DetectorSet takes the sessions' start
+    events before its clock starts (and sizes its state for every connector
+    then), the reference takes the same events untimed: its per-connector
+    state is not built inside the timed loop."""
     ref = ReferenceDetectors()
+    for c in range(len(index)):
+        ref.transaction_start(c, T0 - 2)
+        ref.status(c, T0 - 1, CHARGING)
     rows = data.values[:m].tolist()
     conn, ts, recv = data.conn[:m].tolist(), data.ts[:m].tolist(), data.recv[:m].tolist()
     rated = index.rated_current_a.tolist()
@@ -152,7 +161,7 @@ def _reference(data: MeterBatch, index: ConnectorIndex, m: int) -> Timing:
     def run() -> None:
         for i in range(m):
             c = conn[i]
-            ref.sample(c, ts[i], recv[i], rows[i], 2, rated[c], nominal[c], phases[c])
+            ref.sample(c, ts[i], recv[i], rows[i], CHARGING, rated[c], nominal[c], phases[c])
 
     return _timed(run)
 
