@@ -2,7 +2,8 @@
 the per-sample Python reference (bench/reference_detectors.py), in one run.
 
     PYTHONPATH=. python bench/bench_detectors.py [--connectors 10000] [--seconds 60]
-        [--batch-seconds 10] [--reference-samples 50000] [--repeat 5]
+        [--batch-seconds 10] [--reference-samples 50000] [--repeat 5] [--warmup 2]
+        [--numpy-hugepage default|on|off] [--allocator collector|glibc] [--vectorised-only]
 
 Prints JSON: both rates, the ratio, and each target (>= 5 M samples/s on one
 core; >= 50x the per-sample version) with pass/fail, plus the fixed cost of one
@@ -15,8 +16,12 @@ docs/performance.md "Detectors across machines"): the kernel's transparent
 hugepage mode, whether numpy asks for hugepages on its large arrays
 (``--numpy-hugepage``), the allocator policy (``--allocator``: the collector's
 fixed mmap/trim thresholds, or glibc's defaults), ``GLIBC_TUNABLES``, and the
-process's AnonHugePages after the timed runs. ``--vectorised-only`` times the
-vectorised set alone (for sweeps of these settings and of ``--batch-seconds``).
+process's AnonHugePages (after the timed runs, and at its peak in an untimed
+pass), and page faults and system CPU per run. ``--warmup`` runs (2) come
+first, untimed and reported apart: a cold process's first updates fault its
+heap in, at a cost set by the host rather than the detectors.
+``--vectorised-only`` times the vectorised set alone (for sweeps of these
+settings and of ``--batch-seconds``).
 
 The machine is shared, so each of ``--repeat`` runs times the vectorised set
 and then the reference back to back, by CPU time (``time.process_time``: time
