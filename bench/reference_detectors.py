@@ -266,17 +266,17 @@ class ReferenceDetectors:
     def transaction_stop(self, c: int, recv: float, reason: str) -> None:
         """charging_interrupted (b): an abnormal stop while power flowed."""
         st = self._st(c)
-        prm = self.ci
+        ci = self.ci
         ep = st.ep["stop"]
         if ep.active and st.stop_until <= recv:
             ep.force(False, st.stop_until, st.stop_until)
         st.arm = NAN
         if reason not in ABNORMAL_STOPS or ep.active:
             return
-        flowing = recv - st.last_on <= 2 * prm.min_duration_s + 60.0
-        if flowing and not st.soc >= prm.full_soc_pct:
+        flowing = recv - st.last_on <= 2 * ci.min_duration_s + 60.0
+        if flowing and not st.soc >= ci.full_soc_pct:
             ep.force(True, recv, recv)
-            st.stop_until = recv + prm.hold_s
+            st.stop_until = recv + ci.hold_s
 
     def status(self, c: int, recv: float, code: int) -> None:
         """A status change: over_temperature ends when the port stops charging."""
