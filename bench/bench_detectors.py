@@ -2,13 +2,26 @@
 the per-sample Python reference (bench/reference_detectors.py), in one run.
 
     PYTHONPATH=. python bench/bench_detectors.py [--connectors 10000] [--seconds 60]
-        [--batch-seconds 10] [--reference-samples 50000] [--repeat 5]
+        [--batch-seconds 10] [--reference-samples 50000] [--repeat 5] [--warmup 2]
+        [--numpy-hugepage default|on|off] [--allocator collector|glibc] [--vectorised-only]
 
 Prints JSON: both rates, the ratio, and each target (>= 5 M samples/s on one
 core; >= 50x the per-sample version) with pass/fail, plus the fixed cost of one
 update carrying a small batch (~50 rows, as in a sparse replay) and the rate at
 the batch shape a live collector feeds (``--pipeline-batch-s`` of every
 connector's 1 Hz data: the detector stage's coalescing interval).
+
+``memory`` says what the process's memory system was (the figure depends on it,
+docs/performance.md "Detectors across machines"): the kernel's transparent
+hugepage mode, whether numpy asks for hugepages on its large arrays
+(``--numpy-hugepage``), the allocator policy (``--allocator``: the collector's
+fixed mmap/trim thresholds, or glibc's defaults), ``GLIBC_TUNABLES``, and the
+process's AnonHugePages (after the timed runs, and at its peak in an untimed
+pass), and page faults and system CPU per run. ``--warmup`` runs (2) come
+first, untimed and reported apart: a cold process's first updates fault its
+heap in, at a cost set by the host rather than the detectors.
+``--vectorised-only`` times the vectorised set alone (for sweeps of these
+settings and of ``--batch-seconds``).
 
 The machine is shared, so each of ``--repeat`` runs times the vectorised set
 and then the reference back to back, by CPU time (``time.process_time``: time
@@ -29,8 +42,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -42,12 +57,13 @@ import numpy as np  # noqa: E402
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
 from chargewatch.collector.allocator import keep_freed_batch_memory  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
-from chargewatch.detectors.sequencer import Events, Sequencer  # noqa: E402
+from chargewatch.detectors.sequencer import STATUS_CODE, Events, Sequencer  # noqa: E402
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch  # noqa: E402
 from chargewatch.model.events import Event, StatusEvent, TransactionEvent  # noqa: E402
 from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet  # noqa: E402
 
 T0 = 1_800_000_000.0
+CHARGING = STATUS_CODE["Charging"]
 
 
 def fleet(n: int) -> ConnectorIndex:
@@ -117,9 +133,30 @@ def _vectorised(
     return _timed(run), ds
 
 
+def _peak_hugepages(data: MeterBatch, events: list[Event], index: ConnectorIndex, per: int) -> int:
+    """The largest AnonHugePages (kB) seen after any update of one untimed pass
+    (reading smaps costs ~1 ms: not inside the timed runs)."""
+    ds = DetectorSet(index=index)
+    ds.update(MeterBatch.empty(), events, index, T0)
+    peak = 0
+    for c in range(0, len(data), per):
+        b = _slice(data, c, c + per)
+        ds.update(b, [], index, float(b.recv.max()))
+        peak = max(peak, _anon_hugepages_kb() or 0)
+    return peak
+
+
 def _reference(data: MeterBatch, index: ConnectorIndex, m: int) -> Timing:
-    """(CPU, wall) seconds for the per-sample reference over the first ``m`` rows, same order."""
+    """(CPU, wall) seconds for the per-sample reference over the first ``m`` rows, same order.
+
+    Like the vectorised side, whose DetectorSet takes the sessions' start
+    events before its clock starts (and sizes its state for every connector
+    then), the reference takes the same events untimed: its per-connector
+    state is not built inside the timed loop."""
     ref = ReferenceDetectors()
+    for c in range(len(index)):
+        ref.transaction_start(c, T0 - 2)
+        ref.status(c, T0 - 1, CHARGING)
     rows = data.values[:m].tolist()
     conn, ts, recv = data.conn[:m].tolist(), data.ts[:m].tolist(), data.recv[:m].tolist()
     rated = index.rated_current_a.tolist()
@@ -129,7 +166,7 @@ def _reference(data: MeterBatch, index: ConnectorIndex, m: int) -> Timing:
     def run() -> None:
         for i in range(m):
             c = conn[i]
-            ref.sample(c, ts[i], recv[i], rows[i], 2, rated[c], nominal[c], phases[c])
+            ref.sample(c, ts[i], recv[i], rows[i], CHARGING, rated[c], nominal[c], phases[c])
 
     return _timed(run)
 
@@ -176,6 +213,44 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _thp_mode() -> str:
+    """The kernel's transparent hugepage mode, e.g. "madvise" (read only)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    return next((w[1:-1] for w in text.split() if w.startswith("[")), text.strip())
+
+
+def _anon_hugepages_kb() -> int | None:
+    """This process's anonymous memory backed by transparent hugepages, in kB."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _set_numpy_hugepage(mode: str) -> bool | None:
+    """Apply ``--numpy-hugepage`` (on/off; default: numpy's own choice, on for
+    Linux >= 4.6) and return the setting in force (None: not available)."""
+    try:
+        ma = importlib.import_module("numpy._core.multiarray")  # numpy >= 2
+    except ImportError:  # pragma: no cover
+        return None
+    setter = getattr(ma, "_set_madvise_hugepage", None)
+    if setter is None:
+        return None
+    if mode == "default":
+        was = bool(setter(True))
+        setter(was)
+        return was
+    setter(mode == "on")
+    return mode == "on"
+
+
 def _spread(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
@@ -210,13 +285,39 @@ def main() -> None:
     ap.add_argument("--small-batch-rows", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=5, help="interleaved runs (medians reported)")
     ap.add_argument(
+        "--numpy-hugepage",
+        choices=("default", "on", "off"),
+        default="default",
+        help="numpy's madvise(MADV_HUGEPAGE) on its large arrays (per process)",
+    )
+    ap.add_argument(
+        "--allocator",
+        choices=("collector", "glibc"),
+        default="collector",
+        help="collector: the service's fixed mmap/trim thresholds; glibc: its defaults",
+    )
+    ap.add_argument("--vectorised-only", action="store_true", help="skip the reference")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed runs first: the process's heap grows and is faulted in then",
+    )
+    ap.add_argument(
         "--pipeline-batch-s",
         type=float,
         default=0.5,
         help="the collector's coalescing interval: rows per update = connectors x this",
     )
     args = ap.parse_args()
-    keep_freed_batch_memory()  # the collector's allocator policy (collector/allocator.py)
+    if args.allocator == "collector":
+        keep_freed_batch_memory()  # the collector's allocator policy (collector/allocator.py)
+    memory: dict[str, Any] = {
+        "thp_mode": _thp_mode(),
+        "numpy_hugepage": _set_numpy_hugepage(args.numpy_hugepage),
+        "allocator": args.allocator,
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+    }
     host = machine()
     rng = np.random.default_rng(0)
     index = fleet(args.connectors)
@@ -233,15 +334,65 @@ def main() -> None:
     per = n * args.batch_seconds
     m = min(args.reference_samples, len(data))
 
+    # Warm-up, untimed: the first updates of a process grow its heap and fault
+    # every page in (with hugepages, 2 MB zeroed per fault). What that costs
+    # depends on the host (THP and its defrag mode, memory fragmentation, the
+    # hypervisor backing guest memory on first touch), not on the detectors;
+    # a collector pays it once at start. Reported apart, left out of the figure.
+    warm: list[dict[str, float]] = []
+    for _ in range(args.warmup):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        t, _ = _vectorised(data, events, index, per)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        warm.append(
+            {
+                "cpu_s": round(t[0], 4),
+                "system_cpu_s": round(after.ru_stime - before.ru_stime, 4),
+                "page_faults": after.ru_minflt - before.ru_minflt,
+            }
+        )
+        if not args.vectorised_only:
+            _reference(data, index, m)
     # Interleaved, so that a disturbance by other processes hits both sides alike.
     vec_runs: list[Timing] = []
     ref_runs: list[Timing] = []
     ds = None
+    faults: list[int] = []  # minor page faults and system CPU seconds per vectorised run
+    sys_s: list[float] = []
     for _ in range(args.repeat):
+        ds = None  # the last run's state goes before the next is built (one heap's worth)
+        before = resource.getrusage(resource.RUSAGE_SELF)
         t, ds = _vectorised(data, events, index, per)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults.append(after.ru_minflt - before.ru_minflt)
+        sys_s.append(round(after.ru_stime - before.ru_stime, 4))
         vec_runs.append(t)
-        ref_runs.append(_reference(data, index, m))
+        if not args.vectorised_only:
+            ref_runs.append(_reference(data, index, m))
     assert ds is not None
+    memory["warmup"] = warm
+    memory["page_faults_runs"] = faults
+    memory["system_cpu_s_runs"] = sys_s
+    memory["anon_hugepages_kb_after"] = _anon_hugepages_kb()
+    memory["anon_hugepages_kb_peak"] = _peak_hugepages(data, events, index, per)
+    if args.vectorised_only:
+        cpu = [r[0] for r in vec_runs]
+        print(
+            json.dumps(
+                {
+                    "connectors": n,
+                    "samples": len(data),
+                    "batch_rows": per,
+                    "machine": {**host, "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+                    "memory": memory,
+                    "vectorised_samples_per_s": round(len(data) / statistics.median(cpu)),
+                    "vectorised_seconds_runs": [round(x, 4) for x in cpu],
+                    "findings_on_healthy_data": len(ds.findings),
+                },
+                indent=2,
+            )
+        )
+        return
     # Rates per run, by CPU time (k=0) and by wall time (k=1).
     vec_rate = [[len(data) / r[k] for r in vec_runs] for k in (0, 1)]
     ref_rate = [[m / r[k] for r in ref_runs] for k in (0, 1)]
@@ -272,6 +423,7 @@ def main() -> None:
         "samples": len(data),
         "batch_rows": per,
         "machine": {**host, "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+        "memory": memory,
         "threads": os.environ["OMP_NUM_THREADS"],
         "repeat": args.repeat,
         "timer": "process_time (CPU); wall figures under 'wall'",
@@ -296,6 +448,10 @@ def main() -> None:
         },
         "pipeline_batch_rows": pipe_rows,
         "pipeline_batch_samples_per_s": round(pipe_rate),
+        # The figure at both shapes: the ratio of the two says how much of a
+        # difference between machines is the cache (large batches) rather than
+        # the interpreter (small ones).
+        "batch_shapes_samples_per_s": {str(per): round(rate), str(pipe_rows): round(pipe_rate)},
         "small_batch_rows": args.small_batch_rows,
         "small_batch_us_per_update": round(small_us),
         "findings_on_healthy_data": len(ds.findings),
