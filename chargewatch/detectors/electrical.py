@@ -115,6 +115,15 @@ _STALE_MIN_S = 60.0
 _IDLE_STATUS = np.array([STATUS_CODE[s] for s in ("Available", "Finishing", "Unavailable")])
 
 
+def _idle(status: NDArray[np.int8]) -> B:
+    """``np.isin(status, _IDLE_STATUS)`` by one comparison per status: isin
+    converts 100k int8 to int64 for its lookup table."""
+    out: B = status == _IDLE_STATUS[0]
+    for code in _IDLE_STATUS[1:].tolist():
+        out |= status == code
+    return out
+
+
 class OverTemperature(Detector):
     fault = "over_temperature"
 
@@ -153,9 +162,47 @@ class OverTemperature(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         t = frame.col("temperature_c")
-        known = np.isfinite(t) & ~np.isin(frame.status, _IDLE_STATUS)
+        known = np.isfinite(t) & ~_idle(frame.status)
         f = frame if known.all() else frame.rows(known)
         t = f.col("temperature_c")
+        if self._quiet(t):
+            self._advance_quiet(f, t)
+        else:
+            self._judge(f, t)
+        lc, r = f.touched, f.last_idx
+        self._recv[lc] = f.recv[r]
+        iv = frame.interval
+        if iv.shape[0] >= frame.n_conn:
+            self._iv[: frame.n_conn] = iv[: frame.n_conn]
+        self._end_on_idle(events)
+
+    def _quiet(self, t: F64) -> bool:
+        """The screen: no path has an open or pending episode, and no reading is
+        above the lowest level or floor of any connector. Then no row can start
+        or end anything, and the rates matter only as state for later batches
+        (they are judged only above a floor): the healthy batch, skipped at the
+        cost of one max."""
+        if t.shape[0] == 0 or any(e.active.any() or e.setting.any() for e in self._paths()):
+            return False
+        lowest = min(self._lowest(k) for k in ("level_c", "rate_floor_c", "steep_floor_c"))
+        return bool(t.max() <= lowest)
+
+    def _lowest(self, name: str) -> float:
+        u = self._uniform[name]
+        return u if u is not None else float(self.p[name][: self.n].min())
+
+    def _advance_quiet(self, f: Frame, t: F64) -> None:
+        """What ``_judge`` leaves behind on a batch that passed ``_quiet``: the
+        rates' state at each connector's last row (bit for bit: ``_last_rates``),
+        the last reading, and the score (its rate term is 0 below the floor)."""
+        lc, r = f.touched, f.last_idx
+        self._last_rates(f, t)
+        tr = t[r]
+        self._t[lc], self._ts[lc] = tr, f.ts[r]
+        self.score[lc] = np.maximum(tr / self.p["level_c"][lc], 0.0)
+
+    def _judge(self, f: Frame, t: F64) -> None:
+        """Every row through the four paths (and the state, the score)."""
         c = f.conn
         level = self._at("level_c", c)
         self.episodes.step(
@@ -193,11 +240,6 @@ class OverTemperature(Detector):
         hr = hot[r] & ok[r]
         lvl, rl = self.p["level_c"][lc], self.p["rate_c_per_min"][lc]
         self.score[lc] = np.maximum(tr / lvl, np.where(hr, rr / rl, 0.0))
-        self._recv[lc] = f.recv[r]
-        iv = frame.interval
-        if iv.shape[0] >= frame.n_conn:
-            self._iv[: frame.n_conn] = iv[: frame.n_conn]
-        self._end_on_idle(events)
 
     def _end_on_idle(self, events: Events) -> None:
         """End the episodes of connectors that stopped charging after their last
@@ -293,6 +335,123 @@ class OverTemperature(Detector):
             out.append(rate)
         self._t[lc], self._ts[lc] = t[last], f.ts[last]
         return out[0], out[1]
+
+    def _last_rates(self, f: Frame, t: F64) -> None:
+        """Advance ``_r`` and ``_rf`` as ``_rate_of_rise`` does, bit for bit, without
+        the rates of the rows before each connector's last: the same weights and
+        slopes per row, and only the part of ``linear_scan``'s doubling tree the
+        last row depends on (``_scan_last``). Connectors are grouped by their
+        number of rows, each group laid out position-major (row p of every
+        connector contiguous), so that the tree's steps are contiguous passes."""
+        lengths = np.diff(np.append(f.first_idx, len(f)))
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if hi > _SCAN_LAST_MAX or f.touched.shape[0] < _SCAN_LAST_MIN_CONN:
+            self._rate_of_rise(f, t)  # long segments or few connectors: the scan is cheaper
+            return
+        if lo == hi:
+            self._last_rates_of(f, t, slice(None), hi)
+            return
+        for n_rows in np.unique(lengths).tolist():
+            self._last_rates_of(f, t, np.flatnonzero(lengths == n_rows), n_rows)
+
+    def _last_rates_of(self, f: Frame, t: F64, sel: slice | NDArray[np.intp], n_rows: int) -> None:
+        """``_last_rates`` for the connectors ``sel`` (of ``f.touched``), which all
+        have ``n_rows`` rows in ``f``."""
+        lc = f.touched[sel]
+        tt, ts = _by_position(t, f, sel, n_rows), _by_position(f.ts, f, sel, n_rows)
+        t0 = self._t[lc]
+        rise = _diff_down(tt, t0)  # t - pt of _rate_of_rise
+        dt = _diff_down(ts, self._ts[lc])
+        first = np.isnan(t0)  # no earlier temperature: only on a row 0
+        taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
+        step = float(dt[0, 0]) if dt.size else np.nan
+        if not first.any() and len(taus) == 2 and dt.min() == step == dt.max():
+            # One sampling step everywhere (the usual 1 Hz or 10 s): one weight
+            # per time constant, from the same float32 exp of the same value.
+            slope = rise * (60.0 / step)
+            np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
+            for u, state in zip(taus, (self._r, self._rf), strict=True):
+                a = float(np.exp(np.array([-step / u]).astype(np.float32))[0])
+                b = (1.0 - a) * slope
+                state[lc] = _scan_last(a, b, np.nan_to_num(state[lc], nan=0.0))
+        else:
+            slope = rise * (60.0 / dt)
+            np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
+            for tau, state in (("rate_tau_s", self._r), ("steep_tau_s", self._rf)):
+                u = self._uniform[tau]
+                tau_c = u if u is not None else self.p[tau][lc][None, :]
+                aa = np.exp((-dt / tau_c).astype(np.float32)).astype(np.float64)
+                b = (1.0 - aa) * slope
+                aa[0, first], b[0, first] = 0.0, 0.0
+                state[lc] = _scan_last(aa, b, np.nan_to_num(state[lc], nan=0.0))
+        self._t[lc], self._ts[lc] = tt[-1], ts[-1]
+
+
+def _diff_down(x: F64, before: F64) -> F64:
+    """x minus the row above it (row 0: minus ``before``), per column."""
+    out = np.empty_like(x)
+    np.subtract(x[0], before, out=out[0])
+    np.subtract(x[1:], x[:-1], out=out[1:])
+    return out
+
+
+#: ``_last_rates`` evaluates its tree with a few numpy calls per row position:
+#: beyond this many rows per connector, or under this many connectors, the
+#: whole-array scan is cheaper.
+_SCAN_LAST_MAX = 128
+_SCAN_LAST_MIN_CONN = 64
+
+
+def _by_position(x: F64, f: Frame, sel: slice | NDArray[np.intp], n_rows: int) -> F64:
+    """``x`` of the connectors ``sel`` (each with ``n_rows`` rows in ``f``) as an
+    (n_rows, connectors) array: row p holds every connector's p-th row."""
+    if isinstance(sel, slice):  # every connector: the rows are (connectors, n_rows)
+        return np.ascontiguousarray(x.reshape(-1, n_rows).T)
+    idx = f.first_idx[sel][None, :] + np.arange(n_rows)[:, None]
+    out: F64 = np.take(x, idx)
+    return out
+
+
+def _scan_last(a: F64 | float, b: F64, y0: F64) -> F64:
+    """``linear_scan`` of (a, b) down each column (rows = positions, y0 before
+    the first) at the last position only, bit for bit; ``a`` may be one
+    float for every element.
+
+    The scan's step with offset d sets cb[p] += ca[p] * cb[p - d] and ca[p] *=
+    ca[p - d], where ca[p] is 0 once its window reaches the segment's first row
+    (p < 2d): the last position depends on the positions {p, p - d} of the
+    step before, recursively. Those sets are worked out top-down, then only
+    they are computed, in the scan's own order of operations. (A column's
+    result does not depend on the other columns: where the scan reaches into
+    the segment before, it adds 0 * something.)"""
+    n = b.shape[0]
+    steps = [1 << k for k in range(max(n - 1, 0).bit_length())]  # the d < n
+    need_b: list[set[int]] = [set() for _ in range(len(steps) + 1)]
+    need_a: list[set[int]] = [set() for _ in range(len(steps) + 1)]
+    need_b[-1].add(n - 1)
+    for k in range(len(steps), 0, -1):
+        d = steps[k - 1]
+        for p in need_b[k]:
+            need_b[k - 1].add(p)
+            if p >= d:
+                need_b[k - 1].add(p - d)
+                need_a[k - 1].add(p)
+        for p in need_a[k]:
+            need_a[k - 1].update((p, p - d))
+    cb = {p: b[p] for p in need_b[0]}
+    if isinstance(a, float):  # one weight everywhere: the products are scalars
+        if 0 in cb:
+            cb[0] = b[0] + a * y0
+        ca: dict[int, F64 | float] = {p: a for p in need_a[0]}
+    else:
+        if 0 in cb:
+            cb[0] = b[0] + a[0] * y0
+        ca = {p: a[p] for p in need_a[0]}
+    for k, d in enumerate(steps, start=1):
+        cb = {p: cb[p] + ca[p] * cb[p - d] if p >= d else cb[p] for p in need_b[k]}
+        ca = {p: ca[p] * ca[p - d] for p in need_a[k]}
+    out: F64 = cb[n - 1]
+    return out
 
 
 def _ac_rows(f: Frame, phases: NDArray[np.int8]) -> B:
