@@ -80,6 +80,9 @@ __all__ = [
     "VoltageOutOfBand",
 ]
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -483,6 +486,131 @@ def _mask(ok: B) -> B | None:
     return None if bool(ok.all()) else ok
 
 
+# Screens: the detectors below first judge each connector from per-connector
+# aggregates of the frame (min/max of a column over its rows): one whose
+# episode is neither open nor pending and whose extremes stay inside the
+# thresholds cannot change state in this batch; only its score (from its last
+# row) is set, as the per-row path would. The per-row path runs on the rows of
+# the other connectors only (often none). Each connector's result depends on
+# its own rows alone, so the split changes nothing but the cost.
+
+Sel = slice | NDArray[np.intp]
+
+#: Segments this long or shorter, all of one length, are reduced position by
+#: position (strided passes over every connector); others by ``reduceat``,
+#: whose cost is per segment.
+_SEG_LOOP_MAX = 32
+
+
+def _seg_len(f: Frame) -> int:
+    """The number of rows every connector has in ``f``, 0 when they differ (or
+    exceed ``_SEG_LOOP_MAX``)."""
+
+    def make(g: Frame) -> int:
+        lengths = np.diff(np.append(g.first_idx, len(g)))
+        n = int(lengths[0])
+        return n if n <= _SEG_LOOP_MAX and bool((lengths == n).all()) else 0
+
+    out: int = f.derived("elec:seg_len", make)
+    return out
+
+
+def _per_conn(f: Frame, key: str, how: np.ufunc, x: F64) -> F64:
+    """``how`` (fmax, fmin, minimum) reduced over each connector's rows and, for
+    an (n, 3) phase block, over the phases: one value per connector of ``f``
+    (aligned with ``f.touched``); cached on the frame under ``key``."""
+
+    def make(g: Frame) -> F64:
+        if x.ndim == 2:  # the phases first: contiguous passes over the columns
+            col = how(x[:, 0], x[:, 1])
+            how(col, x[:, 2], out=col)
+        else:
+            col = x
+        n_rows = _seg_len(g)
+        if not n_rows:
+            out: F64 = how.reduceat(col, g.first_idx)
+            return out
+        v = col.reshape(-1, n_rows)  # (connector, position)
+        out = v[:, 0].copy()
+        for p in range(1, n_rows):
+            how(out, v[:, p], out=out)
+        return out
+
+    got: F64 = f.derived(key, make)
+    return got
+
+
+def _last_rows3(f: Frame, start: int, sel: Sel | B = slice(None)) -> F64:
+    """The phase block from ``start`` (2: currents, 5: voltages) on the last row
+    of the connectors ``sel`` (of ``f.touched``): (connectors, 3), each column
+    contiguous as in the block. Gathered a column at a time and cached for all
+    connectors (indexing the (n, 3) block by rows costs several times more)."""
+
+    def make(g: Frame) -> F64:
+        block, rows = g.block(start), g.last_idx
+        out = np.empty((3, rows.shape[0]))
+        for j in range(3):
+            np.take(block[:, j], rows, out=out[j])
+        return out
+
+    got: F64 = f.derived(f"elec:last{start}", make)
+    return got[:, sel].T
+
+
+def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
+    """Connectors with an open or pending episode."""
+    out: B = episodes.active[conns] | episodes.setting[conns]
+    return out
+
+
+def _split(
+    f: Frame,
+    quiet: B,
+    calm: Callable[[Frame, Sel], None],
+    judge: Callable[[Frame], None],
+) -> None:
+    """``calm`` for the connectors that passed the screen (``quiet``, per
+    ``f.touched``), ``judge`` (the per-row path) on the others' rows."""
+    k = int(np.count_nonzero(quiet))
+    if k == quiet.shape[0]:
+        calm(f, slice(None))
+    elif 8 * k < quiet.shape[0]:
+        judge(f)  # mostly busy: one pass over all rows is cheaper than a split
+    else:
+        calm(f, np.flatnonzero(quiet))
+        judge(_segments(f, np.flatnonzero(~quiet)))
+
+
+def _segments(f: Frame, segs: NDArray[np.intp]) -> Frame:
+    """The rows of the connectors ``segs`` (positions in ``f.touched``): as
+    ``Frame.rows`` with a row mask, by index (a few connectors of many)."""
+    cnt = np.diff(np.append(f.first_idx, len(f)))[segs]
+    start = f.first_idx[segs] - (np.cumsum(cnt) - cnt)
+    rows = np.arange(int(cnt.sum())) + np.repeat(start, cnt)
+    n = len(f)
+    g = Frame.build(
+        f.conn[rows],
+        f.ts[rows],
+        f.recv[rows],
+        np.asfortranarray(np.take(f.values, rows, axis=0)),
+        f.status[rows],
+        f.n_conn,
+    )
+    sub = [
+        a[rows] if a.shape[0] == n else a
+        for a in (f.prev_e, f.prev_e_ts, f.prev_p, f.prev_p_ts, f.rank)
+    ]
+    return replace(
+        g,
+        prev_e=sub[0],
+        prev_e_ts=sub[1],
+        prev_p=sub[2],
+        prev_p_ts=sub[3],
+        interval=f.interval,
+        rank=sub[4],
+    )
+
+
 class OverCurrent(Detector):
     fault = "over_current"
 
@@ -490,6 +618,34 @@ class OverCurrent(Detector):
         self._rated_lim = np.where(self.rated_a > 0, self.rated_a, np.inf)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: DC, or no row's largest current above the lowest allowed
+        (from the connector's lowest offered current) and a current on its last
+        row (the score's)."""
+        lc = f.touched
+        hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
+        offered = _per_conn(f, "elec:offered_fmin", np.fmin, f.col("offered_a"))
+        low = np.fmin(offered, self._rated_lim[lc]) * (1.0 + self.p["tolerance"][lc])
+        low += self.p["margin_a"][lc]
+        last = rany(np.isfinite(_last_rows3(f, 2)))
+        ok = ~(hi > low) & last
+        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] <= 0) | ok)
+        return out
+
+    def _calm(self, f: Frame, sel: Sel) -> None:
+        """The score of the quiet AC connectors, from their last row."""
+        sel = np.arange(f.touched.shape[0])[sel]
+        sel = sel[self.phases[f.touched[sel]] > 0]
+        lc, r = f.touched[sel], f.last_idx[sel]
+        i = rmax(_last_rows3(f, 2, sel))
+        limit = np.fmin(f.col("offered_a")[r], self._rated_lim[lc])
+        al = limit * (1.0 + self._at("tolerance", lc)) + self._at("margin_a", lc)
+        self.score[lc] = np.where(np.isfinite(al), i / al, np.nan)
+
+    def _judge(self, f: Frame) -> None:
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
         _, i_any, _, i = _currents(f)
@@ -542,6 +698,38 @@ class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: DC, or every known phase of every row at or above
+        loss_fraction and within the band (from the connector's extreme
+        voltages; its worst row cannot be further out), and a voltage on its
+        last row (the score's)."""
+        lc = f.touched
+        nom = self.nominal_v[lc]
+        hi = _per_conn(f, "elec:v_fmax", np.fmax, f.block(5)) / nom
+        lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
+        ok = ~(lo < self.p["loss_fraction"][lc]) & (nom > 0)
+        ok &= ~(np.fmax(hi - 1.0, 1.0 - lo) > self.p["band"][lc])
+        ok &= self._last_worst(f, slice(None)) >= 0
+        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] <= 0) | ok)
+        return out
+
+    def _last_worst(self, f: Frame, sel: Sel) -> F64:
+        """Per connector ``sel``, the worst deviation of its last row (every known
+        phase live: the per-row path's value, NaN when none is known)."""
+        r = _last_rows3(f, 5, sel) / self.nominal_v[f.touched[sel]][:, None]
+        out: F64 = np.fmax(rmax(r) - 1.0, 1.0 - rmin(r))
+        return out
+
+    def _calm(self, f: Frame, sel: Sel) -> None:
+        lc = f.touched[sel]
+        ac = self.phases[lc] > 0
+        worst = self._last_worst(f, sel)
+        self.score[lc[ac]] = worst[ac] / self.p["band"][lc[ac]]
+
+    def _judge(self, f: Frame) -> None:
         c = f.conn
         r, hi, lo, _ = _voltages(f, self.nominal_v)
         live_min = self._at3("loss_fraction", c)
@@ -598,6 +786,30 @@ class PhaseLoss(Detector):
         self._three = grown(self._three, n, False)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: not three-phase, or every row with three known currents of at
+        least min_current_a (each marks a three-phase load, none is a loss) and
+        no known phase voltage below loss_fraction."""
+        lc = f.touched
+        nom = self.nominal_v[lc]
+        i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
+        v_lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
+        ok = (i_lo >= self.p["min_current_a"][lc]) & (nom > 0)
+        ok &= ~(v_lo < self.p["loss_fraction"][lc])
+        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] != 3) | ok)
+        return out
+
+    def _calm(self, f: Frame, sel: Sel) -> None:
+        """Quiet three-phase connectors: drawing on three phases, judged, no loss."""
+        lc = f.touched[sel]
+        lc = lc[self.phases[lc] == 3]
+        self._three[lc] = True
+        self.score[lc] = 0.0
+
+    def _judge(self, f: Frame) -> None:
         three = _three_rows(f, self.phases)
         c = f.conn
         _, hi, lo, v_all = _voltages(f, self.nominal_v)
@@ -651,13 +863,45 @@ class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
-        cur, _, i_all, imax = _currents(f)
-        judged = _three_rows(f, self.phases) & i_all
-        c = f.conn
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: not three-phase, or every current known and the connector's
+        smallest at least (1 - threshold / 2) of its largest: no row's
+        imbalance can then reach the threshold (half of it leaves room for
+        rounding)."""
+        lc = f.touched
+        i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
+        i_hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
+        ok = i_lo / i_hi >= 1.0 - 0.5 * self.p["threshold"][lc]
+        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] != 3) | ok)
+        return out
+
+    def _calm(self, f: Frame, sel: Sel) -> None:
+        """The score of the quiet three-phase connectors, from their last row."""
+        sel = np.arange(f.touched.shape[0])[sel]
+        sel = sel[self.phases[f.touched[sel]] == 3]
+        lc = f.touched[sel]
+        cur = _last_rows3(f, 2, sel)
+        imax = rmax(cur)
+        imb, _ = self._imbalance(cur, imax, rall(np.isfinite(cur)), lc)
+        self.score[lc] = imb / self.p["threshold"][lc]
+
+    def _imbalance(self, cur: F64, imax: F64, judged: B, c: NDArray[np.int64]) -> tuple[F64, F64]:
+        """Per row, (max - min) / max of the loaded phases (0 when not busy), and
+        that min."""
         loaded = cur > self._at3("floor_a", c)
         imin = rmin(np.where(loaded, cur, np.inf))
         busy = (rcount(loaded) >= 2) & (imax >= self._at("min_current_a", c)) & judged
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
+        return imb, imin
+
+    def _judge(self, f: Frame) -> None:
+        cur, _, i_all, imax = _currents(f)
+        judged = _three_rows(f, self.phases) & i_all
+        c = f.conn
+        imb, imin = self._imbalance(cur, imax, judged, c)
         bad = imb > self._at("threshold", c)
         self.episodes.step(
             c,
