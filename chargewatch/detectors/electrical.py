@@ -359,35 +359,56 @@ class OverTemperature(Detector):
 
     def _last_rates_of(self, f: Frame, t: F64, sel: slice | NDArray[np.intp], n_rows: int) -> None:
         """``_last_rates`` for the connectors ``sel`` (of ``f.touched``), which all
-        have ``n_rows`` rows in ``f``."""
+        have ``n_rows`` rows in ``f``. Both time constants at once: axis 0."""
         lc = f.touched[sel]
-        tt, ts = _by_position(t, f, sel, n_rows), _by_position(f.ts, f, sel, n_rows)
+        tt = _by_position(t, f, sel, n_rows)
         t0 = self._t[lc]
         rise = _diff_down(tt, t0)  # t - pt of _rate_of_rise
-        dt = _diff_down(ts, self._ts[lc])
         first = np.isnan(t0)  # no earlier temperature: only on a row 0
+        y0 = np.nan_to_num(np.stack((self._r[lc], self._rf[lc])), nan=0.0)
         taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
-        step = float(dt[0, 0]) if dt.size else np.nan
-        if not first.any() and len(taus) == 2 and dt.min() == step == dt.max():
+        step = None if first.any() or len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc])
+        if step is not None:
             # One sampling step everywhere (the usual 1 Hz or 10 s): one weight
             # per time constant, from the same float32 exp of the same value.
             slope = rise * (60.0 / step)
             np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
-            for u, state in zip(taus, (self._r, self._rf), strict=True):
-                a = float(np.exp(np.array([-step / u]).astype(np.float32))[0])
-                b = (1.0 - a) * slope
-                state[lc] = _scan_last(a, b, np.nan_to_num(state[lc], nan=0.0))
+            w = np.exp(np.array([[-step / taus[0]], [-step / taus[1]]]).astype(np.float32))
+            a = w.astype(np.float64)  # (2, 1): one per time constant
+            b = (1.0 - a)[:, :, None] * slope
+            last = _scan_last(a, b, y0)
         else:
+            dt = _diff_down(_by_position(f.ts, f, sel, n_rows), self._ts[lc])
             slope = rise * (60.0 / dt)
             np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
-            for tau, state in (("rate_tau_s", self._r), ("steep_tau_s", self._rf)):
+            aa = np.empty((2, *dt.shape))
+            for k, tau in enumerate(("rate_tau_s", "steep_tau_s")):
                 u = self._uniform[tau]
                 tau_c = u if u is not None else self.p[tau][lc][None, :]
-                aa = np.exp((-dt / tau_c).astype(np.float32)).astype(np.float64)
-                b = (1.0 - aa) * slope
-                aa[0, first], b[0, first] = 0.0, 0.0
-                state[lc] = _scan_last(aa, b, np.nan_to_num(state[lc], nan=0.0))
-        self._t[lc], self._ts[lc] = tt[-1], ts[-1]
+                aa[k] = np.exp((-dt / tau_c).astype(np.float32))
+            b = (1.0 - aa) * slope
+            aa[:, 0, first], b[:, 0, first] = 0.0, 0.0
+            last = _scan_last(aa, b, y0)
+        self._r[lc], self._rf[lc] = last[0], last[1]
+        self._t[lc], self._ts[lc] = tt[-1], f.ts[f.last_idx[sel]]
+
+
+def _one_step(f: Frame, sel: slice | NDArray[np.intp], n_rows: int, ts0: F64) -> float | None:
+    """The one ts step between consecutive rows of the connectors ``sel`` (and
+    from their previous row, at ``ts0``), None when the steps differ."""
+    first = f.ts[f.first_idx[sel]]
+    step = float(first[0] - ts0[0])
+    d0 = first - ts0
+    if not d0.min() == step == d0.max():
+        return None
+    if n_rows > 1 and isinstance(sel, slice):  # rows (connector, position): a strided diff
+        v = f.ts.reshape(-1, n_rows)
+        d = v[:, 1:] - v[:, :-1]
+    elif n_rows > 1:
+        d = np.diff(_by_position(f.ts, f, sel, n_rows), axis=0)
+    else:
+        return step
+    return step if d.min() == step == d.max() else None
 
 
 def _diff_down(x: F64, before: F64) -> F64:
@@ -415,10 +436,10 @@ def _by_position(x: F64, f: Frame, sel: slice | NDArray[np.intp], n_rows: int) -
     return out
 
 
-def _scan_last(a: F64 | float, b: F64, y0: F64) -> F64:
-    """``linear_scan`` of (a, b) down each column (rows = positions, y0 before
-    the first) at the last position only, bit for bit; ``a`` may be one
-    float for every element.
+def _scan_last(a: F64, b: F64, y0: F64) -> F64:
+    """``linear_scan`` of (a, b) along axis 1 (positions; y0 before the first)
+    at the last position only, bit for bit, for each (k, m) of b's (k, n, m);
+    ``a`` as b, or (k, 1): one weight per k for every position.
 
     The scan's step with offset d sets cb[p] += ca[p] * cb[p - d] and ca[p] *=
     ca[p - d], where ca[p] is 0 once its window reaches the segment's first row
@@ -427,7 +448,7 @@ def _scan_last(a: F64 | float, b: F64, y0: F64) -> F64:
     they are computed, in the scan's own order of operations. (A column's
     result does not depend on the other columns: where the scan reaches into
     the segment before, it adds 0 * something.)"""
-    n = b.shape[0]
+    n = b.shape[1]
     steps = [1 << k for k in range(max(n - 1, 0).bit_length())]  # the d < n
     need_b: list[set[int]] = [set() for _ in range(len(steps) + 1)]
     need_a: list[set[int]] = [set() for _ in range(len(steps) + 1)]
@@ -441,15 +462,16 @@ def _scan_last(a: F64 | float, b: F64, y0: F64) -> F64:
                 need_a[k - 1].add(p)
         for p in need_a[k]:
             need_a[k - 1].update((p, p - d))
-    cb = {p: b[p] for p in need_b[0]}
-    if isinstance(a, float):  # one weight everywhere: the products are scalars
-        if 0 in cb:
-            cb[0] = b[0] + a * y0
-        ca: dict[int, F64 | float] = {p: a for p in need_a[0]}
-    else:
-        if 0 in cb:
-            cb[0] = b[0] + a[0] * y0
-        ca = {p: a[p] for p in need_a[0]}
+    cb = {p: b[:, p] for p in need_b[0]}
+    const = a.ndim == 2
+
+    def at(p: int) -> F64:
+        out: F64 = a if const else a[:, p]
+        return out
+
+    if 0 in cb:
+        cb[0] = b[:, 0] + at(0) * y0
+    ca = {p: at(p) for p in need_a[0]}
     for k, d in enumerate(steps, start=1):
         cb = {p: cb[p] + ca[p] * cb[p - d] if p >= d else cb[p] for p in need_b[k]}
         ca = {p: ca[p] * ca[p - d] for p in need_a[k]}
