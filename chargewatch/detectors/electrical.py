@@ -127,6 +127,22 @@ def _idle(status: NDArray[np.int8]) -> B:
     return out
 
 
+def _some_idle(status: NDArray[np.int8]) -> bool:
+    """Whether any status is idle: by its extremes when there is one status only
+    (a fleet charging), else by ``_idle``."""
+    if status.shape[0] == 0:
+        return False
+    lo = int(status.min())
+    if lo == int(status.max()):
+        return lo in _IDLE_STATUS.tolist()
+    return bool(_idle(status).any())
+
+
+def _all_finite(x: F64) -> bool:
+    """No NaN and no inf in ``x``: two reductions, no mask (NaN propagates)."""
+    return x.shape[0] == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
 class OverTemperature(Detector):
     fault = "over_temperature"
 
@@ -165,8 +181,10 @@ class OverTemperature(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         t = frame.col("temperature_c")
-        known = np.isfinite(t) & ~_idle(frame.status)
-        f = frame if known.all() else frame.rows(known)
+        f = frame
+        if not _all_finite(t) or _some_idle(frame.status):
+            known = np.isfinite(t) & ~_idle(frame.status)
+            f = frame if known.all() else frame.rows(known)
         t = f.col("temperature_c")
         if self._quiet(t):
             self._advance_quiet(f, t)
@@ -365,7 +383,10 @@ class OverTemperature(Detector):
         t0 = self._t[lc]
         rise = _diff_down(tt, t0)  # t - pt of _rate_of_rise
         first = np.isnan(t0)  # no earlier temperature: only on a row 0
-        y0 = np.nan_to_num(np.stack((self._r[lc], self._rf[lc])), nan=0.0)
+        y0 = np.empty((2, lc.shape[0]))
+        np.take(self._r, lc, out=y0[0])
+        np.take(self._rf, lc, out=y0[1])
+        np.nan_to_num(y0, copy=False, nan=0.0)
         taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
         step = None if first.any() or len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc])
         if step is not None:
@@ -401,9 +422,9 @@ def _one_step(f: Frame, sel: slice | NDArray[np.intp], n_rows: int, ts0: F64) ->
     d0 = first - ts0
     if not d0.min() == step == d0.max():
         return None
-    if n_rows > 1 and isinstance(sel, slice):  # rows (connector, position): a strided diff
-        v = f.ts.reshape(-1, n_rows)
-        d = v[:, 1:] - v[:, :-1]
+    if n_rows > 1 and isinstance(sel, slice):  # every row: one contiguous diff
+        d = np.subtract(f.ts[1:], f.ts[:-1])
+        d[f.last_idx[:-1]] = step  # from one connector's last row to the next's first
     elif n_rows > 1:
         d = np.diff(_by_position(f.ts, f, sel, n_rows), axis=0)
     else:
@@ -971,22 +992,34 @@ class PowerOscillation(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         p = frame.col("power_w")
-        known = np.isfinite(p)
-        f = frame if known.all() else frame.rows(known)
+        f = frame
+        if not _all_finite(p):
+            known = np.isfinite(p)
+            f = frame if known.all() else frame.rows(known)
         c, p = f.conn, f.col("power_w")
         dp = p - f.prev_p
-        level = np.fmax(np.fmax(p, f.prev_p), self._at("min_power_w", c))
-        big = np.abs(dp) > self._at("swing_fraction", c) * level
+        level = np.fmax(p, f.prev_p)
+        np.fmax(level, self._at("min_power_w", c), out=level)
+        level *= self._at("swing_fraction", c)
+        big = np.abs(dp) > level
         if not big.any() and self._calm[f.touched].all():
             # No reversal in any window of samples; none in the time window either?
             tc = f.touched
             quiet = ~(f.ts[f.first_idx] - self._last_rev[tc] <= self.p["window_s"][tc])
             if quiet.all():
                 # The healthy case: no large step now, no reversal in any window.
-                zero = np.zeros(c.shape[0])
-                self.episodes.step(
-                    c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
-                )
+                # Nothing set: only an open or pending episode can change (clear).
+                if _pending(self.episodes, tc).any():
+                    zero = np.zeros(c.shape[0])
+                    self.episodes.step(
+                        c,
+                        f.ts,
+                        zero > 0,
+                        zero == 0,
+                        self.p["min_duration_s"],
+                        0.0,
+                        cadence=f.cadence,
+                    )
                 self.score[tc] = 0.0
                 return
         sign = np.where(big, np.sign(dp), 0.0)
