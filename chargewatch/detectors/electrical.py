@@ -388,7 +388,7 @@ class OverTemperature(Detector):
         np.take(self._rf, lc, out=y0[1])
         np.nan_to_num(y0, copy=False, nan=0.0)
         taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
-        step = None if first.any() or len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc])
+        step = None if len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc], first)
         if step is not None:
             # One sampling step everywhere (the usual 1 Hz or 10 s): one weight
             # per time constant, from the same float32 exp of the same value.
@@ -397,6 +397,8 @@ class OverTemperature(Detector):
             w = np.exp(np.array([[-step / taus[0]], [-step / taus[1]]]).astype(np.float32))
             a = w.astype(np.float64)  # (2, 1): one per time constant
             b = (1.0 - a)[:, :, None] * slope
+            if first.any():  # the scan's a = b = 0 on a first row: cb = 0 there
+                b[:, 0, first], y0[:, first] = 0.0, 0.0
             last = _scan_last(a, b, y0)
         else:
             dt = _diff_down(_by_position(f.ts, f, sel, n_rows), self._ts[lc])
@@ -414,22 +416,30 @@ class OverTemperature(Detector):
         self._t[lc], self._ts[lc] = tt[-1], f.ts[f.last_idx[sel]]
 
 
-def _one_step(f: Frame, sel: slice | NDArray[np.intp], n_rows: int, ts0: F64) -> float | None:
-    """The one ts step between consecutive rows of the connectors ``sel`` (and
-    from their previous row, at ``ts0``), None when the steps differ."""
-    first = f.ts[f.first_idx[sel]]
-    step = float(first[0] - ts0[0])
-    d0 = first - ts0
-    if not d0.min() == step == d0.max():
-        return None
-    if n_rows > 1 and isinstance(sel, slice):  # every row: one contiguous diff
-        d = np.subtract(f.ts[1:], f.ts[:-1])
-        d[f.last_idx[:-1]] = step  # from one connector's last row to the next's first
-    elif n_rows > 1:
-        d = np.diff(_by_position(f.ts, f, sel, n_rows), axis=0)
+def _one_step(
+    f: Frame, sel: slice | NDArray[np.intp], n_rows: int, ts0: F64, first: B
+) -> float | None:
+    """The one ts step between consecutive rows of the connectors ``sel`` and
+    from their previous row (at ``ts0``; none on a ``first`` connector), None
+    when the steps differ."""
+    d0 = f.ts[f.first_idx[sel]] - ts0
+    if first.any():
+        d0 = d0[~first]
+    if n_rows > 1:
+        if isinstance(sel, slice):  # every row: one contiguous diff
+            d = np.subtract(f.ts[1:], f.ts[:-1])
+            # From one connector's last row to the next's first: no step (d[0] is one).
+            d[f.last_idx[:-1]] = d[0]
+        else:
+            d = np.diff(_by_position(f.ts, f, sel, n_rows), axis=0)
+        step = float(d.flat[0])
+        if not d.min() == step == d.max():
+            return None
+    elif d0.shape[0]:
+        step = float(d0[0])
     else:
-        return step
-    return step if d.min() == step == d.max() else None
+        return None
+    return step if d0.shape[0] == 0 or d0.min() == step == d0.max() else None
 
 
 def _diff_down(x: F64, before: F64) -> F64:

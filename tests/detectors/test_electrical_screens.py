@@ -174,3 +174,16 @@ def test_scan_last_is_linear_scan_at_the_last_row() -> None:
             first = np.arange(50) * n
             want = linear_scan(a[k].T.ravel(), b[k].T.ravel(), first, y0[k])[first + n - 1]
             assert got[k].tobytes() == want.tobytes()
+
+
+def test_connectors_first_seen_among_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third of the connectors report from the second batch on: their first
+    rows (no earlier temperature, no rise) in a batch of connectors with one."""
+    index = _index()
+    batch = _telemetry(index, 60, 4)
+    keep = ~(np.equal(batch.conn % 3, 2) & (batch.ts < T0 + 10))
+    batch = MeterBatch(batch.conn[keep], batch.ts[keep], batch.recv[keep], batch.values[keep])
+    _same(
+        _run(batch, index, N * 10, False, monkeypatch),
+        _run(batch, index, N * 10, True, monkeypatch),
+    )
