@@ -547,8 +547,6 @@ def _mask(ok: B) -> B | None:
 # the other connectors only (often none). Each connector's result depends on
 # its own rows alone, so the split changes nothing but the cost.
 
-Sel = slice | NDArray[np.intp]
-
 #: Segments this long or shorter, all of one length, are reduced position by
 #: position (strided passes over every connector); others by ``reduceat``,
 #: whose cost is per segment.
@@ -593,11 +591,11 @@ def _per_conn(f: Frame, key: str, how: np.ufunc, x: F64) -> F64:
     return got
 
 
-def _last_rows3(f: Frame, start: int, sel: Sel | B = slice(None)) -> F64:
-    """The phase block from ``start`` (2: currents, 5: voltages) on the last row
-    of the connectors ``sel`` (of ``f.touched``): (connectors, 3), each column
-    contiguous as in the block. Gathered a column at a time and cached for all
-    connectors (indexing the (n, 3) block by rows costs several times more)."""
+def _last3(f: Frame, start: int) -> F64:
+    """The phase block from ``start`` (2: currents, 5: voltages) on each
+    connector's last row, (3, connectors): gathered a column at a time and
+    cached (indexing the (n, 3) block by rows costs several times more).
+    ``.T`` is the (connectors, 3) block of those rows."""
 
     def make(g: Frame) -> F64:
         block, rows = g.block(start), g.last_idx
@@ -607,7 +605,13 @@ def _last_rows3(f: Frame, start: int, sel: Sel | B = slice(None)) -> F64:
         return out
 
     got: F64 = f.derived(f"elec:last{start}", make)
-    return got[:, sel].T
+    return got
+
+
+def _phases_of(f: Frame, phases: NDArray[np.int8]) -> NDArray[np.int8]:
+    """The phases of each connector of ``f`` (aligned with ``f.touched``)."""
+    out: NDArray[np.int8] = f.derived("elec:phases", lambda g: phases[g.touched])
+    return out
 
 
 def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
@@ -619,18 +623,17 @@ def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
 def _split(
     f: Frame,
     quiet: B,
-    calm: Callable[[Frame, Sel], None],
+    calm: Callable[[Frame, B], None],
     judge: Callable[[Frame], None],
 ) -> None:
     """``calm`` for the connectors that passed the screen (``quiet``, per
     ``f.touched``), ``judge`` (the per-row path) on the others' rows."""
     k = int(np.count_nonzero(quiet))
-    if k == quiet.shape[0]:
-        calm(f, slice(None))
-    elif 8 * k < quiet.shape[0]:
+    if 8 * k < quiet.shape[0]:
         judge(f)  # mostly busy: one pass over all rows is cheaper than a split
-    else:
-        calm(f, np.flatnonzero(quiet))
+        return
+    calm(f, quiet)
+    if k < quiet.shape[0]:
         judge(_segments(f, np.flatnonzero(~quiet)))
 
 
@@ -676,27 +679,34 @@ class OverCurrent(Detector):
 
     def _screen(self, f: Frame) -> B:
         """Quiet: DC, or no row's largest current above the lowest allowed
-        (from the connector's lowest offered current) and a current on its last
-        row (the score's)."""
-        lc = f.touched
+        (from the lowest offered current of the batch, else of the connector)
+        and a current on its last row (the score's)."""
+        lc, ac = f.touched, _phases_of(f, self.phases) > 0
         hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
-        offered = _per_conn(f, "elec:offered_fmin", np.fmin, f.col("offered_a"))
-        low = np.fmin(offered, self._rated_lim[lc]) * (1.0 + self.p["tolerance"][lc])
-        low += self.p["margin_a"][lc]
-        last = rany(np.isfinite(_last_rows3(f, 2)))
-        ok = ~(hi > low) & last
-        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] <= 0) | ok)
+        offered = f.col("offered_a")
+        over = hi > self._allowed(lc, float(np.fmin.reduce(offered)))
+        if (over & ac).any():
+            over = hi > self._allowed(lc, _per_conn(f, "elec:offered_fmin", np.fmin, offered))
+        last = _last3(f, 2)
+        ok = ~over & rany(np.isfinite(last.T))
+        out: B = ~_pending(self.episodes, lc) & (~ac | ok)
         return out
 
-    def _calm(self, f: Frame, sel: Sel) -> None:
+    def _allowed(self, lc: NDArray[np.int64], offered: F64 | float) -> F64:
+        """``_judge``'s allowed current of connectors ``lc`` at ``offered``: a
+        lower bound of every row's at an offered current at or above it (the
+        rounding is monotonic too)."""
+        limit = np.fmin(offered, self._rated_lim[lc])  # fmin: NaN offered -> rated
+        out: F64 = limit * (1.0 + self._at("tolerance", lc)) + self._at("margin_a", lc)
+        return out
+
+    def _calm(self, f: Frame, quiet: B) -> None:
         """The score of the quiet AC connectors, from their last row."""
-        sel = np.arange(f.touched.shape[0])[sel]
-        sel = sel[self.phases[f.touched[sel]] > 0]
-        lc, r = f.touched[sel], f.last_idx[sel]
-        i = rmax(_last_rows3(f, 2, sel))
-        limit = np.fmin(f.col("offered_a")[r], self._rated_lim[lc])
-        al = limit * (1.0 + self._at("tolerance", lc)) + self._at("margin_a", lc)
-        self.score[lc] = np.where(np.isfinite(al), i / al, np.nan)
+        lc = f.touched
+        i = rmax(_last3(f, 2).T)
+        al = self._allowed(lc, f.col("offered_a")[f.last_idx])
+        m = quiet & (_phases_of(f, self.phases) > 0)
+        self.score[lc[m]] = np.where(np.isfinite(al), i / al, np.nan)[m]
 
     def _judge(self, f: Frame) -> None:
         # AC only: a DC charger's own controller sets the current, and DC data
@@ -763,24 +773,23 @@ class VoltageOutOfBand(Detector):
         nom = self.nominal_v[lc]
         hi = _per_conn(f, "elec:v_fmax", np.fmax, f.block(5)) / nom
         lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
-        ok = ~(lo < self.p["loss_fraction"][lc]) & (nom > 0)
-        ok &= ~(np.fmax(hi - 1.0, 1.0 - lo) > self.p["band"][lc])
-        ok &= self._last_worst(f, slice(None)) >= 0
-        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] <= 0) | ok)
+        ok = ~(lo < self._at("loss_fraction", lc)) & (nom > 0)
+        ok &= ~(np.fmax(hi - 1.0, 1.0 - lo) > self._at("band", lc))
+        ok &= self._last_worst(f) >= 0
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) <= 0) | ok)
         return out
 
-    def _last_worst(self, f: Frame, sel: Sel) -> F64:
-        """Per connector ``sel``, the worst deviation of its last row (every known
-        phase live: the per-row path's value, NaN when none is known)."""
-        r = _last_rows3(f, 5, sel) / self.nominal_v[f.touched[sel]][:, None]
+    def _last_worst(self, f: Frame) -> F64:
+        """Per connector, the worst deviation of its last row (every known phase
+        live: the per-row path's value, NaN when none is known)."""
+        r = (_last3(f, 5) / self.nominal_v[f.touched]).T
         out: F64 = np.fmax(rmax(r) - 1.0, 1.0 - rmin(r))
         return out
 
-    def _calm(self, f: Frame, sel: Sel) -> None:
-        lc = f.touched[sel]
-        ac = self.phases[lc] > 0
-        worst = self._last_worst(f, sel)
-        self.score[lc[ac]] = worst[ac] / self.p["band"][lc[ac]]
+    def _calm(self, f: Frame, quiet: B) -> None:
+        lc = f.touched
+        m = quiet & (_phases_of(f, self.phases) > 0)
+        self.score[lc[m]] = (self._last_worst(f) / self.p["band"][lc])[m]
 
     def _judge(self, f: Frame) -> None:
         c = f.conn
@@ -850,15 +859,14 @@ class PhaseLoss(Detector):
         nom = self.nominal_v[lc]
         i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
         v_lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
-        ok = (i_lo >= self.p["min_current_a"][lc]) & (nom > 0)
-        ok &= ~(v_lo < self.p["loss_fraction"][lc])
-        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] != 3) | ok)
+        ok = (i_lo >= self._at("min_current_a", lc)) & (nom > 0)
+        ok &= ~(v_lo < self._at("loss_fraction", lc))
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) != 3) | ok)
         return out
 
-    def _calm(self, f: Frame, sel: Sel) -> None:
+    def _calm(self, f: Frame, quiet: B) -> None:
         """Quiet three-phase connectors: drawing on three phases, judged, no loss."""
-        lc = f.touched[sel]
-        lc = lc[self.phases[lc] == 3]
+        lc = f.touched[quiet & (_phases_of(f, self.phases) == 3)]
         self._three[lc] = True
         self.score[lc] = 0.0
 
@@ -927,19 +935,17 @@ class PhaseImbalance(Detector):
         lc = f.touched
         i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
         i_hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
-        ok = i_lo / i_hi >= 1.0 - 0.5 * self.p["threshold"][lc]
-        out: B = ~_pending(self.episodes, lc) & ((self.phases[lc] != 3) | ok)
+        ok = i_lo / i_hi >= 1.0 - 0.5 * self._at("threshold", lc)
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) != 3) | ok)
         return out
 
-    def _calm(self, f: Frame, sel: Sel) -> None:
+    def _calm(self, f: Frame, quiet: B) -> None:
         """The score of the quiet three-phase connectors, from their last row."""
-        sel = np.arange(f.touched.shape[0])[sel]
-        sel = sel[self.phases[f.touched[sel]] == 3]
-        lc = f.touched[sel]
-        cur = _last_rows3(f, 2, sel)
-        imax = rmax(cur)
-        imb, _ = self._imbalance(cur, imax, rall(np.isfinite(cur)), lc)
-        self.score[lc] = imb / self.p["threshold"][lc]
+        lc = f.touched
+        cur = _last3(f, 2).T
+        imb, _ = self._imbalance(cur, rmax(cur), rall(np.isfinite(cur)), lc)
+        m = quiet & (_phases_of(f, self.phases) == 3)
+        self.score[lc[m]] = (imb / self.p["threshold"][lc])[m]
 
     def _imbalance(self, cur: F64, imax: F64, judged: B, c: NDArray[np.int64]) -> tuple[F64, F64]:
         """Per row, (max - min) / max of the loaded phases (0 when not busy), and
