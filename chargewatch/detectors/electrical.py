@@ -386,7 +386,8 @@ class OverTemperature(Detector):
         y0 = np.empty((2, lc.shape[0]))
         np.take(self._r, lc, out=y0[0])
         np.take(self._rf, lc, out=y0[1])
-        np.nan_to_num(y0, copy=False, nan=0.0)
+        if not np.isfinite(y0).all():  # nan_to_num costs ~10 passes; states are finite
+            np.nan_to_num(y0, copy=False, nan=0.0)
         taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
         step = None if len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc], first)
         if step is not None:
@@ -396,10 +397,19 @@ class OverTemperature(Detector):
             np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
             w = np.exp(np.array([[-step / taus[0]], [-step / taus[1]]]).astype(np.float32))
             a = w.astype(np.float64)  # (2, 1): one per time constant
-            b = (1.0 - a)[:, :, None] * slope
-            if first.any():  # the scan's a = b = 0 on a first row: cb = 0 there
-                b[:, 0, first], y0[:, first] = 0.0, 0.0
-            last = _scan_last(a, b, y0)
+            one_minus_a = 1.0 - a
+            some_first = bool(first.any())
+
+            def b_at(p: int) -> F64:
+                # (1 - a) * slope per position, as the tree needs it (no (2, n, m) array)
+                out: F64 = one_minus_a * slope[p]
+                if p == 0 and some_first:  # the scan's a = b = 0 on a first row
+                    out[:, first] = 0.0
+                return out
+
+            if some_first:
+                y0[:, first] = 0.0  # and so cb = 0 there
+            last = _scan_last(a, b_at, y0, slope.shape[0])
         else:
             dt = _diff_down(_by_position(f.ts, f, sel, n_rows), self._ts[lc])
             slope = rise * (60.0 / dt)
@@ -411,7 +421,7 @@ class OverTemperature(Detector):
                 aa[k] = np.exp((-dt / tau_c).astype(np.float32))
             b = (1.0 - aa) * slope
             aa[:, 0, first], b[:, 0, first] = 0.0, 0.0
-            last = _scan_last(aa, b, y0)
+            last = _scan_last(aa, lambda p: b[:, p], y0, b.shape[1])
         self._r[lc], self._rf[lc] = last[0], last[1]
         self._t[lc], self._ts[lc] = tt[-1], f.ts[f.last_idx[sel]]
 
@@ -467,10 +477,11 @@ def _by_position(x: F64, f: Frame, sel: slice | NDArray[np.intp], n_rows: int) -
     return out
 
 
-def _scan_last(a: F64, b: F64, y0: F64) -> F64:
-    """``linear_scan`` of (a, b) along axis 1 (positions; y0 before the first)
-    at the last position only, bit for bit, for each (k, m) of b's (k, n, m);
-    ``a`` as b, or (k, 1): one weight per k for every position.
+def _scan_last(a: F64, b: Callable[[int], F64], y0: F64, n: int) -> F64:
+    """``linear_scan`` of (a, b) along axis 1 (positions 0..n-1; y0 before the
+    first) at the last position only, bit for bit, for each (k, m) of a (k, n,
+    m) array; ``a`` is that array or (k, 1): one weight per k for every
+    position; ``b(p)`` gives position p, (k, m).
 
     The scan's step with offset d sets cb[p] += ca[p] * cb[p - d] and ca[p] *=
     ca[p - d], where ca[p] is 0 once its window reaches the segment's first row
@@ -479,7 +490,6 @@ def _scan_last(a: F64, b: F64, y0: F64) -> F64:
     they are computed, in the scan's own order of operations. (A column's
     result does not depend on the other columns: where the scan reaches into
     the segment before, it adds 0 * something.)"""
-    n = b.shape[1]
     steps = [1 << k for k in range(max(n - 1, 0).bit_length())]  # the d < n
     need_b: list[set[int]] = [set() for _ in range(len(steps) + 1)]
     need_a: list[set[int]] = [set() for _ in range(len(steps) + 1)]
@@ -493,7 +503,7 @@ def _scan_last(a: F64, b: F64, y0: F64) -> F64:
                 need_a[k - 1].add(p)
         for p in need_a[k]:
             need_a[k - 1].update((p, p - d))
-    cb = {p: b[:, p] for p in need_b[0]}
+    cb = {p: b(p) for p in need_b[0]}
     const = a.ndim == 2
 
     def at(p: int) -> F64:
@@ -501,7 +511,7 @@ def _scan_last(a: F64, b: F64, y0: F64) -> F64:
         return out
 
     if 0 in cb:
-        cb[0] = b[:, 0] + at(0) * y0
+        cb[0] = cb[0] + at(0) * y0
     ca = {p: at(p) for p in need_a[0]}
     for k, d in enumerate(steps, start=1):
         cb = {p: cb[p] + ca[p] * cb[p - d] if p >= d else cb[p] for p in need_b[k]}

@@ -163,13 +163,17 @@ def test_mixed_row_counts_at_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def _positions(b: np.ndarray) -> Callable[[int], np.ndarray]:
+    return lambda p: b[:, p]
+
+
 def test_scan_last_is_linear_scan_at_the_last_row() -> None:
     rng = np.random.default_rng(0)
     for n in (1, 2, 3, 5, 8, 9, 10, 17, 33):
         a, b = rng.random((2, n, 50)), rng.normal(size=(2, n, 50))
         a[rng.random(a.shape) < 0.05] = 0.0
         y0 = rng.normal(size=(2, 50))
-        got = el._scan_last(a, b, y0)
+        got = el._scan_last(a, _positions(b), y0, n)
         for k in range(2):
             first = np.arange(50) * n
             want = linear_scan(a[k].T.ravel(), b[k].T.ravel(), first, y0[k])[first + n - 1]
