@@ -61,6 +61,14 @@ and parameter metadata in `chargewatch/detectors/`; edit those, not this file.
   that grow with time (silences, waits) are computed when signals are read,
   and the timeout detectors' ticks skip until their earliest deadline, so a
   small update does not pass over every connector.
+- Screens (the electrical detectors): per connector, the extremes of the
+  columns a detector reads in the batch (shared min/max per connector); a
+  connector with nothing open or pending whose extremes stay inside every
+  threshold cannot change state, and only its score (from its last row) is
+  set; `over_temperature`'s rates are advanced to its last row by the part of
+  the doubling scan that row depends on, bit for bit. The per-row path runs on
+  the other connectors' rows. Findings and state are the same either way
+  (`tests/detectors/test_electrical_screens.py`).
 - Signals per connector: `signals[fault]` (bool, active now) and
   `signals[fault + "_score"]` (float, 1.0 = at the threshold, NaN = unknown).
   Findings: `Finding(fault, connector, start, detected, end, evidence)`.

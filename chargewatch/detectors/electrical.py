@@ -80,6 +80,9 @@ __all__ = [
     "VoltageOutOfBand",
 ]
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -113,6 +116,31 @@ _STALE_MIN_S = 60.0
 # and entering one ends the episode (Faulted does not: a charger may fault
 # because it is hot, and its housing stays hot).
 _IDLE_STATUS = np.array([STATUS_CODE[s] for s in ("Available", "Finishing", "Unavailable")])
+
+
+def _idle(status: NDArray[np.int8]) -> B:
+    """``np.isin(status, _IDLE_STATUS)`` by one comparison per status: isin
+    converts 100k int8 to int64 for its lookup table."""
+    out: B = status == _IDLE_STATUS[0]
+    for code in _IDLE_STATUS[1:].tolist():
+        out |= status == code
+    return out
+
+
+def _some_idle(status: NDArray[np.int8]) -> bool:
+    """Whether any status is idle: by its extremes when there is one status only
+    (a fleet charging), else by ``_idle``."""
+    if status.shape[0] == 0:
+        return False
+    lo = int(status.min())
+    if lo == int(status.max()):
+        return lo in _IDLE_STATUS.tolist()
+    return bool(_idle(status).any())
+
+
+def _all_finite(x: F64) -> bool:
+    """No NaN and no inf in ``x``: two reductions, no mask (NaN propagates)."""
+    return x.shape[0] == 0 or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
 
 
 class OverTemperature(Detector):
@@ -153,9 +181,49 @@ class OverTemperature(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         t = frame.col("temperature_c")
-        known = np.isfinite(t) & ~np.isin(frame.status, _IDLE_STATUS)
-        f = frame if known.all() else frame.rows(known)
+        f = frame
+        if not _all_finite(t) or _some_idle(frame.status):
+            known = np.isfinite(t) & ~_idle(frame.status)
+            f = frame if known.all() else frame.rows(known)
         t = f.col("temperature_c")
+        if self._quiet(t):
+            self._advance_quiet(f, t)
+        else:
+            self._judge(f, t)
+        lc, r = f.touched, f.last_idx
+        self._recv[lc] = f.recv[r]
+        iv = frame.interval
+        if iv.shape[0] >= frame.n_conn:
+            self._iv[: frame.n_conn] = iv[: frame.n_conn]
+        self._end_on_idle(events)
+
+    def _quiet(self, t: F64) -> bool:
+        """The screen: no path has an open or pending episode, and no reading is
+        above the lowest level or floor of any connector. Then no row can start
+        or end anything, and the rates matter only as state for later batches
+        (they are judged only above a floor): the healthy batch, skipped at the
+        cost of one max."""
+        if t.shape[0] == 0 or any(e.active.any() or e.setting.any() for e in self._paths()):
+            return False
+        lowest = min(self._lowest(k) for k in ("level_c", "rate_floor_c", "steep_floor_c"))
+        return bool(t.max() <= lowest)
+
+    def _lowest(self, name: str) -> float:
+        u = self._uniform[name]
+        return u if u is not None else float(self.p[name][: self.n].min())
+
+    def _advance_quiet(self, f: Frame, t: F64) -> None:
+        """What ``_judge`` leaves behind on a batch that passed ``_quiet``: the
+        rates' state at each connector's last row (bit for bit: ``_last_rates``),
+        the last reading, and the score (its rate term is 0 below the floor)."""
+        lc, r = f.touched, f.last_idx
+        self._last_rates(f, t)
+        tr = t[r]
+        self._t[lc], self._ts[lc] = tr, f.ts[r]
+        self.score[lc] = np.maximum(tr / self.p["level_c"][lc], 0.0)
+
+    def _judge(self, f: Frame, t: F64) -> None:
+        """Every row through the four paths (and the state, the score)."""
         c = f.conn
         level = self._at("level_c", c)
         self.episodes.step(
@@ -193,11 +261,6 @@ class OverTemperature(Detector):
         hr = hot[r] & ok[r]
         lvl, rl = self.p["level_c"][lc], self.p["rate_c_per_min"][lc]
         self.score[lc] = np.maximum(tr / lvl, np.where(hr, rr / rl, 0.0))
-        self._recv[lc] = f.recv[r]
-        iv = frame.interval
-        if iv.shape[0] >= frame.n_conn:
-            self._iv[: frame.n_conn] = iv[: frame.n_conn]
-        self._end_on_idle(events)
 
     def _end_on_idle(self, events: Events) -> None:
         """End the episodes of connectors that stopped charging after their last
@@ -294,6 +357,168 @@ class OverTemperature(Detector):
         self._t[lc], self._ts[lc] = t[last], f.ts[last]
         return out[0], out[1]
 
+    def _last_rates(self, f: Frame, t: F64) -> None:
+        """Advance ``_r`` and ``_rf`` as ``_rate_of_rise`` does, bit for bit, without
+        the rates of the rows before each connector's last: the same weights and
+        slopes per row, and only the part of ``linear_scan``'s doubling tree the
+        last row depends on (``_scan_last``). Connectors are grouped by their
+        number of rows, each group laid out position-major (row p of every
+        connector contiguous), so that the tree's steps are contiguous passes."""
+        lengths = np.diff(np.append(f.first_idx, len(f)))
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if hi > _SCAN_LAST_MAX or f.touched.shape[0] < _SCAN_LAST_MIN_CONN:
+            self._rate_of_rise(f, t)  # long segments or few connectors: the scan is cheaper
+            return
+        if lo == hi:
+            self._last_rates_of(f, t, slice(None), hi)
+            return
+        for n_rows in np.unique(lengths).tolist():
+            self._last_rates_of(f, t, np.flatnonzero(lengths == n_rows), n_rows)
+
+    def _last_rates_of(self, f: Frame, t: F64, sel: slice | NDArray[np.intp], n_rows: int) -> None:
+        """``_last_rates`` for the connectors ``sel`` (of ``f.touched``), which all
+        have ``n_rows`` rows in ``f``. Both time constants at once: axis 0."""
+        lc = f.touched[sel]
+        tt = _by_position(t, f, sel, n_rows)
+        t0 = self._t[lc]
+        rise = _diff_down(tt, t0)  # t - pt of _rate_of_rise
+        first = np.isnan(t0)  # no earlier temperature: only on a row 0
+        y0 = np.empty((2, lc.shape[0]))
+        np.take(self._r, lc, out=y0[0])
+        np.take(self._rf, lc, out=y0[1])
+        if not np.isfinite(y0).all():  # nan_to_num costs ~10 passes; states are finite
+            np.nan_to_num(y0, copy=False, nan=0.0)
+        taus = [u for k in ("rate_tau_s", "steep_tau_s") if (u := self._uniform[k]) is not None]
+        step = None if len(taus) < 2 else _one_step(f, sel, n_rows, self._ts[lc], first)
+        if step is not None:
+            # One sampling step everywhere (the usual 1 Hz or 10 s): one weight
+            # per time constant, from the same float32 exp of the same value.
+            slope = rise * (60.0 / step)
+            np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
+            w = np.exp(np.array([[-step / taus[0]], [-step / taus[1]]]).astype(np.float32))
+            a = w.astype(np.float64)  # (2, 1): one per time constant
+            one_minus_a = 1.0 - a
+            some_first = bool(first.any())
+
+            def b_at(p: int) -> F64:
+                # (1 - a) * slope per position, as the tree needs it (no (2, n, m) array)
+                out: F64 = one_minus_a * slope[p]
+                if p == 0 and some_first:  # the scan's a = b = 0 on a first row
+                    out[:, first] = 0.0
+                return out
+
+            if some_first:
+                y0[:, first] = 0.0  # and so cb = 0 there
+            last = _scan_last(a, b_at, y0, slope.shape[0])
+        else:
+            dt = _diff_down(_by_position(f.ts, f, sel, n_rows), self._ts[lc])
+            slope = rise * (60.0 / dt)
+            np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE, out=slope)
+            aa = np.empty((2, *dt.shape))
+            for k, tau in enumerate(("rate_tau_s", "steep_tau_s")):
+                u = self._uniform[tau]
+                tau_c = u if u is not None else self.p[tau][lc][None, :]
+                aa[k] = np.exp((-dt / tau_c).astype(np.float32))
+            b = (1.0 - aa) * slope
+            aa[:, 0, first], b[:, 0, first] = 0.0, 0.0
+            last = _scan_last(aa, lambda p: b[:, p], y0, b.shape[1])
+        self._r[lc], self._rf[lc] = last[0], last[1]
+        self._t[lc], self._ts[lc] = tt[-1], f.ts[f.last_idx[sel]]
+
+
+def _one_step(
+    f: Frame, sel: slice | NDArray[np.intp], n_rows: int, ts0: F64, first: B
+) -> float | None:
+    """The one ts step between consecutive rows of the connectors ``sel`` and
+    from their previous row (at ``ts0``; none on a ``first`` connector), None
+    when the steps differ."""
+    d0 = f.ts[f.first_idx[sel]] - ts0
+    if first.any():
+        d0 = d0[~first]
+    if n_rows > 1:
+        if isinstance(sel, slice):  # every row: one contiguous diff
+            d = np.subtract(f.ts[1:], f.ts[:-1])
+            # From one connector's last row to the next's first: no step (d[0] is one).
+            d[f.last_idx[:-1]] = d[0]
+        else:
+            d = np.diff(_by_position(f.ts, f, sel, n_rows), axis=0)
+        step = float(d.flat[0])
+        if not d.min() == step == d.max():
+            return None
+    elif d0.shape[0]:
+        step = float(d0[0])
+    else:
+        return None
+    return step if d0.shape[0] == 0 or d0.min() == step == d0.max() else None
+
+
+def _diff_down(x: F64, before: F64) -> F64:
+    """x minus the row above it (row 0: minus ``before``), per column."""
+    out = np.empty_like(x)
+    np.subtract(x[0], before, out=out[0])
+    np.subtract(x[1:], x[:-1], out=out[1:])
+    return out
+
+
+#: ``_last_rates`` evaluates its tree with a few numpy calls per row position:
+#: beyond this many rows per connector, or under this many connectors, the
+#: whole-array scan is cheaper.
+_SCAN_LAST_MAX = 128
+_SCAN_LAST_MIN_CONN = 64
+
+
+def _by_position(x: F64, f: Frame, sel: slice | NDArray[np.intp], n_rows: int) -> F64:
+    """``x`` of the connectors ``sel`` (each with ``n_rows`` rows in ``f``) as an
+    (n_rows, connectors) array: row p holds every connector's p-th row."""
+    if isinstance(sel, slice):  # every connector: the rows are (connectors, n_rows)
+        return np.ascontiguousarray(x.reshape(-1, n_rows).T)
+    idx = f.first_idx[sel][None, :] + np.arange(n_rows)[:, None]
+    out: F64 = np.take(x, idx)
+    return out
+
+
+def _scan_last(a: F64, b: Callable[[int], F64], y0: F64, n: int) -> F64:
+    """``linear_scan`` of (a, b) along axis 1 (positions 0..n-1; y0 before the
+    first) at the last position only, bit for bit, for each (k, m) of a (k, n,
+    m) array; ``a`` is that array or (k, 1): one weight per k for every
+    position; ``b(p)`` gives position p, (k, m).
+
+    The scan's step with offset d sets cb[p] += ca[p] * cb[p - d] and ca[p] *=
+    ca[p - d], where ca[p] is 0 once its window reaches the segment's first row
+    (p < 2d): the last position depends on the positions {p, p - d} of the
+    step before, recursively. Those sets are worked out top-down, then only
+    they are computed, in the scan's own order of operations. (A column's
+    result does not depend on the other columns: where the scan reaches into
+    the segment before, it adds 0 * something.)"""
+    steps = [1 << k for k in range(max(n - 1, 0).bit_length())]  # the d < n
+    need_b: list[set[int]] = [set() for _ in range(len(steps) + 1)]
+    need_a: list[set[int]] = [set() for _ in range(len(steps) + 1)]
+    need_b[-1].add(n - 1)
+    for k in range(len(steps), 0, -1):
+        d = steps[k - 1]
+        for p in need_b[k]:
+            need_b[k - 1].add(p)
+            if p >= d:
+                need_b[k - 1].add(p - d)
+                need_a[k - 1].add(p)
+        for p in need_a[k]:
+            need_a[k - 1].update((p, p - d))
+    cb = {p: b(p) for p in need_b[0]}
+    const = a.ndim == 2
+
+    def at(p: int) -> F64:
+        out: F64 = a if const else a[:, p]
+        return out
+
+    if 0 in cb:
+        cb[0] = cb[0] + at(0) * y0
+    ca = {p: at(p) for p in need_a[0]}
+    for k, d in enumerate(steps, start=1):
+        cb = {p: cb[p] + ca[p] * cb[p - d] if p >= d else cb[p] for p in need_b[k]}
+        ca = {p: ca[p] * ca[p - d] for p in need_a[k]}
+    out: F64 = cb[n - 1]
+    return out
+
 
 def _ac_rows(f: Frame, phases: NDArray[np.int8]) -> B:
     """Rows of AC connectors (shared by the detectors of this module)."""
@@ -324,6 +549,134 @@ def _mask(ok: B) -> B | None:
     return None if bool(ok.all()) else ok
 
 
+# Screens: the detectors below first judge each connector from per-connector
+# aggregates of the frame (min/max of a column over its rows): one whose
+# episode is neither open nor pending and whose extremes stay inside the
+# thresholds cannot change state in this batch; only its score (from its last
+# row) is set, as the per-row path would. The per-row path runs on the rows of
+# the other connectors only (often none). Each connector's result depends on
+# its own rows alone, so the split changes nothing but the cost.
+
+#: Segments this long or shorter, all of one length, are reduced position by
+#: position (strided passes over every connector); others by ``reduceat``,
+#: whose cost is per segment.
+_SEG_LOOP_MAX = 32
+
+
+def _seg_len(f: Frame) -> int:
+    """The number of rows every connector has in ``f``, 0 when they differ (or
+    exceed ``_SEG_LOOP_MAX``)."""
+
+    def make(g: Frame) -> int:
+        lengths = np.diff(np.append(g.first_idx, len(g)))
+        n = int(lengths[0])
+        return n if n <= _SEG_LOOP_MAX and bool((lengths == n).all()) else 0
+
+    out: int = f.derived("elec:seg_len", make)
+    return out
+
+
+def _per_conn(f: Frame, key: str, how: np.ufunc, x: F64) -> F64:
+    """``how`` (fmax, fmin, minimum) reduced over each connector's rows and, for
+    an (n, 3) phase block, over the phases: one value per connector of ``f``
+    (aligned with ``f.touched``); cached on the frame under ``key``."""
+
+    def make(g: Frame) -> F64:
+        if x.ndim == 2:  # the phases first: contiguous passes over the columns
+            col = how(x[:, 0], x[:, 1])
+            how(col, x[:, 2], out=col)
+        else:
+            col = x
+        n_rows = _seg_len(g)
+        if not n_rows:
+            out: F64 = how.reduceat(col, g.first_idx)
+            return out
+        v = col.reshape(-1, n_rows)  # (connector, position)
+        out = v[:, 0].copy()
+        for p in range(1, n_rows):
+            how(out, v[:, p], out=out)
+        return out
+
+    got: F64 = f.derived(key, make)
+    return got
+
+
+def _last3(f: Frame, start: int) -> F64:
+    """The phase block from ``start`` (2: currents, 5: voltages) on each
+    connector's last row, (3, connectors): gathered a column at a time and
+    cached (indexing the (n, 3) block by rows costs several times more).
+    ``.T`` is the (connectors, 3) block of those rows."""
+
+    def make(g: Frame) -> F64:
+        block, rows = g.block(start), g.last_idx
+        out = np.empty((3, rows.shape[0]))
+        for j in range(3):
+            np.take(block[:, j], rows, out=out[j])
+        return out
+
+    got: F64 = f.derived(f"elec:last{start}", make)
+    return got
+
+
+def _phases_of(f: Frame, phases: NDArray[np.int8]) -> NDArray[np.int8]:
+    """The phases of each connector of ``f`` (aligned with ``f.touched``)."""
+    out: NDArray[np.int8] = f.derived("elec:phases", lambda g: phases[g.touched])
+    return out
+
+
+def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
+    """Connectors with an open or pending episode."""
+    out: B = episodes.active[conns] | episodes.setting[conns]
+    return out
+
+
+def _split(
+    f: Frame,
+    quiet: B,
+    calm: Callable[[Frame, B], None],
+    judge: Callable[[Frame], None],
+) -> None:
+    """``calm`` for the connectors that passed the screen (``quiet``, per
+    ``f.touched``), ``judge`` (the per-row path) on the others' rows."""
+    k = int(np.count_nonzero(quiet))
+    if 8 * k < quiet.shape[0]:
+        judge(f)  # mostly busy: one pass over all rows is cheaper than a split
+        return
+    calm(f, quiet)
+    if k < quiet.shape[0]:
+        judge(_segments(f, np.flatnonzero(~quiet)))
+
+
+def _segments(f: Frame, segs: NDArray[np.intp]) -> Frame:
+    """The rows of the connectors ``segs`` (positions in ``f.touched``): as
+    ``Frame.rows`` with a row mask, by index (a few connectors of many)."""
+    cnt = np.diff(np.append(f.first_idx, len(f)))[segs]
+    start = f.first_idx[segs] - (np.cumsum(cnt) - cnt)
+    rows = np.arange(int(cnt.sum())) + np.repeat(start, cnt)
+    n = len(f)
+    g = Frame.build(
+        f.conn[rows],
+        f.ts[rows],
+        f.recv[rows],
+        np.asfortranarray(np.take(f.values, rows, axis=0)),
+        f.status[rows],
+        f.n_conn,
+    )
+    sub = [
+        a[rows] if a.shape[0] == n else a
+        for a in (f.prev_e, f.prev_e_ts, f.prev_p, f.prev_p_ts, f.rank)
+    ]
+    return replace(
+        g,
+        prev_e=sub[0],
+        prev_e_ts=sub[1],
+        prev_p=sub[2],
+        prev_p_ts=sub[3],
+        interval=f.interval,
+        rank=sub[4],
+    )
+
+
 class OverCurrent(Detector):
     fault = "over_current"
 
@@ -331,6 +684,41 @@ class OverCurrent(Detector):
         self._rated_lim = np.where(self.rated_a > 0, self.rated_a, np.inf)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: DC, or no row's largest current above the lowest allowed
+        (from the lowest offered current of the batch, else of the connector)
+        and a current on its last row (the score's)."""
+        lc, ac = f.touched, _phases_of(f, self.phases) > 0
+        hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
+        offered = f.col("offered_a")
+        over = hi > self._allowed(lc, float(np.fmin.reduce(offered)))
+        if (over & ac).any():
+            over = hi > self._allowed(lc, _per_conn(f, "elec:offered_fmin", np.fmin, offered))
+        last = _last3(f, 2)
+        ok = ~over & rany(np.isfinite(last.T))
+        out: B = ~_pending(self.episodes, lc) & (~ac | ok)
+        return out
+
+    def _allowed(self, lc: NDArray[np.int64], offered: F64 | float) -> F64:
+        """``_judge``'s allowed current of connectors ``lc`` at ``offered``: a
+        lower bound of every row's at an offered current at or above it (the
+        rounding is monotonic too)."""
+        limit = np.fmin(offered, self._rated_lim[lc])  # fmin: NaN offered -> rated
+        out: F64 = limit * (1.0 + self._at("tolerance", lc)) + self._at("margin_a", lc)
+        return out
+
+    def _calm(self, f: Frame, quiet: B) -> None:
+        """The score of the quiet AC connectors, from their last row."""
+        lc = f.touched
+        i = rmax(_last3(f, 2).T)
+        al = self._allowed(lc, f.col("offered_a")[f.last_idx])
+        m = quiet & (_phases_of(f, self.phases) > 0)
+        self.score[lc[m]] = np.where(np.isfinite(al), i / al, np.nan)[m]
+
+    def _judge(self, f: Frame) -> None:
         # AC only: a DC charger's own controller sets the current, and DC data
         # (the fleet simulator's too) runs above offered_a at low pack voltage.
         _, i_any, _, i = _currents(f)
@@ -383,6 +771,37 @@ class VoltageOutOfBand(Detector):
     fault = "voltage_out_of_band"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: DC, or every known phase of every row at or above
+        loss_fraction and within the band (from the connector's extreme
+        voltages; its worst row cannot be further out), and a voltage on its
+        last row (the score's)."""
+        lc = f.touched
+        nom = self.nominal_v[lc]
+        hi = _per_conn(f, "elec:v_fmax", np.fmax, f.block(5)) / nom
+        lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
+        ok = ~(lo < self._at("loss_fraction", lc)) & (nom > 0)
+        ok &= ~(np.fmax(hi - 1.0, 1.0 - lo) > self._at("band", lc))
+        ok &= self._last_worst(f) >= 0
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) <= 0) | ok)
+        return out
+
+    def _last_worst(self, f: Frame) -> F64:
+        """Per connector, the worst deviation of its last row (every known phase
+        live: the per-row path's value, NaN when none is known)."""
+        r = (_last3(f, 5) / self.nominal_v[f.touched]).T
+        out: F64 = np.fmax(rmax(r) - 1.0, 1.0 - rmin(r))
+        return out
+
+    def _calm(self, f: Frame, quiet: B) -> None:
+        lc = f.touched
+        m = quiet & (_phases_of(f, self.phases) > 0)
+        self.score[lc[m]] = (self._last_worst(f) / self.p["band"][lc])[m]
+
+    def _judge(self, f: Frame) -> None:
         c = f.conn
         r, hi, lo, _ = _voltages(f, self.nominal_v)
         live_min = self._at3("loss_fraction", c)
@@ -439,6 +858,29 @@ class PhaseLoss(Detector):
         self._three = grown(self._three, n, False)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: not three-phase, or every row with three known currents of at
+        least min_current_a (each marks a three-phase load, none is a loss) and
+        no known phase voltage below loss_fraction."""
+        lc = f.touched
+        nom = self.nominal_v[lc]
+        i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
+        v_lo = _per_conn(f, "elec:v_fmin", np.fmin, f.block(5)) / nom
+        ok = (i_lo >= self._at("min_current_a", lc)) & (nom > 0)
+        ok &= ~(v_lo < self._at("loss_fraction", lc))
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) != 3) | ok)
+        return out
+
+    def _calm(self, f: Frame, quiet: B) -> None:
+        """Quiet three-phase connectors: drawing on three phases, judged, no loss."""
+        lc = f.touched[quiet & (_phases_of(f, self.phases) == 3)]
+        self._three[lc] = True
+        self.score[lc] = 0.0
+
+    def _judge(self, f: Frame) -> None:
         three = _three_rows(f, self.phases)
         c = f.conn
         _, hi, lo, v_all = _voltages(f, self.nominal_v)
@@ -492,13 +934,43 @@ class PhaseImbalance(Detector):
     fault = "phase_imbalance"
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
-        cur, _, i_all, imax = _currents(f)
-        judged = _three_rows(f, self.phases) & i_all
-        c = f.conn
+        if len(f):
+            _split(f, self._screen(f), self._calm, self._judge)
+
+    def _screen(self, f: Frame) -> B:
+        """Quiet: not three-phase, or every current known and the connector's
+        smallest at least (1 - threshold / 2) of its largest: no row's
+        imbalance can then reach the threshold (half of it leaves room for
+        rounding)."""
+        lc = f.touched
+        i_lo = _per_conn(f, "elec:cur_min", np.minimum, f.block(2))  # NaN: some unknown
+        i_hi = _per_conn(f, "elec:cur_fmax", np.fmax, f.block(2))
+        ok = i_lo / i_hi >= 1.0 - 0.5 * self._at("threshold", lc)
+        out: B = ~_pending(self.episodes, lc) & ((_phases_of(f, self.phases) != 3) | ok)
+        return out
+
+    def _calm(self, f: Frame, quiet: B) -> None:
+        """The score of the quiet three-phase connectors, from their last row."""
+        lc = f.touched
+        cur = _last3(f, 2).T
+        imb, _ = self._imbalance(cur, rmax(cur), rall(np.isfinite(cur)), lc)
+        m = quiet & (_phases_of(f, self.phases) == 3)
+        self.score[lc[m]] = (imb / self.p["threshold"][lc])[m]
+
+    def _imbalance(self, cur: F64, imax: F64, judged: B, c: NDArray[np.int64]) -> tuple[F64, F64]:
+        """Per row, (max - min) / max of the loaded phases (0 when not busy), and
+        that min."""
         loaded = cur > self._at3("floor_a", c)
         imin = rmin(np.where(loaded, cur, np.inf))
         busy = (rcount(loaded) >= 2) & (imax >= self._at("min_current_a", c)) & judged
         imb = np.where(busy, (imax - imin) / np.where(busy, imax, 1.0), 0.0)
+        return imb, imin
+
+    def _judge(self, f: Frame) -> None:
+        cur, _, i_all, imax = _currents(f)
+        judged = _three_rows(f, self.phases) & i_all
+        c = f.conn
+        imb, imin = self._imbalance(cur, imax, judged, c)
         bad = imb > self._at("threshold", c)
         self.episodes.step(
             c,
@@ -546,22 +1018,34 @@ class PowerOscillation(Detector):
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         p = frame.col("power_w")
-        known = np.isfinite(p)
-        f = frame if known.all() else frame.rows(known)
+        f = frame
+        if not _all_finite(p):
+            known = np.isfinite(p)
+            f = frame if known.all() else frame.rows(known)
         c, p = f.conn, f.col("power_w")
         dp = p - f.prev_p
-        level = np.fmax(np.fmax(p, f.prev_p), self._at("min_power_w", c))
-        big = np.abs(dp) > self._at("swing_fraction", c) * level
+        level = np.fmax(p, f.prev_p)
+        np.fmax(level, self._at("min_power_w", c), out=level)
+        level *= self._at("swing_fraction", c)
+        big = np.abs(dp) > level
         if not big.any() and self._calm[f.touched].all():
             # No reversal in any window of samples; none in the time window either?
             tc = f.touched
             quiet = ~(f.ts[f.first_idx] - self._last_rev[tc] <= self.p["window_s"][tc])
             if quiet.all():
                 # The healthy case: no large step now, no reversal in any window.
-                zero = np.zeros(c.shape[0])
-                self.episodes.step(
-                    c, f.ts, zero > 0, zero == 0, self.p["min_duration_s"], 0.0, cadence=f.cadence
-                )
+                # Nothing set: only an open or pending episode can change (clear).
+                if _pending(self.episodes, tc).any():
+                    zero = np.zeros(c.shape[0])
+                    self.episodes.step(
+                        c,
+                        f.ts,
+                        zero > 0,
+                        zero == 0,
+                        self.p["min_duration_s"],
+                        0.0,
+                        cadence=f.cadence,
+                    )
                 self.score[tc] = 0.0
                 return
         sign = np.where(big, np.sign(dp), 0.0)
