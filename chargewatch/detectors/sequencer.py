@@ -579,6 +579,17 @@ class Frame:
         return got
 
     @property
+    def uniform(self) -> int:
+        """The length of every connector's segment when all are equal, else 0."""
+        got: int | None = self.cache.get("uniform")
+        if got is None:
+            n, m = len(self), self.first_idx.shape[0]
+            size = n // m if m and n % m == 0 else 0
+            got = size if size and (self.last_idx - self.first_idx == size - 1).all() else 0
+            self.cache["uniform"] = got
+        return got
+
+    @property
     def touched(self) -> I64:
         """The connectors with rows in this frame, once each, ascending."""
         got: I64 | None = self.cache.get("touched")
@@ -828,13 +839,18 @@ class History:
             cnt = ends - starts + 1
             conns = f.conn[ends]
             lo, hi = int(cnt.min()), int(cnt.max())
+            # Segments tile the frame: equal counts make ``x`` a (connector, row) grid.
+            grid = x.reshape(-1, lo) if lo == hi else None
             if lo >= k:  # every connector brought k rows or more: the buffer is its last k
-                self.buf[conns] = np.take(x, ends[:, None] + np.arange(1 - k, 1))
+                if grid is not None:
+                    self.buf[conns] = grid[:, lo - k :]
+                else:
+                    self.buf[conns] = np.take(x, ends[:, None] + np.arange(1 - k, 1))
                 return
-            if lo == hi:  # each brought the same number c < k (time-major batches)
+            if grid is not None:  # each brought the same number c < k (time-major batches)
                 new = np.empty((conns.shape[0], k))
                 new[:, : k - lo] = np.take(self.buf, conns, axis=0)[:, lo:]
-                new[:, k - lo :] = np.take(x, starts[:, None] + np.arange(lo))
+                new[:, k - lo :] = grid
                 self.buf[conns] = new
                 return
             j = np.arange(k)[None, :]
@@ -940,8 +956,11 @@ class Sequencer:
         """Per row, the connector's rows seen before this frame plus the row's
         position in its segment: ``rows_seen[conn] + pos`` with one repeat of a
         per-connector offset instead of a gather and the segment starts per row."""
-        offset = np.take(self.rows_seen, f.touched) - f.first_idx
-        out: F64 = f.per_row(offset)
+        seen = np.take(self.rows_seen, f.touched)
+        if f.uniform:  # equal segments: one broadcast add writes every row
+            grid: F64 = seen[:, None] + np.arange(f.uniform, dtype=np.float64)
+            return grid.reshape(-1)
+        out: F64 = f.per_row(seen - f.first_idx)
         out += np.arange(len(f))
         return out
 
@@ -954,7 +973,12 @@ class Sequencer:
         d = f.ts - self._shifted_ts(f, np.take(self.last_ts, c))
         d[np.isinf(d)] = np.nan  # a connector's very first row has no delta
         self._deltas.push(f, d)
-        self.interval[c] = median_of_rows(np.take(self._deltas.buf, c, axis=0))
+        k = INTERVAL_DELTAS
+        if f.uniform >= k:  # the last k deltas are this frame's: no gather from the buffer
+            recent = d.reshape(-1, f.uniform)[:, f.uniform - k :]
+        else:
+            recent = np.take(self._deltas.buf, c, axis=0)
+        self.interval[c] = median_of_rows(recent)
 
     @staticmethod
     def _shifted_ts(f: Frame, carried: F64) -> F64:
