@@ -590,6 +590,20 @@ class Frame:
         return got
 
     @property
+    def span(self) -> slice | I64:
+        """``touched`` as a slice when those connectors have consecutive ids (a
+        whole fleet reporting), else ``touched``: per-connector state is then
+        written without an index pass. For writes: reading through a slice
+        gives a view, which a later write would change."""
+        got: slice | I64 | None = self.cache.get("span")
+        if got is None:
+            got = t = self.touched
+            if t.shape[0] and int(t[-1]) - int(t[0]) == t.shape[0] - 1:
+                got = slice(int(t[0]), int(t[-1]) + 1)
+            self.cache["span"] = got
+        return got
+
+    @property
     def touched(self) -> I64:
         """The connectors with rows in this frame, once each, ascending."""
         got: I64 | None = self.cache.get("touched")
@@ -843,15 +857,15 @@ class History:
             grid = x.reshape(-1, lo) if lo == hi else None
             if lo >= k:  # every connector brought k rows or more: the buffer is its last k
                 if grid is not None:
-                    self.buf[conns] = grid[:, lo - k :]
+                    self.buf[f.span] = grid[:, lo - k :]
                 else:
-                    self.buf[conns] = np.take(x, ends[:, None] + np.arange(1 - k, 1))
+                    self.buf[f.span] = np.take(x, ends[:, None] + np.arange(1 - k, 1))
                 return
             if grid is not None:  # each brought the same number c < k (time-major batches)
                 new = np.empty((conns.shape[0], k))
                 new[:, : k - lo] = np.take(self.buf, conns, axis=0)[:, lo:]
                 new[:, k - lo :] = grid
-                self.buf[conns] = new
+                self.buf[f.span] = new
                 return
             j = np.arange(k)[None, :]
             src = j + cnt[:, None]  # index into (old buffer ++ rows) of length k + cnt
@@ -863,7 +877,7 @@ class History:
                 np.take_along_axis(old, np.minimum(src, k - 1), axis=1),
                 x[np.clip(row_idx, 0, max(n - 1, 0))],
             )
-            self.buf[conns] = new
+            self.buf[f.span] = new
 
 
 #: How many recent ts deltas a connector's sampling interval is the median of:
@@ -947,9 +961,9 @@ class Sequencer:
             rank=self._rank(f),
         )
         if len(f):
-            self.rows_seen[f.touched] += np.diff(np.append(f.first_idx, len(f)))
+            self.rows_seen[f.span] += np.diff(np.append(f.first_idx, len(f)))
         self._learn_interval(f)
-        self.last_ts[f.touched] = np.take(f.ts, f.last_idx)
+        self.last_ts[f.span] = np.take(f.ts, f.last_idx)
         return f
 
     def _rank(self, f: Frame) -> F64:
@@ -971,14 +985,16 @@ class Sequencer:
             return
         c = f.touched
         d = f.ts - self._shifted_ts(f, np.take(self.last_ts, c))
-        d[np.isinf(d)] = np.nan  # a connector's very first row has no delta
+        inf = np.isinf(d)  # a connector's very first row has no delta
+        if inf.any():
+            d[inf] = np.nan
         self._deltas.push(f, d)
         k = INTERVAL_DELTAS
         if f.uniform >= k:  # the last k deltas are this frame's: no gather from the buffer
             recent = d.reshape(-1, f.uniform)[:, f.uniform - k :]
         else:
             recent = np.take(self._deltas.buf, c, axis=0)
-        self.interval[c] = median_of_rows(recent)
+        self.interval[f.span] = median_of_rows(recent)
 
     @staticmethod
     def _shifted_ts(f: Frame, carried: F64) -> F64:
@@ -1000,12 +1016,12 @@ class Sequencer:
         (known from the batch's bounds; else a pass finds out)."""
         x = f.col(METER_FIELDS[col])
         c = f.touched
-        cv, ct = self.known_v[c, j], self.known_t[c, j]
+        cv, ct = np.take(self.known_v[:, j], c), np.take(self.known_t[:, j], c)
         ok = None if full else np.isfinite(x)
         if ok is None or ok.all():  # the usual case: the previous row's
             pv, pt = f.shift(x, cv), self._shifted_ts(f, ct)
-            self.known_v[c, j] = np.take(x, f.last_idx)
-            self.known_t[c, j] = np.take(f.ts, f.last_idx)
+            self.known_v[f.span, j] = np.take(x, f.last_idx)
+            self.known_t[f.span, j] = np.take(f.ts, f.last_idx)
             return pv, pt
         src = ffill_index(ok, f.seg_start)
         before = f.shift(src, np.full(c.shape[0], -1, np.int64))
