@@ -841,6 +841,12 @@ class History:
         self.push(f, x)
         return out
 
+    def set_last(self, f: Frame, last: F64) -> None:
+        """``push`` for a frame whose every connector brought ``k`` rows or more,
+        given their last ``k`` values (one row per connector of ``f.touched``)."""
+        self.buf = grown(self.buf, f.n_conn, np.nan)
+        self.buf[f.span] = last
+
     def push(self, f: Frame, x: F64) -> None:
         """Remember each connector's last ``k`` values of ``x`` (rows of ``f``)."""
         k = self.k
@@ -878,6 +884,12 @@ class History:
                 x[np.clip(row_idx, 0, max(n - 1, 0))],
             )
             self.buf[f.span] = new
+
+
+def _inf_to_nan(a: F64) -> None:
+    inf = np.isinf(a)
+    if inf.any():  # rarely: no masked write then
+        a[inf] = np.nan
 
 
 #: How many recent ts deltas a connector's sampling interval is the median of:
@@ -995,17 +1007,22 @@ class Sequencer:
         and update the touched connectors' intervals."""
         if len(f) == 0:
             return
-        c = f.touched
+        c, u, k = f.touched, f.uniform, INTERVAL_DELTAS
+        if u > k:
+            # Every connector brought more than k rows: its last k deltas lie
+            # between this frame's rows (a (connector, row) grid), the earlier
+            # rows' deltas would only pass through the buffer.
+            t2 = f.ts.reshape(-1, u)
+            recent = t2[:, u - k :] - t2[:, u - k - 1 : u - 1]
+            _inf_to_nan(recent)
+            self._deltas.set_last(f, recent)
+            self.interval[f.span] = median_of_rows(recent)
+            return
         d = f.ts - self._shifted_ts(f, np.take(self.last_ts, c))
-        inf = np.isinf(d)  # a connector's very first row has no delta
-        if inf.any():
-            d[inf] = np.nan
+        _inf_to_nan(d)  # a connector's very first row has no delta
         self._deltas.push(f, d)
-        k = INTERVAL_DELTAS
-        if f.uniform >= k:  # the last k deltas are this frame's: no gather from the buffer
-            recent = d.reshape(-1, f.uniform)[:, f.uniform - k :]
-        else:
-            recent = np.take(self._deltas.buf, c, axis=0)
+        # When u == k the last k deltas are this frame's: no gather from the buffer.
+        recent = d.reshape(-1, u) if u == k else np.take(self._deltas.buf, c, axis=0)
         self.interval[f.span] = median_of_rows(recent)
 
     @staticmethod
