@@ -12,6 +12,12 @@ Work that several detectors need is done once per batch, here: the sort and
 segment boundaries, each row's previous known register and power (carried
 across batches by the sequencer), contiguous copies of the columns and phase
 blocks, and derived columns (``Frame.derived``) such as V*I.
+
+A fleet reporting at a steady cadence reaches the sequencer tick-major (every
+connector once per tick, in the same order each tick). Such a batch is sorted
+by a blocked transposition of its (tick, connector) grid, without a sort or a
+row-by-row gather (``_tick_major``); any other batch takes the general path,
+with the same result.
 """
 
 from __future__ import annotations
