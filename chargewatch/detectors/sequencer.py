@@ -91,7 +91,7 @@ class _Bounds(NamedTuple):
 
 
 #: The fields whose gaps ``Sequencer._prev`` fills from earlier rows.
-_GAP_FIELDS = [_REGISTER, FIELD_INDEX["power_w"]]
+_GAP_FIELDS = [_REGISTER, _P]
 
 
 def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
@@ -220,7 +220,9 @@ def _columns(values: F64, order: I64) -> F64:
 _TICK_ROWS = 5120
 
 
-def _tick_major(conn: NDArray[Any], ts: F64, recv: F64, n_conn: int, last_ts: F64) -> Any:
+def _tick_major(
+    conn: NDArray[Any], ts: F64, recv: F64, n_conn: int, last_ts: F64
+) -> tuple[int, int, I64 | None] | None:
     """``(k, m, perm)`` when the batch is ``k`` ticks of ``m`` rows, each tick
     holding the same ``m`` distinct connectors in the same order (``perm`` sorts
     them; None when they are sorted already), every connector's ``ts`` rising
