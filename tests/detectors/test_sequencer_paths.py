@@ -4,9 +4,11 @@ interval's median, the delta history) agree exactly with plain definitions."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import chargewatch.detectors.sequencer as sq
 from chargewatch.detectors.sequencer import (
     Events,
     Frame,
@@ -159,3 +161,119 @@ def test_clean_batches_are_left_as_they_are() -> None:
     assert "nonfinite_values" not in counters and "negative_values" not in counters
     assert "negative_registers" not in counters
     np.testing.assert_array_equal(f.values, v[np.lexsort((b.ts, b.conn))])
+
+
+def _tick_major(
+    rng: np.random.Generator, conns: np.ndarray, ticks: int, t0: float, shuffle: bool
+) -> MeterBatch:
+    """``ticks`` ticks of ``conns`` (each once a tick, 1 s apart), tick by tick,
+    in one order throughout or (``shuffle``) in a new order every tick."""
+    order = [rng.permutation(conns) if shuffle else conns for _ in range(ticks)]
+    conn = np.concatenate(order).astype(np.int32)
+    ts = t0 + np.repeat(np.arange(ticks, dtype=float), conns.shape[0])
+    recv = ts + rng.uniform(0.05, 0.5, ts.shape[0])
+    v = rng.uniform(0.0, 100.0, (ts.shape[0], N_FIELDS))
+    v[rng.random(v.shape) < 0.05] = np.nan  # gaps, in the register and power too
+    return MeterBatch(conn, ts, recv, v)
+
+
+def _run(batches: list[MeterBatch], n_conn: int) -> tuple[list[Frame], dict[str, int], Sequencer]:
+    seq, counters = Sequencer(), dict[str, int]()
+    frames = [seq.frame(b, Events.none(), n_conn, counters) for b in batches]
+    return frames, counters, seq
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    return a == b
+
+
+def _layouts(rng: np.random.Generator) -> dict[str, list[MeterBatch]]:
+    t0 = 1_800_000_000.0
+    every = np.arange(12)
+    some = np.array([9, 2, 5, 11, 7])  # not consecutive ids, not sorted
+    out: dict[str, list[MeterBatch]] = {}
+    for ticks in (1, 3, 9, 10, 12):
+        at = [t0 + i * ticks for i in range(4)]
+        out[f"{ticks} ticks"] = [_tick_major(rng, every, ticks, t, False) for t in at]
+    out["some connectors"] = [_tick_major(rng, some, 10, t0 + 10 * i, False) for i in range(3)]
+    out["one order per batch"] = [
+        _tick_major(rng, rng.permutation(every), 4, t0 + 4 * i, False) for i in range(3)
+    ]
+    out["new order every tick"] = [_tick_major(rng, every, 4, t0 + 4 * i, True) for i in range(3)]
+    b = _tick_major(rng, every, 10, t0, False)
+    once = [b.take(slice(0, 36)), b.take(slice(24, 36)), b.take(slice(36, 120))]
+    out["a tick twice in a batch"] = [MeterBatch.concat(once)]
+    out["then the same tick again"] = [b.take(slice(0, 60)), b.take(slice(48, 108))]
+    g = _tick_major(rng, every, 10, t0, False)
+    g.values[3, FIELD_INDEX["power_w"]] = np.inf
+    g.values[40, FIELD_INDEX["power_w"]] = -3.0
+    g.values[70, FIELD_INDEX["energy_wh"]] = -1.0
+    out["garbage values"] = [g]
+    late = _tick_major(rng, every, 3, t0, False)
+    late.recv[30] = late.recv[5] - 1.0  # received before its connector's previous row
+    out["recv out of order"] = [late]
+    bad = _tick_major(rng, every, 3, t0, False)
+    bad.ts[14] = np.nan
+    out["a bad ts"] = [bad]
+    return out
+
+
+def test_tick_major_batches_give_the_general_paths_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transposition for tick-major batches gives exactly the frames, the
+    counters and the carried state of the sort-and-gather path."""
+    taken: list[bool] = []
+    ticked = sq._ticked_rows
+
+    def watched(*a: object) -> object:
+        got = ticked(*a)  # type: ignore[arg-type]
+        taken.append(got is not None)
+        return got
+
+    rng = np.random.default_rng(5)
+    for name, batches in _layouts(rng).items():
+        monkeypatch.setattr(sq, "_ticked_rows", watched)
+        got, got_counters, got_seq = _run(batches, 12)
+        monkeypatch.setattr(sq, "_ticked_rows", lambda *a: None)
+        want, want_counters, want_seq = _run(batches, 12)
+        assert got_counters == want_counters, name
+        for g, w in zip(got, want, strict=True):
+            for fld in Frame.__dataclass_fields__:
+                if fld != "cache":
+                    assert _same(getattr(g, fld), getattr(w, fld)), (name, fld)
+            assert g.values.flags.f_contiguous
+        for attr in ("interval", "rows_seen", "last_ts", "status", "known_v", "known_t"):
+            assert _same(getattr(got_seq, attr), getattr(want_seq, attr)), (name, attr)
+        assert _same(got_seq._deltas.buf, want_seq._deltas.buf), name
+    # Tick-major batches took the transposition; the others the general path.
+    assert any(taken) and not all(taken)
+
+
+def test_frames_carry_plain_per_connector_state() -> None:
+    """Whatever the layout: each row's rank, previous known register and power
+    (with their ts), and each connector's interval (the median of its last
+    INTERVAL_DELTAS ts deltas) as a per-row loop over the processed rows gives them."""
+    rng = np.random.default_rng(6)
+    e, p = FIELD_INDEX["energy_wh"], FIELD_INDEX["power_w"]
+    for name, batches in _layouts(rng).items():
+        frames, _, seq = _run(batches, 12)
+        rank: dict[int, int] = {}
+        known: dict[tuple[int, int], tuple[float, float]] = {}
+        last: dict[int, float] = {}
+        deltas: dict[int, list[float]] = {}
+        for f in frames:
+            for i, c in enumerate(f.conn.tolist()):
+                t = float(f.ts[i])
+                assert f.rank[i] == rank.get(c, 0), name
+                rank[c] = rank.get(c, 0) + 1
+                for col, pv, pt in ((e, f.prev_e, f.prev_e_ts), (p, f.prev_p, f.prev_p_ts)):
+                    want = known.get((c, col), (np.nan, np.nan))
+                    np.testing.assert_array_equal([pv[i], pt[i]], want, err_msg=name)
+                    if np.isfinite(f.values[i, col]):
+                        known[(c, col)] = (float(f.values[i, col]), t)
+                deltas.setdefault(c, []).append(t - last[c] if c in last else np.nan)
+                last[c] = t
+        for c, d in deltas.items():
+            want_iv = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
+            np.testing.assert_array_equal(seq.interval[c], want_iv, err_msg=name)
