@@ -128,6 +128,99 @@ def _soonest(due: F64, among: B) -> float:
     return float(d.min()) - 1e-3 if d.size else np.inf
 
 
+# Per status code (code -1, never heard, is the last entry: a negative index
+# reads it), the meter mode of a row: 1 in a session, 0 idle, -1 neither.
+_MODE_LUT = np.full(len(STATUS_CODE) + 1, -1, np.int8)
+_MODE_LUT[_LIVE.astype(np.int64)] = 1
+_MODE_LUT[[STATUS_CODE[s] for s in ("Available", "Unavailable")]] = 0
+
+
+def _raw_stream(f: Frame) -> tuple[I64, I64, F64, float]:
+    """The receive stream of ``f`` (every row received, sorted by (connector,
+    receive time)): each connector's first and last row, each row's gap to the
+    previous row of its connector (-inf on first rows), and the largest gap.
+
+    Computed once per frame and shared by the liveness detectors: healthy
+    streams have no gap near any timeout, which the largest gap proves in one
+    pass, so only the first rows (carried state) are judged row by row.
+    """
+    return f.derived("liveness.raw_stream", _raw_stream_of)  # type: ignore[no-any-return]
+
+
+def _raw_stream_of(f: Frame) -> tuple[I64, I64, F64, float]:
+    conn, t = f.raw_conn, f.raw_recv
+    n = conn.shape[0]
+    if conn is f.conn:  # nothing dropped: the frame's segments are the stream's
+        fi, li = f.first_idx, f.last_idx
+    else:
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        fi = np.flatnonzero(first)
+        li = np.append(fi[1:] - 1, n - 1) if n else fi
+    d = np.empty(n)
+    if n == 0:
+        return fi, li, d, -np.inf
+    np.subtract(t[1:], t[:-1], out=d[1:])
+    d[fi] = -np.inf
+    return fi, li, d, float(d.max())
+
+
+def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
+    """``hist.push`` of the rows of ``f`` where ``ok`` holds, without building a
+    frame over them: each connector's buffer becomes the last ``hist.k`` of its
+    old values followed by its ``ok`` rows' values. Returns the connectors that
+    had such rows (ascending) and their new buffers."""
+    k = hist.k
+    hist.buf = grown(hist.buf, f.n_conn, np.nan)
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return rows, np.empty((0, k))
+    # Per connector with ok rows: they are rows[end - cnt : end].
+    cr = np.take(f.conn, rows)
+    tail = np.ones(cr.shape[0], np.bool_)
+    np.not_equal(cr[1:], cr[:-1], out=tail[:-1])
+    end = np.flatnonzero(tail) + 1
+    cnt = np.diff(end, prepend=0)
+    conns = np.take(cr, end - 1)
+    m = conns.shape[0]
+    # Slot j of a buffer is item cnt + j of (old buffer ++ new values): from
+    # Z = (old buffers, flattened) ++ (the ok rows' values), an index into Z
+    # is row * k + item for old items, m * k + end - cnt + item - k for new.
+    item = cnt[:, None] + np.arange(k)
+    base = np.arange(0, m * k, k)
+    idx = base[:, None] + item
+    idx += (item >= k) * (m * k + end - cnt - k - base)[:, None]
+    z = np.concatenate([np.take(hist.buf, conns, axis=0).ravel(), np.take(x, rows)])
+    new = np.take(z, idx)
+    hist.buf[conns] = new
+    return conns, new
+
+
+def _cadence_rows(a: F64) -> F64:
+    """Per row of a (connectors, _CAD_KEEP) history: the median of its known
+    gaps once there are _CAD_MIN of them, else NaN. Rows with all five known
+    (the usual case) by a sorting network on the columns (9 compare-exchanges
+    of contiguous columns instead of a sort per row), the others by
+    ``median_of_rows``: the same values (the median of five is the third
+    smallest, and the network only moves values)."""
+    if a.shape[1] != 5:
+        return np.where(np.isfinite(a).sum(axis=1) >= _CAD_MIN, median_of_rows(a), np.nan)
+    v = [np.ascontiguousarray(a[:, j]) for j in range(5)]
+    known = np.isfinite(v[0])
+    for col in v[1:]:
+        known &= np.isfinite(col)
+    for i, j in ((0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2)):
+        v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    out = v[2]
+    part = np.flatnonzero(~known)
+    if part.size:
+        b = np.take(a, part, axis=0)
+        enough = np.isfinite(b).sum(axis=1) >= _CAD_MIN
+        out[part] = np.where(enough, median_of_rows(b), np.nan)
+    return out
+
+
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
     """Messages sorted by (connector, time), with segment first/last marks."""
     order = sort_by_conn_then(conn, t)
@@ -596,13 +689,27 @@ class StaleTelemetry(_Silence):
 
     def _gaps_of(self, f: Frame) -> tuple[F64, NDArray[np.int8]]:
         """Per row of ``f``: the gap to the connector's previous meter row when
-        both are of the same mode (NaN otherwise), and the row's mode (0 idle,
-        1 in a session, -1 neither: Preparing, Finishing, Faulted, ...)."""
-        idle = _IDLE_LUT[f.status + 1]
-        mode = np.where(_LIVE_LUT[f.status + 1], 1, np.where(idle, 0, -1)).astype(np.int8)
-        c = f.touched
-        gap = f.recv - f.shift(f.recv, self.row_recv[c])
-        same = (mode == f.shift(mode, self.row_mode[c])) & (mode >= 0) & (gap >= _CAD_MIN_GAP)
+        both are of the same mode (NaN otherwise; a gap under _CAD_MIN_GAP is
+        kept, and every reader skips it), and the row's mode (0 idle, 1 in a
+        session, -1 neither: Preparing, Finishing, Faulted, ...)."""
+        n = len(f)
+        lo, hi = (int(f.status.min()), int(f.status.max())) if n else (0, 0)
+        # One status throughout (usual): no gather per row.
+        mode = np.full(n, _MODE_LUT[lo], np.int8) if lo == hi else np.take(_MODE_LUT, f.status)
+        gap = np.empty(n)
+        if n == 0:
+            return gap, mode
+        fi, c = f.first_idx, f.touched
+        np.subtract(f.recv[1:], f.recv[:-1], out=gap[1:])
+        m = int(mode[0])
+        if lo == hi and m >= 0:
+            # Every row but a connector's first has the mode of the row before.
+            g0 = f.recv[fi] - self.row_recv[c]
+            g0[self.row_mode[c] != m] = np.nan
+            gap[fi] = g0
+            return gap, mode
+        gap[fi] = f.recv[fi] - self.row_recv[c]
+        same = (mode == f.shift(mode, self.row_mode[c])) & (mode >= 0)
         return np.where(same, gap, np.nan), mode
 
     def _cadence_at(self, c: int, t: float, m: int) -> float:
@@ -615,7 +722,7 @@ class StaleTelemetry(_Silence):
         lo, hi = np.searchsorted(f.conn, [c, c + 1])
         if hi > lo:
             rows = np.arange(lo, hi)
-            rows = rows[(mode[lo:hi] == m) & np.isfinite(gap[lo:hi]) & (f.recv[lo:hi] < t)]
+            rows = rows[(mode[lo:hi] == m) & (gap[lo:hi] >= _CAD_MIN_GAP) & (f.recv[lo:hi] < t)]
             gaps = gap[rows[-_CAD_KEEP:]].tolist()
         if len(gaps) < _CAD_KEEP:
             old = self._gap_hist[m].buf[c] if c < self._gap_hist[m].buf.shape[0] else np.empty(0)
@@ -629,19 +736,17 @@ class StaleTelemetry(_Silence):
         if len(f) == 0:
             return
         c = f.touched
+        lo, hi = int(mode.min()), int(mode.max())
         for m, hist in enumerate(self._gap_hist):
-            rows = np.flatnonzero((mode == m) & np.isfinite(gap))
-            if rows.size == 0:
+            if not lo <= m <= hi:
                 continue
-            # A lean frame over these rows: History needs only their segments.
-            sub = Frame.build(
-                f.conn[rows], gap[rows], gap[rows], _NO_VALUES, f.status[rows], f.n_conn
-            )
-            hist.push(sub, gap[rows])
-            cs = sub.touched
-            buf = hist.buf[cs]
-            enough = np.isfinite(buf).sum(axis=1) >= _CAD_MIN
-            learned = np.where(enough, median_of_rows(buf), np.nan)
+            ok = gap >= _CAD_MIN_GAP  # NaN: another mode before, or none
+            if lo != hi:
+                ok &= mode == m
+            cs, buf = _push_last(hist, f, gap, ok)
+            if cs.size == 0:
+                continue
+            learned = _cadence_rows(buf)
             if m == 0 and not np.array_equal(learned, self.cadence[cs, 0], equal_nan=True):
                 self._next = -np.inf  # idle reporters may be newly watched
             self.cadence[cs, m] = learned
@@ -755,7 +860,7 @@ class StaleTelemetry(_Silence):
             self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned
         # values) are expected to keep reporting at their idle cadence.
-        idle_rows = _IDLE_LUT[frame.status + 1]
+        idle_rows = self._ctx[2] == 0
         if idle_rows.any():
             idle_rows &= np.isfinite(frame.col("power_w"))
             rep = frame.conn[idle_rows]
@@ -800,6 +905,7 @@ class StaleTelemetry(_Silence):
         changes.sort()
         if changes:
             self._next = -np.inf  # watching, session start or online may have changed
+        changed = np.zeros(0, np.bool_)
         # Per connector: (time, watched after, in a session after) at each change
         # of either; a change of mode restarts the silence clock.
         trans: dict[int, list[tuple[float, bool, bool]]] = {}
@@ -818,32 +924,16 @@ class StaleTelemetry(_Silence):
             if live != was or (live and sess != was_sess):
                 trans.setdefault(c, []).append((t, live, sess))
                 self.live_since[c] = t if live else np.nan
-        conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
-        # Connectors whose session state did not change: one vectorised pass.
         if trans:
             changed = np.zeros(n, np.bool_)
             changed[list(trans)] = True
-            simple = ~changed[conn]
-            sc, st = conn[simple], tr[simple]
-        else:
-            sc, st = conn, tr
-        sfirst = np.ones(sc.shape[0], np.bool_)
-        sfirst[1:] = sc[1:] != sc[:-1]
-        prev = prev_in_segment(st, sfirst, self.last_seen[sc])
-        # The clock starts at session start at the earliest.
-        ref = np.fmax(prev, np.take(self.live_since, sc))
-        # Candidates: watchable connectors silent longer than the shortest
-        # timeout; each is judged by its cadence as it stood then (rare).
-        if sc.shape[0] < n:
-            in_s, able = self._in_session(sc), self.reporter[sc] & self.online[sc]
-        else:
-            every = slice(0, n)
-            in_s = np.take(self._in_session(every), sc)
-            able = np.take(self.reporter[:n] & self.online[:n], sc)
-        able = (in_s & np.take(self.online, sc)) | able
-        cand = able & (st - ref > np.take(self.p["silence_s"], sc))
-        for i in np.flatnonzero(cand).tolist():
-            c, b = int(sc[i]), float(st[i])
+        conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
+        # Connectors whose session state did not change: candidates are the rows
+        # that end a silence longer than silence_s; each is judged by the
+        # connector's cadence as it stood then (rare).
+        rows, ref, in_s = self._candidates(frame, changed if trans else None)
+        for i, r in enumerate(rows.tolist()):
+            c, b = int(conn[r]), float(tr[r])
             a = float(np.fmax(ref[i], self._back(c, b)))
             limit = self._limit(c, b, bool(in_s[i]))
             quiet = b - a > limit and self._alive(c, a, b, limit)
@@ -853,14 +943,13 @@ class StaleTelemetry(_Silence):
         # their watched segments of one mode (per transition, not per sample).
         for c, tl in trans.items():
             self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c])
-        ends = np.ones(conn.shape[0], np.bool_)
-        ends[:-1] = conn[1:] != conn[:-1]
         if conn.size:
-            ec = conn[ends]
+            li = _raw_stream(frame)[1]
+            ec = conn[li]
             seen_before = self.last_seen[ec]
             if np.isnan(seen_before).any():
                 self._next = -np.inf  # first sample: the connector has a deadline now
-            self.last_seen[ec] = np.fmax(seen_before, tr[ends])
+            self.last_seen[ec] = np.fmax(seen_before, tr[li])
         self._learn_cadence(frame, *self._ctx[1:])
         if self._ret_conn.size:
             np.fmax.at(self.back_since, self._ret_conn, self._ret_t)
@@ -869,6 +958,43 @@ class StaleTelemetry(_Silence):
             np.fmax.at(self.life, self._ev_conn, self._ev_recv)
         self._ev_conn, self._ev_recv = self._ev_conn[:0], self._ev_recv[:0]
         self.tick(now)
+
+    def _candidates(self, frame: Frame, changed: B | None) -> tuple[I64, F64, B]:
+        """The received rows (indices into ``frame.raw_*``) that end a silence
+        longer than ``silence_s`` of a watchable connector, counted from the
+        start of its silence clock (the previous row, or a later change of
+        mode); with the clock start and whether the connector is in a session.
+        ``changed``: connectors left out (their segments are walked instead).
+
+        A row's gap to the previous row of its connector bounds its silence,
+        so past each connector's first row (whose clock start is carried) only
+        gaps above the smallest ``silence_s`` can qualify: in a healthy stream
+        there are none, which the largest gap shows without a pass per row."""
+        fi, _, d, top = _raw_stream(frame)
+        if fi.size == 0:
+            return fi, np.empty(0), np.zeros(0, np.bool_)
+        silence = self.p["silence_s"]
+        u = self._uniform["silence_s"]
+        smin = u if u is not None else float(silence[: self.n].min())
+        if top > smin:
+            first = np.zeros(d.shape[0], np.bool_)
+            first[fi] = True
+            rows = np.flatnonzero(first | (d > smin))
+            first = first[rows]
+        else:
+            rows, first = fi, None
+        c, t = frame.raw_conn[rows], frame.raw_recv[rows]
+        prev = self.last_seen[c]
+        if first is not None:
+            prev = np.where(first, prev, frame.raw_recv[np.maximum(rows - 1, 0)])
+        # The clock starts at session start at the earliest.
+        ref = np.fmax(prev, self.live_since[c])
+        in_s, on = self._in_session(c), self.online[c]
+        cand = ((in_s & on) | (self.reporter[c] & on)) & (t - ref > silence[c])
+        if changed is not None:
+            cand &= ~changed[c]
+        keep = np.flatnonzero(cand)
+        return rows[keep], ref[keep], in_s[keep]
 
     def _walk(
         self,
