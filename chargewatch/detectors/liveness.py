@@ -47,6 +47,8 @@ clock_skew
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
 
 import numpy as np
@@ -135,19 +137,29 @@ _MODE_LUT[_LIVE.astype(np.int64)] = 1
 _MODE_LUT[[STATUS_CODE[s] for s in ("Available", "Unavailable")]] = 0
 
 
-def _raw_stream(f: Frame) -> tuple[I64, I64, F64, float]:
-    """The receive stream of ``f`` (every row received, sorted by (connector,
-    receive time)): each connector's first and last row, each row's gap to the
-    previous row of its connector (-inf on first rows), and the largest gap.
+class _Stream(NamedTuple):
+    """The receive stream of a frame (every row received, sorted by
+    (connector, receive time)), as the liveness detectors read it."""
 
-    Computed once per frame and shared by the liveness detectors: healthy
-    streams have no gap near any timeout, which the largest gap proves in one
-    pass, so only the first rows (carried state) are judged row by row.
-    """
-    return f.derived("liveness.raw_stream", _raw_stream_of)  # type: ignore[no-any-return]
+    first: I64  # each connector's first row
+    last: I64  # and last row
+    gap: F64  # per row, the gap to the previous row of its connector (-inf on first rows)
+    top: float  # the largest gap
+    conn: I64  # the connectors (ascending)
+    t_first: F64  # their first and last receive times
+    t_last: F64
 
 
-def _raw_stream_of(f: Frame) -> tuple[I64, I64, F64, float]:
+def _raw_stream(f: Frame) -> _Stream:
+    """The receive stream of ``f``, computed once per frame and shared by the
+    liveness detectors: healthy streams have no gap near any timeout, which
+    the largest gap proves in one pass, so only the first rows (carried
+    state) are judged row by row."""
+    got: _Stream = f.derived("liveness.raw_stream", _raw_stream_of)
+    return got
+
+
+def _raw_stream_of(f: Frame) -> _Stream:
     conn, t = f.raw_conn, f.raw_recv
     n = conn.shape[0]
     if conn is f.conn:  # nothing dropped: the frame's segments are the stream's
@@ -159,23 +171,25 @@ def _raw_stream_of(f: Frame) -> tuple[I64, I64, F64, float]:
         fi = np.flatnonzero(first)
         li = np.append(fi[1:] - 1, n - 1) if n else fi
     d = np.empty(n)
-    if n == 0:
-        return fi, li, d, -np.inf
-    np.subtract(t[1:], t[:-1], out=d[1:])
-    d[fi] = -np.inf
-    return fi, li, d, float(d.max())
+    top = -np.inf
+    if n:
+        np.subtract(t[1:], t[:-1], out=d[1:])
+        d[fi] = -np.inf
+        top = float(d.max())
+    return _Stream(fi, li, d, top, np.take(conn, li), np.take(t, fi), np.take(t, li))
 
 
 def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
     """``hist.push`` of the rows of ``f`` where ``ok`` holds, without building a
     frame over them: each connector's buffer becomes the last ``hist.k`` of its
     old values followed by its ``ok`` rows' values. Returns the connectors that
-    had such rows (ascending) and their new buffers."""
+    had such rows (ascending) and their new buffers, slot-major ((k, m): each
+    slot's values contiguous)."""
     k = hist.k
     hist.buf = grown(hist.buf, f.n_conn, np.nan)
     rows = np.flatnonzero(ok)
     if rows.size == 0:
-        return rows, np.empty((0, k))
+        return rows, np.empty((k, 0))
     # Per connector with ok rows: they are rows[end - cnt : end].
     cr = np.take(f.conn, rows)
     tail = np.ones(cr.shape[0], np.bool_)
@@ -184,29 +198,35 @@ def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
     cnt = np.diff(end, prepend=0)
     conns = np.take(cr, end - 1)
     m = conns.shape[0]
+    lo = int(conns[0])
+    span = slice(lo, lo + m) if int(conns[-1]) == lo + m - 1 else conns  # all: a slice
     # Slot j of a buffer is item cnt + j of (old buffer ++ new values): from
-    # Z = (old buffers, flattened) ++ (the ok rows' values), an index into Z
+    # z = (old buffers, flattened) ++ (the ok rows' values), an index into z
     # is row * k + item for old items, m * k + end - cnt + item - k for new.
-    item = cnt[:, None] + np.arange(k)
+    # Slot-major index arrays: each operation runs over m, not over k.
+    item = np.arange(k)[:, None] + cnt
     base = np.arange(0, m * k, k)
-    idx = base[:, None] + item
-    idx += (item >= k) * (m * k + end - cnt - k - base)[:, None]
-    z = np.concatenate([np.take(hist.buf, conns, axis=0).ravel(), np.take(x, rows)])
+    idx = item + base
+    idx += (item >= k) * (m * k + end - cnt - k - base)
+    z = np.concatenate([hist.buf[span].ravel(), np.take(x, rows)])
     new = np.take(z, idx)
-    hist.buf[conns] = new
+    hist.buf[span] = new.T
     return conns, new
 
 
 def _cadence_rows(a: F64) -> F64:
-    """Per row of a (connectors, _CAD_KEEP) history: the median of its known
-    gaps once there are _CAD_MIN of them, else NaN. Rows with all five known
-    (the usual case) by a sorting network on the columns (9 compare-exchanges
-    of contiguous columns instead of a sort per row), the others by
-    ``median_of_rows``: the same values (the median of five is the third
-    smallest, and the network only moves values)."""
-    if a.shape[1] != 5:
-        return np.where(np.isfinite(a).sum(axis=1) >= _CAD_MIN, median_of_rows(a), np.nan)
-    v = [np.ascontiguousarray(a[:, j]) for j in range(5)]
+    """Per connector of a slot-major (_CAD_KEEP, connectors) history: the
+    median of its known gaps once there are _CAD_MIN of them, else NaN.
+    Connectors with all five known (the usual case) by a sorting network on
+    the slots (9 compare-exchanges of contiguous arrays instead of a sort per
+    connector), the others by ``median_of_rows``: the same values (the median
+    of five is the third smallest, and the network only moves values)."""
+    if a.shape[0] != 5:
+        rows: F64 = a.T
+        enough = np.isfinite(rows).sum(axis=1) >= _CAD_MIN
+        full: F64 = np.where(enough, median_of_rows(rows), np.nan)
+        return full
+    v: list[F64] = list(a)
     known = np.isfinite(v[0])
     for col in v[1:]:
         known &= np.isfinite(col)
@@ -215,7 +235,7 @@ def _cadence_rows(a: F64) -> F64:
     out = v[2]
     part = np.flatnonzero(~known)
     if part.size:
-        b = np.take(a, part, axis=0)
+        b = np.take(a, part, axis=1).T
         enough = np.isfinite(b).sum(axis=1) >= _CAD_MIN
         out[part] = np.where(enough, median_of_rows(b), np.nan)
     return out
@@ -452,8 +472,13 @@ class ChargerOffline(Detector):
         if self.episodes.active[: self.n].any():
             hot[: self.n] |= self.episodes.active[: self.n]
         tmin = self._min_timeout()
-        lasts = [self._prefilter(conn, t, own, tmin, hot) for conn, t, own in streams]
-        parts = [(head[c], t) for c, t, _ in streams]
+        lasts = [
+            self._prefilter_rows(frame, events, tmin, hot),
+            self._prefilter(events.seen_conn, events.seen_recv, self.own_events, tmin, hot),
+        ]
+        # The exact, charger-wide judgement: only for the messages of hot
+        # chargers (usually none, and then no pass over the rows at all).
+        parts = [(head[c], t) for c, t, _ in streams] if hot[: self.n].any() else []
         sel = [hot[hs] for hs, _ in parts]
         if any(bool(s.any()) for s in sel):
             hh = np.concatenate([hs[s] for (hs, _), s in zip(parts, sel, strict=True)])
@@ -467,6 +492,33 @@ class ChargerOffline(Detector):
         if not self.online[: self.n].all():
             self.online[: self.n] |= self.last_seen[: self.n] > self.lwt_at[: self.n]
         self.tick(now)
+
+    def _prefilter_rows(self, frame: Frame, events: Events, tmin: float, hot: B) -> tuple[I64, F64]:
+        """``_prefilter`` of the meter rows, from the frame's shared receive
+        stream: past a connector's first row, only a gap above ``tmin`` makes
+        its charger suspect, and the largest gap shows whether there is one.
+
+        A connector's first row is judged from its charger's last message too
+        when no message of this update came before that (the usual order): the
+        charger-wide gap that ``_judge`` finds there is then at most the time
+        since, so a connector's first row ever (no own row before) does not
+        make a charger that was heard recently suspect."""
+        rs = _raw_stream(frame)
+        c0, t0 = rs.conn, rs.t_first
+        if c0.size == 0:
+            return c0, t0
+        prev = self.own_rows[c0]
+        seen = self.last_seen[self.head[c0]]
+        late = self.last_seen[self.head[events.seen_conn]]
+        if not ((t0 < seen).any() or (events.seen_recv < late).any()):
+            prev = np.fmax(prev, seen)
+        suspect = c0[~(t0 - prev <= tmin)]  # NaN: never heard from before
+        if suspect.size:
+            hot[self.head[suspect]] = True
+        if rs.top > tmin:
+            hot[self.head[frame.raw_conn[rs.gap > tmin]]] = True
+        self.own_rows[c0] = np.fmax(self.own_rows[c0], rs.t_last)
+        return c0, rs.t_last
 
     def _prefilter(self, conn: I64, t: F64, own: F64, tmin: float, hot: B) -> tuple[I64, F64]:
         """Mark the chargers that may have a silence ending in this update.
@@ -944,12 +996,11 @@ class StaleTelemetry(_Silence):
         for c, tl in trans.items():
             self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c])
         if conn.size:
-            li = _raw_stream(frame)[1]
-            ec = conn[li]
-            seen_before = self.last_seen[ec]
+            rs = _raw_stream(frame)
+            seen_before = self.last_seen[rs.conn]
             if np.isnan(seen_before).any():
                 self._next = -np.inf  # first sample: the connector has a deadline now
-            self.last_seen[ec] = np.fmax(seen_before, tr[li])
+            self.last_seen[rs.conn] = np.fmax(seen_before, rs.t_last)
         self._learn_cadence(frame, *self._ctx[1:])
         if self._ret_conn.size:
             np.fmax.at(self.back_since, self._ret_conn, self._ret_t)
@@ -970,27 +1021,28 @@ class StaleTelemetry(_Silence):
         so past each connector's first row (whose clock start is carried) only
         gaps above the smallest ``silence_s`` can qualify: in a healthy stream
         there are none, which the largest gap shows without a pass per row."""
-        fi, _, d, top = _raw_stream(frame)
-        if fi.size == 0:
-            return fi, np.empty(0), np.zeros(0, np.bool_)
+        rs = _raw_stream(frame)
+        conn, tr = frame.raw_conn, frame.raw_recv
         silence = self.p["silence_s"]
         u = self._uniform["silence_s"]
-        smin = u if u is not None else float(silence[: self.n].min())
-        if top > smin:
-            first = np.zeros(d.shape[0], np.bool_)
-            first[fi] = True
-            rows = np.flatnonzero(first | (d > smin))
-            first = first[rows]
-        else:
-            rows, first = fi, None
-        c, t = frame.raw_conn[rows], frame.raw_recv[rows]
-        prev = self.last_seen[c]
-        if first is not None:
-            prev = np.where(first, prev, frame.raw_recv[np.maximum(rows - 1, 0)])
-        # The clock starts at session start at the earliest.
-        ref = np.fmax(prev, self.live_since[c])
+        # First rows: the clock start is carried (last row, or a change of mode).
+        c0 = rs.conn
+        ref0 = np.fmax(self.last_seen[c0], self.live_since[c0])
+        pick = np.flatnonzero(rs.t_first - ref0 > (u if u is not None else silence[c0]))
+        rows, ref = np.take(rs.first, pick), np.take(ref0, pick)
+        smin = u if u is not None else float(silence[: self.n].min()) if self.n else np.inf
+        if rs.top > smin:  # later rows: the previous row, or a change of mode after it
+            mid = np.flatnonzero(rs.gap > smin)
+            cm = np.take(conn, mid)
+            rows = np.concatenate([rows, mid])
+            ref = np.concatenate([ref, np.fmax(np.take(tr, mid - 1), self.live_since[cm])])
+            order = np.argsort(rows, kind="stable")
+            rows, ref = rows[order], ref[order]
+        if rows.size == 0:
+            return rows, ref, np.zeros(0, np.bool_)
+        c = np.take(conn, rows)
         in_s, on = self._in_session(c), self.online[c]
-        cand = ((in_s & on) | (self.reporter[c] & on)) & (t - ref > silence[c])
+        cand = ((in_s & on) | (self.reporter[c] & on)) & (np.take(tr, rows) - ref > silence[c])
         if changed is not None:
             cand &= ~changed[c]
         keep = np.flatnonzero(cand)
@@ -1083,25 +1135,34 @@ class ClockSkew(Detector):
         # All received rows: rows dropped as "older than processed" after a clock
         # jumps back are exactly the evidence this detector needs.
         conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
+        if conn.size == 0:
+            return
         off = recv - ts
-        aoff = np.abs(off)
-        lim = self._at("max_offset_s", conn)
-        bad = aoff > lim
-        # Durations on the receive clock: a burst of queued samples spans
-        # minutes of meter time but arrives within seconds.
-        # 1 s of slack: receive times jitter with delivery latency, and a run of
-        # exactly min_duration_s must not wait one more sample for it.
-        self.episodes.step(
-            conn,
-            recv,
-            bad,
-            aoff <= 0.5 * lim,
-            self.p["min_duration_s"] - 1.0,
-            0.0,
-            {"offset_s": off},
+        u = self._uniform["max_offset_s"]
+        lim_min = u if u is not None else float(self.p["max_offset_s"][: self.n].min())
+        ep = self.episodes
+        # The healthy case: no offset beyond the smallest limit and no episode
+        # open or pending: stepping would change nothing (no row is bad).
+        quiet = (
+            max(-float(off.min()), float(off.max())) <= lim_min
+            and not ep.active[: self.n].any()
+            and not ep.setting[: self.n].any()
         )
-        if conn.size:
-            last = np.flatnonzero(conn[1:] != conn[:-1])
-            last = np.append(last, conn.shape[0] - 1)
-            lc = conn[last]
-            self.score[lc] = aoff[last] / self.p["max_offset_s"][lc]
+        if not quiet:
+            aoff = np.abs(off)
+            lim = self._at("max_offset_s", conn)
+            # Durations on the receive clock: a burst of queued samples spans
+            # minutes of meter time but arrives within seconds.
+            # 1 s of slack: receive times jitter with delivery latency, and a run of
+            # exactly min_duration_s must not wait one more sample for it.
+            self.episodes.step(
+                conn,
+                recv,
+                aoff > lim,
+                aoff <= 0.5 * lim,
+                self.p["min_duration_s"] - 1.0,
+                0.0,
+                {"offset_s": off},
+            )
+        rs = _raw_stream(frame)
+        self.score[rs.conn] = np.abs(off[rs.last]) / self.p["max_offset_s"][rs.conn]
