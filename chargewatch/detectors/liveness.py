@@ -47,6 +47,7 @@ clock_skew
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
@@ -113,6 +114,8 @@ def _lut(codes: NDArray[np.int8]) -> B:
     return t
 
 
+_LIVE_CODES = frozenset(_LIVE.tolist())
+_NO_SESSION_CODES = frozenset(_NO_SESSION.tolist())
 _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
 # The statuses whose meter rows are an idle connector's (clock-aligned values):
@@ -727,6 +730,12 @@ class StaleTelemetry(_Silence):
         its time (``_limit``), so the segments do not depend on batch cuts."""
         return np.asarray((self._in_session(c) | self.reporter[c]) & self.online[c])
 
+    def _modes_of(self, c: int) -> tuple[bool, bool]:
+        """``_watchable`` and ``_in_session`` of one connector, in plain Python
+        (the per-event loop: a numpy call per event costs more than the rule)."""
+        sess = bool(self.in_tx[c]) or int(self.status[c]) in _LIVE_CODES
+        return (sess or bool(self.reporter[c])) and bool(self.online[c]), sess
+
     def _watching(self, c: I64 | slice) -> B:
         # An idle reporter is watched once its idle cadence is known.
         idle_ok = self.reporter[c] & np.isfinite(self.cadence[c, 0])
@@ -921,10 +930,11 @@ class StaleTelemetry(_Silence):
                 self.reporter[rep] = True
         # Before the events: whether each connector with events was watched, in
         # which mode, and since when (connectors without transitions keep all).
-        ev_conns = {int(c) for a in (events.st_conn, events.tx_conn, events.off_conn) for c in a}
-        live0 = {c: bool(self._watchable(_c(c))[0]) for c in ev_conns}
-        sess0 = {c: bool(self._in_session(_c(c))[0]) for c in ev_conns}
-        since0 = {c: float(self.live_since[c]) for c in ev_conns}
+        ev = np.unique(np.concatenate([events.st_conn, events.tx_conn, events.off_conn]))
+        ev_conns = ev.tolist()
+        live0 = dict(zip(ev_conns, self._watchable(ev).tolist(), strict=True))
+        sess0 = dict(zip(ev_conns, self._in_session(ev).tolist(), strict=True))
+        since0 = dict(zip(ev_conns, self.live_since[ev].tolist(), strict=True))
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
         changes += [
@@ -962,17 +972,16 @@ class StaleTelemetry(_Silence):
         # of either; a change of mode restarts the silence clock.
         trans: dict[int, list[tuple[float, bool, bool]]] = {}
         for t, c, kind, v in changes:
-            cc = _c(c)
-            was, was_sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
+            was, was_sess = self._modes_of(c)
             if kind == 0:
                 self.status[c] = v
-                if v in _NO_SESSION:
+                if v in _NO_SESSION_CODES:
                     self.in_tx[c] = False
             elif kind == 1:
                 self.in_tx[c] = v != 2
             else:
                 self.online[c] = bool(v)
-            live, sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
+            live, sess = self._modes_of(c)
             if live != was or (live and sess != was_sess):
                 trans.setdefault(c, []).append((t, live, sess))
                 self.live_since[c] = t if live else np.nan
@@ -993,8 +1002,15 @@ class StaleTelemetry(_Silence):
                 self._silence(c, a, b, limit)
         # Connectors whose session or watch state changed in this batch: walk
         # their watched segments of one mode (per transition, not per sample).
-        for c, tl in trans.items():
-            self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c])
+        if trans:
+            keys = np.fromiter(trans, np.int64, len(trans))
+            spans = zip(
+                np.searchsorted(conn, keys).tolist(),
+                np.searchsorted(conn, keys + 1).tolist(),
+                strict=True,
+            )
+            for (c, tl), span in zip(trans.items(), spans, strict=True):
+                self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c], span=span)
         if conn.size:
             rs = _raw_stream(frame)
             seen_before = self.last_seen[rs.conn]
@@ -1057,10 +1073,13 @@ class StaleTelemetry(_Silence):
         live0: bool,
         sess0: bool,
         since0: float,
+        *,
+        span: tuple[int, int] | None = None,
     ) -> None:
         """Silences of connector ``c`` within the segments it was watched in one
-        mode, given its transitions ``tl`` in this batch."""
-        lo, hi = np.searchsorted(conn, [c, c + 1])
+        mode, given its transitions ``tl`` in this batch (``span``: its rows in
+        ``conn``, when the caller looked them up for many connectors at once)."""
+        lo, hi = np.searchsorted(conn, [c, c + 1]) if span is None else span
         times = tr[lo:hi]
         # A connector watched since before any recorded start (an idle reporter)
         # has no live_since: its segment starts at -inf.
@@ -1073,6 +1092,8 @@ class StaleTelemetry(_Silence):
             a, mode = (tt if live else None), sess
         if a is not None:
             segs.append((a, np.inf, mode))
+        if hi == lo and not self._may_gap(c, segs):
+            return
         for a0, b0, sess in segs:
             before = times[times < a0]
             seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
@@ -1088,6 +1109,19 @@ class StaleTelemetry(_Silence):
                 limit = self._limit(c, b, sess)
                 if b - a > limit and self._alive(c, a, b, limit):
                     self._silence(c, a, b, limit)
+
+    def _may_gap(self, c: int, segs: list[tuple[float, float, bool]]) -> bool:
+        """For a connector without rows in this update: whether one of its
+        watched segments (start, end) is longer than ``silence_s`` counted from
+        its last row, the only silence ``_walk`` could find there (plain Python:
+        the events of a whole fleet's start must not cost numpy calls each)."""
+        seen = float(self.last_seen[c])
+        silence = float(self.p["silence_s"][c])
+        for a0, b0, _ in segs:
+            head = a0 if math.isnan(seen) else max(a0, seen)
+            if math.isfinite(head) and math.isfinite(b0) and b0 - head > silence:
+                return True
+        return False
 
     def _clock_start(self, n: int) -> F64:
         """Where each connector's silence clock started: its last meter row, a
