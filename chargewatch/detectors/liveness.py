@@ -118,11 +118,6 @@ _LIVE_CODES = frozenset(_LIVE.tolist())
 _NO_SESSION_CODES = frozenset(_NO_SESSION.tolist())
 _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
-# The statuses whose meter rows are an idle connector's (clock-aligned values):
-# a Faulted connector may still be sampling at its session's cadence (its
-# transaction goes on), so its rows teach neither the idle cadence nor that it
-# reports while idle.
-_IDLE_LUT = _lut(np.array([STATUS_CODE[s] for s in ("Available", "Unavailable")], np.int8))
 
 
 def _soonest(due: F64, among: B) -> float:
@@ -135,6 +130,9 @@ def _soonest(due: F64, among: B) -> float:
 
 # Per status code (code -1, never heard, is the last entry: a negative index
 # reads it), the meter mode of a row: 1 in a session, 0 idle, -1 neither.
+# Idle rows are an idle connector's (clock-aligned values): a Faulted connector
+# may still be sampling at its session's cadence (its transaction goes on), so
+# its rows teach neither the idle cadence nor that it reports while idle.
 _MODE_LUT = np.full(len(STATUS_CODE) + 1, -1, np.int8)
 _MODE_LUT[_LIVE.astype(np.int64)] = 1
 _MODE_LUT[[STATUS_CODE[s] for s in ("Available", "Unavailable")]] = 0
@@ -687,7 +685,11 @@ class StaleTelemetry(_Silence):
             self.online = np.ones(0, np.bool_)
             self.reporter = np.zeros(0, np.bool_)
             # Learned cadence per mode (0: idle, 1: in a session); NaN: not yet.
-            self.cadence = np.full((0, 2), np.nan)
+            self._cadence = np.full((0, 2), np.nan)
+            # Session cadences whose history grew since they were last computed
+            # (see the cadence property).
+            self._cad_due = np.zeros(0, np.bool_)
+            self._any_cad_due = False
             self._gap_hist = (History(_CAD_KEEP), History(_CAD_KEEP))
             self.row_recv = np.full(0, np.nan)  # last meter row received, and its mode
             self.row_mode = np.full(0, -1, np.int8)
@@ -717,9 +719,24 @@ class StaleTelemetry(_Silence):
         self.status = grown(self.status, n, -1)
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
-        self.cadence = grown(self.cadence, n, np.nan)
+        self._cadence = grown(self._cadence, n, np.nan)
+        self._cad_due = grown(self._cad_due, n, False)
         self.row_recv = grown(self.row_recv, n, np.nan)
         self.row_mode = grown(self.row_mode, n, -1)
+
+    @property
+    def cadence(self) -> F64:
+        """Learned cadence per connector and mode (0 idle, 1 in a session; NaN:
+        not yet). A session cadence changes with nearly every batch but is read
+        only when a deadline or a score is judged: between reads, only which
+        histories grew is noted, and their medians are computed at the read."""
+        if self._any_cad_due:
+            self._any_cad_due = False
+            idx = np.flatnonzero(self._cad_due)
+            self._cad_due[idx] = False
+            hist = np.take(self._gap_hist[1].buf, idx, axis=0)
+            self._cadence[idx, 1] = _cadence_rows(np.ascontiguousarray(hist.T))
+        return self._cadence
 
     def _in_session(self, c: I64 | slice) -> B:
         return np.asarray(self.in_tx[c] | _LIVE_LUT[self.status[c] + 1])
@@ -807,10 +824,14 @@ class StaleTelemetry(_Silence):
             cs, buf = _push_last(hist, f, gap, ok)
             if cs.size == 0:
                 continue
+            if m == 1:  # computed when read (the cadence property)
+                self._cad_due[cs] = True
+                self._any_cad_due = True
+                continue
             learned = _cadence_rows(buf)
-            if m == 0 and not np.array_equal(learned, self.cadence[cs, 0], equal_nan=True):
+            if not np.array_equal(learned, self._cadence[cs, 0], equal_nan=True):
                 self._next = -np.inf  # idle reporters may be newly watched
-            self.cadence[cs, m] = learned
+            self._cadence[cs, 0] = learned
         self.row_recv[c] = f.recv[f.last_idx]
         self.row_mode[c] = mode[f.last_idx]
 
