@@ -60,6 +60,9 @@ clock_skew
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
 
 import numpy as np
@@ -124,13 +127,10 @@ def _lut(codes: NDArray[np.int8]) -> B:
     return t
 
 
+_LIVE_CODES = frozenset(_LIVE.tolist())
+_NO_SESSION_CODES = frozenset(_NO_SESSION.tolist())
 _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
-# The statuses whose meter rows are an idle connector's (clock-aligned values):
-# a Faulted connector may still be sampling at its session's cadence (its
-# transaction goes on), so its rows teach neither the idle cadence nor that it
-# reports while idle.
-_IDLE_LUT = _lut(np.array([STATUS_CODE[s] for s in ("Available", "Unavailable")], np.int8))
 
 
 def _soonest(due: F64, among: B) -> float:
@@ -152,6 +152,120 @@ def _told_cadence(told: F64) -> F64:
 def _same(a: F64 | float, b: F64 | float) -> B:
     """Equal, NaN equal to NaN."""
     return np.asarray((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
+# Per status code (code -1, never heard, is the last entry: a negative index
+# reads it), the meter mode of a row: 1 in a session, 0 idle, -1 neither.
+# Idle rows are an idle connector's (clock-aligned values): a Faulted connector
+# may still be sampling at its session's cadence (its transaction goes on), so
+# its rows teach neither the idle cadence nor that it reports while idle.
+_MODE_LUT = np.full(len(STATUS_CODE) + 1, -1, np.int8)
+_MODE_LUT[_LIVE.astype(np.int64)] = 1
+_MODE_LUT[[STATUS_CODE[s] for s in ("Available", "Unavailable")]] = 0
+
+
+class _Stream(NamedTuple):
+    """The receive stream of a frame (every row received, sorted by
+    (connector, receive time)), as the liveness detectors read it."""
+
+    first: I64  # each connector's first row
+    last: I64  # and last row
+    gap: F64  # per row, the gap to the previous row of its connector (-inf on first rows)
+    top: float  # the largest gap
+    conn: I64  # the connectors (ascending)
+    t_first: F64  # their first and last receive times
+    t_last: F64
+
+
+def _raw_stream(f: Frame) -> _Stream:
+    """The receive stream of ``f``, computed once per frame and shared by the
+    liveness detectors: healthy streams have no gap near any timeout, which
+    the largest gap proves in one pass, so only the first rows (carried
+    state) are judged row by row."""
+    got: _Stream = f.derived("liveness.raw_stream", _raw_stream_of)
+    return got
+
+
+def _raw_stream_of(f: Frame) -> _Stream:
+    conn, t = f.raw_conn, f.raw_recv
+    n = conn.shape[0]
+    if conn is f.conn:  # nothing dropped: the frame's segments are the stream's
+        fi, li = f.first_idx, f.last_idx
+    else:
+        first = np.ones(n, np.bool_)
+        if n > 1:
+            np.not_equal(conn[1:], conn[:-1], out=first[1:])
+        fi = np.flatnonzero(first)
+        li = np.append(fi[1:] - 1, n - 1) if n else fi
+    d = np.empty(n)
+    top = -np.inf
+    if n:
+        np.subtract(t[1:], t[:-1], out=d[1:])
+        d[fi] = -np.inf
+        top = float(d.max())
+    return _Stream(fi, li, d, top, np.take(conn, li), np.take(t, fi), np.take(t, li))
+
+
+def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
+    """``hist.push`` of the rows of ``f`` where ``ok`` holds, without building a
+    frame over them: each connector's buffer becomes the last ``hist.k`` of its
+    old values followed by its ``ok`` rows' values. Returns the connectors that
+    had such rows (ascending) and their new buffers, slot-major ((k, m): each
+    slot's values contiguous)."""
+    k = hist.k
+    hist.buf = grown(hist.buf, f.n_conn, np.nan)
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return rows, np.empty((k, 0))
+    # Per connector with ok rows: they are rows[end - cnt : end].
+    cr = np.take(f.conn, rows)
+    tail = np.ones(cr.shape[0], np.bool_)
+    np.not_equal(cr[1:], cr[:-1], out=tail[:-1])
+    end = np.flatnonzero(tail) + 1
+    cnt = np.diff(end, prepend=0)
+    conns = np.take(cr, end - 1)
+    m = conns.shape[0]
+    lo = int(conns[0])
+    span = slice(lo, lo + m) if int(conns[-1]) == lo + m - 1 else conns  # all: a slice
+    # Slot j of a buffer is item cnt + j of (old buffer ++ new values): from
+    # z = (old buffers, flattened) ++ (the ok rows' values), an index into z
+    # is row * k + item for old items, m * k + end - cnt + item - k for new.
+    # Slot-major index arrays: each operation runs over m, not over k.
+    item = np.arange(k)[:, None] + cnt
+    base = np.arange(0, m * k, k)
+    idx = item + base
+    idx += (item >= k) * (m * k + end - cnt - k - base)
+    z = np.concatenate([hist.buf[span].ravel(), np.take(x, rows)])
+    new = np.take(z, idx)
+    hist.buf[span] = new.T
+    return conns, new
+
+
+def _cadence_rows(a: F64) -> F64:
+    """Per connector of a slot-major (_CAD_KEEP, connectors) history: the
+    median of its known gaps once there are _CAD_MIN of them, else NaN.
+    Connectors with all five known (the usual case) by a sorting network on
+    the slots (9 compare-exchanges of contiguous arrays instead of a sort per
+    connector), the others by ``median_of_rows``: the same values (the median
+    of five is the third smallest, and the network only moves values)."""
+    if a.shape[0] != 5:
+        rows: F64 = a.T
+        enough = np.isfinite(rows).sum(axis=1) >= _CAD_MIN
+        full: F64 = np.where(enough, median_of_rows(rows), np.nan)
+        return full
+    v: list[F64] = list(a)
+    known = np.isfinite(v[0])
+    for col in v[1:]:
+        known &= np.isfinite(col)
+    for i, j in ((0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2)):
+        v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    out = v[2]
+    part = np.flatnonzero(~known)
+    if part.size:
+        b = np.take(a, part, axis=1).T
+        enough = np.isfinite(b).sum(axis=1) >= _CAD_MIN
+        out[part] = np.where(enough, median_of_rows(b), np.nan)
+    return out
 
 
 def _merge(conn: I64, t: F64) -> tuple[I64, F64, B, B]:
@@ -385,8 +499,13 @@ class ChargerOffline(Detector):
         if self.episodes.active[: self.n].any():
             hot[: self.n] |= self.episodes.active[: self.n]
         tmin = self._min_timeout()
-        lasts = [self._prefilter(conn, t, own, tmin, hot) for conn, t, own in streams]
-        parts = [(head[c], t) for c, t, _ in streams]
+        lasts = [
+            self._prefilter_rows(frame, events, tmin, hot),
+            self._prefilter(events.seen_conn, events.seen_recv, self.own_events, tmin, hot),
+        ]
+        # The exact, charger-wide judgement: only for the messages of hot
+        # chargers (usually none, and then no pass over the rows at all).
+        parts = [(head[c], t) for c, t, _ in streams] if hot[: self.n].any() else []
         sel = [hot[hs] for hs, _ in parts]
         if any(bool(s.any()) for s in sel):
             hh = np.concatenate([hs[s] for (hs, _), s in zip(parts, sel, strict=True)])
@@ -400,6 +519,33 @@ class ChargerOffline(Detector):
         if not self.online[: self.n].all():
             self.online[: self.n] |= self.last_seen[: self.n] > self.lwt_at[: self.n]
         self.tick(now)
+
+    def _prefilter_rows(self, frame: Frame, events: Events, tmin: float, hot: B) -> tuple[I64, F64]:
+        """``_prefilter`` of the meter rows, from the frame's shared receive
+        stream: past a connector's first row, only a gap above ``tmin`` makes
+        its charger suspect, and the largest gap shows whether there is one.
+
+        A connector's first row is judged from its charger's last message too
+        when no message of this update came before that (the usual order): the
+        charger-wide gap that ``_judge`` finds there is then at most the time
+        since, so a connector's first row ever (no own row before) does not
+        make a charger that was heard recently suspect."""
+        rs = _raw_stream(frame)
+        c0, t0 = rs.conn, rs.t_first
+        if c0.size == 0:
+            return c0, t0
+        prev = self.own_rows[c0]
+        seen = self.last_seen[self.head[c0]]
+        late = self.last_seen[self.head[events.seen_conn]]
+        if not ((t0 < seen).any() or (events.seen_recv < late).any()):
+            prev = np.fmax(prev, seen)
+        suspect = c0[~(t0 - prev <= tmin)]  # NaN: never heard from before
+        if suspect.size:
+            hot[self.head[suspect]] = True
+        if rs.top > tmin:
+            hot[self.head[frame.raw_conn[rs.gap > tmin]]] = True
+        self.own_rows[c0] = np.fmax(self.own_rows[c0], rs.t_last)
+        return c0, rs.t_last
 
     def _prefilter(self, conn: I64, t: F64, own: F64, tmin: float, hot: B) -> tuple[I64, F64]:
         """Mark the chargers that may have a silence ending in this update.
@@ -566,7 +712,11 @@ class StaleTelemetry(_Silence):
             self.online = np.ones(0, np.bool_)
             self.reporter = np.zeros(0, np.bool_)
             # Learned cadence per mode (0: idle, 1: in a session); NaN: not yet.
-            self.cadence = np.full((0, 2), np.nan)
+            self._cadence = np.full((0, 2), np.nan)
+            # Session cadences whose history grew since they were last computed
+            # (see the cadence property).
+            self._cad_due = np.zeros(0, np.bool_)
+            self._any_cad_due = False
             self._gap_hist = (History(_CAD_KEEP), History(_CAD_KEEP))
             self.row_recv = np.full(0, np.nan)  # last meter row received, and its mode
             self.row_mode = np.full(0, -1, np.int8)
@@ -605,11 +755,26 @@ class StaleTelemetry(_Silence):
         self.status = grown(self.status, n, -1)
         self.live_since = grown(self.live_since, n, np.nan)
         self.online = grown(self.online, n, True)
-        self.cadence = grown(self.cadence, n, np.nan)
+        self._cadence = grown(self._cadence, n, np.nan)
+        self._cad_due = grown(self._cad_due, n, False)
         for name in ("told", "told_cad", "told_at"):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.row_recv = grown(self.row_recv, n, np.nan)
         self.row_mode = grown(self.row_mode, n, -1)
+
+    @property
+    def cadence(self) -> F64:
+        """Learned cadence per connector and mode (0 idle, 1 in a session; NaN:
+        not yet). A session cadence changes with nearly every batch but is read
+        only when a deadline or a score is judged: between reads, only which
+        histories grew is noted, and their medians are computed at the read."""
+        if self._any_cad_due:
+            self._any_cad_due = False
+            idx = np.flatnonzero(self._cad_due)
+            self._cad_due[idx] = False
+            hist = np.take(self._gap_hist[1].buf, idx, axis=0)
+            self._cadence[idx, 1] = _cadence_rows(np.ascontiguousarray(hist.T))
+        return self._cadence
 
     def _in_session(self, c: I64 | slice) -> B:
         return np.asarray(self.in_tx[c] | _LIVE_LUT[self.status[c] + 1])
@@ -619,6 +784,12 @@ class StaleTelemetry(_Silence):
         Whether an idle reporter's cadence was known is judged per silence, at
         its time (``_limit``), so the segments do not depend on batch cuts."""
         return np.asarray((self._in_session(c) | self.reporter[c]) & self.online[c])
+
+    def _modes_of(self, c: int) -> tuple[bool, bool]:
+        """``_watchable`` and ``_in_session`` of one connector, in plain Python
+        (the per-event loop: a numpy call per event costs more than the rule)."""
+        sess = bool(self.in_tx[c]) or int(self.status[c]) in _LIVE_CODES
+        return (sess or bool(self.reporter[c])) and bool(self.online[c]), sess
 
     def _watching(self, c: I64 | slice) -> B:
         # An idle reporter is watched once its idle cadence is known.
@@ -640,13 +811,27 @@ class StaleTelemetry(_Silence):
 
     def _gaps_of(self, f: Frame) -> tuple[F64, NDArray[np.int8]]:
         """Per row of ``f``: the gap to the connector's previous meter row when
-        both are of the same mode (NaN otherwise), and the row's mode (0 idle,
-        1 in a session, -1 neither: Preparing, Finishing, Faulted, ...)."""
-        idle = _IDLE_LUT[f.status + 1]
-        mode = np.where(_LIVE_LUT[f.status + 1], 1, np.where(idle, 0, -1)).astype(np.int8)
-        c = f.touched
-        gap = f.recv - f.shift(f.recv, self.row_recv[c])
-        same = (mode == f.shift(mode, self.row_mode[c])) & (mode >= 0) & (gap >= _CAD_MIN_GAP)
+        both are of the same mode (NaN otherwise; a gap under _CAD_MIN_GAP is
+        kept, and every reader skips it), and the row's mode (0 idle, 1 in a
+        session, -1 neither: Preparing, Finishing, Faulted, ...)."""
+        n = len(f)
+        lo, hi = (int(f.status.min()), int(f.status.max())) if n else (0, 0)
+        # One status throughout (usual): no gather per row.
+        mode = np.full(n, _MODE_LUT[lo], np.int8) if lo == hi else np.take(_MODE_LUT, f.status)
+        gap = np.empty(n)
+        if n == 0:
+            return gap, mode
+        fi, c = f.first_idx, f.touched
+        np.subtract(f.recv[1:], f.recv[:-1], out=gap[1:])
+        m = int(mode[0])
+        if lo == hi and m >= 0:
+            # Every row but a connector's first has the mode of the row before.
+            g0 = f.recv[fi] - self.row_recv[c]
+            g0[self.row_mode[c] != m] = np.nan
+            gap[fi] = g0
+            return gap, mode
+        gap[fi] = f.recv[fi] - self.row_recv[c]
+        same = (mode == f.shift(mode, self.row_mode[c])) & (mode >= 0)
         return np.where(same, gap, np.nan), mode
 
     def _cadence_at(self, c: int, t: float, m: int) -> float:
@@ -662,7 +847,7 @@ class StaleTelemetry(_Silence):
         if hi > lo:
             rows = np.arange(lo, hi)
             g, r = gap[lo:hi], f.recv[lo:hi]
-            rows = rows[(mode[lo:hi] == m) & np.isfinite(g) & (r < t) & ~(r - g < cut)]
+            rows = rows[(mode[lo:hi] == m) & (g >= _CAD_MIN_GAP) & (r < t) & ~(r - g < cut)]
             gaps = gap[rows[-_CAD_KEEP:]].tolist()
         if len(gaps) < _CAD_KEEP and carried:
             old = self._gap_hist[m].buf[c] if c < self._gap_hist[m].buf.shape[0] else np.empty(0)
@@ -745,25 +930,27 @@ class StaleTelemetry(_Silence):
         if len(f) == 0:
             return
         c = f.touched
+        lo, hi = int(mode.min()), int(mode.max())
         for m, hist in enumerate(self._gap_hist):
-            # Gaps that began before the told cadence last changed say nothing of it.
-            rows = np.flatnonzero(
-                (mode == m) & np.isfinite(gap) & ~(f.recv - gap < self.told_at[f.conn, m])
-            )
-            if rows.size == 0:
+            if not lo <= m <= hi:
                 continue
-            # A lean frame over these rows: History needs only their segments.
-            sub = Frame.build(
-                f.conn[rows], gap[rows], gap[rows], _NO_VALUES, f.status[rows], f.n_conn
-            )
-            hist.push(sub, gap[rows])
-            cs = sub.touched
-            buf = hist.buf[cs]
-            enough = np.isfinite(buf).sum(axis=1) >= _CAD_MIN
-            learned = np.where(enough, median_of_rows(buf), np.nan)
-            if m == 0 and not np.array_equal(learned, self.cadence[cs, 0], equal_nan=True):
+            ok = gap >= _CAD_MIN_GAP  # NaN: another mode before, or none
+            if lo != hi:
+                ok &= mode == m
+            if self._told_any:
+                # Gaps that began before the told cadence last changed say nothing of it.
+                ok &= ~(f.recv - gap < self.told_at[f.conn, m])
+            cs, buf = _push_last(hist, f, gap, ok)
+            if cs.size == 0:
+                continue
+            if m == 1:  # computed when read (the cadence property)
+                self._cad_due[cs] = True
+                self._any_cad_due = True
+                continue
+            learned = _cadence_rows(buf)
+            if not np.array_equal(learned, self._cadence[cs, 0], equal_nan=True):
                 self._next = -np.inf  # idle reporters may be newly watched
-            self.cadence[cs, m] = learned
+            self._cadence[cs, 0] = learned
         self.row_recv[c] = f.recv[f.last_idx]
         self.row_mode[c] = mode[f.last_idx]
 
@@ -775,7 +962,7 @@ class StaleTelemetry(_Silence):
         if drop:
             hist.buf = grown(hist.buf, self.n, np.nan)
             hist.buf[drop] = np.nan
-            self.cadence[drop, m] = np.nan
+            self._cadence[drop, m] = np.nan  # (a due session median is NaN too now)
 
     def _learn_heartbeat(self, events: Events) -> None:
         """Each connector's view of its charger's heartbeat interval: the longer
@@ -885,7 +1072,7 @@ class StaleTelemetry(_Silence):
             self._next = -np.inf  # a silence that waited for a sign of life has one
         # Connectors that report while idle (native telemetry; OCPP clock-aligned
         # values) are expected to keep reporting at their idle cadence.
-        idle_rows = _IDLE_LUT[frame.status + 1]
+        idle_rows = self._ctx[2] == 0
         if idle_rows.any():
             idle_rows &= np.isfinite(frame.col("power_w"))
             rep = frame.conn[idle_rows]
@@ -894,10 +1081,11 @@ class StaleTelemetry(_Silence):
                 self.reporter[rep] = True
         # Before the events: whether each connector with events was watched, in
         # which mode, and since when (connectors without transitions keep all).
-        ev_conns = {int(c) for a in (events.st_conn, events.tx_conn, events.off_conn) for c in a}
-        live0 = {c: bool(self._watchable(_c(c))[0]) for c in ev_conns}
-        sess0 = {c: bool(self._in_session(_c(c))[0]) for c in ev_conns}
-        since0 = {c: float(self.live_since[c]) for c in ev_conns}
+        ev = np.unique(np.concatenate([events.st_conn, events.tx_conn, events.off_conn]))
+        ev_conns = ev.tolist()
+        live0 = dict(zip(ev_conns, self._watchable(ev).tolist(), strict=True))
+        sess0 = dict(zip(ev_conns, self._in_session(ev).tolist(), strict=True))
+        since0 = dict(zip(ev_conns, self.live_since[ev].tolist(), strict=True))
         # Session state from events, in receive order (events are rare).
         changes: list[tuple[float, int, int, int]] = []  # t, conn, kind, value
         changes += [
@@ -930,50 +1118,34 @@ class StaleTelemetry(_Silence):
         changes.sort()
         if changes:
             self._next = -np.inf  # watching, session start or online may have changed
+        changed = np.zeros(0, np.bool_)
         # Per connector: (time, watched after, in a session after) at each change
         # of either; a change of mode restarts the silence clock.
         trans: dict[int, list[tuple[float, bool, bool]]] = {}
         for t, c, kind, v in changes:
-            cc = _c(c)
-            was, was_sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
+            was, was_sess = self._modes_of(c)
             if kind == 0:
                 self.status[c] = v
-                if v in _NO_SESSION:
+                if v in _NO_SESSION_CODES:
                     self.in_tx[c] = False
             elif kind == 1:
                 self.in_tx[c] = v != 2
             else:
                 self.online[c] = bool(v)
-            live, sess = bool(self._watchable(cc)[0]), bool(self._in_session(cc)[0])
+            live, sess = self._modes_of(c)
             if live != was or (live and sess != was_sess):
                 trans.setdefault(c, []).append((t, live, sess))
                 self.live_since[c] = t if live else np.nan
-        conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
-        # Connectors whose session state did not change: one vectorised pass.
         if trans:
             changed = np.zeros(n, np.bool_)
             changed[list(trans)] = True
-            simple = ~changed[conn]
-            sc, st = conn[simple], tr[simple]
-        else:
-            sc, st = conn, tr
-        sfirst = np.ones(sc.shape[0], np.bool_)
-        sfirst[1:] = sc[1:] != sc[:-1]
-        prev = prev_in_segment(st, sfirst, self.last_seen[sc])
-        # The clock starts at session start at the earliest.
-        ref = np.fmax(prev, np.take(self.live_since, sc))
-        # Candidates: watchable connectors silent longer than the shortest
-        # timeout; each is judged by its cadence as it stood then (rare).
-        if sc.shape[0] < n:
-            in_s, able = self._in_session(sc), self.reporter[sc] & self.online[sc]
-        else:
-            every = slice(0, n)
-            in_s = np.take(self._in_session(every), sc)
-            able = np.take(self.reporter[:n] & self.online[:n], sc)
-        able = (in_s & np.take(self.online, sc)) | able
-        cand = able & (st - ref > np.take(self.p["silence_s"], sc))
-        for i in np.flatnonzero(cand).tolist():
-            c, b = int(sc[i]), float(st[i])
+        conn, tr = frame.raw_conn, frame.raw_recv  # sorted by (conn, recv)
+        # Connectors whose session state did not change: candidates are the rows
+        # that end a silence longer than silence_s; each is judged by the
+        # connector's cadence as it stood then (rare).
+        rows, ref, in_s = self._candidates(frame, changed if trans else None)
+        for i, r in enumerate(rows.tolist()):
+            c, b = int(conn[r]), float(tr[r])
             a = float(np.fmax(ref[i], self._back(c, b)))
             limit = self._limit(c, b, bool(in_s[i]))
             quiet = b - a > limit and self._alive(c, a, b, limit)
@@ -981,16 +1153,21 @@ class StaleTelemetry(_Silence):
                 self._silence(c, a, b, limit)
         # Connectors whose session or watch state changed in this batch: walk
         # their watched segments of one mode (per transition, not per sample).
-        for c, tl in trans.items():
-            self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c])
-        ends = np.ones(conn.shape[0], np.bool_)
-        ends[:-1] = conn[1:] != conn[:-1]
+        if trans:
+            keys = np.fromiter(trans, np.int64, len(trans))
+            spans = zip(
+                np.searchsorted(conn, keys).tolist(),
+                np.searchsorted(conn, keys + 1).tolist(),
+                strict=True,
+            )
+            for (c, tl), span in zip(trans.items(), spans, strict=True):
+                self._walk(c, tl, conn, tr, live0[c], sess0[c], since0[c], span=span)
         if conn.size:
-            ec = conn[ends]
-            seen_before = self.last_seen[ec]
+            rs = _raw_stream(frame)
+            seen_before = self.last_seen[rs.conn]
             if np.isnan(seen_before).any():
                 self._next = -np.inf  # first sample: the connector has a deadline now
-            self.last_seen[ec] = np.fmax(seen_before, tr[ends])
+            self.last_seen[rs.conn] = np.fmax(seen_before, rs.t_last)
         self._learn_cadence(frame, *self._ctx[1:])
         if self._ret_conn.size:
             np.fmax.at(self.back_since, self._ret_conn, self._ret_t)
@@ -999,6 +1176,44 @@ class StaleTelemetry(_Silence):
             np.fmax.at(self.life, self._ev_conn, self._ev_recv)
         self._ev_conn, self._ev_recv = self._ev_conn[:0], self._ev_recv[:0]
         self.tick(now)
+
+    def _candidates(self, frame: Frame, changed: B | None) -> tuple[I64, F64, B]:
+        """The received rows (indices into ``frame.raw_*``) that end a silence
+        longer than ``silence_s`` of a watchable connector, counted from the
+        start of its silence clock (the previous row, or a later change of
+        mode); with the clock start and whether the connector is in a session.
+        ``changed``: connectors left out (their segments are walked instead).
+
+        A row's gap to the previous row of its connector bounds its silence,
+        so past each connector's first row (whose clock start is carried) only
+        gaps above the smallest ``silence_s`` can qualify: in a healthy stream
+        there are none, which the largest gap shows without a pass per row."""
+        rs = _raw_stream(frame)
+        conn, tr = frame.raw_conn, frame.raw_recv
+        silence = self.p["silence_s"]
+        u = self._uniform["silence_s"]
+        # First rows: the clock start is carried (last row, or a change of mode).
+        c0 = rs.conn
+        ref0 = np.fmax(self.last_seen[c0], self.live_since[c0])
+        pick = np.flatnonzero(rs.t_first - ref0 > (u if u is not None else silence[c0]))
+        rows, ref = np.take(rs.first, pick), np.take(ref0, pick)
+        smin = u if u is not None else float(silence[: self.n].min()) if self.n else np.inf
+        if rs.top > smin:  # later rows: the previous row, or a change of mode after it
+            mid = np.flatnonzero(rs.gap > smin)
+            cm = np.take(conn, mid)
+            rows = np.concatenate([rows, mid])
+            ref = np.concatenate([ref, np.fmax(np.take(tr, mid - 1), self.live_since[cm])])
+            order = np.argsort(rows, kind="stable")
+            rows, ref = rows[order], ref[order]
+        if rows.size == 0:
+            return rows, ref, np.zeros(0, np.bool_)
+        c = np.take(conn, rows)
+        in_s, on = self._in_session(c), self.online[c]
+        cand = ((in_s & on) | (self.reporter[c] & on)) & (np.take(tr, rows) - ref > silence[c])
+        if changed is not None:
+            cand &= ~changed[c]
+        keep = np.flatnonzero(cand)
+        return rows[keep], ref[keep], in_s[keep]
 
     def _walk(
         self,
@@ -1009,10 +1224,13 @@ class StaleTelemetry(_Silence):
         live0: bool,
         sess0: bool,
         since0: float,
+        *,
+        span: tuple[int, int] | None = None,
     ) -> None:
         """Silences of connector ``c`` within the segments it was watched in one
-        mode, given its transitions ``tl`` in this batch."""
-        lo, hi = np.searchsorted(conn, [c, c + 1])
+        mode, given its transitions ``tl`` in this batch (``span``: its rows in
+        ``conn``, when the caller looked them up for many connectors at once)."""
+        lo, hi = np.searchsorted(conn, [c, c + 1]) if span is None else span
         times = tr[lo:hi]
         # A connector watched since before any recorded start (an idle reporter)
         # has no live_since: its segment starts at -inf.
@@ -1025,6 +1243,8 @@ class StaleTelemetry(_Silence):
             a, mode = (tt if live else None), sess
         if a is not None:
             segs.append((a, np.inf, mode))
+        if hi == lo and not self._may_gap(c, segs):
+            return
         for a0, b0, sess in segs:
             before = times[times < a0]
             seen = np.fmax(self.last_seen[c], before.max()) if before.size else self.last_seen[c]
@@ -1040,6 +1260,19 @@ class StaleTelemetry(_Silence):
                 limit = self._limit(c, b, sess)
                 if b - a > limit and self._alive(c, a, b, limit):
                     self._silence(c, a, b, limit)
+
+    def _may_gap(self, c: int, segs: list[tuple[float, float, bool]]) -> bool:
+        """For a connector without rows in this update: whether one of its
+        watched segments (start, end) is longer than ``silence_s`` counted from
+        its last row, the only silence ``_walk`` could find there (plain Python:
+        the events of a whole fleet's start must not cost numpy calls each)."""
+        seen = float(self.last_seen[c])
+        silence = float(self.p["silence_s"][c])
+        for a0, b0, _ in segs:
+            head = a0 if math.isnan(seen) else max(a0, seen)
+            if math.isfinite(head) and math.isfinite(b0) and b0 - head > silence:
+                return True
+        return False
 
     def _clock_start(self, n: int) -> F64:
         """Where each connector's silence clock started: its last meter row, a
@@ -1087,25 +1320,34 @@ class ClockSkew(Detector):
         # All received rows: rows dropped as "older than processed" after a clock
         # jumps back are exactly the evidence this detector needs.
         conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
+        if conn.size == 0:
+            return
         off = recv - ts
-        aoff = np.abs(off)
-        lim = self._at("max_offset_s", conn)
-        bad = aoff > lim
-        # Durations on the receive clock: a burst of queued samples spans
-        # minutes of meter time but arrives within seconds.
-        # 1 s of slack: receive times jitter with delivery latency, and a run of
-        # exactly min_duration_s must not wait one more sample for it.
-        self.episodes.step(
-            conn,
-            recv,
-            bad,
-            aoff <= 0.5 * lim,
-            self.p["min_duration_s"] - 1.0,
-            0.0,
-            {"offset_s": off},
+        u = self._uniform["max_offset_s"]
+        lim_min = u if u is not None else float(self.p["max_offset_s"][: self.n].min())
+        ep = self.episodes
+        # The healthy case: no offset beyond the smallest limit and no episode
+        # open or pending: stepping would change nothing (no row is bad).
+        quiet = (
+            max(-float(off.min()), float(off.max())) <= lim_min
+            and not ep.active[: self.n].any()
+            and not ep.setting[: self.n].any()
         )
-        if conn.size:
-            last = np.flatnonzero(conn[1:] != conn[:-1])
-            last = np.append(last, conn.shape[0] - 1)
-            lc = conn[last]
-            self.score[lc] = aoff[last] / self.p["max_offset_s"][lc]
+        if not quiet:
+            aoff = np.abs(off)
+            lim = self._at("max_offset_s", conn)
+            # Durations on the receive clock: a burst of queued samples spans
+            # minutes of meter time but arrives within seconds.
+            # 1 s of slack: receive times jitter with delivery latency, and a run of
+            # exactly min_duration_s must not wait one more sample for it.
+            self.episodes.step(
+                conn,
+                recv,
+                aoff > lim,
+                aoff <= 0.5 * lim,
+                self.p["min_duration_s"] - 1.0,
+                0.0,
+                {"offset_s": off},
+            )
+        rs = _raw_stream(frame)
+        self.score[rs.conn] = np.abs(off[rs.last]) / self.p["max_offset_s"][rs.conn]

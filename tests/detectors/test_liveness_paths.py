@@ -1,0 +1,67 @@
+"""The liveness detectors' fast paths (the cadence history pushed from the ok
+rows, the median of five by a sorting network) agree exactly with the plain
+definitions they replace (History.push over a frame of those rows,
+median_of_rows)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chargewatch.detectors.liveness import _CAD_KEEP, _CAD_MIN, _cadence_rows, _push_last
+from chargewatch.detectors.sequencer import Frame, History, median_of_rows
+
+_NO_VALUES = np.empty((0, 0))
+
+
+def _plain_cadence(rows: np.ndarray) -> np.ndarray:
+    enough = np.isfinite(rows).sum(axis=1) >= _CAD_MIN
+    return np.where(enough, median_of_rows(rows), np.nan)
+
+
+def test_median_network_every_order_and_gaps() -> None:
+    # Every arrangement of five values from 0..4 (ties included), then random
+    # values with NaN (unknown gaps) and inf among them.
+    every = np.array(list(itertools.product(range(5), repeat=5)), float)
+    rng = np.random.default_rng(7)
+    rand = rng.uniform(0.0, 10.0, (4000, _CAD_KEEP))
+    for share in (0.0, 0.1, 0.5):
+        holes = rand.copy()
+        holes[rng.random(holes.shape) < share] = np.nan
+        holes[rng.random(holes.shape) < share / 10] = np.inf
+        for a in (every, holes):
+            got = _cadence_rows(np.ascontiguousarray(a.T))
+            assert np.array_equal(got, _plain_cadence(a), equal_nan=True)
+
+
+def _frame(conn: np.ndarray, x: np.ndarray, n_conn: int) -> Frame:
+    return Frame.build(conn, x, x, _NO_VALUES, np.zeros(conn.size, np.int8), n_conn)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.lists(st.lists(st.integers(0, 9), min_size=12, max_size=12), min_size=1, max_size=4),
+    st.integers(0, 2**31 - 1),
+)
+def test_push_last_is_push_of_ok_rows(n_conn: int, lengths: list[list[int]], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    plain, fast = History(_CAD_KEEP), History(_CAD_KEEP)
+    for lens in lengths:  # successive batches
+        conn = np.repeat(np.arange(n_conn), lens[:n_conn])
+        x = rng.uniform(0.0, 3.0, conn.size)
+        x[rng.random(conn.size) < 0.2] = np.nan
+        ok = x >= 1.0
+        rows = np.flatnonzero(ok)
+        cs, new = _push_last(fast, _frame(conn, x, n_conn), x, ok)
+        if rows.size:
+            sub = _frame(conn[rows], x[rows], n_conn)
+            plain.push(sub, x[rows])
+            assert np.array_equal(cs, sub.touched)
+            assert np.array_equal(plain.buf[:n_conn], fast.buf[:n_conn], equal_nan=True)
+        else:
+            assert cs.size == 0
+        assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
