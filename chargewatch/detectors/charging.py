@@ -116,6 +116,18 @@ def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     return out
 
 
+def _latest(f: Frame) -> F64:
+    """Each connector's latest receive time (aligned with ``f.last_idx``). Rows
+    are in ts order; when recv rises with ts too (the usual case: rows arrive in
+    time order), it is on the last row, and a reduction per segment is spared."""
+    r = f.recv
+    if r.shape[0] < 2 or bool(((r[1:] >= r[:-1]) | f.first[1:]).all()):
+        out: F64 = r[f.last_idx]
+        return out
+    got: F64 = np.maximum.reduceat(r, f.first_idx)
+    return got
+
+
 class ChargingInterrupted(Detector):
     fault = "charging_interrupted"
 
@@ -197,14 +209,21 @@ class ChargingInterrupted(Detector):
         lw = f.last_where(decisive)
         d = lw >= 0
         self._armed[lc[d]] = on[lw[d]]
-        if on.any():
+        if on.all():  # every row delivers (the usual case while charging): no mask
+            self._last_on[lc] = np.fmax(self._last_on[lc], _latest(f))
+        elif on.any():
             latest = np.maximum.reduceat(np.where(on, f.recv, -np.inf), f.first_idx)
             self._last_on[lc] = np.fmax(
                 self._last_on[lc], np.where(latest > -np.inf, latest, np.nan)
             )
-        ls = f.last_where(np.isfinite(soc))
-        s = ls >= 0
-        self._soc[lc[s]] = soc[ls[s]]
+        # Each connector's last SoC, from the rows that have one (DC chargers
+        # report it, AC ones do not: most connectors have none to look for).
+        rows = np.flatnonzero(np.isfinite(soc))
+        if rows.size:
+            rc = c[rows]
+            end = np.ones(rows.size, np.bool_)
+            end[:-1] = rc[1:] != rc[:-1]
+            self._soc[rc[end]] = soc[rows[end]]
         self.score[lc] = np.where(stalled[last], 1.0, 0.0)
         self.tick(now)
 
@@ -338,6 +357,11 @@ class FailedStart(Detector):
 
     def _remember_registers(self, frame: Frame) -> None:
         rc, e = frame.raw_conn, frame.raw_energy
+        if rc is frame.conn and rc.size and np.isfinite(e).all():
+            # Every row has a register (the usual case) and the received rows are
+            # the frame's: each connector's last register is on its last row.
+            self._last_e[frame.touched] = e[frame.last_idx]
+            return
         idx = np.flatnonzero(np.isfinite(e))
         if idx.size:
             last = np.ones(idx.size, np.bool_)
@@ -381,8 +405,10 @@ class FailedStart(Detector):
         self._frame = frame
         if events.st_conn.size or events.tx_conn.size:
             self._next = -np.inf  # arming, pauses and disarming move deadlines
-        deliver = frame.raw_power > self._at("min_power_w", frame.raw_conn)
-        for t, c, kind, code, _ in _ordered(events):
+        ordered = _ordered(events)
+        # Built only when an event or an armed connector needs it.
+        deliver = self._delivering(frame) if ordered else _ZERO[:0]
+        for t, c, kind, code, _ in ordered:
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
             if kind == 1:
@@ -420,6 +446,8 @@ class FailedStart(Detector):
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
         rc, rr = frame.raw_conn, frame.raw_recv
         if rc.size and not np.isnan(self._arm[: self.n]).all():
+            if deliver.shape[0] != rc.size:
+                deliver = self._delivering(frame)
             self._first_registers(frame)
             deliver |= self._rose(frame, 0, rc.size)
             arm = np.take(self._arm, rc)
@@ -443,6 +471,11 @@ class FailedStart(Detector):
         # the batch, ~1 KB a connector) until the next update would only cost memory.
         self._frame = _NO_FRAME
         self.tick(now)
+
+    def _delivering(self, frame: Frame) -> NDArray[np.bool_]:
+        """Received rows with power above ``min_power_w``."""
+        out: NDArray[np.bool_] = frame.raw_power > self._at("min_power_w", frame.raw_conn)
+        return out
 
     def _disarm_many(self, cs: I64, ts: F64) -> None:
         """``_disarm`` for many connectors at once (each at most once)."""
