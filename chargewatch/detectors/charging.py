@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
+from chargewatch.detectors.meter import finite_rows
 from chargewatch.detectors.sequencer import (
     STATUS_CODE,
     Events,
@@ -174,8 +175,7 @@ class ChargingInterrupted(Detector):
                 self._stop.force(_c(ci), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
                 self._until[ci] = t + self.p["hold_s"][ci]
         # (a) still "Charging" but nothing flows.
-        p = frame.col("power_w")
-        known = np.isfinite(p)
+        known = finite_rows(frame, "power_w")
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         p = f.col("power_w")
@@ -216,16 +216,23 @@ class ChargingInterrupted(Detector):
             self._last_on[lc] = np.fmax(
                 self._last_on[lc], np.where(latest > -np.inf, latest, np.nan)
             )
-        # Each connector's last SoC, from the rows that have one (DC chargers
-        # report it, AC ones do not: most connectors have none to look for).
-        rows = np.flatnonzero(np.isfinite(soc))
-        if rows.size:
-            rc = c[rows]
-            end = np.ones(rows.size, np.bool_)
-            end[:-1] = rc[1:] != rc[:-1]
-            self._soc[rc[end]] = soc[rows[end]]
-        self.score[lc] = np.where(stalled[last], 1.0, 0.0)
+        self._last_soc(f, soc)
+        self.score[lc] = np.where(stalled[last], 1.0, 0.0) if stalled.any() else 0.0
         self.tick(now)
+
+    def _last_soc(self, f: Frame, soc: F64) -> None:
+        """Remember each connector's last SoC. DC chargers report it on every
+        row, AC ones on none: when every row with one lies in a segment whose
+        last row has one, those last rows are the answer."""
+        fin = np.isfinite(soc)
+        lc, last = f.touched, f.last_idx
+        at_end = fin[last]
+        if not (fin & ~f.per_row(at_end)).any():
+            self._soc[lc[at_end]] = soc[last[at_end]]
+            return
+        ls = f.last_where(fin)
+        s = ls >= 0
+        self._soc[lc[s]] = soc[ls[s]]
 
     def _expire(self, c: int, t: float) -> None:
         if c in self._stop.open and self._until[c] <= t:
@@ -357,7 +364,7 @@ class FailedStart(Detector):
 
     def _remember_registers(self, frame: Frame) -> None:
         rc, e = frame.raw_conn, frame.raw_energy
-        if rc is frame.conn and rc.size and np.isfinite(e).all():
+        if rc is frame.conn and rc.size and finite_rows(frame, "energy_wh").all():
             # Every row has a register (the usual case) and the received rows are
             # the frame's: each connector's last register is on its last row.
             self._last_e[frame.touched] = e[frame.last_idx]

@@ -141,19 +141,24 @@ def _readonly(a: NDArray[np.generic]) -> NDArray[np.generic]:
     return a
 
 
-def step_range(f: Frame) -> tuple[float, float, float]:
+def step_range(f: Frame) -> tuple[float, float, float, bool]:
     """The least and greatest register step and the longest interval of the
-    frame (NaN ignored; NaN when there is none): scalar bounds that rule out,
-    for every row at once, conditions a healthy frame never meets."""
-    out: tuple[float, float, float] = f.derived("step_range", _step_range)
+    frame (NaN ignored; NaN when there is none), and whether any step is NaN:
+    scalar bounds that rule out, for every row at once, conditions a healthy
+    frame never meets."""
+    out: tuple[float, float, float, bool] = f.derived("step_range", _step_range)
     return out
 
 
-def _step_range(f: Frame) -> tuple[float, float, float]:
+def _step_range(f: Frame) -> tuple[float, float, float, bool]:
     de, dt = register_steps(f)
     if de.shape[0] == 0:
-        return np.nan, np.nan, np.nan
-    return float(np.fmin.reduce(de)), float(np.fmax.reduce(de)), float(np.fmax.reduce(dt))
+        return np.nan, np.nan, np.nan, False
+    lo = float(np.minimum.reduce(de))  # NaN if any step is
+    gap = np.isnan(lo)
+    if gap:
+        lo = float(np.fmin.reduce(de))
+    return lo, float(np.fmax.reduce(de)), float(np.fmax.reduce(dt)), gap
 
 
 def _quiet(ep: Episodes) -> bool:
@@ -210,6 +215,10 @@ class MeterStuck(Detector):
         # The healthy case: no register stands still, nothing open or pending;
         # no row is stuck, so only each connector's last row (its score) counts.
         c, r = self._last_rows(f, judged)
+        lo, _, _, gap = step_range(f)
+        if lo > 0.0 and not gap:  # every register moved: 0 everywhere
+            self.score[c] = 0.0
+            return
         moved = de[r] > 0
         low = p[r] <= self.p["min_power_w"][c]
         self.score[c] = np.where(moved | low, 0.0, np.nan)
@@ -224,6 +233,8 @@ class MeterStuck(Detector):
         bound = dt_max * (1.0 / 3600.0) * _STILL * (1.0 + 1e-9)
         # (Negative power, from a frame not built by the sequencer: exactly.)
         if np.isfinite(bound) and bound >= 0.0 and np.fmin.reduce(p) >= 0.0:
+            if np.fmin.reduce(de) >= np.fmax.reduce(p) * bound:  # no row: no pass
+                return np.zeros(de.shape[0], np.bool_)
             cand = de < p * bound
             if not cand.any():
                 return cand
@@ -535,8 +546,14 @@ class _Windows:
         # Each connector's carried open window either continues in its first
         # group, or was complete already (a later window has begun).
         fc = gconn[fi]
-        cw = self.w[fc]
-        carried = np.take(self.sums, fc, axis=0)
+        if fc.size and fc[-1] == fc.shape[0] - 1:
+            # Every connector 0..k-1 has rows (fc ascends, no repeats): its
+            # state is a leading slice, read and written without a gather.
+            cw = self.w[: fc.shape[0]].copy()
+            carried = self.sums[: fc.shape[0]].copy()
+        else:
+            cw = self.w[fc]
+            carried = np.take(self.sums, fc, axis=0)
         same = cw == gw[fi]
         if same.all():
             if li is fi:
@@ -548,8 +565,12 @@ class _Windows:
             sums[fi[same]] += carried[same]
             closed = np.isfinite(cw) & ~same
         if li is fi and fi.shape[0] == gi.shape[0]:  # one group per connector
-            self.w[gconn] = gw
-            self.sums[gconn] = sums
+            if gconn.size and gconn[-1] == gconn.shape[0] - 1:
+                self.w[: gconn.shape[0]] = gw
+                self.sums[: gconn.shape[0]] = sums
+            else:
+                self.w[gconn] = gw
+                self.sums[gconn] = sums
         else:
             self.w[gconn[li]] = gw[li]
             self.sums[gconn[li]] = np.take(sums, li, axis=0)
@@ -578,7 +599,7 @@ class MeterMismatch(Detector):
         self._down = grown(self._down, n, 0.0)
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
-        known = np.isfinite(frame.col("energy_wh"))
+        known = finite_rows(frame, "energy_wh")
         f = frame if known.all() else frame.rows(known)
         conn, wid, s = self._w.step(f, self._at("window_s", f.conn), self._at("max_gap_s", f.conn))
         if conn.size == 0:
@@ -761,7 +782,7 @@ class MeterUnitError(Detector):
         e / 100): a step range within [0, 0.98 min(e)] rules both out for every
         row without a pass (rounding is monotonic), else the rows are tested."""
         e, pe = f.col("energy_wh"), f.prev_e
-        lo, hi, _ = step_range(f)
+        lo, hi, _, _ = step_range(f)
         if e.shape[0] == 0 or (lo >= 0.0 and hi <= np.fmin.reduce(e) * 0.98):
             return None
         near = de > e * 0.98
