@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 from chargewatch.detectors.base import Detector
 from chargewatch.detectors.episodes import Episodes
+from chargewatch.detectors.meter import finite_rows
 from chargewatch.detectors.sequencer import (
     STATUS_CODE,
     Events,
@@ -116,6 +117,18 @@ def _ordered(events: Events) -> list[tuple[float, int, int, int, str]]:
     return out
 
 
+def _latest(f: Frame) -> F64:
+    """Each connector's latest receive time (aligned with ``f.last_idx``). Rows
+    are in ts order; when recv rises with ts too (the usual case: rows arrive in
+    time order), it is on the last row, and a reduction per segment is spared."""
+    r = f.recv
+    if r.shape[0] < 2 or bool(((r[1:] >= r[:-1]) | f.first[1:]).all()):
+        out: F64 = r[f.last_idx]
+        return out
+    got: F64 = np.maximum.reduceat(r, f.first_idx)
+    return got
+
+
 class ChargingInterrupted(Detector):
     fault = "charging_interrupted"
 
@@ -162,8 +175,7 @@ class ChargingInterrupted(Detector):
                 self._stop.force(_c(ci), _ONE, _f(t), _f(t), {"last_power_s_ago": _f(t - last_on)})
                 self._until[ci] = t + self.p["hold_s"][ci]
         # (a) still "Charging" but nothing flows.
-        p = frame.col("power_w")
-        known = np.isfinite(p)
+        known = finite_rows(frame, "power_w")
         f = frame if known.all() else frame.rows(known)
         c = f.conn
         p = f.col("power_w")
@@ -197,16 +209,30 @@ class ChargingInterrupted(Detector):
         lw = f.last_where(decisive)
         d = lw >= 0
         self._armed[lc[d]] = on[lw[d]]
-        if on.any():
+        if on.all():  # every row delivers (the usual case while charging): no mask
+            self._last_on[lc] = np.fmax(self._last_on[lc], _latest(f))
+        elif on.any():
             latest = np.maximum.reduceat(np.where(on, f.recv, -np.inf), f.first_idx)
             self._last_on[lc] = np.fmax(
                 self._last_on[lc], np.where(latest > -np.inf, latest, np.nan)
             )
-        ls = f.last_where(np.isfinite(soc))
+        self._last_soc(f, soc)
+        self.score[lc] = np.where(stalled[last], 1.0, 0.0) if stalled.any() else 0.0
+        self.tick(now)
+
+    def _last_soc(self, f: Frame, soc: F64) -> None:
+        """Remember each connector's last SoC. DC chargers report it on every
+        row, AC ones on none: when every row with one lies in a segment whose
+        last row has one, those last rows are the answer."""
+        fin = np.isfinite(soc)
+        lc, last = f.touched, f.last_idx
+        at_end = fin[last]
+        if not (fin & ~f.per_row(at_end)).any():
+            self._soc[lc[at_end]] = soc[last[at_end]]
+            return
+        ls = f.last_where(fin)
         s = ls >= 0
         self._soc[lc[s]] = soc[ls[s]]
-        self.score[lc] = np.where(stalled[last], 1.0, 0.0)
-        self.tick(now)
 
     def _expire(self, c: int, t: float) -> None:
         if c in self._stop.open and self._until[c] <= t:
@@ -338,6 +364,11 @@ class FailedStart(Detector):
 
     def _remember_registers(self, frame: Frame) -> None:
         rc, e = frame.raw_conn, frame.raw_energy
+        if rc is frame.conn and rc.size and finite_rows(frame, "energy_wh").all():
+            # Every row has a register (the usual case) and the received rows are
+            # the frame's: each connector's last register is on its last row.
+            self._last_e[frame.touched] = e[frame.last_idx]
+            return
         idx = np.flatnonzero(np.isfinite(e))
         if idx.size:
             last = np.ones(idx.size, np.bool_)
@@ -381,8 +412,10 @@ class FailedStart(Detector):
         self._frame = frame
         if events.st_conn.size or events.tx_conn.size:
             self._next = -np.inf  # arming, pauses and disarming move deadlines
-        deliver = frame.raw_power > self._at("min_power_w", frame.raw_conn)
-        for t, c, kind, code, _ in _ordered(events):
+        ordered = _ordered(events)
+        # Built only when an event or an armed connector needs it.
+        deliver = self._delivering(frame) if ordered else _ZERO[:0]
+        for t, c, kind, code, _ in ordered:
             # Energy delivered before this event disarms first.
             self._deliveries(frame, deliver, c, t)
             if kind == 1:
@@ -420,6 +453,8 @@ class FailedStart(Detector):
         # Remaining deliveries, vectorised: first delivering row at/after the arm time.
         rc, rr = frame.raw_conn, frame.raw_recv
         if rc.size and not np.isnan(self._arm[: self.n]).all():
+            if deliver.shape[0] != rc.size:
+                deliver = self._delivering(frame)
             self._first_registers(frame)
             deliver |= self._rose(frame, 0, rc.size)
             arm = np.take(self._arm, rc)
@@ -443,6 +478,11 @@ class FailedStart(Detector):
         # the batch, ~1 KB a connector) until the next update would only cost memory.
         self._frame = _NO_FRAME
         self.tick(now)
+
+    def _delivering(self, frame: Frame) -> NDArray[np.bool_]:
+        """Received rows with power above ``min_power_w``."""
+        out: NDArray[np.bool_] = frame.raw_power > self._at("min_power_w", frame.raw_conn)
+        return out
 
     def _disarm_many(self, cs: I64, ts: F64) -> None:
         """``_disarm`` for many connectors at once (each at most once)."""
