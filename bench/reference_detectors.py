@@ -172,6 +172,7 @@ class _Conn:
         # meter_regression: the last transaction start, an unconfirmed fall
         self.tx_start = NAN
         self.pend_pre = self.pend_e = NAN
+        self.pe_before = NAN  # the register before the last known one
         # meter_mismatch: the open window and its sums, the CUSUM
         self.win = NAN
         self.sums = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # de, ip, reg, frozen, suspect, counted
@@ -323,6 +324,7 @@ class ReferenceDetectors:
         self._charging(st, ts, recv, v, status, rank)
         self._stale(st, recv, v, status)
         if v[E] == v[E]:
+            st.pe_before = st.e
             st.e, st.e_ts, st.e_recv = v[E], ts, recv
         if v[P] == v[P]:
             st.p, st.p_ts = v[P], ts
@@ -407,11 +409,13 @@ class ReferenceDetectors:
 
     def _regression(self, st: _Conn, ts: float, e: float, pe: float) -> None:
         """A fall confirmed by the next known register; a restart at the first
-        register after a transaction start is none."""
+        register after a transaction start is none, nor the end of a single
+        reading too high (the fall lands at or above the register before it)."""
         mr = self.mr
         tol = mr.tolerance_wh
         restart = st.tx_start > st.e_recv or (st.e_recv != st.e_recv and st.tx_start == st.tx_start)
         fall = pe - e > tol and not _thousandfold(_div(pe, e if e > 0 else NAN)) and not restart
+        fall = fall and not e >= st.pe_before - tol  # a single high reading ending
         bad = e < st.pend_pre - tol and not restart
         st.ep["regr"].step(ts, bad, not (bad or fall), 0.0, mr.hold_s)
         st.pend_pre, st.pend_e = (pe, e) if fall else (NAN, NAN)

@@ -21,6 +21,8 @@ meter_regression
     ``hold_s`` after the last confirmed drop. Inputs: energy_wh, negative
     values included (counted as ``negative_registers``). Ignores: one corrupt
     register (0, a low value, a negative one) that the next register undoes;
+    one reading too high (a corrupt word, 0xFFFFFFFF Wh), whose fall lands at
+    or above the register before it (counted as ``register_spikes``);
     the register restarting (at 0 or a low value) at the first register
     received after a transaction start, as some chargers count per
     transaction, and such a restart after a corrupt reading; NaN registers.
@@ -286,6 +288,12 @@ class MeterRegression(Detector):
     before it). So one bad sample (0, 5 Wh or -5 Wh among 1 MWh registers) is
     no finding, and a regression is found one sample interval later than the
     fall itself.
+
+    A single reading too high is as common (a corrupt word, 0xFFFFFFFF Wh from
+    a failed meter read): the fall after it lands at or above the register
+    before it (within the tolerance), so nothing the meter had counted was
+    lost. Such a fall is the glitch ending, not a regression, and is counted
+    (``register_spikes``).
     """
 
     fault = "meter_regression"
@@ -298,6 +306,9 @@ class MeterRegression(Detector):
             # register before it, and the fallen value (NaN: none pending).
             self._pend_pre = np.full(0, np.nan)
             self._pend_e = np.full(0, np.nan)
+            # The register before the connector's last known register (NaN: none).
+            self._last_pe = np.full(0, np.nan)
+        self._last_pe = grown(self._last_pe, n, np.nan)
         self._tx_start = grown(self._tx_start, n, np.nan)
         self._e_recv = grown(self._e_recv, n, np.nan)
         self._pend_pre = grown(self._pend_pre, n, np.nan)
@@ -322,6 +333,12 @@ class MeterRegression(Detector):
             # A ~1000x step is a unit change (kWh read as Wh), reported as meter_unit_error.
             fall &= ~_thousandfold(pe / np.where(e > 0, e, np.nan))
             fall[self._restarts(f, events, known, fall)] = False
+            spikes = self._spike_ends(f, known, fall, tol)
+            if spikes:
+                fall[spikes] = False
+                self.counters["register_spikes"] = self.counters.get("register_spikes", 0) + len(
+                    spikes
+                )
         if fall.any() or pending:
             pre, low = self._pending(f, known, fall)
             bad = e < pre - tol  # NaN (nothing pending) is False
@@ -374,6 +391,22 @@ class MeterRegression(Detector):
         pre[k[first]], low[k[first]] = self._pend_pre[fc], self._pend_e[fc]
         return pre, low
 
+    def _spike_ends(self, f: Frame, known: B, fall: B, tol: F64 | float) -> list[int]:
+        """The rows of ``fall`` that end a single reading too high: the fallen
+        value is at or above (less the tolerance) the register before the high
+        one. Falls are rare, so they are walked one by one."""
+        out: list[int] = []
+        e = f.col("energy_wh")
+        for i in np.flatnonzero(fall).tolist():
+            lo = int(f.seg_start[i])
+            before = np.flatnonzero(known[lo:i])
+            # The register before the previous known one: that row's own previous.
+            pp = f.prev_e[lo + before[-1]] if before.size else self._last_pe[int(f.conn[i])]
+            t = tol if isinstance(tol, float) else float(tol[i])
+            if e[i] >= pp - t:  # NaN (no such register) is False
+                out.append(i)
+        return out
+
     def _restarts(self, f: Frame, events: Events, known: B, bad: B) -> list[int]:
         """The rows of ``bad`` that are a register restarting at a transaction
         start: one received after the previous register and by this row. Falls
@@ -400,6 +433,7 @@ class MeterRegression(Detector):
         got = lk >= 0
         c, r = f.touched[got], lk[got]
         self._e_recv[c] = f.recv[r]
+        self._last_pe[c] = f.prev_e[r]
         # A fall at a connector's last known register waits for the next one.
         if fall is None:
             self._pend_pre[c] = np.nan

@@ -114,3 +114,50 @@ def test_negative_glitch_then_register_restart_is_no_regression(dt: float) -> No
     events = session_start(idx) + _second_start(idx, 3000.0)
     ds = run(s.batch(), events, idx, cuts=max(2, int(s.t[-1]) // 60), faults=SAMPLE_FAULTS)
     assert ds.findings == [], ds.findings
+
+
+# A single reading too high in a 1 MWh register: 5x, +10 %, +50 kWh.
+HIGH_GLITCHES = (5.0e6, 1.1e6, 1.05e6)
+
+
+@pytest.mark.parametrize("dt", [1.0, 10.0, 60.0])
+@pytest.mark.parametrize("value", HIGH_GLITCHES)
+def test_one_register_too_high_gives_no_finding(dt: float, value: float) -> None:
+    # The fall after the high reading lands where the register was counting:
+    # the glitch ending, not a regression (before: meter_regression at every dt).
+    idx = fleet(1)
+    b = _glitched(dt, value)
+    i = int(np.searchsorted(b.ts, T0 + ONSET))
+    minutes = run(
+        b, session_start(idx), idx, cuts=int(b.ts[-1] - b.ts[0]) // 60, faults=SAMPLE_FAULTS
+    )
+    # Cut after the high reading, and after the fall: state carried across updates.
+    for ds in (minutes, _split_after(b, i, session_start(idx), idx),
+               _split_after(b, i + 1, session_start(idx), idx)):  # fmt: skip
+        assert ds.findings == [], f"{value} at {dt:g} s: {ds.findings}"
+        assert ds.counters.get("meter_regression.register_spikes", 0) == 1
+
+
+@pytest.mark.parametrize("dt", [10.0, 60.0])
+def test_uint32_max_reading_is_no_regression(dt: float) -> None:
+    # 0xFFFFFFFF Wh, what a failed 32-bit meter read gives. 4,295x the register
+    # is in the thousandfold band, so meter_unit_error judges it, not this test.
+    idx = fleet(1)
+    b = _glitched(dt, float(2**32 - 1))
+    ds = run(b, session_start(idx), idx, cuts=int(b.ts[-1] - b.ts[0]) // 60, faults=SAMPLE_FAULTS)
+    assert of(ds, "meter_regression") == []
+
+
+@pytest.mark.parametrize("dt", [10.0, 60.0])
+def test_fall_below_the_register_before_a_high_reading_is_a_regression(dt: float) -> None:
+    # A high reading followed by a register 8 kWh below where it had been: the
+    # meter lost counted energy, so the spike rule must not hide it.
+    idx = fleet(1)
+    s = session(dt)
+    step = s.power * np.diff(s.t, prepend=s.t[0]) / 3600
+    s.energy = 1.0e6 + np.cumsum(step) - np.where(s.t > ONSET, 8000.0, 0.0)
+    i = int(np.searchsorted(s.t, ONSET))
+    s.energy[i] = 5.0e6
+    b = s.batch()
+    ds = run(b, session_start(idx), idx, cuts=int(s.t[-1]) // 60, faults=SAMPLE_FAULTS)
+    assert [f.fault for f in ds.findings] == ["meter_regression"], ds.findings
