@@ -404,7 +404,8 @@ class ReferenceDetectors:
         ok = expected >= mu.min_expected_wh and dt <= mu.max_gap_s and de > 0
         if ok or switch:
             er = e / pe if switch else _div(de, expected)
-            ebad = _thousandfold(er)
+            # the end of a single reading ~1000x too high is no unit change
+            ebad = _thousandfold(er) and not (switch and pe > e >= st.pe_before)
             st.ep["unit_e"].step(ts, ebad, not ebad, mu.min_duration_s, 0.0, rank, st.interval)
 
     def _regression(self, st: _Conn, ts: float, e: float, pe: float) -> None:

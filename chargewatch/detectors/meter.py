@@ -49,7 +49,9 @@ meter_unit_error
     step per interval vs V*I*dt (or power*dt when V/I are not reported) off by
     ~1000x for ``min_duration_s``. Ignores: rows with total current below
     ``min_current_a``, intervals expecting under ``min_expected_wh`` or longer
-    than ``max_gap_s``, zero register steps (resolution), drops.
+    than ``max_gap_s``, zero register steps (resolution), drops; a single
+    register reading ~1000x too high (0xFFFFFFFF Wh in a MWh register), whose
+    fall back lands at or above the register before it.
 """
 
 from __future__ import annotations
@@ -744,10 +746,32 @@ class MeterUnitError(Detector):
 
     def _grow(self, n: int) -> None:
         self._energy.ensure(n)
+        if not hasattr(self, "_last_pe"):
+            # The register before the connector's last known register (NaN: none).
+            self._last_pe = np.full(0, np.nan)
+        self._last_pe = grown(self._last_pe, n, np.nan)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         self._power(f)
         self._register(f)
+        lk = f.last_where(finite_rows(f, "energy_wh"))
+        got = lk >= 0
+        self._last_pe[f.touched[got]] = f.prev_e[lk[got]]
+
+    def _spike_ends(self, f: Frame, switch: B) -> list[int]:
+        """The rows of ``switch`` that end a single reading ~1000x too high: the
+        level falls back to at or above the register before that reading.
+        Such a pair of steps is a corrupt reading (0xFFFFFFFF Wh in a MWh
+        register), not a unit change, which stays at its new level."""
+        out: list[int] = []
+        e, known = f.col("energy_wh"), finite_rows(f, "energy_wh")
+        for i in np.flatnonzero(switch & (e < f.prev_e)).tolist():
+            lo = int(f.seg_start[i])
+            before = np.flatnonzero(known[lo:i])
+            pp = f.prev_e[lo + before[-1]] if before.size else self._last_pe[int(f.conn[i])]
+            if e[i] >= pp:  # NaN (no such register) is False
+                out.append(i)
+        return out
 
     def _power(self, f: Frame) -> None:
         """Power path: reported power vs V*I, per sample."""
@@ -841,6 +865,8 @@ class MeterUnitError(Detector):
             ok = self._judged_steps(f, de, dt, expected) | switch
             er = np.where(switch, e / pe, de / np.where(ok, expected, 1.0))
             ebad = _thousandfold(er) & ok
+            # The end of a single reading too high clears, whatever came before.
+            ebad[self._spike_ends(f, switch)] = False
         else:
             er = de / expected
             tf = _thousandfold_rows(er)
