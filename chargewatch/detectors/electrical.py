@@ -81,7 +81,6 @@ __all__ = [
 ]
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -648,33 +647,12 @@ def _split(
 
 
 def _segments(f: Frame, segs: NDArray[np.intp]) -> Frame:
-    """The rows of the connectors ``segs`` (positions in ``f.touched``): as
-    ``Frame.rows`` with a row mask, by index (a few connectors of many)."""
+    """The rows of the connectors ``segs`` (positions in ``f.touched``), by
+    index: a few connectors of many, without a mask over every row."""
     cnt = np.diff(np.append(f.first_idx, len(f)))[segs]
     start = f.first_idx[segs] - (np.cumsum(cnt) - cnt)
     rows = np.arange(int(cnt.sum())) + np.repeat(start, cnt)
-    n = len(f)
-    g = Frame.build(
-        f.conn[rows],
-        f.ts[rows],
-        f.recv[rows],
-        np.asfortranarray(np.take(f.values, rows, axis=0)),
-        f.status[rows],
-        f.n_conn,
-    )
-    sub = [
-        a[rows] if a.shape[0] == n else a
-        for a in (f.prev_e, f.prev_e_ts, f.prev_p, f.prev_p_ts, f.rank)
-    ]
-    return replace(
-        g,
-        prev_e=sub[0],
-        prev_e_ts=sub[1],
-        prev_p=sub[2],
-        prev_p_ts=sub[3],
-        interval=f.interval,
-        rank=sub[4],
-    )
+    return f.rows(rows)
 
 
 class OverCurrent(Detector):

@@ -651,8 +651,9 @@ class Frame:
         out[miss] = found
         return out
 
-    def rows(self, mask: B) -> Frame:
-        """The rows where ``mask`` holds, with segment markers recomputed."""
+    def rows(self, mask: B | I64) -> Frame:
+        """The rows where ``mask`` holds (or the rows ``mask`` lists, ascending),
+        with segment markers recomputed."""
         n = len(self)
         sub = [
             a[mask] if a.shape[0] == n else a
