@@ -12,7 +12,11 @@ charger_offline
     is the one the CSMS set (BootNotification answer, accepted
     ChangeConfiguration/SetVariables HeartbeatInterval: HeartbeatIntervalEvent),
     or the median of the charger's last heartbeat gaps when it has no such
-    interval or its heartbeats come over 1.5x slower than it. Start = last sign
+    interval or its heartbeats come over 1.5x slower than it. Until either is
+    known, an OCPP charger (one that booted before chargewatch started sends no
+    BootNotification; idle, it sends only heartbeats) is given
+    ``assumed_interval_s`` (900 s), or its longest heartbeat gap if longer:
+    a 900 s heartbeat is no outage. Start = last sign
     of life; detected = start + timeout (the moment the silence became provable;
     ``tick`` reports it at the first tick after that). A silence found only when
     data resumes (no tick in between) gives the same finding, with the timeout in
@@ -369,6 +373,7 @@ class ChargerOffline(Detector):
             self.interval = np.full(0, np.nan)  # the interval believed (NaN: unknown)
             self.hb_last = np.full(0, np.nan)
             self.hb_gaps = np.full((0, _HB_KEEP), np.nan)
+            self.ocpp = np.zeros(0, np.bool_)  # per head: the charger speaks OCPP
             self._now = np.nan
         start = self.head.shape[0]
         self.head = grown(self.head, n, 0)
@@ -380,6 +385,7 @@ class ChargerOffline(Detector):
         self.hb_last = grown(self.hb_last, n, np.nan)
         self.hb_gaps = grown(self.hb_gaps, n, np.nan)
         self.online = grown(self.online, n, True)
+        self.ocpp = grown(self.ocpp, n, False)
         self._next = -np.inf  # tick cache: no deadline can be sooner than this
         self._tmin = np.nan  # smallest timeout of any charger (NaN: to be computed)
 
@@ -412,18 +418,40 @@ class ChargerOffline(Detector):
 
     def _believe(self, h: int) -> None:
         """The interval of charger ``h``: the CSMS's, unless the charger's own
-        heartbeats (median of the last gaps) are clearly slower; then those."""
+        heartbeats (median of the last gaps) are clearly slower; then those.
+        Neither known yet, an OCPP charger's is assumed (``assumed_interval_s``,
+        or the longest gap seen if longer: erring long until it is known)."""
         gaps = self.hb_gaps[h]
         gaps = gaps[~np.isnan(gaps)]
         seen = float(np.median(gaps)) if gaps.size >= _HB_MIN else np.nan
         told = float(self.configured[h])
-        self.interval[h] = seen if np.isfinite(seen) and not seen <= _HB_SLACK * told else told
+        iv = seen if np.isfinite(seen) and not seen <= _HB_SLACK * told else told
+        assumed = float(self.p["assumed_interval_s"][h])
+        if np.isnan(iv) and self.ocpp[h] and assumed > 0:
+            iv = max(assumed, float(gaps.max())) if gaps.size else assumed
+        self.interval[h] = iv
+
+    def _mark_ocpp(self, events: Events) -> None:
+        """Chargers heard speaking OCPP for the first time: their interval, while
+        unknown, is assumed from now on (``_believe``)."""
+        if events.ocpp_conn.size == 0:
+            return
+        heads = np.unique(self.head[events.ocpp_conn])
+        new = heads[~self.ocpp[heads]]
+        if new.size == 0:
+            return
+        self.ocpp[new] = True
+        for h in new.tolist():
+            self._believe(h)
+        self._tmin = np.nan
+        self._next = -np.inf
 
     def _learn(self, events: Events) -> dict[int, tuple[float, list[tuple[float, float]]]]:
         """Apply this update's heartbeats, boots and intervals in time order.
 
         Returns, per charger whose interval changed: the interval before, and each
         change as (time, interval after), for judging the silences in between."""
+        self._mark_ocpp(events)
         head = self.head
         todo: list[tuple[float, int, int, float]] = []  # time, kind, head, value
         for kind, conns, times, values in (

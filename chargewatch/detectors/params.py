@@ -45,6 +45,14 @@ class Params:
 @dataclass(frozen=True, slots=True)
 class ChargerOfflineParams(Params):
     silence_s: float = _p(600.0, 1, 86400, "no message at all for this long (interval unknown)")
+    # An OCPP charger sends nothing but heartbeats while idle, so until its own
+    # interval is known (no BootNotification answer seen: it booted before
+    # chargewatch started) a silence of silence_s says nothing: CSMSs commonly
+    # set 300-900 s. Assumed this long (or the longest gap seen, if longer)
+    # until the CSMS's interval or _HB_MIN gaps are known.
+    assumed_interval_s: float = _p(
+        900.0, 0, 86400, "heartbeat interval assumed for an OCPP charger until known (0: none)"
+    )
     interval_factor: float = _p(2.0, 1, 100, "silent for this many heartbeat intervals ...")
     interval_margin_s: float = _p(30.0, 0, 3600, "... plus this long (interval known)")
     # 0 makes a retained online=false immediate; the default lets a reboot

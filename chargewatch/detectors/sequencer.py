@@ -730,6 +730,8 @@ class Events:
     mi_recv: F64 = field(default_factory=lambda: np.empty(0))
     mi_kind: NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))  # 0 sampled
     mi_s: F64 = field(default_factory=lambda: np.empty(0))  # 1 aligned; 0 s: none sent
+    # Connectors whose charger spoke OCPP in this update (once per event; any order).
+    ocpp_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
 
     @staticmethod
     def build(
@@ -746,6 +748,7 @@ class Events:
         hb: list[tuple[int, float]] = []
         iv: list[tuple[int, float, float]] = []
         mi: list[tuple[int, float, int, float]] = []
+        ocpp: list[int] = []
         kinds = {"start": 0, "update": 1, "stop": 2}
         for ev in events:
             recv = float(ev.recv)
@@ -762,6 +765,8 @@ class Events:
             if not conns:
                 counters["event_unknown_connector"] = counters.get("event_unknown_connector", 0) + 1
                 continue
+            if getattr(ev, "source", "native") != "native":
+                ocpp.extend(conns)
             for c in conns:
                 if isinstance(ev, OnlineEvent):
                     off.append((c, recv, ev.online))
@@ -830,6 +835,7 @@ class Events:
             m[1].astype(np.float64),
             m[2].astype(np.int8),
             m[3].astype(np.float64),
+            np.unique(np.array(ocpp, np.int64)),
         )
 
     @staticmethod
