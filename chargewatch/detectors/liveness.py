@@ -218,6 +218,18 @@ def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
     slot's values contiguous)."""
     k = hist.k
     hist.buf = grown(hist.buf, f.n_conn, np.nan)
+    n = ok.shape[0]
+    if n and bool(ok.all()):
+        # Every row kept (a steady stream): the frame's segments are the
+        # connectors' runs; with k or more rows each, a buffer is its last k.
+        end = f.last_idx + 1
+        if int((end - f.first_idx).min()) >= k:
+            new = np.take(x, (end - k) + np.arange(k)[:, None])
+            m = end.shape[0]
+            lo = int(f.touched[0])
+            contiguous = int(f.touched[-1]) == lo + m - 1
+            hist.buf[slice(lo, lo + m) if contiguous else f.touched] = new.T
+            return f.touched, new
     rows = np.flatnonzero(ok)
     if rows.size == 0:
         return rows, np.empty((k, 0))
@@ -226,11 +238,16 @@ def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
     tail = np.ones(cr.shape[0], np.bool_)
     np.not_equal(cr[1:], cr[:-1], out=tail[:-1])
     end = np.flatnonzero(tail) + 1
-    cnt = np.diff(end, prepend=0)
+    cnt = end.copy()
+    cnt[1:] -= end[:-1]
     conns = np.take(cr, end - 1)
     m = conns.shape[0]
     lo = int(conns[0])
     span = slice(lo, lo + m) if int(conns[-1]) == lo + m - 1 else conns  # all: a slice
+    if int(cnt.min()) >= k:  # new values only: the last k ok rows of each
+        new = np.take(x, np.take(rows, (end - k) + np.arange(k)[:, None]))
+        hist.buf[span] = new.T
+        return conns, new
     # Slot j of a buffer is item cnt + j of (old buffer ++ new values): from
     # z = (old buffers, flattened) ++ (the ok rows' values), an index into z
     # is row * k + item for old items, m * k + end - cnt + item - k for new.
