@@ -72,8 +72,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from chargewatch.ingest.capture import read_capture  # noqa: PLC0415
     from chargewatch.sessions.session_engine import SessionConfig  # noqa: PLC0415
 
-    # The same config as `run`: its billing policy, and its fleet, rules and
-    # tariffs unless the command line names others.
+    # The same config as `run`: its billing policy, detector parameters and
+    # OCPP limits, and its fleet, rules and tariffs unless the command line
+    # names others.
     config = load_config(args.config) if args.config else Config()
     fleet_file = args.fleet or config.fleet
     fleet = load_fleet(fleet_file) if fleet_file else None
@@ -91,6 +92,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         session_config=SessionConfig(energy_policy=config.billing.energy_policy),
         unknown_tariffs=config.billing.unknown_tariffs,
         receipt_base_url=args.receipt_base_url or config.billing.receipt_base_url,
+        detector_config=config.detectors,
+        ocpp_config=config.ocpp,
+        max_future_s=config.limits.max_future_s,
     )
     s = result.stats
     summary = {

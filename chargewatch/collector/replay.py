@@ -26,6 +26,7 @@ from chargewatch.collector.pipeline import Pipeline, Stats
 from chargewatch.collector.service import _ocpp_decoder
 from chargewatch.collector.session_stage import SessionsJsonl, SessionStage, as_rejections
 from chargewatch.collector.signature_alerts import SignatureFindings
+from chargewatch.config.settings import OcppConfig
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
@@ -76,6 +77,8 @@ def replay(
     session_config: SessionConfig | None = None,
     unknown_tariffs: str = "fail",
     receipt_base_url: str = "",
+    ocpp_config: OcppConfig | None = None,
+    max_future_s: float = 86_400.0,
 ) -> ReplayResult:
     keep_freed_batch_memory()  # as the service does
     fleet = fleet or Fleet.empty()
@@ -120,7 +123,7 @@ def replay(
         ledger.write_alert_transitions(transition_row(t) for t in transitions)
 
     detectors = DetectorSet(detector_config, index=index)
-    ocpp = _ocpp_decoder(index)
+    ocpp = _ocpp_decoder(index, ocpp_config, max_future_s)
     alerts = AlertStage(
         AlertEngine(rules or default_rules_dir(), index),
         state,
@@ -138,6 +141,7 @@ def replay(
         lines=lines,
         ocpp=ocpp,
         stages=[state, detectors, alerts, sessions],
+        max_future_s=max_future_s,
     )
     messages = read_capture(capture) if isinstance(capture, Path) else capture
     t0 = time.perf_counter()

@@ -52,7 +52,7 @@ from chargewatch.collector.signature_alerts import SignatureFindings
 from chargewatch.collector.sim_clock import FollowedClock
 from chargewatch.collector.uptime_export import UptimeExporter
 from chargewatch.config.fleet_file import load_fleet
-from chargewatch.config.settings import Config
+from chargewatch.config.settings import Config, OcppConfig
 from chargewatch.core import metrics
 from chargewatch.core.clock import Clock, WallClock
 from chargewatch.core.errors import ConfigError, ConfigProblem
@@ -241,7 +241,7 @@ class Collector:
         if config.alerting.log:
             notifiers.append(LogNotifier())
         self.notify = NotifyWorker(notifiers)
-        self.ocpp = _ocpp_decoder(self.index)
+        self.ocpp = _ocpp_decoder(self.index, config.ocpp, config.limits.max_future_s)
         self.alerts = AlertStage(
             self.alert_engine,
             self.state,
@@ -808,5 +808,17 @@ def build_alert_engine(config: Config, index: ConnectorIndex) -> AlertEngine:
     )
 
 
-def _ocpp_decoder(index: ConnectorIndex) -> OcppDecoder:
-    return OcppDecoder(index)
+def _ocpp_decoder(
+    index: ConnectorIndex, ocpp: OcppConfig | None = None, max_future_s: float = 86_400.0
+) -> OcppDecoder:
+    """The OCPP-J decoder with the config's limits (``ocpp:``, ``limits.max_future_s``)."""
+    o = ocpp or OcppConfig()
+    return OcppDecoder(
+        index,
+        pending_timeout=o.pending_timeout_s,
+        max_pending=o.max_pending,
+        future_tolerance=max_future_s,
+        max_connector=o.max_connector,
+        idle_prune_s=o.idle_prune_s,
+        max_chargers=o.max_chargers,
+    )

@@ -1,5 +1,5 @@
-"""The ``http``, ``limits``, ``alerting``, ``billing``, ``cluster`` and ``detectors`` sections
-and their types.
+"""The ``http``, ``limits``, ``ocpp``, ``alerting``, ``billing``, ``cluster`` and
+``detectors`` sections and their types.
 
 The section dataclasses are re-exported by :mod:`chargewatch.config.settings`,
 where callers import them from.
@@ -13,6 +13,7 @@ __all__ = [
     "ClusterConfig",
     "HttpConfig",
     "LimitsConfig",
+    "OcppConfig",
     "OperatorConfig",
     "read_alerting",
     "read_billing",
@@ -20,6 +21,7 @@ __all__ = [
     "read_detectors",
     "read_http",
     "read_limits",
+    "read_ocpp",
 ]
 
 from dataclasses import dataclass, field
@@ -48,6 +50,19 @@ class LimitsConfig:
     max_future_s: float = 86_400.0
     deadletter_max_bytes: int = 64 << 20
     deadletter_keep: int = 5
+
+
+@dataclass(frozen=True)
+class OcppConfig:
+    """The OCPP-J decoder's memory per charger (OcppDecoder; docs/architecture.md)."""
+
+    # A CALL waits this long for its answer (and an answer for its CALL).
+    pending_timeout_s: float = 120.0
+    max_pending: int = 64  # CALLs waiting per charger and direction
+    max_connector: int = 64  # a higher connector/EVSE id is rejected
+    # A charger silent this long is forgotten (parked, with its open transactions).
+    idle_prune_s: float = 86_400.0
+    max_chargers: int = 200_000  # tracked at once; the longest silent go first
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ UNKNOWN_TARIFFS = ("fail", "warn")
 _HTTP = ("listen", "token", "token_file", "tokens", "metrics_auth")
 _TOKEN = ("scope", "token", "token_file")
 _LIMITS = tuple(LimitsConfig.__dataclass_fields__)
+_OCPP = tuple(OcppConfig.__dataclass_fields__)
 _ALERTING = (
     "alertmanager", "webhook", "log", "resend_delay_s", "external_url", "remediation_allowlist",
     "remediation_limits",
@@ -249,6 +265,28 @@ def read_limits(top: Section) -> LimitsConfig:
             expected=">= 4096 bytes",
         ),
         deadletter_keep=s.get("deadletter_keep", int, 5, check=positive, expected="> 0 files"),
+    )
+
+
+def read_ocpp(top: Section) -> OcppConfig:
+    s = top.child("ocpp", allowed=_OCPP)
+    d = OcppConfig()
+    pending = s.get(
+        "pending_timeout_s", float, d.pending_timeout_s, check=positive, expected="seconds > 0"
+    )
+    idle = s.get(
+        "idle_prune_s",
+        float,
+        d.idle_prune_s,
+        check=lambda v: v >= pending,
+        expected=f"seconds >= pending_timeout_s ({pending:g})",
+    )
+    return OcppConfig(
+        pending_timeout_s=pending,
+        max_pending=s.get("max_pending", int, d.max_pending, check=positive, expected="> 0"),
+        max_connector=s.get("max_connector", int, d.max_connector, check=positive, expected="> 0"),
+        idle_prune_s=idle,
+        max_chargers=s.get("max_chargers", int, d.max_chargers, check=positive, expected="> 0"),
     )
 
 

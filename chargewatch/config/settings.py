@@ -21,6 +21,7 @@ __all__ = [
     "Config",
     "HttpConfig",
     "LimitsConfig",
+    "OcppConfig",
     "load_config",
     "parse_config",
 ]
@@ -39,12 +40,14 @@ from chargewatch.config.sections import (
     ClusterConfig,
     HttpConfig,
     LimitsConfig,
+    OcppConfig,
     read_alerting,
     read_billing,
     read_cluster,
     read_detectors,
     read_http,
     read_limits,
+    read_ocpp,
 )
 from chargewatch.core.errors import ConfigError, ConfigProblem
 from chargewatch.core.yamlsrc import Reader, Source, load_yaml
@@ -73,6 +76,7 @@ class Config:
     influx_file: Path | None = None  # write line protocol to a local file instead
     http: HttpConfig = field(default_factory=HttpConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
     fleet: Path | None = None
     rules: Path | None = None
     tariffs: Path | None = None
@@ -95,8 +99,8 @@ class Config:
 
 
 _TOP = (
-    "data_dir", "mqtt", "influx", "http", "limits", "fleet", "rules", "tariffs", "alerting",
-    "pipeline", "detectors", "collector_id", "ledger", "billing",
+    "data_dir", "mqtt", "influx", "http", "limits", "ocpp", "fleet", "rules", "tariffs",
+    "alerting", "pipeline", "detectors", "collector_id", "ledger", "billing",
     "cluster", "bridge",  # bridge_settings.py reads it
 )  # fmt: skip
 _LEDGER = ("path", "url", "password", "password_file", "pool_max", *PG_TLS_KEYS)
@@ -175,6 +179,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
     mqtt = read_mqtt(top, collector_id)
     influx, influx_file = read_influx(top)
     http, limits, alerting = read_http(top), read_limits(top), read_alerting(top)
+    ocpp = read_ocpp(top)
     billing = read_billing(top)
     detectors = read_detectors(top)
     pipeline = top.child("pipeline", allowed=_PIPELINE)
@@ -198,6 +203,7 @@ def parse_config(src: Source, env: dict[str, str] | None = None) -> Config:
         influx_file=influx_file,
         http=http,
         limits=limits,
+        ocpp=ocpp,
         fleet=top.file("fleet"),
         rules=top.file("rules"),
         tariffs=top.file("tariffs"),

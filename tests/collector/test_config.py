@@ -219,3 +219,33 @@ def test_billing_operator_for_receipts(tmp_path: Path) -> None:
 def load_config_text(f: Path, text: str) -> Config:
     f.write_text(text)
     return load_config(f, env={})
+
+
+def test_ocpp_decoder_limits(tmp_path: Path) -> None:
+    f = tmp_path / "cw.yaml"
+    f.write_text("ocpp:\n  idle_prune_s: 3600\n  max_chargers: 50000\n  max_connector: 8\n")
+    o = load_config(f, env={}).ocpp
+    assert (o.idle_prune_s, o.max_chargers, o.max_connector) == (3600.0, 50_000, 8)
+    assert (o.pending_timeout_s, o.max_pending) == (120.0, 64)  # defaults
+    f.write_text(
+        "ocpp:\n  pending_timeout_s: 600\n  idle_prune_s: 300\n  max_chargers: 0\n  maxpending: 3\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    text = str(info.value)
+    assert (
+        f"{f}:3:17: ocpp.idle_prune_s: expected seconds >= pending_timeout_s (600), got 300" in text
+    )
+    assert f"{f}:4:17: ocpp.max_chargers: expected > 0, got 0" in text
+    assert f"{f}:5:3: ocpp.maxpending: unknown key; expected one of:" in text
+
+
+def test_the_service_decoder_takes_the_ocpp_section(tmp_path: Path) -> None:
+    from chargewatch.collector.service import _ocpp_decoder  # noqa: PLC0415
+    from chargewatch.model.fleet import ConnectorIndex  # noqa: PLC0415
+
+    f = tmp_path / "cw.yaml"
+    f.write_text("ocpp: {idle_prune_s: 7200, max_chargers: 10}\nlimits: {max_future_s: 60}\n")
+    cfg = load_config(f, env={})
+    d = _ocpp_decoder(ConnectorIndex(), cfg.ocpp, cfg.limits.max_future_s)
+    assert (d.idle_prune_s, d.max_chargers, d.future_tolerance) == (7200.0, 10, 60.0)

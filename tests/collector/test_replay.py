@@ -221,3 +221,50 @@ def test_replay_fails_at_load_on_an_unknown_tariff_id(
     assert unpriced and summary["unpriced_sessions"] >= len(unpriced)
     assert summary["unpriced_by_reason"]["no_tariff"] == summary["unpriced_sessions"]
     assert any("unknown tariff 'flat-enrgy'" in w for w in summary["tariff_warnings"])
+
+
+def _hourly_heartbeats(path: Path, hours: int) -> None:
+    """A 1.6 charger that booted before the capture: only its hourly heartbeat,
+    and a StatusNotification for connector 3 (over a lowered max_connector)."""
+    lines = []
+    for k in range(1, hours + 1):
+        t = f"2026-03-02T{8 + k:02d}:00:00.000Z"
+        lines.append(
+            {"ts": t, "topic": "ocpp/1.6/CPH/cp", "payload": [2, f"h{k}", "Heartbeat", {}]}
+        )
+        lines.append(
+            {"ts": t, "topic": "ocpp/1.6/CPH/csms", "payload": [3, f"h{k}", {"currentTime": t}]}
+        )
+    status = {"connectorId": 3, "status": "Available", "errorCode": "NoError"}
+    lines.insert(1, {"ts": "2026-03-02T09:00:01.000Z", "topic": "ocpp/1.6/CPH/cp",
+                     "payload": [2, "s1", "StatusNotification", status]})  # fmt: skip
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_replay_takes_detector_parameters_and_ocpp_limits_from_the_config(tmp_path: Path) -> None:
+    # Replay judged with the default detector parameters and decoder limits
+    # whatever the config said: a fleet whose CSMS sets an hourly heartbeat got
+    # the ChargerOffline page live would not give, and the other way round.
+    capture = tmp_path / "hb.jsonl"
+    _hourly_heartbeats(capture, 5)
+
+    def fired(out: Path) -> list[str]:
+        rows = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
+        return [r["alertname"] for r in rows if r["state"] == "firing"]
+
+    def rejected(out: Path) -> list[str]:
+        rows = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+        return [r["reason"] for r in rows]
+
+    assert main(["replay", str(capture), "--out", str(tmp_path / "a")]) == 0
+    assert fired(tmp_path / "a") == ["ChargerOffline"]  # the first hour's gap: 2 x 900 s + 30 s
+    assert rejected(tmp_path / "a") == []
+    config = tmp_path / "cw.yaml"
+    config.write_text(
+        "detectors:\n  defaults:\n    charger_offline:\n      assumed_interval_s: 3600\n"
+        "ocpp:\n  max_connector: 2\n"
+    )
+    out = tmp_path / "b"
+    assert main(["replay", str(capture), "--out", str(out), "--config", str(config)]) == 0
+    assert fired(out) == []
+    assert len(rejected(out)) == 1
