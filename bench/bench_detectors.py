@@ -9,7 +9,10 @@ Prints JSON: both rates, the ratio, and each target (>= 5 M samples/s on one
 core; >= 50x the per-sample version) with pass/fail, plus the fixed cost of one
 update carrying a small batch (~50 rows, as in a sparse replay) and the rate at
 the batch shape a live collector feeds (``--pipeline-batch-s`` of every
-connector's 1 Hz data: the detector stage's coalescing interval).
+connector's 1 Hz data: the detector stage's coalescing interval), and the main
+shape again with each second's connectors in MQTT arrival order
+(``arrival_order_samples_per_s``: the sequencer's general path, not the
+tick-major one the generated, connector-ordered ticks take).
 
 ``memory`` says what the process's memory system was (the figure depends on it,
 docs/performance.md "Detectors across machines"): the kernel's transparent
@@ -102,6 +105,15 @@ def telemetry(index: ConnectorIndex, seconds: int, rng: np.random.Generator) -> 
     v[:, :, FIELD_INDEX["offered_a"]] = np.where(ph > 0, 32.0, np.nan)
     v[:, :, FIELD_INDEX["soc_pct"]] = np.where(ph == 0, 50.0, np.nan)
     return MeterBatch(conn, ts, recv, v.reshape(-1, N_FIELDS))
+
+
+def arrival_order(data: MeterBatch, n: int, rng: np.random.Generator) -> MeterBatch:
+    """The same samples as a collector takes them off MQTT: each second's
+    connectors in a different order (messages of many chargers interleave by
+    network timing), not every tick in connector order as ``telemetry`` gives."""
+    ticks = len(data) // n
+    perm = np.argsort(rng.random((ticks, n)), axis=1) + (np.arange(ticks) * n)[:, None]
+    return data.take(perm.ravel())
 
 
 def _slice(b: MeterBatch, lo: int, hi: int) -> MeterBatch:
@@ -407,6 +419,11 @@ def main() -> None:
     pipe_rate = statistics.median(
         len(data) / _vectorised(data, events, index, pipe_rows)[0][0] for _ in range(args.repeat)
     )
+    # The main shape again, each tick's connectors in MQTT arrival order.
+    shuffled = arrival_order(data, n, np.random.default_rng(1))
+    arrival_rate = statistics.median(
+        len(data) / _vectorised(shuffled, events, index, per)[0][0] for _ in range(args.repeat)
+    )
 
     # Where the time goes (sequencer vs detectors), for whoever optimises next.
     seq = Sequencer()
@@ -452,6 +469,7 @@ def main() -> None:
         # difference between machines is the cache (large batches) rather than
         # the interpreter (small ones).
         "batch_shapes_samples_per_s": {str(per): round(rate), str(pipe_rows): round(pipe_rate)},
+        "arrival_order_samples_per_s": round(arrival_rate),
         "small_batch_rows": args.small_batch_rows,
         "small_batch_us_per_update": round(small_us),
         "findings_on_healthy_data": len(ds.findings),
