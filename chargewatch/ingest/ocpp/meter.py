@@ -60,11 +60,17 @@ def meter_values(
     *,
     transaction_id: str,
     flags: tuple[str, ...] = (),
+    kwh_below_wh: float = -1.0,
+    stop_wh: float | None = None,
 ) -> list[MeterReading]:
     """Add one batch row per meterValue; return the billing readings among them.
 
     ``connector`` None: the row's connector is not known (a 1.6 stop of a
     transaction whose start was not seen), so no batch row, only readings.
+    ``kwh_below_wh``: registers labelled Wh (or unlabelled) below this many Wh
+    are kWh mislabelled (:func:`kwh_labelled_wh`), read x1000. ``stop_wh``:
+    the stop's meterStop (integer Wh); a register coarser than it that agrees
+    with it within its own rounding is read as meterStop (:func:`_finer_stop`).
     """
     v16 = f.version == "1.6"
     main_meter = connector == 0
@@ -77,7 +83,7 @@ def meter_values(
             f.reject(bad.reason, f"$.{container}[{i}].timestamp: {bad.detail}", i)
             continue
         row, tx_context, tx_energy, signed = _row(
-            ctx, f, mv["sampledValue"], container, i, v16, main_meter
+            ctx, f, mv["sampledValue"], container, i, v16, main_meter, kwh_below_wh, stop_wh
         )
         energy = row[units.ENERGY]
         item_flags = flags
@@ -118,6 +124,8 @@ def _row(
     i: int,
     v16: bool,
     main_meter: bool,
+    kwh_below_wh: float = -1.0,
+    stop_wh: float | None = None,
 ) -> tuple[list[float], str, float | None, SignedReading | None]:
     """One meterValue's batch row, its transaction context and energy, its signed reading."""
     row = [_NAN] * N_FIELDS
@@ -171,6 +179,14 @@ def _row(
             )
         if pl.quirk:
             ctx.quirks[pl.quirk] += 1
+        if pl.field == units.ENERGY:
+            step = pl.scale
+            if pl.unit == "Wh" and 0.0 <= value < kwh_below_wh:
+                value *= 1000.0
+                step *= 1000.0
+                ctx.quirks["stop_register_kwh_labelled_wh"] += 1
+            if stop_wh is not None and v16:
+                value = _finer_stop(value, raw, step, stop_wh)
         field = pl.field
         if field == units.POWER_PHASE:
             phase_power[pl.line] = value
@@ -189,6 +205,57 @@ def _row(
         if tx_context and tx_energy is None:
             tx_energy = signed.energy_wh
     return row, tx_context, tx_energy, signed
+
+
+def _finer_stop(value: float, raw: Any, step: float, stop_wh: float) -> float:
+    """meterStop for a register of the same stop that is coarser and agrees with
+    it within its own rounding (a Transaction.End of "10747.8" kWh beside
+    meterStop 10747765: one reading, 100 Wh against 1 Wh resolution);
+    otherwise the register as read. ``step``: Wh per unit of ``raw``."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text or "e" in text.lower():
+        return value
+    decimals = len(text.partition(".")[2])
+    resolution = step * 10.0**-decimals
+    if resolution <= 1.0 or abs(value - stop_wh) > resolution / 2 + 1e-9 * stop_wh:
+        return value
+    return stop_wh
+
+
+def kwh_labelled_wh(items: Any, meter_stop_wh: float | None) -> float:
+    """For a 1.6 StopTransaction: below how many Wh its transactionData's
+    registers labelled Wh (or unlabelled: the spec's default) are kWh
+    mislabelled; -1 when they are not.
+
+    meterStop is integer Wh by the spec. A Sungrow IDC180E (LEM DCBM) sends its
+    Transaction.Begin/End registers as "10747.8" "Wh" beside meterStop
+    10747765: read as Wh they bill nothing and look like a register reset. The
+    evidence: a plain register labelled Wh equal to meterStop / 1000 within
+    its rounding (0.1 %, at least 100 Wh), and nowhere near meterStop itself.
+    Then every such register below meterStop / 100 (no reading of this
+    transaction can be: that would be a session of 99 % of the register) is
+    read as kWh; the others stay as they are."""
+    if meter_stop_wh is None or meter_stop_wh < 1000.0 or not isinstance(items, list):
+        return -1.0
+    for mv in items:
+        samples = mv.get("sampledValue") if isinstance(mv, dict) else None
+        for sv in samples if isinstance(samples, list) else ():
+            if not isinstance(sv, dict) or sv.get("format") == "SignedData":
+                continue
+            if (
+                sv.get("measurand", "Energy.Active.Import.Register")
+                != ("Energy.Active.Import.Register")
+                or sv.get("unit", "Wh") != "Wh"
+            ):
+                continue
+            try:
+                v = _number(sv["value"]) if isinstance(sv.get("value"), str) else float("nan")
+            except (RejectError, ValueError):
+                continue
+            near = abs(v * 1000.0 - meter_stop_wh) <= max(100.0, 1e-3 * meter_stop_wh)
+            if near and abs(v - meter_stop_wh) > 0.5 * meter_stop_wh:
+                return meter_stop_wh / 100.0
+    return -1.0
 
 
 def _envelope16(value: Any) -> dict[str, Any] | None:

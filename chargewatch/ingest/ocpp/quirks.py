@@ -31,6 +31,10 @@ QUIRKS: Final = {
         " (the values beside it are kept)"
     ),
     "unit_case": "2.0.1 unit in unusual case (kwh): matched case-insensitively",
+    "stop_register_kwh_labelled_wh": (
+        "1.6 StopTransaction whose transactionData registers labelled Wh read 1/1000 of its"
+        " meterStop (a Sungrow IDC180E's Transaction.Begin/End): read as kWh"
+    ),
     "boot_heartbeat_interval": (
         "BootNotification answer with heartbeatInterval instead of the required interval"
         " (a CSMS's deviation, seen answering an Alfen Eve): the interval learned from it"

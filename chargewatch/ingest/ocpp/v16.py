@@ -14,7 +14,7 @@ from typing import Any, Final
 from chargewatch.ingest.ocpp import units
 from chargewatch.ingest.ocpp.context import Context, Handler
 from chargewatch.ingest.ocpp.framing import Frame, RejectError
-from chargewatch.ingest.ocpp.meter import meter_values
+from chargewatch.ingest.ocpp.meter import kwh_labelled_wh, meter_values
 from chargewatch.ingest.ocpp.state import Side, StartInfo
 from chargewatch.model.events import BootEvent, HeartbeatEvent, StatusEvent, TransactionEvent
 
@@ -120,6 +120,8 @@ def on_stop(ctx: Context, f: Frame, p: dict[str, Any]) -> None:
                 "transactionData",
                 transaction_id=tx_id,
                 flags=flags,
+                kwh_below_wh=kwh_labelled_wh(p["transactionData"], meter),
+                stop_wh=meter,
             )
         )
     f.sink.events.append(
