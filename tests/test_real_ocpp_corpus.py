@@ -204,7 +204,6 @@ def test_real_signed_stop_decodes(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SIGNED_ENERGY_WH))
-@pytest.mark.xfail(strict=True, reason="the export register (1-0:2.8.0) is taken as the end")
 def test_real_signed_energy(name: str) -> None:
     readings = [
         e.signed
