@@ -14,6 +14,9 @@ import orjson
 import pytest
 
 from chargewatch.collector.replay import replay
+from chargewatch.model.events import MeterReading, TransactionEvent
+from chargewatch.sessions.signatures import check_session
+from tests.collector.ocpp_feed import Feed
 
 CORPUS = Path(__file__).parent / "fixtures" / "real_ocpp"
 CAPTURES = sorted(CORPUS.glob("*.jsonl"))
@@ -54,6 +57,39 @@ TRANSACTIONS: dict[str, Transaction] = {
 STOPS_WITHOUT_START: dict[str, str] = {
     "openevse_issues-787": "StopTransaction tx 347, meterStop 54 (OpenEVSE #787)",
     "microocpp_diy_issues-133": "StopTransaction tx 387801 with transactionData (MicroOcpp #133)",
+    "sungrow_idc180e_tx544": "StopTransaction tx 544 with OCMF SignedData, answered CALLERROR",
+    "sungrow_idc180e_tx601": "StopTransaction tx 601 with OCMF SignedData (Sungrow IDC180E)",
+    "sungrow_idc180e_tx602": "StopTransaction tx 602 with OCMF SignedData (Sungrow IDC180E)",
+    "sungrow_idc180e_tx670": "StopTransaction tx 670 with OCMF SignedData (Sungrow IDC180E)",
+}
+
+
+@dataclass(frozen=True)
+class SignedStop:
+    """A real 1.6 StopTransaction's signed values, read by hand from its OCMF text:
+    the 1-0:1.8.0 (import) readings with TX B and E, in Wh, and the meter."""
+
+    begin_wh: float
+    end_wh: float
+    meter_stop_wh: float
+    meter: str
+
+
+#: The Sungrow IDC180E's StopTransactions carry two OCMF records of its LEM DCBM
+#: meter (SignedData, contexts Transaction.Begin and .End). In tx 602 and 670
+#: the End record is the previous transaction's (its E is the Begin record's B)
+#: and the charger's meterStop is not the signed E.
+SIGNED_STOPS: dict[str, SignedStop] = {
+    "sungrow_idc180e_tx544": SignedStop(6838746, 6851429, 6851429, "1232581409"),
+    "sungrow_idc180e_tx601": SignedStop(10747296, 10747765, 10747765, "1232581252"),
+    "sungrow_idc180e_tx602": SignedStop(7331641, 7331641, 7360653, "1232581409"),
+    "sungrow_idc180e_tx670": SignedStop(11727040, 11727040, 11730144, "1232581252"),
+}
+
+#: Of those, the stops whose two records are one transaction: E - B by hand.
+SIGNED_ENERGY_WH: dict[str, float] = {
+    "sungrow_idc180e_tx544": 6851429 - 6838746,
+    "sungrow_idc180e_tx601": 10747765 - 10747296,
 }
 
 
@@ -68,7 +104,7 @@ def _params() -> list[object]:
 
 def test_corpus_is_there() -> None:
     assert len(CAPTURES) >= 35
-    named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START)
+    named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START) | set(SIGNED_STOPS)
     assert named <= {p.stem for p in CAPTURES}
     assert (CORPUS / "PROVENANCE.md").is_file()
 
@@ -140,3 +176,41 @@ def test_real_stop_without_start_is_counted(name: str, tmp_path: Path) -> None:
     reasons = [r["reason"] for r in _lines(tmp_path / "rejected.jsonl")]
     assert "stop_without_session" in reasons, STOPS_WITHOUT_START[name]
     assert res.stats.rejected_by_reason.get("stop_without_session") == 1
+
+
+def _decoded(name: str) -> Feed:
+    """The capture's frames through the 1.6 decoder alone (no session engine)."""
+    feed = Feed()
+    for line in _lines(CORPUS / f"{name}.jsonl"):
+        topic = str(line["topic"]).split("/")
+        feed.send(line["payload"], source=topic[-1], charger=topic[2], recv=_epoch(str(line["ts"])))
+    return feed
+
+
+@pytest.mark.parametrize("name", sorted(SIGNED_STOPS))
+def test_real_signed_stop_decodes(name: str) -> None:
+    want = SIGNED_STOPS[name]
+    events = _decoded(name).sink.events
+    signed = {
+        e.context: e.signed for e in events if isinstance(e, MeterReading) and e.signed is not None
+    }
+    assert set(signed) == {"Transaction.Begin", "Transaction.End"}
+    begin, end = signed["Transaction.Begin"], signed["Transaction.End"]
+    assert (begin.error, end.error) == ("", "")
+    assert (begin.energy_wh, end.energy_wh) == (want.begin_wh, want.end_wh)
+    assert {begin.meter_serial, end.meter_serial} == {want.meter}
+    (stop,) = [e for e in events if isinstance(e, TransactionEvent) and e.kind == "stop"]
+    assert stop.meter_wh == want.meter_stop_wh
+
+
+@pytest.mark.parametrize("name", sorted(SIGNED_ENERGY_WH))
+def test_real_signed_energy(name: str) -> None:
+    readings = [
+        e.signed
+        for e in _decoded(name).sink.events
+        if isinstance(e, MeterReading) and e.signed is not None
+    ]
+    check = check_session(readings, charger=name)
+    # No public key in the frames and none pinned: nothing verifies.
+    assert all(r.status == "key_unknown" for r in check.readings)
+    assert check.signed_energy_wh == pytest.approx(SIGNED_ENERGY_WH[name])

@@ -354,7 +354,12 @@ def _ends(records: list[_Record]) -> tuple[_Point | None, _Point | None]:
 
 
 def _wh(rd: Reading) -> bool:
-    return rd.RV is not None and str(rd.RU or "") in _WH_PER
+    """An energy reading of the import register: a meter may sign its export
+    register beside it (LEM DCBM: 1-0:2.8.0 after each 1-0:1.8.0, with TX and
+    TM inherited), which is neither the start nor the end of the charge."""
+    ri = str(rd.RI or "")
+    import_register = not ri or ri.split(":", 1)[-1].startswith("1.8.")
+    return rd.RV is not None and str(rd.RU or "") in _WH_PER and import_register
 
 
 def _binding(
