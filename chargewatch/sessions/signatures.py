@@ -385,17 +385,29 @@ def _binding(
 
 
 def _pagination(records: list[_Record]) -> list[tuple[str, str]]:
-    """Transaction pagination (PG ``T<n>``): one counter, no number skipped."""
-    pages: dict[int, str] = {}
+    """Transaction pagination (PG ``T<n>``): one counter, no number skipped.
+
+    Two records may share a page when both carry the same begin (TX B)
+    reading: a meter that signs its transaction record again as it goes on (a
+    LEM DCBM's start record holds B and C readings, its stop record the same
+    B and the E one, both "T608") issues versions of one transaction's record,
+    not two records."""
+    pages: dict[int, frozenset[tuple[str, str, str]]] = {}
     for r in records:
         assert r.ocmf is not None
         pg = str(r.ocmf.payload.PG or "")
         if not pg.startswith("T") or not pg[1:].isdigit():
             return [("invalid", f"pagination {pg or '(none)'} is not a transaction counter (T<n>)")]
         n = int(pg[1:])
-        if n in pages:
+        begins = frozenset(
+            (str(rd.TM), str(rd.RV).strip(), str(rd.RI or ""))
+            for rd in r.ocmf.payload.RD
+            if str(rd.TX or "") == "B"
+        )
+        seen = pages.get(n)
+        if seen is not None and not (seen and seen == begins):
             return [("invalid", f"two different records with pagination {pg}")]
-        pages[n] = pg
+        pages[n] = begins
     nums = sorted(pages)
     for a, b in pairwise(nums):
         if b != a + 1:

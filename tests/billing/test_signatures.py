@@ -240,6 +240,23 @@ def test_pagination_gap_is_invalid() -> None:
     )
 
 
+def test_one_transaction_record_signed_again_shares_its_page() -> None:
+    # A LEM DCBM (real Sungrow IDC180E stops, tests/fixtures/real_ocpp) signs
+    # its start record (B, C) and its stop record (the same B, then E) under
+    # one page, "T608": versions of one transaction's record, not two records.
+    m = Meter()
+    key = (MeterKey(m.public_hex, charger="CP-1"),)
+    start = m.record(608, ("B", "10747.296", T0), ("C", "10747.296", T0))
+    stop = m.record(608, ("B", "10747.296", T0), ("E", "10747.765", T1))
+    got = check_session([_s(start), _s(stop)], charger="CP-1", keys=key, billed_wh=469.0)
+    assert (got.status, got.reason) == ("verified", "")
+    assert got.signed_energy_wh == pytest.approx(469.0)
+    # Two records of one page with different begins are two transactions' records.
+    other = m.record(608, ("B", "10700.000", T0), ("E", "10747.765", T1))
+    got = check_session([_s(start), _s(other)], charger="CP-1", keys=key, billed_wh=469.0)
+    assert got.status == "invalid" and got.reason == "two different records with pagination T608"
+
+
 def test_other_meter_status_and_clock_are_invalid() -> None:
     m = Meter()
     key = (MeterKey(m.public_hex, charger="CP-1"),)
