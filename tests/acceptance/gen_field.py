@@ -796,6 +796,7 @@ def score(truth: dict[str, Any], out: Path) -> dict[str, Any]:
             )
     sessions = _jsonl(out / "sessions.jsonl")
     res["sessions"] = sessions
+    res["cdrs"] = _jsonl(out / "cdrs.jsonl")
     seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in sessions:
         seen.setdefault((s["charger_id"], str(s["transaction_id"])), []).append(s)

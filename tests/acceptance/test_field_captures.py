@@ -9,8 +9,9 @@ intervals (offline: 2 x heartbeat + 30 s), plus two rule evaluations (10 s
 each, rules/faults.yaml): the issue's formula leaves the evaluation out, yet
 the condition is first seen at the evaluation after it holds and the `for` is
 judged at the evaluation after it ran out (in replay evaluations come every
-10-15 s: 5 s chunks). Measured without the allowance, 12 of 54 detections
-overshoot the bare budget, by 0.6-15.2 s (report: /tmp/s9/blindtest report).
+10-15 s: 5 s chunks). Over the seven captures (1.6 at 10/30/60/300 s, 2.0.1
+at 10/30/60 s) 14 of 53 detections overshoot the bare budget: 13 by 0.6-15.2 s,
+one (below, SLOW) by 33 s.
 
 Liveness defects (charger_offline, stale_telemetry, clock_skew) are the
 lead's and marked xfail; minimal captures are under /tmp/s9/blind/.
@@ -19,6 +20,7 @@ lead's and marked xfail; minimal captures are under /tmp/s9/blind/.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,11 @@ TARIFFS = Path(__file__).resolve().parents[2] / "tariffs"
 EVAL_S = 10.0  # rules/faults.yaml `interval`
 ALLOWANCE_S = 2 * EVAL_S
 # (cadence s, OCPP version): 10/30/60 s, both versions, and 300 s.
-CAPTURES = [(10, "1.6"), (30, "2.0.1"), (60, "1.6"), (300, "1.6")]
+CAPTURES = [(10, "1.6"), (30, "2.0.1"), (60, "1.6"), (60, "2.0.1"), (300, "1.6")]
+# Over budget + allowance, reported (meter.py is being reworked for speed): at 60 s
+# a 2.0.1 register frozen under load sets meter_stuck 240 s after its last growth
+# (1.6 at 60 s: 180 s), so MeterStuck fires at 453 s against 420 + 20.
+SLOW = {("2.0.1", 60, "meter_stuck")}
 # Retransmitted CALLs (same unique id) and the CSMS's second answer: not used, on purpose.
 RETRANSMIT_REASONS = {"duplicate_call", "duplicate_result"}
 PAGES = ("warning", "critical")
@@ -106,9 +112,11 @@ def test_clean_chargers_raise_nothing_but_the_skewed_clock(run: Any) -> None:
 
 
 def test_every_fault_alerted_with_its_labels_in_budget(run: Any) -> None:
-    _, res = run
+    truth, res = run
     report = []
     for f in res["faults"]:
+        if (truth["version"], truth["cadence_s"], f["fault"]) in SLOW:
+            continue  # test_meter_stuck_at_60s_over_ocpp_201_in_budget
         allowed = f["budget_s"] + ALLOWANCE_S
         ok = f["ttd_s"] is not None and f["ttd_s"] <= allowed
         if not ok:
@@ -130,6 +138,19 @@ def test_one_session_per_transaction_with_its_energy(run: Any) -> None:
     assert errors == []
     skewed = [s for s in truth["sessions"] if _two_hours_ahead(s["charger"])]
     assert len(res["sessions"]) == len(truth["sessions"]) - len(skewed)
+
+
+def test_one_cdr_per_session_priced_by_hand(run: Any) -> None:
+    # tariffs/flat_energy.json: 0.35 EUR/kWh excl. 21 % VAT, 1 Wh steps rounded up.
+    _, res = run
+    energy = {s["session_id"]: Decimal(str(s["energy_wh"])) for s in res["sessions"]}
+    assert sorted(c["session_id"] for c in res["cdrs"]) == sorted(energy)
+    q = Decimal("0.0001")
+    for c in res["cdrs"]:
+        excl = energy[c["session_id"]].to_integral_value(ROUND_CEILING) / 1000 * Decimal("0.35")
+        assert Decimal(str(c["total_cost"]["excl_vat"])) == excl.quantize(q, ROUND_HALF_UP)
+        incl = (excl * Decimal("1.21")).quantize(q, ROUND_HALF_UP)
+        assert Decimal(str(c["total_cost"]["incl_vat"])) == incl
 
 
 def test_mid_life_transaction_is_its_own_session_closed_by_its_stop(run: Any) -> None:
@@ -195,3 +216,17 @@ def test_a_charger_two_hours_ahead_is_still_billed(run: Any) -> None:
     got = [s for s in res["sessions"] if _two_hours_ahead(s["charger_id"])]
     assert len(got) == len(want) == 1
     assert got[0]["energy_wh"] == pytest.approx(want[0]["true_wh"], rel=0.01)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="reported: at 60 s a 2.0.1 register frozen under load sets meter_stuck 240 s"
+    " after its last growth (1.6 at 60 s: 180 s); MeterStuck fires 453 s after onset,"
+    " budget 120 + 180 + 2 x 60 = 420 s (+20 s for the rule evaluations)",
+)
+def test_meter_stuck_at_60s_over_ocpp_201_in_budget(run: Any) -> None:
+    truth, res = run
+    if (truth["version"], truth["cadence_s"], "meter_stuck") not in SLOW:
+        pytest.skip("in test_every_fault_alerted_with_its_labels_in_budget")
+    (f,) = [f for f in res["faults"] if f["fault"] == "meter_stuck"]
+    assert f["ttd_s"] is not None and f["ttd_s"] <= f["budget_s"] + ALLOWANCE_S
