@@ -374,7 +374,10 @@ def _late_start(book: SessionBook, ev: TransactionEvent, cur: SessionState) -> N
 
 
 def _on_reading(book: SessionBook, ev: MeterReading) -> None:
-    if ev.transaction_id and (ev.charger, ev.transaction_id) not in book.by_tx:
+    # A transaction lives on a connector (a 1.6 StopTransaction's transactionData
+    # has none: connector 0), and its end reading starts nothing.
+    fresh = ev.transaction_id and (ev.charger, ev.transaction_id) not in book.by_tx
+    if fresh and ev.connector > 0 and ev.context != "Transaction.End":
         _running_transaction(book, ev)
     if ev.context not in ("Transaction.Begin", "Transaction.End"):
         return  # periodic values reach us through the batch
