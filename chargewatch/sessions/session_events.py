@@ -374,6 +374,11 @@ def _late_start(book: SessionBook, ev: TransactionEvent, cur: SessionState) -> N
 
 
 def _on_reading(book: SessionBook, ev: MeterReading) -> None:
+    # A transaction lives on a connector (a 1.6 StopTransaction's transactionData
+    # has none: connector 0), and its end reading starts nothing.
+    fresh = ev.transaction_id and (ev.charger, ev.transaction_id) not in book.by_tx
+    if fresh and ev.connector > 0 and ev.context != "Transaction.End":
+        _running_transaction(book, ev)
     if ev.context not in ("Transaction.Begin", "Transaction.End"):
         return  # periodic values reach us through the batch
     sid = book.by_tx.get((ev.charger, ev.transaction_id)) if ev.transaction_id else None
@@ -389,6 +394,32 @@ def _on_reading(book: SessionBook, ev: MeterReading) -> None:
     elif ev.context == "Transaction.End" and s.meter_stop is None:
         s.meter_stop = ev.energy_wh
     book.point(s, ev.ts, ev.energy_wh)
+
+
+def _running_transaction(book: SessionBook, ev: MeterReading) -> None:
+    """A 1.6 MeterValues naming a transaction whose start we never saw (the
+    charger, or the collector, was running before the capture began): that
+    transaction's session from here on, as a 2.0.1 Updated event makes one
+    (:func:`_on_update`). Without it the readings made a power-inferred
+    session that ended when the car paused, and the transaction's stop was
+    rejected as ``stop_without_session``."""
+    conn = book.index.id(ev.charger, ev.connector)
+    cur = book.current(conn)
+    if cur is not None and cur.transaction_id:
+        return  # the connector's session is another transaction's: not ours to retag
+    if any(
+        s.stop is not None and s.start <= ev.ts <= s.stop
+        for s in map(book.sessions.get, book.conn_sids(conn))
+        if s is not None
+    ):
+        return  # a late reading of a session already closed
+    book.sends[ev.charger] = book.sends.get(ev.charger, 0) | TX
+    if cur is None:
+        book.open_session(ev.charger, ev.connector, ev.transaction_id, ev.ts, "update")
+    else:  # a status- or power-inferred session of this plug-in: it is the transaction
+        cur.transaction_id = ev.transaction_id
+        book.by_tx[(ev.charger, ev.transaction_id)] = cur.sid
+        book.dirty.add(cur.sid)
 
 
 def _on_status(book: SessionBook, ev: StatusEvent) -> None:

@@ -270,3 +270,31 @@ def test_clean_native_1hz_session_carries_no_flag() -> None:
     (r,) = {x.session_id: x for x in recs}.values()
     assert r.quality == ()
     assert r.energy_wh == pytest.approx(11_000 * 40 / 60, rel=1e-6)
+
+
+def test_transaction_running_before_the_capture_is_one_session_its_stop_ends() -> None:
+    """No StartTransaction: the charger was charging when the capture (or the
+    collector) began; its 1.6 MeterValues name transaction 901. The car pauses
+    (SuspendedEV, no power) for 4 min before the StopTransaction. Before, the
+    readings made a power-inferred session without the id that ended at the
+    pause, and the stop was rejected as stop_without_session."""
+    ch, t0 = "mid", GOE_T0
+    frames: list[Frame] = []
+    for k in range(61):  # 60 min at 11 kW, every 60 s, then the car is full
+        t = t0 + 60 * k
+        w = 11000.0 if k < 60 else 0.0
+        body = {"connectorId": 1, "transactionId": 901,
+                "meterValue": [_mv(t, 500_000 + 11000 * 60 * k / 3600, w)]}  # fmt: skip
+        frames.append(_cp(t + 0.3, ch, [2, f"m{k}", "MeterValues", body]))
+    frames.append(_status(ch, t0 + 3600.5, "SuspendedEV", "s"))
+    stop_ts = t0 + 3840.0
+    body = {"transactionId": 901, "meterStop": 511_000, "timestamp": _iso(stop_ts),
+            "reason": "EVDisconnected"}  # fmt: skip
+    frames.append(_cp(stop_ts + 0.3, ch, [2, "stop", "StopTransaction", body]))
+    frames.append(_csms(stop_ts + 0.5, ch, [3, "stop", {"idTagInfo": {"status": "Accepted"}}]))
+    frames.append(_status(ch, stop_ts + 1, "Finishing", "f"))
+    (r,) = _replay(frames)
+    assert r.transaction_id == "901" and r.stop_reason == "transaction"
+    assert r.start == t0 and r.stop == pytest.approx(stop_ts)
+    assert r.energy_wh == pytest.approx(11_000.0, abs=1.0)
+    assert "inferred_start" in r.quality and "inferred_stop" not in r.quality
