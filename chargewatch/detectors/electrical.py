@@ -1019,11 +1019,11 @@ class PowerOscillation(Detector):
             known = np.isfinite(p)
             f = frame if known.all() else frame.rows(known)
         c, p = f.conn, f.col("power_w")
-        dp = p - f.prev_p
         level = np.fmax(p, f.prev_p)
         np.fmax(level, self._at("min_power_w", c), out=level)
         level *= self._at("swing_fraction", c)
-        big = np.abs(dp) > level
+        step = p - f.prev_p
+        big = np.abs(step, out=step) > level  # |dp| in place: the signs are read below only
         if not big.any() and self._calm[f.touched].all():
             # No reversal in any window of samples; none in the time window either?
             tc = f.touched
@@ -1044,6 +1044,7 @@ class PowerOscillation(Detector):
                     )
                 self.score[tc] = 0.0
                 return
+        dp = p - f.prev_p
         sign = np.where(big, np.sign(dp), 0.0)
         # Sign of the previous large step (within the batch, else carried).
         src = ffill_index(big, f.seg_start)

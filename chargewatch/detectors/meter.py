@@ -330,7 +330,7 @@ class MeterRegression(Detector):
         pending = np.isfinite(self._pend_pre[f.touched]).any()
         if fall is None and not pending and _quiet(self.episodes):
             # The healthy case: no fall here or pending, nothing open.
-            self._remember(f, events, known, None)
+            self._remember(f, events, known, None, pending=False)
             self.score[self._last_rows(f, judged)[0]] = 0.0
             return
         if fall is None:
@@ -431,7 +431,11 @@ class MeterRegression(Detector):
                 out.append(i)
         return out
 
-    def _remember(self, f: Frame, events: Events, known: B, fall: B | None) -> None:
+    def _remember(
+        self, f: Frame, events: Events, known: B, fall: B | None, pending: bool = True
+    ) -> None:
+        """``pending``: whether a touched connector may have a fall pending (False:
+        none has, and there is none to clear)."""
         starts = np.flatnonzero(events.tx_kind == 0)
         if starts.size:  # events are sorted by (connector, recv): the last wins
             self._tx_start[events.tx_conn[starts]] = events.tx_recv[starts]
@@ -442,8 +446,9 @@ class MeterRegression(Detector):
         self._last_pe[c] = f.prev_e[r]
         # A fall at a connector's last known register waits for the next one.
         if fall is None:
-            self._pend_pre[c] = np.nan
-            self._pend_e[c] = np.nan
+            if pending:
+                self._pend_pre[c] = np.nan
+                self._pend_e[c] = np.nan
             return
         self._pend_pre[c] = np.where(fall[r], f.prev_e[r], np.nan)
         self._pend_e[c] = np.where(fall[r], f.col("energy_wh")[r], np.nan)
