@@ -225,9 +225,12 @@ class ChargingInterrupted(Detector):
         row, AC ones on none: when every row with one lies in a segment whose
         last row has one, those last rows are the answer."""
         fin = np.isfinite(soc)
+        if not fin.any():
+            return  # no SoC at all (AC chargers): nothing to remember
         lc, last = f.touched, f.last_idx
         at_end = fin[last]
-        if not (fin & ~f.per_row(at_end)).any():
+        # (One row per connector: every row is a last row, nothing to check.)
+        if last.shape[0] == fin.shape[0] or not (fin & ~f.per_row(at_end)).any():
             self._soc[lc[at_end]] = soc[last[at_end]]
             return
         ls = f.last_where(fin)

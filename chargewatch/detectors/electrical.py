@@ -264,6 +264,8 @@ class OverTemperature(Detector):
     def _end_on_idle(self, events: Events) -> None:
         """End the episodes of connectors that stopped charging after their last
         judged reading (a reading after the status change is a new session's)."""
+        if events.st_code.shape[0] == 0:
+            return  # (isin costs ~80 us even on no events)
         idle = np.isin(events.st_code, _IDLE_STATUS)
         for c, at in zip(events.st_conn[idle].tolist(), events.st_recv[idle].tolist(), strict=True):
             if not self._recv[c] > at:
@@ -608,6 +610,12 @@ def _last3(f: Frame, start: int) -> F64:
 
     def make(g: Frame) -> F64:
         block, rows = g.block(start), g.last_idx
+        if rows.shape[0] == len(g) and block.flags.f_contiguous:
+            # One row per connector (a pipeline's short batches): every row is a
+            # last row, and the transposed block is the answer (read-only view).
+            view: F64 = block.T
+            view.flags.writeable = False
+            return view
         out = np.empty((3, rows.shape[0]))
         for j in range(3):
             np.take(block[:, j], rows, out=out[j])
@@ -625,6 +633,10 @@ def _phases_of(f: Frame, phases: NDArray[np.int8]) -> NDArray[np.int8]:
 
 def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
     """Connectors with an open or pending episode."""
+    if not (episodes.active.any() or episodes.setting.any()):
+        # None anywhere (a healthy fleet): two reductions over the connectors'
+        # flags instead of two gathers and an or over the batch's.
+        return np.zeros(conns.shape[0], np.bool_)
     out: B = episodes.active[conns] | episodes.setting[conns]
     return out
 
@@ -769,10 +781,16 @@ class VoltageOutOfBand(Detector):
 
     def _last_worst(self, f: Frame) -> F64:
         """Per connector, the worst deviation of its last row (every known phase
-        live: the per-row path's value, NaN when none is known)."""
-        r = (_last3(f, 5) / self.nominal_v[f.touched]).T
-        out: F64 = np.fmax(rmax(r) - 1.0, 1.0 - rmin(r))
-        return out
+        live: the per-row path's value, NaN when none is known); the screen
+        and ``_calm`` both read it: computed once per frame."""
+
+        def make(g: Frame) -> F64:
+            r = (_last3(g, 5) / self.nominal_v[g.touched]).T
+            out: F64 = np.fmax(rmax(r) - 1.0, 1.0 - rmin(r))
+            return out
+
+        got: F64 = f.derived(f"elec:last_worst:{id(self)}", make)
+        return got
 
     def _calm(self, f: Frame, quiet: B) -> None:
         lc = f.touched
@@ -1001,11 +1019,11 @@ class PowerOscillation(Detector):
             known = np.isfinite(p)
             f = frame if known.all() else frame.rows(known)
         c, p = f.conn, f.col("power_w")
-        dp = p - f.prev_p
         level = np.fmax(p, f.prev_p)
         np.fmax(level, self._at("min_power_w", c), out=level)
         level *= self._at("swing_fraction", c)
-        big = np.abs(dp) > level
+        step = p - f.prev_p
+        big = np.abs(step, out=step) > level  # |dp| in place: the signs are read below only
         if not big.any() and self._calm[f.touched].all():
             # No reversal in any window of samples; none in the time window either?
             tc = f.touched
@@ -1026,6 +1044,7 @@ class PowerOscillation(Detector):
                     )
                 self.score[tc] = 0.0
                 return
+        dp = p - f.prev_p
         sign = np.where(big, np.sign(dp), 0.0)
         # Sign of the previous large step (within the batch, else carried).
         src = ffill_index(big, f.seg_start)

@@ -79,6 +79,8 @@ def reference_power(f: Frame) -> F64:
 def _reference_power(f: Frame) -> F64:
     # Phase by phase (an (n, 3) product and its masks cost a pass over 300k
     # values each); the same sums, in the same order, as over the block.
+    # (Computing it in cache-sized chunks of rows was measured: no faster here,
+    # the reads of the six columns bound it.)
     v, i = f.block(5), f.block(2)
     vi: list[F64] = []
     known: list[B] = []
@@ -86,13 +88,15 @@ def _reference_power(f: Frame) -> F64:
         x = v[:, j] * i[:, j]
         k = np.isfinite(x)
         if not k.all():
-            np.copyto(x, 0.0, where=~k)
+            # putmask: a masked copyto branches per row, ~5x slower on masks
+            # that alternate (1- and 3-phase chargers, a row each).
+            np.putmask(x, ~k, 0.0)
         vi.append(x)
         known.append(k)
     out = vi[0] + vi[1]
     out += vi[2]
     if not known[0].all():  # phase 1 is reported on every row: the usual case
-        out[~(known[0] | known[1] | known[2])] = np.nan
+        np.putmask(out, ~(known[0] | known[1] | known[2]), np.nan)
     return out
 
 
@@ -111,7 +115,7 @@ def _nansum3(f: Frame) -> F64:
         nan = np.isnan(x)
         if nan.any():
             x = x.copy()
-            np.copyto(x, 0.0, where=nan)
+            np.putmask(x, nan, 0.0)  # (a masked copyto branches per row)
         cols.append(x)
     out: F64 = cols[0] + cols[1]
     out += cols[2]
@@ -326,7 +330,7 @@ class MeterRegression(Detector):
         pending = np.isfinite(self._pend_pre[f.touched]).any()
         if fall is None and not pending and _quiet(self.episodes):
             # The healthy case: no fall here or pending, nothing open.
-            self._remember(f, events, known, None)
+            self._remember(f, events, known, None, pending=False)
             self.score[self._last_rows(f, judged)[0]] = 0.0
             return
         if fall is None:
@@ -427,7 +431,11 @@ class MeterRegression(Detector):
                 out.append(i)
         return out
 
-    def _remember(self, f: Frame, events: Events, known: B, fall: B | None) -> None:
+    def _remember(
+        self, f: Frame, events: Events, known: B, fall: B | None, pending: bool = True
+    ) -> None:
+        """``pending``: whether a touched connector may have a fall pending (False:
+        none has, and there is none to clear)."""
         starts = np.flatnonzero(events.tx_kind == 0)
         if starts.size:  # events are sorted by (connector, recv): the last wins
             self._tx_start[events.tx_conn[starts]] = events.tx_recv[starts]
@@ -438,11 +446,62 @@ class MeterRegression(Detector):
         self._last_pe[c] = f.prev_e[r]
         # A fall at a connector's last known register waits for the next one.
         if fall is None:
-            self._pend_pre[c] = np.nan
-            self._pend_e[c] = np.nan
+            if pending:
+                self._pend_pre[c] = np.nan
+                self._pend_e[c] = np.nan
             return
         self._pend_pre[c] = np.where(fall[r], f.prev_e[r], np.nan)
         self._pend_e[c] = np.where(fall[r], f.col("energy_wh")[r], np.nan)
+
+
+#: Segments this long or shorter, all of one length, are summed position by
+#: position (``_sums_by_position``); others by ``reduceat``, whose cost is per
+#: segment (~20 ns each: 10k connectors' windows cost more than the rows).
+_SUM_LOOP_MAX = 32
+
+
+def _group_sums(f: Frame, x: F64, gi: I64) -> F64:
+    """``np.add.reduceat(x, gi)``, bit for bit: by position when the groups are
+    the connectors' segments, all ``f.uniform`` rows long."""
+    n_rows = f.uniform if gi is f.first_idx else 0
+    if 0 < n_rows <= _SUM_LOOP_MAX and x.shape[0] == gi.shape[0] * n_rows:
+        return _sums_by_position(x.reshape(-1, n_rows))
+    out: F64 = np.add.reduceat(x, gi)
+    return out
+
+
+def _sums_by_position(v: F64) -> F64:
+    """Each row's sum of an (m, k) array, k <= 128, in the order of numpy's
+    ``add.reduceat`` over a segment of k values (which a test holds it to): the
+    first value plus the pairwise sum of the rest, which for fewer than 8 is a
+    plain running sum and otherwise runs 8 accumulators, combines them as
+    ((0+1)+(2+3))+((4+5)+(6+7)) and adds the remainder in order. Strided passes
+    over all segments at once instead of a call per segment."""
+    k = v.shape[1]
+    if k == 1:
+        return v[:, 0].copy()
+    n = k - 1  # the values after the first
+    if n < 8:
+        res = v[:, 1].copy()
+        for j in range(2, k):
+            res += v[:, j]
+    else:
+        acc = [v[:, 1 + j] for j in range(8)]  # views until written
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                acc[j] = acc[j] + v[:, 1 + i + j]
+            i += 8
+        res = acc[0] + acc[1]
+        s23 = acc[2] + acc[3]
+        s45 = acc[4] + acc[5]
+        s45 += acc[6] + acc[7]
+        res += s23
+        res += s45
+        for j in range(i, n):
+            res += v[:, 1 + j]
+    out: F64 = v[:, 0] + res
+    return out
 
 
 class _Windows:
@@ -567,7 +626,7 @@ class _Windows:
             # Columns that are zero on every row (the healthy case for the flags)
             # need no reduction.
             if col is not None and (j < 2 or col.any()):
-                sums[:, j] = np.add.reduceat(col.astype(np.float64, copy=False), gi)
+                sums[:, j] = _group_sums(f, col.astype(np.float64, copy=False), gi)
         gconn = f.conn[gi]
         if gi.shape[0] == f.first_idx.shape[0]:
             # The usual case for short batches: each connector's rows lie in one
@@ -818,7 +877,7 @@ class MeterUnitError(Detector):
         itot = np.take(cur[:, 0], rows)
         for j in range(3):  # as rnansum: (z0 + z1) + z2, NaN as 0
             x = itot if j == 0 else np.take(cur[:, j], rows)
-            np.copyto(x, 0.0, where=np.isnan(x))
+            np.putmask(x, np.isnan(x), 0.0)  # (a masked copyto branches per row)
             if j:
                 itot = itot + x
         ok = (itot >= self._at("min_current_a", f.conn[rows])) & np.isfinite(p[rows])

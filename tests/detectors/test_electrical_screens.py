@@ -191,3 +191,15 @@ def test_connectors_first_seen_among_known_ones(monkeypatch: pytest.MonkeyPatch)
         _run(batch, index, N * 10, False, monkeypatch),
         _run(batch, index, N * 10, True, monkeypatch),
     )
+
+
+def test_one_row_per_connector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of one row per connector (a pipeline's 0.5-1 s coalescing): each
+    connector's last row is its only one, and the screens read the phase
+    blocks themselves instead of a gather."""
+    index = _index()
+    batch = _telemetry(index, 240, 5)
+    _same(
+        _run(batch, index, N, False, monkeypatch),
+        _run(batch, index, N, True, monkeypatch),
+    )
