@@ -277,3 +277,48 @@ def test_frames_carry_plain_per_connector_state() -> None:
         for c, d in deltas.items():
             want_iv = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
             np.testing.assert_array_equal(seq.interval[c], want_iv, err_msg=name)
+
+
+@pytest.mark.parametrize("n_conn", [7, 70_000])  # uint16 radix keys; int32 above 2**16
+def test_connector_order_is_the_stable_sort(n_conn: int) -> None:
+    rng = np.random.default_rng(7)
+    for conn in (
+        rng.integers(0, n_conn, 500),  # arrival order
+        np.sort(rng.integers(0, n_conn, 500)),  # connector-major already
+        np.concatenate([rng.permutation(40) for _ in range(5)]) * (n_conn // 40),
+        np.array([n_conn - 1]),
+        np.zeros(0, np.int64),
+    ):
+        got = sq._conn_order(conn.astype(np.int64), n_conn)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.argsort(conn, kind="stable"))
+
+
+def test_interval_through_small_updates_follows_an_uneven_cadence() -> None:
+    """Updates of 1-3 rows per connector (fewer than INTERVAL_DELTAS), with deltas
+    drawn from a few values: the window's leaving and entering deltas are often
+    but not always equal, so the screen both skips and recomputes medians; each
+    connector's interval is checked against the plain median after every update.
+    Some updates bring only a block of connectors, some a scattered few."""
+    rng = np.random.default_rng(8)
+    n = 20
+    last = np.full(n, 1_800_000_000.0)
+    seen: dict[int, list[float]] = {}  # each connector's processed ts
+    seq = Sequencer()
+    for step in range(80):
+        rows = 1 + step % 3  # the same count for every connector of the update
+        sub = [np.arange(n), np.arange(3, 11), np.array([1, 4, 9, 16])][step % 3]
+        conn, ts = [], []
+        for _ in range(rows):  # tick-major: each tick every connector of ``sub`` once
+            last[sub] += rng.choice([1.0, 1.0, 1.0, 2.0, 5.0], sub.shape[0])
+            conn.append(sub)
+            ts.append(last[sub].copy())
+            for c in sub.tolist():
+                seen.setdefault(c, []).append(float(last[c]))
+        c_all, t_all = np.concatenate(conn).astype(np.int32), np.concatenate(ts)
+        v = np.ones((c_all.shape[0], N_FIELDS))
+        seq.frame(MeterBatch(c_all, t_all, t_all + 0.1, v), Events.none(), n, {})
+        for c, t in seen.items():
+            d = [np.nan, *np.diff(t).tolist()]
+            want = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
+            np.testing.assert_array_equal(seq.interval[c], want)
