@@ -641,13 +641,21 @@ class Frame:
     def shift(self, x: NDArray[Any], carried: NDArray[Any]) -> NDArray[Any]:
         """``x`` one row later within each connector's segment; the first row of each
         segment takes ``carried`` (one value per segment, e.g. state[f.touched])."""
-        if self.cache.get("uniform") == 1:  # every row is its segment's first
+        u = self.cache.get("uniform")  # only when known: not worth a pass here
+        if u == 1:  # every row is its segment's first
             return carried.astype(x.dtype, copy=True)
         out = np.empty_like(x)
         if x.shape[0]:
             out[1:] = x[:-1]
-            out[self.first_idx] = carried
+            out[slice(0, None, u) if u else self.first_idx] = carried
         return out
+
+    @property
+    def last_rows(self) -> slice | I64:
+        """``last_idx`` as a strided slice when every segment has the same length
+        (reading through it gives a view, no gather), else ``last_idx``."""
+        u = self.uniform
+        return slice(u - 1, None, u) if u else self.last_idx
 
     def last_where(self, mask: B) -> I64:
         """Per segment (aligned with ``last_idx``), the last row where ``mask``
@@ -1012,6 +1020,7 @@ class Sequencer:
         f = Frame.build(conn, ts, recv, vt.T, status, n_conn, marks=rows.marks)
         if rows.segment:
             f.cache["uniform"] = rows.segment
+        u = f.uniform  # known before the state is read: shift and last_rows use it
         prev = [self._prev(f, j, col, rows.full[j]) for j, col in enumerate(_GAP_FIELDS)]
         # The full frame, sharing the cache of the one the state was read with
         # (the constructor directly: ``dataclasses.replace`` costs ~20 us a call).
@@ -1040,9 +1049,9 @@ class Sequencer:
             cache=f.cache,
         )
         if len(f):
-            self.rows_seen[f.span] += f.last_idx - f.first_idx + 1
+            self.rows_seen[f.span] += u or (f.last_idx - f.first_idx + 1)
         self._learn_interval(f)
-        self.last_ts[f.span] = np.take(f.ts, f.last_idx)
+        self.last_ts[f.span] = f.ts[f.last_rows]
         return f
 
     def _rank(self, f: Frame) -> F64:
@@ -1118,8 +1127,8 @@ class Sequencer:
         ok = None if full else np.isfinite(x)
         if ok is None or ok.all():  # the usual case: the previous row's
             pv, pt = f.shift(x, cv), self._shifted_ts(f, ct)
-            self.known_v[f.span, j] = np.take(x, f.last_idx)
-            self.known_t[f.span, j] = np.take(f.ts, f.last_idx)
+            self.known_v[f.span, j] = x[f.last_rows]
+            self.known_t[f.span, j] = f.ts[f.last_rows]
             return pv, pt
         src = ffill_index(ok, f.seg_start)
         before = f.shift(src, np.full(c.shape[0], -1, np.int64))

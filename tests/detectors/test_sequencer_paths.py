@@ -322,3 +322,23 @@ def test_interval_through_small_updates_follows_an_uneven_cadence() -> None:
             d = [np.nan, *np.diff(t).tolist()]
             want = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
             np.testing.assert_array_equal(seq.interval[c], want)
+
+
+@pytest.mark.parametrize("per", [1, 2, 5])
+def test_shift_and_last_rows_for_equal_segments(per: int) -> None:
+    """With every segment ``per`` rows long, once known (``Frame.uniform``),
+    ``shift`` writes the carried values by a stride and ``last_rows`` is a slice:
+    the same results as the scatter and the gather by ``first_idx``/``last_idx``."""
+    f = _frame(np.repeat(np.array([4, 0, 2, 7]), per))
+    x = np.arange(len(f), dtype=float) * 1.5
+    carried = np.array([-1.0, -2.0, -3.0, -4.0])
+    plain = f.shift(x, carried)  # the uniform length not known yet: the scatter
+    assert "uniform" not in f.cache
+    want_last = x[f.last_idx]
+    assert f.uniform == per
+    np.testing.assert_array_equal(f.shift(x, carried), plain)
+    assert isinstance(f.last_rows, slice)
+    np.testing.assert_array_equal(x[f.last_rows], want_last)
+    uneven = _frame(np.array([0, 0, 1, 2, 2, 2]))
+    assert uneven.uniform == 0
+    np.testing.assert_array_equal(uneven.last_rows, uneven.last_idx)
