@@ -766,6 +766,8 @@ class Events:
         by_charger: Mapping[str, Sequence[int]],
         counters: dict[str, int],
     ) -> Events:
+        if isinstance(events, Sequence) and not events:
+            return Events._empty()  # most updates: ~25x cheaper than the general build
         st: list[tuple[int, float, int]] = []
         tx: list[tuple[int, float, int, str]] = []
         seen: list[tuple[int, float]] = []
@@ -863,6 +865,28 @@ class Events:
     @staticmethod
     def none() -> Events:
         return Events.build((), ConnectorIndex(), {}, {})
+
+    @staticmethod
+    def _empty() -> Events:
+        """What ``build`` gives for no events, made directly (fresh arrays: a
+        caller may keep them)."""
+        i64, f64, i8 = np.int64, np.float64, np.int8
+        return Events(
+            np.empty(0, i64),
+            np.empty(0, f64),
+            np.empty(0, i8),
+            np.empty(0, i64),
+            np.empty(0, f64),
+            np.empty(0, i8),
+            [],
+            np.empty(0, i64),
+            np.empty(0, f64),
+            np.empty(0, i64),
+            np.empty(0, f64),
+            np.empty(0, np.bool_),
+            np.empty(0, i64),
+            np.empty(0, f64),
+        )
 
 
 class History:

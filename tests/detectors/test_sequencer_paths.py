@@ -18,6 +18,7 @@ from chargewatch.detectors.sequencer import (
     median_of_rows,
 )
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 
 
 def _median_plain(a: np.ndarray) -> np.ndarray:
@@ -342,3 +343,18 @@ def test_shift_and_last_rows_for_equal_segments(per: int) -> None:
     uneven = _frame(np.array([0, 0, 1, 2, 2, 2]))
     assert uneven.uniform == 0
     np.testing.assert_array_equal(uneven.last_rows, uneven.last_idx)
+
+
+def test_no_events_give_what_the_general_build_gives() -> None:
+    """``Events.build`` of an empty list takes a shortcut; a generator (whose
+    emptiness is unknown) takes the loop: the same fields, dtypes and shapes."""
+    counters: dict[str, int] = {}
+    fast = Events.build([], ConnectorIndex(), {}, counters)
+    slow = Events.build(iter(()), ConnectorIndex(), {}, counters)
+    assert counters == {}
+    for name in Events.__dataclass_fields__:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert _same(a, b), name
+        if isinstance(a, np.ndarray):
+            assert a.shape == b.shape == (0,), name
+    assert fast.st_conn is not Events.build([], ConnectorIndex(), {}, {}).st_conn  # fresh
