@@ -1100,11 +1100,18 @@ class Sequencer:
             # Every connector brought more than k rows: its last k deltas lie
             # between this frame's rows (a (connector, row) grid), the earlier
             # rows' deltas would only pass through the buffer.
+            # A connector whose window is the one it had (a steady cadence) keeps
+            # its interval: the window's median.
             t2 = f.ts.reshape(-1, u)
             recent = t2[:, u - k :] - t2[:, u - k - 1 : u - 1]
             _inf_to_nan(recent)
+            self._deltas.buf = grown(self._deltas.buf, f.n_conn, np.nan)
+            same = recent == self._deltas.buf[f.span]  # before set_last writes there
             self._deltas.set_last(f, recent)
-            self.interval[f.span] = median_of_rows(recent)
+            if not same.all():
+                moved = np.flatnonzero(~same.all(axis=1))
+                cm = np.take(c, moved)
+                self.interval[cm] = median_of_rows(np.take(recent, moved, axis=0))
             return
         d = f.ts - self._shifted_ts(f, np.take(self.last_ts, c))
         _inf_to_nan(d)  # a connector's very first row has no delta
@@ -1112,12 +1119,13 @@ class Sequencer:
             # Each connector's oldest u deltas leave its window and its u new ones
             # enter: where they are equal, one for one, the window holds the same
             # values and its median (the interval) cannot move. At a steady cadence
-            # that is every connector, and no median is taken.
+            # that is every connector, and no median is taken. (Deltas are > 0 or
+            # NaN: equal values are equal bits, and NaN never counts as equal.)
             self._deltas.buf = grown(self._deltas.buf, f.n_conn, np.nan)
-            leaving = self._deltas.buf[f.span, :u]  # read before the push
-            moved = np.flatnonzero(~(leaving == d.reshape(-1, u)).all(axis=1))
+            same = self._deltas.buf[f.span, :u] == d.reshape(-1, u)  # before the push
             self._deltas.push(f, d)
-            if moved.size:
+            if not same.all():
+                moved = np.flatnonzero(~same.all(axis=1))
                 cm = np.take(c, moved)
                 self.interval[cm] = median_of_rows(np.take(self._deltas.buf, cm, axis=0))
             return

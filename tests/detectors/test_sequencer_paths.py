@@ -296,9 +296,9 @@ def test_connector_order_is_the_stable_sort(n_conn: int) -> None:
 
 
 def test_interval_through_small_updates_follows_an_uneven_cadence() -> None:
-    """Updates of 1-3 rows per connector (fewer than INTERVAL_DELTAS), with deltas
-    drawn from a few values: the window's leaving and entering deltas are often
-    but not always equal, so the screen both skips and recomputes medians; each
+    """Updates of 1-12 rows per connector, with deltas drawn from a few values
+    or all 1 s: the window's leaving and entering deltas are often but not
+    always equal, so the screens both skip and recompute medians; each
     connector's interval is checked against the plain median after every update.
     Some updates bring only a block of connectors, some a scattered few."""
     rng = np.random.default_rng(8)
@@ -306,12 +306,15 @@ def test_interval_through_small_updates_follows_an_uneven_cadence() -> None:
     last = np.full(n, 1_800_000_000.0)
     seen: dict[int, list[float]] = {}  # each connector's processed ts
     seq = Sequencer()
-    for step in range(80):
-        rows = 1 + step % 3  # the same count for every connector of the update
+    for step in range(120):
+        # The same count for every connector of an update: fewer, as many and
+        # more rows than the window holds (each count takes its own path).
+        rows = (1, 2, 3, 9, 10, 12)[step % 6]
+        steady = (step // 12) % 2 == 0  # stretches where every delta is 1 s
         sub = [np.arange(n), np.arange(3, 11), np.array([1, 4, 9, 16])][step % 3]
         conn, ts = [], []
         for _ in range(rows):  # tick-major: each tick every connector of ``sub`` once
-            last[sub] += rng.choice([1.0, 1.0, 1.0, 2.0, 5.0], sub.shape[0])
+            last[sub] += 1.0 if steady else rng.choice([1.0, 1.0, 1.0, 2.0, 5.0], sub.shape[0])
             conn.append(sub)
             ts.append(last[sub].copy())
             for c in sub.tolist():
