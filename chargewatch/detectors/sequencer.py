@@ -438,34 +438,51 @@ def _general_rows(batch: MeterBatch, n_conn: int, last_ts: F64, count: Count) ->
     first = np.ones(n, np.bool_)
     if n > 1:
         np.not_equal(conn[1:], conn[:-1], out=first[1:])
-    carried = np.take(last_ts, conn)
     # A row older than what was already processed cannot be placed in the
     # past of stateful detectors; a repeated ts is a resend (chargers resend
     # queued MeterValues after reconnecting). Both are dropped and counted.
-    old = ts < carried
-    dup = ts == carried
+    # Each connector's rows are in ts order: when its first row is past its last
+    # processed ts, so are the others (the usual case: a check per connector
+    # instead of a gather per row).
+    heads = np.flatnonzero(first)
+    old: B | None = None
+    if bool((np.take(ts, heads) > np.take(last_ts, np.take(conn, heads))).all()):
+        dup = np.zeros(n, np.bool_)
+    else:
+        carried = np.take(last_ts, conn)
+        old, dup = ts < carried, ts == carried
     if n > 1:
         dup[1:] |= ~first[1:] & (ts[1:] == ts[:-1])
-    n_old, n_dup = int(np.count_nonzero(old)), int(np.count_nonzero(dup))
+    n_old = 0 if old is None else int(np.count_nonzero(old))
+    n_dup = int(np.count_nonzero(dup))
     count("out_of_order", n_old)
     count("duplicate_ts", n_dup)
+    marks = None
     if n_old or n_dup:
-        keep = np.flatnonzero(~(dup | old))
+        keep = np.flatnonzero(~dup if old is None else ~(dup | old))
         conn, ts, recv = conn[keep], ts[keep], recv[keep]
         vt = np.take(vt, keep, axis=1)
+    else:  # the segments found above are the frame's
+        marks = _marks_of(first, heads)
     raw = (raw_conn, raw_ts, raw_recv, raw_power, raw_energy)
-    return _Rows(conn, ts, recv, vt, raw, None)
+    return _Rows(conn, ts, recv, vt, raw, marks)
 
 
 def _marks(conn: I64) -> tuple[B, B, I64, I64]:
     """first/last row flags and their indices for rows sorted by connector."""
     n = conn.shape[0]
     first = np.ones(n, np.bool_)
-    last = np.ones(n, np.bool_)
     if n > 1:
         np.not_equal(conn[1:], conn[:-1], out=first[1:])
+    return _marks_of(first, np.flatnonzero(first))
+
+
+def _marks_of(first: B, first_idx: I64) -> tuple[B, B, I64, I64]:
+    """``_marks`` from the first-row flags and their indices."""
+    last = np.ones(first.shape[0], np.bool_)
+    if first.shape[0] > 1:
         last[:-1] = first[1:]
-    return first, last, np.flatnonzero(first), np.flatnonzero(last)
+    return first, last, first_idx, np.flatnonzero(last)
 
 
 def linear_scan(a: F64, b: F64, first_idx: I64, y0: F64) -> F64:

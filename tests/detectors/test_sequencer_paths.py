@@ -361,3 +361,33 @@ def test_no_events_give_what_the_general_build_gives() -> None:
         if isinstance(a, np.ndarray):
             assert a.shape == b.shape == (0,), name
     assert fast.st_conn is not Events.build([], ConnectorIndex(), {}, {}).st_conn  # fresh
+
+
+def test_late_and_repeated_rows_are_dropped_and_counted() -> None:
+    """Rows at or before their connector's last processed ts (late, resent), and a
+    ts repeated within a batch, are dropped and counted; a batch whose every
+    connector starts past its last ts keeps all its rows (the per-connector check)."""
+    seq, counters = Sequencer(), dict[str, int]()
+
+    def batch(conn: list[int], ts: list[float]) -> MeterBatch:
+        t = np.array(ts)
+        return MeterBatch(np.array(conn, np.int32), t, t + 0.5, np.ones((len(conn), N_FIELDS)))
+
+    seq.frame(batch([0, 1, 2], [10.0, 10.0, 10.0]), Events.none(), 3, counters)
+    # Connector 1 resends its last row (no connector starts before its last ts).
+    f = seq.frame(
+        batch([1, 0, 1, 2, 2], [10.0, 11.0, 12.0, 11.0, 11.0]), Events.none(), 3, counters
+    )
+    assert counters == {"duplicate_ts": 2}
+    np.testing.assert_array_equal(f.conn, [0, 1, 2])
+    np.testing.assert_array_equal(f.ts, [11.0, 12.0, 11.0])
+    f = seq.frame(batch([0, 1, 0], [9.0, 13.0, 14.0]), Events.none(), 3, counters)  # 0 late
+    assert counters == {"duplicate_ts": 2, "out_of_order": 1}
+    np.testing.assert_array_equal(f.conn, [0, 1])
+    np.testing.assert_array_equal(f.ts, [14.0, 13.0])
+    f = seq.frame(batch([2, 0, 1, 0], [12.0, 15.0, 14.0, 16.0]), Events.none(), 3, counters)
+    assert counters == {"duplicate_ts": 2, "out_of_order": 1}
+    np.testing.assert_array_equal(f.conn, [0, 0, 1, 2])
+    np.testing.assert_array_equal(f.first_idx, [0, 2, 3])
+    np.testing.assert_array_equal(f.last_idx, [1, 2, 3])
+    np.testing.assert_array_equal(f.last, [False, True, True, True])
