@@ -18,6 +18,7 @@ from chargewatch.detectors.sequencer import (
     median_of_rows,
 )
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
+from chargewatch.model.fleet import ConnectorIndex
 
 
 def _median_plain(a: np.ndarray) -> np.ndarray:
@@ -277,3 +278,116 @@ def test_frames_carry_plain_per_connector_state() -> None:
         for c, d in deltas.items():
             want_iv = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
             np.testing.assert_array_equal(seq.interval[c], want_iv, err_msg=name)
+
+
+@pytest.mark.parametrize("n_conn", [7, 70_000])  # uint16 radix keys; int32 above 2**16
+def test_connector_order_is_the_stable_sort(n_conn: int) -> None:
+    rng = np.random.default_rng(7)
+    for conn in (
+        rng.integers(0, n_conn, 500),  # arrival order
+        np.sort(rng.integers(0, n_conn, 500)),  # connector-major already
+        np.concatenate([rng.permutation(40) for _ in range(5)]) * (n_conn // 40),
+        np.array([n_conn - 1]),
+        np.zeros(0, np.int64),
+    ):
+        got = sq._conn_order(conn.astype(np.int64), n_conn)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.argsort(conn, kind="stable"))
+
+
+def test_interval_through_small_updates_follows_an_uneven_cadence() -> None:
+    """Updates of 1-12 rows per connector, with deltas drawn from a few values
+    or all 1 s: the window's leaving and entering deltas are often but not
+    always equal, so the screens both skip and recompute medians; each
+    connector's interval is checked against the plain median after every update.
+    Some updates bring only a block of connectors, some a scattered few."""
+    rng = np.random.default_rng(8)
+    n = 20
+    last = np.full(n, 1_800_000_000.0)
+    seen: dict[int, list[float]] = {}  # each connector's processed ts
+    seq = Sequencer()
+    for step in range(120):
+        # The same count for every connector of an update: fewer, as many and
+        # more rows than the window holds (each count takes its own path).
+        rows = (1, 2, 3, 9, 10, 12)[step % 6]
+        steady = (step // 12) % 2 == 0  # stretches where every delta is 1 s
+        sub = [np.arange(n), np.arange(3, 11), np.array([1, 4, 9, 16])][step % 3]
+        conn, ts = [], []
+        for _ in range(rows):  # tick-major: each tick every connector of ``sub`` once
+            last[sub] += 1.0 if steady else rng.choice([1.0, 1.0, 1.0, 2.0, 5.0], sub.shape[0])
+            conn.append(sub)
+            ts.append(last[sub].copy())
+            for c in sub.tolist():
+                seen.setdefault(c, []).append(float(last[c]))
+        c_all, t_all = np.concatenate(conn).astype(np.int32), np.concatenate(ts)
+        v = np.ones((c_all.shape[0], N_FIELDS))
+        seq.frame(MeterBatch(c_all, t_all, t_all + 0.1, v), Events.none(), n, {})
+        for c, t in seen.items():
+            d = [np.nan, *np.diff(t).tolist()]
+            want = median_of_rows(np.array([([np.nan] * 9 + d)[-9:]]))[0]
+            np.testing.assert_array_equal(seq.interval[c], want)
+
+
+@pytest.mark.parametrize("per", [1, 2, 5])
+def test_shift_and_last_rows_for_equal_segments(per: int) -> None:
+    """With every segment ``per`` rows long, once known (``Frame.uniform``),
+    ``shift`` writes the carried values by a stride and ``last_rows`` is a slice:
+    the same results as the scatter and the gather by ``first_idx``/``last_idx``."""
+    f = _frame(np.repeat(np.array([4, 0, 2, 7]), per))
+    x = np.arange(len(f), dtype=float) * 1.5
+    carried = np.array([-1.0, -2.0, -3.0, -4.0])
+    plain = f.shift(x, carried)  # the uniform length not known yet: the scatter
+    assert "uniform" not in f.cache
+    want_last = x[f.last_idx]
+    assert f.uniform == per
+    np.testing.assert_array_equal(f.shift(x, carried), plain)
+    assert isinstance(f.last_rows, slice)
+    np.testing.assert_array_equal(x[f.last_rows], want_last)
+    uneven = _frame(np.array([0, 0, 1, 2, 2, 2]))
+    assert uneven.uniform == 0
+    np.testing.assert_array_equal(uneven.last_rows, uneven.last_idx)
+
+
+def test_no_events_give_what_the_general_build_gives() -> None:
+    """``Events.build`` of an empty list takes a shortcut; a generator (whose
+    emptiness is unknown) takes the loop: the same fields, dtypes and shapes."""
+    counters: dict[str, int] = {}
+    fast = Events.build([], ConnectorIndex(), {}, counters)
+    slow = Events.build(iter(()), ConnectorIndex(), {}, counters)
+    assert counters == {}
+    for name in Events.__dataclass_fields__:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert _same(a, b), name
+        if isinstance(a, np.ndarray):
+            assert a.shape == b.shape == (0,), name
+    assert fast.st_conn is not Events.build([], ConnectorIndex(), {}, {}).st_conn  # fresh
+
+
+def test_late_and_repeated_rows_are_dropped_and_counted() -> None:
+    """Rows at or before their connector's last processed ts (late, resent), and a
+    ts repeated within a batch, are dropped and counted; a batch whose every
+    connector starts past its last ts keeps all its rows (the per-connector check)."""
+    seq, counters = Sequencer(), dict[str, int]()
+
+    def batch(conn: list[int], ts: list[float]) -> MeterBatch:
+        t = np.array(ts)
+        return MeterBatch(np.array(conn, np.int32), t, t + 0.5, np.ones((len(conn), N_FIELDS)))
+
+    seq.frame(batch([0, 1, 2], [10.0, 10.0, 10.0]), Events.none(), 3, counters)
+    # Connector 1 resends its last row (no connector starts before its last ts).
+    f = seq.frame(
+        batch([1, 0, 1, 2, 2], [10.0, 11.0, 12.0, 11.0, 11.0]), Events.none(), 3, counters
+    )
+    assert counters == {"duplicate_ts": 2}
+    np.testing.assert_array_equal(f.conn, [0, 1, 2])
+    np.testing.assert_array_equal(f.ts, [11.0, 12.0, 11.0])
+    f = seq.frame(batch([0, 1, 0], [9.0, 13.0, 14.0]), Events.none(), 3, counters)  # 0 late
+    assert counters == {"duplicate_ts": 2, "out_of_order": 1}
+    np.testing.assert_array_equal(f.conn, [0, 1])
+    np.testing.assert_array_equal(f.ts, [14.0, 13.0])
+    f = seq.frame(batch([2, 0, 1, 0], [12.0, 15.0, 14.0, 16.0]), Events.none(), 3, counters)
+    assert counters == {"duplicate_ts": 2, "out_of_order": 1}
+    np.testing.assert_array_equal(f.conn, [0, 0, 1, 2])
+    np.testing.assert_array_equal(f.first_idx, [0, 2, 3])
+    np.testing.assert_array_equal(f.last_idx, [1, 2, 3])
+    np.testing.assert_array_equal(f.last, [False, True, True, True])
