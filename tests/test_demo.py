@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -54,3 +55,27 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("keep me")
     assert main(["demo", "--duration", "1", "--data-dir", str(tmp_path)]) == 2
     assert (tmp_path / "mine.txt").exists()
+
+
+@pytest.mark.parametrize("hour", [0, 6, 9, 12, 15, 18, 21])
+def test_demo_story_prices_some_sessions_and_leaves_some_unpriced_at_any_hour(hour: int) -> None:
+    # The demo starts at the wall clock's time: at 15:00 every session ending
+    # in its hour was on a priced charger ("no unpriced session showed").
+    from chargewatch.cli.demo import with_shipped_tariffs  # noqa: PLC0415
+    from chargewatch.cli.demo_story import (  # noqa: PLC0415
+        UNPRICED_TARIFF,
+        demo_faults,
+        finishing,
+        mark_unpriced,
+        short_sessions,
+    )
+    from chargewatch.simulator import SimConfig, Simulation  # noqa: PLC0415
+
+    start = datetime(2026, 12, 7, hour, tzinfo=UTC).timestamp()
+    cfg = SimConfig(chargers=12, sites=3, seed=1, start=start, duration=4200.0)
+    sim = Simulation(cfg.replace(faults=demo_faults(Simulation(cfg).plan.chargers)))
+    short_sessions(sim)
+    ending = finishing(sim, start + 3000.0)
+    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()), finishing=ending)
+    tariffs = {fleet.chargers[c].tariff == UNPRICED_TARIFF for c in ending}
+    assert len(set(ending)) < 2 or tariffs == {True, False}, (hour, ending)

@@ -217,6 +217,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
          render: Any) -> int:  # fmt: skip
     from chargewatch.cli.demo_story import (  # noqa: PLC0415
         demo_faults,
+        finishing,
         mark_unpriced,
         short_sessions,
     )
@@ -259,7 +260,9 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     )
     sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
     short_sessions(sim)
-    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()))
+    # Sessions stopping 10 simulated minutes before the end are priced in the demo.
+    until = start + (args.duration * speed if args.duration else 3600.0) - 600.0
+    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()), finishing=finishing(sim, until))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
     allow = data / "remediation.yaml"

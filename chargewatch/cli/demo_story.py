@@ -12,10 +12,12 @@ from __future__ import annotations
 __all__ = [
     "UNPRICED_TARIFF",
     "demo_faults",
+    "finishing",
     "mark_unpriced",
     "short_sessions",
 ]
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -59,18 +61,38 @@ def demo_faults(chargers: list[ChargerSpec]) -> tuple[FaultSpec, ...]:
     return tuple(faults)
 
 
-def mark_unpriced(fleet: Fleet, every: int = 5) -> Fleet:
-    """Every ``every``-th charger gets a tariff that is not loaded, so unpriced sessions show."""
+def mark_unpriced(fleet: Fleet, every: int = 5, finishing: Sequence[str] = ()) -> Fleet:
+    """Every ``every``-th charger gets a tariff that is not loaded, so unpriced
+    sessions show. ``finishing``: the chargers whose sessions end within the
+    demo, in the order they end. The demo starts at the wall clock's time of
+    day, so which sessions end in its hour changes with it: when two or more
+    chargers finish one, at least one of them is unpriced and one priced."""
     from chargewatch.model.fleet import Fleet  # noqa: PLC0415 - cheap --help
 
+    unpriced = {k for i, k in enumerate(fleet.chargers) if i % every == every - 1}
+    ending = list(dict.fromkeys(finishing))
+    if len(ending) >= 2:
+        if not unpriced & set(ending):
+            unpriced.add(ending[0])
+        if set(ending) <= unpriced:
+            unpriced.discard(ending[-1])
     chargers = {
-        k: replace(c, tariff=UNPRICED_TARIFF) if i % every == every - 1 else c
-        for i, (k, c) in enumerate(fleet.chargers.items())
+        k: replace(c, tariff=UNPRICED_TARIFF) if k in unpriced else c
+        for k, c in fleet.chargers.items()
     }
     return Fleet(fleet.sites, chargers, fleet.file)
 
 
-def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: float = 240.0) -> int:
+def finishing(sim: Simulation, until: float) -> list[str]:
+    """The chargers whose planned sessions stop before ``until``, by stop time."""
+    t0 = sim.config.start
+    ends = sorted((s.stop, s.conn.charger) for s in sim.plan.sessions if t0 < s.stop < until)
+    return [charger for _, charger in ends]
+
+
+def short_sessions(
+    sim: Simulation, n: int = 6, first: float = 120.0, every: float = 240.0
+) -> list[str]:
     """``n`` drivers plug in for a 15-25 minute top-up, one every ``every`` s.
 
     Planned sessions last hours at workplaces and homes: in the demo's hour
@@ -78,6 +100,7 @@ def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: flo
     on AC connectors idle for the hour (cars copied from planned sessions).
     The plan is changed before any message is generated, so the simulated
     data (transaction start and stop, status, meter) stays self-consistent.
+    Returns the chargers given one, in order.
     """
     import copy  # noqa: PLC0415 - cheap --help
 
@@ -88,8 +111,8 @@ def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: flo
     faulted = {f.charger for f in sim.config.faults}
     idle = [c for c in plan.conns if c.phases and c.idx not in busy and c.charger not in faulted]
     cars = [s for s in plan.sessions if s.conn.phases]
-    picked = 0
-    for conn, template in zip(idle[:n], cars, strict=False):
+    chargers: list[str] = []
+    for picked, (conn, template) in enumerate(zip(idle[:n], cars, strict=False)):
         s = copy.copy(template)
         s.conn = conn
         s.plug_in = t0 + first + every * picked
@@ -101,7 +124,7 @@ def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: flo
         s.transaction_id = 90_000 + picked
         s.finalize()
         plan.sessions.append(s)
-        picked += 1
+        chargers.append(conn.charger)
     plan.sessions.sort(key=lambda s: (s.start, s.conn.idx))
     # The simulation derived its event list and sample engine from the plan.
     from chargewatch.simulator.timeline import build_events  # noqa: PLC0415
@@ -109,4 +132,4 @@ def short_sessions(sim: Simulation, n: int = 6, first: float = 120.0, every: flo
 
     sim.engine = Engine(sim.plan)
     sim.events = build_events(sim.plan, sim.latency)
-    return picked
+    return chargers
