@@ -38,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.acceptance.gen_ocpp import Writer, iso, iso_charger
+
 T0 = datetime(2026, 5, 11, 6, 0, 0, tzinfo=UTC)
 HOURS = 3
 NOMINAL_V = 230.0
@@ -56,12 +58,9 @@ FAULTS: dict[str, tuple[str, float, float]] = {
 }
 
 
-def iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{t.microsecond // 1000:03d}Z"
-
-
-def iso_cp(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+# The capture file's line format and timestamps are gen_ocpp's (capture writing
+# is not what this generator models differently; the traffic is).
+iso_cp = iso_charger
 
 
 def at(minutes: float) -> datetime:
@@ -101,21 +100,12 @@ class Plan:
     fault: str | None = None
 
 
-class Capture:
+class Capture(Writer):
+    """gen_ocpp's capture writer, with this capture's random source."""
+
     def __init__(self, seed: int) -> None:
+        super().__init__()
         self.rng = random.Random(seed)
-        self.lines: list[tuple[datetime, int, dict[str, Any]]] = []
-        self.seq = 0
-
-    def put(self, t: datetime, topic: str, payload: Any) -> None:
-        self.seq += 1
-        self.lines.append((t, self.seq, {"ts": iso(t), "topic": topic, "payload": payload}))
-
-    def dump(self, path: Path) -> None:
-        self.lines.sort(key=lambda x: (x[0], x[1]))
-        with path.open("w") as f:
-            for _, _, obj in self.lines:
-                f.write(json.dumps(obj, separators=(",", ":")) + "\n")
 
 
 class Charger:

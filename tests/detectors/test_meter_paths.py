@@ -10,9 +10,9 @@ import pytest
 
 from chargewatch.detectors import DetectorConfig, DetectorSet, meter
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
-from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.model.fleet import ConnectorIndex
 
-from .helpers import T0
+from .helpers import T0, fleet
 
 N = 60
 
@@ -31,13 +31,7 @@ def test_sums_by_position_is_reduceat_bit_for_bit() -> None:
 
 
 def _index() -> ConnectorIndex:
-    specs = {
-        f"CP{i:03d}": ChargerSpec(
-            f"CP{i:03d}", site="s", max_power_w=22_000.0, phases=3, nominal_voltage_v=230.0
-        )
-        for i in range(N)
-    }
-    return ConnectorIndex(Fleet({}, specs))
+    return fleet(N)  # N three-phase 22 kW connectors at 230 V
 
 
 def _telemetry(seconds: int, seed: int) -> MeterBatch:

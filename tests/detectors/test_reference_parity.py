@@ -14,7 +14,9 @@ from chargewatch.detectors import DetectorSet
 from chargewatch.detectors.sequencer import STATUS_CODE
 from chargewatch.model.batch import FIELD_INDEX, N_FIELDS, MeterBatch
 from chargewatch.model.events import Event, StatusEvent, TransactionEvent
-from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
+from chargewatch.model.fleet import ConnectorIndex
+
+from .helpers import fleet
 
 T0 = 1_800_000_000.0
 SECONDS = 900
@@ -34,13 +36,7 @@ NOT_IN_REFERENCE = {"idle_blocking", "status_flapping", "failed_start", "stale_t
 
 
 def _index() -> ConnectorIndex:
-    specs = {
-        f"CP{i}": ChargerSpec(
-            f"CP{i}", site="s", max_power_w=22_000.0, phases=3, nominal_voltage_v=230.0
-        )
-        for i in range(N)
-    }
-    return ConnectorIndex(Fleet({}, specs))
+    return fleet(N)  # N three-phase 22 kW connectors at 230 V
 
 
 def _scenario(dt: float) -> MeterBatch:
