@@ -61,6 +61,24 @@ STOPS_WITHOUT_START: dict[str, str] = {
     "sungrow_idc180e_tx601": "StopTransaction tx 601 with OCMF SignedData (Sungrow IDC180E)",
     "sungrow_idc180e_tx602": "StopTransaction tx 602 with OCMF SignedData (Sungrow IDC180E)",
     "sungrow_idc180e_tx670": "StopTransaction tx 670 with OCMF SignedData (Sungrow IDC180E)",
+    "wallbox_copper_sb_lbbrhzn1069": "StopTransaction tx 1706601047, transactionData []",
+    "unknown_lbbrhzn1629": "StopTransaction tx 1748077638 after a RemoteStop (lbbrhzn #1629)",
+}
+
+#: Those stops' meterStop as posted, for the ones without signed values: the
+#: decoded stop must carry it (an empty or absent transactionData changes nothing).
+STOP_METER_WH: dict[str, float] = {
+    "openevse_issues-787": 54,
+    "microocpp_diy_issues-133": 2310,
+    "wallbox_copper_sb_lbbrhzn1069": 2259988,
+    "unknown_lbbrhzn1629": 101093,
+}
+
+#: Register readings (connector, transactionId, Wh) read by hand from captures
+#: whose MeterValues name a transaction started before the excerpt.
+READINGS: dict[str, list[tuple[int, str, float]]] = {
+    # A KEBA M20 with two transactions running at once, on connectors 3 and 2.
+    "keba_kc_m20_lbbrhzn1815_metervalues": [(3, "1763968421", 51608.5), (2, "1763968136", 64860.1)],
 }
 
 
@@ -103,8 +121,9 @@ def _params() -> list[object]:
 
 
 def test_corpus_is_there() -> None:
-    assert len(CAPTURES) >= 35
-    named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START) | set(SIGNED_STOPS)
+    assert len(CAPTURES) >= 47
+    named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START) | set(SIGNED_STOPS) | set(READINGS)
+    assert set(STOP_METER_WH) <= set(STOPS_WITHOUT_START)
     assert named <= {p.stem for p in CAPTURES}
     assert (CORPUS / "PROVENANCE.md").is_file()
 
@@ -185,6 +204,23 @@ def _decoded(name: str) -> Feed:
         topic = str(line["topic"]).split("/")
         feed.send(line["payload"], source=topic[-1], charger=topic[2], recv=_epoch(str(line["ts"])))
     return feed
+
+
+@pytest.mark.parametrize("name", sorted(STOP_METER_WH))
+def test_real_stop_meter_decodes(name: str) -> None:
+    events = _decoded(name).sink.events
+    (stop,) = [e for e in events if isinstance(e, TransactionEvent) and e.kind == "stop"]
+    assert stop.meter_wh == STOP_METER_WH[name], STOPS_WITHOUT_START[name]
+
+
+@pytest.mark.parametrize("name", sorted(READINGS))
+def test_real_readings_decode(name: str) -> None:
+    got = [
+        (e.connector, e.transaction_id, e.energy_wh)
+        for e in _decoded(name).sink.events
+        if isinstance(e, MeterReading) and e.energy_wh is not None
+    ]
+    assert got == READINGS[name]
 
 
 @pytest.mark.parametrize("name", sorted(SIGNED_STOPS))
