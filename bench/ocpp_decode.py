@@ -1,6 +1,6 @@
 """µs per OCPP frame through OcppDecoder.decode (parse + schema check + decode).
 
-Run: PYTHONPATH=. /work/venv/bin/python bench/ocpp_decode.py [N]
+Run: PYTHONPATH=. .venv/bin/python bench/ocpp_decode.py [N]
 Frames are pre-encoded with distinct message ids (a repeated id is a duplicate
 and would take the short rejection path); the CSMS answers are not sent, so
 pending CALLs are evicted at max_pending, as with a one-way bridge.

@@ -65,7 +65,7 @@ PAGING = ("warning", "critical")
 
 #: OCPP 1.6 field behaviour used by every OCPP cadence (docs/simulator.md):
 #: HeartbeatInterval as CSMSs hand it out in the BootNotification CALLRESULT
-#: (60 s go-e, 3600 s TEISON in /work/captures; 60-900 s here so offline
+#: (60 s go-e, 3600 s TEISON in the real-OCPP corpus; 60-900 s here so offline
 #: detection is exercised at each); MeterValueSampleInterval during transactions
 #: only, ClockAlignedDataInterval 900 s while idle; 30 % heartbeat only after
 #: HeartbeatInterval without other exchanges (the spec's wording); a fifth of the chargers

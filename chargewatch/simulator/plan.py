@@ -47,8 +47,8 @@ DC_EFFICIENCY = 0.95
 AC_TAPER_SOC = 0.92  # AC cars taper only close to full (BMS balancing)
 WARM_START_S = 12 * 3600.0  # arrivals begin this long before the start: a run opens mid-activity
 
-# Sessions starting per hour of local day, from the two real datasets in
-# /work/shared/data (Caltech ACN JPL workplace, 2021; Norwegian residential,
+# Sessions starting per hour of local day, from two real public datasets
+# (Caltech ACN JPL workplace, 2021; Norwegian residential,
 # 2018-2020); "public" and "highway" are flatter day shapes.
 _WORKPLACE = [5, 7, 1, 0, 4, 14, 72, 106, 272, 185, 177, 126, 120, 156, 165, 112, 117, 82,
               118, 124, 80, 39, 14, 18]  # fmt: skip
@@ -82,7 +82,7 @@ _VENDORS = (("Alfen", "Eve Single"), ("ABB", "Terra AC"), ("Wallbox", "Pulsar Pl
 
 
 #: How real chargers bend OCPP 1.6 without being wrong about the energy
-#: (/work/shared/reference/ocpp/field-quirks.md): the register with neither
+#: (field reports cited per quirk, docs/simulator.md): the register with neither
 #: measurand nor unit (spec defaults: Energy.Active.Import.Register in Wh; steve
 #: fixture), the register missing from some samples (ABB Terra, lbbrhzn/ocpp#374),
 #: power per phase instead of a total (Growatt, #1709), timestamps with the local

@@ -20,7 +20,7 @@ from tests.billing.sessionkit import T0, batch, charge, start, status, stop
 Frame = tuple[float, str, bytes]  # (recv, topic, payload)
 
 # go-e Charger V4 (github.com/goecharger/go-eCharger-API-v2/issues/106, see
-# /work/captures/PROVENANCE.md): the two frames as the issue shows them. The
+# tests/fixtures/real_ocpp/PROVENANCE.md): the two frames as the issue shows them. The
 # StopTransaction says transactionId -1 and is stamped 11 min before its start.
 GOE_START = (
     '[2,"531531541","StartTransaction",{"connectorId":1,"idTag":"TEST",'
