@@ -96,6 +96,9 @@ _SESSION = {
         "register_energy_wh": _NULLABLE_NUM,
         "estimate_energy_wh": _NULLABLE_NUM,
         "review_reason": _STR,
+        # Present where the charger's clock was off and its times were moved
+        # (docs/sessions.md, "Charger clocks"): its time minus receipt, seconds.
+        "clock_offset_s": _NULLABLE_NUM,
         # The meter's signed readings checked (docs/signatures.md).
         "signature_status": {
             "type": "string",

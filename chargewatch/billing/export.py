@@ -21,7 +21,8 @@ _COST_TOTALS = ("total_cost", "total_fixed_cost", "total_energy_cost", "total_ti
 #: Columns, in order. ``register_energy_wh``/``estimate_energy_wh`` are set only
 #: where the meter's register and the best estimate differ (docs/sessions.md);
 #: an ``incl_vat`` is empty where the tariff gives no VAT; ``unpriced_reason``
-#: is set for a session that should have a CDR and has none.
+#: is set for a session that should have a CDR and has none; ``clock_offset_s``
+#: where the charger's clock was off and its times were corrected.
 BILLING_COLUMNS: tuple[str, ...] = (
     "session_id",
     "charger_id",
@@ -41,6 +42,7 @@ BILLING_COLUMNS: tuple[str, ...] = (
     "unpriced_reason",
     "quality",
     "review_reason",
+    "clock_offset_s",
 )
 
 
@@ -74,6 +76,9 @@ def billing_row(
     row["unpriced_reason"] = unpriced_reason or None
     row["quality"] = list(session.get("quality") or ())
     row["review_reason"] = session.get("review_reason")
+    # Set where the charger's clock was off: start and stop are on the receive
+    # clock, moved by this (docs/sessions.md).
+    row["clock_offset_s"] = session.get("clock_offset_s")
     return row
 
 

@@ -139,6 +139,7 @@ def build_receipt(
             "timezone": place.timezone,
             "start": local_time(session.get("start"), place.timezone),
             "stop": local_time(session.get("stop"), place.timezone),
+            "clock_note": _clock_note(session.get("clock_offset_s")),
         },
         "id_tag": str(session.get("id_tag") or ""),
         "energy_kwh": None if energy_wh is None else money(energy_wh) / 1000,
@@ -148,6 +149,22 @@ def build_receipt(
         "power_curve": power_curve(session.get("periods") or []),
         "signature": _signature(session, place.timezone),
     }
+
+
+def _clock_note(offset_s: Any) -> str:
+    """Why the times may differ from the charger's display and its signed readings.
+
+    Set when the engine moved the session by the charger's clock offset
+    (docs/sessions.md, "Charger clocks that are off")."""
+    if not isinstance(offset_s, int | float) or not offset_s:
+        return ""
+    minutes = round(abs(offset_s) / 60)
+    size = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    way = "ahead" if offset_s > 0 else "behind"
+    return (
+        f"The charger's clock was {size} {way}. The times above are corrected; the "
+        "charger's own records, and any signed meter readings below, show its clock."
+    )
 
 
 def _duration(seconds: Any) -> str:

@@ -317,7 +317,12 @@ def split_state(
         waiting = [x for x in state.get("waiting_stops", []) if keep(x["charger"])]
         if waiting:
             out["waiting_stops"] = waiting
-        kept = (sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting)
+        clocks = [x for x in state.get("clock_offsets", []) if keep(x[0])]
+        if clocks:
+            out["clock_offsets"] = clocks
+        kept = (
+            sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting, clocks
+        )  # fmt: skip
         return out if any(kept) else None
 
     return part(owns), part(lambda c: not owns(c))
@@ -336,8 +341,13 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _waiting_of(*states: dict[str, Any]) -> dict[str, Any]:
-    waiting = [x for st in states for x in st.get("waiting_stops", [])]
-    return {"waiting_stops": waiting} if waiting else {}
+    # The optional parts, each only when there is something in it.
+    out: dict[str, Any] = {}
+    for key in ("waiting_stops", "clock_offsets"):
+        got = [x for st in states for x in st.get(key, [])]
+        if got:
+            out[key] = got
+    return out
 
 
 def as_rejections(rejected: Sequence[Rejected]) -> list[Rejection]:

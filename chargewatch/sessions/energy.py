@@ -263,12 +263,13 @@ def track_samples(
     from the transaction's meter start/stop) and the evidence of a register
     *stuck under load*: a run of readings that did not grow while power was
     delivered, after which the register resumed from where it stood instead of
-    catching up. Each run's energy by power (trapezoids of pairs with either
-    end above ``threshold_w``) is compared with the register's growth at the
-    pair that ends it; what the register missed counts as stuck energy when it
-    is over ``stuck_min_wh`` and over half the run's energy. An honest coarse
-    register (1 kWh steps) stands still as long, but its step then repays the
-    run; a frozen display that catches up (the simulator's meter_stuck) too.
+    catching up. Each run's energy by power (trapezoids of its pairs with both
+    ends above ``threshold_w``, and of the pair that ends it with either) is
+    compared with the register's growth at that last pair; what the register
+    missed counts as stuck energy when it is over ``stuck_min_wh`` and over
+    half the run's energy. An honest coarse register (1 kWh steps) stands
+    still as long, but its step then repays the run; a frozen display that
+    catches up (the simulator's meter_stuck) too.
     Readings older than the last one (late data) only move the first reading.
     """
     ok = np.isfinite(e)
@@ -298,13 +299,18 @@ def track_samples(
         return got
     tt = np.concatenate(([got[S_T1]], t))
     pp = np.nan_to_num(np.concatenate(([got[S_P1]], p)))
-    load = (pp[1:] > threshold_w) | (pp[:-1] > threshold_w)
+    hot = pp > threshold_w
+    load = hot[1:] | hot[:-1]
     w = np.where(load, (pp[1:] + pp[:-1]) * 0.5 * (tt[1:] - tt[:-1]) / 3600.0, 0.0)
     # A drop (reset, reboot, swap) ends a run without proving anything: the
     # segments and their bridges account for it.
     drop = d < -tol_wh
     flat = (d <= 0.0) & ~drop
-    c = np.concatenate(([0.0], np.cumsum(np.where(flat, w, 0.0))))
+    # A flat pair proves missed energy only with load at both ends: from idle to
+    # loaded the car may have started just before the second reading (a ramp
+    # the register rightly did not count yet; at 300 s sampling its trapezoid
+    # alone is ~450 Wh at 11 kW). The pair that ends a run counts either way.
+    c = np.concatenate(([0.0], np.cumsum(np.where(flat & hot[1:] & hot[:-1], w, 0.0))))
     grow = np.flatnonzero(~flat)
     if grow.size:
         before = np.concatenate(([0.0], c[grow[:-1] + 1]))

@@ -46,6 +46,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "register_energy_wh",
     "estimate_energy_wh",
     "review_reason",
+    # Set where the charger's clock was off; start/stop are moved by it.
+    "clock_offset_s",
     # From the session's current CDR (empty when it has none): storage.ledger.with_costs.
     "tariff_id",
     "currency",

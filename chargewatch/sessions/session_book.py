@@ -15,6 +15,7 @@ import numpy as np
 
 from chargewatch.model.events import TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.clock_offsets import ClockOffsets
 from chargewatch.sessions.session_state import SessionState
 from chargewatch.sessions.session_types import Rejected, SessionConfig, session_id
 
@@ -55,6 +56,14 @@ class SessionBook:
         # Stops that named no known transaction, waiting for their start to
         # arrive (session_events._settle_stops); checkpointed with the sessions.
         self.waiting_stops: list[TransactionEvent] = []
+        # Each charger's clock offset, measured and applied before a step is used.
+        self.clock = ClockOffsets(
+            index,
+            min_offset_s=config.clock_min_offset_s,
+            agree_s=config.clock_agree_s,
+            confirm_n=config.clock_confirm_n,
+            confirm_span_s=config.clock_confirm_span_s,
+        )
 
     def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:
         self.rejected.append(Rejected(charger, connector, ts, reason, detail))
@@ -102,6 +111,7 @@ class SessionBook:
             start=start,
             start_source=source,
             last_seen=start,
+            clock_offset=self.clock.offset(charger),
         )
         if source != "transaction":
             s.flag("inferred_start")

@@ -1,10 +1,11 @@
 """The engine's checkpoint (version 1): open and recently closed sessions,
 which chargers send transactions or statuses, the last connector statuses, and
-the stops still waiting for their start.
+the stops still waiting for their start, and the charger clocks found off.
 
 ``waiting_stops`` was added within version 1: it is written only when there
 are any (so a checkpoint without them is byte-for-byte what older engines
-wrote and read) and is optional on restore (older checkpoints have none)."""
+wrote and read) and is optional on restore (older checkpoints have none);
+``clock_offsets`` likewise."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def snapshot(book: SessionBook) -> dict[str, Any]:
     if book.waiting_stops:
         # Each names its charger, so split_state moves it with the charger.
         out["waiting_stops"] = [stop_to_dict(ev) for ev in book.waiting_stops]
+    offsets = book.clock.offsets()
+    if offsets:
+        # Likewise only when a clock is off: [[charger, offset s], ...].
+        out["clock_offsets"] = [[c, o] for c, o in sorted(offsets.items())]
     return out
 
 
@@ -54,6 +59,7 @@ def restore(book: SessionBook, state: dict[str, Any]) -> None:
     book.due_stale.update(book.open)
     # Their receive time is kept: late_after_s still counts from the receipt.
     book.waiting_stops = [stop_from_dict(d) for d in state.get("waiting_stops", [])]
+    book.clock.restore({c: float(o) for c, o in state.get("clock_offsets", [])})
 
 
 def stop_to_dict(ev: TransactionEvent) -> dict[str, Any]:

@@ -101,6 +101,8 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
     )
     if signature.energy_mismatch:
         flags.append("signed_energy_mismatch")
+    if s.clock_offset:
+        flags.append("clock_corrected")
     quality = tuple(f for f in QUALITY_FLAGS if f in flags)
     periods = build_periods(tr, s.start, stop, ch.energy_wh, threshold_w=cfg.charging_threshold_w)
     idle = sum(p.duration_s for p in periods if p.kind == "idle")
@@ -135,6 +137,7 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         review_reason=ch.review_reason,
         signed=s.signed,
         signature=signature,
+        clock_offset_s=s.clock_offset,
     )
 
 

@@ -118,6 +118,9 @@ class SessionEngine:
     def update(self, batch: MeterBatch, events: list[Event], now: float) -> list[SessionRecord]:
         """Apply one step; return the records of sessions closed or revised in it."""
         book = self._book
+        events, batch = book.clock.correct(events, batch)
+        if book.clock.changed:
+            self._reclock(book.clock.changed)
         apply_events(book, events, now)
         book.grow_due()
         # apply_batch keeps each session's partial results (generators, runs,
@@ -131,6 +134,16 @@ class SessionEngine:
         out = emit(book)
         prune(book, now)
         return out
+
+    def _reclock(self, chargers: set[str]) -> None:
+        """Open sessions of chargers whose offset changed carry the new one
+        (their data from now on is moved by it; docs/sessions.md, clocks)."""
+        book = self._book
+        for sid in book.open.values():
+            s = book.sessions[sid]
+            if s.charger in chargers:
+                s.clock_offset = book.clock.offset(s.charger)
+                book.dirty.add(sid)
 
     def open_sessions(self) -> list[dict[str, Any]]:
         """Open sessions for dashboards and rules: id, charger, connector, start,

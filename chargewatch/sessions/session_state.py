@@ -82,6 +82,8 @@ class SessionState:
     sampled: array[float] | None = None
     revision: int = -1  # -1: never emitted
     fingerprint: str = ""
+    # The charger's clock offset its times were corrected by (clock_offsets.py); 0 nearly always.
+    clock_offset: float = 0.0
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
@@ -156,6 +158,8 @@ def session_to_dict(s: SessionState, anchors: list[float] | None = None) -> dict
         d["signed"] = [{f.name: getattr(x, f.name) for f in fields(x)} for x in s.signed]
     else:
         del d["signed"]  # likewise
+    if not s.clock_offset:
+        del d["clock_offset"]  # likewise
     d["track"] = {name: getattr(s.track, name) for name in _TRACK_FIELDS}
     # JSON has no array('d'):
     d["track"]["pieces"] = [pc.tolist() for pc in s.track.pieces]

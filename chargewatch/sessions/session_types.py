@@ -47,6 +47,10 @@ QUALITY_FLAGS: dict[str, str] = {
     "stop_matched": "the stop named no known transaction (e.g. -1); matched to the open one",
     "stop_time_corrected": "the stop's timestamp was impossible; receive time or last data used",
     "failed_start": "plugged in, no transaction and no energy: recorded, not billed",
+    "clock_corrected": (
+        "the charger's clock was off by clock_offset_s (its time minus receipt); "
+        "start, stop and samples moved by it"
+    ),
     "signed_energy_mismatch": (
         "the meter's signed end minus start reading differs from the billed energy "
         "by more than the meter's resolution"
@@ -83,6 +87,14 @@ class SessionConfig:
     energy_policy: str = "best_estimate"
     # Pinned public keys of the meters' signed readings (fleet.yaml meter_keys).
     meter_keys: tuple[MeterKey, ...] = ()
+    # Charger clocks off by at least this much are corrected (clock_offsets.py;
+    # math.inf: never). Smaller offsets are latency and drift: ClockSkew's.
+    clock_min_offset_s: float = 300.0
+    clock_agree_s: float = 60.0  # messages within this of each other show one offset
+    # An offset behind the applied one (what late delivery also looks like)
+    # takes this many agreeing messages over this much receive time.
+    clock_confirm_n: int = 3
+    clock_confirm_span_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.gap_s <= 0 or self.charging_threshold_w < 0:
@@ -91,6 +103,8 @@ class SessionConfig:
             raise ValueError(f"energy_policy must be one of {', '.join(ENERGY_POLICIES)}")
         if not 0 < self.reset_ratio < 1:
             raise ValueError("reset_ratio must be in (0, 1)")
+        if not 0 < self.clock_agree_s < self.clock_min_offset_s or self.clock_confirm_n < 2:
+            raise ValueError("need 0 < clock_agree_s < clock_min_offset_s and clock_confirm_n >= 2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +152,9 @@ class SessionRecord:
     # The session's signed readings and their check (docs/signatures.md).
     signed: tuple[SignedReading, ...] = ()
     signature: SignatureCheck = UNSIGNED
+    # The charger's clock offset (its time minus receipt) start, stop and
+    # periods were corrected by; 0 for a clock that was right (clock_corrected).
+    clock_offset_s: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -182,6 +199,8 @@ class SessionRecord:
             d["register_energy_wh"] = _r3(self.register_energy_wh)
             d["estimate_energy_wh"] = _r3(self.estimate_energy_wh)
             d["review_reason"] = self.review_reason
+        if self.clock_offset_s:
+            d["clock_offset_s"] = round(self.clock_offset_s, 3)
         return d
 
 

@@ -109,18 +109,13 @@ def test_every_fault_alerted_with_its_labels_in_budget(run: Any) -> None:
 
 def test_one_session_per_transaction_with_its_energy(run: Any) -> None:
     truth, res = run
-    errors = [
-        e
-        for e in res["session_errors"]
-        if not _two_hours_ahead(e.get("truth", {}).get("charger", ""))
-    ]
+    errors = res["session_errors"]
     if truth["cadence_s"] >= 300:
         # At 300 s a register frozen for 20 min is found (MeterStuck) but billed
         # on a power estimate that misses the edges of 5-min intervals.
         errors = [e for e in errors if not e.get("truth", {}).get("charger", "").endswith("STUCK")]
     assert errors == []
-    skewed = [s for s in truth["sessions"] if _two_hours_ahead(s["charger"])]
-    assert len(res["sessions"]) == len(truth["sessions"]) - len(skewed)
+    assert len(res["sessions"]) == len(truth["sessions"])
 
 
 def test_one_cdr_per_session_priced_by_hand(run: Any) -> None:
@@ -170,31 +165,31 @@ def test_clock_skew_of_an_hour_is_flagged_info(run: Any) -> None:
     assert fired and min(fired) - _t(first["start"]) <= budget
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a charger whose clock is an hour ahead gets a session starting at"
-    " its own (wrong) start time but stopped at the last growth on that clock, 10 min"
-    " short of its true length; the session ends after it was received",
-)
 def test_session_of_an_hour_ahead_clock_keeps_its_length(run: Any) -> None:
+    # Before clock correction: started at its own (wrong) time, stopped at the
+    # last growth on that clock, 10 min short; the session ended after its receipt.
     truth, res = run
     (cid,) = [c for c in _clean(truth) if c.endswith("-CLOCK")]
     (want,) = [s for s in truth["sessions"] if s["charger"] == cid]
     (got,) = [s for s in res["sessions"] if s["charger_id"] == cid]
     true_len = _t(want["stop"]) - _t(want["start"])
     assert abs((_t(got["stop"]) - _t(got["start"])) - true_len) <= timedelta(minutes=1)
+    # On the receive clock, with the offset it was moved by and the flag.
+    assert abs(_t(got["start"]) - _t(want["start"])) <= timedelta(seconds=1)
+    assert "clock_corrected" in got["quality"]
+    assert got["clock_offset_s"] == pytest.approx(3600.0, abs=1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a charger sending local summer time (UTC+2) as UTC has every"
-    " status, transaction and sample rejected by the session engine as future_timestamp"
-    " (future_tolerance_s 1 h): its sessions are neither recorded nor billed (ClockSkew"
-    " info fires)",
-)
 def test_a_charger_two_hours_ahead_is_still_billed(run: Any) -> None:
+    # Before clock correction: local summer time (UTC+2) sent as UTC had every
+    # status, transaction and sample rejected as future_timestamp (the engine's
+    # future_tolerance_s is 1 h): neither recorded nor billed.
     truth, res = run
     want = [s for s in truth["sessions"] if _two_hours_ahead(s["charger"])]
     got = [s for s in res["sessions"] if _two_hours_ahead(s["charger_id"])]
     assert len(got) == len(want) == 1
     assert got[0]["energy_wh"] == pytest.approx(want[0]["true_wh"], rel=0.01)
+    assert abs(_t(got[0]["start"]) - _t(want[0]["start"])) <= timedelta(seconds=1)
+    assert abs(_t(got[0]["stop"]) - _t(want[0]["stop"])) <= timedelta(seconds=1)
+    assert got[0]["clock_offset_s"] == pytest.approx(7200.0, abs=1.0)
+    assert [c for c in res["cdrs"] if c["session_id"] == got[0]["session_id"]]

@@ -110,6 +110,28 @@ def test_register_stuck_under_load_then_resuming_is_proven_wrong(
     assert line["review_reason"] == "register_stuck"
 
 
+@pytest.mark.parametrize("interval_s", [30.0, 60.0, 300.0])
+def test_a_register_flat_while_the_car_ramps_up_is_not_stuck(interval_s: float) -> None:
+    """Was register_stuck + needs_review, billed by the power estimate (+1 % on
+    a field capture at 30 s): the reading after an idle one, 2.5 intervals
+    later (one in between lost), shows 11 kW and the register not yet moved --
+    the car started just before it. That pair's trapezoid (0.5 x 11 kW x 75 s
+    at 30 s sampling: 115 Wh) proves nothing; a flat pair loaded at both ends
+    still does (test above)."""
+    idle = int(1800 / interval_s)
+    k = np.arange(idle + 40, dtype=np.float64)
+    # The ramp reading comes 2.5 intervals after the last idle one.
+    ts = T0 + interval_s * np.where(k > idle, k + 1.5, k)
+    power = np.where(k > idle, 11_000.0, 0.0)
+    # The register counts from the ramp reading on, 1 Wh resolution.
+    dt = np.diff(ts, prepend=ts[0])
+    step = np.where(k > idle + 1, 11_000.0 * dt / 3600.0, 0.0)
+    reg = np.round(5_000_000.0 + np.cumsum(step))
+    rec = _session(ts, reg, power, float(reg[0]), float(reg[-1]), float(ts[-1]))
+    assert "register_stuck" not in rec.quality and "needs_review" not in rec.quality
+    assert rec.energy_wh == pytest.approx(float(reg[-1] - reg[0]))
+
+
 def test_a_frozen_register_that_catches_up_is_not_flagged() -> None:
     """The simulator's meter_stuck: the reported value froze, the meter's count went on."""
     ts, wh, t_stop, truth = _profile(10.0, 60.0, 20.0)

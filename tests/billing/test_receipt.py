@@ -192,6 +192,16 @@ def test_unsigned_session_says_so_and_offers_no_bundle() -> None:
     assert "bundle.xml" not in page and "<svg" not in page
 
 
+@pytest.mark.parametrize(
+    ("offset", "words"), [(7199.9, "2 h 00 min ahead"), (-18000.2, "5 h 00 min behind")]
+)
+def test_a_session_moved_by_the_chargers_clock_says_so(offset: float, words: str) -> None:
+    session = _session(clock_offset_s=offset, quality=["clock_corrected"])
+    page = render_receipt(build_receipt(session, None, Place("s1"), OPERATOR))
+    assert f"The charger's clock was {words}." in " ".join(_page(page).text)
+    assert "clock was" not in render_receipt(build_receipt(_session(), None, Place("s1"), OPERATOR))
+
+
 def test_hostile_ids_and_names_are_escaped() -> None:
     evil = '<script>alert("x")</script>'
     session = _session(

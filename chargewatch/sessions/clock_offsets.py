@@ -1,0 +1,212 @@
+"""Charger clocks that are off: each charger's offset from the receive clock,
+measured from its own timestamps, and the step's data moved by it before the
+sessions see it.
+
+Why: a charger that sends local time as UTC (CEST: two hours ahead) or never
+had its clock set stamps everything it sends wrong. Two hours ahead, the
+engine rejected every status, transaction and sample as ``future_timestamp``
+and the charge was neither recorded nor billed; one hour ahead, the stop lay
+after its own receipt and the session was cut short; and every such session
+is priced by the wrong hour of the tariff. The receive clock is the one clock
+chargewatch keeps right, so a charger's own clock is judged against it.
+
+Each message with a timestamp gives ``d = ts - recv = offset - latency``
+(latency >= 0). The offset applied to a charger changes only on evidence:
+
+* offsets smaller than ``clock_min_offset_s`` are never corrected (network
+  latency and drift; ClockSkew alerts on those);
+* a message ahead of the applied offset by more than ``clock_agree_s`` is
+  impossible for a clock the correction has right: two such messages that
+  agree within ``clock_agree_s`` set the new offset;
+* a message behind it by more is also what a late delivery looks like (a
+  charger emptying its queue after an outage, a broker backlog): the new
+  offset takes ``clock_confirm_n`` agreeing messages spread over at least
+  ``clock_confirm_span_s`` of receive time (a queue arrives in a burst, and
+  a backlog's delay shrinks as it drains);
+* a message that agrees with the applied offset drops any such candidate;
+* the new offset is the candidate's largest ``d``: the message that waited
+  least.
+
+A timestamp exactly equal to its receive time is the decoder standing in for
+a missing one (a 1.6 StatusNotification may leave it out): not evidence.
+
+The whole step is moved by the offsets as they stand after it, so the
+messages that confirm an offset are corrected too. The corrected sessions
+carry the offset (``clock_offset_s``) and the flag ``clock_corrected``;
+the raw timestamps stay as received everywhere else (InfluxDB, detectors).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ClockOffsets"]
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
+
+_TIMED = (TransactionEvent, MeterReading, StatusEvent)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """Messages that disagree with the applied offset and agree with each other."""
+
+    d_max: float  # the largest d: the least latency
+    n: int
+    first_recv: float
+    last_recv: float
+
+
+@dataclass(slots=True)
+class _Clock:
+    offset: float = 0.0  # subtracted from the charger's timestamps
+    candidate: _Candidate | None = None
+    conns: set[int] = field(default_factory=set)  # its dense connectors seen so far
+
+
+class ClockOffsets:
+    """Per-charger clock offsets. Pure: fed the step's data, no clock of its own."""
+
+    def __init__(
+        self,
+        index: ConnectorIndex,
+        *,
+        min_offset_s: float,
+        agree_s: float,
+        confirm_n: int,
+        confirm_span_s: float,
+    ) -> None:
+        self.index = index
+        self.min_offset_s = min_offset_s
+        self.agree_s = agree_s
+        self.confirm_n = confirm_n
+        self.confirm_span_s = confirm_span_s
+        self._clocks: dict[str, _Clock] = {}
+        # Per dense connector: its charger's applied offset (0 for most), so a
+        # step of healthy clocks is screened with a few array operations.
+        self._conn_offset = np.zeros(0)
+        self._filled = 0  # connectors of the index whose offset is filled in
+        self.changed: set[str] = set()  # chargers whose offset changed in the last step
+
+    def offset(self, charger: str) -> float:
+        got = self._clocks.get(charger)
+        return 0.0 if got is None else got.offset
+
+    def offsets(self) -> dict[str, float]:
+        """The chargers whose offset is not 0 (for the checkpoint)."""
+        return {c: k.offset for c, k in self._clocks.items() if k.offset}
+
+    def restore(self, offsets: dict[str, float]) -> None:
+        self._clocks = {c: _Clock(float(o)) for c, o in offsets.items()}
+        self._conn_offset = np.zeros(0)
+        self._filled = 0
+        self._sync_conns()
+
+    def correct(self, events: list[Event], batch: MeterBatch) -> tuple[list[Event], MeterBatch]:
+        """Observe the step's timestamps, then return the step moved by the offsets."""
+        self.changed = set()
+        if self._filled < len(self.index):
+            self._sync_conns()
+        self._observe(events, batch)
+        if not self._clocks or not any(k.offset for k in self._clocks.values()):
+            return events, batch
+        return self._moved_events(events), self._moved_batch(batch)
+
+    # --- observation ----------------------------------------------------------
+    def _observe(self, events: list[Event], batch: MeterBatch) -> None:
+        # (recv, d, charger, dense connector or -1)
+        seen: list[tuple[float, float, str, int]] = [
+            (ev.recv, ev.ts - ev.recv, ev.charger, -1)
+            for ev in events
+            if isinstance(ev, _TIMED) and ev.ts != ev.recv and math.isfinite(ev.ts)
+        ]
+        if len(batch):
+            d = batch.ts - batch.recv
+            applied = self._conn_offset[batch.conn]
+            tol = np.where(applied == 0.0, self.min_offset_s, self.agree_s)
+            # Rows that disagree with their charger's applied offset, and every
+            # row of a charger with a candidate (an agreeing one drops it).
+            odd = np.abs(d - applied) > tol
+            pending = [k.conns for k in self._clocks.values() if k.candidate is not None]
+            if pending:
+                odd |= np.isin(batch.conn, np.fromiter(set().union(*pending), np.int64))
+            odd &= np.isfinite(d) & (d != 0.0)
+            keys = self.index.keys
+            for r in np.flatnonzero(odd).tolist():
+                conn = int(batch.conn[r])
+                seen.append((float(batch.recv[r]), float(d[r]), keys[conn][0], conn))
+        elif not seen:
+            return
+        for recv, dd, charger, conn in sorted(seen):
+            self._judge(charger, conn, recv, dd)
+
+    def _judge(self, charger: str, conn: int, recv: float, d: float) -> None:
+        clock = self._clocks.get(charger)
+        if clock is None:
+            clock = self._clocks[charger] = _Clock()
+        if conn >= 0 and conn not in clock.conns:
+            # A connector of the charger seen for the first time takes its offset.
+            clock.conns.add(conn)
+            self._conn_offset[conn] = clock.offset
+        tol = self.min_offset_s if clock.offset == 0.0 else self.agree_s
+        if abs(d - clock.offset) <= tol:
+            clock.candidate = None
+            if not clock.offset:
+                del self._clocks[charger]  # nothing to remember about a right clock
+            return
+        c = clock.candidate
+        if c is not None and abs(d - c.d_max) <= self.agree_s:
+            c.n += 1
+            c.d_max = max(c.d_max, d)
+            c.last_recv = recv
+        else:
+            c = clock.candidate = _Candidate(d, 1, recv, recv)
+        ahead = c.d_max > clock.offset
+        if (ahead and c.n >= 2) or (
+            c.n >= self.confirm_n and c.last_recv - c.first_recv >= self.confirm_span_s
+        ):
+            clock.offset = c.d_max if abs(c.d_max) >= self.min_offset_s else 0.0
+            clock.candidate = None
+            self.changed.add(charger)
+            # (A scan of the index, but only when an offset changes: rarely.)
+            clock.conns.update(i for i, (ch, _) in enumerate(self.index.keys) if ch == charger)
+            self._conn_offset[list(clock.conns)] = clock.offset
+
+    # --- correction ------------------------------------------------------------
+    def _moved_events(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, _TIMED) and (off := self.offset(ev.charger)):
+                out.append(replace(ev, ts=ev.ts - off))
+            else:
+                out.append(ev)
+        return out
+
+    def _moved_batch(self, batch: MeterBatch) -> MeterBatch:
+        if not len(batch):
+            return batch
+        off = self._conn_offset[batch.conn]
+        if not off.any():
+            return batch
+        return MeterBatch(batch.conn, batch.ts - off, batch.recv, batch.values)
+
+    # --- connectors ------------------------------------------------------------
+    def _sync_conns(self) -> None:
+        """Room for the connectors the index learned since, with their offsets."""
+        n = len(self.index)
+        if n > len(self._conn_offset):
+            grown = np.zeros(max(n, 2 * len(self._conn_offset), 64))
+            grown[: len(self._conn_offset)] = self._conn_offset
+            self._conn_offset = grown
+        if any(k.offset for k in self._clocks.values()):
+            for i in range(self._filled, n):
+                clock = self._clocks.get(self.index.keys[i][0])
+                if clock is not None and clock.offset:
+                    clock.conns.add(i)
+                    self._conn_offset[i] = clock.offset
+        self._filled = n
