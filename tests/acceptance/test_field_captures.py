@@ -13,8 +13,10 @@ judged at the evaluation after it ran out (in replay evaluations come every
 at 10/30/60 s) 14 of 53 detections overshoot the bare budget: 13 by 0.6-15.2 s,
 one (below, SLOW) by 33 s.
 
-Known defects are marked xfail with their reason (a charger clock an hour or
-two ahead); the one slow detection (SLOW) is allowed SLOW_BY_S more.
+Charger clocks an hour and two hours ahead (local time sent as UTC) are billed
+on the receive clock (sessions/clock_offsets.py; they were strict xfails: cut
+10 min short, and not recorded at all). The one slow detection (SLOW) is
+allowed SLOW_BY_S more.
 """
 
 from __future__ import annotations
@@ -145,6 +147,12 @@ def test_retransmits_dropped_and_only_the_malformed_rejected(run: Any) -> None:
     truth, res = run
     assert res["malformed_kept"] == []
     good = [r for r in res["rejected_good"] if "-CLOCK2H/" not in r["topic"]]
+    # The charger two hours ahead loses at most its first status: in 2.0.1 it is
+    # stamped before a second message confirmed its clock's offset; in 1.6 the
+    # statuses of connectors 0 and 1 come together and confirm it at once.
+    skewed = [(r["reason"], r["detail"]) for r in res["rejected_good"] if "-CLOCK2H/" in r["topic"]]
+    want = [("future_timestamp", "StatusEvent")] if truth["version"] == "2.0.1" else []
+    assert skewed == want
     # one retransmitted start, one MeterValues with its repeated answer
     assert {r["reason"] for r in good} <= RETRANSMIT_REASONS
     assert len(good) == 3
