@@ -23,6 +23,9 @@ Each message with a timestamp gives ``d = ts - recv = offset - latency``
   offset takes ``clock_confirm_n`` agreeing messages spread over at least
   ``clock_confirm_span_s`` of receive time (a queue arrives in a burst, and
   a backlog's delay shrinks as it drains);
+* back to a right clock (``d`` under ``clock_min_offset_s``: NTP caught up)
+  takes the same number of messages over two agreement widths (120 s): late
+  delivery would have to be late by the offset itself, to the minute;
 * a message that agrees with the applied offset drops any such candidate;
 * the new offset is the candidate's largest ``d``: the message that waited
   least.
@@ -167,8 +170,12 @@ class ClockOffsets:
         else:
             c = clock.candidate = _Candidate(d, 1, recv, recv)
         ahead = c.d_max > clock.offset
+        # Back to a right clock (NTP caught up): a late delivery would have to
+        # be late by the offset itself, to the minute, three times -- so the
+        # span that rules out a burst (two agreement widths) is enough.
+        span = self.confirm_span_s if abs(c.d_max) >= self.min_offset_s else 2 * self.agree_s
         if (ahead and c.n >= 2) or (
-            c.n >= self.confirm_n and c.last_recv - c.first_recv >= self.confirm_span_s
+            c.n >= self.confirm_n and c.last_recv - c.first_recv >= min(span, self.confirm_span_s)
         ):
             clock.offset = c.d_max if abs(c.d_max) >= self.min_offset_s else 0.0
             clock.candidate = None

@@ -137,12 +137,14 @@ class SessionEngine:
 
     def _reclock(self, chargers: set[str]) -> None:
         """Open sessions of chargers whose offset changed carry the new one
-        (their data from now on is moved by it; docs/sessions.md, clocks)."""
+        (their data from now on is moved by it; docs/sessions.md, clocks) --
+        unless the clock was set right: part of the session was still moved,
+        so it keeps that offset and its flag."""
         book = self._book
         for sid in book.open.values():
             s = book.sessions[sid]
-            if s.charger in chargers:
-                s.clock_offset = book.clock.offset(s.charger)
+            if s.charger in chargers and (off := book.clock.offset(s.charger)):
+                s.clock_offset = off
                 book.dirty.add(sid)
 
     def open_sessions(self) -> list[dict[str, Any]]:

@@ -209,6 +209,41 @@ def test_a_clock_set_right_mid_life_is_followed() -> None:
     assert eng._book.clock.offsets() == {}
 
 
+def _set_right(item: Item, offset: float) -> Item:
+    t, ev, s, ch = item
+    moved: list[Event] = []
+    for e in ev:
+        assert isinstance(e, StatusEvent | TransactionEvent)
+        moved.append(replace(e, ts=e.ts - offset))
+    return t, moved, None if s is None else (s[0] - offset, s[1], s[2]), ch
+
+
+def test_a_clock_set_right_during_a_session_is_followed_within_minutes() -> None:
+    # 15 min ahead, then NTP sets it right at minute 30 of a 60 min charge.
+    index = ConnectorIndex()
+    items = _one("NTP", 900.0, start_min=10, stop_min=70)
+    fix = T0 + 40 * 60.0
+    items = [_set_right(it, 900.0) if it[0] >= fix else it for it in items]
+    # Step by step, as the collector does: when does the offset return to 0?
+    back_at = None
+    eng = SessionEngine(index)
+    recs: list[SessionRecord] = []
+    for t, ev, s, ch in items:
+        b = _batch([(index.id(ch, 1), *s)]) if s is not None else MeterBatch.empty()
+        recs += eng.update(b, ev, t + 1.0)
+        if back_at is None and t >= fix and eng._book.clock.offset("NTP") == 0.0:
+            back_at = t
+    recs += eng.update(MeterBatch.empty(), [], T0 + 3 * 86_400)
+    assert back_at is not None and back_at - fix <= 180.0  # 3 samples at 60 s
+    got = _session(recs, "NTP")
+    assert got.start == pytest.approx(T0 + 600.0, abs=1.0)
+    assert got.stop == pytest.approx(T0 + 70 * 60.0, abs=1.0)
+    assert got.energy_wh == pytest.approx(11_000.0 * 59 / 60, abs=0.01)
+    # Half of it was moved: the record keeps that offset and says so.
+    assert got.clock_offset_s == pytest.approx(900.0 - LATENCY)
+    assert "clock_corrected" in got.quality
+
+
 def test_timestamps_standing_in_for_missing_ones_are_not_evidence() -> None:
     # ts == recv: the decoder used the receive time (no timestamp sent).
     index = ConnectorIndex()
