@@ -89,8 +89,9 @@ def _median(xs: list[float]) -> float:
 class Episode:
     """The hysteresis/minimum-duration machine of ``episodes.Episodes`` for one
     connector and path: a set run must last ``min_d`` seconds and span
-    1 + ceil(0.75 * min_d / interval) rows (when ranks are given); a clear run
-    ``clr_d``; rows in neither break both runs."""
+    1 + ceil(0.75 * min_d / interval) rows (when ranks are given), timed from
+    its first row's ``began`` (default: its ts); a clear run ``clr_d``; rows in
+    neither break both runs."""
 
     __slots__ = ("active", "c", "clr_since", "fault", "open", "set_rank", "set_since", "sink")
 
@@ -109,6 +110,7 @@ class Episode:
         clr_d: float = 0.0,
         rank: float = NAN,
         interval: float = NAN,
+        began: float = NAN,
     ) -> None:
         if not s and not self.active:
             # Nothing to open, nothing to close (the healthy case): a clear run
@@ -118,7 +120,7 @@ class Episode:
         c = c and not s
         if s:
             if self.set_since != self.set_since:
-                self.set_since, self.set_rank = ts, rank
+                self.set_since, self.set_rank = (began if began == began else ts), rank
         else:
             self.set_since = self.set_rank = NAN
         if c:
@@ -385,7 +387,8 @@ class ReferenceDetectors:
                 still = not _thousandfold(_div(de, flowed))
             stuck = still and de >= 0 and p_i > mp.min_power_w
             moved = de > 0 and not still
-            st.ep["stuck"].step(ts, stuck, moved, mp.min_duration_s, 0.0, rank, st.interval)
+            # Still since the previous register: the run is timed from it.
+            st.ep["stuck"].step(ts, stuck, moved, mp.min_duration_s, 0.0, rank, st.interval, pet)
         if e == e:
             self._regression(st, ts, e, pe)
             self._mismatch(st, ts, e, pw, pe, pet, pp, ppt, vi)

@@ -5,7 +5,10 @@ of a connector for ``min_duration`` seconds, on at least as many rows as that
 duration spans at the connector's learned sampling interval (less a quarter:
 one lost sample in four is tolerated, a gap is not bridged by two samples
 either side of it), and closes when the *clear* condition has held for
-``clear_duration`` seconds. Rows where neither holds
+``clear_duration`` seconds. A set run is timed from its first row: its ts,
+or, for a condition judged over the interval since an earlier row (a register
+that did not move since its previous reading), that earlier row's (``began``).
+Rows where neither holds
 (between the two thresholds) keep the current state: that is the hysteresis.
 Rows a detector cannot judge (NaN input) are not passed in at all, so they
 neither count towards nor break a run.
@@ -51,8 +54,9 @@ def min_samples(min_duration: F64 | float, interval: F64) -> F64:
 class Finding:
     """One episode of one fault on one connector.
 
-    ``start``: when the condition began (first offending sample, or last sign of
-    life for silence detectors); ``detected``: when the detector asserted it;
+    ``start``: when the condition began (first offending sample; the reading a
+    still register stood at, for meter_stuck; last sign of life for silence
+    detectors); ``detected``: when the detector asserted it;
     ``end``: when it cleared (None while open). Times are epoch seconds on the
     clock the detector documents (meter ``ts`` for sample detectors, receive
     time for liveness and event detectors). ``evidence``: the values that
@@ -146,6 +150,7 @@ class Episodes:
         evidence: Evidence = None,
         judged: B | None = None,
         cadence: tuple[F64, F64] | None = None,
+        began: F64 | None = None,
     ) -> None:
         """Advance with rows sorted by (conn, ts).
 
@@ -159,6 +164,11 @@ class Episodes:
         the others neither count towards nor break a run, and ``set_cond`` must
         be False on them. ``evidence`` (per-row arrays, or a function returning
         them, called only when an episode opens) goes into new findings.
+        ``began`` (default: ``ts``): per row, when the set condition it reports
+        began to hold, at or before its ts (a condition judged over the
+        interval since an earlier row held from that row on); a run lasts from
+        its first row's ``began``, the finding's start, while its rows are
+        still counted from that first row.
         """
         n = conn.shape[0]
         if n == 0:
@@ -182,13 +192,16 @@ class Episodes:
                 return
             k = np.flatnonzero(keep)
             conn, ts, set_cond, clear_cond = conn[k], ts[k], set_cond[k], clear_cond[k]
+            if began is not None:
+                began = began[k]
         rank = None if cadence is None else cadence[0] if k is None else cadence[0][k]
         min_d = min_duration if isinstance(min_duration, int | float) else min_duration[conn]
         clr_d = clear_duration if isinstance(clear_duration, int | float) else clear_duration[conn]
         first, last, seg_start = _segments(conn)
         clear_cond = clear_cond & ~set_cond
         since, setting = self.since[conn], self.setting[conn]
-        s_since = self._runs(set_cond, ts, first, seg_start, np.where(setting, since, np.nan))
+        at = ts if began is None else began
+        s_since = self._runs(set_cond, at, first, seg_start, np.where(setting, since, np.nan))
         c_since = self._runs(clear_cond, ts, first, seg_start, np.where(setting, np.nan, since))
         set_evt = set_cond & (ts - s_since >= min_d)
         s_rank0 = None

@@ -4,8 +4,10 @@ meter_stuck
     Catches: the import register does not move (advances by less than 5 % of
     what power says flowed over the interval, ~1/1000 aside: that is
     meter_unit_error) while power above
-    ``min_power_w`` flows, for ``min_duration_s`` (and the samples that
-    duration spans at the connector's learned interval). Power against
+    ``min_power_w`` flows, for ``min_duration_s`` from its last reading before
+    it stood (a still step says it stood since the previous register), on the
+    samples that duration spans at the connector's learned interval (counted
+    from the first still step). Power against
     register, per interval between registers: power reported since the
     previous register stands in when a sample carries only the register.
     Inputs: energy_wh, power_w. Clears when the register advances. Ignores:
@@ -263,6 +265,11 @@ class MeterStuck(Detector):
             still = still & ~_thousandfold(de / flowed)
         stuck = still & (de >= 0) & (p > self._at("min_power_w", f.conn))
         moved = (de > 0) & ~still
+        # A still step says the register stood from its previous reading on: the
+        # run is timed from there. Timed from the first still row instead, a
+        # register was one interval longer still than its run said, and at 60 s
+        # two intervals of 59-61 s (1 s of jitter) fell short of 120 s about
+        # half the time, costing a third interval (issue 17's budget overshot).
         self.episodes.step(
             f.conn,
             f.ts,
@@ -273,6 +280,7 @@ class MeterStuck(Detector):
             lambda: {"energy_wh": e, "power_w": p, "since_s": dt},
             judged,
             cadence=f.cadence,
+            began=f.prev_e_ts,
         )
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
         c, r = self._last_rows(f, judged)

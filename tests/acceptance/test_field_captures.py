@@ -10,13 +10,11 @@ each, rules/faults.yaml): the issue's formula leaves the evaluation out, yet
 the condition is first seen at the evaluation after it holds and the `for` is
 judged at the evaluation after it ran out (in replay evaluations come every
 10-15 s: 5 s chunks). Over the seven captures (1.6 at 10/30/60/300 s, 2.0.1
-at 10/30/60 s) 14 of 53 detections overshoot the bare budget: 13 by 0.6-15.2 s,
-one (below, SLOW) by 33 s.
+at 10/30/60 s) 11 of 53 detections overshoot the bare budget, by 0.6-15.2 s.
 
 Charger clocks an hour and two hours ahead (local time sent as UTC) are billed
 on the receive clock (sessions/clock_offsets.py; they were strict xfails: cut
-10 min short, and not recorded at all). The one slow detection (SLOW) is
-allowed SLOW_BY_S more.
+10 min short, and not recorded at all).
 """
 
 from __future__ import annotations
@@ -39,11 +37,6 @@ EVAL_S = 10.0  # rules/faults.yaml `interval`
 ALLOWANCE_S = 2 * EVAL_S
 # (cadence s, OCPP version): 10/30/60 s, both versions, and 300 s.
 CAPTURES = [(10, "1.6"), (30, "2.0.1"), (60, "1.6"), (60, "2.0.1"), (300, "1.6")]
-# Over budget + allowance, reported (meter.py is being reworked for speed): at 60 s
-# a 2.0.1 register frozen under load sets meter_stuck 240 s after its last growth
-# (1.6 at 60 s: 180 s), so MeterStuck fires at 453 s against 420 + 20.
-SLOW = {("2.0.1", 60, "meter_stuck")}
-SLOW_BY_S = 40.0  # measured 33 s over budget + allowance (453 s against 420 + 20)
 # Retransmitted CALLs (same unique id) and the CSMS's second answer: not used, on purpose.
 RETRANSMIT_REASONS = {"duplicate_call", "duplicate_result"}
 PAGES = ("warning", "critical")
@@ -97,12 +90,10 @@ def test_clean_chargers_raise_nothing_but_the_skewed_clock(run: Any) -> None:
 
 
 def test_every_fault_alerted_with_its_labels_in_budget(run: Any) -> None:
-    truth, res = run
+    _, res = run
     report = []
     for f in res["faults"]:
         allowed = f["budget_s"] + ALLOWANCE_S
-        if (truth["version"], truth["cadence_s"], f["fault"]) in SLOW:
-            allowed += SLOW_BY_S  # known, pinned: it must not get slower
         ok = f["ttd_s"] is not None and f["ttd_s"] <= allowed
         if not ok:
             report.append((f["fault"], f["charger"], f["ttd_s"], allowed))

@@ -320,6 +320,31 @@ def test_stuck_register_with_power_in_separate_samples() -> None:
     assert f.detected - (T0 + ONSET) <= _duration("meter_stuck") + 2 * 20.0
 
 
+def test_stuck_register_at_60s_with_jitter_is_found_in_budget() -> None:
+    # The sample times (s from the freeze) of the OCPP 2.0.1 field capture at 60 s
+    # (tests/acceptance/gen_field.py, seed 17): 60 s +- 1 s apart, as chargers
+    # send them. The register last grew at +6 s (6 s of charge before it froze);
+    # the three still steps after it end at +67, +127 and +186 s, 119 s apart.
+    # The freeze is 180 s old at +186 s: found there, within min_duration + 2
+    # intervals of its onset, and dated from the register's last growth.
+    freeze = T0 + ONSET
+    after = np.array([6.0, 67.0, 127.0, 186.0, 246.0, 307.0, 366.0, 427.0, 487.0, 546.0])
+    before = -54.0 - 60.0 * np.arange(15.0)[::-1]
+    s = session(60.0, seconds=60.0 * (before.size + after.size))
+    s.t = ONSET + np.r_[before, after]
+    dt = np.diff(s.t, prepend=s.t[0] - 60.0)
+    step = s.power * dt / 3600
+    step[before.size] = s.power[before.size] * 6.0 / 3600  # to the freeze only
+    step[(s.t > ONSET + 6.0) & (s.t < ONSET + 480.0)] = 0.0
+    s.energy = 1.0e6 + np.cumsum(step)
+    idx = fleet(1)
+    ds = run(s.batch(), session_start(idx, t=T0 + ONSET - 1000.0), idx, cuts=20)
+    (f,) = of(ds, "meter_stuck")
+    assert f.detected - freeze <= _duration("meter_stuck") + 2 * 60.0
+    assert f.detected == freeze + 186.0
+    assert f.start == freeze + 6.0
+
+
 # Bad input at any cadence: irregular sampling, gaps, duplicates, rows out of
 # order, cut into random batches.
 @settings(max_examples=60, deadline=None)

@@ -37,8 +37,10 @@ def test_meter_stuck_fires_after_min_duration_and_clears() -> None:
     b.values[30:60, E] = b.values[29, E]
     ds = run(b, session_start(idx), idx, faults=["meter_stuck"])
     (f,) = of(ds, "meter_stuck")
-    assert f.start == b.ts[30]
-    assert f.detected == b.ts[30] + 120.0
+    # The register stands at its reading of row 29 from then on: the first still
+    # step (row 30) says so, and the 120 s are counted from row 29.
+    assert f.start == b.ts[29]
+    assert f.detected == b.ts[29] + 120.0
     assert f.end == b.ts[60]
 
 
