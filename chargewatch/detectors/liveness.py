@@ -558,7 +558,13 @@ class ChargerOffline(Detector):
             self._judge(hh, tt, changed)
         for lc, lt in lasts:  # every charger's last message (from its connectors' last)
             if lc.size:
-                np.fmax.at(self.last_seen, head[lc], lt)
+                hs = head[lc]
+                if np.isnan(self.last_seen[hs]).any():
+                    # A first message: the charger has a deadline now (a charger
+                    # listed in the fleet file, or restored, is no new connector
+                    # nor, once known to speak OCPP, a newly marked one).
+                    self._next = -np.inf
+                np.fmax.at(self.last_seen, hs, lt)
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
         if not self.online[: self.n].all():
