@@ -65,7 +65,8 @@ clock_skew
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
 
@@ -156,6 +157,33 @@ def _told_cadence(told: F64) -> F64:
 def _same(a: F64 | float, b: F64 | float) -> B:
     """Equal, NaN equal to NaN."""
     return np.asarray((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
+# What the liveness detectors learned, as snapshot() writes it (JSON: NaN, the
+# state's "unknown", is null) and restore() reads it back.
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _unknown(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _known(slots: F64) -> list[float]:
+    """A gap history's values, oldest first (its empty slots, NaN, lead)."""
+    return [float(v) for v in slots[np.isfinite(slots)]]
+
+
+def _slots(values: Iterable[Any], k: int) -> F64:
+    """The gap history of ``k`` slots that holds the last ``k`` of ``values``
+    (oldest .. newest, empty slots first: as pushing them one by one leaves it)."""
+    v = [float(x) for x in values][-k:]
+    out = np.full(k, np.nan)
+    if v:
+        out[k - len(v) :] = v
+    return out
 
 
 # Per status code (code -1, never heard, is the last entry: a negative index
@@ -459,6 +487,39 @@ class ChargerOffline(Detector):
             return
         self.ocpp[new] = True
         for h in new.tolist():
+            self._believe(h)
+        self._tmin = np.nan
+        self._next = -np.inf
+
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
+        """Per charger: whether it speaks OCPP, the heartbeat interval the CSMS
+        set (``heartbeat_s``) and its last heartbeat gaps: what ``_believe``
+        makes the interval of. No times (last message, last heartbeat, a will):
+        after a restart the silence clock starts at the charger's first message,
+        so the collector's own downtime is never taken for the charger's."""
+        n = self.n
+        keep = self.ocpp[:n] | np.isfinite(self.configured[:n])
+        keep |= np.isfinite(self.hb_gaps[:n]).any(axis=1)  # (state lives on the heads)
+        return {
+            index.charger_of(h): {
+                "ocpp": bool(self.ocpp[h]),
+                "heartbeat_s": _num(float(self.configured[h])),
+                "heartbeat_gaps": _known(self.hb_gaps[h]),
+            }
+            for h in np.flatnonzero(keep).tolist()
+        }
+
+    def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        for charger, s in learned.items():
+            h = self._first.get(charger)
+            if h is None:
+                continue
+            self.ocpp[h] = bool(s.get("ocpp", False))
+            self.configured[h] = _unknown(s.get("heartbeat_s"))
+            self.hb_gaps[h] = _slots(s.get("heartbeat_gaps", ()), _HB_KEEP)
+            self.hb_last[h] = np.nan  # the gaps go on from its next heartbeat
             self._believe(h)
         self._tmin = np.nan
         self._next = -np.inf
@@ -812,6 +873,71 @@ class StaleTelemetry(_Silence):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.row_recv = grown(self.row_recv, n, np.nan)
         self.row_mode = grown(self.row_mode, n, -1)
+
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
+        """Per charger, per connector number: the heartbeat interval told and
+        the last heartbeat gaps (``_hb_interval``, for finding its charger's
+        returns from outages), the meter intervals told ([sampled, aligned], as
+        MeterIntervalEvent gave them) and the last same-mode gaps between meter
+        rows, idle and in a session (the learned cadences). Not kept: times
+        (the silence clock starts at the first row after a restart), the
+        session state, nor whether a connector reports while idle (its first
+        idle row says so again)."""
+        n = self.n
+        hb = self._grown_hist(self._hb_hist)[:n]
+        idle, sess = (self._grown_hist(h)[:n] for h in self._gap_hist)
+        keep = np.isfinite(self.hb_told[:n]) | np.isfinite(self.told[:n]).any(axis=1)
+        for buf in (hb, idle, sess):
+            keep |= np.isfinite(buf).any(axis=1)
+        out: dict[str, Any] = {}
+        for c in np.flatnonzero(keep).tolist():
+            charger, connector = index.keys[c]
+            out.setdefault(charger, {})[str(connector)] = {
+                "heartbeat_s": _num(float(self.hb_told[c])),
+                "heartbeat_gaps": _known(hb[c]),
+                "told": [_num(float(v)) for v in self.told[c]],
+                "idle_gaps": _known(idle[c]),
+                "session_gaps": _known(sess[c]),
+            }
+        return out
+
+    def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        hb = self._grown_hist(self._hb_hist)
+        idle, sess = (self._grown_hist(h) for h in self._gap_hist)
+        rows: list[int] = []
+        for charger, connectors in learned.items():
+            for k, s in connectors.items():
+                c = index.get(str(charger), int(k))
+                if c is None or c >= self.n:
+                    continue
+                self.hb_told[c] = _unknown(s.get("heartbeat_s"))
+                hb[c] = _slots(s.get("heartbeat_gaps", ()), _HB_KEEP)
+                self.hb_last[c] = np.nan  # the gaps go on from its next heartbeat
+                told = s.get("told") or (None, None)
+                self.told[c] = [_unknown(told[0]), _unknown(told[1])]
+                self.told_cad[c] = _told_cadence(self.told[c])
+                # The gaps kept were all begun after the told cadence last
+                # changed, and every gap from now on begins after the restore.
+                self.told_at[c] = np.nan
+                idle[c] = _slots(s.get("idle_gaps", ()), _CAD_KEEP)
+                sess[c] = _slots(s.get("session_gaps", ()), _CAD_KEEP)
+                rows.append(c)
+        if not rows:
+            return
+        idx = np.array(rows, np.int64)
+        self._cadence[idx, 0] = _cadence_rows(np.ascontiguousarray(idle[idx].T))
+        self._cad_due[idx] = True  # the session cadence: when read (the cadence property)
+        self._any_cad_due = True
+        self._told_any |= bool(np.isfinite(self.told[idx]).any())
+        self._heartbeats |= bool(np.isfinite(self.hb_told[idx]).any() or np.isfinite(hb[idx]).any())
+        self._next = -np.inf
+
+    def _grown_hist(self, hist: History) -> F64:
+        hist.buf = grown(hist.buf, self.n, np.nan)
+        buf: F64 = hist.buf
+        return buf
 
     @property
     def cadence(self) -> F64:
