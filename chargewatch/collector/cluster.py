@@ -25,7 +25,7 @@ host, its fleet state and alert state are kept in the ledger too
 (``engine_state`` rows ``fleet_state@<id>`` and ``alerts@<id>``), written
 before the acknowledgement of a batch that changed them. The heartbeat and
 meter intervals the liveness detectors learned (``liveness@<id>``,
-collector/liveness_store.py) move the same way, saved at every renewal.
+collector/liveness_store.py) move the same way, saved every minute.
 """
 
 from __future__ import annotations
@@ -252,6 +252,8 @@ class ClusterMember:
             for k in sorted(parts):
                 self.ingest.close(k)  # acks of processed messages go first
             self.active = self.active - parts
+            if self.liveness is not None:  # at once: its row must not name them
+                self.liveness.save(now)
             self.handovers += len(parts)
             log.info("handed partitions %s over (%d chargers' state)", sorted(parts), given)
         self.leases.release(surplus)
@@ -284,7 +286,7 @@ class ClusterMember:
         self.save_fleet(now)
         self.save_alerts(now)
         if self.liveness is not None:
-            self.liveness.save(now)
+            self.liveness.save_due(now)
 
     def save_fleet(self, now: float) -> None:
         # Only the owned chargers' rows: the others' are empty here, and would

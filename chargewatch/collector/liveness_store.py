@@ -12,8 +12,9 @@ to heartbeat hourly.
 
 :meth:`DetectorSet.snapshot <chargewatch.detectors.DetectorSet.snapshot>`
 gives that state per charger id; it is kept in the ledger's ``engine_state``
-row ``liveness`` (``liveness@<collector_id>``), written with the periodic
-state save (every 10 s) and on stop, and read at start. As with the fleet state
+row ``liveness`` (``liveness@<collector_id>``), written every
+``SAVE_INTERVAL_S`` with the periodic state save and on stop, and read at
+start. As with the fleet state
 (storage/handover.py), the chargers this collector does not own are handed over
 through the ``handover`` table (kind ``liveness``) and taken by their owner at
 its start and then on every tick; with dynamic partitions
@@ -23,9 +24,11 @@ dead collector's row.
 
 from __future__ import annotations
 
-__all__ = ["KIND", "LivenessStore", "merge_liveness", "split_liveness"]
+__all__ = ["KIND", "SAVE_INTERVAL_S", "LivenessStore", "merge_liveness", "split_liveness"]
 
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,6 +39,11 @@ from chargewatch.storage.ledger import Ledger
 log = logging.getLogger(__name__)
 
 KIND = "liveness"  # the engine_state row and the handover kind
+# How often, in wall seconds, the row is rewritten whole. Not every state save
+# (10 s): the snapshot costs ~20 ms per 1,000 chargers of the pipeline thread
+# (bench/bench_liveness_state.py), and what changes in a minute is rarely
+# more than a heartbeat gap; a crash loses at most this much learning.
+SAVE_INTERVAL_S = 60.0
 
 
 def split_liveness(
@@ -77,6 +85,7 @@ class LivenessStore:
         self.detectors = detectors
         self.owns = owns
         self.flush = flush
+        self._saved_at = -math.inf  # time.monotonic() of the last save
 
     def start(self, now: float) -> int:
         """Restore this collector's row (its chargers), hand the rest over, and take
@@ -117,6 +126,11 @@ class LivenessStore:
             self.flush()
         return self.detectors.snapshot()
 
+    def save_due(self, now: float) -> None:
+        """:meth:`save`, when ``SAVE_INTERVAL_S`` has passed since the last."""
+        if time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            self.save(now)
+
     def save(self, now: float) -> None:
         """This collector's row: the owned chargers' part (a charger handed over
         must not stay in it: its new owner would find it held by a running
@@ -124,6 +138,7 @@ class LivenessStore:
         mine, _ = split_liveness(self._snapshot(), self.owns)
         empty = {"version": SNAPSHOT_VERSION, "chargers": {}}
         self.ledger.save_state(mine or empty, name=KIND, at=now)
+        self._saved_at = time.monotonic()
 
     def hand_over(self, leaving: Callable[[str], bool], now: float) -> int:
         """Leave the state of the ``leaving`` chargers for their next owner; how many."""

@@ -381,7 +381,12 @@ class Collector:
         if self.leases is not None and self.leases.fenced:
             self.ledger.close()  # another collector owns our partitions: write nothing
             return
-        for final_save in (self._close_sessions, self._save_state, self._leave_cluster):
+        for final_save in (
+            self._close_sessions,
+            self._save_state,
+            self._save_liveness,
+            self._leave_cluster,
+        ):
             try:
                 final_save()
             except StorageUnavailableError as exc:
@@ -421,6 +426,10 @@ class Collector:
 
     def _owns(self, charger: str) -> bool:
         return self.cluster is not None and self.cluster.owns(charger)
+
+    def _save_liveness(self) -> None:
+        if self.cluster is None:  # (leaving, a cluster member hands it over)
+            self.liveness.save(self.clock.now())
 
     def _leave_cluster(self) -> None:
         if self.cluster is not None:
@@ -625,8 +634,8 @@ class Collector:
         the detectors learned."""
         self._save_alert_engine()
         self.fleet_store.save()
-        if self.cluster is None:  # (a cluster member saves it at every renewal)
-            self.liveness.save(self.clock.now())
+        if self.cluster is None:  # (a cluster member saves it itself)
+            self.liveness.save_due(self.clock.now())
         self._state_saved_at = time.monotonic()
         self._saved_changes = self.state.changes
 

@@ -163,27 +163,30 @@ def _same(a: F64 | float, b: F64 | float) -> B:
 # state's "unknown", is null) and restore() reads it back.
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x
+def _nums(a: F64) -> list[Any]:
+    """``a`` as (nested) lists, NaN as None. Lists first: a numpy call per value
+    would cost more than the snapshot (a charger has a dozen)."""
+    rows: list[Any] = a.tolist()
+    if a.ndim == 1:
+        return [None if math.isnan(v) else v for v in rows]
+    return [[None if math.isnan(v) else v for v in row] for row in rows]
+
+
+def _known(a: F64) -> list[list[float]]:
+    """Each row of gap histories as its values, oldest first (its empty
+    slots, NaN, lead)."""
+    return [[v for v in row if not math.isnan(v)] for row in a.tolist()]
 
 
 def _unknown(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _known(slots: F64) -> list[float]:
-    """A gap history's values, oldest first (its empty slots, NaN, lead)."""
-    return [float(v) for v in slots[np.isfinite(slots)]]
-
-
-def _slots(values: Iterable[Any], k: int) -> F64:
+def _slots(values: Iterable[Any], k: int) -> list[float]:
     """The gap history of ``k`` slots that holds the last ``k`` of ``values``
     (oldest .. newest, empty slots first: as pushing them one by one leaves it)."""
     v = [float(x) for x in values][-k:]
-    out = np.full(k, np.nan)
-    if v:
-        out[k - len(v) :] = v
-    return out
+    return [math.nan] * (k - len(v)) + v
 
 
 # Per status code (code -1, never heard, is the last entry: a negative index
@@ -502,13 +505,16 @@ class ChargerOffline(Detector):
         n = self.n
         keep = self.ocpp[:n] | np.isfinite(self.configured[:n])
         keep |= np.isfinite(self.hb_gaps[:n]).any(axis=1)  # (state lives on the heads)
+        hs = np.flatnonzero(keep)
         return {
-            index.charger_of(h): {
-                "ocpp": bool(self.ocpp[h]),
-                "heartbeat_s": _num(float(self.configured[h])),
-                "heartbeat_gaps": _known(self.hb_gaps[h]),
-            }
-            for h in np.flatnonzero(keep).tolist()
+            index.charger_of(h): {"ocpp": o, "heartbeat_s": told, "heartbeat_gaps": gaps}
+            for h, o, told, gaps in zip(
+                hs.tolist(),
+                self.ocpp[hs].tolist(),
+                _nums(self.configured[hs]),
+                _known(self.hb_gaps[hs]),
+                strict=True,
+            )
         }
 
     def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
@@ -804,6 +810,10 @@ class ChargerOffline(Detector):
         self.score[:n] = quiet[self.head[:n]]  # the charger's, on each connector
 
 
+# A connector's entry in StaleTelemetry.snapshot(), in the order it builds them.
+_STALE_KEYS = ("heartbeat_s", "heartbeat_gaps", "told", "idle_gaps", "session_gaps")
+
+
 class StaleTelemetry(_Silence):
     """The silence a connector is judged against is its own: per mode (in a
     session, or idle), the longer of the cadence the CSMS told it
@@ -891,42 +901,60 @@ class StaleTelemetry(_Silence):
         keep = np.isfinite(self.hb_told[:n]) | np.isfinite(self.told[:n]).any(axis=1)
         for buf in (hb, idle, sess):
             keep |= np.isfinite(buf).any(axis=1)
+        cs = np.flatnonzero(keep)
         out: dict[str, Any] = {}
-        for c in np.flatnonzero(keep).tolist():
-            charger, connector = index.keys[c]
-            out.setdefault(charger, {})[str(connector)] = {
-                "heartbeat_s": _num(float(self.hb_told[c])),
-                "heartbeat_gaps": _known(hb[c]),
-                "told": [_num(float(v)) for v in self.told[c]],
-                "idle_gaps": _known(idle[c]),
-                "session_gaps": _known(sess[c]),
-            }
+        keys = index.keys
+        for c, *values in zip(
+            cs.tolist(),
+            _nums(self.hb_told[cs]),
+            _known(hb[cs]),
+            _nums(self.told[cs]),
+            _known(idle[cs]),
+            _known(sess[cs]),
+            strict=True,
+        ):
+            charger, connector = keys[c]
+            entry = dict(zip(_STALE_KEYS, values, strict=True))
+            out.setdefault(charger, {})[str(connector)] = entry
         return out
 
     def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
         hb = self._grown_hist(self._hb_hist)
         idle, sess = (self._grown_hist(h) for h in self._gap_hist)
         rows: list[int] = []
+        cols: tuple[list[Any], ...] = ([], [], [], [], [])
         for charger, connectors in learned.items():
             for k, s in connectors.items():
                 c = index.get(str(charger), int(k))
                 if c is None or c >= self.n:
                     continue
-                self.hb_told[c] = _unknown(s.get("heartbeat_s"))
-                hb[c] = _slots(s.get("heartbeat_gaps", ()), _HB_KEEP)
-                self.hb_last[c] = np.nan  # the gaps go on from its next heartbeat
-                told = s.get("told") or (None, None)
-                self.told[c] = [_unknown(told[0]), _unknown(told[1])]
-                self.told_cad[c] = _told_cadence(self.told[c])
-                # The gaps kept were all begun after the told cadence last
-                # changed, and every gap from now on begins after the restore.
-                self.told_at[c] = np.nan
-                idle[c] = _slots(s.get("idle_gaps", ()), _CAD_KEEP)
-                sess[c] = _slots(s.get("session_gaps", ()), _CAD_KEEP)
                 rows.append(c)
+                told = s.get("told") or (None, None)
+                for col, v in zip(
+                    cols,
+                    (
+                        _unknown(s.get("heartbeat_s")),
+                        _slots(s.get("heartbeat_gaps", ()), _HB_KEEP),
+                        [_unknown(told[0]), _unknown(told[1])],
+                        _slots(s.get("idle_gaps", ()), _CAD_KEEP),
+                        _slots(s.get("session_gaps", ()), _CAD_KEEP),
+                    ),
+                    strict=True,
+                ):
+                    col.append(v)
         if not rows:
             return
         idx = np.array(rows, np.int64)
+        self.hb_told[idx] = cols[0]
+        hb[idx] = cols[1]
+        self.hb_last[idx] = np.nan  # the gaps go on from its next heartbeat
+        self.told[idx] = cols[2]
+        self.told_cad[idx] = _told_cadence(self.told[idx])
+        # The gaps kept were all begun after the told cadence last changed, and
+        # every gap from now on begins after the restore.
+        self.told_at[idx] = np.nan
+        idle[idx] = cols[3]
+        sess[idx] = cols[4]
         self._cadence[idx, 0] = _cadence_rows(np.ascontiguousarray(idle[idx].T))
         self._cad_due[idx] = True  # the session cadence: when read (the cadence property)
         self._any_cad_due = True
