@@ -20,8 +20,12 @@ charger_offline
     of life; detected = start + timeout (the moment the silence became provable;
     ``tick`` reports it at the first tick after that). A silence found only when
     data resumes (no tick in between) gives the same finding, with the timeout in
-    force when it began, so replay and live agree. Ignores: a pause shorter than
-    the timeout, a will answered within a non-zero grace.
+    force when it began, so replay and live agree. What it learned (the interval
+    told, the last heartbeat gaps, that a charger speaks OCPP) is kept across a
+    collector restart (``snapshot``); times are not: after a restart the
+    silence clock starts at the charger's first message, so the collector's
+    own downtime is no outage. Ignores: a pause shorter than the timeout, a
+    will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
@@ -47,7 +51,9 @@ stale_telemetry
     silence clock restarts when the mode changes, when the told cadence
     changes, and when the charger comes back from an outage (no message at all
     for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
-    the reports it could not send while away are charger_offline's). Online:
+    the reports it could not send while away are charger_offline's). The
+    intervals told and the gaps learned are kept across a restart, as
+    charger_offline's; the clock starts at the first row after it. Online:
     by the charger's online flag when it publishes one (native last will, a
     bridge); otherwise (OCPP) a silence counts once another message of the
     charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
