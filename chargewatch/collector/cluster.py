@@ -23,7 +23,9 @@ this collector's leases (storage/leases.py) and acts on what changed:
 So that a collector that dies without a word can be taken over from another
 host, its fleet state and alert state are kept in the ledger too
 (``engine_state`` rows ``fleet_state@<id>`` and ``alerts@<id>``), written
-before the acknowledgement of a batch that changed them.
+before the acknowledgement of a batch that changed them. The heartbeat and
+meter intervals the liveness detectors learned (``liveness@<id>``,
+collector/liveness_store.py) move the same way, saved every minute.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chargewatch.alerting.engine import AlertEngine
+from chargewatch.collector.liveness_store import KIND as LIVENESS
+from chargewatch.collector.liveness_store import LivenessStore, merge_liveness, split_liveness
 from chargewatch.collector.session_stage import SessionStage
 from chargewatch.ingest.cluster import PartitionSessions, partition_of
 from chargewatch.state.fleet_state import FleetState
@@ -136,6 +140,7 @@ class ClusterMember:
         sessions: SessionStage,
         state: FleetState,
         alerts: AlertEngine,
+        liveness: LivenessStore | None = None,
     ) -> None:
         self.leases = leases
         self.ingest = ingest
@@ -143,6 +148,7 @@ class ClusterMember:
         self.sessions = sessions
         self.state = state
         self.alerts = alerts
+        self.liveness = liveness
         #: Partitions taken over and connected: their messages are processed.
         self.active: frozenset[int] = frozenset()
         # A third of the lease, at most 5 s: how soon a join or a free partition
@@ -184,6 +190,8 @@ class ClusterMember:
             new = self._owning(parts)
             taken += self._adopt(FLEET, after, new, split_fleet_state, merge_fleet_states)
             taken += self._adopt(ALERTS, after, new, split_alert_state, merge_alert_states)
+            if self.liveness is not None:
+                taken += self._adopt(LIVENESS, after, new, split_liveness, merge_liveness)
         except OwnershipConflictError as exc:
             log.warning(
                 "partitions %s: waiting for their old owner to stop: %s", sorted(parts), exc
@@ -218,6 +226,9 @@ class ClusterMember:
         if name == FLEET:
             self.state.restore(mine)
             self.state.changes += 1
+        elif name == LIVENESS:
+            if self.liveness is not None:
+                self.liveness.restore(mine)
         else:
             for rule in self.alerts.rules:
                 got = mine["rules"].get(rule.ident)
@@ -236,9 +247,13 @@ class ClusterMember:
             kept = FleetStateHandover(self.ledger, self.state, lambda c: not leaving(c))
             given += kept.release(now)
             self._hand_alerts_over(after, now)
+            if self.liveness is not None:
+                self.liveness.hand_over(leaving, now)
             for k in sorted(parts):
                 self.ingest.close(k)  # acks of processed messages go first
             self.active = self.active - parts
+            if self.liveness is not None:  # at once: its row must not name them
+                self.liveness.save(now)
             self.handovers += len(parts)
             log.info("handed partitions %s over (%d chargers' state)", sorted(parts), given)
         self.leases.release(surplus)
@@ -266,10 +281,12 @@ class ClusterMember:
                     del table[key]
 
     def save(self, now: float) -> None:
-        """This collector's fleet and alert state in the ledger (a dead one is
-        taken over from there)."""
+        """This collector's fleet, alert and liveness state in the ledger (a dead
+        one is taken over from there)."""
         self.save_fleet(now)
         self.save_alerts(now)
+        if self.liveness is not None:
+            self.liveness.save_due(now)
 
     def save_fleet(self, now: float) -> None:
         # Only the owned chargers' rows: the others' are empty here, and would

@@ -45,6 +45,7 @@ from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_r
 from chargewatch.collector.cluster import ClusterMember
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
+from chargewatch.collector.liveness_store import LivenessStore
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
@@ -229,6 +230,15 @@ class Collector:
         self.fleet_store = FleetStateStore(data, self.state, health=health)
         self._saved_changes = 0  # FleetState.changes when last journaled or saved
         self._restore_alert_state()
+        # The heartbeat and meter intervals the liveness detectors learned: a
+        # charger is told them once, at boot; forgotten, every OCPP charger is
+        # judged by the assumed 900 s again (collector/liveness_store.py).
+        self.liveness = LivenessStore(
+            self.ledger, self.detectors, owns, flush=self.detector_stage.flush
+        )
+        restored = self.liveness.start(self.clock.now())
+        if restored:
+            log.info("restored the learned heartbeat and meter intervals of %d chargers", restored)
         # Chargers that moved between collectors take their status with them.
         self.handover = FleetStateHandover(self.ledger, self.state, owns)
         if self.handover.release(self.clock.now()) + self.handover.adopt():
@@ -289,6 +299,7 @@ class Collector:
                 sessions=self.sessions,
                 state=self.state,
                 alerts=self.alert_engine,
+                liveness=self.liveness,
             )
             self.cluster.release_at_start(self.clock.now())
             # Set after resume: what this collector replays from its own journal
@@ -370,7 +381,12 @@ class Collector:
         if self.leases is not None and self.leases.fenced:
             self.ledger.close()  # another collector owns our partitions: write nothing
             return
-        for final_save in (self._close_sessions, self._save_state, self._leave_cluster):
+        for final_save in (
+            self._close_sessions,
+            self._save_state,
+            self._save_liveness,
+            self._leave_cluster,
+        ):
             try:
                 final_save()
             except StorageUnavailableError as exc:
@@ -410,6 +426,10 @@ class Collector:
 
     def _owns(self, charger: str) -> bool:
         return self.cluster is not None and self.cluster.owns(charger)
+
+    def _save_liveness(self) -> None:
+        if self.cluster is None:  # (leaving, a cluster member hands it over)
+            self.liveness.save(self.clock.now())
 
     def _leave_cluster(self) -> None:
         if self.cluster is not None:
@@ -532,6 +552,7 @@ class Collector:
         try:
             with self.state_lock:
                 adopted = self.handover.adopt()
+            adopted += self.liveness.adopt()
             if adopted:  # released by a collector started after us
                 self._save_state()
         except StorageUnavailableError:
@@ -609,9 +630,12 @@ class Collector:
             raise
 
     def _save_state(self) -> None:
-        """The alert engine and a snapshot of the fleet state it evaluates."""
+        """The alert engine, a snapshot of the fleet state it evaluates and what
+        the detectors learned."""
         self._save_alert_engine()
         self.fleet_store.save()
+        if self.cluster is None:  # (a cluster member saves it itself)
+            self.liveness.save_due(self.clock.now())
         self._state_saved_at = time.monotonic()
         self._saved_changes = self.state.changes
 

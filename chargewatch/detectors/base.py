@@ -13,7 +13,8 @@ from __future__ import annotations
 __all__ = ["Detector"]
 
 import dataclasses
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -139,6 +140,17 @@ class Detector:
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         raise NotImplementedError
+
+    def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
+        """What this detector learned that a restart must not lose, per charger
+        id (JSON-able; chargers with nothing learned left out). Most detectors
+        learn nothing a few new samples do not give back: none."""
+        return {}
+
+    def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        """Take back, per charger, what :meth:`snapshot` gave, replacing what
+        this detector knows of those chargers. Their connectors are in
+        ``index`` and in this detector's state already (``ensure``)."""
 
     def tick(self, now: float) -> None:
         """Advance time without data; only silence-based detectors override this."""

@@ -3,13 +3,20 @@
 ``signals[fault]`` is a bool array (active now) and ``signals[fault + "_score"]``
 a float array (NaN = unknown), one entry per connector of the index; alert
 rules reference exactly these names.
+
+``snapshot()`` / ``restore()``: what the detectors learned that a restart must
+not lose (today the liveness detectors' heartbeat and meter intervals), keyed
+by charger id so that it survives a new index and can be cut by charger
+(``{"version": 1, "chargers": {id: {"connectors": [...], fault: {...}}}}``).
+The collector keeps it (collector/liveness_store.py).
 """
 
 from __future__ import annotations
 
-__all__ = ["DETECTORS", "DetectorSet"]
+__all__ = ["DETECTORS", "SNAPSHOT_VERSION", "DetectorSet"]
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +69,8 @@ DETECTORS: dict[str, type[Detector]] = {
 }
 assert tuple(DETECTORS) == FAULTS  # the vocabulary and the implementations agree
 
+SNAPSHOT_VERSION = 1
+
 
 class DetectorSet:
     """All detectors (or ``faults``), one shared sequencer, one findings list."""
@@ -110,20 +119,60 @@ class DetectorSet:
         # sequencer and their NaN/inf results are judged unknown, so no warnings.
         with np.errstate(all="ignore"):
             frame = self._seq.frame(batch, ev, n, self._counters)
-            grow = [d for d in self.detectors.values() if d.n < frame.n_conn]
-            if grow:
-                # New connectors' site and model, worked out once for every detector.
-                keys = SiteModels(index, grow[0].n, frame.n_conn)
-                for d in grow:
-                    d.ensure(index, frame.n_conn, keys)
+            self._ensure(index, frame.n_conn)
             for d in self.detectors.values():
                 d.update(frame, ev, index, now)
 
+    def _ensure(self, index: ConnectorIndex, n: int) -> None:
+        grow = [d for d in self.detectors.values() if d.n < n]
+        if grow:
+            # New connectors' site and model, worked out once for every detector.
+            keys = SiteModels(index, grow[0].n, n)
+            for d in grow:
+                d.ensure(index, n, keys)
+
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         """The collector pipeline's Stage protocol: ``update`` with the set's index."""
+        self.update(batch, events, self._own_index(), now)
+
+    def _own_index(self) -> ConnectorIndex:
         if self.index is None:
             raise ValueError("DetectorSet(index=...) is needed to run as a pipeline stage")
-        self.update(batch, events, self.index, now)
+        return self.index
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the detectors learned, per charger (JSON-able); see the module doc."""
+        index = self._own_index()
+        self._index(index)
+        chargers: dict[str, dict[str, Any]] = {}
+        for name, d in self.detectors.items():
+            for charger, part in d.snapshot(index).items():
+                chargers.setdefault(charger, {})[name] = part
+        for charger, entry in chargers.items():
+            # The charger's connectors, so that a new index has them before
+            # any message: charger-wide state lives on one of them.
+            entry["connectors"] = sorted(index.keys[c][1] for c in self._by_charger[charger])
+        return {"version": SNAPSHOT_VERSION, "chargers": chargers}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Take back what :meth:`snapshot` gave (or a part of it, cut by charger),
+        replacing what the detectors knew of those chargers. ValueError: a
+        snapshot of another version."""
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown detector snapshot version {data.get('version')!r}")
+        index = self._own_index()
+        chargers: Mapping[str, Any] = data.get("chargers", {})
+        for charger, entry in chargers.items():
+            for connector in entry.get("connectors", ()):
+                index.id(str(charger), int(connector))
+        self._index(index)
+        self.n = max(self.n, len(index))
+        with np.errstate(all="ignore"):
+            self._ensure(index, self.n)
+            for name, d in self.detectors.items():
+                part = {c: e[name] for c, e in chargers.items() if name in e}
+                if part:
+                    d.restore(part, index)
 
     def update_frame(self, frame: Frame, ev: Events, index: ConnectorIndex, now: float) -> None:
         """Like ``update`` for a frame that is already cleaned and sorted (benchmarks)."""

@@ -20,8 +20,12 @@ charger_offline
     of life; detected = start + timeout (the moment the silence became provable;
     ``tick`` reports it at the first tick after that). A silence found only when
     data resumes (no tick in between) gives the same finding, with the timeout in
-    force when it began, so replay and live agree. Ignores: a pause shorter than
-    the timeout, a will answered within a non-zero grace.
+    force when it began, so replay and live agree. What it learned (the interval
+    told, the last heartbeat gaps, that a charger speaks OCPP) is kept across a
+    collector restart (``snapshot``); times are not: after a restart the
+    silence clock starts at the charger's first message, so the collector's
+    own downtime is no outage. Ignores: a pause shorter than the timeout, a
+    will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
@@ -47,7 +51,9 @@ stale_telemetry
     silence clock restarts when the mode changes, when the told cadence
     changes, and when the charger comes back from an outage (no message at all
     for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
-    the reports it could not send while away are charger_offline's). Online:
+    the reports it could not send while away are charger_offline's). The
+    intervals told and the gaps learned are kept across a restart, as
+    charger_offline's; the clock starts at the first row after it. Online:
     by the charger's online flag when it publishes one (native last will, a
     bridge); otherwise (OCPP) a silence counts once another message of the
     charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
@@ -65,7 +71,8 @@ clock_skew
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 __all__ = ["ChargerOffline", "ClockSkew", "StaleTelemetry"]
 
@@ -156,6 +163,36 @@ def _told_cadence(told: F64) -> F64:
 def _same(a: F64 | float, b: F64 | float) -> B:
     """Equal, NaN equal to NaN."""
     return np.asarray((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
+# What the liveness detectors learned, as snapshot() writes it (JSON: NaN, the
+# state's "unknown", is null) and restore() reads it back.
+
+
+def _nums(a: F64) -> list[Any]:
+    """``a`` as (nested) lists, NaN as None. Lists first: a numpy call per value
+    would cost more than the snapshot (a charger has a dozen)."""
+    rows: list[Any] = a.tolist()
+    if a.ndim == 1:
+        return [None if math.isnan(v) else v for v in rows]
+    return [[None if math.isnan(v) else v for v in row] for row in rows]
+
+
+def _known(a: F64) -> list[list[float]]:
+    """Each row of gap histories as its values, oldest first (its empty
+    slots, NaN, lead)."""
+    return [[v for v in row if not math.isnan(v)] for row in a.tolist()]
+
+
+def _unknown(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _slots(values: Iterable[Any], k: int) -> list[float]:
+    """The gap history of ``k`` slots that holds the last ``k`` of ``values``
+    (oldest .. newest, empty slots first: as pushing them one by one leaves it)."""
+    v = [float(x) for x in values][-k:]
+    return [math.nan] * (k - len(v)) + v
 
 
 # Per status code (code -1, never heard, is the last entry: a negative index
@@ -463,6 +500,42 @@ class ChargerOffline(Detector):
         self._tmin = np.nan
         self._next = -np.inf
 
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
+        """Per charger: whether it speaks OCPP, the heartbeat interval the CSMS
+        set (``heartbeat_s``) and its last heartbeat gaps: what ``_believe``
+        makes the interval of. No times (last message, last heartbeat, a will):
+        after a restart the silence clock starts at the charger's first message,
+        so the collector's own downtime is never taken for the charger's."""
+        n = self.n
+        keep = self.ocpp[:n] | np.isfinite(self.configured[:n])
+        keep |= np.isfinite(self.hb_gaps[:n]).any(axis=1)  # (state lives on the heads)
+        hs = np.flatnonzero(keep)
+        return {
+            index.charger_of(h): {"ocpp": o, "heartbeat_s": told, "heartbeat_gaps": gaps}
+            for h, o, told, gaps in zip(
+                hs.tolist(),
+                self.ocpp[hs].tolist(),
+                _nums(self.configured[hs]),
+                _known(self.hb_gaps[hs]),
+                strict=True,
+            )
+        }
+
+    def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        for charger, s in learned.items():
+            h = self._first.get(charger)
+            if h is None:
+                continue
+            self.ocpp[h] = bool(s.get("ocpp", False))
+            self.configured[h] = _unknown(s.get("heartbeat_s"))
+            self.hb_gaps[h] = _slots(s.get("heartbeat_gaps", ()), _HB_KEEP)
+            self.hb_last[h] = np.nan  # the gaps go on from its next heartbeat
+            self._believe(h)
+        self._tmin = np.nan
+        self._next = -np.inf
+
     def _learn(self, events: Events) -> dict[int, tuple[float, list[tuple[float, float]]]]:
         """Apply this update's heartbeats, boots and intervals in time order.
 
@@ -558,7 +631,13 @@ class ChargerOffline(Detector):
             self._judge(hh, tt, changed)
         for lc, lt in lasts:  # every charger's last message (from its connectors' last)
             if lc.size:
-                np.fmax.at(self.last_seen, head[lc], lt)
+                hs = head[lc]
+                if np.isnan(self.last_seen[hs]).any():
+                    # A first message: the charger has a deadline now (a charger
+                    # listed in the fleet file, or restored, is no new connector
+                    # nor, once known to speak OCPP, a newly marked one).
+                    self._next = -np.inf
+                np.fmax.at(self.last_seen, hs, lt)
         # Any message after the will proves the charger back (a missed "online"
         # retained message must not keep it offline forever).
         if not self.online[: self.n].all():
@@ -737,6 +816,10 @@ class ChargerOffline(Detector):
         self.score[:n] = quiet[self.head[:n]]  # the charger's, on each connector
 
 
+# A connector's entry in StaleTelemetry.snapshot(), in the order it builds them.
+_STALE_KEYS = ("heartbeat_s", "heartbeat_gaps", "told", "idle_gaps", "session_gaps")
+
+
 class StaleTelemetry(_Silence):
     """The silence a connector is judged against is its own: per mode (in a
     session, or idle), the longer of the cadence the CSMS told it
@@ -806,6 +889,89 @@ class StaleTelemetry(_Silence):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.row_recv = grown(self.row_recv, n, np.nan)
         self.row_mode = grown(self.row_mode, n, -1)
+
+    # ------------------------------------------------------------ persistence
+
+    def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
+        """Per charger, per connector number: the heartbeat interval told and
+        the last heartbeat gaps (``_hb_interval``, for finding its charger's
+        returns from outages), the meter intervals told ([sampled, aligned], as
+        MeterIntervalEvent gave them) and the last same-mode gaps between meter
+        rows, idle and in a session (the learned cadences). Not kept: times
+        (the silence clock starts at the first row after a restart), the
+        session state, nor whether a connector reports while idle (its first
+        idle row says so again)."""
+        n = self.n
+        hb = self._grown_hist(self._hb_hist)[:n]
+        idle, sess = (self._grown_hist(h)[:n] for h in self._gap_hist)
+        keep = np.isfinite(self.hb_told[:n]) | np.isfinite(self.told[:n]).any(axis=1)
+        for buf in (hb, idle, sess):
+            keep |= np.isfinite(buf).any(axis=1)
+        cs = np.flatnonzero(keep)
+        out: dict[str, Any] = {}
+        keys = index.keys
+        for c, *values in zip(
+            cs.tolist(),
+            _nums(self.hb_told[cs]),
+            _known(hb[cs]),
+            _nums(self.told[cs]),
+            _known(idle[cs]),
+            _known(sess[cs]),
+            strict=True,
+        ):
+            charger, connector = keys[c]
+            entry = dict(zip(_STALE_KEYS, values, strict=True))
+            out.setdefault(charger, {})[str(connector)] = entry
+        return out
+
+    def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        hb = self._grown_hist(self._hb_hist)
+        idle, sess = (self._grown_hist(h) for h in self._gap_hist)
+        rows: list[int] = []
+        cols: tuple[list[Any], ...] = ([], [], [], [], [])
+        for charger, connectors in learned.items():
+            for k, s in connectors.items():
+                c = index.get(str(charger), int(k))
+                if c is None or c >= self.n:
+                    continue
+                rows.append(c)
+                told = s.get("told") or (None, None)
+                for col, v in zip(
+                    cols,
+                    (
+                        _unknown(s.get("heartbeat_s")),
+                        _slots(s.get("heartbeat_gaps", ()), _HB_KEEP),
+                        [_unknown(told[0]), _unknown(told[1])],
+                        _slots(s.get("idle_gaps", ()), _CAD_KEEP),
+                        _slots(s.get("session_gaps", ()), _CAD_KEEP),
+                    ),
+                    strict=True,
+                ):
+                    col.append(v)
+        if not rows:
+            return
+        idx = np.array(rows, np.int64)
+        self.hb_told[idx] = cols[0]
+        hb[idx] = cols[1]
+        self.hb_last[idx] = np.nan  # the gaps go on from its next heartbeat
+        self.told[idx] = cols[2]
+        self.told_cad[idx] = _told_cadence(self.told[idx])
+        # The gaps kept were all begun after the told cadence last changed, and
+        # every gap from now on begins after the restore.
+        self.told_at[idx] = np.nan
+        idle[idx] = cols[3]
+        sess[idx] = cols[4]
+        self._cadence[idx, 0] = _cadence_rows(np.ascontiguousarray(idle[idx].T))
+        self._cad_due[idx] = True  # the session cadence: when read (the cadence property)
+        self._any_cad_due = True
+        self._told_any |= bool(np.isfinite(self.told[idx]).any())
+        self._heartbeats |= bool(np.isfinite(self.hb_told[idx]).any() or np.isfinite(hb[idx]).any())
+        self._next = -np.inf
+
+    def _grown_hist(self, hist: History) -> F64:
+        hist.buf = grown(hist.buf, self.n, np.nan)
+        buf: F64 = hist.buf
+        return buf
 
     @property
     def cadence(self) -> F64:

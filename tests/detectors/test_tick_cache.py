@@ -8,6 +8,9 @@ import numpy as np
 from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.evaluation.detector_report import simulate
 from chargewatch.evaluation.sim_stream import decode_simulation
+from chargewatch.model.batch import MeterBatch
+from chargewatch.model.events import HeartbeatEvent
+from chargewatch.model.fleet import ChargerSpec, ConnectorIndex, Fleet
 
 
 def _uncached(ds: DetectorSet) -> None:
@@ -42,3 +45,22 @@ def test_cached_ticks_give_the_signals_of_full_ticks() -> None:
     assert sorted(f.as_dict().items().__repr__() for f in cached.findings) == sorted(
         f.as_dict().items().__repr__() for f in full.findings
     )
+
+
+def test_a_chargers_first_message_after_a_tick_gives_it_a_deadline() -> None:
+    """A charger of the fleet file (its connectors indexed before any message)
+    heard first after the detectors' first tick: its silence is found all the
+    same (the tick cache had no deadline for it, and nothing else reset it)."""
+    t0 = 1_800_000_000.0
+    index = ConnectorIndex(Fleet({}, {"CP1": ChargerSpec("CP1", site="s", connectors=2)}))
+    ds = DetectorSet(index=index)
+    now = t0
+    while now < t0 + 1200:
+        evs = [HeartbeatEvent("CP1", t0 + 60, t0 + 60)] if now < t0 + 60 <= now + 30 else []
+        now += 30
+        ds.update(MeterBatch.empty(), evs, index, now)
+    # Native (no interval): silence_s, 600 s, after the heartbeat.
+    assert [(f.connector, f.start, f.detected) for f in ds.findings] == [
+        (0, t0 + 60, t0 + 660),
+        (1, t0 + 60, t0 + 660),
+    ]
