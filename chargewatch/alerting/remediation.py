@@ -107,6 +107,10 @@ class Command:
         )
 
 
+#: Commands that act on one port: not sent for an alert on connector "0".
+_PORT_COMMANDS = frozenset({"UnlockConnector"})
+
+
 def ocpp_payload(
     action: str, params: Mapping[str, Any], connector: int, version: str
 ) -> dict[str, Any]:
@@ -355,6 +359,16 @@ class Planner:
                     site = alert.labels.get("site", "")
                     if not allowed(self.allowlist, site, action.command):
                         track.blocked = True
+                        continue
+                    if action.command in _PORT_COMMANDS and alert.labels.get("connector") == "0":
+                        # The charger reported the error for itself (connector 0):
+                        # no port to unlock. Someone has to look.
+                        track.escalated = True
+                        note = (
+                            f"{action.command} not sent: the charger reported this for itself "
+                            "(connector 0), not for a port; paging on-call"
+                        )
+                        extra += self._escalate(now, rule, alert, k, track.attempts, note)
                         continue
                     charger = alert.labels.get("charger", "")
                     reason = "paused" if self.paused else self.limiter.admit(now, charger, site)

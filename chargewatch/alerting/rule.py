@@ -22,6 +22,8 @@ from chargewatch.alerting.signals import (
     EVIDENCE_FNS,
     SIGNAL_LABELS,
     SIGNALS,
+    STATED_BY,
+    STATED_FOR,
     Frame,
     Kind,
     frame_length,
@@ -61,7 +63,12 @@ class Rule:
         self._fixed: dict[Key, dict[str, str]] = {}
         self._labels_use_value = any(t.uses_value for t in self.labels.values())
         # The data-stated labels this rule declares (signals.SIGNAL_LABELS).
-        self._stated = tuple(name for name in SIGNAL_LABELS if name in self.labels)
+        self._stated = tuple(
+            name
+            for name in SIGNAL_LABELS
+            if (name in self.labels and name not in STATED_FOR)
+            or STATED_FOR.get(name) in self.expr.signals
+        )
 
     def set_interval(self, interval_s: float) -> None:
         """(Re)size the window history for evaluations every ``interval_s`` (clears it)."""
@@ -80,7 +87,8 @@ class Rule:
             self.history.push(now, frame, n)
         cond, value = self.expr.evaluate(now, frame, self.history)
         observed: list[Observation] = []
-        columns = [(c, frame[c]) for c in (*ALERT_LABEL_COLUMNS, *self._stated) if c in frame]
+        stated = (STATED_BY.get(name, name) for name in self._stated)
+        columns = [(c, frame[c]) for c in (*ALERT_LABEL_COLUMNS, *stated) if c in frame]
         rows = np.flatnonzero(cond)
         if len(self._series) > 2 * len(rows) + 4096:  # bounded by the alerts of late
             self._series.clear()
@@ -125,13 +133,14 @@ class Rule:
         self, columns: list[tuple[str, Any]], raw: tuple[Any, ...], v: float
     ) -> dict[str, str]:
         row = {c: str(x) for (c, _), x in zip(columns, raw, strict=True) if x != ""}
-        base = {c: x for c, x in row.items() if c not in self._stated}
+        by = {STATED_BY.get(name, name): name for name in self._stated}
+        base = {c: x for c, x in row.items() if c not in by or c in ALERT_LABEL_COLUMNS}
         series = dict(base)
         for name, tmpl in self.labels.items():
             series[name] = tmpl.render(base | {"alertname": self.name}, v)
-        for name in self._stated:
-            if row.get(name) in SIGNAL_LABELS[name]:
-                series[name] = row[name]
+        for column, name in by.items():
+            if row.get(column) in SIGNAL_LABELS[name]:
+                series[name] = row[column]
         series["alertname"] = self.name
         return series
 

@@ -65,7 +65,18 @@ ALERT_LABEL_COLUMNS: tuple[str, ...] = ("charger", "connector", "site")
 #: itself (1.6 vendorErrorCode, 2.0.1 techCode) beats the pairing of its OCPP
 #: error code that rules/error_codes.yaml writes. Only a code of the table is
 #: taken, so whatever a charger sends never becomes a label value otherwise.
-SIGNAL_LABELS: dict[str, frozenset[str]] = {"mrec": frozenset(MREC_CODES)}
+#: ``connector``: "0" where the error is the charger's own (reported on connector
+#: 0, column ``error_connector``), for every rule that reads ``error_code``: its
+#: alerts are then one per charger, as ChargerOffline's, not one per port.
+SIGNAL_LABELS: dict[str, frozenset[str]] = {
+    "mrec": frozenset(MREC_CODES),
+    "connector": frozenset({"0"}),
+}
+#: The column that states a label, where it is not the label's own name.
+STATED_BY: dict[str, str] = {"connector": "error_connector"}
+#: Labels stated for every rule whose expression reads the signal named here,
+#: rather than for the rules that declare them (a rule may not set ``connector``).
+STATED_FOR: dict[str, str] = {"connector": "error_code"}
 
 _BASE: tuple[Signal, ...] = (
     # meter: the latest value, NaN when none
@@ -91,6 +102,12 @@ _BASE: tuple[Signal, ...] = (
         "",
         "ChargeX MREC code the charger stated with its error (vendorErrorCode, techCode); "
         '"" when none',
+    ),
+    Signal(
+        "error_connector",
+        "string",
+        "",
+        '"0" when error_code is the charger\'s own (reported on connector 0); "" otherwise',
     ),
     Signal("status_age_s", "number", "s", "seconds in the current status"),
     Signal("online", "bool", "", "the charger's connection is up"),

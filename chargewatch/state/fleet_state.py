@@ -57,6 +57,13 @@ class FleetState:
         self.changes = 0
         self._changed: set[int] = set()  # connectors whose status changed since take_changes
         self._changed_online: set[str] = set()
+        # What chargers report on connector 0, the charger as a whole (OCPP 1.6
+        # StatusNotification connectorId 0, 2.0.1 station-wide problems):
+        # charger -> [status, error code, status since, stated MREC]. Not a row of
+        # the index (it is no port: uptime and the fleet views count ports), but
+        # its error is every port's error in the rules' frame.
+        self.charger_status: dict[str, list[Any]] = {}
+        self._changed_chargers: set[str] = set()
         self._grow()
 
     def _grow(self) -> None:
@@ -89,6 +96,7 @@ class FleetState:
             if isinstance(ev, StatusEvent):
                 self._charger_seen(ev.charger, ev.recv)
                 if ev.connector == 0:
+                    self._station_status(ev)
                     continue
                 i = self.index.id(ev.charger, ev.connector)
                 self._grow()
@@ -124,11 +132,38 @@ class FleetState:
                 self.boot[ev.charger] = ev
                 self._charger_seen(ev.charger, ev.recv)
 
+    def _station_status(self, ev: StatusEvent) -> None:
+        """A status on connector 0: the charger's own (its controller, shared parts)."""
+        was = self.charger_status.get(ev.charger) or ["", "NoError", None, ""]
+        code = _status_error_code(ev, str(was[1]))
+        mrec = _status_mrec(ev, str(was[1]), str(was[3]))
+        if [was[0], was[1], was[3]] != [ev.status, code, mrec]:
+            status = _CANON.get(ev.status, ev.status)
+            self._set_station(ev.charger, [status, _CANON.get(code, code), ev.ts, mrec])
+
+    def _set_station(self, charger: str, row: list[Any]) -> None:
+        if row[0] in ("", "Available") and row[1] == "NoError":
+            self.charger_status.pop(charger, None)  # nothing to keep for a healthy charger
+        else:
+            self.charger_status[charger] = row
+        self.changes += 1
+        self._changed_chargers.add(charger)
+
     def _problem(self, ev: ProblemEvent) -> None:
         """An OCPP 2.0.1 NotifyEvent problem on a connector becomes its error code, as
-        a 1.6 StatusNotification's errorCode would (the rules and uptime read it)."""
-        if ev.connector == 0 or not ev.error_code:
-            return  # station-wide (no connector column) or a monitor value
+        a 1.6 StatusNotification's errorCode would (the rules and uptime read it);
+        one on no connector is the charger's (connector 0)."""
+        if not ev.error_code:
+            return  # a monitor value
+        if ev.connector == 0:
+            was = self.charger_status.get(ev.charger) or ["", "NoError", None, ""]
+            code = ev.error_code
+            mrec = mrec_of_vendor_code(ev.tech_code) if code != "NoError" else ""
+            if code == "NoError" and was[0] == "Faulted":
+                code = "OtherError"  # as on a connector, below
+            if [was[1], was[3]] != [code, mrec]:
+                self._set_station(ev.charger, [was[0], _CANON.get(code, code), ev.ts, mrec])
+            return
         i = self.index.id(ev.charger, ev.connector)
         self._grow()
         code = ev.error_code
@@ -204,6 +239,9 @@ class FleetState:
             [*self._status_row(i), seen[i], value_ts[i], values[i], str(self.mrec[i])]
             for i in range(n)
         ]
+        # The chargers' own statuses as rows of connector 0, in the same shape
+        # (so handover splits and merges them by charger with the rest).
+        rows += [self._station_row(c) for c in sorted(self.charger_status)]
         return {
             "version": 1,
             "connectors": rows,
@@ -211,18 +249,30 @@ class FleetState:
             "charger_seen": dict(self.charger_seen),
         }
 
+    def _station_row(self, charger: str) -> list[Any]:
+        status, code, since, mrec = self.charger_status[charger]
+        seen = self.charger_seen.get(charger)
+        return [charger, 0, status, code, since, seen, None, [], mrec]
+
     def take_changes(self) -> dict[str, Any]:
         """The status, error code and online flags changed since the last call:
         what a restart must not lose, in O(changes) rather than O(fleet)."""
         rows = [[*self._status_row(i), str(self.mrec[i])] for i in sorted(self._changed)]
+        for c in sorted(self._changed_chargers):
+            got = self.charger_status.get(c) or ["Available", "NoError", None, ""]
+            rows.append([c, 0, got[0], got[1], got[2], got[3]])
         online = {c: self.online[c] for c in sorted(self._changed_online) if c in self.online}
         self._changed.clear()
         self._changed_online.clear()
+        self._changed_chargers.clear()
         return {"connectors": rows, "online": online}
 
     def apply_changes(self, data: dict[str, Any]) -> None:
         """Replay what take_changes returned (onto a restored snapshot)."""
         for row in data["connectors"]:
+            if int(row[1]) == 0:
+                self._restore_station(row, _stated(row, 5))
+                continue
             i = self._set_status(row)
             self.mrec[i] = _stated(row, 5)
         self.online.update({str(k): bool(v) for k, v in data["online"].items()})
@@ -249,10 +299,21 @@ class FleetState:
         self.status_since[i] = _nan(since)
         return i
 
+    def _restore_station(self, row: list[Any], mrec: str) -> None:
+        charger, _, status, error, since = row[:5]
+        status, error = _CANON.get(str(status), str(status)), _CANON.get(str(error), str(error))
+        if status in ("", "Available") and error == "NoError":
+            self.charger_status.pop(str(charger), None)
+        else:
+            self.charger_status[str(charger)] = [status, error, since, mrec]
+
     def restore(self, data: dict[str, Any]) -> None:
         if data.get("version") != 1:
             raise ValueError(f"unknown fleet state version {data.get('version')!r}")
         for row in data["connectors"]:
+            if int(row[1]) == 0:
+                self._restore_station(row, _stated(row, 8))
+                continue
             seen, vts, values = row[5:8]
             i = self._set_status(row)
             self.mrec[i] = _stated(row, 8)
@@ -286,12 +347,28 @@ class FleetState:
         out["status"] = status
         out["error_code"] = self.error_code[:n].copy()
         out["mrec"] = self.mrec[:n].copy()
+        # A charger's own error (connector 0) is each of its ports' while the
+        # port reports none itself; error_connector "0" makes its alerts the
+        # charger's: one per charger, labelled connector "0" (alerting.signals).
+        out["error_connector"] = np.full(n, "", dtype=object)
+        if self.charger_status:
+            self._station_errors(out)
         out["status_age_s"] = now - self.status_since[:n]
         out["last_seen_age_s"] = now - self.last_seen[:n]
         chargers = [k[0] for k in self.index.keys]
         online = self.online
         out["online"] = np.fromiter((online.get(c, False) for c in chargers), np.bool_, n)
         return out
+
+    def _station_errors(self, out: dict[str, NDArray[Any]]) -> None:
+        faulty = {c: v for c, v in self.charger_status.items() if v[1] != "NoError"}
+        if not faulty:
+            return
+        code, mrec, where = out["error_code"], out["mrec"], out["error_connector"]
+        for i, (charger, _) in enumerate(self.index.keys[: len(code)]):
+            got = faulty.get(charger)
+            if got is not None and code[i] == "NoError":
+                code[i], mrec[i], where[i] = got[1], got[3], "0"
 
     def power_w(self) -> NDArray[np.float64]:
         n = len(self.index)

@@ -73,6 +73,7 @@ class FleetStateHandover:
         for c in gone:
             st.online.pop(c, None)
             st.charger_seen.pop(c, None)
+            st.charger_status.pop(c, None)
         st.changes += 1
         return len(gone)
 
