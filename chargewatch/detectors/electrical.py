@@ -365,12 +365,16 @@ class OverTemperature(Detector):
         last row depends on (``_scan_last``). Connectors are grouped by their
         number of rows, each group laid out position-major (row p of every
         connector contiguous), so that the tree's steps are contiguous passes."""
-        lengths = np.diff(np.append(f.first_idx, len(f)))
-        lo, hi = int(lengths.min()), int(lengths.max())
+        # Equal segments (a tick-major batch: the sequencer knows it already)
+        # need no per-connector lengths.
+        lengths = None if f.uniform else np.diff(np.append(f.first_idx, len(f)))
+        lo, hi = (
+            (f.uniform, f.uniform) if lengths is None else (int(lengths.min()), int(lengths.max()))
+        )
         if hi > _SCAN_LAST_MAX or f.touched.shape[0] < _SCAN_LAST_MIN_CONN:
             self._rate_of_rise(f, t)  # long segments or few connectors: the scan is cheaper
             return
-        if lo == hi:
+        if lengths is None or lo == hi:
             self._last_rates_of(f, t, slice(None), hi)
             return
         for n_rows in np.unique(lengths).tolist():
@@ -569,9 +573,8 @@ def _seg_len(f: Frame) -> int:
     exceed ``_SEG_LOOP_MAX``)."""
 
     def make(g: Frame) -> int:
-        lengths = np.diff(np.append(g.first_idx, len(g)))
-        n = int(lengths[0])
-        return n if n <= _SEG_LOOP_MAX and bool((lengths == n).all()) else 0
+        n = g.uniform  # cached on the frame (the sequencer's, for tick-major batches)
+        return n if n <= _SEG_LOOP_MAX else 0
 
     out: int = f.derived("elec:seg_len", make)
     return out

@@ -285,6 +285,18 @@ def _push_last(hist: History, f: Frame, x: F64, ok: B) -> tuple[I64, F64]:
         new = np.take(x, np.take(rows, (end - k) + np.arange(k)[:, None]))
         hist.buf[span] = new.T
         return conns, new
+    u = int(cnt[0])
+    if bool((cnt == u).all()):
+        # Each brought the same u < k ok rows (a pipeline's short updates: one
+        # row, or none kept): a buffer becomes its last k - u old values and
+        # then its u new ones, two block copies instead of the index
+        # arithmetic below (several passes over k * m).
+        old = hist.buf[span] if isinstance(span, slice) else np.take(hist.buf, span, axis=0)
+        rows_new = np.empty((m, k))
+        rows_new[:, : k - u] = old[:, u:]
+        rows_new[:, k - u :] = np.take(x, rows).reshape(m, u)
+        hist.buf[span] = rows_new
+        return conns, rows_new.T
     # Slot j of a buffer is item cnt + j of (old buffer ++ new values): from
     # z = (old buffers, flattened) ++ (the ok rows' values), an index into z
     # is row * k + item for old items, m * k + end - cnt + item - k for new.

@@ -93,6 +93,10 @@ class _Bounds(NamedTuple):
 
 #: The fields whose gaps ``Sequencer._prev`` fills from earlier rows.
 _GAP_FIELDS = [_REGISTER, _P]
+#: The same fields as a slice: adjacent, so a field-major block's rows of them
+#: are read as a view (indexing by the list copies them first).
+_GAP_SLICE = slice(_REGISTER, _P + 1)
+assert list(range(N_FIELDS))[_GAP_SLICE] == _GAP_FIELDS
 
 
 def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
@@ -312,7 +316,7 @@ def _columns_ticked(values: F64, k: int, m: int, perm: I64 | None) -> tuple[F64,
         flat = block.reshape(nf, (b - a) * k)  # a view: each field's run is contiguous
         np.fmin.reduce(flat, axis=1, out=lo[i])
         np.fmax.reduce(flat, axis=1, out=hi[i])
-        np.minimum.reduce(flat[_GAP_FIELDS], axis=1, out=gaps[i])  # NaN propagates
+        np.minimum.reduce(flat[_GAP_SLICE], axis=1, out=gaps[i])  # NaN propagates
     full = np.count_nonzero(np.isnan(gaps), axis=0) == 0
     bounds = _Bounds(np.fmin.reduce(lo), np.fmax.reduce(hi), full)
     return out.reshape(nf, m * k), bounds

@@ -67,3 +67,41 @@ def test_push_last_is_push_of_ok_rows(n_conn: int, lengths: list[list[int]], see
         else:
             assert cs.size == 0
         assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.lists(st.tuples(st.integers(1, _CAD_KEEP - 1), st.integers(0, 3)), min_size=1, max_size=6),
+    st.integers(0, 2**31 - 1),
+)
+def test_push_last_equal_short_runs_is_push(
+    n_conn: int, batches: list[tuple[int, int]], seed: int
+) -> None:
+    # Every connector with ok rows has the same number u < k of them (a
+    # pipeline's short updates: one row each, of which the gaps too short to
+    # count are not kept): the two block copies against History.push, over
+    # batches where some connectors bring rows none of which are kept, or
+    # bring more rows of which u are kept (so the kept rows are not every row
+    # and the connectors with kept rows not always consecutive ids).
+    rng = np.random.default_rng(seed)
+    plain, fast = History(_CAD_KEEP), History(_CAD_KEEP)
+    for u, extra in batches:
+        lens = np.full(n_conn, u) + rng.integers(0, extra + 1, n_conn)
+        conn = np.repeat(np.arange(n_conn), lens)
+        x = rng.uniform(1.0, 3.0, conn.size)
+        ok = np.zeros(conn.size, np.bool_)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        keep = rng.random(n_conn) < 0.7  # the others: no row kept
+        for c in np.flatnonzero(keep):
+            ok[starts[c] + rng.choice(lens[c], u, replace=False)] = True
+        rows = np.flatnonzero(ok)
+        cs, new = _push_last(fast, _frame(conn, x, n_conn), x, ok)
+        if rows.size:
+            sub = _frame(conn[rows], x[rows], n_conn)
+            plain.push(sub, x[rows])
+            assert np.array_equal(cs, sub.touched)
+            assert np.array_equal(plain.buf[:n_conn], fast.buf[:n_conn], equal_nan=True)
+        else:
+            assert cs.size == 0
+        assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
