@@ -338,10 +338,14 @@ def test_two_collectors_split_the_fleet_and_share_the_ledger(
         name: json.loads(state)
         for name, state in db.execute("SELECT name, state FROM engine_state")
     }
-    assert set(states) == {"sessions@east", "sessions@west"}
+    # Sessions, and what the liveness detectors learned (heartbeat and meter
+    # intervals, collector/liveness_store.py), each per collector.
+    assert set(states) == {"sessions@east", "sessions@west", "liveness@east", "liveness@west"}
     for name, mine in (("east", east), ("west", west)):
         held = {s["charger"] for s in states[f"sessions@{name}"]["sessions"]}
         assert held <= {c.id for c in mine}, (name, held)
+        learned = set(states[f"liveness@{name}"]["chargers"])
+        assert learned and learned <= {c.id for c in mine}, (name, learned)
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT session_id) FROM sessions").fetchone() == (
         len(truth),
         len(truth),
