@@ -16,7 +16,11 @@ def test_demo_runs_and_writes_its_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "demo"
-    assert main(["demo", "--duration", "60", "--chargers", "12", "--data-dir", str(data)]) == 0
+    # A fixed start: the story (which sessions end within the hour) depends on
+    # the hour of day, and with a start at 18:50-18:55 UTC the run showed no
+    # unpriced session although the plan had one (open: docs/evaluation.md).
+    args = ["demo", "--duration", "60", "--chargers", "12", "--data-dir", str(data)]
+    assert main([*args, "--start", "2026-12-07T12:00:00Z"]) == 0
     for name in ("fleet.yaml", "truth.jsonl", "meter.lp", "rejected.jsonl", "demo.log"):
         assert (data / name).exists(), name
     lines = (data / "meter.lp").read_text().splitlines()
@@ -49,6 +53,13 @@ def test_demo_runs_and_writes_its_folder(
     assert main(["demo", "--duration", "2", "--chargers", "4", "--data-dir", str(data)]) == 0
     with Ledger(data / "ledger.sqlite") as ledger:
         assert ledger.db.execute("SELECT count(*) FROM alert_transitions").fetchone()[0] == 0
+
+
+def test_demo_start_must_be_rfc3339_with_an_offset(tmp_path: Path) -> None:
+    for bad in ("noon", "2026-12-07T12:00:00"):
+        with pytest.raises(SystemExit):
+            main(["demo", "--duration", "1", "--start", bad, "--data-dir", str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:

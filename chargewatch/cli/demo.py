@@ -245,7 +245,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
         broker.start()
         console.print(f"embedded MQTT broker (amqtt) on {host}:{port}")
 
-    start = float(int(time.time()))
+    start = args.start if args.start is not None else float(int(time.time()))
     speed = args.speed
     sim_cfg = SimConfig(
         chargers=args.chargers,
@@ -413,6 +413,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="multiplier on session arrivals, so a short demo sees sessions",
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--start",
+        type=_start_time,
+        help="simulated start, RFC 3339 (default: now); the story depends on the hour",
+    )
     p.add_argument("--influx", help="InfluxDB URL (default: a local line-protocol file)")
     p.add_argument("--data-dir", default="chargewatch-demo", help="where everything is written")
     p.add_argument(
@@ -421,3 +426,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="continue from the previous run's data (default: fresh)",
     )
     p.set_defaults(func=cmd_demo)
+
+
+def _start_time(text: str) -> float:
+    """``--start``: an RFC 3339 time (Z or an offset) as epoch seconds."""
+    import argparse  # noqa: PLC0415 - cheap --help
+    from datetime import datetime  # noqa: PLC0415
+
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected RFC 3339, e.g. 2026-12-07T15:00:00Z"
+        ) from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the offset (Z or +01:00)")
+    return float(int(at.timestamp()))
