@@ -116,9 +116,13 @@ class ClockOffsets:
         if self._filled < len(self.index):
             self._sync_conns()
         self._observe(events, batch)
-        if not self._clocks or not any(k.offset for k in self._clocks.values()):
+        if not self._any_offset():
             return events, batch
         return self._moved_events(events), self._moved_batch(batch)
+
+    def _any_offset(self) -> bool:
+        # _clocks holds only chargers with an offset or a candidate: a few.
+        return any(k.offset for k in self._clocks.values())
 
     # --- observation ----------------------------------------------------------
     def _observe(self, events: list[Event], batch: MeterBatch) -> None:
@@ -130,11 +134,14 @@ class ClockOffsets:
         ]
         if len(batch):
             d = batch.ts - batch.recv
-            applied = self._conn_offset[batch.conn]
-            tol = np.where(applied == 0.0, self.min_offset_s, self.agree_s)
             # Rows that disagree with their charger's applied offset, and every
             # row of a charger with a candidate (an agreeing one drops it).
-            odd = np.abs(d - applied) > tol
+            if self._any_offset():
+                applied = self._conn_offset[batch.conn]
+                tol = np.where(applied == 0.0, self.min_offset_s, self.agree_s)
+                odd = np.abs(d - applied) > tol
+            else:  # (nearly always: every clock right, nothing applied)
+                odd = np.abs(d) > self.min_offset_s
             pending = [k.conns for k in self._clocks.values() if k.candidate is not None]
             if pending:
                 odd |= np.isin(batch.conn, np.fromiter(set().union(*pending), np.int64))

@@ -351,21 +351,23 @@ class FleetState:
         # port reports none itself; error_connector "0" makes its alerts the
         # charger's: one per charger, labelled connector "0" (alerting.signals).
         out["error_connector"] = np.full(n, "", dtype=object)
-        if self.charger_status:
-            self._station_errors(out)
         out["status_age_s"] = now - self.status_since[:n]
         out["last_seen_age_s"] = now - self.last_seen[:n]
         chargers = [k[0] for k in self.index.keys]
         online = self.online
         out["online"] = np.fromiter((online.get(c, False) for c in chargers), np.bool_, n)
+        if self.charger_status:
+            self._station_errors(out, chargers)
         return out
 
-    def _station_errors(self, out: dict[str, NDArray[Any]]) -> None:
+    def _station_errors(self, out: dict[str, NDArray[Any]], chargers: list[str]) -> None:
+        """Each port's charger's own error where the port reports none (``chargers``:
+        each port's charger, as frame() lists them for ``online``)."""
         faulty = {c: v for c, v in self.charger_status.items() if v[1] != "NoError"}
         if not faulty:
             return
         code, mrec, where = out["error_code"], out["mrec"], out["error_connector"]
-        for i, (charger, _) in enumerate(self.index.keys[: len(code)]):
+        for i, charger in enumerate(chargers[: len(code)]):
             got = faulty.get(charger)
             if got is not None and code[i] == "NoError":
                 code[i], mrec[i], where[i] = got[1], got[3], "0"

@@ -57,16 +57,7 @@ def test_push_last_is_push_of_ok_rows(n_conn: int, lengths: list[list[int]], see
         # Some batches keep every row (the fast path when each connector has
         # at least k of them), others a part.
         ok = x >= 1.0 if rng.random() < 0.5 else np.ones(conn.size, np.bool_)
-        rows = np.flatnonzero(ok)
-        cs, new = _push_last(fast, _frame(conn, x, n_conn), x, ok)
-        if rows.size:
-            sub = _frame(conn[rows], x[rows], n_conn)
-            plain.push(sub, x[rows])
-            assert np.array_equal(cs, sub.touched)
-            assert np.array_equal(plain.buf[:n_conn], fast.buf[:n_conn], equal_nan=True)
-        else:
-            assert cs.size == 0
-        assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
+        _same_as_push(plain, fast, conn, x, ok, n_conn)
 
 
 @settings(max_examples=200, deadline=None)
@@ -95,13 +86,25 @@ def test_push_last_equal_short_runs_is_push(
         keep = rng.random(n_conn) < 0.7  # the others: no row kept
         for c in np.flatnonzero(keep):
             ok[starts[c] + rng.choice(lens[c], u, replace=False)] = True
-        rows = np.flatnonzero(ok)
-        cs, new = _push_last(fast, _frame(conn, x, n_conn), x, ok)
-        if rows.size:
-            sub = _frame(conn[rows], x[rows], n_conn)
-            plain.push(sub, x[rows])
-            assert np.array_equal(cs, sub.touched)
-            assert np.array_equal(plain.buf[:n_conn], fast.buf[:n_conn], equal_nan=True)
-        else:
-            assert cs.size == 0
-        assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
+        _same_as_push(plain, fast, conn, x, ok, n_conn)
+
+
+def _same_as_push(
+    plain: History,
+    fast: History,
+    conn: np.ndarray,
+    x: np.ndarray,
+    ok: np.ndarray,
+    n_conn: int,
+) -> None:
+    """`_push_last` on `fast` gives what `History.push` of the kept rows gives on `plain`."""
+    rows = np.flatnonzero(ok)
+    cs, new = _push_last(fast, _frame(conn, x, n_conn), x, ok)
+    if rows.size:
+        sub = _frame(conn[rows], x[rows], n_conn)
+        plain.push(sub, x[rows])
+        assert np.array_equal(cs, sub.touched)
+        assert np.array_equal(plain.buf[:n_conn], fast.buf[:n_conn], equal_nan=True)
+    else:
+        assert cs.size == 0
+    assert np.array_equal(new.T, fast.buf[cs], equal_nan=True)
