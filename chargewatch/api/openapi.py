@@ -560,7 +560,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "uptime/exclusions",
         "post",
-        "tag outage time with a cause 23 CFR 680.116(b)(4) lists (fields as query parameters)",
+        "tag outage time with a cause 23 CFR 680.116(b)(3) lists (fields as query parameters)",
         _EXCLUSION_DOC,
         [
             _query("charger", _STR, "the charger (required)"),

@@ -1,7 +1,7 @@
 """Uptime exclusions in the ledger: tag, change, remove, each with who and why.
 
 An exclusion says that a port's (or a charger's) down time in [start, end) had
-a cause 23 CFR 680.116(b)(4) lists. The outage itself is computed from the
+a cause 23 CFR 680.116(b)(3) lists. The outage itself is computed from the
 alerts and never stored, so nothing here can delete one; a removed tag stays
 in the table (``removed``) and every action is in ``uptime_exclusion_audit``.
 """

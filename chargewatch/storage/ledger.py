@@ -243,7 +243,7 @@ MIGRATIONS: list[tuple[int, Sequence[str | Dialects]]] = [
         ),
     ),
     (
-        # Outage time an operator tagged with a cause of 23 CFR 680.116(b)(4)
+        # Outage time an operator tagged with a cause of 23 CFR 680.116(b)(3)
         # (docs/analytics.md, Uptime). A tag is never deleted, only marked
         # removed; every tag, change and removal is kept in the audit trail.
         8,
