@@ -33,7 +33,10 @@ headline figures are medians over the runs, by CPU time, and the ratio is the
 median of the runs' own ratios (a disturbance hits both sides of one run
 alike); ``spread`` gives min and max. ``machine`` states the CPU model, cores,
 caches, load averages before and after, and the numpy build, so that figures
-from two machines can be compared. Not a test: no timing asserts in CI.
+from two machines can be compared; ``host_probe_runs`` times, just before each
+vectorised run, work that is not chargewatch's (bench/host_probe.py: memory
+bandwidth, in-cache numpy, the interpreter), so that a slower figure can be
+told apart as a slower host or slower code. Not a test: no timing asserts in CI.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench.host_probe import probe  # noqa: E402
 from bench.reference_detectors import ReferenceDetectors  # noqa: E402
 from chargewatch.collector.allocator import keep_freed_batch_memory  # noqa: E402
 from chargewatch.detectors import DetectorSet  # noqa: E402
@@ -371,8 +375,10 @@ def main() -> None:
     ds = None
     faults: list[int] = []  # minor page faults and system CPU seconds per vectorised run
     sys_s: list[float] = []
+    probes: list[dict[str, float]] = []  # the host's speed just before each vectorised run
     for _ in range(args.repeat):
         ds = None  # the last run's state goes before the next is built (one heap's worth)
+        probes.append(probe())
         before = resource.getrusage(resource.RUSAGE_SELF)
         t, ds = _vectorised(data, events, index, per)
         after = resource.getrusage(resource.RUSAGE_SELF)
@@ -399,6 +405,8 @@ def main() -> None:
                     "memory": memory,
                     "vectorised_samples_per_s": round(len(data) / statistics.median(cpu)),
                     "vectorised_seconds_runs": [round(x, 4) for x in cpu],
+                    "vectorised_samples_per_s_runs": [round(len(data) / x) for x in cpu],
+                    "host_probe_runs": probes,
                     "findings_on_healthy_data": len(ds.findings),
                 },
                 indent=2,
@@ -446,6 +454,9 @@ def main() -> None:
         "timer": "process_time (CPU); wall figures under 'wall'",
         "vectorised_samples_per_s": round(rate),
         "vectorised_seconds_runs": r3([r[0] for r in vec_runs]),
+        # bench/host_probe.py just before each of those runs: memory bandwidth,
+        # in-cache numpy and interpreter speed, none of them chargewatch's code.
+        "host_probe_runs": probes,
         "sequencer_share": round(seq_s / statistics.median(r[0] for r in vec_runs), 3),
         "reference_samples_per_s": round(statistics.median(ref_rate[0])),
         "reference_samples": m,
