@@ -1,4 +1,4 @@
-"""Real OCPP 1.6 traffic (tests/fixtures/real_ocpp/, PROVENANCE.md there) through
+"""Real OCPP 1.6 and 2.0.1 traffic (tests/fixtures/real_ocpp/, PROVENANCE.md there) through
 the whole path of ``chargewatch replay``: nothing crashes, no warning or critical
 alert fires on clean real traffic, and every rejection is counted with a reason.
 Captures holding a whole transaction also have their session checked against
@@ -30,6 +30,7 @@ KNOWN_BUGS: dict[str, str] = {}
 #: the next frame). Any other page fails.
 EXCERPT_HOLES: dict[str, str] = {
     "ladestation_evcc14579": "two excerpts 20 min apart (09:51:45 and 10:12:20)",
+    "keba_p30_201_mhegele": "only the Started and Ended events were posted, 6.5 h apart",
 }
 
 
@@ -50,6 +51,19 @@ TRANSACTIONS: dict[str, Transaction] = {
     "goe_charger_issues-106": Transaction(
         1, 0.0, "StartTransaction meterStart 8016 -> StopTransaction meterStop 8016 (tx -1)"
     ),
+    # More of it (start, stop, signature, price) in tests/test_real_ocpp_transactions.py.
+    "keba_p30_201_mhegele": Transaction(
+        1, 2133854.3 - 2114135.6, "2.0.1 Started Transaction.Begin -> Ended Transaction.End"
+    ),
+}
+
+#: The rejections replay must count for these captures, by reason: none for
+#: traffic that is valid as sent (a CALLERROR answer, an unanswered last
+#: Heartbeat, MeterValues of a transaction started before the excerpt).
+REJECTIONS: dict[str, dict[str, int]] = {
+    "actec_ev_ac22k_energymgmt": {},
+    "actec_ev_ac22k_evccproxy": {},
+    "keba_p30_201_mhegele": {},
 }
 
 #: Captures whose only transaction frame is a StopTransaction for a transaction
@@ -121,8 +135,9 @@ def _params() -> list[object]:
 
 
 def test_corpus_is_there() -> None:
-    assert len(CAPTURES) >= 47
+    assert len(CAPTURES) >= 50
     named = set(TRANSACTIONS) | set(STOPS_WITHOUT_START) | set(SIGNED_STOPS) | set(READINGS)
+    named |= set(REJECTIONS) | set(EXCERPT_HOLES)
     assert set(STOP_METER_WH) <= set(STOPS_WITHOUT_START)
     assert named <= {p.stem for p in CAPTURES}
     assert (CORPUS / "PROVENANCE.md").is_file()
@@ -140,6 +155,8 @@ def test_real_capture_whole_path(capture: Path, tmp_path: Path) -> None:
     # Counted, and each with its reason.
     assert all(r["reason"] for r in rejected)
     assert sum(res.stats.rejected_by_reason.values()) == res.stats.rejected
+    if capture.stem in REJECTIONS:
+        assert res.stats.rejected_by_reason == REJECTIONS[capture.stem]
     pages = [
         a
         for a in _lines(tmp_path / "alerts.jsonl")

@@ -626,6 +626,9 @@ def build_periods(
     Measured pieces are clipped to the session. The spans without samples (head,
     tail, unbridged gaps) take the kind of the sample next to them: a car that
     was charging at the last sample before a gap is assumed still charging.
+    Unless nothing measured holds the energy: then it flowed in those spans, and
+    where it is more than idle power (``threshold_w``) could deliver over them
+    they are charging, whatever their edges say (see _unmeasured_charging).
     Energy is spread over the measured charging energy in proportion (the
     register is the truth; the power integral only says *when*); with no
     measured energy at all it is spread over the charging time, else the session.
@@ -644,6 +647,7 @@ def build_periods(
             continue
         frac = (b - a) / (pc[2] - pc[1]) if pc[2] > pc[1] else 1.0
         spans.append([pc[0], a, b, pc[3] * frac, pc[4], pc[5], pc[6]])
+    n_measured = len(spans)  # the rest, appended below, are unmeasured
     if track.first is not None and track.last is not None:
         fk = 1.0 if track.first[1] > threshold_w else 0.0
         lk = 1.0 if track.last[1] > threshold_w else 0.0
@@ -657,6 +661,7 @@ def build_periods(
                 spans.append([1.0 if g[1] > threshold_w else 0.0, a, b, 0.0, nan, nan, nan])
     else:
         spans.append([1.0 if energy_wh > 0 else 0.0, start, stop, 0.0, nan, nan, nan])
+    _unmeasured_charging(spans, len(spans) - n_measured, energy_wh, threshold_w)
     spans.sort(key=lambda s: s[1])
     merged: list[Span] = []
     for s in spans:
@@ -691,3 +696,26 @@ def build_periods(
         )
         for m, w in zip(merged, wh, strict=True)
     ]
+
+
+def _unmeasured_charging(
+    spans: list[Span], n_unmeasured: int, energy_wh: float, threshold_w: float
+) -> None:
+    """Make the unmeasured spans (the last ``n_unmeasured``) charging when they
+    must hold the session's energy: no measured piece charged or delivered any,
+    yet the register grew by more than idle power could over their time.
+
+    Their kind comes from the samples at their edges, and a register-only
+    charger that repeats its Begin and End readings a moment apart gives 0 W
+    edges to a gap of hours (the real KEBA P30 2.0.1 transaction: 19.7 kWh over
+    6.5 h). Idle, that gap was billed as parking time although the energy can
+    only have flowed in it; when is unknown, and unknown time is not billed as
+    parking. A register creeping at idle power stays idle.
+    """
+    dark = spans[len(spans) - n_unmeasured :] if n_unmeasured else []
+    if not dark or energy_wh <= 0 or any(s[0] == 1.0 or s[3] > 0 for s in spans):
+        return
+    seconds = sum(s[2] - s[1] for s in dark)
+    if seconds > 0 and energy_wh * 3600.0 / seconds > threshold_w:
+        for s in dark:
+            s[0] = 1.0

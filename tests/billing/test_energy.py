@@ -128,6 +128,24 @@ def test_periods_without_power_spread_energy_over_session() -> None:
     assert only.kind == "charging" and only.energy_wh == 5000
 
 
+def test_energy_in_unmeasured_time_is_charging_whatever_the_edges_say() -> None:
+    """The real KEBA P30 2.0.1 transaction (tests/fixtures/real_ocpp/keba_p30_201_mhegele):
+    its only meter values are the Begin and End registers, each sent twice a
+    fraction of a second apart, so the track holds a 0 W point at each end and
+    one unbridged 6.5 h gap between them, over which the register grew 19.7 kWh.
+    The gap took the 0 W edges' kind: the whole session was idle, and an idle-fee
+    tariff billed 3.5 h of parking on a session that delivered 19.7 kWh."""
+    tr = PowerTrack()
+    tr.merge(arr(3.0, 23_468.0), arr(0.0, 0.0), arr(np.nan, np.nan), threshold_w=50, gap_s=1800)
+    periods = build_periods(tr, 0.0, 23_468.5, 19_718.7, threshold_w=50)
+    assert {p.kind for p in periods} == {"charging"}
+    assert sum(p.energy_wh for p in periods) == pytest.approx(19_718.7)
+    # Unmeasured time whose energy idle power could hold (at most 50 W on
+    # average) stays with its edges' kind: a creeping register is no charge.
+    (idle,) = {p.kind for p in build_periods(tr, 0.0, 23_468.5, 300.0, threshold_w=50)}
+    assert idle == "idle"
+
+
 def test_choose_energy_rules() -> None:
     e, src, flags, mm, pct = choose_energy(
         register_wh=7000,

@@ -1,0 +1,149 @@
+"""Whole transactions of real chargers (tests/fixtures/real_ocpp/, PROVENANCE.md
+there) through ``chargewatch replay``, checked for what a user sees: one session
+per transaction, its energy as read by hand from the frames, its start and stop,
+and its price once the charger's site has a tariff.
+
+Every figure below is read off the capture's frames (cited beside it), not
+taken from the product's output.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from chargewatch.cli import main
+from chargewatch.model.batch import MeterBatch
+from chargewatch.sessions.session_engine import SessionEngine
+from tests.collector.ocpp_feed import Feed
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "fixtures" / "real_ocpp"
+TARIFFS = ROOT / "tariffs"
+
+# KEBA KC-P30 (meter 28881628, fw 2.9.2), OCPP 2.0.1: TransactionEvent Started
+# then Ended, 6.5 h apart (capture keba_p30_201_mhegele; its payloads are
+# re-serialised from the CSMS proxy's log, see PROVENANCE.md).
+KEBA = "keba_p30_201_mhegele"
+KEBA_TX = "28881628250821070333100549825004"  # transactionInfo.transactionId, both events
+# Started: meterValue Transaction.Begin 2114135.6 (Wh, the default unit);
+# Ended: meterValue Transaction.End 2133854.3 Wh (unitOfMeasure Wh).
+KEBA_BEGIN_WH = Decimal("2114135.6")
+KEBA_END_WH = Decimal("2133854.3")
+KEBA_START = "2025-08-21T07:03:33.373Z"  # Started's timestamp (…373+0000)
+KEBA_STOP = "2025-08-21T13:34:41.364Z"  # Ended's timestamp (…364+0000)
+# The OCMF both events carry (signed Begin/End values 2114.1356 / 2133.8543,
+# RU kWh) is the same reading in kWh.
+KEBA_SIGNED_WH = (Decimal("2133.8543") - Decimal("2114.1356")) * 1000
+
+
+def _fleet(tmp: Path, charger: str, tariff: str) -> Path:
+    path = tmp / f"fleet-{tariff}.yaml"
+    path.write_text(
+        f"sites:\n  - {{id: depot, tariff: {tariff}}}\n"
+        f"chargers:\n  - {{id: {charger}, site: depot}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _replay(tmp: Path, capture: str, tariff: str) -> dict[str, list[dict[str, Any]]]:
+    out = tmp / f"out-{tariff}"
+    fleet = _fleet(tmp, capture, tariff)
+    args = ["replay", str(CORPUS / f"{capture}.jsonl"), "--out", str(out)]
+    assert main([*args, "--fleet", str(fleet), "--tariffs", str(TARIFFS)]) == 0
+    return {
+        name: [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("sessions", "cdrs", "rejected")
+    }
+
+
+def _tariff(tariff_id: str) -> dict[str, Any]:
+    for path in TARIFFS.glob("*.json"):
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if doc["id"] == tariff_id:
+            return doc
+    raise LookupError(tariff_id)
+
+
+def _energy_price(tariff_id: str) -> tuple[Decimal, Decimal]:
+    """(EUR per kWh, step in Wh) of the tariff's only ENERGY component."""
+    (energy,) = [
+        c
+        for el in _tariff(tariff_id)["elements"]
+        for c in el["price_components"]
+        if c["type"] == "ENERGY"
+    ]
+    return Decimal(str(energy["price"])), Decimal(energy["step_size"])
+
+
+def _energy_cost(wh: Decimal, tariff_id: str) -> Decimal:
+    """Whole steps of energy at the tariff's price, rounded half-up to 4
+    decimals at the end (docs/pricing.md)."""
+    price, step = _energy_price(tariff_id)
+    billed_wh = (wh / step).to_integral_value(ROUND_CEILING) * step
+    return (billed_wh * price / 1000).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+@pytest.mark.parametrize("tariff", ["flat-energy", "idle-fee"])
+def test_keba_p30_201_transaction_is_one_priced_session(tariff: str, tmp_path: Path) -> None:
+    got = _replay(tmp_path, KEBA, tariff)
+    assert got["rejected"] == []
+    (s,) = got["sessions"]
+    assert s["transaction_id"] == KEBA_TX
+    assert (s["start"], s["stop"]) == (KEBA_START, KEBA_STOP)
+    assert Decimal(str(s["energy_wh"])) == KEBA_END_WH - KEBA_BEGIN_WH
+    assert (s["meter_start_wh"], s["meter_stop_wh"]) == (
+        float(KEBA_BEGIN_WH),
+        float(KEBA_END_WH),
+    )
+    # Signed by the meter's key, which the frames carry: verified, same energy.
+    assert s["signature_status"] == "verified"
+    assert Decimal(str(s["signed_energy_wh"])) == KEBA_SIGNED_WH
+    (cdr,) = got["cdrs"]
+    assert (cdr["start_date_time"], cdr["end_date_time"]) == (KEBA_START, KEBA_STOP)
+    assert Decimal(str(cdr["total_energy"])) == (KEBA_END_WH - KEBA_BEGIN_WH) / 1000
+    cost = _energy_cost(KEBA_END_WH - KEBA_BEGIN_WH, tariff)
+    assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == cost
+    # The 19.7 kWh flowed some time in the 6.5 h between the two events (nothing
+    # says when): that time is not parking, so the idle fee (after 3 h) adds nothing.
+    assert cdr["total_parking_cost"]["excl_vat"] == 0
+    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
+
+
+# AcTEC EV-AC22K, OCPP 1.6: 17 MeterValues of transaction 1 (capture
+# actec_ev_ac22k_energymgmt), started before the excerpt and not stopped in it.
+ACTEC = "actec_ev_ac22k_energymgmt"
+# MeterValues "1063" (first): timestamp 2026-02-24T06:15:22.000Z, register "60" Wh;
+# "1096" (last): 2026-02-24T06:31:23.000Z, register "1360" Wh.
+ACTEC_FIRST = ("2026-02-24T06:15:22+00:00", 60.0)
+ACTEC_LAST = ("2026-02-24T06:31:23+00:00", 1360.0)
+
+
+def test_actec_running_transaction_shows_its_energy_so_far() -> None:
+    """What a dashboard shows for it: the open session of transaction 1 on
+    connector 1, from its first reading, with the register's growth so far."""
+    feed = Feed()
+    last = 0.0
+    for line in (CORPUS / f"{ACTEC}.jsonl").read_bytes().splitlines():
+        frame = orjson.loads(line)
+        _, _, charger, source = str(frame["topic"]).split("/")
+        last = datetime.fromisoformat(str(frame["ts"]).replace("Z", "+00:00")).timestamp()
+        feed.send(frame["payload"], source=source, charger=charger, recv=last)
+    engine = SessionEngine(feed.index)
+    assert engine.update(feed.sink.meter.build(), list(feed.sink.events), last) == []
+    assert engine.update(MeterBatch.empty(), [], last + 60) == []
+    (s,) = engine.open_sessions()
+    assert (s["connector_id"], s["transaction_id"]) == (1, "1")
+    assert s["start"] == datetime.fromisoformat(ACTEC_FIRST[0]).timestamp()
+    assert s["energy_wh"] == ACTEC_LAST[1] - ACTEC_FIRST[1]
+    # Charging at 4.1-5.1 kW throughout (the per-phase powers of every frame).
+    last_ts = datetime.fromisoformat(ACTEC_LAST[0]).timestamp()
+    assert s["charging_s"] == pytest.approx(last_ts - s["start"])
+    assert s["idle_s"] == 0
