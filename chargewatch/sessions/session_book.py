@@ -15,6 +15,7 @@ import numpy as np
 
 from chargewatch.model.events import TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.clock_hold import ClockHold
 from chargewatch.sessions.clock_offsets import ClockOffsets
 from chargewatch.sessions.session_state import SessionState
 from chargewatch.sessions.session_types import Rejected, SessionConfig, session_id
@@ -63,6 +64,14 @@ class SessionBook:
             agree_s=config.clock_agree_s,
             confirm_n=config.clock_confirm_n,
             confirm_span_s=config.clock_confirm_span_s,
+        )
+        # Messages from the future held while their charger's offset is in doubt.
+        self.held = ClockHold(
+            index,
+            self.clock,
+            future_tolerance_s=config.future_tolerance_s,
+            hold_s=config.clock_hold_s,
+            max_held=config.clock_hold_max,
         )
 
     def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:

@@ -119,6 +119,8 @@ class SessionEngine:
         """Apply one step; return the records of sessions closed or revised in it."""
         book = self._book
         events, batch = book.clock.correct(events, batch)
+        events, batch, given_up = book.held.step(events, batch, now)
+        book.rejected += given_up
         if book.clock.changed:
             self._reclock(book.clock.changed)
         apply_events(book, events, now)
@@ -177,6 +179,12 @@ class SessionEngine:
     def drain_rejected(self) -> list[Rejected]:
         out, self._book.rejected = self._book.rejected, []
         return out
+
+    def give_up_held(self) -> None:
+        """Reject the messages held for a clock offset still in doubt
+        (clock_hold.py): for a replay whose capture ended, as the live service
+        does once ``clock_hold_s`` passed."""
+        self._book.rejected += self._book.held.give_up()
 
     def snapshot(self) -> dict[str, Any]:
         """Engine state (open and recently closed sessions) as plain JSON-able data.
