@@ -98,7 +98,7 @@ class SessionConfig:
     # A message rejected only because its charger's offset is not confirmed yet
     # is held (clock_hold.py) this long at most, this many per charger. Long:
     # statuses come only on change, and an idle charger may send nothing else
-    # with a timestamp for hours (the field capture's: 34 min); memory is
+    # with a timestamp for hours (the field captures: 34 min); memory is
     # bounded by the count.
     clock_hold_s: float = 6 * 3_600.0
     clock_hold_max: int = 16
