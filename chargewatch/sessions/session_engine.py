@@ -67,6 +67,7 @@ from chargewatch.model.events import Event
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions import session_checkpoint
 from chargewatch.sessions.batch_routing import apply_batch
+from chargewatch.sessions.clock_rebase import rebase
 from chargewatch.sessions.energy import register_energy
 from chargewatch.sessions.session_book import OCCUPIED, SessionBook
 from chargewatch.sessions.session_closing import check_timeouts, prune
@@ -121,6 +122,8 @@ class SessionEngine:
         events, batch = book.clock.correct(events, batch)
         events, batch, given_up = book.held.step(events, batch, now)
         book.rejected += given_up
+        if book.opened_in_doubt:
+            self._rebase(book.clock.changed)
         if book.clock.changed:
             self._reclock(book.clock.changed)
         apply_events(book, events, now)
@@ -136,6 +139,23 @@ class SessionEngine:
         out = emit(book)
         prune(book, now)
         return out
+
+    def _rebase(self, chargers: set[str]) -> None:
+        """Open sessions opened while their charger's offset was in doubt, now
+        confirmed, move to it (clock_rebase.py); the doubt of a candidate
+        dropped is forgotten."""
+        book = self._book
+        agree = book.config.clock_agree_s
+        for charger, opened in list(book.opened_in_doubt.items()):
+            if charger in chargers:
+                off = book.clock.offset(charger)
+                for s, d in opened:
+                    live = book.sessions.get(s.sid) is s and s.is_open
+                    if live and abs(d - off) <= agree and s.clock_offset != off:
+                        rebase(book, s, off)
+            elif book.clock.in_doubt(charger) is not None:
+                continue
+            del book.opened_in_doubt[charger]
 
     def _reclock(self, chargers: set[str]) -> None:
         """Open sessions of chargers whose offset changed carry the new one

@@ -51,6 +51,10 @@ QUALITY_FLAGS: dict[str, str] = {
         "the charger's clock was off by clock_offset_s (its time minus receipt); "
         "start, stop and samples moved by it"
     ),
+    "clock_rebased": (
+        "opened while the charger's clock offset was not yet confirmed; its times "
+        "were moved to it once it was"
+    ),
     "signed_energy_mismatch": (
         "the meter's signed end minus start reading differs from the billed energy "
         "by more than the meter's resolution"

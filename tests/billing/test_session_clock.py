@@ -239,9 +239,10 @@ def test_a_clock_set_right_during_a_session_is_followed_within_minutes() -> None
     assert got.start == pytest.approx(T0 + 600.0, abs=1.0)
     assert got.stop == pytest.approx(T0 + 70 * 60.0, abs=1.0)
     assert got.energy_wh == pytest.approx(11_000.0 * 59 / 60, abs=0.01)
-    # Half of it was moved: the record keeps that offset and says so.
+    # Half of it was moved: the record keeps that offset and says so. It opened
+    # before the clock was in doubt: right on the old offset, not re-based.
     assert got.clock_offset_s == pytest.approx(900.0 - LATENCY)
-    assert "clock_corrected" in got.quality
+    assert "clock_corrected" in got.quality and "clock_rebased" not in got.quality
 
 
 def test_timestamps_standing_in_for_missing_ones_are_not_evidence() -> None:
