@@ -18,7 +18,7 @@ from chargewatch.model.events import TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions.outputs import session_periods
 from chargewatch.sessions.session_engine import SessionRecord, session_id
-from tests.billing.sessionkit import T0
+from tests.billing.sessionkit import T0, final
 from tests.billing.test_session_clock import LATENCY, Item, _one, _replay, _session
 
 BEHIND = -5 * 3_600.0  # local time sent as UTC at UTC-5
@@ -97,3 +97,12 @@ def test_a_rebased_session_keeps_its_register_reset() -> None:
     assert got.start == pytest.approx(want.start + LATENCY, abs=1e-3)
     assert set(got.quality) == {*want.quality, "clock_corrected", "clock_rebased"}
     assert _price(got) == _price(want)
+
+
+def test_a_start_delivered_again_after_the_rebase_finds_its_session() -> None:
+    items = _one("B", BEHIND, start_min=5, stop_min=70)
+    (first,) = [it for it in items if any(isinstance(e, TransactionEvent) for e in it[1])][:1]
+    again = (first[0] + 20 * 60.0, first[1], None, first[3])  # redelivered at minute 25
+    _, recs = _replay(ConnectorIndex(), [*items, again])
+    (got,) = final(recs).values()
+    assert got.start == pytest.approx(T0 + 300.0 + LATENCY, abs=1e-3)
