@@ -147,13 +147,16 @@ class SessionEngine:
         book = self._book
         agree = book.config.clock_agree_s
         for charger, opened in list(book.opened_in_doubt.items()):
+            live = [(s, d) for s, d in opened if book.sessions.get(s.sid) is s and s.is_open]
             if charger in chargers:
                 off = book.clock.offset(charger)
-                for s, d in opened:
-                    live = book.sessions.get(s.sid) is s and s.is_open
-                    if live and abs(d - off) <= agree and s.clock_offset != off:
+                for s, d in live:
+                    if abs(d - off) <= agree and s.clock_offset != off:
                         rebase(book, s, off)
-            elif book.clock.in_doubt(charger) is not None:
+            elif book.clock.in_doubt(charger) is not None and live:
+                # Still in doubt (a candidate replaced by another keeps the
+                # sessions of the first: their d tells them apart).
+                book.opened_in_doubt[charger] = live
                 continue
             del book.opened_in_doubt[charger]
 
