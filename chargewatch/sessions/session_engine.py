@@ -42,7 +42,10 @@ Where it lives
     and its checkpoint form), session_book (the shared indexes), session_events
     (transactions, readings, statuses), batch_routing / fast_tail /
     sample_merge (meter samples), session_closing (timeouts, pruning),
-    session_emit (records), session_checkpoint (snapshot/restore). This module
+    session_emit (records), session_checkpoint (snapshot/restore),
+    clock_offsets / clock_hold / clock_rebase (charger clocks that are off:
+    measured and applied, messages held while in doubt, sessions re-based
+    once confirmed; docs/sessions.md). This module
     composes them; its names are the package's interface.
 """
 
