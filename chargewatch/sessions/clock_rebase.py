@@ -67,7 +67,8 @@ def rebase(book: SessionBook, s: SessionState, offset: float) -> None:
     s.clock_offset = offset
     s.flags = flag_set(tuple(f for f in s.flags if f != "late_data"))
     s.flag("clock_rebased")
-    # Never emitted (nearly always): the id of its corrected start.
+    # Never emitted (nearly always): the id of its corrected start -- unless a
+    # session of that id exists already (then the old id is kept: nothing lost).
     sid = session_id(s.charger, s.connector, s.transaction_id, s.start)
-    book.rekey(s, sid if s.revision < 0 else s.sid)
+    book.rekey(s, sid if s.revision < 0 and sid not in book.sessions else s.sid)
     book.due_stale.add(book.index.id(s.charger, s.connector))
