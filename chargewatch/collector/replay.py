@@ -179,14 +179,18 @@ def replay(
         def settle(end: float) -> None:
             """The capture has ended: what waits for a later frame never gets one.
             A start held for the CSMS's answer is released and a stop still
-            waiting for its start is rejected, as the live service does once
-            its timeouts pass; liveness is not judged past the last frame."""
+            waiting for its start is rejected, and so is a message held for its
+            charger clock's offset, as the live service does once its timeouts
+            pass; liveness is not judged past the last frame."""
             pipeline.settle(end + ocpp.pending_timeout, end)
             for r in pipeline.rejected:
                 rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             pipeline.rejected = []
             # Just past the wait: a stop waits late_after_s inclusive.
             sessions.tick(end + engine.config.late_after_s + TICK_SECONDS)
+            # Messages held for a charger clock's offset will not see it confirmed.
+            engine.give_up_held()
+            sessions.rejected += engine.drain_rejected()
             session_rejections()
 
         def idle(since: float, until: float) -> None:

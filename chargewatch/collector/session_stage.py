@@ -320,8 +320,12 @@ def split_state(
         clocks = [x for x in state.get("clock_offsets", []) if keep(x[0])]
         if clocks:
             out["clock_offsets"] = clocks
+        held = [x for x in state.get("clock_held", []) if keep(x["charger"])]
+        if held:
+            out["clock_held"] = held
         kept = (
-            sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting, clocks
+            sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting, clocks,
+            held,
         )  # fmt: skip
         return out if any(kept) else None
 
@@ -343,7 +347,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _waiting_of(*states: dict[str, Any]) -> dict[str, Any]:
     # The optional parts, each only when there is something in it.
     out: dict[str, Any] = {}
-    for key in ("waiting_stops", "clock_offsets"):
+    for key in ("waiting_stops", "clock_offsets", "clock_held"):
         got = [x for st in states for x in st.get(key, [])]
         if got:
             out[key] = got

@@ -104,6 +104,21 @@ class ClockOffsets:
         """The chargers whose offset is not 0 (for the checkpoint)."""
         return {c: k.offset for c, k in self._clocks.items() if k.offset}
 
+    def in_doubt(self, charger: str) -> float | None:
+        """The ``d`` of the charger's offset candidate not yet confirmed, if any."""
+        got = self._clocks.get(charger)
+        return None if got is None or got.candidate is None else got.candidate.d_max
+
+    def pending(self) -> dict[str, float]:
+        """Chargers with an offset candidate not yet confirmed: its ``d`` (its
+        largest). A few at most: _clocks holds only clocks off or in doubt."""
+        return {c: k.candidate.d_max for c, k in self._clocks.items() if k.candidate is not None}
+
+    def witness(self, charger: str, recv: float, d: float) -> None:
+        """Judge one message again (a held message restored from a checkpoint
+        rebuilds the candidate it was held for)."""
+        self._judge(charger, -1, recv, d)
+
     def restore(self, offsets: dict[str, float]) -> None:
         self._clocks = {c: _Clock(float(o)) for c, o in offsets.items()}
         self._conn_offset = np.zeros(0)

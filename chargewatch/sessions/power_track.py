@@ -348,6 +348,20 @@ class PowerTrack:
             flat += pc
         self.a = array("d", flat)
 
+    def shift(self, dt: float) -> None:
+        """Move every time by ``dt`` s (a session re-based to its charger's clock
+        offset, clock_rebase.py); spacings and energies stay."""
+        a = self.a
+        if a is not None:
+            a[0] += dt  # (NaN, no such sample, stays NaN)
+            a[3] += dt
+            for k in range(HEAD, len(a), 7):
+                a[k + 1] += dt
+                a[k + 2] += dt
+        for g in (*self.gaps, *self.soft):
+            g[0] += dt
+            g[3] += dt
+
     @property
     def gaps(self) -> list[Gap]:
         return self._gaps if self._gaps is not None else []

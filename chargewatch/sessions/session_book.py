@@ -15,6 +15,7 @@ import numpy as np
 
 from chargewatch.model.events import TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
+from chargewatch.sessions.clock_hold import ClockHold
 from chargewatch.sessions.clock_offsets import ClockOffsets
 from chargewatch.sessions.session_state import SessionState
 from chargewatch.sessions.session_types import Rejected, SessionConfig, session_id
@@ -64,6 +65,18 @@ class SessionBook:
             confirm_n=config.clock_confirm_n,
             confirm_span_s=config.clock_confirm_span_s,
         )
+        # Charger -> sessions opened while its clock offset was in doubt, with the
+        # candidate's d (clock_rebase.py): a few chargers at most, for ten minutes.
+        # The sessions themselves: a transaction start adopting one changes its id.
+        self.opened_in_doubt: dict[str, list[tuple[SessionState, float]]] = {}
+        # Messages from the future held while their charger's offset is in doubt.
+        self.held = ClockHold(
+            index,
+            self.clock,
+            future_tolerance_s=config.future_tolerance_s,
+            hold_s=config.clock_hold_s,
+            max_held=config.clock_hold_max,
+        )
 
     def reject(self, charger: str, connector: int, ts: float, reason: str, detail: str) -> None:
         self.rejected.append(Rejected(charger, connector, ts, reason, detail))
@@ -100,6 +113,20 @@ class SessionBook:
         self.anchors.pop(sid, None)
         self.dirty.discard(sid)
 
+    def rekey(self, s: SessionState, sid: str) -> None:
+        """File ``s`` again under ``sid`` (its start moved: clock_rebase.py)."""
+        conn = self.index.id(s.charger, s.connector)
+        was_open = self.open.get(conn) == s.sid
+        anchors = self.anchors.get(s.sid)
+        self.drop(s.sid)
+        s.sid = sid
+        self.add(s)
+        if was_open:
+            self.open[conn] = sid
+        if anchors:
+            self.anchors[sid] = anchors
+        self.dirty.add(sid)
+
     def open_session(
         self, charger: str, connector: int, tx: str, start: float, source: str
     ) -> SessionState:
@@ -118,6 +145,8 @@ class SessionBook:
         if s.sid in self.sessions:  # the same start seen again (replayed input)
             return self.sessions[s.sid]
         self.add(s)
+        if (d := self.clock.in_doubt(charger)) is not None:  # re-based if confirmed
+            self.opened_in_doubt.setdefault(charger, []).append((s, d))
         self.open[self.index.id(charger, connector)] = s.sid
         return s
 

@@ -5,7 +5,7 @@ the stops still waiting for their start, and the charger clocks found off.
 ``waiting_stops`` was added within version 1: it is written only when there
 are any (so a checkpoint without them is byte-for-byte what older engines
 wrote and read) and is optional on restore (older checkpoints have none);
-``clock_offsets`` likewise."""
+``clock_offsets`` and ``clock_held`` likewise."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ def snapshot(book: SessionBook) -> dict[str, Any]:
     if offsets:
         # Likewise only when a clock is off: [[charger, offset s], ...].
         out["clock_offsets"] = [[c, o] for c, o in sorted(offsets.items())]
+    held = book.held.snapshot()
+    if held:
+        # Messages held for a clock offset in doubt (clock_hold.py), per charger.
+        out["clock_held"] = held
     return out
 
 
@@ -60,6 +64,7 @@ def restore(book: SessionBook, state: dict[str, Any]) -> None:
     # Their receive time is kept: late_after_s still counts from the receipt.
     book.waiting_stops = [stop_from_dict(d) for d in state.get("waiting_stops", [])]
     book.clock.restore({c: float(o) for c, o in state.get("clock_offsets", [])})
+    book.held.restore(state.get("clock_held", []))  # (after the offsets: it judges on them)
 
 
 def stop_to_dict(ev: TransactionEvent) -> dict[str, Any]:

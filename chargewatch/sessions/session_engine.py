@@ -42,7 +42,10 @@ Where it lives
     and its checkpoint form), session_book (the shared indexes), session_events
     (transactions, readings, statuses), batch_routing / fast_tail /
     sample_merge (meter samples), session_closing (timeouts, pruning),
-    session_emit (records), session_checkpoint (snapshot/restore). This module
+    session_emit (records), session_checkpoint (snapshot/restore),
+    clock_offsets / clock_hold / clock_rebase (charger clocks that are off:
+    measured and applied, messages held while in doubt, sessions re-based
+    once confirmed; docs/sessions.md). This module
     composes them; its names are the package's interface.
 """
 
@@ -67,6 +70,7 @@ from chargewatch.model.events import Event
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions import session_checkpoint
 from chargewatch.sessions.batch_routing import apply_batch
+from chargewatch.sessions.clock_rebase import rebase
 from chargewatch.sessions.energy import register_energy
 from chargewatch.sessions.session_book import OCCUPIED, SessionBook
 from chargewatch.sessions.session_closing import check_timeouts, prune
@@ -119,6 +123,10 @@ class SessionEngine:
         """Apply one step; return the records of sessions closed or revised in it."""
         book = self._book
         events, batch = book.clock.correct(events, batch)
+        events, batch, given_up = book.held.step(events, batch, now)
+        book.rejected += given_up
+        if book.opened_in_doubt:
+            self._rebase(book.clock.changed)
         if book.clock.changed:
             self._reclock(book.clock.changed)
         apply_events(book, events, now)
@@ -134,6 +142,26 @@ class SessionEngine:
         out = emit(book)
         prune(book, now)
         return out
+
+    def _rebase(self, chargers: set[str]) -> None:
+        """Open sessions opened while their charger's offset was in doubt, now
+        confirmed, move to it (clock_rebase.py); the doubt of a candidate
+        dropped is forgotten."""
+        book = self._book
+        agree = book.config.clock_agree_s
+        for charger, opened in list(book.opened_in_doubt.items()):
+            live = [(s, d) for s, d in opened if book.sessions.get(s.sid) is s and s.is_open]
+            if charger in chargers:
+                off = book.clock.offset(charger)
+                for s, d in live:
+                    if abs(d - off) <= agree and s.clock_offset != off:
+                        rebase(book, s, off)
+            elif book.clock.in_doubt(charger) is not None and live:
+                # Still in doubt (a candidate replaced by another keeps the
+                # sessions of the first: their d tells them apart).
+                book.opened_in_doubt[charger] = live
+                continue
+            del book.opened_in_doubt[charger]
 
     def _reclock(self, chargers: set[str]) -> None:
         """Open sessions of chargers whose offset changed carry the new one
@@ -177,6 +205,12 @@ class SessionEngine:
     def drain_rejected(self) -> list[Rejected]:
         out, self._book.rejected = self._book.rejected, []
         return out
+
+    def give_up_held(self) -> None:
+        """Reject the messages held for a clock offset still in doubt
+        (clock_hold.py): for a replay whose capture ended, as the live service
+        does once ``clock_hold_s`` passed."""
+        self._book.rejected += self._book.held.give_up()
 
     def snapshot(self) -> dict[str, Any]:
         """Engine state (open and recently closed sessions) as plain JSON-able data.

@@ -51,6 +51,10 @@ QUALITY_FLAGS: dict[str, str] = {
         "the charger's clock was off by clock_offset_s (its time minus receipt); "
         "start, stop and samples moved by it"
     ),
+    "clock_rebased": (
+        "opened while the charger's clock offset was not yet confirmed; its times "
+        "were moved to it once it was"
+    ),
     "signed_energy_mismatch": (
         "the meter's signed end minus start reading differs from the billed energy "
         "by more than the meter's resolution"
@@ -95,6 +99,13 @@ class SessionConfig:
     # takes this many agreeing messages over this much receive time.
     clock_confirm_n: int = 3
     clock_confirm_span_s: float = 600.0
+    # A message rejected only because its charger's offset is not confirmed yet
+    # is held (clock_hold.py) this long at most, this many per charger. Long:
+    # statuses come only on change, and an idle charger may send nothing else
+    # with a timestamp for hours (the field captures: 34 min); memory is
+    # bounded by the count.
+    clock_hold_s: float = 6 * 3_600.0
+    clock_hold_max: int = 16
 
     def __post_init__(self) -> None:
         if self.gap_s <= 0 or self.charging_threshold_w < 0:
@@ -105,6 +116,8 @@ class SessionConfig:
             raise ValueError("reset_ratio must be in (0, 1)")
         if not 0 < self.clock_agree_s < self.clock_min_offset_s or self.clock_confirm_n < 2:
             raise ValueError("need 0 < clock_agree_s < clock_min_offset_s and clock_confirm_n >= 2")
+        if self.clock_hold_s < 0 or self.clock_hold_max < 1:
+            raise ValueError("need clock_hold_s >= 0 and clock_hold_max >= 1")
 
 
 @dataclass(frozen=True, slots=True)
