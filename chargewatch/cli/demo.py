@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from chargewatch.collector.service import Collector
     from chargewatch.model.fleet import Fleet
-    from chargewatch.simulator import Simulation
+    from chargewatch.simulator import SimConfig, Simulation
 
 
 # The shipped example tariffs, by the kind of site the simulator plans.
@@ -47,6 +47,46 @@ def with_shipped_tariffs(fleet: Fleet) -> Fleet:
         k: replace(c, tariff="dc-fast") if c.is_dc else c for k, c in fleet.chargers.items()
     }
     return Fleet(sites, chargers, fleet.file)
+
+
+def sim_config(args: argparse.Namespace, start: float) -> SimConfig:
+    """The simulation ``chargewatch demo`` runs with ``args`` from ``start``."""
+    from chargewatch.simulator import SimConfig  # noqa: PLC0415 - see the imports
+
+    return SimConfig(
+        chargers=args.chargers,
+        sites=3,
+        seed=args.seed,
+        start=start,
+        # Beyond the demo's end: the publisher marks every charger offline when it finishes.
+        duration=(args.duration + 10.0) * args.speed if args.duration else 7 * 86400.0,
+        interval=args.interval,
+        batch=args.batch,
+        arrival_rate=args.arrival_rate,
+    )
+
+
+def story_until(args: argparse.Namespace, start: float) -> float:
+    """Sessions stopping 10 simulated minutes before the end are priced in the demo."""
+    return start + (args.duration * args.speed if args.duration else 3600.0) - 600.0
+
+
+def story_simulation(config: SimConfig, until: float) -> tuple[Simulation, Fleet]:
+    """The demo's simulation and fleet: its story's faults and top-ups in the
+    plan (demo_story), the shipped tariffs, and unpriced chargers among those
+    whose sessions stop before ``until``."""
+    from chargewatch.cli.demo_story import (  # noqa: PLC0415 - see the imports
+        demo_faults,
+        finishing,
+        mark_unpriced,
+        short_sessions,
+    )
+    from chargewatch.simulator import Simulation  # noqa: PLC0415
+
+    sim = Simulation(config.replace(faults=demo_faults(Simulation(config).plan.chargers)))
+    short_sessions(sim)
+    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()), finishing=finishing(sim, until))
+    return sim, fleet
 
 
 def fleet_yaml(fleet: Fleet) -> str:
@@ -215,12 +255,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live_cls: Any,
          render: Any) -> int:  # fmt: skip
-    from chargewatch.cli.demo_story import (  # noqa: PLC0415
-        demo_faults,
-        finishing,
-        mark_unpriced,
-        short_sessions,
-    )
     from chargewatch.collector.service import Collector  # noqa: PLC0415
     from chargewatch.config.settings import (  # noqa: PLC0415
         AlertingConfig,
@@ -232,7 +266,6 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
     from chargewatch.core.resources import default_dir  # noqa: PLC0415
     from chargewatch.ingest.embedded_broker import EmbeddedBroker, free_port  # noqa: PLC0415
     from chargewatch.ingest.mqtt import MqttConfig  # noqa: PLC0415
-    from chargewatch.simulator import SimConfig, Simulation  # noqa: PLC0415
     from chargewatch.simulator.publish import publish  # noqa: PLC0415
     from chargewatch.storage.influx import InfluxConfig  # noqa: PLC0415
 
@@ -247,22 +280,7 @@ def _run(args: argparse.Namespace, console: Any, data: Path, demo_log: Any, live
 
     start = args.start if args.start is not None else float(int(time.time()))
     speed = args.speed
-    sim_cfg = SimConfig(
-        chargers=args.chargers,
-        sites=3,
-        seed=args.seed,
-        start=start,
-        # Beyond the demo's end: the publisher marks every charger offline when it finishes.
-        duration=(args.duration + 10.0) * speed if args.duration else 7 * 86400.0,
-        interval=args.interval,
-        batch=args.batch,
-        arrival_rate=args.arrival_rate,
-    )
-    sim = Simulation(sim_cfg.replace(faults=demo_faults(Simulation(sim_cfg).plan.chargers)))
-    short_sessions(sim)
-    # Sessions stopping 10 simulated minutes before the end are priced in the demo.
-    until = start + (args.duration * speed if args.duration else 3600.0) - 600.0
-    fleet = mark_unpriced(with_shipped_tariffs(sim.fleet()), finishing=finishing(sim, until))
+    sim, fleet = story_simulation(sim_config(args, start), story_until(args, start))
     (data / "fleet.yaml").write_text(fleet_yaml(fleet))
     sim.write_truth(str(data / "truth.jsonl"))
     allow = data / "remediation.yaml"

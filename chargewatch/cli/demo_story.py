@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chargewatch.model.fleet import ChargerSpec, Fleet
     from chargewatch.simulator import FaultSpec, Simulation
+    from chargewatch.simulator.plan import ConnInfo, Plan, Session
 
 # A tariff the demo's fleet names but does not load: its chargers' sessions are
 # recorded as unpriced, as a site whose tariff is not yet published would be.
@@ -96,34 +97,48 @@ def short_sessions(
     """``n`` drivers plug in for a 15-25 minute top-up, one every ``every`` s.
 
     Planned sessions last hours at workplaces and homes: in the demo's hour
-    few of those that start would also end. So ``n`` short sessions are added
-    on AC connectors idle for the hour (cars copied from planned sessions).
-    The plan is changed before any message is generated, so the simulated
-    data (transaction start and stop, status, meter) stays self-consistent.
-    Returns the chargers given one, in order.
+    few of those that start would also end. So short sessions are added on AC
+    connectors of chargers without a fault (cars copied from planned
+    sessions). Each goes to a connector free over its own stay: one idle then
+    if there is one, else one whose planned drivers in that stay only arrive
+    after the demo's start: the top-up's driver comes instead (their sessions
+    are dropped). Asking for connectors idle for the whole hour, as before,
+    found none at busy hours (12 chargers from 18:50 UTC: every AC connector
+    without a fault held or expected a car) and the demo had no top-up. A
+    top-up no connector can take is left out. The plan is changed before any
+    message is generated, so the simulated data (transaction start and stop,
+    status, meter) stays self-consistent. Returns the chargers given one, in
+    order.
     """
     import copy  # noqa: PLC0415 - cheap --help
 
     t0 = sim.config.start
     plan = sim.plan
-    hour = t0 + first + every * n + 1800.0
-    busy = {s.conn.idx for s in plan.sessions if s.plug_in < hour and s.unplug > t0 - 300}
-    faulted = {f.charger for f in sim.config.faults}
-    idle = [c for c in plan.conns if c.phases and c.idx not in busy and c.charger not in faulted]
+    faulted = {f.charger for f in plan.faults}
+    conns = [c for c in plan.conns if c.phases and c.charger not in faulted]
     cars = [s for s in plan.sessions if s.conn.phases]
     chargers: list[str] = []
-    for picked, (conn, template) in enumerate(zip(idle[:n], cars, strict=False)):
+    added: list[Session] = []
+    for picked, template in enumerate(cars[:n]):
+        plug_in = t0 + first + every * picked
+        unplug = plug_in + 20.0 + 900.0 + 120.0 * picked + 60.0
+        conn = _free_connector(plan, conns, plug_in, unplug, t0, added)
+        if conn is None:
+            continue
+        # The top-up's driver comes instead of those planned meanwhile.
+        plan.sessions = [s for s in plan.sessions if not _clashes(s, conn.idx, plug_in, unplug)]
         s = copy.copy(template)
         s.conn = conn
-        s.plug_in = t0 + first + every * picked
+        s.plug_in = plug_in
         s.start = s.plug_in + 20.0
         s.stop = s.start + 900.0 + 120.0 * picked
         s.unplug = s.stop + 60.0
         s.stop_reason = "EVDisconnected"
-        s.windows, s.tags = [], []  # a plain top-up: no pauses
+        s.windows, s.tags = [], ["top_up"]  # a plain top-up: no pauses
         s.transaction_id = 90_000 + picked
         s.finalize()
         plan.sessions.append(s)
+        added.append(s)
         chargers.append(conn.charger)
     plan.sessions.sort(key=lambda s: (s.start, s.conn.idx))
     # The simulation derived its event list and sample engine from the plan.
@@ -133,3 +148,43 @@ def short_sessions(
     sim.engine = Engine(sim.plan)
     sim.events = build_events(sim.plan, sim.latency)
     return chargers
+
+
+# Kept clear before a plug-in and after an unplug, as the planner keeps
+# sessions apart from those that host faults.
+_MARGIN_S = 120.0
+
+
+def _clashes(s: Session, row: int, plug_in: float, unplug: float) -> bool:
+    """``s`` holds connector ``row`` within [plug_in, unplug] or its margins."""
+    return s.conn.idx == row and s.plug_in < unplug + _MARGIN_S and plug_in - _MARGIN_S < s.unplug
+
+
+def _free_connector(
+    plan: Plan,
+    conns: list[ConnInfo],
+    plug_in: float,
+    unplug: float,
+    t0: float,
+    added: list[Session],
+) -> ConnInfo | None:
+    """A connector for a stay [plug_in, unplug]: idle then, else one whose
+    clashing sessions all arrive after the start ``t0`` (none is under way
+    when the demo begins) and are not top-ups ``added`` before; never one
+    whose charger reboots meanwhile."""
+    down = {e.charger for e in plan.normals if e.connector is None and e.start < unplug
+            and plug_in < e.end and not e.name.startswith("ocpp_quirk")}  # fmt: skip
+    held: dict[int, list[Session]] = {}
+    for s in plan.sessions:
+        if _clashes(s, s.conn.idx, plug_in, unplug):
+            held.setdefault(s.conn.idx, []).append(s)
+    ours = {id(s) for s in added}  # by identity: sessions hold arrays, == is no use
+    usable = [c for c in conns if c.charger not in down]
+    idle = [c for c in usable if not held.get(c.idx)]
+    if idle:
+        return idle[0]
+    # Drivers planned to arrive within the demo: the top-up's driver comes instead.
+    for c in usable:
+        if all(s.plug_in > t0 and id(s) not in ours for s in held.get(c.idx, [])):
+            return c
+    return None

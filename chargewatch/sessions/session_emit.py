@@ -92,8 +92,15 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         flags.append("gap")
     ch = en.chosen
     flags += ch.flags
-    if s.start_source == "status" and ch.energy_wh <= cfg.register_tolerance_wh:
-        flags.append("failed_start")  # a plug-in that never charged (docs/sessions.md)
+    if (
+        s.start_source == "status"
+        and not s.transaction_id
+        and ch.energy_wh <= cfg.register_tolerance_wh
+    ):
+        # A plug-in that never charged (docs/sessions.md). One a transaction
+        # adopted by its update or stop is that transaction, billed even when
+        # the car was full before the collector joined it.
+        flags.append("failed_start")
     signature = (
         check_session(s.signed, charger=s.charger, keys=cfg.meter_keys, billed_wh=ch.energy_wh)
         if s.signed

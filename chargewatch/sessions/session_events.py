@@ -300,11 +300,17 @@ def _settle_stops(book: SessionBook, now: float) -> None:
         if _on_transaction(book, ev):
             continue  # the start of the id it names came since: an ordinary stop
         s, why = _match_stop(book, ev)
+        waited = now - ev.recv > book.config.late_after_s
+        if s is None and why == "" and waited:
+            s, why = _match_stop(book, ev, joined=True)
+            if s is not None and not _placeholder(ev.transaction_id):
+                s.transaction_id = ev.transaction_id
+                book.by_tx[(ev.charger, ev.transaction_id)] = s.sid
         if s is not None:
             s.flag("stop_matched")
             book.due_stale.add(book.index.id(s.charger, s.connector))
             _flag_late_event(book, ev, _stop_session(book, ev, s), s)
-        elif why == "" and now - ev.recv <= book.config.late_after_s:
+        elif why == "" and not waited:
             book.waiting_stops.append(ev)
         else:
             future = ev.ts > now + book.config.future_tolerance_s
@@ -312,7 +318,9 @@ def _settle_stops(book: SessionBook, now: float) -> None:
             book.reject(ev.charger, ev.connector, ev.ts, reason, ev.transaction_id)
 
 
-def _match_stop(book: SessionBook, ev: TransactionEvent) -> tuple[SessionState | None, str]:
+def _match_stop(
+    book: SessionBook, ev: TransactionEvent, *, joined: bool = False
+) -> tuple[SessionState | None, str]:
     """The open transaction a stop with an unknown id ends, or why there is none.
 
     Candidates: the open sessions of the stop's charger, on its connector
@@ -320,9 +328,17 @@ def _match_stop(book: SessionBook, ev: TransactionEvent) -> tuple[SessionState |
     was received. A stop that names a real id (not -1 or empty) only ends a
     transaction whose id we never learned. With several candidates the idTag
     decides; still several: ``stop_ambiguous`` (nothing is stopped).
+
+    ``joined``: once the stop has waited ``late_after_s`` for its start in
+    vain, the candidates are the status-inferred sessions instead. The
+    collector joined that transaction mid-way (it was charging when the
+    collector, or the capture, began) and its only sign of it was a status;
+    the stop came before any update or reading named the transaction. Before,
+    the stop was rejected and the plug-in stayed open, recorded by no one.
     """
     tx = ev.transaction_id
-    placeholder = tx in ("", "-1") or tx.startswith("-")
+    placeholder = _placeholder(tx)
+    sources = ("status",) if joined else ("transaction", "update")
     if ev.connector > 0 and "connector_unknown" not in ev.flags:
         sid = book.open.get(book.index.id(ev.charger, ev.connector))
         opened = [book.sessions[sid]] if sid is not None else []
@@ -332,7 +348,7 @@ def _match_stop(book: SessionBook, ev: TransactionEvent) -> tuple[SessionState |
         s
         for s in opened
         if s.charger == ev.charger
-        and s.start_source in ("transaction", "update")
+        and s.start_source in sources
         and s.start <= ev.recv + book.config.late_after_s
         and (placeholder or not s.transaction_id)
     ]
@@ -341,6 +357,11 @@ def _match_stop(book: SessionBook, ev: TransactionEvent) -> tuple[SessionState |
     if len(cands) > 1:
         return None, "stop_ambiguous"
     return (cands[0], "") if cands else (None, "")
+
+
+def _placeholder(tx: str) -> bool:
+    """A transaction id that names no transaction (go-e sends -1)."""
+    return tx in ("", "-1") or tx.startswith("-")
 
 
 def _late_start(book: SessionBook, ev: TransactionEvent, cur: SessionState) -> None:

@@ -146,6 +146,49 @@ def test_status_inferred_session_without_transactions() -> None:
     assert [p.kind for p in r.periods] == ["idle", "charging", "idle"]
 
 
+def test_a_stop_of_a_transaction_joined_mid_way_ends_its_status_inferred_session() -> None:
+    """The collector starts while a car charges: the connector's status opens a
+    session, and the transaction's stop is the first event naming it (no
+    update came before). The stop waits late_after_s for its start, then ends
+    that session. Before, it was rejected (stop_without_session) and the
+    session stayed open, recorded by no one (the demo started at 18:50 UTC)."""
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 10, 11.0, 50_000.0)
+    end = ts[-1]
+    steps = [
+        (T0 + 1, EMPTY, [status("J", "Charging", T0)]),
+        (end + 1, batch(index, "J", 1, ts, e, p), [stop("J", "77", end, e[-1]),
+                                                   status("J", "Available", end)]),
+    ]  # fmt: skip
+    eng, recs = run(steps, index)
+    assert recs == [] and eng.drain_rejected() == []  # the stop waits for its start
+    (r,) = eng.update(EMPTY, [], end + eng.config.late_after_s + 5)
+    assert eng.drain_rejected() == []
+    assert (r.transaction_id, r.stop_reason) == ("77", "transaction")
+    assert r.start == T0 and r.stop == end
+    assert r.energy_wh == pytest.approx(11_000 / 6, abs=1e-6)
+    assert {"inferred_start", "stop_matched"} <= set(r.quality)
+    assert "inferred_stop" not in r.quality and "failed_start" not in r.quality
+
+
+def test_a_transaction_joined_after_its_car_was_full_is_billed_not_a_failed_start() -> None:
+    """Joined mid-way as above, with the car already full: no energy in the
+    part seen. The update names the transaction, so the session is that
+    transaction (billed, 0 Wh), not a plug-in that never charged."""
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 0, 0.0, 50_000.0, idle_after=10)
+    end = ts[-1]
+    update = TransactionEvent("J", 1, T0 + 300, T0 + 301, "update", "78", meter_wh=50_000.0)
+    steps = [
+        (T0 + 1, EMPTY, [status("J", "SuspendedEV", T0)]),
+        (end + 1, batch(index, "J", 1, ts, e, p), [update, stop("J", "78", end, 50_000.0)]),
+    ]
+    _, recs = run(steps, index)
+    (r,) = final(recs).values()
+    assert (r.transaction_id, r.stop_reason, r.energy_wh) == ("78", "transaction", 0.0)
+    assert "failed_start" not in r.quality
+
+
 def test_power_inferred_session_without_status_or_transactions() -> None:
     index = ConnectorIndex()
     ts0, e0, p0 = charge(T0, 10, 0.0, 100.0)  # idle connector before
