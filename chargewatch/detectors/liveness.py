@@ -28,8 +28,8 @@ charger_offline
     collector (``forget``, ``heard``) is no longer watched by the one that
     gave it away; the one that takes it counts its silence from when it was
     last heard before the move, unless that silence is an outage already (as
-    after a restart, the clock then starts at its next message). Ignores: a pause shorter than the timeout, a
-    will answered within a non-zero grace.
+    after a restart, the clock then starts at its next message). Ignores: a
+    pause shorter than the timeout, a will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
