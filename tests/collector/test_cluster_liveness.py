@@ -25,6 +25,8 @@ from chargewatch.config.settings import Config, HttpConfig
 from chargewatch.ingest.cluster import partition_of
 from chargewatch.ingest.mqtt import MqttConfig
 from chargewatch.model.fleet import ChargerSpec, Fleet
+from tests.collector.test_restart_stale import _meter as stale_meter
+from tests.collector.test_restart_stale import _start as stale_start
 from tests.services import PostgreSQL
 
 pytestmark = pytest.mark.integration
@@ -169,6 +171,51 @@ def test_a_charger_gone_silent_just_before_a_move_is_paged_by_its_new_owner(
         # From its last heartbeat at a: 2 x 60 s + 30 s later (b's next evaluation).
         (found,) = [f for f in b.detectors.findings if f.fault == "charger_offline"]
         assert (found.start - T0, found.detected - T0) == (300.0, 450.0)
+    finally:
+        for c in (a, b):
+            if c is not None:
+                c.ingest.stop()
+                c.ledger.close()
+
+
+def test_a_session_moved_mid_transaction_is_watched_by_its_new_owner(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """MOVES charges (told 10 s meter values) when its partition goes to b; its
+    meter values stop two minutes later, heartbeats go on. b knows the
+    connector is in a session (the status and the open session came with the
+    partition) and reports the silence: at the last row + silence_s, as a
+    collector that saw the whole session does (test_restart_stale.py)."""
+    a = _collector(pg_url, tmp_path, "a")
+    b: Collector | None = None
+    try:
+        assert a.cluster is not None
+        a.cluster.tick(T0, force=True)
+        a.pipeline.process(stale_start(), T0 + 5)
+
+        def run(c: Collector, start: int, stop: int, meter_until: int) -> None:
+            for s in range(start, stop, 10):
+                t = T0 + s
+                batch = [stale_meter(t, 30.0 * s)] if s < meter_until else []
+                if s % BEAT_S == 0:
+                    batch.append(_beat(t + 0.5, MOVES))
+                if batch:
+                    c.pipeline.process(batch, t + 0.5)
+                for x in (a, b):
+                    if x is not None:
+                        x.pipeline.tick(t + 1)
+
+        run(a, 10, 300, meter_until=300)
+        b = _collector(pg_url, tmp_path, "b")
+        assert b.cluster is not None
+        b.cluster.tick(T0 + 300, force=True)
+        a.cluster.tick(T0 + 300, force=True)
+        b.cluster.tick(T0 + 300, force=True)
+        assert (a.cluster.active, b.cluster.active) == ({0}, {1})
+        run(b, 300, 1000, meter_until=420)
+        found = [f for f in b.detectors.findings if f.fault == "stale_telemetry"]
+        assert [(f.start - T0, f.detected - T0) for f in found] == [(410.0, 710.0)]
+        assert [f for f in a.detectors.findings if f.fault == "stale_telemetry"] == []
     finally:
         for c in (a, b):
             if c is not None:
