@@ -228,6 +228,9 @@ class DetectorSet:
         names = [charger for charger in self._by_charger if chargers(charger)]
         if names:
             conns = np.array([c for ch in names for c in self._by_charger[ch]], np.int64)
+            # The status in force too: should they come back, their state is the
+            # one handed back with them (``resume``), not the one left here.
+            self._seq.forget_status(conns)
             with np.errstate(all="ignore"):
                 for d in self.detectors.values():
                     d.forget(conns, at)

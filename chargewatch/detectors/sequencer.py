@@ -1057,6 +1057,10 @@ class Sequencer:
         self.status[conn[new]] = code[new]
         return np.asarray(new)
 
+    def forget_status(self, conn: I64) -> None:
+        """Connectors watched elsewhere from now on: their status is unknown here."""
+        self.status[conn[conn < self.status.shape[0]]] = UNKNOWN_STATUS
+
     def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.interval = grown(self.interval, n_conn, np.nan)

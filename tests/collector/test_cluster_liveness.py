@@ -178,14 +178,17 @@ def test_a_charger_gone_silent_just_before_a_move_is_paged_by_its_new_owner(
                 c.ledger.close()
 
 
+@pytest.mark.parametrize("back", [False, True], ids=["to-b", "to-b-and-back"])
 def test_a_session_moved_mid_transaction_is_watched_by_its_new_owner(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, back: bool
 ) -> None:
-    """MOVES charges (told 10 s meter values) when its partition goes to b; its
-    meter values stop two minutes later, heartbeats go on. b knows the
-    connector is in a session (the status and the open session came with the
-    partition) and reports the silence: at the last row + silence_s, as a
-    collector that saw the whole session does (test_restart_stale.py)."""
+    """MOVES charges (told 10 s meter values) when its partition goes to b (and,
+    ``back``, returns to a when b leaves); its meter values stop two minutes
+    after the last move, heartbeats go on. The owner then knows the connector
+    is in a session (the status and the open session came with the partition,
+    not what it knew before) and reports the silence at the last row +
+    silence_s, as a collector that saw the whole session does
+    (test_restart_stale.py)."""
     a = _collector(pg_url, tmp_path, "a")
     b: Collector | None = None
     try:
@@ -205,17 +208,25 @@ def test_a_session_moved_mid_transaction_is_watched_by_its_new_owner(
                     if x is not None:
                         x.pipeline.tick(t + 1)
 
-        run(a, 10, 300, meter_until=300)
+        run(a, 10, 300, meter_until=1000)
         b = _collector(pg_url, tmp_path, "b")
         assert b.cluster is not None
         b.cluster.tick(T0 + 300, force=True)
         a.cluster.tick(T0 + 300, force=True)
         b.cluster.tick(T0 + 300, force=True)
         assert (a.cluster.active, b.cluster.active) == ({0}, {1})
-        run(b, 300, 1000, meter_until=420)
-        found = [f for f in b.detectors.findings if f.fault == "stale_telemetry"]
-        assert [(f.start - T0, f.detected - T0) for f in found] == [(410.0, 710.0)]
-        assert [f for f in a.detectors.findings if f.fault == "stale_telemetry"] == []
+        owner, other, moved = b, a, 300
+        if back:
+            run(b, 300, 600, meter_until=1000)
+            b.cluster.leave(T0 + 600)
+            a.cluster.tick(T0 + 600, force=True)
+            assert a.cluster.active == {0, 1}
+            owner, other, moved = a, b, 600
+        run(owner, moved, moved + 700, meter_until=moved + 120)
+        last = moved + 110 + 0.0
+        found = [f for f in owner.detectors.findings if f.fault == "stale_telemetry"]
+        assert [(f.start - T0, f.detected - T0) for f in found] == [(last, last + 300.0)]
+        assert [f for f in other.detectors.findings if f.fault == "stale_telemetry"] == []
     finally:
         for c in (a, b):
             if c is not None:
