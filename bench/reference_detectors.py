@@ -409,7 +409,8 @@ class ReferenceDetectors:
             er = e / pe if switch else _div(de, expected)
             # the end of a single reading ~1000x too high is no unit change
             ebad = _thousandfold(er) and not (switch and pe > e >= st.pe_before)
-            st.ep["unit_e"].step(ts, ebad, not ebad, mu.min_duration_s, 0.0, rank, st.interval)
+            # timed from the previous register, as meter_stuck's
+            st.ep["unit_e"].step(ts, ebad, not ebad, mu.min_duration_s, 0.0, rank, st.interval, pet)
 
     def _regression(self, st: _Conn, ts: float, e: float, pe: float) -> None:
         """A fall confirmed by the next known register; a restart at the first

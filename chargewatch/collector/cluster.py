@@ -39,7 +39,12 @@ from typing import Any
 
 from chargewatch.alerting.engine import AlertEngine
 from chargewatch.collector.liveness_store import KIND as LIVENESS
-from chargewatch.collector.liveness_store import LivenessStore, merge_liveness, split_liveness
+from chargewatch.collector.liveness_store import (
+    LivenessStore,
+    connector_states,
+    merge_liveness,
+    split_liveness,
+)
 from chargewatch.collector.session_stage import SessionStage
 from chargewatch.ingest.cluster import PartitionSessions, partition_of
 from chargewatch.state.fleet_state import FleetState
@@ -192,6 +197,13 @@ class ClusterMember:
             taken += self._adopt(ALERTS, after, new, split_alert_state, merge_alert_states)
             if self.liveness is not None:
                 taken += self._adopt(LIVENESS, after, new, split_liveness, merge_liveness)
+                # Their sessions as the last owner left them (statuses come once).
+                open_now = self.sessions.engine.open_sessions()
+                states = connector_states(self.state, open_now, new)
+                self.liveness.detectors.resume(states, now)
+                # And when they were last heard: a silence begun before the move counts.
+                seen = {c: t for c, t in self.state.charger_seen.items() if new(c)}
+                self.liveness.detectors.heard(seen, now)
         except OwnershipConflictError as exc:
             log.warning(
                 "partitions %s: waiting for their old owner to stop: %s", sorted(parts), exc

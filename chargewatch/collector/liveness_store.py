@@ -24,16 +24,24 @@ dead collector's row.
 
 from __future__ import annotations
 
-__all__ = ["KIND", "SAVE_INTERVAL_S", "LivenessStore", "merge_liveness", "split_liveness"]
+__all__ = [
+    "KIND",
+    "SAVE_INTERVAL_S",
+    "LivenessStore",
+    "connector_states",
+    "merge_liveness",
+    "split_liveness",
+]
 
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chargewatch.detectors import DetectorSet
 from chargewatch.detectors.detector_set import SNAPSHOT_VERSION
+from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,27 @@ def merge_liveness(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "version": a.get("version", b.get("version")),
         "chargers": {**a.get("chargers", {}), **b.get("chargers", {})},
     }
+
+
+def connector_states(
+    state: FleetState, open_sessions: Iterable[Mapping[str, Any]], owns: Callable[[str], bool]
+) -> dict[tuple[str, int], tuple[str, bool]]:
+    """Per (charger, connector) of ``owns``'s chargers: the status the fleet state
+    holds ("" unknown) and whether a session is open on it, for
+    ``DetectorSet.resume``: what a collector that starts, or takes chargers
+    over, knows of their sessions before their next status message."""
+    out: dict[tuple[str, int], tuple[str, bool]] = {}
+    keys = state.index.keys
+    for i in range(min(len(keys), state.status.shape[0])):
+        charger, connector = keys[i]
+        status = state.status[i]
+        if status and owns(charger):
+            out[(charger, connector)] = (str(status), False)
+    for s in open_sessions:
+        charger, connector = str(s["charger_id"]), int(s["connector_id"])
+        if owns(charger):
+            out[(charger, connector)] = (out.get((charger, connector), ("", False))[0], True)
+    return out
 
 
 class LivenessStore:
@@ -141,9 +170,15 @@ class LivenessStore:
         self._saved_at = time.monotonic()
 
     def hand_over(self, leaving: Callable[[str], bool], now: float) -> int:
-        """Leave the state of the ``leaving`` chargers for their next owner; how many."""
+        """Leave the state of the ``leaving`` chargers for their next owner, and
+        stop watching them here; how many chargers' state was left.
+
+        Their times are forgotten (``DetectorSet.forget``): kept, the last
+        message heard here would start a silence that lasts as long as another
+        collector hears them, a ChargerOffline page here for a charger that was
+        never silent, and again when their partition comes back."""
         part, _ = split_liveness(self._snapshot(), leaving)
-        if part is None:
-            return 0
-        self.ledger.handover_put(KIND, part, at=now)
-        return len(part["chargers"])
+        if part is not None:
+            self.ledger.handover_put(KIND, part, at=now)
+        self.detectors.forget(leaving, now)
+        return 0 if part is None else len(part["chargers"])

@@ -45,7 +45,7 @@ from chargewatch.collector.cdr_issuer import CdrIssuer, cdrs_csv, check_tariff_r
 from chargewatch.collector.cluster import ClusterMember
 from chargewatch.collector.coalesce import Coalesced
 from chargewatch.collector.guarded import GuardedStage
-from chargewatch.collector.liveness_store import LivenessStore
+from chargewatch.collector.liveness_store import LivenessStore, connector_states
 from chargewatch.collector.pipeline import Pipeline, Stage
 from chargewatch.collector.reload import ConfigReloader, loaded_summary
 from chargewatch.collector.session_stage import RecordListener, SessionStage, as_rejections
@@ -243,6 +243,13 @@ class Collector:
         self.handover = FleetStateHandover(self.ledger, self.state, owns)
         if self.handover.release(self.clock.now()) + self.handover.adopt():
             self._save_state()
+        # Which connectors are in a session: a charger says it once, at the
+        # change; a connector mid-transaction would otherwise not be watched
+        # for missing meter values until its next status.
+        self.detectors.resume(
+            connector_states(self.state, self.sessions.engine.open_sessions(), owns),
+            self.clock.now(),
+        )
         notifiers: list[Notifier] = []
         if config.alerting.alertmanager:
             notifiers.append(AlertmanagerNotifier(list(config.alerting.alertmanager)))

@@ -152,6 +152,35 @@ class Detector:
         this detector knows of those chargers. Their connectors are in
         ``index`` and in this detector's state already (``ensure``)."""
 
+    def resume(
+        self, conns: I64, status: NDArray[np.int8], in_tx: NDArray[np.bool_], now: float
+    ) -> None:
+        """Connectors ``conns``, not heard yet, are in ``status`` (a STATUS_CODE,
+        -1 unknown) with a transaction open or not (``in_tx``) as of ``now``
+        (``DetectorSet.resume``). Detectors that watch by session state take it."""
+
+    def heard(self, conns: I64, t: F64, now: float) -> int:
+        """The chargers of ``conns`` were last heard at ``t`` by the collector they
+        come from (``DetectorSet.heard``); how many this detector took."""
+        return 0
+
+    def forget(self, conns: I64, at: float) -> None:
+        """Another collector watches connectors ``conns`` from now on (their
+        partition moved: collector/cluster.py). Their episodes end at ``at``;
+        a detector that opens episodes on the clock alone (a silence, a wait)
+        also drops the times it counts from, so that it neither finds them
+        silent here nor, should they come back, takes the time another
+        collector heard them for a silence. What was learned stays (it went to
+        the new owner too: collector/liveness_store.py)."""
+        for c in conns.tolist():
+            if c < self.n:
+                self._end(c, at)
+
+    def _end(self, c: int, at: float) -> None:
+        """End connector ``c``'s episodes at ``at`` (a detector with more than one
+        episode table ends them all)."""
+        self.episodes.end(c, at)
+
     def tick(self, now: float) -> None:
         """Advance time without data; only silence-based detectors override this."""
 

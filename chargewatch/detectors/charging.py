@@ -152,6 +152,10 @@ class ChargingInterrupted(Detector):
         self._until = grown(self._until, n, np.nan)
         self._stop.ensure(n)
 
+    def _end(self, c: int, at: float) -> None:
+        self.episodes.end(c, at)
+        self._stop.end(c, at)
+
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # (b) abnormal ends, judged against power flow received before the event.
         on_rows = np.zeros(0, np.bool_)
@@ -258,6 +262,11 @@ class IdleBlocking(Detector):
         self._since = grown(self._since, n, np.nan)
         self._next = -np.inf
 
+    def forget(self, conns: I64, at: float) -> None:
+        super().forget(conns, at)
+        self._since[conns[conns < self.n]] = np.nan  # idle since: the new owner's to judge
+        self._next = -np.inf
+
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         if events.st_conn.size:
             self._next = -np.inf  # idle periods may start or end
@@ -335,6 +344,16 @@ class FailedStart(Detector):
             self._last_e = np.full(0, np.nan)  # last register received
         self._e0 = grown(self._e0, n, np.nan)
         self._last_e = grown(self._last_e, n, np.nan)
+
+    def forget(self, conns: I64, at: float) -> None:
+        super().forget(conns, at)
+        c = conns[conns < self.n]  # disarmed: the wait is the new owner's to time
+        self._arm[c] = np.nan
+        self._prep[c] = False
+        self._evid[c] = False
+        self._paused[c] = False
+        self._e0[c] = np.nan
+        self._next = -np.inf
 
     def _baseline(self, frame: Frame, c: int, t: float) -> None:
         """The wait begins at ``t``: the register received last before it."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["DETECTORS", "SNAPSHOT_VERSION", "DetectorSet"]
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from chargewatch.detectors.episodes import Finding
 from chargewatch.detectors.liveness import ChargerOffline, ClockSkew, StaleTelemetry
 from chargewatch.detectors.meter import MeterMismatch, MeterRegression, MeterStuck, MeterUnitError
 from chargewatch.detectors.params import FAULTS, DetectorConfig
-from chargewatch.detectors.sequencer import Events, Frame, Sequencer
+from chargewatch.detectors.sequencer import STATUS_CODE, UNKNOWN_STATUS, Events, Frame, Sequencer
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import Event
 from chargewatch.model.fleet import ConnectorIndex
@@ -173,6 +173,68 @@ class DetectorSet:
                 part = {c: e[name] for c, e in chargers.items() if name in e}
                 if part:
                     d.restore(part, index)
+
+    def resume(self, connectors: Mapping[tuple[str, int], tuple[str, bool]], now: float) -> int:
+        """Connectors' state as kept elsewhere, for a collector that starts (or
+        takes connectors over) without having heard it: per (charger,
+        connector), the status the charger last reported (the fleet state) and
+        whether a transaction is open on it (the session ledger), as of
+        ``now``. A charger reports these once, at a change; without them a
+        connector mid-transaction is not watched for missing meter values
+        until its next status. Connectors whose status is known here already
+        keep it. Returns how many connectors were given one."""
+        index = self._own_index()
+        conns: list[int] = []
+        codes: list[int] = []
+        in_tx: list[bool] = []
+        for (charger, connector), (status, open_tx) in connectors.items():
+            code = STATUS_CODE.get(status, UNKNOWN_STATUS)
+            if code != UNKNOWN_STATUS or open_tx:
+                conns.append(index.id(charger, connector))
+                codes.append(code)
+                in_tx.append(open_tx)
+        if not conns:
+            return 0
+        self._index(index)
+        self.n = max(self.n, len(index))
+        ids = np.array(conns, np.int64)
+        code_arr = np.array(codes, np.int8)
+        new = self._seq.resume_status(ids, code_arr, self.n)
+        with np.errstate(all="ignore"):
+            self._ensure(index, self.n)
+            for d in self.detectors.values():
+                d.resume(ids[new], code_arr[new], np.array(in_tx, np.bool_)[new], now)
+        return int(new.sum())
+
+    def heard(self, seen: Mapping[str, float], now: float) -> int:
+        """When chargers taken over from another collector were last heard there
+        (the fleet state's ``charger_seen``), as of ``now``: a silence that began
+        before the move still counts. Returns how many chargers took it."""
+        index = self._own_index()
+        self._index(index)
+        heads = [(cs[0], t) for ch, t in seen.items() if (cs := self._by_charger.get(ch))]
+        if not heads:
+            return 0
+        conns = np.array([c for c, _ in heads], np.int64)
+        times = np.array([t for _, t in heads], np.float64)
+        self._ensure(index, self.n)
+        return sum(d.heard(conns, times, now) for d in self.detectors.values())
+
+    def forget(self, chargers: Callable[[str], bool], at: float) -> int:
+        """Stop watching the chargers ``chargers`` names (their partition went to
+        another collector): each detector's ``forget`` of their connectors;
+        how many chargers."""
+        self._index(self._own_index())
+        names = [charger for charger in self._by_charger if chargers(charger)]
+        if names:
+            conns = np.array([c for ch in names for c in self._by_charger[ch]], np.int64)
+            # The status in force too: should they come back, their state is the
+            # one handed back with them (``resume``), not the one left here.
+            self._seq.forget_status(conns)
+            with np.errstate(all="ignore"):
+                for d in self.detectors.values():
+                    d.forget(conns, at)
+        return len(names)
 
     def update_frame(self, frame: Frame, ev: Events, index: ConnectorIndex, now: float) -> None:
         """Like ``update`` for a frame that is already cleaned and sorted (benchmarks)."""

@@ -24,8 +24,12 @@ charger_offline
     told, the last heartbeat gaps, that a charger speaks OCPP) is kept across a
     collector restart (``snapshot``); times are not: after a restart the
     silence clock starts at the charger's first message, so the collector's
-    own downtime is no outage. Ignores: a pause shorter than the timeout, a
-    will answered within a non-zero grace.
+    own downtime is no outage. A charger whose partition moves to another
+    collector (``forget``, ``heard``) is no longer watched by the one that
+    gave it away; the one that takes it counts its silence from when it was
+    last heard before the move, unless that silence is an outage already (as
+    after a restart, the clock then starts at its next message). Ignores: a
+    pause shorter than the timeout, a will answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
@@ -53,7 +57,12 @@ stale_telemetry
     for ``interval_factor`` x its heartbeat interval + ``interval_margin_s``:
     the reports it could not send while away are charger_offline's). The
     intervals told and the gaps learned are kept across a restart, as
-    charger_offline's; the clock starts at the first row after it. Online:
+    charger_offline's; the clock starts at the first row after it, or at the
+    restart for a connector in a session: its status and open transaction are
+    taken from what the collector kept (the fleet state's status, the ledger's
+    open sessions; ``resume``), as they are when its partition moves to
+    another collector, since a charger reports them only when they change.
+    Online:
     by the charger's online flag when it publishes one (native last will, a
     bridge); otherwise (OCPP) a silence counts once another message of the
     charger (heartbeat, status, ...) came in its second half. Ignores: OCPP
@@ -548,6 +557,34 @@ class ChargerOffline(Detector):
         self._tmin = np.nan
         self._next = -np.inf
 
+    def heard(self, conns: I64, t: F64, now: float) -> int:
+        """A charger not heard here yet takes the time its last owner heard it, when
+        its silence since is not yet an outage: one that began before the move is
+        found on time. An older time is left (the silence clock starts at its next
+        message, as after a restart): it may be of a collector that stopped long
+        ago, whose own downtime is not the charger's."""
+        ok = conns < self.n
+        h, t = self.head[conns[ok]], t[ok]
+        fresh = np.isnan(self.last_seen[h]) & (now - t >= 0) & (now - t <= self._timeout(h))
+        self.last_seen[h[fresh]] = t[fresh]
+        if fresh.any():
+            self._next = -np.inf
+        return int(fresh.sum())
+
+    def forget(self, conns: I64, at: float) -> None:
+        """Episodes end (base), and the charger's times go: its last message
+        (a silence counted from it would be the time another collector heard
+        it), last heartbeat and last will. Unheard, it has no deadline here."""
+        super().forget(conns, at)
+        conns = conns[conns < self.n]
+        heads = self.head[conns]
+        for name in ("last_seen", "lwt_at", "hb_last"):
+            getattr(self, name)[heads] = np.nan
+        self.own_rows[conns] = np.nan
+        self.own_events[conns] = np.nan
+        self.online[heads] = True
+        self._next = -np.inf
+
     def _learn(self, events: Events) -> dict[int, tuple[float, list[tuple[float, float]]]]:
         """Apply this update's heartbeats, boots and intervals in time order.
 
@@ -978,6 +1015,32 @@ class StaleTelemetry(_Silence):
         self._any_cad_due = True
         self._told_any |= bool(np.isfinite(self.told[idx]).any())
         self._heartbeats |= bool(np.isfinite(self.hb_told[idx]).any() or np.isfinite(hb[idx]).any())
+        self._next = -np.inf
+
+    def resume(self, conns: I64, status: NDArray[np.int8], in_tx: B, now: float) -> None:
+        """In a session (or not) as the persisted state says: a connector in one
+        is watched from ``now`` (the collector's own downtime is not its silence)."""
+        keep = conns < self.n
+        c = conns[keep]
+        self.status[c] = status[keep]
+        self.in_tx[c] = in_tx[keep] & ~_NO_SESSION_LUT[status[keep].astype(np.int64) + 1]
+        watched = self._watchable(c)
+        self.live_since[c[watched]] = now
+        self._next = -np.inf
+
+    def forget(self, conns: I64, at: float) -> None:
+        """Episodes end (base); the times a silence is counted from go, and the
+        session state (the next owner has the connector's status now)."""
+        super().forget(conns, at)
+        c = conns[conns < self.n]
+        for name in ("last_seen", "live_since", "any_last", "back_since", "life", "row_recv"):
+            getattr(self, name)[c] = np.nan
+        self.hb_last[c] = np.nan
+        self.row_mode[c] = -1
+        self.status[c] = -1
+        self.in_tx[c] = False
+        self.online[c] = True
+        self._lifeless[c] = False
         self._next = -np.inf
 
     def _grown_hist(self, hist: History) -> F64:

@@ -49,11 +49,14 @@ meter_unit_error
     Catches: register in kWh labelled Wh, or power in kW labelled W: reported
     power vs sum of V*I off by ~1000x for ``min_duration_s``, or the register's
     step per interval vs V*I*dt (or power*dt when V/I are not reported) off by
-    ~1000x for ``min_duration_s``. Ignores: rows with total current below
-    ``min_current_a``, intervals expecting under ``min_expected_wh`` or longer
-    than ``max_gap_s``, zero register steps (resolution), drops; a single
-    register reading ~1000x too high (0xFFFFFFFF Wh in a MWh register), whose
-    fall back lands at or above the register before it.
+    ~1000x for ``min_duration_s``, from the register before the first bad step
+    on (a bad step says the register was off over its whole interval), on the
+    samples that duration spans at the connector's learned interval. Ignores:
+    rows with total current below ``min_current_a``, intervals expecting under
+    ``min_expected_wh`` or longer than ``max_gap_s``, zero register steps
+    (resolution), drops; a single register reading ~1000x too high (0xFFFFFFFF
+    Wh in a MWh register), whose fall back lands at or above the register
+    before it.
 """
 
 from __future__ import annotations
@@ -941,6 +944,11 @@ class MeterUnitError(Detector):
                 return  # nothing set, nothing open or pending: the step changes nothing
             ok = self._judged_steps(f, de, dt, expected)
             ebad = tf & ok
+        # A bad step says the register was off over its whole interval, from the
+        # previous register on (the unit changed in between): the run is timed
+        # from there, as meter_stuck's. Timed from the bad row itself, at 60 s
+        # two intervals of 59-61 s (1 s of jitter) fell short of min_duration_s
+        # about half the time, and a third interval was waited for.
         self._energy.step(
             f.conn,
             f.ts,
@@ -951,4 +959,5 @@ class MeterUnitError(Detector):
             lambda: {"register_delta_wh": de, "expected_wh": expected, "ratio": er},
             _all_or_mask(ok),
             cadence=f.cadence,
+            began=f.prev_e_ts,
         )

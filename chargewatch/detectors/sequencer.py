@@ -1049,6 +1049,18 @@ class Sequencer:
         self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
         self.known_t = np.full((0, 2), np.nan)  # and the ts of each
 
+    def resume_status(self, conn: I64, code: NDArray[np.int8], n_conn: int) -> NDArray[np.bool_]:
+        """Take the status in force of connectors not heard yet (a restart: see
+        ``DetectorSet.resume``); which of ``conn`` had none and took it."""
+        self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
+        new = self.status[conn] == UNKNOWN_STATUS
+        self.status[conn[new]] = code[new]
+        return np.asarray(new)
+
+    def forget_status(self, conn: I64) -> None:
+        """Connectors watched elsewhere from now on: their status is unknown here."""
+        self.status[conn[conn < self.status.shape[0]]] = UNKNOWN_STATUS
+
     def frame(self, batch: MeterBatch, ev: Events, n_conn: int, counters: dict[str, int]) -> Frame:
         self.last_ts = grown(self.last_ts, n_conn, -np.inf)
         self.interval = grown(self.interval, n_conn, np.nan)

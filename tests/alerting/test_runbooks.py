@@ -1,16 +1,20 @@
-"""docs/runbooks.md against the shipped rules: every rule's `runbook_url` lands on
-a section of its own, and what a section says about the rule (labels, `for:`,
-the detector parameters it quotes, the commands sent) is what the rules and the
-detectors do today. The on-call engineer reads this page at night; a runbook
-that names another `for:` or threshold than the rule is worse than none."""
+"""docs/runbooks.md against the shipped rules (chargewatch's own, rules/, and the
+collector's health alerts that Prometheus evaluates, deploy/prometheus/rules/):
+every rule's `runbook_url` lands on a section of its own, and what a section
+says about the rule (labels, `for:`, the detector parameters it quotes, the
+commands sent) is what the rules and the detectors do today. The on-call
+engineer reads this page at night; a runbook that names another `for:` or
+threshold than the rule is worse than none."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from chargewatch.alerting.expr import parse_duration
 from chargewatch.alerting.rule import Rule
@@ -19,6 +23,7 @@ from chargewatch.detectors.params import DetectorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "docs" / "runbooks.md"
+SELF_ALERTS = REPO / "deploy" / "prometheus" / "rules"
 # Where the shipped rules point: the repository's own copy of this file.
 URL = "https://github.com/chargewatch/chargewatch/blob/main/docs/runbooks.md#"
 
@@ -128,6 +133,60 @@ def test_remediation_commands_are_named_where_the_rule_sends_them(
         section = _section_of(rule, sections)
         for action in rule.actions:
             assert f"`{action.command}`" in section, f"{rule.name}: {action.command}"
+
+
+def _self_alerts() -> list[dict[str, Any]]:
+    """The collector's health alerts as Prometheus loads them (alerting rules only)."""
+    return [
+        r
+        for path in sorted(SELF_ALERTS.glob("*.yml"))
+        for g in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+
+
+def test_every_shipped_runbook_url_lands_on_its_own_section(
+    rules_dir: Path, sections: dict[str, str]
+) -> None:
+    """Whatever rule file ships a `runbook_url`, its anchor is a section about that rule."""
+    urls = [
+        (r.name, r.annotations["runbook_url"].text)
+        for r in _rules(rules_dir)
+        if "runbook_url" in r.annotations
+    ]
+    urls += [
+        (r["alert"], r["annotations"]["runbook_url"])
+        for r in _self_alerts()
+        if "runbook_url" in r.get("annotations", {})
+    ]
+    assert {name for name, _ in urls} >= {r["alert"] for r in _self_alerts()}
+    owner: dict[str, str] = {}
+    for name, url in urls:
+        assert url.startswith(URL), f"{name}: runbook_url {url!r} is not docs/runbooks.md"
+        anchor = url[len(URL) :]
+        assert anchor in sections, f"{name}: no section #{anchor} in docs/runbooks.md"
+        assert _header(sections[anchor]).startswith(f"**{name}**"), name
+        assert owner.setdefault(anchor, name) == name, f"#{anchor} shared"
+
+
+def test_each_collector_health_section_names_its_alerts_labels_severity_and_for(
+    sections: dict[str, str],
+) -> None:
+    alerts = _self_alerts()
+    assert len(alerts) >= 9
+    for r in alerts:
+        name = r["alert"]
+        url = r.get("annotations", {}).get("runbook_url")
+        assert url, f"{name}: no runbook_url"
+        section = sections[url[len(URL) :]]
+        header = _header(section)
+        for key, value in r.get("labels", {}).items():
+            assert f"`{key}={value}`" in header, f"{name}: label {key}={value}"
+        severities = set(re.findall(r"`severity=(\w+)`", section))
+        assert severities == {r["labels"]["severity"]}, name
+        holds = {parse_duration(d) for d in re.findall(r"`for: (\w+)`", section)}
+        assert holds == {parse_duration(r.get("for", "0s"))}, f"{name}: for {holds}"
 
 
 def test_anchor_matches_githubs() -> None:

@@ -202,7 +202,7 @@ def test_prometheus_rules_and_config(tmp_path: Path) -> None:
     conf.write_text(cfg.replace("/etc/prometheus/rules/*.yml", str(rules.parent / "*.yml")))
     r = _run(promtool, "check", "config", str(conf))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 9 rules found" in r.stdout + r.stderr
+    assert "SUCCESS: 10 rules found" in r.stdout + r.stderr
 
 
 def test_prometheus_rules_unit_tests(tmp_path: Path) -> None:

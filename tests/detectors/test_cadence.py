@@ -345,6 +345,30 @@ def test_stuck_register_at_60s_with_jitter_is_found_in_budget() -> None:
     assert f.start == freeze + 6.0
 
 
+def test_unit_switch_at_60s_with_jitter_is_found_at_its_second_bad_step() -> None:
+    # 60 s sampling with 1 s of jitter: the register switches to kWh (labelled
+    # Wh) between the readings at -30 s and +30 s; the next comes 59 s later.
+    # Each bad step says the register was off since the reading before it, so
+    # the run is 119 s old at +89 s and spans its two rows: found there, within
+    # min_duration + 1 interval of the onset (the evaluation's budget). Timed
+    # from the first bad row, 59 s fell short of min_duration_s (60 s) and a
+    # third row was waited for (+150 s).
+    onset = T0 + ONSET
+    after = np.array([30.0, 89.0, 150.0, 209.0, 271.0, 330.0, 391.0, 450.0, 511.0, 570.0, 631.0])
+    before = -30.0 - 60.0 * np.arange(15.0)[::-1]
+    s = session(60.0, seconds=60.0 * (before.size + after.size))
+    s.t = ONSET + np.r_[before, after]
+    dt = np.diff(s.t, prepend=s.t[0] - 60.0)
+    e = 1.0e6 + np.cumsum(s.power * dt / 3600)
+    s.energy = np.where((s.t >= ONSET) & (s.t < ONSET + 600.0), e / 1000.0, e)
+    idx = fleet(1)
+    ds = run(s.batch(), session_start(idx, t=onset - 1000.0), idx, cuts=20)
+    (f,) = of(ds, "meter_unit_error")
+    assert f.detected - onset <= _duration("meter_unit_error") + 60.0 + 1.0
+    assert f.detected == onset + 89.0
+    assert f.start == onset - 30.0  # the last reading in Wh
+
+
 # Bad input at any cadence: irregular sampling, gaps, duplicates, rows out of
 # order, cut into random batches.
 @settings(max_examples=60, deadline=None)

@@ -174,8 +174,11 @@ def collector(
         f"         timeout_s: 2}}\n"
         f"http:\n  listen: 127.0.0.1:{port}\n  metrics_auth: true\n"
         f"  tokens: [{{scope: read, token_file: token}}]\n"
-        # A webhook on a closed port: the failed-notification series has data too.
-        f"alerting: {{log: true, webhook: 'http://127.0.0.1:{free_port()}/hook'}}\n"
+        # A webhook on a closed port: the failed-notification series has data
+        # too, and resent every second (the default 60 s is this test's whole
+        # length), ChargewatchNotificationsFailing fires.
+        f"alerting: {{log: true, webhook: 'http://127.0.0.1:{free_port()}/hook',\n"
+        "           resend_delay_s: 1}\n"
     )
     log = (tmp_path / "collector.log").open("wb")
     proc = subprocess.Popen(
