@@ -183,24 +183,10 @@ def test_one_session_per_transaction_with_its_energy(run: Any) -> None:
     assert res["session_errors"] == []
 
 
-# The CDR's ENERGY volumes are the session's periods (floats): 6852.567 +
-# 0.003 (idle) + 12467.431 Wh = 19320.001 Wh for a 19320 Wh register session,
-# and step_size 1 Wh rounds that total up to 19321 Wh (docs/pricing.md: once per
-# session). Float dust is billed as a whole Wh.
-_DUST = (
-    "CDR bills 1 Wh more than the session's energy: period energies sum to "
-    "register + float dust (B16-INTR 19320.0 Wh priced 6.7624 for 6.7620 EUR excl. VAT; "
-    "B21-REBOOT 6319.0 Wh priced 2.2120 for 2.2117), step_size ceiling takes it up"
-)
-_CDR_CASES = [
-    pytest.param(
-        c,
-        v,
-        id=f"ocpp{v}-{c}s",
-        marks=[pytest.mark.xfail(strict=True, reason=_DUST)] if c == 60 else [],
-    )
-    for c, v in CAPTURES
-]
+# Before chargewatch/sessions/outputs.py summed the periods' energies as
+# running totals, the CDR billed float dust as a whole Wh at 60 s (B16-INTR:
+# 19320.0 Wh priced 6.7624 EUR excl. VAT for 6.7620): a strict xfail then.
+_CDR_CASES = [pytest.param(c, v, id=f"ocpp{v}-{c}s") for c, v in CAPTURES]
 
 
 @pytest.mark.parametrize(("cadence", "version"), _CDR_CASES)
