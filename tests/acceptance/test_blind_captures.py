@@ -47,9 +47,14 @@ MAX_TRANSIT_S = 2.5  # gen_blind: frames arrive 0.05-2.5 s after the charger sen
 LATE = {
     ("1.6", 10, "meter_regression"): (
         "MeterRegression fired 100.5 s after the register fell (budget 0 + for 60 s + "
-        "2 x 10 s = 80 s, + 12.5 s allowance): fall between samples at 07:40:00, first "
-        "low register stamped 07:40:09 (received 09.3), confirming one 07:40:19 (19.3), "
-        "firing at 07:41:40.5, one evaluation later than detection + for + 1 evaluation"
+        "2 x 10 s = 80 s, + 12.5 s allowance). The detector is on time: first low "
+        "register 07:40:09, confirmed by 07:40:19 (chunk processed 07:40:23.5). The rule "
+        "group's evaluations drift in replay (called at 5 s chunk ends, each due 10 s "
+        "after the last actual one: 29.4, 40.4, 52.3, 03.3, 14.2, 29.4, 40.5): pending at "
+        "07:40:29.431, the evaluation at 07:41:29.403 was 59.97 s in, so it fired at the "
+        "next, 07:41:40.476. Evaluating on a fixed grid alone does not cure it (the "
+        "for-clock starts at the late actual time); Prometheus stamps evaluations with "
+        "the grid time"
     ),
 }
 CAPTURES = [(10, "1.6"), (60, "1.6"), (10, "2.0.1"), (60, "2.0.1")]
