@@ -78,6 +78,9 @@ class StatusEvent:
     vendor_error_code: str = ""
     raw_status: str = ""  # as the charger said it, when mapped
     source: Source = "native"
+    # 2.0.1: implied by a transaction's chargingState, not a StatusNotification;
+    # it says nothing about the connector's errors.
+    derived: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,21 +125,29 @@ def session_periods(record: SessionRecord) -> list[SessionPeriod]:
 
     Contiguous from ``record.start`` to ``record.stop`` (UTC): each period
     starts where the previous one ended, so rounding to microseconds cannot
-    open a hole. Idle periods are PARKING; energies in Wh to the milliwatt-hour.
+    open a hole. Idle periods are PARKING; energies in Wh to the milliwatt-hour,
+    rounded as running totals so that they sum to the total rounded once: each
+    rounded alone, a 19,320 Wh session's periods made 19,320.001 Wh, which the
+    1 Wh step_size billed as 19,321.
     """
     out: list[SessionPeriod] = []
     end_last = datetime.fromtimestamp(record.start, UTC)
+    running = 0.0
+    billed = Decimal(0)
     for p in record.periods:
         start = end_last
         end = datetime.fromtimestamp(p.end, UTC)
         if end <= start:
             continue
+        running += max(p.energy_wh, 0.0)
+        total = _dec(running) or Decimal(0)
+        energy, billed = total - billed, total
         out.append(
             SessionPeriod(
                 start,
                 end,
                 PeriodState.CHARGING if p.kind == "charging" else PeriodState.PARKING,
-                _dec(max(p.energy_wh, 0.0)) or Decimal(0),
+                energy,
                 min_power_w=_dec(p.min_power_w, "0.1"),
                 max_power_w=_dec(p.max_power_w, "0.1"),
                 max_current_a=_dec(p.max_current_a, "0.01"),

@@ -380,8 +380,12 @@ class FleetState:
 def _status_error_code(ev: StatusEvent, current: str) -> str:
     """The error code after a status. OCPP 2.0.1 statuses carry none (the decoder
     gives a Faulted one OtherError): a Faulted status keeps the code a NotifyEvent
-    problem set; any other status clears it, as a 1.6 status with NoError would."""
-    if ev.source == "ocpp2.0.1" and ev.status == "Faulted" and current not in ("", "NoError"):
+    problem set; any other status clears it, as a 1.6 status with NoError would. A
+    status derived from a transaction's chargingState is no connector status: it
+    keeps the code too (an RCD trip mid-session sends the problem, SuspendedEVSE
+    and Faulted; the derived status cleared GroundFailure to OtherError)."""
+    keeps = ev.status == "Faulted" or ev.derived
+    if ev.source == "ocpp2.0.1" and keeps and current not in ("", "NoError"):
         return current
     return ev.error_code
 
@@ -391,7 +395,8 @@ def _status_mrec(ev: StatusEvent, was: str, current: str) -> str:
     else ``info``) while it reports an error; a 2.0.1 Faulted status that kept a
     problem's code keeps that problem's MREC; any other status clears it."""
     if ev.source == "ocpp2.0.1":  # as _status_error_code keeps the problem's code
-        return current if ev.status == "Faulted" and was not in ("", "NoError") else ""
+        keeps = ev.status == "Faulted" or ev.derived
+        return current if keeps and was not in ("", "NoError") else ""
     if ev.error_code == "NoError" and ev.status != "Faulted":
         return ""
     return mrec_of_vendor_code(ev.vendor_error_code) or mrec_of_vendor_code(ev.info)

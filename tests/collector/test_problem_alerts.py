@@ -161,3 +161,31 @@ def test_a_status_after_the_error_clears_the_stated_mrec() -> None:
     feed.call("StatusNotification", {**ok, "vendorErrorCode": "CX008"}, msg_id="2")
     state, _ = _run(feed)
     assert (state.status[0], state.error_code[0], state.mrec[0]) == ("Available", "NoError", "")
+
+
+def _tx_event(kind: str, state: str, seq: int) -> dict[str, Any]:
+    return {
+        "eventType": kind,
+        "timestamp": "2026-11-24T03:00:00Z",
+        "triggerReason": "Authorized" if kind == "Started" else "ChargingStateChanged",
+        "seqNo": seq,
+        "transactionInfo": {"transactionId": "tx-1", "chargingState": state},
+        "evse": {"id": 1, "connectorId": 1},
+    }
+
+
+def test_a_ground_fault_in_a_transaction_keeps_its_code_through_the_charging_state() -> None:
+    # An RCD trips mid-session: the station sends the problem, the transaction's
+    # new chargingState and the Faulted status (tests/acceptance/gen_blind.py's
+    # order). The status derived from the chargingState is no connector status:
+    # it cleared GroundFailure, and the Faulted status after it paged only
+    # OcppOtherError (for 5m) instead of OcppGroundFailure (for 1m).
+    occupied = _faulted() | {"connectorStatus": "Occupied"}
+    feed = Feed("2.0.1").call("StatusNotification", occupied)
+    feed.call("TransactionEvent", _tx_event("Started", "Charging", 0), msg_id="2")
+    feed.call("NotifyEvent", _notify("RCD", "Tripped", "true"), msg_id="3")
+    feed.call("TransactionEvent", _tx_event("Updated", "SuspendedEVSE", 1), msg_id="4")
+    feed.call("StatusNotification", _faulted(), msg_id="5")
+    state, seen = _run(feed)
+    assert (state.status[0], state.error_code[0]) == ("Faulted", "GroundFailure")
+    assert [t.alertname for t in seen if t.state == "firing"] == ["OcppGroundFailure"]

@@ -205,6 +205,7 @@ def _follow_evse(
                 info=f"derived from TransactionEvent {p['triggerReason']}",
                 raw_status="Occupied",
                 source=f.source,
+                derived=True,
             )
         )
 
