@@ -201,3 +201,16 @@ class Group:
 
     def due(self, now: float) -> bool:
         return self.last_eval is None or now - self.last_eval >= self.interval_s - 1e-9
+
+    def stamp(self, now: float) -> float:
+        """The time an evaluation due at ``now`` is made for: the latest point at
+        or before ``now`` of the group's grid (its first evaluation, then every
+        ``interval_s``), as Prometheus stamps a group's evaluations with their
+        scheduled times. Stamped with the moment it happens to run instead, each
+        evaluation would start the next interval a little late (up to a tick
+        live, up to a chunk in replay), and a `for:` of 1 min would, now and
+        then, miss its sixth evaluation by a hair and fire one interval late."""
+        if self.last_eval is None:
+            return now
+        steps = math.floor((now - self.last_eval) / self.interval_s + 1e-9)
+        return self.last_eval + steps * self.interval_s
