@@ -138,11 +138,11 @@ class AlertEngine:
         for g in self.groups:
             if not g.due(now):
                 continue
-            at = g.last_eval = g.stamp(now)
+            sched = g.last_eval = g.stamp(now)
             for r in g.rules:
-                ts = r.evaluate(at, frame)
+                ts = r.evaluate(now, frame, sched)
                 out += ts
-                out += self.planner.observe(at, r, ts, frame)
+                out += self.planner.observe(now, r, ts, frame)
         for g in self.groups:
             for r in g.rules:
                 self._outbox += r.alerts.notifications(

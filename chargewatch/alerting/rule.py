@@ -81,7 +81,9 @@ class Rule:
             kinds = {name: _kind(name) for name in self.expr.windows}
             self.history = History(kinds, cap)
 
-    def evaluate(self, now: float, frame: Frame) -> list[Transition]:
+    def evaluate(self, now: float, frame: Frame, sched: float | None = None) -> list[Transition]:
+        """Evaluate at ``now``; ``sched`` is the evaluation's time on its group's
+        grid, which counts `for:` (see AlertSet.update)."""
         n = frame_length(frame)
         if self.history is not None:
             self.history.push(now, frame, n)
@@ -120,7 +122,7 @@ class Rule:
                 for k, t in self.annotations.items()
             }
             observed.append(Observation(series, annotations, v, i, key))
-        transitions = self.alerts.update(now, observed)
+        transitions = self.alerts.update(now, observed, sched)
         # An override lives as long as its alert.
         if self.overrides:
             live = {key_of(a.labels) for a in self.alerts.alerts.values()}
@@ -203,13 +205,12 @@ class Group:
         return self.last_eval is None or now - self.last_eval >= self.interval_s - 1e-9
 
     def stamp(self, now: float) -> float:
-        """The time an evaluation due at ``now`` is made for: the latest point at
+        """The scheduled time of an evaluation due at ``now``: the latest point at
         or before ``now`` of the group's grid (its first evaluation, then every
-        ``interval_s``), as Prometheus stamps a group's evaluations with their
-        scheduled times. Stamped with the moment it happens to run instead, each
-        evaluation would start the next interval a little late (up to a tick
-        live, up to a chunk in replay), and a `for:` of 1 min would, now and
-        then, miss its sixth evaluation by a hair and fire one interval late."""
+        ``interval_s``), as Prometheus schedules a group. Scheduled from the
+        moment each evaluation happened to run instead, every interval would
+        start a little late (up to a tick live, up to a chunk in replay) and the
+        evaluations drift."""
         if self.last_eval is None:
             return now
         steps = math.floor((now - self.last_eval) / self.interval_s + 1e-9)

@@ -71,6 +71,9 @@ class Alert:
     last_sent_at: float | None = None
     valid_until: float = 0.0
     keep_firing_since: float | None = None
+    #: The scheduled time (group grid) of the evaluation that made it pending:
+    #: `for:` is counted on the grid, the times shown are when it happened.
+    active_sched: float | None = None
 
     def needs_sending(self, now: float, resend_delay: float) -> bool:
         # Prometheus's rule: never pending; at once when newly resolved; else every resend_delay.
@@ -95,6 +98,7 @@ class Alert:
             "last_sent_at": self.last_sent_at,
             "valid_until": self.valid_until,
             "keep_firing_since": self.keep_firing_since,
+            "active_sched": self.active_sched,
         }
 
     def to_public(self) -> dict[str, Any]:
@@ -120,6 +124,7 @@ class Alert:
             last_sent_at=d.get("last_sent_at"),
             valid_until=float(d.get("valid_until", 0.0)),
             keep_firing_since=d.get("keep_firing_since"),
+            active_sched=d.get("active_sched"),
         )
 
 
@@ -186,8 +191,17 @@ class AlertSet:
     keep_firing_for_s: float = 0.0
     alerts: dict[Key, Alert] = field(default_factory=dict)
 
-    def update(self, now: float, observed: Iterable[Observation]) -> list[Transition]:
-        """Advance every alert to ``now`` given the label sets whose condition holds."""
+    def update(
+        self, now: float, observed: Iterable[Observation], sched: float | None = None
+    ) -> list[Transition]:
+        """Advance every alert to ``now`` given the label sets whose condition holds.
+
+        ``sched`` is the evaluation's scheduled time on its group's grid
+        (``Group.stamp``): a pending alert fires when the grid has advanced by
+        its `for:` since it went pending. Counted on the times evaluations
+        happened to run, each a little late, a `for:` of 1 min now and then
+        missed its sixth evaluation by a hair and fired one interval late.
+        Without it (a direct call), ``now`` counts."""
         out: list[Transition] = []
         seen: set[Key] = set()
         for ob in observed:
@@ -202,6 +216,7 @@ class AlertSet:
             self.alerts[k] = Alert(
                 dict(ob.labels), ob.annotations, ob.value, AlertState.PENDING, now, ob.connector
             )
+            self.alerts[k].active_sched = sched
         for k, a in list(self.alerts.items()):
             if k not in seen:
                 keep = False
@@ -222,10 +237,17 @@ class AlertSet:
                     continue
                 if not keep:
                     continue
-            if a.state is AlertState.PENDING and now - a.active_at >= self.hold_s:
+            if a.state is AlertState.PENDING and self._held(a, now, sched) >= self.hold_s:
                 a.state, a.fired_at, a.resolved_at = AlertState.FIRING, now, None
                 out.append(self._transition(now, "firing", a))
         return out
+
+    @staticmethod
+    def _held(a: Alert, now: float, sched: float | None) -> float:
+        """How long ``a`` has been pending, on the group's grid when both ends are on it."""
+        if sched is not None and a.active_sched is not None:
+            return sched - a.active_sched + 1e-9
+        return now - a.active_at
 
     @staticmethod
     def _transition(now: float, state: Literal["firing", "resolved"], a: Alert) -> Transition:

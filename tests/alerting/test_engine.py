@@ -42,6 +42,29 @@ def test_groups_run_on_their_interval_however_often_evaluate_is_called(tmp_path:
     assert [(t.at, t.state) for t in fired] == [(180.0, "firing")]
 
 
+def test_a_group_keeps_its_grid_when_its_evaluations_run_late(tmp_path: Path) -> None:
+    # The shipped shape: a 10 s group, `for: 1m`; evaluate called every 5 s,
+    # each call up to 4.9 s late (replay's 5 s chunks; live, a tick). The group
+    # is due on its grid (0, 10, 20, ...) and `for:` counts grid time: hot from
+    # 12 s, pending at the 20 s evaluation (run at 20.2), firing at the 80 s one
+    # (run at 80.0). Scheduled from the late times themselves, the group ran at
+    # 0, 10.3, 29.7 (20.x came 0.1 s too early), ... so it went pending at 29.7
+    # and fired at 89.9: one interval late.
+    (tmp_path / "hot.yaml").write_text(
+        RULES.replace("1m", "10s").replace("3m", "1m").format(limit=80)
+    )
+    engine = AlertEngine(tmp_path)
+    cold = make_frame([("CP1", 1)], site="depot", temperature_c=40.0)
+    late = [0.0, 4.9, 0.3, 4.8, 0.2, 4.7, 0.1, 4.9]
+    fired = []
+    for k in range(40):
+        now = 5.0 * k + late[k % len(late)]
+        fired += engine.evaluate(now, HOT if now >= 12.0 else cold)
+    assert [(t.at, t.state) for t in fired] == [(80.0, "firing")]
+    (alert,) = engine.active()
+    assert alert.active_at == 20.2  # shown: when it happened, not the grid
+
+
 def test_broken_reload_keeps_previous_rules_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
