@@ -169,9 +169,21 @@ class Collector:
         # Written by the pipeline thread, read by the API and the demo's table.
         self.state_lock = threading.Lock()
         stages: list[Stage] = [GuardedStage(self.state, self.state_lock)]
+        # Built before its stage (below): the rollups read the charger clock
+        # offsets it applies. A restore re-initialises the engine in place, so
+        # its accessor stays valid through restarts, take-overs and hand-overs.
+        engine = SessionEngine(
+            self.index,
+            SessionConfig(energy_policy=config.billing.energy_policy, meter_keys=fleet.meter_keys),
+        )
         self.downsampler: Downsampler | None = None
         if rollups is not None:
-            self.downsampler = Downsampler(self.index, rollups, grace_s=self._rollup_grace())
+            self.downsampler = Downsampler(
+                self.index,
+                rollups,
+                grace_s=self._rollup_grace(),
+                clock_offsets=engine.clock_offsets,
+            )
             stages += [self.downsampler, StatusStage(self.index, rollups)]
         self.detectors = DetectorSet(config.detectors, index=self.index)
         self.detector_stage = Coalesced(self.detectors, config.stage_interval_s)
@@ -198,12 +210,7 @@ class Collector:
         if rollups is not None:
             session_listeners.append(lambda recs: rollups.write(influx_lines(recs)))
         self.sessions = SessionStage(
-            SessionEngine(
-                self.index,
-                SessionConfig(
-                    energy_policy=config.billing.energy_policy, meter_keys=fleet.meter_keys
-                ),
-            ),
+            engine,
             ledger=self.ledger,
             listeners=session_listeners,
             flush_interval_s=config.stage_interval_s,

@@ -47,6 +47,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import Event, MeterReading, StatusEvent, TransactionEvent
@@ -103,6 +104,19 @@ class ClockOffsets:
     def offsets(self) -> dict[str, float]:
         """The chargers whose offset is not 0 (for the checkpoint)."""
         return {c: k.offset for c, k in self._clocks.items() if k.offset}
+
+    def applied(self) -> NDArray[np.float64] | None:
+        """Per dense connector of the index, its charger's applied offset (0 for
+        a right clock), read-only; None while no charger has one (nearly always).
+        For the one-minute rollups (storage/rollups.py), so they move a charger
+        by the offset the sessions are moved by, not by a second estimate."""
+        if not self._any_offset():
+            return None
+        if self._filled < len(self.index):
+            self._sync_conns()  # connectors learned since the last step take theirs
+        view = self._conn_offset[: len(self.index)]
+        view.flags.writeable = False
+        return view
 
     def in_doubt(self, charger: str) -> float | None:
         """The ``d`` of the charger's offset candidate not yet confirmed, if any."""

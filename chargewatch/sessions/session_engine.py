@@ -64,6 +64,9 @@ __all__ = [
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from chargewatch.core.gcpause import gc_paused
 from chargewatch.model.batch import MeterBatch
 from chargewatch.model.events import Event
@@ -201,6 +204,13 @@ class SessionEngine:
                 }
             )
         return res
+
+    def clock_offsets(self) -> NDArray[np.float64] | None:
+        """Each dense connector's applied clock offset (s, charger time minus
+        receipt; read-only), or None while every clock is right: what the
+        rollups move rows by (storage/rollups.py). Read through the book on
+        every call, so it follows restore, take-over and hand-over."""
+        return self._book.clock.applied()
 
     def drain_rejected(self) -> list[Rejected]:
         out, self._book.rejected = self._book.rejected, []

@@ -18,19 +18,28 @@ Series written (documented in docs/deploy.md, "Stored series"):
   closed minute since the first sample, zeros included: a site that goes dark
   shows as 0, not as a gap.
 
-Time stamps are the bucket start (meter clock), in milliseconds.
+Time stamps are the bucket start, in milliseconds, on the meter clock -- but
+a charger whose clock the session engine found off (docs/sessions.md, "Charger
+clocks that are off") counts on the receive clock, as its sessions do: its rows
+are moved by the engine's applied offset for it (``clock_offsets``, read per
+batch; the engine's figure, so the two never disagree) before bucketing.
 
 Buckets close only in :meth:`Downsampler.tick`, once ``now`` is past the
 bucket end plus ``grace_s``; ``on_batch`` never closes anything. Every
 aggregate is order-independent (sum, count, max, value at the latest time), so
 the output depends only on the rows and the tick times, not on how the stream
 was cut into batches. A row for a bucket that has already closed is dropped
-and counted in ``late``; one dated more than ``max_ahead_s`` past the batch's
-``now`` (a charger clock far ahead) is dropped and counted in ``future``,
-because it would hold an open bucket for as long as the skew; one dated more
-than ``max_behind_s`` before ``now`` (a charger whose clock reset to 2000) is
+and counted in ``late``. One dated more than ``max_ahead_s`` past the batch's
+``now`` is dated after its own receipt, which no right clock does (a charger
+ahead whose offset is not confirmed yet, or was just set right from behind):
+it is bucketed by its receive time and counted in ``redated`` (dropped and
+counted in ``future`` only if that too is past ``now + max_ahead_s``), rather
+than held in a bucket open for as long as the skew. One dated more than
+``max_behind_s`` before ``now`` (a charger whose clock reset to 2000) is
 dropped and counted in ``late``, because the first tick would otherwise write a
-site row for every minute since then.
+site row for every minute since then. Rows dated in the past are never moved
+to their receive time without a confirmed offset: that is also what a late
+delivery looks like, and a backlog belongs in the minutes it was measured in.
 
 After an outage the broker's backlog arrives after the first tick has closed the
 minutes it belongs to: those rows are in ``meter`` but not in the rollups
@@ -42,6 +51,7 @@ from __future__ import annotations
 __all__ = ["CHARGING_W", "Downsampler"]
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +120,11 @@ class Downsampler:
         grace_s: float = 10.0,
         max_ahead_s: float = 300.0,
         max_behind_s: float = 86_400.0,
+        clock_offsets: Callable[[], NDArray[np.float64] | None] | None = None,
     ) -> None:
+        """``clock_offsets``: the session engine's applied clock offset per dense
+        connector, or None while every clock is right
+        (``SessionEngine.clock_offsets``)."""
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         if grace_s < 0:
@@ -125,13 +139,15 @@ class Downsampler:
         self.grace = grace_s
         self.max_ahead = max_ahead_s
         self.max_behind = max_behind_s
+        self.clock_offsets = clock_offsets
         self._open: dict[int, _Bucket] = {}  # bucket start (s) -> accumulators
         #: Every bucket starting before this has been written (or was empty).
         self.closed_until: int | None = None
         self._first: int | None = None  # start of the first bucket that saw data
         self._prefix: list[str] = []  # meter_1m series prefix per connector id
         self.late = 0  # rows dropped: their bucket had closed, or older than max_behind_s
-        self.future = 0  # rows dropped: dated too far past `now`
+        self.future = 0  # rows dropped: received (not only dated) too far past `now`
+        self.redated = 0  # rows dated too far past `now`, bucketed by their receive time
         self.lines_written = 0
 
     # -- Stage ----------------------------------------------------------------
@@ -140,13 +156,30 @@ class Downsampler:
         if not len(batch):
             return
         n = len(self.index)
-        keep = np.isfinite(batch.ts)
-        ts_ok = np.where(keep, batch.ts, 0.0)
-        start = (np.floor(ts_ok / self.interval) * self.interval).astype(np.int64)
-        too_new = ts_ok > now + self.max_ahead
-        self.future += int((too_new & keep).sum())
-        keep &= ~too_new
-        ancient = keep & (ts_ok < now - self.max_behind)
+        ts = batch.ts
+        offsets = self.clock_offsets() if self.clock_offsets is not None else None
+        if offsets is not None:
+            # A charger whose clock the sessions found off: its rows on the
+            # receive clock, moved by the same offset (one gather, one subtract;
+            # only while some charger has one).
+            if len(offsets) < n:  # (an index the engine has not caught up with)
+                offsets = np.concatenate([offsets, np.zeros(n - len(offsets))])
+            ts = ts - offsets[batch.conn]
+        keep = np.isfinite(ts)
+        ts = np.where(keep, ts, 0.0)
+        too_new = ts > now + self.max_ahead
+        if too_new.any():
+            # Dated more than max_ahead_s past `now`, so past their own receipt:
+            # wrong however late they came (a clock ahead whose offset is not
+            # yet confirmed). Their receive time is the best time they have;
+            # bucketed as dated, they would hold a bucket open for the skew.
+            ts = np.where(too_new, batch.recv, ts)
+            dropped = too_new & ~(ts <= now + self.max_ahead)  # (received from the future)
+            self.redated += int(too_new.sum()) - int(dropped.sum())
+            self.future += int(dropped.sum())
+            keep &= ~dropped
+        start = (np.floor(ts / self.interval) * self.interval).astype(np.int64)
+        ancient = keep & (ts < now - self.max_behind)
         self.late += int(ancient.sum())
         keep &= ~ancient
         if self.closed_until is not None:
@@ -156,7 +189,7 @@ class Downsampler:
         if not keep.any():
             return
         conn = batch.conn[keep]
-        ts = batch.ts[keep]
+        ts = ts[keep]
         vals = batch.values[keep]
         start = start[keep]
         first = int(start.min())

@@ -277,6 +277,33 @@ def test_offsets_survive_a_checkpoint_and_move_with_their_charger() -> None:
     assert all("clock_offset" not in s for s in plain.snapshot()["sessions"])
 
 
+def test_the_rollups_read_the_offsets_the_engine_applies_across_restore() -> None:
+    """``clock_offsets`` (what storage/rollups.py moves rows by) is the engine's
+    own figure per connector, None while every clock is right, and follows a
+    restore from a checkpoint and a hand-over of the charger."""
+    index = ConnectorIndex()
+    items = _one("AHEAD", 7_200.0, start_min=10, stop_min=70) + _one(
+        "RIGHT", 0.0, start_min=5, stop_min=65
+    )
+    eng, _ = _replay(index, sorted(items, key=lambda x: x[0])[:40])
+    got = eng.clock_offsets()
+    assert got is not None and not got.flags.writeable
+    assert got[index.id("AHEAD", 1)] == pytest.approx(7_200.0 - LATENCY)
+    assert got[index.id("RIGHT", 1)] == 0.0
+    read = eng.clock_offsets  # bound once, as the collector wires it
+    state = eng.snapshot()
+    eng.restore(state)
+    after = read()
+    assert after is not None and after[index.id("AHEAD", 1)] == pytest.approx(7_200.0 - LATENCY)
+    # Handed over to another collector: this one applies no offset any more.
+    kept, _ = split_state(state, lambda c: c == "RIGHT")
+    assert kept is not None
+    eng.restore(kept)
+    assert read() is None
+    plain, _ = _replay(ConnectorIndex(), _one("RIGHT", 0.0, start_min=5, stop_min=65)[:20])
+    assert plain.clock_offsets() is None
+
+
 def test_a_new_connector_of_a_corrected_charger_takes_its_offset() -> None:
     index = ConnectorIndex()
     items = _one("AHEAD", 7_200.0, start_min=10, stop_min=70)

@@ -173,3 +173,114 @@ def test_connector_first_seen_after_bucket_opened() -> None:
 def test_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="interval_s"):
         Downsampler(_index(), Sink(), interval_s=0)
+
+
+# --- charger clocks that are off (docs/sessions.md) ------------------------------
+
+HOURS2 = 7_200.0
+
+
+def _skewed(rows: list[tuple[int, float, float, float]]) -> MeterBatch:
+    """Rows (connector, meter ts, recv, power W)."""
+    values = np.full((len(rows), N_FIELDS), np.nan)
+    values[:, FIELD_INDEX["power_w"]] = [r[3] for r in rows]
+    return MeterBatch(
+        np.array([r[0] for r in rows], np.int32),
+        np.array([r[1] for r in rows]),
+        np.array([r[2] for r in rows]),
+        values,
+    )
+
+
+def _site_power(lines: list[str], site: str, t: float) -> tuple[float, str]:
+    got = _parse(lines)[("site_1m", f"site={site}", int(t * 1000))]
+    return float(got["power_w_sum"]), got["connectors_reporting"]
+
+
+def test_a_charger_with_an_applied_offset_counts_at_its_receive_minute() -> None:
+    # CP2 (s2) sends local time as UTC, two hours ahead; the engine has
+    # confirmed it. Its rows belong to the minute they were received in.
+    offsets = np.array([0.0, 0.0, HOURS2])
+    sink = Sink()
+    ds = Downsampler(_index(), sink, grace_s=0, clock_offsets=lambda: offsets)
+    rows = [(2, T0 + 10 + HOURS2 - 0.2, T0 + 10, 7000.0), (0, T0 + 11, T0 + 11.2, 3000.0)]
+    ds.on_batch(_skewed(rows), [], T0 + 12)
+    ds.tick(T0 + 60)
+    assert (ds.future, ds.late, ds.redated) == (0, 0, 0)
+    assert _site_power(sink.lines, "s2", T0) == (7000.0, "1i")
+    assert _site_power(sink.lines, "s1", T0) == (3000.0, "1i")
+    got = _parse(sink.lines)[("meter_1m", "charger=CP2,connector=1,site=s2", int(T0 * 1000))]
+    assert got["power_w_mean"] == "7000.0"
+
+
+def test_a_charger_behind_with_an_applied_offset_is_not_late() -> None:
+    # Five hours behind (the Americas, local time as UTC), confirmed.
+    offsets = np.array([0.0, 0.0, -5 * 3600.0])
+    sink = Sink()
+    ds = Downsampler(_index(), sink, grace_s=0, clock_offsets=lambda: offsets)
+    ds.on_batch(_skewed([(0, T0 + 1, T0 + 1, 10.0)]), [], T0 + 1)
+    ds.tick(T0 + 60)  # closes [T0, T0 + 60): the charger's own minutes are long closed
+    ds.on_batch(_skewed([(2, T0 + 70 - 5 * 3600.0, T0 + 70.2, 4000.0)]), [], T0 + 71)
+    ds.tick(T0 + 120)
+    assert ds.late == 0
+    assert _site_power(sink.lines, "s2", T0 + 60) == (4000.0, "1i")
+
+
+def test_rows_ahead_before_their_offset_is_confirmed_count_at_receipt() -> None:
+    # The first message of a charger two hours ahead: the engine has no offset
+    # for it yet. A row dated after its own receipt can never be right; its
+    # receipt is.
+    sink = Sink()
+    ds = Downsampler(_index(), sink, grace_s=0)
+    ds.on_batch(_skewed([(2, T0 + 5 + HOURS2, T0 + 5, 6000.0)]), [], T0 + 6)
+    ds.tick(T0 + 60)
+    assert (ds.future, ds.redated) == (0, 1)
+    assert _site_power(sink.lines, "s2", T0) == (6000.0, "1i")
+    # No bucket two hours ahead was opened (it would be written in two hours).
+    ds.tick(T0 + HOURS2 + 120)
+    assert not any(
+        line.startswith("meter_1m,") and f" {int((T0 + HOURS2) * 1000)}" in line
+        for line in sink.lines
+    )
+
+
+def test_a_late_backlog_of_a_right_clock_stays_in_its_own_minutes() -> None:
+    # A right clock's queue, emptied 20 min after an outage: its rows are dated
+    # in the past like those of a clock behind, but without an offset the
+    # engine confirmed they are late data, not moved to the receive minute.
+    sink = Sink()
+    ds = Downsampler(_index(), sink, grace_s=0)
+    ds.on_batch(_skewed([(0, T0 + 1, T0 + 1, 10.0)]), [], T0 + 1)
+    ds.tick(T0 + 1200)
+    backlog = [(2, T0 + 30 + 60 * k, T0 + 1230, 5000.0) for k in range(10)]
+    ds.on_batch(_skewed(backlog), [], T0 + 1231)
+    ds.tick(T0 + 1260)
+    assert (ds.late, ds.redated) == (10, 0)
+    assert _site_power(sink.lines, "s2", T0 + 1200) == (0.0, "0i")
+
+
+def test_offsets_keep_the_rollups_independent_of_batch_cuts() -> None:
+    rng = np.random.default_rng(11)
+    n = 1500
+    conn = rng.integers(0, 3, n)
+    true = T0 + rng.uniform(0, 300, n)
+    offsets = np.array([0.0, -3600.0, HOURS2])
+    batch = _skewed(
+        [
+            (int(c), float(t + offsets[c]), float(t + 0.1), float(p))
+            for c, t, p in zip(conn, true, rng.uniform(0, 11000, n), strict=True)
+        ]
+    )
+
+    def run(cuts: list[int]) -> list[str]:
+        sink = Sink()
+        ds = Downsampler(_index(), sink, clock_offsets=lambda: offsets)
+        for a, b in itertools.pairwise([0, *cuts, n]):
+            ds.on_batch(batch.take(np.arange(a, b)), [], T0 + 300)
+        ds.tick(T0 + 400)
+        assert (ds.late, ds.future, ds.redated) == (0, 0, 0)
+        return sorted(sink.lines)
+
+    whole = run([])
+    assert len(whole) == 5 * 3 + 6 * 2  # every connector in every minute it sent
+    assert run([1, 700, 701, 1499]) == whole
