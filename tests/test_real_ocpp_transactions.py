@@ -60,7 +60,7 @@ def _replay(tmp: Path, capture: str, tariff: str) -> dict[str, list[dict[str, An
     assert main([*args, "--fleet", str(fleet), "--tariffs", str(TARIFFS)]) == 0
     return {
         name: [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("sessions", "cdrs", "rejected")
+        for name in ("sessions", "cdrs", "rejected", "open_sessions")
     }
 
 
@@ -147,3 +147,15 @@ def test_actec_running_transaction_shows_its_energy_so_far() -> None:
     last_ts = datetime.fromisoformat(ACTEC_LAST[0]).timestamp()
     assert s["charging_s"] == pytest.approx(last_ts - s["start"])
     assert s["idle_s"] == 0
+
+
+def test_actec_replay_lists_the_session_the_capture_ended_in(tmp_path: Path) -> None:
+    """Through `chargewatch replay`: the transaction was never stopped in the
+    excerpt, so it is neither in sessions.jsonl nor billed, and
+    open_sessions.jsonl says what it had come to."""
+    res = _replay(tmp_path, ACTEC, "flat-energy")
+    assert res["sessions"] == [] and res["cdrs"] == [] and res["rejected"] == []
+    (s,) = res["open_sessions"]
+    assert (s["connector_id"], s["transaction_id"]) == (1, "1")
+    assert s["start"] == "2026-02-24T06:15:22.000Z"
+    assert s["energy_wh"] == ACTEC_LAST[1] - ACTEC_FIRST[1]

@@ -110,6 +110,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "unpriced_sessions": result.unpriced,
         "unpriced_by_reason": result.unpriced_by_reason,
         "tariff_warnings": result.tariff_warnings,
+        "open_sessions_at_end": result.open_at_end,
     }
     print(json.dumps(summary, indent=2))
     return 0

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -31,6 +32,7 @@ from chargewatch.detectors import DetectorConfig, DetectorSet
 from chargewatch.ingest.capture import read_capture
 from chargewatch.model.fleet import ConnectorIndex, Fleet
 from chargewatch.sessions.session_engine import SessionConfig, SessionEngine
+from chargewatch.sessions.session_types import rfc3339
 from chargewatch.state.fleet_state import FleetState
 from chargewatch.storage.deadletter import rejection_record
 from chargewatch.storage.ledger import Ledger
@@ -63,6 +65,19 @@ class ReplayResult:
     unpriced: int = 0  # finished sessions without a CDR (no tariff, or it failed)
     unpriced_by_reason: dict[str, int] = field(default_factory=dict)
     tariff_warnings: list[str] = field(default_factory=list)  # accepted with these
+    open_at_end: int = 0  # sessions still open when the capture ended (open_sessions.jsonl)
+
+
+def write_open_sessions(path: Path, open_now: list[dict[str, Any]]) -> int:
+    """``open_sessions.jsonl``: the sessions a capture ended in (no stop seen):
+    not billed, so not in sessions.jsonl or cdrs.jsonl, but what they had come
+    to -- a capture cut mid-charge is where a user looks for them. One line
+    each, ordered by start then id, so two replays give the same file."""
+    rows = sorted(open_now, key=lambda r: (r["start"], r["session_id"]))
+    with path.open("wb") as fh:
+        for r in rows:
+            fh.write(orjson.dumps({**r, "start": rfc3339(r["start"])}) + b"\n")
+    return len(rows)
 
 
 def replay(
@@ -227,6 +242,7 @@ def replay(
     if last is not None:
         sessions.close(last + engine.config.late_after_s + TICK_SECONDS)
     sessions_jsonl.write()
+    still_open = write_open_sessions(out / "open_sessions.jsonl", engine.open_sessions())
     cdrs_out.close()
     alerts_out.close()
     # Per-port uptime over the capture window, from the statuses and alerts just recorded.
@@ -248,4 +264,5 @@ def replay(
         unpriced=issuer.unpriced,
         unpriced_by_reason=dict(issuer.unpriced_by_reason),
         tariff_warnings=warnings + [str(p) for p in references],
+        open_at_end=still_open,
     )
