@@ -150,6 +150,28 @@ class SessionBook:
         self.open[self.index.id(charger, connector)] = s.sid
         return s
 
+    def doubt_lag(self, s: SessionState) -> float:
+        """How far (s, <= 0) the clock ``s`` was built on is behind the receive
+        clock: while ``s`` was opened in doubt and its charger's candidate still
+        agrees, the candidate's ``d`` less the offset ``s`` was moved by; else 0.
+
+        Why: a clock behind is not confirmed for ten minutes, and its samples
+        on its own clock look hours stale on the receive clock -- a
+        power-inferred session timed out the step it opened, one per sample.
+        Its timeout rules read the receive clock moved by this (the charger's
+        own clock), so it waits to be re-based (clock_rebase.py). Never ahead:
+        the doubt only postpones a close."""
+        opened = self.opened_in_doubt.get(s.charger)
+        if not opened:  # (nearly always)
+            return 0.0
+        cand = self.clock.in_doubt(s.charger)
+        if cand is None:
+            return 0.0
+        for x, d in opened:
+            if x is s and abs(d - cand) <= self.config.clock_agree_s:
+                return min(cand - s.clock_offset, 0.0)
+        return 0.0
+
     def close(self, s: SessionState, stop: float, window_end: float, by: str) -> None:
         s.stop = max(stop, s.start)
         s.window_end = max(window_end, s.stop)

@@ -3,7 +3,7 @@ per-connector deadlines, and forgetting closed sessions past retention."""
 
 from __future__ import annotations
 
-__all__ = ["check_timeouts", "due_at", "prune"]
+__all__ = ["check_timeouts", "close_if_due", "due_at", "prune"]
 
 import math
 
@@ -15,7 +15,6 @@ from chargewatch.sessions.session_state import SessionState
 
 
 def check_timeouts(book: SessionBook, now: float) -> None:
-    cfg = book.config
     stale = book.due_stale
     book.grow_due()  # (events may have added connectors)
     due = book.due
@@ -31,18 +30,25 @@ def check_timeouts(book: SessionBook, now: float) -> None:
         if sid is None:
             due[conn] = math.inf
             continue
-        s = book.sessions[sid]
-        if s.available_at is not None and now - s.available_at > cfg.available_grace_s:
+        close_if_due(book, book.sessions[sid], conn, now)
+    # (A closed session's connector is in dirty's sessions: the next step clears it.)
+
+
+def close_if_due(book: SessionBook, s: SessionState, conn: int, now: float) -> None:
+    """Rules 3 and 5 for open session ``s`` at ``now`` (receive clock), read on
+    the clock ``s`` was built on (SessionBook.doubt_lag: a clock behind in doubt)."""
+    cfg = book.config
+    if book.opened_in_doubt:  # (nearly always empty)
+        now += book.doubt_lag(s)
+    if s.available_at is not None:
+        if now - s.available_at > cfg.available_grace_s:
             book.close(s, s.available_at, max(s.available_at, s.last_seen), "available")
             flush_anchors(book, s)
-            continue
-        if s.available_at is not None:
-            continue  # the Available rule decides, once its grace has passed
-        active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
-        if now - active > _timeout_limit(book, s, conn):
-            book.close(s, active, max(active, s.last_seen), "timeout")
-            flush_anchors(book, s)
-    # (A closed session's connector is in dirty's sessions: the next step clears it.)
+        return  # else the Available rule decides, once its grace has passed
+    active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)
+    if now - active > _timeout_limit(book, s, conn):
+        book.close(s, active, max(active, s.last_seen), "timeout")
+        flush_anchors(book, s)
 
 
 def _timeout_limit(book: SessionBook, s: SessionState, conn: int) -> float:
@@ -58,6 +64,9 @@ def _timeout_limit(book: SessionBook, s: SessionState, conn: int) -> float:
 def due_at(book: SessionBook, s: SessionState, conn: int) -> float:
     """When the Available or the timeout rule can first close ``s`` (see check_timeouts)."""
     cfg = book.config
+    # (On the receive clock also for a session waiting on its charger's clock
+    # in doubt: the doubt only postpones, so this is still the earliest; such
+    # a session is looked at every step of its few minutes of doubt.)
     if s.available_at is not None:
         return s.available_at + cfg.available_grace_s
     active = max(s.start, s.last_growth, s.track.last_active(cfg.charging_threshold_w) or 0)

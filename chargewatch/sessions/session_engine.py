@@ -76,7 +76,7 @@ from chargewatch.sessions.batch_routing import apply_batch
 from chargewatch.sessions.clock_rebase import rebase
 from chargewatch.sessions.energy import register_energy
 from chargewatch.sessions.session_book import OCCUPIED, SessionBook
-from chargewatch.sessions.session_closing import check_timeouts, prune
+from chargewatch.sessions.session_closing import check_timeouts, close_if_due, prune
 from chargewatch.sessions.session_emit import emit
 from chargewatch.sessions.session_events import apply_events
 from chargewatch.sessions.session_state import SessionState
@@ -129,7 +129,7 @@ class SessionEngine:
         events, batch, given_up = book.held.step(events, batch, now)
         book.rejected += given_up
         if book.opened_in_doubt:
-            self._rebase(book.clock.changed)
+            self._rebase(book.clock.changed, now)
         if book.clock.changed:
             self._reclock(book.clock.changed)
         apply_events(book, events, now)
@@ -146,25 +146,37 @@ class SessionEngine:
         prune(book, now)
         return out
 
-    def _rebase(self, chargers: set[str]) -> None:
+    def _rebase(self, chargers: set[str], now: float) -> None:
         """Open sessions opened while their charger's offset was in doubt, now
         confirmed, move to it (clock_rebase.py); the doubt of a candidate
-        dropped is forgotten."""
+        dropped is forgotten. A session whose doubt ended without its offset
+        (refuted: late data after all) is judged on the receive clock again
+        before the step is applied -- as it would have been had it not waited
+        on its charger's clock (SessionBook.doubt_lag) -- so the step's fresh
+        data does not join a session hours old."""
         book = self._book
         agree = book.config.clock_agree_s
         for charger, opened in list(book.opened_in_doubt.items()):
             live = [(s, d) for s, d in opened if book.sessions.get(s.sid) is s and s.is_open]
-            if charger in chargers:
-                off = book.clock.offset(charger)
-                for s, d in live:
-                    if abs(d - off) <= agree and s.clock_offset != off:
+            off = book.clock.offset(charger)
+            cand = book.clock.in_doubt(charger)
+            ended = []  # no longer waiting on their charger's clock
+            for s, d in live:
+                if charger in chargers and abs(d - off) <= agree:
+                    if s.clock_offset != off:
                         rebase(book, s, off)
-            elif book.clock.in_doubt(charger) is not None and live:
+                elif cand is None or abs(d - cand) > agree:
+                    ended.append(s)
+            if cand is not None and live:
                 # Still in doubt (a candidate replaced by another keeps the
                 # sessions of the first: their d tells them apart).
                 book.opened_in_doubt[charger] = live
-                continue
-            del book.opened_in_doubt[charger]
+            else:
+                del book.opened_in_doubt[charger]
+            for s in ended:
+                conn = book.index.id(s.charger, s.connector)
+                book.due_stale.add(conn)
+                close_if_due(book, s, conn, now)
 
     def _reclock(self, chargers: set[str]) -> None:
         """Open sessions of chargers whose offset changed carry the new one
