@@ -36,25 +36,37 @@ ADMIN_TOKEN = "api-Admin-0e6f17"
 SECRETS = (MQTT_PW, INFLUX_TOKEN, READ_TOKEN, ADMIN_TOKEN)
 
 
-def _run(config: Path, env: dict[str, str], actions: object = None) -> str:
-    """Run the collector at DEBUG, do ``actions`` (or wait for it to exit), stop it."""
+def _run(config: Path, env: dict[str, str], actions: object = None, until: str = "") -> str:
+    """Run the collector at DEBUG, do ``actions`` (or wait for it to exit, or
+    until its output holds ``until``), stop it."""
     cmd = [sys.executable, "-m", "chargewatch", "--log-level", "DEBUG", "run"]
-    proc = subprocess.Popen(
-        [*cmd, "--config", str(config)],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        if callable(actions):
-            actions()
-        else:
+    log = config.parent / f"collector-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*cmd, "--config", str(config)],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if callable(actions):
+                actions()
+            elif until:
+                # Not a fixed sleep: on a loaded machine the interpreter alone
+                # can take seconds to start, and a collector stopped before it
+                # logged anything gives an empty log.
+                deadline = time.monotonic() + 30
+                while until.encode() not in log.read_bytes() and time.monotonic() < deadline:
+                    if proc.poll() is not None:
+                        break
+                    time.sleep(0.1)
+            else:
+                proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0].decode(errors="replace")
-    return out
+    return log.read_bytes().decode(errors="replace")
 
 
 def _assert_clean(out: str) -> None:
@@ -136,8 +148,9 @@ def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
             "CHARGEWATCH__MQTT__PASSWORD": wrong,
             "CHARGEWATCH__DATA_DIR": str(tmp_path / "data2"),  # no spool to drain at exit
         }
-        out = _run(config, {**env, **bad_pw}, lambda: time.sleep(3))
-        assert "MQTT connect refused: Not authorized" in out
+        refused = "MQTT connect refused: Not authorized"
+        out = _run(config, {**env, **bad_pw}, until=refused)
+        assert refused in out
         assert wrong not in out
         _assert_clean(out)
 
