@@ -607,9 +607,18 @@ class ChargerOffline(Detector):
         taken: the charger was unheard while nobody watched it (a long stop),
         which is no outage of its own, and its silence counts from the start
         of the watch. A charger offline when it was last watched is restored as
-        such (``restore``), not here."""
+        such (``restore``), not here; heard after its outage began (the
+        restored state was saved before its return), the outage ends at ``t``
+        instead."""
         ok = conns < self.n
         h, t = self.head[conns[ok]], t[ok]
+        # Only a restored outage has a last_seen before this collector heard
+        # the charger (restore sets it to the outage's start).
+        back = self.episodes.active[h] & (t > self.last_seen[h])
+        if back.any():
+            hb, tb = h[back], t[back]
+            self._force(hb, np.zeros(hb.size, np.bool_), self.last_seen[hb], tb)
+            self.last_seen[hb] = np.nan
         take = np.isnan(self.last_seen[h]) & np.isfinite(t)
         self.heard_at[h[take]] = t[take]
         if take.any():
