@@ -293,3 +293,52 @@ def test_a_charger_offline_when_its_partition_moves_stays_offline_at_its_new_own
             if c is not None:
                 c.ingest.stop()
                 c.ledger.close()
+
+
+def test_a_charger_offline_when_the_whole_cluster_stops_stays_offline_after_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The whole cluster (one collector here) stops cleanly at 600 s while
+    MOVES is offline (since 300 s, paged at 450 s) and comes back 2 h later:
+    every partition's state went through the handover table. MOVES stays
+    offline, its alert firing, until it is heard (5 min after the restart);
+    STAYS, heard until the stop and heartbeating again from the restart, is
+    not paged."""
+    a = _collector(pg_url, tmp_path, "a")
+    again: Collector | None = None
+    try:
+        assert a.cluster is not None
+        a.cluster.tick(T0, force=True)
+        a.pipeline.process([*_boot(T0, MOVES), *_boot(T0, STAYS)], T0 + 1)
+        for s in range(60, 610, 10):
+            heard = [STAYS] if s > 300 else [MOVES, STAYS]
+            if s % BEAT_S == 0:
+                a.pipeline.process([_beat(T0 + s, c) for c in heard], T0 + s)
+            a.pipeline.tick(T0 + s)
+        assert _pages(a) == [(MOVES, "firing")]
+        a.cluster.leave(T0 + 600)
+        a.ingest.stop()
+        a.ledger.close()
+        back = 600 + 7200
+        again = _collector(pg_url, tmp_path, "a")
+        assert again.cluster is not None
+        again.cluster.tick(T0 + back, force=True)
+        assert again.cluster.active == {0, 1}
+        for s in range(back, back + 600, 10):
+            heard = [STAYS] if s < back + 300 else [MOVES, STAYS]
+            if s % BEAT_S == 0:
+                again.pipeline.process([_beat(T0 + s, c) for c in heard], T0 + s)
+            again.pipeline.tick(T0 + s)
+        assert _pages(again) == [(MOVES, "resolved")]
+        # keep_firing_for (2 min) after its return: before, 2 min after the restart.
+        (gone,) = [t.at - T0 for t in again.recent_transitions if t.alertname == "ChargerOffline"]
+        assert gone == back + 300 + 120
+        (found,) = [f for f in again.detectors.findings if f.fault == "charger_offline"]
+        assert (found.start - T0, found.detected - T0) == (300.0, 450.0)
+        assert found.end == T0 + back + 300
+        assert _outages(again, MOVES, T0 + back + 600) == [(300.0, back + 300.0)]
+    finally:
+        for c in (a, again):
+            if c is not None:
+                c.ingest.stop()
+                c.ledger.close()
