@@ -545,8 +545,8 @@ class ChargerOffline(Detector):
         n = self.n
         keep = self.ocpp[:n] | np.isfinite(self.configured[:n])
         keep |= np.isfinite(self.hb_gaps[:n]).any(axis=1)  # (state lives on the heads)
-        own = self.head[:n] == np.arange(n)
-        keep |= self.episodes.active[:n] & own
+        off = np.flatnonzero(self.episodes.active[:n] & (self.head[:n] == np.arange(n)))
+        keep[off] = True
         hs = np.flatnonzero(keep)
         out: dict[str, Any] = {
             index.charger_of(h): {"ocpp": o, "heartbeat_s": told, "heartbeat_gaps": gaps}
@@ -558,7 +558,7 @@ class ChargerOffline(Detector):
                 strict=True,
             )
         }
-        for h in hs.tolist():
+        for h in off.tolist():  # (few: the chargers offline now)
             f = self.episodes.open.get(h)
             if f is not None:
                 ev = {k: None if math.isnan(v) else v for k, v in f.evidence.items()}
