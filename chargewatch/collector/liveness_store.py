@@ -115,6 +115,7 @@ class LivenessStore:
         self.owns = owns
         self.flush = flush
         self._saved_at = -math.inf  # time.monotonic() of the last save
+        self._saved_outages = -1  # DetectorSet.outage_changes at the last save
 
     def start(self, now: float) -> int:
         """Restore this collector's row (its chargers), hand the rest over, and take
@@ -156,8 +157,12 @@ class LivenessStore:
         return self.detectors.snapshot()
 
     def save_due(self, now: float) -> None:
-        """:meth:`save`, when ``SAVE_INTERVAL_S`` has passed since the last."""
-        if time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+        """:meth:`save`, when ``SAVE_INTERVAL_S`` has passed since the last, or a
+        charger went offline or came back since: an outage must outlive a
+        crash as its alert does (written at the transition), or the restarted
+        collector would resolve the alert and page it again."""
+        changed = self.detectors.outage_changes != self._saved_outages
+        if changed or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
             self.save(now)
 
     def save(self, now: float) -> None:
@@ -168,6 +173,7 @@ class LivenessStore:
         empty = {"version": SNAPSHOT_VERSION, "chargers": {}}
         self.ledger.save_state(mine or empty, name=KIND, at=now)
         self._saved_at = time.monotonic()
+        self._saved_outages = self.detectors.outage_changes
 
     def hand_over(self, leaving: Callable[[str], bool], now: float) -> int:
         """Leave the state of the ``leaving`` chargers for their next owner, and

@@ -250,6 +250,13 @@ class Collector:
         self.handover = FleetStateHandover(self.ledger, self.state, owns)
         if self.handover.release(self.clock.now()) + self.handover.adopt():
             self._save_state()
+        # When each charger was last heard before the stop: a silence begun then
+        # is found on time, and one that began during the stop is counted from
+        # the restart (ChargerOffline.heard); an outage seen before the stop
+        # goes on (restored with the learned state above).
+        self.detectors.heard(
+            {c: t for c, t in self.state.charger_seen.items() if owns(c)}, self.clock.now()
+        )
         # Which connectors are in a session: a charger says it once, at the
         # change; a connector mid-transaction would otherwise not be watched
         # for missing meter values until its next status.

@@ -160,8 +160,9 @@ class Detector:
         (``DetectorSet.resume``). Detectors that watch by session state take it."""
 
     def heard(self, conns: I64, t: F64, now: float) -> int:
-        """The chargers of ``conns`` were last heard at ``t`` by the collector they
-        come from (``DetectorSet.heard``); how many this detector took."""
+        """The chargers of ``conns`` were last heard at ``t`` before this collector
+        watched them: by the collector they come from, or by this one before a
+        restart (``DetectorSet.heard``); how many this detector took."""
         return 0
 
     def forget(self, conns: I64, at: float) -> None:

@@ -5,7 +5,8 @@ a float array (NaN = unknown), one entry per connector of the index; alert
 rules reference exactly these names.
 
 ``snapshot()`` / ``restore()``: what the detectors learned that a restart must
-not lose (today the liveness detectors' heartbeat and meter intervals), keyed
+not lose (today the liveness detectors' heartbeat and meter intervals, and
+the chargers offline at the snapshot: an outage goes on after it), keyed
 by charger id so that it survives a new index and can be cut by charger
 (``{"version": 1, "chargers": {id: {"connectors": [...], fault: {...}}}}``).
 The collector keeps it (collector/liveness_store.py).
@@ -207,9 +208,11 @@ class DetectorSet:
         return int(new.sum())
 
     def heard(self, seen: Mapping[str, float], now: float) -> int:
-        """When chargers taken over from another collector were last heard there
-        (the fleet state's ``charger_seen``), as of ``now``: a silence that began
-        before the move still counts. Returns how many chargers took it."""
+        """When chargers were last heard before this collector watched them (the
+        fleet state's ``charger_seen``): taken over from another collector, or
+        this collector's own before a restart. A silence that began then and is
+        not yet an outage at the next tick still counts; see
+        ``ChargerOffline.heard``. Returns how many chargers took it."""
         index = self._own_index()
         self._index(index)
         heads = [(cs[0], t) for ch, t in seen.items() if (cs := self._by_charger.get(ch))]
@@ -219,6 +222,13 @@ class DetectorSet:
         times = np.array([t for _, t in heads], np.float64)
         self._ensure(index, self.n)
         return sum(d.heard(conns, times, now) for d in self.detectors.values())
+
+    @property
+    def outage_changes(self) -> int:
+        """How often a charger_offline outage opened or closed: ``snapshot`` holds
+        the open ones, so a store saves it again when this moves."""
+        d = self.detectors.get(ChargerOffline.fault)
+        return d.changes if isinstance(d, ChargerOffline) else 0
 
     def forget(self, chargers: Callable[[str], bool], at: float) -> int:
         """Stop watching the chargers ``chargers`` names (their partition went to

@@ -22,14 +22,17 @@ charger_offline
     data resumes (no tick in between) gives the same finding, with the timeout in
     force when it began, so replay and live agree. What it learned (the interval
     told, the last heartbeat gaps, that a charger speaks OCPP) is kept across a
-    collector restart (``snapshot``); times are not: after a restart the
-    silence clock starts at the charger's first message, so the collector's
-    own downtime is no outage. A charger whose partition moves to another
-    collector (``forget``, ``heard``) is no longer watched by the one that
-    gave it away; the one that takes it counts its silence from when it was
-    last heard before the move, unless that silence is an outage already (as
-    after a restart, the clock then starts at its next message). Ignores: a
-    pause shorter than the timeout, a will answered within a non-zero grace.
+    collector restart (``snapshot``), and so is an outage open then: the
+    charger stays offline from the same start until it is heard. Other times
+    are not kept: after a restart a charger's silence counts from when it was
+    last heard before the stop if that silence is not yet an outage
+    (``heard``), else from the restart, so the collector's own downtime is no
+    outage. A charger whose partition moves to another collector
+    (``forget``, ``heard``) is no longer watched by the one that gave it away;
+    the one that takes it goes on as after a restart at the move: an outage
+    open at the move goes on, a silence not yet an outage counts from when
+    it was last heard. Ignores: a pause shorter than the timeout, a will
+    answered within a non-zero grace.
 stale_telemetry
     Catches: a connector that should be reporting — in a session (transaction
     started, or status Charging/SuspendedEV/SuspendedEVSE), or one seen
@@ -449,12 +452,18 @@ class ChargerOffline(Detector):
             self.hb_last = np.full(0, np.nan)
             self.hb_gaps = np.full((0, _HB_KEEP), np.nan)
             self.ocpp = np.zeros(0, np.bool_)  # per head: the charger speaks OCPP
+            # Per head: when the charger was last heard before this collector
+            # watched it (``heard``), taken at the next tick (``_take_heard``).
+            self.heard_at = np.full(0, np.nan)
+            self._heard = False  # some heard_at is waiting
+            #: Outages opened or closed so far (their times are in ``snapshot``).
+            self.changes = 0
             self._now = np.nan
         start = self.head.shape[0]
         self.head = grown(self.head, n, 0)
         if self.head.shape[0] > start:  # new slots head themselves until an index says otherwise
             self.head[start:] = np.arange(start, self.head.shape[0])
-        for name in ("last_seen", "own_rows", "own_events", "lwt_at", "configured"):
+        for name in ("last_seen", "own_rows", "own_events", "lwt_at", "configured", "heard_at"):
             setattr(self, name, grown(getattr(self, name), n, np.nan))
         self.interval = grown(self.interval, n, np.nan)
         self.hb_last = grown(self.hb_last, n, np.nan)
@@ -526,14 +535,20 @@ class ChargerOffline(Detector):
     def snapshot(self, index: ConnectorIndex) -> dict[str, Any]:
         """Per charger: whether it speaks OCPP, the heartbeat interval the CSMS
         set (``heartbeat_s``) and its last heartbeat gaps: what ``_believe``
-        makes the interval of. No times (last message, last heartbeat, a will):
-        after a restart the silence clock starts at the charger's first message,
-        so the collector's own downtime is never taken for the charger's."""
+        makes the interval of; and, for a charger offline now, its outage
+        (``offline``: its start, detection and evidence). No other times (last
+        message, last heartbeat, a will): after a restart the silence clock
+        of a charger that was not offline starts anew (``heard``), so the
+        collector's own downtime is never taken for the charger's. An outage
+        is different: it was seen while this collector watched, and goes on
+        until the charger is heard again, wherever that is (``restore``)."""
         n = self.n
         keep = self.ocpp[:n] | np.isfinite(self.configured[:n])
         keep |= np.isfinite(self.hb_gaps[:n]).any(axis=1)  # (state lives on the heads)
+        off = np.flatnonzero(self.episodes.active[:n] & (self.head[:n] == np.arange(n)))
+        keep[off] = True
         hs = np.flatnonzero(keep)
-        return {
+        out: dict[str, Any] = {
             index.charger_of(h): {"ocpp": o, "heartbeat_s": told, "heartbeat_gaps": gaps}
             for h, o, told, gaps in zip(
                 hs.tolist(),
@@ -543,8 +558,22 @@ class ChargerOffline(Detector):
                 strict=True,
             )
         }
+        for h in off.tolist():  # (few: the chargers offline now)
+            f = self.episodes.open.get(h)
+            if f is not None:
+                ev = {k: None if math.isnan(v) else v for k, v in f.evidence.items()}
+                out[index.charger_of(h)]["offline"] = {
+                    "since": f.start,
+                    "detected": f.detected,
+                    "evidence": ev,
+                }
+        return out
 
     def restore(self, learned: Mapping[str, Any], index: ConnectorIndex) -> None:
+        """What was learned replaces what is known here; an outage (``offline``)
+        goes on here, from its own start and detection, for a charger not heard
+        here yet: it stays offline until it is heard (a restart, a partition
+        taken over), its alert firing without a resolution in between."""
         for charger, s in learned.items():
             h = self._first.get(charger)
             if h is None:
@@ -554,22 +583,63 @@ class ChargerOffline(Detector):
             self.hb_gaps[h] = _slots(s.get("heartbeat_gaps", ()), _HB_KEEP)
             self.hb_last[h] = np.nan  # the gaps go on from its next heartbeat
             self._believe(h)
+            off = s.get("offline")
+            if off and np.isnan(self.last_seen[h]) and not self.episodes.active[h]:
+                since = float(off["since"])
+                ev = {
+                    str(k): _f(_unknown(v))
+                    for k, v in (off.get("evidence") or {}).items()
+                    if k != "interval_s"  # (_force adds it)
+                }
+                # Its silence goes on from its last sign of life.
+                self.last_seen[h] = since
+                self._force(_c(h), _ONE, _f(since), _f(float(off["detected"])), ev)
         self._tmin = np.nan
         self._next = -np.inf
 
     def heard(self, conns: I64, t: F64, now: float) -> int:
-        """A charger not heard here yet takes the time its last owner heard it, when
-        its silence since is not yet an outage: one that began before the move is
-        found on time. An older time is left (the silence clock starts at its next
-        message, as after a restart): it may be of a collector that stopped long
-        ago, whose own downtime is not the charger's."""
+        """The chargers of ``conns`` were last heard at ``t`` before this collector
+        watched them (by the collector they come from, or by this one before a
+        restart). Taken at the next tick, the start of the watch here
+        (``_take_heard``): a charger not heard here by then counts its silence
+        from ``t`` when that silence is not yet an outage, so one that began
+        before a move or a short stop is found on time; an older time is not
+        taken: the charger was unheard while nobody watched it (a long stop),
+        which is no outage of its own, and its silence counts from the start
+        of the watch. A charger offline when it was last watched is restored as
+        such (``restore``), not here; heard after its outage began (the
+        restored state was saved before its return), the outage ends at ``t``
+        instead."""
         ok = conns < self.n
         h, t = self.head[conns[ok]], t[ok]
-        fresh = np.isnan(self.last_seen[h]) & (now - t >= 0) & (now - t <= self._timeout(h))
-        self.last_seen[h[fresh]] = t[fresh]
-        if fresh.any():
+        # Only a restored outage has a last_seen before this collector heard
+        # the charger (restore sets it to the outage's start).
+        back = self.episodes.active[h] & (t > self.last_seen[h])
+        if back.any():
+            hb, tb = h[back], t[back]
+            self._force(hb, np.zeros(hb.size, np.bool_), self.last_seen[hb], tb)
+            self.last_seen[hb] = np.nan
+        take = np.isnan(self.last_seen[h]) & np.isfinite(t)
+        self.heard_at[h[take]] = t[take]
+        if take.any():
+            self._heard = True
             self._next = -np.inf
-        return int(fresh.sum())
+        return int(take.sum())
+
+    def _take_heard(self, now: float) -> None:
+        """The start of the watch for the chargers ``heard`` named (see there)."""
+        if not self._heard:
+            return
+        self._heard = False
+        n = self.n
+        h = np.flatnonzero(np.isfinite(self.heard_at[:n]))
+        t = self.heard_at[h]
+        self.heard_at[h] = np.nan
+        unheard = np.isnan(self.last_seen[h])
+        h, t = h[unheard], t[unheard]
+        fresh = now - t <= self._timeout(h)
+        self.last_seen[h] = np.where(fresh, np.fmin(t, now), now)
+        self._next = -np.inf
 
     def forget(self, conns: I64, at: float) -> None:
         """Episodes end (base), and the charger's times go: its last message
@@ -578,11 +648,12 @@ class ChargerOffline(Detector):
         super().forget(conns, at)
         conns = conns[conns < self.n]
         heads = self.head[conns]
-        for name in ("last_seen", "lwt_at", "hb_last"):
+        for name in ("last_seen", "lwt_at", "hb_last", "heard_at"):
             getattr(self, name)[heads] = np.nan
         self.own_rows[conns] = np.nan
         self.own_events[conns] = np.nan
         self.online[heads] = True
+        self.changes += 1
         self._next = -np.inf
 
     def _learn(self, events: Events) -> dict[int, tuple[float, list[tuple[float, float]]]]:
@@ -638,6 +709,7 @@ class ChargerOffline(Detector):
     # ------------------------------------------------------------ messages
 
     def _update(self, frame: Frame, events: Events, now: float) -> None:
+        self._take_heard(now)  # before this update's messages
         head = self.head
         for c, t, on in zip(
             events.off_conn.tolist(),
@@ -810,6 +882,8 @@ class ChargerOffline(Detector):
         self, heads: I64, active: B, start: F64, at: F64, ev: dict[str, F64] | None = None
     ) -> None:
         """Set the episode of each charger in ``heads`` on all of its connectors."""
+        if (self.episodes.active[heads] != active).any():
+            self.changes += 1
         reps = [self.members.get(h, (h,)) for h in heads.tolist()]
         counts = np.array([len(r) for r in reps], np.int64)
         conns = np.fromiter((c for r in reps for c in r), np.int64, int(counts.sum()))
@@ -827,6 +901,7 @@ class ChargerOffline(Detector):
         )
 
     def tick(self, now: float) -> None:
+        self._take_heard(now)
         n = self.n
         self._now = now
         if n == 0 or now <= self._next:

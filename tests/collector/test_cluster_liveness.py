@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from chargewatch.analytics.uptime import outages
 from chargewatch.collector.service import Collector
 from chargewatch.config.sections import ClusterConfig
 from chargewatch.config.settings import Config, HttpConfig
 from chargewatch.ingest.cluster import partition_of
 from chargewatch.ingest.mqtt import MqttConfig
 from chargewatch.model.fleet import ChargerSpec, Fleet
+from chargewatch.storage.uptime_source import load_uptime_inputs
 from tests.collector.test_restart_stale import _meter as stale_meter
 from tests.collector.test_restart_stale import _start as stale_start
 from tests.services import PostgreSQL
@@ -229,6 +231,114 @@ def test_a_session_moved_mid_transaction_is_watched_by_its_new_owner(
         assert [f for f in other.detectors.findings if f.fault == "stale_telemetry"] == []
     finally:
         for c in (a, b):
+            if c is not None:
+                c.ingest.stop()
+                c.ledger.close()
+
+
+def _outages(c: Collector, charger: str, hi: float) -> list[tuple[float, float]]:
+    """The charger's outages (from T0) as the uptime report reads them from the
+    shared ledger: both collectors' alert transitions."""
+    inputs = load_uptime_inputs(c.ledger, T0, hi, fleet=FLEET)
+    port = next(p for p in inputs.ports if p.charger == charger)
+    return [(o.start - T0, o.end - T0) for o in outages(port, inputs.signals, [], T0, hi)]
+
+
+def test_a_charger_offline_when_its_partition_moves_stays_offline_at_its_new_owner(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """MOVES stops at T0 + 300 s and is paged by a (at 450 s); its partition
+    goes to b at 600 s while it is still silent, and it is heard again at
+    1,200 s, by b. The alert fires once (a's), keeps firing at b, and resolves
+    there 2 min after the return; the uptime report has one outage, from its
+    last heartbeat to its return. Before: b, which never heard it, resolved
+    the alert 2 min after the move, and the outage ended at the move."""
+    a = _collector(pg_url, tmp_path, "a")
+    b: Collector | None = None
+    try:
+        assert a.cluster is not None
+        a.cluster.tick(T0, force=True)
+        a.pipeline.process([*_boot(T0, MOVES), *_boot(T0, STAYS)], T0 + 1)
+
+        def run(start: int, stop: int, moves_heard_by: Collector | None) -> None:
+            for s in range(start, stop, 10):
+                t = T0 + s
+                if s % BEAT_S == 0:
+                    a.pipeline.process([_beat(t, STAYS)], t)
+                    if moves_heard_by is not None:
+                        moves_heard_by.pipeline.process([_beat(t, MOVES)], t)
+                for c in (a, b):
+                    if c is not None:
+                        c.pipeline.tick(t)
+
+        run(60, 360, a)  # last heartbeat of MOVES at 300
+        run(360, 600, None)
+        assert _pages(a) == [(MOVES, "firing")]
+        b = _collector(pg_url, tmp_path, "b")
+        assert b.cluster is not None
+        for c in (b, a, b):
+            assert c.cluster is not None
+            c.cluster.tick(T0 + 600, force=True)
+        assert (a.cluster.active, b.cluster.active) == ({0}, {1})
+        run(600, 1200, None)  # 10 min at b, still silent
+        assert _pages(b) == []
+        assert [x.state.value for x in b.alert_engine.active()] == ["firing"]
+        run(1200, 1500, b)  # back
+        assert _pages(a) == [(MOVES, "firing")] and _pages(b) == [(MOVES, "resolved")]
+        (found,) = [f for f in b.detectors.findings if f.fault == "charger_offline"]
+        assert (found.start - T0, found.detected - T0, found.end) == (300.0, 450.0, T0 + 1200)
+        assert _outages(a, MOVES, T0 + 1500) == [(300.0, 1200.0)]
+    finally:
+        for c in (a, b):
+            if c is not None:
+                c.ingest.stop()
+                c.ledger.close()
+
+
+def test_a_charger_offline_when_the_whole_cluster_stops_stays_offline_after_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The whole cluster (one collector here) stops cleanly at 600 s while
+    MOVES is offline (since 300 s, paged at 450 s) and comes back 2 h later:
+    every partition's state went through the handover table. MOVES stays
+    offline, its alert firing, until it is heard (5 min after the restart);
+    STAYS, heard until the stop and heartbeating again from the restart, is
+    not paged."""
+    a = _collector(pg_url, tmp_path, "a")
+    again: Collector | None = None
+    try:
+        assert a.cluster is not None
+        a.cluster.tick(T0, force=True)
+        a.pipeline.process([*_boot(T0, MOVES), *_boot(T0, STAYS)], T0 + 1)
+        for s in range(60, 610, 10):
+            heard = [STAYS] if s > 300 else [MOVES, STAYS]
+            if s % BEAT_S == 0:
+                a.pipeline.process([_beat(T0 + s, c) for c in heard], T0 + s)
+            a.pipeline.tick(T0 + s)
+        assert _pages(a) == [(MOVES, "firing")]
+        a.cluster.leave(T0 + 600)
+        a.ingest.stop()
+        a.ledger.close()
+        back = 600 + 7200
+        again = _collector(pg_url, tmp_path, "a")
+        assert again.cluster is not None
+        again.cluster.tick(T0 + back, force=True)
+        assert again.cluster.active == {0, 1}
+        for s in range(back, back + 600, 10):
+            heard = [STAYS] if s < back + 300 else [MOVES, STAYS]
+            if s % BEAT_S == 0:
+                again.pipeline.process([_beat(T0 + s, c) for c in heard], T0 + s)
+            again.pipeline.tick(T0 + s)
+        assert _pages(again) == [(MOVES, "resolved")]
+        # keep_firing_for (2 min) after its return: before, 2 min after the restart.
+        (gone,) = [t.at - T0 for t in again.recent_transitions if t.alertname == "ChargerOffline"]
+        assert gone == back + 300 + 120
+        (found,) = [f for f in again.detectors.findings if f.fault == "charger_offline"]
+        assert (found.start - T0, found.detected - T0) == (300.0, 450.0)
+        assert found.end == T0 + back + 300
+        assert _outages(again, MOVES, T0 + back + 600) == [(300.0, back + 300.0)]
+    finally:
+        for c in (a, again):
             if c is not None:
                 c.ingest.stop()
                 c.ledger.close()

@@ -218,3 +218,35 @@ def test_a_restored_charger_is_not_offline_for_the_restarts_own_gap() -> None:
     _feed(restored, index2, T0 + 1200, T0 + 1500, _beats(T0 + 1230, T0 + 1500, 60.0))
     assert _offline(restored) == []
     assert restored.detectors["charger_offline"].interval[index2.id(CP, 1)] == 60.0  # type: ignore[attr-defined]
+
+
+def _offline_findings(ds: DetectorSet) -> list[tuple[float, float, float | None]]:
+    return [
+        (f.start - T0, f.detected - T0, None if f.end is None else f.end - T0)
+        for f in ds.findings
+        if f.fault == "charger_offline" and f.connector == ds._by_charger[CP][0]
+    ]
+
+
+@pytest.mark.parametrize("heard_back", [None, 1150.0], ids=["silent", "back-before-stop"])
+def test_an_outage_open_at_the_snapshot_goes_on_unless_the_charger_was_heard_since(
+    heard_back: float | None,
+) -> None:
+    """CP1 (told 60 s) stops at ~300 s and is found offline 150 s later; the
+    snapshot is taken at 600 s, the restarted set runs from 1,160 s. Restored,
+    the outage goes on from its own start until CP1 is heard (at 1,200 s).
+    When the fleet state says CP1 was heard after the outage began (at
+    1,150 s, after the snapshot), the outage ends there instead."""
+    index = _index()
+    ds = DetectorSet(index=index)
+    _feed(ds, index, T0 - EVAL_S, T0 + 600, [_told(T0, 60.0), *_beats(T0, T0 + 301, 60.0)])
+    ((start, detected, end),) = _offline_findings(ds)
+    assert (detected - start, end) == (150.0, None)
+    fresh, index2 = _restarted(ds)
+    if heard_back is not None:
+        fresh.heard({CP: T0 + heard_back}, T0 + 1160)
+    back = [HeartbeatEvent(CP, T0 + 1200, T0 + 1200, source="ocpp")]
+    _feed(fresh, index2, T0 + 1160, T0 + 1250, back)
+    ended = 1200.0 if heard_back is None else heard_back
+    assert _offline_findings(fresh) == [(start, detected, ended)]
+    assert not fresh.signals["charger_offline"][fresh._by_charger[CP][0]]
