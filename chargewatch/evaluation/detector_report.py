@@ -47,6 +47,8 @@ from chargewatch.simulator.fault_models import TELEMETRY_FAULTS
 
 LEAD_S = 60.0
 LATENCY_S = 1.0  # delivery latency allowed on top (receive-clock detectors see it)
+#: The period of the oscillation the harness injects (the fault model's default).
+OSC_PERIOD_S = float(TELEMETRY_FAULTS["power_oscillation"].defaults["period_s"])
 
 #: Detectors whose fault the simulator cannot inject: scored with no truth, and
 #: named in the report so that a zero never passes for a measurement.
@@ -90,7 +92,11 @@ def ttd_budget(fault: str, p: Params, sample_s: float) -> float:
     elif fault == "status_flapping":
         minimum = g("window_s")
     elif fault == "power_oscillation":
-        minimum = g("min_duration_s") + g("window_samples") * sample_s
+        # The reversals must fill the count first: within window_samples samples,
+        # or, sampled faster than the swing (1 s), as the swing makes them, one
+        # per half period.
+        count = max(g("window_samples") * sample_s, g("min_reversals") * OSC_PERIOD_S / 2)
+        minimum = g("min_duration_s") + count
     else:
         minimum = g("min_duration_s")
     return minimum + 2 * sample_s + LATENCY_S

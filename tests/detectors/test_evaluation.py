@@ -66,6 +66,12 @@ def test_budget_is_minimum_plus_two_intervals() -> None:
         minimum = float(p["over_current"].min_duration_s)  # type: ignore[attr-defined]
         assert ttd_budget("over_current", p["over_current"], dt) == minimum + 2 * dt + 1.0
         assert ttd_budget("meter_regression", p["meter_regression"], dt) == 2 * dt + 1.0
+    # Four reversals of the injected 20 s swing take 40 s to happen, longer than
+    # window_samples (10) samples at 1 s.
+    osc = p["power_oscillation"]
+    m, n, w = osc.min_duration_s, osc.min_reversals, osc.window_samples  # type: ignore[attr-defined]
+    assert ttd_budget("power_oscillation", osc, 1.0) == m + n * 10.0 + 2 * 1.0 + 1.0
+    assert ttd_budget("power_oscillation", osc, 10.0) == m + w * 10.0 + 2 * 10.0 + 1.0
 
 
 def test_oscillation_aliased_by_the_sampling_is_not_detectable() -> None:
