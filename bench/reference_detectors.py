@@ -173,7 +173,7 @@ class _Conn:
         self.p = self.p_ts = NAN  # last known power
         # meter_regression: the last transaction start, an unconfirmed fall
         self.tx_start = NAN
-        self.pend_pre = self.pend_e = NAN
+        self.pend_pre = self.pend_e = self.pend_ts = NAN
         self.pe_before = NAN  # the register before the last known one
         # meter_mismatch: the open window and its sums, the CUSUM
         self.win = NAN
@@ -390,7 +390,7 @@ class ReferenceDetectors:
             # Still since the previous register: the run is timed from it.
             st.ep["stuck"].step(ts, stuck, moved, mp.min_duration_s, 0.0, rank, st.interval, pet)
         if e == e:
-            self._regression(st, ts, e, pe)
+            self._regression(st, ts, e, pe, pet, pw, pp)
             self._mismatch(st, ts, e, pw, pe, pet, pp, ppt, vi)
         # meter_unit_error: power against V*I, and the register's step against V*I*dt
         mu = self.mu
@@ -412,18 +412,30 @@ class ReferenceDetectors:
             # timed from the previous register, as meter_stuck's
             st.ep["unit_e"].step(ts, ebad, not ebad, mu.min_duration_s, 0.0, rank, st.interval, pet)
 
-    def _regression(self, st: _Conn, ts: float, e: float, pe: float) -> None:
+    def _regression(
+        self, st: _Conn, ts: float, e: float, pe: float, pet: float, pw: float, pp: float
+    ) -> None:
         """A fall confirmed by the next known register; a restart at the first
         register after a transaction start is none, nor the end of a single
-        reading too high (the fall lands at or above the register before it)."""
+        reading too high (the fall lands at or above the register before it).
+        Where power is known, half the energy it says flowed is expected on
+        top, in both comparisons."""
         mr = self.mr
         tol = mr.tolerance_wh
+        rate = _fmin(pw, pp)
+        rate = max(rate, 0.0) if rate == rate else 0.0
+
+        def grew(since: float) -> float:
+            g = 0.5 * rate * (ts - since) / 3600.0
+            return g if g == g else 0.0
+
         restart = st.tx_start > st.e_recv or (st.e_recv != st.e_recv and st.tx_start == st.tx_start)
         fall = pe - e > tol and not _thousandfold(_div(pe, e if e > 0 else NAN)) and not restart
-        fall = fall and not e >= st.pe_before - tol  # a single high reading ending
-        bad = e < st.pend_pre - tol and not restart
+        # a single high reading ending
+        fall = fall and not e >= st.pe_before - tol + grew(pet)
+        bad = e < st.pend_pre - tol + grew(st.pend_ts) and not restart
         st.ep["regr"].step(ts, bad, not (bad or fall), 0.0, mr.hold_s)
-        st.pend_pre, st.pend_e = (pe, e) if fall else (NAN, NAN)
+        st.pend_pre, st.pend_e, st.pend_ts = (pe, e, pet) if fall else (NAN, NAN, NAN)
 
     def _mismatch(
         self,

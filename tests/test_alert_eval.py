@@ -95,6 +95,10 @@ def test_detectability_is_from_sampling() -> None:
     assert detectability(osc, 1800.0, 30.0) == ""  # aliased to 60 s, still a swing
     stuck = next(c for c in FAULT_CASES if c.fault == "meter_stuck")
     assert "samples" in detectability(stuck, 480.0, 300.0)
+    # A supply fault on an idle connector: 2 clock-aligned readings in 30 min.
+    band = next(c for c in FAULT_CASES if c.fault == "voltage_out_of_band")
+    assert "3 samples of 900 s" in detectability(band, 1800.0, 10.0, idle_report_s=900.0)
+    assert detectability(band, 1800.0, 10.0) == ""  # in a session: 10 s samples
     offline = next(c for c in FAULT_CASES if c.fault == "charger_offline")
     assert detectability(offline, 60.0, 300.0) == ""  # heartbeats, not meter samples
 

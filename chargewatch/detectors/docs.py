@@ -94,7 +94,8 @@ models:
   times (one per charger) plus its hard normal cases, through the collector
   pipeline into the detectors, and prints precision, recall and median/worst
   time to detect per detector against the targets (>= 0.95, TTD within the
-  minimum duration plus one sample interval). Exit status 1 below target.
+  minimum duration plus two sample intervals; n/a with the reason where the
+  sampling cannot carry the fault). Exit status 1 below target.
   `tests/detectors/test_evaluation.py` runs the same at 60 chargers x 10 h.
 - `python bench/bench_detectors.py`: samples/s through the full set on 10,000
   connectors vs the per-sample reference in `bench/reference_detectors.py`

@@ -18,13 +18,16 @@ meter_regression
     swap, wrap, a per-transaction register falling below zero) within a
     transaction or with none, and stays down: the fall is confirmed by the
     connector's next known register still being below the value before the
-    fall (a real regression persists; a corrupt reading is isolated). Found at
+    fall (a real regression persists; a corrupt reading is isolated), plus half
+    the energy the reported power says flowed since (at 150 kW and 60 s a 5 kWh
+    fall is made up in two readings, yet the energy is lost). Found at
     that next register: one sample interval after the fall. Active for
     ``hold_s`` after the last confirmed drop. Inputs: energy_wh, negative
     values included (counted as ``negative_registers``). Ignores: one corrupt
     register (0, a low value, a negative one) that the next register undoes;
     one reading too high (a corrupt word, 0xFFFFFFFF Wh), whose fall lands at
-    or above the register before it (counted as ``register_spikes``);
+    or above the register before it, plus half what the power says flowed
+    over the fall's interval (counted as ``register_spikes``);
     the register restarting (at 0 or a low value) at the first register
     received after a transaction start, as some chargers count per
     transaction, and such a restart after a corrupt reading; NaN registers.
@@ -141,6 +144,16 @@ def _register_steps(f: Frame) -> tuple[F64, F64]:
     de.flags.writeable = False
     dt.flags.writeable = False
     return de, dt
+
+
+def _flowed_wh(f: Frame, seconds: F64) -> F64:
+    """Per row, the energy in Wh the reported power says flowed over ``seconds``
+    before it: the lower of the row's power and the previous known one (a
+    change of load within the interval is not overstated); 0 where neither is
+    known or the power is negative."""
+    rate = np.fmin(f.col("power_w"), f.prev_p)
+    out: F64 = np.nan_to_num(np.maximum(rate, 0.0) * seconds / 3600.0, nan=0.0)
+    return out
 
 
 def finite_rows(f: Frame, name: str) -> B:
@@ -306,11 +319,20 @@ class MeterRegression(Detector):
     no finding, and a regression is found one sample interval later than the
     fall itself.
 
+    Where power is reported, the register is expected to have grown meanwhile:
+    a fall is confirmed while the next register is below the value before the
+    fall plus half the energy the power says flowed since (slow sampling of a
+    fast charger: at 150 kW and 60 s a 5 kWh fall is made up within two
+    readings, yet the energy is lost).
+
     A single reading too high is as common (a corrupt word, 0xFFFFFFFF Wh from
     a failed meter read): the fall after it lands at or above the register
     before it (within the tolerance), so nothing the meter had counted was
     lost. Such a fall is the glitch ending, not a regression, and is counted
-    (``register_spikes``).
+    (``register_spikes``). Where power is reported, the fallen value must also
+    have grown on from that register by half the energy the power says flowed
+    over the fall's interval: a register that stands still under load for two
+    intervals is a fall, not a spike ending.
     """
 
     fault = "meter_regression"
@@ -323,6 +345,7 @@ class MeterRegression(Detector):
             # register before it, and the fallen value (NaN: none pending).
             self._pend_pre = np.full(0, np.nan)
             self._pend_e = np.full(0, np.nan)
+            self._pend_ts = np.full(0, np.nan)  # ts of the register before the fall
             # The register before the connector's last known register (NaN: none).
             self._last_pe = np.full(0, np.nan)
         self._last_pe = grown(self._last_pe, n, np.nan)
@@ -330,6 +353,7 @@ class MeterRegression(Detector):
         self._e_recv = grown(self._e_recv, n, np.nan)
         self._pend_pre = grown(self._pend_pre, n, np.nan)
         self._pend_e = grown(self._pend_e, n, np.nan)
+        self._pend_ts = grown(self._pend_ts, n, np.nan)
 
     def _update(self, f: Frame, events: Events, now: float) -> None:
         e = f.col("energy_wh")
@@ -357,8 +381,9 @@ class MeterRegression(Detector):
                     spikes
                 )
         if fall.any() or pending:
-            pre, low = self._pending(f, known, fall)
-            bad = e < pre - tol  # NaN (nothing pending) is False
+            pre, low, pre_ts = self._pending(f, known, fall)
+            grew = 0.5 * _flowed_wh(f, f.ts - pre_ts)  # 0 without power
+            bad = e < pre - tol + grew  # NaN (nothing pending) is False
             if bad.any():  # a restart after a glitch confirms nothing
                 bad[self._restarts(f, events, known, bad)] = False
         else:  # no fall here or pending, nothing to confirm
@@ -390,23 +415,27 @@ class MeterRegression(Detector):
         fall: B = register_steps(f)[0] < -tol
         return fall if fall.any() else None
 
-    def _pending(self, f: Frame, known: B, fall: B) -> tuple[F64, F64]:
+    def _pending(self, f: Frame, known: B, fall: B) -> tuple[F64, F64, F64]:
         """Per row, the fall awaiting confirmation at it: the register before
-        the fall and the fallen value, from the connector's previous known row
-        (or an earlier update); NaN where none is pending."""
+        the fall, the fallen value and the ts of that register before, from the
+        connector's previous known row (or an earlier update); NaN where none
+        is pending."""
         pre, low = np.full(known.shape[0], np.nan), np.full(known.shape[0], np.nan)
+        pre_ts = np.full(known.shape[0], np.nan)
         k = np.flatnonzero(known)
         if k.size == 0:
-            return pre, low
+            return pre, low, pre_ts
         kc = f.conn[k]
         first = np.ones(k.size, np.bool_)
         first[1:] = kc[1:] != kc[:-1]
         pre_k = np.where(fall[k], f.prev_e[k], np.nan)
         low_k = np.where(fall[k], f.col("energy_wh")[k], np.nan)
-        pre[k[1:]], low[k[1:]] = pre_k[:-1], low_k[:-1]
+        ts_k = np.where(fall[k], f.prev_e_ts[k], np.nan)
+        pre[k[1:]], low[k[1:]], pre_ts[k[1:]] = pre_k[:-1], low_k[:-1], ts_k[:-1]
         fc = kc[first]
         pre[k[first]], low[k[first]] = self._pend_pre[fc], self._pend_e[fc]
-        return pre, low
+        pre_ts[k[first]] = self._pend_ts[fc]
+        return pre, low, pre_ts
 
     def _spike_ends(self, f: Frame, known: B, fall: B, tol: F64 | float) -> list[int]:
         """The rows of ``fall`` that end a single reading too high: the fallen
@@ -420,7 +449,8 @@ class MeterRegression(Detector):
             # The register before the previous known one: that row's own previous.
             pp = f.prev_e[lo + before[-1]] if before.size else self._last_pe[int(f.conn[i])]
             t = tol if isinstance(tol, float) else float(tol[i])
-            if e[i] >= pp - t:  # NaN (no such register) is False
+            grew = 0.5 * float(_flowed_wh(f, f.ts - f.prev_e_ts)[i])  # 0 without power
+            if e[i] >= pp - t + grew:  # NaN (no such register) is False
                 out.append(i)
         return out
 
@@ -460,9 +490,11 @@ class MeterRegression(Detector):
             if pending:
                 self._pend_pre[c] = np.nan
                 self._pend_e[c] = np.nan
+                self._pend_ts[c] = np.nan
             return
         self._pend_pre[c] = np.where(fall[r], f.prev_e[r], np.nan)
         self._pend_e[c] = np.where(fall[r], f.col("energy_wh")[r], np.nan)
+        self._pend_ts[c] = np.where(fall[r], f.prev_e_ts[r], np.nan)
 
 
 #: Segments this long or shorter, all of one length, are summed position by

@@ -162,6 +162,9 @@ _METER_EVIDENCE = frozenset(
         "failed_start",
     }
 )
+#: Meter-borne faults that also show on an idle connector (no transaction):
+#: there its readings come at the idle cadence (OCPP clock-aligned values).
+_IDLE_EVIDENCE = frozenset({"voltage_out_of_band"})
 MIN_SAMPLES = 3  # one sample shows a change; persistence takes two more
 # Offline means silent for 2 heartbeat intervals + 30 s (issue #17's contract).
 OFFLINE_FACTOR, OFFLINE_MARGIN_S = 2.0, 30.0
@@ -185,7 +188,9 @@ def detectability(
     a repeated swing at all. A connector idle through a stale_telemetry fault
     reports at its idle cadence (``idle_report_s``: OCPP's clock-aligned values)
     and, like a charger between heartbeats, is stale after 2 of its intervals
-    + 30 s (one lost report is a network blip; docs/detectors.md).
+    + 30 s (one lost report is a network blip; docs/detectors.md). A supply
+    fault (voltage out of band) on a connector idle through it shows only in
+    those idle readings: it needs MIN_SAMPLES of them.
     """
     if case.fault == "charger_offline" and heartbeat_s > 0:
         # A charger is silent between heartbeats by design; the product's
@@ -200,6 +205,8 @@ def detectability(
                 f"{duration:.0f} s silence < 2 x {idle_report_s:.0f} s idle reporting "
                 "interval + 30 s"
             )
+        interval = idle_report_s
+    if case.fault in _IDLE_EVIDENCE and idle_report_s > 0:
         interval = idle_report_s
     if case.fault not in _METER_EVIDENCE:
         return ""

@@ -410,3 +410,23 @@ def test_irregular_sampling_never_raises_nor_finds(
     idx = fleet(1)
     ds = run(b, session_start(idx, t=T0 - 5), idx, cuts=cuts, faults=SAMPLE_FAULTS)
     assert ds.findings == [], ds.findings
+
+
+def test_regression_made_up_within_two_readings_at_60s_is_found() -> None:
+    # A 150 kW charger sampled every 60 s adds 2.5 kWh per reading; its register
+    # falls 4.99 kWh (about the simulator's default drop of 5 kWh) and counts
+    # on. The fallen value lands 10 Wh above the register two readings back, as
+    # a single too-high reading's end would, and the next one is 10 Wh above
+    # the value before the fall: by
+    # the register alone a glitch. The power says 5 kWh flowed over those two
+    # intervals and the register shows none of it: a regression, confirmed at
+    # the next register (the fall plus one interval).
+    s = session(60.0)
+    s.power = s.power * 7.5
+    dt = np.diff(s.t, prepend=s.t[0])
+    s.energy = 1.0e6 + np.cumsum(s.power * dt / 3600) - np.where(s.t > ONSET, 4990.0, 0.0)
+    idx = fleet(1)
+    ds = _run(s, 60.0, idx, session_start(idx))
+    (f,) = of(ds, "meter_regression")
+    assert f.detected - (T0 + ONSET) == 120.0  # the fall at +60 s, confirmed at +120 s
+    assert [x.fault for x in ds.findings if x.fault != "meter_regression"] == []

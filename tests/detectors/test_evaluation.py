@@ -12,6 +12,7 @@ from chargewatch.evaluation.detector_report import (
     format_table,
     normal_scenarios,
     score,
+    ttd_budget,
 )
 
 
@@ -43,6 +44,45 @@ def test_score_counts_misses_false_alarms_and_late_detections() -> None:
     (row,) = [r for r in score(findings, truth, DetectorConfig(), 10.0) if r.fault == "meter_stuck"]
     assert (row.recall, row.precision, row.late) == (0.5, 0.5, 1)
     assert not row.passed
+
+
+def test_every_detector_meets_its_targets_at_60s() -> None:
+    # OCPP MeterValues every 60 s: the slowest cadence of issue 17's target. A
+    # fault the sampling cannot carry passes as not detectable, with the reason.
+    rows, _ = evaluate(chargers=60, hours=10, seed=1, per_fault=2, interval=60.0)
+    failing = [r.fault for r in rows if not r.passed]
+    assert not failing, f"{failing} below target:\n{format_table(rows)}"
+    na = {r.fault: r.not_detectable for r in rows if r.not_detectable}
+    assert set(na) == {"power_oscillation"}, na
+    assert "same phase" in na["power_oscillation"]
+
+
+def test_budget_is_minimum_plus_two_intervals() -> None:
+    # The first bad sample comes up to one interval after the onset; at 60 s
+    # a 10 s minimum (over_current) is only seen at the next sample, another
+    # interval later: issue 17's target without the rule's `for`.
+    p = DetectorConfig().params()
+    for dt in (1.0, 10.0, 30.0, 60.0):
+        minimum = float(p["over_current"].min_duration_s)  # type: ignore[attr-defined]
+        assert ttd_budget("over_current", p["over_current"], dt) == minimum + 2 * dt + 1.0
+        assert ttd_budget("meter_regression", p["meter_regression"], dt) == 2 * dt + 1.0
+    # Four reversals of the injected 20 s swing take 40 s to happen, longer than
+    # window_samples (10) samples at 1 s.
+    osc = p["power_oscillation"]
+    m, n, w = osc.min_duration_s, osc.min_reversals, osc.window_samples  # type: ignore[attr-defined]
+    assert ttd_budget("power_oscillation", osc, 1.0) == m + n * 10.0 + 2 * 1.0 + 1.0
+    assert ttd_budget("power_oscillation", osc, 10.0) == m + w * 10.0 + 2 * 10.0 + 1.0
+
+
+def test_oscillation_aliased_by_the_sampling_is_not_detectable() -> None:
+    # A 20 s swing sampled every 60 s: every sample at the same phase.
+    truth = [FaultEpisode("power_oscillation", 0, 1000.0, 2800.0)]
+    rows = {r.fault: r for r in score([], truth, DetectorConfig(), 60.0)}
+    assert "same phase" in rows["power_oscillation"].not_detectable
+    assert rows["power_oscillation"].passed
+    at_30 = {r.fault: r for r in score([], truth, DetectorConfig(), 30.0)}
+    assert at_30["power_oscillation"].not_detectable == ""
+    assert not at_30["power_oscillation"].passed  # a miss where it shows
 
 
 def test_hard_normal_cases_raise_nothing() -> None:
