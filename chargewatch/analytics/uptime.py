@@ -180,7 +180,9 @@ def alert_signals(transitions: Iterable[Mapping[str, Any]], until: float) -> lis
     firing's ``evidence_start`` (the charger's last sign of life; the alert fires
     only a heartbeat timeout later), else at the firing, and ends at the
     resolution's ``evidence_start`` (its return; the alert resolves only
-    ``keep_firing_for`` later), else at the resolution.
+    ``keep_firing_for`` later), else at the resolution. An error-code alert's
+    outage ends at its resolution's ``evidence_start`` too: the status change
+    that cleared it.
     """
     open_: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, Mapping[str, Any]]] = {}
     out: list[Signal] = []
@@ -212,11 +214,13 @@ def _first_evidence(t: Mapping[str, Any], kind: str) -> float:
 
 
 def _last_evidence(t: Mapping[str, Any], kind: str) -> float:
-    """When a resolution's outage ended: for an offline charger its return, before
-    the rule's ``keep_firing_for`` (the resolution's ``evidence_start``)."""
+    """When a resolution's outage ended (the resolution's ``evidence_start``):
+    for an offline charger its return, before the rule's ``keep_firing_for``;
+    for an error-code alert the status change that cleared the error, before
+    the evaluation that noticed it."""
     at = float(t["at"])
     back = t.get("evidence_start")
-    if kind != "offline" or back is None:
+    if kind not in ("offline", "error_code") or back is None:
         return at
     return min(at, float(back))
 

@@ -15,6 +15,7 @@ __all__ = [
     "detector_signals",
     "note_cleared_at",
     "note_evidence_start",
+    "note_status_cleared",
     "ocpp_versions",
     "transition_row",
 ]
@@ -268,6 +269,36 @@ def note_cleared_at(transitions: Sequence[Transition], engine: AlertEngine) -> N
             t.annotations = {**t.annotations, EVIDENCE_START: repr(a.keep_firing_since)}
 
 
+def note_status_cleared(
+    transitions: Sequence[Transition],
+    frame: dict[str, NDArray[Any]],
+    now: float,
+    engine: AlertEngine,
+) -> None:
+    """Annotate each resolution of an error-code alert with when the connector's
+    status changed, if that was since the group's previous evaluation: the
+    charger's StatusNotification cleared the error then, and uptime ends the
+    outage there, not at the evaluation that noticed (up to a group interval
+    later; docs/analytics.md, Uptime). Charger-wide errors (connector "0") are
+    not a port's status: left as they are."""
+    ages = frame.get("status_age_s")
+    if ages is None:
+        return
+    interval = {r.name: g.interval_s for g in engine.groups for r in g.rules}
+    for t in transitions:
+        if (
+            t.state != "resolved"
+            or not t.labels.get("error_code")
+            or t.labels.get("connector") == "0"
+            or EVIDENCE_START in t.annotations
+            or not 0 <= t.connector < ages.shape[0]
+        ):
+            continue
+        age = float(ages[t.connector])
+        if math.isfinite(age) and 0.0 <= age <= interval.get(t.alertname, 0.0):
+            t.annotations = {**t.annotations, EVIDENCE_START: repr(now - age)}
+
+
 def transition_row(t: Transition) -> dict[str, Any]:
     """A transition as ``Ledger.write_alert_transitions`` takes it."""
     return {
@@ -363,6 +394,7 @@ class AlertStage:
         if transitions:
             note_evidence_start(transitions, frame, now)
             note_cleared_at(transitions, self.engine)
+            note_status_cleared(transitions, frame, now, self.engine)
             self.transitions += len(transitions)
             if self.on_transitions is not None:
                 self.on_transitions(transitions)
