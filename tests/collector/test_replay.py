@@ -89,7 +89,8 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     assert outage["evidence"]["error_codes"] == ["GroundFailure"]
     assert outage["evidence"]["mrec"] == ["CX002"]  # the label rules/error_codes.yaml adds
     # The outage runs from the first signal (the Faulted status, kept in the ledger's
-    # status history) to the last (the alert resolving after `for:`), counted once.
+    # status history) to the status that cleared it (the alert resolves at the
+    # evaluation after it, which carries that time), counted once.
     with Ledger(out / "ledger.sqlite", read_only=True) as ledger:
         history = ledger.db.execute(
             "SELECT at, status, error_code FROM port_status"
@@ -100,7 +101,9 @@ def test_replay_writes_alerts_and_rejections(tmp_path: Path) -> None:
     assert 1800 <= faulted - start < 1800 + 60  # the fault's start, not the alert's
     assert outage["evidence"]["alerts"] == ["OcppGroundFailure", "status"]
     assert outage["start"] == pytest.approx(faulted)
-    assert line["outage_min"] == pytest.approx((start + t_res - faulted) / 60.0)
+    cleared = next(at for at, status, code in history if at > faulted and status != "Faulted")
+    assert faulted < cleared <= start + t_res  # the resolution comes at or after it
+    assert line["outage_min"] == pytest.approx((cleared - faulted) / 60.0)
     window_min = (line["window_end"] - line["window_start"]) / 60.0
     assert line["uptime_pct"] == pytest.approx((window_min - line["outage_min"]) / window_min * 100)
 
