@@ -33,7 +33,7 @@ headline figures are medians over the runs, by CPU time, and the ratio is the
 median of the runs' own ratios (a disturbance hits both sides of one run
 alike); ``spread`` gives min and max. ``machine`` states the CPU model, cores,
 caches, load averages before and after, and the numpy build, so that figures
-from two machines can be compared; ``host_probe_runs`` times, just before each
+from two machines can be compared; ``host_probe_runs`` times, just after each
 vectorised run, work that is not chargewatch's (bench/host_probe.py: memory
 bandwidth, in-cache numpy, the interpreter), so that a slower figure can be
 told apart as a slower host or slower code. Not a test: no timing asserts in CI.
@@ -375,13 +375,17 @@ def main() -> None:
     ds = None
     faults: list[int] = []  # minor page faults and system CPU seconds per vectorised run
     sys_s: list[float] = []
-    probes: list[dict[str, float]] = []  # the host's speed just before each vectorised run
+    # The host's speed just after each vectorised run: after, not before, so
+    # that the probe's 136 MiB do not leave the timed run's caches cold (in the
+    # full bench the reference runs between a probe and the next timed run, as
+    # it did before there were probes).
+    probes: list[dict[str, float]] = []
     for _ in range(args.repeat):
         ds = None  # the last run's state goes before the next is built (one heap's worth)
-        probes.append(probe())
         before = resource.getrusage(resource.RUSAGE_SELF)
         t, ds = _vectorised(data, events, index, per)
         after = resource.getrusage(resource.RUSAGE_SELF)
+        probes.append(probe())
         faults.append(after.ru_minflt - before.ru_minflt)
         sys_s.append(round(after.ru_stime - before.ru_stime, 4))
         vec_runs.append(t)
@@ -454,7 +458,7 @@ def main() -> None:
         "timer": "process_time (CPU); wall figures under 'wall'",
         "vectorised_samples_per_s": round(rate),
         "vectorised_seconds_runs": r3([r[0] for r in vec_runs]),
-        # bench/host_probe.py just before each of those runs: memory bandwidth,
+        # bench/host_probe.py just after each of those runs: memory bandwidth,
         # in-cache numpy and interpreter speed, none of them chargewatch's code.
         "host_probe_runs": probes,
         "sequencer_share": round(seq_s / statistics.median(r[0] for r in vec_runs), 3),
