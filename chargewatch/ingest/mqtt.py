@@ -17,7 +17,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,7 @@ class MqttIngest:
         self._closing = False
         self.paused = 0  # times the network thread waited for inbox space
         self.connected = threading.Event()
+        self._pending_subacks: set[int] = set()
         self.shed = 0
         self.connects = 0
         self.skipped = 0  # messages for chargers another collector owns
@@ -154,6 +155,7 @@ class MqttIngest:
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         for topic in self.handlers:
@@ -211,20 +213,41 @@ class MqttIngest:
             metrics.MQTT_RECONNECTS.inc()
         # With a persistent session the broker remembers subscriptions, but
         # subscribing again is idempotent and covers a broker that lost its state.
+        # Connected means subscribed: until every SUBACK is back, a message published
+        # to a new persistent session is not kept for it, so callers waiting on
+        # ``connected`` wait for the SUBACKs too. (Callbacks run on this network
+        # thread, so no SUBACK is handled before its mid is recorded here.)
+        pending = self._pending_subacks
+        pending.clear()
         filters = self.config.topic_filters()
         for i in range(0, len(filters), _FILTERS_PER_SUBSCRIBE):
             chunk = filters[i : i + _FILTERS_PER_SUBSCRIBE]
-            client.subscribe([(t, self.config.qos) for t in chunk])
+            self._subscribe(client, chunk)
         if self.handlers:
-            client.subscribe([(t, self.config.qos) for t in self.handlers])
+            self._subscribe(client, list(self.handlers))
         metrics.MQTT_CONNECTED.set(1)
-        self.connected.set()
+        if not pending:
+            self.connected.set()
         log.info(
             "MQTT connected to %s:%d (session present: %s)",
             self.config.host,
             self.config.port,
             getattr(flags, "session_present", "?"),
         )
+
+    def _subscribe(self, client: mqtt.Client, topics: Sequence[str]) -> None:
+        _, mid = client.subscribe([(t, self.config.qos) for t in topics])
+        if mid is not None:  # None: not sent, the connection is gone and comes again
+            self._pending_subacks.add(mid)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        pending = self._pending_subacks
+        if mid in pending:
+            pending.discard(mid)
+            if not pending:
+                self.connected.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

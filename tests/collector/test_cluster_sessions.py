@@ -114,3 +114,22 @@ def test_what_a_dead_owner_did_not_acknowledge_comes_again(mosquitto: Mosquitto)
     again = drain(nxt, 3 * len(mine))
     nxt.close_all()
     assert seqs(again) == {c: [2, 3, 4] for c in mine}
+
+
+def test_connected_means_every_subscription_is_acknowledged(mosquitto: Mosquitto) -> None:
+    """A new persistent session keeps only what arrives after its SUBACK: a message
+    published the moment ``wait_connected`` returns must reach the owner, even
+    with thousands of filters sent in several SUBSCRIBE packets (the last
+    charger's filter is in the last packet)."""
+    prefix = f"cw{uuid.uuid4().hex[:6]}"
+    fleet = [f"CP-{i:05d}" for i in range(3000)]
+    mine = [c for c in fleet if partition_of(c, N) == 3]
+    owner = PartitionSessions(
+        MqttConfig(port=mosquitto.port, receive_maximum=100), N, lambda: fleet, prefix=prefix
+    )
+    owner.open(3)
+    assert owner.wait_connected(20)
+    publish(mosquitto.port, [(mine[-1], 0)])
+    got = drain(owner, 1)
+    owner.close_all()
+    assert seqs(got) == {mine[-1]: [0]}
