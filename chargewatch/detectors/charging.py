@@ -30,7 +30,8 @@ failed_start
     row, including rows a wrong clock put behind processed ones. A row without
     power (a register-only charger: OCPP 1.6's default measurand) delivers
     when the register has risen since the wait began by more than a minute at
-    ``min_power_w`` (the register before the wait, else the first one in it).
+    ``min_power_w`` (the register before the wait, else the first one in it;
+    a register that restarts below it, per transaction, counts from its low).
 status_flapping
     Catches: ``changes`` status changes within ``window_s``. Clears when fewer
     than half that many remain within the window. Ignores: repeated identical
@@ -368,10 +369,27 @@ class FailedStart(Detector):
         rc = frame.raw_conn[lo:hi]
         step = self._at("min_power_w", rc) * (60.0 / 3600.0)
         e = frame.raw_energy[lo:hi]
-        rose: NDArray[np.bool_] = ~np.isfinite(frame.raw_power[lo:hi]) & (
-            e - np.take(self._e0, rc) > step
-        )
+        base = np.take(self._e0, rc)
+        # A register below the baseline in the wait restarted (per transaction,
+        # meterStart 0): the previous session's last reading would never be
+        # passed, so the wait counts from the lowest register since.
+        low = np.where((frame.raw_recv[lo:hi] >= np.take(self._arm, rc)) & (e < base), e, np.nan)
+        if not np.isnan(low).all():
+            base = base.copy()
+            for c in np.unique(rc[~np.isnan(low)]).tolist():
+                seg = np.flatnonzero(rc == c)
+                base[seg] = np.fmin(base[seg], np.fmin.accumulate(low[seg]))
+        rose: NDArray[np.bool_] = ~np.isfinite(frame.raw_power[lo:hi]) & (e - base > step)
         return rose
+
+    def _lower_baselines(self, frame: Frame) -> None:
+        """Keep a restarted register's low (see ``_rose``) as the baseline for
+        the rows of later batches."""
+        rc, e = frame.raw_conn, frame.raw_energy
+        fell = (frame.raw_recv >= np.take(self._arm, rc)) & (e < np.take(self._e0, rc))
+        idx = np.flatnonzero(fell)
+        if idx.size:
+            np.minimum.at(self._e0, rc[idx], e[idx])
 
     def _first_registers(self, frame: Frame) -> None:
         """Armed connectors with no register before their wait take the first
@@ -495,6 +513,7 @@ class FailedStart(Detector):
                 if not self._evid[hc].all():
                     self._next = -np.inf  # evidence makes a deadline count
                     self._evid[hc] = True
+            self._lower_baselines(frame)
         self._remember_registers(frame)
         # _evid now holds this frame's evidence: keeping the frame (every array of
         # the batch, ~1 KB a connector) until the next update would only cost memory.

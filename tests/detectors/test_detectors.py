@@ -287,6 +287,29 @@ def test_failed_start_register_baseline_is_the_reading_before_the_wait() -> None
     assert of(ds, "failed_start") == []
 
 
+@pytest.mark.parametrize("cuts", [1, 4])
+def test_failed_start_register_restarting_per_transaction_delivers(cuts: int) -> None:
+    # A register that restarts at 0 with every transaction (meterStart 0, seen
+    # on real 1.6 chargers): the previous session's last reading, 13.75 kWh, is
+    # no baseline for the new one's 0, 30, 61 ... Wh. Before, the new session
+    # never "rose" past 13.75 kWh and paged FailedStart although it delivered.
+    idx = fleet(1)
+    before = charging(3, t0=T0 - 400)
+    before.values[:, E] = 13_750.0
+    after = charging(30, t0=T0 + 30)
+    after.values[:, E] -= after.values[0, E]  # 0 Wh at the first reading
+    for b in (before, after):
+        b.values[:, P] = np.nan
+    batch = MeterBatch.concat([before, after])
+    ds = run(batch, session_start(idx), idx, cuts=cuts, faults=["failed_start"], now=T0 + 1000)
+    assert of(ds, "failed_start") == []
+    # A register standing at its restart value still did not deliver.
+    after.values[:, E] = 0.0
+    batch = MeterBatch.concat([before, after])
+    ds = run(batch, session_start(idx), idx, cuts=cuts, faults=["failed_start"], now=T0 + 1000)
+    assert len(of(ds, "failed_start")) == 1
+
+
 def test_status_flapping() -> None:
     idx = fleet(2)
     ev = [
