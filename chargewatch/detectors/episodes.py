@@ -151,6 +151,7 @@ class Episodes:
         judged: B | None = None,
         cadence: tuple[F64, F64] | None = None,
         began: F64 | None = None,
+        began_is_sample: bool = False,
     ) -> None:
         """Advance with rows sorted by (conn, ts).
 
@@ -168,7 +169,11 @@ class Episodes:
         began to hold, at or before its ts (a condition judged over the
         interval since an earlier row held from that row on); a run lasts from
         its first row's ``began``, the finding's start, while its rows are
-        still counted from that first row.
+        still counted from that first row, unless ``began_is_sample``: then the
+        row it began at is one of the run's samples too (a register that stood
+        still stood at that reading; at 300 s sampling the first still step
+        already spans 2 samples, not 1). Not so for a step that is wrong over
+        its interval (a unit change): the reading before it was right.
         """
         n = conn.shape[0]
         if n == 0:
@@ -208,7 +213,7 @@ class Episodes:
         if cadence is not None and rank is not None:
             carried = np.where(setting, self.rank0[conn], np.nan)
             s_rank0 = self._runs(set_cond, rank, first, seg_start, carried)
-            spanned = rank - s_rank0 + 1.0
+            spanned = rank - s_rank0 + (2.0 if began_is_sample else 1.0)
             set_evt &= spanned >= min_samples(min_d, np.take(cadence[1], conn))
         clr_evt = clear_cond & (ts - c_since >= clr_d)
         di = ffill_index(set_evt | clr_evt, seg_start)

@@ -297,6 +297,7 @@ class MeterStuck(Detector):
             judged,
             cadence=f.cadence,
             began=f.prev_e_ts,
+            began_is_sample=True,
         )
         # Score: 1.0 while the register is frozen under load, 0 when it moves.
         c, r = self._last_rows(f, judged)

@@ -324,9 +324,11 @@ def test_stuck_register_at_60s_with_jitter_is_found_in_budget() -> None:
     # The sample times (s from the freeze) of the OCPP 2.0.1 field capture at 60 s
     # (tests/acceptance/gen_field.py, seed 17): 60 s +- 1 s apart, as chargers
     # send them. The register last grew at +6 s (6 s of charge before it froze);
-    # the three still steps after it end at +67, +127 and +186 s, 119 s apart.
-    # The freeze is 180 s old at +186 s: found there, within min_duration + 2
-    # intervals of its onset, and dated from the register's last growth.
+    # the still steps after it end at +67, +127 and +186 s. At +127 s the
+    # register has stood at one reading for 121 s over 3 samples (+6, +67, +127:
+    # the reading it stood at is one of them): found there, within min_duration
+    # + 2 intervals of its onset, and dated from the register's last growth.
+    # (Counted from the first still step, 3 still steps were needed: +186 s.)
     freeze = T0 + ONSET
     after = np.array([6.0, 67.0, 127.0, 186.0, 246.0, 307.0, 366.0, 427.0, 487.0, 546.0])
     before = -54.0 - 60.0 * np.arange(15.0)[::-1]
@@ -341,7 +343,7 @@ def test_stuck_register_at_60s_with_jitter_is_found_in_budget() -> None:
     ds = run(s.batch(), session_start(idx, t=T0 + ONSET - 1000.0), idx, cuts=20)
     (f,) = of(ds, "meter_stuck")
     assert f.detected - freeze <= _duration("meter_stuck") + 2 * 60.0
-    assert f.detected == freeze + 186.0
+    assert f.detected == freeze + 127.0
     assert f.start == freeze + 6.0
 
 
