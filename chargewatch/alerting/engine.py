@@ -6,7 +6,7 @@ __all__ = ["AlertEngine", "default_rules_dir", "with_inventory"]
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +115,30 @@ class AlertEngine:
 
     # ------------------------------------------------------------ evaluation
 
-    def due(self, now: float) -> bool:
-        """Whether :meth:`evaluate` at ``now`` would evaluate any group (so needs a frame)."""
-        return any(g.due(now) for g in self.groups)
+    def due(self, now: float, changed: Collection[str] = ()) -> bool:
+        """Whether :meth:`evaluate` at ``now`` would evaluate any group, or a
+        prompt rule reading ``changed`` (so needs a frame)."""
+        return any(g.due(now) for g in self.groups) or self.prompt(changed)
 
-    def evaluate(self, now: float, frame: Frame) -> list[Transition]:
+    def prompt(self, signals: Collection[str]) -> bool:
+        """Whether any rule is evaluated at once when one of ``signals`` changes
+        (:meth:`evaluate`'s ``changed``)."""
+        return bool(signals) and any(_prompt(r, signals) for r in self.rules)
+
+    def evaluate(self, now: float, frame: Frame, changed: Collection[str] = ()) -> list[Transition]:
         """Evaluate every group that is due at ``now``; return firing/resolved transitions.
 
         Call it as often as you like (each batch): groups run on their own intervals.
+
+        ``changed``: signals that changed since the last call at an instant
+        known in advance (a liveness deadline: ``DetectorSet.next_deadline``).
+        A rule that reads one and whose whole debounce is the detector's
+        (`for: 0s`, no range window) is evaluated now as well when its group is
+        not due, off the grid: its alert then shows, and is sent, at the moment
+        the detector decided, not up to an interval later. The grid is
+        unchanged (``last_eval``), and so is every other rule: `for` is
+        counted on the grid, and a window's history gets one row per grid
+        evaluation (docs/alerting.md, "Time to detect").
         """
         if self.index is not None:
             n = frame_length(frame) or len(self.index)
@@ -136,10 +152,15 @@ class AlertEngine:
             frame = {**self._inventory, **frame}
         out: list[Transition] = []
         for g in self.groups:
-            if not g.due(now):
+            if g.due(now):
+                rules, sched = g.rules, g.stamp(now)
+                g.last_eval = sched
+            elif changed:
+                # Off the grid: `for: 0s`, so no clock is counted from it.
+                rules, sched = [r for r in g.rules if _prompt(r, changed)], now
+            else:
                 continue
-            sched = g.last_eval = g.stamp(now)
-            for r in g.rules:
+            for r in rules:
                 ts = r.evaluate(now, frame, sched)
                 out += ts
                 out += self.planner.observe(now, r, ts, frame)
@@ -201,6 +222,13 @@ class AlertEngine:
                 g.last_eval = float(last[g.name])
         self.planner.restore(data.get("remediation", []))
         self.planner.limits_restore(data.get("remediation_limits", {}))
+
+
+def _prompt(rule: Rule, changed: Collection[str]) -> bool:
+    """A rule evaluated at once when a signal of ``changed`` changes: it reads
+    one, and the detector's decision is all of its debounce (no `for`, no
+    range window, whose history is one row per grid evaluation)."""
+    return rule.hold_s == 0 and rule.history is None and not rule.expr.signals.isdisjoint(changed)
 
 
 def default_rules_dir() -> Path:

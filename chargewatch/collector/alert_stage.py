@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "EVIDENCE_START",
     "AlertStage",
+    "Deadlines",
     "NotifyWorker",
     "detector_signals",
     "note_cleared_at",
@@ -26,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +48,23 @@ from chargewatch.state.fleet_state import FleetState
 log = logging.getLogger(__name__)
 
 SignalProvider = Callable[[float], dict[str, NDArray[Any]]]
+
+
+class Deadlines(Protocol):
+    """Signals that change by time alone at an instant known in advance (a
+    liveness timeout): :class:`DetectorSet` is one."""
+
+    @property
+    def deadline_signals(self) -> tuple[str, ...]: ...
+
+    @property
+    def outage_changes(self) -> int:
+        """Moves whenever one of ``deadline_signals`` changed."""
+        ...
+
+    def next_deadline(self) -> float:
+        """When they next change unless data comes first (inf: never known)."""
+        ...
 
 
 class NotifyWorker:
@@ -311,7 +329,14 @@ def transition_row(t: Transition) -> dict[str, Any]:
 
 
 class AlertStage:
-    """Evaluates the rules as time advances (at most every ``min_eval_interval_s``)."""
+    """Evaluates the rules as time advances (at most every ``min_eval_interval_s``).
+
+    ``deadlines``: the signals it names (``charger_offline``) change at an
+    instant known in advance; the rules that read one with no `for` of their
+    own are evaluated as soon as it changed, off their group's grid
+    (``AlertEngine.evaluate``), and :meth:`next_wake` says when the caller must
+    tick for the next such change (live a timer, replay its capture clock).
+    """
 
     def __init__(
         self,
@@ -324,8 +349,11 @@ class AlertStage:
         on_transitions: Callable[[list[Transition]], None] | None = None,
         min_eval_interval_s: float = 0.25,
         reload_interval_s: float = 5.0,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.engine = engine
+        self.deadlines = deadlines
+        self._deadline_changes = deadlines.outage_changes if deadlines is not None else 0
         self.state = state
         self.providers = list(providers)
         self.deliver = deliver
@@ -354,6 +382,23 @@ class AlertStage:
     def on_batch(self, batch: MeterBatch, events: list[Event], now: float) -> None:
         self._evaluate(now)
 
+    def next_wake(self) -> float:
+        """When the next deadline signal changes unless data comes first (inf:
+        none, or no rule is prompt on it; -inf: the detectors' next tick
+        knows): a tick then evaluates its rules at that moment."""
+        d = self.deadlines
+        if d is None or not self.engine.prompt(d.deadline_signals):
+            return float("inf")
+        return d.next_deadline()
+
+    def _changed(self) -> tuple[str, ...]:
+        """The deadline signals, when they changed since the last evaluation."""
+        d = self.deadlines
+        if d is None or d.outage_changes == self._deadline_changes:
+            return ()
+        self._deadline_changes = d.outage_changes
+        return d.deadline_signals
+
     def tick(self, now: float) -> None:
         self._evaluate(now)
         if now - self._last_reload >= self.reload_interval:
@@ -377,11 +422,14 @@ class AlertStage:
         metrics.REMEDIATION_COMMANDS.inc()
 
     def _evaluate(self, now: float) -> None:
-        if now - self._last_eval < self.min_eval:
+        # A deadline signal that changed is judged now, however recent the last
+        # evaluation: the page goes out at the detector's deadline.
+        changed = self._changed()
+        if now - self._last_eval < self.min_eval and not changed:
             return
         self._last_eval = now
         frame: dict[str, NDArray[Any]] = {}
-        if self.engine.due(now):
+        if self.engine.due(now, changed):
             # Only a group that evaluates reads the frame: building it (and
             # flushing the coalesced detectors for it) at every call would
             # cost per connector several times a second for nothing.
@@ -389,7 +437,7 @@ class AlertStage:
             for provide in self.providers:
                 frame.update(provide(now))
         t0 = time.perf_counter()
-        transitions = self.engine.evaluate(now, frame)
+        transitions = self.engine.evaluate(now, frame, changed)
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - t0)
         if transitions:
             note_evidence_start(transitions, frame, now)

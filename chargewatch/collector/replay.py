@@ -150,6 +150,7 @@ def replay(
             sessions.signals,
         ],
         on_transitions=record_transitions,
+        deadlines=detectors,
     )
     pipeline = Pipeline(
         index,
@@ -217,20 +218,40 @@ def replay(
             minutes (a 7-day gap cost 87 s of CPU at 5 s steps). Deadlines up to
             20 min into a silence (offline at 2 x 900 s + 30 s is 1,830 s: 7.6 s
             steps) are seen as at 5 s; later ones within 0.4 % of their time.
+            Between the steps, a tick at each deadline the alert stage waits for
+            (``next_wake``: a charger's offline timeout), as the live collector's
+            timer wakes for it: ChargerOffline fires at the deadline itself.
             """
-            t = since + TICK_SECONDS
-            while t < until:
+            t, last = since + TICK_SECONDS, since
+            while True:
+                wake = alerts.next_wake()
+                if last < wake < min(t, until):
+                    tick(wake)
+                    last = wake
+                    continue
+                if t >= until:
+                    return
                 tick(t)
+                last = t
                 t += max(TICK_SECONDS, (t - since) / QUIET_TICK_SHARE)
 
         chunk: list[tuple[str, bytes, float]] = []
         chunk_start = 0.0
+        wake = alerts.next_wake()
         for recv, topic, payload in messages:
             if first is None:
                 first = chunk_start = recv
-            if chunk and (recv - chunk_start >= CHUNK_SECONDS or len(chunk) >= CHUNK_MESSAGES):
+            # A chunk also ends before the first message past a deadline, so
+            # that deadline is ticked at its own time (idle), not at the end
+            # of a chunk up to CHUNK_SECONDS later.
+            if chunk and (
+                recv - chunk_start >= CHUNK_SECONDS
+                or len(chunk) >= CHUNK_MESSAGES
+                or chunk_start < wake < recv
+            ):
                 run(chunk, chunk[-1][2])
                 idle(chunk[-1][2], recv)
+                wake = alerts.next_wake()
                 chunk = []
                 chunk_start = recv
             chunk.append((topic, payload, recv))

@@ -285,6 +285,7 @@ class Collector:
             deliver=self.notify.submit,
             publish=self._publish_command,
             on_transitions=self._on_transitions,
+            deadlines=self.detectors,
         )
         stages.append(self.alerts)
         self.pipeline = Pipeline(
@@ -480,9 +481,16 @@ class Collector:
         cfg = self.config
         last_tick = 0.0
         while not self._stop.is_set():
+            # A timer for the next liveness deadline (a charger offline unless
+            # heard before): the tick at that moment pages it then, not at the
+            # next regular tick and rule evaluation (docs/alerting.md).
+            wake = self.alerts.next_wake()
+            wait = cfg.tick_interval_s / 4
+            if wake > last_tick:  # (the clock may run faster than the wall's)
+                wait = min(wait, max(0.0, (wake - self.clock.now()) / self.clock.speed))
             items = self.ingest.take(
                 cfg.batch_max_messages,
-                timeout=cfg.tick_interval_s / 4,
+                timeout=wait,
                 min_items=cfg.batch_min_messages,
                 linger_s=cfg.batch_linger_s,
             )
@@ -521,7 +529,7 @@ class Collector:
                 metrics.INGEST_LAG.set(0.0)
             metrics.QUEUE_DEPTH.set(self.ingest.depth())
             self._reload_if_asked(now)
-            if now - last_tick >= cfg.tick_interval_s:
+            if now - last_tick >= cfg.tick_interval_s or last_tick < wake <= now:
                 last_tick = now
                 try:
                     self._tick(now)

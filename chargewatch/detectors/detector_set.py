@@ -223,6 +223,17 @@ class DetectorSet:
         self._ensure(index, self.n)
         return sum(d.heard(conns, times, now) for d in self.detectors.values())
 
+    #: Signals that change by time alone at an instant known in advance
+    #: (``next_deadline``): a liveness timeout, not a sampled reading.
+    deadline_signals: tuple[str, ...] = (ChargerOffline.fault,)
+
+    def next_deadline(self) -> float:
+        """When ``deadline_signals`` next change unless a charger is heard
+        before: ChargerOffline's ``deadline`` (inf: none; -inf: known at the
+        next tick). A caller that ticks then sees the change at that moment."""
+        d = self.detectors.get(ChargerOffline.fault)
+        return d.deadline() if isinstance(d, ChargerOffline) else np.inf
+
     @property
     def outage_changes(self) -> int:
         """How often a charger_offline outage opened or closed: ``snapshot`` holds

@@ -18,7 +18,8 @@ charger_offline
     ``assumed_interval_s`` (900 s), or its longest heartbeat gap if longer:
     a 900 s heartbeat is no outage. Start = last sign
     of life; detected = start + timeout (the moment the silence became provable;
-    ``tick`` reports it at the first tick after that). A silence found only when
+    ``tick`` reports it at the first tick at or after that, and ``deadline``
+    says when that is, so the collector ticks at that very moment). A silence found only when
     data resumes (no tick in between) gives the same finding, with the timeout in
     force when it began, so replay and live agree. What it learned (the interval
     told, the last heartbeat gaps, that a charger speaks OCPP) is kept across a
@@ -156,12 +157,17 @@ _LIVE_LUT = _lut(_LIVE)
 _NO_SESSION_LUT = _lut(_NO_SESSION)
 
 
+def _earliest(due: F64, among: B) -> float:
+    """The earliest deadline among ``among`` (NaN: none); inf if none."""
+    d = due[among]
+    d = d[~np.isnan(d)]
+    return float(d.min()) if d.size else np.inf
+
+
 def _soonest(due: F64, among: B) -> float:
     """The earliest deadline among ``among`` (NaN: none), less a millisecond so
     that rounding in ``now - seen > silence`` cannot skip a tick; inf if none."""
-    d = due[among]
-    d = d[~np.isnan(d)]
-    return float(d.min()) - 1e-3 if d.size else np.inf
+    return _earliest(due, among) - 1e-3
 
 
 def _told_cadence(told: F64) -> F64:
@@ -458,6 +464,7 @@ class ChargerOffline(Detector):
             self._heard = False  # some heard_at is waiting
             #: Outages opened or closed so far (their times are in ``snapshot``).
             self.changes = 0
+            self.next_due = np.inf  # the exact deadline behind _next (``deadline``)
             self._now = np.nan
         start = self.head.shape[0]
         self.head = grown(self.head, n, 0)
@@ -913,13 +920,19 @@ class ChargerOffline(Detector):
         after = (will > seen) | (np.isnan(seen) & np.isfinite(will))
         off = ~self.online[:n] & after
         # Per charger (head), when silence or the last will makes it offline.
-        due = np.fmin(seen + timeout, np.where(off, will + grace, np.inf))
-        by_silence = np.where(now - seen > timeout, seen + timeout, np.inf)
-        by_will = np.where(off & (now - will > grace), will + grace, np.inf)
+        # Offline at the deadline itself (silent for the whole timeout), so a
+        # tick at exactly the deadline (``deadline``: the collector wakes for
+        # it and the rules read it then) finds it.
+        by_silence = seen + timeout
+        by_will = np.where(off, will + grace, np.inf)
+        due = np.fmin(by_silence, by_will)
+        by_silence = np.where(by_silence <= now, by_silence, np.inf)
+        by_will = np.where(by_will <= now, by_will, np.inf)
         at = np.fmin(by_silence, by_will)  # NaN last_seen (never heard): unknown, not offline
         inactive = ~self.episodes.active[:n]
         idx = np.flatnonzero(np.isfinite(at) & inactive)
-        self._next = _soonest(due, inactive & ~np.isfinite(at))
+        self.next_due = _earliest(due, inactive & ~np.isfinite(at))
+        self._next = self.next_due - 1e-3
         if idx.size:
             start = np.where(np.isnan(seen[idx]), will[idx], seen[idx])
             self._force(
@@ -933,6 +946,14 @@ class ChargerOffline(Detector):
                     "lwt": (by_will[idx] < by_silence[idx]).astype(float),
                 },
             )
+
+    def deadline(self) -> float:
+        """The earliest time at which a charger not offline now becomes offline
+        unless it is heard before (its last message + its timeout, or its will
+        + grace): inf if none; -inf when only the next tick can say (a change
+        since the last one). A caller that ticks at this moment finds the
+        outage at its deadline, not at the next of its regular ticks."""
+        return -np.inf if self._next == -np.inf else self.next_due
 
     def refresh(self) -> None:
         n = self.n

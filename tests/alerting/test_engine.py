@@ -135,3 +135,45 @@ def test_inventory_and_labels_come_from_the_connector_index(tmp_path: Path) -> N
     ]
     assert fired[0].to_json()["at"] == "1970-01-01T00:03:00Z"
     assert fired[0].annotations == {"summary": "CP9 hot"}
+
+
+def test_a_deadline_signal_is_judged_at_once_off_the_grid(tmp_path: Path) -> None:
+    # A 10 s group evaluated at 0, 10, 20, ...; charger_offline turns true at
+    # 13.7 (the detector's deadline). Told so (changed=...), the `for: 0s` rule
+    # that reads it fires at 13.7, not at 20; the `for: 30s` one on the same
+    # signal and the other rule of the group wait for the grid, which stays
+    # where it was (the next evaluation at 20, its `for` counted from there).
+    (tmp_path / "r.yaml").write_text(
+        "groups:\n"
+        "  - name: g\n"
+        "    interval: 10s\n"
+        "    rules:\n"
+        "      - alert: Offline\n"
+        "        expr: charger_offline\n"
+        "      - alert: OfflineLong\n"
+        "        expr: charger_offline\n"
+        "        for: 30s\n"
+        "      - alert: Hot\n"
+        "        expr: temperature_c > 80\n"
+    )
+    engine = AlertEngine(tmp_path)
+
+    def frame(offline: bool) -> dict[str, np.ndarray]:
+        f = make_frame([("CP1", 1)], site="depot", temperature_c=90.0)
+        return {**f, "charger_offline": np.array([offline])}
+
+    fired: list[tuple[float, str]] = []
+    for now, offline, changed in [
+        (0.0, False, ()),
+        (10.0, False, ()),
+        (13.7, True, ("charger_offline",)),
+        (20.0, True, ()),
+        (50.0, True, ()),
+    ]:
+        ts = engine.evaluate(now, frame(offline), changed)
+        fired += [(t.at, t.alertname) for t in ts if t.state == "firing"]
+    assert fired == [(0.0, "Hot"), (13.7, "Offline"), (50.0, "OfflineLong")]
+    (g,) = engine.groups
+    assert g.last_eval == 50.0
+    (note,) = [n for n in engine.notifications() if n.labels["alertname"] == "Offline"]
+    assert note.starts_at == 13.7
