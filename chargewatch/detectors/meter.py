@@ -279,7 +279,11 @@ class MeterStuck(Detector):
         if still.any():
             # A register ~1000x slow is one in kWh labelled Wh: meter_unit_error's.
             still = still & ~_thousandfold(de / flowed)
-        stuck = still & (de >= 0) & (p > self._at("min_power_w", f.conn))
+        floor = self._at("min_power_w", f.conn)
+        # Power must also have flowed at the step's start (where known): at long
+        # intervals a charge that resumes just before a reading shows power at
+        # it over a step that was mostly paused, the register rightly still.
+        stuck = still & (de >= 0) & (p > floor) & ~(f.prev_p <= floor)
         moved = (de > 0) & ~still
         # A still step says the register stood from its previous reading on: the
         # run is timed from there. Timed from the first still row instead, a
