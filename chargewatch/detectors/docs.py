@@ -126,7 +126,7 @@ _INPUTS = {
     "phase_imbalance": "currents (three-phase AC)",
     "charging_interrupted": "power_w, currents, soc_pct, status, stop reasons",
     "power_oscillation": "power_w",
-    "clock_skew": "ts vs receive time of every row",
+    "clock_skew": "ts vs receive time of every row, stamped status, transaction",
     "idle_blocking": "status",
     "failed_start": "status, transactions, power_w, energy_wh",
     "status_flapping": "status",

@@ -76,9 +76,17 @@ stale_telemetry
     cadence is known, offline or wholly silent chargers
     (charger_offline's), gaps shorter than the connector's timeout.
 clock_skew
-    Catches: |receive time - meter ts| above ``max_offset_s`` on consecutive
-    samples for ``min_duration_s`` of receive time. Ignores: bursts of queued
-    samples after a reconnect (old ts, but they all arrive within seconds).
+    Catches: |receive time - ts| above ``max_offset_s`` for ``min_duration_s``
+    of receive time, judged on every message the charger stamped with its own
+    clock: meter rows, statuses and transactions (a 1.6 StatusNotification
+    without its optional timestamp, a boot or a heartbeat carries none). A
+    clock behind must show on consecutive messages over the duration (late
+    delivery looks the same); a stamp ahead of receipt can be neither late nor
+    queued, so the clock is ahead from the first such message until one says
+    otherwise, and the finding comes ``min_duration_s`` after it (at a tick)
+    although an idle OCPP connector's next clock-aligned value is 900 s away.
+    Ignores: bursts of queued samples and transactions after a reconnect (old
+    ts, but they all arrive within seconds).
 """
 
 from __future__ import annotations
@@ -1698,13 +1706,28 @@ class StaleTelemetry(_Silence):
 class ClockSkew(Detector):
     fault = "clock_skew"
 
+    def _grow(self, n: int) -> None:
+        # Connectors whose latest evidence is a run of timestamps ahead of
+        # receipt: (receive time of the run's first, its offset). A few at most.
+        if n == 0:
+            self._ahead: dict[int, tuple[float, float]] = {}
+
     def _update(self, frame: Frame, events: Events, now: float) -> None:
         # All received rows: rows dropped as "older than processed" after a clock
-        # jumps back are exactly the evidence this detector needs.
-        conn, ts, recv = frame.raw_conn, frame.raw_ts, frame.raw_recv
+        # jumps back are exactly the evidence this detector needs. With them,
+        # the charger's stamped statuses and transactions: an idle OCPP
+        # connector's only rows are clock-aligned values every 900 s.
+        conn, recv = frame.raw_conn, frame.raw_recv
+        off = recv - frame.raw_ts
+        if events.ck_conn.size:
+            conn = np.concatenate([conn, events.ck_conn])
+            recv = np.concatenate([recv, events.ck_recv])
+            off = np.concatenate([off, events.ck_off])
+            order = np.lexsort((recv, conn))
+            conn, recv, off = conn[order], recv[order], off[order]
         if conn.size == 0:
+            self._due(now)
             return
-        off = recv - ts
         u = self._uniform["max_offset_s"]
         lim_min = u if u is not None else float(self.p["max_offset_s"][: self.n].min())
         ep = self.episodes
@@ -1714,7 +1737,9 @@ class ClockSkew(Detector):
             max(-float(off.min()), float(off.max())) <= lim_min
             and not ep.active[: self.n].any()
             and not ep.setting[: self.n].any()
+            and not self._ahead
         )
+        last = np.flatnonzero(np.append(conn[1:] != conn[:-1], True))
         if not quiet:
             aoff = np.abs(off)
             lim = self._at("max_offset_s", conn)
@@ -1731,5 +1756,49 @@ class ClockSkew(Detector):
                 0.0,
                 {"offset_s": off},
             )
-        rs = _raw_stream(frame)
-        self.score[rs.conn] = np.abs(off[rs.last]) / self.p["max_offset_s"][rs.conn]
+            self._track_ahead(conn, recv, off, off < -lim, last)
+        self._due(now)
+        lc = conn[last]
+        self.score[lc] = np.abs(off[last]) / self.p["max_offset_s"][lc]
+
+    def _track_ahead(self, conn: I64, recv: F64, off: F64, ahead: B, last: I64) -> None:
+        """Keep, per connector, the run of timestamps ahead of receipt its
+        evidence ends with. Such a stamp is no late delivery and no queued
+        message (those are old, not early): the clock is ahead from the run's
+        first one on, until a message says otherwise, however long the next
+        one takes (900 s for an idle connector's clock-aligned values)."""
+        touched = set(conn[ahead].tolist()) | (set(conn[last].tolist()) & set(self._ahead))
+        if not touched:
+            return
+        first = np.append(0, last[:-1] + 1)
+        for i in np.flatnonzero(np.isin(conn[last], list(touched))).tolist():
+            a, b = int(first[i]), int(last[i])
+            c = int(conn[b])
+            if not ahead[b]:
+                self._ahead.pop(c, None)
+                continue
+            broken = np.flatnonzero(~ahead[a : b + 1])
+            j = a + int(broken[-1]) + 1 if broken.size else a
+            if j > a or c not in self._ahead:
+                self._ahead[c] = (float(recv[j]), float(off[j]))
+
+    def _due(self, now: float) -> None:
+        """Open the episodes of connectors ahead for ``min_duration_s`` by ``now``:
+        found when the run became that long (as charger_offline's silences),
+        not at the next message."""
+        if not self._ahead:
+            return
+        for c, (since, off) in list(self._ahead.items()):
+            at = since + float(self.p["min_duration_s"][c])
+            if self.episodes.active[c]:
+                del self._ahead[c]  # open already (its rows made the duration)
+            elif now >= at:
+                del self._ahead[c]
+                self.episodes.force(_c(c), _ONE, _f(since), _f(at), {"offset_s": _f(off)})
+
+    def tick(self, now: float) -> None:
+        self._due(now)
+
+    def _end(self, c: int, at: float) -> None:
+        self._ahead.pop(c, None)
+        super()._end(c, at)

@@ -61,6 +61,7 @@ from chargewatch.model.events import (
     OnlineEvent,
     StatusEvent,
     TransactionEvent,
+    charger_stamped,
 )
 from chargewatch.model.fleet import ConnectorIndex
 
@@ -781,6 +782,12 @@ class Events:
     mi_s: F64 = field(default_factory=lambda: np.empty(0))  # 1 aligned; 0 s: none sent
     # Connectors whose charger spoke OCPP in this update (once per event; any order).
     ocpp_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    # Status and transaction messages stamped by the charger's clock
+    # (model.events.charger_stamped): recv - ts, for clock_skew. Meter readings
+    # are left out: their rows are in the frame already.
+    ck_conn: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    ck_recv: F64 = field(default_factory=lambda: np.empty(0))
+    ck_off: F64 = field(default_factory=lambda: np.empty(0))
 
     @staticmethod
     def build(
@@ -800,6 +807,7 @@ class Events:
         iv: list[tuple[int, float, float]] = []
         mi: list[tuple[int, float, int, float]] = []
         ocpp: list[int] = []
+        ck: list[tuple[int, float, float]] = []
         kinds = {"start": 0, "update": 1, "stop": 2}
         for ev in events:
             recv = float(ev.recv)
@@ -839,8 +847,12 @@ class Events:
                         counters["unknown_status"] = counters.get("unknown_status", 0) + 1
                     else:
                         st.append((c, recv, code))
+                    if charger_stamped(ev):
+                        ck.append((c, recv, recv - ev.ts))
                 elif isinstance(ev, TransactionEvent):
                     tx.append((c, recv, kinds[ev.kind], ev.reason))
+                    if charger_stamped(ev):
+                        ck.append((c, recv, recv - ev.ts))
                 elif isinstance(ev, BootEvent):
                     boot.append((c, recv))
                 elif isinstance(ev, HeartbeatEvent):
@@ -862,6 +874,7 @@ class Events:
         h = cols(hb, 2)
         i = cols(iv, 3)
         m = cols(mi, 4)
+        k = cols(ck, 3)
         return Events(
             s[0].astype(np.int64),
             s[1].astype(np.float64),
@@ -887,6 +900,9 @@ class Events:
             m[2].astype(np.int8),
             m[3].astype(np.float64),
             np.unique(np.array(ocpp, np.int64)),
+            k[0].astype(np.int64),
+            k[1].astype(np.float64),
+            k[2].astype(np.float64),
         )
 
     @staticmethod
@@ -1004,6 +1020,16 @@ def _inf_to_nan(a: F64) -> None:
         a[inf] = np.nan
 
 
+#: Per status code (code -1, never heard, is the last entry), the reporting
+#: mode of a row: 1 in a transaction (OCPP MeterValueSampleInterval, 10-60 s),
+#: 0 idle (ClockAlignedDataInterval, often 900 s: Finishing is after the stop,
+#: Preparing before the start), -1 either (Faulted, unknown).
+_MODE = np.full(len(STATUS_CODE) + 1, -1, np.int8)
+_MODE[[STATUS_CODE[s] for s in ("Charging", "SuspendedEV", "SuspendedEVSE")]] = 1
+_MODE[
+    [STATUS_CODE[s] for s in ("Available", "Preparing", "Finishing", "Reserved", "Unavailable")]
+] = 0
+
 #: How many recent ts deltas a connector's sampling interval is the median of:
 #: odd, and enough that a few gaps or bursts among them do not move it.
 INTERVAL_DELTAS = 9
@@ -1044,6 +1070,10 @@ class Sequencer:
         self.interval = np.full(0, np.nan)
         self.rows_seen = np.zeros(0)
         self._deltas = History(INTERVAL_DELTAS)
+        # Per connector, the reporting mode of its last row (_MODE; -1 unknown)
+        # and the interval it had when it last left each mode.
+        self.mode = np.full(0, -1, np.int8)
+        self.mode_interval = np.full((0, 2), np.nan)
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
         self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
@@ -1114,8 +1144,52 @@ class Sequencer:
         if len(f):
             self.rows_seen[f.span] += u or (f.last_idx - f.first_idx + 1)
         self._learn_interval(f)
+        self._follow_mode(f)
         self.last_ts[f.span] = f.ts[f.last_rows]
         return f
+
+    def _follow_mode(self, f: Frame) -> None:
+        """Where a connector's reporting mode changed (a transaction began or
+        ended), its interval becomes the one it had when last in the new mode
+        (unknown the first time), learned on from the rows since; the delta
+        across the change is neither mode's. The median of nine deltas would
+        otherwise follow a 10 s -> 900 s switch only after five idle readings
+        (75 min), judging them meanwhile as 10 s samples (a 60 s minimum:
+        six of them). Changes are rare: only their connectors are visited."""
+        n = f.n_conn
+        self.mode = grown(self.mode, n, -1)
+        self.mode_interval = grown(self.mode_interval, n, np.nan)
+        if len(f) == 0:
+            return
+        m = _MODE[f.status.astype(np.int64)]  # code -1 reads the last entry
+        carried = np.take(self.mode, f.touched)
+        moved = (m >= 0) & (m != f.per_row(carried))
+        if not moved.any():
+            return
+        k = INTERVAL_DELTAS
+        for i in np.unique(
+            np.searchsorted(f.first_idx, np.flatnonzero(moved), "right") - 1
+        ).tolist():
+            c, a, b = int(f.touched[i]), int(f.first_idx[i]), int(f.last_idx[i])
+            cur, switch = int(carried[i]), -1
+            for r in range(a, b + 1):
+                mr = int(m[r])
+                if mr >= 0 and mr != cur:
+                    if cur >= 0:
+                        switch, old = r, cur
+                    cur = mr
+            self.mode[c] = cur
+            if switch < 0:  # the first mode it is seen in: its deltas are that mode's
+                continue
+            buf = self._deltas.buf[c]
+            q = b - switch + 1  # rows since the change: the last q deltas
+            if q < k and np.isfinite(buf[: k - q]).any():
+                self.mode_interval[c, old] = median_of_rows(buf[None, : k - q])[0]
+            if q - 1 < k:
+                since = buf[k - q + 1 :] if q > 1 else buf[:0]
+                seed = np.full(k - since.shape[0], self.mode_interval[c, cur])
+                self._deltas.buf[c] = np.concatenate([seed, since])
+            self.interval[c] = median_of_rows(self._deltas.buf[c][None, :])[0]
 
     def _rank(self, f: Frame) -> F64:
         """Per row, the connector's rows seen before this frame plus the row's

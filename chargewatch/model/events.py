@@ -23,10 +23,12 @@ __all__ = [
     "SignedReading",
     "StatusEvent",
     "TransactionEvent",
+    "charger_stamped",
 ]
 
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeGuard
 
 #: Connector status vocabulary: OCPP 1.6 ChargePointStatus. OCPP 2.0.1's
 #: ConnectorStatus is mapped onto it by the OCPP decoder (Occupied -> Preparing
@@ -296,3 +298,16 @@ Event = (
     | ProblemEvent
     | CommandResult
 )
+
+
+def charger_stamped(ev: Event) -> TypeGuard[StatusEvent | TransactionEvent | MeterReading]:
+    """Whether ``ev`` carries a time read off the charger's own clock: a status,
+    transaction or meter reading whose ``ts`` is not the decoder's stand-in for
+    a missing one (``recv``: a 1.6 StatusNotification may leave it out). Boot
+    and heartbeat messages carry no charger time (their answers carry the
+    CSMS's), so they say nothing about the charger's clock."""
+    return (
+        isinstance(ev, StatusEvent | TransactionEvent | MeterReading)
+        and ev.ts != ev.recv
+        and math.isfinite(ev.ts)
+    )

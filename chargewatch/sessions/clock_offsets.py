@@ -43,14 +43,19 @@ from __future__ import annotations
 
 __all__ = ["ClockOffsets"]
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from chargewatch.model.batch import MeterBatch
-from chargewatch.model.events import Event, MeterReading, StatusEvent, TransactionEvent
+from chargewatch.model.events import (
+    Event,
+    MeterReading,
+    StatusEvent,
+    TransactionEvent,
+    charger_stamped,
+)
 from chargewatch.model.fleet import ConnectorIndex
 
 _TIMED = (TransactionEvent, MeterReading, StatusEvent)
@@ -157,9 +162,7 @@ class ClockOffsets:
     def _observe(self, events: list[Event], batch: MeterBatch) -> None:
         # (recv, d, charger, dense connector or -1)
         seen: list[tuple[float, float, str, int]] = [
-            (ev.recv, ev.ts - ev.recv, ev.charger, -1)
-            for ev in events
-            if isinstance(ev, _TIMED) and ev.ts != ev.recv and math.isfinite(ev.ts)
+            (ev.recv, ev.ts - ev.recv, ev.charger, -1) for ev in events if charger_stamped(ev)
         ]
         if len(batch):
             d = batch.ts - batch.recv
