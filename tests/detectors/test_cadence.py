@@ -432,3 +432,25 @@ def test_regression_made_up_within_two_readings_at_60s_is_found() -> None:
     (f,) = of(ds, "meter_regression")
     assert f.detected - (T0 + ONSET) == 120.0  # the fall at +60 s, confirmed at +120 s
     assert [x.fault for x in ds.findings if x.fault != "meter_regression"] == []
+
+
+@pytest.mark.parametrize("dt", [60.0, 300.0])
+def test_a_charge_resuming_just_before_a_reading_is_not_a_stuck_register(dt: float) -> None:
+    # The EV pauses (power 0, register rightly still) for 20 min, and charging
+    # resumes 5 s before a reading: that reading shows 20 kW over a step that
+    # was paused all but 5 s, so the register moved ~28 Wh. At 300 s one still
+    # step is enough for meter_stuck, so power must have flowed at the step's
+    # start too (the found field capture: MeterStuck on a ChargingInterrupted
+    # charger's resumption at 300 s).
+    s = session(dt, seconds=7200.0)
+    pause = (s.t > ONSET) & (s.t <= ONSET + 1200.0)
+    s.power[pause] = 0.0
+    s.amps[pause] = 0.0
+    dt_rows = np.diff(s.t, prepend=s.t[0])
+    step = s.power * dt_rows / 3600
+    resume = int(np.flatnonzero(s.t > ONSET + 1200.0)[0])
+    step[resume] = s.power[resume] * 5.0 / 3600  # charging for the last 5 s only
+    s.energy = 1.0e6 + np.cumsum(step)
+    idx = fleet(1)
+    ds = run(s.batch(), session_start(idx), idx, cuts=10, faults=("meter_stuck",))
+    assert of(ds, "meter_stuck") == []
