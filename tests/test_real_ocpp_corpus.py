@@ -64,6 +64,7 @@ REJECTIONS: dict[str, dict[str, int]] = {
     "actec_ev_ac22k_energymgmt": {},
     "actec_ev_ac22k_evccproxy": {},
     "keba_p30_201_mhegele": {},
+    "quench_dc_ocppparser": {},
 }
 
 #: Captures whose only transaction frame is a StopTransaction for a transaction

@@ -159,3 +159,41 @@ def test_actec_replay_lists_the_session_the_capture_ended_in(tmp_path: Path) -> 
     assert (s["connector_id"], s["transaction_id"]) == (1, "1")
     assert s["start"] == "2026-02-24T06:15:22.000Z"
     assert s["energy_wh"] == ACTEC_LAST[1] - ACTEC_FIRST[1]
+
+
+# QUENCH DC charger (two CCS outlets), OCPP 1.6, charger-side log (capture
+# quench_dc_ocppparser; an extract of the stored log, see PROVENANCE.md): two
+# whole transactions of one card at once, 77 min each, about 100 kWh each.
+QUENCH = "quench_dc_ocppparser"
+#: transactionId (StartTransaction.conf), connector, StartTransaction meterStart
+#: and timestamp, StopTransaction meterStop and timestamp, as in the frames.
+QUENCH_TX = {
+    "91262367": (1, 27615218, "2025-08-22T02:53:53.273Z", 27715695, "2025-08-22T04:11:09.129Z"),
+    "39587667": (2, 55557067, "2025-08-22T02:54:31.526Z", 55657562, "2025-08-22T04:11:09.316Z"),
+}
+
+
+@pytest.mark.parametrize("tariff", ["flat-energy", "idle-fee"])
+def test_quench_dc_transactions_are_two_priced_sessions(tariff: str, tmp_path: Path) -> None:
+    got = _replay(tmp_path, QUENCH, tariff)
+    # Valid as sent: the CSMS's Rejected DataTransfer, SoC-only transactionData,
+    # the AC input's kWh register and DC values without a phase beside the outlet's.
+    assert got["rejected"] == [] and got["open_sessions"] == []
+    sessions = {s["transaction_id"]: s for s in got["sessions"]}
+    assert set(sessions) == set(QUENCH_TX)
+    cdrs = {(c["start_date_time"], c["end_date_time"]): c for c in got["cdrs"]}
+    for tx, (connector, meter_start, start, meter_stop, stop) in QUENCH_TX.items():
+        s = sessions[tx]
+        assert s["connector_id"] == connector
+        assert (s["start"], s["stop"]) == (start, stop)
+        assert (s["meter_start_wh"], s["meter_stop_wh"]) == (meter_start, meter_stop)
+        # The outlet's Wh register, not the inlet's kWh one (30463 -> 30605 kWh).
+        assert s["energy_wh"] == meter_stop - meter_start
+        cdr = cdrs[(start, stop)]
+        wh = Decimal(meter_stop - meter_start)
+        assert Decimal(str(cdr["total_energy"])) == wh / 1000
+        cost = _energy_cost(wh, tariff)
+        assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == cost
+        # Charging at 8-85 kW from start to stop: no parking (idle-fee bills after 3 h).
+        assert cdr["total_parking_cost"]["excl_vat"] == 0
+        assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
