@@ -197,3 +197,41 @@ def test_quench_dc_transactions_are_two_priced_sessions(tariff: str, tmp_path: P
         # Charging at 8-85 kW from start to stop: no parking (idle-fee bills after 3 h).
         assert cdr["total_parking_cost"]["excl_vat"] == 0
         assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
+
+
+# The same make of charger at another site (capture quench_ts0064_estop_ocppparser;
+# an extract of its own OCPP client log "TS0064 Emergency Stop No Available
+# Status", see PROVENANCE.md): an emergency stop button pressed at 05:01:20Z
+# faults both outlets, a charge on connector 2 then runs 4.7 min while the
+# charger still reports Faulted, and a second emergency shutdown ends it with
+# StopTransaction reason EmergencyStop.
+TS0064 = "quench_ts0064_estop_ocppparser"
+TS0064_TX = "51613"  # StartTransaction.conf transactionId
+TS0064_METER_START = 5121707  # StartTransaction meterStart (Wh)
+TS0064_START = "2026-03-13T05:03:24.660Z"  # StartTransaction timestamp
+TS0064_METER_STOP = 5123598  # StopTransaction meterStop (Wh), = Transaction.End register
+TS0064_STOP = "2026-03-13T05:08:04.012Z"  # StopTransaction timestamp
+
+
+@pytest.mark.parametrize("tariff", ["flat-energy", "idle-fee"])
+def test_quench_emergency_stop_transaction_is_one_priced_session(
+    tariff: str, tmp_path: Path
+) -> None:
+    got = _replay(tmp_path, TS0064, tariff)
+    # Valid as sent: Invalid Authorize answers, the CSMS's AutoStop DataTransfer,
+    # and its RemoteStopTransaction of the stopped transaction, Rejected.
+    assert got["rejected"] == [] and got["open_sessions"] == []
+    (s,) = got["sessions"]
+    assert (s["transaction_id"], s["connector_id"]) == (TS0064_TX, 2)
+    assert (s["start"], s["stop"]) == (TS0064_START, TS0064_STOP)
+    assert (s["meter_start_wh"], s["meter_stop_wh"]) == (TS0064_METER_START, TS0064_METER_STOP)
+    # 1,891 Wh (the charger's own session_stop log line says 1890: its SECC's count).
+    assert s["energy_wh"] == TS0064_METER_STOP - TS0064_METER_START
+    (cdr,) = got["cdrs"]
+    assert (cdr["start_date_time"], cdr["end_date_time"]) == (TS0064_START, TS0064_STOP)
+    wh = Decimal(TS0064_METER_STOP - TS0064_METER_START)
+    assert Decimal(str(cdr["total_energy"])) == wh / 1000
+    cost = _energy_cost(wh, tariff)
+    assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == cost
+    assert cdr["total_parking_cost"]["excl_vat"] == 0
+    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
