@@ -323,9 +323,15 @@ def split_state(
         held = [x for x in state.get("clock_held", []) if keep(x["charger"])]
         if held:
             out["clock_held"] = held
+        # Clocks in doubt and the sessions waiting on them, each [charger, ...].
+        doubt = {}
+        for key in ("clock_candidates", "clock_doubt"):
+            doubt[key] = [x for x in state.get(key, []) if keep(x[0])]
+            if doubt[key]:
+                out[key] = doubt[key]
         kept = (
             sessions, out["tx_chargers"], out["status_chargers"], out["status"], waiting, clocks,
-            held,
+            held, doubt["clock_candidates"],
         )  # fmt: skip
         return out if any(kept) else None
 
@@ -347,7 +353,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _waiting_of(*states: dict[str, Any]) -> dict[str, Any]:
     # The optional parts, each only when there is something in it.
     out: dict[str, Any] = {}
-    for key in ("waiting_stops", "clock_offsets", "clock_held"):
+    for key in ("waiting_stops", "clock_offsets", "clock_held", "clock_candidates", "clock_doubt"):
         got = [x for st in states for x in st.get(key, [])]
         if got:
             out[key] = got

@@ -22,8 +22,9 @@ At most ``clock_hold_max`` messages are held per charger (the oldest is
 rejected first), and only while their charger has a candidate: memory is
 bounded by both. Stops are never held (the engine does not reject them for
 their time; it corrects it). Held messages are in the engine's checkpoint
-(``clock_held``) and move with their charger between collectors; the
-candidate they wait for is rebuilt from them on restore.
+(``clock_held``) and move with their charger between collectors, as does
+the candidate they wait for (``clock_candidates``; rebuilt from them when a
+checkpoint has none).
 """
 
 from __future__ import annotations
@@ -240,8 +241,9 @@ class ClockHold:
         return out
 
     def restore(self, held: list[dict[str, Any]]) -> None:
-        """Held messages from :meth:`snapshot`; each charger's candidate is
-        rebuilt from them (the checkpoint does not keep candidates)."""
+        """Held messages from :meth:`snapshot`, after the candidates were
+        restored (ClockOffsets.restore); a charger without one (a checkpoint
+        written before candidates were kept) has it rebuilt from them."""
         self._held = {}
         for x in held:
             charger = str(x["charger"])
@@ -256,6 +258,8 @@ class ClockHold:
                         np.array([[math.nan if v is None else float(v) for v in values]]),
                     )
                 )
+            if self.clock.in_doubt(charger) is not None:
+                continue  # its candidate was checkpointed itself: judged already
             witnessed = [(ev.recv, ev.ts - ev.recv) for ev in h.events]
             witnessed += [(float(r.recv[0]), float(r.ts[0] - r.recv[0])) for r in h.rows]
             for recv, d in sorted(witnessed):

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 __all__ = ["ClockOffsets"]
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -100,7 +101,9 @@ class ClockOffsets:
         # step of healthy clocks is screened with a few array operations.
         self._conn_offset = np.zeros(0)
         self._filled = 0  # connectors of the index whose offset is filled in
-        self.changed: set[str] = set()  # chargers whose offset changed in the last step
+        # Chargers whose offset changed in the last step -> the offset before:
+        # what their data held from before the step was moved by (clock_rebase.py).
+        self.changed: dict[str, float] = {}
 
     def offset(self, charger: str) -> float:
         got = self._clocks.get(charger)
@@ -133,20 +136,43 @@ class ClockOffsets:
         largest). A few at most: _clocks holds only clocks off or in doubt."""
         return {c: k.candidate.d_max for c, k in self._clocks.items() if k.candidate is not None}
 
+    def candidates(self) -> list[list[float | str]]:
+        """The candidates not yet confirmed, for the checkpoint: [charger, d_max,
+        n, first_recv, last_recv] each. Why: a clock behind is in doubt for ten
+        minutes; a restart or a move to another collector that forgot them
+        started the confirmation over, and the session opened in the doubt was
+        split (docs/sessions.md)."""
+        return [
+            [c, k.candidate.d_max, k.candidate.n, k.candidate.first_recv, k.candidate.last_recv]
+            for c, k in sorted(self._clocks.items())
+            if k.candidate is not None
+        ]
+
     def witness(self, charger: str, recv: float, d: float) -> None:
         """Judge one message again (a held message restored from a checkpoint
         rebuilds the candidate it was held for)."""
         self._judge(charger, -1, recv, d)
 
-    def restore(self, offsets: dict[str, float]) -> None:
+    def restore(
+        self, offsets: dict[str, float], candidates: Iterable[Sequence[float | str]] = ()
+    ) -> None:
+        """Offsets from :meth:`offsets` and candidates from :meth:`candidates`
+        (none in checkpoints written before they were kept)."""
         self._clocks = {c: _Clock(float(o)) for c, o in offsets.items()}
         self._conn_offset = np.zeros(0)
         self._filled = 0
         self._sync_conns()
+        for charger, d_max, n, first, last in candidates:
+            c = str(charger)
+            clock = self._clocks.setdefault(c, _Clock())
+            clock.candidate = _Candidate(float(d_max), int(n), float(first), float(last))
+            # Its connectors known so far, so their rows that agree with the
+            # applied offset are judged (and drop it) as before the restart.
+            clock.conns.update(i for i, (ch, _) in enumerate(self.index.keys) if ch == c)
 
     def correct(self, events: list[Event], batch: MeterBatch) -> tuple[list[Event], MeterBatch]:
         """Observe the step's timestamps, then return the step moved by the offsets."""
-        self.changed = set()
+        self.changed = {}
         if self._filled < len(self.index):
             self._sync_conns()
         self._observe(events, batch)
@@ -216,9 +242,9 @@ class ClockOffsets:
         if (ahead and c.n >= 2) or (
             c.n >= self.confirm_n and c.last_recv - c.first_recv >= min(span, self.confirm_span_s)
         ):
+            self.changed.setdefault(charger, clock.offset)
             clock.offset = c.d_max if abs(c.d_max) >= self.min_offset_s else 0.0
             clock.candidate = None
-            self.changed.add(charger)
             # (A scan of the index, but only when an offset changes: rarely.)
             clock.conns.update(i for i, (ch, _) in enumerate(self.index.keys) if ch == charger)
             self._conn_offset[list(clock.conns)] = clock.offset

@@ -21,12 +21,19 @@ was right on the old offset (docs/sessions.md).
 
 Only open sessions are re-based: one that closed while in doubt was emitted
 on the charger's clock.
+
+Stops waiting for their start (session_events._settle_stops) are moved the
+same way (:func:`rebase_stops`): one received in doubt agreed with the
+candidate, and would otherwise end its session -- re-based by then -- at a
+time on the charger's clock, hours before its start (then replaced by its
+receipt or the last data, flag ``stop_time_corrected``).
 """
 
 from __future__ import annotations
 
-__all__ = ["rebase"]
+__all__ = ["rebase", "rebase_stops"]
 
+from dataclasses import replace
 from itertools import pairwise
 
 from chargewatch.sessions.energy import S_T0, S_T1
@@ -72,3 +79,24 @@ def rebase(book: SessionBook, s: SessionState, offset: float) -> None:
     sid = session_id(s.charger, s.connector, s.transaction_id, s.start)
     book.rekey(s, sid if s.revision < 0 and sid not in book.sessions else s.sid)
     book.due_stale.add(book.index.id(s.charger, s.connector))
+
+
+def rebase_stops(book: SessionBook) -> None:
+    """Move the waiting stops of chargers whose offset changed in this step
+    (``book.clock.changed``: charger -> offset before) that were received
+    while the new offset was in doubt: those whose own time, as sent, agrees
+    with it. One that agreed with the old offset (sent before the clock went
+    off, or before it was set right) stays as it is."""
+    changed = book.clock.changed
+    agree = book.config.clock_agree_s
+    moved = []
+    for ev in book.waiting_stops:
+        old = changed.get(ev.charger)
+        if old is not None:
+            new = book.clock.offset(ev.charger)
+            # (ts was moved by the old offset on arrival: ts + old is as sent.)
+            if abs(ev.ts + old - ev.recv - new) <= agree:
+                moved.append(replace(ev, ts=ev.ts + old - new))
+                continue
+        moved.append(ev)
+    book.waiting_stops = moved

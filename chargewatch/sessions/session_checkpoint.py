@@ -5,7 +5,8 @@ the stops still waiting for their start, and the charger clocks found off.
 ``waiting_stops`` was added within version 1: it is written only when there
 are any (so a checkpoint without them is byte-for-byte what older engines
 wrote and read) and is optional on restore (older checkpoints have none);
-``clock_offsets`` and ``clock_held`` likewise."""
+``clock_offsets``, ``clock_held``, ``clock_candidates`` and ``clock_doubt``
+likewise."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def snapshot(book: SessionBook) -> dict[str, Any]:
     if offsets:
         # Likewise only when a clock is off: [[charger, offset s], ...].
         out["clock_offsets"] = [[c, o] for c, o in sorted(offsets.items())]
+    candidates = book.clock.candidates()
+    if candidates:
+        # Offsets in doubt: [[charger, d, n, first recv, last recv], ...], and
+        # the open sessions waiting on them to be re-based: [[charger, sid, d]].
+        out["clock_candidates"] = candidates
+        doubt = [
+            [c, s.sid, d]
+            for c, opened in sorted(book.opened_in_doubt.items())
+            for s, d in opened
+            if book.sessions.get(s.sid) is s and s.is_open
+        ]
+        if doubt:
+            out["clock_doubt"] = doubt
     held = book.held.snapshot()
     if held:
         # Messages held for a clock offset in doubt (clock_hold.py), per charger.
@@ -63,7 +77,13 @@ def restore(book: SessionBook, state: dict[str, Any]) -> None:
     book.due_stale.update(book.open)
     # Their receive time is kept: late_after_s still counts from the receipt.
     book.waiting_stops = [stop_from_dict(d) for d in state.get("waiting_stops", [])]
-    book.clock.restore({c: float(o) for c, o in state.get("clock_offsets", [])})
+    book.clock.restore(
+        {c: float(o) for c, o in state.get("clock_offsets", [])},
+        state.get("clock_candidates", []),
+    )
+    for charger, sid, d in state.get("clock_doubt", []):
+        if sid in book.sessions:
+            book.opened_in_doubt.setdefault(charger, []).append((book.sessions[sid], float(d)))
     book.held.restore(state.get("clock_held", []))  # (after the offsets: it judges on them)
 
 

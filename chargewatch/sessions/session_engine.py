@@ -73,7 +73,7 @@ from chargewatch.model.events import Event
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.sessions import session_checkpoint
 from chargewatch.sessions.batch_routing import apply_batch
-from chargewatch.sessions.clock_rebase import rebase
+from chargewatch.sessions.clock_rebase import rebase, rebase_stops
 from chargewatch.sessions.energy import register_energy
 from chargewatch.sessions.session_book import OCCUPIED, SessionBook
 from chargewatch.sessions.session_closing import check_timeouts, close_if_due, prune
@@ -129,9 +129,11 @@ class SessionEngine:
         events, batch, given_up = book.held.step(events, batch, now)
         book.rejected += given_up
         if book.opened_in_doubt:
-            self._rebase(book.clock.changed, now)
+            self._rebase(set(book.clock.changed), now)
         if book.clock.changed:
-            self._reclock(book.clock.changed)
+            self._reclock(set(book.clock.changed))
+            if book.waiting_stops:
+                rebase_stops(book)
         apply_events(book, events, now)
         book.grow_due()
         # apply_batch keeps each session's partial results (generators, runs,
