@@ -89,6 +89,8 @@ def _report(args: argparse.Namespace) -> int:
         interval=args.interval,
     )
     normals: dict[str, dict[str, int]] = {}
+    # Reboots silent past the offline timeout: findings by the contract, not false.
+    expected: dict[str, int] = {}
     if not args.no_normals:
         normals = normal_scenarios(
             max(4, args.chargers // 3),
@@ -96,6 +98,7 @@ def _report(args: argparse.Namespace) -> int:
             args.seed,
             cfg,
             interval=args.interval,
+            expected=expected,
         )
     false_alarms = {k: {f: n for f, n in v.items() if n} for k, v in normals.items()}
     passed = all(r.passed for r in rows) and not any(false_alarms.values())
@@ -110,6 +113,7 @@ def _report(args: argparse.Namespace) -> int:
             # Detectors the simulator has no fault for: their rows carry no truth.
             "not_injectable": list(NOT_INJECTABLE),
             "counters": counters,
+            "expected_offline_on_normals": expected,
             "passed": passed,
         }
         json.dump(out, sys.stdout, indent=2)
@@ -119,7 +123,11 @@ def _report(args: argparse.Namespace) -> int:
         if normals:
             print("\nfalse findings on fault-free scenarios (hard normal cases):")
             for name, bad in false_alarms.items():
-                print(f"  {name:22} {bad or 'none'}")
+                due = expected.get(name, 0)
+                note = (
+                    f" (charger_offline expected: {due}, reboots past the timeout)" if due else ""
+                )
+                print(f"  {name:22} {bad or 'none'}{note}")
         print(f"counters: {counters}")
         print("all targets met" if passed else "SOME TARGETS MISSED")
     return 0 if passed else 1

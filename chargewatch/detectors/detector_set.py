@@ -5,8 +5,11 @@ a float array (NaN = unknown), one entry per connector of the index; alert
 rules reference exactly these names.
 
 ``snapshot()`` / ``restore()``: what the detectors learned that a restart must
-not lose (today the liveness detectors' heartbeat and meter intervals, and
-the chargers offline at the snapshot: an outage goes on after it), keyed
+not lose (today the liveness detectors' heartbeat and meter intervals, the
+chargers offline at the snapshot: an outage goes on after it, and the
+sequencer's reporting mode per connector with its interval in each mode, under
+``"sequencer"``: a session that ends across a restart still switches the
+interval to the idle one), keyed
 by charger id so that it survives a new index and can be cut by charger
 (``{"version": 1, "chargers": {id: {"connectors": [...], fault: {...}}}}``).
 The collector keeps it (collector/liveness_store.py).
@@ -71,6 +74,9 @@ DETECTORS: dict[str, type[Detector]] = {
 assert tuple(DETECTORS) == FAULTS  # the vocabulary and the implementations agree
 
 SNAPSHOT_VERSION = 1
+# A charger's entry in the snapshot beside its detectors' (no fault's name):
+# the sequencer's mode state. A collector that predates it ignores the key.
+SEQUENCER_KEY = "sequencer"
 
 
 class DetectorSet:
@@ -149,6 +155,8 @@ class DetectorSet:
         for name, d in self.detectors.items():
             for charger, part in d.snapshot(index).items():
                 chargers.setdefault(charger, {})[name] = part
+        for charger, modes in self._seq.snapshot_modes(index).items():
+            chargers.setdefault(charger, {})[SEQUENCER_KEY] = modes
         for charger, entry in chargers.items():
             # The charger's connectors, so that a new index has them before
             # any message: charger-wide state lives on one of them.
@@ -174,6 +182,9 @@ class DetectorSet:
                 part = {c: e[name] for c, e in chargers.items() if name in e}
                 if part:
                     d.restore(part, index)
+            modes = {c: e[SEQUENCER_KEY] for c, e in chargers.items() if SEQUENCER_KEY in e}
+            if modes:
+                self._seq.restore_modes(modes, index, self.n)
 
     def resume(self, connectors: Mapping[tuple[str, int], tuple[str, bool]], now: float) -> int:
         """Connectors' state as kept elsewhere, for a collector that starts (or

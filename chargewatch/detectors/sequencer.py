@@ -42,6 +42,7 @@ __all__ = [
     "sort_by_conn_then",
 ]
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -1190,6 +1191,50 @@ class Sequencer:
                 seed = np.full(k - since.shape[0], self.mode_interval[c, cur])
                 self._deltas.buf[c] = np.concatenate([seed, since])
             self.interval[c] = median_of_rows(self._deltas.buf[c][None, :])[0]
+
+    def snapshot_modes(self, index: ConnectorIndex) -> dict[str, dict[str, list[Any]]]:
+        """Per charger, per connector number: the reporting mode of its last row
+        and the interval it had in each mode ([mode, idle, in a transaction],
+        NaN as None), the current mode's being its interval now. Kept across a
+        restart (``DetectorSet.snapshot``): without them the first mode change
+        after one only records the mode, and the interval follows the switch
+        at the pace of the median of nine deltas (five 900 s readings)."""
+        n = min(self.mode.shape[0], self.interval.shape[0], self.mode_interval.shape[0])
+        cs = np.flatnonzero(self.mode[:n] >= 0)
+        if cs.size == 0:
+            return {}
+        cur = self.mode[cs].astype(np.int64)
+        ivs = self.mode_interval[cs].copy()
+        now_iv = self.interval[cs]
+        known = np.isfinite(now_iv)
+        ivs[known, cur[known]] = now_iv[known]
+        out: dict[str, dict[str, list[Any]]] = {}
+        keys = index.keys
+        # NaN as None in one pass, not a call per value: a snapshot has an
+        # entry per connector that ever reported.
+        vals = ivs.astype(object)
+        vals[np.isnan(ivs)] = None
+        for c, m, (idle, tx) in zip(cs.tolist(), cur.tolist(), vals.tolist(), strict=True):
+            charger, connector = keys[c]
+            out.setdefault(charger, {})[str(connector)] = [m, idle, tx]
+        return out
+
+    def restore_modes(
+        self, modes: Mapping[str, Mapping[str, Sequence[Any]]], index: ConnectorIndex, n_conn: int
+    ) -> None:
+        """Take back what :meth:`snapshot_modes` gave, replacing the mode state
+        of those connectors (each already in ``index``). The deltas are not
+        kept: the interval in the current mode is learned anew, and the next
+        mode change starts from the restored interval of the mode it enters."""
+        self.mode = grown(self.mode, n_conn, -1)
+        self.mode_interval = grown(self.mode_interval, n_conn, np.nan)
+        for charger, connectors in modes.items():
+            for k, (m, *ivs) in connectors.items():
+                c = index.get(str(charger), int(k))
+                if c is None or c >= n_conn or int(m) not in (0, 1) or len(ivs) != 2:
+                    continue
+                self.mode[c] = int(m)
+                self.mode_interval[c] = [math.nan if v is None else float(v) for v in ivs[:2]]
 
     def _rank(self, f: Frame) -> F64:
         """Per row, the connector's rows seen before this frame plus the row's

@@ -10,10 +10,13 @@ from chargewatch.evaluation.detector_report import (
     FaultEpisode,
     evaluate,
     format_table,
+    normal_scenario,
     normal_scenarios,
+    reboot_outages,
     score,
     ttd_budget,
 )
+from chargewatch.simulator import SimConfig, Simulation
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,20 @@ def test_hard_normal_cases_raise_nothing() -> None:
     found = normal_scenarios(chargers=10, hours=4, seed=2)
     bad = {name: {f: n for f, n in c.items() if n} for name, c in found.items()}
     assert not any(bad.values()), bad
+
+
+def test_a_reboot_silent_past_the_offline_timeout_is_an_expected_outage() -> None:
+    # At a 60 s cadence and heartbeat one reboot (CP0009: 120 s down, 153 s
+    # between its last message before and its first after) is over the 150 s
+    # timeout: charger_offline by the contract on both its connectors, not a
+    # false alarm. The others are shorter and give nothing.
+    sim = Simulation(
+        SimConfig(chargers=20, sites=4, seed=1, duration=6 * 3600.0, interval=60.0).with_scenario(
+            "reboots"
+        )
+    )
+    outages = reboot_outages(sim, DetectorConfig())
+    assert [(ch, round(back - last)) for ch, last, back in outages] == [("CP0009", 153)]
+    counts, expected = normal_scenario("reboots", 20, 6.0, 1, interval=60.0)
+    assert expected == 2
+    assert not {f: n for f, n in counts.items() if n}

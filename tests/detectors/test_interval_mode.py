@@ -5,9 +5,13 @@ connector that just went idle is judged by its idle cadence."""
 from __future__ import annotations
 
 import numpy as np
+import orjson
+import pytest
 
+from chargewatch.detectors import DetectorSet
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
 from chargewatch.model.events import Event, StatusEvent, TransactionEvent
+from chargewatch.model.fleet import ConnectorIndex
 
 from .helpers import T0, charging, fleet, of, run, session_start
 
@@ -55,3 +59,44 @@ def test_interval_is_the_modes_own_and_comes_back_with_the_next_session() -> Non
     ds.update(rows, [], idx, t1 + 30)
     # The 10 s learned in the last session, not 900 s nor a fresh guess.
     assert ds._seq.interval[0] == 10.0
+
+
+def _idle_session_stop(idx: ConnectorIndex) -> tuple[MeterBatch, list[Event]]:
+    """An idle reporter (900 s aligned values), a 10 min session at 10 s, its stop."""
+    ev: list[Event] = [StatusEvent("CP0", 1, T0 - 5000, T0 - 5000, "Available")]
+    before = _idle([T0 - 4500.0 + 900.0 * k for k in range(5)], 230.0)
+    _, tail = _session_then_idle(230.0)
+    return MeterBatch.concat([before, charging(60)]), ev + tail
+
+
+# Receive-time slices of under 90 s: the session's 10 s rows come a few per
+# update, as the collector's coalesced batches bring them, so the interval the
+# connector had while idle is known when the session begins.
+@pytest.mark.parametrize("cuts", [70, 400])
+def test_a_restart_after_the_stop_still_switches_to_the_idle_interval(cuts: int) -> None:
+    """The mode and the interval per mode are in the snapshot: the first idle
+    reading after a restart is a mode change (not the first mode seen), so
+    the interval is the idle one at once and a supply fault on the newly idle
+    connector is found at its second reading, as without the restart."""
+    idx = fleet(1)
+    batch, ev = _idle_session_stop(idx)
+    ds = run(batch, ev, idx, cuts=cuts, faults=["voltage_out_of_band"])
+    assert ds._seq.interval[0] == 10.0
+    snap = orjson.loads(orjson.dumps(DetectorSet(index=idx).snapshot()))  # (nothing yet)
+    assert snap["chargers"] == {}
+    ds.index = idx
+    snap = orjson.loads(orjson.dumps(ds.snapshot()))
+    assert snap["chargers"]["CP0"]["sequencer"] == {"1": [1, 900.0, 10.0]}
+
+    # The restarted collector: a new index and detector set, the snapshot, the
+    # status the fleet state kept (``resume``), then the idle readings.
+    idx2 = fleet(1)
+    after = DetectorSet(faults=["voltage_out_of_band"], index=idx2)
+    after.restore(snap)
+    after.resume({("CP0", 1): ("Available", False)}, T0 + 700.0)
+    idle = _idle([T0 + 900.0, T0 + 1800.0, T0 + 2700.0, T0 + 3600.0], 262.0)
+    after.update(idle.take(np.arange(1)), [], idx2, T0 + 901.0)
+    assert after._seq.interval[0] == 900.0
+    after.update(idle.take(np.arange(1, 4)), [], idx2, T0 + 3601.0)
+    (f,) = of(after, "voltage_out_of_band")
+    assert (f.start, f.detected) == (T0 + 900.0, T0 + 1800.0)
