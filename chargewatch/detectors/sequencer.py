@@ -1186,6 +1186,13 @@ class Sequencer:
             q = b - switch + 1  # rows since the change: the last q deltas
             if q < k and np.isfinite(buf[: k - q]).any():
                 self.mode_interval[c, old] = median_of_rows(buf[None, : k - q])[0]
+            elif q >= k and switch > a:
+                # The old mode's deltas have left the buffer (k rows or more came
+                # after the change in this frame): take them from the frame's rows
+                # before the change (and the connector's last row before it).
+                pre = np.diff(np.r_[self.last_ts[c], f.ts[a:switch]])[-k:]
+                if np.isfinite(pre).any():
+                    self.mode_interval[c, old] = median_of_rows(pre[None, :])[0]
             if q - 1 < k:
                 since = buf[k - q + 1 :] if q > 1 else buf[:0]
                 seed = np.full(k - since.shape[0], self.mode_interval[c, cur])

@@ -100,3 +100,23 @@ def test_a_restart_after_the_stop_still_switches_to_the_idle_interval(cuts: int)
     after.update(idle.take(np.arange(1, 4)), [], idx2, T0 + 3601.0)
     (f,) = of(after, "voltage_out_of_band")
     assert (f.start, f.detected) == (T0 + 900.0, T0 + 1800.0)
+
+
+def test_a_long_frame_after_the_change_still_keeps_the_old_modes_interval() -> None:
+    """Nine rows or more after a mode change in one update (a replay or harness
+    chunk): the old mode's deltas have left the window by then, so its interval
+    is taken from the frame's rows before the change. The next session is then
+    judged at its 10 s at once."""
+    idx = fleet(1)
+    _, ev = _session_then_idle(230.0)
+    idle = _idle([T0 + 900.0 * k for k in range(1, 12)], 230.0)  # 11 idle readings
+    ds = DetectorSet(faults=["voltage_out_of_band"])
+    ds.update(MeterBatch.concat([charging(60), idle]), ev, idx, T0 + 11_000.0)
+    seq = ds._seq
+    assert seq.interval[0] == 900.0
+    assert seq.mode_interval[0, 1] == 10.0  # kept for the next transaction
+    t1 = T0 + 11_000.0
+    ds.update(MeterBatch.empty(), session_start(idx, t=t1 - 5), idx, t1)
+    ds.update(charging(2, t0=t1), [], idx, t1 + 20)
+    # The window is seeded with the 10 s (without it: one delta among NaNs).
+    assert np.isfinite(seq._deltas.buf[0]).all() and seq.interval[0] == 10.0
