@@ -98,6 +98,8 @@ def test_keba_p30_201_transaction_is_one_priced_session(tariff: str, tmp_path: P
     (s,) = got["sessions"]
     assert s["transaction_id"] == KEBA_TX
     assert (s["start"], s["stop"]) == (KEBA_START, KEBA_STOP)
+    # The Ended event's stoppedReason (its triggerReason is Authorized).
+    assert s["charger_stop_reason"] == "EVDisconnected"
     assert Decimal(str(s["energy_wh"])) == KEBA_END_WH - KEBA_BEGIN_WH
     assert (s["meter_start_wh"], s["meter_stop_wh"]) == (
         float(KEBA_BEGIN_WH),
@@ -186,6 +188,7 @@ def test_quench_dc_transactions_are_two_priced_sessions(tariff: str, tmp_path: P
         s = sessions[tx]
         assert s["connector_id"] == connector
         assert (s["start"], s["stop"]) == (start, stop)
+        assert s["charger_stop_reason"] == "EVDisconnected"
         assert (s["meter_start_wh"], s["meter_stop_wh"]) == (meter_start, meter_stop)
         # The outlet's Wh register, not the inlet's kWh one (30463 -> 30605 kWh).
         assert s["energy_wh"] == meter_stop - meter_start
@@ -227,6 +230,8 @@ def test_quench_emergency_stop_transaction_is_one_priced_session(
     assert (s["meter_start_wh"], s["meter_stop_wh"]) == (TS0064_METER_START, TS0064_METER_STOP)
     # 1,891 Wh (the charger's own session_stop log line says 1890: its SECC's count).
     assert s["energy_wh"] == TS0064_METER_STOP - TS0064_METER_START
+    # Closed by its StopTransaction, whose reason says the emergency stop cut it.
+    assert (s["stop_reason"], s["charger_stop_reason"]) == ("transaction", "EmergencyStop")
     (cdr,) = got["cdrs"]
     assert (cdr["start_date_time"], cdr["end_date_time"]) == (TS0064_START, TS0064_STOP)
     wh = Decimal(TS0064_METER_STOP - TS0064_METER_START)

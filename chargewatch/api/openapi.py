@@ -91,6 +91,13 @@ _SESSION = {
         "energy_source": {"type": "string", "nullable": True},
         "quality": {"type": "array", "items": _STR},
         "revision": {"type": "integer"},
+        # How the session was closed (docs/sessions.md, "Session stop"), and,
+        # where a stop event came, the reason the charger gave for it.
+        "stop_reason": {
+            "type": "string",
+            "enum": ["transaction", "next_start", "available", "status", "timeout", ""],
+        },
+        "charger_stop_reason": _STR,
         # Present where the register is proven wrong (needs_review) or differs
         # from the best estimate (docs/sessions.md, "Energy").
         "register_energy_wh": _NULLABLE_NUM,

@@ -171,6 +171,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
         mismatch_wh=d.get("mismatch_wh"),
         mismatch_pct=d.get("mismatch_pct"),
         id_tag=d.get("id_tag", ""),
+        charger_stop_reason=str(d.get("charger_stop_reason", "")),
         periods=tuple(
             Period(
                 p["kind"],

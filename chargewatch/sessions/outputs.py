@@ -35,6 +35,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "quality",
     "revision",
     "stop_reason",
+    "charger_stop_reason",
     "meter_start_wh",
     "meter_stop_wh",
     "register_wh",

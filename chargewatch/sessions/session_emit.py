@@ -145,6 +145,7 @@ def build_record(book: SessionBook, s: SessionState) -> SessionRecord:
         signed=s.signed,
         signature=signature,
         clock_offset_s=s.clock_offset,
+        charger_stop_reason=s.reason,
     )
 
 

@@ -168,6 +168,11 @@ class SessionRecord:
     # The charger's clock offset (its time minus receipt) start, stop and
     # periods were corrected by; 0 for a clock that was right (clock_corrected).
     clock_offset_s: float = 0.0
+    # Why the charger says the transaction stopped (OCPP 1.6 StopTransaction
+    # ``reason``, "Local" when absent as the spec says; 2.0.1 ``stoppedReason``,
+    # else the Ended event's ``triggerReason``); "" when no stop event came.
+    # ``stop_reason`` says how the session was closed, this what the charger told.
+    charger_stop_reason: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -214,6 +219,8 @@ class SessionRecord:
             d["review_reason"] = self.review_reason
         if self.clock_offset_s:
             d["clock_offset_s"] = round(self.clock_offset_s, 3)
+        if self.charger_stop_reason:
+            d["charger_stop_reason"] = self.charger_stop_reason
         return d
 
 

@@ -135,6 +135,8 @@ def test_goe_frames_alone_give_a_session_that_ends_at_the_stop() -> None:
     frames = [_cp(GOE_T0 + 0.3, "goe", GOE_START), _cp(GOE_T0 + 1800.0, "goe", GOE_STOP)]
     (r,) = _replay(frames)
     assert r.stop_reason == "transaction" and r.stop == pytest.approx(GOE_T0 + 1800.0)
+    # The StopTransaction gives no reason: 1.6 says that means Local.
+    assert r.charger_stop_reason == "Local"
     assert r.energy_wh == 0.0 and r.meter_start_wh == r.meter_stop_wh == 8016.0
     assert {"stop_matched", "stop_time_corrected"} <= set(r.quality)
 
