@@ -19,6 +19,9 @@ GOOD = (
     '{"ts":"2026-10-05T06:00:%02d.000Z","topic":"ocpp/1.6/CP1/cp",'
     '"payload":[2,"%d","Heartbeat",{}]}'
 )
+HOSTILE_LAST = (
+    '{"ts":"2026-10-05T06:00:01.000Z","topic":"ocpp/1.6/CP1/cp","payload":"[2,\\"2\\",\\"He"}'
+)
 HOSTILE = [
     "[" * 10_000 + "]" * 10_000,  # nested 10,000 deep
     '[2,"x","Heartbeat",{"v":1e309}]',  # beyond a double
@@ -70,3 +73,15 @@ def test_replay_command_reports_a_bad_line_without_traceback(
     err = capsys.readouterr().err
     assert f"{path}:1: not JSON" in err
     assert "Traceback" not in err
+
+
+def test_a_rejection_at_the_capture_end_is_written_once(tmp_path: Path) -> None:
+    # The last batch's rejections were written again when the capture ended
+    # (settle wrote the pipeline's batch list though it had rejected nothing
+    # new): rejected.jsonl held 2 lines for each 1 the summary counted.
+    path = tmp_path / "capture.jsonl"
+    path.write_text(GOOD % (0, 0) + "\n" + HOSTILE_LAST + "\n")
+    result = replay(path, tmp_path / "out")
+    lines = (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()
+    assert result.stats.rejected == 1
+    assert len(lines) == 1
