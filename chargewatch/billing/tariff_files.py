@@ -29,6 +29,36 @@ def load_json(path: str | Path) -> Any:
         raise ConfigError(
             [ConfigProblem(name, "", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
         ) from exc
+    except RecursionError:
+        # json recurses per level: a file nested some thousand levels deep
+        # escaped as a RecursionError (a traceback from run and replay).
+        line, col = _depth_exceeded(text, MAX_JSON_DEPTH)
+        msg = f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        raise ConfigError([ConfigProblem(name, "", msg, line, col)]) from None
+
+
+#: No OCPI tariff nests beyond a dozen levels; json gives up near a thousand.
+MAX_JSON_DEPTH = 100
+
+
+def _depth_exceeded(text: str, limit: int) -> tuple[int, int]:
+    """Line and column (1-based) of the bracket that first opens level limit + 1."""
+    depth, line, col, in_str, esc = 0, 1, 0, False, False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif in_str:
+            esc, in_str = (False, True) if esc else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line, col
+        elif ch in "]}":
+            depth -= 1
+    return line, col
 
 
 def _decimal(text: str) -> Decimal:

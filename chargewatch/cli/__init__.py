@@ -84,6 +84,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except _config_error() as exc:  # evaluated only when the command raised
         print(f"chargewatch: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except _capture_error() as exc:
+        # A capture line that is no record: its file:line, not a traceback.
+        print(f"chargewatch: capture error:\n{exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -105,6 +109,12 @@ def _config_error() -> type[Exception]:
     from chargewatch.core.errors import ConfigError  # noqa: PLC0415 - see the imports
 
     return ConfigError
+
+
+def _capture_error() -> type[Exception]:
+    from chargewatch.ingest.capture import CaptureError  # noqa: PLC0415 - see the imports
+
+    return CaptureError
 
 
 #: The shell's status for a process ended by SIGPIPE (128 + 13), as `yes | head` shows.

@@ -198,9 +198,14 @@ def replay(
             waiting for its start is rejected, and so is a message held for its
             charger clock's offset, as the live service does once its timeouts
             pass; liveness is not judged past the last frame."""
+            before = pipeline.rejected
             pipeline.settle(end + ocpp.pending_timeout, end)
-            for r in pipeline.rejected:
-                rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
+            # As in tick: only a new list is new rejections; the last batch's
+            # were written by run (they were written twice when the capture
+            # ended on a rejected message).
+            if pipeline.rejected is not before:
+                for r in pipeline.rejected:
+                    rejected.write(orjson.dumps(rejection_record(r), default=str) + b"\n")
             pipeline.rejected = []
             # Just past the wait: a stop waits late_after_s inclusive.
             sessions.tick(end + engine.config.late_after_s + TICK_SECONDS)

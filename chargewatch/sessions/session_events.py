@@ -410,6 +410,13 @@ def _on_reading(book: SessionBook, ev: MeterReading) -> None:
         s.keep_signed(ev.signed)  # kept even when it gives no register value
     if s is None or ev.energy_wh is None:
         return
+    if s.stop is not None and s.meter_stop is not None and ev.ts > s.stop:
+        # Dated after a stop that carried its own end register: outside the
+        # session's window, so no reading of it (a firmware resending its End
+        # value late, or a crafted frame). Taken as a point, it revised the
+        # closed session's register energy by whatever it said.
+        book.reject(ev.charger, ev.connector, ev.ts, "reading_after_stop", ev.transaction_id)
+        return
     if ev.context == "Transaction.Begin" and s.meter_start is None:
         s.meter_start = ev.energy_wh
     elif ev.context == "Transaction.End" and s.meter_stop is None:

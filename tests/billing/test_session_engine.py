@@ -376,6 +376,36 @@ def test_transaction_begin_end_readings_used_when_events_lack_meter() -> None:
     assert r.energy_wh == pytest.approx(3500.0)
 
 
+def test_a_transaction_end_reading_after_the_stop_changes_no_bill() -> None:
+    # tests/acceptance/gen_hostile.py: a MeterValues with context Transaction.End
+    # naming a transaction already stopped, dated 40 s after its stop, 9,000 Wh
+    # above its meterStop. It was added to the closed session's register track:
+    # revised from 8,280 to 17,280 Wh (810 kW for 40 s on a 22 kW charger).
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 30, 7.0, 5_000.0)
+    steps = [
+        (T0 + 1, EMPTY, [start("G", "5", T0, e[0])]),
+        (
+            ts[-1] + 2,
+            batch(index, "G", 1, ts[1:-1], e[1:-1], p[1:-1]),
+            [stop("G", "5", ts[-1], e[-1])],
+        ),
+        (
+            ts[-1] + 42,
+            EMPTY,
+            [
+                MeterReading(
+                    "G", 1, ts[-1] + 40, ts[-1] + 41, e[-1] + 9000, None, "Transaction.End", "5"
+                )
+            ],
+        ),
+    ]
+    eng, records = run(steps, index)
+    assert [r.energy_wh for r in records] == [pytest.approx(3500.0)]  # never revised
+    (rej,) = eng.drain_rejected()
+    assert (rej.reason, rej.detail) == ("reading_after_stop", "5")
+
+
 def test_status_inferred_session_is_adopted_by_a_transaction() -> None:
     index = ConnectorIndex()
     ts, e, p = charge(T0 + 30, 30, 7.0, 0.0)

@@ -179,3 +179,15 @@ def test_restriction_fields_have_one_home_and_round_trip() -> None:
     assert written["day_of_week"] == ["MONDAY", "SUNDAY"]
     again = parse_tariff(json.loads(json_text(out), parse_float=Decimal), file="again")
     assert again.elements[0].restrictions == r
+
+
+def test_a_tariff_nested_too_deep_fails_at_load_with_its_position(tmp_path: Path) -> None:
+    # Issue #17: 100,000 levels escaped the loader as a RecursionError and
+    # `chargewatch replay --tariffs` ended with a traceback.
+    from chargewatch.billing.tariff_files import load_json  # noqa: PLC0415
+    from chargewatch.core.errors import ConfigError  # noqa: PLC0415
+
+    path = tmp_path / "deep.json"
+    path.write_text('{"id": "x",\n "elements": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigError, match=r"deep\.json:2:\d+: .*nested deeper than"):
+        load_json(path)
