@@ -40,10 +40,17 @@ EXCERPT_HOLES: dict[str, str] = {
 #: never followed by another status in the log (1 and 2 re-sent Faulted on
 #: TriggerMessage at 05:03:56Z); rules/error_codes.yaml pages OtherError as a
 #: warning after 5 min, once per connector.
+#: The QUENCH DC060 log's faults page nothing, rightly: its failed attempt's
+#: Finishing OtherError (BMSCommunicationTimeout) ends when the next transaction
+#: starts (no Charging status follows), and its power failure (Faulted OtherError
+#: PowerFailure on 1, 2 and 0 at 07:50:28Z) is 47 s old when the extract ends,
+#: short of the 5 min: it shows as each port's outage instead
+#: (tests/test_real_ocpp_transactions.py).
 REAL_FAULTS: dict[str, set[tuple[str, str, str, str]]] = {
     "quench_ts0064_estop_ocppparser": {
         ("OcppOtherError", connector, "OtherError", "warning") for connector in ("0", "1", "2")
     },
+    "quench_dc060_fault_ocppparser": set(),
 }
 
 
@@ -71,6 +78,9 @@ TRANSACTIONS: dict[str, Transaction] = {
     "quench_ts0064_estop_ocppparser": Transaction(
         1, 5123598 - 5121707, "StartTransaction meterStart -> StopTransaction meterStop (tx 51613)"
     ),
+    "quench_dc060_fault_ocppparser": Transaction(
+        1, 3339320 - 3306340, "StartTransaction meterStart -> StopTransaction meterStop (tx 77012)"
+    ),
 }
 
 #: The rejections replay must count for these captures, by reason: none for
@@ -84,6 +94,9 @@ REJECTIONS: dict[str, dict[str, int]] = {
     # Valid as sent: Invalid Authorize answers, a CSMS DataTransfer, a
     # RemoteStopTransaction the charger Rejected after its own stop.
     "quench_ts0064_estop_ocppparser": {},
+    # Valid as sent: two RemoteStartTransaction Accepted that started nothing, an
+    # UnknownMessageId answer to the charger's VehicleID DataTransfer.
+    "quench_dc060_fault_ocppparser": {},
 }
 
 #: Captures whose only transaction frame is a StopTransaction for a transaction

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from chargewatch.cli import main
+from chargewatch.collector.replay import replay
 from chargewatch.model.batch import MeterBatch
 from chargewatch.sessions.session_engine import SessionEngine
 from tests.collector.ocpp_feed import Feed
@@ -240,3 +241,72 @@ def test_quench_emergency_stop_transaction_is_one_priced_session(
     assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == cost
     assert cdr["total_parking_cost"]["excl_vat"] == 0
     assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
+
+
+# The same make again (capture quench_dc060_fault_ocppparser; an extract of its
+# OCPP client log "DC060 After Error Charging happening", see PROVENANCE.md): a
+# car fails to start twice on connector 2 (Preparing, two RemoteStartTransaction
+# Accepted without a transaction, SuspendedEV EVCommunicationError, Finishing
+# OtherError BMSCommunicationTimeout), then charges 12 min at up to 182 kW with
+# no further StatusNotification; 8 s after its StopTransaction a supply power
+# loss faults connectors 1, 2 and 0 (OtherError PowerFailure, vendorErrorCode "19").
+DC060 = "quench_dc060_fault_ocppparser"
+DC060_TX = "77012"  # StartTransaction.conf transactionId
+DC060_METER_START = 3306340  # StartTransaction meterStart (Wh), = Transaction.Begin register
+DC060_START = "2026-07-04T07:38:18.742Z"  # StartTransaction timestamp
+DC060_METER_STOP = 3339320  # StopTransaction meterStop (Wh), = Transaction.End register
+DC060_STOP = "2026-07-04T07:50:20.236Z"  # StopTransaction timestamp
+DC060_FAULTED = {"1": "2026-07-04T07:50:28.176Z", "2": "2026-07-04T07:50:28.232Z"}
+DC060_END = "2026-07-04T07:51:15.021Z"  # the last frame kept (Heartbeat answer)
+
+
+@pytest.mark.parametrize("tariff", ["flat-energy", "idle-fee"])
+def test_quench_dc060_charge_after_failed_starts_is_one_priced_session(
+    tariff: str, tmp_path: Path
+) -> None:
+    got = _replay(tmp_path, DC060, tariff)
+    # Valid as sent: RemoteStarts the charger Accepted and never started, the
+    # CSMS's UnknownMessageId answer to the VehicleID DataTransfer.
+    assert got["rejected"] == [] and got["open_sessions"] == []
+    # The failed attempts started no transaction: one session, one CDR.
+    (s,) = got["sessions"]
+    assert (s["transaction_id"], s["connector_id"]) == (DC060_TX, 2)
+    assert (s["start"], s["stop"]) == (DC060_START, DC060_STOP)
+    assert (s["meter_start_wh"], s["meter_stop_wh"]) == (DC060_METER_START, DC060_METER_STOP)
+    # 32,980 Wh (the charger's own session_stop log line says 32619: its SECC's count).
+    assert s["energy_wh"] == DC060_METER_STOP - DC060_METER_START
+    (cdr,) = got["cdrs"]
+    assert (cdr["start_date_time"], cdr["end_date_time"]) == (DC060_START, DC060_STOP)
+    wh = Decimal(DC060_METER_STOP - DC060_METER_START)
+    assert Decimal(str(cdr["total_energy"])) == wh / 1000
+    cost = _energy_cost(wh, tariff)
+    assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == cost
+    assert cdr["total_parking_cost"]["excl_vat"] == 0
+    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == cost
+
+
+def test_quench_dc060_power_failure_is_an_outage_not_yet_a_page(tmp_path: Path) -> None:
+    """The Finishing status's OtherError of the failed attempt does not page while
+    the connector charges (it paged OcppOtherError at 07:42:39.991Z before the
+    transaction start ended it); the PowerFailure fault is 47 s old when the
+    extract ends, short of error_codes.yaml's 5 min for OtherError, so it pages
+    nothing yet but is each port's outage, with its error code, until the end.
+    No fleet, as the corpus replays (a fleet entry without ``connectors`` has one)."""
+    replay(CORPUS / f"{DC060}.jsonl", tmp_path)
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [a for a in alerts if a["state"] == "firing"] == []
+    uptime = [json.loads(x) for x in (tmp_path / "uptime.jsonl").read_text().splitlines()]
+    outages = {
+        u["connector_id"]: [
+            (o["cause"], o["evidence"]["error_codes"], o["start"], o["end"]) for o in u["outages"]
+        ]
+        for u in uptime
+    }
+    assert outages == {
+        c: [("faulted", ["OtherError"], _epoch(at), _epoch(DC060_END))]
+        for c, at in DC060_FAULTED.items()
+    }
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

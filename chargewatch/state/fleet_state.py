@@ -126,11 +126,33 @@ class FleetState:
                 self.online[ev.charger] = ev.online
                 if ev.online:
                     self._charger_seen(ev.charger, ev.recv)
-            elif isinstance(ev, HeartbeatEvent | TransactionEvent | MeterReading):
+            elif isinstance(ev, TransactionEvent):
+                self._charger_seen(ev.charger, ev.recv)
+                if ev.kind == "start" and ev.connector != 0:
+                    self._start_ends_finishing(ev)
+            elif isinstance(ev, HeartbeatEvent | MeterReading):
                 self._charger_seen(ev.charger, ev.recv)
             elif isinstance(ev, BootEvent):
                 self.boot[ev.charger] = ev
                 self._charger_seen(ev.charger, ev.recv)
+
+    def _start_ends_finishing(self, ev: TransactionEvent) -> None:
+        """A transaction starting on a connector last reported Finishing with an error
+        ends that error. Finishing is a session's end: no transaction starts from it,
+        so the status is stale, and the error it carried (a failed attempt's, e.g. a
+        QUENCH DC charger's OtherError BMSCommunicationTimeout) is no longer the
+        connector's. Some chargers send no Charging status after StartTransaction,
+        and without this the old error pages while the connector charges. Faulted
+        and other statuses keep their error: they are not over until a status says so."""
+        i = self.index.id(ev.charger, ev.connector)
+        self._grow()
+        if self.status[i] != "Finishing" or self.error_code[i] == "NoError":
+            return
+        self.error_code[i] = "NoError"
+        self.mrec[i] = ""
+        self.status_since[i] = ev.ts
+        self.changes += 1
+        self._changed.add(i)
 
     def _station_status(self, ev: StatusEvent) -> None:
         """A status on connector 0: the charger's own (its controller, shared parts)."""

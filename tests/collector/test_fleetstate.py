@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chargewatch.model.batch import FIELD_INDEX, MeterBatch
-from chargewatch.model.events import OnlineEvent, StatusEvent
+from chargewatch.model.events import OnlineEvent, StatusEvent, TransactionEvent
 from chargewatch.model.fleet import ConnectorIndex
 from chargewatch.state.fleet_state import FleetState
 
@@ -68,6 +68,35 @@ def test_status_and_online() -> None:
     assert st.status[i] == "Charging" and st.status_since[i] == 10
     assert st.chargers_online(now=20) == 1
     assert math.isnan(st.values[i, P])
+
+
+def test_a_transaction_start_ends_the_error_of_a_finishing_status() -> None:
+    # A QUENCH DC charger (tests/fixtures/real_ocpp/quench_dc060_fault_ocppparser):
+    # a failed attempt ends Finishing with OtherError; 40 s later StartTransaction
+    # is accepted and it charges at 180 kW without another StatusNotification.
+    index = ConnectorIndex()
+    st = FleetState(index)
+    finishing = StatusEvent(
+        "Q", 2, 10, 10, "Finishing", "OtherError", "BMSCommunicationTimeout", "1", source="ocpp1.6"
+    )
+    st.on_batch(MeterBatch.empty(), [finishing], 10)
+    i = index.id("Q", 2)
+    assert st.error_code[i] == "OtherError"
+    start = TransactionEvent("Q", 2, 50, 50, "start", "77012", 3306340, source="ocpp1.6")
+    st.on_batch(MeterBatch.empty(), [start], 50)
+    assert (st.error_code[i], st.mrec[i], st.status_since[i]) == ("NoError", "", 50)
+    assert i in st._changed
+
+
+def test_a_transaction_start_keeps_a_faulted_error() -> None:
+    # The QUENCH TS0064 emergency stop: Faulted, then a charge starts; the
+    # charger says Faulted again later. Faulted is over only when a status says so.
+    index = ConnectorIndex()
+    st = FleetState(index)
+    faulted = StatusEvent("Q", 2, 10, 10, "Faulted", "OtherError", "EmergencyPressed", "17")
+    start = TransactionEvent("Q", 2, 50, 50, "start", "51613", 5121707)
+    st.on_batch(MeterBatch.empty(), [faulted, start], 50)
+    assert st.error_code[index.id("Q", 2)] == "OtherError"
 
 
 def test_snapshot_restores_status_into_a_new_index() -> None:
