@@ -114,6 +114,11 @@ class CdrIssuer:
     def _price(self, rec: SessionRecord) -> None:
         if "failed_start" in rec.quality:
             return  # a plug-in that never charged is recorded, not billed
+        if rec.stop <= rec.start and rec.energy_wh <= 0.0:
+            # No time and no energy (one MeterValues naming a transaction never
+            # seen started, and nothing after it): recorded, nothing to bill. Not
+            # an unpriced error, and no flat session fee for a message alone.
+            return
         spec = self.fleet.charger(rec.charger_id)
         tariff_id = self.fleet.tariff_for(rec.charger_id)
         tariff = self.tariffs.get(tariff_id) if tariff_id else None

@@ -148,3 +148,18 @@ def test_one_billing_export_and_the_cdr_and_session_csvs_carry_who_and_cost(
     }
     assert float(sessions["s-CA"]["total_cost_excl_vat"]) == pytest.approx(7.0 * 0.35)
     assert sessions["s-CA"]["currency"] == "EUR" and sessions["s-CB"]["total_cost_excl_vat"] == ""
+
+
+def test_a_session_without_time_or_energy_is_recorded_not_billed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One MeterValues naming a transaction never seen started, nothing after it:
+    # a session of 0 s and 0 Wh. Before, pricing it failed ("a session needs at
+    # least one period"), logged an ERROR and counted it unpriced.
+    empty = replace(record("CA", 0.0), stop=T0, idle_s=0.0, charging_s=0.0, periods=())
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        issuer = CdrIssuer(FLEET, TARIFFS, ledger=ledger)
+        issuer([empty])
+        assert query_cdrs(ledger) == [] and query_unpriced(ledger) == []
+    assert issuer.unpriced == 0 and issuer.issued == 0
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
