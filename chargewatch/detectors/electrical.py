@@ -202,7 +202,7 @@ class OverTemperature(Detector):
         or end anything, and the rates matter only as state for later batches
         (they are judged only above a floor): the healthy batch, skipped at the
         cost of one max."""
-        if t.shape[0] == 0 or any(e.active.any() or e.setting.any() for e in self._paths()):
+        if t.shape[0] == 0 or not all(e.quiet for e in self._paths()):
             return False
         lowest = min(self._lowest(k) for k in ("level_c", "rate_floor_c", "steep_floor_c"))
         return bool(t.max() <= lowest)
@@ -636,7 +636,7 @@ def _phases_of(f: Frame, phases: NDArray[np.int8]) -> NDArray[np.int8]:
 
 def _pending(episodes: Episodes, conns: NDArray[np.int64]) -> B:
     """Connectors with an open or pending episode."""
-    if not (episodes.active.any() or episodes.setting.any()):
+    if episodes.quiet:
         # None anywhere (a healthy fleet): two reductions over the connectors'
         # flags instead of two gathers and an or over the batch's.
         return np.zeros(conns.shape[0], np.bool_)

@@ -121,6 +121,15 @@ class Episodes:
         self.rank0 = grown(self.rank0, n, 0.0)
 
     @property
+    def quiet(self) -> bool:
+        """No connector is active or in a pending run. ``_live`` is False only
+        then (every write to ``active`` and ``setting`` is this class's, and each
+        keeps it so), which answers without two passes over the fleet's flags:
+        a screen asked by several detectors on every update, at a cost that
+        grows with the fleet rather than the batch."""
+        return not (self._live and (self.active.any() or self.setting.any()))
+
+    @property
     def set_since(self) -> F64:
         """Per connector, where its current run of set rows began (NaN: none)."""
         return np.where(self.setting, self.since, np.nan)

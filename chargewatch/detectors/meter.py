@@ -190,7 +190,7 @@ def _step_range(f: Frame) -> tuple[float, float, float, bool]:
 def _quiet(ep: Episodes) -> bool:
     """No connector active or in a pending run: then ``Episodes.step`` with no
     set row changes nothing, and the rows need not be built for it."""
-    return not (ep.active.any() or ep.setting.any())
+    return ep.quiet
 
 
 def power_over_vi(f: Frame) -> tuple[F64, B]:

@@ -111,6 +111,17 @@ def grown(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
     return out
 
 
+def _grown_fields(a: NDArray[Any], n: int, fill: Any) -> NDArray[Any]:
+    """``grown`` for per-connector state kept field-major, (fields, connectors):
+    each field stays one contiguous row."""
+    if a.shape[1] >= n:
+        return a
+    cap = max(n, 2 * a.shape[1], 64)
+    out = np.full((a.shape[0], cap), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
 def rmax(a: F64) -> F64:
     """Row-wise max of an (n, 3) array ignoring NaN (NaN when all are NaN).
 
@@ -1077,8 +1088,11 @@ class Sequencer:
         self.mode_interval = np.full((0, 2), np.nan)
         self.last_ts = np.full(0, -np.inf)
         self.status = np.full(0, UNKNOWN_STATUS, np.int8)
-        self.known_v = np.full((0, 2), np.nan)  # last known (energy, power)
-        self.known_t = np.full((0, 2), np.nan)  # and the ts of each
+        # Last known (energy, power) and the ts of each, field-major (2,
+        # connectors): np.take from a strided column copies the whole column
+        # first (a pass over the fleet per update, whatever the batch's size).
+        self.known_v = np.full((2, 0), np.nan)
+        self.known_t = np.full((2, 0), np.nan)
 
     def resume_status(self, conn: I64, code: NDArray[np.int8], n_conn: int) -> NDArray[np.bool_]:
         """Take the status in force of connectors not heard yet (a restart: see
@@ -1097,8 +1111,8 @@ class Sequencer:
         self.interval = grown(self.interval, n_conn, np.nan)
         self.rows_seen = grown(self.rows_seen, n_conn, 0.0)
         self.status = grown(self.status, n_conn, UNKNOWN_STATUS)
-        self.known_v = grown(self.known_v, n_conn, np.nan)
-        self.known_t = grown(self.known_t, n_conn, np.nan)
+        self.known_v = _grown_fields(self.known_v, n_conn, np.nan)
+        self.known_t = _grown_fields(self.known_t, n_conn, np.nan)
 
         def count(key: str, k: int) -> None:
             if k:
@@ -1320,12 +1334,12 @@ class Sequencer:
         (known from the batch's bounds; else a pass finds out)."""
         x = f.col(METER_FIELDS[col])
         c = f.touched
-        cv, ct = np.take(self.known_v[:, j], c), np.take(self.known_t[:, j], c)
+        cv, ct = np.take(self.known_v[j], c), np.take(self.known_t[j], c)
         ok = None if full else np.isfinite(x)
         if ok is None or ok.all():  # the usual case: the previous row's
             pv, pt = f.shift(x, cv), self._shifted_ts(f, ct)
-            self.known_v[f.span, j] = x[f.last_rows]
-            self.known_t[f.span, j] = f.ts[f.last_rows]
+            self.known_v[j, f.span] = x[f.last_rows]
+            self.known_t[j, f.span] = f.ts[f.last_rows]
             return pv, pt
         src = ffill_index(ok, f.seg_start)
         before = f.shift(src, np.full(c.shape[0], -1, np.int64))
@@ -1336,8 +1350,8 @@ class Sequencer:
         pt = np.where(has, np.take(f.ts, at), np.take(ct, seg)) if x.size else x.copy()
         lk = f.last_where(ok)
         got = lk >= 0
-        self.known_v[c[got], j] = x[lk[got]]
-        self.known_t[c[got], j] = f.ts[lk[got]]
+        self.known_v[j, c[got]] = x[lk[got]]
+        self.known_t[j, c[got]] = f.ts[lk[got]]
         return pv, pt
 
     def _status(self, conn: I64, recv: F64, ev: Events) -> NDArray[np.int8]:
