@@ -412,10 +412,13 @@ def _on_reading(book: SessionBook, ev: MeterReading) -> None:
         return
     if s.stop is not None and s.meter_stop is not None and ev.ts > s.stop:
         # Dated after a stop that carried its own end register: outside the
-        # session's window, so no reading of it (a firmware resending its End
-        # value late, or a crafted frame). Taken as a point, it revised the
-        # closed session's register energy by whatever it said.
-        book.reject(ev.charger, ev.connector, ev.ts, "reading_after_stop", ev.transaction_id)
+        # session's window. The same register again (a 2.0.1 Ended event's End
+        # value stamped a moment after the event, a 1.6 transactionData) says
+        # nothing new; another value (a firmware resending a later register, a
+        # crafted frame) is rejected: taken as a point, it revised the closed
+        # session's register energy by whatever it said.
+        if abs(ev.energy_wh - s.meter_stop) > book.config.register_tolerance_wh:
+            book.reject(ev.charger, ev.connector, ev.ts, "reading_after_stop", ev.transaction_id)
         return
     if ev.context == "Transaction.Begin" and s.meter_start is None:
         s.meter_start = ev.energy_wh

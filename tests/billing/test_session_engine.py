@@ -406,6 +406,26 @@ def test_a_transaction_end_reading_after_the_stop_changes_no_bill() -> None:
     assert (rej.reason, rej.detail) == ("reading_after_stop", "5")
 
 
+def test_the_stop_register_stamped_a_moment_after_the_stop_is_no_rejection() -> None:
+    # OCPP 2.0.1 Ended: the event is stamped, then its Transaction.End value a
+    # few microseconds later (the bridge's real ocpp peer does so). The same
+    # register as the stop's: nothing new, and nothing to reject.
+    index = ConnectorIndex()
+    ts, e, p = charge(T0, 30, 7.0, 5_000.0)
+    end = MeterReading("G", 1, ts[-1] + 0.0004, ts[-1] + 1, e[-1], None, "Transaction.End", "5")
+    steps = [
+        (T0 + 1, EMPTY, [start("G", "5", T0, e[0])]),
+        (
+            ts[-1] + 2,
+            batch(index, "G", 1, ts[1:-1], e[1:-1], p[1:-1]),
+            [stop("G", "5", ts[-1], e[-1]), end],
+        ),
+    ]
+    eng, records = run(steps, index)
+    assert [r.energy_wh for r in records] == [pytest.approx(3500.0)]
+    assert eng.drain_rejected() == []
+
+
 def test_status_inferred_session_is_adopted_by_a_transaction() -> None:
     index = ConnectorIndex()
     ts, e, p = charge(T0 + 30, 30, 7.0, 0.0)
