@@ -473,7 +473,15 @@ def main() -> None:
     ]
     ratios = [[v / r for v, r in zip(round_rate[k], ref_rate[k], strict=True)] for k in (0, 1)]
     rate, ratio = statistics.median(vec_rate[0]), statistics.median(ratios[0])
-    n_small = max(200, min(2000, (len(data) - 2 * n) // max(args.small_batch_rows, 1) - 40))
+    # As many small updates as the data holds past the first report and the
+    # warm-up (at most 2,000): forcing 200 ran past the end of short data.
+    n_small = min(2000, (len(data) - n) // max(args.small_batch_rows, 1) - 20)
+    if n_small < 1:
+        least = 2 + 21 * args.small_batch_rows // n
+        raise SystemExit(
+            f"--seconds {args.seconds} is too short for {args.small_batch_rows}-row updates "
+            f"after every connector reported once: give at least {least}"
+        )
     small_us = statistics.median(
         _small_batches(data, events, index, args.small_batch_rows, n_small)
         for _ in range(args.repeat)
