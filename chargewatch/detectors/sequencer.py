@@ -1176,16 +1176,26 @@ class Sequencer:
         self.mode_interval = grown(self.mode_interval, n, np.nan)
         if len(f) == 0:
             return
-        m = _MODE[f.status.astype(np.int64)]  # code -1 reads the last entry
-        carried = np.take(self.mode, f.touched)
+        m = _MODE[f.status]  # int8 codes index directly; code -1 reads the last entry
+        touched = f.touched
+        carried = np.take(self.mode, touched)
         moved = (m >= 0) & (m != f.per_row(carried))
         if not moved.any():
             return
+        visit = np.flatnonzero(np.logical_or.reduceat(moved, f.first_idx))  # touched positions
+        # A connector seen for the first time whose rows report one mode only (at
+        # start-up, every connector): no change to follow, its mode is recorded
+        # in one pass, not visited one by one (10k connectors cost ~8 ms a call).
+        first = carried[visit] < 0
+        if first.any():
+            lo = np.minimum.reduceat(np.where(m >= 0, m, 127), f.first_idx)[visit]
+            hi = np.maximum.reduceat(m, f.first_idx)[visit]
+            one = first & (lo == hi)
+            self.mode[touched[visit[one]]] = hi[one]
+            visit = visit[~one]
         k = INTERVAL_DELTAS
-        for i in np.unique(
-            np.searchsorted(f.first_idx, np.flatnonzero(moved), "right") - 1
-        ).tolist():
-            c, a, b = int(f.touched[i]), int(f.first_idx[i]), int(f.last_idx[i])
+        for i in visit.tolist():
+            c, a, b = int(touched[i]), int(f.first_idx[i]), int(f.last_idx[i])
             cur, switch = int(carried[i]), -1
             for r in range(a, b + 1):
                 mr = int(m[r])
